@@ -1,1 +1,7 @@
-//! Adapters.
+//! Implementations of the ports declared in `videoamt-core`.
+//!
+//! Heavy backends sit behind cargo features (`postgres`; later `kurrentdb` and `media`) so
+//! that crates which need only the embedded store build quickly. The `videoamt` binary enables
+//! all of them.
+
+pub mod store;

@@ -1,0 +1,198 @@
+//! Event-store backends: SQLite (embedded default) and PostgreSQL (production).
+//!
+//! Both implement [`EventStore`] from core with the same write path: appends queue up for one
+//! writer, which takes every waiting batch, plans them together with
+//! [`videoamt_core::store::plan_group`] and commits them in one transaction (group commit).
+//! Positions are assigned under the database's write lock, so they are gap-free and commit in
+//! order, and a reader's `position > checkpoint` never skips an event.
+
+use std::fmt;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+use videoamt_core::event::{
+    Actor, ActorRole, EventMetadata, EventType, Payload, RecordedEvent, StreamId, TenantId,
+};
+use videoamt_core::store::{EventStore, StoreError};
+
+pub mod sqlite;
+mod subscription;
+
+/// Most requests one group commit takes. Bounds the transaction and the latency of the first
+/// writer in a burst.
+const MAX_GROUP_REQUESTS: usize = 256;
+/// Most events one group commit takes (a single batch may exceed it on its own).
+const MAX_GROUP_EVENTS: usize = 10_000;
+/// Page size of subscriptions; bounds their memory whatever the log's length.
+pub const SUBSCRIPTION_PAGE: usize = 1_000;
+
+/// Counts an operator wants to see at a glance.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoreStats {
+    pub backend: &'static str,
+    pub events: u64,
+    pub streams: u64,
+    pub last_position: u64,
+    pub size_bytes: u64,
+    pub schema_version: u32,
+}
+
+/// The result of `store verify`: empty `problems` means the log is sound.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub events_checked: u64,
+    pub problems: Vec<String>,
+}
+
+impl VerifyReport {
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// Gap-free means exactly the positions `1..=count`.
+    fn check_positions(&mut self, count: i64, min: i64, max: i64) {
+        if count > 0 && (min != 1 || max != count) {
+            self.problems.push(format!(
+                "global positions are not gap-free: {count} events span positions {min}..={max}"
+            ));
+        }
+    }
+
+    fn stream_not_contiguous(&mut self, stream: &str, count: i64, min: i64, max: i64) {
+        self.problems.push(format!(
+            "stream {stream} is not contiguous from 0: {count} events with versions {min}..={max}"
+        ));
+    }
+
+    fn check_disorder(&mut self, disordered: i64) {
+        if disordered > 0 {
+            self.problems.push(format!(
+                "{disordered} events come before their stream predecessor in the global order"
+            ));
+        }
+    }
+
+    fn check_present(&mut self, what: &str, wanted: &[&str], present: &[&str]) {
+        for name in wanted.iter().filter(|n| !present.contains(n)) {
+            self.problems.push(format!("{what} {name} is missing"));
+        }
+    }
+}
+
+/// A store plus the operations the `videoamt store` commands need.
+#[async_trait::async_trait]
+pub trait AdminStore: EventStore {
+    async fn stats(&self) -> Result<StoreStats, StoreError>;
+    async fn verify(&self) -> Result<VerifyReport, StoreError>;
+}
+
+/// Where the log lives, as given by `--store` or `VIDEOAMT_STORE`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+/// The embedded default: `./videoamt-data/events.db`.
+pub const DEFAULT_STORE: &str = "sqlite:videoamt-data/events.db";
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown store {0:?}: expected `sqlite:PATH` or `postgres://…`")]
+pub struct UnknownStore(String);
+
+impl StoreLocation {
+    pub fn parse(raw: &str) -> Result<Self, UnknownStore> {
+        if let Some(path) = raw.strip_prefix("sqlite:") {
+            if !path.is_empty() {
+                return Ok(Self::Sqlite(path.into()));
+            }
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(Self::Postgres(raw.to_owned()));
+        }
+        Err(UnknownStore(raw.to_owned()))
+    }
+
+    /// Opens the store, running pending migrations.
+    pub async fn open(&self) -> Result<Arc<dyn AdminStore>, StoreError> {
+        match self {
+            Self::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path).await?)),
+            Self::Postgres(_) => Err(StoreError::new(
+                "this build has no PostgreSQL support (feature `postgres`)",
+            )),
+        }
+    }
+}
+
+impl fmt::Debug for StoreLocation {
+    // A PostgreSQL URL may carry a password; show only the backend.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            Self::Postgres(_) => f.write_str("postgres://…"),
+        }
+    }
+}
+
+/// One row of the events table as the drivers hand it over, before it is checked.
+struct RawEvent {
+    global_position: i64,
+    stream_id: String,
+    stream_version: i64,
+    event_id: Uuid,
+    event_type: String,
+    schema_version: i64,
+    tenant: String,
+    correlation_id: Uuid,
+    causation_id: Uuid,
+    actor_role: String,
+    actor_id: String,
+    recorded_at: OffsetDateTime,
+    payload: String,
+}
+
+impl RawEvent {
+    /// Re-checks what the store wrote: a row that no longer parses is corruption, reported as
+    /// a store failure rather than passed on.
+    fn into_event(self) -> Result<RecordedEvent, StoreError> {
+        let corrupt = |what: &str| {
+            StoreError::new(format!(
+                "corrupt event at position {}: {what}",
+                self.global_position
+            ))
+        };
+        let role = ActorRole::parse(&self.actor_role).ok_or_else(|| corrupt("actor role"))?;
+        let meta = EventMetadata {
+            tenant: TenantId::parse(&self.tenant).map_err(|_| corrupt("tenant"))?,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            actor: Actor::new(role, &self.actor_id).map_err(|_| corrupt("actor id"))?,
+            recorded_at: self.recorded_at,
+        };
+        Ok(RecordedEvent {
+            global_position: u64::try_from(self.global_position)
+                .map_err(|_| corrupt("position"))?,
+            stream_id: StreamId::parse(&self.stream_id).map_err(|_| corrupt("stream id"))?,
+            stream_version: u64::try_from(self.stream_version).map_err(|_| corrupt("version"))?,
+            event_id: self.event_id,
+            event_type: EventType::parse(&self.event_type).map_err(|_| corrupt("event type"))?,
+            schema_version: u16::try_from(self.schema_version)
+                .map_err(|_| corrupt("schema version"))?,
+            meta,
+            payload: Payload::from_stored(self.payload),
+        })
+    }
+}
+
+/// Converts a count or position the database returned as `i64`.
+fn to_u64(v: i64) -> u64 {
+    // Counts and positions are never negative; a negative one would be corruption, which
+    // `verify` reports. Clamp instead of panicking on it.
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Converts a position or version for the database. Positions stay far below `i64::MAX`.
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}

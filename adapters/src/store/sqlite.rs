@@ -1,0 +1,597 @@
+//! The embedded event store: one SQLite file in WAL mode with `synchronous=FULL`.
+//!
+//! One OS thread owns the write connection and commits groups of appends under
+//! `BEGIN IMMEDIATE`, SQLite's database-wide write lock; positions are assigned inside it as
+//! `MAX(global_position) + 1`, so they are gap-free and commit in order even when several
+//! processes share the file. Reads use a small pool of connections on blocking threads.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use time::OffsetDateTime;
+use tokio::sync::{oneshot, watch};
+use uuid::Uuid;
+use videoamt_core::event::{GlobalPosition, Payload, RecordedEvent, StreamId, StreamVersion};
+use videoamt_core::store::{
+    AppendBatch, AppendError, Appended, EventStore, EventStream, GroupSnapshot, PlannedOutcome,
+    StoreError, StoredIdentity, group_keys, plan_group,
+};
+
+use super::{
+    AdminStore, MAX_GROUP_EVENTS, MAX_GROUP_REQUESTS, RawEvent, StoreStats, VerifyReport, to_i64,
+    to_u64,
+};
+
+/// How long a writer waits for another process holding the write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often an idle subscription looks for writes by other processes.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+const READ_POOL_SIZE: usize = 4;
+
+/// Versioned schema. Each entry runs once, in order, in its own transaction; the applied
+/// versions are kept in `schema_migrations`. Never edit an entry that has shipped: add one.
+const MIGRATIONS: &[(u32, &str, &str)] = &[(
+    1,
+    "events table with append-only triggers",
+    r#"
+    CREATE TABLE events (
+        global_position INTEGER PRIMARY KEY,
+        stream_id       TEXT    NOT NULL,
+        stream_version  INTEGER NOT NULL,
+        event_id        BLOB    NOT NULL UNIQUE,
+        event_type      TEXT    NOT NULL,
+        schema_version  INTEGER NOT NULL,
+        tenant          TEXT    NOT NULL,
+        correlation_id  BLOB    NOT NULL,
+        causation_id    BLOB    NOT NULL,
+        actor_role      TEXT    NOT NULL,
+        actor_id        TEXT    NOT NULL,
+        recorded_at     INTEGER NOT NULL, -- microseconds since the Unix epoch, UTC
+        payload         TEXT    NOT NULL,
+        UNIQUE (stream_id, stream_version)
+    ) STRICT;
+    CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'videoamt: events are append-only'); END;
+    CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'videoamt: events are append-only'); END;
+    "#,
+)];
+
+/// The triggers `verify` insists on.
+const APPEND_ONLY_TRIGGERS: [&str; 2] = ["events_append_only_update", "events_append_only_delete"];
+
+const EVENT_COLUMNS: &str = "global_position, stream_id, stream_version, event_id, event_type, \
+     schema_version, tenant, correlation_id, causation_id, actor_role, actor_id, recorded_at, \
+     payload";
+
+/// The SQLite event store. Cheap to clone; clones share the writer and the readers.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    writer: mpsc::Sender<WriteRequest>,
+    readers: Mutex<Vec<Connection>>,
+    head: watch::Sender<GlobalPosition>,
+}
+
+#[derive(Debug)]
+struct WriteRequest {
+    batch: AppendBatch,
+    reply: oneshot::Sender<Result<Appended, AppendError>>,
+}
+
+fn store_err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::new(e)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the log at `path` and runs pending migrations.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_owned();
+        let opened = path.clone();
+        let (writer_conn, last) = tokio::task::spawn_blocking(move || {
+            if let Some(dir) = opened.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(store_err)?;
+            }
+            let mut conn = connect(&opened)?;
+            migrate(&mut conn)?;
+            let last = last_position(&conn)?;
+            Ok::<_, StoreError>((conn, last))
+        })
+        .await
+        .map_err(store_err)??;
+
+        let (head, _) = watch::channel(last);
+        let (tx, rx) = mpsc::channel();
+        let head_for_writer = head.clone();
+        std::thread::Builder::new()
+            .name("videoamt-sqlite-writer".into())
+            .spawn(move || writer_loop(writer_conn, rx, head_for_writer))
+            .map_err(store_err)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                writer: tx,
+                readers: Mutex::new(Vec::new()),
+                head,
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on a pooled read connection on a blocking thread.
+    async fn with_reader<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner
+                .readers
+                .lock()
+                .map_err(|_| store_err("reader pool poisoned"))?
+                .pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => connect(&inner.path)?,
+            };
+            let result = f(&conn);
+            let mut pool = inner
+                .readers
+                .lock()
+                .map_err(|_| store_err("reader pool poisoned"))?;
+            if pool.len() < READ_POOL_SIZE {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(store_err)?
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(store_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(store_err)?;
+    // WAL lets readers run beside the writer; FULL syncs the WAL on every commit, so an
+    // acknowledged append survives a crash or power loss.
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(store_err)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(store_err)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(store_err)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    )
+    .map_err(store_err)?;
+    let current: u32 = tx
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(store_err)?;
+    for (version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > current) {
+        tx.execute_batch(sql).map_err(store_err)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) \
+             VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+            params![version, name],
+        )
+        .map_err(store_err)?;
+    }
+    tx.commit().map_err(store_err)
+}
+
+fn last_position(conn: &Connection) -> Result<GlobalPosition, StoreError> {
+    conn.query_row(
+        "SELECT COALESCE(MAX(global_position), 0) FROM events",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(to_u64)
+    .map_err(store_err)
+}
+
+/// Takes every waiting request (up to the group limits), commits them in one transaction and
+/// answers each. Ends when every store handle is dropped.
+fn writer_loop(
+    mut conn: Connection,
+    rx: mpsc::Receiver<WriteRequest>,
+    head: watch::Sender<GlobalPosition>,
+) {
+    let mut pending: VecDeque<WriteRequest> = VecDeque::new();
+    loop {
+        if pending.is_empty() {
+            match rx.recv() {
+                Ok(request) => pending.push_back(request),
+                Err(_) => return,
+            }
+        }
+        while pending.len() < MAX_GROUP_REQUESTS {
+            match rx.try_recv() {
+                Ok(request) => pending.push_back(request),
+                Err(_) => break,
+            }
+        }
+        let mut group = Vec::new();
+        let mut events = 0;
+        while let Some(request) = pending.pop_front() {
+            events += request.batch.event_count();
+            group.push(request);
+            if group.len() >= MAX_GROUP_REQUESTS || events >= MAX_GROUP_EVENTS {
+                break;
+            }
+        }
+        let batches: Vec<&AppendBatch> = group.iter().map(|r| &r.batch).collect();
+        match commit_group(&mut conn, &batches) {
+            Ok((outcomes, last)) => {
+                let mut deferred = Vec::new();
+                for (request, outcome) in group.into_iter().zip(outcomes) {
+                    let answer = match outcome {
+                        PlannedOutcome::Write(done) | PlannedOutcome::Duplicate(done) => Ok(done),
+                        PlannedOutcome::Rejected(e) => Err(e),
+                        PlannedOutcome::Deferred => {
+                            deferred.push(request);
+                            continue;
+                        }
+                    };
+                    // The caller may have given up waiting; its append still stands.
+                    let _ = request.reply.send(answer);
+                }
+                for request in deferred.into_iter().rev() {
+                    pending.push_front(request);
+                }
+                head.send_if_modified(|h| {
+                    let moved = last > *h;
+                    *h = (*h).max(last);
+                    moved
+                });
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "event store group commit failed");
+                let message = e.to_string();
+                for request in group {
+                    let _ = request
+                        .reply
+                        .send(Err(AppendError::Store(StoreError::new(message.clone()))));
+                }
+            }
+        }
+    }
+}
+
+fn commit_group(
+    conn: &mut Connection,
+    group: &[&AppendBatch],
+) -> Result<(Vec<PlannedOutcome>, GlobalPosition), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(store_err)?;
+    let (streams, ids) = group_keys(group);
+    let mut snapshot = GroupSnapshot {
+        last_position: last_position(&tx)?,
+        ..Default::default()
+    };
+    {
+        let mut head_stmt = tx
+            .prepare_cached("SELECT MAX(stream_version) FROM events WHERE stream_id = ?1")
+            .map_err(store_err)?;
+        for stream in streams {
+            let head: Option<i64> = head_stmt
+                .query_row([stream.as_str()], |r| r.get(0))
+                .map_err(store_err)?;
+            if let Some(v) = head {
+                snapshot.heads.insert(stream, to_u64(v));
+            }
+        }
+        let mut id_stmt = tx
+            .prepare_cached(
+                "SELECT global_position, stream_id, stream_version, event_type, schema_version, \
+                 payload FROM events WHERE event_id = ?1",
+            )
+            .map_err(store_err)?;
+        for id in ids {
+            let found = id_stmt
+                .query_row([id.as_bytes().as_slice()], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, String>(5)?,
+                    ))
+                })
+                .optional()
+                .map_err(store_err)?;
+            if let Some((position, stream, version, event_type, schema, payload)) = found {
+                let corrupt = || store_err(format!("corrupt event at position {position}"));
+                snapshot.existing.insert(
+                    id,
+                    StoredIdentity {
+                        global_position: to_u64(position),
+                        stream_id: StreamId::parse(&stream).map_err(|_| corrupt())?,
+                        stream_version: to_u64(version),
+                        event_type: videoamt_core::event::EventType::parse(&event_type)
+                            .map_err(|_| corrupt())?,
+                        schema_version: u16::try_from(schema).map_err(|_| corrupt())?,
+                        payload: Payload::from_stored(payload),
+                    },
+                );
+            }
+        }
+    }
+
+    let plan = plan_group(group, &snapshot);
+    {
+        let mut insert = tx
+            .prepare_cached(&format!(
+                "INSERT INTO events ({EVENT_COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+            ))
+            .map_err(store_err)?;
+        for row in &plan.rows {
+            let s = &group[row.request].streams()[row.stream];
+            let e = &s.events[row.event];
+            insert
+                .execute(params![
+                    to_i64(row.global_position),
+                    s.stream.as_str(),
+                    to_i64(row.stream_version),
+                    e.event_id.as_bytes().as_slice(),
+                    e.event_type.as_str(),
+                    i64::from(e.schema_version),
+                    e.meta.tenant.as_str(),
+                    e.meta.correlation_id.as_bytes().as_slice(),
+                    e.meta.causation_id.as_bytes().as_slice(),
+                    e.meta.actor.role.as_str(),
+                    &*e.meta.actor.id,
+                    unix_micros(e.meta.recorded_at),
+                    e.payload.as_str(),
+                ])
+                .map_err(store_err)?;
+        }
+    }
+    tx.commit().map_err(store_err)?;
+    Ok((plan.outcomes, plan.last_position))
+}
+
+fn unix_micros(t: OffsetDateTime) -> i64 {
+    // Representable for every date before the year 294,000.
+    i64::try_from(t.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+fn from_unix_micros(micros: i64) -> rusqlite::Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(11, rusqlite::types::Type::Integer, Box::new(e))
+    })
+}
+
+fn uuid_at(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Uuid> {
+    let bytes: [u8; 16] = row.get(index)?;
+    Ok(Uuid::from_bytes(bytes))
+}
+
+fn raw_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawEvent> {
+    Ok(RawEvent {
+        global_position: row.get(0)?,
+        stream_id: row.get(1)?,
+        stream_version: row.get(2)?,
+        event_id: uuid_at(row, 3)?,
+        event_type: row.get(4)?,
+        schema_version: row.get(5)?,
+        tenant: row.get(6)?,
+        correlation_id: uuid_at(row, 7)?,
+        causation_id: uuid_at(row, 8)?,
+        actor_role: row.get(9)?,
+        actor_id: row.get(10)?,
+        recorded_at: from_unix_micros(row.get(11)?)?,
+        payload: row.get(12)?,
+    })
+}
+
+fn query_events(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(store_err)?;
+    let rows = stmt.query_map(params, raw_event).map_err(store_err)?;
+    rows.map(|row| row.map_err(store_err).and_then(RawEvent::into_event))
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl EventStore for SqliteStore {
+    async fn append(&self, batch: AppendBatch) -> Result<Appended, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .writer
+            .send(WriteRequest { batch, reply })
+            .map_err(|_| store_err("the SQLite writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| store_err("the SQLite writer has stopped"))?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: StreamVersion,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let stream = stream.clone();
+        self.with_reader(move |conn| {
+            query_events(
+                conn,
+                &format!(
+                    "SELECT {EVENT_COLUMNS} FROM events \
+                     WHERE stream_id = ?1 AND stream_version >= ?2 ORDER BY stream_version"
+                ),
+                params![stream.as_str(), to_i64(from)],
+            )
+        })
+        .await
+    }
+
+    async fn read_all(
+        &self,
+        after: GlobalPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_reader(move |conn| {
+            query_events(
+                conn,
+                &format!(
+                    "SELECT {EVENT_COLUMNS} FROM events \
+                     WHERE global_position > ?1 ORDER BY global_position LIMIT ?2"
+                ),
+                params![to_i64(after), limit],
+            )
+        })
+        .await
+    }
+
+    async fn last_position(&self) -> Result<GlobalPosition, StoreError> {
+        self.with_reader(last_position).await
+    }
+
+    fn subscribe(&self, after: GlobalPosition) -> EventStream {
+        super::subscription::catch_up_then_live(
+            Arc::new(self.clone()),
+            after,
+            self.inner.head.subscribe(),
+            POLL_INTERVAL,
+        )
+    }
+}
+
+#[async_trait::async_trait]
+impl AdminStore for SqliteStore {
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let path = self.inner.path.clone();
+        self.with_reader(move |conn| {
+            let (events, streams, last): (i64, i64, i64) = conn
+                .query_row(
+                    "SELECT COUNT(*), COUNT(DISTINCT stream_id), COALESCE(MAX(global_position), 0) \
+                     FROM events",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .map_err(store_err)?;
+            let schema_version: u32 = conn
+                .query_row(
+                    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(store_err)?;
+            let size_bytes = ["", "-wal", "-shm"]
+                .iter()
+                .filter_map(|suffix| {
+                    let mut p = path.clone().into_os_string();
+                    p.push(suffix);
+                    std::fs::metadata(p).ok().map(|m| m.len())
+                })
+                .sum();
+            Ok(StoreStats {
+                backend: "sqlite",
+                events: to_u64(events),
+                streams: to_u64(streams),
+                last_position: to_u64(last),
+                size_bytes,
+                schema_version,
+            })
+        })
+        .await
+    }
+
+    async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        self.with_reader(|conn| {
+            let one = |sql: &str| -> Result<i64, StoreError> {
+                conn.query_row(sql, [], |r| r.get(0)).map_err(store_err)
+            };
+            let mut report = VerifyReport::default();
+            let (count, min, max) = conn
+                .query_row(
+                    "SELECT COUNT(*), COALESCE(MIN(global_position), 0), \
+                     COALESCE(MAX(global_position), 0) FROM events",
+                    [],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
+                    },
+                )
+                .map_err(store_err)?;
+            report.events_checked = to_u64(count);
+            report.check_positions(count, min, max);
+            let mut stmt = conn
+                .prepare(
+                    "SELECT stream_id, COUNT(*), MIN(stream_version), MAX(stream_version) \
+                     FROM events GROUP BY stream_id \
+                     HAVING MIN(stream_version) <> 0 OR MAX(stream_version) <> COUNT(*) - 1 \
+                     LIMIT 10",
+                )
+                .map_err(store_err)?;
+            let broken = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get(3)?,
+                    ))
+                })
+                .map_err(store_err)?;
+            for row in broken {
+                let (stream, n, lo, hi): (String, i64, i64, i64) = row.map_err(store_err)?;
+                report.stream_not_contiguous(&stream, n, lo, hi);
+            }
+            let disordered = one("SELECT COUNT(*) FROM events a JOIN events b \
+                 ON a.stream_id = b.stream_id AND b.stream_version = a.stream_version + 1 \
+                 WHERE b.global_position < a.global_position")?;
+            report.check_disorder(disordered);
+            let mut present = Vec::new();
+            for name in APPEND_ONLY_TRIGGERS {
+                let found = one(&format!(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name = '{name}'"
+                ))?;
+                if found == 1 {
+                    present.push(name);
+                }
+            }
+            report.check_present("append-only trigger", &APPEND_ONLY_TRIGGERS, &present);
+            Ok(report)
+        })
+        .await
+    }
+}
+
+/// Opens a plain connection for tests and benchmarks that must bypass the store, e.g. to show
+/// that the database itself refuses an UPDATE.
+pub fn raw_connection(path: &Path) -> Result<Connection, StoreError> {
+    connect(path)
+}

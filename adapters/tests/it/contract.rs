@@ -1,0 +1,613 @@
+//! The event-store contract suite. Every backend runs exactly these tests, through the
+//! `contract_suite!` macro at the bottom: only opening a fresh database and issuing raw SQL
+//! differ per backend.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use videoamt_adapters::store::AdminStore;
+use videoamt_core::event::{InvalidInput, Payload, RecordedEvent, StreamId};
+use videoamt_core::store::{AppendBatch, AppendError, ExpectedVersion};
+
+use crate::support::{event, event_with, multi, single, stream};
+
+/// A fresh, empty database of one backend.
+#[async_trait::async_trait]
+pub(crate) trait Backend: Send + Sync + Sized + 'static {
+    /// Creates a new empty database, or `None` where the backend is not reachable outside CI.
+    async fn fresh() -> Option<Self>;
+    /// Opens a new store handle on this database, as a separate process would.
+    async fn open(&self) -> Arc<dyn AdminStore>;
+    /// Runs SQL outside the Rust store code; `Err` carries the database's refusal.
+    async fn raw_sql(&self, sql: &str) -> Result<u64, String>;
+    /// Runs SQL as the application's database role, where the backend has one.
+    async fn raw_sql_as_app_role(&self, sql: &str) -> Option<Result<u64, String>>;
+    /// The backend's `TRUNCATE`, where it has one.
+    fn truncate_sql(&self) -> Option<&'static str>;
+    async fn drop_database(self);
+}
+
+pub(crate) async fn conflict_names_the_stream<B: Backend>(b: &B) {
+    let store = b.open().await;
+    store
+        .append(single(
+            "appointment-1",
+            ExpectedVersion::NoStream,
+            vec![event(1), event(2)],
+        ))
+        .await
+        .expect("first append");
+
+    let stale = store
+        .append(single(
+            "appointment-1",
+            ExpectedVersion::Exact(0),
+            vec![event(3)],
+        ))
+        .await;
+    match stale {
+        Err(AppendError::Conflict {
+            stream,
+            expected,
+            actual,
+        }) => {
+            assert_eq!(stream.as_str(), "appointment-1");
+            assert_eq!(expected, ExpectedVersion::Exact(0));
+            assert_eq!(actual, Some(1));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let again = store
+        .append(single(
+            "appointment-1",
+            ExpectedVersion::NoStream,
+            vec![event(4)],
+        ))
+        .await;
+    assert!(
+        matches!(
+            again,
+            Err(AppendError::Conflict {
+                actual: Some(1),
+                ..
+            })
+        ),
+        "{again:?}"
+    );
+    let missing = store
+        .append(single(
+            "appointment-2",
+            ExpectedVersion::Exact(0),
+            vec![event(5)],
+        ))
+        .await;
+    assert!(
+        matches!(missing, Err(AppendError::Conflict { actual: None, .. })),
+        "{missing:?}"
+    );
+    assert_eq!(store.last_position().await.expect("head"), 2);
+
+    let fine = store
+        .append(single(
+            "appointment-1",
+            ExpectedVersion::Exact(1),
+            vec![event(6)],
+        ))
+        .await
+        .expect("a current expectation is accepted");
+    assert_eq!(fine.positions, [3]);
+    assert_eq!(fine.stream_versions, [(stream("appointment-1"), 2)]);
+}
+
+pub(crate) async fn racing_expectations_have_one_winner<B: Backend>(b: &B) {
+    let store = b.open().await;
+    let attempts = (0..20).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .append(single(
+                    "calendar-x-2026-11-21",
+                    ExpectedVersion::NoStream,
+                    vec![event(n)],
+                ))
+                .await
+        })
+    });
+    let results = futures::future::join_all(attempts).await;
+    let won = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+    let lost = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Err(AppendError::Conflict { .. }))))
+        .count();
+    assert_eq!((won, lost), (1, 19));
+    assert_eq!(store.last_position().await.expect("head"), 1);
+}
+
+pub(crate) async fn multi_stream_append_is_atomic<B: Backend>(b: &B) {
+    let store = b.open().await;
+    store
+        .append(single(
+            "appointment-1",
+            ExpectedVersion::NoStream,
+            vec![event(1)],
+        ))
+        .await
+        .expect("setup");
+
+    let refused = store
+        .append(multi(vec![
+            (
+                "calendar-buergerbuero-2026-11-21",
+                ExpectedVersion::NoStream,
+                vec![event(2), event(3)],
+            ),
+            ("appointment-1", ExpectedVersion::NoStream, vec![event(4)]),
+        ]))
+        .await;
+    assert!(
+        matches!(&refused, Err(AppendError::Conflict { stream, .. }) if stream.as_str() == "appointment-1"),
+        "{refused:?}"
+    );
+    assert!(
+        store
+            .read_stream(&stream("calendar-buergerbuero-2026-11-21"), 0)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .read_stream(&stream("appointment-1"), 0)
+            .await
+            .expect("read")
+            .len(),
+        1
+    );
+    assert_eq!(store.last_position().await.expect("head"), 1);
+
+    let booked = store
+        .append(multi(vec![
+            (
+                "calendar-buergerbuero-2026-11-21",
+                ExpectedVersion::NoStream,
+                vec![event(2)],
+            ),
+            (
+                "appointment-2",
+                ExpectedVersion::NoStream,
+                vec![event(3), event(4)],
+            ),
+        ]))
+        .await
+        .expect("both expectations hold");
+    assert_eq!(booked.positions, [2, 3, 4]);
+    assert_eq!(
+        booked.stream_versions,
+        [
+            (stream("calendar-buergerbuero-2026-11-21"), 0),
+            (stream("appointment-2"), 1)
+        ]
+    );
+}
+
+pub(crate) async fn retry_is_idempotent<B: Backend>(b: &B) {
+    let store = b.open().await;
+    let batch = multi(vec![
+        ("calendar-x-1", ExpectedVersion::NoStream, vec![event(1)]),
+        (
+            "appointment-1",
+            ExpectedVersion::NoStream,
+            vec![event(2), event(3)],
+        ),
+    ]);
+    let first = store.append(batch.clone()).await.expect("first append");
+    store
+        .append(single(
+            "appointment-1",
+            ExpectedVersion::Exact(1),
+            vec![event(4)],
+        ))
+        .await
+        .expect("the stream moves on");
+
+    let retry = store
+        .append(batch.clone())
+        .await
+        .expect("a retry is not a conflict");
+    assert_eq!(retry, first);
+    assert_eq!(retry.positions, [1, 2, 3]);
+    assert_eq!(store.last_position().await.expect("head"), 4);
+
+    let (_, original) = batch.events().next().expect("non-empty");
+    let mut changed = original.clone();
+    changed.payload = Payload::from_json(r#"{"n": 999}"#).expect("valid");
+    let reused = store
+        .append(single("calendar-x-1", ExpectedVersion::Any, vec![changed]))
+        .await;
+    assert!(
+        matches!(reused, Err(AppendError::EventIdReused { event_id }) if event_id == original.event_id),
+        "{reused:?}"
+    );
+    let mut elsewhere = original.clone();
+    elsewhere.meta = crate::support::meta();
+    let other_stream = store
+        .append(single(
+            "calendar-y-1",
+            ExpectedVersion::Any,
+            vec![elsewhere],
+        ))
+        .await;
+    assert!(
+        matches!(other_stream, Err(AppendError::EventIdReused { .. })),
+        "{other_stream:?}"
+    );
+    assert_eq!(store.last_position().await.expect("head"), 4);
+}
+
+pub(crate) async fn reads_are_ordered_and_complete<B: Backend>(b: &B) {
+    let store = b.open().await;
+    let mut appended = Vec::new();
+    for round in 0..5u64 {
+        let a = vec![event_with(
+            "SlotsReserved",
+            serde_json::json!({ "round": round, "ü": "ß€" }),
+        )];
+        let c = vec![event(round * 10), event(round * 10 + 1)];
+        let expected = if round == 0 {
+            ExpectedVersion::NoStream
+        } else {
+            ExpectedVersion::Any
+        };
+        let batch = multi(vec![
+            ("calendar-a-1", expected, a),
+            ("appointment-c", expected, c),
+        ]);
+        appended.extend(batch.events().map(|(s, e)| (s.clone(), e.clone())));
+        store.append(batch).await.expect("append");
+    }
+
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.read_all(after, 4).await.expect("read_all");
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 4);
+        after = page.last().expect("non-empty").global_position;
+        all.extend(page);
+    }
+    let positions: Vec<u64> = all.iter().map(|e| e.global_position).collect();
+    assert_eq!(positions, (1..=15).collect::<Vec<_>>());
+    for (read, (s, written)) in all.iter().zip(&appended) {
+        assert_eq!(&read.stream_id, s);
+        assert_eq!(read.event_id, written.event_id);
+        assert_eq!(read.event_type, written.event_type);
+        assert_eq!(read.schema_version, written.schema_version);
+        assert_eq!(read.meta, written.meta);
+        assert!(read.payload.same_json(&written.payload));
+    }
+
+    let c = store
+        .read_stream(&stream("appointment-c"), 0)
+        .await
+        .expect("read_stream");
+    assert_eq!(
+        c.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+        (0..10).collect::<Vec<_>>()
+    );
+    assert!(
+        c.windows(2)
+            .all(|w| w[0].global_position < w[1].global_position)
+    );
+    let tail = store
+        .read_stream(&stream("appointment-c"), 7)
+        .await
+        .expect("read_stream");
+    assert_eq!(
+        tail.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+        [7, 8, 9]
+    );
+    assert!(
+        store
+            .read_stream(&stream("appointment-none"), 0)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    assert!(store.read_all(15, 10).await.expect("read").is_empty());
+}
+
+/// The failure of Marten's async daemon (issue 3321): under concurrent writers a reader that
+/// trusts `position > checkpoint` must still see every event exactly once, in order.
+pub(crate) async fn live_subscriber_misses_nothing<B: Backend>(b: &B) {
+    const WRITERS: u64 = 16;
+    const EVENTS_PER_WRITER: u64 = 2_000;
+    const HANDLES: usize = 4;
+    let total = WRITERS * EVENTS_PER_WRITER;
+
+    let reader = b.open().await;
+    let mut subscription = reader.subscribe(0);
+    let collector = tokio::spawn(async move {
+        let mut seen = Vec::with_capacity(total as usize);
+        while (seen.len() as u64) < total {
+            let e = subscription
+                .next()
+                .await
+                .expect("subscriptions do not end")
+                .expect("read");
+            seen.push((
+                e.global_position,
+                e.event_id,
+                e.stream_id.clone(),
+                e.stream_version,
+            ));
+        }
+        seen
+    });
+
+    // Several handles, so that commits race between writers that do not share a group commit,
+    // just as separate processes would.
+    let mut handles = Vec::new();
+    for _ in 0..HANDLES {
+        handles.push(b.open().await);
+    }
+    let writers = (0..WRITERS).map(|w| {
+        let store = handles[w as usize % HANDLES].clone();
+        tokio::spawn(async move {
+            let s = format!("writer-{w}");
+            let mut written = 0;
+            let mut ids = Vec::new();
+            while written < EVENTS_PER_WRITER {
+                let n = (1 + (written % 4)).min(EVENTS_PER_WRITER - written);
+                let events: Vec<_> = (0..n).map(|i| event(written + i)).collect();
+                ids.extend(events.iter().map(|e| e.event_id));
+                store
+                    .append(single(&s, ExpectedVersion::Any, events))
+                    .await
+                    .expect("append under contention");
+                written += n;
+            }
+            ids
+        })
+    });
+    let written: Vec<_> = futures::future::join_all(writers)
+        .await
+        .into_iter()
+        .flat_map(|r| r.expect("writer task"))
+        .collect();
+
+    let seen = collector.await.expect("collector task");
+    let positions: Vec<u64> = seen.iter().map(|s| s.0).collect();
+    assert_eq!(
+        positions,
+        (1..=total).collect::<Vec<_>>(),
+        "every position once, in order"
+    );
+    let seen_ids: HashSet<_> = seen.iter().map(|s| s.1).collect();
+    assert_eq!(seen_ids, written.into_iter().collect::<HashSet<_>>());
+    for w in 0..WRITERS {
+        let id = StreamId::parse(&format!("writer-{w}")).expect("valid");
+        let versions: Vec<u64> = seen.iter().filter(|s| s.2 == id).map(|s| s.3).collect();
+        assert_eq!(versions, (0..EVENTS_PER_WRITER).collect::<Vec<_>>());
+    }
+    let report = reader.verify().await.expect("verify");
+    assert!(report.is_ok(), "{:?}", report.problems);
+}
+
+pub(crate) async fn subscription_resumes_from_checkpoint<B: Backend>(b: &B) {
+    let store = b.open().await;
+    for n in 0..100 {
+        store
+            .append(single(
+                "appointment-r",
+                ExpectedVersion::Any,
+                vec![event(n)],
+            ))
+            .await
+            .expect("append");
+    }
+    let checkpoint = {
+        let mut sub = store.subscribe(0);
+        let mut last = 0;
+        for _ in 0..40 {
+            last = sub
+                .next()
+                .await
+                .expect("event")
+                .expect("read")
+                .global_position;
+        }
+        last
+    };
+    assert_eq!(checkpoint, 40);
+    drop(store);
+
+    // "Restart": a new handle, and the log grows while the reader is away.
+    let store = b.open().await;
+    for n in 100..150 {
+        store
+            .append(single(
+                "appointment-r",
+                ExpectedVersion::Any,
+                vec![event(n)],
+            ))
+            .await
+            .expect("append");
+    }
+    let mut sub = store.subscribe(checkpoint);
+    let mut resumed: Vec<RecordedEvent> = Vec::new();
+    while resumed.len() < 110 {
+        resumed.push(sub.next().await.expect("event").expect("read"));
+    }
+    let positions: Vec<u64> = resumed.iter().map(|e| e.global_position).collect();
+    assert_eq!(positions, (41..=150).collect::<Vec<_>>());
+
+    // And it goes on live.
+    store
+        .append(single(
+            "appointment-r",
+            ExpectedVersion::Any,
+            vec![event(150)],
+        ))
+        .await
+        .expect("append");
+    let live = sub.next().await.expect("event").expect("read");
+    assert_eq!(live.global_position, 151);
+}
+
+pub(crate) async fn database_refuses_update_and_delete<B: Backend>(b: &B) {
+    let store = b.open().await;
+    store
+        .append(single(
+            "appointment-1",
+            ExpectedVersion::NoStream,
+            vec![event(1), event(2)],
+        ))
+        .await
+        .expect("append");
+    let before = store.read_all(0, 10).await.expect("read");
+
+    let mut statements = vec![
+        "UPDATE events SET payload = '{\"tampered\":true}' WHERE global_position = 1",
+        "DELETE FROM events WHERE global_position = 2",
+        "DELETE FROM events",
+    ];
+    statements.extend(b.truncate_sql());
+    for sql in &statements {
+        let refused = b.raw_sql(sql).await;
+        let message = refused.expect_err(&format!("the database must refuse {sql}"));
+        assert!(message.contains("append-only"), "{sql}: {message}");
+        if let Some(as_app) = b.raw_sql_as_app_role(sql).await {
+            let message = as_app.expect_err("the application role must be refused too");
+            assert!(message.contains("permission denied"), "{sql}: {message}");
+        }
+    }
+    assert_eq!(store.read_all(0, 10).await.expect("read"), before);
+    assert!(store.verify().await.expect("verify").is_ok());
+}
+
+pub(crate) async fn bad_input_is_refused_and_nothing_written<B: Backend>(b: &B) {
+    let store = b.open().await;
+    store
+        .append(single(
+            "appointment-1",
+            ExpectedVersion::NoStream,
+            vec![event(1)],
+        ))
+        .await
+        .expect("append");
+
+    assert_eq!(AppendBatch::new(vec![]), Err(InvalidInput::EmptyBatch));
+    let long = format!("appointment-{}", "x".repeat(200));
+    assert!(matches!(
+        StreamId::parse(&long),
+        Err(InvalidInput::StreamIdTooLong { .. })
+    ));
+    for malformed in [
+        "appointment",
+        "Appointment-1",
+        "appointment-1;DROP TABLE events",
+        "termin-ä",
+    ] {
+        let err = StreamId::parse(malformed).expect_err("malformed");
+        assert!(err.to_string().contains("malformed"), "{err}");
+    }
+    let not_json = Payload::from_json("{\"name\": ").expect_err("not JSON");
+    assert!(
+        not_json.to_string().starts_with("payload is not JSON"),
+        "{not_json}"
+    );
+    assert_eq!(
+        Payload::from_json("\"text\""),
+        Err(InvalidInput::PayloadNotObject)
+    );
+    // Batches and payloads can only be built from checked parts, so the store never sees the
+    // bad input; nothing reached the log.
+    assert_eq!(store.last_position().await.expect("head"), 1);
+    let stats = store.stats().await.expect("stats");
+    assert_eq!((stats.events, stats.streams), (1, 1));
+}
+
+/// Generates one `#[tokio::test]` per contract test for a backend type.
+#[macro_export]
+macro_rules! contract_suite {
+    ($backend:ty) => {
+        $crate::contract_suite!(@tests $backend;
+            conflict_names_the_stream,
+            racing_expectations_have_one_winner,
+            multi_stream_append_is_atomic,
+            retry_is_idempotent,
+            reads_are_ordered_and_complete,
+            live_subscriber_misses_nothing,
+            subscription_resumes_from_checkpoint,
+            database_refuses_update_and_delete,
+            bad_input_is_refused_and_nothing_written,
+        );
+    };
+    (@tests $backend:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                use $crate::contract::Backend as _;
+                let Some(backend) = <$backend>::fresh().await else { return };
+                $crate::contract::$name(&backend).await;
+                backend.drop_database().await;
+            }
+        )*
+    };
+}
+
+pub(crate) mod sqlite {
+    use std::sync::Arc;
+
+    use videoamt_adapters::store::AdminStore;
+    use videoamt_adapters::store::sqlite::{SqliteStore, raw_connection};
+
+    pub(crate) struct Sqlite {
+        dir: tempfile::TempDir,
+    }
+
+    impl Sqlite {
+        fn path(&self) -> std::path::PathBuf {
+            self.dir.path().join("events.db")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl super::Backend for Sqlite {
+        async fn fresh() -> Option<Self> {
+            Some(Self {
+                dir: tempfile::tempdir().expect("temp dir"),
+            })
+        }
+
+        async fn open(&self) -> Arc<dyn AdminStore> {
+            Arc::new(
+                SqliteStore::open(self.path())
+                    .await
+                    .expect("open SQLite store"),
+            )
+        }
+
+        async fn raw_sql(&self, sql: &str) -> Result<u64, String> {
+            let conn = raw_connection(&self.path()).map_err(|e| e.to_string())?;
+            conn.execute(sql, [])
+                .map(|n| n as u64)
+                .map_err(|e| e.to_string())
+        }
+
+        async fn raw_sql_as_app_role(&self, _sql: &str) -> Option<Result<u64, String>> {
+            None // SQLite has no roles; the triggers are the guard.
+        }
+
+        fn truncate_sql(&self) -> Option<&'static str> {
+            None // SQLite has no TRUNCATE; `DELETE FROM events` is its equivalent.
+        }
+
+        async fn drop_database(self) {}
+    }
+
+    crate::contract_suite!(Sqlite);
+}
