@@ -6,16 +6,23 @@
 //! Positions are assigned under the database's write lock, so they are gap-free and commit in
 //! order, and a reader's `position > checkpoint` never skips an event.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
 use time::OffsetDateTime;
+use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
+use videoamt_core::event::GlobalPosition;
 use videoamt_core::event::{
     Actor, ActorRole, EventMetadata, EventType, Payload, RecordedEvent, StreamId, TenantId,
 };
-use videoamt_core::store::{EventStore, StoreError};
+use videoamt_core::store::{
+    AppendBatch, AppendError, Appended, EventStore, PlannedOutcome, StoreError,
+};
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 mod subscription;
 
@@ -195,4 +202,93 @@ fn to_u64(v: i64) -> u64 {
 /// Converts a position or version for the database. Positions stay far below `i64::MAX`.
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// An append waiting for the backend's writer.
+#[derive(Debug)]
+struct WriteRequest {
+    batch: AppendBatch,
+    reply: oneshot::Sender<Result<Appended, AppendError>>,
+}
+
+impl WriteRequest {
+    fn new(batch: AppendBatch) -> (Self, oneshot::Receiver<Result<Appended, AppendError>>) {
+        let (reply, answer) = oneshot::channel();
+        (Self { batch, reply }, answer)
+    }
+}
+
+/// What a writer has received but not yet committed.
+#[derive(Debug, Default)]
+struct WriteQueue {
+    pending: VecDeque<WriteRequest>,
+}
+
+impl WriteQueue {
+    fn is_full(&self) -> bool {
+        self.pending.len() >= MAX_GROUP_REQUESTS
+    }
+
+    /// The next group: waiting requests in arrival order, up to the group limits.
+    fn next_group(&mut self) -> Vec<WriteRequest> {
+        let mut group = Vec::new();
+        let mut events = 0;
+        while let Some(request) = self.pending.pop_front() {
+            events += request.batch.event_count();
+            group.push(request);
+            if group.len() >= MAX_GROUP_REQUESTS || events >= MAX_GROUP_EVENTS {
+                break;
+            }
+        }
+        group
+    }
+
+    /// Answers every request of a committed (or failed) group, puts deferred ones back at the
+    /// front and moves `head` to the last committed position.
+    fn answer(
+        &mut self,
+        group: Vec<WriteRequest>,
+        committed: Result<(Vec<PlannedOutcome>, GlobalPosition), StoreError>,
+        head: &watch::Sender<GlobalPosition>,
+    ) {
+        let (outcomes, last) = match committed {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::error!(error = %e, "event store group commit failed");
+                let message = e.to_string();
+                for request in group {
+                    let failure = AppendError::Store(StoreError::new(message.clone()));
+                    // The caller may have given up waiting.
+                    let _ = request.reply.send(Err(failure));
+                }
+                return;
+            }
+        };
+        let mut deferred = Vec::new();
+        for (request, outcome) in group.into_iter().zip(outcomes) {
+            let answer = match outcome {
+                PlannedOutcome::Write(done) | PlannedOutcome::Duplicate(done) => Ok(done),
+                PlannedOutcome::Rejected(e) => Err(e),
+                PlannedOutcome::Deferred => {
+                    deferred.push(request);
+                    continue;
+                }
+            };
+            // The caller may have given up waiting; its append still stands.
+            let _ = request.reply.send(answer);
+        }
+        for request in deferred.into_iter().rev() {
+            self.pending.push_front(request);
+        }
+        advance(head, last);
+    }
+}
+
+/// Moves a head signal forward, never back, waking subscriptions only when it moves.
+fn advance(head: &watch::Sender<GlobalPosition>, position: GlobalPosition) {
+    head.send_if_modified(|h| {
+        let moved = position > *h;
+        *h = (*h).max(position);
+        moved
+    });
 }

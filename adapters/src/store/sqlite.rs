@@ -5,14 +5,13 @@
 //! `MAX(global_position) + 1`, so they are gap-free and commit in order even when several
 //! processes share the file. Reads use a small pool of connections on blocking threads.
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use time::OffsetDateTime;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use uuid::Uuid;
 use videoamt_core::event::{GlobalPosition, Payload, RecordedEvent, StreamId, StreamVersion};
 use videoamt_core::store::{
@@ -21,8 +20,7 @@ use videoamt_core::store::{
 };
 
 use super::{
-    AdminStore, MAX_GROUP_EVENTS, MAX_GROUP_REQUESTS, RawEvent, StoreStats, VerifyReport, to_i64,
-    to_u64,
+    AdminStore, RawEvent, StoreStats, VerifyReport, WriteQueue, WriteRequest, to_i64, to_u64,
 };
 
 /// How long a writer waits for another process holding the write lock.
@@ -79,12 +77,6 @@ struct Inner {
     writer: mpsc::Sender<WriteRequest>,
     readers: Mutex<Vec<Connection>>,
     head: watch::Sender<GlobalPosition>,
-}
-
-#[derive(Debug)]
-struct WriteRequest {
-    batch: AppendBatch,
-    reply: oneshot::Sender<Result<Appended, AppendError>>,
 }
 
 fn store_err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
@@ -219,64 +211,24 @@ fn writer_loop(
     rx: mpsc::Receiver<WriteRequest>,
     head: watch::Sender<GlobalPosition>,
 ) {
-    let mut pending: VecDeque<WriteRequest> = VecDeque::new();
+    let mut queue = WriteQueue::default();
     loop {
-        if pending.is_empty() {
+        if queue.pending.is_empty() {
             match rx.recv() {
-                Ok(request) => pending.push_back(request),
+                Ok(request) => queue.pending.push_back(request),
                 Err(_) => return,
             }
         }
-        while pending.len() < MAX_GROUP_REQUESTS {
+        while !queue.is_full() {
             match rx.try_recv() {
-                Ok(request) => pending.push_back(request),
+                Ok(request) => queue.pending.push_back(request),
                 Err(_) => break,
             }
         }
-        let mut group = Vec::new();
-        let mut events = 0;
-        while let Some(request) = pending.pop_front() {
-            events += request.batch.event_count();
-            group.push(request);
-            if group.len() >= MAX_GROUP_REQUESTS || events >= MAX_GROUP_EVENTS {
-                break;
-            }
-        }
+        let group = queue.next_group();
         let batches: Vec<&AppendBatch> = group.iter().map(|r| &r.batch).collect();
-        match commit_group(&mut conn, &batches) {
-            Ok((outcomes, last)) => {
-                let mut deferred = Vec::new();
-                for (request, outcome) in group.into_iter().zip(outcomes) {
-                    let answer = match outcome {
-                        PlannedOutcome::Write(done) | PlannedOutcome::Duplicate(done) => Ok(done),
-                        PlannedOutcome::Rejected(e) => Err(e),
-                        PlannedOutcome::Deferred => {
-                            deferred.push(request);
-                            continue;
-                        }
-                    };
-                    // The caller may have given up waiting; its append still stands.
-                    let _ = request.reply.send(answer);
-                }
-                for request in deferred.into_iter().rev() {
-                    pending.push_front(request);
-                }
-                head.send_if_modified(|h| {
-                    let moved = last > *h;
-                    *h = (*h).max(last);
-                    moved
-                });
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "event store group commit failed");
-                let message = e.to_string();
-                for request in group {
-                    let _ = request
-                        .reply
-                        .send(Err(AppendError::Store(StoreError::new(message.clone()))));
-                }
-            }
-        }
+        let committed = commit_group(&mut conn, &batches);
+        queue.answer(group, committed, &head);
     }
 }
 
@@ -424,10 +376,10 @@ fn query_events(
 #[async_trait::async_trait]
 impl EventStore for SqliteStore {
     async fn append(&self, batch: AppendBatch) -> Result<Appended, AppendError> {
-        let (reply, answer) = oneshot::channel();
+        let (request, answer) = WriteRequest::new(batch);
         self.inner
             .writer
-            .send(WriteRequest { batch, reply })
+            .send(request)
             .map_err(|_| store_err("the SQLite writer has stopped"))?;
         answer
             .await

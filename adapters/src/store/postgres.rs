@@ -1,0 +1,686 @@
+//! The production event store on PostgreSQL (`tokio-postgres` with a `deadpool` pool).
+//!
+//! Global order: a sequence would hand out positions that commit out of order, and a reader
+//! trusting `position > checkpoint` would skip the late committer (the failure of Marten's async
+//! daemon, Marten issue 3321). Instead every append transaction first locks the one row of
+//! `event_position`; positions are assigned from it and it is written back before commit. So a
+//! transaction holding higher positions cannot commit before one holding lower positions, and
+//! a rolled-back transaction leaves no gap. The lock serialises appends across the cluster; a
+//! per-process group commit (one writer connection taking every waiting batch into one
+//! transaction) pays for it. See `docs/adr/0002-postgres-global-order.md`.
+//!
+//! Live subscriptions: the append transaction sends `NOTIFY videoamt_events` with the new last
+//! position; a listener connection feeds the subscriptions' wake-up signal.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use futures::StreamExt;
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Row};
+use uuid::Uuid;
+use videoamt_core::event::{
+    EventType, GlobalPosition, Payload, RecordedEvent, StreamId, StreamVersion,
+};
+use videoamt_core::store::{
+    AppendBatch, AppendError, Appended, EventStore, EventStream, GroupSnapshot, PlannedOutcome,
+    StoreError, StoredIdentity, group_keys, plan_group,
+};
+
+use super::{
+    AdminStore, RawEvent, StoreStats, VerifyReport, WriteQueue, WriteRequest, advance, to_i64,
+    to_u64,
+};
+
+/// The channel the append transaction notifies on commit.
+const CHANNEL: &str = "videoamt_events";
+/// Fallback poll of idle subscriptions, for when the listener connection is down.
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+const POOL_SIZE: usize = 4;
+/// The role the application is meant to run as (through a login role that is a member).
+pub const APP_ROLE: &str = "videoamt_app";
+
+/// Versioned schema. Each entry runs once, in order, in one transaction serialised by an
+/// advisory lock, so that several processes starting together migrate once.
+const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "events table, position counter, append-only triggers, application role",
+    r#"
+    CREATE TABLE events (
+        global_position bigint      PRIMARY KEY,
+        stream_id       text        NOT NULL,
+        stream_version  bigint      NOT NULL,
+        event_id        uuid        NOT NULL UNIQUE,
+        event_type      text        NOT NULL,
+        schema_version  integer     NOT NULL,
+        tenant          text        NOT NULL,
+        correlation_id  uuid        NOT NULL,
+        causation_id    uuid        NOT NULL,
+        actor_role      text        NOT NULL,
+        actor_id        text        NOT NULL,
+        recorded_at     timestamptz NOT NULL,
+        payload         json        NOT NULL,
+        UNIQUE (stream_id, stream_version)
+    );
+    CREATE TABLE event_position (
+        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        last      bigint  NOT NULL
+    );
+    INSERT INTO event_position (singleton, last) VALUES (true, 0);
+
+    CREATE FUNCTION videoamt_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'videoamt: events are append-only (% refused)', TG_OP
+            USING ERRCODE = 'restrict_violation';
+    END $$;
+    CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events
+        FOR EACH ROW EXECUTE FUNCTION videoamt_refuse_change();
+    CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
+        FOR EACH STATEMENT EXECUTE FUNCTION videoamt_refuse_change();
+
+    REVOKE ALL ON events FROM PUBLIC;
+    DO $$
+    BEGIN
+        BEGIN
+            CREATE ROLE videoamt_app NOLOGIN;
+        EXCEPTION
+            WHEN duplicate_object OR unique_violation THEN NULL;
+            WHEN insufficient_privilege THEN
+                RAISE NOTICE 'cannot create role videoamt_app; grant it by hand';
+        END;
+        IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'videoamt_app') THEN
+            GRANT SELECT, INSERT ON events TO videoamt_app;
+            GRANT SELECT, UPDATE ON event_position TO videoamt_app;
+            GRANT SELECT ON schema_migrations TO videoamt_app;
+        END IF;
+    END $$;
+    "#,
+)];
+
+const EVENT_COLUMNS: &str = "global_position, stream_id, stream_version, event_id, event_type, \
+     schema_version, tenant, correlation_id, causation_id, actor_role, actor_id, recorded_at, \
+     payload::text";
+
+/// The PostgreSQL event store. Cheap to clone; clones share the pool and the writer.
+#[derive(Clone, Debug)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: Pool,
+    writer: mpsc::UnboundedSender<WriteRequest>,
+    head: Arc<watch::Sender<GlobalPosition>>,
+}
+
+fn store_err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::new(e)
+}
+
+/// Opens one connection outside the pool and drives it on its own task.
+async fn dedicated(config: &Config) -> Result<Client, StoreError> {
+    let (client, connection) = config.connect(NoTls).await.map_err(store_err)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "PostgreSQL connection closed");
+        }
+    });
+    Ok(client)
+}
+
+impl PostgresStore {
+    /// Connects, runs pending migrations and starts the writer and the NOTIFY listener.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let config: Config = url.parse().map_err(store_err)?;
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(store_err)?;
+
+        let mut client = dedicated(&config).await?;
+        migrate(&mut client).await?;
+        let last = last_position(&client).await?;
+
+        let head = Arc::new(watch::channel(last).0);
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(writer_loop(config.clone(), client, rx, head.clone()));
+        tokio::spawn(listen(config, Arc::downgrade(&head)));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool,
+                writer: tx,
+                head,
+            }),
+        })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.inner.pool.get().await.map_err(store_err)
+    }
+}
+
+async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let tx = client.transaction().await.map_err(store_err)?;
+    tx.batch_execute(
+        "SELECT pg_advisory_xact_lock(hashtext('videoamt-migrations'));
+         CREATE TABLE IF NOT EXISTS schema_migrations (
+             version integer PRIMARY KEY, name text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .await
+    .map_err(store_err)?;
+    let current: i32 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await
+        .map_err(store_err)?
+        .get(0);
+    for (version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > current) {
+        tx.batch_execute(sql).await.map_err(store_err)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+            &[version, name],
+        )
+        .await
+        .map_err(store_err)?;
+    }
+    tx.commit().await.map_err(store_err)
+}
+
+async fn last_position(client: &Client) -> Result<GlobalPosition, StoreError> {
+    let row = client
+        .query_one("SELECT last FROM event_position", &[])
+        .await
+        .map_err(store_err)?;
+    Ok(to_u64(row.try_get(0).map_err(store_err)?))
+}
+
+/// Keeps `head` at the last position any process committed, as announced by NOTIFY.
+/// Reconnects after a failure; ends when the store is dropped.
+async fn listen(config: Config, head: Weak<watch::Sender<GlobalPosition>>) {
+    while head.strong_count() > 0 {
+        if let Err(e) = listen_once(&config, &head).await {
+            tracing::warn!(error = %e, "NOTIFY listener lost its connection; reconnecting");
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+async fn listen_once(
+    config: &Config,
+    head: &Weak<watch::Sender<GlobalPosition>>,
+) -> Result<(), StoreError> {
+    let (client, mut connection) = config.connect(NoTls).await.map_err(store_err)?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    // The connection yields notifications only while polled; forward them to this task.
+    let driver = tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = messages.next().await {
+            if let AsyncMessage::Notification(n) = message {
+                if tx.send(n.payload().parse::<u64>().ok()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    client
+        .batch_execute(&format!("LISTEN {CHANNEL}"))
+        .await
+        .map_err(store_err)?;
+    let outcome = loop {
+        match tokio::time::timeout(POLL_INTERVAL, rx.recv()).await {
+            Err(_) if head.strong_count() == 0 => break Ok(()),
+            Err(_) => {}
+            Ok(None) => break Err(store_err("listener connection closed")),
+            Ok(Some(position)) => {
+                let (Some(sender), Some(position)) = (head.upgrade(), position) else {
+                    continue;
+                };
+                advance(&sender, position);
+            }
+        }
+    };
+    driver.abort();
+    outcome
+}
+
+/// Takes every waiting request (up to the group limits), commits them in one transaction and
+/// answers each. Ends when every store handle is dropped.
+async fn writer_loop(
+    config: Config,
+    mut client: Client,
+    mut rx: mpsc::UnboundedReceiver<WriteRequest>,
+    head: Arc<watch::Sender<GlobalPosition>>,
+) {
+    let mut queue = WriteQueue::default();
+    loop {
+        if queue.pending.is_empty() {
+            match rx.recv().await {
+                Some(request) => queue.pending.push_back(request),
+                None => return,
+            }
+        }
+        while !queue.is_full() {
+            match rx.try_recv() {
+                Ok(request) => queue.pending.push_back(request),
+                Err(_) => break,
+            }
+        }
+        let group = queue.next_group();
+        let batches: Vec<&AppendBatch> = group.iter().map(|r| &r.batch).collect();
+        let committed = commit_group(&mut client, &batches).await;
+        if client.is_closed() {
+            // The writer connection died (server restart): open a new one for the next group.
+            match reconnect(&config).await {
+                Some(fresh) => client = fresh,
+                None => tracing::error!("event store writer cannot reconnect"),
+            }
+        }
+        queue.answer(group, committed, &head);
+    }
+}
+
+async fn reconnect(config: &Config) -> Option<Client> {
+    for _ in 0..10 {
+        match dedicated(config).await {
+            Ok(client) => return Some(client),
+            Err(e) => tracing::warn!(error = %e, "event store writer reconnecting"),
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    None
+}
+
+async fn commit_group(
+    client: &mut Client,
+    group: &[&AppendBatch],
+) -> Result<(Vec<PlannedOutcome>, GlobalPosition), StoreError> {
+    let tx = client.transaction().await.map_err(store_err)?;
+    // The row lock that orders all appends of the cluster; held until commit.
+    let locked = tx
+        .query_one("SELECT last FROM event_position FOR UPDATE", &[])
+        .await
+        .map_err(store_err)?;
+    let (streams, ids) = group_keys(group);
+    let stream_names: Vec<&str> = streams.iter().map(StreamId::as_str).collect();
+    let (stream_param, id_param) = ([&stream_names as _], [&ids as _]);
+    let (heads, existing) = futures::try_join!(
+        tx.query(
+            "SELECT stream_id, MAX(stream_version) FROM events \
+             WHERE stream_id = ANY($1) GROUP BY stream_id",
+            &stream_param,
+        ),
+        tx.query(
+            "SELECT event_id, global_position, stream_id, stream_version, event_type, \
+             schema_version, payload::text FROM events WHERE event_id = ANY($1)",
+            &id_param,
+        ),
+    )
+    .map_err(store_err)?;
+
+    let mut snapshot = GroupSnapshot {
+        last_position: to_u64(locked.try_get(0).map_err(store_err)?),
+        ..Default::default()
+    };
+    for row in heads {
+        let stream: String = row.try_get(0).map_err(store_err)?;
+        let version: i64 = row.try_get(1).map_err(store_err)?;
+        snapshot.heads.insert(
+            StreamId::parse(&stream).map_err(store_err)?,
+            to_u64(version),
+        );
+    }
+    for row in existing {
+        let (id, stored) = stored_identity(&row)?;
+        snapshot.existing.insert(id, stored);
+    }
+
+    let plan = plan_group(group, &snapshot);
+    if !plan.rows.is_empty() {
+        let mut columns = InsertColumns::with_capacity(plan.rows.len());
+        for row in &plan.rows {
+            let s = &group[row.request].streams()[row.stream];
+            columns.push(
+                row.global_position,
+                row.stream_version,
+                &s.stream,
+                &s.events[row.event],
+            );
+        }
+        tx.execute(
+            "INSERT INTO events (global_position, stream_id, stream_version, event_id, \
+             event_type, schema_version, tenant, correlation_id, causation_id, actor_role, \
+             actor_id, recorded_at, payload) \
+             SELECT p, s, v, id, t, sv, tn, c, ca, ar, ai, ra, pl::json FROM UNNEST(\
+             $1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::integer[], \
+             $7::text[], $8::uuid[], $9::uuid[], $10::text[], $11::text[], $12::timestamptz[], \
+             $13::text[]) AS u(p, s, v, id, t, sv, tn, c, ca, ar, ai, ra, pl)",
+            &[
+                &columns.position,
+                &columns.stream,
+                &columns.version,
+                &columns.event_id,
+                &columns.event_type,
+                &columns.schema_version,
+                &columns.tenant,
+                &columns.correlation_id,
+                &columns.causation_id,
+                &columns.actor_role,
+                &columns.actor_id,
+                &columns.recorded_at,
+                &columns.payload,
+            ],
+        )
+        .await
+        .map_err(store_err)?;
+        let last = to_i64(plan.last_position);
+        let notify = plan.last_position.to_string();
+        // NOTIFY is delivered at commit, so a woken subscriber finds the rows.
+        tx.execute(
+            "WITH moved AS (UPDATE event_position SET last = $1) SELECT pg_notify($2, $3)",
+            &[&last, &CHANNEL, &notify],
+        )
+        .await
+        .map_err(store_err)?;
+    }
+    tx.commit().await.map_err(store_err)?;
+    Ok((plan.outcomes, plan.last_position))
+}
+
+fn stored_identity(row: &Row) -> Result<(Uuid, StoredIdentity), StoreError> {
+    let id: Uuid = row.try_get(0).map_err(store_err)?;
+    let schema: i32 = row.try_get(5).map_err(store_err)?;
+    let stream: String = row.try_get(2).map_err(store_err)?;
+    let event_type: String = row.try_get(4).map_err(store_err)?;
+    Ok((
+        id,
+        StoredIdentity {
+            global_position: to_u64(row.try_get(1).map_err(store_err)?),
+            stream_id: StreamId::parse(&stream).map_err(store_err)?,
+            stream_version: to_u64(row.try_get(3).map_err(store_err)?),
+            event_type: EventType::parse(&event_type).map_err(store_err)?,
+            schema_version: u16::try_from(schema).map_err(store_err)?,
+            payload: Payload::from_stored(row.try_get(6).map_err(store_err)?),
+        },
+    ))
+}
+
+/// The rows of one INSERT as column arrays, for `UNNEST`: one statement, one round trip.
+struct InsertColumns<'a> {
+    position: Vec<i64>,
+    stream: Vec<&'a str>,
+    version: Vec<i64>,
+    event_id: Vec<Uuid>,
+    event_type: Vec<&'a str>,
+    schema_version: Vec<i32>,
+    tenant: Vec<&'a str>,
+    correlation_id: Vec<Uuid>,
+    causation_id: Vec<Uuid>,
+    actor_role: Vec<&'static str>,
+    actor_id: Vec<&'a str>,
+    recorded_at: Vec<OffsetDateTime>,
+    payload: Vec<&'a str>,
+}
+
+impl<'a> InsertColumns<'a> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            position: Vec::with_capacity(n),
+            stream: Vec::with_capacity(n),
+            version: Vec::with_capacity(n),
+            event_id: Vec::with_capacity(n),
+            event_type: Vec::with_capacity(n),
+            schema_version: Vec::with_capacity(n),
+            tenant: Vec::with_capacity(n),
+            correlation_id: Vec::with_capacity(n),
+            causation_id: Vec::with_capacity(n),
+            actor_role: Vec::with_capacity(n),
+            actor_id: Vec::with_capacity(n),
+            recorded_at: Vec::with_capacity(n),
+            payload: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(
+        &mut self,
+        position: GlobalPosition,
+        version: StreamVersion,
+        stream: &'a StreamId,
+        e: &'a videoamt_core::event::NewEvent,
+    ) {
+        self.position.push(to_i64(position));
+        self.stream.push(stream.as_str());
+        self.version.push(to_i64(version));
+        self.event_id.push(e.event_id);
+        self.event_type.push(e.event_type.as_str());
+        self.schema_version.push(i32::from(e.schema_version));
+        self.tenant.push(e.meta.tenant.as_str());
+        self.correlation_id.push(e.meta.correlation_id);
+        self.causation_id.push(e.meta.causation_id);
+        self.actor_role.push(e.meta.actor.role.as_str());
+        self.actor_id.push(&e.meta.actor.id);
+        self.recorded_at.push(e.meta.recorded_at);
+        self.payload.push(e.payload.as_str());
+    }
+}
+
+fn raw_event(row: &Row) -> Result<RawEvent, tokio_postgres::Error> {
+    Ok(RawEvent {
+        global_position: row.try_get(0)?,
+        stream_id: row.try_get(1)?,
+        stream_version: row.try_get(2)?,
+        event_id: row.try_get(3)?,
+        event_type: row.try_get(4)?,
+        schema_version: i64::from(row.try_get::<_, i32>(5)?),
+        tenant: row.try_get(6)?,
+        correlation_id: row.try_get(7)?,
+        causation_id: row.try_get(8)?,
+        actor_role: row.try_get(9)?,
+        actor_id: row.try_get(10)?,
+        recorded_at: row.try_get(11)?,
+        payload: row.try_get(12)?,
+    })
+}
+
+fn decode(rows: Vec<Row>) -> Result<Vec<RecordedEvent>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            raw_event(row)
+                .map_err(store_err)
+                .and_then(RawEvent::into_event)
+        })
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl EventStore for PostgresStore {
+    async fn append(&self, batch: AppendBatch) -> Result<Appended, AppendError> {
+        let (request, answer) = WriteRequest::new(batch);
+        self.inner
+            .writer
+            .send(request)
+            .map_err(|_| store_err("the PostgreSQL writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| store_err("the PostgreSQL writer has stopped"))?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: StreamVersion,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events \
+                 WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version"
+            ))
+            .await
+            .map_err(store_err)?;
+        let rows = client
+            .query(&stmt, &[&stream.as_str(), &to_i64(from)])
+            .await
+            .map_err(store_err)?;
+        decode(rows)
+    }
+
+    async fn read_all(
+        &self,
+        after: GlobalPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events \
+                 WHERE global_position > $1 ORDER BY global_position LIMIT $2"
+            ))
+            .await
+            .map_err(store_err)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(&stmt, &[&to_i64(after), &limit])
+            .await
+            .map_err(store_err)?;
+        decode(rows)
+    }
+
+    async fn last_position(&self) -> Result<GlobalPosition, StoreError> {
+        let client = self.client().await?;
+        last_position(&client).await
+    }
+
+    fn subscribe(&self, after: GlobalPosition) -> EventStream {
+        super::subscription::catch_up_then_live(
+            Arc::new(self.clone()),
+            after,
+            self.inner.head.subscribe(),
+            POLL_INTERVAL,
+        )
+    }
+}
+
+#[async_trait::async_trait]
+impl AdminStore for PostgresStore {
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT COUNT(*), COUNT(DISTINCT stream_id), COALESCE(MAX(global_position), 0), \
+                 pg_total_relation_size('events'), \
+                 (SELECT COALESCE(MAX(version), 0) FROM schema_migrations) FROM events",
+                &[],
+            )
+            .await
+            .map_err(store_err)?;
+        let get = |i: usize| row.try_get::<_, i64>(i).map(to_u64).map_err(store_err);
+        Ok(StoreStats {
+            backend: "postgres",
+            events: get(0)?,
+            streams: get(1)?,
+            last_position: get(2)?,
+            size_bytes: get(3)?,
+            schema_version: u32::try_from(row.try_get::<_, i32>(4).map_err(store_err)?)
+                .unwrap_or(0),
+        })
+    }
+
+    async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let client = self.client().await?;
+        let one = |sql: &'static str| {
+            let client = &client;
+            async move {
+                client
+                    .query_one(sql, &[])
+                    .await
+                    .and_then(|r| r.try_get::<_, i64>(0))
+                    .map_err(store_err)
+            }
+        };
+        let mut report = VerifyReport::default();
+        let row = client
+            .query_one(
+                "SELECT COUNT(*), COALESCE(MIN(global_position), 0), \
+                 COALESCE(MAX(global_position), 0), (SELECT last FROM event_position) FROM events",
+                &[],
+            )
+            .await
+            .map_err(store_err)?;
+        let get = |i: usize| row.try_get::<_, i64>(i).map_err(store_err);
+        let (count, min, max, counter) = (get(0)?, get(1)?, get(2)?, get(3)?);
+        report.events_checked = to_u64(count);
+        report.check_positions(count, min, max);
+        if counter != max {
+            report.problems.push(format!(
+                "the position counter stands at {counter} but the last event is at {max}"
+            ));
+        }
+        for row in client
+            .query(
+                "SELECT stream_id, COUNT(*), MIN(stream_version), MAX(stream_version) \
+                 FROM events GROUP BY stream_id \
+                 HAVING MIN(stream_version) <> 0 OR MAX(stream_version) <> COUNT(*) - 1 LIMIT 10",
+                &[],
+            )
+            .await
+            .map_err(store_err)?
+        {
+            let stream: String = row.try_get(0).map_err(store_err)?;
+            let n: i64 = row.try_get(1).map_err(store_err)?;
+            let lo: i64 = row.try_get(2).map_err(store_err)?;
+            let hi: i64 = row.try_get(3).map_err(store_err)?;
+            report.stream_not_contiguous(&stream, n, lo, hi);
+        }
+        report.check_disorder(
+            one("SELECT COUNT(*) FROM events a JOIN events b \
+                 ON a.stream_id = b.stream_id AND b.stream_version = a.stream_version + 1 \
+                 WHERE b.global_position < a.global_position")
+            .await?,
+        );
+        let triggers: Vec<String> = client
+            .query(
+                "SELECT tgname::text FROM pg_trigger \
+                 WHERE tgrelid = 'events'::regclass AND tgenabled <> 'D' AND NOT tgisinternal",
+                &[],
+            )
+            .await
+            .map_err(store_err)?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()
+            .map_err(store_err)?;
+        let present: Vec<&str> = triggers.iter().map(String::as_str).collect();
+        report.check_present(
+            "append-only trigger",
+            &["events_append_only", "events_no_truncate"],
+            &present,
+        );
+        let role_can_change = one(
+            "SELECT COUNT(*) FROM pg_roles WHERE rolname = 'videoamt_app' AND \
+             (has_table_privilege(rolname, 'events', 'UPDATE') \
+              OR has_table_privilege(rolname, 'events', 'DELETE') \
+              OR has_table_privilege(rolname, 'events', 'TRUNCATE'))",
+        )
+        .await?;
+        if role_can_change > 0 {
+            report.problems.push(format!(
+                "role {APP_ROLE} may UPDATE, DELETE or TRUNCATE events; it must have INSERT and \
+                 SELECT only"
+            ));
+        }
+        Ok(report)
+    }
+}
