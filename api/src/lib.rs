@@ -1,1 +1,9 @@
-//! api
+//! The videoamt HTTP server and the `videoamt` command-line tool.
+//!
+//! This crate stays thin: it parses input, calls core through the ports, reads projections and
+//! renders them. Rules live in `videoamt-core`, IO in `videoamt-adapters`.
+
+pub mod bench;
+pub mod cli;
+pub mod problem;
+pub mod server;

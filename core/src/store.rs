@@ -133,8 +133,9 @@ impl Appended {
 
 /// A technical failure of the store: unreachable, disk full, corrupt row. Never a refusal.
 #[derive(Debug, thiserror::Error)]
+// The cause is shown in the message rather than as `source`, so that it is printed once.
 #[error("event store failure: {0}")]
-pub struct StoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+pub struct StoreError(pub Box<dyn std::error::Error + Send + Sync>);
 
 impl StoreError {
     pub fn new(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {

@@ -21,6 +21,7 @@ use videoamt_core::store::{
     AppendBatch, AppendError, Appended, EventStore, PlannedOutcome, StoreError,
 };
 
+pub mod baseline;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;
@@ -125,6 +126,9 @@ impl StoreLocation {
     pub async fn open(&self) -> Result<Arc<dyn AdminStore>, StoreError> {
         match self {
             Self::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path).await?)),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(url) => Ok(Arc::new(postgres::PostgresStore::connect(url).await?)),
+            #[cfg(not(feature = "postgres"))]
             Self::Postgres(_) => Err(StoreError::new(
                 "this build has no PostgreSQL support (feature `postgres`)",
             )),

@@ -684,3 +684,92 @@ impl AdminStore for PostgresStore {
         Ok(report)
     }
 }
+
+/// A database of its own on a PostgreSQL server, for tests and benchmarks that must not touch
+/// a real log. Created empty; [`ScratchDatabase::drop_now`] removes it.
+#[derive(Debug)]
+pub struct ScratchDatabase {
+    server_url: String,
+    name: String,
+}
+
+impl ScratchDatabase {
+    /// Creates `videoamt_{purpose}_{uuid}` on the server `server_url` points at.
+    pub async fn create(server_url: &str, purpose: &str) -> Result<Self, StoreError> {
+        let name = format!("videoamt_{purpose}_{}", Uuid::now_v7().simple());
+        let admin = dedicated(&server_url.parse().map_err(store_err)?).await?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .map_err(store_err)?;
+        Ok(Self {
+            server_url: server_url.to_owned(),
+            name,
+        })
+    }
+
+    /// The URL of the scratch database: the server's URL with the database name replaced.
+    pub fn url(&self) -> String {
+        let url = self.server_url.as_str();
+        let (base, query) = url
+            .split_once('?')
+            .map_or((url, None), |(b, q)| (b, Some(q)));
+        let scheme_end = base.find("://").map_or(0, |i| i + 3);
+        let server = match base[scheme_end..].find('/') {
+            Some(i) => &base[..scheme_end + i],
+            None => base,
+        };
+        match query {
+            Some(q) => format!("{server}/{}?{q}", self.name),
+            None => format!("{server}/{}", self.name),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub async fn drop_now(self) -> Result<(), StoreError> {
+        let admin = dedicated(&self.server_url.parse().map_err(store_err)?).await?;
+        admin
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .await
+            .map_err(store_err)
+    }
+}
+
+/// The server for PostgreSQL tests, from `VIDEOAMT_TEST_POSTGRES_URL`.
+///
+/// Outside CI a missing or unreachable server gives `None` and a plain "skipped" message on
+/// stderr. In CI (`CI=true`) it panics instead: there a skipped PostgreSQL test would hide a
+/// broken setup.
+pub async fn test_server_url() -> Option<String> {
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let Ok(url) = std::env::var("VIDEOAMT_TEST_POSTGRES_URL") else {
+        assert!(!in_ci, "VIDEOAMT_TEST_POSTGRES_URL must be set in CI");
+        eprintln!("skipped: VIDEOAMT_TEST_POSTGRES_URL is not set");
+        return None;
+    };
+    let reachable = match url.parse::<Config>() {
+        Ok(config) => config
+            .connect(NoTls)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match reachable {
+        Ok(()) => Some(url),
+        Err(e) => {
+            assert!(
+                !in_ci,
+                "PostgreSQL at VIDEOAMT_TEST_POSTGRES_URL is unreachable: {e}"
+            );
+            eprintln!("skipped: PostgreSQL at VIDEOAMT_TEST_POSTGRES_URL is unreachable: {e}");
+            None
+        }
+    }
+}

@@ -617,131 +617,62 @@ pub(crate) mod postgres {
 
     use tokio_postgres::NoTls;
     use videoamt_adapters::store::AdminStore;
-    use videoamt_adapters::store::postgres::PostgresStore;
+    use videoamt_adapters::store::postgres::{PostgresStore, ScratchDatabase, test_server_url};
 
-    /// A database of its own for each test, created on the server named by
-    /// `VIDEOAMT_TEST_POSTGRES_URL` and dropped afterwards.
-    pub(crate) struct Postgres {
-        admin_url: String,
-        name: String,
-    }
-
-    /// The server for PostgreSQL tests, or `None` (with a plain message) outside CI when none
-    /// is configured or reachable. In CI (`CI=true`) a missing server fails the test.
-    pub(crate) async fn admin_url() -> Option<String> {
-        let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        let Ok(url) = std::env::var("VIDEOAMT_TEST_POSTGRES_URL") else {
-            assert!(!in_ci, "VIDEOAMT_TEST_POSTGRES_URL must be set in CI");
-            eprintln!("skipped: VIDEOAMT_TEST_POSTGRES_URL is not set");
-            return None;
-        };
-        match tokio_postgres::connect(&url, NoTls).await {
-            Ok(_) => Some(url),
-            Err(e) => {
-                assert!(
-                    !in_ci,
-                    "PostgreSQL at VIDEOAMT_TEST_POSTGRES_URL is unreachable: {e}"
-                );
-                eprintln!("skipped: PostgreSQL is unreachable: {e}");
-                None
-            }
-        }
-    }
-
-    /// The same URL with another database name.
-    pub(crate) fn with_database(url: &str, name: &str) -> String {
-        let (base, query) = url
-            .split_once('?')
-            .map_or((url, None), |(b, q)| (b, Some(q)));
-        let scheme_end = base.find("://").map_or(0, |i| i + 3);
-        let host_part = match base[scheme_end..].find('/') {
-            Some(i) => &base[..scheme_end + i],
-            None => base,
-        };
-        match query {
-            Some(q) => format!("{host_part}/{name}?{q}"),
-            None => format!("{host_part}/{name}"),
-        }
-    }
-
-    async fn admin(url: &str) -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("connect");
-        tokio::spawn(connection);
-        client
-    }
+    /// A database of its own for each test, dropped afterwards.
+    pub(crate) struct Postgres(ScratchDatabase);
 
     impl Postgres {
-        pub(crate) fn url(&self) -> String {
-            with_database(&self.admin_url, &self.name)
-        }
-
-        pub(crate) async fn create() -> Option<Self> {
-            let admin_url = admin_url().await?;
-            let name = format!("videoamt_test_{}", uuid::Uuid::now_v7().simple());
-            admin(&admin_url)
+        async fn session(&self) -> tokio_postgres::Client {
+            let (client, connection) = tokio_postgres::connect(&self.0.url(), NoTls)
                 .await
-                .batch_execute(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create test database");
-            Some(Self { admin_url, name })
-        }
-
-        pub(crate) async fn drop(self) {
-            admin(&self.admin_url)
-                .await
-                .batch_execute(&format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    self.name
-                ))
-                .await
-                .expect("drop test database");
-        }
-
-        async fn run(&self, sql: &str) -> Result<u64, String> {
-            let client = admin(&self.url()).await;
+                .expect("connect");
+            tokio::spawn(connection);
             client
-                .execute(sql, &[])
-                .await
-                .map_err(|e| match e.as_db_error() {
-                    Some(db) => db.message().to_owned(),
-                    None => e.to_string(),
-                })
+        }
+    }
+
+    fn db_message(e: tokio_postgres::Error) -> String {
+        match e.as_db_error() {
+            Some(db) => db.message().to_owned(),
+            None => e.to_string(),
         }
     }
 
     #[async_trait::async_trait]
     impl super::Backend for Postgres {
         async fn fresh() -> Option<Self> {
-            Self::create().await
+            let server = test_server_url().await?;
+            Some(Self(
+                ScratchDatabase::create(&server, "test")
+                    .await
+                    .expect("scratch database"),
+            ))
         }
 
         async fn open(&self) -> Arc<dyn AdminStore> {
             Arc::new(
-                PostgresStore::connect(&self.url())
+                PostgresStore::connect(&self.0.url())
                     .await
                     .expect("open PostgreSQL store"),
             )
         }
 
         async fn raw_sql(&self, sql: &str) -> Result<u64, String> {
-            self.run(sql).await
+            self.session()
+                .await
+                .execute(sql, &[])
+                .await
+                .map_err(db_message)
         }
 
         async fn raw_sql_as_app_role(&self, sql: &str) -> Option<Result<u64, String>> {
-            let client = admin(&self.url()).await;
+            let client = self.session().await;
             client
                 .batch_execute("SET ROLE videoamt_app")
                 .await
                 .expect("role exists");
-            Some(
-                client
-                    .execute(sql, &[])
-                    .await
-                    .map_err(|e| match e.as_db_error() {
-                        Some(db) => db.message().to_owned(),
-                        None => e.to_string(),
-                    }),
-            )
+            Some(client.execute(sql, &[]).await.map_err(db_message))
         }
 
         fn truncate_sql(&self) -> Option<&'static str> {
@@ -749,7 +680,7 @@ pub(crate) mod postgres {
         }
 
         async fn drop_database(self) {
-            self.drop().await;
+            self.0.drop_now().await.expect("drop scratch database");
         }
     }
 

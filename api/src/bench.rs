@@ -1,0 +1,347 @@
+//! `videoamt bench …`: measurements against a baseline taken in the same run, on the same
+//! database, with the same driver. Results are printed as a table and written as JSON.
+//!
+//! Benchmarks never touch a real log: the SQLite case works in a temporary folder, the
+//! PostgreSQL case in a scratch database created on the given server and dropped afterwards.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::StreamExt;
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+use videoamt_adapters::store::baseline::{Baseline, Samples};
+use videoamt_adapters::store::postgres::{PostgresStore, ScratchDatabase};
+use videoamt_adapters::store::sqlite::SqliteStore;
+use videoamt_adapters::store::{AdminStore, StoreLocation};
+use videoamt_core::event::{
+    Actor, EventMetadata, EventType, NewEvent, Payload, StreamId, TenantId,
+};
+use videoamt_core::store::{AppendBatch, ExpectedVersion};
+
+use crate::cli::Backend;
+
+#[derive(Debug)]
+pub struct StoreBenchOptions {
+    pub backend: Backend,
+    /// For PostgreSQL: the server to create the scratch database on.
+    pub server: StoreLocation,
+    /// Size of the log for the read cases.
+    pub events: u64,
+    pub seconds: u64,
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Serialize)]
+struct Case {
+    name: &'static str,
+    events_per_s: f64,
+    baseline_per_s: f64,
+    ratio: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct StoreReport {
+    backend: &'static str,
+    cases: Vec<Case>,
+    max_rss_mb: f64,
+    /// Resident memory right before and right after reading the whole log: flat means the
+    /// reads did not grow with the log.
+    rss_before_reads_mb: f64,
+    rss_after_reads_mb: f64,
+    log_events: u64,
+}
+
+const PAGE: usize = 1_000;
+
+/// A realistic payload, about the size of a booking.
+fn bench_event(n: u64) -> NewEvent {
+    let meta = EventMetadata::new(
+        TenantId::parse("bench").expect("literal tenant is valid"),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Actor::system("bench"),
+        OffsetDateTime::now_utc(),
+    );
+    let payload = Payload::from_value(&serde_json::json!({
+        "n": n,
+        "department": "buergerbuero",
+        "services": ["personalausweis", "meldebescheinigung"],
+        "slot": "2026-11-21T09:00:00+01:00",
+        "channel": "online",
+    }))
+    .expect("an object payload");
+    NewEvent::new(
+        Uuid::now_v7(),
+        EventType::parse("BenchAppended").expect("valid"),
+        1,
+        meta,
+        payload,
+    )
+    .expect("schema version 1")
+}
+
+pub async fn store(options: StoreBenchOptions) -> anyhow::Result<()> {
+    let (store, baseline, cleanup, name): (Arc<dyn AdminStore>, Baseline, Cleanup, &'static str) =
+        match options.backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir()?;
+                let path = dir.path().join("events.db");
+                let store = SqliteStore::open(&path).await?;
+                (
+                    Arc::new(store),
+                    Baseline::Sqlite(path),
+                    Cleanup::Dir(dir),
+                    "sqlite",
+                )
+            }
+            Backend::Postgres => {
+                let StoreLocation::Postgres(server) = &options.server else {
+                    anyhow::bail!(
+                        "the PostgreSQL benchmark needs a server: --store postgres://… or \
+                         VIDEOAMT_STORE"
+                    );
+                };
+                let scratch = ScratchDatabase::create(server, "bench")
+                    .await
+                    .context("cannot create the scratch database")?;
+                let store = PostgresStore::connect(&scratch.url()).await?;
+                let baseline = Baseline::Postgres(scratch.url());
+                (
+                    Arc::new(store),
+                    baseline,
+                    Cleanup::Database(scratch),
+                    "postgres",
+                )
+            }
+        };
+    let duration = Duration::from_secs(options.seconds);
+    let mut cases = Vec::new();
+
+    for (case, writers, per_batch) in [
+        ("append_1x1", 1, 1),
+        ("append_1x4", 4, 1),
+        ("append_1x16", 16, 1),
+        ("append_10x16", 16, 10),
+    ] {
+        eprintln!("bench store {name}: {case} ({writers} writers, {per_batch} events per batch)");
+        let ours = appends(&store, case, writers, per_batch, duration).await?;
+        let raw = baseline.insert_loop(case, writers, duration).await?;
+        cases.push(compare(case, &ours, &raw));
+    }
+
+    eprintln!(
+        "bench store {name}: filling the log to {} events",
+        options.events
+    );
+    fill(&store, options.events).await?;
+    let log_events = store.last_position().await?;
+
+    let rss_before_reads_mb = rss_mb("VmRSS");
+    eprintln!("bench store {name}: read_all over {log_events} events");
+    let ours = read_all(&store).await?;
+    let raw = baseline.select_pages(PAGE).await?;
+    cases.push(compare("read_all", &ours, &raw));
+
+    eprintln!("bench store {name}: catch_up over {log_events} events");
+    let ours = catch_up(&store, log_events).await?;
+    let raw = baseline.select_pages(PAGE).await?;
+    cases.push(compare("catch_up", &ours, &raw));
+    let rss_after_reads_mb = rss_mb("VmRSS");
+
+    let report = StoreReport {
+        backend: name,
+        cases,
+        max_rss_mb: rss_mb("VmHWM"),
+        rss_before_reads_mb,
+        rss_after_reads_mb,
+        log_events,
+    };
+    print_table(&report);
+    std::fs::create_dir_all(&options.out)?;
+    let file = options.out.join(format!("store-{name}.json"));
+    std::fs::write(&file, serde_json::to_vec_pretty(&report)?)?;
+    println!("written: {}", file.display());
+    drop(store);
+    cleanup.run().await
+}
+
+enum Cleanup {
+    Dir(tempfile::TempDir),
+    Database(ScratchDatabase),
+}
+
+impl Cleanup {
+    async fn run(self) -> anyhow::Result<()> {
+        match self {
+            Cleanup::Dir(dir) => Ok(dir.close()?),
+            Cleanup::Database(db) => Ok(db.drop_now().await?),
+        }
+    }
+}
+
+async fn appends(
+    store: &Arc<dyn AdminStore>,
+    case: &str,
+    writers: usize,
+    per_batch: u64,
+    duration: Duration,
+) -> anyhow::Result<Samples> {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let store = store.clone();
+            let stream = StreamId::of("bench", format!("{case}-{w}"));
+            tokio::spawn(async move {
+                let stream = stream?;
+                let mut samples = Samples::default();
+                while Instant::now() < deadline {
+                    let events = (0..per_batch)
+                        .map(|i| bench_event(samples.events + i))
+                        .collect();
+                    let batch = AppendBatch::single(stream.clone(), ExpectedVersion::Any, events)?;
+                    let t = Instant::now();
+                    store.append(batch).await?;
+                    samples.latencies.push(t.elapsed());
+                    samples.events += per_batch;
+                }
+                anyhow::Ok(samples)
+            })
+        })
+        .collect();
+    let mut parts = Vec::new();
+    for t in tasks {
+        parts.push(t.await??);
+    }
+    Ok(Samples::merge(parts, started.elapsed()))
+}
+
+/// Grows the log to `target` events with large batches (bulk load, not measured).
+async fn fill(store: &Arc<dyn AdminStore>, target: u64) -> anyhow::Result<()> {
+    let mut have = store.last_position().await?;
+    let mut chunk = 0;
+    while have < target {
+        let n = (target - have).min(1_000);
+        let stream = StreamId::of("bulk", chunk / 100)?;
+        let events = (0..n).map(|i| bench_event(have + i)).collect();
+        store
+            .append(AppendBatch::single(stream, ExpectedVersion::Any, events)?)
+            .await?;
+        have += n;
+        chunk += 1;
+    }
+    Ok(())
+}
+
+async fn read_all(store: &Arc<dyn AdminStore>) -> anyhow::Result<Samples> {
+    let started = Instant::now();
+    let mut samples = Samples::default();
+    let mut after = 0;
+    loop {
+        let t = Instant::now();
+        let page = store.read_all(after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.global_position;
+        samples.events += page.len() as u64;
+        samples.latencies.push(t.elapsed());
+    }
+    samples.elapsed = started.elapsed();
+    Ok(samples)
+}
+
+async fn catch_up(store: &Arc<dyn AdminStore>, until: u64) -> anyhow::Result<Samples> {
+    let started = Instant::now();
+    let mut samples = Samples::default();
+    let mut subscription = store.subscribe(0);
+    let mut t = Instant::now();
+    while samples.events < until {
+        let event = subscription.next().await.context("subscription ended")??;
+        samples.events += 1;
+        if event.global_position % PAGE as u64 == 0 {
+            samples.latencies.push(t.elapsed());
+            t = Instant::now();
+        }
+    }
+    samples.elapsed = started.elapsed();
+    Ok(samples)
+}
+
+fn per_second(s: &Samples) -> f64 {
+    s.events as f64 / s.elapsed.as_secs_f64().max(f64::EPSILON)
+}
+
+fn percentile_ms(latencies: &[Duration], p: f64) -> f64 {
+    if latencies.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = latencies.to_vec();
+    sorted.sort_unstable();
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1_000.0
+}
+
+fn compare(name: &'static str, ours: &Samples, raw: &Samples) -> Case {
+    let (events_per_s, baseline_per_s) = (per_second(ours), per_second(raw));
+    Case {
+        name,
+        events_per_s: round(events_per_s),
+        baseline_per_s: round(baseline_per_s),
+        ratio: (events_per_s / baseline_per_s.max(f64::EPSILON) * 1_000.0).round() / 1_000.0,
+        p50_ms: round(percentile_ms(&ours.latencies, 0.50)),
+        p99_ms: round(percentile_ms(&ours.latencies, 0.99)),
+    }
+}
+
+fn round(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+/// A line of `/proc/self/status` in MiB (Linux only; 0 elsewhere).
+fn rss_mb(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| round(kb / 1024.0))
+}
+
+fn print_table(r: &StoreReport) {
+    println!(
+        "event store benchmark, backend {} ({} events in the log)",
+        r.backend, r.log_events
+    );
+    println!(
+        "{:<14} {:>12} {:>12} {:>7} {:>9} {:>9}",
+        "case", "events/s", "baseline/s", "ratio", "p50 ms", "p99 ms"
+    );
+    for c in &r.cases {
+        println!(
+            "{:<14} {:>12.0} {:>12.0} {:>7.2} {:>9.2} {:>9.2}",
+            c.name, c.events_per_s, c.baseline_per_s, c.ratio, c.p50_ms, c.p99_ms
+        );
+    }
+    println!(
+        "peak RSS {:.1} MiB; RSS before reads {:.1} MiB, after {:.1} MiB",
+        r.max_rss_mb, r.rss_before_reads_mb, r.rss_after_reads_mb
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let l: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile_ms(&l, 0.50), 50.0);
+        assert_eq!(percentile_ms(&l, 0.99), 99.0);
+        assert_eq!(percentile_ms(&[], 0.99), 0.0);
+    }
+}

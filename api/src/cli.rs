@@ -1,0 +1,245 @@
+//! The `videoamt` command line.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use time::OffsetDateTime;
+use uuid::Uuid;
+use videoamt_adapters::store::{AdminStore, DEFAULT_STORE, StoreLocation};
+use videoamt_core::event::{
+    Actor, EventMetadata, EventType, NewEvent, Payload, StreamId, TenantId,
+};
+use videoamt_core::store::{AppendBatch, ExpectedVersion};
+
+use crate::server;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "videoamt",
+    version,
+    about = "Videoberatung für Kommunen: Server und Betrieb"
+)]
+struct Cli {
+    /// Where the event log lives: `sqlite:PATH` or `postgres://…`.
+    #[arg(long, global = true, env = "VIDEOAMT_STORE", default_value = DEFAULT_STORE)]
+    store: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the server.
+    Serve {
+        /// Address to listen on; port 0 picks a free one.
+        #[arg(long, env = "VIDEOAMT_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Inspect and check the event log.
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Measure the system against raw baselines on the same machine.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Counts, last position and size.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check positions are gap-free and ordered, streams contiguous from 0 and the append-only
+    /// guards in place. Exits non-zero if anything is wrong.
+    Verify,
+    /// Append `ProbeAppended` events to `probe-RUN` one at a time, printing each acknowledged
+    /// position; for smoke tests and the crash-durability test.
+    #[command(hide = true)]
+    Probe {
+        #[arg(long, default_value = "smoke")]
+        run: String,
+        #[arg(long, default_value_t = 10)]
+        count: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Appends, reads and catch-up of the event store against a raw driver baseline.
+    Store {
+        #[arg(long, value_enum)]
+        backend: Backend,
+        /// Size of the log for the read cases.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Duration of each append case, in seconds.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Folder for the JSON results.
+        #[arg(long, default_value = "target/bench")]
+        out: std::path::PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs the command line and turns failures into a message and exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("videoamt: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("videoamt: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// JSON logs on stderr, filtered by `VIDEOAMT_LOG` (default `info`). Log lines carry ids and
+/// counts, never personal data.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIDEOAMT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let location = StoreLocation::parse(&cli.store)?;
+    match cli.command {
+        Command::Serve { listen } => serve(&location, listen).await,
+        Command::Store(StoreCommand::Stats { json }) => stats(&location, json).await,
+        Command::Store(StoreCommand::Verify) => verify(&location).await,
+        Command::Store(StoreCommand::Probe { run, count }) => probe(&location, &run, count).await,
+        Command::Bench(BenchCommand::Store {
+            backend,
+            events,
+            seconds,
+            out,
+        }) => {
+            let options = crate::bench::StoreBenchOptions {
+                backend,
+                server: location,
+                events,
+                seconds,
+                out,
+            };
+            crate::bench::store(options).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn open(location: &StoreLocation) -> anyhow::Result<std::sync::Arc<dyn AdminStore>> {
+    location
+        .open()
+        .await
+        .with_context(|| format!("cannot open the store {location:?}"))
+}
+
+async fn serve(location: &StoreLocation, listen: SocketAddr) -> anyhow::Result<ExitCode> {
+    let store = open(location).await?;
+    let listener = server::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, store = ?location, "videoamt serving");
+    // Scripts and tests read the bound address (port 0 picks one) from this line.
+    println!("videoamt listening on http://{addr}");
+    std::io::stdout().flush()?;
+    server::serve(listener, server::AppState { store }).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn stats(location: &StoreLocation, json: bool) -> anyhow::Result<ExitCode> {
+    let s = open(location).await?.stats().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        println!("backend         {}", s.backend);
+        println!("events          {}", s.events);
+        println!("streams         {}", s.streams);
+        println!("last position   {}", s.last_position);
+        println!(
+            "size            {:.1} MiB ({} bytes)",
+            mib(s.size_bytes),
+            s.size_bytes
+        );
+        println!("schema version  {}", s.schema_version);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn mib(bytes: u64) -> f64 {
+    // Display only; precision beyond a tenth of a MiB does not matter.
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+async fn verify(location: &StoreLocation) -> anyhow::Result<ExitCode> {
+    let report = open(location).await?.verify().await?;
+    if report.is_ok() {
+        println!(
+            "store verify: OK, {} events checked: positions gap-free and ordered, streams \
+             contiguous from 0, append-only guards present",
+            report.events_checked
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "store verify: FAILED, {} problem(s):",
+            report.problems.len()
+        );
+        for problem in &report.problems {
+            eprintln!("  - {problem}");
+        }
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+async fn probe(location: &StoreLocation, run: &str, count: u64) -> anyhow::Result<ExitCode> {
+    let store = open(location).await?;
+    let stream = StreamId::of("probe", run)?;
+    let event_type = EventType::parse("ProbeAppended")?;
+    let tenant = TenantId::parse("videoamt")?;
+    let correlation = Uuid::now_v7();
+    let mut out = std::io::stdout().lock();
+    for n in 0..count {
+        let meta = EventMetadata::new(
+            tenant.clone(),
+            correlation,
+            correlation,
+            Actor::system("probe"),
+            OffsetDateTime::now_utc(),
+        );
+        let payload = Payload::from_value(&serde_json::json!({ "n": n }))?;
+        let event = NewEvent::new(Uuid::now_v7(), event_type.clone(), 1, meta, payload)?;
+        let batch = AppendBatch::single(stream.clone(), ExpectedVersion::Any, vec![event])?;
+        let appended = store.append(batch).await?;
+        // One line per acknowledged append, flushed, so a killed run leaves exact evidence.
+        writeln!(out, "{} {n}", appended.last_position())?;
+        out.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

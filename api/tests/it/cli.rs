@@ -1,0 +1,153 @@
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use crate::videoamt;
+
+fn sqlite_store(dir: &tempfile::TempDir) -> String {
+    format!("sqlite:{}", dir.path().join("events.db").display())
+}
+
+fn run(store: &str, args: &[&str]) -> std::process::Output {
+    videoamt()
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .output()
+        .expect("run videoamt")
+}
+
+#[test]
+fn stats_and_verify_report_a_sound_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = sqlite_store(&dir);
+    assert!(
+        run(&store, &["store", "probe", "--count", "5"])
+            .status
+            .success()
+    );
+
+    let stats = run(&store, &["store", "stats", "--json"]);
+    assert!(stats.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&stats.stdout).expect("JSON stats");
+    assert_eq!(json["events"], 5);
+    assert_eq!(json["streams"], 1);
+    assert_eq!(json["last_position"], 5);
+    assert!(json["size_bytes"].as_u64().expect("size") > 0);
+
+    let verify = run(&store, &["store", "verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("OK, 5 events checked"));
+}
+
+#[test]
+fn verify_fails_with_a_clear_message_on_a_damaged_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = sqlite_store(&dir);
+    assert!(
+        run(&store, &["store", "probe", "--count", "3"])
+            .status
+            .success()
+    );
+    {
+        // Damage it the way only raw SQL can: a row past a gap, a stream that does not start
+        // at 0, and a missing guard.
+        let conn = rusqlite::Connection::open(dir.path().join("events.db")).expect("open");
+        conn.execute_batch(
+            "INSERT INTO events SELECT 10, 'probe-other', 4, randomblob(16), event_type, \
+             schema_version, tenant, correlation_id, causation_id, actor_role, actor_id, \
+             recorded_at, payload FROM events WHERE global_position = 1;
+             DROP TRIGGER events_append_only_delete;",
+        )
+        .expect("raw damage");
+    }
+    let verify = run(&store, &["store", "verify"]);
+    assert_eq!(verify.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&verify.stderr);
+    assert!(
+        message.contains("store verify: FAILED, 3 problem(s)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("not gap-free: 4 events span positions 1..=10"),
+        "{message}"
+    );
+    assert!(
+        message.contains("stream probe-other is not contiguous from 0"),
+        "{message}"
+    );
+    assert!(
+        message.contains("append-only trigger events_append_only_delete is missing"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_unknown_store_is_a_clear_error() {
+    let out = run("mysql://localhost/x", &["store", "stats"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("expected `sqlite:PATH` or `postgres://…`")
+    );
+}
+
+#[test]
+fn serve_answers_and_stops_cleanly_on_ctrl_c() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = videoamt()
+        .args([
+            "--store",
+            &sqlite_store(&dir),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    let addr = line
+        .trim()
+        .strip_prefix("videoamt listening on http://")
+        .expect("address line");
+
+    let response = http_get(addr, "/healthz");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("ok"), "{response}");
+    assert!(http_get(addr, "/readyz").starts_with("HTTP/1.1 200"));
+
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let status = child.wait().expect("wait");
+    assert!(
+        status.success(),
+        "serve must exit 0 after Ctrl-C, got {status}"
+    );
+}
+
+/// A minimal HTTP/1.1 GET, enough for health checks without an HTTP client dependency.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+}
