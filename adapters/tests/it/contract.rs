@@ -530,6 +530,32 @@ pub(crate) async fn bad_input_is_refused_and_nothing_written<B: Backend>(b: &B) 
     assert_eq!((stats.events, stats.streams), (1, 1));
 }
 
+pub(crate) async fn migrations_run_once_even_when_processes_start_together<B: Backend>(b: &B) {
+    let (first, second, third) = tokio::join!(b.open(), b.open(), b.open());
+    for store in [&first, &second, &third] {
+        let stats = store.stats().await.expect("stats");
+        assert_eq!(stats.schema_version, 1);
+        assert_eq!((stats.events, stats.last_position), (0, 0));
+    }
+    first
+        .append(single(
+            "appointment-1",
+            ExpectedVersion::NoStream,
+            vec![event(1)],
+        ))
+        .await
+        .expect("append");
+    drop((first, second, third));
+    // Reopening an existing log migrates nothing and keeps it.
+    let again = b.open().await;
+    assert_eq!(again.last_position().await.expect("head"), 1);
+    // Exactly one migration row: a no-op UPDATE reports the rows it matched.
+    assert_eq!(
+        b.raw_sql("UPDATE schema_migrations SET name = name").await,
+        Ok(1)
+    );
+}
+
 /// Generates one `#[tokio::test]` per contract test for a backend type.
 #[macro_export]
 macro_rules! contract_suite {
@@ -544,6 +570,7 @@ macro_rules! contract_suite {
             subscription_resumes_from_checkpoint,
             database_refuses_update_and_delete,
             bad_input_is_refused_and_nothing_written,
+            migrations_run_once_even_when_processes_start_together,
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {
