@@ -19,7 +19,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures::StreamExt;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
-use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Row};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Row, Statement};
 use uuid::Uuid;
 use videoamt_core::event::{
     EventType, GlobalPosition, Payload, RecordedEvent, StreamId, StreamVersion,
@@ -39,6 +40,8 @@ const CHANNEL: &str = "videoamt_events";
 /// Fallback poll of idle subscriptions, for when the listener connection is down.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 const POOL_SIZE: usize = 4;
+/// How often the writer yields to other tasks before taking a group.
+const LINGER_YIELDS: usize = 2;
 /// The role the application is meant to run as (through a login role that is a member).
 pub const APP_ROLE: &str = "videoamt_app";
 
@@ -150,10 +153,11 @@ impl PostgresStore {
         let mut client = dedicated(&config).await?;
         migrate(&mut client).await?;
         let last = last_position(&client).await?;
+        let writer = Writer::connect(&config).await?;
 
         let head = Arc::new(watch::channel(last).0);
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer_loop(config.clone(), client, rx, head.clone()));
+        tokio::spawn(writer_loop(config.clone(), writer, rx, head.clone()));
         tokio::spawn(listen(config, Arc::downgrade(&head)));
         Ok(Self {
             inner: Arc::new(Inner {
@@ -260,7 +264,7 @@ async fn listen_once(
 /// answers each. Ends when every store handle is dropped.
 async fn writer_loop(
     config: Config,
-    mut client: Client,
+    mut writer: Writer,
     mut rx: mpsc::UnboundedReceiver<WriteRequest>,
     head: Arc<watch::Sender<GlobalPosition>>,
 ) {
@@ -271,6 +275,11 @@ async fn writer_loop(
                 Some(request) => queue.pending.push_back(request),
                 None => return,
             }
+            // Writers answered by the last group are about to send their next append; let
+            // them run before draining, or groups alternate between one request and the rest.
+            for _ in 0..LINGER_YIELDS {
+                tokio::task::yield_now().await;
+            }
         }
         while !queue.is_full() {
             match rx.try_recv() {
@@ -280,11 +289,17 @@ async fn writer_loop(
         }
         let group = queue.next_group();
         let batches: Vec<&AppendBatch> = group.iter().map(|r| &r.batch).collect();
-        let committed = commit_group(&mut client, &batches).await;
-        if client.is_closed() {
+        let started = std::time::Instant::now();
+        let committed = writer.commit_group(&batches).await;
+        tracing::debug!(
+            requests = batches.len(),
+            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "group committed"
+        );
+        if writer.client.is_closed() {
             // The writer connection died (server restart): open a new one for the next group.
-            match reconnect(&config).await {
-                Some(fresh) => client = fresh,
+            match Writer::reconnect(&config).await {
+                Some(fresh) => writer = fresh,
                 None => tracing::error!("event store writer cannot reconnect"),
             }
         }
@@ -292,111 +307,150 @@ async fn writer_loop(
     }
 }
 
-async fn reconnect(config: &Config) -> Option<Client> {
-    for _ in 0..10 {
-        match dedicated(config).await {
-            Ok(client) => return Some(client),
-            Err(e) => tracing::warn!(error = %e, "event store writer reconnecting"),
-        }
-        tokio::time::sleep(POLL_INTERVAL).await;
-    }
-    None
+/// The writer's own connection with its statements prepared once.
+struct Writer {
+    client: Client,
+    lock: Statement,
+    heads: Statement,
+    existing: Statement,
+    insert: Statement,
+    advance: Statement,
 }
 
-async fn commit_group(
-    client: &mut Client,
-    group: &[&AppendBatch],
-) -> Result<(Vec<PlannedOutcome>, GlobalPosition), StoreError> {
-    let tx = client.transaction().await.map_err(store_err)?;
-    // The row lock that orders all appends of the cluster; held until commit.
-    let locked = tx
-        .query_one("SELECT last FROM event_position FOR UPDATE", &[])
-        .await
+impl Writer {
+    async fn connect(config: &Config) -> Result<Self, StoreError> {
+        let client = dedicated(config).await?;
+        let (lock, heads, existing, insert, advance) = futures::try_join!(
+            // The row lock that orders all appends of the cluster; held until commit.
+            client.prepare("SELECT last FROM event_position FOR UPDATE"),
+            // One index probe per stream (newest version first), whatever the stream's length.
+            client.prepare(
+                "SELECT s.id, h.v FROM unnest($1::text[]) AS s(id) CROSS JOIN LATERAL \
+                 (SELECT stream_version AS v FROM events WHERE stream_id = s.id \
+                  ORDER BY stream_version DESC LIMIT 1) AS h",
+            ),
+            // One index probe per id. Neither `event_id = ANY($1)` nor a plain join: their cached
+            // generic plans may scan the table; `LIMIT 1` keeps the lateral probe from being
+            // flattened into such a join.
+            client.prepare(
+                "SELECT e.event_id, e.global_position, e.stream_id, e.stream_version, \
+                 e.event_type, e.schema_version, e.payload FROM unnest($1::uuid[]) AS i(id) \
+                 CROSS JOIN LATERAL (SELECT event_id, global_position, stream_id, \
+                 stream_version, event_type, schema_version, payload::text AS payload \
+                 FROM events WHERE event_id = i.id LIMIT 1) AS e",
+            ),
+            client.prepare(
+                "INSERT INTO events (global_position, stream_id, stream_version, event_id, \
+                 event_type, schema_version, tenant, correlation_id, causation_id, actor_role, \
+                 actor_id, recorded_at, payload) \
+                 SELECT p, s, v, id, t, sv, tn, c, ca, ar, ai, ra, pl::json FROM UNNEST(\
+                 $1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::integer[], \
+                 $7::text[], $8::uuid[], $9::uuid[], $10::text[], $11::text[], \
+                 $12::timestamptz[], $13::text[]) AS u(p, s, v, id, t, sv, tn, c, ca, ar, ai, ra, pl)",
+            ),
+            // NOTIFY is delivered at commit, so a woken subscriber finds the rows.
+            client.prepare(
+                "WITH moved AS (UPDATE event_position SET last = $1) SELECT pg_notify($2, $3)",
+            ),
+        )
         .map_err(store_err)?;
-    let (streams, ids) = group_keys(group);
-    let stream_names: Vec<&str> = streams.iter().map(StreamId::as_str).collect();
-    let (stream_param, id_param) = ([&stream_names as _], [&ids as _]);
-    let (heads, existing) = futures::try_join!(
-        tx.query(
-            "SELECT stream_id, MAX(stream_version) FROM events \
-             WHERE stream_id = ANY($1) GROUP BY stream_id",
-            &stream_param,
-        ),
-        tx.query(
-            "SELECT event_id, global_position, stream_id, stream_version, event_type, \
-             schema_version, payload::text FROM events WHERE event_id = ANY($1)",
-            &id_param,
-        ),
-    )
-    .map_err(store_err)?;
-
-    let mut snapshot = GroupSnapshot {
-        last_position: to_u64(locked.try_get(0).map_err(store_err)?),
-        ..Default::default()
-    };
-    for row in heads {
-        let stream: String = row.try_get(0).map_err(store_err)?;
-        let version: i64 = row.try_get(1).map_err(store_err)?;
-        snapshot.heads.insert(
-            StreamId::parse(&stream).map_err(store_err)?,
-            to_u64(version),
-        );
-    }
-    for row in existing {
-        let (id, stored) = stored_identity(&row)?;
-        snapshot.existing.insert(id, stored);
+        Ok(Self {
+            client,
+            lock,
+            heads,
+            existing,
+            insert,
+            advance,
+        })
     }
 
-    let plan = plan_group(group, &snapshot);
-    if !plan.rows.is_empty() {
-        let mut columns = InsertColumns::with_capacity(plan.rows.len());
-        for row in &plan.rows {
-            let s = &group[row.request].streams()[row.stream];
-            columns.push(
-                row.global_position,
-                row.stream_version,
-                &s.stream,
-                &s.events[row.event],
+    async fn reconnect(config: &Config) -> Option<Self> {
+        for _ in 0..10 {
+            match Self::connect(config).await {
+                Ok(writer) => return Some(writer),
+                Err(e) => tracing::warn!(error = %e, "event store writer reconnecting"),
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+        None
+    }
+
+    async fn commit_group(
+        &self,
+        group: &[&AppendBatch],
+    ) -> Result<(Vec<PlannedOutcome>, GlobalPosition), StoreError> {
+        let outcome = self.try_commit_group(group).await;
+        if outcome.is_err() && !self.client.is_closed() {
+            // Leave the connection clean for the next group; the failure itself is reported.
+            let _ = self.client.batch_execute("ROLLBACK").await;
+        }
+        outcome
+    }
+
+    /// Two round trips: begin + lock + lookups, then insert + advance + commit. The statements
+    /// of one round trip are pipelined; the server still runs them in order.
+    async fn try_commit_group(
+        &self,
+        group: &[&AppendBatch],
+    ) -> Result<(Vec<PlannedOutcome>, GlobalPosition), StoreError> {
+        let c = &self.client;
+        let (streams, ids) = group_keys(group);
+        let stream_names: Vec<&str> = streams.iter().map(StreamId::as_str).collect();
+        let (stream_param, id_param) = ([&stream_names as _], [&ids as _]);
+        let ((), locked, heads, existing) = futures::try_join!(
+            c.batch_execute("BEGIN"),
+            c.query_one(&self.lock, &[]),
+            c.query(&self.heads, &stream_param),
+            c.query(&self.existing, &id_param),
+        )
+        .map_err(store_err)?;
+
+        let mut snapshot = GroupSnapshot {
+            last_position: to_u64(locked.try_get(0).map_err(store_err)?),
+            ..Default::default()
+        };
+        for row in heads {
+            let stream: String = row.try_get(0).map_err(store_err)?;
+            let version: i64 = row.try_get(1).map_err(store_err)?;
+            snapshot.heads.insert(
+                StreamId::parse(&stream).map_err(store_err)?,
+                to_u64(version),
             );
         }
-        tx.execute(
-            "INSERT INTO events (global_position, stream_id, stream_version, event_id, \
-             event_type, schema_version, tenant, correlation_id, causation_id, actor_role, \
-             actor_id, recorded_at, payload) \
-             SELECT p, s, v, id, t, sv, tn, c, ca, ar, ai, ra, pl::json FROM UNNEST(\
-             $1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::integer[], \
-             $7::text[], $8::uuid[], $9::uuid[], $10::text[], $11::text[], $12::timestamptz[], \
-             $13::text[]) AS u(p, s, v, id, t, sv, tn, c, ca, ar, ai, ra, pl)",
-            &[
-                &columns.position,
-                &columns.stream,
-                &columns.version,
-                &columns.event_id,
-                &columns.event_type,
-                &columns.schema_version,
-                &columns.tenant,
-                &columns.correlation_id,
-                &columns.causation_id,
-                &columns.actor_role,
-                &columns.actor_id,
-                &columns.recorded_at,
-                &columns.payload,
-            ],
-        )
-        .await
-        .map_err(store_err)?;
-        let last = to_i64(plan.last_position);
-        let notify = plan.last_position.to_string();
-        // NOTIFY is delivered at commit, so a woken subscriber finds the rows.
-        tx.execute(
-            "WITH moved AS (UPDATE event_position SET last = $1) SELECT pg_notify($2, $3)",
-            &[&last, &CHANNEL, &notify],
-        )
-        .await
-        .map_err(store_err)?;
+        for row in existing {
+            let (id, stored) = stored_identity(&row)?;
+            snapshot.existing.insert(id, stored);
+        }
+
+        let plan = plan_group(group, &snapshot);
+        if !plan.rows.is_empty() {
+            let mut columns = InsertColumns::with_capacity(plan.rows.len());
+            for row in &plan.rows {
+                let s = &group[row.request].streams()[row.stream];
+                columns.push(
+                    row.global_position,
+                    row.stream_version,
+                    &s.stream,
+                    &s.events[row.event],
+                );
+            }
+            let last = to_i64(plan.last_position);
+            let notify = plan.last_position.to_string();
+            let (insert_params, advance_params) =
+                (columns.params(), [&last as _, &CHANNEL as _, &notify as _]);
+            // If the insert fails, the pipelined COMMIT finds an aborted transaction and rolls
+            // it back, so nothing of the group is written; the insert's error is reported.
+            futures::try_join!(
+                c.execute(&self.insert, &insert_params),
+                c.execute(&self.advance, &advance_params),
+                c.batch_execute("COMMIT"),
+            )
+            .map_err(store_err)?;
+        } else {
+            c.batch_execute("COMMIT").await.map_err(store_err)?;
+        }
+        Ok((plan.outcomes, plan.last_position))
     }
-    tx.commit().await.map_err(store_err)?;
-    Ok((plan.outcomes, plan.last_position))
 }
 
 fn stored_identity(row: &Row) -> Result<(Uuid, StoredIdentity), StoreError> {
@@ -435,6 +489,24 @@ struct InsertColumns<'a> {
 }
 
 impl<'a> InsertColumns<'a> {
+    fn params(&self) -> [&(dyn ToSql + Sync); 13] {
+        [
+            &self.position,
+            &self.stream,
+            &self.version,
+            &self.event_id,
+            &self.event_type,
+            &self.schema_version,
+            &self.tenant,
+            &self.correlation_id,
+            &self.causation_id,
+            &self.actor_role,
+            &self.actor_id,
+            &self.recorded_at,
+            &self.payload,
+        ]
+    }
+
     fn with_capacity(n: usize) -> Self {
         Self {
             position: Vec::with_capacity(n),
