@@ -21,3 +21,4 @@
 
 pub mod event;
 pub mod store;
+pub mod tenant;

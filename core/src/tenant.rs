@@ -1,0 +1,938 @@
+//! Tenant configuration: one TOML file per municipality, parsed into checked types.
+//!
+//! Everything that differs between municipalities is data here, not code: retention, time
+//! zone, departments and their opening hours and capacity, services with fees and required
+//! documents, clerks, payment and signature methods, form templates. A file that breaks a rule
+//! is refused with its name, the line and what is wrong.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+use time::{Date, OffsetDateTime, PrimitiveDateTime, Time, Weekday};
+use time_tz::{OffsetDateTimeExt, OffsetResult, PrimitiveDateTimeExt, Tz};
+use toml::Spanned;
+
+use crate::event::TenantId;
+
+/// Money in euro cents. Never a float.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Cents(pub u64);
+
+impl Cents {
+    pub fn checked_add(self, other: Cents) -> Option<Cents> {
+        self.0.checked_add(other.0).map(Cents)
+    }
+}
+
+impl fmt::Display for Cents {
+    /// German notation: `37,80 €`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{},{:02} €", self.0 / 100, self.0 % 100)
+    }
+}
+
+macro_rules! slug_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+    };
+}
+
+slug_id!(
+    /// A department (`Fachbereich`), e.g. `buergerbuero`.
+    DepartmentId
+);
+slug_id!(
+    /// A service (`Dienstleistung`, the citizen's `Anliegen`), e.g. `personalausweis`.
+    ServiceId
+);
+slug_id!(
+    /// A clerk's account (`Sachbearbeiter`), e.g. `m.mueller`.
+    ClerkId
+);
+slug_id!(
+    /// A form template, e.g. `antrag-personalausweis`.
+    FormTemplateId
+);
+slug_id!(
+    /// A payment method a tenant offers, e.g. `kreditkarte`.
+    PaymentMethodId
+);
+
+/// How an appointment comes about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BookingChannel {
+    /// The citizen books on the web.
+    Online,
+    /// A clerk books after contact by phone or mail and the citizen gets the mail (Stuttgart).
+    ClerkInvitation,
+}
+
+/// How a citizen signs a form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureMethod {
+    Touchpad,
+    HiddenTan,
+    HandyTan,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Support {
+    pub phone: String,
+    pub hours: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentMethod {
+    pub id: PaymentMethodId,
+    pub label: String,
+}
+
+/// One opening window on one weekday, in the tenant's local time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpeningWindow {
+    pub weekday: Weekday,
+    pub from: Time,
+    pub to: Time,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Department {
+    pub id: DepartmentId,
+    pub name: String,
+    pub slot_minutes: u16,
+    /// How many appointments may share one slot (parallel clerks).
+    pub capacity: u16,
+    pub hours: Vec<OpeningWindow>,
+    /// Citizens may book online here; otherwise only a clerk's invitation books.
+    pub online_booking: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub id: ServiceId,
+    pub department: DepartmentId,
+    pub name: String,
+    pub duration_minutes: u16,
+    pub fee: Cents,
+    pub documents: Vec<String>,
+    pub identity_check: bool,
+    pub signature: bool,
+    pub combinable_with: BTreeSet<ServiceId>,
+    pub online: bool,
+    pub on_site: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clerk {
+    pub id: ClerkId,
+    pub name: String,
+    pub departments: BTreeSet<DepartmentId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum FieldKind {
+    Text { max_length: usize },
+    Date,
+    Email,
+    Number { min: i64, max: i64 },
+    Choice { options: Vec<String> },
+    Checkbox,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldDefinition {
+    pub id: String,
+    pub label: String,
+    pub kind: FieldKind,
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormTemplate {
+    pub id: FormTemplateId,
+    pub service: ServiceId,
+    pub title: String,
+    pub fields: Vec<FieldDefinition>,
+}
+
+impl FormTemplate {
+    pub fn field(&self, id: &str) -> Option<&FieldDefinition> {
+        self.fields.iter().find(|f| f.id == id)
+    }
+}
+
+/// One municipality's configuration, checked.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    pub time_zone: &'static Tz,
+    pub time_zone_name: String,
+    pub retention_months: u32,
+    pub support: Support,
+    pub min_upload_mbit: u32,
+    pub booking_channels: BTreeSet<BookingChannel>,
+    pub payment_methods: Vec<PaymentMethod>,
+    pub signature_methods: BTreeSet<SignatureMethod>,
+    pub departments: BTreeMap<DepartmentId, Department>,
+    pub services: BTreeMap<ServiceId, Service>,
+    pub clerks: BTreeMap<ClerkId, Clerk>,
+    pub forms: BTreeMap<FormTemplateId, FormTemplate>,
+}
+
+/// A refused configuration file: where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+impl Tenant {
+    /// Parses and checks one tenant file. `file` names it in errors.
+    pub fn from_toml(file: &str, text: &str) -> Result<Self, ConfigError> {
+        let at = |span: Range<usize>, message: String| ConfigError {
+            file: file.to_owned(),
+            line: line_of(text, span.start),
+            message,
+        };
+        let raw: RawTenant = toml::from_str(text)
+            .map_err(|e| at(e.span().unwrap_or(0..0), e.message().to_owned()))?;
+        raw.check().map_err(|(span, message)| at(span, message))
+    }
+
+    pub fn department(&self, id: &DepartmentId) -> Option<&Department> {
+        self.departments.get(id)
+    }
+
+    pub fn service(&self, id: &ServiceId) -> Option<&Service> {
+        self.services.get(id)
+    }
+
+    /// The local wall-clock time of an instant in the tenant's time zone.
+    pub fn local(&self, instant: OffsetDateTime) -> PrimitiveDateTime {
+        let local = instant.to_timezone(self.time_zone);
+        PrimitiveDateTime::new(local.date(), local.time())
+    }
+
+    /// The instant of a local wall-clock time. In the autumn hour that occurs twice the earlier
+    /// one is taken; a time skipped in spring is moved forward by the gap.
+    pub fn instant(&self, local: PrimitiveDateTime) -> OffsetDateTime {
+        match local.assume_timezone(self.time_zone) {
+            OffsetResult::Some(t) | OffsetResult::Ambiguous(t, _) => t,
+            OffsetResult::None => {
+                // Spring forward: the wall clock jumps one hour, so does the appointment.
+                let later = local + time::Duration::HOUR;
+                match later.assume_timezone(self.time_zone) {
+                    OffsetResult::Some(t) | OffsetResult::Ambiguous(t, _) => t,
+                    OffsetResult::None => local.assume_utc(),
+                }
+            }
+        }
+    }
+
+    /// `months` calendar months after `instant`, in the tenant's time zone: the same local
+    /// time of day, and the last day of the month where the day does not exist
+    /// (31 August + 6 months = 28 or 29 February).
+    pub fn add_months(&self, instant: OffsetDateTime, months: u32) -> OffsetDateTime {
+        let local = self.local(instant);
+        self.instant(PrimitiveDateTime::new(
+            add_calendar_months(local.date(), months),
+            local.time(),
+        ))
+    }
+}
+
+/// Calendar-month arithmetic with the day clamped to the month's last day.
+pub fn add_calendar_months(date: Date, months: u32) -> Date {
+    let zero_based = i64::from(date.month() as u8 - 1) + i64::from(months);
+    let year = date.year() + i32::try_from(zero_based / 12).unwrap_or(0);
+    let month = time::Month::try_from(u8::try_from(zero_based % 12 + 1).unwrap_or(1))
+        .unwrap_or(time::Month::January);
+    let last = month.length(year);
+    Date::from_calendar_date(year, month, date.day().min(last)).unwrap_or(date)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map_or(1, |before| before.matches('\n').count() + 1)
+}
+
+// ---- the file as written -------------------------------------------------------------------
+
+type Problem = (Range<usize>, String);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTenant {
+    id: Spanned<String>,
+    name: String,
+    time_zone: Spanned<String>,
+    retention_months: Spanned<i64>,
+    min_upload_mbit: Spanned<i64>,
+    support: RawSupport,
+    booking_channels: Spanned<Vec<BookingChannel>>,
+    payment_methods: Vec<RawPaymentMethod>,
+    signature_methods: Spanned<Vec<SignatureMethod>>,
+    #[serde(default)]
+    departments: Vec<RawDepartment>,
+    #[serde(default)]
+    services: Vec<RawService>,
+    #[serde(default)]
+    clerks: Vec<RawClerk>,
+    #[serde(default)]
+    forms: Vec<RawForm>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSupport {
+    phone: String,
+    hours: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPaymentMethod {
+    id: Spanned<String>,
+    label: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDepartment {
+    id: Spanned<String>,
+    name: String,
+    slot_minutes: Spanned<i64>,
+    capacity: Spanned<i64>,
+    hours: Vec<Spanned<RawHours>>,
+    #[serde(default = "yes")]
+    online_booking: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHours {
+    days: Vec<String>,
+    from: String,
+    to: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    id: Spanned<String>,
+    department: Spanned<String>,
+    name: String,
+    duration_minutes: Spanned<i64>,
+    fee_cents: Spanned<i64>,
+    #[serde(default)]
+    documents: Vec<String>,
+    #[serde(default)]
+    identity_check: bool,
+    #[serde(default)]
+    signature: bool,
+    #[serde(default)]
+    combinable_with: Vec<Spanned<String>>,
+    #[serde(default = "yes")]
+    online: bool,
+    #[serde(default)]
+    on_site: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClerk {
+    id: Spanned<String>,
+    name: String,
+    departments: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawForm {
+    id: Spanned<String>,
+    service: Spanned<String>,
+    title: String,
+    fields: Vec<Spanned<RawField>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawField {
+    id: String,
+    label: String,
+    #[serde(rename = "type")]
+    kind: String,
+    max_length: Option<usize>,
+    min: Option<i64>,
+    max: Option<i64>,
+    options: Option<Vec<String>>,
+    #[serde(default)]
+    required: bool,
+}
+
+impl RawField {
+    fn kind(&self) -> Result<FieldKind, String> {
+        Ok(match self.kind.as_str() {
+            "text" => FieldKind::Text {
+                max_length: self.max_length.unwrap_or(200),
+            },
+            "date" => FieldKind::Date,
+            "email" => FieldKind::Email,
+            "number" => FieldKind::Number {
+                min: self.min.unwrap_or(i64::MIN),
+                max: self.max.unwrap_or(i64::MAX),
+            },
+            "choice" => FieldKind::Choice {
+                options: self.options.clone().unwrap_or_default(),
+            },
+            "checkbox" => FieldKind::Checkbox,
+            other => {
+                return Err(format!(
+                    "field {}: unknown type {other:?}; use text, date, email, number, choice or \
+                     checkbox",
+                    self.id
+                ));
+            }
+        })
+    }
+}
+
+fn slug(s: &Spanned<String>, what: &str) -> Result<String, Problem> {
+    let v = s.get_ref();
+    let ok = !v.is_empty()
+        && v.len() <= 48
+        && v.starts_with(|c: char| c.is_ascii_lowercase())
+        && v.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | '_'));
+    if ok {
+        Ok(v.clone())
+    } else {
+        Err((
+            s.span(),
+            format!("{what} id {v:?} must be a lowercase slug (a-z, 0-9, '-', '.', '_')"),
+        ))
+    }
+}
+
+fn positive(v: &Spanned<i64>, what: &str, max: i64) -> Result<i64, Problem> {
+    let n = *v.get_ref();
+    if n < 1 {
+        Err((v.span(), format!("{what} must be at least 1, not {n}")))
+    } else if n > max {
+        Err((v.span(), format!("{what} must be at most {max}, not {n}")))
+    } else {
+        Ok(n)
+    }
+}
+
+fn weekday(day: &str) -> Option<Weekday> {
+    Some(match day {
+        "mo" => Weekday::Monday,
+        "di" => Weekday::Tuesday,
+        "mi" => Weekday::Wednesday,
+        "do" => Weekday::Thursday,
+        "fr" => Weekday::Friday,
+        "sa" => Weekday::Saturday,
+        "so" => Weekday::Sunday,
+        _ => return None,
+    })
+}
+
+fn clock(s: &str) -> Option<Time> {
+    let (h, m) = s.split_once(':')?;
+    Time::from_hms(h.parse().ok()?, m.parse().ok()?, 0).ok()
+}
+
+fn to_u16(n: i64) -> u16 {
+    // Callers bound n with `positive(…, max)` where max fits.
+    u16::try_from(n).unwrap_or(u16::MAX)
+}
+
+impl RawTenant {
+    fn check(self) -> Result<Tenant, Problem> {
+        let id = TenantId::parse(self.id.get_ref()).map_err(|e| (self.id.span(), e.to_string()))?;
+        let time_zone =
+            time_tz::timezones::get_by_name(self.time_zone.get_ref()).ok_or_else(|| {
+                (
+                    self.time_zone.span(),
+                    format!("unknown time zone {:?}", self.time_zone.get_ref()),
+                )
+            })?;
+        let retention_months = positive(&self.retention_months, "retention_months", 120)?;
+        let min_upload_mbit = positive(&self.min_upload_mbit, "min_upload_mbit", 1_000)?;
+        if self.booking_channels.get_ref().is_empty() {
+            return Err((
+                self.booking_channels.span(),
+                "booking_channels must not be empty".into(),
+            ));
+        }
+        if self.signature_methods.get_ref().is_empty() {
+            return Err((
+                self.signature_methods.span(),
+                "signature_methods must not be empty".into(),
+            ));
+        }
+
+        let mut payment_methods = Vec::new();
+        for p in &self.payment_methods {
+            let pid = PaymentMethodId(slug(&p.id, "payment method")?);
+            if payment_methods.iter().any(|m: &PaymentMethod| m.id == pid) {
+                return Err((p.id.span(), format!("payment method {pid} is listed twice")));
+            }
+            payment_methods.push(PaymentMethod {
+                id: pid,
+                label: p.label.clone(),
+            });
+        }
+
+        let mut departments = BTreeMap::new();
+        for d in self.departments {
+            let did = DepartmentId(slug(&d.id, "department")?);
+            let slot_minutes = to_u16(positive(&d.slot_minutes, "slot_minutes", 480)?);
+            let capacity = to_u16(positive(&d.capacity, "capacity", 1_000)?);
+            let mut hours: Vec<OpeningWindow> = Vec::new();
+            for h in &d.hours {
+                let span = h.span();
+                let raw = h.get_ref();
+                let (Some(from), Some(to)) = (clock(&raw.from), clock(&raw.to)) else {
+                    return Err((span, "opening hours need from/to as HH:MM".into()));
+                };
+                if from >= to {
+                    return Err((
+                        span,
+                        format!(
+                            "opening hours end ({}) before they start ({})",
+                            raw.to, raw.from
+                        ),
+                    ));
+                }
+                if raw.days.is_empty() {
+                    return Err((span, "opening hours need at least one day".into()));
+                }
+                for day in &raw.days {
+                    let weekday = weekday(day).ok_or_else(|| {
+                        (
+                            span.clone(),
+                            format!("unknown day {day:?}; use mo, di, mi, do, fr, sa, so"),
+                        )
+                    })?;
+                    if let Some(other) = hours
+                        .iter()
+                        .find(|o| o.weekday == weekday && o.from < to && from < o.to)
+                    {
+                        return Err((
+                            span,
+                            format!(
+                                "opening hours overlap on {day}: {}–{} and {}–{}",
+                                raw.from,
+                                raw.to,
+                                hhmm(other.from),
+                                hhmm(other.to)
+                            ),
+                        ));
+                    }
+                    hours.push(OpeningWindow { weekday, from, to });
+                }
+            }
+            let dept = Department {
+                id: did.clone(),
+                name: d.name,
+                slot_minutes,
+                capacity,
+                hours,
+                online_booking: d.online_booking,
+            };
+            if departments.insert(did.clone(), dept).is_some() {
+                return Err((d.id.span(), format!("department {did} is defined twice")));
+            }
+        }
+
+        let known_services: BTreeSet<String> = self
+            .services
+            .iter()
+            .map(|s| s.id.get_ref().clone())
+            .collect();
+        let mut services = BTreeMap::new();
+        for s in self.services {
+            let sid = ServiceId(slug(&s.id, "service")?);
+            let department = DepartmentId(s.department.get_ref().clone());
+            if !departments.contains_key(&department) {
+                return Err((
+                    s.department.span(),
+                    format!("unknown department {department}"),
+                ));
+            }
+            let fee = *s.fee_cents.get_ref();
+            let fee = u64::try_from(fee).map_err(|_| {
+                (
+                    s.fee_cents.span(),
+                    format!("fee_cents must not be negative, not {fee}"),
+                )
+            })?;
+            let mut combinable_with = BTreeSet::new();
+            for other in &s.combinable_with {
+                if !known_services.contains(other.get_ref()) {
+                    return Err((other.span(), format!("unknown service {}", other.get_ref())));
+                }
+                combinable_with.insert(ServiceId(other.get_ref().clone()));
+            }
+            if !s.online && !s.on_site {
+                return Err((
+                    s.id.span(),
+                    format!("service {sid} is offered neither online nor on site"),
+                ));
+            }
+            let service = Service {
+                id: sid.clone(),
+                department,
+                name: s.name,
+                duration_minutes: to_u16(positive(&s.duration_minutes, "duration_minutes", 480)?),
+                fee: Cents(fee),
+                documents: s.documents,
+                identity_check: s.identity_check,
+                signature: s.signature,
+                combinable_with,
+                online: s.online,
+                on_site: s.on_site,
+            };
+            if services.insert(sid.clone(), service).is_some() {
+                return Err((s.id.span(), format!("service {sid} is defined twice")));
+            }
+        }
+
+        let mut clerks = BTreeMap::new();
+        for c in self.clerks {
+            let cid = ClerkId(slug(&c.id, "clerk")?);
+            let mut of = BTreeSet::new();
+            for d in &c.departments {
+                let did = DepartmentId(d.get_ref().clone());
+                if !departments.contains_key(&did) {
+                    return Err((d.span(), format!("unknown department {did}")));
+                }
+                of.insert(did);
+            }
+            if clerks
+                .insert(
+                    cid.clone(),
+                    Clerk {
+                        id: cid.clone(),
+                        name: c.name,
+                        departments: of,
+                    },
+                )
+                .is_some()
+            {
+                return Err((c.id.span(), format!("clerk {cid} is defined twice")));
+            }
+        }
+
+        let mut forms = BTreeMap::new();
+        for f in self.forms {
+            let fid = FormTemplateId(slug(&f.id, "form")?);
+            let service = ServiceId(f.service.get_ref().clone());
+            if !services.contains_key(&service) {
+                return Err((f.service.span(), format!("unknown service {service}")));
+            }
+            let mut fields: Vec<FieldDefinition> = Vec::new();
+            for field in f.fields {
+                let span = field.span();
+                let raw = field.into_inner();
+                let kind = raw.kind().map_err(|m| (span.clone(), m))?;
+                if fields.iter().any(|x| x.id == raw.id) {
+                    return Err((span, format!("field {} is defined twice", raw.id)));
+                }
+                if let FieldKind::Choice { options } = &kind {
+                    if options.is_empty() {
+                        return Err((span, format!("choice field {} has no options", raw.id)));
+                    }
+                }
+                if let FieldKind::Number { min, max } = kind {
+                    if min > max {
+                        return Err((
+                            span,
+                            format!("number field {}: min {min} > max {max}", raw.id),
+                        ));
+                    }
+                }
+                fields.push(FieldDefinition {
+                    id: raw.id,
+                    label: raw.label,
+                    kind,
+                    required: raw.required,
+                });
+            }
+            let template = FormTemplate {
+                id: fid.clone(),
+                service,
+                title: f.title,
+                fields,
+            };
+            if forms.insert(fid.clone(), template).is_some() {
+                return Err((f.id.span(), format!("form {fid} is defined twice")));
+            }
+        }
+
+        Ok(Tenant {
+            id,
+            name: self.name,
+            time_zone,
+            time_zone_name: self.time_zone.into_inner(),
+            retention_months: u32::try_from(retention_months).unwrap_or(1),
+            support: Support {
+                phone: self.support.phone,
+                hours: self.support.hours,
+            },
+            min_upload_mbit: u32::try_from(min_upload_mbit).unwrap_or(1),
+            booking_channels: self.booking_channels.into_inner().into_iter().collect(),
+            payment_methods,
+            signature_methods: self.signature_methods.into_inner().into_iter().collect(),
+            departments,
+            services,
+            clerks,
+            forms,
+        })
+    }
+}
+
+fn hhmm(t: Time) -> String {
+    format!("{:02}:{:02}", t.hour(), t.minute())
+}
+
+/// The example tenants shipped with the product, as (file name, text).
+pub const EXAMPLE_TENANTS: [(&str, &str); 2] = [
+    (
+        "tenants/ettlingen.toml",
+        include_str!("../../tenants/ettlingen.toml"),
+    ),
+    (
+        "tenants/stuttgart.toml",
+        include_str!("../../tenants/stuttgart.toml"),
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use time::macros::{date, datetime};
+
+    use super::*;
+
+    fn example(name: &str) -> Tenant {
+        let (file, text) = EXAMPLE_TENANTS
+            .iter()
+            .find(|(f, _)| f.contains(name))
+            .expect("example tenant exists");
+        Tenant::from_toml(file, text).expect("example tenant is valid")
+    }
+
+    #[test]
+    fn example_tenants_parse_with_their_retention() {
+        let ettlingen = example("ettlingen");
+        assert_eq!(ettlingen.retention_months, 3);
+        assert_eq!(ettlingen.min_upload_mbit, 10);
+        for d in [
+            "buergerbuero",
+            "strassenverkehrsbehoerde",
+            "waffenbehoerde",
+            "gewerbebehoerde",
+            "gaststaettenbehoerde",
+            "wohngeldbehoerde",
+            "soziale-leistungen",
+        ] {
+            assert!(
+                ettlingen.departments.contains_key(&DepartmentId::from(d)),
+                "{d}"
+            );
+        }
+        assert!(
+            !ettlingen
+                .payment_methods
+                .iter()
+                .any(|p| p.id.as_str() == "giropay")
+        );
+        let stuttgart = example("stuttgart");
+        assert_eq!(stuttgart.retention_months, 6);
+        assert_eq!(stuttgart.min_upload_mbit, 2);
+        assert_eq!(stuttgart.support.phone, "115");
+        assert!(
+            stuttgart
+                .booking_channels
+                .contains(&BookingChannel::ClerkInvitation)
+        );
+        assert_eq!(stuttgart.departments.len(), 8);
+        assert!(!stuttgart.departments[&DepartmentId::from("jobcenter")].online_booking);
+        assert!(stuttgart.departments[&DepartmentId::from("ordnung-waffen")].online_booking);
+    }
+
+    fn refused(text: &str) -> ConfigError {
+        Tenant::from_toml("test.toml", text).expect_err("must be refused")
+    }
+
+    const MINIMAL: &str = r#"
+id = "testheim"
+name = "Testheim"
+time_zone = "Europe/Berlin"
+retention_months = 3
+min_upload_mbit = 2
+booking_channels = ["online"]
+signature_methods = ["touchpad"]
+payment_methods = [{ id = "kreditkarte", label = "Kreditkarte" }]
+support = { phone = "115", hours = "Mo–Fr 8–18 Uhr" }
+
+[[departments]]
+id = "amt"
+name = "Amt"
+slot_minutes = 15
+capacity = 1
+hours = [{ days = ["mo"], from = "08:00", to = "12:00" }]
+
+[[services]]
+id = "a"
+department = "amt"
+name = "A"
+duration_minutes = 15
+fee_cents = 100
+"#;
+
+    #[test]
+    fn the_minimal_file_is_accepted() {
+        let t = Tenant::from_toml("test.toml", MINIMAL).expect("valid");
+        assert_eq!(t.services[&ServiceId::from("a")].fee, Cents(100));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_rule() {
+        let e = refused(&MINIMAL.replace("department = \"amt\"", "department = \"nirgends\""));
+        assert_eq!((e.file.as_str(), e.line), ("test.toml", 21));
+        assert_eq!(e.message, "unknown department nirgends");
+        assert_eq!(e.to_string(), "test.toml:21: unknown department nirgends");
+
+        let e = refused(&format!("{MINIMAL}combinable_with = [\"b\"]\n"));
+        assert_eq!((e.line, e.message.as_str()), (25, "unknown service b"));
+
+        let e = refused(&MINIMAL.replace("capacity = 1", "capacity = 0"));
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (16, "capacity must be at least 1, not 0")
+        );
+
+        let e = refused(&MINIMAL.replace("fee_cents = 100", "fee_cents = -5"));
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (24, "fee_cents must not be negative, not -5")
+        );
+
+        let e = refused(&MINIMAL.replace("retention_months = 3", "retention_months = 0"));
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (5, "retention_months must be at least 1, not 0")
+        );
+
+        let e = refused(&MINIMAL.replace(
+            r#"hours = [{ days = ["mo"], from = "08:00", to = "12:00" }]"#,
+            "hours = [\n  { days = [\"mo\"], from = \"08:00\", to = \"12:00\" },\n  { days = [\"mo\", \"di\"], from = \"11:00\", to = \"13:00\" },\n]",
+        ));
+        assert_eq!(e.line, 19);
+        assert_eq!(
+            e.message,
+            "opening hours overlap on mo: 11:00–13:00 and 08:00–12:00"
+        );
+
+        let e = refused(&MINIMAL.replace(
+            "time_zone = \"Europe/Berlin\"",
+            "time_zone = \"Mars/Olympus\"",
+        ));
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (4, "unknown time zone \"Mars/Olympus\"")
+        );
+
+        let e = refused(&MINIMAL.replace(
+            "min_upload_mbit = 2",
+            "min_upload_mbit = 2\ncolour = \"blau\"",
+        ));
+        assert_eq!(e.line, 7);
+        assert!(
+            e.message.contains("unknown field `colour`"),
+            "{}",
+            e.message
+        );
+
+        let e = refused(&MINIMAL.replace(
+            "signature_methods = [\"touchpad\"]",
+            "signature_methods = [\"fax\"]",
+        ));
+        assert_eq!(e.line, 8);
+        assert!(e.message.contains("unknown variant `fax`"), "{}", e.message);
+    }
+
+    #[test]
+    fn months_are_calendar_months_with_month_end_clamped() {
+        assert_eq!(
+            add_calendar_months(date!(2026 - 08 - 31), 6),
+            date!(2027 - 02 - 28)
+        );
+        assert_eq!(
+            add_calendar_months(date!(2027 - 08 - 31), 6),
+            date!(2028 - 02 - 29)
+        );
+        assert_eq!(
+            add_calendar_months(date!(2026 - 11 - 30), 3),
+            date!(2027 - 02 - 28)
+        );
+        assert_eq!(
+            add_calendar_months(date!(2026 - 01 - 15), 12),
+            date!(2027 - 01 - 15)
+        );
+        assert_eq!(
+            add_calendar_months(date!(2026 - 10 - 31), 3),
+            date!(2027 - 01 - 31)
+        );
+    }
+
+    #[test]
+    fn add_months_keeps_the_local_time_across_daylight_saving() {
+        let stuttgart = example("stuttgart");
+        // 31 August 2026, 14:30 in Berlin (CEST, UTC+2) + 6 months = 28 February 2027, 14:30
+        // in Berlin (CET, UTC+1).
+        let end = datetime!(2026-08-31 12:30 UTC);
+        assert_eq!(
+            stuttgart.add_months(end, 6),
+            datetime!(2027-02-28 13:30 UTC)
+        );
+    }
+}
