@@ -1,0 +1,842 @@
+//! Every command of the workflow, the streams it reads and writes, and its decision.
+//!
+//! A command names its streams in rounds: [`Command::streams`] is asked again after each load,
+//! so a command that only knows an appointment id can ask for that appointment's calendar day
+//! once the appointment is loaded. The command bus appends the decision to all of them in one
+//! atomic batch, each with the version it read.
+
+use time::OffsetDateTime;
+
+use super::appointment::{self, AppointmentState, BookAppointment, Status};
+use super::calendar::{self, CalendarState};
+use super::events::*;
+use super::form::{self, FormState};
+use super::payment::{self, PaymentState, PaymentStatus};
+use super::session::SessionState;
+use super::subject::SubjectState;
+use super::{
+    AppointmentId, Context, Decision, DocumentId, DomainError, FormId, Histories, PaymentId,
+    Personal, SessionId, SubjectId,
+};
+use crate::event::StreamId;
+use crate::tenant::{Cents, ClerkId, FormTemplateId, PaymentMethodId, SignatureMethod};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    BookAppointment(BookAppointment),
+    ConfirmAppointment {
+        appointment: AppointmentId,
+    },
+    RescheduleAppointment {
+        appointment: AppointmentId,
+        start: OffsetDateTime,
+    },
+    CancelAppointment {
+        appointment: AppointmentId,
+        by: CancelledBy,
+        reason: Option<Personal<String>>,
+    },
+    /// Fired by the reminder timer 24 h before the start.
+    SendReminder {
+        appointment: AppointmentId,
+    },
+    /// Fired by the no-show timer 15 minutes after the start.
+    CheckNoShow {
+        appointment: AppointmentId,
+    },
+    /// Fired by the slot-hold timer: an appointment still unconfirmed gives its slots back.
+    ExpireSlotHold {
+        appointment: AppointmentId,
+    },
+    OpenSession {
+        appointment: AppointmentId,
+        session: SessionId,
+    },
+    Join {
+        session: SessionId,
+        party: Party,
+    },
+    Leave {
+        session: SessionId,
+        party: Party,
+    },
+    LoseConnection {
+        session: SessionId,
+        party: Party,
+    },
+    RestoreConnection {
+        session: SessionId,
+        party: Party,
+    },
+    AcceptPrivacyNotice {
+        session: SessionId,
+    },
+    Admit {
+        session: SessionId,
+        clerk: ClerkId,
+    },
+    VerifyIdentity {
+        session: SessionId,
+        document_type: String,
+        features_checked: Vec<String>,
+        clerk: ClerkId,
+    },
+    FailIdentityCheck {
+        session: SessionId,
+        document_type: String,
+        reason: String,
+        clerk: ClerkId,
+    },
+    UploadDocument {
+        session: SessionId,
+        document: DocumentId,
+        by: Party,
+        file_name: Personal<String>,
+        media_type: String,
+        size_bytes: u64,
+        sha256: String,
+    },
+    ShareDocument {
+        session: SessionId,
+        document: DocumentId,
+    },
+    DownloadDocument {
+        session: SessionId,
+        document: DocumentId,
+        by: Party,
+    },
+    StartForm {
+        session: SessionId,
+        form: FormId,
+        template: FormTemplateId,
+    },
+    ChangeField {
+        form: FormId,
+        field: String,
+        value: Personal<String>,
+        by: Party,
+    },
+    RequestSignature {
+        form: FormId,
+        method: SignatureMethod,
+    },
+    SignForm {
+        form: FormId,
+        method: SignatureMethod,
+        evidence_sha256: String,
+        document_sha256: String,
+    },
+    SubmitFeedback {
+        session: SessionId,
+        score: u8,
+        comment: Option<Personal<String>>,
+    },
+    HandOverToCaseSystem {
+        session: SessionId,
+        target: String,
+        reference: String,
+    },
+    EndSession {
+        session: SessionId,
+        outcome: SessionOutcome,
+    },
+    RequestPayment {
+        payment: PaymentId,
+        appointment: AppointmentId,
+    },
+    ChoosePaymentMethod {
+        payment: PaymentId,
+        method: PaymentMethodId,
+    },
+    AuthorizePayment {
+        payment: PaymentId,
+        provider_reference: String,
+    },
+    CapturePayment {
+        payment: PaymentId,
+    },
+    FailPayment {
+        payment: PaymentId,
+        reason: String,
+    },
+    RefundPayment {
+        payment: PaymentId,
+        amount: Cents,
+    },
+    /// From the process manager when an appointment reaches its final state.
+    SchedulePurge {
+        appointment: AppointmentId,
+        final_state: FinalState,
+        final_at: OffsetDateTime,
+    },
+    ExecutePurge {
+        subject: SubjectId,
+        result: PurgeExecuted,
+    },
+    VerifyDeletion {
+        subject: SubjectId,
+        checks: Vec<String>,
+    },
+}
+
+fn appointment_of(h: &Histories, id: AppointmentId) -> AppointmentState {
+    h.fold(&id.stream(), AppointmentState::evolve)
+}
+
+fn session_of(h: &Histories, id: SessionId) -> SessionState {
+    h.fold(&id.stream(), SessionState::evolve)
+}
+
+fn form_of(h: &Histories, id: FormId) -> FormState {
+    h.fold(&id.stream(), FormState::evolve)
+}
+
+fn payment_of(h: &Histories, id: PaymentId) -> PaymentState {
+    h.fold(&id.stream(), PaymentState::evolve)
+}
+
+fn subject_of(h: &Histories, id: SubjectId) -> SubjectState {
+    h.fold(&id.stream(), SubjectState::evolve)
+}
+
+fn calendar_of(h: &Histories, stream: &StreamId) -> CalendarState {
+    h.fold(stream, CalendarState::evolve)
+}
+
+fn one(stream: StreamId, event: impl Into<super::DomainEvent>) -> Decision {
+    vec![(stream, event.into())]
+}
+
+impl Command {
+    /// The streams this command needs, given what is loaded so far. The bus loads what is
+    /// missing and asks again until nothing new is named.
+    pub fn streams(&self, loaded: &Histories, ctx: &Context<'_>) -> Vec<StreamId> {
+        use Command::*;
+        let tenant = ctx.tenant;
+        let with_calendar = |appointment: AppointmentId| {
+            let state = appointment_of(loaded, appointment);
+            let mut streams = vec![appointment.stream()];
+            streams.extend(state.calendar_stream(tenant));
+            streams
+        };
+        match self {
+            BookAppointment(b) => {
+                vec![
+                    b.calendar_stream(tenant),
+                    b.appointment.stream(),
+                    b.subject.stream(),
+                ]
+            }
+            ConfirmAppointment { appointment }
+            | SendReminder { appointment }
+            | CheckNoShow { appointment } => {
+                vec![appointment.stream()]
+            }
+            CancelAppointment { appointment, .. } | ExpireSlotHold { appointment } => {
+                with_calendar(*appointment)
+            }
+            RescheduleAppointment { appointment, start } => {
+                let mut streams = with_calendar(*appointment);
+                if let Some(b) = appointment_of(loaded, *appointment).booking {
+                    streams.push(calendar::stream(&b.department, tenant.local(*start).date()));
+                }
+                streams
+            }
+            OpenSession {
+                appointment,
+                session,
+            } => vec![appointment.stream(), session.stream()],
+            Join { session, .. }
+            | Leave { session, .. }
+            | LoseConnection { session, .. }
+            | RestoreConnection { session, .. }
+            | AcceptPrivacyNotice { session }
+            | Admit { session, .. }
+            | VerifyIdentity { session, .. }
+            | FailIdentityCheck { session, .. }
+            | UploadDocument { session, .. }
+            | ShareDocument { session, .. }
+            | DownloadDocument { session, .. }
+            | SubmitFeedback { session, .. }
+            | HandOverToCaseSystem { session, .. } => vec![session.stream()],
+            StartForm { session, form, .. } => vec![session.stream(), form.stream()],
+            ChangeField { form, .. } | RequestSignature { form, .. } | SignForm { form, .. } => {
+                vec![form.stream()]
+            }
+            EndSession { session, .. } => {
+                let state = session_of(loaded, *session);
+                let mut streams = vec![session.stream()];
+                if let Some(opened) = &state.opened {
+                    streams.push(opened.appointment.stream());
+                }
+                streams.extend(state.forms.keys().map(|f| f.stream()));
+                streams
+            }
+            RequestPayment {
+                payment,
+                appointment,
+            } => vec![payment.stream(), appointment.stream()],
+            ChoosePaymentMethod { payment, .. }
+            | AuthorizePayment { payment, .. }
+            | CapturePayment { payment }
+            | FailPayment { payment, .. }
+            | RefundPayment { payment, .. } => vec![payment.stream()],
+            SchedulePurge { appointment, .. } => {
+                let mut streams = vec![appointment.stream()];
+                if let Some(b) = appointment_of(loaded, *appointment).booking {
+                    streams.push(b.subject.stream());
+                }
+                streams
+            }
+            ExecutePurge { subject, .. } | VerifyDeletion { subject, .. } => vec![subject.stream()],
+        }
+    }
+
+    /// Decides the command over the loaded streams. An empty decision means "nothing to do"
+    /// (e.g. a timer that finds its work already done).
+    pub fn decide(&self, h: &Histories, ctx: &Context<'_>) -> Result<Decision, DomainError> {
+        use Command::*;
+        let tenant = ctx.tenant;
+        match self {
+            BookAppointment(b) => appointment::book(
+                &appointment_of(h, b.appointment),
+                &calendar_of(h, &b.calendar_stream(tenant)),
+                b,
+                ctx,
+            ),
+            ConfirmAppointment { appointment } => {
+                let state = appointment_of(h, *appointment);
+                state.open_booking()?;
+                if state.confirmed {
+                    return Ok(vec![]);
+                }
+                Ok(one(appointment.stream(), AppointmentConfirmed {}))
+            }
+            RescheduleAppointment { appointment, start } => {
+                let state = appointment_of(h, *appointment);
+                let old = state
+                    .calendar_stream(tenant)
+                    .ok_or(DomainError::UnknownAppointment)?;
+                let booking = state.open_booking()?;
+                let new = calendar::stream(&booking.department, tenant.local(*start).date());
+                appointment::reschedule(
+                    &state,
+                    &calendar_of(h, &old),
+                    &calendar_of(h, &new),
+                    *start,
+                    ctx,
+                )
+            }
+            CancelAppointment {
+                appointment,
+                by,
+                reason,
+            } => {
+                let state = appointment_of(h, *appointment);
+                let cal = state
+                    .calendar_stream(tenant)
+                    .ok_or(DomainError::UnknownAppointment)?;
+                appointment::cancel(&state, &calendar_of(h, &cal), *by, reason.clone(), ctx)
+            }
+            SendReminder { appointment } => {
+                let state = appointment_of(h, *appointment);
+                match state.open_booking() {
+                    Ok(_) if !state.reminder_sent => Ok(one(appointment.stream(), ReminderSent {})),
+                    _ => Ok(vec![]),
+                }
+            }
+            CheckNoShow { appointment } => {
+                let state = appointment_of(h, *appointment);
+                let Ok(booking) = state.open_booking() else {
+                    return Ok(vec![]);
+                };
+                if state.session.is_some() {
+                    return Ok(vec![]);
+                }
+                if ctx.now < booking.start + time::Duration::minutes(15) {
+                    return Err(DomainError::NotYetStarted);
+                }
+                Ok(one(appointment.stream(), NoShowRecorded {}))
+            }
+            ExpireSlotHold { appointment } => {
+                let state = appointment_of(h, *appointment);
+                if state.confirmed || state.open_booking().is_err() {
+                    return Ok(vec![]);
+                }
+                let cal = state
+                    .calendar_stream(tenant)
+                    .ok_or(DomainError::UnknownAppointment)?;
+                appointment::cancel(
+                    &state,
+                    &calendar_of(h, &cal),
+                    CancelledBy::System,
+                    None,
+                    ctx,
+                )
+            }
+            OpenSession {
+                appointment,
+                session,
+            } => {
+                let state = appointment_of(h, *appointment);
+                let booking = state.open_booking()?;
+                if state.session.is_some() || session_of(h, *session).opened.is_some() {
+                    return Err(DomainError::SessionAlreadyOpen);
+                }
+                let services: Vec<_> = booking
+                    .services
+                    .iter()
+                    .filter_map(|s| tenant.service(s))
+                    .collect();
+                Ok(vec![
+                    (
+                        session.stream(),
+                        SessionOpened {
+                            appointment: *appointment,
+                            department: booking.department.clone(),
+                            services: booking.services.clone(),
+                            identity_check_required: services.iter().any(|s| s.identity_check),
+                            signature_required: services.iter().any(|s| s.signature),
+                        }
+                        .into(),
+                    ),
+                    (
+                        appointment.stream(),
+                        SessionLinked { session: *session }.into(),
+                    ),
+                ])
+            }
+            Join { session, party } => {
+                let state = session_of(h, *session);
+                state.running()?;
+                let present = match party {
+                    Party::Citizen => state.citizen_present,
+                    Party::Clerk => state.clerk_present,
+                };
+                if present {
+                    return Ok(vec![]);
+                }
+                Ok(one(session.stream(), ParticipantJoined { party: *party }))
+            }
+            Leave { session, party } => {
+                session_of(h, *session).running()?;
+                Ok(one(session.stream(), ParticipantLeft { party: *party }))
+            }
+            LoseConnection { session, party } => {
+                session_of(h, *session).running()?;
+                Ok(one(session.stream(), ConnectionLost { party: *party }))
+            }
+            RestoreConnection { session, party } => {
+                session_of(h, *session).running()?;
+                Ok(one(session.stream(), ConnectionRestored { party: *party }))
+            }
+            AcceptPrivacyNotice { session } => {
+                let state = session_of(h, *session);
+                state.running()?;
+                if state.privacy_accepted {
+                    return Ok(vec![]);
+                }
+                Ok(one(session.stream(), PrivacyNoticeAccepted {}))
+            }
+            Admit { session, clerk } => {
+                session_of(h, *session).admit()?;
+                Ok(one(
+                    session.stream(),
+                    AdmittedFromWaitingRoom {
+                        clerk: clerk.clone(),
+                    },
+                ))
+            }
+            VerifyIdentity {
+                session,
+                document_type,
+                features_checked,
+                clerk,
+            } => {
+                session_of(h, *session).in_room()?;
+                Ok(one(
+                    session.stream(),
+                    IdentityVerified {
+                        document_type: document_type.clone(),
+                        features_checked: features_checked.clone(),
+                        clerk: clerk.clone(),
+                    },
+                ))
+            }
+            FailIdentityCheck {
+                session,
+                document_type,
+                reason,
+                clerk,
+            } => {
+                session_of(h, *session).in_room()?;
+                Ok(one(
+                    session.stream(),
+                    IdentityCheckFailed {
+                        document_type: document_type.clone(),
+                        reason: reason.clone(),
+                        clerk: clerk.clone(),
+                    },
+                ))
+            }
+            UploadDocument {
+                session,
+                document,
+                by,
+                file_name,
+                media_type,
+                size_bytes,
+                sha256,
+            } => {
+                let state = session_of(h, *session);
+                state.in_room()?;
+                if state.documents.contains(document) {
+                    return Ok(vec![]);
+                }
+                Ok(one(
+                    session.stream(),
+                    DocumentUploaded {
+                        document: *document,
+                        by: *by,
+                        file_name: file_name.clone(),
+                        media_type: media_type.clone(),
+                        size_bytes: *size_bytes,
+                        sha256: sha256.clone(),
+                    },
+                ))
+            }
+            ShareDocument { session, document } => {
+                session_of(h, *session).has_document(*document)?;
+                Ok(one(
+                    session.stream(),
+                    DocumentShared {
+                        document: *document,
+                    },
+                ))
+            }
+            DownloadDocument {
+                session,
+                document,
+                by,
+            } => {
+                session_of(h, *session).has_document(*document)?;
+                Ok(one(
+                    session.stream(),
+                    DocumentDownloaded {
+                        document: *document,
+                        by: *by,
+                    },
+                ))
+            }
+            StartForm {
+                session,
+                form,
+                template,
+            } => {
+                let state = session_of(h, *session);
+                let opened = state.in_room()?;
+                let t = tenant
+                    .forms
+                    .get(template)
+                    .ok_or(DomainError::UnknownTemplate)?;
+                if !opened.services.contains(&t.service) {
+                    return Err(DomainError::UnknownTemplate);
+                }
+                if form_of(h, *form).started.is_some() {
+                    return Err(DomainError::FormAlreadyStarted);
+                }
+                Ok(vec![
+                    (
+                        form.stream(),
+                        FormStarted {
+                            session: *session,
+                            template: template.clone(),
+                            service: t.service.clone(),
+                        }
+                        .into(),
+                    ),
+                    (
+                        session.stream(),
+                        FormAttached {
+                            form: *form,
+                            template: template.clone(),
+                        }
+                        .into(),
+                    ),
+                ])
+            }
+            ChangeField {
+                form,
+                field,
+                value,
+                by,
+            } => {
+                let state = form_of(h, *form);
+                let started = state.editable()?;
+                let template = tenant
+                    .forms
+                    .get(&started.template)
+                    .ok_or(DomainError::UnknownTemplate)?;
+                form::check_value(template, field, &value.0, *by)?;
+                if state
+                    .values
+                    .get(field)
+                    .map_or(value.0.is_empty(), |v| v == value)
+                {
+                    return Ok(vec![]);
+                }
+                Ok(one(
+                    form.stream(),
+                    FieldChanged {
+                        field: field.clone(),
+                        value: value.clone(),
+                        by: *by,
+                    },
+                ))
+            }
+            RequestSignature { form, method } => {
+                let state = form_of(h, *form);
+                let started = state.editable()?;
+                if !tenant.signature_methods.contains(method) {
+                    return Err(DomainError::SignatureMethodNotOffered(*method));
+                }
+                let template = tenant
+                    .forms
+                    .get(&started.template)
+                    .ok_or(DomainError::UnknownTemplate)?;
+                state.complete(template)?;
+                Ok(one(form.stream(), SignatureRequested { method: *method }))
+            }
+            SignForm {
+                form,
+                method,
+                evidence_sha256,
+                document_sha256,
+            } => {
+                let state = form_of(h, *form);
+                let started = state.editable()?;
+                if state.requested != Some(*method) {
+                    return Err(DomainError::SignatureNotRequested);
+                }
+                let template = tenant
+                    .forms
+                    .get(&started.template)
+                    .ok_or(DomainError::UnknownTemplate)?;
+                state.complete(template)?;
+                Ok(vec![
+                    (
+                        form.stream(),
+                        FormSigned {
+                            method: *method,
+                            evidence_sha256: evidence_sha256.clone(),
+                            document_sha256: document_sha256.clone(),
+                        }
+                        .into(),
+                    ),
+                    (form.stream(), FormLocked {}.into()),
+                ])
+            }
+            SubmitFeedback {
+                session,
+                score,
+                comment,
+            } => {
+                let state = session_of(h, *session);
+                state.opened.as_ref().ok_or(DomainError::UnknownSession)?;
+                if state.ended.is_none() {
+                    return Err(DomainError::FeedbackBeforeEnd);
+                }
+                if state.feedback_given {
+                    return Err(DomainError::FeedbackAlreadyGiven);
+                }
+                if !(1..=5).contains(score) {
+                    return Err(DomainError::ScoreOutOfRange);
+                }
+                Ok(one(
+                    session.stream(),
+                    FeedbackSubmitted {
+                        score: *score,
+                        comment: comment.clone(),
+                    },
+                ))
+            }
+            HandOverToCaseSystem {
+                session,
+                target,
+                reference,
+            } => {
+                let state = session_of(h, *session);
+                state.opened.as_ref().ok_or(DomainError::UnknownSession)?;
+                Ok(one(
+                    session.stream(),
+                    HandedOverToCaseSystem {
+                        target: target.clone(),
+                        reference: reference.clone(),
+                    },
+                ))
+            }
+            EndSession { session, outcome } => {
+                let state = session_of(h, *session);
+                let opened = state.running()?;
+                if *outcome == SessionOutcome::Completed {
+                    if opened.identity_check_required && !state.identity_verified {
+                        return Err(DomainError::IdentityNotVerified);
+                    }
+                    let forms: Vec<FormState> =
+                        state.forms.keys().map(|f| form_of(h, *f)).collect();
+                    let all_signed = forms.iter().all(|f| f.signed);
+                    if opened.signature_required && (forms.is_empty() || !all_signed) {
+                        return Err(DomainError::SignatureMissing);
+                    }
+                }
+                Ok(vec![
+                    (session.stream(), SessionEnded { outcome: *outcome }.into()),
+                    (
+                        opened.appointment.stream(),
+                        AppointmentCompleted { outcome: *outcome }.into(),
+                    ),
+                ])
+            }
+            RequestPayment {
+                payment,
+                appointment,
+            } => {
+                if payment_of(h, *payment).request.is_some() {
+                    return Err(DomainError::PaymentAlreadyRequested);
+                }
+                let state = appointment_of(h, *appointment);
+                let booking = state
+                    .booking
+                    .as_ref()
+                    .ok_or(DomainError::UnknownAppointment)?;
+                if state.status == Status::Cancelled {
+                    return Err(DomainError::AlreadyCancelled);
+                }
+                let (items, amount) = payment::fees(tenant, &booking.services)?;
+                if amount.0 == 0 {
+                    return Err(DomainError::NothingToPay);
+                }
+                let names: Vec<&str> = items
+                    .iter()
+                    .filter_map(|i| tenant.service(&i.service).map(|s| s.name.as_str()))
+                    .collect();
+                Ok(one(
+                    payment.stream(),
+                    PaymentRequested {
+                        appointment: *appointment,
+                        amount,
+                        purpose: format!("{}: {}", tenant.name, names.join(", ")),
+                        items,
+                    },
+                ))
+            }
+            ChoosePaymentMethod { payment, method } => {
+                let state = payment_of(h, *payment);
+                state.in_progress()?;
+                if state.status == PaymentStatus::Authorized {
+                    return Err(DomainError::PaymentClosed);
+                }
+                if !tenant.payment_methods.iter().any(|m| &m.id == method) {
+                    return Err(DomainError::PaymentMethodNotOffered);
+                }
+                Ok(one(
+                    payment.stream(),
+                    PaymentMethodChosen {
+                        method: method.clone(),
+                    },
+                ))
+            }
+            AuthorizePayment {
+                payment,
+                provider_reference,
+            } => {
+                let state = payment_of(h, *payment);
+                state.in_progress()?;
+                if state.method.is_none() {
+                    return Err(DomainError::PaymentMethodMissing);
+                }
+                if state.status == PaymentStatus::Authorized {
+                    return Ok(vec![]);
+                }
+                Ok(one(
+                    payment.stream(),
+                    PaymentAuthorized {
+                        provider_reference: provider_reference.clone(),
+                    },
+                ))
+            }
+            CapturePayment { payment } => {
+                let state = payment_of(h, *payment);
+                let request = state.in_progress()?;
+                if state.status != PaymentStatus::Authorized {
+                    return Err(DomainError::PaymentNotAuthorized);
+                }
+                Ok(one(
+                    payment.stream(),
+                    PaymentCaptured {
+                        amount: request.amount,
+                    },
+                ))
+            }
+            FailPayment { payment, reason } => {
+                payment_of(h, *payment).in_progress()?;
+                Ok(one(
+                    payment.stream(),
+                    PaymentFailed {
+                        reason: reason.clone(),
+                    },
+                ))
+            }
+            RefundPayment { payment, amount } => {
+                let state = payment_of(h, *payment);
+                state.requested()?;
+                let after = state
+                    .refunded
+                    .checked_add(*amount)
+                    .ok_or(DomainError::RefundTooHigh)?;
+                if state.status != PaymentStatus::Captured
+                    || after > state.captured
+                    || amount.0 == 0
+                {
+                    return Err(DomainError::RefundTooHigh);
+                }
+                Ok(one(payment.stream(), PaymentRefunded { amount: *amount }))
+            }
+            SchedulePurge {
+                appointment,
+                final_state,
+                final_at,
+            } => {
+                let state = appointment_of(h, *appointment);
+                let booking = state
+                    .booking
+                    .as_ref()
+                    .ok_or(DomainError::UnknownAppointment)?;
+                let subject = booking.subject;
+                match subject_of(h, subject).schedule(*final_state, *final_at, tenant)? {
+                    Some(scheduled) => Ok(one(subject.stream(), scheduled)),
+                    None => Ok(vec![]),
+                }
+            }
+            ExecutePurge { subject, result } => {
+                subject_of(h, *subject).purge(ctx.now)?;
+                Ok(one(subject.stream(), result.clone()))
+            }
+            VerifyDeletion { subject, checks } => {
+                let state = subject_of(h, *subject);
+                if !state.purged {
+                    return Err(DomainError::NotYetPurged);
+                }
+                if state.verified {
+                    return Ok(vec![]);
+                }
+                Ok(one(
+                    subject.stream(),
+                    DeletionVerified {
+                        checks: checks.clone(),
+                    },
+                ))
+            }
+        }
+    }
+}

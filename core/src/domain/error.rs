@@ -1,0 +1,120 @@
+//! Refusals of the workflow. Each has a German message the citizen or clerk can read; none
+//! holds a technical error (those are `StoreError`s, elsewhere).
+
+use crate::tenant::{DepartmentId, ServiceId, SignatureMethod};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    // --- booking ---
+    #[error("Bitte wählen Sie mindestens ein Anliegen.")]
+    NoServices,
+    #[error("Das Anliegen „{0}“ gibt es hier nicht.")]
+    UnknownService(ServiceId),
+    #[error("Den Bereich „{0}“ gibt es hier nicht.")]
+    UnknownDepartment(DepartmentId),
+    #[error("Das Anliegen „{0}“ gehört nicht zu diesem Bereich.")]
+    ServiceOfOtherDepartment(ServiceId),
+    #[error("Das Anliegen „{0}“ wird nicht per Video angeboten.")]
+    NotOfferedOnline(ServiceId),
+    #[error("Das Anliegen „{0}“ ist doppelt gewählt.")]
+    DuplicateService(ServiceId),
+    #[error("Die Anliegen „{0}“ und „{1}“ können nicht in einem Termin bearbeitet werden.")]
+    NotCombinable(ServiceId, ServiceId),
+    #[error("Dieser Bereich vergibt Videotermine nur auf Einladung durch die Sachbearbeitung.")]
+    OnlineBookingNotOffered,
+    #[error("Dieser Buchungsweg wird hier nicht angeboten.")]
+    ChannelNotOffered,
+    #[error("Der gewählte Zeitpunkt liegt in der Vergangenheit.")]
+    SlotInPast,
+    #[error("Der gewählte Zeitpunkt liegt außerhalb der Öffnungszeiten.")]
+    OutsideOpeningHours,
+    #[error("Dieser Termin ist leider gerade vergeben worden. Bitte wählen Sie einen anderen.")]
+    SlotTaken,
+    #[error("Diesen Termin gibt es bereits.")]
+    AlreadyBooked,
+    // --- appointment life cycle ---
+    #[error("Diesen Termin gibt es nicht.")]
+    UnknownAppointment,
+    #[error("Der Termin ist bereits abgesagt.")]
+    AlreadyCancelled,
+    #[error("Der Termin hat bereits stattgefunden und kann nicht mehr geändert werden.")]
+    AppointmentFinished,
+    #[error("Der Termin hat noch nicht begonnen.")]
+    NotYetStarted,
+    // --- session ---
+    #[error("Diese Videositzung gibt es nicht.")]
+    UnknownSession,
+    #[error("Für diesen Termin gibt es bereits eine Videositzung.")]
+    SessionAlreadyOpen,
+    #[error("Die Videositzung ist beendet.")]
+    SessionEnded,
+    #[error("Die Bürgerin oder der Bürger ist noch nicht im Warteraum.")]
+    CitizenNotWaiting,
+    #[error("Der Datenschutzhinweis wurde noch nicht bestätigt.")]
+    PrivacyNoticeNotAccepted,
+    #[error("Die Bürgerin oder der Bürger ist bereits im Raum.")]
+    AlreadyAdmitted,
+    #[error("Das ist erst nach dem Einlass aus dem Warteraum möglich.")]
+    NotAdmitted,
+    #[error("Für dieses Anliegen muss zuerst die Identität geprüft werden.")]
+    IdentityNotVerified,
+    #[error("Für dieses Anliegen muss zuerst ein Formular unterschrieben werden.")]
+    SignatureMissing,
+    #[error("Dieses Dokument gibt es in der Sitzung nicht.")]
+    UnknownDocument,
+    #[error("Die Bewertung muss zwischen 1 und 5 liegen.")]
+    ScoreOutOfRange,
+    #[error("Feedback wurde bereits abgegeben.")]
+    FeedbackAlreadyGiven,
+    #[error("Feedback ist erst nach dem Gespräch möglich.")]
+    FeedbackBeforeEnd,
+    // --- forms ---
+    #[error("Dieses Formular gibt es nicht.")]
+    UnknownForm,
+    #[error("Diese Formularvorlage gibt es hier nicht.")]
+    UnknownTemplate,
+    #[error("Dieses Formular gibt es bereits.")]
+    FormAlreadyStarted,
+    #[error("Das Formular ist unterschrieben und gesperrt; Änderungen sind nicht mehr möglich.")]
+    FormLocked,
+    #[error("Das Feld „{0}“ gibt es in diesem Formular nicht.")]
+    UnknownField(String),
+    #[error("Der Wert für „{field}“ ist ungültig: {reason}")]
+    InvalidFieldValue { field: String, reason: &'static str },
+    #[error("Das Pflichtfeld „{0}“ ist noch leer.")]
+    RequiredFieldEmpty(String),
+    #[error("Diese Unterschriftsart wird hier nicht angeboten.")]
+    SignatureMethodNotOffered(SignatureMethod),
+    #[error("Es wurde keine Unterschrift mit diesem Verfahren angefordert.")]
+    SignatureNotRequested,
+    // --- payment ---
+    #[error("Für diesen Termin fallen keine Gebühren an.")]
+    NothingToPay,
+    #[error("Diese Zahlung gibt es bereits.")]
+    PaymentAlreadyRequested,
+    #[error("Diese Zahlung gibt es nicht.")]
+    UnknownPayment,
+    #[error("Diese Zahlungsart wird hier nicht angeboten.")]
+    PaymentMethodNotOffered,
+    #[error("Bitte wählen Sie zuerst eine Zahlungsart.")]
+    PaymentMethodMissing,
+    #[error("Die Zahlung ist noch nicht freigegeben.")]
+    PaymentNotAuthorized,
+    #[error("Die Zahlung wurde bereits eingezogen.")]
+    AlreadyCaptured,
+    #[error("Die Zahlung ist abgeschlossen und kann nicht mehr geändert werden.")]
+    PaymentClosed,
+    #[error("Es kann höchstens der eingezogene Betrag erstattet werden.")]
+    RefundTooHigh,
+    // --- subject ---
+    #[error("Diese betroffene Person gibt es nicht.")]
+    UnknownSubject,
+    #[error("Die Löschung ist erst am {0} fällig.")]
+    PurgeNotDue(String),
+    #[error("Die Löschung ist nicht angesetzt.")]
+    PurgeNotScheduled,
+    #[error("Die Daten sind bereits gelöscht.")]
+    AlreadyPurged,
+    #[error("Die Löschung ist noch nicht ausgeführt.")]
+    NotYetPurged,
+}

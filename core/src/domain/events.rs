@@ -1,0 +1,439 @@
+//! Every domain event type, its payload and its schema version. `docs/events.md` lists the
+//! same; a test keeps the two in step.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{AppointmentId, DocumentId, FormId, Personal, SessionId, SubjectId};
+use crate::event::{InvalidInput, Payload};
+use crate::tenant::{
+    BookingChannel, Cents, ClerkId, DepartmentId, FormTemplateId, PaymentMethodId, ServiceId,
+    SignatureMethod,
+};
+
+/// Contact details of the citizen who booked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub name: Personal<String>,
+    pub email: Personal<String>,
+    pub phone: Option<Personal<String>>,
+}
+
+/// Who called off an appointment, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelledBy {
+    /// Through the link in the confirmation mail.
+    CitizenByLink,
+    /// By a clerk, e.g. after a call.
+    Clerk,
+    /// The system, e.g. when a slot hold expired.
+    System,
+}
+
+/// Which side of the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Party {
+    Citizen,
+    Clerk,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionOutcome {
+    /// The concerns were dealt with.
+    Completed,
+    /// Broken off (e.g. device failure); a new appointment is needed.
+    Aborted,
+}
+
+/// The state an appointment ended in, which starts its retention period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinalState {
+    Completed,
+    Cancelled,
+    NoShow,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeeItem {
+    pub service: ServiceId,
+    pub amount: Cents,
+}
+
+// --- appointment ---
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppointmentBooked {
+    pub appointment: AppointmentId,
+    pub subject: SubjectId,
+    pub department: DepartmentId,
+    pub services: Vec<ServiceId>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub start: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub end: OffsetDateTime,
+    pub channel: BookingChannel,
+    /// The clerk who invited, for the clerk-invitation channel.
+    pub invited_by: Option<ClerkId>,
+    pub contact: Contact,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppointmentConfirmed {}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppointmentRescheduled {
+    #[serde(with = "time::serde::rfc3339")]
+    pub previous_start: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub start: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub end: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppointmentCancelled {
+    pub by: CancelledBy,
+    pub reason: Option<Personal<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReminderSent {}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoShowRecorded {}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionLinked {
+    pub session: SessionId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppointmentCompleted {
+    pub outcome: SessionOutcome,
+}
+
+// --- calendar ---
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotsReserved {
+    pub appointment: AppointmentId,
+    /// Minutes after local midnight of the first slot.
+    pub first_minute: u16,
+    pub slots: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotsReleased {
+    pub appointment: AppointmentId,
+}
+
+// --- session ---
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionOpened {
+    pub appointment: AppointmentId,
+    pub department: DepartmentId,
+    pub services: Vec<ServiceId>,
+    pub identity_check_required: bool,
+    pub signature_required: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantJoined {
+    pub party: Party,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantLeft {
+    pub party: Party,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionLost {
+    pub party: Party,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionRestored {
+    pub party: Party,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivacyNoticeAccepted {}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdmittedFromWaitingRoom {
+    pub clerk: ClerkId,
+}
+
+/// The clerk saw the ID document on camera. Never an image; only what was checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityVerified {
+    pub document_type: String,
+    pub features_checked: Vec<String>,
+    pub clerk: ClerkId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityCheckFailed {
+    pub document_type: String,
+    pub reason: String,
+    pub clerk: ClerkId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentUploaded {
+    pub document: DocumentId,
+    pub by: Party,
+    pub file_name: Personal<String>,
+    pub media_type: String,
+    pub size_bytes: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentShared {
+    pub document: DocumentId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentDownloaded {
+    pub document: DocumentId,
+    pub by: Party,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormAttached {
+    pub form: FormId,
+    pub template: FormTemplateId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedbackSubmitted {
+    pub score: u8,
+    pub comment: Option<Personal<String>>,
+}
+
+/// Data that must be kept is handed to the specialised procedure (`Fachverfahren`) before the
+/// purge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandedOverToCaseSystem {
+    pub target: String,
+    pub reference: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEnded {
+    pub outcome: SessionOutcome,
+}
+
+// --- form ---
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormStarted {
+    pub session: SessionId,
+    pub template: FormTemplateId,
+    pub service: ServiceId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldChanged {
+    pub field: String,
+    pub value: Personal<String>,
+    pub by: Party,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureRequested {
+    pub method: SignatureMethod,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormSigned {
+    pub method: SignatureMethod,
+    /// SHA-256 of the signature evidence (strokes, TAN exchange), hex.
+    pub evidence_sha256: String,
+    /// SHA-256 of the rendered PDF that was signed, hex.
+    pub document_sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormLocked {}
+
+// --- payment ---
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRequested {
+    pub appointment: AppointmentId,
+    pub amount: Cents,
+    pub purpose: String,
+    pub items: Vec<FeeItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentMethodChosen {
+    pub method: PaymentMethodId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentAuthorized {
+    pub provider_reference: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentCaptured {
+    pub amount: Cents,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentFailed {
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRefunded {
+    pub amount: Cents,
+}
+
+// --- subject ---
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectKeyIssued {
+    pub subject: SubjectId,
+    pub appointment: AppointmentId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeScheduled {
+    pub final_state: FinalState,
+    #[serde(with = "time::serde::rfc3339")]
+    pub final_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub due: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeExecuted {
+    pub keys_destroyed: u32,
+    pub blobs_deleted: u32,
+    pub projection_rows_scrubbed: u32,
+    pub outbox_items_scrubbed: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletionVerified {
+    pub checks: Vec<String>,
+}
+
+/// Why a payload could not be read as the event its type names.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("unknown event type {0}")]
+    UnknownType(String),
+    #[error("{event_type} has no schema version {version}")]
+    UnknownVersion { event_type: String, version: u16 },
+    #[error("{event_type} payload does not match its schema: {source}")]
+    Payload {
+        event_type: String,
+        source: serde_json::Error,
+    },
+}
+
+macro_rules! domain_events {
+    ($($variant:ident = $version:literal),* $(,)?) => {
+        /// Every fact of the workflow.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum DomainEvent {
+            $($variant($variant)),*
+        }
+
+        $(
+            impl From<$variant> for DomainEvent {
+                fn from(e: $variant) -> Self {
+                    DomainEvent::$variant(e)
+                }
+            }
+        )*
+
+        impl DomainEvent {
+            /// Every event type with its current schema version.
+            pub const CATALOGUE: &'static [(&'static str, u16)] = &[$((stringify!($variant), $version)),*];
+
+            pub fn event_type(&self) -> &'static str {
+                match self { $(DomainEvent::$variant(_) => stringify!($variant)),* }
+            }
+
+            pub fn schema_version(&self) -> u16 {
+                match self { $(DomainEvent::$variant(_) => $version),* }
+            }
+
+            pub fn to_payload(&self) -> Result<Payload, InvalidInput> {
+                match self { $(DomainEvent::$variant(e) => Payload::from_value(e)),* }
+            }
+
+            /// Reads a stored event. Older schema versions are upcast here, when they exist.
+            pub fn from_payload(event_type: &str, version: u16, payload: &Payload) -> Result<Self, DecodeError> {
+                match event_type {
+                    $(stringify!($variant) => {
+                        if version != $version {
+                            return Err(DecodeError::UnknownVersion { event_type: event_type.to_owned(), version });
+                        }
+                        payload
+                            .parse::<$variant>()
+                            .map(DomainEvent::$variant)
+                            .map_err(|source| DecodeError::Payload { event_type: event_type.to_owned(), source })
+                    })*
+                    other => Err(DecodeError::UnknownType(other.to_owned())),
+                }
+            }
+        }
+    };
+}
+
+domain_events! {
+    AppointmentBooked = 1,
+    AppointmentConfirmed = 1,
+    AppointmentRescheduled = 1,
+    AppointmentCancelled = 1,
+    ReminderSent = 1,
+    NoShowRecorded = 1,
+    SessionLinked = 1,
+    AppointmentCompleted = 1,
+    SlotsReserved = 1,
+    SlotsReleased = 1,
+    SessionOpened = 1,
+    ParticipantJoined = 1,
+    ParticipantLeft = 1,
+    ConnectionLost = 1,
+    ConnectionRestored = 1,
+    PrivacyNoticeAccepted = 1,
+    AdmittedFromWaitingRoom = 1,
+    IdentityVerified = 1,
+    IdentityCheckFailed = 1,
+    DocumentUploaded = 1,
+    DocumentShared = 1,
+    DocumentDownloaded = 1,
+    FormAttached = 1,
+    FeedbackSubmitted = 1,
+    HandedOverToCaseSystem = 1,
+    SessionEnded = 1,
+    FormStarted = 1,
+    FieldChanged = 1,
+    SignatureRequested = 1,
+    FormSigned = 1,
+    FormLocked = 1,
+    PaymentRequested = 1,
+    PaymentMethodChosen = 1,
+    PaymentAuthorized = 1,
+    PaymentCaptured = 1,
+    PaymentFailed = 1,
+    PaymentRefunded = 1,
+    SubjectKeyIssued = 1,
+    PurgeScheduled = 1,
+    PurgeExecuted = 1,
+    DeletionVerified = 1,
+}
