@@ -111,3 +111,278 @@ pub fn check_value(
         FieldKind::Checkbox => invalid("bitte ja oder nein"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::appointment::tests::{TUE_9, appointment, booked, booking};
+    use crate::domain::command::Command;
+    use crate::domain::events::*;
+    use crate::domain::gwt::{ettlingen, given};
+    use crate::domain::{Decision, FormId, SessionId};
+    use crate::tenant::Tenant;
+
+    fn form() -> FormId {
+        FormId(Uuid::from_u128(9))
+    }
+
+    fn session() -> SessionId {
+        SessionId(Uuid::from_u128(77))
+    }
+
+    fn then(tenant: &'static Tenant, history: &Decision, command: Command) -> Decision {
+        booked(tenant, history.clone(), command)
+    }
+
+    fn started(tenant: &'static Tenant) -> Decision {
+        let mut h = booked(
+            tenant,
+            vec![],
+            booking(
+                1,
+                "gewerbebehoerde",
+                &["gewerbeanmeldung"],
+                TUE_9 - time::Duration::minutes(10),
+            ),
+        );
+        for c in [
+            Command::OpenSession {
+                appointment: appointment(1),
+                session: session(),
+            },
+            Command::Join {
+                session: session(),
+                party: Party::Citizen,
+            },
+            Command::AcceptPrivacyNotice { session: session() },
+            Command::Admit {
+                session: session(),
+                clerk: "k.wagner".into(),
+            },
+            Command::StartForm {
+                session: session(),
+                form: form(),
+                template: "antrag-gewerbeanmeldung".into(),
+            },
+        ] {
+            h = then(tenant, &h, c);
+        }
+        h
+    }
+
+    fn change(field: &str, value: &str, by: Party) -> Command {
+        Command::ChangeField {
+            form: form(),
+            field: field.into(),
+            value: Personal(value.into()),
+            by,
+        }
+    }
+
+    fn filled(tenant: &'static Tenant) -> Decision {
+        let mut h = started(tenant);
+        for (field, value) in [
+            ("familienname", "Mustermann"),
+            ("vorname", "Erika"),
+            ("geburtsdatum", "1964-08-12"),
+            ("taetigkeit", "Fahrradreparatur"),
+            ("beginn", "2027-01-01"),
+            ("rechtsform", "Einzelunternehmen"),
+        ] {
+            h = then(tenant, &h, change(field, value, Party::Citizen));
+        }
+        h
+    }
+
+    fn sign(method: SignatureMethod) -> Command {
+        Command::SignForm {
+            form: form(),
+            method,
+            evidence_sha256: "e".repeat(64),
+            document_sha256: "d".repeat(64),
+        }
+    }
+
+    pub(crate) fn signed() -> Decision {
+        let h = then(
+            ettlingen(),
+            &filled(ettlingen()),
+            Command::RequestSignature {
+                form: form(),
+                method: SignatureMethod::HiddenTan,
+            },
+        );
+        then(ettlingen(), &h, sign(SignatureMethod::HiddenTan))
+    }
+
+    #[test]
+    fn starting_a_form_attaches_it_to_the_session() {
+        let h = started(ettlingen());
+        assert!(
+            h.contains(&(
+                session().stream(),
+                FormAttached {
+                    form: form(),
+                    template: "antrag-gewerbeanmeldung".into()
+                }
+                .into()
+            ))
+        );
+        given(ettlingen(), h.clone())
+            .when(Command::StartForm {
+                session: session(),
+                form: form(),
+                template: "antrag-gewerbeanmeldung".into(),
+            })
+            .then_error(DomainError::FormAlreadyStarted);
+        given(ettlingen(), h)
+            .when(Command::StartForm {
+                session: session(),
+                form: FormId(Uuid::from_u128(10)),
+                template: "antrag-personalausweis".into(),
+            })
+            .then_error(DomainError::UnknownTemplate);
+    }
+
+    #[test]
+    fn both_parties_edit_and_every_change_is_an_event() {
+        let h = started(ettlingen());
+        given(ettlingen(), h.clone())
+            .when(change("familienname", "Mustermann", Party::Clerk))
+            .then_expect(vec![(
+                form().stream(),
+                FieldChanged {
+                    field: "familienname".into(),
+                    value: Personal("Mustermann".into()),
+                    by: Party::Clerk,
+                }
+                .into(),
+            )]);
+        let h = then(
+            ettlingen(),
+            &h,
+            change("familienname", "Mustermann", Party::Clerk),
+        );
+        given(ettlingen(), h)
+            .when(change("familienname", "Mustermann", Party::Citizen))
+            .then_nothing();
+    }
+
+    #[test]
+    fn values_are_checked_against_the_template() {
+        let h = started(ettlingen());
+        let refused = |field: &str, value: &str| {
+            given(ettlingen(), h.clone())
+                .when(change(field, value, Party::Citizen))
+                .0
+        };
+        assert_eq!(
+            refused("lieblingsfarbe", "blau"),
+            Err(DomainError::UnknownField("lieblingsfarbe".into()))
+        );
+        assert!(matches!(
+            refused("geburtsdatum", "12.08.1964"),
+            Err(DomainError::InvalidFieldValue { .. })
+        ));
+        assert!(matches!(
+            refused("beschaeftigte", "-1"),
+            Err(DomainError::InvalidFieldValue { .. })
+        ));
+        assert!(matches!(
+            refused("beschaeftigte", "viele"),
+            Err(DomainError::InvalidFieldValue { .. })
+        ));
+        assert!(matches!(
+            refused("rechtsform", "AG & Co"),
+            Err(DomainError::InvalidFieldValue { .. })
+        ));
+        assert!(matches!(
+            refused("vorname", &"x".repeat(101)),
+            Err(DomainError::InvalidFieldValue { .. })
+        ));
+        assert!(refused("beschaeftigte", "3").is_ok());
+    }
+
+    #[test]
+    fn a_signature_needs_every_required_field_and_a_request_with_the_same_method() {
+        let h = started(ettlingen());
+        given(ettlingen(), h)
+            .when(Command::RequestSignature {
+                form: form(),
+                method: SignatureMethod::Touchpad,
+            })
+            .then_error(DomainError::RequiredFieldEmpty("Familienname".into()));
+        let h = filled(ettlingen());
+        given(ettlingen(), h.clone())
+            .when(sign(SignatureMethod::Touchpad))
+            .then_error(DomainError::SignatureNotRequested);
+        let h = then(
+            ettlingen(),
+            &h,
+            Command::RequestSignature {
+                form: form(),
+                method: SignatureMethod::HandyTan,
+            },
+        );
+        given(ettlingen(), h.clone())
+            .when(sign(SignatureMethod::Touchpad))
+            .then_error(DomainError::SignatureNotRequested);
+        given(ettlingen(), h)
+            .when(sign(SignatureMethod::HandyTan))
+            .then_expect(vec![
+                (
+                    form().stream(),
+                    FormSigned {
+                        method: SignatureMethod::HandyTan,
+                        evidence_sha256: "e".repeat(64),
+                        document_sha256: "d".repeat(64),
+                    }
+                    .into(),
+                ),
+                (form().stream(), FormLocked {}.into()),
+            ]);
+    }
+
+    #[test]
+    fn a_method_the_tenant_does_not_offer_is_refused() {
+        let (file, text) = crate::tenant::EXAMPLE_TENANTS[0];
+        let text = text.replace(
+            r#"signature_methods = ["touchpad", "hidden_tan", "handy_tan"]"#,
+            r#"signature_methods = ["touchpad"]"#,
+        );
+        let touchpad_only: &'static Tenant =
+            Box::leak(Box::new(Tenant::from_toml(file, &text).expect("valid")));
+        given(touchpad_only, filled(touchpad_only))
+            .when(Command::RequestSignature {
+                form: form(),
+                method: SignatureMethod::HandyTan,
+            })
+            .then_error(DomainError::SignatureMethodNotOffered(
+                SignatureMethod::HandyTan,
+            ));
+    }
+
+    #[test]
+    fn after_signing_nobody_changes_anything() {
+        let h = signed();
+        for by in [Party::Citizen, Party::Clerk] {
+            given(ettlingen(), h.clone())
+                .when(change("vorname", "Max", by))
+                .then_error(DomainError::FormLocked);
+            given(ettlingen(), h.clone())
+                .when(change("beschaeftigte", "", by))
+                .then_error(DomainError::FormLocked);
+        }
+        given(ettlingen(), h.clone())
+            .when(Command::RequestSignature {
+                form: form(),
+                method: SignatureMethod::Touchpad,
+            })
+            .then_error(DomainError::FormLocked);
+        given(ettlingen(), h)
+            .when(sign(SignatureMethod::HiddenTan))
+            .then_error(DomainError::FormLocked);
+    }
+}

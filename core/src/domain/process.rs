@@ -126,3 +126,110 @@ pub fn react(stream: &StreamId, event: &DomainEvent, recorded_at: OffsetDateTime
         _ => vec![],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::appointment::tests::{TUE_9, appointment, booked, booking};
+    use crate::domain::events::{
+        AppointmentCancelled, AppointmentCompleted, CancelledBy, NoShowRecorded, SessionEnded,
+        SessionOutcome,
+    };
+    use crate::domain::gwt::ettlingen;
+
+    fn booked_event() -> (StreamId, DomainEvent) {
+        booked(
+            ettlingen(),
+            vec![],
+            booking(1, "buergerbuero", &["meldebescheinigung"], TUE_9),
+        )
+        .into_iter()
+        .find(|(_, e)| e.event_type() == "AppointmentBooked")
+        .expect("booked")
+    }
+
+    #[test]
+    fn a_booking_brings_the_confirmation_mail_and_its_timers() {
+        let (stream, event) = booked_event();
+        let a = appointment(1);
+        let at = datetime!(2026-11-20 10:00 UTC);
+        assert_eq!(
+            react(&stream, &event, at),
+            vec![
+                Reaction::Work(WorkItem::ConfirmationMail { appointment: a }),
+                Reaction::Timer {
+                    due: TUE_9 + NO_SHOW_AFTER,
+                    command: Command::CheckNoShow { appointment: a }
+                },
+                Reaction::Timer {
+                    due: at + SLOT_HOLD,
+                    command: Command::ExpireSlotHold { appointment: a }
+                },
+                Reaction::Timer {
+                    due: TUE_9 - REMINDER_BEFORE,
+                    command: Command::SendReminder { appointment: a }
+                },
+            ]
+        );
+        // Booked less than a day ahead: no reminder.
+        let late = react(&stream, &event, TUE_9 - time::Duration::hours(2));
+        assert!(!late.iter().any(|r| matches!(
+            r,
+            Reaction::Timer {
+                command: Command::SendReminder { .. },
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn every_final_state_schedules_the_purge() {
+        let stream = appointment(1).stream();
+        let at = datetime!(2026-11-24 09:00 UTC);
+        for (event, final_state) in [
+            (
+                DomainEvent::from(AppointmentCancelled {
+                    by: CancelledBy::Clerk,
+                    reason: None,
+                }),
+                FinalState::Cancelled,
+            ),
+            (NoShowRecorded {}.into(), FinalState::NoShow),
+            (
+                AppointmentCompleted {
+                    outcome: SessionOutcome::Completed,
+                }
+                .into(),
+                FinalState::Completed,
+            ),
+        ] {
+            let reactions = react(&stream, &event, at);
+            assert!(
+                reactions.contains(&Reaction::Command(Command::SchedulePurge {
+                    appointment: appointment(1),
+                    final_state,
+                    final_at: at,
+                }))
+            );
+        }
+    }
+
+    #[test]
+    fn an_ended_session_invites_feedback() {
+        let session = SessionId(Uuid::from_u128(77));
+        assert_eq!(
+            react(
+                &session.stream(),
+                &SessionEnded {
+                    outcome: SessionOutcome::Completed
+                }
+                .into(),
+                TUE_9
+            ),
+            vec![Reaction::Work(WorkItem::FeedbackInvitation { session })]
+        );
+    }
+}

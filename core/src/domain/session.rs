@@ -103,3 +103,446 @@ impl SessionState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use time::Duration;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::appointment::tests::{TUE_9, appointment, booked, booking};
+    use crate::domain::command::Command;
+    use crate::domain::events::*;
+    use crate::domain::gwt::{ettlingen, given};
+    use crate::domain::{Decision, SessionId};
+
+    fn session() -> SessionId {
+        SessionId(Uuid::from_u128(77))
+    }
+
+    fn opened(services: &[&str]) -> Decision {
+        let history = booked(
+            ettlingen(),
+            vec![],
+            booking(1, "buergerbuero", services, TUE_9),
+        );
+        booked(
+            ettlingen(),
+            history,
+            Command::OpenSession {
+                appointment: appointment(1),
+                session: session(),
+            },
+        )
+    }
+
+    fn then(history: &Decision, command: Command) -> Decision {
+        booked(ettlingen(), history.clone(), command)
+    }
+
+    fn admitted(services: &[&str]) -> Decision {
+        let h = opened(services);
+        let h = then(
+            &h,
+            Command::Join {
+                session: session(),
+                party: Party::Citizen,
+            },
+        );
+        let h = then(&h, Command::AcceptPrivacyNotice { session: session() });
+        then(
+            &h,
+            Command::Admit {
+                session: session(),
+                clerk: "a.becker".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn opening_links_the_session_and_records_what_the_services_require() {
+        let history = booked(
+            ettlingen(),
+            vec![],
+            booking(1, "buergerbuero", &["personalausweis"], TUE_9),
+        );
+        given(ettlingen(), history.clone())
+            .when(Command::OpenSession {
+                appointment: appointment(1),
+                session: session(),
+            })
+            .then_expect(vec![
+                (
+                    session().stream(),
+                    SessionOpened {
+                        appointment: appointment(1),
+                        department: "buergerbuero".into(),
+                        services: vec!["personalausweis".into()],
+                        identity_check_required: true,
+                        signature_required: true,
+                    }
+                    .into(),
+                ),
+                (
+                    appointment(1).stream(),
+                    SessionLinked { session: session() }.into(),
+                ),
+            ]);
+        given(ettlingen(), opened(&["meldebescheinigung"]))
+            .when(Command::OpenSession {
+                appointment: appointment(1),
+                session: SessionId(Uuid::from_u128(78)),
+            })
+            .then_error(DomainError::SessionAlreadyOpen);
+        given(ettlingen(), vec![])
+            .when(Command::OpenSession {
+                appointment: appointment(9),
+                session: session(),
+            })
+            .then_error(DomainError::UnknownAppointment);
+    }
+
+    #[test]
+    fn admission_needs_the_citizen_waiting_and_the_privacy_notice_accepted() {
+        let admit = || Command::Admit {
+            session: session(),
+            clerk: "a.becker".into(),
+        };
+        let h = opened(&["meldebescheinigung"]);
+        given(ettlingen(), h.clone())
+            .when(admit())
+            .then_error(DomainError::CitizenNotWaiting);
+        let h = then(
+            &h,
+            Command::Join {
+                session: session(),
+                party: Party::Citizen,
+            },
+        );
+        given(ettlingen(), h.clone())
+            .when(admit())
+            .then_error(DomainError::PrivacyNoticeNotAccepted);
+        let h = then(&h, Command::AcceptPrivacyNotice { session: session() });
+        given(ettlingen(), h.clone())
+            .when(admit())
+            .then_expect(vec![(
+                session().stream(),
+                AdmittedFromWaitingRoom {
+                    clerk: "a.becker".into(),
+                }
+                .into(),
+            )]);
+        let h = then(&h, admit());
+        given(ettlingen(), h)
+            .when(admit())
+            .then_error(DomainError::AlreadyAdmitted);
+        given(ettlingen(), vec![])
+            .when(admit())
+            .then_error(DomainError::UnknownSession);
+    }
+
+    #[test]
+    fn joining_twice_accepting_twice_and_reconnecting() {
+        let h = opened(&["meldebescheinigung"]);
+        let h = then(
+            &h,
+            Command::Join {
+                session: session(),
+                party: Party::Citizen,
+            },
+        );
+        given(ettlingen(), h.clone())
+            .when(Command::Join {
+                session: session(),
+                party: Party::Citizen,
+            })
+            .then_nothing();
+        let h = then(&h, Command::AcceptPrivacyNotice { session: session() });
+        given(ettlingen(), h.clone())
+            .when(Command::AcceptPrivacyNotice { session: session() })
+            .then_nothing();
+        given(ettlingen(), h.clone())
+            .when(Command::LoseConnection {
+                session: session(),
+                party: Party::Citizen,
+            })
+            .then_expect(vec![(
+                session().stream(),
+                ConnectionLost {
+                    party: Party::Citizen,
+                }
+                .into(),
+            )]);
+        given(ettlingen(), h.clone())
+            .when(Command::RestoreConnection {
+                session: session(),
+                party: Party::Citizen,
+            })
+            .then_expect(vec![(
+                session().stream(),
+                ConnectionRestored {
+                    party: Party::Citizen,
+                }
+                .into(),
+            )]);
+        given(ettlingen(), h)
+            .when(Command::Leave {
+                session: session(),
+                party: Party::Citizen,
+            })
+            .then_expect(vec![(
+                session().stream(),
+                ParticipantLeft {
+                    party: Party::Citizen,
+                }
+                .into(),
+            )]);
+    }
+
+    #[test]
+    fn work_in_the_room_needs_admission() {
+        let h = opened(&["personalausweis"]);
+        let verify = Command::VerifyIdentity {
+            session: session(),
+            document_type: "Personalausweis".into(),
+            features_checked: vec!["Hologramm".into(), "Lichtbild".into()],
+            clerk: "a.becker".into(),
+        };
+        given(ettlingen(), h)
+            .when(verify.clone())
+            .then_error(DomainError::NotAdmitted);
+        given(ettlingen(), admitted(&["personalausweis"]))
+            .when(verify)
+            .then_expect(vec![(
+                session().stream(),
+                IdentityVerified {
+                    document_type: "Personalausweis".into(),
+                    features_checked: vec!["Hologramm".into(), "Lichtbild".into()],
+                    clerk: "a.becker".into(),
+                }
+                .into(),
+            )]);
+        given(ettlingen(), admitted(&["personalausweis"]))
+            .when(Command::FailIdentityCheck {
+                session: session(),
+                document_type: "Personalausweis".into(),
+                reason: "abgelaufen".into(),
+                clerk: "a.becker".into(),
+            })
+            .decision();
+    }
+
+    #[test]
+    fn documents_are_uploaded_then_shared_and_downloaded() {
+        let doc = DocumentId(Uuid::from_u128(5));
+        let upload = Command::UploadDocument {
+            session: session(),
+            document: doc,
+            by: Party::Citizen,
+            file_name: crate::domain::Personal("mietvertrag.pdf".into()),
+            media_type: "application/pdf".into(),
+            size_bytes: 12_345,
+            sha256: "ab".repeat(32),
+        };
+        let h = admitted(&["meldebescheinigung"]);
+        given(ettlingen(), h.clone())
+            .when(Command::ShareDocument {
+                session: session(),
+                document: doc,
+            })
+            .then_error(DomainError::UnknownDocument);
+        let h = then(&h, upload.clone());
+        given(ettlingen(), h.clone()).when(upload).then_nothing();
+        given(ettlingen(), h.clone())
+            .when(Command::ShareDocument {
+                session: session(),
+                document: doc,
+            })
+            .then_expect(vec![(
+                session().stream(),
+                DocumentShared { document: doc }.into(),
+            )]);
+        given(ettlingen(), h)
+            .when(Command::DownloadDocument {
+                session: session(),
+                document: doc,
+                by: Party::Citizen,
+            })
+            .then_expect(vec![(
+                session().stream(),
+                DocumentDownloaded {
+                    document: doc,
+                    by: Party::Citizen,
+                }
+                .into(),
+            )]);
+    }
+
+    #[test]
+    fn a_service_needing_identity_cannot_be_completed_without_it() {
+        let end = Command::EndSession {
+            session: session(),
+            outcome: SessionOutcome::Completed,
+        };
+        given(ettlingen(), admitted(&["meldebescheinigung"]))
+            .when(end.clone())
+            .then_error(DomainError::IdentityNotVerified);
+        // Aborting is always possible.
+        given(ettlingen(), admitted(&["meldebescheinigung"]))
+            .when(Command::EndSession {
+                session: session(),
+                outcome: SessionOutcome::Aborted,
+            })
+            .decision();
+        let h = then(
+            &admitted(&["meldebescheinigung"]),
+            Command::VerifyIdentity {
+                session: session(),
+                document_type: "Reisepass".into(),
+                features_checked: vec!["Lichtbild".into()],
+                clerk: "a.becker".into(),
+            },
+        );
+        given(ettlingen(), h.clone()).when(end).then_expect(vec![
+            (
+                session().stream(),
+                SessionEnded {
+                    outcome: SessionOutcome::Completed,
+                }
+                .into(),
+            ),
+            (
+                appointment(1).stream(),
+                AppointmentCompleted {
+                    outcome: SessionOutcome::Completed,
+                }
+                .into(),
+            ),
+        ]);
+    }
+
+    #[test]
+    fn a_service_needing_a_signature_cannot_be_completed_without_a_signed_form() {
+        let h = then(
+            &admitted(&["personalausweis"]),
+            Command::VerifyIdentity {
+                session: session(),
+                document_type: "Personalausweis".into(),
+                features_checked: vec!["Lichtbild".into()],
+                clerk: "a.becker".into(),
+            },
+        );
+        let end = Command::EndSession {
+            session: session(),
+            outcome: SessionOutcome::Completed,
+        };
+        given(ettlingen(), h.clone())
+            .when(end.clone())
+            .then_error(DomainError::SignatureMissing);
+        let form = crate::domain::FormId(Uuid::from_u128(9));
+        let h = then(
+            &h,
+            Command::StartForm {
+                session: session(),
+                form,
+                template: "antrag-personalausweis".into(),
+            },
+        );
+        given(ettlingen(), h.clone())
+            .when(end.clone())
+            .then_error(DomainError::SignatureMissing);
+        let mut h = h;
+        for (field, value) in [
+            ("familienname", "Mustermann"),
+            ("vorname", "Erika"),
+            ("geburtsdatum", "1964-08-12"),
+        ] {
+            h = then(
+                &h,
+                Command::ChangeField {
+                    form,
+                    field: field.into(),
+                    value: crate::domain::Personal(value.into()),
+                    by: Party::Clerk,
+                },
+            );
+        }
+        let h = then(
+            &h,
+            Command::RequestSignature {
+                form,
+                method: crate::tenant::SignatureMethod::HandyTan,
+            },
+        );
+        let h = then(
+            &h,
+            Command::SignForm {
+                form,
+                method: crate::tenant::SignatureMethod::HandyTan,
+                evidence_sha256: "e".repeat(64),
+                document_sha256: "d".repeat(64),
+            },
+        );
+        given(ettlingen(), h.clone()).when(end.clone()).decision();
+        let h = then(&h, end.clone());
+        given(ettlingen(), h)
+            .when(end)
+            .then_error(DomainError::SessionEnded);
+    }
+
+    #[test]
+    fn feedback_comes_once_after_the_end_with_a_score_from_1_to_5() {
+        let feedback = |score| Command::SubmitFeedback {
+            session: session(),
+            score,
+            comment: None,
+        };
+        let h = admitted(&["meldebescheinigung"]);
+        given(ettlingen(), h.clone())
+            .when(feedback(5))
+            .then_error(DomainError::FeedbackBeforeEnd);
+        let h = then(
+            &h,
+            Command::EndSession {
+                session: session(),
+                outcome: SessionOutcome::Aborted,
+            },
+        );
+        given(ettlingen(), h.clone())
+            .when(feedback(0))
+            .then_error(DomainError::ScoreOutOfRange);
+        given(ettlingen(), h.clone())
+            .when(feedback(6))
+            .then_error(DomainError::ScoreOutOfRange);
+        let h = then(&h, feedback(4));
+        given(ettlingen(), h)
+            .when(feedback(5))
+            .then_error(DomainError::FeedbackAlreadyGiven);
+    }
+
+    #[test]
+    fn handover_to_the_case_system_is_recorded_even_after_the_end() {
+        let h = then(
+            &admitted(&["meldebescheinigung"]),
+            Command::EndSession {
+                session: session(),
+                outcome: SessionOutcome::Aborted,
+            },
+        );
+        given(ettlingen(), h)
+            .at(TUE_9 + Duration::hours(2))
+            .when(Command::HandOverToCaseSystem {
+                session: session(),
+                target: "OK.EWO".into(),
+                reference: "EWO-2026-0042".into(),
+            })
+            .then_expect(vec![(
+                session().stream(),
+                HandedOverToCaseSystem {
+                    target: "OK.EWO".into(),
+                    reference: "EWO-2026-0042".into(),
+                }
+                .into(),
+            )]);
+    }
+}

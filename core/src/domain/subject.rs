@@ -65,3 +65,148 @@ impl SubjectState {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use time::Duration;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::domain::appointment::tests::{TUE_9, appointment, booked, booking, subject};
+    use crate::domain::command::Command;
+    use crate::domain::gwt::{ettlingen, given, stuttgart};
+
+    fn executed() -> PurgeExecuted {
+        PurgeExecuted {
+            keys_destroyed: 1,
+            blobs_deleted: 2,
+            projection_rows_scrubbed: 3,
+            outbox_items_scrubbed: 1,
+        }
+    }
+
+    use crate::domain::events::{DeletionVerified, PurgeExecuted};
+
+    #[test]
+    fn the_purge_is_due_retention_calendar_months_after_the_final_state() {
+        let end = datetime!(2026-08-31 12:30 UTC); // 14:30 in Germany (summer time)
+        let schedule = Command::SchedulePurge {
+            appointment: appointment(1),
+            final_state: FinalState::Completed,
+            final_at: end,
+        };
+        let history = booked(
+            ettlingen(),
+            vec![],
+            booking(1, "buergerbuero", &["meldebescheinigung"], TUE_9),
+        );
+        given(ettlingen(), history)
+            .when(schedule.clone())
+            .then_expect(vec![(
+                subject(1).stream(),
+                PurgeScheduled {
+                    final_state: FinalState::Completed,
+                    final_at: end,
+                    due: datetime!(2026-11-30 13:30 UTC),
+                }
+                .into(),
+            )]);
+        let history = booked(
+            stuttgart(),
+            vec![],
+            booking(1, "ordnung-waffen", &["jagdschein"], TUE_9),
+        );
+        let decision = given(stuttgart(), history.clone())
+            .when(schedule.clone())
+            .decision();
+        let mut after = history;
+        after.extend(decision.clone());
+        assert_eq!(
+            decision,
+            vec![(
+                subject(1).stream(),
+                PurgeScheduled {
+                    final_state: FinalState::Completed,
+                    final_at: end,
+                    due: datetime!(2027-02-28 13:30 UTC)
+                }
+                .into(),
+            )]
+        );
+        // A second final-state reaction schedules nothing more.
+        given(stuttgart(), after).when(schedule).then_nothing();
+    }
+
+    #[test]
+    fn the_purge_runs_only_when_due_and_once_then_is_verified() {
+        let end = TUE_9 + Duration::minutes(30);
+        let h = booked(
+            ettlingen(),
+            vec![],
+            booking(1, "buergerbuero", &["meldebescheinigung"], TUE_9),
+        );
+        let h = booked(
+            ettlingen(),
+            h,
+            Command::SchedulePurge {
+                appointment: appointment(1),
+                final_state: FinalState::NoShow,
+                final_at: end,
+            },
+        );
+        let due = ettlingen().add_months(end, 3);
+        let purge = Command::ExecutePurge {
+            subject: subject(1),
+            result: executed(),
+        };
+        given(ettlingen(), h.clone())
+            .at(due - Duration::seconds(1))
+            .when(purge.clone())
+            .then_error(DomainError::PurgeNotDue("2027-02-24".into()));
+        given(ettlingen(), h.clone())
+            .at(due)
+            .when(Command::VerifyDeletion {
+                subject: subject(1),
+                checks: vec![],
+            })
+            .then_error(DomainError::NotYetPurged);
+        given(ettlingen(), h.clone())
+            .at(due)
+            .when(purge.clone())
+            .then_expect(vec![(subject(1).stream(), executed().into())]);
+        let mut purged = h;
+        purged.push((subject(1).stream(), executed().into()));
+        given(ettlingen(), purged.clone())
+            .at(due)
+            .when(purge)
+            .then_error(DomainError::AlreadyPurged);
+        let verify = Command::VerifyDeletion {
+            subject: subject(1),
+            checks: vec!["key gone".into()],
+        };
+        given(ettlingen(), purged.clone())
+            .at(due)
+            .when(verify.clone())
+            .then_expect(vec![(
+                subject(1).stream(),
+                DeletionVerified {
+                    checks: vec!["key gone".into()],
+                }
+                .into(),
+            )]);
+        purged.push((
+            subject(1).stream(),
+            DeletionVerified { checks: vec![] }.into(),
+        ));
+        given(ettlingen(), purged)
+            .at(due)
+            .when(verify)
+            .then_nothing();
+        given(ettlingen(), vec![])
+            .when(Command::ExecutePurge {
+                subject: subject(5),
+                result: executed(),
+            })
+            .then_error(DomainError::PurgeNotScheduled);
+    }
+}
