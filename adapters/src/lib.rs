@@ -4,4 +4,5 @@
 //! that crates which need only the embedded store build quickly. The `videoamt` binary enables
 //! all of them.
 
+pub mod bus;
 pub mod store;

@@ -745,6 +745,15 @@ pub const EXAMPLE_TENANTS: [(&str, &str); 2] = [
     ),
 ];
 
+/// The example tenants, parsed. They ship inside the binary, so an error here is a bug in the
+/// shipped files, which the tests below rule out.
+pub fn example_tenants() -> Result<Vec<Tenant>, ConfigError> {
+    EXAMPLE_TENANTS
+        .iter()
+        .map(|(file, text)| Tenant::from_toml(file, text))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use time::macros::{date, datetime};

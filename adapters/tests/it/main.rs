@@ -1,4 +1,5 @@
 //! Integration tests of the adapters crate, in one binary.
 
+mod bus;
 mod contract;
 mod support;

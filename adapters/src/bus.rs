@@ -1,0 +1,230 @@
+//! The command bus: loads the streams a command names, lets core decide, and appends the
+//! decision to all of them in one atomic batch, each guarded by the version it read.
+//!
+//! A version conflict means someone else wrote in between; the bus reloads and decides again,
+//! a bounded number of times. The caller gets either the domain's refusal (unchanged) or the
+//! positions of what was written.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+use videoamt_core::domain::command::Command;
+use videoamt_core::domain::events::DecodeError;
+use videoamt_core::domain::{Context, Decision, DomainError, DomainEvent, Histories, encode};
+use videoamt_core::event::{
+    Actor, EventMetadata, GlobalPosition, InvalidInput, NewEvent, StreamId, StreamVersion, TenantId,
+};
+use videoamt_core::store::{
+    AppendBatch, AppendError, EventStore, ExpectedVersion, StoreError, StreamAppend,
+};
+use videoamt_core::tenant::Tenant;
+
+/// How often a command is decided again after a version conflict before giving up.
+pub const MAX_ATTEMPTS: u32 = 32;
+/// Streams a command may name, over all its loading rounds.
+const MAX_STREAMS: usize = 64;
+
+/// Who issues a command, for whom, when, and as part of which flow.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub tenant: TenantId,
+    pub actor: Actor,
+    pub correlation_id: Uuid,
+    /// The id of this command; the events' causation id.
+    pub command_id: Uuid,
+    pub now: OffsetDateTime,
+}
+
+/// What a command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executed {
+    /// Positions of the appended events; empty when there was nothing to do.
+    pub positions: Vec<GlobalPosition>,
+    /// How many times the command was decided (1 without conflicts).
+    pub attempts: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The workflow refused the command; nothing was written.
+    #[error(transparent)]
+    Refused(#[from] DomainError),
+    #[error("unknown tenant {0}")]
+    UnknownTenant(TenantId),
+    /// Others kept writing the same streams; nothing was written.
+    #[error("the streams kept changing; gave up after {0} attempts")]
+    Contention(u32),
+    #[error("a stored event cannot be read: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("the decision cannot be stored: {0}")]
+    Invalid(#[from] InvalidInput),
+    #[error("the command names more than {MAX_STREAMS} streams")]
+    TooManyStreams,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Clone)]
+pub struct CommandBus {
+    store: Arc<dyn EventStore>,
+    tenants: Arc<BTreeMap<TenantId, Tenant>>,
+}
+
+impl std::fmt::Debug for CommandBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandBus")
+            .field("tenants", &self.tenants.keys())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CommandBus {
+    pub fn new(store: Arc<dyn EventStore>, tenants: impl IntoIterator<Item = Tenant>) -> Self {
+        let tenants = tenants.into_iter().map(|t| (t.id.clone(), t)).collect();
+        Self {
+            store,
+            tenants: Arc::new(tenants),
+        }
+    }
+
+    pub fn tenant(&self, id: &TenantId) -> Option<&Tenant> {
+        self.tenants.get(id)
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    pub async fn execute(&self, command: &Command, issued: &Issued) -> Result<Executed, BusError> {
+        let tenant = self
+            .tenants
+            .get(&issued.tenant)
+            .ok_or_else(|| BusError::UnknownTenant(issued.tenant.clone()))?;
+        let ctx = Context {
+            tenant,
+            now: issued.now,
+        };
+        for attempt in 1..=MAX_ATTEMPTS {
+            let (histories, versions) = self.load(command, &ctx).await?;
+            let decision = command.decide(&histories, &ctx)?;
+            if decision.is_empty() {
+                return Ok(Executed {
+                    positions: vec![],
+                    attempts: attempt,
+                });
+            }
+            let batch = batch(decision, &versions, issued)?;
+            match self.store.append(batch).await {
+                Ok(appended) => {
+                    return Ok(Executed {
+                        positions: appended.positions,
+                        attempts: attempt,
+                    });
+                }
+                Err(AppendError::Conflict { .. }) => backoff(attempt).await,
+                Err(AppendError::EventIdReused { event_id }) => {
+                    // Fresh UUIDv7s never collide; this is a broken store, not a refusal.
+                    return Err(
+                        StoreError::new(format!("event id {event_id} reported as reused")).into(),
+                    );
+                }
+                Err(AppendError::Store(e)) => return Err(e.into()),
+            }
+        }
+        Err(BusError::Contention(MAX_ATTEMPTS))
+    }
+
+    /// Loads the streams the command names, in rounds, with the version each was read at.
+    async fn load(
+        &self,
+        command: &Command,
+        ctx: &Context<'_>,
+    ) -> Result<(Histories, BTreeMap<StreamId, Option<StreamVersion>>), BusError> {
+        let mut histories = Histories::default();
+        let mut versions = BTreeMap::new();
+        loop {
+            let wanted: Vec<StreamId> = command
+                .streams(&histories, ctx)
+                .into_iter()
+                .filter(|s| !histories.contains(s))
+                .collect();
+            if wanted.is_empty() {
+                return Ok((histories, versions));
+            }
+            if versions.len() + wanted.len() > MAX_STREAMS {
+                return Err(BusError::TooManyStreams);
+            }
+            let reads =
+                futures::future::join_all(wanted.iter().map(|s| self.store.read_stream(s, 0)))
+                    .await;
+            for (stream, recorded) in wanted.into_iter().zip(reads) {
+                let recorded = recorded?;
+                versions.insert(stream.clone(), recorded.last().map(|e| e.stream_version));
+                let events = recorded
+                    .iter()
+                    .map(|e| {
+                        DomainEvent::from_payload(
+                            e.event_type.as_str(),
+                            e.schema_version,
+                            &e.payload,
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                histories.insert(stream, events);
+            }
+        }
+    }
+}
+
+/// Groups the decision by stream (in order of first appearance), each stream guarded by the
+/// version it was read at.
+fn batch(
+    decision: Decision,
+    versions: &BTreeMap<StreamId, Option<StreamVersion>>,
+    issued: &Issued,
+) -> Result<AppendBatch, BusError> {
+    let meta = EventMetadata::new(
+        issued.tenant.clone(),
+        issued.correlation_id,
+        issued.command_id,
+        issued.actor.clone(),
+        issued.now,
+    );
+    let mut streams: Vec<StreamAppend> = Vec::new();
+    for (stream, event) in decision {
+        let (event_type, version, payload) = encode(&event)?;
+        let new = NewEvent::new(Uuid::now_v7(), event_type, version, meta.clone(), payload)?;
+        match streams.iter_mut().find(|s| s.stream == stream) {
+            Some(s) => s.events.push(new),
+            None => {
+                let expected = match versions.get(&stream) {
+                    Some(Some(v)) => ExpectedVersion::Exact(*v),
+                    Some(None) => ExpectedVersion::NoStream,
+                    // Core decided for a stream it did not name: a bug there, refused here.
+                    None => {
+                        return Err(StoreError::new(format!(
+                            "decision writes unloaded stream {stream}"
+                        ))
+                        .into());
+                    }
+                };
+                streams.push(StreamAppend {
+                    stream,
+                    expected,
+                    events: vec![new],
+                });
+            }
+        }
+    }
+    Ok(AppendBatch::new(streams)?)
+}
+
+/// A short, growing, jittered pause so that racing writers do not retry in lockstep.
+async fn backoff(attempt: u32) {
+    let jitter = u64::from(Uuid::now_v7().as_bytes()[15] % 8);
+    let millis = u64::from(attempt.min(10)) + jitter;
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+}
