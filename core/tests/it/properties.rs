@@ -1,0 +1,420 @@
+//! Property tests of the workflow's invariants: capacity, the signature lock, payment, and
+//! the one purge per subject.
+
+use std::sync::OnceLock;
+
+use proptest::prelude::*;
+use time::macros::{date, datetime};
+use time::{Duration, OffsetDateTime, PrimitiveDateTime, Time};
+use uuid::Uuid;
+use videoamt_core::domain::appointment::BookAppointment;
+use videoamt_core::domain::calendar::{self, CalendarState};
+use videoamt_core::domain::command::Command;
+use videoamt_core::domain::events::{CancelledBy, Contact, FinalState, Party};
+use videoamt_core::domain::form::FormState;
+use videoamt_core::domain::{
+    AppointmentId, DomainError, DomainEvent, FormId, PaymentId, Personal, SessionId, SubjectId,
+};
+use videoamt_core::tenant::{
+    BookingChannel, DepartmentId, ServiceId, SignatureMethod, Tenant, add_calendar_months,
+    example_tenants,
+};
+
+use crate::log::MemoryLog;
+
+fn tenants() -> &'static [Tenant] {
+    static T: OnceLock<Vec<Tenant>> = OnceLock::new();
+    T.get_or_init(|| example_tenants().expect("examples are valid"))
+}
+
+fn tenant(id: &str) -> &'static Tenant {
+    tenants()
+        .iter()
+        .find(|t| t.id.as_str() == id)
+        .expect("example tenant")
+}
+
+/// Monday 23 November 2026, 08:00 in Germany.
+const NOW: OffsetDateTime = datetime!(2026-11-23 07:00 UTC);
+
+fn contact() -> Contact {
+    Contact {
+        name: Personal("P".into()),
+        email: Personal("p@example.org".into()),
+        phone: None,
+    }
+}
+
+fn at_local(t: &Tenant, day: time::Date, minute: u16) -> OffsetDateTime {
+    let time = Time::from_hms(
+        u8::try_from(minute / 60).unwrap_or(0),
+        u8::try_from(minute % 60).unwrap_or(0),
+        0,
+    )
+    .expect("valid time");
+    t.instant(PrimitiveDateTime::new(day, time))
+}
+
+#[derive(Debug, Clone)]
+enum CalendarOp {
+    Book {
+        appointment: u8,
+        services: Vec<&'static str>,
+        minute_index: usize,
+        day: u8,
+    },
+    Cancel {
+        appointment: u8,
+    },
+    Reschedule {
+        appointment: u8,
+        minute_index: usize,
+        day: u8,
+    },
+}
+
+fn calendar_op() -> impl Strategy<Value = CalendarOp> {
+    // Bürgerbüro Ettlingen: capacity 2, 15-minute slots; combinations of 1 to 2 concerns.
+    let services = prop_oneof![
+        Just(vec!["meldebescheinigung"]),
+        Just(vec!["personalausweis"]),
+        Just(vec!["personalausweis", "reisepass"]),
+        Just(vec!["personalausweis", "meldebescheinigung"]),
+        Just(vec!["meldebescheinigung", "fuehrungszeugnis"]),
+    ];
+    prop_oneof![
+        4 => (0u8..24, services, 0usize..20, 0u8..2).prop_map(|(appointment, services, minute_index, day)| {
+            CalendarOp::Book { appointment, services, minute_index, day }
+        }),
+        1 => (0u8..24).prop_map(|appointment| CalendarOp::Cancel { appointment }),
+        1 => (0u8..24, 0usize..20, 0u8..2).prop_map(|(appointment, minute_index, day)| {
+            CalendarOp::Reschedule { appointment, minute_index, day }
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Random interleavings of bookings, cancellations and reschedulings never put more
+    /// appointments into a slot than its capacity.
+    #[test]
+    fn no_slot_ever_exceeds_its_capacity(ops in prop::collection::vec(calendar_op(), 1..80)) {
+        let t = tenant("ettlingen");
+        let department = DepartmentId::from("buergerbuero");
+        let dept = t.department(&department).expect("department");
+        let days = [date!(2026 - 11 - 24), date!(2026 - 11 - 26)];
+        // Every start on the grid of both days, including ones whose concerns run past closing.
+        let minutes: Vec<u16> = (8 * 60..12 * 60).step_by(usize::from(dept.slot_minutes)).collect();
+        let id = |n: u8| AppointmentId(Uuid::from_u128(u128::from(n) + 1));
+        let mut log = MemoryLog::default();
+        for op in ops {
+            let command = match op {
+                CalendarOp::Book { appointment, services, minute_index, day } => {
+                    Command::BookAppointment(BookAppointment {
+                        appointment: id(appointment),
+                        subject: SubjectId(Uuid::from_u128(u128::from(appointment) + 1_000)),
+                        department: department.clone(),
+                        services: services.into_iter().map(ServiceId::from).collect(),
+                        start: at_local(t, days[usize::from(day)], minutes[minute_index % minutes.len()]),
+                        channel: BookingChannel::Online,
+                        invited_by: None,
+                        contact: contact(),
+                    })
+                }
+                CalendarOp::Cancel { appointment } => Command::CancelAppointment {
+                    appointment: id(appointment),
+                    by: CancelledBy::Clerk,
+                    reason: None,
+                },
+                CalendarOp::Reschedule { appointment, minute_index, day } => Command::RescheduleAppointment {
+                    appointment: id(appointment),
+                    start: at_local(t, days[usize::from(day)], minutes[minute_index % minutes.len()]),
+                },
+            };
+            // Refusals are expected; only the invariant matters.
+            let _ = log.execute(t, NOW, &command);
+            for day in days {
+                let state = log
+                    .stream(&calendar::stream(&department, day))
+                    .iter()
+                    .fold(CalendarState::default(), CalendarState::evolve);
+                for &minute in &minutes {
+                    prop_assert!(state.occupancy(minute, dept.slot_minutes) <= dept.capacity);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum FormOp {
+    Change {
+        field: &'static str,
+        value: String,
+        by: Party,
+    },
+    Request(SignatureMethod),
+    Sign(SignatureMethod),
+}
+
+fn form_op() -> impl Strategy<Value = FormOp> {
+    let field = prop_oneof![
+        Just("familienname"),
+        Just("vorname"),
+        Just("geburtsdatum"),
+        Just("taetigkeit"),
+        Just("beginn"),
+        Just("beschaeftigte"),
+        Just("rechtsform"),
+        Just("unbekannt"),
+    ];
+    let method = prop_oneof![
+        Just(SignatureMethod::Touchpad),
+        Just(SignatureMethod::HiddenTan),
+        Just(SignatureMethod::HandyTan)
+    ];
+    let party = prop_oneof![Just(Party::Citizen), Just(Party::Clerk)];
+    prop_oneof![
+        3 => (field, "[a-zA-Z0-9 -]{0,12}", party).prop_map(|(field, value, by)| FormOp::Change { field, value, by }),
+        1 => method.clone().prop_map(FormOp::Request),
+        1 => method.prop_map(FormOp::Sign),
+    ]
+}
+
+/// A session of the Gewerbebehörde Ettlingen with the Gewerbeanmeldung form signed.
+fn signed_form() -> (MemoryLog, FormId) {
+    let t = tenant("ettlingen");
+    let mut log = MemoryLog::default();
+    let appointment = AppointmentId(Uuid::from_u128(1));
+    let session = SessionId(Uuid::from_u128(2));
+    let form = FormId(Uuid::from_u128(3));
+    let mut steps = vec![
+        Command::BookAppointment(BookAppointment {
+            appointment,
+            subject: SubjectId(Uuid::from_u128(4)),
+            department: "gewerbebehoerde".into(),
+            services: vec!["gewerbeanmeldung".into()],
+            start: datetime!(2026-11-24 07:50 UTC),
+            channel: BookingChannel::Online,
+            invited_by: None,
+            contact: contact(),
+        }),
+        Command::OpenSession {
+            appointment,
+            session,
+        },
+        Command::Join {
+            session,
+            party: Party::Citizen,
+        },
+        Command::AcceptPrivacyNotice { session },
+        Command::Admit {
+            session,
+            clerk: "k.wagner".into(),
+        },
+        Command::StartForm {
+            session,
+            form,
+            template: "antrag-gewerbeanmeldung".into(),
+        },
+    ];
+    for (field, value) in [
+        ("familienname", "Mustermann"),
+        ("vorname", "Erika"),
+        ("geburtsdatum", "1964-08-12"),
+        ("taetigkeit", "Fahrradreparatur"),
+        ("beginn", "2027-01-01"),
+        ("rechtsform", "GbR"),
+    ] {
+        steps.push(Command::ChangeField {
+            form,
+            field: field.into(),
+            value: Personal(value.into()),
+            by: Party::Clerk,
+        });
+    }
+    steps.push(Command::RequestSignature {
+        form,
+        method: SignatureMethod::Touchpad,
+    });
+    steps.push(Command::SignForm {
+        form,
+        method: SignatureMethod::Touchpad,
+        evidence_sha256: "e".repeat(64),
+        document_sha256: "d".repeat(64),
+    });
+    for step in steps {
+        log.execute(t, NOW, &step).expect("the setup is accepted");
+    }
+    (log, form)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// After `FormSigned`, no sequence of commands from anyone changes the form.
+    #[test]
+    fn a_signed_form_never_changes(ops in prop::collection::vec(form_op(), 1..30)) {
+        let t = tenant("ettlingen");
+        let (mut log, form) = signed_form();
+        let before = log.stream(&form.stream());
+        for op in ops {
+            let command = match op {
+                FormOp::Change { field, value, by } => Command::ChangeField { form, field: field.into(), value: Personal(value), by },
+                FormOp::Request(method) => Command::RequestSignature { form, method },
+                FormOp::Sign(method) => Command::SignForm { form, method, evidence_sha256: "f".repeat(64), document_sha256: "c".repeat(64) },
+            };
+            prop_assert_eq!(log.execute(t, NOW, &command), Err(DomainError::FormLocked));
+        }
+        prop_assert_eq!(&log.stream(&form.stream()), &before);
+        let state = before.iter().fold(FormState::default(), FormState::evolve);
+        prop_assert!(state.signed && state.locked);
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum PaymentOp {
+    Choose(bool),
+    Authorize,
+    Capture,
+    Fail,
+    Refund(u64),
+}
+
+fn payment_op() -> impl Strategy<Value = PaymentOp> {
+    prop_oneof![
+        2 => any::<bool>().prop_map(PaymentOp::Choose),
+        2 => Just(PaymentOp::Authorize),
+        3 => Just(PaymentOp::Capture),
+        1 => Just(PaymentOp::Fail),
+        2 => (0u64..20_000).prop_map(PaymentOp::Refund),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The requested amount is the sum of the booked services' fees, and whatever happens
+    /// afterwards the payment is captured at most once and never refunded beyond the capture.
+    #[test]
+    fn payment_is_the_fee_sum_and_captured_at_most_once(
+        concerns in prop_oneof![
+            Just(vec!["personalausweis"]),
+            Just(vec!["personalausweis", "reisepass"]),
+            Just(vec!["reisepass", "meldebescheinigung"]),
+            Just(vec!["personalausweis", "reisepass", "meldebescheinigung"]),
+            Just(vec!["meldebescheinigung", "fuehrungszeugnis"]),
+        ],
+        ops in prop::collection::vec(payment_op(), 0..25),
+    ) {
+        let t = tenant("ettlingen");
+        let mut log = MemoryLog::default();
+        let appointment = AppointmentId(Uuid::from_u128(1));
+        let payment = PaymentId(Uuid::from_u128(2));
+        let services: Vec<ServiceId> = concerns.iter().map(|s| ServiceId::from(*s)).collect();
+        log.execute(t, NOW, &Command::BookAppointment(BookAppointment {
+            appointment,
+            subject: SubjectId(Uuid::from_u128(3)),
+            department: "buergerbuero".into(),
+            services: services.clone(),
+            start: datetime!(2026-11-24 08:00 UTC),
+            channel: BookingChannel::Online,
+            invited_by: None,
+            contact: contact(),
+        })).expect("booked");
+        let decision = log.execute(t, NOW, &Command::RequestPayment { payment, appointment }).expect("requested");
+        let expected: u64 = services.iter().map(|s| t.service(s).expect("service").fee.0).sum();
+        match &decision[0].1 {
+            DomainEvent::PaymentRequested(r) => {
+                prop_assert_eq!(r.amount.0, expected);
+                prop_assert_eq!(r.items.iter().map(|i| i.amount.0).sum::<u64>(), expected);
+            }
+            other => prop_assert!(false, "unexpected {:?}", other),
+        }
+        for op in ops {
+            let command = match op {
+                PaymentOp::Choose(card) => Command::ChoosePaymentMethod {
+                    payment,
+                    method: if card { "kreditkarte".into() } else { "paypal".into() },
+                },
+                PaymentOp::Authorize => Command::AuthorizePayment { payment, provider_reference: "sandbox".into() },
+                PaymentOp::Capture => Command::CapturePayment { payment },
+                PaymentOp::Fail => Command::FailPayment { payment, reason: "abgelehnt".into() },
+                PaymentOp::Refund(cents) => Command::RefundPayment { payment, amount: videoamt_core::tenant::Cents(cents) },
+            };
+            let _ = log.execute(t, NOW, &command);
+        }
+        let events = log.stream(&payment.stream());
+        let captures: Vec<u64> = events.iter().filter_map(|e| match e {
+            DomainEvent::PaymentCaptured(c) => Some(c.amount.0),
+            _ => None,
+        }).collect();
+        prop_assert!(captures.len() <= 1);
+        prop_assert!(captures.iter().all(|&c| c == expected));
+        let refunded: u64 = events.iter().filter_map(|e| match e {
+            DomainEvent::PaymentRefunded(r) => Some(r.amount.0),
+            _ => None,
+        }).sum();
+        prop_assert!(refunded <= captures.first().copied().unwrap_or(0));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Exactly one `PurgeScheduled` per subject, due exactly `retention` calendar months after
+    /// the final state in the tenant's time zone, however often the final state is reported.
+    #[test]
+    fn exactly_one_purge_due_retention_months_after_the_final_state(
+        tenant_index in 0usize..2,
+        final_offset_minutes in 0i64..(3 * 366 * 24 * 60),
+        repeats in 1usize..5,
+        final_state in prop_oneof![Just(FinalState::Completed), Just(FinalState::Cancelled), Just(FinalState::NoShow)],
+    ) {
+        let t = &tenants()[tenant_index];
+        let mut log = MemoryLog::default();
+        let appointment = AppointmentId(Uuid::from_u128(1));
+        let subject = SubjectId(Uuid::from_u128(2));
+        let (department, service) = if t.id.as_str() == "ettlingen" {
+            ("buergerbuero", "meldebescheinigung")
+        } else {
+            ("ordnung-waffen", "jagdschein")
+        };
+        log.execute(t, NOW, &Command::BookAppointment(BookAppointment {
+            appointment,
+            subject,
+            department: department.into(),
+            services: vec![service.into()],
+            start: datetime!(2026-11-24 08:00 UTC),
+            channel: BookingChannel::Online,
+            invited_by: None,
+            contact: contact(),
+        })).expect("booked");
+        let final_at = datetime!(2026-01-01 00:00 UTC) + Duration::minutes(final_offset_minutes);
+        for i in 0..repeats {
+            // Later reports carry later times; only the first counts.
+            let at = final_at + Duration::minutes(i64::try_from(i).unwrap_or(0));
+            log.execute(t, NOW, &Command::SchedulePurge { appointment, final_state, final_at: at }).expect("accepted");
+        }
+        let scheduled: Vec<_> = log.stream(&subject.stream()).into_iter().filter_map(|e| match e {
+            DomainEvent::PurgeScheduled(p) => Some(p),
+            _ => None,
+        }).collect();
+        prop_assert_eq!(scheduled.len(), 1);
+        let p = &scheduled[0];
+        prop_assert_eq!(p.final_at, final_at);
+        let local_end = t.local(final_at);
+        let local_due = t.local(p.due);
+        let expected_day = add_calendar_months(local_end.date(), t.retention_months);
+        prop_assert_eq!(local_due.date(), expected_day);
+        let months = (expected_day.year() - local_end.year()) * 12
+            + i32::from(expected_day.month() as u8) - i32::from(local_end.month() as u8);
+        prop_assert_eq!(months, i32::try_from(t.retention_months).unwrap_or(0));
+        // Same wall-clock time, unless that hour does not exist on the due day (spring gap).
+        if local_due.time() != local_end.time() {
+            prop_assert_eq!(local_due.time(), local_end.time() + Duration::HOUR);
+        }
+        prop_assert!(p.due > final_at);
+    }
+}

@@ -1,0 +1,3 @@
+//! The seeds' stories, end to end through the real command bus on the embedded SQLite store.
+
+mod visits;

@@ -1,0 +1,475 @@
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+use videoamt_adapters::bus::CommandBus;
+use videoamt_adapters::store::AdminStore;
+use videoamt_adapters::store::sqlite::SqliteStore;
+use videoamt_core::domain::appointment::BookAppointment;
+use videoamt_core::domain::command::Command;
+use videoamt_core::domain::events::{Contact, FinalState, Party, SessionOutcome};
+use videoamt_core::domain::process::WorkItem;
+use videoamt_core::domain::{
+    AppointmentId, DocumentId, DomainEvent, FormId, PaymentId, Personal, SessionId, SubjectId,
+};
+use videoamt_core::event::{Actor, ActorRole, TenantId};
+use videoamt_core::tenant::{BookingChannel, Cents, SignatureMethod, example_tenants};
+use videoamt_scenarios::Visit;
+
+fn actor(role: ActorRole, id: &str) -> Actor {
+    Actor::new(role, id).expect("valid actor")
+}
+
+struct Ids {
+    appointment: AppointmentId,
+    subject: SubjectId,
+    session: SessionId,
+    form: FormId,
+    payment: PaymentId,
+    document: DocumentId,
+}
+
+impl Ids {
+    fn new() -> Self {
+        Self {
+            appointment: AppointmentId(Uuid::now_v7()),
+            subject: SubjectId(Uuid::now_v7()),
+            session: SessionId(Uuid::now_v7()),
+            form: FormId(Uuid::now_v7()),
+            payment: PaymentId(Uuid::now_v7()),
+            document: DocumentId(Uuid::now_v7()),
+        }
+    }
+}
+
+async fn visit(dir: &tempfile::TempDir, tenant: &str, now: OffsetDateTime) -> Visit {
+    let store = SqliteStore::open(dir.path().join("events.db"))
+        .await
+        .expect("open store");
+    let bus = CommandBus::new(
+        std::sync::Arc::new(store),
+        example_tenants().expect("valid"),
+    );
+    Visit::new(bus, TenantId::parse(tenant).expect("valid"), now)
+}
+
+/// The room part both stories share: join, privacy notice, admission, identity, a document,
+/// the form filled by both and signed, payment, the download, the end and feedback.
+#[allow(clippy::too_many_arguments)]
+async fn in_the_room(
+    v: &mut Visit,
+    ids: &Ids,
+    clerk: &Actor,
+    citizen: &Actor,
+    template: &str,
+    fields: &[(&str, &str)],
+    method: SignatureMethod,
+    payment_method: &str,
+) {
+    let session = ids.session;
+    v.run(
+        clerk,
+        Command::OpenSession {
+            appointment: ids.appointment,
+            session,
+        },
+    )
+    .await
+    .expect("open");
+    v.run(
+        citizen,
+        Command::Join {
+            session,
+            party: Party::Citizen,
+        },
+    )
+    .await
+    .expect("join");
+    // Admission before the privacy notice is refused.
+    let early = v
+        .run(
+            clerk,
+            Command::Admit {
+                session,
+                clerk: clerk.id.as_ref().into(),
+            },
+        )
+        .await;
+    assert!(early.is_err(), "admitted before the privacy notice");
+    v.run(citizen, Command::AcceptPrivacyNotice { session })
+        .await
+        .expect("privacy");
+    v.run(
+        clerk,
+        Command::Join {
+            session,
+            party: Party::Clerk,
+        },
+    )
+    .await
+    .expect("clerk joins");
+    v.run(
+        clerk,
+        Command::Admit {
+            session,
+            clerk: clerk.id.as_ref().into(),
+        },
+    )
+    .await
+    .expect("admit");
+    v.run(
+        clerk,
+        Command::VerifyIdentity {
+            session,
+            document_type: "Personalausweis".into(),
+            features_checked: vec!["Lichtbild".into(), "Hologramm".into(), "Gültigkeit".into()],
+            clerk: clerk.id.as_ref().into(),
+        },
+    )
+    .await
+    .expect("identity");
+    v.run(
+        citizen,
+        Command::UploadDocument {
+            session,
+            document: ids.document,
+            by: Party::Citizen,
+            file_name: Personal("nachweis.pdf".into()),
+            media_type: "application/pdf".into(),
+            size_bytes: 48_213,
+            sha256: "5e".repeat(32),
+        },
+    )
+    .await
+    .expect("upload");
+    v.run(
+        clerk,
+        Command::ShareDocument {
+            session,
+            document: ids.document,
+        },
+    )
+    .await
+    .expect("share");
+    v.run(
+        clerk,
+        Command::StartForm {
+            session,
+            form: ids.form,
+            template: template.into(),
+        },
+    )
+    .await
+    .expect("form");
+    for (i, (field, value)) in fields.iter().enumerate() {
+        let by = if i % 2 == 0 {
+            Party::Clerk
+        } else {
+            Party::Citizen
+        };
+        let who = if by == Party::Clerk { clerk } else { citizen };
+        v.run(
+            who,
+            Command::ChangeField {
+                form: ids.form,
+                field: (*field).into(),
+                value: Personal((*value).into()),
+                by,
+            },
+        )
+        .await
+        .expect("field");
+    }
+    v.run(
+        clerk,
+        Command::RequestSignature {
+            form: ids.form,
+            method,
+        },
+    )
+    .await
+    .expect("request signature");
+    v.run(
+        citizen,
+        Command::SignForm {
+            form: ids.form,
+            method,
+            evidence_sha256: "ab".repeat(32),
+            document_sha256: "cd".repeat(32),
+        },
+    )
+    .await
+    .expect("sign");
+    let late_edit = v
+        .run(
+            clerk,
+            Command::ChangeField {
+                form: ids.form,
+                field: fields[0].0.into(),
+                value: Personal("X".into()),
+                by: Party::Clerk,
+            },
+        )
+        .await;
+    assert!(late_edit.is_err(), "the signed form changed");
+    v.run(
+        clerk,
+        Command::RequestPayment {
+            payment: ids.payment,
+            appointment: ids.appointment,
+        },
+    )
+    .await
+    .expect("payment");
+    v.run(
+        citizen,
+        Command::ChoosePaymentMethod {
+            payment: ids.payment,
+            method: payment_method.into(),
+        },
+    )
+    .await
+    .expect("method");
+    v.run(
+        &Actor::system("payment-sandbox"),
+        Command::AuthorizePayment {
+            payment: ids.payment,
+            provider_reference: "sandbox-42".into(),
+        },
+    )
+    .await
+    .expect("authorize");
+    v.run(
+        &Actor::system("payment-sandbox"),
+        Command::CapturePayment {
+            payment: ids.payment,
+        },
+    )
+    .await
+    .expect("capture");
+    v.run(
+        citizen,
+        Command::DownloadDocument {
+            session,
+            document: ids.document,
+            by: Party::Citizen,
+        },
+    )
+    .await
+    .expect("download");
+    v.now += Duration::minutes(25);
+    v.run(
+        clerk,
+        Command::EndSession {
+            session,
+            outcome: SessionOutcome::Completed,
+        },
+    )
+    .await
+    .expect("end");
+    assert!(v.work.contains(&WorkItem::FeedbackInvitation { session }));
+    v.run(
+        citizen,
+        Command::SubmitFeedback {
+            session,
+            score: 5,
+            comment: Some(Personal("Sehr gut".into())),
+        },
+    )
+    .await
+    .expect("feedback");
+}
+
+async fn purge_due(v: &Visit, subject: SubjectId) -> (FinalState, OffsetDateTime, OffsetDateTime) {
+    let scheduled: Vec<_> = v
+        .events()
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|(r, _)| r.stream_id == subject.stream())
+        .filter_map(|(_, e)| match e {
+            DomainEvent::PurgeScheduled(p) => Some((p.final_state, p.final_at, p.due)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(scheduled.len(), 1, "exactly one purge scheduled");
+    scheduled[0]
+}
+
+fn captured(events: &[(videoamt_core::event::RecordedEvent, DomainEvent)]) -> Vec<Cents> {
+    events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            DomainEvent::PaymentCaptured(c) => Some(c.amount),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ettlingen_online_visit_with_two_concerns_and_handy_tan() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Monday 23 November 2026, 08:00; the appointment is Tuesday 09:00.
+    let mut v = visit(&dir, "ettlingen", datetime!(2026-11-23 07:00 UTC)).await;
+    let ids = Ids::new();
+    let citizen = actor(ActorRole::Citizen, "token-1");
+    let clerk = actor(ActorRole::Clerk, "a.becker");
+    let start = datetime!(2026-11-24 08:00 UTC);
+
+    let booked = v
+        .run(
+            &citizen,
+            Command::BookAppointment(BookAppointment {
+                appointment: ids.appointment,
+                subject: ids.subject,
+                department: "buergerbuero".into(),
+                services: vec!["personalausweis".into(), "meldebescheinigung".into()],
+                start,
+                channel: BookingChannel::Online,
+                invited_by: None,
+                contact: Contact {
+                    name: Personal("Erika Mustermann".into()),
+                    email: Personal("erika@example.org".into()),
+                    phone: Some(Personal("0170 1234567".into())),
+                },
+            }),
+        )
+        .await
+        .expect("booked");
+    assert_eq!(
+        booked.positions.len(),
+        3,
+        "calendar, appointment and subject in one append"
+    );
+    assert_eq!(
+        v.work,
+        vec![WorkItem::ConfirmationMail {
+            appointment: ids.appointment
+        }]
+    );
+    assert!(
+        v.timers
+            .iter()
+            .any(|(due, c)| *due == start - Duration::hours(24)
+                && *c
+                    == Command::SendReminder {
+                        appointment: ids.appointment
+                    })
+    );
+    assert!(
+        v.timers
+            .iter()
+            .any(|(due, c)| *due == start + Duration::minutes(15)
+                && *c
+                    == Command::CheckNoShow {
+                        appointment: ids.appointment
+                    })
+    );
+    // The outbox sent the confirmation mail.
+    v.run(
+        &Actor::system("outbox"),
+        Command::ConfirmAppointment {
+            appointment: ids.appointment,
+        },
+    )
+    .await
+    .expect("confirmed");
+
+    v.now = start - Duration::minutes(2);
+    in_the_room(
+        &mut v,
+        &ids,
+        &clerk,
+        &citizen,
+        "antrag-personalausweis",
+        &[
+            ("familienname", "Mustermann"),
+            ("vorname", "Erika"),
+            ("geburtsdatum", "1964-08-12"),
+            ("eid", "ja"),
+        ],
+        SignatureMethod::HandyTan,
+        "paypal",
+    )
+    .await;
+
+    let events = v.events().await.expect("events");
+    assert_eq!(captured(&events), vec![Cents(3_700 + 1_000)]);
+    let (final_state, final_at, due) = purge_due(&v, ids.subject).await;
+    assert_eq!(final_state, FinalState::Completed);
+    assert_eq!(final_at, datetime!(2026-11-24 08:23 UTC));
+    // 3 months later, same local time: 24 February 2027, 09:23 in Ettlingen.
+    assert_eq!(due, datetime!(2027-02-24 08:23 UTC));
+    let report = v.store().last_position().await.expect("head");
+    assert!(report > 30);
+    let sqlite = SqliteStore::open(dir.path().join("events.db"))
+        .await
+        .expect("reopen");
+    assert!(sqlite.verify().await.expect("verify").is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stuttgart_clerk_invitation_visit_purged_after_six_months() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Friday 28 August 2026, 10:00 in Stuttgart: the clerk invites after a phone call.
+    let mut v = visit(&dir, "stuttgart", datetime!(2026-08-28 08:00 UTC)).await;
+    let ids = Ids::new();
+    let citizen = actor(ActorRole::Citizen, "token-2");
+    let clerk = actor(ActorRole::Clerk, "j.keller");
+    // Monday 31 August 2026, 10:00 local.
+    let start = datetime!(2026-08-31 08:00 UTC);
+    v.run(
+        &clerk,
+        Command::BookAppointment(BookAppointment {
+            appointment: ids.appointment,
+            subject: ids.subject,
+            department: "ordnung-waffen".into(),
+            services: vec!["waffenbesitzkarte".into()],
+            start,
+            channel: BookingChannel::ClerkInvitation,
+            invited_by: Some("j.keller".into()),
+            contact: Contact {
+                name: Personal("Max Schütz".into()),
+                email: Personal("max@example.org".into()),
+                phone: None,
+            },
+        }),
+    )
+    .await
+    .expect("invited");
+    assert_eq!(
+        v.work,
+        vec![WorkItem::ConfirmationMail {
+            appointment: ids.appointment
+        }]
+    );
+
+    v.now = start;
+    in_the_room(
+        &mut v,
+        &ids,
+        &clerk,
+        &citizen,
+        "antrag-waffenbesitzkarte",
+        &[
+            ("familienname", "Schütz"),
+            ("vorname", "Max"),
+            ("geburtsdatum", "1980-02-29"),
+            ("wbk_nummer", "WBK-123/2019"),
+            ("waffenart", "Langwaffe"),
+            ("erwerbsdatum", "2026-08-01"),
+        ],
+        SignatureMethod::Touchpad,
+        "kreditkarte",
+    )
+    .await;
+
+    let events = v.events().await.expect("events");
+    assert_eq!(captured(&events), vec![Cents(5_500)]);
+    let (final_state, final_at, due) = purge_due(&v, ids.subject).await;
+    assert_eq!(
+        (final_state, final_at),
+        (FinalState::Completed, datetime!(2026-08-31 08:25 UTC))
+    );
+    // 31 August + 6 months is the last day of February, at the same local time (10:25; CET).
+    assert_eq!(due, datetime!(2027-02-28 09:25 UTC));
+}
