@@ -13,14 +13,21 @@ use futures::StreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
+use videoamt_adapters::bus::{BusError, CommandBus, Issued};
 use videoamt_adapters::store::baseline::{Baseline, Samples};
 use videoamt_adapters::store::postgres::{PostgresStore, ScratchDatabase};
 use videoamt_adapters::store::sqlite::SqliteStore;
 use videoamt_adapters::store::{AdminStore, StoreLocation};
+use videoamt_core::domain::appointment::BookAppointment;
+use videoamt_core::domain::calendar::CalendarState;
+use videoamt_core::domain::command::Command;
+use videoamt_core::domain::events::Contact;
+use videoamt_core::domain::{AppointmentId, DomainError, Personal, SubjectId};
 use videoamt_core::event::{
     Actor, EventMetadata, EventType, NewEvent, Payload, StreamId, TenantId,
 };
 use videoamt_core::store::{AppendBatch, ExpectedVersion};
+use videoamt_core::tenant::{BookingChannel, DepartmentId, ServiceId, Tenant};
 
 use crate::cli::Backend;
 
@@ -86,40 +93,66 @@ fn bench_event(n: u64) -> NewEvent {
     .expect("schema version 1")
 }
 
+/// A throw-away store of the chosen backend.
+struct Scratch {
+    store: Arc<dyn AdminStore>,
+    baseline: Baseline,
+    cleanup: Cleanup,
+    name: &'static str,
+}
+
+async fn scratch(
+    backend: Backend,
+    server: &StoreLocation,
+    purpose: &str,
+) -> anyhow::Result<Scratch> {
+    Ok(match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir()?;
+            let path = dir.path().join("events.db");
+            let store = SqliteStore::open(&path).await?;
+            Scratch {
+                store: Arc::new(store),
+                baseline: Baseline::Sqlite(path),
+                cleanup: Cleanup::Dir(dir),
+                name: "sqlite",
+            }
+        }
+        Backend::Postgres => {
+            let StoreLocation::Postgres(server) = server else {
+                anyhow::bail!(
+                    "the PostgreSQL benchmark needs a server: --store postgres://… or VIDEOAMT_STORE"
+                );
+            };
+            let db = ScratchDatabase::create(server, purpose)
+                .await
+                .context("cannot create the scratch database")?;
+            let store = PostgresStore::connect(&db.url()).await?;
+            Scratch {
+                store: Arc::new(store),
+                baseline: Baseline::Postgres(db.url()),
+                cleanup: Cleanup::Database(db),
+                name: "postgres",
+            }
+        }
+    })
+}
+
+fn write_json(out: &std::path::Path, file: String, value: &impl Serialize) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)?;
+    let path = out.join(file);
+    std::fs::write(&path, serde_json::to_vec_pretty(value)?)?;
+    println!("written: {}", path.display());
+    Ok(())
+}
+
 pub async fn store(options: StoreBenchOptions) -> anyhow::Result<()> {
-    let (store, baseline, cleanup, name): (Arc<dyn AdminStore>, Baseline, Cleanup, &'static str) =
-        match options.backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir()?;
-                let path = dir.path().join("events.db");
-                let store = SqliteStore::open(&path).await?;
-                (
-                    Arc::new(store),
-                    Baseline::Sqlite(path),
-                    Cleanup::Dir(dir),
-                    "sqlite",
-                )
-            }
-            Backend::Postgres => {
-                let StoreLocation::Postgres(server) = &options.server else {
-                    anyhow::bail!(
-                        "the PostgreSQL benchmark needs a server: --store postgres://… or \
-                         VIDEOAMT_STORE"
-                    );
-                };
-                let scratch = ScratchDatabase::create(server, "bench")
-                    .await
-                    .context("cannot create the scratch database")?;
-                let store = PostgresStore::connect(&scratch.url()).await?;
-                let baseline = Baseline::Postgres(scratch.url());
-                (
-                    Arc::new(store),
-                    baseline,
-                    Cleanup::Database(scratch),
-                    "postgres",
-                )
-            }
-        };
+    let Scratch {
+        store,
+        baseline,
+        cleanup,
+        name,
+    } = scratch(options.backend, &options.server, "bench").await?;
     let duration = Duration::from_secs(options.seconds);
     let mut cases = Vec::new();
 
@@ -163,10 +196,7 @@ pub async fn store(options: StoreBenchOptions) -> anyhow::Result<()> {
         log_events,
     };
     print_table(&report);
-    std::fs::create_dir_all(&options.out)?;
-    let file = options.out.join(format!("store-{name}.json"));
-    std::fs::write(&file, serde_json::to_vec_pretty(&report)?)?;
-    println!("written: {}", file.display());
+    write_json(&options.out, format!("store-{name}.json"), &report)?;
     drop(store);
     cleanup.run().await
 }
@@ -331,6 +361,237 @@ fn print_table(r: &StoreReport) {
         "peak RSS {:.1} MiB; RSS before reads {:.1} MiB, after {:.1} MiB",
         r.max_rss_mb, r.rss_before_reads_mb, r.rss_after_reads_mb
     );
+}
+
+#[derive(Debug)]
+pub struct BookingBenchOptions {
+    pub backend: Backend,
+    pub server: StoreLocation,
+    pub bookers: u32,
+    pub weeks: u32,
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Serialize)]
+struct BookingReport {
+    backend: &'static str,
+    bookers: u32,
+    /// Places on offer: every online-bookable department of both example tenants, for the
+    /// chosen weeks.
+    capacity: u64,
+    bookings: u64,
+    /// Refusals because a rival took the slot first.
+    slot_taken: u64,
+    bookings_per_s: f64,
+    /// Extra decisions after version conflicts, per command.
+    conflict_retry_rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_rss_mb: f64,
+}
+
+/// One bookable unit of capacity: a department's slot start on a day, with the shortest
+/// service that fits one slot.
+#[derive(Debug, Clone)]
+struct Offer {
+    tenant: TenantId,
+    department: DepartmentId,
+    service: ServiceId,
+    start: OffsetDateTime,
+    capacity: u16,
+}
+
+fn offers(tenants: &[Tenant], weeks: u32) -> Vec<Offer> {
+    let monday = time::macros::date!(2026 - 11 - 30);
+    let mut offers = Vec::new();
+    for t in tenants {
+        for dept in t.departments.values().filter(|d| d.online_booking) {
+            let Some(service) = t
+                .services
+                .values()
+                .filter(|s| {
+                    s.department == dept.id && s.online && s.duration_minutes <= dept.slot_minutes
+                })
+                .min_by_key(|s| s.duration_minutes)
+            else {
+                continue;
+            };
+            for day in (0..weeks * 7).map(|d| monday + time::Duration::days(i64::from(d))) {
+                for minute in CalendarState::default().free_starts(dept, day.weekday(), 1) {
+                    let time = time::Time::from_hms(
+                        u8::try_from(minute / 60).unwrap_or(0),
+                        u8::try_from(minute % 60).unwrap_or(0),
+                        0,
+                    )
+                    .unwrap_or(time::Time::MIDNIGHT);
+                    offers.push(Offer {
+                        tenant: t.id.clone(),
+                        department: dept.id.clone(),
+                        service: service.id.clone(),
+                        start: t.instant(time::PrimitiveDateTime::new(day, time)),
+                        capacity: dept.capacity,
+                    });
+                }
+            }
+        }
+    }
+    offers
+}
+
+/// 64 bookers (by default) book random open slots of a week through the real command bus
+/// until every place is taken.
+pub async fn booking(options: BookingBenchOptions) -> anyhow::Result<()> {
+    let Scratch {
+        store,
+        cleanup,
+        name,
+        ..
+    } = scratch(options.backend, &options.server, "booking").await?;
+    let tenants = videoamt_core::tenant::example_tenants()?;
+    let offers = Arc::new(offers(&tenants, options.weeks.max(1)));
+    let capacity: u64 = offers.iter().map(|o| u64::from(o.capacity)).sum();
+    let bus = CommandBus::new(store.clone(), tenants);
+    // Booked on Friday before the week, so that the reminders of the whole week are due later.
+    let now = time::macros::datetime!(2026-11-27 12:00 UTC);
+    eprintln!(
+        "bench booking {name}: {} bookers, {} slots with capacity {capacity}",
+        options.bookers,
+        offers.len()
+    );
+    // What a free-slot view would tell the booking page: places booked per slot. Races between
+    // its reading and the booking are what the calendar stream resolves.
+    let booked = Arc::new(std::sync::Mutex::new(vec![0u16; offers.len()]));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..options.bookers)
+        .map(|b| {
+            let bus = bus.clone();
+            let offers = offers.clone();
+            let booked = booked.clone();
+            tokio::spawn(async move {
+                let mut rng = u64::from(b) * 0x9E37_79B9_7F4A_7C15 + 1;
+                let mut stats = BookerStats::default();
+                loop {
+                    let open: Vec<usize> = {
+                        let booked = booked.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                        (0..offers.len())
+                            .filter(|&i| booked[i] < offers[i].capacity)
+                            .collect()
+                    };
+                    let Some(index) = pick(&open, &mut rng) else {
+                        break;
+                    };
+                    let offer = &offers[index];
+                    let command = Command::BookAppointment(BookAppointment {
+                        appointment: AppointmentId(Uuid::now_v7()),
+                        subject: SubjectId(Uuid::now_v7()),
+                        department: offer.department.clone(),
+                        services: vec![offer.service.clone()],
+                        start: offer.start,
+                        channel: BookingChannel::Online,
+                        invited_by: None,
+                        contact: Contact {
+                            name: Personal(format!("Bench {b}")),
+                            email: Personal(format!("bench{b}@example.org")),
+                            phone: None,
+                        },
+                    });
+                    let issued = Issued {
+                        tenant: offer.tenant.clone(),
+                        actor: Actor::system("bench"),
+                        correlation_id: Uuid::now_v7(),
+                        command_id: Uuid::now_v7(),
+                        now,
+                    };
+                    let t = Instant::now();
+                    match bus.execute(&command, &issued).await {
+                        Ok(done) => {
+                            if let Ok(mut booked) = booked.lock() {
+                                booked[index] += 1;
+                            }
+                            stats.bookings += 1;
+                            stats.retries += u64::from(done.attempts - 1);
+                            stats.latencies.push(t.elapsed());
+                        }
+                        Err(BusError::Refused(DomainError::SlotTaken)) => {
+                            stats.slot_taken += 1;
+                            if let Ok(mut booked) = booked.lock() {
+                                booked[index] = offers[index].capacity;
+                            }
+                        }
+                        Err(e) => return Err(anyhow::Error::new(e)),
+                    }
+                }
+                anyhow::Ok(stats)
+            })
+        })
+        .collect();
+    let mut total = BookerStats::default();
+    for task in tasks {
+        let s = task.await??;
+        total.bookings += s.bookings;
+        total.slot_taken += s.slot_taken;
+        total.retries += s.retries;
+        total.latencies.extend(s.latencies);
+    }
+    let elapsed = started.elapsed();
+    let commands = (total.bookings + total.slot_taken).max(1);
+    let report = BookingReport {
+        backend: name,
+        bookers: options.bookers,
+        capacity,
+        bookings: total.bookings,
+        slot_taken: total.slot_taken,
+        bookings_per_s: round(total.bookings as f64 / elapsed.as_secs_f64().max(f64::EPSILON)),
+        conflict_retry_rate: (total.retries as f64 / commands as f64 * 1_000.0).round() / 1_000.0,
+        p50_ms: round(percentile_ms(&total.latencies, 0.50)),
+        p99_ms: round(percentile_ms(&total.latencies, 0.99)),
+        max_rss_mb: rss_mb("VmHWM"),
+    };
+    println!(
+        "booking benchmark, backend {}: {} bookers booked {} of {} places in {:.1} s: {:.0} bookings/s, \
+         {} refused as taken, conflict-retry rate {:.3} per command, p50 {:.1} ms, p99 {:.1} ms",
+        report.backend,
+        report.bookers,
+        report.bookings,
+        report.capacity,
+        elapsed.as_secs_f64(),
+        report.bookings_per_s,
+        report.slot_taken,
+        report.conflict_retry_rate,
+        report.p50_ms,
+        report.p99_ms
+    );
+    write_json(&options.out, format!("booking-{name}.json"), &report)?;
+    if let Ok(verify) = store.verify().await {
+        anyhow::ensure!(
+            verify.is_ok(),
+            "store verify failed after the benchmark: {:?}",
+            verify.problems
+        );
+    }
+    drop(bus);
+    drop(store);
+    cleanup.run().await
+}
+
+#[derive(Debug, Default)]
+struct BookerStats {
+    bookings: u64,
+    slot_taken: u64,
+    retries: u64,
+    latencies: Vec<Duration>,
+}
+
+/// A random one of the open slots (xorshift; the bookers need spread, not quality).
+fn pick(open: &[usize], rng: &mut u64) -> Option<usize> {
+    if open.is_empty() {
+        return None;
+    }
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    let index = usize::try_from(*rng % open.len() as u64).unwrap_or(0);
+    Some(open[index])
 }
 
 #[cfg(test)]

@@ -83,6 +83,19 @@ enum BenchCommand {
         #[arg(long, default_value = "target/bench")]
         out: std::path::PathBuf,
     },
+    /// Concurrent bookers through the command bus, racing for a week of slots.
+    Booking {
+        #[arg(long, value_enum)]
+        backend: Backend,
+        /// Concurrent bookers.
+        #[arg(long, default_value_t = 64)]
+        bookers: u32,
+        /// Weeks of slots to fill, starting Monday 30 November 2026.
+        #[arg(long, default_value_t = 4)]
+        weeks: u32,
+        #[arg(long, default_value = "target/bench")]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -147,6 +160,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out,
             };
             crate::bench::store(options).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Booking {
+            backend,
+            bookers,
+            weeks,
+            out,
+        }) => {
+            let options = crate::bench::BookingBenchOptions {
+                backend,
+                server: location,
+                bookers,
+                weeks,
+                out,
+            };
+            crate::bench::booking(options).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
