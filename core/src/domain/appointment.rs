@@ -457,6 +457,9 @@ pub(crate) mod tests {
                 DomainError::ServiceOfOtherDepartment("gewerbeanmeldung".into()),
             ),
         ];
+        given(ettlingen(), vec![])
+            .when(buergerbuero(1, &["beglaubigung"], TUE_9))
+            .then_error(DomainError::NotOfferedOnline("beglaubigung".into()));
         for (services, error) in cases {
             given(ettlingen(), vec![])
                 .when(buergerbuero(1, services, TUE_9))

@@ -271,6 +271,19 @@ mod tests {
     }
 
     #[test]
+    fn a_form_that_was_never_started_cannot_be_edited_or_signed() {
+        given(ettlingen(), vec![])
+            .when(change("vorname", "Erika", Party::Clerk))
+            .then_error(DomainError::UnknownForm);
+        given(ettlingen(), vec![])
+            .when(Command::RequestSignature {
+                form: form(),
+                method: SignatureMethod::Touchpad,
+            })
+            .then_error(DomainError::UnknownForm);
+    }
+
+    #[test]
     fn values_are_checked_against_the_template() {
         let h = started(ettlingen());
         let refused = |field: &str, value: &str| {
