@@ -1,7 +1,7 @@
 //! Executable stories from the seeds. A [`Visit`] drives the real command bus on a real store
 //! the way the running system will: each command is executed, then the process managers react
 //! to the new events (commands run at once; timers and outbox work are collected to be looked
-//! at). The same driver is the load generator of the booking benchmark.
+//! at).
 
 use std::sync::Arc;
 
