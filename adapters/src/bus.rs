@@ -146,11 +146,7 @@ impl CommandBus {
         let mut histories = Histories::default();
         let mut versions = BTreeMap::new();
         loop {
-            let wanted: Vec<StreamId> = command
-                .streams(&histories, ctx)
-                .into_iter()
-                .filter(|s| !histories.contains(s))
-                .collect();
+            let wanted = command.streams_to_load(&histories, ctx);
             if wanted.is_empty() {
                 return Ok((histories, versions));
             }

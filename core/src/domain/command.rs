@@ -292,6 +292,35 @@ impl Command {
         }
     }
 
+    /// The streams still to load before deciding: what [`Command::streams`] names now, less
+    /// what is loaded. Empty when loading is done.
+    pub fn streams_to_load(&self, loaded: &Histories, ctx: &Context<'_>) -> Vec<StreamId> {
+        self.streams(loaded, ctx)
+            .into_iter()
+            .filter(|s| !loaded.contains(s))
+            .collect()
+    }
+
+    /// Loads every stream the command needs, in rounds, from a synchronous source (an
+    /// in-memory log in tests).
+    pub fn load_with(
+        &self,
+        ctx: &Context<'_>,
+        mut fetch: impl FnMut(&StreamId) -> Vec<super::DomainEvent>,
+    ) -> Histories {
+        let mut histories = Histories::default();
+        loop {
+            let wanted = self.streams_to_load(&histories, ctx);
+            if wanted.is_empty() {
+                return histories;
+            }
+            for stream in wanted {
+                let events = fetch(&stream);
+                histories.insert(stream, events);
+            }
+        }
+    }
+
     /// Decides the command over the loaded streams. An empty decision means "nothing to do"
     /// (e.g. a timer that finds its work already done).
     pub fn decide(&self, h: &Histories, ctx: &Context<'_>) -> Result<Decision, DomainError> {

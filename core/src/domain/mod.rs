@@ -154,7 +154,7 @@ pub(crate) mod gwt {
     use time::macros::datetime;
 
     use super::command::Command;
-    use super::{Context, Decision, DomainError, DomainEvent, Histories};
+    use super::{Context, Decision, DomainError, DomainEvent};
     use crate::event::StreamId;
     use crate::tenant::{EXAMPLE_TENANTS, Tenant};
 
@@ -204,27 +204,13 @@ pub(crate) mod gwt {
                 tenant: self.tenant,
                 now: self.now,
             };
-            let mut histories = Histories::default();
-            // Load in rounds, as the bus does.
-            loop {
-                let wanted: Vec<StreamId> = command
-                    .streams(&histories, &ctx)
-                    .into_iter()
-                    .filter(|s| !histories.contains(s))
-                    .collect();
-                if wanted.is_empty() {
-                    break;
-                }
-                for stream in wanted {
-                    let events = self
-                        .events
-                        .iter()
-                        .filter(|(s, _)| s == &stream)
-                        .map(|(_, e)| e.clone())
-                        .collect();
-                    histories.insert(stream, events);
-                }
-            }
+            let histories = command.load_with(&ctx, |stream| {
+                self.events
+                    .iter()
+                    .filter(|(s, _)| s == stream)
+                    .map(|(_, e)| e.clone())
+                    .collect()
+            });
             // Every stream the decision writes must have been named, or the bus could not
             // guard it with an expected version.
             let outcome = command.decide(&histories, &ctx);

@@ -35,6 +35,26 @@ pub const SLOT_HOLD: Duration = Duration::minutes(30);
 pub const REMINDER_BEFORE: Duration = Duration::hours(24);
 pub const NO_SHOW_AFTER: Duration = Duration::minutes(15);
 
+/// The no-show check after the start and, unless the start is less than a day away (the
+/// confirmation is fresh then), the reminder a day before.
+fn appointment_timers(
+    appointment: AppointmentId,
+    start: OffsetDateTime,
+    recorded_at: OffsetDateTime,
+) -> Vec<Reaction> {
+    let mut timers = vec![Reaction::Timer {
+        due: start + NO_SHOW_AFTER,
+        command: Command::CheckNoShow { appointment },
+    }];
+    if start - REMINDER_BEFORE > recorded_at {
+        timers.push(Reaction::Timer {
+            due: start - REMINDER_BEFORE,
+            command: Command::SendReminder { appointment },
+        });
+    }
+    timers
+}
+
 /// What follows `event`, recorded at `recorded_at` on `stream`.
 pub fn react(stream: &StreamId, event: &DomainEvent, recorded_at: OffsetDateTime) -> Vec<Reaction> {
     let appointment = || {
@@ -58,43 +78,26 @@ pub fn react(stream: &StreamId, event: &DomainEvent, recorded_at: OffsetDateTime
     };
     match event {
         DomainEvent::AppointmentBooked(e) => {
-            let appointment = e.appointment;
             let mut reactions = vec![
-                Reaction::Work(WorkItem::ConfirmationMail { appointment }),
-                Reaction::Timer {
-                    due: e.start + NO_SHOW_AFTER,
-                    command: Command::CheckNoShow { appointment },
-                },
+                Reaction::Work(WorkItem::ConfirmationMail {
+                    appointment: e.appointment,
+                }),
                 Reaction::Timer {
                     due: recorded_at + SLOT_HOLD,
-                    command: Command::ExpireSlotHold { appointment },
+                    command: Command::ExpireSlotHold {
+                        appointment: e.appointment,
+                    },
                 },
             ];
-            // A booking made less than a day ahead gets no reminder: the confirmation is fresh.
-            if e.start - REMINDER_BEFORE > recorded_at {
-                reactions.push(Reaction::Timer {
-                    due: e.start - REMINDER_BEFORE,
-                    command: Command::SendReminder { appointment },
-                });
-            }
+            reactions.extend(appointment_timers(e.appointment, e.start, recorded_at));
             reactions
         }
         DomainEvent::AppointmentRescheduled(e) => appointment()
             .into_iter()
             .flat_map(|appointment| {
-                let mut reactions = vec![
-                    Reaction::Work(WorkItem::ConfirmationMail { appointment }),
-                    Reaction::Timer {
-                        due: e.start + NO_SHOW_AFTER,
-                        command: Command::CheckNoShow { appointment },
-                    },
-                ];
-                if e.start - REMINDER_BEFORE > recorded_at {
-                    reactions.push(Reaction::Timer {
-                        due: e.start - REMINDER_BEFORE,
-                        command: Command::SendReminder { appointment },
-                    });
-                }
+                let mut reactions =
+                    vec![Reaction::Work(WorkItem::ConfirmationMail { appointment })];
+                reactions.extend(appointment_timers(appointment, e.start, recorded_at));
                 reactions
             })
             .collect(),
@@ -161,12 +164,12 @@ mod tests {
             vec![
                 Reaction::Work(WorkItem::ConfirmationMail { appointment: a }),
                 Reaction::Timer {
-                    due: TUE_9 + NO_SHOW_AFTER,
-                    command: Command::CheckNoShow { appointment: a }
-                },
-                Reaction::Timer {
                     due: at + SLOT_HOLD,
                     command: Command::ExpireSlotHold { appointment: a }
+                },
+                Reaction::Timer {
+                    due: TUE_9 + NO_SHOW_AFTER,
+                    command: Command::CheckNoShow { appointment: a }
                 },
                 Reaction::Timer {
                     due: TUE_9 - REMINDER_BEFORE,

@@ -3,7 +3,7 @@
 
 use time::OffsetDateTime;
 use videoamt_core::domain::command::Command;
-use videoamt_core::domain::{Context, Decision, DomainError, DomainEvent, Histories};
+use videoamt_core::domain::{Context, Decision, DomainError, DomainEvent};
 use videoamt_core::event::StreamId;
 use videoamt_core::tenant::Tenant;
 
@@ -28,21 +28,7 @@ impl MemoryLog {
         command: &Command,
     ) -> Result<Decision, DomainError> {
         let ctx = Context { tenant, now };
-        let mut histories = Histories::default();
-        loop {
-            let wanted: Vec<StreamId> = command
-                .streams(&histories, &ctx)
-                .into_iter()
-                .filter(|s| !histories.contains(s))
-                .collect();
-            if wanted.is_empty() {
-                break;
-            }
-            for stream in wanted {
-                let events = self.stream(&stream);
-                histories.insert(stream, events);
-            }
-        }
+        let histories = command.load_with(&ctx, |stream| self.stream(stream));
         let decision = command.decide(&histories, &ctx)?;
         self.events.extend(decision.iter().cloned());
         Ok(decision)
