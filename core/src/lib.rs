@@ -21,5 +21,6 @@
 
 pub mod domain;
 pub mod event;
+pub mod readmodel;
 pub mod store;
 pub mod tenant;

@@ -17,6 +17,7 @@ use videoamt_core::event::GlobalPosition;
 use videoamt_core::event::{
     Actor, ActorRole, EventMetadata, EventType, Payload, RecordedEvent, StreamId, TenantId,
 };
+use videoamt_core::readmodel::ReadModelStore;
 use videoamt_core::store::{
     AppendBatch, AppendError, Appended, EventStore, PlannedOutcome, StoreError,
 };
@@ -88,9 +89,9 @@ impl VerifyReport {
     }
 }
 
-/// A store plus the operations the `videoamt store` commands need.
+/// A store plus its read models and the operations the `videoamt store` commands need.
 #[async_trait::async_trait]
-pub trait AdminStore: EventStore {
+pub trait AdminStore: EventStore + ReadModelStore {
     async fn stats(&self) -> Result<StoreStats, StoreError>;
     async fn verify(&self) -> Result<VerifyReport, StoreError>;
 }

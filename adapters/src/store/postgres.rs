@@ -25,6 +25,9 @@ use uuid::Uuid;
 use videoamt_core::event::{
     EventType, GlobalPosition, Payload, RecordedEvent, StreamId, StreamVersion,
 };
+use videoamt_core::readmodel::{
+    Change, DocKey, ProjectionCheckpoint, ReadModelError, ReadModelStore,
+};
 use videoamt_core::store::{
     AppendBatch, AppendError, Appended, EventStore, EventStream, GroupSnapshot, PlannedOutcome,
     StoreError, StoredIdentity, group_keys, plan_group,
@@ -47,10 +50,11 @@ pub const APP_ROLE: &str = "videoamt_app";
 
 /// Versioned schema. Each entry runs once, in order, in one transaction serialised by an
 /// advisory lock, so that several processes starting together migrate once.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "events table, position counter, append-only triggers, application role",
-    r#"
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "events table, position counter, append-only triggers, application role",
+        r#"
     CREATE TABLE events (
         global_position bigint      PRIMARY KEY,
         stream_id       text        NOT NULL,
@@ -100,7 +104,34 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[(
         END IF;
     END $$;
     "#,
-)];
+    ),
+    (
+        2,
+        "read models and projection checkpoints",
+        r#"
+    CREATE TABLE read_models (
+        projection text  NOT NULL,
+        kind       text  NOT NULL,
+        key        text  NOT NULL,
+        value      jsonb NOT NULL,
+        PRIMARY KEY (projection, kind, key)
+    );
+    CREATE TABLE projection_checkpoints (
+        projection        text        PRIMARY KEY,
+        position          bigint      NOT NULL,
+        event_recorded_at timestamptz,
+        updated_at        timestamptz NOT NULL DEFAULT now()
+    );
+    DO $$
+    BEGIN
+        IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'videoamt_app') THEN
+            GRANT SELECT, INSERT, UPDATE, DELETE ON read_models, projection_checkpoints
+                TO videoamt_app;
+        END IF;
+    END $$;
+    "#,
+    ),
+];
 
 const EVENT_COLUMNS: &str = "global_position, stream_id, stream_version, event_id, event_type, \
      schema_version, tenant, correlation_id, causation_id, actor_role, actor_id, recorded_at, \
@@ -843,5 +874,230 @@ pub async fn test_server_url() -> Option<String> {
             eprintln!("skipped: PostgreSQL at VIDEOAMT_TEST_POSTGRES_URL is unreachable: {e}");
             None
         }
+    }
+}
+
+fn checkpoint_of(projection: &str, row: Option<&Row>) -> Result<ProjectionCheckpoint, StoreError> {
+    Ok(ProjectionCheckpoint {
+        projection: projection.to_owned(),
+        position: match row {
+            Some(r) => to_u64(r.try_get(0).map_err(store_err)?),
+            None => 0,
+        },
+        event_recorded_at: match row {
+            Some(r) => r.try_get(1).map_err(store_err)?,
+            None => None,
+        },
+    })
+}
+
+#[async_trait::async_trait]
+impl ReadModelStore for PostgresStore {
+    async fn checkpoint(&self, projection: &str) -> Result<ProjectionCheckpoint, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT position, event_recorded_at FROM projection_checkpoints WHERE projection = $1",
+                &[&projection],
+            )
+            .await
+            .map_err(store_err)?;
+        checkpoint_of(projection, row.as_ref())
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<ProjectionCheckpoint>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT position, event_recorded_at, projection FROM projection_checkpoints \
+                 ORDER BY projection",
+                &[],
+            )
+            .await
+            .map_err(store_err)?;
+        rows.iter()
+            .map(|r| {
+                let name: String = r.try_get(2).map_err(store_err)?;
+                checkpoint_of(&name, Some(r))
+            })
+            .collect()
+    }
+
+    async fn get(
+        &self,
+        projection: &str,
+        keys: &[DocKey],
+    ) -> Result<Vec<(DocKey, serde_json::Value)>, StoreError> {
+        if keys.is_empty() {
+            return Ok(vec![]);
+        }
+        let client = self.client().await?;
+        let kinds: Vec<&str> = keys.iter().map(|k| k.kind.as_str()).collect();
+        let names: Vec<&str> = keys.iter().map(|k| k.key.as_str()).collect();
+        let rows = client
+            .query(
+                "SELECT r.kind, r.key, r.value FROM unnest($2::text[], $3::text[]) AS k(kind, key) \
+                 CROSS JOIN LATERAL (SELECT kind, key, value FROM read_models \
+                 WHERE projection = $1 AND kind = k.kind AND key = k.key LIMIT 1) AS r",
+                &[&projection, &kinds, &names],
+            )
+            .await
+            .map_err(store_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    DocKey {
+                        kind: r.try_get(0).map_err(store_err)?,
+                        key: r.try_get(1).map_err(store_err)?,
+                    },
+                    r.try_get(2).map_err(store_err)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn list(
+        &self,
+        projection: &str,
+        kind: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        let client = self.client().await?;
+        let high = format!("{prefix}\u{10FFFF}");
+        let rows = client
+            .query(
+                "SELECT key, value FROM read_models WHERE projection = $1 AND kind = $2 \
+                 AND key >= $3 AND key < $4 ORDER BY key COLLATE \"C\"",
+                &[&projection, &kind, &prefix, &high],
+            )
+            .await
+            .map_err(store_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(store_err)?,
+                    r.try_get(1).map_err(store_err)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn commit(
+        &self,
+        projection: &str,
+        from: GlobalPosition,
+        to: ProjectionCheckpoint,
+        changes: Vec<Change>,
+    ) -> Result<(), ReadModelError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(store_err)?;
+        // Lock the checkpoint row (or the projection's slot when there is none yet) so that two
+        // runners cannot both commit from the same position.
+        tx.execute(
+            "INSERT INTO projection_checkpoints (projection, position) VALUES ($1, 0) \
+             ON CONFLICT (projection) DO NOTHING",
+            &[&projection],
+        )
+        .await
+        .map_err(store_err)?;
+        let row = tx
+            .query_one(
+                "SELECT position FROM projection_checkpoints WHERE projection = $1 FOR UPDATE",
+                &[&projection],
+            )
+            .await
+            .map_err(store_err)?;
+        let actual = to_u64(row.try_get(0).map_err(store_err)?);
+        if actual != from {
+            return Err(ReadModelError::CheckpointMoved {
+                projection: projection.to_owned(),
+                expected: from,
+                actual,
+            });
+        }
+        let (mut put_kinds, mut put_keys, mut put_values) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut del_kinds, mut del_keys) = (Vec::new(), Vec::new());
+        for change in &changes {
+            match change {
+                Change::Put(k, v) => {
+                    put_kinds.push(k.kind.as_str());
+                    put_keys.push(k.key.as_str());
+                    put_values.push(v);
+                }
+                Change::Delete(k) => {
+                    del_kinds.push(k.kind.as_str());
+                    del_keys.push(k.key.as_str());
+                }
+            }
+        }
+        if !put_keys.is_empty() {
+            tx.execute(
+                "INSERT INTO read_models (projection, kind, key, value) \
+                 SELECT $1, k, n, v FROM unnest($2::text[], $3::text[], $4::jsonb[]) AS u(k, n, v) \
+                 ON CONFLICT (projection, kind, key) DO UPDATE SET value = excluded.value",
+                &[&projection, &put_kinds, &put_keys, &put_values],
+            )
+            .await
+            .map_err(store_err)?;
+        }
+        if !del_keys.is_empty() {
+            tx.execute(
+                "DELETE FROM read_models r USING unnest($2::text[], $3::text[]) AS u(k, n) \
+                 WHERE r.projection = $1 AND r.kind = u.k AND r.key = u.n",
+                &[&projection, &del_kinds, &del_keys],
+            )
+            .await
+            .map_err(store_err)?;
+        }
+        tx.execute(
+            "UPDATE projection_checkpoints SET position = $2, event_recorded_at = $3, updated_at = now() \
+             WHERE projection = $1",
+            &[&projection, &to_i64(to.position), &to.event_recorded_at],
+        )
+        .await
+        .map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        Ok(())
+    }
+
+    async fn reset(&self, projection: &str) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(store_err)?;
+        tx.execute(
+            "DELETE FROM read_models WHERE projection = $1",
+            &[&projection],
+        )
+        .await
+        .map_err(store_err)?;
+        tx.execute(
+            "DELETE FROM projection_checkpoints WHERE projection = $1",
+            &[&projection],
+        )
+        .await
+        .map_err(store_err)?;
+        tx.commit().await.map_err(store_err)
+    }
+
+    async fn dump(&self, projection: &str) -> Result<Vec<(DocKey, serde_json::Value)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT kind, key, value FROM read_models WHERE projection = $1 \
+                 ORDER BY kind COLLATE \"C\", key COLLATE \"C\"",
+                &[&projection],
+            )
+            .await
+            .map_err(store_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    DocKey {
+                        kind: r.try_get(0).map_err(store_err)?,
+                        key: r.try_get(1).map_err(store_err)?,
+                    },
+                    r.try_get(2).map_err(store_err)?,
+                ))
+            })
+            .collect()
     }
 }

@@ -14,6 +14,9 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use uuid::Uuid;
 use videoamt_core::event::{GlobalPosition, Payload, RecordedEvent, StreamId, StreamVersion};
+use videoamt_core::readmodel::{
+    Change, DocKey, ProjectionCheckpoint, ReadModelError, ReadModelStore,
+};
 use videoamt_core::store::{
     AppendBatch, AppendError, Appended, EventStore, EventStream, GroupSnapshot, PlannedOutcome,
     StoreError, StoredIdentity, group_keys, plan_group,
@@ -31,10 +34,11 @@ const READ_POOL_SIZE: usize = 4;
 
 /// Versioned schema. Each entry runs once, in order, in its own transaction; the applied
 /// versions are kept in `schema_migrations`. Never edit an entry that has shipped: add one.
-const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "events table with append-only triggers",
-    r#"
+const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "events table with append-only triggers",
+        r#"
     CREATE TABLE events (
         global_position INTEGER PRIMARY KEY,
         stream_id       TEXT    NOT NULL,
@@ -56,7 +60,27 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[(
     CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
     BEGIN SELECT RAISE(ABORT, 'videoamt: events are append-only'); END;
     "#,
-)];
+    ),
+    (
+        2,
+        "read models and projection checkpoints",
+        r#"
+    CREATE TABLE read_models (
+        projection TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        value      TEXT NOT NULL,
+        PRIMARY KEY (projection, kind, key)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE projection_checkpoints (
+        projection        TEXT PRIMARY KEY,
+        position          INTEGER NOT NULL,
+        event_recorded_at INTEGER, -- microseconds since the Unix epoch, UTC
+        updated_at        TEXT NOT NULL
+    ) STRICT;
+    "#,
+    ),
+];
 
 /// The triggers `verify` insists on.
 const APPEND_ONLY_TRIGGERS: [&str; 2] = ["events_append_only_update", "events_append_only_delete"];
@@ -546,4 +570,225 @@ impl AdminStore for SqliteStore {
 /// that the database itself refuses an UPDATE.
 pub fn raw_connection(path: &Path) -> Result<Connection, StoreError> {
     connect(path)
+}
+
+fn checkpoint_row(conn: &Connection, projection: &str) -> Result<ProjectionCheckpoint, StoreError> {
+    let row: Option<(i64, Option<i64>)> = conn
+        .query_row(
+            "SELECT position, event_recorded_at FROM projection_checkpoints WHERE projection = ?1",
+            [projection],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(store_err)?;
+    Ok(ProjectionCheckpoint {
+        projection: projection.to_owned(),
+        position: row.map_or(0, |r| to_u64(r.0)),
+        event_recorded_at: row.and_then(|r| r.1).and_then(|m| from_unix_micros(m).ok()),
+    })
+}
+
+fn json_of(text: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(store_err)
+}
+
+#[async_trait::async_trait]
+impl ReadModelStore for SqliteStore {
+    async fn checkpoint(&self, projection: &str) -> Result<ProjectionCheckpoint, StoreError> {
+        let projection = projection.to_owned();
+        self.with_reader(move |conn| checkpoint_row(conn, &projection))
+            .await
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<ProjectionCheckpoint>, StoreError> {
+        self.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT projection FROM projection_checkpoints ORDER BY projection")
+                .map_err(store_err)?;
+            let names: Vec<String> = stmt
+                .query_map([], |r| r.get(0))
+                .map_err(store_err)?
+                .collect::<Result<_, _>>()
+                .map_err(store_err)?;
+            names.iter().map(|n| checkpoint_row(conn, n)).collect()
+        })
+        .await
+    }
+
+    async fn get(
+        &self,
+        projection: &str,
+        keys: &[DocKey],
+    ) -> Result<Vec<(DocKey, serde_json::Value)>, StoreError> {
+        let projection = projection.to_owned();
+        let keys = keys.to_vec();
+        self.with_reader(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT value FROM read_models WHERE projection = ?1 AND kind = ?2 AND key = ?3",
+                )
+                .map_err(store_err)?;
+            let mut found = Vec::new();
+            for key in keys {
+                let value: Option<String> = stmt
+                    .query_row(params![projection, key.kind, key.key], |r| r.get(0))
+                    .optional()
+                    .map_err(store_err)?;
+                if let Some(value) = value {
+                    found.push((key, json_of(&value)?));
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn list(
+        &self,
+        projection: &str,
+        kind: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        let (projection, kind) = (projection.to_owned(), kind.to_owned());
+        // Keys are compared as byte ranges: every key starting with `prefix` sorts between it
+        // and it followed by the highest code point.
+        let (low, high) = (prefix.to_owned(), format!("{prefix}\u{10FFFF}"));
+        self.with_reader(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT key, value FROM read_models WHERE projection = ?1 AND kind = ?2 \
+                     AND key >= ?3 AND key < ?4 ORDER BY key",
+                )
+                .map_err(store_err)?;
+            let rows = stmt
+                .query_map(params![projection, kind, low, high], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(store_err)?;
+            rows.map(|row| {
+                let (key, value) = row.map_err(store_err)?;
+                Ok((key, json_of(&value)?))
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn commit(
+        &self,
+        projection: &str,
+        from: GlobalPosition,
+        to: ProjectionCheckpoint,
+        changes: Vec<Change>,
+    ) -> Result<(), ReadModelError> {
+        let projection = projection.to_owned();
+        self.with_reader(move |conn| {
+            conn.execute_batch("BEGIN IMMEDIATE").map_err(store_err)?;
+            let result = apply_changes(conn, &projection, from, &to, &changes);
+            let end = if matches!(result, Ok(Ok(()))) {
+                "COMMIT"
+            } else {
+                "ROLLBACK"
+            };
+            conn.execute_batch(end).map_err(store_err)?;
+            result
+        })
+        .await?
+    }
+
+    async fn reset(&self, projection: &str) -> Result<(), StoreError> {
+        let projection = projection.to_owned();
+        self.with_reader(move |conn| {
+            conn.execute_batch("BEGIN IMMEDIATE").map_err(store_err)?;
+            let result = conn
+                .execute(
+                    "DELETE FROM read_models WHERE projection = ?1",
+                    [&projection],
+                )
+                .and_then(|_| {
+                    conn.execute(
+                        "DELETE FROM projection_checkpoints WHERE projection = ?1",
+                        [&projection],
+                    )
+                });
+            let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+            conn.execute_batch(end).map_err(store_err)?;
+            result.map(|_| ()).map_err(store_err)
+        })
+        .await
+    }
+
+    async fn dump(&self, projection: &str) -> Result<Vec<(DocKey, serde_json::Value)>, StoreError> {
+        let projection = projection.to_owned();
+        self.with_reader(move |conn| {
+            let mut stmt = conn
+                .prepare("SELECT kind, key, value FROM read_models WHERE projection = ?1 ORDER BY kind, key")
+                .map_err(store_err)?;
+            let rows = stmt
+                .query_map([&projection], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                })
+                .map_err(store_err)?;
+            rows.map(|row| {
+                let (kind, key, value) = row.map_err(store_err)?;
+                Ok((DocKey { kind, key }, json_of(&value)?))
+            })
+            .collect()
+        })
+        .await
+    }
+}
+
+/// The body of a read-model commit, inside `BEGIN IMMEDIATE`. The outer `Result` is a store
+/// failure, the inner one a refusal; either rolls back.
+fn apply_changes(
+    conn: &Connection,
+    projection: &str,
+    from: GlobalPosition,
+    to: &ProjectionCheckpoint,
+    changes: &[Change],
+) -> Result<Result<(), ReadModelError>, StoreError> {
+    let actual = checkpoint_row(conn, projection)?.position;
+    if actual != from {
+        return Ok(Err(ReadModelError::CheckpointMoved {
+            projection: projection.to_owned(),
+            expected: from,
+            actual,
+        }));
+    }
+    let mut put = conn
+        .prepare_cached(
+            "INSERT INTO read_models (projection, kind, key, value) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (projection, kind, key) DO UPDATE SET value = excluded.value",
+        )
+        .map_err(store_err)?;
+    let mut delete = conn
+        .prepare_cached("DELETE FROM read_models WHERE projection = ?1 AND kind = ?2 AND key = ?3")
+        .map_err(store_err)?;
+    for change in changes {
+        match change {
+            Change::Put(key, value) => {
+                put.execute(params![projection, key.kind, key.key, value.to_string()])
+                    .map_err(store_err)?;
+            }
+            Change::Delete(key) => {
+                delete
+                    .execute(params![projection, key.kind, key.key])
+                    .map_err(store_err)?;
+            }
+        }
+    }
+    conn.execute(
+        "INSERT INTO projection_checkpoints (projection, position, event_recorded_at, updated_at) \
+         VALUES (?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) \
+         ON CONFLICT (projection) DO UPDATE SET position = excluded.position, \
+         event_recorded_at = excluded.event_recorded_at, updated_at = excluded.updated_at",
+        params![
+            projection,
+            to_i64(to.position),
+            to.event_recorded_at.map(unix_micros)
+        ],
+    )
+    .map_err(store_err)?;
+    Ok(Ok(()))
 }

@@ -534,7 +534,7 @@ pub(crate) async fn migrations_run_once_even_when_processes_start_together<B: Ba
     let (first, second, third) = tokio::join!(b.open(), b.open(), b.open());
     for store in [&first, &second, &third] {
         let stats = store.stats().await.expect("stats");
-        assert_eq!(stats.schema_version, 1);
+        assert_eq!(stats.schema_version, 2);
         assert_eq!((stats.events, stats.last_position), (0, 0));
     }
     first
@@ -549,10 +549,101 @@ pub(crate) async fn migrations_run_once_even_when_processes_start_together<B: Ba
     // Reopening an existing log migrates nothing and keeps it.
     let again = b.open().await;
     assert_eq!(again.last_position().await.expect("head"), 1);
-    // Exactly one migration row: a no-op UPDATE reports the rows it matched.
+    // One row per migration: a no-op UPDATE reports the rows it matched.
     assert_eq!(
         b.raw_sql("UPDATE schema_migrations SET name = name").await,
-        Ok(1)
+        Ok(2)
+    );
+}
+
+pub(crate) async fn read_models_commit_with_their_checkpoint<B: Backend>(b: &B) {
+    use videoamt_core::readmodel::{Change, DocKey, ProjectionCheckpoint, ReadModelError};
+    let store = b.open().await;
+    let at = |position| ProjectionCheckpoint {
+        projection: "waiting".into(),
+        position,
+        event_recorded_at: Some(time::macros::datetime!(2026-11-24 08:00 UTC)),
+    };
+    let doc = |key: &str| DocKey::new("session", key);
+    assert_eq!(
+        store
+            .checkpoint("waiting")
+            .await
+            .expect("checkpoint")
+            .position,
+        0
+    );
+    store
+        .commit(
+            "waiting",
+            0,
+            at(5),
+            vec![
+                Change::Put(doc("ettlingen/a"), serde_json::json!({ "since": 1 })),
+                Change::Put(doc("ettlingen/b"), serde_json::json!({ "since": 2 })),
+                Change::Put(doc("stuttgart/c"), serde_json::json!({ "since": 3 })),
+            ],
+        )
+        .await
+        .expect("first commit");
+    let stale = store
+        .commit(
+            "waiting",
+            0,
+            at(7),
+            vec![Change::Put(doc("ettlingen/z"), serde_json::json!({}))],
+        )
+        .await;
+    assert!(
+        matches!(
+            stale,
+            Err(ReadModelError::CheckpointMoved { actual: 5, .. })
+        ),
+        "{stale:?}"
+    );
+    let listed = store
+        .list("waiting", "session", "ettlingen/")
+        .await
+        .expect("list");
+    assert_eq!(
+        listed,
+        vec![
+            ("ettlingen/a".to_owned(), serde_json::json!({ "since": 1 })),
+            ("ettlingen/b".to_owned(), serde_json::json!({ "since": 2 })),
+        ]
+    );
+    store
+        .commit(
+            "waiting",
+            5,
+            at(9),
+            vec![
+                Change::Delete(doc("ettlingen/a")),
+                Change::Put(doc("ettlingen/b"), serde_json::json!({ "since": 4 })),
+            ],
+        )
+        .await
+        .expect("second commit");
+    let got = store
+        .get("waiting", &[doc("ettlingen/a"), doc("ettlingen/b")])
+        .await
+        .expect("get");
+    assert_eq!(
+        got,
+        vec![(doc("ettlingen/b"), serde_json::json!({ "since": 4 }))]
+    );
+    let checkpoint = store.checkpoint("waiting").await.expect("checkpoint");
+    assert_eq!(checkpoint, at(9));
+    assert_eq!(store.dump("waiting").await.expect("dump").len(), 2);
+    store.reset("waiting").await.expect("reset");
+    assert!(store.dump("waiting").await.expect("dump").is_empty());
+    assert_eq!(
+        store
+            .checkpoint("waiting")
+            .await
+            .expect("checkpoint")
+            .position,
+        0
     );
 }
 
@@ -571,6 +662,7 @@ macro_rules! contract_suite {
             database_refuses_update_and_delete,
             bad_input_is_refused_and_nothing_written,
             migrations_run_once_even_when_processes_start_together,
+            read_models_commit_with_their_checkpoint,
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {
