@@ -1,0 +1,110 @@
+//! The live waiting room: per tenant and department, the sessions whose citizen is waiting,
+//! since when, and whether the privacy notice is accepted.
+
+use serde::{Deserialize, Serialize};
+use videoamt_core::domain::DomainEvent;
+use videoamt_core::domain::events::Party;
+use videoamt_core::readmodel::{DocKey, Docs};
+
+use crate::{Projection, Recorded};
+
+pub const NAME: &str = "waiting-room";
+
+/// One waiting citizen, under key `{tenant}/{department}/{session}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Waiting {
+    pub session: String,
+    pub appointment: String,
+    /// RFC 3339; empty while the citizen has not joined.
+    pub waiting_since: String,
+    pub privacy_notice_accepted: bool,
+    pub connection_lost: bool,
+}
+
+/// Where a session's waiting entry lives.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Place {
+    key: String,
+    appointment: String,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WaitingRoom;
+
+fn place_key(stream: &str) -> DocKey {
+    DocKey::new("place", stream)
+}
+
+impl Projection for WaitingRoom {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn keys(&self, event: Recorded<'_>, docs: &Docs) -> Vec<DocKey> {
+        let stream = event.envelope.stream_id.as_str();
+        if !stream.starts_with("session-") {
+            return vec![];
+        }
+        let mut keys = vec![place_key(stream)];
+        if let Some(place) = docs.get::<Place>(&place_key(stream)) {
+            keys.push(DocKey::new("waiting", place.key));
+        }
+        keys
+    }
+
+    fn apply(&self, event: Recorded<'_>, docs: &mut Docs) {
+        let envelope = event.envelope;
+        let stream = envelope.stream_id.as_str();
+        if let DomainEvent::SessionOpened(e) = event.event {
+            let key = format!(
+                "{}/{}/{}",
+                envelope.meta.tenant,
+                e.department,
+                stream.trim_start_matches("session-")
+            );
+            docs.put(
+                place_key(stream),
+                &Place {
+                    key,
+                    appointment: e.appointment.to_string(),
+                },
+            );
+            return;
+        }
+        let Some(place) = docs.get::<Place>(&place_key(stream)) else {
+            return;
+        };
+        let waiting = DocKey::new("waiting", place.key.clone());
+        let at = envelope
+            .meta
+            .recorded_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let present = docs.get::<Waiting>(&waiting).is_some();
+        match event.event {
+            DomainEvent::ParticipantJoined(e) if e.party == Party::Citizen => {
+                docs.update(waiting, |w: &mut Waiting| {
+                    w.session = stream.trim_start_matches("session-").to_owned();
+                    w.appointment.clone_from(&place.appointment);
+                    w.waiting_since = at;
+                    w.connection_lost = false;
+                });
+            }
+            DomainEvent::PrivacyNoticeAccepted(_) if present => {
+                docs.update(waiting, |w: &mut Waiting| w.privacy_notice_accepted = true);
+            }
+            DomainEvent::ConnectionLost(e) if e.party == Party::Citizen && present => {
+                docs.update(waiting, |w: &mut Waiting| w.connection_lost = true);
+            }
+            DomainEvent::ConnectionRestored(e) if e.party == Party::Citizen && present => {
+                docs.update(waiting, |w: &mut Waiting| w.connection_lost = false);
+            }
+            DomainEvent::ParticipantLeft(e) if e.party == Party::Citizen => docs.delete(waiting),
+            DomainEvent::AdmittedFromWaitingRoom(_) | DomainEvent::SessionEnded(_) => {
+                docs.delete(waiting);
+                docs.delete(place_key(stream));
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Integration tests of the projections: rebuild equals incremental on both backends.
+
+mod rebuild;

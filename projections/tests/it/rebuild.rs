@@ -1,0 +1,225 @@
+use std::sync::Arc;
+
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+use videoamt_adapters::bus::{CommandBus, Issued};
+use videoamt_adapters::store::AdminStore;
+use videoamt_adapters::store::postgres::{PostgresStore, ScratchDatabase, test_server_url};
+use videoamt_adapters::store::sqlite::SqliteStore;
+use videoamt_core::domain::appointment::BookAppointment;
+use videoamt_core::domain::command::Command;
+use videoamt_core::domain::events::{Contact, Party, SessionOutcome};
+use videoamt_core::domain::{AppointmentId, Personal, SessionId, SubjectId};
+use videoamt_core::event::{Actor, ActorRole, TenantId};
+use videoamt_core::tenant::{BookingChannel, example_tenants};
+use videoamt_projections::all;
+use videoamt_projections::audit::{self, Timeline};
+use videoamt_projections::runner::Runner;
+use videoamt_projections::waiting_room::{self, Waiting};
+
+fn issued(now: OffsetDateTime, role: ActorRole) -> Issued {
+    Issued {
+        tenant: TenantId::parse("ettlingen").expect("valid"),
+        actor: Actor::new(role, "tester").expect("valid"),
+        correlation_id: Uuid::now_v7(),
+        command_id: Uuid::now_v7(),
+        now,
+    }
+}
+
+/// Twelve appointments in various states, with the projections catching up after every
+/// command (the incremental run).
+async fn generate(store: Arc<dyn AdminStore>) -> (Vec<AppointmentId>, Vec<SessionId>) {
+    let bus = CommandBus::new(store.clone(), example_tenants().expect("valid"));
+    let runner = Runner::new(store.clone(), store.clone());
+    let projections = all();
+    let now = datetime!(2026-11-23 07:00 UTC);
+    let (mut appointments, mut sessions) = (Vec::new(), Vec::new());
+    for i in 0..12i64 {
+        let appointment = AppointmentId(Uuid::now_v7());
+        let session = SessionId(Uuid::now_v7());
+        let start = datetime!(2026-11-24 07:00 UTC) + Duration::minutes(15 * i);
+        let mut commands = vec![(
+            ActorRole::Citizen,
+            Command::BookAppointment(BookAppointment {
+                appointment,
+                subject: SubjectId(Uuid::now_v7()),
+                department: "buergerbuero".into(),
+                services: vec!["meldebescheinigung".into()],
+                start,
+                channel: BookingChannel::Online,
+                invited_by: None,
+                contact: Contact {
+                    name: Personal(format!("B{i}")),
+                    email: Personal(format!("b{i}@example.org")),
+                    phone: None,
+                },
+            }),
+        )];
+        if i % 4 == 3 {
+            commands.push((
+                ActorRole::Citizen,
+                Command::CancelAppointment {
+                    appointment,
+                    by: videoamt_core::domain::events::CancelledBy::CitizenByLink,
+                    reason: None,
+                },
+            ));
+        } else {
+            commands.push((
+                ActorRole::Clerk,
+                Command::OpenSession {
+                    appointment,
+                    session,
+                },
+            ));
+            commands.push((
+                ActorRole::Citizen,
+                Command::Join {
+                    session,
+                    party: Party::Citizen,
+                },
+            ));
+            if i % 4 != 0 {
+                commands.push((ActorRole::Citizen, Command::AcceptPrivacyNotice { session }));
+            }
+            if i % 4 == 2 {
+                commands.push((
+                    ActorRole::Clerk,
+                    Command::Admit {
+                        session,
+                        clerk: "a.becker".into(),
+                    },
+                ));
+                commands.push((
+                    ActorRole::Clerk,
+                    Command::EndSession {
+                        session,
+                        outcome: SessionOutcome::Aborted,
+                    },
+                ));
+            }
+        }
+        for (role, command) in commands {
+            bus.execute(&command, &issued(now, role))
+                .await
+                .expect("accepted");
+            for p in &projections {
+                runner.catch_up(p.as_ref()).await.expect("incremental");
+            }
+        }
+        appointments.push(appointment);
+        sessions.push(session);
+    }
+    (appointments, sessions)
+}
+
+async fn rebuild_equals_incremental(store: Arc<dyn AdminStore>) {
+    let (appointments, _) = generate(store.clone()).await;
+    let runner = Runner::new(store.clone(), store.clone());
+    let head = store.last_position().await.expect("head");
+
+    // What the clerk sees: the waiting citizens of the Bürgerbüro, with privacy flags.
+    let waiting = store
+        .list(waiting_room::NAME, "waiting", "ettlingen/buergerbuero/")
+        .await
+        .expect("list");
+    let waiting: Vec<Waiting> = waiting
+        .into_iter()
+        .map(|(_, v)| serde_json::from_value(v).expect("doc"))
+        .collect();
+    assert_eq!(
+        waiting.len(),
+        6,
+        "i % 4 in {{0, 1}} wait; 2 was admitted, 3 cancelled"
+    );
+    assert_eq!(
+        waiting.iter().filter(|w| w.privacy_notice_accepted).count(),
+        3
+    );
+
+    // The auditor's timeline merges every stream of an appointment in global order.
+    let timeline: Timeline = serde_json::from_value(
+        store
+            .get(
+                audit::NAME,
+                &[audit::timeline_key(&appointments[2].to_string())],
+            )
+            .await
+            .expect("get")
+            .pop()
+            .expect("timeline exists")
+            .1,
+    )
+    .expect("doc");
+    let streams: std::collections::BTreeSet<&str> = timeline
+        .entries
+        .iter()
+        .map(|e| e.stream.split('-').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        streams,
+        ["appointment", "calendar", "session", "subject"]
+            .into_iter()
+            .collect()
+    );
+    assert!(
+        timeline
+            .entries
+            .windows(2)
+            .all(|w| w[0].position < w[1].position)
+    );
+    assert_eq!(
+        timeline.entries.first().map(|e| e.summary.as_str()),
+        Some("1 Zeitfenster reserviert")
+    );
+
+    for p in all() {
+        let incremental = store.dump(p.name()).await.expect("dump");
+        assert!(!incremental.is_empty(), "{} has documents", p.name());
+        let mut progress = Vec::new();
+        let applied = runner
+            .rebuild(p.as_ref(), |position| progress.push(position))
+            .await
+            .expect("rebuild");
+        assert_eq!(applied, head);
+        assert_eq!(progress.last(), Some(&head));
+        assert_eq!(
+            store.dump(p.name()).await.expect("dump"),
+            incremental,
+            "{} rebuild differs",
+            p.name()
+        );
+        let lag = runner.lag(std::slice::from_ref(&p)).await.expect("lag");
+        assert_eq!(lag[0].events_behind, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_rebuild_equals_incremental() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(dir.path().join("events.db"))
+        .await
+        .expect("open");
+    rebuild_equals_incremental(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rebuild_equals_incremental() {
+    let Some(server) = test_server_url().await else {
+        return;
+    };
+    let db = ScratchDatabase::create(&server, "projections")
+        .await
+        .expect("scratch");
+    let store = PostgresStore::connect(&db.url()).await.expect("open");
+    rebuild_equals_incremental(Arc::new(store)).await;
+    db.drop_now().await.expect("drop");
+}
+
+#[test]
+fn every_projection_has_a_unique_name() {
+    let names: std::collections::BTreeSet<&str> = all().iter().map(|p| p.name()).collect();
+    assert_eq!(names.len(), all().len());
+}
