@@ -217,9 +217,19 @@ struct WriteRequest {
 }
 
 impl WriteRequest {
-    fn new(batch: AppendBatch) -> (Self, oneshot::Receiver<Result<Appended, AppendError>>) {
+    /// Hands `batch` to a backend's writer through `send` (false: the writer is gone) and
+    /// waits for the writer's answer.
+    async fn submit(
+        batch: AppendBatch,
+        backend: &str,
+        send: impl FnOnce(WriteRequest) -> bool,
+    ) -> Result<Appended, AppendError> {
         let (reply, answer) = oneshot::channel();
-        (Self { batch, reply }, answer)
+        let stopped = || StoreError::new(format!("the {backend} writer has stopped"));
+        if !send(Self { batch, reply }) {
+            return Err(stopped().into());
+        }
+        answer.await.map_err(|_| stopped())?
     }
 }
 

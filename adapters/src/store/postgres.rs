@@ -610,14 +610,7 @@ fn decode(rows: Vec<Row>) -> Result<Vec<RecordedEvent>, StoreError> {
 #[async_trait::async_trait]
 impl EventStore for PostgresStore {
     async fn append(&self, batch: AppendBatch) -> Result<Appended, AppendError> {
-        let (request, answer) = WriteRequest::new(batch);
-        self.inner
-            .writer
-            .send(request)
-            .map_err(|_| store_err("the PostgreSQL writer has stopped"))?;
-        answer
-            .await
-            .map_err(|_| store_err("the PostgreSQL writer has stopped"))?
+        WriteRequest::submit(batch, "PostgreSQL", |r| self.inner.writer.send(r).is_ok()).await
     }
 
     async fn read_stream(
@@ -891,6 +884,17 @@ fn checkpoint_of(projection: &str, row: Option<&Row>) -> Result<ProjectionCheckp
     })
 }
 
+/// Rows of `kind, key, value` as documents.
+fn doc_rows(rows: &[Row]) -> Result<Vec<(DocKey, serde_json::Value)>, StoreError> {
+    rows.iter()
+        .map(|r| {
+            let kind = r.try_get(0).map_err(store_err)?;
+            let key = r.try_get(1).map_err(store_err)?;
+            Ok((DocKey { kind, key }, r.try_get(2).map_err(store_err)?))
+        })
+        .collect()
+}
+
 #[async_trait::async_trait]
 impl ReadModelStore for PostgresStore {
     async fn checkpoint(&self, projection: &str) -> Result<ProjectionCheckpoint, StoreError> {
@@ -943,17 +947,7 @@ impl ReadModelStore for PostgresStore {
             )
             .await
             .map_err(store_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    DocKey {
-                        kind: r.try_get(0).map_err(store_err)?,
-                        key: r.try_get(1).map_err(store_err)?,
-                    },
-                    r.try_get(2).map_err(store_err)?,
-                ))
-            })
-            .collect()
+        doc_rows(&rows)
     }
 
     async fn list(
@@ -1088,16 +1082,6 @@ impl ReadModelStore for PostgresStore {
             )
             .await
             .map_err(store_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    DocKey {
-                        kind: r.try_get(0).map_err(store_err)?,
-                        key: r.try_get(1).map_err(store_err)?,
-                    },
-                    r.try_get(2).map_err(store_err)?,
-                ))
-            })
-            .collect()
+        doc_rows(&rows)
     }
 }

@@ -400,14 +400,7 @@ fn query_events(
 #[async_trait::async_trait]
 impl EventStore for SqliteStore {
     async fn append(&self, batch: AppendBatch) -> Result<Appended, AppendError> {
-        let (request, answer) = WriteRequest::new(batch);
-        self.inner
-            .writer
-            .send(request)
-            .map_err(|_| store_err("the SQLite writer has stopped"))?;
-        answer
-            .await
-            .map_err(|_| store_err("the SQLite writer has stopped"))?
+        WriteRequest::submit(batch, "SQLite", |r| self.inner.writer.send(r).is_ok()).await
     }
 
     async fn read_stream(
