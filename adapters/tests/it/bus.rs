@@ -106,7 +106,7 @@ pub(crate) async fn sixty_four_bookers_ten_slots<B: Backend>(b: &B) {
 
     // Each slot holds exactly one appointment, and the log is sound.
     let events = store
-        .read_stream(&calendar::stream(&department, day), 0)
+        .read_stream(&calendar::stream(&stuttgart, &department, day), 0)
         .await
         .expect("read");
     let state = events.iter().fold(CalendarState::default(), |s, e| {

@@ -74,6 +74,7 @@ impl AppointmentState {
     pub fn calendar_stream(&self, tenant: &Tenant) -> Option<crate::event::StreamId> {
         let b = self.booking.as_ref()?;
         Some(calendar::stream(
+            tenant,
             &b.department,
             tenant.local(b.start).date(),
         ))
@@ -95,7 +96,7 @@ pub struct BookAppointment {
 
 impl BookAppointment {
     pub fn calendar_stream(&self, tenant: &Tenant) -> crate::event::StreamId {
-        calendar::stream(&self.department, tenant.local(self.start).date())
+        calendar::stream(tenant, &self.department, tenant.local(self.start).date())
     }
 }
 
@@ -181,7 +182,10 @@ pub fn book(
         contact: cmd.contact.clone(),
     };
     Ok(vec![
-        (calendar::stream(&cmd.department, date), reserved.into()),
+        (
+            calendar::stream(tenant, &cmd.department, date),
+            reserved.into(),
+        ),
         (cmd.appointment.stream(), booked.into()),
         (
             cmd.subject.stream(),
@@ -219,8 +223,8 @@ pub fn reschedule(
         new_calendar.clone()
     };
     let reserved = base.reserve(dept, new_date.weekday(), appointment, first_minute, slots)?;
-    let old_stream = calendar::stream(&booking.department, old_date);
-    let new_stream = calendar::stream(&booking.department, new_date);
+    let old_stream = calendar::stream(tenant, &booking.department, old_date);
+    let new_stream = calendar::stream(tenant, &booking.department, new_date);
     let mut decision: Decision = Vec::new();
     if let Some(released) = old_calendar.release(appointment) {
         decision.push((old_stream, released.into()));
@@ -321,8 +325,11 @@ pub(crate) mod tests {
 
     #[test]
     fn given_a_free_day_when_booking_two_concerns_then_consecutive_slots_in_one_append() {
-        let calendar =
-            calendar::stream(&"buergerbuero".into(), time::macros::date!(2026 - 11 - 24));
+        let calendar = calendar::stream(
+            ettlingen(),
+            &"buergerbuero".into(),
+            time::macros::date!(2026 - 11 - 24),
+        );
         given(ettlingen(), vec![])
             .when(buergerbuero(
                 1,
@@ -528,8 +535,11 @@ pub(crate) mod tests {
             by: CancelledBy::CitizenByLink,
             reason: None,
         };
-        let calendar =
-            calendar::stream(&"buergerbuero".into(), time::macros::date!(2026 - 11 - 24));
+        let calendar = calendar::stream(
+            ettlingen(),
+            &"buergerbuero".into(),
+            time::macros::date!(2026 - 11 - 24),
+        );
         let decision = given(ettlingen(), history.clone())
             .when(cancel.clone())
             .decision();
@@ -623,6 +633,7 @@ pub(crate) mod tests {
             })
             .decision();
         let day = calendar::stream(
+            ettlingen(),
             &"waffenbehoerde".into(),
             time::macros::date!(2026 - 11 - 24),
         );
@@ -670,7 +681,10 @@ pub(crate) mod tests {
                 start: thursday,
             })
             .decision();
-        assert_eq!(decision[1].0.as_str(), "calendar-waffenbehoerde-2026-11-26");
+        assert_eq!(
+            decision[1].0.as_str(),
+            "calendar-ettlingen-waffenbehoerde-2026-11-26"
+        );
     }
 
     #[test]

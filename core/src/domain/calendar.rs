@@ -1,4 +1,6 @@
-//! `calendar-{department}-{date}`: the slots of one department on one local day.
+//! `calendar-{tenant}-{department}-{date}`: the slots of one department of one tenant on one
+//! local day. The tenant is part of the name because department slugs are only unique within a
+//! tenant; two municipalities' `buergerbuero` must never share capacity.
 //!
 //! Invariant: at no minute do more appointments hold a slot than the department's parallel
 //! capacity. Several concerns take several consecutive slots.
@@ -10,11 +12,11 @@ use time::{Date, Weekday};
 use super::events::{SlotsReleased, SlotsReserved};
 use super::{AppointmentId, DomainError, DomainEvent};
 use crate::event::StreamId;
-use crate::tenant::{Department, DepartmentId};
+use crate::tenant::{Department, DepartmentId, Tenant};
 
 /// The calendar stream of a department's local day.
-pub fn stream(department: &DepartmentId, date: Date) -> StreamId {
-    StreamId::of("calendar", format!("{department}-{date}"))
+pub fn stream(tenant: &Tenant, department: &DepartmentId, date: Date) -> StreamId {
+    StreamId::of("calendar", format!("{}-{department}-{date}", tenant.id))
         .expect("department slugs and ISO dates make valid stream ids")
 }
 

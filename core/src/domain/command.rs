@@ -238,7 +238,11 @@ impl Command {
             RescheduleAppointment { appointment, start } => {
                 let mut streams = with_calendar(*appointment);
                 if let Some(b) = appointment_of(loaded, *appointment).booking {
-                    streams.push(calendar::stream(&b.department, tenant.local(*start).date()));
+                    streams.push(calendar::stream(
+                        tenant,
+                        &b.department,
+                        tenant.local(*start).date(),
+                    ));
                 }
                 streams
             }
@@ -347,7 +351,8 @@ impl Command {
                     .calendar_stream(tenant)
                     .ok_or(DomainError::UnknownAppointment)?;
                 let booking = state.open_booking()?;
-                let new = calendar::stream(&booking.department, tenant.local(*start).date());
+                let new =
+                    calendar::stream(tenant, &booking.department, tenant.local(*start).date());
                 appointment::reschedule(
                     &state,
                     &calendar_of(h, &old),

@@ -136,7 +136,7 @@ proptest! {
             let _ = log.execute(t, NOW, &command);
             for day in days {
                 let state = log
-                    .stream(&calendar::stream(&department, day))
+                    .stream(&calendar::stream(t, &department, day))
                     .iter()
                     .fold(CalendarState::default(), CalendarState::evolve);
                 for &minute in &minutes {
