@@ -3,6 +3,7 @@
 //! This crate stays thin: it parses input, calls core through the ports, reads projections and
 //! renders them. Rules live in `videoamt-core`, IO in `videoamt-adapters`.
 
+pub mod audit;
 pub mod bench;
 pub mod cli;
 pub mod problem;

@@ -135,7 +135,22 @@ impl Docs {
         self.docs
             .get(key)?
             .as_ref()
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .and_then(|v| T::deserialize(v).ok())
+    }
+
+    /// Forgets every document and pending change.
+    pub fn clear(&mut self) {
+        self.docs.clear();
+        self.dirty.clear();
+    }
+
+    /// Documents held, loaded or written.
+    pub fn len(&self) -> usize {
+        self.docs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
     }
 
     pub fn put<T: Serialize>(&mut self, key: DocKey, value: &T) {
@@ -161,17 +176,17 @@ impl Docs {
         self.put(key, &doc);
     }
 
-    /// The changes to commit, and a fresh start for the next batch.
+    /// The changes to commit. The documents stay as a cache for the next batch: valid as long
+    /// as this runner is the projection's only writer, which the checkpoint check of
+    /// [`ReadModelStore::commit`] guarantees. After a failed commit, [`Docs::clear`] it.
     pub fn take_changes(&mut self) -> Vec<Change> {
         let dirty = std::mem::take(&mut self.dirty);
-        let changes = dirty
+        dirty
             .into_iter()
             .map(|key| match self.docs.get(&key).cloned().flatten() {
                 Some(value) => Change::Put(key, value),
                 None => Change::Delete(key),
             })
-            .collect();
-        self.docs.clear();
-        changes
+            .collect()
     }
 }

@@ -3,10 +3,16 @@
 //! summary for the auditor.
 
 use serde::{Deserialize, Serialize};
-use videoamt_core::domain::DomainEvent;
-use videoamt_core::readmodel::{DocKey, Docs};
+use std::collections::BTreeSet;
 
-use crate::{Projection, Recorded};
+use videoamt_core::domain::events::DecodeError;
+use videoamt_core::domain::record::AppointmentRecord;
+use videoamt_core::domain::{AppointmentId, DomainEvent};
+use videoamt_core::event::{GlobalPosition, StreamId};
+use videoamt_core::readmodel::{DocKey, Docs, ReadModelStore};
+use videoamt_core::store::{EventStore, StoreError};
+
+use crate::{Projection, Recorded, owner};
 
 pub const NAME: &str = "audit-timeline";
 
@@ -26,51 +32,13 @@ pub struct Entry {
     pub summary: String,
 }
 
-/// Which appointment a stream belongs to.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Owner {
-    appointment: String,
-}
-
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AuditTimeline;
 
-fn owner_key(stream: &str) -> DocKey {
-    DocKey::new("stream", stream)
-}
-
-pub fn timeline_key(appointment: &str) -> DocKey {
-    DocKey::new("timeline", appointment)
-}
-
-/// The appointment an event names in its payload, for streams that are not the appointment's.
-fn named_appointment(event: &DomainEvent) -> Option<String> {
-    match event {
-        DomainEvent::SlotsReserved(e) => Some(e.appointment.to_string()),
-        DomainEvent::SlotsReleased(e) => Some(e.appointment.to_string()),
-        DomainEvent::SubjectKeyIssued(e) => Some(e.appointment.to_string()),
-        DomainEvent::SessionOpened(e) => Some(e.appointment.to_string()),
-        DomainEvent::PaymentRequested(e) => Some(e.appointment.to_string()),
-        _ => None,
-    }
-}
-
-impl AuditTimeline {
-    fn appointment_of(&self, event: Recorded<'_>, docs: &Docs) -> Option<String> {
-        let stream = event.envelope.stream_id.as_str();
-        if let Some(id) = stream.strip_prefix("appointment-") {
-            return Some(id.to_owned());
-        }
-        // Calendar events name their appointment; a calendar day is shared, so never indexed.
-        if let Some(named) = named_appointment(event.event) {
-            return Some(named);
-        }
-        if let DomainEvent::FormStarted(e) = event.event {
-            let owner: Option<Owner> = docs.get(&owner_key(&e.session.stream().to_string()));
-            return owner.map(|o| o.appointment);
-        }
-        docs.get::<Owner>(&owner_key(stream)).map(|o| o.appointment)
-    }
+/// One entry per document, keyed `{appointment}/{position:020}`: appending to a timeline never
+/// reads or rewrites the entries before it, and the key order is the global order.
+fn entry_key(appointment: AppointmentId, position: u64) -> DocKey {
+    DocKey::new("entry", format!("{appointment}/{position:020}"))
 }
 
 impl Projection for AuditTimeline {
@@ -78,53 +46,59 @@ impl Projection for AuditTimeline {
         NAME
     }
 
-    fn keys(&self, event: Recorded<'_>, docs: &Docs) -> Vec<DocKey> {
-        let stream = event.envelope.stream_id.as_str();
-        let mut keys = vec![owner_key(stream)];
-        if let DomainEvent::FormStarted(e) = event.event {
-            keys.push(owner_key(&e.session.stream().to_string()));
-        }
-        if let Some(appointment) = self.appointment_of(event, docs) {
-            keys.push(timeline_key(&appointment));
-        }
-        keys
+    fn keys(&self, event: Recorded<'_>, _docs: &Docs) -> Vec<DocKey> {
+        owner::keys(event)
     }
 
     fn apply(&self, event: Recorded<'_>, docs: &mut Docs) {
-        let Some(appointment) = self.appointment_of(event, docs) else {
+        let Some(appointment) = owner::appointment(event, docs) else {
             return;
         };
+        owner::remember(event, docs, appointment);
         let envelope = event.envelope;
-        let stream = envelope.stream_id.as_str();
-        if !stream.starts_with("appointment-") && !stream.starts_with("calendar-") {
-            docs.put(
-                owner_key(stream),
-                &Owner {
-                    appointment: appointment.clone(),
-                },
-            );
-        }
         let entry = Entry {
             position: envelope.global_position,
-            stream: stream.to_owned(),
+            stream: envelope.stream_id.as_str().to_owned(),
             event_type: envelope.event_type.as_str().to_owned(),
             actor: format!(
                 "{}:{}",
                 envelope.meta.actor.role.as_str(),
                 envelope.meta.actor.id
             ),
-            recorded_at: envelope
-                .meta
-                .recorded_at
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            recorded_at: rfc3339(envelope.meta.recorded_at),
             summary: summary(event.event),
         };
-        docs.update(timeline_key(&appointment), |t: &mut Timeline| {
-            t.appointment.clone_from(&appointment);
-            t.entries.push(entry);
-        });
+        docs.put(entry_key(appointment, envelope.global_position), &entry);
     }
+}
+
+/// In UTC, so that the strings sort as the instants do.
+pub(crate) fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The timeline of one appointment as far as the projection has seen the log; `None` when it
+/// has no entry.
+pub async fn timeline(
+    models: &dyn ReadModelStore,
+    appointment: AppointmentId,
+) -> Result<Option<Timeline>, StoreError> {
+    let rows = models
+        .list(NAME, "entry", &format!("{appointment}/"))
+        .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let entries = rows
+        .into_iter()
+        .filter_map(|(_, value)| serde_json::from_value(value).ok())
+        .collect();
+    Ok(Some(Timeline {
+        appointment: appointment.to_string(),
+        entries,
+    }))
 }
 
 /// A German one-liner for the auditor. Never personal data: names, values and comments are
@@ -183,5 +157,98 @@ pub fn summary(event: &DomainEvent) -> String {
         E::PurgeScheduled(e) => format!("Löschung angesetzt zum {}", e.due.date()),
         E::PurgeExecuted(_) => "Personenbezogene Daten gelöscht".into(),
         E::DeletionVerified(_) => "Löschung geprüft".into(),
+        E::AuditRecordViewed(e) => match e.as_of {
+            Some(position) => format!("Prüfakte eingesehen (Stand Position {position})"),
+            None => "Prüfakte eingesehen".into(),
+        },
     }
+}
+
+/// An appointment's record as of a global position: the timeline up to there and the state of
+/// every stream, folded with the deciders' own `evolve`.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    pub appointment: AppointmentId,
+    pub as_of: GlobalPosition,
+    pub head: GlobalPosition,
+    pub timeline: Vec<Entry>,
+    pub record: AppointmentRecord,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("Termin {0} ist nicht bekannt")]
+    UnknownAppointment(AppointmentId),
+    #[error("Position {position} liegt hinter dem Ende des Protokolls ({head})")]
+    BeyondEnd {
+        position: GlobalPosition,
+        head: GlobalPosition,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("event at position {position} cannot be read: {source}")]
+    Decode {
+        position: GlobalPosition,
+        source: DecodeError,
+    },
+}
+
+/// Time travel: the record of `appointment` as of `as_of` (the log's end when `None`). The
+/// audit timeline names the events; they are read from the log itself, not the read model.
+pub async fn replay(
+    events: &dyn EventStore,
+    models: &dyn ReadModelStore,
+    appointment: AppointmentId,
+    as_of: Option<GlobalPosition>,
+) -> Result<Replay, ReplayError> {
+    let head = events.last_position().await?;
+    let as_of = as_of.unwrap_or(head);
+    if as_of > head {
+        return Err(ReplayError::BeyondEnd {
+            position: as_of,
+            head,
+        });
+    }
+    let timeline = timeline(models, appointment)
+        .await?
+        .ok_or(ReplayError::UnknownAppointment(appointment))?;
+    let entries: Vec<Entry> = timeline
+        .entries
+        .into_iter()
+        .filter(|e| e.position <= as_of)
+        .collect();
+    let positions: BTreeSet<GlobalPosition> = entries.iter().map(|e| e.position).collect();
+    let streams: BTreeSet<&str> = entries.iter().map(|e| e.stream.as_str()).collect();
+    let mut recorded = Vec::with_capacity(entries.len());
+    for stream in streams {
+        let Ok(stream) = StreamId::parse(stream) else {
+            continue;
+        };
+        for envelope in events.read_stream(&stream, 0).await? {
+            if positions.contains(&envelope.global_position) {
+                recorded.push(envelope);
+            }
+        }
+    }
+    recorded.sort_by_key(|e| e.global_position);
+    let mut record = AppointmentRecord::default();
+    for envelope in &recorded {
+        let event = DomainEvent::from_payload(
+            envelope.event_type.as_str(),
+            envelope.schema_version,
+            &envelope.payload,
+        )
+        .map_err(|source| ReplayError::Decode {
+            position: envelope.global_position,
+            source,
+        })?;
+        record = record.evolve(appointment, &envelope.stream_id, &event);
+    }
+    Ok(Replay {
+        appointment,
+        as_of,
+        head,
+        timeline: entries,
+        record,
+    })
 }

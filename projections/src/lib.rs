@@ -9,8 +9,19 @@ use videoamt_core::event::RecordedEvent;
 use videoamt_core::readmodel::{DocKey, Docs};
 
 pub mod audit;
+pub mod detail;
+mod owner;
+pub mod retention;
 pub mod runner;
+pub mod schedule;
+pub mod slots;
+pub mod statistics;
 pub mod waiting_room;
+
+use std::sync::Arc;
+
+use videoamt_core::event::TenantId;
+use videoamt_core::tenant::Tenant;
 
 /// An event as projections see it: the envelope and the decoded domain event.
 #[derive(Debug, Clone, Copy)]
@@ -30,10 +41,24 @@ pub trait Projection: Send + Sync {
     fn apply(&self, event: Recorded<'_>, docs: &mut Docs);
 }
 
-/// Every projection of the product.
-pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
+/// Every projection of the product. Some need the tenants' time zones and clerks.
+pub fn all(tenants: Arc<Vec<Tenant>>) -> Vec<Arc<dyn Projection>> {
     vec![
-        std::sync::Arc::new(audit::AuditTimeline),
-        std::sync::Arc::new(waiting_room::WaitingRoom),
+        Arc::new(audit::AuditTimeline),
+        Arc::new(waiting_room::WaitingRoom),
+        Arc::new(slots::FreeSlots),
+        Arc::new(schedule::ClerkSchedule::new(tenants.clone())),
+        Arc::new(detail::Detail),
+        Arc::new(retention::RetentionReport),
+        Arc::new(statistics::PilotStatistics::new(tenants)),
     ]
+}
+
+/// The projection called `name`.
+pub fn named(tenants: Arc<Vec<Tenant>>, name: &str) -> Option<Arc<dyn Projection>> {
+    all(tenants).into_iter().find(|p| p.name() == name)
+}
+
+pub(crate) fn tenant_of<'t>(tenants: &'t [Tenant], id: &TenantId) -> Option<&'t Tenant> {
+    tenants.iter().find(|t| &t.id == id)
 }

@@ -5,14 +5,20 @@ use std::time::Duration;
 
 use videoamt_core::domain::DomainEvent;
 use videoamt_core::domain::events::DecodeError;
-use videoamt_core::event::GlobalPosition;
-use videoamt_core::readmodel::{Docs, ProjectionCheckpoint, ReadModelError, ReadModelStore};
+use videoamt_core::event::{GlobalPosition, RecordedEvent};
+use videoamt_core::readmodel::{
+    DocKey, Docs, ProjectionCheckpoint, ReadModelError, ReadModelStore,
+};
 use videoamt_core::store::{EventStore, StoreError};
 
 use crate::{Projection, Recorded};
 
-/// Events per committed batch.
+/// Events per committed batch when following the log.
 pub const BATCH: usize = 500;
+/// Events per committed batch when rebuilding: fewer, larger transactions.
+pub const REBUILD_BATCH: usize = 5_000;
+/// Documents a projection keeps cached between batches before starting over.
+const CACHE_LIMIT: usize = 100_000;
 /// Rounds of index lookups one event may need.
 const MAX_KEY_ROUNDS: usize = 4;
 
@@ -47,7 +53,53 @@ pub struct Lag {
     pub projection: &'static str,
     pub checkpoint: GlobalPosition,
     pub events_behind: u64,
+    /// Age of the oldest event not yet applied; 0 when caught up.
     pub seconds_behind: f64,
+}
+
+/// One projection being fed: its cache of documents and the checkpoint it last committed.
+struct Feed {
+    projection: Arc<dyn Projection>,
+    docs: Docs,
+    at: Option<GlobalPosition>,
+}
+
+impl Feed {
+    fn new(projection: Arc<dyn Projection>) -> Self {
+        Self {
+            projection,
+            docs: Docs::default(),
+            at: None,
+        }
+    }
+
+    /// Forget what may be stale, after a failure or another writer's commit.
+    fn reset(&mut self) {
+        self.docs.clear();
+        self.at = None;
+    }
+}
+
+fn decode(page: &[RecordedEvent]) -> Result<Vec<(usize, DomainEvent)>, RunnerError> {
+    let mut decoded = Vec::with_capacity(page.len());
+    for (i, envelope) in page.iter().enumerate() {
+        match DomainEvent::from_payload(
+            envelope.event_type.as_str(),
+            envelope.schema_version,
+            &envelope.payload,
+        ) {
+            Ok(event) => decoded.push((i, event)),
+            // Operational events (probes, benchmarks) are not part of any read model.
+            Err(DecodeError::UnknownType(_)) => {}
+            Err(source) => {
+                return Err(RunnerError::Decode {
+                    position: envelope.global_position,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(decoded)
 }
 
 impl Runner {
@@ -55,110 +107,198 @@ impl Runner {
         Self { events, models }
     }
 
-    /// Applies up to `batch` events after the checkpoint and commits them; the number applied
-    /// (0 when caught up).
-    pub async fn step(
+    /// Loads `missing` keys of a projection in one query.
+    async fn load(&self, feed: &mut Feed, missing: Vec<DocKey>) -> Result<(), RunnerError> {
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let found = self.models.get(feed.projection.name(), &missing).await?;
+        feed.docs.load(&missing, found);
+        Ok(())
+    }
+
+    /// Folds the page's events after the feed's checkpoint into its documents. The documents a
+    /// page needs are fetched up front in a few queries; what only shows up after earlier
+    /// events of the page are applied is fetched as it comes.
+    async fn fold(
         &self,
-        projection: &dyn Projection,
-        batch: usize,
-    ) -> Result<usize, RunnerError> {
-        let name = projection.name();
-        let from = self.models.checkpoint(name).await?;
-        let page = self.events.read_all(from.position, batch).await?;
-        let Some(last) = page.last() else {
-            return Ok(0);
-        };
-        let to = ProjectionCheckpoint {
-            projection: name.to_owned(),
-            position: last.global_position,
-            event_recorded_at: Some(last.meta.recorded_at),
-        };
-        let mut docs = Docs::default();
-        for envelope in &page {
-            let event = match DomainEvent::from_payload(
-                envelope.event_type.as_str(),
-                envelope.schema_version,
-                &envelope.payload,
-            ) {
-                Ok(event) => event,
-                // Operational events (probes, benchmarks) are not part of any read model.
-                Err(DecodeError::UnknownType(_)) => continue,
-                Err(source) => {
-                    return Err(RunnerError::Decode {
-                        position: envelope.global_position,
-                        source,
-                    });
-                }
-            };
-            let recorded = Recorded {
-                envelope,
-                event: &event,
-            };
+        feed: &mut Feed,
+        page: &[RecordedEvent],
+        decoded: &[(usize, DomainEvent)],
+        after: GlobalPosition,
+    ) -> Result<(), RunnerError> {
+        let events: Vec<Recorded<'_>> = decoded
+            .iter()
+            .filter(|(i, _)| page[*i].global_position > after)
+            .map(|(i, event)| Recorded {
+                envelope: &page[*i],
+                event,
+            })
+            .collect();
+        for _ in 0..MAX_KEY_ROUNDS {
+            let mut wanted: Vec<DocKey> = events
+                .iter()
+                .flat_map(|e| feed.projection.keys(*e, &feed.docs))
+                .collect();
+            wanted.sort_unstable();
+            wanted.dedup();
+            let missing = feed.docs.missing(&wanted);
+            if missing.is_empty() {
+                break;
+            }
+            self.load(feed, missing).await?;
+        }
+        for event in events {
             for _ in 0..MAX_KEY_ROUNDS {
-                let missing = docs.missing(&projection.keys(recorded, &docs));
+                let missing = feed.docs.missing(&feed.projection.keys(event, &feed.docs));
                 if missing.is_empty() {
                     break;
                 }
-                let found = self.models.get(name, &missing).await?;
-                docs.load(&missing, found);
+                self.load(feed, missing).await?;
             }
-            projection.apply(recorded, &mut docs);
+            feed.projection.apply(event, &mut feed.docs);
         }
-        self.models
-            .commit(name, from.position, to, docs.take_changes())
-            .await?;
+        Ok(())
+    }
+
+    /// Reads one page after the lowest checkpoint and lets every feed fold and commit it; the
+    /// events read (0 when all are caught up). The log is read and decoded once for all.
+    async fn step(&self, feeds: &mut [Feed], batch: usize) -> Result<usize, RunnerError> {
+        for feed in feeds.iter_mut().filter(|f| f.at.is_none()) {
+            feed.at = Some(
+                self.models
+                    .checkpoint(feed.projection.name())
+                    .await?
+                    .position,
+            );
+        }
+        let Some(from) = feeds.iter().filter_map(|f| f.at).min() else {
+            return Ok(0);
+        };
+        let page = self.events.read_all(from, batch).await?;
+        let Some(last) = page.last() else {
+            return Ok(0);
+        };
+        let decoded = decode(&page)?;
+        let mut commits = Vec::new();
+        for feed in feeds.iter_mut() {
+            let after = feed.at.unwrap_or_default();
+            if after >= last.global_position {
+                continue;
+            }
+            if let Err(e) = self.fold(feed, &page, &decoded, after).await {
+                feed.reset();
+                return Err(e);
+            }
+            let to = ProjectionCheckpoint {
+                projection: feed.projection.name().to_owned(),
+                position: last.global_position,
+                event_recorded_at: Some(last.meta.recorded_at),
+            };
+            let changes = feed.docs.take_changes();
+            commits.push(async move {
+                let outcome = self
+                    .models
+                    .commit(feed.projection.name(), after, to, changes)
+                    .await;
+                match outcome {
+                    Ok(()) => {
+                        feed.at = Some(last.global_position);
+                        if feed.docs.len() > CACHE_LIMIT {
+                            feed.docs.clear();
+                        }
+                        Ok(())
+                    }
+                    Err(e) => {
+                        feed.reset();
+                        Err(RunnerError::from(e))
+                    }
+                }
+            });
+        }
+        futures::future::try_join_all(commits).await?;
         Ok(page.len())
     }
 
-    /// Runs batches until the projection has seen the whole log; the events applied.
-    pub async fn catch_up(&self, projection: &dyn Projection) -> Result<u64, RunnerError> {
-        let mut applied = 0;
+    async fn drain(&self, feeds: &mut [Feed], batch: usize) -> Result<u64, RunnerError> {
+        let mut read = 0;
         loop {
-            let n = self.step(projection, BATCH).await?;
+            let n = self.step(feeds, batch).await?;
             if n == 0 {
-                return Ok(applied);
+                return Ok(read);
             }
-            applied += n as u64;
+            read += n as u64;
         }
     }
 
-    /// Drops the projection's documents and folds the whole log again; `progress` hears the
-    /// position after every batch.
+    /// Brings the projections up to the log's current end; the events read.
+    pub async fn catch_up(&self, projections: &[Arc<dyn Projection>]) -> Result<u64, RunnerError> {
+        let mut feeds: Vec<Feed> = projections.iter().cloned().map(Feed::new).collect();
+        self.drain(&mut feeds, BATCH).await
+    }
+
+    /// Drops the projections' documents and folds the whole log again; `progress` hears the
+    /// position reached after every batch.
     pub async fn rebuild(
         &self,
-        projection: &dyn Projection,
+        projections: &[Arc<dyn Projection>],
         mut progress: impl FnMut(GlobalPosition),
     ) -> Result<u64, RunnerError> {
-        self.models.reset(projection.name()).await?;
-        let mut applied = 0;
+        for p in projections {
+            self.models.reset(p.name()).await?;
+        }
+        let mut feeds: Vec<Feed> = projections.iter().cloned().map(Feed::new).collect();
+        let mut read = 0;
         loop {
-            let n = self.step(projection, BATCH).await?;
+            let n = self.step(&mut feeds, REBUILD_BATCH).await?;
             if n == 0 {
-                return Ok(applied);
+                return Ok(read);
             }
-            applied += n as u64;
-            progress(self.models.checkpoint(projection.name()).await?.position);
+            read += n as u64;
+            progress(feeds.iter().filter_map(|f| f.at).min().unwrap_or_default());
         }
     }
 
-    /// Keeps one projection up to date until `stop` turns true: catch-up, then a batch whenever
-    /// the log grows.
+    /// Keeps the projections up to date until `stop` turns true: catch-up, then a batch
+    /// whenever the log grows. A failed batch is retried after a pause, from the checkpoints.
     pub async fn run(
         &self,
-        projection: Arc<dyn Projection>,
+        projections: Vec<Arc<dyn Projection>>,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), RunnerError> {
-        use futures::StreamExt;
+        use futures::{FutureExt, StreamExt};
+        let mut feeds: Vec<Feed> = projections.into_iter().map(Feed::new).collect();
         loop {
-            self.catch_up(projection.as_ref()).await?;
-            let at = self.models.checkpoint(projection.name()).await?.position;
+            if *stop.borrow() {
+                return Ok(());
+            }
+            if let Err(e) = self.drain(&mut feeds, BATCH).await {
+                tracing::warn!(error = %e, "projection batch failed; retrying");
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return Ok(()),
+                    () = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                }
+            }
+            let at = feeds.iter().filter_map(|f| f.at).min().unwrap_or_default();
             let mut live = self.events.subscribe(at);
-            tokio::select! {
-                _ = stop.wait_for(|s| *s) => return Ok(()),
-                next = live.next() => {
-                    if let Some(Err(e)) = next {
-                        tracing::warn!(error = %e, projection = projection.name(), "subscription failed");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
+            loop {
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return Ok(()),
+                    next = live.next() => match next {
+                        Some(Ok(_)) => {
+                            // Whatever else has arrived is read by the same batches.
+                            while let Some(Some(Ok(_))) = live.next().now_or_never() {}
+                            if let Err(e) = self.drain(&mut feeds, BATCH).await {
+                                tracing::warn!(error = %e, "projection batch failed; retrying");
+                                break;
+                            }
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "subscription failed; resubscribing");
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            break;
+                        }
+                        None => break,
                     }
                 }
             }
@@ -173,10 +313,13 @@ impl Runner {
         for p in projections {
             let checkpoint = self.models.checkpoint(p.name()).await?;
             let behind = head.saturating_sub(checkpoint.position);
-            let seconds = match (behind, checkpoint.event_recorded_at) {
-                (0, _) => 0.0,
-                (_, Some(at)) => (now - at).as_seconds_f64().max(0.0),
-                (_, None) => 0.0,
+            let seconds = if behind == 0 {
+                0.0
+            } else {
+                match self.events.read_all(checkpoint.position, 1).await?.first() {
+                    Some(oldest) => (now - oldest.meta.recorded_at).as_seconds_f64().max(0.0),
+                    None => 0.0,
+                }
             };
             lags.push(Lag {
                 projection: p.name(),

@@ -20,13 +20,14 @@ pub fn stream(tenant: &Tenant, department: &DepartmentId, date: Date) -> StreamI
         .expect("department slugs and ISO dates make valid stream ids")
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Reservation {
     pub first_minute: u16,
     pub slots: u16,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Serializable so the free-slots read model can keep the very state the deciders fold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CalendarState {
     pub reservations: BTreeMap<AppointmentId, Reservation>,
 }

@@ -12,6 +12,7 @@ use super::calendar::{self, CalendarState};
 use super::events::*;
 use super::form::{self, FormState};
 use super::payment::{self, PaymentState, PaymentStatus};
+use super::record;
 use super::session::SessionState;
 use super::subject::SubjectState;
 use super::{
@@ -177,6 +178,11 @@ pub enum Command {
         subject: SubjectId,
         checks: Vec<String>,
     },
+    /// Before an auditor is shown an appointment's record (as of a position, or current).
+    RecordAuditView {
+        appointment: AppointmentId,
+        as_of: Option<u64>,
+    },
 }
 
 fn appointment_of(h: &Histories, id: AppointmentId) -> AppointmentState {
@@ -293,6 +299,9 @@ impl Command {
                 streams
             }
             ExecutePurge { subject, .. } | VerifyDeletion { subject, .. } => vec![subject.stream()],
+            RecordAuditView { appointment, .. } => {
+                vec![appointment.stream(), record::audit_stream(*appointment)]
+            }
         }
     }
 
@@ -868,6 +877,19 @@ impl Command {
                     subject.stream(),
                     DeletionVerified {
                         checks: checks.clone(),
+                    },
+                ))
+            }
+            RecordAuditView { appointment, as_of } => {
+                // Any appointment ever booked has a record, cancelled or purged ones included.
+                if appointment_of(h, *appointment).booking.is_none() {
+                    return Err(DomainError::UnknownAppointment);
+                }
+                Ok(one(
+                    record::audit_stream(*appointment),
+                    AuditRecordViewed {
+                        appointment: *appointment,
+                        as_of: *as_of,
                     },
                 ))
             }

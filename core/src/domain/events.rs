@@ -329,6 +329,17 @@ pub struct DeletionVerified {
     pub checks: Vec<String>,
 }
 
+// --- audit ---
+
+/// An auditor read an appointment's record: its timeline, or its state as of a position (time
+/// travel). Auditors are themselves audited; who and when are in the envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecordViewed {
+    pub appointment: AppointmentId,
+    /// The global position the state was shown as of; `None` for the current record.
+    pub as_of: Option<u64>,
+}
+
 /// Why a payload could not be read as the event its type names.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -436,4 +447,5 @@ domain_events! {
     PurgeScheduled = 1,
     PurgeExecuted = 1,
     DeletionVerified = 1,
+    AuditRecordViewed = 1,
 }

@@ -22,6 +22,7 @@ pub mod events;
 pub mod form;
 pub mod payment;
 pub mod process;
+pub mod record;
 pub mod session;
 pub mod subject;
 

@@ -1,3 +1,5 @@
 //! Integration tests of the projections: rebuild equals incremental on both backends.
 
 mod rebuild;
+mod statistics;
+mod timetravel;

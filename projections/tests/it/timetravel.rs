@@ -1,0 +1,301 @@
+//! Time travel: for random histories, the record as of every position equals what was observed
+//! live right after that position was written.
+
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use time::Duration;
+use time::macros::datetime;
+use uuid::Uuid;
+use videoamt_adapters::bus::{CommandBus, Issued};
+use videoamt_adapters::store::AdminStore;
+use videoamt_adapters::store::sqlite::SqliteStore;
+use videoamt_core::domain::appointment::BookAppointment;
+use videoamt_core::domain::calendar;
+use videoamt_core::domain::command::Command;
+use videoamt_core::domain::events::{CancelledBy, Contact, Party, SessionOutcome};
+use videoamt_core::domain::record::AppointmentRecord;
+use videoamt_core::domain::{
+    AppointmentId, DomainEvent, FormId, PaymentId, Personal, SessionId, SubjectId,
+};
+use videoamt_core::event::{Actor, ActorRole, GlobalPosition, RecordedEvent, TenantId};
+use videoamt_core::store::EventStore;
+use videoamt_core::tenant::{BookingChannel, SignatureMethod};
+use videoamt_projections::audit::{self, AuditTimeline};
+use videoamt_projections::runner::Runner;
+
+use crate::rebuild::tenants;
+
+/// The ids of one appointment's streams.
+#[derive(Clone, Copy)]
+struct Ids {
+    appointment: AppointmentId,
+    subject: SubjectId,
+    session: SessionId,
+    form: FormId,
+    payment: PaymentId,
+}
+
+impl Ids {
+    fn new() -> Self {
+        Self {
+            appointment: AppointmentId(Uuid::now_v7()),
+            subject: SubjectId(Uuid::now_v7()),
+            session: SessionId(Uuid::now_v7()),
+            form: FormId(Uuid::now_v7()),
+            payment: PaymentId(Uuid::now_v7()),
+        }
+    }
+}
+
+/// A visit's usual course, as ops of [`command`].
+const SCRIPT: [u8; 19] = [
+    0, 2, 3, 4, 5, 6, 7, 8, 9, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
+];
+
+const START: time::OffsetDateTime = datetime!(2026-11-24 07:00 UTC);
+
+fn command(ids: Ids, op: u8, booked_first_minute: i64) -> Command {
+    let session = ids.session;
+    match op {
+        0 => Command::ConfirmAppointment {
+            appointment: ids.appointment,
+        },
+        1 => Command::RescheduleAppointment {
+            appointment: ids.appointment,
+            start: START + Duration::minutes(booked_first_minute + 15),
+        },
+        2 => Command::OpenSession {
+            appointment: ids.appointment,
+            session,
+        },
+        3 => Command::Join {
+            session,
+            party: Party::Citizen,
+        },
+        4 => Command::AcceptPrivacyNotice { session },
+        5 => Command::Join {
+            session,
+            party: Party::Clerk,
+        },
+        6 => Command::Admit {
+            session,
+            clerk: "a.becker".into(),
+        },
+        7 => Command::VerifyIdentity {
+            session,
+            document_type: "Personalausweis".into(),
+            features_checked: vec!["Lichtbild".into()],
+            clerk: "a.becker".into(),
+        },
+        8 => Command::StartForm {
+            session,
+            form: ids.form,
+            template: "antrag-personalausweis".into(),
+        },
+        9 => Command::ChangeField {
+            form: ids.form,
+            field: "familienname".into(),
+            value: Personal("Mustermann".into()),
+            by: Party::Clerk,
+        },
+        10 => Command::RequestSignature {
+            form: ids.form,
+            method: SignatureMethod::Touchpad,
+        },
+        11 => Command::SignForm {
+            form: ids.form,
+            method: SignatureMethod::Touchpad,
+            evidence_sha256: "ab".repeat(32),
+            document_sha256: "cd".repeat(32),
+        },
+        12 => Command::RequestPayment {
+            payment: ids.payment,
+            appointment: ids.appointment,
+        },
+        13 => Command::ChoosePaymentMethod {
+            payment: ids.payment,
+            method: "kreditkarte".into(),
+        },
+        14 => Command::AuthorizePayment {
+            payment: ids.payment,
+            provider_reference: "sandbox-1".into(),
+        },
+        15 => Command::CapturePayment {
+            payment: ids.payment,
+        },
+        16 => Command::SubmitFeedback {
+            session,
+            score: 4,
+            comment: None,
+        },
+        17 => Command::EndSession {
+            session,
+            outcome: SessionOutcome::Completed,
+        },
+        18 => Command::CancelAppointment {
+            appointment: ids.appointment,
+            by: CancelledBy::Clerk,
+            reason: None,
+        },
+        19 => Command::LoseConnection {
+            session,
+            party: Party::Citizen,
+        },
+        _ => Command::RestoreConnection {
+            session,
+            party: Party::Citizen,
+        },
+    }
+}
+
+/// Everything in the streams of `ids` (and the calendar day) as it stands, in global order.
+async fn live_events(store: &dyn EventStore, ids: Ids) -> Vec<RecordedEvent> {
+    let tenant = &tenants()[0];
+    let day = calendar::stream(tenant, &"buergerbuero".into(), START.date());
+    let streams = [
+        ids.appointment.stream(),
+        ids.subject.stream(),
+        ids.session.stream(),
+        ids.form.stream(),
+        ids.payment.stream(),
+        day,
+    ];
+    let mut all = Vec::new();
+    for s in &streams {
+        all.extend(store.read_stream(s, 0).await.expect("read"));
+    }
+    all.sort_by_key(|e| e.global_position);
+    all
+}
+
+fn fold_until(events: &[RecordedEvent], id: AppointmentId, n: GlobalPosition) -> AppointmentRecord {
+    events
+        .iter()
+        .filter(|e| e.global_position <= n)
+        .fold(AppointmentRecord::default(), |r, e| {
+            let event =
+                DomainEvent::from_payload(e.event_type.as_str(), e.schema_version, &e.payload)
+                    .expect("domain event");
+            r.evolve(id, &e.stream_id, &event)
+        })
+}
+
+async fn check(ops: Vec<(bool, u8)>) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn AdminStore> = Arc::new(
+        SqliteStore::open(dir.path().join("events.db"))
+            .await
+            .expect("open"),
+    );
+    assert_eq!(tenants()[0].id.as_str(), "ettlingen");
+    let bus = CommandBus::new(store.clone(), tenants().iter().cloned());
+    let issued = Issued {
+        tenant: TenantId::parse("ettlingen").expect("valid"),
+        actor: Actor::new(ActorRole::Clerk, "a.becker").expect("valid"),
+        correlation_id: Uuid::now_v7(),
+        command_id: Uuid::now_v7(),
+        now: START - Duration::minutes(5),
+    };
+    let (a, b) = (Ids::new(), Ids::new());
+    for (ids, minute) in [(a, 0), (b, 15)] {
+        bus.execute(
+            &Command::BookAppointment(BookAppointment {
+                appointment: ids.appointment,
+                subject: ids.subject,
+                department: "buergerbuero".into(),
+                services: vec!["personalausweis".into()],
+                start: START + Duration::minutes(minute),
+                channel: BookingChannel::Online,
+                invited_by: None,
+                contact: Contact {
+                    name: Personal("Erika Mustermann".into()),
+                    email: Personal("erika@example.org".into()),
+                    phone: None,
+                },
+            }),
+            &issued,
+        )
+        .await
+        .expect("booked");
+    }
+    // What the record of `a` looked like right after each accepted command, read live.
+    let mut observed = vec![(
+        store.last_position().await.expect("head"),
+        fold_until(
+            &live_events(store.as_ref(), a).await,
+            a.appointment,
+            u64::MAX,
+        ),
+    )];
+    let mut cursors = [0usize; 2];
+    for (on_a, op) in ops {
+        let (ids, minute) = if on_a { (a, 0) } else { (b, 15) };
+        // Half the ops follow a visit's usual course, so histories get far; the rest are any
+        // command at any time.
+        let op = if op < 21 {
+            op
+        } else {
+            let cursor = &mut cursors[usize::from(on_a)];
+            *cursor += 1;
+            SCRIPT[(*cursor - 1) % SCRIPT.len()]
+        };
+        // Refusals are part of random histories; they write nothing.
+        if bus
+            .execute(&command(ids, op, minute), &issued)
+            .await
+            .is_ok()
+        {
+            let live = fold_until(
+                &live_events(store.as_ref(), a).await,
+                a.appointment,
+                u64::MAX,
+            );
+            observed.push((store.last_position().await.expect("head"), live));
+        }
+    }
+    let runner = Runner::new(store.clone(), store.clone());
+    runner
+        .catch_up(&[Arc::new(AuditTimeline) as _])
+        .await
+        .expect("timeline");
+    for (position, live) in &observed {
+        let replay = audit::replay(
+            store.as_ref(),
+            store.as_ref(),
+            a.appointment,
+            Some(*position),
+        )
+        .await
+        .expect("replay");
+        prop_assert_eq!(&replay.record, live, "as of {}", position);
+    }
+    // Every position, also those inside one command's batch.
+    let final_events = live_events(store.as_ref(), a).await;
+    let head = store.last_position().await.expect("head");
+    for n in 1..=head {
+        let replay = audit::replay(store.as_ref(), store.as_ref(), a.appointment, Some(n))
+            .await
+            .expect("replay");
+        prop_assert_eq!(
+            replay.record,
+            fold_until(&final_events, a.appointment, n),
+            "as of {}",
+            n
+        );
+        prop_assert!(replay.timeline.iter().all(|e| e.position <= n));
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn state_as_of_every_position_equals_the_live_state(
+        ops in proptest::collection::vec((any::<bool>(), 0u8..42), 4..60)
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(check(ops))?;
+    }
+}
