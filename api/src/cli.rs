@@ -41,9 +41,62 @@ enum Command {
     /// Inspect and check the event log.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Read models: status, rebuild.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
+    /// Audit reads (each one is recorded as `AuditRecordViewed`).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Pilot statistics per tenant, department and ISO week.
+    Stats {
+        /// Only this tenant, e.g. `ettlingen`.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: crate::ops::Format,
+    },
     /// Measure the system against raw baselines on the same machine.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectionsCommand {
+    /// Each projection's checkpoint and lag.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop and rebuild one projection, or all, from the whole log.
+    Rebuild {
+        /// The projection to rebuild (see `projections status`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Apply the log to all projections until caught up (or forever with `--follow`),
+    /// printing each projection's checkpoint; for operators and the crash test.
+    #[command(hide = true)]
+    Run {
+        #[arg(long)]
+        follow: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Print an appointment's timeline and its state, as of a global position if given.
+    Replay {
+        /// The appointment id (UUID).
+        appointment: String,
+        /// Global position to show the state as of; the log's end by default.
+        #[arg(long)]
+        at: Option<u64>,
+        /// Who reads, recorded in the `AuditRecordViewed` event.
+        #[arg(long, env = "VIDEOAMT_AUDITOR", default_value = "cli")]
+        auditor: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +199,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Store(StoreCommand::Stats { json }) => stats(&location, json).await,
         Command::Store(StoreCommand::Verify) => verify(&location).await,
         Command::Store(StoreCommand::Probe { run, count }) => probe(&location, &run, count).await,
+        Command::Projections(ProjectionsCommand::Status { json }) => {
+            crate::ops::projections_status(&open(&location).await?, json).await
+        }
+        Command::Projections(ProjectionsCommand::Rebuild { name, all }) => {
+            crate::ops::projections_rebuild(&open(&location).await?, name.as_deref(), all).await
+        }
+        Command::Projections(ProjectionsCommand::Run { follow }) => {
+            crate::ops::projections_run(&open(&location).await?, follow).await
+        }
+        Command::Audit(AuditCommand::Replay {
+            appointment,
+            at,
+            auditor,
+        }) => crate::ops::audit_replay(&open(&location).await?, &appointment, at, &auditor).await,
+        Command::Stats { tenant, format } => {
+            crate::ops::stats(&open(&location).await?, tenant.as_deref(), format).await
+        }
         Command::Bench(BenchCommand::Store {
             backend,
             events,
@@ -198,7 +268,8 @@ async fn serve(location: &StoreLocation, listen: SocketAddr) -> anyhow::Result<E
     // Scripts and tests read the bound address (port 0 picks one) from this line.
     println!("videoamt listening on http://{addr}");
     std::io::stdout().flush()?;
-    server::serve(listener, server::AppState { store }).await?;
+    let tenants = videoamt_core::tenant::example_tenants()?;
+    server::serve(listener, server::AppState::new(store, tenants)).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -6,5 +6,6 @@
 pub mod audit;
 pub mod bench;
 pub mod cli;
+pub mod ops;
 pub mod problem;
 pub mod server;

@@ -9,6 +9,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use videoamt_adapters::store::AdminStore;
+use videoamt_core::tenant::Tenant;
+use videoamt_projections::Projection;
+use videoamt_projections::runner::Runner;
 
 use crate::problem::Problem;
 
@@ -16,6 +19,23 @@ use crate::problem::Problem;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn AdminStore>,
+    pub tenants: Arc<Vec<Tenant>>,
+    pub projections: Vec<Arc<dyn Projection>>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn AdminStore>, tenants: Vec<Tenant>) -> Self {
+        let tenants = Arc::new(tenants);
+        Self {
+            store,
+            projections: videoamt_projections::all(tenants.clone()),
+            tenants,
+        }
+    }
+
+    pub fn runner(&self) -> Runner {
+        Runner::new(self.store.clone(), self.store.clone())
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -29,6 +49,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
@@ -48,11 +69,69 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// Prometheus text format: each projection's checkpoint and lag.
+async fn metrics(State(state): State<AppState>) -> axum::response::Response {
+    let lags = match state.runner().lag(&state.projections).await {
+        Ok(lags) => lags,
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics unavailable");
+            return Problem::store_unavailable().into_response();
+        }
+    };
+    let mut out = String::new();
+    let mut family =
+        |name: &str, help: &str, value: &dyn Fn(&videoamt_projections::runner::Lag) -> String| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+            for lag in &lags {
+                out.push_str(&format!(
+                    "{name}{{projection=\"{}\"}} {}\n",
+                    lag.projection,
+                    value(lag)
+                ));
+            }
+        };
+    family(
+        "videoamt_projection_checkpoint",
+        "Global position the projection has applied up to.",
+        &|l| l.checkpoint.to_string(),
+    );
+    family(
+        "videoamt_projection_lag_events",
+        "Events in the log the projection has not applied yet.",
+        &|l| l.events_behind.to_string(),
+    );
+    family(
+        "videoamt_projection_lag_seconds",
+        "Age of the oldest event the projection has not applied yet.",
+        &|l| format!("{:.3}", l.seconds_behind),
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
+
 /// Serves until Ctrl-C or SIGTERM, then finishes in-flight requests and returns.
+/// The projections are kept up to date in the background meanwhile, and stopped with it.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let runner = state.runner();
+    let projections = state.projections.clone();
+    let projector = tokio::spawn(async move { runner.run(projections, stopped).await });
+    let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())
-        .await
+        .await;
+    let _ = stop.send(true);
+    match projector.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "projection runner failed"),
+        Err(e) => tracing::error!(error = %e, "projection runner panicked"),
+    }
+    served
 }
 
 async fn shutdown_signal() {

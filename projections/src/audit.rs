@@ -252,3 +252,87 @@ pub async fn replay(
         record,
     })
 }
+
+/// The state of a record in German lines for auditors. Ids and facts only; personal values
+/// (names, field contents) are not shown.
+pub fn describe(record: &AppointmentRecord) -> Vec<String> {
+    use videoamt_core::domain::appointment::Status;
+    let mut lines = Vec::new();
+    let status = match record.appointment.status {
+        Status::New => "unbekannt",
+        Status::Booked => "gebucht",
+        Status::Cancelled => "abgesagt",
+        Status::NoShow => "nicht erschienen",
+        Status::Completed => "abgeschlossen",
+    };
+    lines.push(format!("Termin: {status}"));
+    if let Some(b) = &record.appointment.booking {
+        lines.push(format!(
+            "  Fachbereich {}, Anliegen {}, Beginn {}, Ende {}",
+            b.department,
+            b.services
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            rfc3339(b.start),
+            rfc3339(b.end)
+        ));
+        lines.push(format!(
+            "  bestätigt: {}, Erinnerung versandt: {}",
+            ja(record.appointment.confirmed),
+            ja(record.appointment.reminder_sent)
+        ));
+    }
+    match record.reservation {
+        Some(r) => lines.push(format!(
+            "Zeitfenster: {} ab Minute {} des Tages",
+            r.slots, r.first_minute
+        )),
+        None => lines.push("Zeitfenster: keine".into()),
+    }
+    if let Some((id, s)) = &record.session {
+        lines.push(format!(
+            "Videositzung {id}: Datenschutzhinweis {}, eingelassen {}, Identität geprüft {}, \
+             {} Dokument(e), beendet {}",
+            ja(s.privacy_accepted),
+            ja(s.admitted),
+            ja(s.identity_verified),
+            s.documents.len(),
+            ja(s.ended.is_some())
+        ));
+    }
+    for (id, f) in &record.forms {
+        lines.push(format!(
+            "Formular {id}: {} Feld(er) ausgefüllt, unterschrieben {}, gesperrt {}",
+            f.values.len(),
+            ja(f.signed),
+            ja(f.locked)
+        ));
+    }
+    for (id, p) in &record.payments {
+        lines.push(format!(
+            "Zahlung {id}: {:?}, eingezogen {} Cent, erstattet {} Cent",
+            p.status, p.captured.0, p.refunded.0
+        ));
+    }
+    let subject = &record.subject;
+    lines.push(format!(
+        "Löschung: angesetzt {}, ausgeführt {}, geprüft {}",
+        subject
+            .scheduled
+            .as_ref()
+            .map_or("nein".to_owned(), |s| format!("zum {}", s.due.date())),
+        ja(subject.purged),
+        ja(subject.verified)
+    ));
+    lines.push(format!(
+        "Einsichtnahmen in die Prüfakte: {}",
+        record.audit_views
+    ));
+    lines
+}
+
+fn ja(yes: bool) -> &'static str {
+    if yes { "ja" } else { "nein" }
+}

@@ -102,6 +102,12 @@ fn decode(page: &[RecordedEvent]) -> Result<Vec<(usize, DomainEvent)>, RunnerErr
     Ok(decoded)
 }
 
+/// Resolves once `stop` turns true (or its sender is gone). The guard `wait_for` returns is
+/// dropped here, so the future stays `Send` for `tokio::spawn`.
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
 impl Runner {
     pub fn new(events: Arc<dyn EventStore>, models: Arc<dyn ReadModelStore>) -> Self {
         Self { events, models }
@@ -275,7 +281,7 @@ impl Runner {
             if let Err(e) = self.drain(&mut feeds, BATCH).await {
                 tracing::warn!(error = %e, "projection batch failed; retrying");
                 tokio::select! {
-                    _ = stop.wait_for(|s| *s) => return Ok(()),
+                    () = stopped(&mut stop) => return Ok(()),
                     () = tokio::time::sleep(Duration::from_millis(500)) => continue,
                 }
             }
@@ -283,7 +289,7 @@ impl Runner {
             let mut live = self.events.subscribe(at);
             loop {
                 tokio::select! {
-                    _ = stop.wait_for(|s| *s) => return Ok(()),
+                    () = stopped(&mut stop) => return Ok(()),
                     next = live.next() => match next {
                         Some(Ok(_)) => {
                             // Whatever else has arrived is read by the same batches.

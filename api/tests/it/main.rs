@@ -1,6 +1,7 @@
 //! Integration tests of the api crate, in one binary: the router in-process and the real
 //! `videoamt` binary as a child process.
 
+mod audit;
 mod cli;
 mod crash;
 mod router;

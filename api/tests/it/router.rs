@@ -5,6 +5,7 @@ use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
 use videoamt_adapters::store::sqlite::SqliteStore;
 use videoamt_api::server::{AppState, app};
+use videoamt_core::tenant::example_tenants;
 
 async fn state() -> (tempfile::TempDir, AppState) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -13,9 +14,10 @@ async fn state() -> (tempfile::TempDir, AppState) {
         .expect("open");
     (
         dir,
-        AppState {
-            store: Arc::new(store),
-        },
+        AppState::new(
+            Arc::new(store),
+            example_tenants().expect("examples are valid"),
+        ),
     )
 }
 
@@ -48,4 +50,19 @@ async fn health_and_readiness_answer() {
 async fn unknown_paths_are_not_found() {
     let (_dir, state) = state().await;
     assert_eq!(get(state, "/nirgendwo").await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn metrics_export_each_projections_lag() {
+    let (_dir, state) = state().await;
+    let (status, body) = get(state.clone(), "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    for p in &state.projections {
+        let line = format!(
+            "videoamt_projection_lag_events{{projection=\"{}\"}} 0",
+            p.name()
+        );
+        assert!(body.contains(&line), "{line} missing in:\n{body}");
+    }
+    assert!(body.contains("# TYPE videoamt_projection_lag_seconds gauge"));
 }

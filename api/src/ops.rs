@@ -1,0 +1,265 @@
+//! The operator commands over the read models: projection status and rebuild, audit replay,
+//! statistics. Output for people is German where it is the product's language (summaries,
+//! states), tables and machine formats keep stable English keys.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use videoamt_adapters::bus::CommandBus;
+use videoamt_adapters::store::AdminStore;
+use videoamt_core::domain::AppointmentId;
+use videoamt_core::event::{Actor, ActorRole};
+use videoamt_core::tenant::{Tenant, example_tenants};
+use videoamt_projections::runner::Runner;
+use videoamt_projections::statistics::{self, WeekRow};
+use videoamt_projections::{Projection, all, audit};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+fn tenants() -> anyhow::Result<Arc<Vec<Tenant>>> {
+    Ok(Arc::new(example_tenants()?))
+}
+
+fn runner(store: &Arc<dyn AdminStore>) -> Runner {
+    Runner::new(store.clone(), store.clone())
+}
+
+pub async fn projections_status(
+    store: &Arc<dyn AdminStore>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let projections = all(tenants()?);
+    let lags = runner(store).lag(&projections).await?;
+    if json {
+        let rows: Vec<serde_json::Value> = lags
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "projection": l.projection,
+                    "checkpoint": l.checkpoint,
+                    "events_behind": l.events_behind,
+                    "seconds_behind": l.seconds_behind,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!(
+            "{:<22} {:>12} {:>14} {:>14}",
+            "projection", "checkpoint", "events behind", "seconds behind"
+        );
+        for l in &lags {
+            println!(
+                "{:<22} {:>12} {:>14} {:>14.1}",
+                l.projection, l.checkpoint, l.events_behind, l.seconds_behind
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn projections_rebuild(
+    store: &Arc<dyn AdminStore>,
+    name: Option<&str>,
+    everything: bool,
+) -> anyhow::Result<ExitCode> {
+    let known = all(tenants()?);
+    let chosen: Vec<Arc<dyn Projection>> = match name {
+        Some(name) if !everything => {
+            let Some(p) = known.iter().find(|p| p.name() == name) else {
+                let names: Vec<&str> = known.iter().map(|p| p.name()).collect();
+                bail!("unknown projection {name:?}; known: {}", names.join(", "));
+            };
+            vec![p.clone()]
+        }
+        _ => known,
+    };
+    let head = store.last_position().await?;
+    let bar = indicatif::ProgressBar::new(head);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {pos}/{len} events, {per_sec}, ETA {eta}",
+        )?
+        .progress_chars("=> "),
+    );
+    let names: Vec<&str> = chosen.iter().map(|p| p.name()).collect();
+    bar.set_message(format!("rebuilding {}", names.join(", ")));
+    let started = Instant::now();
+    let read = runner(store)
+        .rebuild(&chosen, |position| bar.set_position(position.min(head)))
+        .await?;
+    bar.finish();
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "rebuilt {} projection(s) over {read} events in {seconds:.1} s ({:.0} events/s)",
+        chosen.len(),
+        read as f64 / seconds.max(1e-9)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn projections_run(
+    store: &Arc<dyn AdminStore>,
+    follow: bool,
+) -> anyhow::Result<ExitCode> {
+    let projections = all(tenants()?);
+    let runner = runner(store);
+    if follow {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn({
+            let runner = runner.clone();
+            let projections = projections.clone();
+            async move { runner.run(projections, stopped).await }
+        });
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop.send(true);
+        task.await??;
+    } else {
+        runner.catch_up(&projections).await?;
+    }
+    for l in runner.lag(&projections).await? {
+        println!("{} {}", l.projection, l.checkpoint);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn audit_replay(
+    store: &Arc<dyn AdminStore>,
+    appointment: &str,
+    at: Option<u64>,
+    auditor: &str,
+) -> anyhow::Result<ExitCode> {
+    let id = uuid::Uuid::parse_str(appointment)
+        .map(AppointmentId)
+        .with_context(|| format!("{appointment:?} is not an appointment id (a UUID)"))?;
+    let viewer = Actor::new(ActorRole::Auditor, auditor)?;
+    let bus = CommandBus::new(store.clone(), example_tenants()?);
+    let desk = crate::audit::AuditDesk::new(bus, store.clone());
+    let replay = desk.view(id, at, &viewer).await?;
+    println!(
+        "Prüfakte Termin {} – Stand Position {} (Ende des Protokolls: {})",
+        replay.appointment, replay.as_of, replay.head
+    );
+    println!();
+    for e in &replay.timeline {
+        println!(
+            "{:>10}  {}  {:<20}  {:<26}  {}",
+            e.position, e.recorded_at, e.actor, e.event_type, e.summary
+        );
+    }
+    println!();
+    for line in audit::describe(&replay.record) {
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn stats(
+    store: &Arc<dyn AdminStore>,
+    tenant: Option<&str>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let tenants = tenants()?;
+    if let Some(t) = tenant
+        && !tenants.iter().any(|known| known.id.as_str() == t)
+    {
+        let names: Vec<&str> = tenants.iter().map(|t| t.id.as_str()).collect();
+        bail!("unknown tenant {t:?}; known: {}", names.join(", "));
+    }
+    let projection: Vec<Arc<dyn Projection>> =
+        vec![Arc::new(statistics::PilotStatistics::new(tenants))];
+    // Statistics are read from the projection; bring it up to the log's end first.
+    runner(store).catch_up(&projection).await?;
+    let rows = statistics::rows(store.as_ref(), tenant).await?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        Format::Csv => print!("{}", csv(&rows)),
+        Format::Table => print!("{}", table(&rows)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.2}")).unwrap_or_default()
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|v| format!("{:.0}", v * 100.0)).unwrap_or_default()
+}
+
+/// One header and one line per week; the feedback counts as `f1`…`f5`.
+pub fn csv(rows: &[WeekRow]) -> String {
+    let mut out = String::from(
+        "tenant,department,week,sessions,no_shows,duration_median_minutes,duration_p90_minutes,\
+         lead_median_hours,lead_p90_hours,identity_check_share,signature_share,payment_share,\
+         f1,f2,f3,f4,f5\n",
+    );
+    for r in rows {
+        let share = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            r.tenant,
+            r.department,
+            r.week,
+            r.sessions,
+            r.no_shows,
+            num(r.duration_median_minutes),
+            num(r.duration_p90_minutes),
+            num(r.lead_median_hours),
+            num(r.lead_p90_hours),
+            share(r.identity_check_share),
+            share(r.signature_share),
+            share(r.payment_share),
+            r.feedback.map(|c| c.to_string()).join(","),
+        ));
+    }
+    out
+}
+
+fn table(rows: &[WeekRow]) -> String {
+    let mut out = format!(
+        "{:<10} {:<26} {:<8} {:>5} {:>5} {:>7} {:>7} {:>8} {:>8} {:>5} {:>5} {:>5}  {}\n",
+        "Mandant",
+        "Fachbereich",
+        "Woche",
+        "Sitz.",
+        "n.e.",
+        "Dauer~",
+        "Dauer90",
+        "Vorl.~h",
+        "Vorl.90h",
+        "Ausw%",
+        "Unt%",
+        "Zahl%",
+        "Feedback 1–5"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:<10} {:<26} {:<8} {:>5} {:>5} {:>7} {:>7} {:>8} {:>8} {:>5} {:>5} {:>5}  {}\n",
+            r.tenant,
+            r.department,
+            r.week,
+            r.sessions,
+            r.no_shows,
+            num(r.duration_median_minutes),
+            num(r.duration_p90_minutes),
+            num(r.lead_median_hours),
+            num(r.lead_p90_hours),
+            pct(r.identity_check_share),
+            pct(r.signature_share),
+            pct(r.payment_share),
+            r.feedback.map(|c| c.to_string()).join("/"),
+        ));
+    }
+    if rows.is_empty() {
+        out.push_str("(noch keine abgeschlossenen Termine)\n");
+    }
+    out
+}
