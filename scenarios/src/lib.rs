@@ -3,6 +3,8 @@
 //! to the new events (commands run at once; timers and outbox work are collected to be looked
 //! at).
 
+pub mod generate;
+
 use std::sync::Arc;
 
 use time::OffsetDateTime;

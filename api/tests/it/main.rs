@@ -4,6 +4,7 @@
 mod audit;
 mod cli;
 mod crash;
+mod projection_crash;
 mod router;
 
 /// Path of the `videoamt` binary cargo built for these tests.

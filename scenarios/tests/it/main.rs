@@ -1,3 +1,4 @@
 //! The seeds' stories, end to end through the real command bus on the embedded SQLite store.
 
+mod generate;
 mod visits;

@@ -1,0 +1,132 @@
+//! Crash safety of the projection runner: `videoamt projections run` folds a generated log and
+//! is killed with SIGKILL several times mid-run. After a final run, every projection is at the
+//! log's end, the audit timeline holds exactly one entry per event (nothing applied twice or
+//! skipped), and every table equals a rebuild from 0.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use videoamt_adapters::store::AdminStore;
+use videoamt_adapters::store::sqlite::SqliteStore;
+use videoamt_core::tenant::example_tenants;
+use videoamt_projections::runner::Runner;
+use videoamt_projections::{all, audit};
+use videoamt_scenarios::generate::{BulkSpec, bulk_log};
+
+use crate::videoamt;
+
+async fn open(path: &std::path::Path) -> Arc<dyn AdminStore> {
+    Arc::new(SqliteStore::open(path).await.expect("open"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_runner_resumes_without_applying_twice_or_skipping() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("events.db");
+    let head = {
+        let store = open(&path).await;
+        let spec = BulkSpec {
+            target_events: 20_000,
+            big_record_events: 300,
+        };
+        bulk_log(store.clone(), &spec, |_| {})
+            .await
+            .expect("generated");
+        store.last_position().await.expect("head")
+    };
+    let location = format!("sqlite:{}", path.display());
+    let tenants = Arc::new(example_tenants().expect("valid"));
+    let projections = all(tenants);
+
+    let mut killed_mid_run = 0;
+    let mut checkpoints_seen = Vec::new();
+    for pause in [400u64, 700, 1000, 1300] {
+        let mut child = videoamt()
+            .args(["--store", &location, "projections", "run"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn runner");
+        std::thread::sleep(Duration::from_millis(pause));
+        if child.try_wait().expect("poll").is_none() {
+            child.kill().expect("SIGKILL");
+            killed_mid_run += 1;
+        }
+        child.wait().expect("reap");
+        let store = open(&path).await;
+        let mut at = Vec::new();
+        for p in &projections {
+            at.push(
+                store
+                    .checkpoint(p.name())
+                    .await
+                    .expect("checkpoint")
+                    .position,
+            );
+        }
+        checkpoints_seen.push(at);
+    }
+    assert!(
+        killed_mid_run >= 2,
+        "the runner finished before it could be killed"
+    );
+    assert!(
+        checkpoints_seen
+            .iter()
+            .flatten()
+            .any(|&position| 0 < position && position < head),
+        "no kill landed between the start and the end: {checkpoints_seen:?}"
+    );
+
+    let finished = videoamt()
+        .args(["--store", &location, "projections", "run"])
+        .output()
+        .expect("run to the end");
+    assert!(
+        finished.status.success(),
+        "{}",
+        String::from_utf8_lossy(&finished.stderr)
+    );
+
+    let store = open(&path).await;
+    for p in &projections {
+        assert_eq!(
+            store
+                .checkpoint(p.name())
+                .await
+                .expect("checkpoint")
+                .position,
+            head,
+            "{} is not at the end",
+            p.name()
+        );
+    }
+    // Every event of the generated log belongs to an appointment: one timeline entry each.
+    let entries = store
+        .dump(audit::NAME)
+        .await
+        .expect("dump")
+        .into_iter()
+        .filter(|(key, _)| key.kind == "entry")
+        .count();
+    assert_eq!(
+        entries as u64, head,
+        "timeline entries against events in the log"
+    );
+
+    let mut after_crashes = Vec::new();
+    for p in &projections {
+        after_crashes.push(store.dump(p.name()).await.expect("dump"));
+    }
+    Runner::new(store.clone(), store.clone())
+        .rebuild(&projections, |_| {})
+        .await
+        .expect("rebuild");
+    for (p, crashed) in projections.iter().zip(after_crashes) {
+        assert!(
+            store.dump(p.name()).await.expect("dump") == crashed,
+            "{} after crashes differs from a rebuild",
+            p.name()
+        );
+    }
+}
