@@ -94,14 +94,14 @@ fn bench_event(n: u64) -> NewEvent {
 }
 
 /// A throw-away store of the chosen backend.
-struct Scratch {
-    store: Arc<dyn AdminStore>,
+pub(crate) struct Scratch {
+    pub(crate) store: Arc<dyn AdminStore>,
     baseline: Baseline,
-    cleanup: Cleanup,
-    name: &'static str,
+    pub(crate) cleanup: Cleanup,
+    pub(crate) name: &'static str,
 }
 
-async fn scratch(
+pub(crate) async fn scratch(
     backend: Backend,
     server: &StoreLocation,
     purpose: &str,
@@ -138,7 +138,11 @@ async fn scratch(
     })
 }
 
-fn write_json(out: &std::path::Path, file: String, value: &impl Serialize) -> anyhow::Result<()> {
+pub(crate) fn write_json(
+    out: &std::path::Path,
+    file: String,
+    value: &impl Serialize,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(out)?;
     let path = out.join(file);
     std::fs::write(&path, serde_json::to_vec_pretty(value)?)?;
@@ -201,13 +205,13 @@ pub async fn store(options: StoreBenchOptions) -> anyhow::Result<()> {
     cleanup.run().await
 }
 
-enum Cleanup {
+pub(crate) enum Cleanup {
     Dir(tempfile::TempDir),
     Database(ScratchDatabase),
 }
 
 impl Cleanup {
-    async fn run(self) -> anyhow::Result<()> {
+    pub(crate) async fn run(self) -> anyhow::Result<()> {
         match self {
             Cleanup::Dir(dir) => Ok(dir.close()?),
             Cleanup::Database(db) => Ok(db.drop_now().await?),
@@ -306,7 +310,7 @@ fn per_second(s: &Samples) -> f64 {
     s.events as f64 / s.elapsed.as_secs_f64().max(f64::EPSILON)
 }
 
-fn percentile_ms(latencies: &[Duration], p: f64) -> f64 {
+pub(crate) fn percentile_ms(latencies: &[Duration], p: f64) -> f64 {
     if latencies.is_empty() {
         return 0.0;
     }
@@ -328,12 +332,12 @@ fn compare(name: &'static str, ours: &Samples, raw: &Samples) -> Case {
     }
 }
 
-fn round(v: f64) -> f64 {
+pub(crate) fn round(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
 /// A line of `/proc/self/status` in MiB (Linux only; 0 elsewhere).
-fn rss_mb(field: &str) -> f64 {
+pub(crate) fn rss_mb(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()

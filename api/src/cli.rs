@@ -136,6 +136,25 @@ enum BenchCommand {
         #[arg(long, default_value = "target/bench")]
         out: std::path::PathBuf,
     },
+    /// All projections over a generated log: rebuild rate, live lag, audit replay latency.
+    Projections {
+        #[arg(long, value_enum)]
+        backend: Backend,
+        /// Size of the generated log.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Events appended per second in the live phase.
+        #[arg(long, default_value_t = 1_000)]
+        rate: u64,
+        /// Duration of the live phase, in seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Audit replays to time.
+        #[arg(long, default_value_t = 1_000)]
+        replays: u32,
+        #[arg(long, default_value = "target/bench")]
+        out: std::path::PathBuf,
+    },
     /// Concurrent bookers through the command bus, racing for a week of slots.
     Booking {
         #[arg(long, value_enum)]
@@ -230,6 +249,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out,
             };
             crate::bench::store(options).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Projections {
+            backend,
+            events,
+            rate,
+            seconds,
+            replays,
+            out,
+        }) => {
+            let options = crate::bench_projections::ProjectionsBenchOptions {
+                backend,
+                server: location,
+                events,
+                rate,
+                seconds,
+                replays,
+                out,
+            };
+            crate::bench_projections::projections(options).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Booking {

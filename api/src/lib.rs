@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod bench_projections;
 pub mod cli;
 pub mod ops;
 pub mod problem;
