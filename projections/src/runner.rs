@@ -16,7 +16,7 @@ use crate::{Projection, Recorded};
 /// Events per committed batch when following the log.
 pub const BATCH: usize = 500;
 /// Events per committed batch when rebuilding: fewer, larger transactions.
-pub const REBUILD_BATCH: usize = 5_000;
+pub const REBUILD_BATCH: usize = 20_000;
 /// Documents a projection keeps cached between batches before starting over.
 const CACHE_LIMIT: usize = 100_000;
 /// Rounds of index lookups one event may need.
@@ -28,6 +28,8 @@ pub enum RunnerError {
     Store(#[from] StoreError),
     #[error(transparent)]
     ReadModel(#[from] ReadModelError),
+    #[error("a projection task failed: {0}")]
+    Task(String),
     #[error("event at position {position} cannot be read: {source}")]
     Decode {
         position: GlobalPosition,
@@ -169,7 +171,7 @@ impl Runner {
 
     /// Reads one page after the lowest checkpoint and lets every feed fold and commit it; the
     /// events read (0 when all are caught up). The log is read and decoded once for all.
-    async fn step(&self, feeds: &mut [Feed], batch: usize) -> Result<usize, RunnerError> {
+    async fn step(&self, feeds: &mut Vec<Feed>, batch: usize) -> Result<usize, RunnerError> {
         for feed in feeds.iter_mut().filter(|f| f.at.is_none()) {
             feed.at = Some(
                 self.models
@@ -185,48 +187,74 @@ impl Runner {
         let Some(last) = page.last() else {
             return Ok(0);
         };
-        let decoded = decode(&page)?;
-        let mut commits = Vec::new();
-        for feed in feeds.iter_mut() {
-            let after = feed.at.unwrap_or_default();
-            if after >= last.global_position {
-                continue;
-            }
-            if let Err(e) = self.fold(feed, &page, &decoded, after).await {
-                feed.reset();
-                return Err(e);
-            }
-            let to = ProjectionCheckpoint {
-                projection: feed.projection.name().to_owned(),
-                position: last.global_position,
-                event_recorded_at: Some(last.meta.recorded_at),
-            };
-            let changes = feed.docs.take_changes();
-            commits.push(async move {
-                let outcome = self
-                    .models
-                    .commit(feed.projection.name(), after, to, changes)
+        let decoded = Arc::new(decode(&page)?);
+        let read = page.len();
+        let (position, recorded_at) = (last.global_position, last.meta.recorded_at);
+        let page = Arc::new(page);
+        // Each projection folds and commits in its own task, so folds use every core.
+        let mut tasks = Vec::with_capacity(feeds.len());
+        for mut feed in std::mem::take(feeds) {
+            let (runner, page, decoded) = (self.clone(), page.clone(), decoded.clone());
+            tasks.push(tokio::spawn(async move {
+                let outcome = runner
+                    .fold_and_commit(&mut feed, &page, &decoded, position, recorded_at)
                     .await;
-                match outcome {
-                    Ok(()) => {
-                        feed.at = Some(last.global_position);
-                        if feed.docs.len() > CACHE_LIMIT {
-                            feed.docs.clear();
-                        }
-                        Ok(())
-                    }
-                    Err(e) => {
-                        feed.reset();
-                        Err(RunnerError::from(e))
+                if outcome.is_err() {
+                    feed.reset();
+                }
+                (feed, outcome)
+            }));
+        }
+        let mut failure = None;
+        for task in tasks {
+            match task.await {
+                Ok((feed, outcome)) => {
+                    feeds.push(feed);
+                    if let Err(e) = outcome {
+                        failure.get_or_insert(e);
                     }
                 }
-            });
+                Err(e) => {
+                    failure.get_or_insert(RunnerError::Task(e.to_string()));
+                }
+            }
         }
-        futures::future::try_join_all(commits).await?;
-        Ok(page.len())
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(read),
+        }
     }
 
-    async fn drain(&self, feeds: &mut [Feed], batch: usize) -> Result<u64, RunnerError> {
+    async fn fold_and_commit(
+        &self,
+        feed: &mut Feed,
+        page: &[RecordedEvent],
+        decoded: &[(usize, DomainEvent)],
+        position: GlobalPosition,
+        recorded_at: time::OffsetDateTime,
+    ) -> Result<(), RunnerError> {
+        let after = feed.at.unwrap_or_default();
+        if after >= position {
+            return Ok(());
+        }
+        self.fold(feed, page, decoded, after).await?;
+        let to = ProjectionCheckpoint {
+            projection: feed.projection.name().to_owned(),
+            position,
+            event_recorded_at: Some(recorded_at),
+        };
+        let changes = feed.docs.take_changes();
+        self.models
+            .commit(feed.projection.name(), after, to, changes)
+            .await?;
+        feed.at = Some(position);
+        if feed.docs.len() > CACHE_LIMIT {
+            feed.docs.clear();
+        }
+        Ok(())
+    }
+
+    async fn drain(&self, feeds: &mut Vec<Feed>, batch: usize) -> Result<u64, RunnerError> {
         let mut read = 0;
         loop {
             let n = self.step(feeds, batch).await?;
