@@ -70,16 +70,17 @@ pub async fn projections_rebuild(
     name: Option<&str>,
     everything: bool,
 ) -> anyhow::Result<ExitCode> {
-    let known = all(tenants()?);
+    let tenants = tenants()?;
     let chosen: Vec<Arc<dyn Projection>> = match name {
         Some(name) if !everything => {
-            let Some(p) = known.iter().find(|p| p.name() == name) else {
+            let Some(p) = videoamt_projections::named(tenants.clone(), name) else {
+                let known = all(tenants);
                 let names: Vec<&str> = known.iter().map(|p| p.name()).collect();
                 bail!("unknown projection {name:?}; known: {}", names.join(", "));
             };
-            vec![p.clone()]
+            vec![p]
         }
-        _ => known,
+        _ => all(tenants),
     };
     let head = store.last_position().await?;
     let bar = indicatif::ProgressBar::new(head);
@@ -190,8 +191,26 @@ fn num(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.2}")).unwrap_or_default()
 }
 
-fn pct(v: Option<f64>) -> String {
-    v.map(|v| format!("{:.0}", v * 100.0)).unwrap_or_default()
+/// A row's values in column order, numbers as shown in both CSV and the table; shares as
+/// 0–1 with four decimals, feedback counts last.
+fn cells(r: &WeekRow) -> Vec<String> {
+    let share = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
+    let mut cells = vec![
+        r.tenant.clone(),
+        r.department.clone(),
+        r.week.clone(),
+        r.sessions.to_string(),
+        r.no_shows.to_string(),
+        num(r.duration_median_minutes),
+        num(r.duration_p90_minutes),
+        num(r.lead_median_hours),
+        num(r.lead_p90_hours),
+        share(r.identity_check_share),
+        share(r.signature_share),
+        share(r.payment_share),
+    ];
+    cells.extend(r.feedback.iter().map(u64::to_string));
+    cells
 }
 
 /// One header and one line per week; the feedback counts as `f1`…`f5`.
@@ -202,61 +221,53 @@ pub fn csv(rows: &[WeekRow]) -> String {
          f1,f2,f3,f4,f5\n",
     );
     for r in rows {
-        let share = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
-            r.tenant,
-            r.department,
-            r.week,
-            r.sessions,
-            r.no_shows,
-            num(r.duration_median_minutes),
-            num(r.duration_p90_minutes),
-            num(r.lead_median_hours),
-            num(r.lead_p90_hours),
-            share(r.identity_check_share),
-            share(r.signature_share),
-            share(r.payment_share),
-            r.feedback.map(|c| c.to_string()).join(","),
-        ));
+        out.push_str(&cells(r).join(","));
+        out.push('\n');
     }
     out
 }
 
+/// Column headers of the table, with their widths (negative: left-aligned).
+const TABLE: [(&str, i8); 17] = [
+    ("Mandant", -10),
+    ("Fachbereich", -26),
+    ("Woche", -8),
+    ("Sitz.", 5),
+    ("n.e.", 5),
+    ("Dauer~", 7),
+    ("Dauer90", 7),
+    ("Vorl.~h", 8),
+    ("Vorl.90h", 8),
+    ("Ausw.", 6),
+    ("Unt.", 6),
+    ("Zahl.", 6),
+    ("FB1", 4),
+    ("FB2", 4),
+    ("FB3", 4),
+    ("FB4", 4),
+    ("FB5", 4),
+];
+
+fn table_line<'a>(cells: impl Iterator<Item = &'a str>) -> String {
+    let line: Vec<String> = cells
+        .zip(TABLE)
+        .map(|(cell, (_, width))| {
+            let w = usize::from(width.unsigned_abs());
+            if width < 0 {
+                format!("{cell:<w$}")
+            } else {
+                format!("{cell:>w$}")
+            }
+        })
+        .collect();
+    format!("{}\n", line.join(" "))
+}
+
 fn table(rows: &[WeekRow]) -> String {
-    let mut out = format!(
-        "{:<10} {:<26} {:<8} {:>5} {:>5} {:>7} {:>7} {:>8} {:>8} {:>5} {:>5} {:>5}  {}\n",
-        "Mandant",
-        "Fachbereich",
-        "Woche",
-        "Sitz.",
-        "n.e.",
-        "Dauer~",
-        "Dauer90",
-        "Vorl.~h",
-        "Vorl.90h",
-        "Ausw%",
-        "Unt%",
-        "Zahl%",
-        "Feedback 1–5"
-    );
+    let mut out = table_line(TABLE.iter().map(|(h, _)| *h));
     for r in rows {
-        out.push_str(&format!(
-            "{:<10} {:<26} {:<8} {:>5} {:>5} {:>7} {:>7} {:>8} {:>8} {:>5} {:>5} {:>5}  {}\n",
-            r.tenant,
-            r.department,
-            r.week,
-            r.sessions,
-            r.no_shows,
-            num(r.duration_median_minutes),
-            num(r.duration_p90_minutes),
-            num(r.lead_median_hours),
-            num(r.lead_p90_hours),
-            pct(r.identity_check_share),
-            pct(r.signature_share),
-            pct(r.payment_share),
-            r.feedback.map(|c| c.to_string()).join("/"),
-        ));
+        let cells = cells(r);
+        out.push_str(&table_line(cells.iter().map(String::as_str)));
     }
     if rows.is_empty() {
         out.push_str("(noch keine abgeschlossenen Termine)\n");

@@ -311,9 +311,17 @@ pub fn describe(record: &AppointmentRecord) -> Vec<String> {
         ));
     }
     for (id, p) in &record.payments {
+        use videoamt_core::domain::payment::PaymentStatus as P;
+        let status = match p.status {
+            P::New => "neu",
+            P::Requested => "angefordert",
+            P::Authorized => "freigegeben",
+            P::Captured => "eingezogen",
+            P::Failed => "fehlgeschlagen",
+        };
         lines.push(format!(
-            "Zahlung {id}: {:?}, eingezogen {} Cent, erstattet {} Cent",
-            p.status, p.captured.0, p.refunded.0
+            "Zahlung {id}: {status}, eingezogen {} Cent, erstattet {} Cent",
+            p.captured.0, p.refunded.0
         ));
     }
     let subject = &record.subject;

@@ -100,22 +100,27 @@ fn uuid_of(stream: &str) -> Option<uuid::Uuid> {
         .and_then(|(_, id)| uuid::Uuid::parse_str(id).ok())
 }
 
+/// Calendar, subject and audit events say nothing the clerk's detail shows.
+fn shown(event: &DomainEvent) -> bool {
+    !matches!(
+        event,
+        DomainEvent::SlotsReserved(_)
+            | DomainEvent::SlotsReleased(_)
+            | DomainEvent::AuditRecordViewed(_)
+            | DomainEvent::SubjectKeyIssued(_)
+            | DomainEvent::PurgeScheduled(_)
+            | DomainEvent::PurgeExecuted(_)
+            | DomainEvent::DeletionVerified(_)
+    )
+}
+
 impl Projection for Detail {
     fn name(&self) -> &'static str {
         NAME
     }
 
     fn keys(&self, event: Recorded<'_>, docs: &Docs) -> Vec<DocKey> {
-        if matches!(
-            event.event,
-            DomainEvent::SlotsReserved(_)
-                | DomainEvent::SlotsReleased(_)
-                | DomainEvent::AuditRecordViewed(_)
-                | DomainEvent::SubjectKeyIssued(_)
-                | DomainEvent::PurgeScheduled(_)
-                | DomainEvent::PurgeExecuted(_)
-                | DomainEvent::DeletionVerified(_)
-        ) {
+        if !shown(event.event) {
             return vec![];
         }
         let mut keys = owner::keys(event);
@@ -124,7 +129,7 @@ impl Projection for Detail {
     }
 
     fn apply(&self, event: Recorded<'_>, docs: &mut Docs) {
-        if self.keys(event, docs).is_empty() {
+        if !shown(event.event) {
             return;
         }
         let Some(appointment) = owner::appointment(event, docs) else {

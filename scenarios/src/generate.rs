@@ -53,9 +53,7 @@ use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{
     Contact, DecodeError, Party, PurgeScheduled, SessionOutcome, SlotsReserved,
 };
-use videoamt_core::domain::{
-    AppointmentId, DocumentId, DomainEvent, FormId, PaymentId, Personal, SessionId, SubjectId,
-};
+use videoamt_core::domain::{AppointmentId, DomainEvent, Personal};
 use videoamt_core::event::{
     Actor, ActorRole, EventMetadata, EventType, InvalidInput, NewEvent, Payload, RecordedEvent,
     StreamId, TenantId,
@@ -66,7 +64,7 @@ use videoamt_core::store::{
 };
 use videoamt_core::tenant::{BookingChannel, SignatureMethod, Tenant, example_tenants};
 
-use crate::{StoryError, Visit};
+use crate::{StoryError, Visit, VisitIds};
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -380,11 +378,14 @@ async fn record(
     let mut v = Visit::new(bus, TenantId::parse(variant.tenant)?, variant.booked_at);
     let citizen = actor(ActorRole::Citizen, variant.citizen)?;
     let clerk = actor(ActorRole::Clerk, variant.clerk)?;
-    let appointment = AppointmentId(Uuid::now_v7());
-    let session = SessionId(Uuid::now_v7());
-    let form = FormId(Uuid::now_v7());
-    let payment = PaymentId(Uuid::now_v7());
-    let document = DocumentId(Uuid::now_v7());
+    let VisitIds {
+        appointment,
+        subject,
+        session,
+        form,
+        payment,
+        document,
+    } = VisitIds::fresh();
     let (name, email, phone) = variant.contact;
     let invited = variant.channel == BookingChannel::ClerkInvitation;
 
@@ -392,7 +393,7 @@ async fn record(
         if invited { &clerk } else { &citizen },
         Command::BookAppointment(BookAppointment {
             appointment,
-            subject: SubjectId(Uuid::now_v7()),
+            subject,
             department: variant.department.into(),
             services: variant.services.iter().map(|&s| s.into()).collect(),
             start: variant.start,

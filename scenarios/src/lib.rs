@@ -12,9 +12,36 @@ use uuid::Uuid;
 use videoamt_adapters::bus::{BusError, CommandBus, Executed, Issued};
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::process::{Reaction, WorkItem, react};
-use videoamt_core::domain::{DomainEvent, events::DecodeError};
+use videoamt_core::domain::{
+    AppointmentId, DocumentId, DomainEvent, FormId, PaymentId, SessionId, SubjectId,
+    events::DecodeError,
+};
 use videoamt_core::event::{Actor, GlobalPosition, RecordedEvent, TenantId};
 use videoamt_core::store::{EventStore, StoreError};
+
+/// Fresh ids for every stream and document of one visit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VisitIds {
+    pub appointment: AppointmentId,
+    pub subject: SubjectId,
+    pub session: SessionId,
+    pub form: FormId,
+    pub payment: PaymentId,
+    pub document: DocumentId,
+}
+
+impl VisitIds {
+    pub fn fresh() -> Self {
+        Self {
+            appointment: AppointmentId(Uuid::now_v7()),
+            subject: SubjectId(Uuid::now_v7()),
+            session: SessionId(Uuid::now_v7()),
+            form: FormId(Uuid::now_v7()),
+            payment: PaymentId(Uuid::now_v7()),
+            document: DocumentId(Uuid::now_v7()),
+        }
+    }
+}
 
 /// One party's view of the system during a story: the bus, a virtual clock, and what the
 /// process managers asked for.

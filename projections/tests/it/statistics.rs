@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
-use uuid::Uuid;
 use videoamt_adapters::bus::CommandBus;
 use videoamt_adapters::store::AdminStore;
 use videoamt_adapters::store::postgres::{PostgresStore, ScratchDatabase, test_server_url};
@@ -13,7 +12,7 @@ use videoamt_adapters::store::sqlite::SqliteStore;
 use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{CancelledBy, Contact, Party, SessionOutcome};
-use videoamt_core::domain::{AppointmentId, FormId, PaymentId, Personal, SessionId, SubjectId};
+use videoamt_core::domain::{AppointmentId, FormId, Personal};
 use videoamt_core::event::{Actor, ActorRole, TenantId};
 use videoamt_core::tenant::{BookingChannel, SignatureMethod};
 use videoamt_projections::detail::{self, FormProgress, PaymentProgress};
@@ -22,7 +21,7 @@ use videoamt_projections::runner::Runner;
 use videoamt_projections::schedule::{self, VisitStatus};
 use videoamt_projections::statistics::{self, WeekRow};
 use videoamt_projections::{Projection, all, slots};
-use videoamt_scenarios::Visit;
+use videoamt_scenarios::{Visit, VisitIds};
 
 use crate::rebuild::tenants;
 
@@ -96,19 +95,21 @@ impl Driver {
 }
 
 async fn visit(d: &mut Driver, day: i64, minute: i64, outcome: &Outcome) -> AppointmentId {
-    let appointment = AppointmentId(Uuid::now_v7());
-    let (session, form, payment) = (
-        SessionId(Uuid::now_v7()),
-        FormId(Uuid::now_v7()),
-        PaymentId(Uuid::now_v7()),
-    );
+    let VisitIds {
+        appointment,
+        subject,
+        session,
+        form,
+        payment,
+        ..
+    } = VisitIds::fresh();
     let start = MONDAY + Duration::days(day) + Duration::minutes(minute);
     d.run(
         BOOKED,
         ActorRole::Citizen,
         Command::BookAppointment(BookAppointment {
             appointment,
-            subject: SubjectId(Uuid::now_v7()),
+            subject,
             department: "buergerbuero".into(),
             services: vec!["personalausweis".into()],
             start,

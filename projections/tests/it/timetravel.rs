@@ -15,38 +15,16 @@ use videoamt_core::domain::calendar;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{CancelledBy, Contact, Party, SessionOutcome};
 use videoamt_core::domain::record::AppointmentRecord;
-use videoamt_core::domain::{
-    AppointmentId, DomainEvent, FormId, PaymentId, Personal, SessionId, SubjectId,
-};
+use videoamt_core::domain::{AppointmentId, DomainEvent, Personal};
 use videoamt_core::event::{Actor, ActorRole, GlobalPosition, RecordedEvent, TenantId};
 use videoamt_core::store::EventStore;
 use videoamt_core::tenant::{BookingChannel, SignatureMethod};
 use videoamt_projections::audit::{self, AuditTimeline};
 use videoamt_projections::runner::Runner;
 
+use videoamt_scenarios::VisitIds;
+
 use crate::rebuild::tenants;
-
-/// The ids of one appointment's streams.
-#[derive(Clone, Copy)]
-struct Ids {
-    appointment: AppointmentId,
-    subject: SubjectId,
-    session: SessionId,
-    form: FormId,
-    payment: PaymentId,
-}
-
-impl Ids {
-    fn new() -> Self {
-        Self {
-            appointment: AppointmentId(Uuid::now_v7()),
-            subject: SubjectId(Uuid::now_v7()),
-            session: SessionId(Uuid::now_v7()),
-            form: FormId(Uuid::now_v7()),
-            payment: PaymentId(Uuid::now_v7()),
-        }
-    }
-}
 
 /// A visit's usual course, as ops of [`command`].
 const SCRIPT: [u8; 19] = [
@@ -55,7 +33,7 @@ const SCRIPT: [u8; 19] = [
 
 const START: time::OffsetDateTime = datetime!(2026-11-24 07:00 UTC);
 
-fn command(ids: Ids, op: u8, booked_first_minute: i64) -> Command {
+fn command(ids: VisitIds, op: u8, booked_first_minute: i64) -> Command {
     let session = ids.session;
     match op {
         0 => Command::ConfirmAppointment {
@@ -150,7 +128,7 @@ fn command(ids: Ids, op: u8, booked_first_minute: i64) -> Command {
 }
 
 /// Everything in the streams of `ids` (and the calendar day) as it stands, in global order.
-async fn live_events(store: &dyn EventStore, ids: Ids) -> Vec<RecordedEvent> {
+async fn live_events(store: &dyn EventStore, ids: VisitIds) -> Vec<RecordedEvent> {
     let tenant = &tenants()[0];
     let day = calendar::stream(tenant, &"buergerbuero".into(), START.date());
     let streams = [
@@ -197,7 +175,7 @@ async fn check(ops: Vec<(bool, u8)>) -> Result<(), TestCaseError> {
         command_id: Uuid::now_v7(),
         now: START - Duration::minutes(5),
     };
-    let (a, b) = (Ids::new(), Ids::new());
+    let (a, b) = (VisitIds::fresh(), VisitIds::fresh());
     for (ids, minute) in [(a, 0), (b, 15)] {
         bus.execute(
             &Command::BookAppointment(BookAppointment {

@@ -1,6 +1,5 @@
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
-use uuid::Uuid;
 use videoamt_adapters::bus::CommandBus;
 use videoamt_adapters::store::AdminStore;
 use videoamt_adapters::store::sqlite::SqliteStore;
@@ -8,37 +7,13 @@ use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{Contact, FinalState, Party, SessionOutcome};
 use videoamt_core::domain::process::WorkItem;
-use videoamt_core::domain::{
-    AppointmentId, DocumentId, DomainEvent, FormId, PaymentId, Personal, SessionId, SubjectId,
-};
+use videoamt_core::domain::{DomainEvent, Personal, SubjectId};
 use videoamt_core::event::{Actor, ActorRole, TenantId};
 use videoamt_core::tenant::{BookingChannel, Cents, SignatureMethod, example_tenants};
-use videoamt_scenarios::Visit;
+use videoamt_scenarios::{Visit, VisitIds};
 
 fn actor(role: ActorRole, id: &str) -> Actor {
     Actor::new(role, id).expect("valid actor")
-}
-
-struct Ids {
-    appointment: AppointmentId,
-    subject: SubjectId,
-    session: SessionId,
-    form: FormId,
-    payment: PaymentId,
-    document: DocumentId,
-}
-
-impl Ids {
-    fn new() -> Self {
-        Self {
-            appointment: AppointmentId(Uuid::now_v7()),
-            subject: SubjectId(Uuid::now_v7()),
-            session: SessionId(Uuid::now_v7()),
-            form: FormId(Uuid::now_v7()),
-            payment: PaymentId(Uuid::now_v7()),
-            document: DocumentId(Uuid::now_v7()),
-        }
-    }
 }
 
 async fn visit(dir: &tempfile::TempDir, tenant: &str, now: OffsetDateTime) -> Visit {
@@ -57,7 +32,7 @@ async fn visit(dir: &tempfile::TempDir, tenant: &str, now: OffsetDateTime) -> Vi
 #[allow(clippy::too_many_arguments)]
 async fn in_the_room(
     v: &mut Visit,
-    ids: &Ids,
+    ids: &VisitIds,
     clerk: &Actor,
     citizen: &Actor,
     template: &str,
@@ -310,7 +285,7 @@ async fn ettlingen_online_visit_with_two_concerns_and_handy_tan() {
     let dir = tempfile::tempdir().expect("temp dir");
     // Monday 23 November 2026, 08:00; the appointment is Tuesday 09:00.
     let mut v = visit(&dir, "ettlingen", datetime!(2026-11-23 07:00 UTC)).await;
-    let ids = Ids::new();
+    let ids = VisitIds::fresh();
     let citizen = actor(ActorRole::Citizen, "token-1");
     let clerk = actor(ActorRole::Clerk, "a.becker");
     let start = datetime!(2026-11-24 08:00 UTC);
@@ -412,7 +387,7 @@ async fn stuttgart_clerk_invitation_visit_purged_after_six_months() {
     let dir = tempfile::tempdir().expect("temp dir");
     // Friday 28 August 2026, 10:00 in Stuttgart: the clerk invites after a phone call.
     let mut v = visit(&dir, "stuttgart", datetime!(2026-08-28 08:00 UTC)).await;
-    let ids = Ids::new();
+    let ids = VisitIds::fresh();
     let citizen = actor(ActorRole::Citizen, "token-2");
     let clerk = actor(ActorRole::Clerk, "j.keller");
     // Monday 31 August 2026, 10:00 local.
