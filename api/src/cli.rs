@@ -37,6 +37,9 @@ enum Command {
         /// Address to listen on; port 0 picks a free one.
         #[arg(long, env = "VIDEOAMT_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Do not fill an empty embedded store with demo visits.
+        #[arg(long)]
+        no_demo: bool,
     },
     /// Inspect and check the event log.
     #[command(subcommand)]
@@ -176,6 +179,10 @@ pub enum Backend {
     Postgres,
 }
 
+/// Events of demo visits for an empty embedded store: about a hundred complete visits of both
+/// example municipalities.
+const DEMO_EVENTS: u64 = 3_000;
+
 /// Runs the command line and turns failures into a message and exit code 1.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -214,7 +221,7 @@ fn init_logging() {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let location = StoreLocation::parse(&cli.store)?;
     match cli.command {
-        Command::Serve { listen } => serve(&location, listen).await,
+        Command::Serve { listen, no_demo } => serve(&location, listen, !no_demo).await,
         Command::Store(StoreCommand::Stats { json }) => stats(&location, json).await,
         Command::Store(StoreCommand::Verify) => verify(&location).await,
         Command::Store(StoreCommand::Probe { run, count }) => probe(&location, &run, count).await,
@@ -297,8 +304,26 @@ async fn open(location: &StoreLocation) -> anyhow::Result<std::sync::Arc<dyn Adm
         .with_context(|| format!("cannot open the store {location:?}"))
 }
 
-async fn serve(location: &StoreLocation, listen: SocketAddr) -> anyhow::Result<ExitCode> {
+async fn serve(
+    location: &StoreLocation,
+    listen: SocketAddr,
+    demo: bool,
+) -> anyhow::Result<ExitCode> {
     let store = open(location).await?;
+    // The embedded store starts with something to look at; a PostgreSQL log never gets demo
+    // data, and neither does one that already has events.
+    if demo && matches!(location, StoreLocation::Sqlite(_)) && store.last_position().await? == 0 {
+        let spec = videoamt_scenarios::generate::BulkSpec {
+            target_events: DEMO_EVENTS,
+            big_record_events: 0,
+        };
+        let log = videoamt_scenarios::generate::bulk_log(store.clone(), &spec, |_| {}).await?;
+        tracing::info!(
+            events = log.events,
+            appointments = log.appointments.len(),
+            "empty embedded store filled with demo visits"
+        );
+    }
     let listener = server::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

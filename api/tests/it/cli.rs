@@ -136,6 +136,33 @@ fn serve_answers_and_stops_cleanly_on_ctrl_c() {
         status.success(),
         "serve must exit 0 after Ctrl-C, got {status}"
     );
+
+    // The empty embedded store was filled with demo visits, once.
+    let events = |store: &str| -> u64 {
+        let stats = run(store, &["store", "stats", "--json"]);
+        let json: serde_json::Value = serde_json::from_slice(&stats.stdout).expect("JSON");
+        json["events"].as_u64().expect("count")
+    };
+    let store = sqlite_store(&dir);
+    let seeded = events(&store);
+    assert!(seeded >= 3_000, "{seeded} demo events");
+    let mut again = videoamt()
+        .args(["--store", &store, "serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let mut line = String::new();
+    BufReader::new(again.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    again.kill().expect("stop");
+    again.wait().expect("reap");
+    assert_eq!(
+        events(&store),
+        seeded,
+        "a store with events gets no more demo data"
+    );
 }
 
 /// A minimal HTTP/1.1 GET, enough for health checks without an HTTP client dependency.
