@@ -5,7 +5,8 @@
 //! changes together with the projection's new checkpoint in one transaction, so a crash never
 //! applies an event twice or skips one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::any::Any;
+use std::collections::HashMap;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -33,7 +34,8 @@ impl DocKey {
 /// One change of a committed batch.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    Put(DocKey, serde_json::Value),
+    /// The document as JSON text.
+    Put(DocKey, String),
     Delete(DocKey),
 }
 
@@ -99,29 +101,116 @@ pub trait ReadModelStore: Send + Sync {
     async fn dump(&self, projection: &str) -> Result<Vec<(DocKey, serde_json::Value)>, StoreError>;
 }
 
-/// The documents one batch of events reads and writes: loaded before the fold, changed by it,
-/// and turned into [`Change`]s afterwards.
-#[derive(Debug, Default)]
+/// A document as a projection holds it: its own type, turned into JSON only when committed.
+pub trait Document: Any + Send + Sync {
+    /// The JSON text the store keeps.
+    fn to_json(&self) -> String;
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+impl<T: Serialize + Any + Send + Sync> Document for T {
+    fn to_json(&self) -> String {
+        // Serializing plain data structs cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|_| "null".to_owned())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+enum Slot {
+    /// Looked up, and not there (or deleted).
+    Absent,
+    /// As the store returned it; parsed into a type on first typed use.
+    Stored(serde_json::Value),
+    Typed(Box<dyn Document>),
+}
+
+struct Held {
+    slot: Slot,
+    dirty: bool,
+}
+
+/// The documents a projection reads and writes: loaded before the fold, changed by it in their
+/// own types (no JSON per event), and turned into [`Change`]s once per batch. They stay as a
+/// cache for the next batch.
+#[derive(Default)]
 pub struct Docs {
-    docs: BTreeMap<DocKey, Option<serde_json::Value>>,
-    dirty: BTreeSet<DocKey>,
+    docs: HashMap<DocKey, Held>,
+    dirty: Vec<DocKey>,
+    /// Every document of the projection is held: what is not here does not exist.
+    complete: bool,
+}
+
+impl std::fmt::Debug for Docs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Docs")
+            .field("held", &self.docs.len())
+            .field("dirty", &self.dirty.len())
+            .finish()
+    }
+}
+
+fn parse<T: DeserializeOwned>(slot: &Slot) -> Option<T> {
+    match slot {
+        Slot::Absent => None,
+        Slot::Stored(value) => T::deserialize(value).ok(),
+        // Another type under the same key: go through JSON, as the store would.
+        Slot::Typed(doc) => serde_json::from_str(&doc.to_json()).ok(),
+    }
 }
 
 impl Docs {
     /// Registers what the store returned for `requested`; keys it did not return are absent.
     pub fn load(&mut self, requested: &[DocKey], found: Vec<(DocKey, serde_json::Value)>) {
         for key in requested {
-            self.docs.entry(key.clone()).or_insert(None);
+            self.docs.entry(key.clone()).or_insert(Held {
+                slot: Slot::Absent,
+                dirty: false,
+            });
         }
         for (key, value) in found {
-            if !self.dirty.contains(&key) {
-                self.docs.insert(key, Some(value));
+            match self.docs.get_mut(&key) {
+                Some(held) if held.dirty => {}
+                Some(held) => held.slot = Slot::Stored(value),
+                None => {
+                    self.docs.insert(
+                        key,
+                        Held {
+                            slot: Slot::Stored(value),
+                            dirty: false,
+                        },
+                    );
+                }
             }
         }
     }
 
+    /// Holds every document of a projection that starts empty (a rebuild after its reset), so
+    /// nothing needs loading until [`Docs::clear`].
+    pub fn complete() -> Self {
+        Self {
+            complete: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether every document is held (see [`Docs::complete`]).
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
     /// Keys not loaded yet.
     pub fn missing(&self, keys: &[DocKey]) -> Vec<DocKey> {
+        if self.complete {
+            return Vec::new();
+        }
         keys.iter()
             .filter(|k| !self.docs.contains_key(*k))
             .cloned()
@@ -131,17 +220,21 @@ impl Docs {
     /// A document as its type. A document that does not parse as `T` is treated as absent:
     /// the projection wrote it, so that only happens after its shape changed, and a rebuild
     /// repairs it.
-    pub fn get<T: DeserializeOwned>(&self, key: &DocKey) -> Option<T> {
-        self.docs
-            .get(key)?
-            .as_ref()
-            .and_then(|v| T::deserialize(v).ok())
+    pub fn get<T: DeserializeOwned + Clone + 'static>(&self, key: &DocKey) -> Option<T> {
+        let slot = &self.docs.get(key)?.slot;
+        if let Slot::Typed(doc) = slot {
+            if let Some(value) = doc.as_any().downcast_ref::<T>() {
+                return Some(value.clone());
+            }
+        }
+        parse(slot)
     }
 
     /// Forgets every document and pending change.
     pub fn clear(&mut self) {
         self.docs.clear();
         self.dirty.clear();
+        self.complete = false;
     }
 
     /// Documents held, loaded or written.
@@ -153,27 +246,56 @@ impl Docs {
         self.docs.is_empty()
     }
 
-    pub fn put<T: Serialize>(&mut self, key: DocKey, value: &T) {
-        // Serializing plain data structs to a JSON tree cannot fail.
-        let value = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
-        self.docs.insert(key.clone(), Some(value));
-        self.dirty.insert(key);
+    fn set(&mut self, key: DocKey, slot: Slot) {
+        match self.docs.get_mut(&key) {
+            Some(held) => {
+                held.slot = slot;
+                if !held.dirty {
+                    held.dirty = true;
+                    self.dirty.push(key);
+                }
+            }
+            None => {
+                self.docs.insert(key.clone(), Held { slot, dirty: true });
+                self.dirty.push(key);
+            }
+        }
+    }
+
+    pub fn put<T: Document>(&mut self, key: DocKey, value: T) {
+        self.set(key, Slot::Typed(Box::new(value)));
     }
 
     pub fn delete(&mut self, key: DocKey) {
-        self.docs.insert(key.clone(), None);
-        self.dirty.insert(key);
+        self.set(key, Slot::Absent);
     }
 
-    /// Read-modify-write of one document, starting from `Default` when absent.
-    pub fn update<T: Serialize + DeserializeOwned + Default>(
+    /// Read-modify-write of one document, starting from `Default` when absent. A document
+    /// already held in its type is changed in place.
+    pub fn update<T: Document + DeserializeOwned + Default>(
         &mut self,
         key: DocKey,
         f: impl FnOnce(&mut T),
     ) {
-        let mut doc: T = self.get(&key).unwrap_or_default();
+        if let Some(held) = self.docs.get_mut(&key) {
+            if let Slot::Typed(doc) = &mut held.slot {
+                if let Some(value) = doc.as_any_mut().downcast_mut::<T>() {
+                    f(value);
+                    if !held.dirty {
+                        held.dirty = true;
+                        self.dirty.push(key);
+                    }
+                    return;
+                }
+            }
+        }
+        let mut doc: T = self
+            .docs
+            .get(&key)
+            .and_then(|held| parse(&held.slot))
+            .unwrap_or_default();
         f(&mut doc);
-        self.put(key, &doc);
+        self.put(key, doc);
     }
 
     /// The changes to commit. The documents stay as a cache for the next batch: valid as long
@@ -181,12 +303,90 @@ impl Docs {
     /// [`ReadModelStore::commit`] guarantees. After a failed commit, [`Docs::clear`] it.
     pub fn take_changes(&mut self) -> Vec<Change> {
         let dirty = std::mem::take(&mut self.dirty);
-        dirty
-            .into_iter()
-            .map(|key| match self.docs.get(&key).cloned().flatten() {
-                Some(value) => Change::Put(key, value),
-                None => Change::Delete(key),
-            })
-            .collect()
+        let mut changes = Vec::with_capacity(dirty.len());
+        for key in dirty {
+            let Some(held) = self.docs.get_mut(&key) else {
+                continue;
+            };
+            held.dirty = false;
+            let change = match &held.slot {
+                Slot::Absent => Change::Delete(key.clone()),
+                Slot::Stored(value) => Change::Put(key.clone(), value.to_string()),
+                Slot::Typed(doc) => Change::Put(key.clone(), doc.to_json()),
+            };
+            changes.push(change);
+        }
+        changes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+    struct Counter {
+        n: u32,
+    }
+
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+    struct Other {
+        n: u32,
+        label: Option<String>,
+    }
+
+    fn key(k: &str) -> DocKey {
+        DocKey::new("counter", k)
+    }
+
+    #[test]
+    fn changes_are_json_once_per_batch_and_the_documents_stay_cached() {
+        let mut docs = Docs::default();
+        docs.load(
+            &[key("a"), key("b")],
+            vec![(key("a"), serde_json::json!({ "n": 4 }))],
+        );
+        for _ in 0..3 {
+            docs.update(key("a"), |c: &mut Counter| c.n += 1);
+        }
+        docs.update(key("b"), |c: &mut Counter| c.n += 1);
+        docs.delete(key("b"));
+        let changes = docs.take_changes();
+        assert_eq!(
+            changes,
+            [
+                Change::Put(key("a"), r#"{"n":7}"#.to_owned()),
+                Change::Delete(key("b"))
+            ]
+        );
+        assert!(docs.take_changes().is_empty(), "nothing changed since");
+        assert_eq!(docs.get::<Counter>(&key("a")), Some(Counter { n: 7 }));
+        assert_eq!(docs.get::<Counter>(&key("b")), None);
+        assert_eq!(docs.missing(&[key("a"), key("c")]), [key("c")]);
+    }
+
+    #[test]
+    fn a_document_read_as_another_type_goes_through_json() {
+        let mut docs = Docs::default();
+        docs.put(key("a"), Counter { n: 2 });
+        assert_eq!(
+            docs.get::<Other>(&key("a")),
+            Some(Other { n: 2, label: None })
+        );
+        docs.update(key("a"), |o: &mut Other| o.label = Some("x".into()));
+        assert_eq!(
+            docs.take_changes(),
+            [Change::Put(key("a"), r#"{"n":2,"label":"x"}"#.to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_complete_cache_loads_nothing_until_cleared() {
+        let mut docs = Docs::complete();
+        assert!(docs.missing(&[key("a")]).is_empty());
+        assert_eq!(docs.get::<Counter>(&key("a")), None);
+        docs.clear();
+        assert!(!docs.is_complete());
+        assert_eq!(docs.missing(&[key("a")]), [key("a")]);
     }
 }

@@ -190,6 +190,14 @@ pub trait EventStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// The events at `positions` (any order, duplicates allowed), in position order; positions
+    /// not in the log are left out. One query, for reading a record whose positions an index
+    /// already knows.
+    async fn read_positions(
+        &self,
+        positions: &[GlobalPosition],
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
     /// The position of the last event, 0 for an empty log.
     async fn last_position(&self) -> Result<GlobalPosition, StoreError>;
 

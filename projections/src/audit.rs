@@ -3,12 +3,11 @@
 //! summary for the auditor.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 
 use videoamt_core::domain::events::DecodeError;
 use videoamt_core::domain::record::AppointmentRecord;
 use videoamt_core::domain::{AppointmentId, DomainEvent};
-use videoamt_core::event::{GlobalPosition, StreamId};
+use videoamt_core::event::GlobalPosition;
 use videoamt_core::readmodel::{DocKey, Docs, ReadModelStore};
 use videoamt_core::store::{EventStore, StoreError};
 
@@ -35,10 +34,17 @@ pub struct Entry {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AuditTimeline;
 
-/// One entry per document, keyed `{appointment}/{position:020}`: appending to a timeline never
-/// reads or rewrites the entries before it, and the key order is the global order.
-fn entry_key(appointment: AppointmentId, position: u64) -> DocKey {
-    DocKey::new("entry", format!("{appointment}/{position:020}"))
+/// Positions per document of a timeline.
+const WINDOW: u64 = 4096;
+
+/// A timeline is stored in pieces: one document per appointment and window of `WINDOW` global
+/// positions, keyed `{appointment}/{first position of the window:020}`. Appending rewrites only
+/// the current piece, one row holds the events of a visit that happen close together, the key
+/// order is the global order, and the pieces depend on positions alone, so a rebuild in other
+/// batch sizes writes the same documents.
+fn entries_key(appointment: AppointmentId, position: u64) -> DocKey {
+    let window = position / WINDOW * WINDOW;
+    DocKey::new("entries", format!("{appointment}/{window:020}"))
 }
 
 impl Projection for AuditTimeline {
@@ -46,8 +52,12 @@ impl Projection for AuditTimeline {
         NAME
     }
 
-    fn keys(&self, event: Recorded<'_>, _docs: &Docs) -> Vec<DocKey> {
-        owner::keys(event)
+    fn keys(&self, event: Recorded<'_>, docs: &Docs) -> Vec<DocKey> {
+        let mut keys = owner::keys(event);
+        if let Some(appointment) = owner::appointment(event, docs) {
+            keys.push(entries_key(appointment, event.envelope.global_position));
+        }
+        keys
     }
 
     fn apply(&self, event: Recorded<'_>, docs: &mut Docs) {
@@ -68,7 +78,10 @@ impl Projection for AuditTimeline {
             recorded_at: rfc3339(envelope.meta.recorded_at),
             summary: summary(event.event),
         };
-        docs.put(entry_key(appointment, envelope.global_position), &entry);
+        docs.update(
+            entries_key(appointment, envelope.global_position),
+            |entries: &mut Vec<Entry>| entries.push(entry),
+        );
     }
 }
 
@@ -86,14 +99,15 @@ pub async fn timeline(
     appointment: AppointmentId,
 ) -> Result<Option<Timeline>, StoreError> {
     let rows = models
-        .list(NAME, "entry", &format!("{appointment}/"))
+        .list(NAME, "entries", &format!("{appointment}/"))
         .await?;
     if rows.is_empty() {
         return Ok(None);
     }
     let entries = rows
         .into_iter()
-        .filter_map(|(_, value)| serde_json::from_value(value).ok())
+        .filter_map(|(_, value)| serde_json::from_value::<Vec<Entry>>(value).ok())
+        .flatten()
         .collect();
     Ok(Some(Timeline {
         appointment: appointment.to_string(),
@@ -217,20 +231,8 @@ pub async fn replay(
         .into_iter()
         .filter(|e| e.position <= as_of)
         .collect();
-    let positions: BTreeSet<GlobalPosition> = entries.iter().map(|e| e.position).collect();
-    let streams: BTreeSet<&str> = entries.iter().map(|e| e.stream.as_str()).collect();
-    let mut recorded = Vec::with_capacity(entries.len());
-    for stream in streams {
-        let Ok(stream) = StreamId::parse(stream) else {
-            continue;
-        };
-        for envelope in events.read_stream(&stream, 0).await? {
-            if positions.contains(&envelope.global_position) {
-                recorded.push(envelope);
-            }
-        }
-    }
-    recorded.sort_by_key(|e| e.global_position);
+    let positions: Vec<GlobalPosition> = entries.iter().map(|e| e.position).collect();
+    let recorded = events.read_positions(&positions).await?;
     let mut record = AppointmentRecord::default();
     for envelope in &recorded {
         let event = DomainEvent::from_payload(

@@ -74,7 +74,7 @@ pub(crate) fn remember(event: Recorded<'_>, docs: &mut Docs, appointment: Appoin
     if starts_owned_stream {
         docs.put(
             owner_key(event.envelope.stream_id.as_str()),
-            &Owner { appointment },
+            Owner { appointment },
         );
     }
 }

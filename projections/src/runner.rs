@@ -19,6 +19,9 @@ pub const BATCH: usize = 500;
 pub const REBUILD_BATCH: usize = 20_000;
 /// Documents a projection keeps cached between batches before starting over.
 const CACHE_LIMIT: usize = 100_000;
+/// The same while rebuilding: as long as the cache holds every document, nothing is read
+/// back from the store.
+const REBUILD_CACHE_LIMIT: usize = 1_000_000;
 /// Rounds of index lookups one event may need.
 const MAX_KEY_ROUNDS: usize = 4;
 
@@ -63,6 +66,7 @@ pub struct Lag {
 struct Feed {
     projection: Arc<dyn Projection>,
     docs: Docs,
+    cache_limit: usize,
     at: Option<GlobalPosition>,
 }
 
@@ -71,7 +75,17 @@ impl Feed {
         Self {
             projection,
             docs: Docs::default(),
+            cache_limit: CACHE_LIMIT,
             at: None,
+        }
+    }
+
+    /// A feed of a projection that was just reset: its cache starts out holding everything.
+    fn rebuilding(projection: Arc<dyn Projection>) -> Self {
+        Self {
+            docs: Docs::complete(),
+            cache_limit: REBUILD_CACHE_LIMIT,
+            ..Self::new(projection)
         }
     }
 
@@ -104,6 +118,15 @@ fn decode(page: &[RecordedEvent]) -> Result<Vec<(usize, DomainEvent)>, RunnerErr
     Ok(decoded)
 }
 
+/// One batch of the log, read and decoded once for every projection.
+struct Page {
+    events: Vec<RecordedEvent>,
+    decoded: Vec<(usize, DomainEvent)>,
+    /// Position and time of the last event.
+    position: GlobalPosition,
+    recorded_at: time::OffsetDateTime,
+}
+
 /// Resolves once `stop` turns true (or its sender is gone). The guard `wait_for` returns is
 /// dropped here, so the future stays `Send` for `tokio::spawn`.
 async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
@@ -113,6 +136,26 @@ async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
 impl Runner {
     pub fn new(events: Arc<dyn EventStore>, models: Arc<dyn ReadModelStore>) -> Self {
         Self { events, models }
+    }
+
+    /// Up to `batch` events after `after`; `None` at the end of the log.
+    async fn read_page(
+        &self,
+        after: GlobalPosition,
+        batch: usize,
+    ) -> Result<Option<Arc<Page>>, RunnerError> {
+        let events = self.events.read_all(after, batch).await?;
+        let Some(last) = events.last() else {
+            return Ok(None);
+        };
+        let (position, recorded_at) = (last.global_position, last.meta.recorded_at);
+        let decoded = decode(&events)?;
+        Ok(Some(Arc::new(Page {
+            events,
+            decoded,
+            position,
+            recorded_at,
+        })))
     }
 
     /// Loads `missing` keys of a projection in one query.
@@ -143,6 +186,13 @@ impl Runner {
                 event,
             })
             .collect();
+        if feed.docs.is_complete() {
+            // Nothing to load: the projection's documents are all at hand.
+            for event in events {
+                feed.projection.apply(event, &mut feed.docs);
+            }
+            return Ok(());
+        }
         for _ in 0..MAX_KEY_ROUNDS {
             let mut wanted: Vec<DocKey> = events
                 .iter()
@@ -183,22 +233,15 @@ impl Runner {
         let Some(from) = feeds.iter().filter_map(|f| f.at).min() else {
             return Ok(0);
         };
-        let page = self.events.read_all(from, batch).await?;
-        let Some(last) = page.last() else {
+        let Some(page) = self.read_page(from, batch).await? else {
             return Ok(0);
         };
-        let decoded = Arc::new(decode(&page)?);
-        let read = page.len();
-        let (position, recorded_at) = (last.global_position, last.meta.recorded_at);
-        let page = Arc::new(page);
         // Each projection folds and commits in its own task, so folds use every core.
         let mut tasks = Vec::with_capacity(feeds.len());
         for mut feed in std::mem::take(feeds) {
-            let (runner, page, decoded) = (self.clone(), page.clone(), decoded.clone());
+            let (runner, page) = (self.clone(), page.clone());
             tasks.push(tokio::spawn(async move {
-                let outcome = runner
-                    .fold_and_commit(&mut feed, &page, &decoded, position, recorded_at)
-                    .await;
+                let outcome = runner.fold_and_commit(&mut feed, &page).await;
                 if outcome.is_err() {
                     feed.reset();
                 }
@@ -221,34 +264,28 @@ impl Runner {
         }
         match failure {
             Some(e) => Err(e),
-            None => Ok(read),
+            None => Ok(page.events.len()),
         }
     }
 
-    async fn fold_and_commit(
-        &self,
-        feed: &mut Feed,
-        page: &[RecordedEvent],
-        decoded: &[(usize, DomainEvent)],
-        position: GlobalPosition,
-        recorded_at: time::OffsetDateTime,
-    ) -> Result<(), RunnerError> {
+    async fn fold_and_commit(&self, feed: &mut Feed, page: &Page) -> Result<(), RunnerError> {
         let after = feed.at.unwrap_or_default();
+        let position = page.position;
         if after >= position {
             return Ok(());
         }
-        self.fold(feed, page, decoded, after).await?;
+        self.fold(feed, &page.events, &page.decoded, after).await?;
         let to = ProjectionCheckpoint {
             projection: feed.projection.name().to_owned(),
             position,
-            event_recorded_at: Some(recorded_at),
+            event_recorded_at: Some(page.recorded_at),
         };
         let changes = feed.docs.take_changes();
         self.models
             .commit(feed.projection.name(), after, to, changes)
             .await?;
         feed.at = Some(position);
-        if feed.docs.len() > CACHE_LIMIT {
+        if feed.docs.len() > feed.cache_limit {
             feed.docs.clear();
         }
         Ok(())
@@ -272,24 +309,80 @@ impl Runner {
     }
 
     /// Drops the projections' documents and folds the whole log again; `progress` hears the
-    /// position reached after every batch.
+    /// position all projections have committed, after every batch.
+    ///
+    /// One reader and one task per projection, joined by short queues: each projection folds
+    /// and commits at its own pace, so one projection's commit overlaps the others' folds and
+    /// the next read, and the slowest sets the pace.
     pub async fn rebuild(
         &self,
         projections: &[Arc<dyn Projection>],
         mut progress: impl FnMut(GlobalPosition),
     ) -> Result<u64, RunnerError> {
+        use std::sync::atomic::{AtomicU64, Ordering};
         for p in projections {
             self.models.reset(p.name()).await?;
         }
-        let mut feeds: Vec<Feed> = projections.iter().cloned().map(Feed::new).collect();
-        let mut read = 0;
-        loop {
-            let n = self.step(&mut feeds, REBUILD_BATCH).await?;
-            if n == 0 {
-                return Ok(read);
+        let committed: Arc<Vec<AtomicU64>> =
+            Arc::new(projections.iter().map(|_| AtomicU64::new(0)).collect());
+        let mut queues = Vec::with_capacity(projections.len());
+        let mut tasks = Vec::with_capacity(projections.len());
+        for (i, projection) in projections.iter().enumerate() {
+            let (queue, mut pages) = tokio::sync::mpsc::channel::<Arc<Page>>(2);
+            let (runner, committed) = (self.clone(), committed.clone());
+            let mut feed = Feed::rebuilding(projection.clone());
+            feed.at = Some(0);
+            tasks.push(tokio::spawn(async move {
+                while let Some(page) = pages.recv().await {
+                    runner.fold_and_commit(&mut feed, &page).await?;
+                    committed[i].store(page.position, Ordering::Release);
+                }
+                Ok::<(), RunnerError>(())
+            }));
+            queues.push(queue);
+        }
+        let slowest = |c: &[AtomicU64]| {
+            c.iter()
+                .map(|p| p.load(Ordering::Acquire))
+                .min()
+                .unwrap_or_default()
+        };
+        let (mut after, mut read, mut failure) = (0, 0, None);
+        'pages: loop {
+            let page = match self.read_page(after, REBUILD_BATCH).await {
+                Ok(Some(page)) => page,
+                Ok(None) => break,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            after = page.position;
+            read += page.events.len() as u64;
+            for queue in &queues {
+                // A closed queue means that projection failed; its task tells why.
+                if queue.send(page.clone()).await.is_err() {
+                    break 'pages;
+                }
             }
-            read += n as u64;
-            progress(feeds.iter().filter_map(|f| f.at).min().unwrap_or_default());
+            progress(slowest(&committed));
+        }
+        drop(queues);
+        for task in tasks {
+            let outcome = match task.await {
+                Ok(outcome) => outcome,
+                Err(e) => Err(RunnerError::Task(e.to_string())),
+            };
+            if let Err(e) = outcome {
+                failure.get_or_insert(e);
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => {
+                progress(slowest(&committed));
+                Ok(read)
+            }
         }
     }
 

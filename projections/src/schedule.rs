@@ -157,8 +157,8 @@ impl Projection for ClerkSchedule {
                 clerk: None,
                 invited_by: e.invited_by.clone(),
             };
-            docs.put(entry_key(key.clone()), &entry);
-            docs.put(place_key(appointment), &Place { entry: key });
+            docs.put(entry_key(key.clone()), entry);
+            docs.put(place_key(appointment), Place { entry: key });
             return;
         }
         let Some(place) = docs.get::<Place>(&place_key(appointment)) else {
@@ -177,8 +177,8 @@ impl Projection for ClerkSchedule {
                 entry.start = crate::audit::rfc3339(e.start);
                 entry.end = crate::audit::rfc3339(e.end);
                 docs.delete(key);
-                docs.put(entry_key(moved.clone()), &entry);
-                docs.put(place_key(appointment), &Place { entry: moved });
+                docs.put(entry_key(moved.clone()), entry);
+                docs.put(place_key(appointment), Place { entry: moved });
                 return;
             }
             DomainEvent::AppointmentCancelled(_) => entry.status = VisitStatus::Cancelled,
@@ -193,7 +193,7 @@ impl Projection for ClerkSchedule {
             }
             _ => return,
         }
-        docs.put(key, &entry);
+        docs.put(key, entry);
     }
 }
 

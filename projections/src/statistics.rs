@@ -182,11 +182,11 @@ impl Projection for PilotStatistics {
         }
         if facts.bucket.is_some() || finalizes(event.event) {
             if let Some(bucket) = self.bucket_of(event, &facts, appointment) {
-                docs.put(DocKey::new("row", bucket.clone()), &facts.visit);
+                docs.put(DocKey::new("row", bucket.clone()), facts.visit.clone());
                 facts.bucket = Some(bucket);
             }
         }
-        docs.put(facts_key(appointment), &facts);
+        docs.put(facts_key(appointment), facts);
     }
 }
 

@@ -64,7 +64,7 @@ impl Projection for WaitingRoom {
             );
             docs.put(
                 place_key(stream),
-                &Place {
+                Place {
                     key,
                     appointment: e.appointment.to_string(),
                 },

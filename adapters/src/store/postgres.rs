@@ -654,6 +654,23 @@ impl EventStore for PostgresStore {
         decode(rows)
     }
 
+    async fn read_positions(
+        &self,
+        positions: &[GlobalPosition],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let wanted: Vec<i64> = positions.iter().map(|p| to_i64(*p)).collect();
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events \
+                 WHERE global_position = ANY($1) ORDER BY global_position"
+            ))
+            .await
+            .map_err(store_err)?;
+        let rows = client.query(&stmt, &[&wanted]).await.map_err(store_err)?;
+        decode(rows)
+    }
+
     async fn last_position(&self) -> Result<GlobalPosition, StoreError> {
         let client = self.client().await?;
         last_position(&client).await
@@ -1016,7 +1033,7 @@ impl ReadModelStore for PostgresStore {
                 Change::Put(k, v) => {
                     put_kinds.push(k.kind.as_str());
                     put_keys.push(k.key.as_str());
-                    put_values.push(v);
+                    put_values.push(v.as_str());
                 }
                 Change::Delete(k) => {
                     del_kinds.push(k.kind.as_str());
@@ -1027,7 +1044,7 @@ impl ReadModelStore for PostgresStore {
         if !put_keys.is_empty() {
             tx.execute(
                 "INSERT INTO read_models (projection, kind, key, value) \
-                 SELECT $1, k, n, v FROM unnest($2::text[], $3::text[], $4::jsonb[]) AS u(k, n, v) \
+                 SELECT $1, k, n, v::jsonb FROM unnest($2::text[], $3::text[], $4::text[]) AS u(k, n, v) \
                  ON CONFLICT (projection, kind, key) DO UPDATE SET value = excluded.value",
                 &[&projection, &put_kinds, &put_keys, &put_values],
             )

@@ -100,6 +100,9 @@ struct Inner {
     path: PathBuf,
     writer: mpsc::Sender<WriteRequest>,
     readers: Mutex<Vec<Connection>>,
+    /// Read-model commits queue here rather than in SQLite's busy handler, which sleeps in
+    /// growing steps while another commit holds the write lock.
+    model_writes: Mutex<()>,
     head: watch::Sender<GlobalPosition>,
 }
 
@@ -136,6 +139,7 @@ impl SqliteStore {
                 path,
                 writer: tx,
                 readers: Mutex::new(Vec::new()),
+                model_writes: Mutex::new(()),
                 head,
             }),
         })
@@ -441,6 +445,26 @@ impl EventStore for SqliteStore {
         .await
     }
 
+    async fn read_positions(
+        &self,
+        positions: &[GlobalPosition],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        // A JSON array of integers bound as one parameter: no statement per length.
+        let wanted = serde_json::to_string(positions).map_err(store_err)?;
+        self.with_reader(move |conn| {
+            query_events(
+                conn,
+                &format!(
+                    "SELECT {EVENT_COLUMNS} FROM events \
+                     WHERE global_position IN (SELECT value FROM json_each(?1)) \
+                     ORDER BY global_position"
+                ),
+                params![wanted],
+            )
+        })
+        .await
+    }
+
     async fn last_position(&self) -> Result<GlobalPosition, StoreError> {
         self.with_reader(last_position).await
     }
@@ -675,7 +699,12 @@ impl ReadModelStore for SqliteStore {
         changes: Vec<Change>,
     ) -> Result<(), ReadModelError> {
         let projection = projection.to_owned();
+        let inner = self.inner.clone();
         self.with_reader(move |conn| {
+            let _queued = inner
+                .model_writes
+                .lock()
+                .map_err(|_| store_err("read-model write lock poisoned"))?;
             conn.execute_batch("BEGIN IMMEDIATE").map_err(store_err)?;
             let result = apply_changes(conn, &projection, from, &to, &changes);
             let end = if matches!(result, Ok(Ok(()))) {
@@ -761,7 +790,7 @@ fn apply_changes(
     for change in changes {
         match change {
             Change::Put(key, value) => {
-                put.execute(params![projection, key.kind, key.key, value.to_string()])
+                put.execute(params![projection, key.kind, key.key, value])
                     .map_err(store_err)?;
             }
             Change::Delete(key) => {

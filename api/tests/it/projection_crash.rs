@@ -101,16 +101,23 @@ async fn a_killed_runner_resumes_without_applying_twice_or_skipping() {
             p.name()
         );
     }
-    // Every event of the generated log belongs to an appointment: one timeline entry each.
-    let entries = store
+    // Every event of the generated log belongs to an appointment: one timeline entry each,
+    // none twice.
+    let mut positions: Vec<u64> = store
         .dump(audit::NAME)
         .await
         .expect("dump")
         .into_iter()
-        .filter(|(key, _)| key.kind == "entry")
-        .count();
+        .filter(|(key, _)| key.kind == "entries")
+        .flat_map(|(_, value)| {
+            serde_json::from_value::<Vec<audit::Entry>>(value).expect("timeline piece")
+        })
+        .map(|entry| entry.position)
+        .collect();
+    positions.sort_unstable();
     assert_eq!(
-        entries as u64, head,
+        positions,
+        (1..=head).collect::<Vec<_>>(),
         "timeline entries against events in the log"
     );
 
