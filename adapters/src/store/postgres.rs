@@ -673,7 +673,13 @@ impl EventStore for PostgresStore {
 
     async fn last_position(&self) -> Result<GlobalPosition, StoreError> {
         let client = self.client().await?;
-        last_position(&client).await
+        // Prepared once per connection: a plain query costs a second round trip.
+        let stmt = client
+            .prepare_cached("SELECT last FROM event_position")
+            .await
+            .map_err(store_err)?;
+        let row = client.query_one(&stmt, &[]).await.map_err(store_err)?;
+        Ok(to_u64(row.try_get(0).map_err(store_err)?))
     }
 
     fn subscribe(&self, after: GlobalPosition) -> EventStream {
@@ -916,11 +922,14 @@ fn doc_rows(rows: &[Row]) -> Result<Vec<(DocKey, serde_json::Value)>, StoreError
 impl ReadModelStore for PostgresStore {
     async fn checkpoint(&self, projection: &str) -> Result<ProjectionCheckpoint, StoreError> {
         let client = self.client().await?;
-        let row = client
-            .query_opt(
+        let stmt = client
+            .prepare_cached(
                 "SELECT position, event_recorded_at FROM projection_checkpoints WHERE projection = $1",
-                &[&projection],
             )
+            .await
+            .map_err(store_err)?;
+        let row = client
+            .query_opt(&stmt, &[&projection])
             .await
             .map_err(store_err)?;
         checkpoint_of(projection, row.as_ref())
@@ -955,13 +964,16 @@ impl ReadModelStore for PostgresStore {
         let client = self.client().await?;
         let kinds: Vec<&str> = keys.iter().map(|k| k.kind.as_str()).collect();
         let names: Vec<&str> = keys.iter().map(|k| k.key.as_str()).collect();
-        let rows = client
-            .query(
+        let stmt = client
+            .prepare_cached(
                 "SELECT r.kind, r.key, r.value FROM unnest($2::text[], $3::text[]) AS k(kind, key) \
                  CROSS JOIN LATERAL (SELECT kind, key, value FROM read_models \
                  WHERE projection = $1 AND kind = k.kind AND key = k.key LIMIT 1) AS r",
-                &[&projection, &kinds, &names],
             )
+            .await
+            .map_err(store_err)?;
+        let rows = client
+            .query(&stmt, &[&projection, &kinds, &names])
             .await
             .map_err(store_err)?;
         doc_rows(&rows)
@@ -975,12 +987,15 @@ impl ReadModelStore for PostgresStore {
     ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
         let client = self.client().await?;
         let high = format!("{prefix}\u{10FFFF}");
-        let rows = client
-            .query(
+        let stmt = client
+            .prepare_cached(
                 "SELECT key, value FROM read_models WHERE projection = $1 AND kind = $2 \
                  AND key >= $3 AND key < $4 ORDER BY key COLLATE \"C\"",
-                &[&projection, &kind, &prefix, &high],
             )
+            .await
+            .map_err(store_err)?;
+        let rows = client
+            .query(&stmt, &[&projection, &kind, &prefix, &high])
             .await
             .map_err(store_err)?;
         rows.iter()
