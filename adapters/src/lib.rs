@@ -5,4 +5,5 @@
 //! all of them.
 
 pub mod bus;
+pub mod keys;
 pub mod store;

@@ -21,6 +21,7 @@
 
 pub mod domain;
 pub mod event;
+pub mod keys;
 pub mod readmodel;
 pub mod store;
 pub mod tenant;

@@ -91,7 +91,7 @@ impl VerifyReport {
 
 /// A store plus its read models and the operations the `videoamt store` commands need.
 #[async_trait::async_trait]
-pub trait AdminStore: EventStore + ReadModelStore {
+pub trait AdminStore: EventStore + ReadModelStore + crate::keys::WrappedKeys {
     async fn stats(&self) -> Result<StoreStats, StoreError>;
     async fn verify(&self) -> Result<VerifyReport, StoreError>;
 }

@@ -131,6 +131,23 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     END $$;
     "#,
     ),
+    (
+        3,
+        "wrapped data keys of data subjects",
+        r#"
+    CREATE TABLE subject_keys (
+        subject   uuid        PRIMARY KEY,
+        wrapped   bytea       NOT NULL,
+        issued_at timestamptz NOT NULL DEFAULT now()
+    );
+    DO $$
+    BEGIN
+        IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'videoamt_app') THEN
+            GRANT SELECT, INSERT, DELETE ON subject_keys TO videoamt_app;
+        END IF;
+    END $$;
+    "#,
+    ),
 ];
 
 const EVENT_COLUMNS: &str = "global_position, stream_id, stream_version, event_id, event_type, \
@@ -1115,5 +1132,52 @@ impl ReadModelStore for PostgresStore {
             .await
             .map_err(store_err)?;
         doc_rows(&rows)
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::keys::WrappedKeys for PostgresStore {
+    async fn insert_wrapped_key(
+        &self,
+        subject: videoamt_core::domain::SubjectId,
+        wrapped: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO subject_keys (subject, wrapped) VALUES ($1, $2) \
+                 ON CONFLICT (subject) DO NOTHING",
+                &[&subject.0, &wrapped],
+            )
+            .await
+            .map(|_| ())
+            .map_err(store_err)
+    }
+
+    async fn wrapped_key(
+        &self,
+        subject: videoamt_core::domain::SubjectId,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT wrapped FROM subject_keys WHERE subject = $1",
+                &[&subject.0],
+            )
+            .await
+            .map_err(store_err)?;
+        row.map(|r| r.try_get(0).map_err(store_err)).transpose()
+    }
+
+    async fn delete_wrapped_key(
+        &self,
+        subject: videoamt_core::domain::SubjectId,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM subject_keys WHERE subject = $1", &[&subject.0])
+            .await
+            .map(|n| n > 0)
+            .map_err(store_err)
     }
 }

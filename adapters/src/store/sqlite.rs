@@ -80,6 +80,17 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     ) STRICT;
     "#,
     ),
+    (
+        3,
+        "wrapped data keys of data subjects",
+        r#"
+    CREATE TABLE subject_keys (
+        subject   BLOB NOT NULL PRIMARY KEY,
+        wrapped   BLOB NOT NULL,
+        issued_at TEXT NOT NULL
+    ) STRICT;
+    "#,
+    ),
 ];
 
 /// The triggers `verify` insists on.
@@ -189,6 +200,10 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(store_err)?;
     conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(store_err)?;
+    // Deleted content is overwritten, not left in free pages: a destroyed data key or a
+    // scrubbed read-model row must not survive in the file.
+    conn.pragma_update(None, "secure_delete", "ON")
         .map_err(store_err)?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
@@ -813,4 +828,56 @@ fn apply_changes(
     )
     .map_err(store_err)?;
     Ok(Ok(()))
+}
+
+#[async_trait::async_trait]
+impl crate::keys::WrappedKeys for SqliteStore {
+    async fn insert_wrapped_key(
+        &self,
+        subject: videoamt_core::domain::SubjectId,
+        wrapped: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.with_reader(move |conn| {
+            conn.execute(
+                "INSERT INTO subject_keys (subject, wrapped, issued_at) \
+                 VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) \
+                 ON CONFLICT (subject) DO NOTHING",
+                params![subject.0.as_bytes().as_slice(), wrapped],
+            )
+            .map(|_| ())
+            .map_err(store_err)
+        })
+        .await
+    }
+
+    async fn wrapped_key(
+        &self,
+        subject: videoamt_core::domain::SubjectId,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with_reader(move |conn| {
+            conn.query_row(
+                "SELECT wrapped FROM subject_keys WHERE subject = ?1",
+                [subject.0.as_bytes().as_slice()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(store_err)
+        })
+        .await
+    }
+
+    async fn delete_wrapped_key(
+        &self,
+        subject: videoamt_core::domain::SubjectId,
+    ) -> Result<bool, StoreError> {
+        self.with_reader(move |conn| {
+            conn.execute(
+                "DELETE FROM subject_keys WHERE subject = ?1",
+                [subject.0.as_bytes().as_slice()],
+            )
+            .map(|n| n > 0)
+            .map_err(store_err)
+        })
+        .await
+    }
 }

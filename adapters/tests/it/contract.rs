@@ -2,6 +2,10 @@
 //! `contract_suite!` macro at the bottom: only opening a fresh database and issuing raw SQL
 //! differ per backend.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use videoamt_core::keys::Sealed;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -356,6 +360,94 @@ pub(crate) async fn reads_by_positions<B: Backend>(b: &B) {
     assert!(store.read_positions(&[]).await.expect("read").is_empty());
 }
 
+/// Crypto-shredding on the store's key table: seal and open, tampering reported, destroying
+/// the key is final and turns every sealed value into `Erased`.
+pub(crate) async fn data_keys_seal_open_and_shred<B: Backend>(b: &B) {
+    use videoamt_adapters::keys::{Kek, Keyring};
+    use videoamt_core::domain::SubjectId;
+    use videoamt_core::keys::{KeyError, KeyStore, Opened};
+
+    let store = b.open().await;
+    let keyring = Keyring::new(Kek::from_secret(&[7u8; 32]), store.clone());
+    let (erika, max) = (
+        SubjectId(uuid::Uuid::now_v7()),
+        SubjectId(uuid::Uuid::now_v7()),
+    );
+    let canary = "Erika Mustermann canary-7f3a";
+    assert!(matches!(
+        keyring.seal(erika, canary.as_bytes()).await,
+        Err(KeyError::NoKey(s)) if s == erika
+    ));
+    keyring.issue(erika).await.expect("issue");
+    keyring.issue(max).await.expect("issue");
+    let sealed = keyring.seal(erika, canary.as_bytes()).await.expect("seal");
+    // Issuing again keeps the key: what was sealed still opens.
+    keyring.issue(erika).await.expect("issue twice");
+    assert_eq!(
+        keyring.open(&sealed).await.expect("open"),
+        Opened::Plain(canary.as_bytes().to_vec())
+    );
+    let json = serde_json::to_string(&sealed).expect("json");
+    assert!(!json.contains("Erika") && !json.contains("canary"));
+    assert_eq!(sealed.fingerprint, keyring.fingerprint(canary.as_bytes()));
+    assert_ne!(
+        keyring
+            .seal(erika, canary.as_bytes())
+            .await
+            .expect("seal")
+            .sealed,
+        sealed.sealed,
+        "a fresh nonce each time"
+    );
+
+    // A flipped byte, a changed fingerprint or another subject: reported, not accepted.
+    let mut bytes = B64.decode(&sealed.sealed).expect("base64");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let flipped = Sealed {
+        sealed: B64.encode(&bytes),
+        ..sealed.clone()
+    };
+    let refiled = Sealed {
+        fingerprint: keyring.fingerprint(b"someone else"),
+        ..sealed.clone()
+    };
+    let moved = Sealed {
+        subject: max,
+        ..sealed.clone()
+    };
+    for tampered in [flipped, refiled, moved] {
+        assert!(matches!(
+            keyring.open(&tampered).await,
+            Err(KeyError::Tampered { .. })
+        ));
+    }
+
+    // Another KEK cannot open the wrapped key: an error, never a silent `Erased`.
+    let stranger = Keyring::new(Kek::from_secret(&[8u8; 32]), store.clone());
+    assert!(matches!(
+        stranger.open(&sealed).await,
+        Err(KeyError::Kek(_))
+    ));
+
+    assert!(keyring.destroy(erika).await.expect("destroy"));
+    assert!(!keyring.holds(erika).await.expect("holds"));
+    assert_eq!(keyring.open(&sealed).await.expect("open"), Opened::Erased);
+    assert!(
+        !keyring.destroy(erika).await.expect("destroy again"),
+        "final"
+    );
+    keyring.issue(erika).await.expect("a new key");
+    assert!(
+        matches!(keyring.open(&sealed).await, Err(KeyError::Tampered { .. })),
+        "a new key does not bring the old values back"
+    );
+    assert!(
+        keyring.holds(max).await.expect("holds"),
+        "others keep theirs"
+    );
+}
+
 /// The failure of Marten's async daemon (issue 3321): under concurrent writers a reader that
 /// trusts `position > checkpoint` must still see every event exactly once, in order.
 pub(crate) async fn live_subscriber_misses_nothing<B: Backend>(b: &B) {
@@ -571,7 +663,7 @@ pub(crate) async fn migrations_run_once_even_when_processes_start_together<B: Ba
     let (first, second, third) = tokio::join!(b.open(), b.open(), b.open());
     for store in [&first, &second, &third] {
         let stats = store.stats().await.expect("stats");
-        assert_eq!(stats.schema_version, 2);
+        assert_eq!(stats.schema_version, 3);
         assert_eq!((stats.events, stats.last_position), (0, 0));
     }
     first
@@ -589,7 +681,7 @@ pub(crate) async fn migrations_run_once_even_when_processes_start_together<B: Ba
     // One row per migration: a no-op UPDATE reports the rows it matched.
     assert_eq!(
         b.raw_sql("UPDATE schema_migrations SET name = name").await,
-        Ok(2)
+        Ok(3)
     );
 }
 
@@ -710,6 +802,7 @@ macro_rules! contract_suite {
             retry_is_idempotent,
             reads_are_ordered_and_complete,
             reads_by_positions,
+            data_keys_seal_open_and_shred,
             live_subscriber_misses_nothing,
             subscription_resumes_from_checkpoint,
             database_refuses_update_and_delete,

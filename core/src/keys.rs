@@ -1,0 +1,86 @@
+//! The key store port: one data key per data subject, and erasure by destroying it.
+//!
+//! Personal values are sealed with their subject's key (AEAD). A sealed value names its subject
+//! and carries a keyed fingerprint of the plaintext, so that a verifier can later search every
+//! table for the plaintext without holding it. Once the key is destroyed the value opens as
+//! [`Opened::Erased`]: readers show "[gelöscht]", they never fail.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::SubjectId;
+use crate::store::StoreError;
+
+/// What a reader shows in place of an erased value.
+pub const ERASED_TEXT: &str = "[gelöscht]";
+
+/// A personal value as it is stored: ciphertext, never the plaintext.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealed {
+    pub subject: SubjectId,
+    /// Keyed fingerprint of the plaintext (see [`KeyStore::fingerprint`]).
+    pub fingerprint: String,
+    /// Nonce, ciphertext and tag, base64. Subject and fingerprint are authenticated with it.
+    pub sealed: String,
+}
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealed")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The result of opening a sealed value.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Opened {
+    Plain(Vec<u8>),
+    /// The subject's key is destroyed: the value is gone for good.
+    Erased,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Plain(_) => f.write_str("Plain(‹redacted›)"),
+            Self::Erased => f.write_str("Erased"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The value does not authenticate under its subject's key: changed after sealing.
+    #[error("sealed value of subject {subject} was tampered with")]
+    Tampered { subject: SubjectId },
+    /// Sealing for a subject that has no key (never issued, or destroyed).
+    #[error("subject {0} has no data key")]
+    NoKey(SubjectId),
+    #[error("key-encryption key: {0}")]
+    Kek(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[async_trait::async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Creates the subject's data key; issuing twice keeps the first key.
+    async fn issue(&self, subject: SubjectId) -> Result<(), KeyError>;
+
+    /// Destroys the subject's key, finally; `false` if there was none (already destroyed).
+    async fn destroy(&self, subject: SubjectId) -> Result<bool, KeyError>;
+
+    /// Whether the subject's key exists.
+    async fn holds(&self, subject: SubjectId) -> Result<bool, KeyError>;
+
+    /// Seals `plaintext` with the subject's key.
+    async fn seal(&self, subject: SubjectId, plaintext: &[u8]) -> Result<Sealed, KeyError>;
+
+    /// Opens a sealed value: its plaintext, `Erased` when the key is gone, `Tampered` when it
+    /// does not authenticate.
+    async fn open(&self, sealed: &Sealed) -> Result<Opened, KeyError>;
+
+    /// The keyed fingerprint of a plaintext, as recorded in [`Sealed::fingerprint`]. It does
+    /// not depend on the subject's key, so it can still be computed after erasure.
+    fn fingerprint(&self, plaintext: &[u8]) -> String;
+}
