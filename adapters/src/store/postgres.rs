@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Row, Statement};
 use uuid::Uuid;
+use videoamt_core::domain::SubjectId;
 use videoamt_core::event::{
     EventType, GlobalPosition, Payload, RecordedEvent, StreamId, StreamVersion,
 };
@@ -1139,7 +1140,7 @@ impl ReadModelStore for PostgresStore {
 impl crate::keys::WrappedKeys for PostgresStore {
     async fn insert_wrapped_key(
         &self,
-        subject: videoamt_core::domain::SubjectId,
+        subject: SubjectId,
         wrapped: Vec<u8>,
     ) -> Result<(), StoreError> {
         let client = self.client().await?;
@@ -1154,10 +1155,7 @@ impl crate::keys::WrappedKeys for PostgresStore {
             .map_err(store_err)
     }
 
-    async fn wrapped_key(
-        &self,
-        subject: videoamt_core::domain::SubjectId,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn wrapped_key(&self, subject: SubjectId) -> Result<Option<Vec<u8>>, StoreError> {
         let client = self.client().await?;
         let row = client
             .query_opt(
@@ -1169,10 +1167,7 @@ impl crate::keys::WrappedKeys for PostgresStore {
         row.map(|r| r.try_get(0).map_err(store_err)).transpose()
     }
 
-    async fn delete_wrapped_key(
-        &self,
-        subject: videoamt_core::domain::SubjectId,
-    ) -> Result<bool, StoreError> {
+    async fn delete_wrapped_key(&self, subject: SubjectId) -> Result<bool, StoreError> {
         let client = self.client().await?;
         client
             .execute("DELETE FROM subject_keys WHERE subject = $1", &[&subject.0])

@@ -13,6 +13,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use uuid::Uuid;
+use videoamt_core::domain::SubjectId;
 use videoamt_core::event::{GlobalPosition, Payload, RecordedEvent, StreamId, StreamVersion};
 use videoamt_core::readmodel::{
     Change, DocKey, ProjectionCheckpoint, ReadModelError, ReadModelStore,
@@ -834,7 +835,7 @@ fn apply_changes(
 impl crate::keys::WrappedKeys for SqliteStore {
     async fn insert_wrapped_key(
         &self,
-        subject: videoamt_core::domain::SubjectId,
+        subject: SubjectId,
         wrapped: Vec<u8>,
     ) -> Result<(), StoreError> {
         self.with_reader(move |conn| {
@@ -850,10 +851,7 @@ impl crate::keys::WrappedKeys for SqliteStore {
         .await
     }
 
-    async fn wrapped_key(
-        &self,
-        subject: videoamt_core::domain::SubjectId,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn wrapped_key(&self, subject: SubjectId) -> Result<Option<Vec<u8>>, StoreError> {
         self.with_reader(move |conn| {
             conn.query_row(
                 "SELECT wrapped FROM subject_keys WHERE subject = ?1",
@@ -866,10 +864,7 @@ impl crate::keys::WrappedKeys for SqliteStore {
         .await
     }
 
-    async fn delete_wrapped_key(
-        &self,
-        subject: videoamt_core::domain::SubjectId,
-    ) -> Result<bool, StoreError> {
+    async fn delete_wrapped_key(&self, subject: SubjectId) -> Result<bool, StoreError> {
         self.with_reader(move |conn| {
             conn.execute(
                 "DELETE FROM subject_keys WHERE subject = ?1",
