@@ -1,6 +1,10 @@
 //! The command bus: loads the streams a command names, lets core decide, and appends the
 //! decision to all of them in one atomic batch, each guarded by the version it read.
 //!
+//! Before anything is stored, every personal value of the decision is sealed with its data
+//! subject's key (issued here when the decision starts a subject), so the log never holds
+//! personal data in the clear.
+//!
 //! A version conflict means someone else wrote in between; the bus reloads and decides again,
 //! a bounded number of times. The caller gets either the domain's refusal (unchanged) or the
 //! positions of what was written.
@@ -13,10 +17,13 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::DecodeError;
-use videoamt_core::domain::{Context, Decision, DomainError, DomainEvent, Histories, encode};
+use videoamt_core::domain::{
+    Context, Decision, DomainError, DomainEvent, Histories, Personal, data_subject, encode,
+};
 use videoamt_core::event::{
     Actor, EventMetadata, GlobalPosition, InvalidInput, NewEvent, StreamId, StreamVersion, TenantId,
 };
+use videoamt_core::keys::{KeyError, KeyStore};
 use videoamt_core::store::{
     AppendBatch, AppendError, EventStore, ExpectedVersion, StoreError, StreamAppend,
 };
@@ -63,13 +70,26 @@ pub enum BusError {
     Invalid(#[from] InvalidInput),
     #[error("the command names more than {MAX_STREAMS} streams")]
     TooManyStreams,
+    /// A personal value could not be sealed (no key, or no subject to seal it for).
+    #[error("personal data cannot be sealed: {0}")]
+    Sealing(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<KeyError> for BusError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Store(e) => Self::Store(e),
+            other => Self::Sealing(other.to_string()),
+        }
+    }
 }
 
 #[derive(Clone)]
 pub struct CommandBus {
     store: Arc<dyn EventStore>,
+    keys: Arc<dyn KeyStore>,
     tenants: Arc<BTreeMap<TenantId, Tenant>>,
 }
 
@@ -82,10 +102,15 @@ impl std::fmt::Debug for CommandBus {
 }
 
 impl CommandBus {
-    pub fn new(store: Arc<dyn EventStore>, tenants: impl IntoIterator<Item = Tenant>) -> Self {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        keys: Arc<dyn KeyStore>,
+        tenants: impl IntoIterator<Item = Tenant>,
+    ) -> Self {
         let tenants = tenants.into_iter().map(|t| (t.id.clone(), t)).collect();
         Self {
             store,
+            keys,
             tenants: Arc::new(tenants),
         }
     }
@@ -96,6 +121,10 @@ impl CommandBus {
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.store
+    }
+
+    pub fn keys(&self) -> &Arc<dyn KeyStore> {
+        &self.keys
     }
 
     pub async fn execute(&self, command: &Command, issued: &Issued) -> Result<Executed, BusError> {
@@ -109,7 +138,8 @@ impl CommandBus {
         };
         for attempt in 1..=MAX_ATTEMPTS {
             let (histories, versions) = self.load(command, &ctx).await?;
-            let decision = command.decide(&histories, &ctx)?;
+            let mut decision = command.decide(&histories, &ctx)?;
+            self.seal(&mut decision, &histories).await?;
             if decision.is_empty() {
                 return Ok(Executed {
                     positions: vec![],
@@ -135,6 +165,49 @@ impl CommandBus {
             }
         }
         Err(BusError::Contention(MAX_ATTEMPTS))
+    }
+
+    /// Issues the keys of subjects the decision starts, then seals every plain personal value
+    /// with the key of its stream's subject, one key lookup per subject.
+    async fn seal(&self, decision: &mut Decision, loaded: &Histories) -> Result<(), BusError> {
+        for (_, event) in decision.iter() {
+            if let DomainEvent::SubjectKeyIssued(e) = event {
+                // Issuing keeps an existing key, so a retried decision issues nothing new.
+                self.keys.issue(e.subject).await?;
+            }
+        }
+        let subjects: Vec<_> = decision
+            .iter()
+            .map(|(stream, _)| data_subject(stream, loaded, decision))
+            .collect();
+        let mut by_subject: BTreeMap<_, Vec<&mut Personal>> = BTreeMap::new();
+        for ((stream, event), subject) in decision.iter_mut().zip(subjects) {
+            let plain: Vec<_> = event
+                .personal_mut()
+                .into_iter()
+                .filter(|p| matches!(p, Personal::Plain(_)))
+                .collect();
+            if plain.is_empty() {
+                continue;
+            }
+            let subject = subject
+                .ok_or_else(|| BusError::Sealing(format!("stream {stream} names no subject")))?;
+            by_subject.entry(subject).or_default().extend(plain);
+        }
+        for (subject, values) in by_subject {
+            let texts: Vec<&[u8]> = values
+                .iter()
+                .map(|p| match p {
+                    Personal::Plain(t) => t.as_bytes(),
+                    Personal::Sealed(_) => &[],
+                })
+                .collect();
+            let sealed = self.keys.seal_all(subject, &texts).await?;
+            for (value, sealed) in values.into_iter().zip(sealed) {
+                *value = Personal::Sealed(sealed);
+            }
+        }
+        Ok(())
     }
 
     /// Loads the streams the command names, in rounds, with the version each was read at.

@@ -61,6 +61,11 @@ impl Kek {
         }
     }
 
+    /// A random KEK that lives only in memory: for throw-away stores and tests.
+    pub fn ephemeral() -> Result<Self, KeyError> {
+        Ok(Self::from_secret(&random()?))
+    }
+
     fn parse(text: &str, origin: &str) -> Result<Self, KeyError> {
         let bytes = B64
             .decode(text.trim())
@@ -221,6 +226,14 @@ impl<K: WrappedKeys + ?Sized> Keyring<K> {
         Self { kek, keys }
     }
 
+    /// A key ring under a random in-memory KEK: for throw-away stores and tests. Its keys are
+    /// lost with it.
+    pub fn ephemeral(keys: Arc<K>) -> Arc<Self> {
+        // Without randomness nothing can be sealed anyway; fail loudly at the start.
+        let kek = Kek::ephemeral().expect("the operating system provides randomness");
+        Arc::new(Self::new(kek, keys))
+    }
+
     async fn data_key(&self, subject: SubjectId) -> Result<Option<[u8; 32]>, KeyError> {
         let Some(wrapped) = self.keys.wrapped_key(subject).await? else {
             return Ok(None);
@@ -264,6 +277,29 @@ impl<K: WrappedKeys + ?Sized + 'static> KeyStore for Keyring<K> {
             fingerprint,
             sealed: B64.encode(sealed),
         })
+    }
+
+    async fn seal_all(
+        &self,
+        subject: SubjectId,
+        plaintexts: &[&[u8]],
+    ) -> Result<Vec<Sealed>, KeyError> {
+        let key = self
+            .data_key(subject)
+            .await?
+            .ok_or(KeyError::NoKey(subject))?;
+        plaintexts
+            .iter()
+            .map(|plaintext| {
+                let fingerprint = self.fingerprint(plaintext);
+                let sealed = encrypt(&key, plaintext, &value_aad(subject, &fingerprint))?;
+                Ok(Sealed {
+                    subject,
+                    fingerprint,
+                    sealed: B64.encode(sealed),
+                })
+            })
+            .collect()
     }
 
     async fn open(&self, sealed: &Sealed) -> Result<Opened, KeyError> {

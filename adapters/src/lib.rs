@@ -4,6 +4,7 @@
 //! that crates which need only the embedded store build quickly. The `videoamt` binary enables
 //! all of them.
 
+pub mod blobs;
 pub mod bus;
 pub mod keys;
 pub mod store;

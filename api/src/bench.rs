@@ -454,7 +454,11 @@ pub async fn booking(options: BookingBenchOptions) -> anyhow::Result<()> {
     let tenants = videoamt_core::tenant::example_tenants()?;
     let offers = Arc::new(offers(&tenants, options.weeks.max(1)));
     let capacity: u64 = offers.iter().map(|o| u64::from(o.capacity)).sum();
-    let bus = CommandBus::new(store.clone(), tenants);
+    let keys = Arc::new(videoamt_adapters::keys::Keyring::new(
+        videoamt_adapters::keys::Kek::ephemeral()?,
+        store.clone(),
+    ));
+    let bus = CommandBus::new(store.clone(), keys, tenants);
     // Booked on Friday before the week, so that the reminders of the whole week are due later.
     let now = time::macros::datetime!(2026-11-27 12:00 UTC);
     eprintln!(
@@ -494,8 +498,8 @@ pub async fn booking(options: BookingBenchOptions) -> anyhow::Result<()> {
                         channel: BookingChannel::Online,
                         invited_by: None,
                         contact: Contact {
-                            name: Personal(format!("Bench {b}")),
-                            email: Personal(format!("bench{b}@example.org")),
+                            name: Personal::plain(format!("Bench {b}")),
+                            email: Personal::plain(format!("bench{b}@example.org")),
                             phone: None,
                         },
                     });

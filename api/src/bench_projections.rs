@@ -161,8 +161,12 @@ async fn replays(
         read.push(started.elapsed());
         record_events = replay.timeline.len();
     }
+    let keys = Arc::new(videoamt_adapters::keys::Keyring::new(
+        videoamt_adapters::keys::Kek::ephemeral()?,
+        store.clone(),
+    ));
     let desk = crate::audit::AuditDesk::new(
-        CommandBus::new(store.clone(), example_tenants()?),
+        CommandBus::new(store.clone(), keys, example_tenants()?),
         store.clone(),
     );
     let auditor = Actor::new(ActorRole::Auditor, "bench")?;

@@ -26,6 +26,10 @@ struct Cli {
     /// Where the event log lives: `sqlite:PATH` or `postgres://…`.
     #[arg(long, global = true, env = "VIDEOAMT_STORE", default_value = DEFAULT_STORE)]
     store: String,
+    /// Folder for the key-encryption key, blobs, outbox and logs; beside the embedded store's
+    /// file by default, else `./videoamt-data`.
+    #[arg(long, global = true, env = "VIDEOAMT_DATA_DIR")]
+    data_dir: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -220,8 +224,15 @@ fn init_logging() {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let location = StoreLocation::parse(&cli.store)?;
+    let data_dir = cli
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| crate::system::default_data_dir(&location));
+    let system = || crate::system::System::open(&location, &data_dir);
     match cli.command {
-        Command::Serve { listen, no_demo } => serve(&location, listen, !no_demo).await,
+        Command::Serve { listen, no_demo } => {
+            serve(system().await?, &location, listen, !no_demo).await
+        }
         Command::Store(StoreCommand::Stats { json }) => stats(&location, json).await,
         Command::Store(StoreCommand::Verify) => verify(&location).await,
         Command::Store(StoreCommand::Probe { run, count }) => probe(&location, &run, count).await,
@@ -238,7 +249,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             appointment,
             at,
             auditor,
-        }) => crate::ops::audit_replay(&open(&location).await?, &appointment, at, &auditor).await,
+        }) => crate::ops::audit_replay(&system().await?, &appointment, at, &auditor).await,
         Command::Stats { tenant, format } => {
             crate::ops::stats(&open(&location).await?, tenant.as_deref(), format).await
         }
@@ -305,11 +316,12 @@ async fn open(location: &StoreLocation) -> anyhow::Result<std::sync::Arc<dyn Adm
 }
 
 async fn serve(
+    system: crate::system::System,
     location: &StoreLocation,
     listen: SocketAddr,
     demo: bool,
 ) -> anyhow::Result<ExitCode> {
-    let store = open(location).await?;
+    let store = system.store.clone();
     // The embedded store starts with something to look at; a PostgreSQL log never gets demo
     // data, and neither does one that already has events.
     if demo && matches!(location, StoreLocation::Sqlite(_)) && store.last_position().await? == 0 {
@@ -332,8 +344,7 @@ async fn serve(
     // Scripts and tests read the bound address (port 0 picks one) from this line.
     println!("videoamt listening on http://{addr}");
     std::io::stdout().flush()?;
-    let tenants = videoamt_core::tenant::example_tenants()?;
-    server::serve(listener, server::AppState::new(store, tenants)).await?;
+    server::serve(listener, server::AppState::new(system)).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,3 +10,4 @@ pub mod cli;
 pub mod ops;
 pub mod problem;
 pub mod server;
+pub mod system;

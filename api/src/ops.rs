@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use videoamt_adapters::bus::CommandBus;
 use videoamt_adapters::store::AdminStore;
 use videoamt_core::domain::AppointmentId;
 use videoamt_core::event::{Actor, ActorRole};
@@ -132,7 +131,7 @@ pub async fn projections_run(
 }
 
 pub async fn audit_replay(
-    store: &Arc<dyn AdminStore>,
+    system: &crate::system::System,
     appointment: &str,
     at: Option<u64>,
     auditor: &str,
@@ -141,8 +140,7 @@ pub async fn audit_replay(
         .map(AppointmentId)
         .with_context(|| format!("{appointment:?} is not an appointment id (a UUID)"))?;
     let viewer = Actor::new(ActorRole::Auditor, auditor)?;
-    let bus = CommandBus::new(store.clone(), example_tenants()?);
-    let desk = crate::audit::AuditDesk::new(bus, store.clone());
+    let desk = crate::audit::AuditDesk::new(system.bus(), system.store.clone());
     let replay = desk.view(id, at, &viewer).await?;
     println!(
         "Prüfakte Termin {} – Stand Position {} (Ende des Protokolls: {})",

@@ -14,22 +14,24 @@ use videoamt_projections::Projection;
 use videoamt_projections::runner::Runner;
 
 use crate::problem::Problem;
+use crate::system::System;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    pub system: System,
     pub store: Arc<dyn AdminStore>,
     pub tenants: Arc<Vec<Tenant>>,
     pub projections: Vec<Arc<dyn Projection>>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn AdminStore>, tenants: Vec<Tenant>) -> Self {
-        let tenants = Arc::new(tenants);
+    pub fn new(system: System) -> Self {
         Self {
-            store,
-            projections: videoamt_projections::all(tenants.clone()),
-            tenants,
+            store: system.store.clone(),
+            projections: videoamt_projections::all(system.tenants.clone()),
+            tenants: system.tenants.clone(),
+            system,
         }
     }
 

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::SubjectId;
+use crate::domain::{Personal, SubjectId};
 use crate::store::StoreError;
 
 /// What a reader shows in place of an erased value.
@@ -76,6 +76,19 @@ pub trait KeyStore: Send + Sync {
     /// Seals `plaintext` with the subject's key.
     async fn seal(&self, subject: SubjectId, plaintext: &[u8]) -> Result<Sealed, KeyError>;
 
+    /// Seals several values of one subject; stores override it to unwrap the key once.
+    async fn seal_all(
+        &self,
+        subject: SubjectId,
+        plaintexts: &[&[u8]],
+    ) -> Result<Vec<Sealed>, KeyError> {
+        let mut sealed = Vec::with_capacity(plaintexts.len());
+        for p in plaintexts {
+            sealed.push(self.seal(subject, p).await?);
+        }
+        Ok(sealed)
+    }
+
     /// Opens a sealed value: its plaintext, `Erased` when the key is gone, `Tampered` when it
     /// does not authenticate.
     async fn open(&self, sealed: &Sealed) -> Result<Opened, KeyError>;
@@ -83,4 +96,49 @@ pub trait KeyStore: Send + Sync {
     /// The keyed fingerprint of a plaintext, as recorded in [`Sealed::fingerprint`]. It does
     /// not depend on the subject's key, so it can still be computed after erasure.
     fn fingerprint(&self, plaintext: &[u8]) -> String;
+}
+
+/// A personal value as a reader sees it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Revealed {
+    Text(String),
+    /// Its subject's key is destroyed.
+    Erased,
+}
+
+impl Revealed {
+    /// The text to show: the value, or "[gelöscht]".
+    pub fn shown(&self) -> &str {
+        match self {
+            Self::Text(t) => t,
+            Self::Erased => ERASED_TEXT,
+        }
+    }
+}
+
+impl std::fmt::Debug for Revealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Text(_) => f.write_str("Text(‹redacted›)"),
+            Self::Erased => f.write_str("Erased"),
+        }
+    }
+}
+
+/// Opens a personal value for display. An erased value is [`Revealed::Erased`], never an
+/// error; a tampered one is [`KeyError::Tampered`], never shown.
+pub async fn reveal(keys: &dyn KeyStore, value: &Personal) -> Result<Revealed, KeyError> {
+    match value {
+        Personal::Plain(text) => Ok(Revealed::Text(text.clone())),
+        Personal::Sealed(sealed) => match keys.open(sealed).await? {
+            Opened::Plain(bytes) => {
+                String::from_utf8(bytes)
+                    .map(Revealed::Text)
+                    .map_err(|_| KeyError::Tampered {
+                        subject: sealed.subject,
+                    })
+            }
+            Opened::Erased => Ok(Revealed::Erased),
+        },
+    }
 }

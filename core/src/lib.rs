@@ -19,6 +19,7 @@
 //! at the edge ([`event::StreamId::parse`], [`event::Payload::from_json`], ...) and every refusal
 //! is a typed error. Where an `expect` remains, its message says why it cannot fail.
 
+pub mod blobs;
 pub mod domain;
 pub mod event;
 pub mod keys;

@@ -84,6 +84,19 @@ pub trait ReadModelStore: Send + Sync {
         prefix: &str,
     ) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
 
+    /// At most `limit` documents of one kind with `after < key < before`, in key order: a page
+    /// of a range, for readers that must not hold a whole kind at once. Range keys must be
+    /// fixed-width lowercase ASCII letters and digits, so that every database collation orders
+    /// them alike.
+    async fn list_range(
+        &self,
+        projection: &str,
+        kind: &str,
+        after: &str,
+        before: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
+
     /// Applies `changes` and moves the checkpoint from `from` to `to`, atomically. Refused if
     /// the stored checkpoint is not `from`.
     async fn commit(

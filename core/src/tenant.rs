@@ -147,6 +147,9 @@ pub struct Service {
     pub combinable_with: BTreeSet<ServiceId>,
     pub online: bool,
     pub on_site: bool,
+    /// The specialised procedure (`Fachverfahren`) a completed case must be handed over to
+    /// before its data may be purged; `None` if nothing is kept.
+    pub case_system: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -367,6 +370,8 @@ struct RawService {
     online: bool,
     #[serde(default)]
     on_site: bool,
+    #[serde(default)]
+    case_system: Option<String>,
 }
 
 fn yes() -> bool {
@@ -629,6 +634,7 @@ impl RawTenant {
                 combinable_with,
                 online: s.online,
                 on_site: s.on_site,
+                case_system: s.case_system.clone(),
             };
             if services.insert(sid.clone(), service).is_some() {
                 return Err((s.id.span(), format!("service {sid} is defined twice")));

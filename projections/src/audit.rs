@@ -169,8 +169,19 @@ pub fn summary(event: &DomainEvent) -> String {
         E::PaymentRefunded(e) => format!("Erstattet: {}", e.amount),
         E::SubjectKeyIssued(_) => "Schlüssel für personenbezogene Daten erzeugt".into(),
         E::PurgeScheduled(e) => format!("Löschung angesetzt zum {}", e.due.date()),
+        E::PurgeBlocked(e) => format!(
+            "Löschung zurückgestellt bis {}: {}",
+            e.retry_at.date(),
+            e.reason
+        ),
         E::PurgeExecuted(_) => "Personenbezogene Daten gelöscht".into(),
         E::DeletionVerified(_) => "Löschung geprüft".into(),
+        E::DeletionVerificationFailed(e) => {
+            format!(
+                "Löschprüfung fehlgeschlagen: {} Fundstellen",
+                e.places.len()
+            )
+        }
         E::AuditRecordViewed(e) => match e.as_of {
             Some(position) => format!("Prüfakte eingesehen (Stand Position {position})"),
             None => "Prüfakte eingesehen".into(),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
-use videoamt_core::domain::events::FinalState;
+use videoamt_core::domain::events::{FinalState, PurgeExecuted};
 use videoamt_core::domain::{AppointmentId, DomainEvent, SubjectId};
 use videoamt_core::readmodel::{DocKey, Docs, ReadModelStore};
 use videoamt_core::store::StoreError;
@@ -28,10 +28,24 @@ pub struct SubjectRetention {
     pub final_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub due: Option<OffsetDateTime>,
+    /// Why the due purge waits, while it does.
+    #[serde(default)]
+    pub blocked: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub retry_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub executed_at: Option<OffsetDateTime>,
+    /// What the purge removed.
+    #[serde(default)]
+    pub purge: Option<PurgeExecuted>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub verified_at: Option<OffsetDateTime>,
+    /// What the verifier checked.
+    #[serde(default)]
+    pub checks: Vec<String>,
+    /// Where the last failed verification found traces (cleared by a passing one).
+    #[serde(default)]
+    pub failed_places: Vec<String>,
 }
 
 /// Where a subject stands at a given time.
@@ -43,6 +57,8 @@ pub enum RetentionState {
     Scheduled,
     Due,
     Overdue,
+    /// Due, but held back until a case-system handover happens.
+    Blocked,
     Executed,
     Verified,
 }
@@ -54,6 +70,7 @@ impl RetentionState {
             RetentionState::Scheduled => "geplant",
             RetentionState::Due => "fällig",
             RetentionState::Overdue => "überfällig",
+            RetentionState::Blocked => "zurückgestellt",
             RetentionState::Executed => "gelöscht",
             RetentionState::Verified => "geprüft",
         }
@@ -66,6 +83,7 @@ impl SubjectRetention {
             (Some(_), _, _) => RetentionState::Verified,
             (None, Some(_), _) => RetentionState::Executed,
             (None, None, None) => RetentionState::Active,
+            (None, None, Some(_)) if self.blocked.is_some() => RetentionState::Blocked,
             (None, None, Some(due)) if now < due => RetentionState::Scheduled,
             (None, None, Some(due)) if now < due + GRACE => RetentionState::Due,
             (None, None, Some(_)) => RetentionState::Overdue,
@@ -112,8 +130,22 @@ impl Projection for RetentionReport {
                 r.final_at = Some(e.final_at);
                 r.due = Some(e.due);
             }
-            DomainEvent::PurgeExecuted(_) => r.executed_at = Some(at),
-            DomainEvent::DeletionVerified(_) => r.verified_at = Some(at),
+            DomainEvent::PurgeBlocked(e) => {
+                r.blocked = Some(e.reason.clone());
+                r.retry_at = Some(e.retry_at);
+            }
+            DomainEvent::PurgeExecuted(e) => {
+                r.executed_at = Some(at);
+                r.purge = Some(e.clone());
+                r.blocked = None;
+                r.retry_at = None;
+            }
+            DomainEvent::DeletionVerified(e) => {
+                r.verified_at = Some(at);
+                r.checks.clone_from(&e.checks);
+                r.failed_places.clear();
+            }
+            DomainEvent::DeletionVerificationFailed(e) => r.failed_places.clone_from(&e.places),
             _ => {}
         });
     }

@@ -47,6 +47,7 @@ use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use videoamt_adapters::bus::{BusError, CommandBus};
+use videoamt_adapters::keys::{Kek, Keyring};
 use videoamt_adapters::store::sqlite::SqliteStore;
 use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::command::Command;
@@ -373,8 +374,13 @@ async fn record(
     variant: &Variant,
     tenants: &[Tenant],
 ) -> Result<Vec<RecordedEvent>, GenerateError> {
-    let store = SqliteStore::open(dir.join(format!("{}.db", variant.tenant))).await?;
-    let bus = CommandBus::new(Arc::new(store), tenants.iter().cloned());
+    let store = Arc::new(SqliteStore::open(dir.join(format!("{}.db", variant.tenant))).await?);
+    // The template's keys stay in the throw-away store: replicas carry the template's
+    // ciphertext under their own subject ids, so in the target store their personal values
+    // read as erased. The generator makes volume, not readable persons.
+    let kek = Kek::ephemeral().map_err(|e| template_error(e.to_string()))?;
+    let keys = Arc::new(Keyring::new(kek, store.clone()));
+    let bus = CommandBus::new(store, keys, tenants.iter().cloned());
     let mut v = Visit::new(bus, TenantId::parse(variant.tenant)?, variant.booked_at);
     let citizen = actor(ActorRole::Citizen, variant.citizen)?;
     let clerk = actor(ActorRole::Clerk, variant.clerk)?;
@@ -400,9 +406,9 @@ async fn record(
             channel: variant.channel,
             invited_by: invited.then(|| variant.clerk.into()),
             contact: Contact {
-                name: Personal(name.into()),
-                email: Personal(email.into()),
-                phone: phone.map(|p| Personal(p.into())),
+                name: Personal::plain(name),
+                email: Personal::plain(email),
+                phone: phone.map(Personal::plain),
             },
         }),
     )
@@ -466,7 +472,7 @@ async fn record(
             session,
             document,
             by: Party::Citizen,
-            file_name: Personal("nachweis.pdf".into()),
+            file_name: Personal::plain("nachweis.pdf"),
             media_type: "application/pdf".into(),
             size_bytes: 48_213,
             sha256: "5e".repeat(32),
@@ -495,7 +501,7 @@ async fn record(
             Command::ChangeField {
                 form,
                 field: (*field).into(),
-                value: Personal((*value).into()),
+                value: Personal::plain(*value),
                 by,
             },
         )
@@ -570,7 +576,7 @@ async fn record(
         Command::SubmitFeedback {
             session,
             score: 5,
-            comment: Some(Personal("Sehr gut".into())),
+            comment: Some(Personal::plain("Sehr gut")),
         },
     )
     .await?;

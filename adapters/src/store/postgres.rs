@@ -1026,6 +1026,41 @@ impl ReadModelStore for PostgresStore {
             .collect()
     }
 
+    async fn list_range(
+        &self,
+        projection: &str,
+        kind: &str,
+        after: &str,
+        before: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                // The key index's collation, so that the index serves the range: range keys are
+                // fixed-width lowercase letters and digits, which every collation orders alike.
+                "SELECT key, value FROM read_models WHERE projection = $1 AND kind = $2 \
+                 AND key > $3 AND key < $4 ORDER BY key LIMIT $5",
+            )
+            .await
+            .map_err(store_err)?;
+        let rows = client
+            .query(
+                &stmt,
+                &[&projection, &kind, &after, &before, &i64::from(limit)],
+            )
+            .await
+            .map_err(store_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(store_err)?,
+                    r.try_get(1).map_err(store_err)?,
+                ))
+            })
+            .collect()
+    }
+
     async fn commit(
         &self,
         projection: &str,

@@ -707,6 +707,37 @@ impl ReadModelStore for SqliteStore {
         .await
     }
 
+    async fn list_range(
+        &self,
+        projection: &str,
+        kind: &str,
+        after: &str,
+        before: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        let (projection, kind) = (projection.to_owned(), kind.to_owned());
+        let (after, before) = (after.to_owned(), before.to_owned());
+        self.with_reader(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT key, value FROM read_models WHERE projection = ?1 AND kind = ?2 \
+                     AND key > ?3 AND key < ?4 ORDER BY key LIMIT ?5",
+                )
+                .map_err(store_err)?;
+            let rows = stmt
+                .query_map(params![projection, kind, after, before, limit], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(store_err)?;
+            rows.map(|row| {
+                let (key, value) = row.map_err(store_err)?;
+                Ok((key, json_of(&value)?))
+            })
+            .collect()
+        })
+        .await
+    }
+
     async fn commit(
         &self,
         projection: &str,

@@ -7,12 +7,14 @@ use time::macros::{date, datetime};
 use time::{OffsetDateTime, PrimitiveDateTime, Time};
 use uuid::Uuid;
 use videoamt_adapters::bus::{BusError, CommandBus, Issued};
+use videoamt_adapters::keys::Keyring;
 use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::calendar::{self, CalendarState};
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::Contact;
 use videoamt_core::domain::{AppointmentId, DomainError, DomainEvent, Personal, SubjectId};
 use videoamt_core::event::{Actor, ActorRole, TenantId};
+use videoamt_core::keys::{KeyStore as _, Revealed, reveal};
 use videoamt_core::tenant::{BookingChannel, DepartmentId, example_tenants};
 
 use crate::contract::Backend;
@@ -34,6 +36,7 @@ pub(crate) async fn sixty_four_bookers_ten_slots<B: Backend>(b: &B) {
     let store = b.open().await;
     let bus = CommandBus::new(
         store.clone(),
+        Keyring::ephemeral(store.clone()),
         example_tenants().expect("examples are valid"),
     );
     let stuttgart = bus
@@ -78,8 +81,8 @@ pub(crate) async fn sixty_four_bookers_ten_slots<B: Backend>(b: &B) {
                 channel: BookingChannel::Online,
                 invited_by: None,
                 contact: Contact {
-                    name: Personal(format!("Bürger {i}")),
-                    email: Personal(format!("buerger{i}@example.org")),
+                    name: Personal::plain(format!("Bürger {i}")),
+                    email: Personal::plain(format!("buerger{i}@example.org")),
                     phone: None,
                 },
             });
@@ -127,6 +130,7 @@ pub(crate) async fn refusals_write_nothing_and_retries_are_counted<B: Backend>(b
     let store = b.open().await;
     let bus = Arc::new(CommandBus::new(
         store.clone(),
+        Keyring::ephemeral(store.clone()),
         example_tenants().expect("valid"),
     ));
     let outside = Command::BookAppointment(BookAppointment {
@@ -138,8 +142,8 @@ pub(crate) async fn refusals_write_nothing_and_retries_are_counted<B: Backend>(b
         channel: BookingChannel::Online,
         invited_by: None,
         contact: Contact {
-            name: Personal("A".into()),
-            email: Personal("a@example.org".into()),
+            name: Personal::plain("A"),
+            email: Personal::plain("a@example.org"),
             phone: None,
         },
     });
@@ -192,6 +196,78 @@ pub(crate) async fn refusals_write_nothing_and_retries_are_counted<B: Backend>(b
     assert!(again.positions.is_empty());
 }
 
+/// Every personal value is sealed before it is stored: the log holds ciphertext and a keyed
+/// fingerprint, readers get the value back, and after the key is destroyed they get "[gelöscht]".
+pub(crate) async fn personal_values_are_sealed_before_they_are_stored<B: Backend>(b: &B) {
+    let store = b.open().await;
+    let keys = Keyring::ephemeral(store.clone());
+    let bus = CommandBus::new(
+        store.clone(),
+        keys.clone(),
+        example_tenants().expect("valid"),
+    );
+    let subject = SubjectId(Uuid::now_v7());
+    let canary = format!("canary-{}", Uuid::now_v7().simple());
+    let booking = BookAppointment {
+        appointment: AppointmentId(Uuid::now_v7()),
+        subject,
+        department: "ordnung-waffen".into(),
+        services: vec!["jagdschein".into()],
+        start: datetime!(2026-11-26 07:00 UTC),
+        channel: BookingChannel::Online,
+        invited_by: None,
+        contact: Contact {
+            name: Personal::plain(format!("{canary}-name")),
+            email: Personal::plain(format!("{canary}@example.org")),
+            phone: Some(Personal::plain(format!("{canary}-phone"))),
+        },
+    };
+    bus.execute(&Command::BookAppointment(booking.clone()), &issued(NOW))
+        .await
+        .expect("booked");
+    assert!(keys.holds(subject).await.expect("key lookup"), "key issued");
+    let stored = store
+        .read_stream(&booking.appointment.stream(), 0)
+        .await
+        .expect("read");
+    let raw = stored[0].payload.as_str().to_owned();
+    assert!(!raw.contains(&canary), "plaintext reached the log");
+    let DomainEvent::AppointmentBooked(booked) =
+        DomainEvent::from_payload("AppointmentBooked", 1, &stored[0].payload).expect("decodes")
+    else {
+        panic!("first event is the booking")
+    };
+    let name = booked.contact.name.sealed().expect("sealed").clone();
+    assert_eq!(name.subject, subject);
+    assert_eq!(
+        name.fingerprint,
+        keys.fingerprint(format!("{canary}-name").as_bytes())
+    );
+    let shown = reveal(keys.as_ref(), &booked.contact.name)
+        .await
+        .expect("opens");
+    assert_eq!(shown.shown(), format!("{canary}-name"));
+
+    assert!(keys.destroy(subject).await.expect("destroy"));
+    for value in [&booked.contact.name, &booked.contact.email] {
+        let shown = reveal(keys.as_ref(), value)
+            .await
+            .expect("erased is no error");
+        assert_eq!(shown, Revealed::Erased);
+        assert_eq!(shown.shown(), "[gelöscht]");
+    }
+    // Nothing can be sealed for a subject whose key is gone: the bus refuses, writes nothing.
+    let head = store.last_position().await.expect("head");
+    let cancel = Command::CancelAppointment {
+        appointment: booking.appointment,
+        by: videoamt_core::domain::events::CancelledBy::Clerk,
+        reason: Some(Personal::plain("Umzug")),
+    };
+    let refused = bus.execute(&cancel, &issued(NOW)).await;
+    assert!(matches!(refused, Err(BusError::Sealing(_))), "{refused:?}");
+    assert_eq!(store.last_position().await.expect("head"), head);
+}
+
 macro_rules! bus_suite {
     ($($name:ident),* $(,)?) => {
         $(
@@ -218,5 +294,6 @@ macro_rules! bus_suite {
 
 bus_suite!(
     sixty_four_bookers_ten_slots,
-    refusals_write_nothing_and_retries_are_counted
+    refusals_write_nothing_and_retries_are_counted,
+    personal_values_are_sealed_before_they_are_stored
 );

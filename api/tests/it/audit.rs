@@ -1,6 +1,7 @@
 //! Audit reads through the desk and the operator commands over the read models.
 
 use std::sync::Arc;
+use videoamt_adapters::keys::Keyring;
 
 use time::macros::datetime;
 use uuid::Uuid;
@@ -22,7 +23,11 @@ use crate::videoamt;
 /// A store with one booked and confirmed Stuttgart appointment.
 async fn booked(path: &std::path::Path) -> (Arc<dyn AdminStore>, CommandBus, AppointmentId) {
     let store: Arc<dyn AdminStore> = Arc::new(SqliteStore::open(path).await.expect("open"));
-    let bus = CommandBus::new(store.clone(), example_tenants().expect("valid"));
+    let bus = CommandBus::new(
+        store.clone(),
+        Keyring::ephemeral(store.clone()),
+        example_tenants().expect("valid"),
+    );
     let appointment = AppointmentId(Uuid::now_v7());
     let issued = Issued {
         tenant: TenantId::parse("stuttgart").expect("valid"),
@@ -41,8 +46,8 @@ async fn booked(path: &std::path::Path) -> (Arc<dyn AdminStore>, CommandBus, App
             channel: BookingChannel::Online,
             invited_by: None,
             contact: Contact {
-                name: Personal("Max Muster".into()),
-                email: Personal("max@example.org".into()),
+                name: Personal::plain("Max Muster"),
+                email: Personal::plain("max@example.org"),
                 phone: None,
             },
         }),

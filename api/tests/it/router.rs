@@ -3,8 +3,10 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
+use videoamt_adapters::keys::Kek;
 use videoamt_adapters::store::sqlite::SqliteStore;
 use videoamt_api::server::{AppState, app};
+use videoamt_api::system::System;
 use videoamt_core::tenant::example_tenants;
 
 async fn state() -> (tempfile::TempDir, AppState) {
@@ -12,13 +14,13 @@ async fn state() -> (tempfile::TempDir, AppState) {
     let store = SqliteStore::open(dir.path().join("events.db"))
         .await
         .expect("open");
-    (
-        dir,
-        AppState::new(
-            Arc::new(store),
-            example_tenants().expect("examples are valid"),
-        ),
-    )
+    let state = AppState::new(System::new(
+        Arc::new(store),
+        Kek::ephemeral().expect("randomness"),
+        dir.path(),
+        example_tenants().expect("examples are valid"),
+    ));
+    (dir, state)
 }
 
 async fn get(state: AppState, path: &str) -> (StatusCode, String) {

@@ -247,7 +247,7 @@ pub fn cancel(
     state: &AppointmentState,
     calendar: &CalendarState,
     by: CancelledBy,
-    reason: Option<Personal<String>>,
+    reason: Option<Personal>,
     ctx: &Context<'_>,
 ) -> Result<Decision, DomainError> {
     let booking = state.open_booking()?;
@@ -280,8 +280,8 @@ pub(crate) mod tests {
 
     pub(crate) fn contact() -> Contact {
         Contact {
-            name: Personal("Erika Mustermann".into()),
-            email: Personal("erika@example.org".into()),
+            name: Personal::plain("Erika Mustermann"),
+            email: Personal::plain("erika@example.org"),
             phone: None,
         }
     }

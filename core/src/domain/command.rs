@@ -35,7 +35,7 @@ pub enum Command {
     CancelAppointment {
         appointment: AppointmentId,
         by: CancelledBy,
-        reason: Option<Personal<String>>,
+        reason: Option<Personal>,
     },
     /// Fired by the reminder timer 24 h before the start.
     SendReminder {
@@ -85,14 +85,14 @@ pub enum Command {
     FailIdentityCheck {
         session: SessionId,
         document_type: String,
-        reason: String,
+        reason: Personal,
         clerk: ClerkId,
     },
     UploadDocument {
         session: SessionId,
         document: DocumentId,
         by: Party,
-        file_name: Personal<String>,
+        file_name: Personal,
         media_type: String,
         size_bytes: u64,
         sha256: String,
@@ -114,7 +114,7 @@ pub enum Command {
     ChangeField {
         form: FormId,
         field: String,
-        value: Personal<String>,
+        value: Personal,
         by: Party,
     },
     RequestSignature {
@@ -130,7 +130,7 @@ pub enum Command {
     SubmitFeedback {
         session: SessionId,
         score: u8,
-        comment: Option<Personal<String>>,
+        comment: Option<Personal>,
     },
     HandOverToCaseSystem {
         session: SessionId,
@@ -170,6 +170,13 @@ pub enum Command {
         final_state: FinalState,
         final_at: OffsetDateTime,
     },
+    /// Before a due purge touches anything: appends `PurgeBlocked` (to be tried again at
+    /// `retry_at`) while a required case-system handover is missing; decides nothing when the
+    /// purge may go ahead.
+    CheckPurge {
+        subject: SubjectId,
+        retry_at: OffsetDateTime,
+    },
     ExecutePurge {
         subject: SubjectId,
         result: PurgeExecuted,
@@ -177,6 +184,11 @@ pub enum Command {
     VerifyDeletion {
         subject: SubjectId,
         checks: Vec<String>,
+    },
+    /// The verifier found traces of a purged subject in `places`.
+    FailDeletionVerification {
+        subject: SubjectId,
+        places: Vec<String>,
     },
     /// Before an auditor is shown an appointment's record (as of a position, or current).
     RecordAuditView {
@@ -298,7 +310,21 @@ impl Command {
                 }
                 streams
             }
-            ExecutePurge { subject, .. } | VerifyDeletion { subject, .. } => vec![subject.stream()],
+            CheckPurge { subject, .. } => {
+                let mut streams = vec![subject.stream()];
+                if let Some(key) = subject_of(loaded, *subject).key {
+                    streams.push(key.appointment.stream());
+                    streams.extend(
+                        appointment_of(loaded, key.appointment)
+                            .session
+                            .map(|s| s.stream()),
+                    );
+                }
+                streams
+            }
+            ExecutePurge { subject, .. }
+            | VerifyDeletion { subject, .. }
+            | FailDeletionVerification { subject, .. } => vec![subject.stream()],
             RecordAuditView { appointment, .. } => {
                 vec![appointment.stream(), record::audit_stream(*appointment)]
             }
@@ -436,6 +462,7 @@ impl Command {
                         session.stream(),
                         SessionOpened {
                             appointment: *appointment,
+                            subject: Some(booking.subject),
                             department: booking.department.clone(),
                             services: booking.services.clone(),
                             identity_check_required: services.iter().any(|s| s.identity_check),
@@ -593,6 +620,7 @@ impl Command {
                         form.stream(),
                         FormStarted {
                             session: *session,
+                            subject: opened.subject,
                             template: template.clone(),
                             service: t.service.clone(),
                         }
@@ -620,19 +648,23 @@ impl Command {
                     .forms
                     .get(&started.template)
                     .ok_or(DomainError::UnknownTemplate)?;
-                form::check_value(template, field, &value.0, *by)?;
-                if state
-                    .values
-                    .get(field)
-                    .map_or(value.0.is_empty(), |v| v == value)
-                {
+                // A command carries what was typed; a sealed value cannot be checked.
+                let Personal::Plain(text) = value else {
+                    return Err(DomainError::InvalidFieldValue {
+                        field: field.clone(),
+                        reason: "bereits versiegelter Wert",
+                    });
+                };
+                form::check_value(template, field, text, *by)?;
+                let value = (!text.is_empty()).then(|| value.clone());
+                if state.values.get(field) == value.as_ref() {
                     return Ok(vec![]);
                 }
                 Ok(one(
                     form.stream(),
                     FieldChanged {
                         field: field.clone(),
-                        value: value.clone(),
+                        value,
                         by: *by,
                     },
                 ))
@@ -861,6 +893,26 @@ impl Command {
                     None => Ok(vec![]),
                 }
             }
+            CheckPurge { subject, retry_at } => {
+                let state = subject_of(h, *subject);
+                state.purge(ctx.now)?;
+                let key = state.key.as_ref().ok_or(DomainError::UnknownSubject)?;
+                let appointment = appointment_of(h, key.appointment);
+                let session = appointment
+                    .session
+                    .map(|s| session_of(h, s))
+                    .unwrap_or_default();
+                match SubjectState::missing_handover(&appointment, &session, tenant) {
+                    None => Ok(vec![]),
+                    Some(reason) => Ok(one(
+                        subject.stream(),
+                        PurgeBlocked {
+                            reason,
+                            retry_at: *retry_at,
+                        },
+                    )),
+                }
+            }
             ExecutePurge { subject, result } => {
                 subject_of(h, *subject).purge(ctx.now)?;
                 Ok(one(subject.stream(), result.clone()))
@@ -877,6 +929,18 @@ impl Command {
                     subject.stream(),
                     DeletionVerified {
                         checks: checks.clone(),
+                    },
+                ))
+            }
+            FailDeletionVerification { subject, places } => {
+                let state = subject_of(h, *subject);
+                if !state.purged {
+                    return Err(DomainError::NotYetPurged);
+                }
+                Ok(one(
+                    subject.stream(),
+                    DeletionVerificationFailed {
+                        places: places.clone(),
                     },
                 ))
             }

@@ -14,9 +14,9 @@ use crate::tenant::{
 /// Contact details of the citizen who booked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
-    pub name: Personal<String>,
-    pub email: Personal<String>,
-    pub phone: Option<Personal<String>>,
+    pub name: Personal,
+    pub email: Personal,
+    pub phone: Option<Personal>,
 }
 
 /// Who called off an appointment, and how.
@@ -97,7 +97,7 @@ pub struct AppointmentRescheduled {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppointmentCancelled {
     pub by: CancelledBy,
-    pub reason: Option<Personal<String>>,
+    pub reason: Option<Personal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +136,10 @@ pub struct SlotsReleased {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionOpened {
     pub appointment: AppointmentId,
+    /// The appointment's data subject, whose key seals what the session records. Absent only
+    /// in sessions opened before sealing existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<SubjectId>,
     pub department: DepartmentId,
     pub services: Vec<ServiceId>,
     pub identity_check_required: bool,
@@ -181,7 +185,8 @@ pub struct IdentityVerified {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentityCheckFailed {
     pub document_type: String,
-    pub reason: String,
+    /// The clerk's free text; it may describe the person.
+    pub reason: Personal,
     pub clerk: ClerkId,
 }
 
@@ -189,7 +194,7 @@ pub struct IdentityCheckFailed {
 pub struct DocumentUploaded {
     pub document: DocumentId,
     pub by: Party,
-    pub file_name: Personal<String>,
+    pub file_name: Personal,
     pub media_type: String,
     pub size_bytes: u64,
     pub sha256: String,
@@ -215,7 +220,7 @@ pub struct FormAttached {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeedbackSubmitted {
     pub score: u8,
-    pub comment: Option<Personal<String>>,
+    pub comment: Option<Personal>,
 }
 
 /// Data that must be kept is handed to the specialised procedure (`Fachverfahren`) before the
@@ -236,6 +241,9 @@ pub struct SessionEnded {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FormStarted {
     pub session: SessionId,
+    /// The data subject whose key seals the form's values (see [`SessionOpened::subject`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<SubjectId>,
     pub template: FormTemplateId,
     pub service: ServiceId,
 }
@@ -243,7 +251,8 @@ pub struct FormStarted {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldChanged {
     pub field: String,
-    pub value: Personal<String>,
+    /// `None` clears the field (so that clearing is visible without opening a sealed value).
+    pub value: Option<Personal>,
     pub by: Party,
 }
 
@@ -320,8 +329,23 @@ pub struct PurgeScheduled {
 pub struct PurgeExecuted {
     pub keys_destroyed: u32,
     pub blobs_deleted: u32,
-    pub projection_rows_scrubbed: u32,
     pub outbox_items_scrubbed: u32,
+}
+
+/// The purge was due but may not run yet: data that must be kept has not been handed over to
+/// the case system. The purge is tried again at `retry_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeBlocked {
+    pub reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub retry_at: OffsetDateTime,
+}
+
+/// The verifier found traces of a purged subject. `places` names tables, folders and files,
+/// never the values found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletionVerificationFailed {
+    pub places: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -338,6 +362,26 @@ pub struct AuditRecordViewed {
     pub appointment: AppointmentId,
     /// The global position the state was shown as of; `None` for the current record.
     pub as_of: Option<u64>,
+}
+
+impl DomainEvent {
+    /// Every personal value of the payload, for sealing before the event is stored.
+    pub fn personal_mut(&mut self) -> Vec<&mut Personal> {
+        match self {
+            DomainEvent::AppointmentBooked(e) => {
+                let c = &mut e.contact;
+                let mut v = vec![&mut c.name, &mut c.email];
+                v.extend(c.phone.as_mut());
+                v
+            }
+            DomainEvent::AppointmentCancelled(e) => e.reason.as_mut().into_iter().collect(),
+            DomainEvent::IdentityCheckFailed(e) => vec![&mut e.reason],
+            DomainEvent::DocumentUploaded(e) => vec![&mut e.file_name],
+            DomainEvent::FeedbackSubmitted(e) => e.comment.as_mut().into_iter().collect(),
+            DomainEvent::FieldChanged(e) => e.value.as_mut().into_iter().collect(),
+            _ => vec![],
+        }
+    }
 }
 
 /// Why a payload could not be read as the event its type names.
@@ -445,7 +489,9 @@ domain_events! {
     PaymentRefunded = 1,
     SubjectKeyIssued = 1,
     PurgeScheduled = 1,
+    PurgeBlocked = 1,
     PurgeExecuted = 1,
     DeletionVerified = 1,
+    DeletionVerificationFailed = 1,
     AuditRecordViewed = 1,
 }

@@ -12,7 +12,7 @@ use crate::tenant::{FieldKind, FormTemplate, SignatureMethod};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FormState {
     pub started: Option<FormStarted>,
-    pub values: BTreeMap<String, Personal<String>>,
+    pub values: BTreeMap<String, Personal>,
     pub requested: Option<SignatureMethod>,
     pub signed: bool,
     pub locked: bool,
@@ -23,10 +23,17 @@ impl FormState {
         match event {
             DomainEvent::FormStarted(e) => self.started = Some(e.clone()),
             DomainEvent::FieldChanged(e) => {
-                if e.value.0.is_empty() {
-                    self.values.remove(&e.field);
-                } else {
-                    self.values.insert(e.field.clone(), e.value.clone());
+                // An empty plain value is how clearing was written before sealing.
+                match &e.value {
+                    None => {
+                        self.values.remove(&e.field);
+                    }
+                    Some(Personal::Plain(text)) if text.is_empty() => {
+                        self.values.remove(&e.field);
+                    }
+                    Some(value) => {
+                        self.values.insert(e.field.clone(), value.clone());
+                    }
                 }
             }
             DomainEvent::SignatureRequested(e) => self.requested = Some(e.method),
@@ -176,7 +183,7 @@ mod tests {
         Command::ChangeField {
             form: form(),
             field: field.into(),
-            value: Personal(value.into()),
+            value: Personal::plain(value),
             by,
         }
     }
@@ -255,7 +262,7 @@ mod tests {
                 form().stream(),
                 FieldChanged {
                     field: "familienname".into(),
-                    value: Personal("Mustermann".into()),
+                    value: Some(Personal::plain("Mustermann")),
                     by: Party::Clerk,
                 }
                 .into(),

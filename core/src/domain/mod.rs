@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::event::{InvalidInput, Payload, StreamId};
+use crate::keys::Sealed;
 use crate::tenant::Tenant;
 
 pub mod appointment;
@@ -88,14 +89,35 @@ uuid_id!(
 /// Personal data in an event payload.
 ///
 /// Kept apart by type so that it can be sealed with the subject's key and erased by destroying
-/// that key; never printed by `Debug`.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Personal<T>(pub T);
+/// that key; never printed by `Debug`. Commands carry it [`Personal::Plain`]; the command bus
+/// seals every value before anything is stored, so the log only ever holds
+/// [`Personal::Sealed`]. A plain JSON string is read as `Plain` (the shape before sealing).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Personal {
+    Sealed(Sealed),
+    Plain(String),
+}
 
-impl<T> fmt::Debug for Personal<T> {
+impl Personal {
+    pub fn plain(value: impl Into<String>) -> Self {
+        Self::Plain(value.into())
+    }
+
+    pub fn sealed(&self) -> Option<&Sealed> {
+        match self {
+            Self::Sealed(s) => Some(s),
+            Self::Plain(_) => None,
+        }
+    }
+}
+
+impl fmt::Debug for Personal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Personal(‹redacted›)")
+        match self {
+            Self::Sealed(_) => f.write_str("Personal(‹sealed›)"),
+            Self::Plain(_) => f.write_str("Personal(‹redacted›)"),
+        }
     }
 }
 
@@ -133,6 +155,28 @@ impl Histories {
 
 /// New events, each with the stream it goes to, in order.
 pub type Decision = Vec<(StreamId, DomainEvent)>;
+
+/// The data subject whose key seals the personal values of events on `stream`: named by the
+/// stream's first event (booking, session, form, subject key), in the history loaded for the
+/// decision or, for a stream the decision starts, in the decision itself.
+pub fn data_subject(
+    stream: &StreamId,
+    loaded: &Histories,
+    decision: &Decision,
+) -> Option<SubjectId> {
+    let named = |event: &DomainEvent| match event {
+        DomainEvent::AppointmentBooked(e) => Some(e.subject),
+        DomainEvent::SessionOpened(e) => e.subject,
+        DomainEvent::FormStarted(e) => e.subject,
+        DomainEvent::SubjectKeyIssued(e) => Some(e.subject),
+        _ => None,
+    };
+    loaded
+        .events(stream)
+        .iter()
+        .chain(decision.iter().filter(|(s, _)| s == stream).map(|(_, e)| e))
+        .find_map(named)
+}
 
 /// Encodes a domain event for the log.
 pub fn encode(

@@ -22,7 +22,8 @@ pub struct SessionState {
     pub documents: BTreeSet<DocumentId>,
     pub forms: BTreeMap<FormId, FormTemplateId>,
     pub feedback_given: bool,
-    pub handed_over: bool,
+    /// The case systems the session's data was handed over to.
+    pub handed_over_to: BTreeSet<String>,
     pub ended: Option<SessionOutcome>,
 }
 
@@ -48,7 +49,9 @@ impl SessionState {
                 self.forms.insert(e.form, e.template.clone());
             }
             DomainEvent::FeedbackSubmitted(_) => self.feedback_given = true,
-            DomainEvent::HandedOverToCaseSystem(_) => self.handed_over = true,
+            DomainEvent::HandedOverToCaseSystem(e) => {
+                self.handed_over_to.insert(e.target.clone());
+            }
             DomainEvent::SessionEnded(e) => self.ended = Some(e.outcome),
             _ => {}
         }
@@ -176,6 +179,7 @@ mod tests {
                     session().stream(),
                     SessionOpened {
                         appointment: appointment(1),
+                        subject: Some(crate::domain::appointment::tests::subject(1)),
                         department: "buergerbuero".into(),
                         services: vec!["personalausweis".into()],
                         identity_check_required: true,
@@ -326,7 +330,7 @@ mod tests {
             .when(Command::FailIdentityCheck {
                 session: session(),
                 document_type: "Personalausweis".into(),
-                reason: "abgelaufen".into(),
+                reason: crate::domain::Personal::plain("abgelaufen"),
                 clerk: "a.becker".into(),
             })
             .decision();
@@ -339,7 +343,7 @@ mod tests {
             session: session(),
             document: doc,
             by: Party::Citizen,
-            file_name: crate::domain::Personal("mietvertrag.pdf".into()),
+            file_name: crate::domain::Personal::plain("mietvertrag.pdf"),
             media_type: "application/pdf".into(),
             size_bytes: 12_345,
             sha256: "ab".repeat(32),
@@ -462,7 +466,7 @@ mod tests {
                 Command::ChangeField {
                     form,
                     field: field.into(),
-                    value: crate::domain::Personal(value.into()),
+                    value: crate::domain::Personal::plain(value),
                     by: Party::Clerk,
                 },
             );

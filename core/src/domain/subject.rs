@@ -6,15 +6,22 @@
 
 use time::OffsetDateTime;
 
-use super::events::{FinalState, PurgeScheduled, SubjectKeyIssued};
+use super::appointment::{AppointmentState, Status};
+use super::events::{FinalState, PurgeBlocked, PurgeScheduled, SubjectKeyIssued};
+use super::session::SessionState;
 use super::{DomainError, DomainEvent};
+use crate::tenant::Tenant;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SubjectState {
     pub key: Option<SubjectKeyIssued>,
     pub scheduled: Option<PurgeScheduled>,
+    /// The last time the due purge was held back.
+    pub blocked: Option<PurgeBlocked>,
     pub purged: bool,
     pub verified: bool,
+    /// Failed verifications since the purge (a verification may pass later, once fixed).
+    pub verification_failures: u32,
 }
 
 impl SubjectState {
@@ -22,8 +29,10 @@ impl SubjectState {
         match event {
             DomainEvent::SubjectKeyIssued(e) => self.key = Some(e.clone()),
             DomainEvent::PurgeScheduled(e) => self.scheduled = Some(e.clone()),
+            DomainEvent::PurgeBlocked(e) => self.blocked = Some(e.clone()),
             DomainEvent::PurgeExecuted(_) => self.purged = true,
             DomainEvent::DeletionVerified(_) => self.verified = true,
+            DomainEvent::DeletionVerificationFailed(_) => self.verification_failures += 1,
             _ => {}
         }
         self
@@ -49,6 +58,28 @@ impl SubjectState {
             final_at,
             due,
         }))
+    }
+
+    /// Whether the due purge may run now: `Some(reason)` while data that must be kept has not
+    /// been handed over to its case system. Only a completed session holds such data.
+    pub fn missing_handover(
+        appointment: &AppointmentState,
+        session: &SessionState,
+        tenant: &Tenant,
+    ) -> Option<String> {
+        if appointment.status != Status::Completed {
+            return None;
+        }
+        let booking = appointment.booking.as_ref()?;
+        let target = booking
+            .services
+            .iter()
+            .filter_map(|s| tenant.service(s))
+            .find_map(|s| s.case_system.clone())?;
+        if session.handed_over_to.contains(&target) {
+            return None;
+        }
+        Some(format!("Übergabe an „{target}“ fehlt"))
     }
 
     pub fn purge(&self, now: OffsetDateTime) -> Result<(), DomainError> {
@@ -80,7 +111,6 @@ mod tests {
         PurgeExecuted {
             keys_destroyed: 1,
             blobs_deleted: 2,
-            projection_rows_scrubbed: 3,
             outbox_items_scrubbed: 1,
         }
     }

@@ -39,8 +39,8 @@ const NOW: OffsetDateTime = datetime!(2026-11-23 07:00 UTC);
 
 fn contact() -> Contact {
     Contact {
-        name: Personal("P".into()),
-        email: Personal("p@example.org".into()),
+        name: Personal::plain("P"),
+        email: Personal::plain("p@example.org"),
         phone: None,
     }
 }
@@ -230,7 +230,7 @@ fn signed_form() -> (MemoryLog, FormId) {
         steps.push(Command::ChangeField {
             form,
             field: field.into(),
-            value: Personal(value.into()),
+            value: Personal::plain(value),
             by: Party::Clerk,
         });
     }
@@ -261,7 +261,7 @@ proptest! {
         let before = log.stream(&form.stream());
         for op in ops {
             let command = match op {
-                FormOp::Change { field, value, by } => Command::ChangeField { form, field: field.into(), value: Personal(value), by },
+                FormOp::Change { field, value, by } => Command::ChangeField { form, field: field.into(), value: Personal::plain(value), by },
                 FormOp::Request(method) => Command::RequestSignature { form, method },
                 FormOp::Sign(method) => Command::SignForm { form, method, evidence_sha256: "f".repeat(64), document_sha256: "c".repeat(64) },
             };

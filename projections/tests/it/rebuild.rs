@@ -4,6 +4,7 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 use videoamt_adapters::bus::{CommandBus, Issued};
+use videoamt_adapters::keys::Keyring;
 use videoamt_adapters::store::AdminStore;
 use videoamt_adapters::store::postgres::{PostgresStore, ScratchDatabase, test_server_url};
 use videoamt_adapters::store::sqlite::SqliteStore;
@@ -31,7 +32,11 @@ fn issued(now: OffsetDateTime, role: ActorRole) -> Issued {
 /// Twelve appointments in various states, with the projections catching up after every
 /// command (the incremental run).
 async fn generate(store: Arc<dyn AdminStore>) -> (Vec<AppointmentId>, Vec<SessionId>) {
-    let bus = CommandBus::new(store.clone(), example_tenants().expect("valid"));
+    let bus = CommandBus::new(
+        store.clone(),
+        Keyring::ephemeral(store.clone()),
+        example_tenants().expect("valid"),
+    );
     let runner = Runner::new(store.clone(), store.clone());
     let projections = all(tenants());
     let now = datetime!(2026-11-23 07:00 UTC);
@@ -51,8 +56,8 @@ async fn generate(store: Arc<dyn AdminStore>) -> (Vec<AppointmentId>, Vec<Sessio
                 channel: BookingChannel::Online,
                 invited_by: None,
                 contact: Contact {
-                    name: Personal(format!("B{i}")),
-                    email: Personal(format!("b{i}@example.org")),
+                    name: Personal::plain(format!("B{i}")),
+                    email: Personal::plain(format!("b{i}@example.org")),
                     phone: None,
                 },
             }),

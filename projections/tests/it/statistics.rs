@@ -2,6 +2,7 @@
 //! the other read models spot-checked, and a rebuild that reproduces every table exactly.
 
 use std::sync::Arc;
+use videoamt_adapters::keys::Keyring;
 
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
@@ -116,8 +117,8 @@ async fn visit(d: &mut Driver, day: i64, minute: i64, outcome: &Outcome) -> Appo
             channel: BookingChannel::Online,
             invited_by: None,
             contact: Contact {
-                name: Personal("Erika Mustermann".into()),
-                email: Personal("erika@example.org".into()),
+                name: Personal::plain("Erika Mustermann"),
+                email: Personal::plain("erika@example.org"),
                 phone: None,
             },
         }),
@@ -258,7 +259,7 @@ fn field(form: FormId, name: &str, value: &str) -> Command {
     Command::ChangeField {
         form,
         field: name.into(),
-        value: Personal(value.into()),
+        value: Personal::plain(value),
         by: Party::Citizen,
     }
 }
@@ -301,7 +302,11 @@ fn check_statistics(rows: &[WeekRow]) {
 }
 
 async fn generated_week(store: Arc<dyn AdminStore>) {
-    let bus = CommandBus::new(store.clone(), tenants().iter().cloned());
+    let bus = CommandBus::new(
+        store.clone(),
+        Keyring::ephemeral(store.clone()),
+        tenants().iter().cloned(),
+    );
     let mut driver = Driver {
         visit: Visit::new(bus, TenantId::parse("ettlingen").expect("valid"), BOOKED),
         runner: Runner::new(store.clone(), store.clone()),

@@ -2,6 +2,7 @@
 //! live right after that position was written.
 
 use std::sync::Arc;
+use videoamt_adapters::keys::Keyring;
 
 use proptest::prelude::*;
 use time::Duration;
@@ -74,7 +75,7 @@ fn command(ids: VisitIds, op: u8, booked_first_minute: i64) -> Command {
         9 => Command::ChangeField {
             form: ids.form,
             field: "familienname".into(),
-            value: Personal("Mustermann".into()),
+            value: Personal::plain("Mustermann"),
             by: Party::Clerk,
         },
         10 => Command::RequestSignature {
@@ -167,7 +168,11 @@ async fn check(ops: Vec<(bool, u8)>) -> Result<(), TestCaseError> {
             .expect("open"),
     );
     assert_eq!(tenants()[0].id.as_str(), "ettlingen");
-    let bus = CommandBus::new(store.clone(), tenants().iter().cloned());
+    let bus = CommandBus::new(
+        store.clone(),
+        Keyring::ephemeral(store.clone()),
+        tenants().iter().cloned(),
+    );
     let issued = Issued {
         tenant: TenantId::parse("ettlingen").expect("valid"),
         actor: Actor::new(ActorRole::Clerk, "a.becker").expect("valid"),
@@ -187,8 +192,8 @@ async fn check(ops: Vec<(bool, u8)>) -> Result<(), TestCaseError> {
                 channel: BookingChannel::Online,
                 invited_by: None,
                 contact: Contact {
-                    name: Personal("Erika Mustermann".into()),
-                    email: Personal("erika@example.org".into()),
+                    name: Personal::plain("Erika Mustermann"),
+                    email: Personal::plain("erika@example.org"),
                     phone: None,
                 },
             }),

@@ -1,6 +1,7 @@
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use videoamt_adapters::bus::CommandBus;
+use videoamt_adapters::keys::Keyring;
 use videoamt_adapters::store::AdminStore;
 use videoamt_adapters::store::sqlite::SqliteStore;
 use videoamt_core::domain::appointment::BookAppointment;
@@ -20,8 +21,10 @@ async fn visit(dir: &tempfile::TempDir, tenant: &str, now: OffsetDateTime) -> Vi
     let store = SqliteStore::open(dir.path().join("events.db"))
         .await
         .expect("open store");
+    let store = std::sync::Arc::new(store);
     let bus = CommandBus::new(
-        std::sync::Arc::new(store),
+        store.clone(),
+        Keyring::ephemeral(store),
         example_tenants().expect("valid"),
     );
     Visit::new(bus, TenantId::parse(tenant).expect("valid"), now)
@@ -108,7 +111,7 @@ async fn in_the_room(
             session,
             document: ids.document,
             by: Party::Citizen,
-            file_name: Personal("nachweis.pdf".into()),
+            file_name: Personal::plain("nachweis.pdf"),
             media_type: "application/pdf".into(),
             size_bytes: 48_213,
             sha256: "5e".repeat(32),
@@ -147,7 +150,7 @@ async fn in_the_room(
             Command::ChangeField {
                 form: ids.form,
                 field: (*field).into(),
-                value: Personal((*value).into()),
+                value: Personal::plain(*value),
                 by,
             },
         )
@@ -180,7 +183,7 @@ async fn in_the_room(
             Command::ChangeField {
                 form: ids.form,
                 field: fields[0].0.into(),
-                value: Personal("X".into()),
+                value: Personal::plain("X"),
                 by: Party::Clerk,
             },
         )
@@ -247,7 +250,7 @@ async fn in_the_room(
         Command::SubmitFeedback {
             session,
             score: 5,
-            comment: Some(Personal("Sehr gut".into())),
+            comment: Some(Personal::plain("Sehr gut")),
         },
     )
     .await
@@ -302,9 +305,9 @@ async fn ettlingen_online_visit_with_two_concerns_and_handy_tan() {
                 channel: BookingChannel::Online,
                 invited_by: None,
                 contact: Contact {
-                    name: Personal("Erika Mustermann".into()),
-                    email: Personal("erika@example.org".into()),
-                    phone: Some(Personal("0170 1234567".into())),
+                    name: Personal::plain("Erika Mustermann"),
+                    email: Personal::plain("erika@example.org"),
+                    phone: Some(Personal::plain("0170 1234567")),
                 },
             }),
         )
@@ -403,8 +406,8 @@ async fn stuttgart_clerk_invitation_visit_purged_after_six_months() {
             channel: BookingChannel::ClerkInvitation,
             invited_by: Some("j.keller".into()),
             contact: Contact {
-                name: Personal("Max Schütz".into()),
-                email: Personal("max@example.org".into()),
+                name: Personal::plain("Max Schütz"),
+                email: Personal::plain("max@example.org"),
                 phone: None,
             },
         }),
