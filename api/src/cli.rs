@@ -54,6 +54,9 @@ enum Command {
     /// Audit reads (each one is recorded as `AuditRecordViewed`).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Retention: purge due subjects (crypto-shredding) and verify their deletion.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// Pilot statistics per tenant, department and ISO week.
     Stats {
         /// Only this tenant, e.g. `ettlingen`.
@@ -88,6 +91,35 @@ enum ProjectionsCommand {
     Run {
         #[arg(long)]
         follow: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RetentionCommand {
+    /// Subjects per tenant: active, scheduled, due, overdue, blocked, executed, verified.
+    Status {
+        /// Only this tenant, e.g. `stuttgart`.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Purge every subject whose retention has run out (with a progress bar).
+    Run {
+        /// Only list what would be purged.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Verify the deletion of one purged subject, or of all not yet verified.
+    Verify {
+        /// The subject id (UUID).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        subject: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// The DPO's export: per subject the dates, counts and checks; no personal data.
+    Report {
+        #[arg(long, value_enum, default_value = "csv")]
+        format: crate::ops::Format,
     },
 }
 
@@ -190,7 +222,18 @@ const DEMO_EVENTS: u64 = 3_000;
 /// Runs the command line and turns failures into a message and exit code 1.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // The server also keeps its log in the data folder, where the deletion verifier looks.
+    let log_file = match (&cli.command, StoreLocation::parse(&cli.store)) {
+        (Command::Serve { .. }, Ok(location)) => Some(
+            cli.data_dir
+                .clone()
+                .unwrap_or_else(|| crate::system::default_data_dir(&location))
+                .join("logs")
+                .join("videoamt.log"),
+        ),
+        _ => None,
+    };
+    init_logging(log_file.as_deref());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -210,16 +253,27 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// JSON logs on stderr, filtered by `VIDEOAMT_LOG` (default `info`). Log lines carry ids and
-/// counts, never personal data.
-fn init_logging() {
+/// JSON logs on stderr and, for the server, appended to `file`; filtered by `VIDEOAMT_LOG`
+/// (default `info`). Log lines carry ids and counts, never personal data.
+fn init_logging(file: Option<&std::path::Path>) {
+    use tracing_subscriber::fmt::writer::MakeWriterExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIDEOAMT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let opened = file.and_then(|path| {
+        std::fs::create_dir_all(path.parent()?).ok()?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .ok()
+    });
+    let builder = tracing_subscriber::fmt().json().with_env_filter(filter);
+    let _ = match opened {
+        Some(f) => builder
+            .with_writer(std::io::stderr.and(std::sync::Mutex::new(f)))
+            .try_init(),
+        None => builder.with_writer(std::io::stderr).try_init(),
+    };
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -250,6 +304,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             at,
             auditor,
         }) => crate::ops::audit_replay(&system().await?, &appointment, at, &auditor).await,
+        Command::Retention(RetentionCommand::Status { tenant }) => {
+            crate::retention::status(&system().await?, tenant.as_deref()).await
+        }
+        Command::Retention(RetentionCommand::Run { dry_run }) => {
+            crate::retention::run(&system().await?, dry_run).await
+        }
+        Command::Retention(RetentionCommand::Verify { subject, .. }) => {
+            crate::retention::verify_cli(&system().await?, subject.as_deref()).await
+        }
+        Command::Retention(RetentionCommand::Report { format }) => {
+            crate::retention::export(&system().await?, format).await
+        }
         Command::Stats { tenant, format } => {
             crate::ops::stats(&open(&location).await?, tenant.as_deref(), format).await
         }

@@ -9,5 +9,6 @@ pub mod bench_projections;
 pub mod cli;
 pub mod ops;
 pub mod problem;
+pub mod retention;
 pub mod server;
 pub mod system;

@@ -123,17 +123,38 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let runner = state.runner();
     let projections = state.projections.clone();
+    let scheduler = tokio::spawn(crate::retention::schedule(
+        state.system.clone(),
+        projections.clone(),
+        retention_interval(),
+        stopped.clone(),
+    ));
     let projector = tokio::spawn(async move { runner.run(projections, stopped).await });
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await;
     let _ = stop.send(true);
+    if let Err(e) = scheduler.await {
+        tracing::error!(error = %e, "retention scheduler panicked");
+    }
     match projector.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "projection runner failed"),
         Err(e) => tracing::error!(error = %e, "projection runner panicked"),
     }
     served
+}
+
+/// How often the retention scheduler looks for due timers: `VIDEOAMT_RETENTION_INTERVAL_MS`,
+/// one minute by default.
+fn retention_interval() -> std::time::Duration {
+    std::env::var("VIDEOAMT_RETENTION_INTERVAL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(
+            std::time::Duration::from_secs(60),
+            std::time::Duration::from_millis,
+        )
 }
 
 async fn shutdown_signal() {

@@ -16,6 +16,7 @@ pub mod runner;
 pub mod schedule;
 pub mod slots;
 pub mod statistics;
+pub mod timers;
 pub mod waiting_room;
 
 use std::sync::Arc;
@@ -51,6 +52,7 @@ pub fn all(tenants: Arc<Vec<Tenant>>) -> Vec<Arc<dyn Projection>> {
         Arc::new(detail::Detail),
         Arc::new(retention::RetentionReport),
         Arc::new(statistics::PilotStatistics::new(tenants)),
+        Arc::new(timers::DueTimers),
     ]
 }
 

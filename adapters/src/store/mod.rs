@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
+use tokio::sync::mpsc;
 
 use time::OffsetDateTime;
 use tokio::sync::{oneshot, watch};
@@ -94,6 +95,16 @@ impl VerifyReport {
 pub trait AdminStore: EventStore + ReadModelStore + crate::keys::WrappedKeys {
     async fn stats(&self) -> Result<StoreStats, StoreError>;
     async fn verify(&self) -> Result<VerifyReport, StoreError>;
+
+    /// Makes deleted rows (destroyed keys above all) unrecoverable from the database files:
+    /// a WAL checkpoint that truncates the log on SQLite (deleted content is already
+    /// overwritten, `secure_delete`), `VACUUM` of the key table on PostgreSQL.
+    async fn forget_deleted(&self) -> Result<(), StoreError>;
+
+    /// Every row of every table of the database, as text, for a scan that must not trust any
+    /// particular table to be the only place data went: `(table, row)` pairs, sent as they are
+    /// read, so memory stays flat however large the store is. Returns the number of rows.
+    async fn scan_rows(&self, out: mpsc::Sender<(String, String)>) -> Result<u64, StoreError>;
 }
 
 /// Where the log lives, as given by `--store` or `VIDEOAMT_STORE`.

@@ -712,6 +712,53 @@ impl EventStore for PostgresStore {
 
 #[async_trait::async_trait]
 impl AdminStore for PostgresStore {
+    async fn forget_deleted(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .batch_execute("VACUUM subject_keys")
+            .await
+            .map_err(store_err)
+    }
+
+    async fn scan_rows(&self, out: mpsc::Sender<(String, String)>) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let tables: Vec<(String, String)> = client
+            .query(
+                "SELECT schemaname::text, tablename::text FROM pg_tables \
+                 WHERE schemaname = current_schema() ORDER BY tablename",
+                &[],
+            )
+            .await
+            .map_err(store_err)?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(store_err)?,
+                    r.try_get(1).map_err(store_err)?,
+                ))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let mut rows = 0;
+        for (schema, table) in tables {
+            let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+            let sql = format!("SELECT t::text FROM {}.{} t", quote(&schema), quote(&table));
+            // Streamed row by row: the result of a large table is never held at once.
+            let stream = client
+                .query_raw(sql.as_str(), std::iter::empty::<&(dyn ToSql + Sync)>())
+                .await
+                .map_err(store_err)?;
+            futures::pin_mut!(stream);
+            while let Some(row) = stream.next().await {
+                let text: String = row.map_err(store_err)?.try_get(0).map_err(store_err)?;
+                rows += 1;
+                if out.send((table.clone(), text)).await.is_err() {
+                    return Ok(rows);
+                }
+            }
+        }
+        Ok(rows)
+    }
+
     async fn stats(&self) -> Result<StoreStats, StoreError> {
         let client = self.client().await?;
         let row = client

@@ -497,6 +497,55 @@ impl EventStore for SqliteStore {
 
 #[async_trait::async_trait]
 impl AdminStore for SqliteStore {
+    async fn forget_deleted(&self) -> Result<(), StoreError> {
+        self.with_reader(|conn| {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .map_err(store_err)
+        })
+        .await
+    }
+
+    async fn scan_rows(
+        &self,
+        out: tokio::sync::mpsc::Sender<(String, String)>,
+    ) -> Result<u64, StoreError> {
+        self.with_reader(move |conn| {
+            let tables: Vec<String> = conn
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .map_err(store_err)?;
+            let mut rows = 0;
+            for table in tables {
+                let mut stmt = conn
+                    .prepare(&format!("SELECT * FROM \"{}\"", table.replace('"', "\"\"")))
+                    .map_err(store_err)?;
+                let columns = stmt.column_count();
+                let mut cursor = stmt.query([]).map_err(store_err)?;
+                while let Some(row) = cursor.next().map_err(store_err)? {
+                    let mut text = String::new();
+                    for i in 0..columns {
+                        use rusqlite::types::ValueRef;
+                        match row.get_ref(i).map_err(store_err)? {
+                            ValueRef::Null => {}
+                            ValueRef::Integer(n) => text.push_str(&n.to_string()),
+                            ValueRef::Real(x) => text.push_str(&x.to_string()),
+                            ValueRef::Text(t) | ValueRef::Blob(t) => {
+                                text.push_str(&String::from_utf8_lossy(t));
+                            }
+                        }
+                        text.push('\u{1f}');
+                    }
+                    rows += 1;
+                    if out.blocking_send((table.clone(), text)).is_err() {
+                        return Ok(rows);
+                    }
+                }
+            }
+            Ok(rows)
+        })
+        .await
+    }
+
     async fn stats(&self) -> Result<StoreStats, StoreError> {
         let path = self.inner.path.clone();
         self.with_reader(move |conn| {

@@ -1,0 +1,377 @@
+//! Retention: the purge job, the independent deletion verifier, and the scheduler that runs
+//! both from the due-timer projection.
+
+pub mod purge;
+pub mod verify;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use time::OffsetDateTime;
+use videoamt_core::domain::SubjectId;
+use videoamt_core::readmodel::ReadModelError;
+use videoamt_projections::retention::{self as report, RetentionState, SubjectRetention};
+use videoamt_projections::runner::{Runner, RunnerError};
+use videoamt_projections::timers::{self, TimerKind};
+use videoamt_projections::{Projection, retention::RetentionReport, timers::DueTimers};
+
+use crate::system::System;
+
+/// Subjects verified together, sharing one scan of the store.
+pub const VERIFY_BATCH: usize = 20_000;
+
+/// The projections retention reads, caught up before it acts.
+fn retention_projections() -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(DueTimers), Arc::new(RetentionReport)]
+}
+
+/// Brings the retention projections up to the log's end. When another runner (a running
+/// server) keeps them, it moved the checkpoints itself; that is fine.
+async fn catch_up(system: &System) -> anyhow::Result<()> {
+    let runner = Runner::new(system.store.clone(), system.store.clone());
+    match runner.catch_up(&retention_projections()).await {
+        Ok(_) | Err(RunnerError::ReadModel(ReadModelError::CheckpointMoved { .. })) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Subjects whose verification timer is due at `now`, up to `limit`.
+async fn due_verifications(
+    system: &System,
+    now: OffsetDateTime,
+    limit: usize,
+) -> anyhow::Result<Vec<SubjectId>> {
+    let mut subjects = Vec::new();
+    let mut after = String::new();
+    while subjects.len() < limit {
+        let want = u32::try_from(limit - subjects.len())
+            .unwrap_or(u32::MAX)
+            .min(1000);
+        let page = timers::due(system.store.as_ref(), TimerKind::Verify, now, &after, want).await?;
+        let Some((last, _)) = page.last() else { break };
+        after.clone_from(last);
+        subjects.extend(page.into_iter().map(|(_, t)| t.subject));
+    }
+    Ok(subjects)
+}
+
+/// One round of the scheduler: purge what is due, then verify what was purged, once every
+/// projection has folded the purges (they scrub on `PurgeExecuted`).
+pub async fn tick(system: &System, projections: &[Arc<dyn Projection>]) -> anyhow::Result<()> {
+    let now = OffsetDateTime::now_utc();
+    let summary = purge::PurgeJob::new(system).run_due(now, |_| {}).await?;
+    if summary.purged + summary.blocked > 0 {
+        tracing::info!(
+            purged = summary.purged,
+            blocked = summary.blocked,
+            keys_destroyed = summary.keys_destroyed,
+            blobs_deleted = summary.blobs_deleted,
+            "retention purge"
+        );
+    }
+    let timers_at = system.store.checkpoint(timers::NAME).await?.position;
+    for p in projections {
+        if system.store.checkpoint(p.name()).await?.position < timers_at {
+            return Ok(()); // the next round verifies
+        }
+    }
+    let subjects = due_verifications(system, now, VERIFY_BATCH).await?;
+    if subjects.is_empty() {
+        return Ok(());
+    }
+    let verdicts = verify::Verifier::new(system).verify(&subjects, now).await?;
+    let failed = verdicts.iter().filter(|v| !v.passed()).count();
+    tracing::info!(
+        verified = verdicts.len() - failed,
+        failed,
+        "retention verification"
+    );
+    Ok(())
+}
+
+/// Runs [`tick`] every `every` until `stop` turns true. Errors are logged and retried: every
+/// step is idempotent.
+pub async fn schedule(
+    system: System,
+    projections: Vec<Arc<dyn Projection>>,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        if let Err(e) = tick(&system, &projections).await {
+            tracing::warn!(error = %e, "retention round failed; retrying");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+fn state_rows(rows: &[SubjectRetention], tenant: Option<&str>) -> Vec<SubjectRetention> {
+    rows.iter()
+        .filter(|r| tenant.is_none_or(|t| r.tenant == t))
+        .cloned()
+        .collect()
+}
+
+/// `videoamt retention status`: counts per tenant and state.
+pub async fn status(system: &System, tenant: Option<&str>) -> anyhow::Result<ExitCode> {
+    catch_up(system).await?;
+    let rows = state_rows(
+        &report::subjects(system.store.as_ref(), tenant).await?,
+        tenant,
+    );
+    if let Some(t) = tenant {
+        if !system.tenants.iter().any(|x| x.id.as_str() == t) {
+            anyhow::bail!("unbekannter Mandant {t:?}");
+        }
+    }
+    let now = OffsetDateTime::now_utc();
+    let states = [
+        RetentionState::Active,
+        RetentionState::Scheduled,
+        RetentionState::Due,
+        RetentionState::Overdue,
+        RetentionState::Blocked,
+        RetentionState::Executed,
+        RetentionState::Verified,
+    ];
+    print!("{:<12}", "tenant");
+    for s in states {
+        print!(" {:>14}", s.german());
+    }
+    println!();
+    for counts in report::counts(&rows, now) {
+        print!("{:<12}", counts.tenant);
+        for s in states {
+            print!(" {:>14}", counts.counts.get(&s).copied().unwrap_or(0));
+        }
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `videoamt retention run [--dry-run]`.
+pub async fn run(system: &System, dry_run: bool) -> anyhow::Result<ExitCode> {
+    catch_up(system).await?;
+    let now = OffsetDateTime::now_utc();
+    let mut due = 0u64;
+    let mut after = String::new();
+    loop {
+        let page = timers::due(system.store.as_ref(), TimerKind::Purge, now, &after, 1000).await?;
+        let Some((last, _)) = page.last() else { break };
+        after.clone_from(last);
+        for (_, timer) in &page {
+            due += 1;
+            if dry_run {
+                println!(
+                    "{}  {}  fällig seit {}",
+                    timer.subject, timer.tenant, timer.due
+                );
+            }
+        }
+    }
+    println!("{due} Löschungen fällig");
+    if dry_run || due == 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let bar = indicatif::ProgressBar::new(due);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} Personen  {per_sec}  noch {eta}",
+        )
+        .context("progress bar template")?,
+    );
+    let summary = purge::PurgeJob::new(system)
+        .run_due(now, |_| bar.inc(1))
+        .await?;
+    bar.finish_and_clear();
+    println!(
+        "gelöscht: {}, zurückgestellt: {}, übersprungen: {}; Schlüssel vernichtet: {}, Blobs gelöscht: {}, Postausgang bereinigt: {}",
+        summary.purged,
+        summary.blocked,
+        summary.skipped,
+        summary.keys_destroyed,
+        summary.blobs_deleted,
+        summary.outbox_items_scrubbed
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `videoamt retention verify [SUBJECT|--all]`: exits non-zero if any verification failed.
+pub async fn verify_cli(system: &System, subject: Option<&str>) -> anyhow::Result<ExitCode> {
+    // The projections scrub on `PurgeExecuted`: all of them must have folded it first.
+    let runner = Runner::new(system.store.clone(), system.store.clone());
+    match runner
+        .catch_up(&videoamt_projections::all(system.tenants.clone()))
+        .await
+    {
+        Ok(_) | Err(RunnerError::ReadModel(ReadModelError::CheckpointMoved { .. })) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let subjects = match subject {
+        Some(s) => vec![
+            uuid::Uuid::parse_str(s)
+                .map(SubjectId)
+                .with_context(|| format!("{s:?} ist keine Personen-ID (UUID)"))?,
+        ],
+        None => report::subjects(system.store.as_ref(), None)
+            .await?
+            .into_iter()
+            .filter(|r| r.executed_at.is_some() && r.verified_at.is_none())
+            .filter_map(|r| r.subject)
+            .collect(),
+    };
+    let verifier = verify::Verifier::new(system);
+    let mut failed = 0;
+    let mut not_purged = 0;
+    for chunk in subjects.chunks(VERIFY_BATCH) {
+        for verdict in verifier.verify(chunk, OffsetDateTime::now_utc()).await? {
+            if !verdict.recorded {
+                not_purged += 1;
+                println!("{}: noch nicht gelöscht, nicht geprüft", verdict.subject);
+            } else if verdict.passed() {
+                println!("{}: Löschung bestätigt", verdict.subject);
+            } else {
+                failed += 1;
+                println!("{}: FEHLGESCHLAGEN", verdict.subject);
+                for place in &verdict.places {
+                    println!("  gefunden: {place}");
+                }
+            }
+        }
+    }
+    println!(
+        "{} geprüft, {failed} fehlgeschlagen, {not_purged} noch nicht gelöscht",
+        subjects.len()
+    );
+    Ok(if failed == 0 && not_purged == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+const COLUMNS: [&str; 14] = [
+    "subject",
+    "tenant",
+    "state",
+    "final_state",
+    "final_at",
+    "due",
+    "blocked",
+    "executed_at",
+    "verified_at",
+    "keys_destroyed",
+    "blobs_deleted",
+    "outbox_items_scrubbed",
+    "checks",
+    "failed_places",
+];
+
+/// One row of the DPO's export: ids, dates, counts; no personal data.
+#[derive(Debug, serde::Serialize)]
+struct ReportRow {
+    subject: String,
+    tenant: String,
+    state: &'static str,
+    final_state: String,
+    final_at: String,
+    due: String,
+    blocked: String,
+    executed_at: String,
+    verified_at: String,
+    keys_destroyed: String,
+    blobs_deleted: String,
+    outbox_items_scrubbed: String,
+    checks: String,
+    failed_places: String,
+}
+
+fn date(t: Option<OffsetDateTime>) -> String {
+    t.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
+    .unwrap_or_default()
+}
+
+/// `videoamt retention report --format csv|json`.
+pub async fn export(system: &System, format: crate::ops::Format) -> anyhow::Result<ExitCode> {
+    catch_up(system).await?;
+    let now = OffsetDateTime::now_utc();
+    let rows: Vec<ReportRow> = report::subjects(system.store.as_ref(), None)
+        .await?
+        .into_iter()
+        .map(|r| ReportRow {
+            subject: r.subject.map(|s| s.to_string()).unwrap_or_default(),
+            tenant: r.tenant.clone(),
+            state: r.state(now).german(),
+            final_state: r
+                .final_state
+                .and_then(|f| serde_json::to_value(f).ok())
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            final_at: date(r.final_at),
+            due: date(r.due),
+            blocked: r.blocked.clone().unwrap_or_default(),
+            executed_at: date(r.executed_at),
+            verified_at: date(r.verified_at),
+            keys_destroyed: r
+                .purge
+                .as_ref()
+                .map(|p| p.keys_destroyed.to_string())
+                .unwrap_or_default(),
+            blobs_deleted: r
+                .purge
+                .as_ref()
+                .map(|p| p.blobs_deleted.to_string())
+                .unwrap_or_default(),
+            outbox_items_scrubbed: r
+                .purge
+                .as_ref()
+                .map(|p| p.outbox_items_scrubbed.to_string())
+                .unwrap_or_default(),
+            checks: r.checks.join("; "),
+            failed_places: r.failed_places.join("; "),
+        })
+        .collect();
+    match format {
+        crate::ops::Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        crate::ops::Format::Csv | crate::ops::Format::Table => print!("{}", csv(&rows)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// RFC 4180: every field quoted, quotes doubled, so reasons with commas stay one field.
+fn csv(rows: &[ReportRow]) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let mut line = |cells: Vec<String>| {
+        let quoted: Vec<String> = cells
+            .iter()
+            .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
+            .collect();
+        out.push_str(&quoted.join(","));
+        out.push_str("\r\n");
+    };
+    line(COLUMNS.iter().map(|c| (*c).to_owned()).collect());
+    for row in rows {
+        let map = serde_json::to_value(row)?;
+        line(
+            COLUMNS
+                .iter()
+                .map(|k| match &map[*k] {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect(),
+        );
+    }
+    Ok(out)
+}

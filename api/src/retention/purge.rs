@@ -1,0 +1,239 @@
+//! The purge job: for each subject whose purge timer is due, in due order, page by page:
+//!
+//! 1. `CheckPurge` decides whether it may run (due, not yet purged, every required case-system
+//!    handover done); a missing handover appends `PurgeBlocked` and moves the timer;
+//! 2. the subject's key is destroyed, its blobs deleted and its outbox mail scrubbed;
+//! 3. `ExecutePurge` appends `PurgeExecuted` with the counts.
+//!
+//! Every step can be repeated: a run killed between 2 and 3 is finished by the next one (the
+//! decider lets `PurgeExecuted` happen once). Only one page of timers is in memory at a time.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::StreamExt as _;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+use videoamt_adapters::bus::{BusError, CommandBus, Issued};
+use videoamt_adapters::store::AdminStore;
+use videoamt_core::blobs::BlobStore;
+use videoamt_core::domain::command::Command;
+use videoamt_core::domain::events::PurgeExecuted;
+use videoamt_core::domain::{DomainError, SubjectId};
+use videoamt_core::event::{Actor, TenantId};
+use videoamt_core::keys::KeyStore;
+use videoamt_projections::timers::{self, Timer, TimerKind};
+
+use crate::system::System;
+
+/// How long a blocked purge waits before it is tried again.
+pub const BLOCKED_RETRY: Duration = Duration::days(1);
+/// Timers read per page.
+const PAGE: u32 = 500;
+/// Subjects purged at the same time.
+const PARALLEL: usize = 16;
+
+/// What happened to one subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Purged(PurgeExecuted),
+    Blocked,
+    /// Not due (yet), or already purged by someone else: nothing done.
+    Skipped,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    pub purged: u64,
+    pub blocked: u64,
+    pub skipped: u64,
+    pub keys_destroyed: u64,
+    pub blobs_deleted: u64,
+    pub outbox_items_scrubbed: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PurgeError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error("key store: {0}")]
+    Key(#[from] videoamt_core::keys::KeyError),
+    #[error("blob store: {0}")]
+    Blob(#[from] videoamt_core::blobs::BlobError),
+    #[error("outbox {}: {source}", .path.display())]
+    Outbox {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] videoamt_core::store::StoreError),
+    #[error("unknown tenant {0:?} in a timer")]
+    Tenant(String),
+}
+
+#[derive(Clone)]
+pub struct PurgeJob {
+    bus: CommandBus,
+    store: Arc<dyn AdminStore>,
+    keys: Arc<dyn KeyStore>,
+    blobs: Arc<dyn BlobStore>,
+    outbox: PathBuf,
+}
+
+impl std::fmt::Debug for PurgeJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PurgeJob").finish_non_exhaustive()
+    }
+}
+
+/// Deletes the subject's outbox folder (`outbox/{subject}/`); how many items it held.
+fn scrub_outbox(outbox: &Path, subject: SubjectId) -> Result<u32, PurgeError> {
+    let folder = outbox.join(subject.to_string());
+    let entries = match std::fs::read_dir(&folder) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => {
+            return Err(PurgeError::Outbox {
+                path: folder,
+                source: e,
+            });
+        }
+    };
+    let mut scrubbed = 0;
+    for entry in entries {
+        let path = entry
+            .map_err(|e| PurgeError::Outbox {
+                path: folder.clone(),
+                source: e,
+            })?
+            .path();
+        std::fs::remove_file(&path).map_err(|e| PurgeError::Outbox {
+            path: path.clone(),
+            source: e,
+        })?;
+        scrubbed += 1;
+    }
+    std::fs::remove_dir(&folder).map_err(|e| PurgeError::Outbox {
+        path: folder,
+        source: e,
+    })?;
+    Ok(scrubbed)
+}
+
+impl PurgeJob {
+    pub fn new(system: &System) -> Self {
+        Self {
+            bus: system.bus(),
+            store: system.store.clone(),
+            keys: system.keys.clone(),
+            blobs: system.blobs.clone(),
+            outbox: system.outbox_dir(),
+        }
+    }
+
+    fn issued(&self, tenant: &str, now: OffsetDateTime) -> Result<Issued, PurgeError> {
+        let tenant = TenantId::parse(tenant).map_err(|_| PurgeError::Tenant(tenant.to_owned()))?;
+        let id = Uuid::now_v7();
+        Ok(Issued {
+            tenant,
+            actor: Actor::system("retention"),
+            correlation_id: id,
+            command_id: id,
+            now,
+        })
+    }
+
+    /// Purges one subject if its purge may run at `now`.
+    pub async fn purge(&self, timer: &Timer, now: OffsetDateTime) -> Result<Outcome, PurgeError> {
+        let subject = timer.subject;
+        let check = Command::CheckPurge {
+            subject,
+            retry_at: now + BLOCKED_RETRY,
+        };
+        match self
+            .bus
+            .execute(&check, &self.issued(&timer.tenant, now)?)
+            .await
+        {
+            Ok(done) if done.positions.is_empty() => {}
+            // `PurgeBlocked` was appended, with the reason, and the timer moves to its retry.
+            Ok(_) => return Ok(Outcome::Blocked),
+            Err(BusError::Refused(DomainError::PurgeNotDue(_) | DomainError::AlreadyPurged)) => {
+                return Ok(Outcome::Skipped);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let keys_destroyed = u32::from(self.keys.destroy(subject).await?);
+        let blobs_deleted = self.blobs.delete_subject(subject).await?;
+        let outbox = self.outbox.clone();
+        let outbox_items_scrubbed =
+            tokio::task::spawn_blocking(move || scrub_outbox(&outbox, subject))
+                .await
+                .map_err(|e| PurgeError::Outbox {
+                    path: PathBuf::new(),
+                    source: std::io::Error::other(e),
+                })??;
+        let result = PurgeExecuted {
+            keys_destroyed,
+            blobs_deleted,
+            outbox_items_scrubbed,
+        };
+        let execute = Command::ExecutePurge {
+            subject,
+            result: result.clone(),
+        };
+        match self
+            .bus
+            .execute(&execute, &self.issued(&timer.tenant, now)?)
+            .await
+        {
+            Ok(_) => Ok(Outcome::Purged(result)),
+            Err(BusError::Refused(DomainError::AlreadyPurged)) => Ok(Outcome::Skipped),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every purge due at `now` whose timer the due-timer projection holds, in due order;
+    /// `progress` hears of each subject done. The projection must be caught up by the caller.
+    pub async fn run_due(
+        &self,
+        now: OffsetDateTime,
+        mut progress: impl FnMut(&Outcome),
+    ) -> Result<Summary, PurgeError> {
+        let mut summary = Summary::default();
+        let mut after = String::new();
+        loop {
+            let page =
+                timers::due(self.store.as_ref(), TimerKind::Purge, now, &after, PAGE).await?;
+            let Some((last, _)) = page.last() else { break };
+            after.clone_from(last);
+            // Owned futures: a borrowing closure here would not be `Send` for every lifetime.
+            let outcomes: Vec<_> = futures::stream::iter(page)
+                .map(|(_, timer)| {
+                    let job = self.clone();
+                    async move { job.purge(&timer, now).await }
+                })
+                .buffer_unordered(PARALLEL)
+                .collect()
+                .await;
+            for outcome in outcomes {
+                let outcome = outcome?;
+                match &outcome {
+                    Outcome::Purged(p) => {
+                        summary.purged += 1;
+                        summary.keys_destroyed += u64::from(p.keys_destroyed);
+                        summary.blobs_deleted += u64::from(p.blobs_deleted);
+                        summary.outbox_items_scrubbed += u64::from(p.outbox_items_scrubbed);
+                    }
+                    Outcome::Blocked => summary.blocked += 1,
+                    Outcome::Skipped => summary.skipped += 1,
+                }
+                progress(&outcome);
+            }
+        }
+        if summary.keys_destroyed > 0 {
+            self.store.forget_deleted().await?;
+        }
+        Ok(summary)
+    }
+}

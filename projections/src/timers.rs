@@ -1,0 +1,201 @@
+//! Due timers of the retention: when each subject's purge, and after it its verification, is to
+//! run. The timers are the subject's own events (`PurgeScheduled.due`, `PurgeBlocked.retry_at`,
+//! `PurgeExecuted`, `DeletionVerificationFailed`); this fold indexes them by due time so that a
+//! scheduler can page through what is due without holding all of it.
+//!
+//! Timer keys are `{due:012}{subject}`: the due time in Unix seconds (rounded up, so a timer is
+//! never listed before its time) and the subject's UUID in simple form, fixed width, so key
+//! order is due order in every collation.
+
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+use videoamt_core::domain::{DomainEvent, SubjectId};
+use videoamt_core::readmodel::{DocKey, Docs, ReadModelStore};
+use videoamt_core::store::StoreError;
+
+use crate::{Projection, Recorded};
+
+pub const NAME: &str = "due-timers";
+
+/// How long a failed verification waits before the next try.
+pub const VERIFY_RETRY: Duration = Duration::hours(1);
+
+/// What a timer fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    Purge,
+    Verify,
+}
+
+impl TimerKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Purge => "purge",
+            Self::Verify => "verify",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timer {
+    pub subject: SubjectId,
+    pub tenant: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub due: OffsetDateTime,
+}
+
+/// Where a subject's timers are, to move or remove them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Index {
+    purge: Option<String>,
+    verify: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DueTimers;
+
+fn seconds_ceil(at: OffsetDateTime) -> i64 {
+    let seconds = at.unix_timestamp();
+    if at.nanosecond() > 0 {
+        seconds + 1
+    } else {
+        seconds
+    }
+}
+
+fn timer_key(due: OffsetDateTime, subject: SubjectId) -> String {
+    format!("{:012}{}", seconds_ceil(due).max(0), subject.0.simple())
+}
+
+fn index_key(stream: &str) -> Option<DocKey> {
+    let subject = stream.strip_prefix("subject-")?;
+    Some(DocKey::new("subject", subject))
+}
+
+fn set(docs: &mut Docs, index: &mut Index, kind: TimerKind, timer: Option<Timer>) {
+    let slot = match kind {
+        TimerKind::Purge => &mut index.purge,
+        TimerKind::Verify => &mut index.verify,
+    };
+    if let Some(old) = slot.take() {
+        docs.delete(DocKey::new(kind.as_str(), old));
+    }
+    if let Some(timer) = timer {
+        let key = timer_key(timer.due, timer.subject);
+        docs.put(DocKey::new(kind.as_str(), key.clone()), timer);
+        *slot = Some(key);
+    }
+}
+
+impl Projection for DueTimers {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn keys(&self, event: Recorded<'_>, _docs: &Docs) -> Vec<DocKey> {
+        let moves = matches!(
+            event.event,
+            DomainEvent::PurgeScheduled(_)
+                | DomainEvent::PurgeBlocked(_)
+                | DomainEvent::PurgeExecuted(_)
+                | DomainEvent::DeletionVerified(_)
+                | DomainEvent::DeletionVerificationFailed(_)
+        );
+        if !moves {
+            return vec![];
+        }
+        index_key(event.envelope.stream_id.as_str())
+            .into_iter()
+            .collect()
+    }
+
+    fn apply(&self, event: Recorded<'_>, docs: &mut Docs) {
+        let Some(key) = self.keys(event, docs).pop() else {
+            return;
+        };
+        let Ok(subject) = uuid::Uuid::parse_str(&key.key).map(SubjectId) else {
+            return;
+        };
+        let meta = &event.envelope.meta;
+        let timer = |due| Timer {
+            subject,
+            tenant: meta.tenant.as_str().to_owned(),
+            due,
+        };
+        let mut index = docs.get::<Index>(&key).unwrap_or_default();
+        match event.event {
+            DomainEvent::PurgeScheduled(e) => {
+                set(docs, &mut index, TimerKind::Purge, Some(timer(e.due)));
+            }
+            DomainEvent::PurgeBlocked(e) => {
+                set(docs, &mut index, TimerKind::Purge, Some(timer(e.retry_at)));
+            }
+            DomainEvent::PurgeExecuted(_) => {
+                set(docs, &mut index, TimerKind::Purge, None);
+                set(
+                    docs,
+                    &mut index,
+                    TimerKind::Verify,
+                    Some(timer(meta.recorded_at)),
+                );
+            }
+            DomainEvent::DeletionVerificationFailed(_) => {
+                let retry = timer(meta.recorded_at + VERIFY_RETRY);
+                set(docs, &mut index, TimerKind::Verify, Some(retry));
+            }
+            DomainEvent::DeletionVerified(_) => {
+                set(docs, &mut index, TimerKind::Verify, None);
+            }
+            _ => return,
+        }
+        if index.purge.is_none() && index.verify.is_none() {
+            docs.delete(key);
+        } else {
+            docs.put(key, index);
+        }
+    }
+}
+
+/// Up to `limit` timers of `kind` due at `now`, after the key `after` (empty for the first
+/// page), in due order, with their keys for paging.
+pub async fn due(
+    models: &dyn ReadModelStore,
+    kind: TimerKind,
+    now: OffsetDateTime,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<(String, Timer)>, StoreError> {
+    // Every key due by `now` sorts before the next second's first key.
+    let before = format!("{:012}", now.unix_timestamp().max(0) + 1);
+    Ok(models
+        .list_range(NAME, kind.as_str(), after, &before, limit)
+        .await?
+        .into_iter()
+        .filter_map(|(key, value)| Some((key, serde_json::from_value(value).ok()?)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn timer_keys_sort_by_due_time_and_round_up() {
+        let s = SubjectId(uuid::Uuid::nil());
+        let a = timer_key(datetime!(2026-11-30 13:30 UTC), s);
+        let b = timer_key(datetime!(2026-11-30 13:30:00.000001 UTC), s);
+        let c = timer_key(datetime!(2027-02-28 13:30 UTC), s);
+        assert!(a < b && b < c);
+        assert_eq!(a.len(), 44);
+        // Due 13:30:00.000001 is listed from 13:30:01 on, never at 13:30:00.
+        assert!(
+            b > format!(
+                "{:012}",
+                datetime!(2026-11-30 13:30 UTC).unix_timestamp() + 1
+            )
+        );
+    }
+}
