@@ -68,7 +68,16 @@ async fn generate(store: Arc<dyn AdminStore>) -> (Vec<AppointmentId>, Vec<Sessio
                 Command::CancelAppointment {
                     appointment,
                     by: videoamt_core::domain::events::CancelledBy::CitizenByLink,
-                    reason: None,
+                    reason: Some(Personal::plain("Umzug")),
+                },
+            ));
+            // The process manager's reaction: the purge timer starts.
+            commands.push((
+                ActorRole::System,
+                Command::SchedulePurge {
+                    appointment,
+                    final_state: videoamt_core::domain::events::FinalState::Cancelled,
+                    final_at: now,
                 },
             ));
         } else {
