@@ -163,7 +163,7 @@ impl From<DecodeError> for GenerateError {
     }
 }
 
-fn template_error(message: impl Into<String>) -> GenerateError {
+pub(crate) fn template_error(message: impl Into<String>) -> GenerateError {
     GenerateError::Template(message.into())
 }
 
@@ -284,6 +284,14 @@ struct Variant {
 }
 
 impl Variant {
+    fn of(tenant: &str) -> Self {
+        if tenant == "stuttgart" {
+            Self::stuttgart()
+        } else {
+            Self::ettlingen()
+        }
+    }
+
     /// The Ettlingen visit of the scenarios: booked online, two concerns, HandyTAN.
     fn ettlingen() -> Self {
         Self {
@@ -382,6 +390,120 @@ async fn record(
     let keys = Arc::new(Keyring::new(kek, store.clone()));
     let bus = CommandBus::new(store, keys, tenants.iter().cloned());
     let mut v = Visit::new(bus, TenantId::parse(variant.tenant)?, variant.booked_at);
+    let personal = PersonalValues::of(variant);
+    drive(
+        &mut v,
+        variant,
+        &personal,
+        VisitIds::fresh(),
+        Handover::Done,
+    )
+    .await?;
+    Ok(v.events().await?.into_iter().map(|(r, _)| r).collect())
+}
+
+/// Every personal value a complete visit records, so that tests can put their own in (e.g.
+/// unique canary strings) and find them again.
+#[derive(Clone)]
+pub struct PersonalValues {
+    pub name: String,
+    pub email: String,
+    pub phone: Option<String>,
+    /// Values for the form's fields, by field id; fields not named keep the example's value.
+    pub fields: Vec<(String, String)>,
+    pub file_name: String,
+    pub feedback: String,
+    /// The clerk's reason for a first, failed identity check, if there is one.
+    pub identity_failure: Option<String>,
+}
+
+/// Whether the visit hands its case over where a service needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handover {
+    Done,
+    /// Left out, so that the purge must wait.
+    Missing,
+}
+
+impl std::fmt::Debug for PersonalValues {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PersonalValues(‹redacted›)")
+    }
+}
+
+impl PersonalValues {
+    fn of(variant: &Variant) -> Self {
+        let (name, email, phone) = variant.contact;
+        Self {
+            name: name.into(),
+            email: email.into(),
+            phone: phone.map(Into::into),
+            fields: vec![],
+            file_name: "nachweis.pdf".into(),
+            feedback: "Sehr gut".into(),
+            identity_failure: None,
+        }
+    }
+
+    /// The example visit's values.
+    pub fn example(tenant: &str) -> Self {
+        Self::of(&Variant::of(tenant))
+    }
+
+    /// The text form fields of the tenant's example visit, which accept any text.
+    pub fn text_fields(tenant: &str) -> Vec<&'static str> {
+        let variant = Variant::of(tenant);
+        let Ok(tenants) = videoamt_core::tenant::example_tenants() else {
+            return vec![];
+        };
+        let Some(template) = tenants
+            .iter()
+            .find(|t| t.id.as_str() == tenant)
+            .and_then(|t| t.forms.get(&variant.template.into()))
+        else {
+            return vec![];
+        };
+        variant
+            .fields
+            .iter()
+            .map(|(f, _)| *f)
+            .filter(|f| {
+                matches!(
+                    template.field(f).map(|d| &d.kind),
+                    Some(videoamt_core::tenant::FieldKind::Text { .. })
+                )
+            })
+            .collect()
+    }
+}
+
+/// Drives one complete visit of `tenant`'s example (`ettlingen` or `stuttgart`) with the given
+/// personal values and ids through `v`: booking, confirmation, reminder, session with identity
+/// check, upload, form, signature, payment, the case-system handover where the service needs
+/// one, end and feedback. The process managers' reactions run as in production.
+pub async fn complete_visit(
+    v: &mut Visit,
+    tenant: &str,
+    personal: &PersonalValues,
+    ids: VisitIds,
+    handover: Handover,
+) -> Result<(), GenerateError> {
+    drive(v, &Variant::of(tenant), personal, ids, handover).await
+}
+
+/// When `tenant`'s example visit starts and ends (the booking is made a few days before).
+pub fn visit_times(tenant: &str) -> (OffsetDateTime, OffsetDateTime) {
+    let v = Variant::of(tenant);
+    (v.booked_at, v.start)
+}
+
+async fn drive(
+    v: &mut Visit,
+    variant: &Variant,
+    personal: &PersonalValues,
+    ids: VisitIds,
+    handover: Handover,
+) -> Result<(), GenerateError> {
     let citizen = actor(ActorRole::Citizen, variant.citizen)?;
     let clerk = actor(ActorRole::Clerk, variant.clerk)?;
     let VisitIds {
@@ -391,8 +513,7 @@ async fn record(
         form,
         payment,
         document,
-    } = VisitIds::fresh();
-    let (name, email, phone) = variant.contact;
+    } = ids;
     let invited = variant.channel == BookingChannel::ClerkInvitation;
 
     v.run(
@@ -406,9 +527,9 @@ async fn record(
             channel: variant.channel,
             invited_by: invited.then(|| variant.clerk.into()),
             contact: Contact {
-                name: Personal::plain(name),
-                email: Personal::plain(email),
-                phone: phone.map(Personal::plain),
+                name: Personal::plain(personal.name.clone()),
+                email: Personal::plain(personal.email.clone()),
+                phone: personal.phone.clone().map(Personal::plain),
             },
         }),
     )
@@ -420,7 +541,7 @@ async fn record(
     )
     .await?;
     // The reminder a day before; the citizen arrives two minutes early.
-    advance(&mut v, variant.start - Duration::minutes(2)).await?;
+    advance(v, variant.start - Duration::minutes(2)).await?;
 
     v.run(
         &clerk,
@@ -456,6 +577,18 @@ async fn record(
         },
     )
     .await?;
+    if let Some(reason) = &personal.identity_failure {
+        v.run(
+            &clerk,
+            Command::FailIdentityCheck {
+                session,
+                document_type: "Reisepass".into(),
+                reason: Personal::plain(reason.clone()),
+                clerk: variant.clerk.into(),
+            },
+        )
+        .await?;
+    }
     v.run(
         &clerk,
         Command::VerifyIdentity {
@@ -472,7 +605,7 @@ async fn record(
             session,
             document,
             by: Party::Citizen,
-            file_name: Personal::plain("nachweis.pdf"),
+            file_name: Personal::plain(personal.file_name.clone()),
             media_type: "application/pdf".into(),
             size_bytes: 48_213,
             sha256: "5e".repeat(32),
@@ -496,12 +629,17 @@ async fn record(
         } else {
             (Party::Citizen, &citizen)
         };
+        let value = personal
+            .fields
+            .iter()
+            .find(|(f, _)| f == field)
+            .map_or(*value, |(_, v)| v.as_str());
         v.run(
             who,
             Command::ChangeField {
                 form,
                 field: (*field).into(),
-                value: Personal::plain(*value),
+                value: Personal::plain(value),
                 by,
             },
         )
@@ -560,9 +698,31 @@ async fn record(
         },
     )
     .await?;
+    // What must be kept goes to the case system before the session ends.
+    let tenant = v
+        .bus
+        .tenant(&v.tenant)
+        .ok_or_else(|| template_error("unknown tenant"))?;
+    let targets: Vec<String> = variant
+        .services
+        .iter()
+        .filter_map(|s| tenant.service(&(*s).into())?.case_system.clone())
+        .filter(|_| handover == Handover::Done)
+        .collect();
+    for target in targets {
+        v.run(
+            &clerk,
+            Command::HandOverToCaseSystem {
+                session,
+                target,
+                reference: format!("AZ-{}", session.0.simple()),
+            },
+        )
+        .await?;
+    }
     // The no-show check finds the session and does nothing.
     let end = v.now + Duration::minutes(25);
-    advance(&mut v, end).await?;
+    advance(v, end).await?;
     v.run(
         &clerk,
         Command::EndSession {
@@ -576,11 +736,11 @@ async fn record(
         Command::SubmitFeedback {
             session,
             score: 5,
-            comment: Some(Personal::plain("Sehr gut")),
+            comment: Some(Personal::plain(personal.feedback.clone())),
         },
     )
     .await?;
-    Ok(v.events().await?.into_iter().map(|(r, _)| r).collect())
+    Ok(())
 }
 
 // ---- templates: a recorded visit with its ids and times as holes -----------------------------

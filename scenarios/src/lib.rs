@@ -3,6 +3,7 @@
 //! to the new events (commands run at once; timers and outbox work are collected to be looked
 //! at).
 
+pub mod due;
 pub mod generate;
 
 use std::sync::Arc;

@@ -5,6 +5,7 @@ mod audit;
 mod cli;
 mod crash;
 mod projection_crash;
+mod retention;
 mod router;
 
 /// Path of the `videoamt` binary cargo built for these tests.
