@@ -194,6 +194,15 @@ enum BenchCommand {
         #[arg(long, default_value = "target/bench")]
         out: std::path::PathBuf,
     },
+    /// Purge and verify many due subjects: subjects/s for each, memory along the way.
+    Retention {
+        #[arg(long, value_enum)]
+        backend: Backend,
+        #[arg(long, default_value_t = 100_000)]
+        subjects: usize,
+        #[arg(long, default_value = "target/bench")]
+        out: std::path::PathBuf,
+    },
     /// Concurrent bookers through the command bus, racing for a week of slots.
     Booking {
         #[arg(long, value_enum)]
@@ -353,6 +362,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out,
             };
             crate::bench_projections::projections(options).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Retention {
+            backend,
+            subjects,
+            out,
+        }) => {
+            crate::bench_retention::retention(crate::bench_retention::RetentionBenchOptions {
+                backend,
+                server: location,
+                subjects,
+                out,
+            })
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Booking {

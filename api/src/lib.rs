@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod bench;
 pub mod bench_projections;
+pub mod bench_retention;
 pub mod cli;
 pub mod ops;
 pub mod problem;
