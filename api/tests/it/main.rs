@@ -5,6 +5,7 @@ mod audit;
 mod cli;
 mod crash;
 mod projection_crash;
+mod purge_crash;
 mod retention;
 mod router;
 
