@@ -266,17 +266,8 @@ impl<K: WrappedKeys + ?Sized + 'static> KeyStore for Keyring<K> {
     }
 
     async fn seal(&self, subject: SubjectId, plaintext: &[u8]) -> Result<Sealed, KeyError> {
-        let key = self
-            .data_key(subject)
-            .await?
-            .ok_or(KeyError::NoKey(subject))?;
-        let fingerprint = self.fingerprint(plaintext);
-        let sealed = encrypt(&key, plaintext, &value_aad(subject, &fingerprint))?;
-        Ok(Sealed {
-            subject,
-            fingerprint,
-            sealed: B64.encode(sealed),
-        })
+        let mut sealed = self.seal_all(subject, &[plaintext]).await?;
+        sealed.pop().ok_or(KeyError::NoKey(subject))
     }
 
     async fn seal_all(
@@ -284,6 +275,7 @@ impl<K: WrappedKeys + ?Sized + 'static> KeyStore for Keyring<K> {
         subject: SubjectId,
         plaintexts: &[&[u8]],
     ) -> Result<Vec<Sealed>, KeyError> {
+        // One key lookup and unwrap for all values.
         let key = self
             .data_key(subject)
             .await?

@@ -983,6 +983,18 @@ fn doc_rows(rows: &[Row]) -> Result<Vec<(DocKey, serde_json::Value)>, StoreError
         .collect()
 }
 
+/// `(key, value)` rows of a read-model query.
+fn documents(rows: &[Row]) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0).map_err(store_err)?,
+                r.try_get(1).map_err(store_err)?,
+            ))
+        })
+        .collect()
+}
+
 #[async_trait::async_trait]
 impl ReadModelStore for PostgresStore {
     async fn checkpoint(&self, projection: &str) -> Result<ProjectionCheckpoint, StoreError> {
@@ -1063,14 +1075,7 @@ impl ReadModelStore for PostgresStore {
             .query(&stmt, &[&projection, &kind, &prefix, &high])
             .await
             .map_err(store_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get(0).map_err(store_err)?,
-                    r.try_get(1).map_err(store_err)?,
-                ))
-            })
-            .collect()
+        documents(&rows)
     }
 
     async fn list_range(
@@ -1098,14 +1103,7 @@ impl ReadModelStore for PostgresStore {
             )
             .await
             .map_err(store_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get(0).map_err(store_err)?,
-                    r.try_get(1).map_err(store_err)?,
-                ))
-            })
-            .collect()
+        documents(&rows)
     }
 
     async fn commit(

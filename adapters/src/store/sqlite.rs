@@ -674,6 +674,23 @@ fn json_of(text: &str) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(text).map_err(store_err)
 }
 
+/// `(key, value)` rows of a read-model query, the values parsed as JSON.
+fn documents(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+    let rows = stmt
+        .query_map(params, |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(store_err)?;
+    rows.map(|row| {
+        let (key, value) = row.map_err(store_err)?;
+        Ok((key, json_of(&value)?))
+    })
+    .collect()
+}
+
 #[async_trait::async_trait]
 impl ReadModelStore for SqliteStore {
     async fn checkpoint(&self, projection: &str) -> Result<ProjectionCheckpoint, StoreError> {
@@ -742,16 +759,7 @@ impl ReadModelStore for SqliteStore {
                      AND key >= ?3 AND key < ?4 ORDER BY key",
                 )
                 .map_err(store_err)?;
-            let rows = stmt
-                .query_map(params![projection, kind, low, high], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })
-                .map_err(store_err)?;
-            rows.map(|row| {
-                let (key, value) = row.map_err(store_err)?;
-                Ok((key, json_of(&value)?))
-            })
-            .collect()
+            documents(&mut stmt, params![projection, kind, low, high])
         })
         .await
     }
@@ -773,16 +781,7 @@ impl ReadModelStore for SqliteStore {
                      AND key > ?3 AND key < ?4 ORDER BY key LIMIT ?5",
                 )
                 .map_err(store_err)?;
-            let rows = stmt
-                .query_map(params![projection, kind, after, before, limit], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })
-                .map_err(store_err)?;
-            rows.map(|row| {
-                let (key, value) = row.map_err(store_err)?;
-                Ok((key, json_of(&value)?))
-            })
-            .collect()
+            documents(&mut stmt, params![projection, kind, after, before, limit])
         })
         .await
     }

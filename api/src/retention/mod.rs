@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use time::OffsetDateTime;
 use videoamt_core::domain::SubjectId;
 use videoamt_core::readmodel::ReadModelError;
-use videoamt_projections::retention::{self as report, RetentionState, SubjectRetention};
+use videoamt_projections::retention::{self as report, RetentionState};
 use videoamt_projections::runner::{Runner, RunnerError};
 use videoamt_projections::timers::{self, TimerKind};
 use videoamt_projections::{Projection, retention::RetentionReport, timers::DueTimers};
@@ -27,11 +27,11 @@ fn retention_projections() -> Vec<Arc<dyn Projection>> {
     vec![Arc::new(DueTimers), Arc::new(RetentionReport)]
 }
 
-/// Brings the retention projections up to the log's end. When another runner (a running
-/// server) keeps them, it moved the checkpoints itself; that is fine.
-async fn catch_up(system: &System) -> anyhow::Result<()> {
+/// Brings `projections` up to the log's end. When another runner (a running server) keeps
+/// them, it moved the checkpoints itself; that is fine.
+async fn catch_up(system: &System, projections: &[Arc<dyn Projection>]) -> anyhow::Result<()> {
     let runner = Runner::new(system.store.clone(), system.store.clone());
-    match runner.catch_up(&retention_projections()).await {
+    match runner.catch_up(projections).await {
         Ok(_) | Err(RunnerError::ReadModel(ReadModelError::CheckpointMoved { .. })) => Ok(()),
         Err(e) => Err(e.into()),
     }
@@ -113,25 +113,15 @@ pub async fn schedule(
     }
 }
 
-fn state_rows(rows: &[SubjectRetention], tenant: Option<&str>) -> Vec<SubjectRetention> {
-    rows.iter()
-        .filter(|r| tenant.is_none_or(|t| r.tenant == t))
-        .cloned()
-        .collect()
-}
-
 /// `videoamt retention status`: counts per tenant and state.
 pub async fn status(system: &System, tenant: Option<&str>) -> anyhow::Result<ExitCode> {
-    catch_up(system).await?;
-    let rows = state_rows(
-        &report::subjects(system.store.as_ref(), tenant).await?,
-        tenant,
-    );
     if let Some(t) = tenant {
         if !system.tenants.iter().any(|x| x.id.as_str() == t) {
             anyhow::bail!("unbekannter Mandant {t:?}");
         }
     }
+    catch_up(system, &retention_projections()).await?;
+    let rows = report::subjects(system.store.as_ref(), tenant).await?;
     let now = OffsetDateTime::now_utc();
     let states = [
         RetentionState::Active,
@@ -159,7 +149,7 @@ pub async fn status(system: &System, tenant: Option<&str>) -> anyhow::Result<Exi
 
 /// `videoamt retention run [--dry-run]`.
 pub async fn run(system: &System, dry_run: bool) -> anyhow::Result<ExitCode> {
-    catch_up(system).await?;
+    catch_up(system, &retention_projections()).await?;
     let now = OffsetDateTime::now_utc();
     let mut due = 0u64;
     let mut after = String::new();
@@ -206,15 +196,8 @@ pub async fn run(system: &System, dry_run: bool) -> anyhow::Result<ExitCode> {
 
 /// `videoamt retention verify [SUBJECT|--all]`: exits non-zero if any verification failed.
 pub async fn verify_cli(system: &System, subject: Option<&str>) -> anyhow::Result<ExitCode> {
-    // The projections scrub on `PurgeExecuted`: all of them must have folded it first.
-    let runner = Runner::new(system.store.clone(), system.store.clone());
-    match runner
-        .catch_up(&videoamt_projections::all(system.tenants.clone()))
-        .await
-    {
-        Ok(_) | Err(RunnerError::ReadModel(ReadModelError::CheckpointMoved { .. })) => {}
-        Err(e) => return Err(e.into()),
-    }
+    // Read models must have folded `PurgeExecuted` (and scrubbed) before the scan.
+    catch_up(system, &videoamt_projections::all(system.tenants.clone())).await?;
     let subjects = match subject {
         Some(s) => vec![
             uuid::Uuid::parse_str(s)
@@ -304,7 +287,7 @@ fn date(t: Option<OffsetDateTime>) -> String {
 
 /// `videoamt retention report --format csv|json`.
 pub async fn export(system: &System, format: crate::ops::Format) -> anyhow::Result<ExitCode> {
-    catch_up(system).await?;
+    catch_up(system, &retention_projections()).await?;
     let now = OffsetDateTime::now_utc();
     let rows: Vec<ReportRow> = report::subjects(system.store.as_ref(), None)
         .await?

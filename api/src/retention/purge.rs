@@ -67,6 +67,8 @@ pub enum PurgeError {
     },
     #[error(transparent)]
     Store(#[from] videoamt_core::store::StoreError),
+    #[error("the outbox task failed: {0}")]
+    Task(String),
     #[error("unknown tenant {0:?} in a timer")]
     Tenant(String),
 }
@@ -169,10 +171,7 @@ impl PurgeJob {
         let outbox_items_scrubbed =
             tokio::task::spawn_blocking(move || scrub_outbox(&outbox, subject))
                 .await
-                .map_err(|e| PurgeError::Outbox {
-                    path: PathBuf::new(),
-                    source: std::io::Error::other(e),
-                })??;
+                .map_err(|e| PurgeError::Task(e.to_string()))??;
         let result = PurgeExecuted {
             keys_destroyed,
             blobs_deleted,

@@ -274,14 +274,16 @@ impl Verifier {
             let events = self.store.read_stream(&stream, 0).await?;
             for event in &events {
                 let value = payload(event);
-                // Sessions hang off the appointment, forms off the session.
-                for (field, category) in [("session", "session"), ("form", "form")] {
-                    let linked = matches!(
-                        (event.event_type.as_str(), field),
-                        ("SessionLinked", "session") | ("FormAttached", "form")
-                    );
-                    if let (true, Some(id)) = (linked, value[field].as_str()) {
-                        queue.extend(StreamId::of(category, id).ok());
+                // Sessions hang off the appointment, forms off the session; the linking
+                // event names the stream's category as its field.
+                let linked = match event.event_type.as_str() {
+                    "SessionLinked" => Some("session"),
+                    "FormAttached" => Some("form"),
+                    _ => None,
+                };
+                if let Some(kind) = linked {
+                    if let Some(id) = value[kind].as_str() {
+                        queue.extend(StreamId::of(kind, id).ok());
                     }
                 }
                 let mut found = Vec::new();

@@ -15,9 +15,9 @@ use videoamt_api::system::System;
 use videoamt_core::blobs::{BlobContent, BlobError, BlobName, BlobStore as _};
 use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::command::Command;
-use videoamt_core::domain::events::{CancelledBy, Contact};
-use videoamt_core::domain::{DomainEvent, Personal, SubjectId};
-use videoamt_core::event::{Actor, ActorRole, TenantId};
+use videoamt_core::domain::events::{AppointmentBooked, CancelledBy, Contact};
+use videoamt_core::domain::{AppointmentId, DomainEvent, Personal, SubjectId};
+use videoamt_core::event::{Actor, ActorRole, StreamId, TenantId};
 use videoamt_core::keys::{KeyError, Revealed, reveal};
 use videoamt_core::readmodel::{Change, DocKey};
 use videoamt_core::tenant::{BookingChannel, example_tenants};
@@ -149,9 +149,21 @@ fn visit(system: &System, tenant: &str, now: OffsetDateTime) -> Visit {
 
 /// The subject's events in the log.
 async fn subject_events(system: &System, subject: SubjectId) -> Vec<DomainEvent> {
+    stream_events(system, &subject.stream()).await
+}
+
+/// The booking of an appointment, as stored (its personal values sealed).
+async fn booking(system: &System, appointment: AppointmentId) -> AppointmentBooked {
+    match stream_events(system, &appointment.stream()).await.first() {
+        Some(DomainEvent::AppointmentBooked(b)) => b.clone(),
+        other => panic!("the booking comes first, not {other:?}"),
+    }
+}
+
+async fn stream_events(system: &System, stream: &StreamId) -> Vec<DomainEvent> {
     system
         .store
-        .read_stream(&subject.stream(), 0)
+        .read_stream(stream, 0)
         .await
         .expect("read")
         .iter()
@@ -349,19 +361,7 @@ async fn canaries_are_gone_after_the_purge(env: Env) {
     ] {
         assert!(summaries.contains(&fact), "{fact} in {summaries:?}");
     }
-    let booking = system
-        .store
-        .read_stream(&appointments[0].stream(), 0)
-        .await
-        .expect("read");
-    let DomainEvent::AppointmentBooked(b) = DomainEvent::from_payload(
-        booking[0].event_type.as_str(),
-        booking[0].schema_version,
-        &booking[0].payload,
-    )
-    .expect("decode") else {
-        panic!("the booking comes first")
-    };
+    let b = booking(&system, appointments[0]).await;
     let shown = reveal(system.keys.as_ref(), &b.contact.name)
         .await
         .expect("no error");
@@ -578,7 +578,139 @@ async fn the_verifier_finds_a_planted_leak(env: Env) {
         .find(|r| r.subject == Some(ids.subject))
         .expect("row");
     assert_eq!(row.failed_places, leaked[0].places);
+
+    // A log line that printed the e-mail address is found in the log folder too.
+    let logs = system.log_dir();
+    std::fs::create_dir_all(&logs).expect("log folder");
+    std::fs::write(
+        logs.join("videoamt.log"),
+        format!(
+            "{{\"message\":\"mail sent\",\"to\":\"{}\"}}\n",
+            personal.email
+        ),
+    )
+    .expect("log line");
+    let logged = verifier.verify(&[ids.subject], due).await.expect("verify");
+    assert!(
+        logged[0]
+            .places
+            .iter()
+            .any(|p| p == "Protokolldateien: Datei videoamt.log"),
+        "{:?}",
+        logged[0].places
+    );
     env.done().await;
+}
+
+/// The retention commands on a store with three due subjects: dry run, run, verify, status,
+/// the DPO's export, and a clear refusal of a bad subject id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retention_commands_purge_verify_and_report() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("events.db");
+    let subjects = {
+        let store: Arc<dyn AdminStore> = Arc::new(SqliteStore::open(&db).await.expect("open"));
+        // The KEK the commands will load from the data folder.
+        let kek = Kek::load(dir.path()).expect("kek");
+        let system = System::new(store.clone(), kek, dir.path(), tenants());
+        let events: Arc<dyn videoamt_core::store::EventStore> = store;
+        let blobs: Arc<dyn videoamt_core::blobs::BlobStore> = system.blobs.clone();
+        videoamt_scenarios::due::due_subjects(
+            &events,
+            &system.keys,
+            &blobs,
+            3,
+            OffsetDateTime::now_utc() - Duration::days(1),
+            |_| {},
+        )
+        .await
+        .expect("due subjects")
+    };
+    let run = |args: &[&str]| {
+        let out = crate::videoamt()
+            .args(["--store", &format!("sqlite:{}", db.display())])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("retention")
+            .args(args)
+            .output()
+            .expect("runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run(&["run", "--dry-run"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("3 Löschungen fällig"), "{out}");
+    for s in &subjects {
+        assert!(out.contains(&s.to_string()), "{out}");
+    }
+    assert!(
+        dir.path()
+            .join("blobs")
+            .join(subjects[0].to_string())
+            .exists(),
+        "dry run purges nothing"
+    );
+
+    let (ok, out, err) = run(&["run"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("gelöscht: 3"), "{out}");
+    assert!(
+        out.contains("Schlüssel vernichtet: 3, Blobs gelöscht: 3"),
+        "{out}"
+    );
+
+    let (ok, out, err) = run(&["verify", "--all"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("3 geprüft, 0 fehlgeschlagen"), "{out}");
+
+    let (ok, out, err) = run(&["status", "--tenant", "ettlingen"]);
+    assert!(ok, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("ettlingen"))
+        .expect("tenant row");
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    // tenant, aktiv, geplant, fällig, überfällig, zurückgestellt, gelöscht, geprüft
+    assert_eq!(
+        cells,
+        ["ettlingen", "0", "0", "0", "0", "0", "0", "3"],
+        "{out}"
+    );
+
+    let (ok, out, err) = run(&["report", "--format", "csv"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("\"subject\",\"tenant\",\"state\""),
+        "{out}"
+    );
+    assert_eq!(lines.len(), 4, "{out}");
+    for s in &subjects {
+        let row = lines
+            .iter()
+            .find(|l| l.contains(&s.to_string()))
+            .expect("row");
+        assert!(
+            row.contains("\"geprüft\"") && row.contains("\"1\""),
+            "{row}"
+        );
+        assert!(!row.contains("Person "), "no personal data: {row}");
+    }
+    let (ok, out, err) = run(&["report", "--format", "json"]);
+    assert!(ok, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(rows.as_array().map(Vec::len), Some(3));
+
+    let (ok, _, err) = run(&["verify", "not-a-subject"]);
+    assert!(!ok);
+    assert!(err.contains("keine Personen-ID"), "{err}");
+    let (ok, _, err) = run(&["status", "--tenant", "atlantis"]);
+    assert!(!ok);
+    assert!(err.contains("unbekannter Mandant"), "{err}");
 }
 
 /// A flipped byte in a sealed value or an encrypted blob is reported as tampering, never
@@ -596,19 +728,7 @@ async fn tampering_is_detected(env: Env) {
     )
     .await
     .expect("visit");
-    let booking = system
-        .store
-        .read_stream(&ids.appointment.stream(), 0)
-        .await
-        .expect("read");
-    let DomainEvent::AppointmentBooked(b) = DomainEvent::from_payload(
-        booking[0].event_type.as_str(),
-        booking[0].schema_version,
-        &booking[0].payload,
-    )
-    .expect("decode") else {
-        panic!("the booking comes first")
-    };
+    let b = booking(&system, ids.appointment).await;
     let mut sealed = b.contact.name.sealed().expect("sealed").clone();
     assert_eq!(
         reveal(system.keys.as_ref(), &Personal::Sealed(sealed.clone()))
