@@ -13,3 +13,37 @@ mod router;
 fn videoamt() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_videoamt"))
 }
+
+/// An embedded store at `db` with `count` subjects whose purge was due yesterday, sealed under
+/// the KEK of the data folder `data` (where `videoamt` will load it from).
+async fn due_subjects(
+    db: &std::path::Path,
+    data: &std::path::Path,
+    count: usize,
+) -> Vec<videoamt_core::domain::SubjectId> {
+    use std::sync::Arc;
+    let store: Arc<dyn videoamt_adapters::store::AdminStore> = Arc::new(
+        videoamt_adapters::store::sqlite::SqliteStore::open(db)
+            .await
+            .expect("open"),
+    );
+    let kek = videoamt_adapters::keys::Kek::load(data).expect("kek");
+    let system = videoamt_api::system::System::new(
+        store.clone(),
+        kek,
+        data,
+        videoamt_core::tenant::example_tenants().expect("valid"),
+    );
+    let events: Arc<dyn videoamt_core::store::EventStore> = store;
+    let blobs: Arc<dyn videoamt_core::blobs::BlobStore> = system.blobs.clone();
+    videoamt_scenarios::due::due_subjects(
+        &events,
+        &system.keys,
+        &blobs,
+        count,
+        time::OffsetDateTime::now_utc() - time::Duration::days(1),
+        |_| {},
+    )
+    .await
+    .expect("due subjects")
+}

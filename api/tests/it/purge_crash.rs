@@ -2,17 +2,10 @@
 //! SIGKILL five times, each time after a random amount of progress. After a final run every
 //! subject has exactly one `PurgeExecuted` and one `DeletionVerified`, and no key survives.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use time::OffsetDateTime;
-use videoamt_adapters::keys::Kek;
-use videoamt_adapters::store::AdminStore;
 use videoamt_adapters::store::sqlite::SqliteStore;
-use videoamt_api::system::System;
-use videoamt_core::blobs::BlobStore;
 use videoamt_core::store::EventStore;
-use videoamt_core::tenant::example_tenants;
 
 use crate::videoamt;
 
@@ -49,29 +42,7 @@ fn serve(db: &std::path::Path, data: &std::path::Path) -> std::process::Child {
 async fn a_killed_purge_finishes_exactly_once() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("events.db");
-    let subjects = {
-        let store: Arc<dyn AdminStore> = Arc::new(SqliteStore::open(&db).await.expect("open"));
-        // The KEK the server will load from the data folder.
-        let kek = Kek::load(dir.path()).expect("kek");
-        let system = System::new(
-            store.clone(),
-            kek,
-            dir.path(),
-            example_tenants().expect("valid"),
-        );
-        let events: Arc<dyn EventStore> = store.clone();
-        let blobs: Arc<dyn BlobStore> = system.blobs.clone();
-        videoamt_scenarios::due::due_subjects(
-            &events,
-            &system.keys,
-            &blobs,
-            SUBJECTS,
-            OffsetDateTime::now_utc() - time::Duration::days(1),
-            |_| {},
-        )
-        .await
-        .expect("due subjects")
-    };
+    let subjects = crate::due_subjects(&db, dir.path(), SUBJECTS).await;
     assert_eq!(
         count(&db, "SELECT count(*) FROM subject_keys"),
         SUBJECTS as i64

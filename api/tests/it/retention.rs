@@ -174,6 +174,22 @@ async fn stream_events(system: &System, stream: &StreamId) -> Vec<DomainEvent> {
         .collect()
 }
 
+/// The tenant's example visit with its example values, recorded completely.
+async fn example_visit(system: &System, tenant: &str, handover: Handover) -> (VisitIds, Visit) {
+    let ids = VisitIds::fresh();
+    let mut v = visit(system, tenant, visit_times(tenant).0);
+    complete_visit(
+        &mut v,
+        tenant,
+        &PersonalValues::example(tenant),
+        ids,
+        handover,
+    )
+    .await
+    .expect("visit");
+    (ids, v)
+}
+
 /// Runs the purge as if the clock showed `now`, after the timers are caught up.
 async fn purge_at(env: &Env, now: OffsetDateTime) -> videoamt_api::retention::purge::Summary {
     env.catch_up().await;
@@ -461,17 +477,7 @@ async fn retention_periods_end_to_the_second(env: Env) {
 /// the purge is held back (`PurgeBlocked`, "zurückgestellt" in the report) until it is.
 async fn a_missing_handover_blocks_the_purge(env: Env) {
     let system = env.system.clone();
-    let ids = VisitIds::fresh();
-    let mut v = visit(&system, "stuttgart", visit_times("stuttgart").0);
-    complete_visit(
-        &mut v,
-        "stuttgart",
-        &PersonalValues::example("stuttgart"),
-        ids,
-        Handover::Missing,
-    )
-    .await
-    .expect("visit");
+    let (ids, mut v) = example_visit(&system, "stuttgart", Handover::Missing).await;
     let (_, due) = dues(&env)
         .await
         .into_iter()
@@ -608,24 +614,7 @@ async fn the_verifier_finds_a_planted_leak(env: Env) {
 async fn the_retention_commands_purge_verify_and_report() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("events.db");
-    let subjects = {
-        let store: Arc<dyn AdminStore> = Arc::new(SqliteStore::open(&db).await.expect("open"));
-        // The KEK the commands will load from the data folder.
-        let kek = Kek::load(dir.path()).expect("kek");
-        let system = System::new(store.clone(), kek, dir.path(), tenants());
-        let events: Arc<dyn videoamt_core::store::EventStore> = store;
-        let blobs: Arc<dyn videoamt_core::blobs::BlobStore> = system.blobs.clone();
-        videoamt_scenarios::due::due_subjects(
-            &events,
-            &system.keys,
-            &blobs,
-            3,
-            OffsetDateTime::now_utc() - Duration::days(1),
-            |_| {},
-        )
-        .await
-        .expect("due subjects")
-    };
+    let subjects = crate::due_subjects(&db, dir.path(), 3).await;
     let run = |args: &[&str]| {
         let out = crate::videoamt()
             .args(["--store", &format!("sqlite:{}", db.display())])
@@ -717,17 +706,7 @@ async fn the_retention_commands_purge_verify_and_report() {
 /// shown and never read as erased.
 async fn tampering_is_detected(env: Env) {
     let system = env.system.clone();
-    let ids = VisitIds::fresh();
-    let mut v = visit(&system, "ettlingen", visit_times("ettlingen").0);
-    complete_visit(
-        &mut v,
-        "ettlingen",
-        &PersonalValues::example("ettlingen"),
-        ids,
-        Handover::Done,
-    )
-    .await
-    .expect("visit");
+    let (ids, _) = example_visit(&system, "ettlingen", Handover::Done).await;
     let b = booking(&system, ids.appointment).await;
     let mut sealed = b.contact.name.sealed().expect("sealed").clone();
     assert_eq!(
