@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use videoamt_core::domain::command::Command;
@@ -25,7 +26,8 @@ use videoamt_core::event::{
 };
 use videoamt_core::keys::{KeyError, KeyStore};
 use videoamt_core::store::{
-    AppendBatch, AppendError, EventStore, ExpectedVersion, StoreError, StreamAppend,
+    AppendBatch, AppendError, EventStore, ExpectedVersion, MAX_EVENTS_PER_BATCH, StoreError,
+    StreamAppend,
 };
 use videoamt_core::tenant::Tenant;
 
@@ -33,6 +35,8 @@ use videoamt_core::tenant::Tenant;
 pub const MAX_ATTEMPTS: u32 = 32;
 /// Streams a command may name, over all its loading rounds.
 const MAX_STREAMS: usize = 64;
+/// Commands of [`CommandBus::execute_all`] loaded and decided at the same time.
+const LOAD_PARALLEL: usize = 16;
 
 /// Who issues a command, for whom, when, and as part of which flow.
 #[derive(Debug, Clone)]
@@ -128,25 +132,13 @@ impl CommandBus {
     }
 
     pub async fn execute(&self, command: &Command, issued: &Issued) -> Result<Executed, BusError> {
-        let tenant = self
-            .tenants
-            .get(&issued.tenant)
-            .ok_or_else(|| BusError::UnknownTenant(issued.tenant.clone()))?;
-        let ctx = Context {
-            tenant,
-            now: issued.now,
-        };
         for attempt in 1..=MAX_ATTEMPTS {
-            let (histories, versions) = self.load(command, &ctx).await?;
-            let mut decision = command.decide(&histories, &ctx)?;
-            self.seal(&mut decision, &histories).await?;
-            if decision.is_empty() {
+            let Some(batch) = self.prepare(command, issued).await? else {
                 return Ok(Executed {
                     positions: vec![],
                     attempts: attempt,
                 });
-            }
-            let batch = batch(decision, &versions, issued)?;
+            };
             match self.store.append(batch).await {
                 Ok(appended) => {
                     return Ok(Executed {
@@ -165,6 +157,110 @@ impl CommandBus {
             }
         }
         Err(BusError::Contention(MAX_ATTEMPTS))
+    }
+
+    /// Executes independent commands together, for jobs that work through many subjects: each
+    /// is loaded and decided on its own, and every decision is appended in one atomic batch, so
+    /// the whole set costs one commit instead of one per command. Commands whose streams overlap
+    /// an earlier command's, and every command of a combined append that fails (someone wrote
+    /// one of the streams in between), are executed one by one with the usual retries; nothing
+    /// of a failed combined append was written, so deciding again is safe. Results come in the
+    /// order of `commands`.
+    pub async fn execute_all(
+        &self,
+        commands: &[(Command, Issued)],
+    ) -> Vec<Result<Executed, BusError>> {
+        // The futures are made up front: a borrowing closure inside the stream would make the
+        // caller's future not `Send` for every lifetime.
+        let preparing: Vec<_> = commands
+            .iter()
+            .map(|(command, issued)| self.prepare(command, issued))
+            .collect();
+        let prepared: Vec<_> = futures::stream::iter(preparing)
+            .buffered(LOAD_PARALLEL)
+            .collect()
+            .await;
+        let mut results: Vec<Option<Result<Executed, BusError>>> =
+            Vec::with_capacity(commands.len());
+        let mut combined: Vec<(usize, AppendBatch)> = Vec::new();
+        let mut streams = std::collections::HashSet::new();
+        let mut events = 0;
+        let mut alone = Vec::new();
+        for (i, prepared) in prepared.into_iter().enumerate() {
+            match prepared {
+                Ok(None) => results.push(Some(Ok(Executed {
+                    positions: vec![],
+                    attempts: 1,
+                }))),
+                Ok(Some(batch)) => {
+                    results.push(None);
+                    let disjoint = batch.streams().iter().all(|s| !streams.contains(&s.stream));
+                    if disjoint && events + batch.event_count() <= MAX_EVENTS_PER_BATCH {
+                        streams.extend(batch.streams().iter().map(|s| s.stream.clone()));
+                        events += batch.event_count();
+                        combined.push((i, batch));
+                    } else {
+                        alone.push(i);
+                    }
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        if !combined.is_empty() {
+            let merged: Vec<StreamAppend> = combined
+                .iter()
+                .flat_map(|(_, b)| b.streams().iter().cloned())
+                .collect();
+            let appended = match AppendBatch::new(merged) {
+                Ok(batch) => self.store.append(batch).await.ok(),
+                Err(_) => None,
+            };
+            match appended {
+                Some(appended) => {
+                    // Positions come in batch order, so each command's are the next slice.
+                    let mut positions = appended.positions.into_iter();
+                    for (i, batch) in &combined {
+                        results[*i] = Some(Ok(Executed {
+                            positions: positions.by_ref().take(batch.event_count()).collect(),
+                            attempts: 1,
+                        }));
+                    }
+                }
+                None => alone.extend(combined.iter().map(|(i, _)| *i)),
+            }
+        }
+        for i in alone {
+            let (command, issued) = &commands[i];
+            results[i] = Some(self.execute(command, issued).await);
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every command has a result"))
+            .collect()
+    }
+
+    /// Loads, decides and seals one command: the batch to append, `None` if there is nothing
+    /// to do.
+    async fn prepare(
+        &self,
+        command: &Command,
+        issued: &Issued,
+    ) -> Result<Option<AppendBatch>, BusError> {
+        let tenant = self
+            .tenants
+            .get(&issued.tenant)
+            .ok_or_else(|| BusError::UnknownTenant(issued.tenant.clone()))?;
+        let ctx = Context {
+            tenant,
+            now: issued.now,
+        };
+        let (histories, versions) = self.load(command, &ctx).await?;
+        let mut decision = command.decide(&histories, &ctx)?;
+        self.seal(&mut decision, &histories).await?;
+        if decision.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(batch(decision, &versions, issued)?))
     }
 
     /// Issues the keys of subjects the decision starts, then seals every plain personal value

@@ -163,8 +163,11 @@ pub trait WrappedKeys: Send + Sync {
 
     async fn wrapped_key(&self, subject: SubjectId) -> Result<Option<Vec<u8>>, StoreError>;
 
-    /// Deletes the subject's wrapped key; `false` if there was none.
-    async fn delete_wrapped_key(&self, subject: SubjectId) -> Result<bool, StoreError>;
+    /// Deletes the subjects' wrapped keys in one transaction; the subjects that had one.
+    async fn delete_wrapped_keys(
+        &self,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<SubjectId>, StoreError>;
 }
 
 /// The key store: data keys wrapped with the KEK (XChaCha20-Poly1305), values sealed with the
@@ -258,7 +261,11 @@ impl<K: WrappedKeys + ?Sized + 'static> KeyStore for Keyring<K> {
     }
 
     async fn destroy(&self, subject: SubjectId) -> Result<bool, KeyError> {
-        Ok(self.keys.delete_wrapped_key(subject).await?)
+        Ok(!self.destroy_all(&[subject]).await?.is_empty())
+    }
+
+    async fn destroy_all(&self, subjects: &[SubjectId]) -> Result<Vec<SubjectId>, KeyError> {
+        Ok(self.keys.delete_wrapped_keys(subjects).await?)
     }
 
     async fn holds(&self, subject: SubjectId) -> Result<bool, KeyError> {

@@ -70,6 +70,18 @@ pub trait KeyStore: Send + Sync {
     /// Destroys the subject's key, finally; `false` if there was none (already destroyed).
     async fn destroy(&self, subject: SubjectId) -> Result<bool, KeyError>;
 
+    /// Destroys several subjects' keys at once (stores override it to do so in one
+    /// transaction); the subjects whose key existed.
+    async fn destroy_all(&self, subjects: &[SubjectId]) -> Result<Vec<SubjectId>, KeyError> {
+        let mut destroyed = Vec::new();
+        for &subject in subjects {
+            if self.destroy(subject).await? {
+                destroyed.push(subject);
+            }
+        }
+        Ok(destroyed)
+    }
+
     /// Whether the subject's key exists.
     async fn holds(&self, subject: SubjectId) -> Result<bool, KeyError>;
 

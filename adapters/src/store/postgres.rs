@@ -1247,12 +1247,21 @@ impl crate::keys::WrappedKeys for PostgresStore {
         row.map(|r| r.try_get(0).map_err(store_err)).transpose()
     }
 
-    async fn delete_wrapped_key(&self, subject: SubjectId) -> Result<bool, StoreError> {
+    async fn delete_wrapped_keys(
+        &self,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<SubjectId>, StoreError> {
         let client = self.client().await?;
-        client
-            .execute("DELETE FROM subject_keys WHERE subject = $1", &[&subject.0])
+        let ids: Vec<Uuid> = subjects.iter().map(|s| s.0).collect();
+        let rows = client
+            .query(
+                "DELETE FROM subject_keys WHERE subject = ANY($1) RETURNING subject",
+                &[&ids],
+            )
             .await
-            .map(|n| n > 0)
-            .map_err(store_err)
+            .map_err(store_err)?;
+        rows.iter()
+            .map(|r| r.try_get(0).map(SubjectId).map_err(store_err))
+            .collect()
     }
 }

@@ -943,14 +943,31 @@ impl crate::keys::WrappedKeys for SqliteStore {
         .await
     }
 
-    async fn delete_wrapped_key(&self, subject: SubjectId) -> Result<bool, StoreError> {
+    async fn delete_wrapped_keys(
+        &self,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<SubjectId>, StoreError> {
+        let subjects = subjects.to_vec();
         self.with_reader(move |conn| {
-            conn.execute(
-                "DELETE FROM subject_keys WHERE subject = ?1",
-                [subject.0.as_bytes().as_slice()],
-            )
-            .map(|n| n > 0)
-            .map_err(store_err)
+            // One transaction: one commit (and WAL sync) for the whole set.
+            let tx = conn.unchecked_transaction().map_err(store_err)?;
+            let mut deleted = Vec::new();
+            {
+                let mut delete = tx
+                    .prepare_cached("DELETE FROM subject_keys WHERE subject = ?1")
+                    .map_err(store_err)?;
+                for subject in subjects {
+                    if delete
+                        .execute([subject.0.as_bytes().as_slice()])
+                        .map_err(store_err)?
+                        > 0
+                    {
+                        deleted.push(subject);
+                    }
+                }
+            }
+            tx.commit().map_err(store_err)?;
+            Ok(deleted)
         })
         .await
     }

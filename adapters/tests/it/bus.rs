@@ -1,5 +1,6 @@
 //! The command bus against real stores: races on the calendar resolve into exactly one
-//! winner per slot and clear refusals for the rest.
+//! winner per slot and clear refusals for the rest; commands executed together keep their own
+//! results.
 
 use std::sync::Arc;
 
@@ -13,8 +14,13 @@ use videoamt_core::domain::calendar::{self, CalendarState};
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::Contact;
 use videoamt_core::domain::{AppointmentId, DomainError, DomainEvent, Personal, SubjectId};
-use videoamt_core::event::{Actor, ActorRole, TenantId};
+use videoamt_core::event::{
+    Actor, ActorRole, GlobalPosition, RecordedEvent, StreamId, StreamVersion, TenantId,
+};
 use videoamt_core::keys::{KeyStore as _, Revealed, reveal};
+use videoamt_core::store::{
+    AppendBatch, AppendError, Appended, EventStore, EventStream, StoreError,
+};
 use videoamt_core::tenant::{BookingChannel, DepartmentId, example_tenants};
 
 use crate::contract::Backend;
@@ -268,6 +274,167 @@ pub(crate) async fn personal_values_are_sealed_before_they_are_stored<B: Backend
     assert_eq!(store.last_position().await.expect("head"), head);
 }
 
+/// A store that lets one other writer in just before the first combined append, so that the
+/// combined batch conflicts.
+struct Interfering {
+    inner: Arc<dyn EventStore>,
+    interference: std::sync::Mutex<Option<(CommandBus, Command)>>,
+}
+
+#[async_trait::async_trait]
+impl EventStore for Interfering {
+    async fn append(&self, batch: AppendBatch) -> Result<Appended, AppendError> {
+        let interference = if batch.streams().len() > 3 {
+            self.interference.lock().expect("lock").take()
+        } else {
+            None
+        };
+        if let Some((bus, command)) = interference {
+            bus.execute(&command, &issued(NOW))
+                .await
+                .expect("the other writer books");
+        }
+        self.inner.append(batch).await
+    }
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: StreamVersion,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_stream(stream, from).await
+    }
+    async fn read_all(
+        &self,
+        after: GlobalPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_all(after, limit).await
+    }
+    async fn read_positions(
+        &self,
+        positions: &[GlobalPosition],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_positions(positions).await
+    }
+    async fn last_position(&self) -> Result<GlobalPosition, StoreError> {
+        self.inner.last_position().await
+    }
+    fn subscribe(&self, after: GlobalPosition) -> EventStream {
+        self.inner.subscribe(after)
+    }
+}
+
+fn booking_at(start: OffsetDateTime, i: u32) -> Command {
+    Command::BookAppointment(BookAppointment {
+        appointment: AppointmentId(Uuid::now_v7()),
+        subject: SubjectId(Uuid::now_v7()),
+        department: "ordnung-waffen".into(),
+        services: vec!["jagdschein".into()],
+        start,
+        channel: BookingChannel::Online,
+        invited_by: None,
+        contact: Contact {
+            name: Personal::plain(format!("Bürger {i}")),
+            email: Personal::plain(format!("buerger{i}@example.org")),
+            phone: None,
+        },
+    })
+}
+
+/// `execute_all` gives every command its own result, in order: commands on other streams go
+/// into one combined append, one that overlaps an earlier command's streams is decided after
+/// it, a refusal stays that command's own, and a combined append that conflicts is redone
+/// command by command.
+pub(crate) async fn commands_executed_together<B: Backend>(b: &B) {
+    let store = b.open().await;
+    let keys = Keyring::ephemeral(store.clone());
+    let inner: Arc<dyn EventStore> = store.clone();
+    let interfering = Arc::new(Interfering {
+        inner: inner.clone(),
+        interference: std::sync::Mutex::new(None),
+    });
+    let bus = CommandBus::new(
+        interfering.clone(),
+        keys.clone(),
+        example_tenants().expect("valid"),
+    );
+    // Thursday and Friday, 08:00 and 08:30 local; 06:00 is before opening.
+    let thursday = datetime!(2026-11-26 07:00 UTC);
+    let friday = datetime!(2026-11-27 07:00 UTC);
+    let half_hour = time::Duration::minutes(30);
+    let commands: Vec<(Command, Issued)> = [
+        booking_at(thursday, 0),
+        booking_at(friday, 1),
+        booking_at(datetime!(2026-11-26 05:00 UTC), 2),
+        booking_at(thursday, 3),
+        booking_at(thursday + half_hour, 4),
+    ]
+    .into_iter()
+    .map(|c| (c, issued(NOW)))
+    .collect();
+    let results = bus.execute_all(&commands).await;
+    assert_eq!(results.len(), 5);
+    assert!(matches!(
+        results[2],
+        Err(BusError::Refused(DomainError::OutsideOpeningHours))
+    ));
+    // Same slot as the first: decided after it, so it finds the slot taken.
+    assert!(
+        matches!(results[3], Err(BusError::Refused(DomainError::SlotTaken))),
+        "{:?}",
+        results[3]
+    );
+    let head = store.last_position().await.expect("head");
+    assert_eq!(head, 9, "three bookings of three events each");
+    for i in [0, 1, 4] {
+        let done = results[i].as_ref().expect("booked");
+        assert_eq!(done.positions.len(), 3);
+        let Command::BookAppointment(booking) = &commands[i].0 else {
+            unreachable!("bookings only")
+        };
+        let stored = store
+            .read_positions(&done.positions)
+            .await
+            .expect("read positions");
+        assert!(
+            stored
+                .iter()
+                .any(|e| e.stream_id == booking.appointment.stream()),
+            "command {i}'s positions hold its own appointment"
+        );
+    }
+
+    // Another writer books Friday 08:30 just before the next combined append: the combined
+    // batch conflicts on Friday's calendar, nothing of it is written, and each command is
+    // decided again on its own.
+    *interfering.interference.lock().expect("lock") = Some((
+        CommandBus::new(inner, keys, example_tenants().expect("valid")),
+        booking_at(friday + half_hour, 5),
+    ));
+    let commands: Vec<(Command, Issued)> = [
+        booking_at(friday + half_hour * 2, 6),
+        booking_at(thursday + half_hour * 2, 7),
+        booking_at(friday + half_hour, 8),
+    ]
+    .into_iter()
+    .map(|c| (c, issued(NOW)))
+    .collect();
+    let results = bus.execute_all(&commands).await;
+    assert!(
+        interfering.interference.lock().expect("lock").is_none(),
+        "the other writer got in"
+    );
+    assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
+    assert!(
+        matches!(results[2], Err(BusError::Refused(DomainError::SlotTaken))),
+        "{:?}",
+        results[2]
+    );
+    assert_eq!(store.last_position().await.expect("head"), 9 + 3 + 6);
+    let report = store.verify().await.expect("verify");
+    assert!(report.is_ok(), "{:?}", report.problems);
+}
+
 macro_rules! bus_suite {
     ($($name:ident),* $(,)?) => {
         $(
@@ -295,5 +462,6 @@ macro_rules! bus_suite {
 bus_suite!(
     sixty_four_bookers_ten_slots,
     refusals_write_nothing_and_retries_are_counted,
-    personal_values_are_sealed_before_they_are_stored
+    personal_values_are_sealed_before_they_are_stored,
+    commands_executed_together
 );

@@ -446,6 +446,32 @@ pub(crate) async fn data_keys_seal_open_and_shred<B: Backend>(b: &B) {
         keyring.holds(max).await.expect("holds"),
         "others keep theirs"
     );
+
+    // Destroying many at once names those whose key existed, and leaves the rest alone.
+    let (anna, ben, nobody) = (
+        SubjectId(uuid::Uuid::now_v7()),
+        SubjectId(uuid::Uuid::now_v7()),
+        SubjectId(uuid::Uuid::now_v7()),
+    );
+    keyring.issue(anna).await.expect("issue");
+    keyring.issue(ben).await.expect("issue");
+    let destroyed = keyring
+        .destroy_all(&[anna, nobody, ben])
+        .await
+        .expect("destroy all");
+    assert_eq!(destroyed, vec![anna, ben]);
+    for gone in [anna, ben] {
+        assert!(!keyring.holds(gone).await.expect("holds"));
+    }
+    assert!(keyring.holds(max).await.expect("holds"));
+    assert!(
+        keyring
+            .destroy_all(&[anna, ben])
+            .await
+            .expect("again")
+            .is_empty(),
+        "final"
+    );
 }
 
 /// The failure of Marten's async daemon (issue 3321): under concurrent writers a reader that

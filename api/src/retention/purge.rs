@@ -8,6 +8,7 @@
 //! Every step can be repeated: a run killed between 2 and 3 is finished by the next one (the
 //! decider lets `PurgeExecuted` happen once). Only one page of timers is in memory at a time.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,9 +29,10 @@ use crate::system::System;
 
 /// How long a blocked purge waits before it is tried again.
 pub const BLOCKED_RETRY: Duration = Duration::days(1);
-/// Timers read per page.
+/// Subjects purged together, one page of due timers at a time, unless `VIDEOAMT_PURGE_PAGE`
+/// says otherwise. Bigger pages mean fewer commits; smaller ones mean finer progress.
 const PAGE: u32 = 500;
-/// Subjects purged at the same time.
+/// Subjects whose files are deleted at the same time.
 const PARALLEL: usize = 16;
 
 /// What happened to one subject.
@@ -80,6 +82,7 @@ pub struct PurgeJob {
     keys: Arc<dyn KeyStore>,
     blobs: Arc<dyn BlobStore>,
     outbox: PathBuf,
+    page: u32,
 }
 
 impl std::fmt::Debug for PurgeJob {
@@ -130,6 +133,11 @@ impl PurgeJob {
             keys: system.keys.clone(),
             blobs: system.blobs.clone(),
             outbox: system.outbox_dir(),
+            page: std::env::var("VIDEOAMT_PURGE_PAGE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(PAGE),
         }
     }
 
@@ -145,51 +153,102 @@ impl PurgeJob {
         })
     }
 
-    /// Purges one subject if its purge may run at `now`.
-    pub async fn purge(&self, timer: &Timer, now: OffsetDateTime) -> Result<Outcome, PurgeError> {
-        let subject = timer.subject;
-        let check = Command::CheckPurge {
-            subject,
-            retry_at: now + BLOCKED_RETRY,
-        };
-        match self
-            .bus
-            .execute(&check, &self.issued(&timer.tenant, now)?)
-            .await
-        {
-            Ok(done) if done.positions.is_empty() => {}
-            // `PurgeBlocked` was appended, with the reason, and the timer moves to its retry.
-            Ok(_) => return Ok(Outcome::Blocked),
-            Err(BusError::Refused(DomainError::PurgeNotDue(_) | DomainError::AlreadyPurged)) => {
-                return Ok(Outcome::Skipped);
-            }
-            Err(e) => return Err(e.into()),
+    /// Purges one page of due timers; the outcome of each, in order. The page goes through
+    /// every step together (one combined `CheckPurge` append, one key deletion, one combined
+    /// `PurgeExecuted` append), so a page costs a handful of commits, not a few per subject.
+    async fn purge_page(
+        &self,
+        page: &[Timer],
+        now: OffsetDateTime,
+    ) -> Result<Vec<Outcome>, PurgeError> {
+        let checks = page
+            .iter()
+            .map(|timer| {
+                let check = Command::CheckPurge {
+                    subject: timer.subject,
+                    retry_at: now + BLOCKED_RETRY,
+                };
+                Ok((check, self.issued(&timer.tenant, now)?))
+            })
+            .collect::<Result<Vec<_>, PurgeError>>()?;
+        let mut outcomes = Vec::with_capacity(page.len());
+        let mut allowed = Vec::new();
+        for (timer, checked) in page.iter().zip(self.bus.execute_all(&checks).await) {
+            outcomes.push(match checked {
+                Ok(done) if done.positions.is_empty() => {
+                    allowed.push(timer);
+                    None
+                }
+                // `PurgeBlocked` was appended, with the reason, and the timer moves to its retry.
+                Ok(_) => Some(Outcome::Blocked),
+                Err(BusError::Refused(
+                    DomainError::PurgeNotDue(_) | DomainError::AlreadyPurged,
+                )) => Some(Outcome::Skipped),
+                Err(e) => return Err(e.into()),
+            });
         }
-        let keys_destroyed = u32::from(self.keys.destroy(subject).await?);
+        let subjects: Vec<SubjectId> = allowed.iter().map(|t| t.subject).collect();
+        let destroyed: HashSet<SubjectId> = self
+            .keys
+            .destroy_all(&subjects)
+            .await?
+            .into_iter()
+            .collect();
+        let files: Vec<(u32, u32)> = futures::stream::iter(subjects)
+            .map(|subject| {
+                let job = self.clone();
+                async move { job.delete_files(subject).await }
+            })
+            .buffered(PARALLEL)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        let results: Vec<PurgeExecuted> = allowed
+            .iter()
+            .zip(files)
+            .map(
+                |(timer, (blobs_deleted, outbox_items_scrubbed))| PurgeExecuted {
+                    keys_destroyed: u32::from(destroyed.contains(&timer.subject)),
+                    blobs_deleted,
+                    outbox_items_scrubbed,
+                },
+            )
+            .collect();
+        let executes = allowed
+            .iter()
+            .zip(&results)
+            .map(|(timer, result)| {
+                let execute = Command::ExecutePurge {
+                    subject: timer.subject,
+                    result: result.clone(),
+                };
+                Ok((execute, self.issued(&timer.tenant, now)?))
+            })
+            .collect::<Result<Vec<_>, PurgeError>>()?;
+        let executed = results
+            .into_iter()
+            .zip(self.bus.execute_all(&executes).await);
+        // The allowed subjects' slots are the empty ones, in the same order.
+        for (slot, (result, done)) in outcomes.iter_mut().filter(|o| o.is_none()).zip(executed) {
+            *slot = Some(match done {
+                Ok(_) => Outcome::Purged(result),
+                Err(BusError::Refused(DomainError::AlreadyPurged)) => Outcome::Skipped,
+                Err(e) => return Err(e.into()),
+            });
+        }
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// Deletes the subject's blobs and outbox mail: how many of each.
+    async fn delete_files(&self, subject: SubjectId) -> Result<(u32, u32), PurgeError> {
         let blobs_deleted = self.blobs.delete_subject(subject).await?;
         let outbox = self.outbox.clone();
         let outbox_items_scrubbed =
             tokio::task::spawn_blocking(move || scrub_outbox(&outbox, subject))
                 .await
                 .map_err(|e| PurgeError::Task(e.to_string()))??;
-        let result = PurgeExecuted {
-            keys_destroyed,
-            blobs_deleted,
-            outbox_items_scrubbed,
-        };
-        let execute = Command::ExecutePurge {
-            subject,
-            result: result.clone(),
-        };
-        match self
-            .bus
-            .execute(&execute, &self.issued(&timer.tenant, now)?)
-            .await
-        {
-            Ok(_) => Ok(Outcome::Purged(result)),
-            Err(BusError::Refused(DomainError::AlreadyPurged)) => Ok(Outcome::Skipped),
-            Err(e) => Err(e.into()),
-        }
+        Ok((blobs_deleted, outbox_items_scrubbed))
     }
 
     /// Every purge due at `now` whose timer the due-timer projection holds, in due order;
@@ -202,21 +261,19 @@ impl PurgeJob {
         let mut summary = Summary::default();
         let mut after = String::new();
         loop {
-            let page =
-                timers::due(self.store.as_ref(), TimerKind::Purge, now, &after, PAGE).await?;
+            let page = timers::due(
+                self.store.as_ref(),
+                TimerKind::Purge,
+                now,
+                &after,
+                self.page,
+            )
+            .await?;
             let Some((last, _)) = page.last() else { break };
             after.clone_from(last);
-            // Owned futures: a borrowing closure here would not be `Send` for every lifetime.
-            let outcomes: Vec<_> = futures::stream::iter(page)
-                .map(|(_, timer)| {
-                    let job = self.clone();
-                    async move { job.purge(&timer, now).await }
-                })
-                .buffer_unordered(PARALLEL)
-                .collect()
-                .await;
+            let timers: Vec<Timer> = page.into_iter().map(|(_, timer)| timer).collect();
+            let outcomes = self.purge_page(&timers, now).await?;
             for outcome in outcomes {
-                let outcome = outcome?;
                 match &outcome {
                     Outcome::Purged(p) => {
                         summary.purged += 1;
