@@ -1,6 +1,12 @@
 //! The audit timeline: per appointment, every event of all its streams (appointment, calendar
 //! entries, subject, session, forms, payments) in global order, with actor, time and a German
 //! summary for the auditor.
+//!
+//! The read model is the merge itself: which global positions belong to the appointment. The
+//! entries (stream, type, actor, time, summary) are made from those events when the timeline is
+//! read, in one query by position. Copying them into the model would store every event a second
+//! time (about 230 bytes per event), make the rebuild write that much, and freeze the German
+//! wording of the summaries until the next rebuild.
 
 use serde::{Deserialize, Serialize};
 
@@ -8,6 +14,7 @@ use videoamt_core::domain::events::DecodeError;
 use videoamt_core::domain::record::AppointmentRecord;
 use videoamt_core::domain::{AppointmentId, DomainEvent};
 use videoamt_core::event::GlobalPosition;
+use videoamt_core::event::RecordedEvent;
 use videoamt_core::readmodel::{DocKey, Docs, ReadModelStore};
 use videoamt_core::store::{EventStore, StoreError};
 
@@ -34,14 +41,33 @@ pub struct Entry {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AuditTimeline;
 
+impl Entry {
+    /// The timeline entry of one event of the record.
+    pub fn of(envelope: &RecordedEvent, event: &DomainEvent) -> Self {
+        Self {
+            position: envelope.global_position,
+            stream: envelope.stream_id.as_str().to_owned(),
+            event_type: envelope.event_type.as_str().to_owned(),
+            actor: format!(
+                "{}:{}",
+                envelope.meta.actor.role.as_str(),
+                envelope.meta.actor.id
+            ),
+            recorded_at: rfc3339(envelope.meta.recorded_at),
+            summary: summary(event),
+        }
+    }
+}
+
 /// Positions per document of a timeline.
 const WINDOW: u64 = 4096;
 
 /// A timeline is stored in pieces: one document per appointment and window of `WINDOW` global
-/// positions, keyed `{appointment}/{first position of the window:020}`. Appending rewrites only
-/// the current piece, one row holds the events of a visit that happen close together, the key
-/// order is the global order, and the pieces depend on positions alone, so a rebuild in other
-/// batch sizes writes the same documents.
+/// positions, keyed `{appointment}/{first position of the window:020}`, holding the positions
+/// of the appointment's events in that window. Appending rewrites only the current piece, one
+/// row holds the events of a visit that happen close together, the key order is the global
+/// order, and the pieces depend on positions alone, so a rebuild in other batch sizes writes
+/// the same documents.
 fn entries_key(appointment: AppointmentId, position: u64) -> DocKey {
     let window = position / WINDOW * WINDOW;
     DocKey::new("entries", format!("{appointment}/{window:020}"))
@@ -65,22 +91,10 @@ impl Projection for AuditTimeline {
             return;
         };
         owner::remember(event, docs, appointment);
-        let envelope = event.envelope;
-        let entry = Entry {
-            position: envelope.global_position,
-            stream: envelope.stream_id.as_str().to_owned(),
-            event_type: envelope.event_type.as_str().to_owned(),
-            actor: format!(
-                "{}:{}",
-                envelope.meta.actor.role.as_str(),
-                envelope.meta.actor.id
-            ),
-            recorded_at: rfc3339(envelope.meta.recorded_at),
-            summary: summary(event.event),
-        };
+        let position = event.envelope.global_position;
         docs.update(
-            entries_key(appointment, envelope.global_position),
-            |entries: &mut Vec<Entry>| entries.push(entry),
+            entries_key(appointment, position),
+            |positions: &mut Vec<GlobalPosition>| positions.push(position),
         );
     }
 }
@@ -92,27 +106,66 @@ pub(crate) fn rfc3339(at: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-/// The timeline of one appointment as far as the projection has seen the log; `None` when it
-/// has no entry.
-pub async fn timeline(
+/// The positions of one appointment's events, as far as the projection has seen the log, in
+/// order; `None` when it has none.
+pub async fn positions(
     models: &dyn ReadModelStore,
     appointment: AppointmentId,
-) -> Result<Option<Timeline>, StoreError> {
+) -> Result<Option<Vec<GlobalPosition>>, StoreError> {
     let rows = models
         .list(NAME, "entries", &format!("{appointment}/"))
         .await?;
     if rows.is_empty() {
         return Ok(None);
     }
-    let entries = rows
-        .into_iter()
-        .filter_map(|(_, value)| serde_json::from_value::<Vec<Entry>>(value).ok())
-        .flatten()
-        .collect();
+    // The pieces come in key order, which is the global order.
+    Ok(Some(
+        rows.into_iter()
+            .filter_map(|(_, value)| serde_json::from_value::<Vec<GlobalPosition>>(value).ok())
+            .flatten()
+            .collect(),
+    ))
+}
+
+/// The timeline of one appointment as far as the projection has seen the log; `None` when it
+/// has no entry.
+pub async fn timeline(
+    events: &dyn EventStore,
+    models: &dyn ReadModelStore,
+    appointment: AppointmentId,
+) -> Result<Option<Timeline>, ReplayError> {
+    let Some(positions) = positions(models, appointment).await? else {
+        return Ok(None);
+    };
+    let entries = read_entries(events, &positions, |_, _| {}).await?;
     Ok(Some(Timeline {
         appointment: appointment.to_string(),
         entries,
     }))
+}
+
+/// Reads the events at `positions` and makes their entries; `each` sees every event too.
+async fn read_entries(
+    events: &dyn EventStore,
+    positions: &[GlobalPosition],
+    mut each: impl FnMut(&RecordedEvent, &DomainEvent),
+) -> Result<Vec<Entry>, ReplayError> {
+    let recorded = events.read_positions(positions).await?;
+    let mut entries = Vec::with_capacity(recorded.len());
+    for envelope in &recorded {
+        let event = DomainEvent::from_payload(
+            envelope.event_type.as_str(),
+            envelope.schema_version,
+            &envelope.payload,
+        )
+        .map_err(|source| ReplayError::Decode {
+            position: envelope.global_position,
+            source,
+        })?;
+        each(envelope, &event);
+        entries.push(Entry::of(envelope, &event));
+    }
+    Ok(entries)
 }
 
 /// A German one-liner for the auditor. Never personal data: names, values and comments are
@@ -227,8 +280,8 @@ pub async fn replay(
     as_of: Option<GlobalPosition>,
 ) -> Result<Replay, ReplayError> {
     // Two independent reads: one round trip's time instead of two.
-    let (head, timeline) =
-        futures::try_join!(events.last_position(), timeline(models, appointment))?;
+    let (head, positions) =
+        futures::try_join!(events.last_position(), positions(models, appointment))?;
     let as_of = as_of.unwrap_or(head);
     if as_of > head {
         return Err(ReplayError::BeyondEnd {
@@ -236,32 +289,18 @@ pub async fn replay(
             head,
         });
     }
-    let timeline = timeline.ok_or(ReplayError::UnknownAppointment(appointment))?;
-    let entries: Vec<Entry> = timeline
-        .entries
-        .into_iter()
-        .filter(|e| e.position <= as_of)
-        .collect();
-    let positions: Vec<GlobalPosition> = entries.iter().map(|e| e.position).collect();
-    let recorded = events.read_positions(&positions).await?;
+    let mut positions = positions.ok_or(ReplayError::UnknownAppointment(appointment))?;
+    positions.retain(|p| *p <= as_of);
     let mut record = AppointmentRecord::default();
-    for envelope in &recorded {
-        let event = DomainEvent::from_payload(
-            envelope.event_type.as_str(),
-            envelope.schema_version,
-            &envelope.payload,
-        )
-        .map_err(|source| ReplayError::Decode {
-            position: envelope.global_position,
-            source,
-        })?;
-        record = record.evolve(appointment, &envelope.stream_id, &event);
-    }
+    let timeline = read_entries(events, &positions, |envelope, event| {
+        record = std::mem::take(&mut record).evolve(appointment, &envelope.stream_id, event);
+    })
+    .await?;
     Ok(Replay {
         appointment,
         as_of,
         head,
-        timeline: entries,
+        timeline,
         record,
     })
 }
