@@ -40,14 +40,35 @@ async fn a_killed_runner_resumes_without_applying_twice_or_skipping() {
 
     let mut killed_mid_run = 0;
     let mut checkpoints_seen = Vec::new();
-    for pause in [400u64, 700, 1000, 1300] {
+    // Kill after progress, not after a pause: how fast the runner is must not decide whether
+    // the kills land mid-run. Each round waits until some projection moved on by an eighth of
+    // the log, then kills.
+    let furthest = || -> u64 {
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.busy_timeout(Duration::from_secs(5)).expect("timeout");
+        conn.query_row(
+            "SELECT coalesce(max(position), 0) FROM projection_checkpoints",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|p| u64::try_from(p).unwrap_or_default())
+        .unwrap_or_default()
+    };
+    for _ in 0..4 {
+        let target = furthest() + head / 8;
         let mut child = videoamt()
             .args(["--store", &location, "projections", "run"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawn runner");
-        std::thread::sleep(Duration::from_millis(pause));
+        let started = std::time::Instant::now();
+        while child.try_wait().expect("poll").is_none()
+            && furthest() < target
+            && started.elapsed() < Duration::from_secs(60)
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         if child.try_wait().expect("poll").is_none() {
             child.kill().expect("SIGKILL");
             killed_mid_run += 1;
@@ -66,6 +87,7 @@ async fn a_killed_runner_resumes_without_applying_twice_or_skipping() {
         }
         checkpoints_seen.push(at);
     }
+    eprintln!("checkpoints after each kill (head {head}): {checkpoints_seen:?}");
     assert!(
         killed_mid_run >= 2,
         "the runner finished before it could be killed"
