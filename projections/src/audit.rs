@@ -59,8 +59,10 @@ impl Entry {
     }
 }
 
-/// Positions per document of a timeline.
-const WINDOW: u64 = 4096;
+/// Positions per document of a timeline. A piece holds positions only (8 bytes each), so a
+/// window this wide keeps most visits in one row, and a piece of even a very long record stays
+/// small; narrower windows (4,096 once) cost a row per few events.
+const WINDOW: u64 = 1 << 20;
 
 /// A timeline is stored in pieces: one document per appointment and window of `WINDOW` global
 /// positions, keyed `{appointment}/{first position of the window:020}`, holding the positions

@@ -198,8 +198,22 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(store_err)?;
     // WAL lets readers run beside the writer; FULL syncs the WAL on every commit, so an
     // acknowledged append survives a crash or power loss.
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(store_err)?;
+    // Switching a new file to WAL needs an exclusive lock, and SQLite answers a clash with
+    // another process doing the same with SQLITE_BUSY at once, without the busy handler: so
+    // wait here, within the same bound.
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Ok(()) => break,
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => return Err(store_err(e)),
+        }
+    }
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(store_err)?;
     // Deleted content is overwritten, not left in free pages: a destroyed data key or a
