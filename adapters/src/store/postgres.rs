@@ -44,6 +44,8 @@ const CHANNEL: &str = "videoamt_events";
 /// Fallback poll of idle subscriptions, for when the listener connection is down.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 const POOL_SIZE: usize = 4;
+/// Positions one query of `read_positions` looks up before the list is split.
+const POSITIONS_PER_QUERY: usize = 100;
 /// How often the writer yields to other tasks before taking a group.
 const LINGER_YIELDS: usize = 2;
 /// The role the application is meant to run as (through a login role that is a member).
@@ -676,17 +678,31 @@ impl EventStore for PostgresStore {
         &self,
         positions: &[GlobalPosition],
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let wanted: Vec<i64> = positions.iter().map(|p| to_i64(*p)).collect();
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events \
-                 WHERE global_position = ANY($1) ORDER BY global_position"
-            ))
-            .await
-            .map_err(store_err)?;
-        let rows = client.query(&stmt, &[&wanted]).await.map_err(store_err)?;
-        decode(rows)
+        let mut wanted: Vec<i64> = positions.iter().map(|p| to_i64(*p)).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        // A record's events lie scattered over the log, one index probe and heap page each.
+        // Longer lists are split into ordered parts read on separate connections at once, so
+        // the server probes them in parallel; the parts' results follow one another in order.
+        let parts = wanted
+            .len()
+            .div_ceil(POSITIONS_PER_QUERY)
+            .clamp(1, POOL_SIZE);
+        let per_part = wanted.len().div_ceil(parts).max(1);
+        let reads = wanted.chunks(per_part).map(|part| async move {
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events \
+                     WHERE global_position = ANY($1) ORDER BY global_position"
+                ))
+                .await
+                .map_err(store_err)?;
+            let rows = client.query(&stmt, &[&part]).await.map_err(store_err)?;
+            decode(rows)
+        });
+        let parts = futures::future::try_join_all(reads).await?;
+        Ok(parts.into_iter().flatten().collect())
     }
 
     async fn last_position(&self) -> Result<GlobalPosition, StoreError> {
