@@ -22,6 +22,7 @@ pub const KEK_FILE_ENV: &str = "VIDEOAMT_KEK_FILE";
 const NONCE: usize = 24;
 const WRAP_LABEL: &[u8] = b"videoamt key wrapping v1";
 const FINGERPRINT_LABEL: &[u8] = b"videoamt fingerprint v1";
+const ACCESS_LABEL: &[u8] = b"videoamt citizen access v1";
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -45,6 +46,7 @@ fn random<const N: usize>() -> Result<[u8; N], KeyError> {
 pub struct Kek {
     wrap: [u8; 32],
     fingerprint: [u8; 32],
+    access: [u8; 32],
 }
 
 impl std::fmt::Debug for Kek {
@@ -58,7 +60,13 @@ impl Kek {
         Self {
             wrap: mac(secret, &[WRAP_LABEL]),
             fingerprint: mac(secret, &[FINGERPRINT_LABEL]),
+            access: mac(secret, &[ACCESS_LABEL]),
         }
+    }
+
+    /// The key citizens' capability links are derived with (see [`crate::access`]).
+    pub fn access_tokens(&self) -> crate::access::AccessTokens {
+        crate::access::AccessTokens::new(self.access)
     }
 
     /// A random KEK that lives only in memory: for throw-away stores and tests.

@@ -4,7 +4,10 @@
 //! that crates which need only the embedded store build quickly. The `videoamt` binary enables
 //! all of them.
 
+pub mod access;
 pub mod blobs;
 pub mod bus;
 pub mod keys;
+#[cfg(feature = "mail")]
+pub mod mail;
 pub mod store;

@@ -502,6 +502,7 @@ pub async fn booking(options: BookingBenchOptions) -> anyhow::Result<()> {
                             email: Personal::plain(format!("bench{b}@example.org")),
                             phone: None,
                         },
+                        access: None,
                     });
                     let issued = Issued {
                         tenant: offer.tenant.clone(),

@@ -433,7 +433,14 @@ async fn serve(
     // Scripts and tests read the bound address (port 0 picks one) from this line.
     println!("videoamt listening on http://{addr}");
     std::io::stdout().flush()?;
-    server::serve(listener, server::AppState::new(system)).await?;
+    // Links in mails and pages: `VIDEOAMT_PUBLIC_URL` behind a proxy, else the bound address.
+    let public_url =
+        std::env::var("VIDEOAMT_PUBLIC_URL").unwrap_or_else(|_| format!("http://{addr}"));
+    server::serve(
+        listener,
+        server::AppState::new(system).with_public_url(&public_url),
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 

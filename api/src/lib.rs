@@ -13,3 +13,4 @@ pub mod problem;
 pub mod retention;
 pub mod server;
 pub mod system;
+pub mod web;

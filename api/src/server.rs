@@ -15,6 +15,10 @@ use videoamt_projections::runner::Runner;
 
 use crate::problem::Problem;
 use crate::system::System;
+use crate::web::guard::RateLimits;
+
+/// The server's clock; tests pass one they can move.
+pub type Clock = Arc<dyn Fn() -> time::OffsetDateTime + Send + Sync>;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -23,6 +27,10 @@ pub struct AppState {
     pub store: Arc<dyn AdminStore>,
     pub tenants: Arc<Vec<Tenant>>,
     pub projections: Vec<Arc<dyn Projection>>,
+    pub limits: Arc<RateLimits>,
+    pub clock: Clock,
+    /// Scheme, host and port the links in mails and pages point to, without a trailing slash.
+    pub public_url: String,
 }
 
 impl AppState {
@@ -32,7 +40,29 @@ impl AppState {
             projections: videoamt_projections::all(system.tenants.clone()),
             tenants: system.tenants.clone(),
             system,
+            limits: Arc::new(RateLimits::from_env()),
+            clock: Arc::new(time::OffsetDateTime::now_utc),
+            public_url: "http://127.0.0.1:8080".to_owned(),
         }
+    }
+
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn with_limits(mut self, limits: RateLimits) -> Self {
+        self.limits = Arc::new(limits);
+        self
+    }
+
+    pub fn with_public_url(mut self, url: &str) -> Self {
+        self.public_url = url.trim_end_matches('/').to_owned();
+        self
+    }
+
+    pub fn now(&self) -> time::OffsetDateTime {
+        (self.clock)()
     }
 
     pub fn runner(&self) -> Runner {
@@ -48,11 +78,33 @@ impl std::fmt::Debug for AppState {
 
 /// The whole application as a router, for `serve` and for in-process tests.
 pub fn app(state: AppState) -> Router {
+    let (api, openapi) = crate::web::api();
+    let openapi = Arc::new(openapi);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let doc = openapi.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .merge(api)
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::web::MAX_BODY_BYTES,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::web::guard::guard,
+        ))
         .with_state(state)
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found("Diese Adresse gibt es nicht.")
 }
 
 /// Liveness: the process answers.
@@ -130,9 +182,12 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
         stopped.clone(),
     ));
     let projector = tokio::spawn(async move { runner.run(projections, stopped).await });
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let served = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await;
     let _ = stop.send(true);
     if let Err(e) = scheduler.await {
         tracing::error!(error = %e, "retention scheduler panicked");

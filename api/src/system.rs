@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use videoamt_adapters::access::AccessTokens;
 use videoamt_adapters::blobs::FsBlobStore;
 use videoamt_adapters::bus::CommandBus;
 use videoamt_adapters::keys::{Kek, Keyring};
@@ -17,6 +18,8 @@ pub struct System {
     pub store: Arc<dyn AdminStore>,
     pub keys: Arc<dyn KeyStore>,
     pub blobs: Arc<FsBlobStore>,
+    /// Derives citizens' capability links (from the KEK; nothing of them is stored).
+    pub access: AccessTokens,
     pub data_dir: PathBuf,
     pub tenants: Arc<Vec<Tenant>>,
 }
@@ -64,8 +67,10 @@ impl System {
         data_dir: &Path,
         tenants: Vec<Tenant>,
     ) -> Self {
+        let access = kek.access_tokens();
         let keys: Arc<dyn KeyStore> = Arc::new(Keyring::new(kek, store.clone()));
         Self {
+            access,
             blobs: Arc::new(FsBlobStore::new(data_dir.join("blobs"), keys.clone())),
             store,
             keys,

@@ -23,6 +23,7 @@ pub mod blobs;
 pub mod domain;
 pub mod event;
 pub mod keys;
+pub mod mail;
 pub mod readmodel;
 pub mod store;
 pub mod tenant;

@@ -242,6 +242,11 @@ impl Tenant {
     }
 
     /// The local wall-clock time of an instant in the tenant's time zone.
+    /// The same instant with the municipality's UTC offset at that moment, for display.
+    pub fn zoned(&self, instant: OffsetDateTime) -> OffsetDateTime {
+        instant.to_timezone(self.time_zone)
+    }
+
     pub fn local(&self, instant: OffsetDateTime) -> PrimitiveDateTime {
         let local = instant.to_timezone(self.time_zone);
         PrimitiveDateTime::new(local.date(), local.time())

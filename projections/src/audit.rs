@@ -170,6 +170,15 @@ async fn read_entries(
     Ok(entries)
 }
 
+fn mail_name(kind: videoamt_core::domain::events::MailKind) -> &'static str {
+    use videoamt_core::domain::events::MailKind;
+    match kind {
+        MailKind::Confirmation => "Terminbestätigung",
+        MailKind::Reminder => "Erinnerung",
+        MailKind::Cancellation => "Absagebestätigung",
+    }
+}
+
 /// A German one-liner for the auditor. Never personal data: names, values and comments are
 /// left out, only what happened.
 pub fn summary(event: &DomainEvent) -> String {
@@ -184,10 +193,18 @@ pub fn summary(event: &DomainEvent) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        E::AppointmentConfirmed(_) => "Terminbestätigung versandt".into(),
+        E::AppointmentConfirmed(_) => "Termin bestätigt".into(),
         E::AppointmentRescheduled(_) => "Termin verlegt".into(),
         E::AppointmentCancelled(_) => "Termin abgesagt".into(),
-        E::ReminderSent(_) => "Erinnerung versandt".into(),
+        E::ReminderSent(_) => "Erinnerung fällig".into(),
+        E::CitizenAccessGranted(_) => "Zugangslink ausgestellt".into(),
+        E::MailSent(e) => format!("{} versandt", mail_name(e.kind)),
+        E::DeliveryFailed(e) => format!(
+            "{} nicht zustellbar nach {} Versuchen ({})",
+            mail_name(e.kind),
+            e.attempts,
+            e.reason
+        ),
         E::NoShowRecorded(_) => "Nicht erschienen".into(),
         E::SessionLinked(_) => "Videositzung zugeordnet".into(),
         E::AppointmentCompleted(_) => "Termin abgeschlossen".into(),

@@ -531,6 +531,7 @@ async fn drive(
                 email: Personal::plain(personal.email.clone()),
                 phone: personal.phone.clone().map(Personal::plain),
             },
+            access: None,
         }),
     )
     .await?;

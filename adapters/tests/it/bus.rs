@@ -91,6 +91,7 @@ pub(crate) async fn sixty_four_bookers_ten_slots<B: Backend>(b: &B) {
                     email: Personal::plain(format!("buerger{i}@example.org")),
                     phone: None,
                 },
+                access: None,
             });
             bus.execute(&command, &issued(NOW)).await
         })
@@ -152,6 +153,7 @@ pub(crate) async fn refusals_write_nothing_and_retries_are_counted<B: Backend>(b
             email: Personal::plain("a@example.org"),
             phone: None,
         },
+        access: None,
     });
     let refused = bus.execute(&outside, &issued(NOW)).await;
     assert!(
@@ -227,6 +229,7 @@ pub(crate) async fn personal_values_are_sealed_before_they_are_stored<B: Backend
             email: Personal::plain(format!("{canary}@example.org")),
             phone: Some(Personal::plain(format!("{canary}-phone"))),
         },
+        access: None,
     };
     bus.execute(&Command::BookAppointment(booking.clone()), &issued(NOW))
         .await
@@ -338,6 +341,7 @@ fn booking_at(start: OffsetDateTime, i: u32) -> Command {
             email: Personal::plain(format!("buerger{i}@example.org")),
             phone: None,
         },
+        access: None,
     })
 }
 

@@ -50,6 +50,7 @@ async fn booked(path: &std::path::Path) -> (Arc<dyn AdminStore>, CommandBus, App
                 email: Personal::plain("max@example.org"),
                 phone: None,
             },
+            access: None,
         }),
         &issued,
     )

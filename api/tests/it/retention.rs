@@ -286,6 +286,7 @@ async fn canaries_are_gone_after_the_purge(env: Env) {
                 email: Personal::plain(format!("{}@example.org", canary("absagemail"))),
                 phone: None,
             },
+            access: None,
         }),
     )
     .await
@@ -440,6 +441,7 @@ async fn retention_periods_end_to_the_second(env: Env) {
                     email: Personal::plain("frist@example.org"),
                     phone: None,
                 },
+                access: None,
             }),
         )
         .await

@@ -68,3 +68,566 @@ async fn metrics_export_each_projections_lag() {
     }
     assert!(body.contains("# TYPE videoamt_projection_lag_seconds gauge"));
 }
+
+// --- the citizen API ---
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+use videoamt_api::server::Clock;
+use videoamt_api::web::guard::RateLimits;
+
+/// Friday 20 November 2026, 11:00 in Germany: the server's "now" unless a test moves it.
+const NOW: i64 = 1_795_168_800;
+
+struct Api {
+    _dir: tempfile::TempDir,
+    state: AppState,
+    now: Arc<AtomicI64>,
+}
+
+impl Api {
+    async fn new() -> Self {
+        Self::with_limits(RateLimits::default()).await
+    }
+
+    async fn with_limits(limits: RateLimits) -> Self {
+        let (dir, state) = state().await;
+        let now = Arc::new(AtomicI64::new(NOW));
+        let clock_now = now.clone();
+        let clock: Clock = Arc::new(move || {
+            time::OffsetDateTime::from_unix_timestamp(clock_now.load(Ordering::SeqCst))
+                .expect("valid")
+        });
+        let state = state
+            .with_clock(clock)
+            .with_limits(limits)
+            .with_public_url("http://amt.test");
+        Self {
+            _dir: dir,
+            state,
+            now,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut request = Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let has_body = body.is_some();
+        if has_body
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            request = request.header("content-type", "application/json");
+        }
+        let request = request
+            .body(body.map_or_else(Body::empty, Body::from))
+            .expect("request");
+        let response = app(self.state.clone())
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
+            .await
+            .expect("body");
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, headers, value)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, HeaderMap, Value) {
+        self.call("GET", path, None, &[]).await
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> (StatusCode, HeaderMap, Value) {
+        self.call("POST", path, Some(body.to_string().into_bytes()), &[])
+            .await
+    }
+
+    async fn last_position(&self) -> u64 {
+        self.state.store.last_position().await.expect("position")
+    }
+
+    /// Books `start` and returns the token.
+    async fn book(&self, start: &str) -> String {
+        let (status, headers, body) = self.post("/api/v1/appointments", &booking(start)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let token = body["token"].as_str().expect("token").to_owned();
+        assert_eq!(
+            headers[axum::http::header::LOCATION],
+            format!("/api/v1/appointments/by-token/{token}").as_str()
+        );
+        token
+    }
+}
+
+/// Tuesday 24 November 2026, 09:00 in Ettlingen.
+const TUE_9: &str = "2026-11-24T09:00:00+01:00";
+
+fn booking(start: &str) -> Value {
+    json!({
+        "tenant": "ettlingen",
+        "services": ["personalausweis", "meldebescheinigung"],
+        "start": start,
+        "contact": {"name": "Erika Mustermann", "email": "erika@example.org", "phone": "+49 721 1234567"},
+        "privacy_accepted": true
+    })
+}
+
+/// A problem document with a German title and the given status, and nothing written.
+async fn assert_refused(
+    api: &Api,
+    response: (StatusCode, HeaderMap, Value),
+    status: StatusCode,
+    before: u64,
+) -> Value {
+    let (got, headers, body) = response;
+    assert_eq!(got, status, "{body}");
+    assert_eq!(
+        headers[axum::http::header::CONTENT_TYPE],
+        "application/problem+json",
+        "{body}"
+    );
+    assert_eq!(body["status"], status.as_u16(), "{body}");
+    let title = body["title"].as_str().expect("title");
+    assert!(
+        !title.is_empty() && title.chars().any(|c| c.is_alphabetic()),
+        "{body}"
+    );
+    assert!(
+        body["type"]
+            .as_str()
+            .expect("type")
+            .starts_with("/problems/")
+    );
+    assert_eq!(
+        api.last_position().await,
+        before,
+        "nothing may be written: {body}"
+    );
+    body
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_api_route() {
+    let api = Api::new().await;
+    let (status, _, doc) = api.get("/api/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        doc["openapi"].as_str().expect("version").starts_with("3.1"),
+        "{doc}"
+    );
+    let paths: Vec<&str> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for path in [
+        "/api/v1/catalogue",
+        "/api/v1/slots",
+        "/api/v1/appointments",
+        "/api/v1/appointments/by-token/{token}",
+        "/api/v1/appointments/by-token/{token}/confirm",
+        "/api/v1/appointments/by-token/{token}/cancel",
+        "/api/v1/appointments/by-token/{token}/reschedule",
+    ] {
+        assert!(paths.contains(&path), "{path} missing in {paths:?}");
+    }
+    // Every documented path answers something other than the router's fallback.
+    for path in paths {
+        let concrete = path.replace("{token}", "x");
+        let (status, _, body) = api.get(&concrete).await;
+        assert_ne!(
+            body["type"], "/problems/not-found",
+            "{path} is documented but not routed"
+        );
+        assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+    }
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+}
+
+#[tokio::test]
+async fn the_catalogue_lists_both_municipalities_with_fees_in_cents() {
+    let api = Api::new().await;
+    let (status, headers, body) = api.get("/api/v1/catalogue").await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<&str> = body
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, ["ettlingen", "stuttgart"]);
+    let ettlingen = &body[0];
+    assert_eq!(ettlingen["time_zone"], "Europe/Berlin");
+    let service = ettlingen["departments"]
+        .as_array()
+        .expect("departments")
+        .iter()
+        .flat_map(|d| d["services"].as_array().expect("services"))
+        .find(|s| s["id"] == "personalausweis")
+        .expect("personalausweis offered");
+    assert!(service["fee_cents"].as_u64().expect("cents") > 0);
+    // The security headers are on every response.
+    let csp = headers["content-security-policy"].to_str().expect("ascii");
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+}
+
+#[tokio::test]
+async fn free_slots_are_offered_and_a_booked_one_disappears() {
+    let api = Api::new().await;
+    let query = "/api/v1/slots?tenant=ettlingen&services=personalausweis,meldebescheinigung&from=2026-11-24&days=2";
+    let (status, _, body) = api.get(query).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["department"], "buergerbuero");
+    assert_eq!(body["duration_minutes"], 30);
+    let first_day = body["days"][0]["starts"].as_array().expect("starts");
+    assert!(first_day.iter().any(|s| s == TUE_9), "{body}");
+    assert_eq!(body["days"][1]["date"], "2026-11-25");
+    let free_before = first_day.len();
+    // Capacity is per department; book the 9:00 slot until it is gone.
+    let capacity = api.state.tenants[0].departments[&"buergerbuero".into()].capacity;
+    for _ in 0..capacity {
+        api.book(TUE_9).await;
+    }
+    api.state
+        .runner()
+        .catch_up(&api.state.projections)
+        .await
+        .expect("catch up");
+    let (_, _, body) = api.get(query).await;
+    let starts = body["days"][0]["starts"].as_array().expect("starts");
+    assert!(!starts.iter().any(|s| s == TUE_9), "{body}");
+    assert!(starts.len() < free_before);
+    // The next booking of the full slot is refused as taken, and writes nothing.
+    let before = api.last_position().await;
+    let response = api.post("/api/v1/appointments", &booking(TUE_9)).await;
+    assert_refused(&api, response, StatusCode::CONFLICT, before).await;
+}
+
+#[tokio::test]
+async fn a_citizen_books_confirms_moves_and_cancels_with_the_link() {
+    let api = Api::new().await;
+    let (status, _, body) = api.post("/api/v1/appointments", &booking(TUE_9)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let token = body["token"].as_str().expect("token").to_owned();
+    assert_eq!(
+        body["manage_url"],
+        format!("http://amt.test/termin/{token}")
+    );
+    let view = &body["appointment"];
+    assert_eq!(view["start"], TUE_9);
+    assert_eq!(view["end"], "2026-11-24T09:30:00+01:00");
+    assert_eq!(view["status"], "booked");
+    assert_eq!(view["confirmed"], false);
+    assert_eq!(view["contact_name"], "Erika Mustermann");
+    assert!(
+        !view["documents_to_bring"]
+            .as_array()
+            .expect("docs")
+            .is_empty()
+    );
+    // The token is at least 128 bits and only its hash is in the log.
+    assert!(token.len() >= 22);
+    let events = api.state.store.read_all(0, 100).await.expect("log");
+    let text: String = events.iter().map(|e| e.payload.as_str()).collect();
+    assert!(
+        !text.contains(&token),
+        "the token itself must not be stored"
+    );
+    assert!(text.contains(&videoamt_adapters::access::token_hash(&token)));
+
+    let path = format!("/api/v1/appointments/by-token/{token}");
+    let (status, _, view) = api.get(&path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(view["tenant_name"], body["appointment"]["tenant_name"]);
+
+    let (status, _, view) = api
+        .call("POST", &format!("{path}/confirm"), None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["confirmed"], true);
+
+    let later = "2026-11-25T10:00:00+01:00";
+    let (status, _, view) = api
+        .post(&format!("{path}/reschedule"), &json!({"start": later}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["start"], later);
+
+    let (status, _, view) = api
+        .post(&format!("{path}/cancel"), &json!({"reason": "Krank"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["status"], "cancelled");
+    // A second cancellation is a conflict and writes nothing.
+    let before = api.last_position().await;
+    let response = api.post(&format!("{path}/cancel"), &json!({})).await;
+    assert_refused(&api, response, StatusCode::CONFLICT, before).await;
+}
+
+#[tokio::test]
+async fn bad_bookings_get_problem_documents_and_write_nothing() {
+    let api = Api::new().await;
+    api.book(TUE_9).await;
+    let before = api.last_position().await;
+    let bad = |edit: &dyn Fn(&mut Value)| {
+        let mut b = booking("2026-11-24T10:00:00+01:00");
+        edit(&mut b);
+        b
+    };
+
+    let malformed = api
+        .call(
+            "POST",
+            "/api/v1/appointments",
+            Some(b"{\"tenant\": ".to_vec()),
+            &[],
+        )
+        .await;
+    assert_refused(&api, malformed, StatusCode::BAD_REQUEST, before).await;
+
+    let unknown_service = api
+        .post(
+            "/api/v1/appointments",
+            &bad(&|b| b["services"] = json!(["mondlandung"])),
+        )
+        .await;
+    let body = assert_refused(
+        &api,
+        unknown_service,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        before,
+    )
+    .await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("mondlandung"),
+        "{body}"
+    );
+
+    let past = api
+        .post(
+            "/api/v1/appointments",
+            &bad(&|b| b["start"] = json!("2026-11-19T09:00:00+01:00")),
+        )
+        .await;
+    let body = assert_refused(&api, past, StatusCode::UNPROCESSABLE_ENTITY, before).await;
+    assert_eq!(
+        body["detail"],
+        "Der gewählte Zeitpunkt liegt in der Vergangenheit."
+    );
+
+    let mail = api
+        .post(
+            "/api/v1/appointments",
+            &bad(&|b| b["contact"]["email"] = json!("erika(at)example")),
+        )
+        .await;
+    let body = assert_refused(&api, mail, StatusCode::UNPROCESSABLE_ENTITY, before).await;
+    assert_eq!(body["errors"][0]["field"], "contact.email", "{body}");
+
+    let several = api
+        .post(
+            "/api/v1/appointments",
+            &bad(&|b| {
+                b["contact"]["name"] = json!("  ");
+                b["contact"]["phone"] = json!("call me");
+                b["privacy_accepted"] = json!(false);
+            }),
+        )
+        .await;
+    let body = assert_refused(&api, several, StatusCode::UNPROCESSABLE_ENTITY, before).await;
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().expect("field"))
+        .collect();
+    assert_eq!(
+        fields,
+        ["contact.name", "contact.phone", "privacy_accepted"]
+    );
+
+    let unknown_field = api
+        .post("/api/v1/appointments", &bad(&|b| b["admin"] = json!(true)))
+        .await;
+    assert_refused(
+        &api,
+        unknown_field,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        before,
+    )
+    .await;
+
+    let huge = vec![b' '; 10 * 1024 * 1024];
+    let too_large = api
+        .call("POST", "/api/v1/appointments", Some(huge), &[])
+        .await;
+    assert_refused(&api, too_large, StatusCode::PAYLOAD_TOO_LARGE, before).await;
+
+    let not_json = api
+        .call(
+            "POST",
+            "/api/v1/appointments",
+            Some(booking(TUE_9).to_string().into_bytes()),
+            &[("content-type", "text/plain")],
+        )
+        .await;
+    assert_refused(&api, not_json, StatusCode::UNSUPPORTED_MEDIA_TYPE, before).await;
+
+    let foreign = api
+        .call(
+            "POST",
+            "/api/v1/appointments",
+            Some(bad(&|_| {}).to_string().into_bytes()),
+            &[("origin", "https://evil.example"), ("host", "amt.test")],
+        )
+        .await;
+    assert_refused(&api, foreign, StatusCode::FORBIDDEN, before).await;
+
+    let outside_hours = api
+        .post(
+            "/api/v1/appointments",
+            &bad(&|b| b["start"] = json!("2026-11-24T03:00:00+01:00")),
+        )
+        .await;
+    assert_refused(
+        &api,
+        outside_hours,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        before,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn wrong_foreign_and_expired_links_open_nothing() {
+    let api = Api::new().await;
+    let token = api.book(TUE_9).await;
+    let before = api.last_position().await;
+
+    let mut forged: Vec<char> = token.chars().collect();
+    forged[30] = if forged[30] == 'A' { 'B' } else { 'A' };
+    let forged: String = forged.into_iter().collect();
+    for wrong in [forged.as_str(), "abc", &"x".repeat(300)] {
+        let response = api
+            .get(&format!("/api/v1/appointments/by-token/{wrong}"))
+            .await;
+        let body = assert_refused(&api, response, StatusCode::NOT_FOUND, before).await;
+        assert_eq!(body["title"], "Der Link ist ungültig");
+        let response = api
+            .post(
+                &format!("/api/v1/appointments/by-token/{wrong}/cancel"),
+                &json!({}),
+            )
+            .await;
+        assert_refused(&api, response, StatusCode::NOT_FOUND, before).await;
+    }
+    // A token made with another server's key names an appointment but is refused all the same.
+    let other = videoamt_adapters::keys::Kek::ephemeral()
+        .expect("kek")
+        .access_tokens();
+    let appointment = api
+        .state
+        .system
+        .access
+        .appointment_of(&token)
+        .expect("valid");
+    let foreign = other.token(appointment);
+    let response = api
+        .get(&format!("/api/v1/appointments/by-token/{foreign}"))
+        .await;
+    assert_refused(&api, response, StatusCode::NOT_FOUND, before).await;
+
+    // Past the retention period the link is expired, for reading and for writing.
+    let path = format!("/api/v1/appointments/by-token/{token}");
+    let (status, _, _) = api.get(&path).await;
+    assert_eq!(status, StatusCode::OK);
+    api.now.store(NOW + 200 * 24 * 3600, Ordering::SeqCst);
+    let response = api.get(&path).await;
+    let body = assert_refused(&api, response, StatusCode::GONE, before).await;
+    assert_eq!(body["title"], "Der Link ist abgelaufen");
+    let response = api.post(&format!("{path}/cancel"), &json!({})).await;
+    assert_refused(&api, response, StatusCode::GONE, before).await;
+}
+
+#[tokio::test]
+async fn bad_slot_queries_get_problem_documents() {
+    let api = Api::new().await;
+    let before = api.last_position().await;
+    for (query, status) in [
+        (
+            "tenant=ettlingen&services=personalausweis&from=24.11.2026",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "tenant=ettlingen&services=personalausweis&from=2026-11-24&days=99",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "tenant=atlantis&services=personalausweis&from=2026-11-24",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "tenant=ettlingen&services=mondlandung&from=2026-11-24",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "tenant=ettlingen&services=&from=2026-11-24",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        ("tenant=ettlingen&from=2026-11-24", StatusCode::BAD_REQUEST),
+        (
+            "tenant=ettlingen&services=personalausweis&from=2026-11-24&days=-1",
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let response = api.get(&format!("/api/v1/slots?{query}")).await;
+        assert_refused(&api, response, status, before).await;
+    }
+}
+
+#[tokio::test]
+async fn booking_and_link_requests_are_rate_limited() {
+    let api = Api::with_limits(RateLimits::new(2, 3, 1, std::time::Duration::from_secs(60))).await;
+    api.book(TUE_9).await;
+    api.book("2026-11-24T10:00:00+01:00").await;
+    let before = api.last_position().await;
+    let response = api
+        .post(
+            "/api/v1/appointments",
+            &booking("2026-11-24T11:00:00+01:00"),
+        )
+        .await;
+    let (_, headers, _) = &response;
+    assert!(headers.contains_key("retry-after"));
+    assert_refused(&api, response, StatusCode::TOO_MANY_REQUESTS, before).await;
+    for _ in 0..3 {
+        let (status, _, _) = api.get("/api/v1/appointments/by-token/guess").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    let response = api.get("/api/v1/appointments/by-token/guess").await;
+    assert_refused(&api, response, StatusCode::TOO_MANY_REQUESTS, before).await;
+    // Reading the catalogue draws on no budget.
+    assert_eq!(api.get("/api/v1/catalogue").await.0, StatusCode::OK);
+}

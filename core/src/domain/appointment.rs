@@ -8,8 +8,8 @@ use time::{Duration, OffsetDateTime};
 
 use super::calendar::{self, CalendarState};
 use super::events::{
-    AppointmentBooked, AppointmentCancelled, AppointmentRescheduled, CancelledBy, Contact,
-    SubjectKeyIssued,
+    AppointmentBooked, AppointmentCancelled, AppointmentRescheduled, CancelledBy,
+    CitizenAccessGranted, Contact, SubjectKeyIssued,
 };
 use super::{
     AppointmentId, Context, Decision, DomainError, DomainEvent, Personal, SessionId, SubjectId,
@@ -33,6 +33,10 @@ pub struct AppointmentState {
     pub confirmed: bool,
     pub reminder_sent: bool,
     pub session: Option<SessionId>,
+    /// The citizen's capability link (its hash and expiry), when one was issued.
+    pub access: Option<CitizenAccessGranted>,
+    /// Message ids of the mails recorded as sent or failed, so recording is idempotent.
+    pub mails: std::collections::BTreeSet<String>,
 }
 
 impl AppointmentState {
@@ -52,6 +56,13 @@ impl AppointmentState {
             }
             DomainEvent::AppointmentCancelled(_) => self.status = Status::Cancelled,
             DomainEvent::ReminderSent(_) => self.reminder_sent = true,
+            DomainEvent::CitizenAccessGranted(e) => self.access = Some(e.clone()),
+            DomainEvent::MailSent(e) => {
+                self.mails.insert(e.message_id.clone());
+            }
+            DomainEvent::DeliveryFailed(e) => {
+                self.mails.insert(e.message_id.clone());
+            }
             DomainEvent::NoShowRecorded(_) => self.status = Status::NoShow,
             DomainEvent::SessionLinked(e) => self.session = Some(e.session),
             DomainEvent::AppointmentCompleted(_) => self.status = Status::Completed,
@@ -92,6 +103,9 @@ pub struct BookAppointment {
     pub channel: BookingChannel,
     pub invited_by: Option<ClerkId>,
     pub contact: Contact,
+    /// The citizen's capability link, issued with the booking so the confirmation mail can
+    /// carry it; `None` for bookings without one (bulk generators, imports).
+    pub access: Option<CitizenAccessGranted>,
 }
 
 impl BookAppointment {
@@ -181,21 +195,28 @@ pub fn book(
         invited_by: cmd.invited_by.clone(),
         contact: cmd.contact.clone(),
     };
-    Ok(vec![
+    let mut decision: Decision = vec![
         (
             calendar::stream(tenant, &cmd.department, date),
             reserved.into(),
         ),
         (cmd.appointment.stream(), booked.into()),
-        (
-            cmd.subject.stream(),
-            SubjectKeyIssued {
-                subject: cmd.subject,
-                appointment: cmd.appointment,
-            }
-            .into(),
-        ),
-    ])
+    ];
+    if let Some(access) = &cmd.access {
+        if access.expires <= end {
+            return Err(DomainError::AccessExpiresTooEarly);
+        }
+        decision.push((cmd.appointment.stream(), access.clone().into()));
+    }
+    decision.push((
+        cmd.subject.stream(),
+        SubjectKeyIssued {
+            subject: cmd.subject,
+            appointment: cmd.appointment,
+        }
+        .into(),
+    ));
+    Ok(decision)
 }
 
 pub fn reschedule(
@@ -309,6 +330,7 @@ pub(crate) mod tests {
             channel: BookingChannel::Online,
             invited_by: None,
             contact: contact(),
+            access: None,
         })
     }
 
@@ -759,5 +781,83 @@ pub(crate) mod tests {
             .when(Command::CheckNoShow { appointment: a })
             .then_nothing();
         let _ = MONDAY_8;
+    }
+
+    fn with_access(n: u128, expires: OffsetDateTime) -> Command {
+        let Command::BookAppointment(mut b) =
+            buergerbuero(n, &["personalausweis", "meldebescheinigung"], TUE_9)
+        else {
+            unreachable!("a booking")
+        };
+        b.access = Some(CitizenAccessGranted {
+            token_hash: "ab".repeat(32),
+            expires,
+        });
+        Command::BookAppointment(b)
+    }
+
+    #[test]
+    fn given_a_booking_with_a_link_then_only_the_link_hash_is_recorded_with_it() {
+        let expires = datetime!(2027-02-25 08:00 UTC);
+        let decision = given(ettlingen(), vec![])
+            .when(with_access(1, expires))
+            .decision();
+        let granted: Vec<_> = decision
+            .iter()
+            .filter(|(s, e)| {
+                *s == appointment(1).stream() && e.event_type() == "CitizenAccessGranted"
+            })
+            .collect();
+        assert_eq!(granted.len(), 1);
+        assert_eq!(
+            granted[0].1,
+            CitizenAccessGranted {
+                token_hash: "ab".repeat(32),
+                expires,
+            }
+            .into()
+        );
+        let state = decision
+            .iter()
+            .filter(|(s, _)| *s == appointment(1).stream())
+            .fold(AppointmentState::default(), |st, (_, e)| st.evolve(e));
+        assert_eq!(state.access.map(|a| a.expires), Some(expires));
+    }
+
+    #[test]
+    fn given_a_link_that_ends_before_the_appointment_when_booking_then_refused() {
+        given(ettlingen(), vec![])
+            .when(with_access(1, TUE_9))
+            .then_error(DomainError::AccessExpiresTooEarly);
+    }
+
+    #[test]
+    fn given_a_sent_mail_when_recording_it_again_then_nothing_happens() {
+        use crate::domain::events::{MailKind, MailSent};
+        let history = booked(
+            ettlingen(),
+            vec![],
+            buergerbuero(1, &["meldebescheinigung"], TUE_9),
+        );
+        let record = || Command::RecordMailSent {
+            appointment: appointment(1),
+            kind: MailKind::Confirmation,
+            message_id: "<1@videoamt>".into(),
+        };
+        given(ettlingen(), history.clone())
+            .when(record())
+            .then_expect(vec![(
+                appointment(1).stream(),
+                MailSent {
+                    kind: MailKind::Confirmation,
+                    message_id: "<1@videoamt>".into(),
+                }
+                .into(),
+            )]);
+        let sent = booked(ettlingen(), history, record());
+        given(ettlingen(), sent).when(record()).then_nothing();
+        given(ettlingen(), vec![])
+            .when(record())
+            .then_error(DomainError::UnknownAppointment);
     }
 }

@@ -22,6 +22,9 @@ use super::{
 use crate::event::StreamId;
 use crate::tenant::{Cents, ClerkId, FormTemplateId, PaymentMethodId, SignatureMethod};
 
+// Commands are made and decided one at a time, never stored in bulk; boxing the booking
+// would only add an allocation per booking.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     BookAppointment(BookAppointment),
@@ -40,6 +43,20 @@ pub enum Command {
     /// Fired by the reminder timer 24 h before the start.
     SendReminder {
         appointment: AppointmentId,
+    },
+    /// From the outbox worker after a mail of the appointment was handed over.
+    RecordMailSent {
+        appointment: AppointmentId,
+        kind: MailKind,
+        message_id: String,
+    },
+    /// From the outbox worker after the last failed try.
+    RecordDeliveryFailed {
+        appointment: AppointmentId,
+        kind: MailKind,
+        message_id: String,
+        attempts: u32,
+        reason: String,
     },
     /// Fired by the no-show timer 15 minutes after the start.
     CheckNoShow {
@@ -247,7 +264,9 @@ impl Command {
             }
             ConfirmAppointment { appointment }
             | SendReminder { appointment }
-            | CheckNoShow { appointment } => {
+            | CheckNoShow { appointment }
+            | RecordMailSent { appointment, .. }
+            | RecordDeliveryFailed { appointment, .. } => {
                 vec![appointment.stream()]
             }
             CancelAppointment { appointment, .. } | ExpireSlotHold { appointment } => {
@@ -406,6 +425,50 @@ impl Command {
                     .calendar_stream(tenant)
                     .ok_or(DomainError::UnknownAppointment)?;
                 appointment::cancel(&state, &calendar_of(h, &cal), *by, reason.clone(), ctx)
+            }
+            RecordMailSent {
+                appointment,
+                kind,
+                message_id,
+            } => {
+                let state = appointment_of(h, *appointment);
+                if state.booking.is_none() {
+                    return Err(DomainError::UnknownAppointment);
+                }
+                if state.mails.contains(message_id) {
+                    return Ok(vec![]);
+                }
+                Ok(one(
+                    appointment.stream(),
+                    MailSent {
+                        kind: *kind,
+                        message_id: message_id.clone(),
+                    },
+                ))
+            }
+            RecordDeliveryFailed {
+                appointment,
+                kind,
+                message_id,
+                attempts,
+                reason,
+            } => {
+                let state = appointment_of(h, *appointment);
+                if state.booking.is_none() {
+                    return Err(DomainError::UnknownAppointment);
+                }
+                if state.mails.contains(message_id) {
+                    return Ok(vec![]);
+                }
+                Ok(one(
+                    appointment.stream(),
+                    DeliveryFailed {
+                        kind: *kind,
+                        message_id: message_id.clone(),
+                        attempts: *attempts,
+                        reason: reason.clone(),
+                    },
+                ))
             }
             SendReminder { appointment } => {
                 let state = appointment_of(h, *appointment);

@@ -32,6 +32,8 @@ pub enum DomainError {
     SlotTaken,
     #[error("Diesen Termin gibt es bereits.")]
     AlreadyBooked,
+    #[error("Der Zugangslink muss mindestens bis zum Ende des Termins gelten.")]
+    AccessExpiresTooEarly,
     // --- appointment life cycle ---
     #[error("Diesen Termin gibt es nicht.")]
     UnknownAppointment,

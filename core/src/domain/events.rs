@@ -103,6 +103,42 @@ pub struct AppointmentCancelled {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReminderSent {}
 
+/// The citizen's capability link for this appointment was issued. Only a SHA-256 hash of the
+/// token is kept (hex); the token itself exists in the citizen's mail and browser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CitizenAccessGranted {
+    pub token_hash: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires: OffsetDateTime,
+}
+
+/// Which mail of an appointment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MailKind {
+    Confirmation,
+    Reminder,
+    Cancellation,
+}
+
+/// A mail of the appointment was handed to the mail server (or written to the outbox folder).
+/// `message_id` is the idempotency key: a mail sent again after a crash carries the same one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailSent {
+    pub kind: MailKind,
+    pub message_id: String,
+}
+
+/// A mail could not be delivered after the last try. `reason` is the server's reply code and
+/// class, never the address or the server's text (which may quote the address).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryFailed {
+    pub kind: MailKind,
+    pub message_id: String,
+    pub attempts: u32,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NoShowRecorded {}
 
@@ -455,6 +491,9 @@ domain_events! {
     AppointmentRescheduled = 1,
     AppointmentCancelled = 1,
     ReminderSent = 1,
+    CitizenAccessGranted = 1,
+    MailSent = 1,
+    DeliveryFailed = 1,
     NoShowRecorded = 1,
     SessionLinked = 1,
     AppointmentCompleted = 1,

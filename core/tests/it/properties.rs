@@ -120,6 +120,7 @@ proptest! {
                         channel: BookingChannel::Online,
                         invited_by: None,
                         contact: contact(),
+                        access: None,
                     })
                 }
                 CalendarOp::Cancel { appointment } => Command::CancelAppointment {
@@ -199,6 +200,7 @@ fn signed_form() -> (MemoryLog, FormId) {
             channel: BookingChannel::Online,
             invited_by: None,
             contact: contact(),
+            access: None,
         }),
         Command::OpenSession {
             appointment,
@@ -322,6 +324,7 @@ proptest! {
             channel: BookingChannel::Online,
             invited_by: None,
             contact: contact(),
+            access: None,
         })).expect("booked");
         let decision = log.execute(t, NOW, &Command::RequestPayment { payment, appointment }).expect("requested");
         let expected: u64 = services.iter().map(|s| t.service(s).expect("service").fee.0).sum();
@@ -390,6 +393,7 @@ proptest! {
             channel: BookingChannel::Online,
             invited_by: None,
             contact: contact(),
+            access: None,
         })).expect("booked");
         let final_at = datetime!(2026-01-01 00:00 UTC) + Duration::minutes(final_offset_minutes);
         for i in 0..repeats {

@@ -60,6 +60,7 @@ async fn generate(store: Arc<dyn AdminStore>) -> (Vec<AppointmentId>, Vec<Sessio
                     email: Personal::plain(format!("b{i}@example.org")),
                     phone: None,
                 },
+                access: None,
             }),
         )];
         if i % 4 == 3 {

@@ -121,6 +121,7 @@ async fn visit(d: &mut Driver, day: i64, minute: i64, outcome: &Outcome) -> Appo
                 email: Personal::plain("erika@example.org"),
                 phone: None,
             },
+            access: None,
         }),
     )
     .await;

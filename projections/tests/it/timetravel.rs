@@ -196,6 +196,7 @@ async fn check(ops: Vec<(bool, u8)>) -> Result<(), TestCaseError> {
                     email: Personal::plain("erika@example.org"),
                     phone: None,
                 },
+                access: None,
             }),
             &issued,
         )

@@ -309,6 +309,7 @@ async fn ettlingen_online_visit_with_two_concerns_and_handy_tan() {
                     email: Personal::plain("erika@example.org"),
                     phone: Some(Personal::plain("0170 1234567")),
                 },
+                access: None,
             }),
         )
         .await
@@ -410,6 +411,7 @@ async fn stuttgart_clerk_invitation_visit_purged_after_six_months() {
                 email: Personal::plain("max@example.org"),
                 phone: None,
             },
+            access: None,
         }),
     )
     .await
