@@ -187,8 +187,13 @@ impl Appointment<'_> {
     /// a zone without the EU daylight-saving rule, which no example tenant has) in UTC.
     pub fn calendar(&self, cancelled: bool) -> String {
         let tz = &self.tenant.time_zone_name;
-        let eu_rule = ["Europe/Berlin", "Europe/Vienna", "Europe/Zurich", "Europe/Luxembourg"]
-            .contains(&tz.as_str());
+        let eu_rule = [
+            "Europe/Berlin",
+            "Europe/Vienna",
+            "Europe/Zurich",
+            "Europe/Luxembourg",
+        ]
+        .contains(&tz.as_str());
         let stamp = |t: OffsetDateTime| {
             let u = t.to_offset(time::UtcOffset::UTC);
             format!(
@@ -257,7 +262,11 @@ impl Appointment<'_> {
             at("DTEND", self.booking.end),
             format!(
                 "SUMMARY:{}",
-                escape(&format!("Videotermin {} – {}", self.tenant.name, self.department()))
+                escape(&format!(
+                    "Videotermin {} – {}",
+                    self.tenant.name,
+                    self.department()
+                ))
             ),
             format!(
                 "DESCRIPTION:{}",
@@ -269,7 +278,10 @@ impl Appointment<'_> {
             ),
             format!("URL:{}", self.link),
             "LOCATION:Online (Videoberatung)".into(),
-            format!("STATUS:{}", if cancelled { "CANCELLED" } else { "CONFIRMED" }),
+            format!(
+                "STATUS:{}",
+                if cancelled { "CANCELLED" } else { "CONFIRMED" }
+            ),
             "END:VEVENT".into(),
             "END:VCALENDAR".into(),
         ]);

@@ -92,6 +92,7 @@ pub fn app(state: AppState) -> Router {
             }),
         )
         .merge(api)
+        .merge(crate::web::pages())
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::web::MAX_BODY_BYTES,
@@ -181,6 +182,9 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
         retention_interval(),
         stopped.clone(),
     ));
+    let mailer = crate::outbox::mailer_from_env(&state.system).map_err(std::io::Error::other)?;
+    let outbox = crate::outbox::Outbox::new(state.system.clone(), mailer, &state.public_url);
+    let mailing = tokio::spawn(outbox.run(stopped.clone()));
     let projector = tokio::spawn(async move { runner.run(projections, stopped).await });
     let served = axum::serve(
         listener,
@@ -191,6 +195,9 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
     let _ = stop.send(true);
     if let Err(e) = scheduler.await {
         tracing::error!(error = %e, "retention scheduler panicked");
+    }
+    if let Err(e) = mailing.await {
+        tracing::error!(error = %e, "outbox worker panicked");
     }
     match projector.await {
         Ok(Ok(())) => {}

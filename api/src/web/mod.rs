@@ -4,6 +4,7 @@
 pub mod citizen;
 pub mod extract;
 pub mod guard;
+pub mod pages;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -50,6 +51,26 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(cancel_by_token))
         .routes(routes!(reschedule_by_token))
         .split_for_parts()
+}
+
+/// The server-rendered pages.
+pub fn pages() -> axum::Router<AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/static/videoamt.css", get(pages::stylesheet))
+        .route("/termin/{token}", get(pages::appointment))
+        .route(
+            "/termin/{token}/bestaetigen",
+            axum::routing::post(pages::confirm),
+        )
+        .route(
+            "/termin/{token}/absagen",
+            get(pages::cancel_form).post(pages::cancel),
+        )
+        .route(
+            "/termin/{token}/verlegen",
+            get(pages::reschedule_form).post(pages::reschedule),
+        )
 }
 
 /// The catalogue: municipalities, their departments and the services offered by video.

@@ -4,6 +4,7 @@
 mod audit;
 mod cli;
 mod crash;
+mod mail;
 mod projection_crash;
 mod purge_crash;
 mod retention;

@@ -631,3 +631,58 @@ async fn booking_and_link_requests_are_rate_limited() {
     // Reading the catalogue draws on no budget.
     assert_eq!(api.get("/api/v1/catalogue").await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_citizen_pages_show_the_appointment_and_refuse_bad_links_in_german() {
+    let api = Api::new().await;
+    let token = api.book(TUE_9).await;
+    let html = |path: String| {
+        let app = app(api.state.clone());
+        async move {
+            let response = app
+                .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+                .await
+                .expect("infallible");
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .expect("body");
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    let (status, page) = html(format!("/termin/{token}")).await;
+    assert_eq!(status, StatusCode::OK);
+    for expected in [
+        "<html lang=\"de\">",
+        "Ihr Videotermin",
+        "24.11.2026, 09:00 Uhr",
+        "Erika Mustermann",
+        "Termin bestätigen",
+        "Technische Voraussetzungen",
+        "Hotline",
+    ] {
+        assert!(page.contains(expected), "{expected:?} missing in {page}");
+    }
+    assert!(!page.contains("<script"), "no scripts needed here");
+    let (status, page) = html(format!("/termin/{token}/verlegen?von=2026-11-24")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("type=\"radio\""), "{page}");
+    let (status, page) = html("/termin/falsch".to_owned()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(page.contains("Der Link ist ungültig"), "{page}");
+    // A form posted from a foreign page is refused and changes nothing.
+    let before = api.last_position().await;
+    let response = api
+        .call(
+            "POST",
+            &format!("/termin/{token}/absagen"),
+            Some(b"reason=".to_vec()),
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("origin", "https://evil.example"),
+                ("host", "amt.test"),
+            ],
+        )
+        .await;
+    assert_refused(&api, response, StatusCode::FORBIDDEN, before).await;
+}

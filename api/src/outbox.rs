@@ -1,0 +1,334 @@
+//! The outbox worker: follows the log from its checkpoint, asks the process managers what
+//! each event brings (`react`), and sends the mails among it, at least once. The checkpoint
+//! moves after an event's mails are sent and recorded (`MailSent` or, after the last try,
+//! `DeliveryFailed`), so a crash sends an event's mails again with the same message id and the
+//! second record decides nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use uuid::Uuid;
+use videoamt_adapters::bus::Issued;
+use videoamt_core::domain::appointment::AppointmentState;
+use videoamt_core::domain::command::Command;
+use videoamt_core::domain::events::MailKind;
+use videoamt_core::domain::process::{Reaction, WorkItem, react};
+use videoamt_core::domain::{AppointmentId, DomainEvent};
+use videoamt_core::event::{Actor, ActorRole, RecordedEvent};
+use videoamt_core::keys::{Revealed, reveal};
+use videoamt_core::mail::{MailError, Mailer, OutgoingMail};
+use videoamt_core::readmodel::ProjectionCheckpoint;
+
+use crate::system::System;
+
+/// The worker's checkpoint in the read-model store's checkpoint table.
+pub const CHECKPOINT: &str = "mail-outbox";
+const BATCH: usize = 100;
+
+/// How often and how patiently a mail is tried.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    pub attempts: u32,
+    /// The wait after the first failed try; doubled after each further one.
+    pub first_wait: Duration,
+}
+
+impl Retry {
+    /// `VIDEOAMT_MAIL_ATTEMPTS` and `VIDEOAMT_MAIL_RETRY_MS` (the first wait), else the defaults.
+    pub fn from_env() -> Self {
+        let default = Self::default();
+        let number = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+        Self {
+            attempts: number("VIDEOAMT_MAIL_ATTEMPTS")
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(default.attempts),
+            first_wait: number("VIDEOAMT_MAIL_RETRY_MS")
+                .map_or(default.first_wait, Duration::from_millis),
+        }
+    }
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            attempts: 5,
+            first_wait: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Outbox {
+    system: System,
+    mailer: Arc<dyn Mailer>,
+    public_url: String,
+    from: String,
+    retry: Retry,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").finish_non_exhaustive()
+    }
+}
+
+/// The mailer `serve` uses: SMTP when `VIDEOAMT_SMTP_URL` is set, else `.eml` files in the
+/// data folder's outbox.
+pub fn mailer_from_env(system: &System) -> anyhow::Result<Arc<dyn Mailer>> {
+    Ok(match std::env::var("VIDEOAMT_SMTP_URL") {
+        Ok(url) if !url.is_empty() => Arc::new(
+            videoamt_adapters::mail::SmtpMailer::from_url(&url).map_err(anyhow::Error::msg)?,
+        ),
+        _ => Arc::new(videoamt_adapters::mail::FolderMailer::new(
+            system.outbox_dir(),
+        )),
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error(transparent)]
+    Store(#[from] videoamt_core::store::StoreError),
+    #[error(transparent)]
+    ReadModel(#[from] videoamt_core::readmodel::ReadModelError),
+    #[error(transparent)]
+    Bus(#[from] videoamt_adapters::bus::BusError),
+    #[error(transparent)]
+    Decode(#[from] videoamt_core::domain::events::DecodeError),
+}
+
+impl Outbox {
+    pub fn new(system: System, mailer: Arc<dyn Mailer>, public_url: &str) -> Self {
+        Self {
+            system,
+            mailer,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            from: std::env::var("VIDEOAMT_MAIL_FROM")
+                .unwrap_or_else(|_| "videoberatung@localhost".to_owned()),
+            retry: Retry::from_env(),
+        }
+    }
+
+    pub fn with_retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Works through the log until `stop`, then returns.
+    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let idle = match self.step().await {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox step failed; trying again");
+                    true
+                }
+            };
+            if idle {
+                tokio::select! {
+                    _ = stop.changed() => {}
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+        }
+    }
+
+    /// Handles the events after the checkpoint (at most one batch); returns how many.
+    pub async fn step(&self) -> Result<usize, OutboxError> {
+        let models = &self.system.store;
+        let from = models.checkpoint(CHECKPOINT).await?.position;
+        let events = self.system.store.read_all(from, BATCH).await?;
+        let mut at = from;
+        for recorded in &events {
+            let event = DomainEvent::from_payload(
+                recorded.event_type.as_str(),
+                recorded.schema_version,
+                &recorded.payload,
+            );
+            // Operational events (probes, benchmarks) are not domain events and bring no mail.
+            if let Ok(event) = event {
+                for reaction in react(&recorded.stream_id, &event, recorded.meta.recorded_at) {
+                    if let Reaction::Work(item) = reaction {
+                        self.perform(&item, recorded).await?;
+                    }
+                }
+            }
+            models
+                .commit(
+                    CHECKPOINT,
+                    at,
+                    ProjectionCheckpoint {
+                        projection: CHECKPOINT.to_owned(),
+                        position: recorded.global_position,
+                        event_recorded_at: Some(recorded.meta.recorded_at),
+                    },
+                    vec![],
+                )
+                .await?;
+            at = recorded.global_position;
+        }
+        Ok(events.len())
+    }
+
+    async fn perform(&self, item: &WorkItem, cause: &RecordedEvent) -> Result<(), OutboxError> {
+        let (appointment, kind) = match item {
+            WorkItem::ConfirmationMail { appointment } => (*appointment, MailKind::Confirmation),
+            WorkItem::ReminderMail { appointment } => (*appointment, MailKind::Reminder),
+            WorkItem::CancellationMail { appointment } => (*appointment, MailKind::Cancellation),
+            // The feedback invitation is shown in the session room itself (issue 7).
+            WorkItem::FeedbackInvitation { .. } => return Ok(()),
+        };
+        let message_id = format!(
+            "<{}.{}.{}@videoamt>",
+            appointment,
+            cause.global_position,
+            kind_name(kind)
+        );
+        let (state, tenant) = self.appointment(appointment).await?;
+        let Some(booking) = state.booking.as_ref() else {
+            return Ok(());
+        };
+        if state.mails.contains(&message_id) {
+            return Ok(());
+        }
+        let Some(tenant) = self.system.tenants.iter().find(|t| t.id.as_str() == tenant) else {
+            return Ok(());
+        };
+        let keys = self.system.keys.as_ref();
+        let (Ok(Revealed::Text(to)), Ok(Revealed::Text(name))) = (
+            reveal(keys, &booking.contact.email).await,
+            reveal(keys, &booking.contact.name).await,
+        ) else {
+            // Erased (purged) or unreadable: there is nobody to write to any more.
+            tracing::info!(kind = kind_name(kind), "mail skipped: contact erased");
+            return Ok(());
+        };
+        let link = format!(
+            "{}/termin/{}",
+            self.public_url,
+            self.system.access.token(appointment)
+        );
+        let rendered = crate::mails::Appointment {
+            tenant,
+            booking,
+            name: &name,
+            link,
+            sequence: u32::try_from(cause.stream_version).unwrap_or(u32::MAX),
+            now: cause.meta.recorded_at,
+        }
+        .render(kind);
+        let mail = OutgoingMail {
+            message_id: message_id.clone(),
+            from: self.from.clone(),
+            from_name: format!("{} – Videoberatung", tenant.name),
+            to,
+            to_name: name,
+            subject: rendered.subject,
+            text: rendered.text,
+            calendar: rendered.calendar,
+            owner: booking.subject,
+        };
+        let mut wait = self.retry.first_wait;
+        let mut attempts = 0;
+        let failure = loop {
+            attempts += 1;
+            match self.mailer.send(&mail).await {
+                Ok(()) => break None,
+                Err(MailError::Permanent(reason)) => break Some(format!("{reason} (dauerhaft)")),
+                Err(MailError::Transient(reason)) if attempts >= self.retry.attempts => {
+                    break Some(format!("{reason} (vorübergehend)"));
+                }
+                Err(MailError::Transient(reason)) => {
+                    tracing::warn!(kind = kind_name(kind), attempts, %reason, "mail not sent yet");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+            }
+        };
+        let command = match failure {
+            None => Command::RecordMailSent {
+                appointment,
+                kind,
+                message_id,
+            },
+            Some(reason) => {
+                tracing::warn!(kind = kind_name(kind), attempts, %reason, "mail undeliverable");
+                Command::RecordDeliveryFailed {
+                    appointment,
+                    kind,
+                    message_id,
+                    attempts,
+                    reason,
+                }
+            }
+        };
+        self.system
+            .bus()
+            .execute(
+                &command,
+                &Issued {
+                    tenant: tenant.id.clone(),
+                    actor: Actor::new(ActorRole::System, "outbox").expect("valid id"),
+                    correlation_id: cause.meta.correlation_id,
+                    command_id: Uuid::now_v7(),
+                    now: time::OffsetDateTime::now_utc(),
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn appointment(
+        &self,
+        id: AppointmentId,
+    ) -> Result<(AppointmentState, String), OutboxError> {
+        let recorded = self.system.store.read_stream(&id.stream(), 0).await?;
+        let tenant = recorded
+            .first()
+            .map(|e| e.meta.tenant.to_string())
+            .unwrap_or_default();
+        let mut state = AppointmentState::default();
+        for e in &recorded {
+            let event =
+                DomainEvent::from_payload(e.event_type.as_str(), e.schema_version, &e.payload)?;
+            state = state.evolve(&event);
+        }
+        Ok((state, tenant))
+    }
+}
+
+/// Moves the worker's checkpoint to the end of the log without sending anything, for a log
+/// whose mails are not to go out (demo data). Does nothing once the worker has started.
+pub async fn skip_to_head(system: &System) -> Result<(), OutboxError> {
+    let current = system.store.checkpoint(CHECKPOINT).await?;
+    let head = system.store.last_position().await?;
+    if current.position == 0 && head > 0 {
+        system
+            .store
+            .commit(
+                CHECKPOINT,
+                0,
+                ProjectionCheckpoint {
+                    projection: CHECKPOINT.to_owned(),
+                    position: head,
+                    event_recorded_at: None,
+                },
+                vec![],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+fn kind_name(kind: MailKind) -> &'static str {
+    match kind {
+        MailKind::Confirmation => "confirmation",
+        MailKind::Reminder => "reminder",
+        MailKind::Cancellation => "cancellation",
+    }
+}

@@ -1,0 +1,296 @@
+//! Server-rendered German pages for citizens. They work without JavaScript: every action is a
+//! form that posts and is answered with a redirect (post/redirect/get).
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::citizen::{self, AppointmentStatus, AppointmentView, CancelRequest, RescheduleRequest};
+use crate::problem::Problem;
+use crate::server::AppState;
+
+pub const STYLESHEET: &str = include_str!("../../assets/videoamt.css");
+
+/// Escapes text for HTML content and attribute values.
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A whole page around `body` (already HTML).
+pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html>\n<html lang=\"de\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{t} – Videoberatung</title>\
+         <link rel=\"stylesheet\" href=\"/static/videoamt.css\"></head><body>\
+         <header><a class=\"skip\" href=\"#inhalt\">Zum Inhalt springen</a>\
+         <p class=\"brand\">Videoberatung</p></header>\
+         <main id=\"inhalt\"><h1>{t}</h1>{body}</main>\
+         <footer><p>Videoberatung Ihrer Kommune. Ihre Daten werden nach Ablauf der \
+         Aufbewahrungsfrist gelöscht.</p></footer></body></html>",
+        t = esc(title)
+    );
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html,
+    )
+        .into_response()
+}
+
+/// A refusal as a page: the problem's German title and detail, with its status.
+pub fn problem_page(problem: &Problem) -> Response {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut body = format!(
+        "<div class=\"error\" role=\"alert\"><p>{}</p>",
+        esc(problem.detail.as_deref().unwrap_or(problem.title))
+    );
+    for e in &problem.errors {
+        body.push_str(&format!("<p>{}</p>", esc(&e.message)));
+    }
+    body.push_str("</div>");
+    page(status, problem.title, &body)
+}
+
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+fn local(rfc: &str) -> String {
+    // "2026-11-24T09:00:00+01:00" -> "24.11.2026, 09:00 Uhr"
+    let (date, rest) = rfc.split_once('T').unwrap_or((rfc, ""));
+    let mut parts = date.split('-');
+    let (y, m, d) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+    );
+    format!("{d}.{m}.{y}, {} Uhr", rest.get(..5).unwrap_or(""))
+}
+
+fn euro(cents: u64) -> String {
+    format!("{},{:02} €", cents / 100, cents % 100)
+}
+
+fn overview(v: &AppointmentView) -> String {
+    let services: Vec<String> = v.services.iter().map(|s| esc(&s.name)).collect();
+    let docs: String = v
+        .documents_to_bring
+        .iter()
+        .map(|d| format!("<li>{}</li>", esc(d)))
+        .collect();
+    let status = match v.status {
+        AppointmentStatus::Booked if v.confirmed => "gebucht und bestätigt",
+        AppointmentStatus::Booked => "gebucht, noch nicht bestätigt",
+        AppointmentStatus::Cancelled => "abgesagt",
+        AppointmentStatus::NoShow => "nicht wahrgenommen",
+        AppointmentStatus::Completed => "abgeschlossen",
+    };
+    format!(
+        "<dl><dt>Status</dt><dd>{status}</dd><dt>Beginn</dt><dd>{start}</dd>\
+         <dt>Ende</dt><dd>{end}</dd><dt>Kommune</dt><dd>{tenant}</dd>\
+         <dt>Bereich</dt><dd>{dept}</dd><dt>Anliegen</dt><dd>{services}</dd>\
+         <dt>Gebühren</dt><dd>{fees}</dd><dt>Name</dt><dd>{name}</dd></dl>\
+         <h2>Bitte halten Sie bereit</h2><ul>{docs}</ul>",
+        start = esc(&local(&v.start)),
+        end = esc(&local(&v.end)),
+        tenant = esc(&v.tenant_name),
+        dept = esc(&v.department_name),
+        services = services.join("; "),
+        fees = euro(v.fee_total_cents),
+        name = esc(&v.contact_name),
+    )
+}
+
+fn requirements(v: &AppointmentView) -> String {
+    format!(
+        "<h2>Technische Voraussetzungen</h2><ul>\
+         <li>Computer, Tablet oder Smartphone mit Kamera und Mikrofon</li>\
+         <li>aktueller Browser (Chrome, Edge, Firefox oder Safari); nichts zu installieren</li>\
+         <li>Internetverbindung mit mindestens {} Mbit/s im Upload</li>\
+         <li>Ihr Ausweisdokument für die Identitätsprüfung vor der Kamera</li></ul>\
+         <h2>Hilfe</h2><p>Hotline: <a href=\"tel:{tel}\">{phone}</a>, {hours}</p>",
+        v.min_upload_mbit,
+        tel = esc(&v.support.phone.replace(' ', "")),
+        phone = esc(&v.support.phone),
+        hours = esc(&v.support.hours),
+    )
+}
+
+async fn found_view(state: &AppState, token: &str) -> Result<AppointmentView, Response> {
+    let found = citizen::by_token(state, token)
+        .await
+        .map_err(|p| problem_page(&p))?;
+    citizen::view(state, &found)
+        .await
+        .map_err(|p| problem_page(&p))
+}
+
+/// The citizen's page behind the mail link: the appointment, how to join and what is needed.
+pub async fn appointment(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let v = match found_view(&state, &token).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let base = format!("/termin/{}", esc(&token));
+    let mut body = overview(&v);
+    if v.status == AppointmentStatus::Booked {
+        if !v.confirmed {
+            body.push_str(&format!(
+                "<form method=\"post\" action=\"{base}/bestaetigen\">\
+                 <p class=\"notice\">Bitte bestätigen Sie Ihren Termin.</p>\
+                 <button type=\"submit\">Termin bestätigen</button></form>"
+            ));
+        }
+        body.push_str(&format!(
+            "<h2>Zum Termin beitreten</h2><p class=\"notice\">Die Videoberatung öffnet \
+             auf dieser Seite. Sie warten zunächst im virtuellen Warteraum, bis die \
+             Sachbearbeitung Sie hereinholt.</p>{req}\
+             <h2>Termin ändern</h2><p><a href=\"{base}/verlegen\">Termin verlegen</a></p>\
+             <p><a href=\"{base}/absagen\">Termin absagen</a></p>",
+            req = requirements(&v)
+        ));
+    } else {
+        body.push_str(&requirements(&v));
+    }
+    page(StatusCode::OK, "Ihr Videotermin", &body)
+}
+
+pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    match citizen::confirm(&state, &token).await {
+        Ok(_) => Redirect::to(&format!("/termin/{token}")).into_response(),
+        Err(p) => problem_page(&p),
+    }
+}
+
+pub async fn cancel_form(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let v = match found_view(&state, &token).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let body = format!(
+        "{}<form method=\"post\" action=\"/termin/{}/absagen\">\
+         <label for=\"grund\">Grund (freiwillig)</label>\
+         <textarea id=\"grund\" name=\"reason\" rows=\"3\" maxlength=\"500\"></textarea>\
+         <p><button type=\"submit\">Termin verbindlich absagen</button></p></form>",
+        overview(&v),
+        esc(&token)
+    );
+    page(StatusCode::OK, "Termin absagen", &body)
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Form(form): Form<CancelRequest>,
+) -> Response {
+    match citizen::cancel(&state, &token, form).await {
+        Ok(_) => Redirect::to(&format!("/termin/{token}")).into_response(),
+        Err(p) => problem_page(&p),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RescheduleQuery {
+    /// First day shown (`YYYY-MM-DD`); today when missing.
+    von: Option<String>,
+}
+
+pub async fn reschedule_form(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Query(q): Query<RescheduleQuery>,
+) -> Response {
+    let v = match found_view(&state, &token).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let today = state.now().date().to_string();
+    let from = q
+        .von
+        .filter(|d| citizen::parse_date(d).is_some())
+        .unwrap_or(today);
+    let query = citizen::SlotQuery {
+        tenant: v.tenant.clone(),
+        services: v
+            .services
+            .iter()
+            .map(|s| s.id.clone())
+            .collect::<Vec<_>>()
+            .join(","),
+        from,
+        days: Some(7),
+    };
+    let slots = match citizen::free_slots(&state, &query).await {
+        Ok(s) => s,
+        Err(p) => return problem_page(&p),
+    };
+    let mut choices = String::new();
+    for day in &slots.days {
+        if day.starts.is_empty() {
+            continue;
+        }
+        choices.push_str(&format!(
+            "<fieldset class=\"slots\"><legend>{}</legend>",
+            esc(&local(&format!("{}T", day.date)).replace(",  Uhr", ""))
+        ));
+        for (i, start) in day.starts.iter().enumerate() {
+            let id = format!("s-{}-{i}", day.date);
+            choices.push_str(&format!(
+                "<label for=\"{id}\"><input type=\"radio\" id=\"{id}\" name=\"start\" \
+                 value=\"{v}\" required> {t}</label>",
+                v = esc(start),
+                t = esc(start.get(11..16).unwrap_or(""))
+            ));
+        }
+        choices.push_str("</fieldset>");
+    }
+    if choices.is_empty() {
+        choices = "<p class=\"notice\">In diesen sieben Tagen ist kein Termin frei.</p>".into();
+    }
+    let next = slots
+        .days
+        .last()
+        .and_then(|d| citizen::parse_date(&d.date))
+        .map(|d| (d + time::Duration::days(1)).to_string())
+        .unwrap_or_default();
+    let body = format!(
+        "{}<h2>Neuen Zeitpunkt wählen</h2><form method=\"post\" action=\"/termin/{t}/verlegen\">\
+         {choices}<p><button type=\"submit\">Termin verlegen</button></p></form>\
+         <p><a href=\"/termin/{t}/verlegen?von={next}\">Spätere Termine anzeigen</a></p>",
+        overview(&v),
+        t = esc(&token),
+    );
+    page(StatusCode::OK, "Termin verlegen", &body)
+}
+
+pub async fn reschedule(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Form(form): Form<RescheduleRequest>,
+) -> Response {
+    match citizen::reschedule(&state, &token, form).await {
+        Ok(_) => Redirect::to(&format!("/termin/{token}")).into_response(),
+        Err(p) => problem_page(&p),
+    }
+}
