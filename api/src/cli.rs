@@ -438,11 +438,13 @@ async fn serve(
     // Links in mails and pages: `VIDEOAMT_PUBLIC_URL` behind a proxy, else the bound address.
     let public_url =
         std::env::var("VIDEOAMT_PUBLIC_URL").unwrap_or_else(|_| format!("http://{addr}"));
-    server::serve(
-        listener,
-        server::AppState::new(system).with_public_url(&public_url),
-    )
-    .await?;
+    let mut state = server::AppState::new(system).with_public_url(&public_url);
+    // The dev outbox page exists only in the embedded default mode: no mail server configured.
+    let smtp = std::env::var("VIDEOAMT_SMTP_URL").is_ok_and(|v| !v.is_empty());
+    if matches!(location, StoreLocation::Sqlite(_)) && !smtp {
+        state = state.with_dev_outbox();
+    }
+    server::serve(listener, state).await?;
     Ok(ExitCode::SUCCESS)
 }
 

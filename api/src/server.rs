@@ -31,6 +31,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Scheme, host and port the links in mails and pages point to, without a trailing slash.
     pub public_url: String,
+    /// The outbox folder `/dev/outbox` lists; only in the embedded default mode (no SMTP).
+    pub dev_outbox: Option<std::path::PathBuf>,
 }
 
 impl AppState {
@@ -43,7 +45,14 @@ impl AppState {
             limits: Arc::new(RateLimits::from_env()),
             clock: Arc::new(time::OffsetDateTime::now_utc),
             public_url: "http://127.0.0.1:8080".to_owned(),
+            dev_outbox: None,
         }
+    }
+
+    /// Shows the outbox folder at `/dev/outbox` (the embedded default mode).
+    pub fn with_dev_outbox(mut self) -> Self {
+        self.dev_outbox = Some(self.system.outbox_dir());
+        self
     }
 
     pub fn with_clock(mut self, clock: Clock) -> Self {

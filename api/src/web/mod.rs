@@ -2,6 +2,7 @@
 //! document generated from these handlers) and, later, the server-rendered pages.
 
 pub mod citizen;
+pub mod dev;
 pub mod extract;
 pub mod guard;
 pub mod pages;
@@ -71,6 +72,8 @@ pub fn pages() -> axum::Router<AppState> {
             "/termin/{token}/verlegen",
             get(pages::reschedule_form).post(pages::reschedule),
         )
+        .route("/dev/outbox", get(dev::index))
+        .route("/dev/outbox/{subject}/{file}", get(dev::mail))
 }
 
 /// The catalogue: municipalities, their departments and the services offered by video.

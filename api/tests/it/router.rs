@@ -686,3 +686,57 @@ async fn the_citizen_pages_show_the_appointment_and_refuse_bad_links_in_german()
         .await;
     assert_refused(&api, response, StatusCode::FORBIDDEN, before).await;
 }
+
+#[tokio::test]
+async fn the_dev_outbox_lists_written_mails_only_in_the_embedded_default_mode() {
+    use videoamt_core::mail::Mailer as _;
+    let api = Api::new().await;
+    let (status, _, body) = api.get("/dev/outbox").await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "absent unless enabled: {body}"
+    );
+
+    let state = api.state.clone().with_dev_outbox();
+    let subject = videoamt_core::domain::SubjectId(uuid::Uuid::from_u128(42));
+    videoamt_adapters::mail::FolderMailer::new(state.system.outbox_dir())
+        .send(&videoamt_core::mail::OutgoingMail {
+            message_id: "<1.2.confirmation@videoamt>".into(),
+            from: "videoberatung@localhost".into(),
+            from_name: "Stadt Ettlingen".into(),
+            to: "erika@example.org".into(),
+            to_name: "Erika Mustermann".into(),
+            subject: "Ihr Videotermin".into(),
+            text: "Guten Tag".into(),
+            calendar: None,
+            owner: subject,
+        })
+        .await
+        .expect("written");
+    let get = |path: &'static str| {
+        let app = app(state.clone());
+        async move {
+            let response = app
+                .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+                .await
+                .expect("infallible");
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .expect("body");
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    let (status, page) = get("/dev/outbox").await;
+    assert_eq!(status, StatusCode::OK);
+    let file = "_1.2.confirmation_videoamt_.eml";
+    assert!(page.contains(file), "{page}");
+    let (status, mail) =
+        get("/dev/outbox/00000000-0000-0000-0000-00000000002a/_1.2.confirmation_videoamt_.eml")
+            .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(mail.contains("Subject: Ihr Videotermin"), "{mail}");
+    let (status, _) = get("/dev/outbox/..%2F..%2Fkek/x.eml").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
