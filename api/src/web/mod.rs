@@ -1,6 +1,7 @@
 //! The HTTP surface for people: the JSON API under `/api/v1/` (described by the OpenAPI
 //! document generated from these handlers) and, later, the server-rendered pages.
 
+pub mod booking;
 pub mod citizen;
 pub mod dev;
 pub mod extract;
@@ -59,6 +60,11 @@ pub fn pages() -> axum::Router<AppState> {
     use axum::routing::get;
     axum::Router::new()
         .route("/static/videoamt.css", get(pages::stylesheet))
+        .route("/", get(booking::start))
+        .route("/buchen", axum::routing::post(booking::book))
+        .route("/buchen/{tenant}", get(booking::concerns))
+        .route("/buchen/{tenant}/zeit", get(booking::slots))
+        .route("/buchen/{tenant}/kontakt", get(booking::contact))
         .route("/termin/{token}", get(pages::appointment))
         .route(
             "/termin/{token}/bestaetigen",

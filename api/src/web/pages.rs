@@ -147,13 +147,25 @@ async fn found_view(state: &AppState, token: &str) -> Result<AppointmentView, Re
 }
 
 /// The citizen's page behind the mail link: the appointment, how to join and what is needed.
-pub async fn appointment(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+pub async fn appointment(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Query(q): Query<AppointmentQuery>,
+) -> Response {
     let v = match found_view(&state, &token).await {
         Ok(v) => v,
         Err(r) => return r,
     };
     let base = format!("/termin/{}", esc(&token));
-    let mut body = overview(&v);
+    let mut body = String::new();
+    if q.gebucht.is_some() {
+        body.push_str(
+            "<div class=\"notice\" role=\"status\"><p><strong>Ihr Termin ist gebucht.</strong> \
+             Wir haben Ihnen eine Bestätigung mit dem Link zu dieser Seite geschickt. Bitte \
+             bewahren Sie die E-Mail auf; der Link ist Ihr Zugang.</p></div>",
+        );
+    }
+    body.push_str(&overview(&v));
     if v.status == AppointmentStatus::Booked {
         if !v.confirmed {
             body.push_str(&format!(
@@ -208,6 +220,12 @@ pub async fn cancel(
         Ok(_) => Redirect::to(&format!("/termin/{token}")).into_response(),
         Err(p) => problem_page(&p),
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AppointmentQuery {
+    /// Set after the booking redirected here.
+    gebucht: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -740,3 +740,136 @@ async fn the_dev_outbox_lists_written_mails_only_in_the_embedded_default_mode() 
     let (status, _) = get("/dev/outbox/..%2F..%2Fkek/x.eml").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// GET `path` as a browser would: (status, Location, HTML).
+async fn page(
+    state: &AppState,
+    method: &str,
+    path: &str,
+    form: Option<&str>,
+) -> (StatusCode, String, String) {
+    let mut request = Request::builder().method(method).uri(path);
+    if form.is_some() {
+        request = request.header("content-type", "application/x-www-form-urlencoded");
+    }
+    let response = app(state.clone())
+        .oneshot(
+            request
+                .body(form.map_or_else(Body::empty, |f| Body::from(f.to_owned())))
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    let status = response.status();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().expect("ascii").to_owned())
+        .unwrap_or_default();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (
+        status,
+        location,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_citizen_books_two_concerns_through_the_pages_without_javascript() {
+    let api = Api::new().await;
+    let s = &api.state;
+    let (status, _, html) = page(s, "GET", "/", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("href=\"/buchen/ettlingen\"") && html.contains("href=\"/buchen/stuttgart\""),
+        "{html}"
+    );
+
+    let (status, _, html) = page(s, "GET", "/buchen/ettlingen", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("name=\"anliegen\" value=\"personalausweis\""),
+        "{html}"
+    );
+    assert!(html.contains("Minuten") && html.contains("€"), "{html}");
+
+    let chosen = "anliegen=personalausweis&anliegen=meldebescheinigung";
+    let (status, _, html) = page(
+        s,
+        "GET",
+        &format!("/buchen/ettlingen/zeit?{chosen}&von=2026-11-24"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(
+        html.contains("<dd>30 Minuten</dd>"),
+        "total duration shown: {html}"
+    );
+    assert!(html.contains(&format!("value=\"{TUE_9}\"")), "{html}");
+
+    let start = TUE_9.replace('+', "%2B").replace(':', "%3A");
+    let (status, _, html) = page(
+        s,
+        "GET",
+        &format!("/buchen/ettlingen/kontakt?{chosen}&start={start}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("Gewählter Termin: Dienstag, 24.11.2026, 09:00 Uhr"),
+        "{html}"
+    );
+
+    // A bad address comes back beside its field, with the input kept and nothing written.
+    let before = api.last_position().await;
+    let form = |email: &str| {
+        format!(
+            "tenant=ettlingen&{chosen}&start={start}&name=Erika+Mustermann&email={email}&phone=&privacy_accepted=true"
+        )
+    };
+    let (status, _, html) = page(s, "POST", "/buchen", Some(&form("erika%40example"))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        html.contains("Bitte geben Sie eine gültige E-Mail-Adresse an"),
+        "{html}"
+    );
+    assert!(
+        html.contains("value=\"Erika Mustermann\""),
+        "input kept: {html}"
+    );
+    assert!(html.contains("aria-invalid=\"true\""), "{html}");
+    assert_eq!(api.last_position().await, before);
+
+    let (status, location, _) =
+        page(s, "POST", "/buchen", Some(&form("erika%40example.org"))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        location.starts_with("/termin/") && location.ends_with("?gebucht=1"),
+        "{location}"
+    );
+    let (status, _, html) = page(s, "GET", &location, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Ihr Termin ist gebucht."), "{html}");
+    let name = &s.tenants[0].services[&"personalausweis".into()].name;
+    assert!(
+        html.contains(&videoamt_api::web::pages::esc(name)),
+        "{name} missing: {html}"
+    );
+
+    // The same slot again, now that capacity allows it once more or not: a taken slot is
+    // explained on the form, not as an error page.
+    let capacity = s.tenants[0].departments[&"buergerbuero".into()].capacity;
+    for _ in 1..capacity {
+        let (status, _, _) = page(s, "POST", "/buchen", Some(&form("erika%40example.org"))).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+    }
+    let before = api.last_position().await;
+    let (status, _, html) = page(s, "POST", "/buchen", Some(&form("erika%40example.org"))).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(html.contains("gerade vergeben"), "{html}");
+    assert_eq!(api.last_position().await, before);
+}

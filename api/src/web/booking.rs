@@ -1,0 +1,369 @@
+//! The booking pages, server-rendered and without JavaScript: municipality and department,
+//! one or more concerns, a free slot, contact details, then the citizen's appointment page.
+//! Each step is a GET form carrying the choices so far; only the last one posts.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::citizen::{self, BookingRequest, ContactInput, SlotQuery};
+use super::pages::{esc, page, problem_page};
+use crate::problem::{FieldError, Problem};
+use crate::server::AppState;
+
+/// The query or form fields in order, repeated keys kept (`anliegen=a&anliegen=b`).
+fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn all(pairs: &[(String, String)], key: &str) -> Vec<String> {
+    pairs
+        .iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+fn one(pairs: &[(String, String)], key: &str) -> Option<String> {
+    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+}
+
+fn euro(cents: u64) -> String {
+    format!("{},{:02} €", cents / 100, cents % 100)
+}
+
+/// The start page: the municipalities.
+pub async fn start(State(state): State<AppState>) -> Response {
+    let mut body = String::from(
+        "<p>Erledigen Sie Ihr Anliegen per Video, ohne ins Amt zu kommen. Wählen Sie Ihre \
+         Kommune.</p><ul>",
+    );
+    for t in state.tenants.iter() {
+        body.push_str(&format!(
+            "<li><a href=\"/buchen/{}\">{}</a></li>",
+            esc(t.id.as_str()),
+            esc(&t.name)
+        ));
+    }
+    body.push_str("</ul>");
+    page(StatusCode::OK, "Videotermin buchen", &body)
+}
+
+/// Step 1: the concerns of one department, with duration, fee and documents each.
+pub async fn concerns(State(state): State<AppState>, Path(tenant): Path<String>) -> Response {
+    let Some(t) = citizen::tenant(&state, &tenant) else {
+        return problem_page(&Problem::not_found("Diese Kommune gibt es hier nicht."));
+    };
+    let view = citizen::tenant_view(t);
+    let mut body = format!(
+        "<p>Wählen Sie ein oder mehrere Anliegen eines Bereichs. Anliegen verschiedener \
+         Bereiche buchen Sie bitte getrennt.</p><form method=\"get\" action=\"/buchen/{}/zeit\">",
+        esc(&view.id)
+    );
+    for d in view
+        .departments
+        .iter()
+        .filter(|d| d.online_booking && !d.services.is_empty())
+    {
+        body.push_str(&format!("<fieldset><legend>{}</legend>", esc(&d.name)));
+        for s in &d.services {
+            let id = format!("a-{}", s.id);
+            let docs = if s.documents.is_empty() {
+                "keine Unterlagen".to_owned()
+            } else {
+                s.documents
+                    .iter()
+                    .map(|x| esc(x))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            body.push_str(&format!(
+                "<p><input type=\"checkbox\" id=\"{id}\" name=\"anliegen\" value=\"{v}\"> \
+                 <label for=\"{id}\">{name}</label> \
+                 {min} Minuten, {fee}. Bereithalten: {docs}</p>",
+                id = esc(&id),
+                v = esc(&s.id),
+                name = esc(&s.name),
+                min = s.duration_minutes,
+                fee = euro(s.fee_cents),
+            ));
+        }
+        body.push_str("</fieldset>");
+    }
+    body.push_str("<p><button type=\"submit\">Weiter zur Terminwahl</button></p></form>");
+    page(
+        StatusCode::OK,
+        &format!("Videotermin in {}: Anliegen wählen", view.name),
+        &body,
+    )
+}
+
+/// The chosen concerns summed up: total duration, fees and the documents to have ready.
+fn summary(state: &AppState, tenant: &str, services: &[String], duration: u32) -> String {
+    let Some(t) = citizen::tenant(state, tenant) else {
+        return String::new();
+    };
+    let chosen: Vec<_> = services
+        .iter()
+        .filter_map(|s| t.service(&s.as_str().into()))
+        .collect();
+    let mut docs: Vec<&str> = chosen
+        .iter()
+        .flat_map(|s| s.documents.iter().map(String::as_str))
+        .collect();
+    docs.sort_unstable();
+    docs.dedup();
+    format!(
+        "<dl><dt>Anliegen</dt><dd>{}</dd><dt>Dauer</dt><dd>{duration} Minuten</dd>\
+         <dt>Gebühren</dt><dd>{}</dd><dt>Bereithalten</dt><dd>{}</dd></dl>",
+        chosen
+            .iter()
+            .map(|s| esc(&s.name))
+            .collect::<Vec<_>>()
+            .join("; "),
+        euro(chosen.iter().map(|s| s.fee.0).sum()),
+        if docs.is_empty() {
+            "keine Unterlagen".to_owned()
+        } else {
+            docs.iter().map(|d| esc(d)).collect::<Vec<_>>().join(", ")
+        }
+    )
+}
+
+fn hidden(services: &[String]) -> String {
+    services
+        .iter()
+        .map(|s| {
+            format!(
+                "<input type=\"hidden\" name=\"anliegen\" value=\"{}\">",
+                esc(s)
+            )
+        })
+        .collect()
+}
+
+/// Step 2: free slots for the chosen concerns, seven days at a time.
+pub async fn slots(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let q = pairs(raw.as_deref());
+    let services = all(&q, "anliegen");
+    let from = one(&q, "von")
+        .filter(|d| citizen::parse_date(d).is_some())
+        .unwrap_or_else(|| (state.now().date() + time::Duration::days(1)).to_string());
+    let query = SlotQuery {
+        tenant: tenant.clone(),
+        services: services.join(","),
+        from,
+        days: Some(7),
+    };
+    let slots = match citizen::free_slots(&state, &query).await {
+        Ok(s) => s,
+        Err(p) => return problem_page(&p),
+    };
+    let mut choices = String::new();
+    for day in slots.days.iter().filter(|d| !d.starts.is_empty()) {
+        let date = citizen::parse_date(&day.date).map_or_else(String::new, |d| {
+            format!("{:02}.{:02}.{}", d.day(), u8::from(d.month()), d.year())
+        });
+        choices.push_str(&format!(
+            "<fieldset class=\"slots\"><legend>{date}</legend>"
+        ));
+        for (i, start) in day.starts.iter().enumerate() {
+            let id = format!("s-{}-{i}", day.date);
+            choices.push_str(&format!(
+                "<label for=\"{id}\"><input type=\"radio\" id=\"{id}\" name=\"start\" \
+                 value=\"{v}\" required> {t} Uhr</label>",
+                v = esc(start),
+                t = esc(start.get(11..16).unwrap_or(""))
+            ));
+        }
+        choices.push_str("</fieldset>");
+    }
+    if choices.is_empty() {
+        choices = "<p class=\"notice\">In diesen sieben Tagen ist kein Termin frei.</p>".into();
+    }
+    let next = slots
+        .days
+        .last()
+        .and_then(|d| citizen::parse_date(&d.date))
+        .map(|d| (d + time::Duration::days(1)).to_string())
+        .unwrap_or_default();
+    let later: String = services
+        .iter()
+        .map(|s| format!("anliegen={}&", esc(&urlencode(s))))
+        .collect();
+    let body = format!(
+        "{summary}<form method=\"get\" action=\"/buchen/{t}/kontakt\">{hidden}{choices}\
+         <p><button type=\"submit\">Weiter zu Ihren Angaben</button></p></form>\
+         <p><a href=\"/buchen/{t}/zeit?{later}von={next}\">Spätere Termine anzeigen</a></p>",
+        summary = summary(&state, &tenant, &services, slots.duration_minutes),
+        t = esc(&tenant),
+        hidden = hidden(&services),
+    );
+    page(StatusCode::OK, "Termin wählen", &body)
+}
+
+fn urlencode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+fn contact_form(
+    state: &AppState,
+    tenant: &str,
+    services: &[String],
+    start: &str,
+    values: &ContactInput,
+    errors: &[FieldError],
+) -> String {
+    let error_of = |field: &str| {
+        errors
+            .iter()
+            .find(|e| e.field == field)
+            .map(|e| {
+                format!(
+                    "<p class=\"error\" id=\"e-{field}\">{}</p>",
+                    esc(&e.message)
+                )
+            })
+            .unwrap_or_default()
+    };
+    let described = |field: &str| {
+        if errors.iter().any(|e| e.field == field) {
+            format!(" aria-invalid=\"true\" aria-describedby=\"e-{field}\"")
+        } else {
+            String::new()
+        }
+    };
+    let when = time::OffsetDateTime::parse(start, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .and_then(|s| citizen::tenant(state, tenant).map(|t| crate::mails::when(t, s, s)))
+        .map(|w| w.split(", ").take(2).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default();
+    let general: String = errors
+        .iter()
+        .filter(|e| !e.field.starts_with("contact.") && e.field != "privacy_accepted")
+        .map(|e| format!("<p>{}</p>", esc(&e.message)))
+        .collect();
+    let general = if general.is_empty() {
+        general
+    } else {
+        format!("<div class=\"error\" role=\"alert\">{general}</div>")
+    };
+    format!(
+        "{general}<p>Gewählter Termin: {when}, {time} Uhr</p>\
+         <form method=\"post\" action=\"/buchen\">\
+         <input type=\"hidden\" name=\"tenant\" value=\"{t}\">{hidden}\
+         <input type=\"hidden\" name=\"start\" value=\"{start}\">\
+         <label for=\"name\">Vor- und Nachname</label>{en}\
+         <input type=\"text\" id=\"name\" name=\"name\" autocomplete=\"name\" required maxlength=\"200\" value=\"{name}\"{dn}>\
+         <label for=\"email\">E-Mail-Adresse (für Bestätigung und Zugangslink)</label>{ee}\
+         <input type=\"email\" id=\"email\" name=\"email\" autocomplete=\"email\" required value=\"{email}\"{de}>\
+         <label for=\"phone\">Telefon (freiwillig, für Rückfragen)</label>{ep}\
+         <input type=\"tel\" id=\"phone\" name=\"phone\" autocomplete=\"tel\" value=\"{phone}\"{dp}>\
+         {epr}<p><input type=\"checkbox\" id=\"privacy\" name=\"privacy_accepted\" value=\"true\"{dpr}> \
+         <label for=\"privacy\">Ich habe den Datenschutzhinweis gelesen: Meine Angaben werden nur für \
+         diesen Termin verwendet und nach Ablauf der Aufbewahrungsfrist gelöscht.</label></p>\
+         <p><button type=\"submit\">Verbindlich buchen</button></p></form>",
+        t = esc(tenant),
+        hidden = hidden(services),
+        start = esc(start),
+        time = esc(start.get(11..16).unwrap_or("")),
+        name = esc(&values.name),
+        email = esc(&values.email),
+        phone = esc(values.phone.as_deref().unwrap_or("")),
+        en = error_of("contact.name"),
+        ee = error_of("contact.email"),
+        ep = error_of("contact.phone"),
+        epr = error_of("privacy_accepted"),
+        dn = described("contact.name"),
+        de = described("contact.email"),
+        dp = described("contact.phone"),
+        dpr = described("privacy_accepted"),
+    )
+}
+
+/// Step 3: contact details for the chosen slot.
+pub async fn contact(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let q = pairs(raw.as_deref());
+    let services = all(&q, "anliegen");
+    let Some(start) = one(&q, "start") else {
+        return problem_page(&Problem::invalid_fields(vec![FieldError {
+            field: "start".into(),
+            message: "Bitte wählen Sie einen Termin.".into(),
+        }]));
+    };
+    if citizen::tenant(&state, &tenant).is_none() {
+        return problem_page(&Problem::not_found("Diese Kommune gibt es hier nicht."));
+    }
+    let empty = ContactInput {
+        name: String::new(),
+        email: String::new(),
+        phone: None,
+    };
+    let body = contact_form(&state, &tenant, &services, &start, &empty, &[]);
+    page(StatusCode::OK, "Ihre Angaben", &body)
+}
+
+/// Books, then shows the citizen's appointment page; invalid input comes back with its
+/// messages beside the fields and nothing written.
+pub async fn book(State(state): State<AppState>, body: String) -> Response {
+    let q = pairs(Some(&body));
+    let tenant = one(&q, "tenant").unwrap_or_default();
+    let services = all(&q, "anliegen");
+    let start_raw = one(&q, "start").unwrap_or_default();
+    let contact = ContactInput {
+        name: one(&q, "name").unwrap_or_default(),
+        email: one(&q, "email").unwrap_or_default(),
+        phone: one(&q, "phone"),
+    };
+    let Ok(start) =
+        time::OffsetDateTime::parse(&start_raw, &time::format_description::well_known::Rfc3339)
+    else {
+        return problem_page(&Problem::invalid_fields(vec![FieldError {
+            field: "start".into(),
+            message: "Bitte wählen Sie einen Termin aus der Liste.".into(),
+        }]));
+    };
+    let request = BookingRequest {
+        tenant: tenant.clone(),
+        services: services.clone(),
+        start,
+        contact: contact.clone(),
+        privacy_accepted: one(&q, "privacy_accepted").as_deref() == Some("true"),
+    };
+    match citizen::book(
+        &state,
+        request,
+        videoamt_core::tenant::BookingChannel::Online,
+        None,
+    )
+    .await
+    {
+        Ok(booked) => Redirect::to(&format!("/termin/{}?gebucht=1", booked.token)).into_response(),
+        Err(problem) if problem.status == 422 || problem.status == 409 => {
+            let mut errors = problem.errors.clone();
+            if errors.is_empty() {
+                errors.push(FieldError {
+                    field: "booking".into(),
+                    message: problem
+                        .detail
+                        .clone()
+                        .unwrap_or_else(|| problem.title.into()),
+                });
+            }
+            let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
+            let body = contact_form(&state, &tenant, &services, &start_raw, &contact, &errors);
+            page(status, "Ihre Angaben", &body)
+        }
+        Err(problem) => problem_page(&problem),
+    }
+}
