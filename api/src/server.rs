@@ -33,6 +33,7 @@ pub struct AppState {
     pub public_url: String,
     /// The outbox folder `/dev/outbox` lists; only in the embedded default mode (no SMTP).
     pub dev_outbox: Option<std::path::PathBuf>,
+    pub http_metrics: Arc<crate::web::observe::HttpMetrics>,
 }
 
 impl AppState {
@@ -46,6 +47,7 @@ impl AppState {
             clock: Arc::new(time::OffsetDateTime::now_utc),
             public_url: "http://127.0.0.1:8080".to_owned(),
             dev_outbox: None,
+            http_metrics: Arc::default(),
         }
     }
 
@@ -102,6 +104,10 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(api)
         .merge(crate::web::pages())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::web::observe::observe,
+        ))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::web::MAX_BODY_BYTES,
@@ -169,6 +175,7 @@ async fn metrics(State(state): State<AppState>) -> axum::response::Response {
         "Age of the oldest event the projection has not applied yet.",
         &|l| format!("{:.3}", l.seconds_behind),
     );
+    out.push_str(&state.http_metrics.render());
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -6,6 +6,7 @@ pub mod citizen;
 pub mod dev;
 pub mod extract;
 pub mod guard;
+pub mod observe;
 pub mod pages;
 
 use axum::Json;

@@ -873,3 +873,25 @@ async fn a_citizen_books_two_concerns_through_the_pages_without_javascript() {
     assert!(html.contains("gerade vergeben"), "{html}");
     assert_eq!(api.last_position().await, before);
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template_never_by_path() {
+    let api = Api::new().await;
+    let token = api.book(TUE_9).await;
+    api.get(&format!("/api/v1/appointments/by-token/{token}"))
+        .await;
+    api.get("/api/v1/appointments/by-token/falsch").await;
+    let (status, _, page) = page(&api.state, "GET", "/metrics", None).await;
+    assert_eq!(status, StatusCode::OK);
+    for line in [
+        "videoamt_http_requests_total{method=\"POST\",route=\"/api/v1/appointments\",status=\"201\"} 1",
+        "videoamt_http_requests_total{method=\"GET\",route=\"/api/v1/appointments/by-token/{token}\",status=\"200\"} 1",
+        "videoamt_http_requests_total{method=\"GET\",route=\"/api/v1/appointments/by-token/{token}\",status=\"404\"} 1",
+    ] {
+        assert!(page.contains(line), "{line} missing in:\n{page}");
+    }
+    assert!(
+        !page.contains(&token) && !page.contains("falsch"),
+        "paths leaked:\n{page}"
+    );
+}
