@@ -123,60 +123,66 @@ impl Appointment<'_> {
         format!("Bitte halten Sie bereit:\n{}", lines.join("\n"))
     }
 
+    /// A letter: greeting, `intro`, the overview, `actions`, then (unless cancelled) the
+    /// documents and requirements, and the footer.
+    fn letter(&self, intro: &str, actions: &str, details: bool) -> String {
+        let details = if details {
+            format!("{}\n\n{}\n\n", self.documents(), self.requirements())
+        } else {
+            String::new()
+        };
+        format!(
+            "Guten Tag {name},\n\n{intro}\n\n{overview}\n\n{actions}\n\n{details}\
+             {support}\n\nMit freundlichen Grüßen\n{tenant}\n\nDiese E-Mail wurde automatisch \
+             erstellt. Bitte antworten Sie nicht auf diese E-Mail.\n",
+            name = self.name,
+            overview = self.overview(),
+            support = self.support(),
+            tenant = self.tenant.name,
+        )
+    }
+
     pub fn render(&self, kind: MailKind) -> Rendered {
         let date = when(self.tenant, self.booking.start, self.booking.end);
-        let footer = format!(
-            "{}\n\nMit freundlichen Grüßen\n{}\n\nDiese E-Mail wurde automatisch erstellt. \
-             Bitte antworten Sie nicht auf diese E-Mail.",
-            self.support(),
-            self.tenant.name
-        );
+        let link = &self.link;
         match kind {
             MailKind::Confirmation => Rendered {
                 subject: format!("Ihr Videotermin: {date}"),
-                text: format!(
-                    "Guten Tag {name},\n\n\
-                     vielen Dank für Ihre Buchung. Ihr Videotermin:\n\n{overview}\n\n\
-                     Bitte bestätigen Sie den Termin über Ihre Terminseite. Dort treten Sie zum \
-                     Termin auch der Videoberatung bei:\n{link}\n\n\
-                     Termin absagen:\n{link}/absagen\n\n\
-                     Termin verlegen:\n{link}/verlegen\n\n\
-                     {documents}\n\n{requirements}\n\n\
-                     Der Link ist persönlich; bitte geben Sie ihn nicht weiter. Im Anhang finden \
-                     Sie den Termin für Ihren Kalender.\n\n{footer}\n",
-                    name = self.name,
-                    overview = self.overview(),
-                    link = self.link,
-                    documents = self.documents(),
-                    requirements = self.requirements(),
+                text: self.letter(
+                    "vielen Dank für Ihre Buchung. Ihr Videotermin:",
+                    &format!(
+                        "Bitte bestätigen Sie den Termin über Ihre Terminseite. Dort treten Sie \
+                         zum Termin auch der Videoberatung bei:\n{link}\n\n\
+                         Termin absagen:\n{link}/absagen\n\n\
+                         Termin verlegen:\n{link}/verlegen\n\n\
+                         Der Link ist persönlich; bitte geben Sie ihn nicht weiter. Im Anhang \
+                         finden Sie den Termin für Ihren Kalender."
+                    ),
+                    true,
                 ),
                 calendar: Some(self.calendar(false)),
             },
             MailKind::Reminder => Rendered {
                 subject: format!("Erinnerung an Ihren Videotermin: {date}"),
-                text: format!(
-                    "Guten Tag {name},\n\n\
-                     wir erinnern Sie an Ihren Videotermin:\n\n{overview}\n\n\
-                     Zum Termin treten Sie hier bei:\n{link}\n\n\
-                     Falls Sie nicht teilnehmen können, sagen Sie bitte ab:\n{link}/absagen\n\n\
-                     {documents}\n\n{requirements}\n\n{footer}\n",
-                    name = self.name,
-                    overview = self.overview(),
-                    link = self.link,
-                    documents = self.documents(),
-                    requirements = self.requirements(),
+                text: self.letter(
+                    "wir erinnern Sie an Ihren Videotermin:",
+                    &format!(
+                        "Zum Termin treten Sie hier bei:\n{link}\n\n\
+                         Falls Sie nicht teilnehmen können, sagen Sie bitte ab:\n{link}/absagen"
+                    ),
+                    true,
                 ),
                 calendar: Some(self.calendar(false)),
             },
             MailKind::Cancellation => Rendered {
                 subject: format!("Ihr Videotermin wurde abgesagt: {date}"),
-                text: format!(
-                    "Guten Tag {name},\n\n\
-                     Ihr Videotermin wurde abgesagt:\n\n{overview}\n\n\
-                     Einen neuen Termin können Sie jederzeit online buchen:\n{base}/\n\n{footer}\n",
-                    name = self.name,
-                    overview = self.overview(),
-                    base = self.link.split("/termin/").next().unwrap_or_default(),
+                text: self.letter(
+                    "Ihr Videotermin wurde abgesagt:",
+                    &format!(
+                        "Einen neuen Termin können Sie jederzeit online buchen:\n{}/",
+                        link.split("/termin/").next().unwrap_or_default()
+                    ),
+                    false,
                 ),
                 calendar: Some(self.calendar(true)),
             },

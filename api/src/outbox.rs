@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use uuid::Uuid;
 use videoamt_adapters::bus::Issued;
-use videoamt_core::domain::appointment::AppointmentState;
+use videoamt_core::domain::DomainEvent;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::MailKind;
 use videoamt_core::domain::process::{Reaction, WorkItem, react};
-use videoamt_core::domain::{AppointmentId, DomainEvent};
 use videoamt_core::event::{Actor, ActorRole, RecordedEvent};
 use videoamt_core::keys::{Revealed, reveal};
 use videoamt_core::mail::{MailError, Mailer, OutgoingMail};
@@ -96,6 +95,8 @@ pub enum OutboxError {
     Bus(#[from] videoamt_adapters::bus::BusError),
     #[error(transparent)]
     Decode(#[from] videoamt_core::domain::events::DecodeError),
+    #[error(transparent)]
+    Load(#[from] crate::system::LoadError),
 }
 
 impl Outbox {
@@ -187,16 +188,18 @@ impl Outbox {
             "<{}.{}.{}@videoamt>",
             appointment,
             cause.global_position,
-            kind_name(kind)
+            kind.as_str()
         );
-        let (state, tenant) = self.appointment(appointment).await?;
+        let Some((state, tenant)) = self.system.appointment(appointment).await? else {
+            return Ok(());
+        };
         let Some(booking) = state.booking.as_ref() else {
             return Ok(());
         };
         if state.mails.contains(&message_id) {
             return Ok(());
         }
-        let Some(tenant) = self.system.tenants.iter().find(|t| t.id.as_str() == tenant) else {
+        let Some(tenant) = self.system.tenants.iter().find(|t| t.id == tenant) else {
             return Ok(());
         };
         let keys = self.system.keys.as_ref();
@@ -205,7 +208,7 @@ impl Outbox {
             reveal(keys, &booking.contact.name).await,
         ) else {
             // Erased (purged) or unreadable: there is nobody to write to any more.
-            tracing::info!(kind = kind_name(kind), "mail skipped: contact erased");
+            tracing::info!(kind = kind.as_str(), "mail skipped: contact erased");
             return Ok(());
         };
         let link = format!(
@@ -244,7 +247,7 @@ impl Outbox {
                     break Some(format!("{reason} (vorübergehend)"));
                 }
                 Err(MailError::Transient(reason)) => {
-                    tracing::warn!(kind = kind_name(kind), attempts, %reason, "mail not sent yet");
+                    tracing::warn!(kind = kind.as_str(), attempts, %reason, "mail not sent yet");
                     tokio::time::sleep(wait).await;
                     wait *= 2;
                 }
@@ -257,7 +260,7 @@ impl Outbox {
                 message_id,
             },
             Some(reason) => {
-                tracing::warn!(kind = kind_name(kind), attempts, %reason, "mail undeliverable");
+                tracing::warn!(kind = kind.as_str(), attempts, %reason, "mail undeliverable");
                 Command::RecordDeliveryFailed {
                     appointment,
                     kind,
@@ -282,24 +285,6 @@ impl Outbox {
             .await?;
         Ok(())
     }
-
-    async fn appointment(
-        &self,
-        id: AppointmentId,
-    ) -> Result<(AppointmentState, String), OutboxError> {
-        let recorded = self.system.store.read_stream(&id.stream(), 0).await?;
-        let tenant = recorded
-            .first()
-            .map(|e| e.meta.tenant.to_string())
-            .unwrap_or_default();
-        let mut state = AppointmentState::default();
-        for e in &recorded {
-            let event =
-                DomainEvent::from_payload(e.event_type.as_str(), e.schema_version, &e.payload)?;
-            state = state.evolve(&event);
-        }
-        Ok((state, tenant))
-    }
 }
 
 /// Moves the worker's checkpoint to the end of the log without sending anything, for a log
@@ -323,12 +308,4 @@ pub async fn skip_to_head(system: &System) -> Result<(), OutboxError> {
             .await?;
     }
     Ok(())
-}
-
-fn kind_name(kind: MailKind) -> &'static str {
-    match kind {
-        MailKind::Confirmation => "confirmation",
-        MailKind::Reminder => "reminder",
-        MailKind::Cancellation => "cancellation",
-    }
 }

@@ -10,8 +10,21 @@ use videoamt_adapters::blobs::FsBlobStore;
 use videoamt_adapters::bus::CommandBus;
 use videoamt_adapters::keys::{Kek, Keyring};
 use videoamt_adapters::store::{AdminStore, StoreLocation};
+use videoamt_core::domain::appointment::AppointmentState;
+use videoamt_core::domain::events::DecodeError;
+use videoamt_core::domain::{AppointmentId, DomainEvent};
+use videoamt_core::event::TenantId;
 use videoamt_core::keys::KeyStore;
+use videoamt_core::store::StoreError;
 use videoamt_core::tenant::Tenant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
 
 #[derive(Clone)]
 pub struct System {
@@ -85,6 +98,26 @@ impl System {
             self.keys.clone(),
             self.tenants.iter().cloned(),
         )
+    }
+
+    /// An appointment's state, folded from its stream with the deciders' `evolve`, and the
+    /// tenant it was booked in; `None` when nothing was ever recorded for it.
+    pub async fn appointment(
+        &self,
+        id: AppointmentId,
+    ) -> Result<Option<(AppointmentState, TenantId)>, LoadError> {
+        let recorded = self.store.read_stream(&id.stream(), 0).await?;
+        let Some(first) = recorded.first() else {
+            return Ok(None);
+        };
+        let tenant = first.meta.tenant.clone();
+        let mut state = AppointmentState::default();
+        for e in &recorded {
+            let event =
+                DomainEvent::from_payload(e.event_type.as_str(), e.schema_version, &e.payload)?;
+            state = state.evolve(&event);
+        }
+        Ok(Some((state, tenant)))
     }
 
     /// Where mail waits to be sent (`.eml` files, one folder per data subject).

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::citizen::{self, BookingRequest, ContactInput, SlotQuery};
-use super::pages::{esc, page, problem_page};
+use super::pages::{esc, euro, page, problem_page, slot_choices};
 use crate::problem::{FieldError, Problem};
 use crate::server::AppState;
 
@@ -28,10 +28,6 @@ fn all(pairs: &[(String, String)], key: &str) -> Vec<String> {
 
 fn one(pairs: &[(String, String)], key: &str) -> Option<String> {
     pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
-}
-
-fn euro(cents: u64) -> String {
-    format!("{},{:02} €", cents / 100, cents % 100)
 }
 
 /// The start page: the municipalities.
@@ -165,34 +161,7 @@ pub async fn slots(
         Ok(s) => s,
         Err(p) => return problem_page(&p),
     };
-    let mut choices = String::new();
-    for day in slots.days.iter().filter(|d| !d.starts.is_empty()) {
-        let date = citizen::parse_date(&day.date).map_or_else(String::new, |d| {
-            format!("{:02}.{:02}.{}", d.day(), u8::from(d.month()), d.year())
-        });
-        choices.push_str(&format!(
-            "<fieldset class=\"slots\"><legend>{date}</legend>"
-        ));
-        for (i, start) in day.starts.iter().enumerate() {
-            let id = format!("s-{}-{i}", day.date);
-            choices.push_str(&format!(
-                "<label for=\"{id}\"><input type=\"radio\" id=\"{id}\" name=\"start\" \
-                 value=\"{v}\" required> {t} Uhr</label>",
-                v = esc(start),
-                t = esc(start.get(11..16).unwrap_or(""))
-            ));
-        }
-        choices.push_str("</fieldset>");
-    }
-    if choices.is_empty() {
-        choices = "<p class=\"notice\">In diesen sieben Tagen ist kein Termin frei.</p>".into();
-    }
-    let next = slots
-        .days
-        .last()
-        .and_then(|d| citizen::parse_date(&d.date))
-        .map(|d| (d + time::Duration::days(1)).to_string())
-        .unwrap_or_default();
+    let (choices, next) = slot_choices(&slots);
     let later: String = services
         .iter()
         .map(|s| format!("anliegen={}&", esc(&urlencode(s))))

@@ -13,7 +13,7 @@ use videoamt_adapters::bus::Issued;
 use videoamt_core::domain::appointment::{AppointmentState, BookAppointment, Status};
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{CancelledBy, CitizenAccessGranted, Contact};
-use videoamt_core::domain::{AppointmentId, DomainEvent, Personal, SubjectId};
+use videoamt_core::domain::{AppointmentId, Personal, SubjectId};
 use videoamt_core::event::{Actor, ActorRole};
 use videoamt_core::keys::reveal;
 use videoamt_core::tenant::{BookingChannel, DepartmentId, ServiceId, Tenant};
@@ -332,12 +332,6 @@ pub fn check_contact(input: &ContactInput) -> Result<Contact, Vec<FieldError>> {
     }
 }
 
-/// How long a capability link works: until the appointment's data is due for deletion at the
-/// earliest (a day after the start plus the municipality's retention).
-pub fn link_expiry(tenant: &Tenant, start: OffsetDateTime) -> OffsetDateTime {
-    tenant.add_months(start + Duration::days(1), tenant.retention_months)
-}
-
 fn citizen_actor(token: &str) -> Actor {
     let id = format!("link-{}", &token_hash(token)[..16]);
     Actor::new(ActorRole::Citizen, &id).expect("a short ascii id")
@@ -407,7 +401,7 @@ pub async fn book(
         contact,
         access: Some(CitizenAccessGranted {
             token_hash: token_hash(&token),
-            expires: link_expiry(tenant, req.start),
+            expires: videoamt_core::domain::appointment::link_expiry(tenant, req.start),
         }),
     });
     let actor = citizen_actor(&token);
@@ -444,27 +438,17 @@ pub async fn by_token(state: &AppState, token: &str) -> Result<Found, Problem> {
         .access
         .appointment_of(token)
         .ok_or_else(Problem::invalid_link)?;
-    let recorded = state
-        .store
-        .read_stream(&id.stream(), 0)
-        .await
-        .map_err(|e| {
+    let (appointment, tenant_id) = match state.system.appointment(id).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return Err(Problem::invalid_link()),
+        Err(e) => {
             tracing::error!(error = %e, "appointment unavailable");
-            Problem::store_unavailable()
-        })?;
-    let first = recorded.first().ok_or_else(Problem::invalid_link)?;
-    let tenant = tenant(state, first.meta.tenant.as_str())
+            return Err(Problem::store_unavailable());
+        }
+    };
+    let tenant = tenant(state, tenant_id.as_str())
         .ok_or_else(Problem::invalid_link)?
         .clone();
-    let mut appointment = AppointmentState::default();
-    for e in &recorded {
-        let event = DomainEvent::from_payload(e.event_type.as_str(), e.schema_version, &e.payload)
-            .map_err(|e| {
-                tracing::error!(error = %e, "stored event unreadable");
-                Problem::internal()
-            })?;
-        appointment = appointment.evolve(&event);
-    }
     let access = appointment
         .access
         .as_ref()

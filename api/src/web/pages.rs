@@ -88,8 +88,42 @@ fn local(rfc: &str) -> String {
     format!("{d}.{m}.{y}, {} Uhr", rest.get(..5).unwrap_or(""))
 }
 
-fn euro(cents: u64) -> String {
+pub fn euro(cents: u64) -> String {
     format!("{},{:02} €", cents / 100, cents % 100)
+}
+
+/// The free starts as radio buttons (`start`), a fieldset per day, and the day after the last
+/// one shown (for "later slots").
+pub fn slot_choices(slots: &citizen::SlotsView) -> (String, String) {
+    let mut choices = String::new();
+    for day in slots.days.iter().filter(|d| !d.starts.is_empty()) {
+        let date = citizen::parse_date(&day.date).map_or_else(String::new, |d| {
+            format!("{:02}.{:02}.{}", d.day(), u8::from(d.month()), d.year())
+        });
+        choices.push_str(&format!(
+            "<fieldset class=\"slots\"><legend>{date}</legend>"
+        ));
+        for (i, start) in day.starts.iter().enumerate() {
+            let id = format!("s-{}-{i}", day.date);
+            choices.push_str(&format!(
+                "<label for=\"{id}\"><input type=\"radio\" id=\"{id}\" name=\"start\" \
+                 value=\"{v}\" required> {t} Uhr</label>",
+                v = esc(start),
+                t = esc(start.get(11..16).unwrap_or(""))
+            ));
+        }
+        choices.push_str("</fieldset>");
+    }
+    if choices.is_empty() {
+        choices = "<p class=\"notice\">In diesen sieben Tagen ist kein Termin frei.</p>".into();
+    }
+    let next = slots
+        .days
+        .last()
+        .and_then(|d| citizen::parse_date(&d.date))
+        .map(|d| (d + time::Duration::days(1)).to_string())
+        .unwrap_or_default();
+    (choices, next)
 }
 
 fn overview(v: &AppointmentView) -> String {
@@ -263,35 +297,7 @@ pub async fn reschedule_form(
         Ok(s) => s,
         Err(p) => return problem_page(&p),
     };
-    let mut choices = String::new();
-    for day in &slots.days {
-        if day.starts.is_empty() {
-            continue;
-        }
-        choices.push_str(&format!(
-            "<fieldset class=\"slots\"><legend>{}</legend>",
-            esc(&local(&format!("{}T", day.date)).replace(",  Uhr", ""))
-        ));
-        for (i, start) in day.starts.iter().enumerate() {
-            let id = format!("s-{}-{i}", day.date);
-            choices.push_str(&format!(
-                "<label for=\"{id}\"><input type=\"radio\" id=\"{id}\" name=\"start\" \
-                 value=\"{v}\" required> {t}</label>",
-                v = esc(start),
-                t = esc(start.get(11..16).unwrap_or(""))
-            ));
-        }
-        choices.push_str("</fieldset>");
-    }
-    if choices.is_empty() {
-        choices = "<p class=\"notice\">In diesen sieben Tagen ist kein Termin frei.</p>".into();
-    }
-    let next = slots
-        .days
-        .last()
-        .and_then(|d| citizen::parse_date(&d.date))
-        .map(|d| (d + time::Duration::days(1)).to_string())
-        .unwrap_or_default();
+    let (choices, next) = slot_choices(&slots);
     let body = format!(
         "{}<h2>Neuen Zeitpunkt wählen</h2><form method=\"post\" action=\"/termin/{t}/verlegen\">\
          {choices}<p><button type=\"submit\">Termin verlegen</button></p></form>\

@@ -636,21 +636,7 @@ async fn booking_and_link_requests_are_rate_limited() {
 async fn the_citizen_pages_show_the_appointment_and_refuse_bad_links_in_german() {
     let api = Api::new().await;
     let token = api.book(TUE_9).await;
-    let html = |path: String| {
-        let app = app(api.state.clone());
-        async move {
-            let response = app
-                .oneshot(Request::get(path).body(Body::empty()).expect("request"))
-                .await
-                .expect("infallible");
-            let status = response.status();
-            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-                .await
-                .expect("body");
-            (status, String::from_utf8_lossy(&body).into_owned())
-        }
-    };
-    let (status, page) = html(format!("/termin/{token}")).await;
+    let (status, _, html) = page(&api.state, "GET", &format!("/termin/{token}"), None).await;
     assert_eq!(status, StatusCode::OK);
     for expected in [
         "<html lang=\"de\">",
@@ -661,15 +647,21 @@ async fn the_citizen_pages_show_the_appointment_and_refuse_bad_links_in_german()
         "Technische Voraussetzungen",
         "Hotline",
     ] {
-        assert!(page.contains(expected), "{expected:?} missing in {page}");
+        assert!(html.contains(expected), "{expected:?} missing in {html}");
     }
-    assert!(!page.contains("<script"), "no scripts needed here");
-    let (status, page) = html(format!("/termin/{token}/verlegen?von=2026-11-24")).await;
+    assert!(!html.contains("<script"), "no scripts needed here");
+    let (status, _, html) = page(
+        &api.state,
+        "GET",
+        &format!("/termin/{token}/verlegen?von=2026-11-24"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("type=\"radio\""), "{page}");
-    let (status, page) = html("/termin/falsch".to_owned()).await;
+    assert!(html.contains("type=\"radio\""), "{html}");
+    let (status, _, html) = page(&api.state, "GET", "/termin/falsch", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(page.contains("Der Link ist ungültig"), "{page}");
+    assert!(html.contains("Der Link ist ungültig"), "{html}");
     // A form posted from a foreign page is refused and changes nothing.
     let before = api.last_position().await;
     let response = api
@@ -714,30 +706,20 @@ async fn the_dev_outbox_lists_written_mails_only_in_the_embedded_default_mode() 
         })
         .await
         .expect("written");
-    let get = |path: &'static str| {
-        let app = app(state.clone());
-        async move {
-            let response = app
-                .oneshot(Request::get(path).body(Body::empty()).expect("request"))
-                .await
-                .expect("infallible");
-            let status = response.status();
-            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-                .await
-                .expect("body");
-            (status, String::from_utf8_lossy(&body).into_owned())
-        }
-    };
-    let (status, page) = get("/dev/outbox").await;
+    let (status, _, html) = page(&state, "GET", "/dev/outbox", None).await;
     assert_eq!(status, StatusCode::OK);
     let file = "_1.2.confirmation_videoamt_.eml";
-    assert!(page.contains(file), "{page}");
-    let (status, mail) =
-        get("/dev/outbox/00000000-0000-0000-0000-00000000002a/_1.2.confirmation_videoamt_.eml")
-            .await;
+    assert!(html.contains(file), "{html}");
+    let (status, _, mail) = page(
+        &state,
+        "GET",
+        "/dev/outbox/00000000-0000-0000-0000-00000000002a/_1.2.confirmation_videoamt_.eml",
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert!(mail.contains("Subject: Ihr Videotermin"), "{mail}");
-    let (status, _) = get("/dev/outbox/..%2F..%2Fkek/x.eml").await;
+    let (status, _, _) = page(&state, "GET", "/dev/outbox/..%2F..%2Fkek/x.eml", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -894,4 +876,21 @@ async fn metrics_count_requests_by_route_template_never_by_path() {
         !page.contains(&token) && !page.contains("falsch"),
         "paths leaked:\n{page}"
     );
+}
+
+#[tokio::test]
+async fn framing_is_refused_and_hsts_is_sent_only_behind_https() {
+    let api = Api::new().await;
+    let (_, headers, _) = api.get("/api/v1/catalogue").await;
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert!(!headers.contains_key("strict-transport-security"));
+    let secure = api.state.clone().with_public_url("https://amt.example");
+    let response = app(secure)
+        .oneshot(Request::get("/").body(Body::empty()).expect("request"))
+        .await
+        .expect("infallible");
+    let hsts = response.headers()["strict-transport-security"]
+        .to_str()
+        .expect("ascii");
+    assert!(hsts.starts_with("max-age="), "{hsts}");
 }

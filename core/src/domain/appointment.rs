@@ -114,6 +114,12 @@ impl BookAppointment {
     }
 }
 
+/// How long a citizen's capability link works: until the appointment's data is due for
+/// deletion at the earliest (a day after the start plus the municipality's retention).
+pub fn link_expiry(tenant: &Tenant, start: OffsetDateTime) -> OffsetDateTime {
+    tenant.add_months(start + Duration::days(1), tenant.retention_months)
+}
+
 /// Checks the chosen concerns and sizes them: the department and the number of slots.
 pub fn size_concerns<'t>(
     tenant: &'t Tenant,
@@ -822,6 +828,31 @@ pub(crate) mod tests {
             .filter(|(s, _)| *s == appointment(1).stream())
             .fold(AppointmentState::default(), |st, (_, e)| st.evolve(e));
         assert_eq!(state.access.map(|a| a.expires), Some(expires));
+    }
+
+    #[test]
+    fn a_link_lives_a_day_past_the_start_plus_the_retention_period() {
+        // Ettlingen keeps data 3 months: 24 Nov 09:00 + 1 day + 3 months = 25 Feb 09:00.
+        assert_eq!(
+            link_expiry(ettlingen(), TUE_9),
+            datetime!(2027-02-25 08:00 UTC)
+        );
+        assert_eq!(
+            link_expiry(stuttgart(), TUE_9),
+            datetime!(2027-05-25 07:00 UTC)
+        );
+    }
+
+    #[test]
+    fn mail_kinds_are_stored_under_their_names() {
+        use crate::domain::events::MailKind;
+        for kind in [
+            MailKind::Confirmation,
+            MailKind::Reminder,
+            MailKind::Cancellation,
+        ] {
+            assert_eq!(serde_json::to_value(kind).expect("json"), kind.as_str());
+        }
     }
 
     #[test]

@@ -238,6 +238,24 @@ fn calendar_of(h: &Histories, stream: &StreamId) -> CalendarState {
     h.fold(stream, CalendarState::evolve)
 }
 
+/// The outcome of a mail of a booked appointment, once per message id: the worker may send
+/// and record a mail again after a crash.
+fn record_mail(
+    h: &Histories,
+    appointment: AppointmentId,
+    message_id: &str,
+    outcome: impl Into<super::DomainEvent>,
+) -> Result<Decision, DomainError> {
+    let state = appointment_of(h, appointment);
+    if state.booking.is_none() {
+        return Err(DomainError::UnknownAppointment);
+    }
+    if state.mails.contains(message_id) {
+        return Ok(vec![]);
+    }
+    Ok(one(appointment.stream(), outcome))
+}
+
 fn one(stream: StreamId, event: impl Into<super::DomainEvent>) -> Decision {
     vec![(stream, event.into())]
 }
@@ -430,46 +448,32 @@ impl Command {
                 appointment,
                 kind,
                 message_id,
-            } => {
-                let state = appointment_of(h, *appointment);
-                if state.booking.is_none() {
-                    return Err(DomainError::UnknownAppointment);
-                }
-                if state.mails.contains(message_id) {
-                    return Ok(vec![]);
-                }
-                Ok(one(
-                    appointment.stream(),
-                    MailSent {
-                        kind: *kind,
-                        message_id: message_id.clone(),
-                    },
-                ))
-            }
+            } => record_mail(
+                h,
+                *appointment,
+                message_id,
+                MailSent {
+                    kind: *kind,
+                    message_id: message_id.clone(),
+                },
+            ),
             RecordDeliveryFailed {
                 appointment,
                 kind,
                 message_id,
                 attempts,
                 reason,
-            } => {
-                let state = appointment_of(h, *appointment);
-                if state.booking.is_none() {
-                    return Err(DomainError::UnknownAppointment);
-                }
-                if state.mails.contains(message_id) {
-                    return Ok(vec![]);
-                }
-                Ok(one(
-                    appointment.stream(),
-                    DeliveryFailed {
-                        kind: *kind,
-                        message_id: message_id.clone(),
-                        attempts: *attempts,
-                        reason: reason.clone(),
-                    },
-                ))
-            }
+            } => record_mail(
+                h,
+                *appointment,
+                message_id,
+                DeliveryFailed {
+                    kind: *kind,
+                    message_id: message_id.clone(),
+                    attempts: *attempts,
+                    reason: reason.clone(),
+                },
+            ),
             SendReminder { appointment } => {
                 let state = appointment_of(h, *appointment);
                 match state.open_booking() {

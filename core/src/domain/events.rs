@@ -121,6 +121,17 @@ pub enum MailKind {
     Cancellation,
 }
 
+impl MailKind {
+    /// The stored name (as in the payload).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailKind::Confirmation => "confirmation",
+            MailKind::Reminder => "reminder",
+            MailKind::Cancellation => "cancellation",
+        }
+    }
+}
+
 /// A mail of the appointment was handed to the mail server (or written to the outbox folder).
 /// `message_id` is the idempotency key: a mail sent again after a crash carries the same one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
