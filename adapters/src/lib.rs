@@ -10,4 +10,5 @@ pub mod bus;
 pub mod keys;
 #[cfg(feature = "mail")]
 pub mod mail;
+pub mod passwords;
 pub mod store;

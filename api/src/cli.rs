@@ -65,9 +65,32 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: crate::ops::Format,
     },
+    /// Staff accounts: clerks, auditors, data-protection officers, admins.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Measure the system against raw baselines on the same machine.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create an account; the password is read from standard input (one line, at least 12
+    /// characters) and only its argon2id hash is stored.
+    Add {
+        /// The municipality, e.g. `ettlingen`.
+        #[arg(long)]
+        tenant: String,
+        /// `clerk`, `auditor`, `dpo` or `admin`.
+        #[arg(long)]
+        role: String,
+        /// A clerk's department; repeat for several. Only for clerks.
+        #[arg(long = "department")]
+        departments: Vec<String>,
+        /// The login name, e.g. `a.becker`.
+        #[arg(long)]
+        login: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,6 +239,20 @@ enum BenchCommand {
         #[arg(long, default_value = "target/bench")]
         out: std::path::PathBuf,
     },
+    /// The HTTP API against a `serve` child process: slot queries, bookings, token lookups and
+    /// clerk schedule reads from concurrent keep-alive clients; latencies and server RSS.
+    Api {
+        #[arg(long, value_enum)]
+        backend: Backend,
+        /// Concurrent clients, one connection each.
+        #[arg(long, default_value_t = 64)]
+        clients: u32,
+        /// Duration of the run, in seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        #[arg(long, default_value = "target/bench")]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -325,6 +362,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retention(RetentionCommand::Report { format }) => {
             crate::retention::export(&system().await?, format).await
         }
+        Command::User(UserCommand::Add {
+            tenant,
+            role,
+            departments,
+            login,
+        }) => user_add(&system().await?, &tenant, &role, &departments, &login).await,
         Command::Stats { tenant, format } => {
             crate::ops::stats(&open(&location).await?, tenant.as_deref(), format).await
         }
@@ -394,6 +437,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::bench::booking(options).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench(BenchCommand::Api {
+            backend,
+            clients,
+            seconds,
+            out,
+        }) => {
+            let options = crate::bench_api::ApiBenchOptions {
+                backend,
+                server: location,
+                clients,
+                seconds,
+                out,
+            };
+            crate::bench_api::api(options).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -402,6 +461,43 @@ async fn open(location: &StoreLocation) -> anyhow::Result<std::sync::Arc<dyn Adm
         .open()
         .await
         .with_context(|| format!("cannot open the store {location:?}"))
+}
+
+/// The password of every demo account (README); only an empty embedded store gets them.
+pub const DEMO_PASSWORD: &str = "videoamt-demo";
+
+/// Demo accounts for each example municipality: its clerks from the tenant file, and one
+/// auditor (`pruefung`), DPO (`datenschutz`) and admin (`verwaltung`).
+async fn demo_accounts(system: &crate::system::System) -> anyhow::Result<()> {
+    use videoamt_core::domain::account::StaffRole;
+    let now = OffsetDateTime::now_utc();
+    for tenant in system.tenants.iter() {
+        let mut accounts: Vec<(String, StaffRole, Vec<String>)> = tenant
+            .clerks
+            .values()
+            .map(|c| {
+                let departments = c.departments.iter().map(|d| d.to_string()).collect();
+                (c.id.to_string(), StaffRole::Clerk, departments)
+            })
+            .collect();
+        accounts.push(("pruefung".into(), StaffRole::Auditor, vec![]));
+        accounts.push(("datenschutz".into(), StaffRole::Dpo, vec![]));
+        accounts.push(("verwaltung".into(), StaffRole::Admin, vec![]));
+        for (login, role, departments) in accounts {
+            crate::web::staff::create_account(
+                system,
+                tenant,
+                &login,
+                role,
+                &departments,
+                DEMO_PASSWORD,
+                now,
+            )
+            .await?;
+        }
+    }
+    tracing::info!("demo accounts created");
+    Ok(())
 }
 
 async fn serve(
@@ -424,6 +520,7 @@ async fn serve(
             appointments = log.appointments.len(),
             "empty embedded store filled with demo visits"
         );
+        demo_accounts(&system).await?;
         // The demo visits are history: nobody is waiting for their mails.
         crate::outbox::skip_to_head(&system).await?;
     }
@@ -445,6 +542,44 @@ async fn serve(
         state = state.with_dev_outbox();
     }
     server::serve(listener, state).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `videoamt user add`: the password comes from standard input, never from the command line
+/// (where other users of the machine could read it).
+async fn user_add(
+    system: &crate::system::System,
+    tenant: &str,
+    role: &str,
+    departments: &[String],
+    login: &str,
+) -> anyhow::Result<ExitCode> {
+    let Some(t) = system.tenants.iter().find(|t| t.id.as_str() == tenant) else {
+        let names: Vec<&str> = system.tenants.iter().map(|t| t.id.as_str()).collect();
+        anyhow::bail!(
+            "Die Kommune {tenant:?} gibt es nicht; bekannt: {}",
+            names.join(", ")
+        );
+    };
+    let Some(role) = videoamt_core::domain::account::StaffRole::parse(role) else {
+        anyhow::bail!("Die Rolle {role:?} gibt es nicht; möglich: clerk, auditor, dpo, admin");
+    };
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("cannot read the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    crate::web::staff::create_account(
+        system,
+        t,
+        login,
+        role,
+        departments,
+        password,
+        OffsetDateTime::now_utc(),
+    )
+    .await?;
+    println!("Konto {login} ({}) in {} angelegt.", role.label(), t.name);
     Ok(ExitCode::SUCCESS)
 }
 

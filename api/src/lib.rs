@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod bench_api;
 pub mod bench_projections;
 pub mod bench_retention;
 pub mod cli;

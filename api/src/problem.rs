@@ -138,6 +138,31 @@ impl Problem {
         p
     }
 
+    /// A staff page or endpoint without a valid session.
+    pub fn login_required() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "/problems/login-required",
+            "Anmeldung erforderlich",
+        )
+        .with_detail("Bitte melden Sie sich an.")
+    }
+
+    /// Logged in, but this is not for this role, department or municipality.
+    pub fn forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "/problems/forbidden",
+            "Keine Berechtigung",
+        )
+        .with_detail("Diese Funktion oder dieser Termin ist für Ihr Konto nicht freigegeben.")
+    }
+
+    /// Unknown login or wrong password: one answer for both.
+    pub fn login_refused() -> Self {
+        Self::refused(&DomainError::LoginRefused)
+    }
+
     pub fn foreign_origin() -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
@@ -151,6 +176,21 @@ impl Problem {
     pub fn refused(error: &DomainError) -> Self {
         use DomainError as D;
         let (status, kind, title) = match error {
+            D::LoginRefused => (
+                StatusCode::UNAUTHORIZED,
+                "/problems/login-refused",
+                "Anmeldung fehlgeschlagen",
+            ),
+            D::AccountLocked => (
+                StatusCode::LOCKED,
+                "/problems/account-locked",
+                "Konto vorübergehend gesperrt",
+            ),
+            D::AccountExists => (
+                StatusCode::CONFLICT,
+                "/problems/account-exists",
+                "Konto existiert bereits",
+            ),
             D::SlotTaken | D::AlreadyBooked => (
                 StatusCode::CONFLICT,
                 "/problems/slot-taken",

@@ -34,6 +34,8 @@ pub struct AppState {
     /// The outbox folder `/dev/outbox` lists; only in the embedded default mode (no SMTP).
     pub dev_outbox: Option<std::path::PathBuf>,
     pub http_metrics: Arc<crate::web::observe::HttpMetrics>,
+    /// Logged-in staff, in memory only.
+    pub sessions: Arc<crate::web::staff::Sessions>,
 }
 
 impl AppState {
@@ -48,6 +50,7 @@ impl AppState {
             public_url: "http://127.0.0.1:8080".to_owned(),
             dev_outbox: None,
             http_metrics: Arc::default(),
+            sessions: Arc::default(),
         }
     }
 

@@ -184,6 +184,13 @@ fn mail_name(kind: videoamt_core::domain::events::MailKind) -> &'static str {
 pub fn summary(event: &DomainEvent) -> String {
     use DomainEvent as E;
     match event {
+        E::AccountCreated(e) => format!("Konto angelegt ({})", e.role.label()),
+        E::LoginSucceeded(_) => "Anmeldung".into(),
+        E::LoginFailed(e) => format!(
+            "Anmeldung fehlgeschlagen ({}. Versuch in Folge)",
+            e.failures
+        ),
+        E::AccountLocked(_) => "Konto vorübergehend gesperrt".into(),
         E::AppointmentBooked(e) => format!(
             "Termin gebucht: {} Anliegen ({})",
             e.services.len(),

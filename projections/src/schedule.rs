@@ -225,13 +225,24 @@ pub async fn for_clerk(
         .get(clerk)
         .ok_or_else(|| ScheduleError::UnknownClerk(clerk.clone()))?
         .departments;
+    Ok(for_departments(models, tenant, departments, from, days).await?)
+}
+
+/// The plan of some departments for `days` days from `from`, each day's appointments by start.
+pub async fn for_departments<'a>(
+    models: &dyn ReadModelStore,
+    tenant: &Tenant,
+    departments: impl IntoIterator<Item = &'a DepartmentId> + Clone,
+    from: Date,
+    days: u16,
+) -> Result<Vec<DayPlan>, StoreError> {
     let dates: Vec<Date> = (0..days)
         .filter_map(|d| from.checked_add(time::Duration::days(i64::from(d))))
         .collect();
     let mut plans = Vec::with_capacity(dates.len());
     for date in dates {
         let mut appointments = Vec::new();
-        for department in departments {
+        for department in departments.clone() {
             let prefix = format!("{}/", day_name(tenant, department, date));
             appointments.extend(
                 models

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use time::OffsetDateTime;
 use videoamt_core::domain::SubjectId;
+use videoamt_core::domain::events::PurgeExecuted;
 use videoamt_core::readmodel::ReadModelError;
 use videoamt_projections::retention::{self as report, RetentionState};
 use videoamt_projections::runner::{Runner, RunnerError};
@@ -259,22 +260,64 @@ const COLUMNS: [&str; 14] = [
 ];
 
 /// One row of the DPO's export: ids, dates, counts; no personal data.
-#[derive(Debug, serde::Serialize)]
-struct ReportRow {
-    subject: String,
-    tenant: String,
-    state: &'static str,
-    final_state: String,
-    final_at: String,
-    due: String,
-    blocked: String,
-    executed_at: String,
-    verified_at: String,
-    keys_destroyed: String,
-    blobs_deleted: String,
-    outbox_items_scrubbed: String,
-    checks: String,
-    failed_places: String,
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ReportRow {
+    pub subject: String,
+    pub tenant: String,
+    /// The state in German (`aktiv`, `fällig`, `gelöscht`, `geprüft`, …).
+    pub state: &'static str,
+    pub final_state: String,
+    pub final_at: String,
+    pub due: String,
+    /// Why the purge waits (a missing case-system handover), if it does.
+    pub blocked: String,
+    pub executed_at: String,
+    pub verified_at: String,
+    pub keys_destroyed: String,
+    pub blobs_deleted: String,
+    pub outbox_items_scrubbed: String,
+    /// What the verifier checked, `; `-separated.
+    pub checks: String,
+    /// Where the verifier found traces, `; `-separated; empty when none.
+    pub failed_places: String,
+}
+
+/// The DPO's rows of one tenant (all when `None`), brought up to the log's end first.
+pub async fn report_rows(
+    system: &System,
+    tenant: Option<&str>,
+    now: OffsetDateTime,
+) -> anyhow::Result<Vec<ReportRow>> {
+    catch_up(system, &retention_projections()).await?;
+    Ok(report::subjects(system.store.as_ref(), tenant)
+        .await?
+        .iter()
+        .map(|r| report_row(r, now))
+        .collect())
+}
+
+fn report_row(r: &report::SubjectRetention, now: OffsetDateTime) -> ReportRow {
+    let count = |f: fn(&PurgeExecuted) -> u32| r.purge.as_ref().map(|p| f(p).to_string());
+    ReportRow {
+        subject: r.subject.map(|s| s.to_string()).unwrap_or_default(),
+        tenant: r.tenant.clone(),
+        state: r.state(now).german(),
+        final_state: r
+            .final_state
+            .and_then(|f| serde_json::to_value(f).ok())
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        final_at: date(r.final_at),
+        due: date(r.due),
+        blocked: r.blocked.clone().unwrap_or_default(),
+        executed_at: date(r.executed_at),
+        verified_at: date(r.verified_at),
+        keys_destroyed: count(|p| p.keys_destroyed).unwrap_or_default(),
+        blobs_deleted: count(|p| p.blobs_deleted).unwrap_or_default(),
+        outbox_items_scrubbed: count(|p| p.outbox_items_scrubbed).unwrap_or_default(),
+        checks: r.checks.join("; "),
+        failed_places: r.failed_places.join("; "),
+    }
 }
 
 fn date(t: Option<OffsetDateTime>) -> String {
@@ -287,44 +330,7 @@ fn date(t: Option<OffsetDateTime>) -> String {
 
 /// `videoamt retention report --format csv|json`.
 pub async fn export(system: &System, format: crate::ops::Format) -> anyhow::Result<ExitCode> {
-    catch_up(system, &retention_projections()).await?;
-    let now = OffsetDateTime::now_utc();
-    let rows: Vec<ReportRow> = report::subjects(system.store.as_ref(), None)
-        .await?
-        .into_iter()
-        .map(|r| ReportRow {
-            subject: r.subject.map(|s| s.to_string()).unwrap_or_default(),
-            tenant: r.tenant.clone(),
-            state: r.state(now).german(),
-            final_state: r
-                .final_state
-                .and_then(|f| serde_json::to_value(f).ok())
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-            final_at: date(r.final_at),
-            due: date(r.due),
-            blocked: r.blocked.clone().unwrap_or_default(),
-            executed_at: date(r.executed_at),
-            verified_at: date(r.verified_at),
-            keys_destroyed: r
-                .purge
-                .as_ref()
-                .map(|p| p.keys_destroyed.to_string())
-                .unwrap_or_default(),
-            blobs_deleted: r
-                .purge
-                .as_ref()
-                .map(|p| p.blobs_deleted.to_string())
-                .unwrap_or_default(),
-            outbox_items_scrubbed: r
-                .purge
-                .as_ref()
-                .map(|p| p.outbox_items_scrubbed.to_string())
-                .unwrap_or_default(),
-            checks: r.checks.join("; "),
-            failed_places: r.failed_places.join("; "),
-        })
-        .collect();
+    let rows = report_rows(system, None, OffsetDateTime::now_utc()).await?;
     match format {
         crate::ops::Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
         crate::ops::Format::Csv | crate::ops::Format::Table => print!("{}", csv(&rows)?),
@@ -333,7 +339,7 @@ pub async fn export(system: &System, format: crate::ops::Format) -> anyhow::Resu
 }
 
 /// RFC 4180: every field quoted, quotes doubled, so reasons with commas stay one field.
-fn csv(rows: &[ReportRow]) -> anyhow::Result<String> {
+pub fn csv(rows: &[ReportRow]) -> anyhow::Result<String> {
     let mut out = String::new();
     let mut line = |cells: Vec<String>| {
         let quoted: Vec<String> = cells

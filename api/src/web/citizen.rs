@@ -351,7 +351,7 @@ pub async fn book(
     state: &AppState,
     req: BookingRequest,
     channel: BookingChannel,
-    invited_by: Option<videoamt_core::tenant::ClerkId>,
+    invited_by: Option<(videoamt_core::tenant::ClerkId, Actor)>,
 ) -> Result<Booked, Problem> {
     let tenant = tenant(state, &req.tenant).ok_or_else(unknown_tenant)?;
     let mut errors = match check_contact(&req.contact) {
@@ -397,14 +397,15 @@ pub async fn book(
         services,
         start: req.start,
         channel,
-        invited_by,
+        invited_by: invited_by.as_ref().map(|(clerk, _)| clerk.clone()),
         contact,
         access: Some(CitizenAccessGranted {
             token_hash: token_hash(&token),
             expires: videoamt_core::domain::appointment::link_expiry(tenant, req.start),
         }),
     });
-    let actor = citizen_actor(&token);
+    // An invitation is the clerk's act; an online booking the link holder's.
+    let actor = invited_by.map_or_else(|| citizen_actor(&token), |(_, clerk)| clerk);
     state
         .system
         .bus()

@@ -94,7 +94,7 @@ fn budget_of(method: &Method, path: &str) -> Option<Budget> {
         Some(Budget::Token)
     } else if *method == Method::POST && (path == "/api/v1/appointments" || path == "/buchen") {
         Some(Budget::Booking)
-    } else if *method == Method::POST && path == "/anmelden" {
+    } else if *method == Method::POST && (path == "/anmelden" || path == "/api/v1/login") {
         Some(Budget::Login)
     } else {
         None

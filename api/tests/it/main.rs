@@ -9,6 +9,7 @@ mod projection_crash;
 mod purge_crash;
 mod retention;
 mod router;
+mod staff;
 
 /// Path of the `videoamt` binary cargo built for these tests.
 fn videoamt() -> std::process::Command {

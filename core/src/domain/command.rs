@@ -7,6 +7,7 @@
 
 use time::OffsetDateTime;
 
+use super::account::{self, AccountState, Login};
 use super::appointment::{self, AppointmentState, BookAppointment, Status};
 use super::calendar::{self, CalendarState};
 use super::events::*;
@@ -27,6 +28,13 @@ use crate::tenant::{Cents, ClerkId, FormTemplateId, PaymentMethodId, SignatureMe
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// An admin creates a staff account.
+    CreateAccount(AccountCreated),
+    /// A login attempt; the password was checked against the account's hash outside.
+    LogIn {
+        account: Login,
+        password_matches: bool,
+    },
     BookAppointment(BookAppointment),
     ConfirmAppointment {
         appointment: AppointmentId,
@@ -214,6 +222,10 @@ pub enum Command {
     },
 }
 
+fn account_of(h: &Histories, stream: &StreamId) -> AccountState {
+    h.fold(stream, AccountState::evolve)
+}
+
 fn appointment_of(h: &Histories, id: AppointmentId) -> AppointmentState {
     h.fold(&id.stream(), AppointmentState::evolve)
 }
@@ -273,6 +285,8 @@ impl Command {
             streams
         };
         match self {
+            CreateAccount(c) => vec![c.login.stream(&tenant.id)],
+            LogIn { account, .. } => vec![account.stream(&tenant.id)],
             BookAppointment(b) => {
                 vec![
                     b.calendar_stream(tenant),
@@ -403,6 +417,17 @@ impl Command {
         use Command::*;
         let tenant = ctx.tenant;
         match self {
+            CreateAccount(c) => {
+                let stream = c.login.stream(&tenant.id);
+                account::create(&account_of(h, &stream), stream, tenant, c.clone())
+            }
+            LogIn {
+                account,
+                password_matches,
+            } => {
+                let stream = account.stream(&tenant.id);
+                account::log_in(&account_of(h, &stream), stream, *password_matches, ctx.now)
+            }
             BookAppointment(b) => appointment::book(
                 &appointment_of(h, b.appointment),
                 &calendar_of(h, &b.calendar_stream(tenant)),

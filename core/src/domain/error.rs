@@ -5,6 +5,19 @@ use crate::tenant::{DepartmentId, ServiceId, SignatureMethod};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
+    // --- accounts ---
+    #[error("Dieses Konto gibt es bereits.")]
+    AccountExists,
+    #[error("Ein Konto der Sachbearbeitung braucht mindestens einen Bereich.")]
+    ClerkWithoutDepartment,
+    #[error("Nur Konten der Sachbearbeitung haben Bereiche.")]
+    DepartmentsOnlyForClerks,
+    #[error("Anmeldename oder Passwort sind falsch.")]
+    LoginRefused,
+    #[error(
+        "Das Konto ist nach zu vielen Fehlversuchen vorübergehend gesperrt. Bitte versuchen Sie es in 15 Minuten erneut."
+    )]
+    AccountLocked,
     // --- booking ---
     #[error("Bitte wählen Sie mindestens ein Anliegen.")]
     NoServices,

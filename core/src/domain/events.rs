@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::account::{Login, StaffRole};
 use super::{AppointmentId, DocumentId, FormId, Personal, SessionId, SubjectId};
 use crate::event::{InvalidInput, Payload};
 use crate::tenant::{
@@ -61,6 +62,44 @@ pub enum FinalState {
 pub struct FeeItem {
     pub service: ServiceId,
     pub amount: Cents,
+}
+
+// --- account ---
+
+/// A staff account, created by an admin. The password is stored only as an argon2id PHC
+/// string; `Debug` does not print it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountCreated {
+    pub login: Login,
+    pub role: StaffRole,
+    /// The departments a clerk works for; empty for every other role.
+    pub departments: Vec<DepartmentId>,
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for AccountCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountCreated")
+            .field("login", &self.login)
+            .field("role", &self.role)
+            .field("departments", &self.departments)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginSucceeded {}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginFailed {
+    /// Failures in a row, this one included.
+    pub failures: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountLocked {
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: OffsetDateTime,
 }
 
 // --- appointment ---
@@ -497,6 +536,10 @@ macro_rules! domain_events {
 }
 
 domain_events! {
+    AccountCreated = 1,
+    LoginSucceeded = 1,
+    LoginFailed = 1,
+    AccountLocked = 1,
     AppointmentBooked = 1,
     AppointmentConfirmed = 1,
     AppointmentRescheduled = 1,

@@ -15,6 +15,7 @@ use crate::event::{InvalidInput, Payload, StreamId};
 use crate::keys::Sealed;
 use crate::tenant::Tenant;
 
+pub mod account;
 pub mod appointment;
 pub mod calendar;
 pub mod command;

@@ -1,0 +1,774 @@
+//! Staff accounts, sessions and what each role may do: the login with its lockout, the
+//! authorization matrix over every API endpoint, and the staff endpoints' answers.
+
+use std::sync::atomic::Ordering;
+
+use axum::http::{StatusCode, header};
+use serde_json::{Value, json};
+use videoamt_api::web::guard::RateLimits;
+use videoamt_api::web::staff::create_account;
+use videoamt_core::domain::account::StaffRole;
+
+use crate::router::{Api, NOW, assert_refused};
+
+const PASSWORD: &str = "ein-gutes-passwort";
+
+/// Stuttgart: clerk A works for the trade office (online booking and invitations), clerk B for
+/// the insurance office; one auditor, DPO and admin.
+async fn staffed() -> Api {
+    let api = Api::with_limits(RateLimits::new(
+        100_000,
+        100_000,
+        100_000,
+        std::time::Duration::from_secs(60),
+    ))
+    .await;
+    let tenant = api
+        .state
+        .tenants
+        .iter()
+        .find(|t| t.id.as_str() == "stuttgart")
+        .expect("stuttgart ships")
+        .clone();
+    let now = time::OffsetDateTime::from_unix_timestamp(NOW).expect("valid");
+    for (login, role, departments) in [
+        (
+            "clerk.a",
+            StaffRole::Clerk,
+            vec!["ordnung-gewerbe".to_owned()],
+        ),
+        (
+            "clerk.b",
+            StaffRole::Clerk,
+            vec!["versicherungsamt".to_owned()],
+        ),
+        ("pruefer", StaffRole::Auditor, vec![]),
+        ("dsb", StaffRole::Dpo, vec![]),
+        ("admin", StaffRole::Admin, vec![]),
+    ] {
+        create_account(
+            &api.state.system,
+            &tenant,
+            login,
+            role,
+            &departments,
+            PASSWORD,
+            now,
+        )
+        .await
+        .expect("account created");
+    }
+    api
+}
+
+async fn login(
+    api: &Api,
+    tenant: &str,
+    login: &str,
+    password: &str,
+) -> (StatusCode, Value, Option<String>) {
+    let (status, headers, body) = api
+        .post(
+            "/api/v1/login",
+            &json!({"tenant": tenant, "login": login, "password": password}),
+        )
+        .await;
+    let cookie = headers
+        .get(header::SET_COOKIE)
+        .map(|v| v.to_str().expect("ascii").to_owned());
+    (status, body, cookie)
+}
+
+/// The `name=value` part of a `Set-Cookie` header, to send back.
+fn cookie_pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().expect("a pair").to_owned()
+}
+
+async fn session(api: &Api, name: &str) -> String {
+    let (status, body, cookie) = login(api, "stuttgart", name, PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    cookie_pair(&cookie.expect("a session cookie"))
+}
+
+async fn catch_up(api: &Api) {
+    api.state
+        .runner()
+        .catch_up(&api.state.projections)
+        .await
+        .expect("projections caught up");
+}
+
+fn stuttgart_booking(start: &str) -> Value {
+    json!({
+        "tenant": "stuttgart",
+        "services": ["gewerbeanmeldung"],
+        "start": start,
+        "contact": {"name": "Kanari Vogelsang", "email": "kanari@example.org"},
+        "privacy_accepted": true
+    })
+}
+
+/// The n-th start of the trade office from Monday 23 November 2026 on: 20-minute slots from
+/// 08:00 to 12:00 on weekdays.
+fn start(n: usize) -> String {
+    let (week, rest) = (n / 60, n % 60);
+    let (day, slot) = (rest / 12, rest % 12);
+    let date = time::macros::date!(2026 - 11 - 23) + time::Duration::days((week * 7 + day) as i64);
+    let minutes = 8 * 60 + 20 * slot;
+    format!("{date}T{:02}:{:02}:00+01:00", minutes / 60, minutes % 60)
+}
+
+struct Booked {
+    token: String,
+    appointment: String,
+    subject: String,
+}
+
+async fn book(api: &Api, n: usize) -> Booked {
+    let (status, _, body) = api
+        .post("/api/v1/appointments", &stuttgart_booking(&start(n)))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let appointment = body["appointment"]["id"].as_str().expect("id").to_owned();
+    let (found, _) = api
+        .state
+        .system
+        .appointment(videoamt_core::domain::AppointmentId(
+            appointment.parse().expect("uuid"),
+        ))
+        .await
+        .expect("readable")
+        .expect("booked");
+    Booked {
+        token: body["token"].as_str().expect("token").to_owned(),
+        subject: found.booking.expect("booking").subject.to_string(),
+        appointment,
+    }
+}
+
+#[tokio::test]
+async fn five_wrong_passwords_lock_the_account_for_fifteen_minutes() {
+    let api = staffed().await;
+    let before = api.last_position().await;
+    // An unknown login and a wrong tenant are refused alike and write nothing.
+    for (tenant, name) in [
+        ("stuttgart", "niemand"),
+        ("atlantis", "clerk.a"),
+        ("stuttgart", "Ungültig!"),
+    ] {
+        let response = api
+            .post(
+                "/api/v1/login",
+                &json!({"tenant": tenant, "login": name, "password": PASSWORD}),
+            )
+            .await;
+        let body = assert_refused(&api, response, StatusCode::UNAUTHORIZED, before).await;
+        assert_eq!(body["title"], "Anmeldung fehlgeschlagen");
+    }
+    let response = api
+        .call("POST", "/api/v1/login", Some(b"{\"tenant\":".to_vec()), &[])
+        .await;
+    assert_refused(&api, response, StatusCode::BAD_REQUEST, before).await;
+
+    for attempt in 1..=4u64 {
+        let (status, body, cookie) = login(&api, "stuttgart", "clerk.a", "falsches-passwort").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert!(cookie.is_none());
+        assert_eq!(
+            api.last_position().await,
+            before + attempt,
+            "LoginFailed recorded"
+        );
+    }
+    let (status, body, _) = login(&api, "stuttgart", "clerk.a", "falsches-passwort").await;
+    assert_eq!(status, StatusCode::LOCKED, "{body}");
+    assert_eq!(body["title"], "Konto vorübergehend gesperrt");
+    let locked_at = api.last_position().await;
+    assert_eq!(
+        locked_at,
+        before + 6,
+        "the fifth LoginFailed and AccountLocked"
+    );
+    let types: Vec<String> = api
+        .state
+        .store
+        .read_all(before, 10)
+        .await
+        .expect("read")
+        .iter()
+        .map(|e| e.event_type.as_str().to_owned())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "LoginFailed",
+            "LoginFailed",
+            "LoginFailed",
+            "LoginFailed",
+            "LoginFailed",
+            "AccountLocked"
+        ]
+    );
+
+    // Locked: the right password is refused too, and nothing is written.
+    api.now.fetch_add(15 * 60 - 1, Ordering::SeqCst);
+    let response = api
+        .post(
+            "/api/v1/login",
+            &json!({"tenant": "stuttgart", "login": "clerk.a", "password": PASSWORD}),
+        )
+        .await;
+    assert_refused(&api, response, StatusCode::LOCKED, locked_at).await;
+
+    // Fifteen minutes later the right password opens a session.
+    api.now.fetch_add(1, Ordering::SeqCst);
+    let (status, body, cookie) = login(&api, "stuttgart", "clerk.a", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["role"], "clerk");
+    assert_eq!(body["departments"], json!(["ordnung-gewerbe"]));
+    let cookie = cookie.expect("a session cookie");
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=28800"] {
+        assert!(cookie.contains(flag), "{flag} missing in {cookie}");
+    }
+    assert!(
+        !cookie.contains("Secure"),
+        "no Secure without TLS: {cookie}"
+    );
+    let value = cookie_pair(&cookie);
+    assert!(
+        value.len() > "videoamt_sitzung=".len() + 40,
+        "a long random value: {value}"
+    );
+    let (status, _, me) = api
+        .call("GET", "/api/v1/me", None, &[("cookie", &value)])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["login"], "clerk.a");
+
+    // Logging out ends the session at once.
+    let (status, headers, _) = api
+        .call("POST", "/api/v1/logout", None, &[("cookie", &value)])
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(
+        headers[header::SET_COOKIE]
+            .to_str()
+            .expect("ascii")
+            .contains("Max-Age=0")
+    );
+    let (status, _, body) = api
+        .call("GET", "/api/v1/me", None, &[("cookie", &value)])
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["title"], "Anmeldung erforderlich");
+
+    // Sessions end after eight hours.
+    let value = session(&api, "clerk.a").await;
+    api.now.fetch_add(8 * 3600, Ordering::SeqCst);
+    let (status, _, _) = api
+        .call("GET", "/api/v1/me", None, &[("cookie", &value)])
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_behind_https() {
+    let mut api = staffed().await;
+    api.state = api.state.clone().with_public_url("https://amt.example");
+    let (status, _, cookie) = login(&api, "stuttgart", "dsb", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(cookie.expect("cookie").contains("; Secure"));
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Role {
+    Anonymous,
+    Citizen,
+    ClerkA,
+    ClerkB,
+    Auditor,
+    Dpo,
+    Admin,
+}
+
+const ROLES: [Role; 7] = [
+    Role::Anonymous,
+    Role::Citizen,
+    Role::ClerkA,
+    Role::ClerkB,
+    Role::Auditor,
+    Role::Dpo,
+    Role::Admin,
+];
+
+/// A token no appointment has: what everybody but the citizen holds.
+const FOREIGN_TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+#[tokio::test]
+async fn every_role_gets_exactly_its_endpoints() {
+    use Role::*;
+    let api = staffed().await;
+    let mut cookies = std::collections::HashMap::new();
+    for (role, name) in [
+        (ClerkA, "clerk.a"),
+        (ClerkB, "clerk.b"),
+        (Auditor, "pruefer"),
+        (Dpo, "dsb"),
+        (Admin, "admin"),
+    ] {
+        cookies.insert(role, session(&api, name).await);
+    }
+    // Each endpoint: method, path with {token}/{id}/{subject}/{start} filled per call, body,
+    // and the expected status per role in the order of `ROLES`.
+    type Row = (&'static str, &'static str, Option<Value>, [u16; 7]);
+    let rows: Vec<Row> = vec![
+        (
+            "GET",
+            "/api/v1/catalogue",
+            None,
+            [200, 200, 200, 200, 200, 200, 200],
+        ),
+        (
+            "GET",
+            "/api/v1/slots?tenant=stuttgart&services=gewerbeanmeldung&from=2026-11-24",
+            None,
+            [200; 7],
+        ),
+        (
+            "POST",
+            "/api/v1/appointments",
+            Some(stuttgart_booking("{start}")),
+            [201; 7],
+        ),
+        (
+            "GET",
+            "/api/v1/appointments/by-token/{token}",
+            None,
+            [404, 200, 404, 404, 404, 404, 404],
+        ),
+        (
+            "POST",
+            "/api/v1/appointments/by-token/{token}/confirm",
+            None,
+            [404, 200, 404, 404, 404, 404, 404],
+        ),
+        (
+            "POST",
+            "/api/v1/appointments/by-token/{token}/cancel",
+            Some(json!({})),
+            [404, 200, 404, 404, 404, 404, 404],
+        ),
+        (
+            "POST",
+            "/api/v1/appointments/by-token/{token}/reschedule",
+            Some(json!({"start": "{start}"})),
+            [404, 200, 404, 404, 404, 404, 404],
+        ),
+        (
+            "GET",
+            "/api/v1/me",
+            None,
+            [401, 401, 200, 200, 200, 200, 200],
+        ),
+        (
+            "GET",
+            "/api/v1/clerk/schedule?from=2026-11-23&days=7",
+            None,
+            [401, 401, 200, 200, 403, 403, 403],
+        ),
+        (
+            "GET",
+            "/api/v1/clerk/waiting-room",
+            None,
+            [401, 401, 200, 200, 403, 403, 403],
+        ),
+        (
+            "GET",
+            "/api/v1/appointments/{id}",
+            None,
+            [401, 401, 200, 403, 403, 403, 403],
+        ),
+        (
+            "POST",
+            "/api/v1/appointments/{id}/cancel",
+            Some(json!({"reason": "Rückfrage ergab: nicht nötig"})),
+            [401, 401, 200, 403, 403, 403, 403],
+        ),
+        (
+            "POST",
+            "/api/v1/invitations",
+            Some(
+                json!({"services": ["gewerbeanmeldung"], "start": "{start}", "contact": {"name": "Eingeladen", "email": "eingeladen@example.org"}}),
+            ),
+            [401, 401, 201, 403, 403, 403, 403],
+        ),
+        (
+            "GET",
+            "/api/v1/audit/appointments?date=2026-11-23",
+            None,
+            [401, 401, 403, 403, 200, 403, 403],
+        ),
+        (
+            "GET",
+            "/api/v1/audit/appointments/{id}",
+            None,
+            [401, 401, 403, 403, 200, 403, 403],
+        ),
+        (
+            "GET",
+            "/api/v1/retention/report",
+            None,
+            [401, 401, 403, 403, 403, 200, 403],
+        ),
+        (
+            "GET",
+            "/api/v1/retention/report?format=csv",
+            None,
+            [401, 401, 403, 403, 403, 200, 403],
+        ),
+        (
+            "GET",
+            "/api/v1/retention/subjects/{subject}",
+            None,
+            [401, 401, 403, 403, 403, 200, 403],
+        ),
+        (
+            "GET",
+            "/api/v1/statistics",
+            None,
+            [401, 401, 200, 200, 200, 200, 200],
+        ),
+    ];
+    let mut n = 0;
+    let mut failures = vec![];
+    let mut documented = std::collections::BTreeSet::new();
+    for (method, template, body, expected) in &rows {
+        documented.insert(template.split('?').next().expect("a path").to_owned());
+        for (role, want) in ROLES.iter().zip(expected) {
+            // Every cell gets an appointment of its own, so that a write in one cell cannot
+            // change the answer of another.
+            let booked = book(&api, n).await;
+            catch_up(&api).await;
+            let other_start = start(n + 1);
+            n += 2;
+            let fill = |s: &str| {
+                s.replace(
+                    "{token}",
+                    if *role == Citizen {
+                        &booked.token
+                    } else {
+                        FOREIGN_TOKEN
+                    },
+                )
+                .replace("{id}", &booked.appointment)
+                .replace("{subject}", &booked.subject)
+                .replace("{start}", &other_start)
+            };
+            let path = fill(template);
+            let body = body.as_ref().map(|b| fill(&b.to_string()).into_bytes());
+            let cookie = cookies.get(role).cloned();
+            let headers: Vec<(&str, &str)> =
+                cookie.iter().map(|c| ("cookie", c.as_str())).collect();
+            let before = api.last_position().await;
+            let (status, response_headers, answer) = api.call(method, &path, body, &headers).await;
+            if status.as_u16() != *want {
+                failures.push(format!(
+                    "{role:?} {method} {path}: {status}, expected {want}: {answer}"
+                ));
+                continue;
+            }
+            if status.is_client_error() {
+                // Refusals are problem documents with a German title, and write nothing.
+                let kind = response_headers[header::CONTENT_TYPE]
+                    .to_str()
+                    .expect("ascii");
+                if kind != "application/problem+json"
+                    || answer["title"].as_str().is_none_or(str::is_empty)
+                    || api.last_position().await != before
+                {
+                    failures.push(format!(
+                        "{role:?} {method} {path}: bad refusal {kind} {answer}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} cells wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // The matrix covers every documented API path.
+    let (_, _, doc) = api.get("/api/openapi.json").await;
+    for path in doc["paths"].as_object().expect("paths").keys() {
+        let covered = documented.contains(path)
+            || path == "/api/v1/login"
+            || path == "/api/v1/logout"
+            || documented.contains(&path.replace("{subject}", "{id}"));
+        let alias = path.replace("/subjects/{id}", "/subjects/{subject}");
+        assert!(
+            covered || documented.contains(&alias),
+            "{path} is not in the matrix"
+        );
+    }
+}
+
+#[tokio::test]
+async fn clerks_see_their_departments_auditors_are_recorded_and_dpos_see_no_names() {
+    let api = staffed().await;
+    let booked = book(&api, 3).await;
+    catch_up(&api).await;
+    let a = session(&api, "clerk.a").await;
+    let b = session(&api, "clerk.b").await;
+    let get = |path: String, cookie: String| {
+        let api = &api;
+        async move { api.call("GET", &path, None, &[("cookie", &cookie)]).await }
+    };
+
+    // Clerk A's week holds the booking with its services; clerk B's does not.
+    let (status, _, plan) = get(
+        "/api/v1/clerk/schedule?from=2026-11-23&days=7".into(),
+        a.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{plan}");
+    let ids: Vec<&str> = plan["days"]
+        .as_array()
+        .expect("days")
+        .iter()
+        .flat_map(|d| d["appointments"].as_array().expect("list"))
+        .map(|e| e["appointment"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, [booked.appointment.as_str()]);
+    assert_eq!(
+        plan["days"][0]["appointments"][0]["services"],
+        json!(["Gewerbeanmeldung"])
+    );
+    let (_, _, plan_b) = get(
+        "/api/v1/clerk/schedule?from=2026-11-23&days=7".into(),
+        b.clone(),
+    )
+    .await;
+    assert!(
+        !plan_b.to_string().contains(&booked.appointment),
+        "{plan_b}"
+    );
+    let before = api.last_position().await;
+    let response = get(
+        "/api/v1/clerk/schedule?department=ordnung-gewerbe".into(),
+        b.clone(),
+    )
+    .await;
+    assert_refused(&api, response, StatusCode::FORBIDDEN, before).await;
+    let response = get("/api/v1/clerk/schedule?days=9".into(), a.clone()).await;
+    assert_refused(&api, response, StatusCode::UNPROCESSABLE_ENTITY, before).await;
+
+    // The clerk's detail names the citizen; nothing else of staff does.
+    let (status, _, detail) = get(
+        format!("/api/v1/appointments/{}", booked.appointment),
+        a.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert_eq!(detail["contact_name"], "Kanari Vogelsang");
+    assert_eq!(
+        detail["documents_to_bring"][0],
+        "Personalausweis oder Reisepass"
+    );
+    let response = get("/api/v1/appointments/not-a-uuid".into(), a.clone()).await;
+    assert_refused(&api, response, StatusCode::NOT_FOUND, before).await;
+    let response = get(
+        "/api/v1/appointments/0190d0d0-0000-7000-8000-000000000000".into(),
+        a.clone(),
+    )
+    .await;
+    assert_refused(&api, response, StatusCode::NOT_FOUND, before).await;
+
+    // A clerk's cancellation needs a reason; with one it is recorded as the clerk's.
+    let cancel = format!("/api/v1/appointments/{}/cancel", booked.appointment);
+    for bad in [
+        json!({"reason": "  "}),
+        json!({"reason": "x".repeat(501)}),
+        json!({}),
+    ] {
+        let response = api
+            .call(
+                "POST",
+                &cancel,
+                Some(bad.to_string().into_bytes()),
+                &[("cookie", &a)],
+            )
+            .await;
+        let status = response.0;
+        assert!(status == StatusCode::UNPROCESSABLE_ENTITY || status == StatusCode::BAD_REQUEST);
+        assert_refused(&api, response, status, before).await;
+    }
+
+    // The auditor's read is recorded before it is shown, and shows no name.
+    let auditor = session(&api, "pruefer").await;
+    let (status, _, hits) = get(
+        format!(
+            "/api/v1/audit/appointments?appointment={}",
+            booked.appointment
+        ),
+        auditor.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{hits}");
+    assert_eq!(hits.as_array().expect("hits").len(), 1);
+    let before_read = api.last_position().await;
+    let (status, _, record) = get(
+        format!("/api/v1/audit/appointments/{}", booked.appointment),
+        auditor.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{record}");
+    assert_eq!(
+        api.last_position().await,
+        before_read + 1,
+        "one AuditRecordViewed"
+    );
+    let entries = record["entries"].as_array().expect("entries");
+    assert_eq!(
+        entries.last().expect("entries")["event_type"],
+        "AuditRecordViewed"
+    );
+    assert_eq!(entries.last().expect("entries")["actor"], "auditor:pruefer");
+    assert!(!record.to_string().contains("Kanari"), "{record}");
+    // Time travel: as of the booking's first position the record knows only the booking.
+    let first = record["positions"][0].as_u64().expect("a position");
+    let (status, _, past) = get(
+        format!(
+            "/api/v1/audit/appointments/{}?at={first}",
+            booked.appointment
+        ),
+        auditor.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{past}");
+    assert_eq!(past["as_of"], first);
+    assert!(
+        past["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .all(|e| e["position"].as_u64() <= Some(first))
+    );
+    let head = api.last_position().await;
+    let response = get(
+        format!(
+            "/api/v1/audit/appointments/{}?at={}",
+            booked.appointment,
+            head + 100
+        ),
+        auditor.clone(),
+    )
+    .await;
+    assert_refused(&api, response, StatusCode::UNPROCESSABLE_ENTITY, head).await;
+
+    // The DPO's report counts the subject and shows no personal value.
+    let dpo = session(&api, "dsb").await;
+    let (status, _, report) = get("/api/v1/retention/report".into(), dpo.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert!(
+        report["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .any(|r| r["subject"] == booked.subject.as_str())
+    );
+    assert!(
+        report["counts"]
+            .as_array()
+            .expect("counts")
+            .iter()
+            .any(|c| c["state"] == "aktiv")
+    );
+    for secret in ["Kanari", "kanari@example.org"] {
+        assert!(!report.to_string().contains(secret), "{secret} in {report}");
+    }
+    let (status, headers, _) = api
+        .call(
+            "GET",
+            "/api/v1/retention/report?format=csv",
+            None,
+            &[("cookie", &dpo)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    let (status, _, filtered) = get(
+        "/api/v1/retention/report?state=gel%C3%B6scht".into(),
+        dpo.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(filtered["rows"], json!([]));
+    let response = get(
+        "/api/v1/retention/subjects/0190d0d0-0000-7000-8000-000000000000".into(),
+        dpo,
+    )
+    .await;
+    assert_refused(
+        &api,
+        response,
+        StatusCode::NOT_FOUND,
+        api.last_position().await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_clerk_invites_a_citizen_of_their_department_only() {
+    let api = staffed().await;
+    let a = session(&api, "clerk.a").await;
+    let invite = |services: Value, start: String, cookie: String| {
+        let api = &api;
+        let body = json!({"services": services, "start": start, "contact": {"name": "Ina Eingeladen", "email": "ina@example.org"}});
+        async move {
+            api.call(
+                "POST",
+                "/api/v1/invitations",
+                Some(body.to_string().into_bytes()),
+                &[("cookie", &cookie)],
+            )
+            .await
+        }
+    };
+    let (status, _, booked) = invite(json!(["gewerbeanmeldung"]), start(0), a.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{booked}");
+    let id = booked["appointment"]["id"].as_str().expect("id");
+    let recorded = api
+        .state
+        .store
+        .read_stream(
+            &videoamt_core::domain::AppointmentId(id.parse().expect("uuid")).stream(),
+            0,
+        )
+        .await
+        .expect("read");
+    let actor = &recorded[0].meta.actor;
+    assert_eq!((actor.role.as_str(), &*actor.id), ("clerk", "clerk.a"));
+    let before = api.last_position().await;
+    // Another department's service, an invalid address, a taken slot: refused, nothing written.
+    let response = invite(json!(["versicherungsangelegenheiten"]), start(1), a.clone()).await;
+    assert_refused(&api, response, StatusCode::FORBIDDEN, before).await;
+    let body = json!({"services": ["gewerbeanmeldung"], "start": start(2), "contact": {"name": "Ina", "email": "kein-at"}});
+    let response = api
+        .call(
+            "POST",
+            "/api/v1/invitations",
+            Some(body.to_string().into_bytes()),
+            &[("cookie", &a)],
+        )
+        .await;
+    let problem = assert_refused(&api, response, StatusCode::UNPROCESSABLE_ENTITY, before).await;
+    assert_eq!(problem["errors"][0]["field"], "contact.email");
+    // The office has two places per slot: the third invitation for it is refused.
+    let (status, _, _) = invite(json!(["gewerbeanmeldung"]), start(0), a.clone()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let before = api.last_position().await;
+    let response = invite(json!(["gewerbeanmeldung"]), start(0), a).await;
+    assert_refused(&api, response, StatusCode::CONFLICT, before).await;
+}
