@@ -612,19 +612,17 @@ async fn drive(
     options: &ApiBenchOptions,
     password: &str,
 ) -> anyhow::Result<Driven> {
-    // Connections and logins first: a clerk signs in once per client, not in the mix.
+    // Connections and logins first: a clerk signs in once per client, not in the mix. One
+    // after the other: concurrent logins of one account race on its stream (409).
     let started = Instant::now();
-    let logins = futures::future::try_join_all(
-        (0..options.clients.max(1)).map(|_| login(server.addr, password)),
-    )
-    .await?;
-    let login_elapsed = started.elapsed();
     let mut login_stats = RouteStats::default();
     let mut clients = Vec::new();
-    for (conn, cookie, took, status) in logins {
+    for _ in 0..options.clients.max(1) {
+        let (conn, cookie, took, status) = login(server.addr, password).await?;
         login_stats.record(status, took);
         clients.push((conn, cookie));
     }
+    let login_elapsed = started.elapsed();
     let shared = Arc::new(Shared {
         days: Mutex::new(Days::new()),
         tokens: Mutex::new(Vec::new()),

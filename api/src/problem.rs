@@ -236,7 +236,7 @@ impl Problem {
                 "Gleichzeitige Änderung",
             )
             .with_detail(
-                "Der Termin wurde gerade anderweitig geändert. Bitte versuchen Sie es erneut.",
+                "Die Daten wurden gerade anderweitig geändert. Bitte versuchen Sie es erneut.",
             ),
             BusError::Store(e) => {
                 tracing::error!(error = %e, "store failed during a command");

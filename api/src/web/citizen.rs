@@ -646,3 +646,36 @@ pub async fn reschedule(
     )
     .await
 }
+
+/// The citizen accepts the privacy notice and enters the waiting room: the appointment's
+/// session is opened if it is not yet, the citizen joins it and the acceptance is recorded.
+/// Each step is idempotent, so entering again (another tab, a reload) changes nothing.
+pub async fn enter_waiting_room(state: &AppState, token: &str) -> Result<Found, Problem> {
+    let found = by_token(state, token).await?;
+    let session = match found.state.session {
+        Some(s) => s,
+        None => {
+            let session = videoamt_core::domain::SessionId(Uuid::now_v7());
+            act(
+                state,
+                &found,
+                Command::OpenSession {
+                    appointment: found.id,
+                    session,
+                },
+            )
+            .await?;
+            session
+        }
+    };
+    act(
+        state,
+        &found,
+        Command::Join {
+            session,
+            party: videoamt_core::domain::events::Party::Citizen,
+        },
+    )
+    .await?;
+    act(state, &found, Command::AcceptPrivacyNotice { session }).await
+}

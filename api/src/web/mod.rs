@@ -2,8 +2,10 @@
 //! document generated from these handlers) and, later, the server-rendered pages.
 
 pub mod booking;
+pub mod charts;
 pub mod citizen;
 pub mod desk;
+pub mod desk_pages;
 pub mod dev;
 pub mod extract;
 pub mod guard;
@@ -105,6 +107,36 @@ pub fn pages() -> axum::Router<AppState> {
             "/termin/{token}/verlegen",
             get(pages::reschedule_form).post(pages::reschedule),
         )
+        .route(
+            "/termin/{token}/warteraum",
+            get(pages::waiting).post(pages::enter_waiting_room),
+        )
+        .route("/static/{script}", get(desk_pages::script))
+        .route(
+            "/anmelden",
+            get(desk_pages::login_page).post(desk_pages::login),
+        )
+        .route("/abmelden", axum::routing::post(desk_pages::logout))
+        .route("/sachbearbeitung", get(desk_pages::clerk_day))
+        .route("/sachbearbeitung/live", get(desk_pages::clerk_live))
+        .route(
+            "/sachbearbeitung/termin/{id}",
+            get(desk_pages::clerk_detail),
+        )
+        .route(
+            "/sachbearbeitung/termin/{id}/absagen",
+            axum::routing::post(desk_pages::clerk_cancel),
+        )
+        .route(
+            "/sachbearbeitung/einladen",
+            get(desk_pages::invitation_page).post(desk_pages::invite),
+        )
+        .route("/pruefung", get(desk_pages::audit_search))
+        .route("/pruefung/termin/{id}", get(desk_pages::audit_timeline))
+        .route("/datenschutz", get(desk_pages::dpo_report))
+        .route("/datenschutz/bericht.csv", get(desk_pages::dpo_csv))
+        .route("/datenschutz/subjekt/{id}", get(desk_pages::dpo_subject))
+        .route("/statistik", get(desk_pages::statistics))
         .route("/dev/outbox", get(dev::index))
         .route("/dev/outbox/{subject}/{file}", get(dev::mail))
 }

@@ -31,13 +31,24 @@ pub fn esc(text: &str) -> String {
 
 /// A whole page around `body` (already HTML).
 pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    shell(status, title, "", "", body)
+}
+
+/// A page with a navigation (`nav`, already HTML) and scripts (`scripts`: paths under
+/// `/static/`, loaded as modules; never inline).
+pub fn shell(status: StatusCode, title: &str, nav: &str, scripts: &str, body: &str) -> Response {
+    let wide = if nav.is_empty() {
+        ""
+    } else {
+        " class=\"wide\""
+    };
     let html = format!(
         "<!doctype html>\n<html lang=\"de\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{t} – Videoberatung</title>\
-         <link rel=\"stylesheet\" href=\"/static/videoamt.css\"></head><body>\
+         <link rel=\"stylesheet\" href=\"/static/videoamt.css\">{scripts}</head><body{wide}>\
          <header><a class=\"skip\" href=\"#inhalt\">Zum Inhalt springen</a>\
-         <p class=\"brand\">Videoberatung</p></header>\
+         <p class=\"brand\">Videoberatung</p>{nav}</header>\
          <main id=\"inhalt\"><h1>{t}</h1>{body}</main>\
          <footer><p>Videoberatung Ihrer Kommune. Ihre Daten werden nach Ablauf der \
          Aufbewahrungsfrist gelöscht.</p></footer></body></html>",
@@ -76,7 +87,7 @@ pub async fn stylesheet() -> Response {
         .into_response()
 }
 
-fn local(rfc: &str) -> String {
+pub fn local(rfc: &str) -> String {
     // "2026-11-24T09:00:00+01:00" -> "24.11.2026, 09:00 Uhr"
     let (date, rest) = rfc.split_once('T').unwrap_or((rfc, ""));
     let mut parts = date.split('-');
@@ -211,10 +222,11 @@ pub async fn appointment(
         body.push_str(&format!(
             "<h2>Zum Termin beitreten</h2><p class=\"notice\">Die Videoberatung öffnet \
              auf dieser Seite. Sie warten zunächst im virtuellen Warteraum, bis die \
-             Sachbearbeitung Sie hereinholt.</p>{req}\
+             Sachbearbeitung Sie hereinholt.</p>{privacy}{req}\
              <h2>Termin ändern</h2><p><a href=\"{base}/verlegen\">Termin verlegen</a></p>\
              <p><a href=\"{base}/absagen\">Termin absagen</a></p>",
-            req = requirements(&v)
+            req = requirements(&v),
+            privacy = privacy_form(&base, false),
         ));
     } else {
         body.push_str(&requirements(&v));
@@ -317,4 +329,76 @@ pub async fn reschedule(
         Ok(_) => Redirect::to(&format!("/termin/{token}")).into_response(),
         Err(p) => problem_page(&p),
     }
+}
+
+/// The privacy notice and the button into the waiting room.
+fn privacy_form(base: &str, missing: bool) -> String {
+    let error = if missing {
+        "<p class=\"field-error\" id=\"datenschutz-fehler\">Bitte bestätigen Sie den Datenschutzhinweis.</p>"
+    } else {
+        ""
+    };
+    let invalid = if missing {
+        " aria-invalid=\"true\" aria-describedby=\"datenschutz-fehler\""
+    } else {
+        ""
+    };
+    format!(
+        "<form method=\"post\" action=\"{base}/warteraum\"><h3>Datenschutzhinweis</h3>\
+         <p>Für die Videoberatung werden Bild und Ton nur zwischen Ihnen und der Sachbearbeitung \
+         übertragen und nicht aufgezeichnet. Was Sie im Termin angeben, hochladen und \
+         unterschreiben, wird gespeichert und nach Ablauf der Aufbewahrungsfrist gelöscht.</p>\
+         {error}<label for=\"datenschutz\"><input type=\"checkbox\" id=\"datenschutz\" \
+         name=\"privacy_accepted\" value=\"1\" required{invalid}> Ich habe den \
+         Datenschutzhinweis gelesen und bin einverstanden.</label>\
+         <p><button type=\"submit\">Warteraum betreten</button></p></form>"
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WaitingRoomForm {
+    privacy_accepted: Option<String>,
+}
+
+pub async fn enter_waiting_room(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Form(form): Form<WaitingRoomForm>,
+) -> Response {
+    if form.privacy_accepted.is_none() {
+        let v = match found_view(&state, &token).await {
+            Ok(v) => v,
+            Err(r) => return r,
+        };
+        let body = format!(
+            "{}{}",
+            overview(&v),
+            privacy_form(&format!("/termin/{}", esc(&token)), true)
+        );
+        return page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Datenschutzhinweis",
+            &body,
+        );
+    }
+    match citizen::enter_waiting_room(&state, &token).await {
+        Ok(_) => Redirect::to(&format!("/termin/{token}/warteraum")).into_response(),
+        Err(p) => problem_page(&p),
+    }
+}
+
+/// The citizen's waiting room: the video call itself opens here in a later step.
+pub async fn waiting(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let v = match found_view(&state, &token).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let body = format!(
+        "<div class=\"notice\" role=\"status\"><p><strong>Sie sind im Warteraum.</strong> Die \
+         Sachbearbeitung sieht, dass Sie warten, und holt Sie zum Termin herein. Bitte halten \
+         Sie Ihr Ausweisdokument bereit.</p></div>{}{}",
+        overview(&v),
+        requirements(&v)
+    );
+    page(StatusCode::OK, "Warteraum", &body)
 }

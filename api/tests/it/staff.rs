@@ -772,3 +772,233 @@ async fn a_clerk_invites_a_citizen_of_their_department_only() {
     let response = invite(json!(["gewerbeanmeldung"]), start(0), a).await;
     assert_refused(&api, response, StatusCode::CONFLICT, before).await;
 }
+
+/// A browser-like request with an optional session cookie and form body:
+/// (status, headers, HTML).
+async fn browse(
+    api: &Api,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    use tower::ServiceExt as _;
+    let mut request = axum::http::Request::builder().method(method).uri(path);
+    if let Some(c) = cookie {
+        request = request.header("cookie", c);
+    }
+    if form.is_some() {
+        request = request.header("content-type", "application/x-www-form-urlencoded");
+    }
+    let response = videoamt_api::server::app(api.state.clone())
+        .oneshot(
+            request
+                .body(form.map_or_else(axum::body::Body::empty, |f| {
+                    axum::body::Body::from(f.to_owned())
+                }))
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 22)
+        .await
+        .expect("body");
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn staff_pages_log_in_show_the_day_and_work_without_javascript() {
+    let api = staffed().await;
+    // Without a session the clerk's page sends to the login.
+    let (status, headers, _) = browse(&api, "GET", "/sachbearbeitung", None, None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/anmelden");
+    let (status, _, html) = browse(&api, "GET", "/anmelden", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("<label for=\"password\">Passwort</label>"),
+        "{html}"
+    );
+    let (status, _, html) = browse(
+        &api,
+        "POST",
+        "/anmelden",
+        None,
+        Some("tenant=stuttgart&login=clerk.a&password=falsch-falsch-falsch"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        html.contains("Anmeldename oder Passwort sind falsch."),
+        "{html}"
+    );
+    assert!(html.contains("value=\"clerk.a\""), "the login is kept");
+    let form = format!("tenant=stuttgart&login=clerk.a&password={PASSWORD}");
+    let (status, headers, _) = browse(&api, "POST", "/anmelden", None, Some(&form)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/sachbearbeitung");
+    let clerk = cookie_pair(headers[header::SET_COOKIE].to_str().expect("ascii"));
+
+    // A booking appears in the week's plan; after the citizen enters the waiting room, there.
+    let booked = book(&api, 0).await;
+    catch_up(&api).await;
+    let (status, _, html) =
+        browse(&api, "GET", "/sachbearbeitung?woche=1", Some(&clerk), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains(&format!("/sachbearbeitung/termin/{}", booked.appointment)),
+        "{html}"
+    );
+    assert!(html.contains("Niemand wartet."));
+    assert!(html.contains("<script type=\"module\" src=\"/static/live.js\"></script>"));
+    let waiting = format!("/termin/{}/warteraum", booked.token);
+    let (status, _, html) = browse(&api, "POST", &waiting, None, Some("")).await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the notice must be accepted"
+    );
+    assert!(html.contains("Bitte bestätigen Sie den Datenschutzhinweis."));
+    let (status, headers, _) =
+        browse(&api, "POST", &waiting, None, Some("privacy_accepted=1")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], waiting.as_str());
+    let (status, _, html) = browse(&api, "GET", &waiting, None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Sie sind im Warteraum."));
+    catch_up(&api).await;
+    let (_, _, html) = browse(&api, "GET", "/sachbearbeitung?woche=1", Some(&clerk), None).await;
+    assert!(html.contains("wartet seit"), "{html}");
+    assert!(html.contains("Datenschutzhinweis bestätigt"));
+
+    // The live stream starts with both sections.
+    let response = {
+        use tower::ServiceExt as _;
+        videoamt_api::server::app(api.state.clone())
+            .oneshot(
+                axum::http::Request::get("/sachbearbeitung/live?woche=1")
+                    .header("cookie", &clerk)
+                    .body(axum::body::Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("infallible")
+    };
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let mut stream = response.into_body().into_data_stream();
+    let mut received = String::new();
+    while !(received.contains("event: plan") && received.contains("event: warteraum")) {
+        use futures::StreamExt as _;
+        let chunk = stream.next().await.expect("more events").expect("a chunk");
+        received.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(received.contains(&booked.appointment), "{received}");
+
+    // The detail names the citizen; a cancellation needs a reason.
+    let detail = format!("/sachbearbeitung/termin/{}", booked.appointment);
+    let (status, _, html) = browse(&api, "GET", &detail, Some(&clerk), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Kanari Vogelsang"));
+    let before = api.last_position().await;
+    let (status, _, html) = browse(
+        &api,
+        "POST",
+        &format!("{detail}/absagen"),
+        Some(&clerk),
+        Some("reason="),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("Bitte geben Sie einen Grund für die Absage an."));
+    assert_eq!(api.last_position().await, before);
+    let (status, headers, _) = browse(
+        &api,
+        "POST",
+        &format!("{detail}/absagen"),
+        Some(&clerk),
+        Some("reason=B%C3%BCrger+hat+angerufen"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        headers[header::LOCATION],
+        format!("{detail}?abgesagt=1").as_str()
+    );
+
+    // Other roles are refused on the clerk's pages, in German.
+    let auditor = session(&api, "pruefer").await;
+    let (status, _, html) = browse(&api, "GET", "/sachbearbeitung", Some(&auditor), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(html.contains("Keine Berechtigung"));
+
+    // The auditor finds the appointment and opens its record with the time-travel slider.
+    let (status, _, html) = browse(
+        &api,
+        "GET",
+        &format!("/pruefung?termin={}", booked.appointment),
+        Some(&auditor),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains(&format!("/pruefung/termin/{}", booked.appointment)),
+        "{html}"
+    );
+    let before = api.last_position().await;
+    let (status, _, html) = browse(
+        &api,
+        "GET",
+        &format!("/pruefung/termin/{}", booked.appointment),
+        Some(&auditor),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        api.last_position().await,
+        before + 1,
+        "the read is recorded"
+    );
+    assert!(html.contains("type=\"range\" id=\"stand\""));
+    assert!(html.contains("AppointmentCancelled"));
+    assert!(!html.contains("Kanari"), "no names for auditors");
+
+    // The DPO's report, a subject's evidence and the export.
+    let dpo = session(&api, "dsb").await;
+    let (status, _, html) = browse(&api, "GET", "/datenschutz", Some(&dpo), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&format!("/datenschutz/subjekt/{}", booked.subject)));
+    assert!(!html.contains("Kanari"));
+    let (status, _, html) = browse(
+        &api,
+        "GET",
+        &format!("/datenschutz/subjekt/{}", booked.subject),
+        Some(&dpo),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Löschung fällig"));
+    let (status, headers, csv) =
+        browse(&api, "GET", "/datenschutz/bericht.csv", Some(&dpo), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    assert!(csv.starts_with("\"subject\",\"tenant\",\"state\""), "{csv}");
+    assert!(csv.contains(&booked.subject));
+    let (status, _, html) = browse(&api, "GET", "/statistik", Some(&dpo), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Pilotstatistik"));
+
+    // Logging out ends the session.
+    let (status, headers, _) = browse(&api, "POST", "/abmelden", Some(&clerk), Some("")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/anmelden");
+    let (status, _, _) = browse(&api, "GET", "/sachbearbeitung", Some(&clerk), None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}

@@ -8,7 +8,8 @@
 //! - [`MAX_FAILURES`] failed logins in a row lock the account for [`LOCKOUT`]; while it is
 //!   locked even the right password is refused, and that refusal writes nothing, so the lock
 //!   cannot be extended or probed by guessing on;
-//! - a successful login resets the count of failures.
+//! - a successful login resets the count of failures (`LoginSucceeded`, written only when there
+//!   were failures to reset).
 //!
 //! The password is checked outside (argon2id is slow on purpose and needs no state); the
 //! decision only learns whether it matched.
@@ -171,6 +172,11 @@ pub fn log_in(
         return Err(DomainError::AccountLocked);
     }
     if password_matches {
+        // Only a success that resets failures is a fact worth keeping; recording every login
+        // would make concurrent logins of one account race for its stream.
+        if state.failures == 0 {
+            return Ok(vec![]);
+        }
         return Ok(vec![(stream, LoginSucceeded {}.into())]);
     }
     let failures = state.failures + 1;
@@ -344,10 +350,20 @@ mod tests {
             .at(NOW + LOCKOUT)
             .when(attempt(false))
             .then_expect(vec![(stream(), LoginFailed { failures: 1 }.into())]);
+        // The lock reset the count, so a success has nothing to record.
         given(t, history)
             .at(NOW + LOCKOUT)
             .when(attempt(true))
-            .then_expect(vec![(stream(), LoginSucceeded {}.into())]);
+            .then_nothing();
+    }
+
+    #[test]
+    fn a_success_without_failures_records_nothing() {
+        let history = vec![(stream(), created(StaffRole::Admin, &[]).into())];
+        given(ettlingen(), history)
+            .at(NOW)
+            .when(attempt(true))
+            .then_nothing();
     }
 
     #[test]
