@@ -9,7 +9,7 @@ use videoamt_adapters::bus::{BusError, CommandBus, Issued};
 use videoamt_core::domain::AppointmentId;
 use videoamt_core::domain::command::Command;
 use videoamt_core::event::{Actor, GlobalPosition};
-use videoamt_core::readmodel::ReadModelStore;
+use videoamt_core::readmodel::{ReadModelError, ReadModelStore};
 use videoamt_projections::Projection;
 use videoamt_projections::audit::{self, Replay, ReplayError};
 use videoamt_projections::runner::{Runner, RunnerError};
@@ -22,6 +22,8 @@ pub enum AuditError {
     Bus(#[from] BusError),
     #[error(transparent)]
     Runner(#[from] RunnerError),
+    #[error("the audit timeline did not catch up: another runner kept moving it")]
+    Busy,
 }
 
 #[derive(Clone)]
@@ -77,11 +79,34 @@ impl AuditDesk {
             command_id: Uuid::now_v7(),
             now: OffsetDateTime::now_utc(),
         };
-        self.bus
+        let executed = self
+            .bus
             .execute(&Command::RecordAuditView { appointment, as_of }, &issued)
             .await?;
         // The view itself belongs in the timeline that is shown.
-        self.runner.catch_up(&self.timeline).await?;
+        let viewed = executed.positions.iter().copied().max().unwrap_or(0);
+        self.timeline_reaches(viewed).await?;
         Ok(audit::replay(events.as_ref(), self.models.as_ref(), appointment, as_of).await?)
+    }
+
+    /// Brings the audit timeline up to `position`. A running server's own runner may move the
+    /// checkpoint at the same time (then this one's commit is refused and nothing is written
+    /// twice); the timeline is up to date once either of them got past `position`.
+    async fn timeline_reaches(&self, position: GlobalPosition) -> Result<(), AuditError> {
+        for _ in 0..100 {
+            match self.runner.catch_up(&self.timeline).await {
+                Ok(_) => return Ok(()),
+                Err(RunnerError::ReadModel(ReadModelError::CheckpointMoved { actual, .. }))
+                    if actual >= position =>
+                {
+                    return Ok(());
+                }
+                Err(RunnerError::ReadModel(ReadModelError::CheckpointMoved { .. })) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AuditError::Busy)
     }
 }

@@ -222,7 +222,7 @@ pub struct WaitingView {
     pub appointment: String,
     pub department: String,
     pub department_name: String,
-    /// RFC 3339; when the citizen joined.
+    /// RFC 3339 with the local offset; when the citizen joined.
     pub waiting_since: String,
     pub privacy_notice_accepted: bool,
     pub connection_lost: bool,
@@ -252,7 +252,11 @@ pub async fn waiting_room(state: &AppState, staff: &Staff) -> Result<Vec<Waiting
                 appointment: w.appointment,
                 department: d.to_string(),
                 department_name: department_name(tenant, d),
-                waiting_since: w.waiting_since,
+                waiting_since: OffsetDateTime::parse(
+                    &w.waiting_since,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .map_or(w.waiting_since.clone(), |t| rfc3339(tenant.zoned(t))),
                 privacy_notice_accepted: w.privacy_notice_accepted,
                 connection_lost: w.connection_lost,
             });
@@ -571,6 +575,7 @@ pub struct TimelineEntry {
     pub stream: String,
     pub event_type: String,
     pub actor: String,
+    /// RFC 3339 with the local offset.
     pub recorded_at: String,
     pub summary: String,
 }
@@ -591,6 +596,7 @@ pub async fn audit_view(
         Ok(_) => return Err(unknown()),
         Err(e) => return Err(unavailable(e)),
     }
+    let tenant = staff.tenant(state)?;
     let desk = crate::audit::AuditDesk::new(state.system.bus(), state.store.clone());
     let replay = desk
         .view(appointment, at, &staff.actor())
@@ -635,7 +641,11 @@ pub async fn audit_view(
                 stream: e.stream.clone(),
                 event_type: e.event_type.clone(),
                 actor: e.actor.clone(),
-                recorded_at: e.recorded_at.clone(),
+                recorded_at: OffsetDateTime::parse(
+                    &e.recorded_at,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .map_or(e.recorded_at.clone(), |t| rfc3339(tenant.zoned(t))),
                 summary: e.summary.clone(),
             })
             .collect(),

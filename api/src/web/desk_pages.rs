@@ -217,6 +217,28 @@ fn schedule_query(q: &DayQuery) -> ScheduleQuery {
     }
 }
 
+/// "2026-11-30" -> "Montag, 30.11.2026".
+fn day_heading(date: &str) -> String {
+    let Some(d) = citizen::parse_date(date) else {
+        return date.to_owned();
+    };
+    let weekday = match d.weekday() {
+        time::Weekday::Monday => "Montag",
+        time::Weekday::Tuesday => "Dienstag",
+        time::Weekday::Wednesday => "Mittwoch",
+        time::Weekday::Thursday => "Donnerstag",
+        time::Weekday::Friday => "Freitag",
+        time::Weekday::Saturday => "Samstag",
+        time::Weekday::Sunday => "Sonntag",
+    };
+    format!(
+        "{weekday}, {:02}.{:02}.{}",
+        d.day(),
+        u8::from(d.month()),
+        d.year()
+    )
+}
+
 fn time_of(rfc: &str) -> &str {
     rfc.get(11..16).unwrap_or("")
 }
@@ -224,9 +246,7 @@ fn time_of(rfc: &str) -> &str {
 fn plan_html(view: &desk::ScheduleView) -> String {
     let mut out = String::new();
     for day in &view.days {
-        let heading = local(&format!("{}T", day.date));
-        let heading = heading.trim_end_matches(", Uhr").trim_end_matches(',');
-        out.push_str(&format!("<h3>{}</h3>", esc(heading)));
+        out.push_str(&format!("<h3>{}</h3>", esc(&day_heading(&day.date))));
         if day.appointments.is_empty() {
             out.push_str("<p>Keine Termine.</p>");
             continue;

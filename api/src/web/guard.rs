@@ -102,13 +102,14 @@ fn budget_of(method: &Method, path: &str) -> Option<Budget> {
 }
 
 /// A state-changing request must come from this server's own pages (or from a client that
-/// sends no browser headers at all, like `curl`): a browser always sends `Origin` on a POST,
-/// so a foreign page cannot submit in the citizen's name.
+/// sends no browser headers at all, like `curl`), so a foreign page cannot submit in the
+/// citizen's or clerk's name. Browsers send `Sec-Fetch-Site`, which settles it; older ones only
+/// `Origin`. Because every page is sent with `Referrer-Policy: no-referrer` (links carry
+/// tokens), a browser's own form posts carry `Origin: null`: so `Origin` alone, without
+/// `Sec-Fetch-Site`, must name this host.
 fn same_origin(headers: &HeaderMap) -> bool {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        if site != "same-origin" && site != "none" {
-            return false;
-        }
+        return site == "same-origin" || site == "none";
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
@@ -203,5 +204,14 @@ mod tests {
         );
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(!same_origin(&h));
+        // A browser's own form post under `Referrer-Policy: no-referrer`.
+        let mut own = HeaderMap::new();
+        own.insert(header::HOST, HeaderValue::from_static("amt.example:8080"));
+        own.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(!same_origin(&own), "Origin: null alone proves nothing");
+        own.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(same_origin(&own));
+        own.insert("sec-fetch-site", HeaderValue::from_static("same-site"));
+        assert!(!same_origin(&own), "a sibling subdomain is not this server");
     }
 }

@@ -11,7 +11,7 @@ use mail_parser::MimeHeaders as _;
 
 use super::videoamt;
 
-struct Killed(Child);
+pub(crate) struct Killed(pub(crate) Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -20,7 +20,7 @@ impl Drop for Killed {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -28,7 +28,11 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn wait_until<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_until<T>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = probe() {
@@ -40,7 +44,7 @@ fn wait_until<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Optio
 }
 
 /// An SMTP server on loopback that files every message into the maildir `dir`.
-fn smtp_server(dir: &Path) -> (Killed, u16) {
+pub(crate) fn smtp_server(dir: &Path) -> (Killed, u16) {
     let port = free_port();
     let child = Command::new("python3")
         .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
@@ -108,7 +112,7 @@ fn http(addr: &str, method: &str, path: &str, kind: &str, body: &str) -> (u16, S
     (status, head.to_owned(), body.to_owned())
 }
 
-fn mails(maildir: &Path) -> Vec<PathBuf> {
+pub(crate) fn mails(maildir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(maildir.join("new"))
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();

@@ -2,6 +2,7 @@
 //! `videoamt` binary as a child process.
 
 mod audit;
+mod browser;
 mod cli;
 mod crash;
 mod mail;

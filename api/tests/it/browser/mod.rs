@@ -1,0 +1,446 @@
+//! The web product in a real headless Chromium (Debian `chromium`, installed by `.ci/run`),
+//! driven over the DevTools protocol against a real `videoamt serve` on port 0 with the demo
+//! data, sending its mail to aiosmtpd on loopback. Every page visited is checked with axe-core
+//! (served to the page from `target/axe-core`, installed by `.ci/run`; no serious or critical
+//! violation may remain) and saved as a screenshot under `target/screenshots/`.
+
+mod cdp;
+
+use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use cdp::{Browser, Page};
+use mail_parser::MimeHeaders as _;
+
+use crate::mail::{Killed, mails, smtp_server, wait_until};
+
+/// `videoamt serve` on a fresh embedded store with the demo data (its accounts included),
+/// sending mail to `smtp`; returns its base URL.
+fn server(dir: &Path, smtp: &str) -> (Killed, String) {
+    let mut child = super::videoamt()
+        .args([
+            "--store",
+            &format!("sqlite:{}", dir.join("events.db").display()),
+        ])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("VIDEOAMT_SMTP_URL", smtp)
+        .env("VIDEOAMT_LOG", "warn")
+        .env("VIDEOAMT_MAIL_RETRY_MS", "200")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read");
+    let addr = line
+        .trim()
+        .strip_prefix("videoamt listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (Killed(child), addr)
+}
+
+fn screenshots() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots")
+}
+
+/// One browser window of one person, checking every page it shows.
+struct Person {
+    page: Page,
+    base: String,
+    axe: String,
+    who: &'static str,
+    /// Serious or critical accessibility violations, per page.
+    violations: Vec<String>,
+}
+
+impl Person {
+    async fn new(browser: &Browser, base: &str, axe: &str, who: &'static str) -> Self {
+        Self {
+            page: browser.new_isolated_page().await.expect("a page"),
+            base: base.to_owned(),
+            axe: axe.to_owned(),
+            who,
+            violations: vec![],
+        }
+    }
+
+    /// Screenshot and accessibility check of the page now shown, saved as `{who}-{name}.png`.
+    async fn check(&mut self, name: &str) {
+        let file = screenshots().join(format!("{}-{name}.png", self.who));
+        self.page.screenshot(&file).await.expect("screenshot");
+        let found = self.page.axe(&self.axe).await.expect("axe runs");
+        let serious = cdp::serious_violations(&found);
+        if !serious.is_empty() {
+            self.violations.push(format!(
+                "{} {name} ({}):\n{}",
+                self.who,
+                self.page.url().await.unwrap_or_default(),
+                cdp::report(serious)
+            ));
+        }
+    }
+
+    async fn goto(&self, path: &str) {
+        self.page
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e:#}"));
+    }
+
+    async fn submit(&self, selector: &str) {
+        self.page
+            .click_and_wait_load(selector)
+            .await
+            .unwrap_or_else(|e| panic!("{selector}: {e:#}"));
+    }
+
+    async fn text(&self) -> String {
+        self.page.text("main").await.expect("the page has a main")
+    }
+
+    async fn log_in(&mut self, login: &str) {
+        self.goto("/anmelden").await;
+        self.check("anmeldung").await;
+        self.page
+            .eval("document.getElementById('tenant').value = 'ettlingen'")
+            .await
+            .expect("choose the municipality");
+        self.page.fill("#login", login).await.expect("login");
+        self.page
+            .fill("#password", "videoamt-demo")
+            .await
+            .expect("password");
+        self.submit("main form button[type=submit]").await;
+    }
+}
+
+/// The text of a parsed mail and the appointment link in it.
+fn read_mail(path: &Path) -> (String, String) {
+    let raw = std::fs::read(path).expect("mail");
+    let message = mail_parser::MessageParser::default()
+        .parse(&raw)
+        .expect("a mail");
+    let text = message.body_text(0).expect("a text part").into_owned();
+    let path = text.find("/termin/").expect("a link to the appointment");
+    let start = text[..path].rfind("http").expect("an absolute link");
+    let link: String = text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    assert!(
+        message.attachments().any(|a| a
+            .content_type()
+            .is_some_and(|c| c.c_subtype.as_deref() == Some("calendar"))),
+        "the mail carries the .ics"
+    );
+    (text, link)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn citizens_clerks_auditors_and_dpos_use_the_pages_in_a_real_browser() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let maildir = dir.path().join("maildir");
+    let (_smtp, port) = smtp_server(&maildir);
+    let (_server, base) = server(dir.path(), &format!("smtp://127.0.0.1:{port}"));
+    let axe = cdp::axe_source().expect(
+        "axe-core is needed: npm install --prefix target/axe-core axe-core@4 (.ci/run does)",
+    );
+    let browser = Browser::launch()
+        .await
+        .expect("headless Chromium is needed: apt-get install chromium (.ci/run does)");
+
+    // --- a citizen books two concerns and receives the mail ---
+    let mut citizen = Person::new(&browser, &base, &axe, "buerger").await;
+    citizen.goto("/").await;
+    citizen.check("start").await;
+    citizen.submit("a[href='/buchen/ettlingen']").await;
+    citizen.check("anliegen").await;
+    for service in ["personalausweis", "meldebescheinigung"] {
+        citizen
+            .page
+            .click(&format!("input[name=anliegen][value={service}]"))
+            .await
+            .expect("choose a concern");
+    }
+    citizen.submit("main form button[type=submit]").await;
+    citizen.check("zeit").await;
+    let summary = citizen.text().await;
+    assert!(summary.contains("Personalausweis beantragen"), "{summary}");
+    citizen
+        .page
+        .click("input[name=start]")
+        .await
+        .expect("a free slot is offered");
+    citizen.submit("main form button[type=submit]").await;
+    citizen.check("kontakt").await;
+    citizen
+        .page
+        .fill("#name", "Erika Mustermann")
+        .await
+        .expect("name");
+    citizen
+        .page
+        .fill("#email", "erika@example.org")
+        .await
+        .expect("mail");
+    citizen.page.click("#privacy").await.expect("privacy");
+    citizen.submit("main form button[type=submit]").await;
+    citizen.check("gebucht").await;
+    let booked = citizen.text().await;
+    assert!(booked.contains("Ihr Termin ist gebucht."), "{booked}");
+    let page_url = citizen.page.url().await.expect("url");
+    let token = page_url
+        .split("/termin/")
+        .nth(1)
+        .and_then(|rest| rest.split('?').next())
+        .expect("the appointment page's token")
+        .to_owned();
+    let mail = wait_until("the confirmation mail", Duration::from_secs(30), || {
+        mails(&maildir).into_iter().next()
+    });
+    let (text, link) = read_mail(&mail);
+    assert!(
+        text.contains("Personalausweis beantragen") && text.contains("Meldebescheinigung"),
+        "{text}"
+    );
+    assert_eq!(
+        link,
+        format!("{base}/termin/{token}"),
+        "the mail links to the booked appointment"
+    );
+
+    // --- the citizen moves the appointment through the link, then cancels it ---
+    citizen
+        .page
+        .goto(&link)
+        .await
+        .expect("the mail's link opens");
+    citizen.check("termin").await;
+    citizen.submit("a[href$='/verlegen']").await;
+    citizen.check("verlegen").await;
+    citizen
+        .page
+        .eval("document.querySelectorAll('input[name=start]')[1].click()")
+        .await
+        .expect("another free slot");
+    citizen.submit("main form button[type=submit]").await;
+    assert!(citizen.page.url().await.expect("url").ends_with(&token));
+    citizen.submit("a[href$='/absagen']").await;
+    citizen.check("absagen").await;
+    citizen.submit("main form button[type=submit]").await;
+    let cancelled = citizen.text().await;
+    assert!(cancelled.contains("abgesagt"), "{cancelled}");
+    wait_until("the cancellation mail", Duration::from_secs(30), || {
+        (mails(&maildir).len() >= 2).then_some(())
+    });
+
+    // --- a clerk sees a new booking arrive in the plan and the waiting room without reload ---
+    let mut clerk = Person::new(&browser, &base, &axe, "sachbearbeitung").await;
+    clerk.log_in("a.becker").await;
+    clerk.goto("/sachbearbeitung?woche=1").await;
+    clerk.check("woche").await;
+    citizen.goto("/buchen/ettlingen").await;
+    citizen
+        .page
+        .click("input[name=anliegen][value=personalausweis]")
+        .await
+        .expect("choose a concern");
+    citizen.submit("main form button[type=submit]").await;
+    citizen
+        .page
+        .click("input[name=start]")
+        .await
+        .expect("a slot");
+    citizen.submit("main form button[type=submit]").await;
+    citizen
+        .page
+        .fill("#name", "Max Mustermann")
+        .await
+        .expect("name");
+    citizen
+        .page
+        .fill("#email", "max@example.org")
+        .await
+        .expect("mail");
+    citizen.page.click("#privacy").await.expect("privacy");
+    citizen.submit("main form button[type=submit]").await;
+    let url = citizen.page.url().await.expect("url");
+    let second = url
+        .split("/termin/")
+        .nth(1)
+        .and_then(|rest| rest.split('?').next())
+        .expect("token")
+        .to_owned();
+    let appointment = citizen
+        .page
+        .eval("fetch('/api/v1/appointments/by-token/' + location.pathname.split('/')[2]).then(r => r.json()).then(a => a.id)")
+        .await
+        .expect("the appointment's id");
+    let appointment = appointment.as_str().expect("an id").to_owned();
+    clerk
+        .page
+        .wait_for(
+            &format!("document.getElementById('plan').innerHTML.includes('{appointment}')"),
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("the booking appears in the plan without a reload");
+    citizen
+        .page
+        .click("#datenschutz")
+        .await
+        .expect("privacy notice");
+    citizen.submit("form[action$='/warteraum'] button").await;
+    citizen.check("warteraum").await;
+    assert!(citizen.text().await.contains("Sie sind im Warteraum."));
+    clerk
+        .page
+        .wait_for(
+            &format!("document.getElementById('warteraum').innerHTML.includes('{appointment}')"),
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("the citizen appears in the waiting room without a reload");
+    let reloads = clerk
+        .page
+        .eval("performance.getEntriesByType('navigation').length")
+        .await
+        .expect("navigation entries");
+    assert_eq!(reloads, 1, "one document load: no reload happened");
+    clerk.check("woche-live").await;
+    clerk
+        .submit(&format!("a[href='/sachbearbeitung/termin/{appointment}']"))
+        .await;
+    clerk.check("termin").await;
+    assert!(clerk.text().await.contains("Max Mustermann"));
+    clerk.goto("/sachbearbeitung/einladen").await;
+    clerk.check("einladen").await;
+    clerk.goto("/statistik").await;
+    clerk.check("statistik").await;
+    assert!(second.len() >= 22, "a capability token of 128 bits or more");
+
+    // --- an auditor opens the timeline and travels back ---
+    let mut auditor = Person::new(&browser, &base, &axe, "pruefung").await;
+    auditor.log_in("pruefung").await;
+    auditor.check("suche").await;
+    auditor
+        .page
+        .fill("#termin", &appointment)
+        .await
+        .expect("id");
+    auditor.submit("main form button[type=submit]").await;
+    auditor
+        .submit(&format!("a[href='/pruefung/termin/{appointment}']"))
+        .await;
+    auditor.check("pruefakte").await;
+    assert_eq!(
+        auditor.page.text("h1").await.expect("a heading"),
+        "Prüfakte"
+    );
+    let now = auditor.text().await;
+    assert!(
+        now.contains("AppointmentBooked") && now.contains("PrivacyNoticeAccepted"),
+        "{now}"
+    );
+    // Back to just before the citizen accepted the privacy notice.
+    let before_privacy = auditor
+        .page
+        .eval(
+            "String(Number([...document.querySelectorAll('tbody tr')]\
+             .find(r => r.cells[3].textContent === 'PrivacyNoticeAccepted').cells[0].textContent) - 1)",
+        )
+        .await
+        .expect("the timeline lists the acceptance");
+    let before_privacy = before_privacy.as_str().expect("a position").to_owned();
+    auditor
+        .page
+        .eval(&format!(
+            "const s = document.getElementById('stand'); s.value = {before_privacy}; \
+             s.dispatchEvent(new Event('change'))"
+        ))
+        .await
+        .expect("move the slider");
+    auditor
+        .page
+        .wait_for(
+            &format!("location.search.includes('stand={before_privacy}')"),
+            Duration::from_secs(15),
+        )
+        .await
+        .expect("the slider loads the state at its position");
+    auditor
+        .page
+        .wait_for(
+            "document.readyState === 'complete'",
+            Duration::from_secs(15),
+        )
+        .await
+        .expect("loaded");
+    auditor.check("zeitreise").await;
+    assert_eq!(
+        auditor.page.text("h1").await.expect("a heading"),
+        "Prüfakte"
+    );
+    let past = auditor.text().await;
+    assert!(past.contains("AppointmentBooked"), "{past}");
+    assert!(
+        !past.contains("PrivacyNoticeAccepted"),
+        "the past has no later events: {past}"
+    );
+
+    // --- a DPO exports the report ---
+    let mut dpo = Person::new(&browser, &base, &axe, "datenschutz").await;
+    dpo.log_in("datenschutz").await;
+    dpo.check("bericht").await;
+    let csv = dpo
+        .page
+        .eval("fetch(document.querySelector('a[download]').href).then(r => r.text())")
+        .await
+        .expect("the export downloads");
+    let csv = csv.as_str().expect("text");
+    assert!(csv.starts_with("\"subject\",\"tenant\",\"state\""), "{csv}");
+    assert!(csv.lines().count() > 2, "the demo's subjects are in it");
+    for secret in ["Erika", "Mustermann", "example.org"] {
+        assert!(
+            !csv.contains(secret),
+            "no personal data in the export: {secret}"
+        );
+    }
+    let first_subject = dpo
+        .page
+        .eval("document.querySelector('a[href^=\"/datenschutz/subjekt/\"]').getAttribute('href')")
+        .await
+        .expect("a subject link");
+    dpo.goto(first_subject.as_str().expect("href")).await;
+    dpo.check("nachweis").await;
+    dpo.goto("/statistik").await;
+    dpo.check("statistik").await;
+    assert!(
+        dpo.page
+            .eval("document.querySelectorAll('svg[role=img]').length")
+            .await
+            .expect("charts")
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "the statistics page draws charts for the demo data"
+    );
+
+    let violations: Vec<String> = [citizen, clerk, auditor, dpo]
+        .into_iter()
+        .flat_map(|p| p.violations)
+        .collect();
+    browser.close().await.expect("the browser closes");
+    assert!(
+        violations.is_empty(),
+        "axe-core found serious or critical violations:\n{}",
+        violations.join("\n")
+    );
+}
