@@ -16,4 +16,5 @@ pub mod problem;
 pub mod retention;
 pub mod server;
 pub mod system;
+pub mod timers;
 pub mod web;

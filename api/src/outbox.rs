@@ -1,8 +1,11 @@
 //! The outbox worker: follows the log from its checkpoint, asks the process managers what
-//! each event brings (`react`), and sends the mails among it, at least once. The checkpoint
-//! moves after an event's mails are sent and recorded (`MailSent` or, after the last try,
-//! `DeliveryFailed`), so a crash sends an event's mails again with the same message id and the
-//! second record decides nothing.
+//! each event brings (`react`), runs the commands among it (e.g. `SchedulePurge` when an
+//! appointment reaches its final state) and sends the mails, at least once. The checkpoint
+//! moves after an event's commands are decided and its mails sent and recorded (`MailSent` or,
+//! after the last try, `DeliveryFailed`), so a crash runs them again: the commands decide
+//! nothing the second time, and a mail goes out again with the same message id whose second
+//! record decides nothing. Timers (`Reaction::Timer`) are kept by the due-timer projection and
+//! fired by the scheduler (`api/src/timers.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -154,8 +157,10 @@ impl Outbox {
             // Operational events (probes, benchmarks) are not domain events and bring no mail.
             if let Ok(event) = event {
                 for reaction in react(&recorded.stream_id, &event, recorded.meta.recorded_at) {
-                    if let Reaction::Work(item) = reaction {
-                        self.perform(&item, recorded).await?;
+                    match reaction {
+                        Reaction::Work(item) => self.perform(&item, recorded).await?,
+                        Reaction::Command(command) => self.decide(&command, recorded).await?,
+                        Reaction::Timer { .. } => {}
                     }
                 }
             }
@@ -174,6 +179,28 @@ impl Outbox {
             at = recorded.global_position;
         }
         Ok(events.len())
+    }
+
+    /// Runs a command the process manager asked for. A refusal is the workflow's answer (e.g.
+    /// the purge of a subject already purged) and is not tried again.
+    async fn decide(&self, command: &Command, cause: &RecordedEvent) -> Result<(), OutboxError> {
+        let issued = Issued {
+            tenant: cause.meta.tenant.clone(),
+            actor: Actor::new(ActorRole::System, "process-manager").expect("a valid actor id"),
+            correlation_id: cause.meta.correlation_id,
+            command_id: Uuid::now_v7(),
+            // The command's own facts (a purge's final time) come from the cause; the time it
+            // is decided and recorded is now.
+            now: time::OffsetDateTime::now_utc(),
+        };
+        match self.system.bus().execute(command, &issued).await {
+            Ok(_) => Ok(()),
+            Err(videoamt_adapters::bus::BusError::Refused(e)) => {
+                tracing::info!(refusal = %e, position = cause.global_position, "process manager command refused");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn perform(&self, item: &WorkItem, cause: &RecordedEvent) -> Result<(), OutboxError> {

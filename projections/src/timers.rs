@@ -3,13 +3,21 @@
 //! `PurgeExecuted`, `DeletionVerificationFailed`); this fold indexes them by due time so that a
 //! scheduler can page through what is due without holding all of it.
 //!
-//! Timer keys are `{due:012}{subject}`: the due time in Unix seconds (rounded up, so a timer is
-//! never listed before its time) and the subject's UUID in simple form, fixed width, so key
-//! order is due order in every collation.
+//! The appointments' timers are here too: the reminder a day before and the no-show check 15
+//! minutes after the start, as the process manager (`core::domain::process::react`) sets them
+//! on booking and rescheduling. An appointment holds at most one timer of each kind, so moving
+//! it replaces them; a timer is removed by the fact that makes it moot (`ReminderSent`,
+//! `SessionLinked`, the final states). The slot-hold timer is not kept: see ADR 0011.
+//!
+//! Timer keys are `{due:012}{id}`: the due time in Unix seconds (rounded up, so a timer is
+//! never listed before its time) and the subject's or appointment's UUID in simple form, fixed
+//! width, so key order is due order in every collation.
 
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
-use videoamt_core::domain::{DomainEvent, SubjectId};
+use videoamt_core::domain::command::Command;
+use videoamt_core::domain::process::{Reaction, react};
+use videoamt_core::domain::{AppointmentId, DomainEvent, SubjectId};
 use videoamt_core::readmodel::{DocKey, Docs, ReadModelStore};
 use videoamt_core::store::StoreError;
 
@@ -26,6 +34,10 @@ pub const VERIFY_RETRY: Duration = Duration::hours(1);
 pub enum TimerKind {
     Purge,
     Verify,
+    /// `SendReminder`, a day before the start.
+    Reminder,
+    /// `CheckNoShow`, 15 minutes after the start.
+    NoShow,
 }
 
 impl TimerKind {
@@ -33,8 +45,132 @@ impl TimerKind {
         match self {
             Self::Purge => "purge",
             Self::Verify => "verify",
+            Self::Reminder => "reminder",
+            Self::NoShow => "no-show",
         }
     }
+}
+
+/// A timer of an appointment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppointmentTimer {
+    pub appointment: AppointmentId,
+    pub tenant: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub due: OffsetDateTime,
+}
+
+impl AppointmentTimer {
+    /// The command the timer fires.
+    pub fn command(&self, kind: TimerKind) -> Option<Command> {
+        let appointment = self.appointment;
+        match kind {
+            TimerKind::Reminder => Some(Command::SendReminder { appointment }),
+            TimerKind::NoShow => Some(Command::CheckNoShow { appointment }),
+            TimerKind::Purge | TimerKind::Verify => None,
+        }
+    }
+}
+
+/// Where an appointment's timers are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct AppointmentIndex {
+    reminder: Option<String>,
+    no_show: Option<String>,
+}
+
+fn appointment_index_key(stream: &str) -> Option<DocKey> {
+    let id = stream.strip_prefix("appointment-")?;
+    Some(DocKey::new("appointment", id))
+}
+
+fn set_appointment_timer(
+    docs: &mut Docs,
+    index: &mut AppointmentIndex,
+    kind: TimerKind,
+    timer: Option<AppointmentTimer>,
+) {
+    let slot = match kind {
+        TimerKind::Reminder => &mut index.reminder,
+        TimerKind::NoShow => &mut index.no_show,
+        TimerKind::Purge | TimerKind::Verify => return,
+    };
+    if let Some(old) = slot.take() {
+        docs.delete(DocKey::new(kind.as_str(), old));
+    }
+    if let Some(timer) = timer {
+        let key = format!(
+            "{:012}{}",
+            seconds_ceil(timer.due).max(0),
+            timer.appointment.0.simple()
+        );
+        docs.put(DocKey::new(kind.as_str(), key.clone()), timer);
+        *slot = Some(key);
+    }
+}
+
+/// The appointment-timer events: what they set (from the process manager) or clear.
+fn appointment_timers(event: Recorded<'_>, docs: &mut Docs, key: DocKey) {
+    let Ok(appointment) = uuid::Uuid::parse_str(&key.key).map(AppointmentId) else {
+        return;
+    };
+    let envelope = event.envelope;
+    let mut index = docs.get::<AppointmentIndex>(&key).unwrap_or_default();
+    match event.event {
+        DomainEvent::AppointmentBooked(_) | DomainEvent::AppointmentRescheduled(_) => {
+            // A move sets both anew; a reminder too close to the new start is dropped.
+            let mut reminder = None;
+            let mut no_show = None;
+            for reaction in react(&envelope.stream_id, event.event, envelope.meta.recorded_at) {
+                let Reaction::Timer { due, command } = reaction else {
+                    continue;
+                };
+                let timer = AppointmentTimer {
+                    appointment,
+                    tenant: envelope.meta.tenant.as_str().to_owned(),
+                    due,
+                };
+                match command {
+                    Command::SendReminder { .. } => reminder = Some(timer),
+                    Command::CheckNoShow { .. } => no_show = Some(timer),
+                    _ => {}
+                }
+            }
+            set_appointment_timer(docs, &mut index, TimerKind::Reminder, reminder);
+            set_appointment_timer(docs, &mut index, TimerKind::NoShow, no_show);
+        }
+        DomainEvent::ReminderSent(_) => {
+            set_appointment_timer(docs, &mut index, TimerKind::Reminder, None);
+        }
+        DomainEvent::SessionLinked(_) => {
+            set_appointment_timer(docs, &mut index, TimerKind::NoShow, None);
+        }
+        DomainEvent::AppointmentCancelled(_)
+        | DomainEvent::AppointmentCompleted(_)
+        | DomainEvent::NoShowRecorded(_) => {
+            set_appointment_timer(docs, &mut index, TimerKind::Reminder, None);
+            set_appointment_timer(docs, &mut index, TimerKind::NoShow, None);
+        }
+        _ => return,
+    }
+    if index.reminder.is_none() && index.no_show.is_none() {
+        docs.delete(key);
+    } else {
+        docs.put(key, index);
+    }
+}
+
+fn moves_appointment_timers(event: &DomainEvent) -> bool {
+    matches!(
+        event,
+        DomainEvent::AppointmentBooked(_)
+            | DomainEvent::AppointmentRescheduled(_)
+            | DomainEvent::ReminderSent(_)
+            | DomainEvent::SessionLinked(_)
+            | DomainEvent::AppointmentCancelled(_)
+            | DomainEvent::AppointmentCompleted(_)
+            | DomainEvent::NoShowRecorded(_)
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +213,7 @@ fn set(docs: &mut Docs, index: &mut Index, kind: TimerKind, timer: Option<Timer>
     let slot = match kind {
         TimerKind::Purge => &mut index.purge,
         TimerKind::Verify => &mut index.verify,
+        TimerKind::Reminder | TimerKind::NoShow => return,
     };
     if let Some(old) = slot.take() {
         docs.delete(DocKey::new(kind.as_str(), old));
@@ -94,6 +231,11 @@ impl Projection for DueTimers {
     }
 
     fn keys(&self, event: Recorded<'_>, _docs: &Docs) -> Vec<DocKey> {
+        if moves_appointment_timers(event.event) {
+            return appointment_index_key(event.envelope.stream_id.as_str())
+                .into_iter()
+                .collect();
+        }
         let moves = matches!(
             event.event,
             DomainEvent::PurgeScheduled(_)
@@ -114,6 +256,10 @@ impl Projection for DueTimers {
         let Some(key) = self.keys(event, docs).pop() else {
             return;
         };
+        if key.kind == "appointment" {
+            appointment_timers(event, docs, key);
+            return;
+        }
         let Ok(subject) = uuid::Uuid::parse_str(&key.key).map(SubjectId) else {
             return;
         };
@@ -158,14 +304,15 @@ impl Projection for DueTimers {
 }
 
 /// Up to `limit` timers of `kind` due at `now`, after the key `after` (empty for the first
-/// page), in due order, with their keys for paging.
-pub async fn due(
+/// page), in due order, with their keys for paging: [`Timer`]s of subjects (purge, verify),
+/// [`AppointmentTimer`]s of appointments (reminder, no-show).
+pub async fn due<T: serde::de::DeserializeOwned>(
     models: &dyn ReadModelStore,
     kind: TimerKind,
     now: OffsetDateTime,
     after: &str,
     limit: u32,
-) -> Result<Vec<(String, Timer)>, StoreError> {
+) -> Result<Vec<(String, T)>, StoreError> {
     // Every key due by `now` sorts before the next second's first key.
     let before = format!("{:012}", now.unix_timestamp().max(0) + 1);
     Ok(models

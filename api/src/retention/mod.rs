@@ -50,7 +50,14 @@ async fn due_verifications(
         let want = u32::try_from(limit - subjects.len())
             .unwrap_or(u32::MAX)
             .min(1000);
-        let page = timers::due(system.store.as_ref(), TimerKind::Verify, now, &after, want).await?;
+        let page = timers::due::<timers::Timer>(
+            system.store.as_ref(),
+            TimerKind::Verify,
+            now,
+            &after,
+            want,
+        )
+        .await?;
         let Some((last, _)) = page.last() else { break };
         after.clone_from(last);
         subjects.extend(page.into_iter().map(|(_, t)| t.subject));
@@ -62,6 +69,11 @@ async fn due_verifications(
 /// projection has folded the purges (they scrub on `PurgeExecuted`).
 pub async fn tick(system: &System, projections: &[Arc<dyn Projection>]) -> anyhow::Result<()> {
     let now = OffsetDateTime::now_utc();
+    // The same round fires the appointments' reminders and no-show checks.
+    let fired = crate::timers::fire_due(system, now).await?;
+    if fired > 0 {
+        tracing::info!(fired, "appointment timers fired");
+    }
     let summary = purge::PurgeJob::new(system).run_due(now, |_| {}).await?;
     if summary.purged + summary.blocked > 0 {
         tracing::info!(
@@ -155,7 +167,14 @@ pub async fn run(system: &System, dry_run: bool) -> anyhow::Result<ExitCode> {
     let mut due = 0u64;
     let mut after = String::new();
     loop {
-        let page = timers::due(system.store.as_ref(), TimerKind::Purge, now, &after, 1000).await?;
+        let page = timers::due::<timers::Timer>(
+            system.store.as_ref(),
+            TimerKind::Purge,
+            now,
+            &after,
+            1000,
+        )
+        .await?;
         let Some((last, _)) = page.last() else { break };
         after.clone_from(last);
         for (_, timer) in &page {

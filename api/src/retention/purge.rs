@@ -261,7 +261,7 @@ impl PurgeJob {
         let mut summary = Summary::default();
         let mut after = String::new();
         loop {
-            let page = timers::due(
+            let page = timers::due::<timers::Timer>(
                 self.store.as_ref(),
                 TimerKind::Purge,
                 now,

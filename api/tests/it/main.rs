@@ -11,6 +11,7 @@ mod purge_crash;
 mod retention;
 mod router;
 mod staff;
+mod timers;
 
 /// Path of the `videoamt` binary cargo built for these tests.
 fn videoamt() -> std::process::Command {

@@ -173,9 +173,9 @@ impl Api {
 }
 
 /// Tuesday 24 November 2026, 09:00 in Ettlingen.
-const TUE_9: &str = "2026-11-24T09:00:00+01:00";
+pub(crate) const TUE_9: &str = "2026-11-24T09:00:00+01:00";
 
-fn booking(start: &str) -> Value {
+pub(crate) fn booking(start: &str) -> Value {
     json!({
         "tenant": "ettlingen",
         "services": ["personalausweis", "meldebescheinigung"],
