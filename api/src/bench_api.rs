@@ -51,6 +51,8 @@ pub struct ApiBenchOptions {
     /// Concurrent clients, each with its own connection.
     pub clients: u32,
     pub seconds: u64,
+    /// Requests per second of all clients together, paced; unpaced when `None`.
+    pub rate: Option<u32>,
     pub out: PathBuf,
 }
 
@@ -105,6 +107,8 @@ struct RouteReport {
 struct ApiReport {
     backend: &'static str,
     clients: u32,
+    /// The paced rate asked for (requests per second), or none: as fast as the clients go.
+    target_rate: Option<u32>,
     seconds: f64,
     requests: u64,
     requests_per_s: f64,
@@ -198,6 +202,7 @@ async fn measure(
     Ok(ApiReport {
         backend: name,
         clients: options.clients,
+        target_rate: options.rate,
         seconds: round(elapsed),
         requests,
         requests_per_s: round(requests as f64 / elapsed),
@@ -526,6 +531,8 @@ impl RouteStats {
 struct ClientStats {
     routes: [RouteStats; 4],
     no_free_start: u64,
+    /// The planned start of the round's first request, when paced.
+    planned: Option<Instant>,
 }
 
 struct Driven {
@@ -629,13 +636,20 @@ async fn drive(
     });
     let started = Instant::now();
     let deadline = started + Duration::from_secs(options.seconds);
+    let count = clients.len() as u32;
+    // Each client's interval, and its first start spread over one interval.
+    let pace = options
+        .rate
+        .filter(|r| *r > 0)
+        .map(|r| Duration::from_secs_f64(f64::from(count) / f64::from(r)));
     let tasks: Vec<_> = clients
         .into_iter()
         .enumerate()
         .map(|(n, (conn, cookie))| {
             let shared = shared.clone();
             let seed = (n as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            tokio::spawn(client(conn, cookie, shared, seed, deadline))
+            let pacing = pace.map(|p| (p, started + p.mul_f64(n as f64 / f64::from(count))));
+            tokio::spawn(client(conn, cookie, shared, seed, deadline, pacing))
         })
         .collect();
     let mut stats = ClientStats::default();
@@ -705,12 +719,28 @@ async fn client(
     shared: Arc<Shared>,
     seed: u64,
     deadline: Instant,
+    mut pacing: Option<(Duration, Instant)>,
 ) -> anyhow::Result<ClientStats> {
     let mut rng = Rng(seed);
     let mut stats = ClientStats::default();
     // The free starts of this client's last slot query.
     let mut free: Vec<String> = Vec::new();
     while Instant::now() < deadline {
+        // Paced: wait for this request's planned start and count its latency from there, so
+        // a slow answer is not hidden by the requests it delayed.
+        let planned = match pacing.as_mut() {
+            Some((interval, next)) => {
+                let planned = *next;
+                *next += *interval;
+                tokio::time::sleep_until(planned.into()).await;
+                if planned >= deadline {
+                    break;
+                }
+                planned
+            }
+            None => Instant::now(),
+        };
+        stats.planned = Some(planned);
         let mut roll = rng.below(100) as u64;
         let mut route = Route::Schedule;
         for (r, share) in ROUTES {
@@ -851,7 +881,8 @@ async fn request(
     json: Option<&serde_json::Value>,
     cookie: Option<&str>,
 ) -> anyhow::Result<Option<Answer>> {
-    let t = Instant::now();
+    // The first request of a round counts from its planned start, a second one from its own.
+    let t = stats.planned.take().unwrap_or_else(Instant::now);
     let sent = conn.send(method, path, json, cookie).await;
     let took = t.elapsed();
     let stats = &mut stats.routes[route.index()];
@@ -870,8 +901,14 @@ async fn request(
 
 fn print_table(r: &ApiReport) {
     println!(
-        "API benchmark, backend {}: {} clients, {:.1} s, {} requests, {:.0} requests/s",
-        r.backend, r.clients, r.seconds, r.requests, r.requests_per_s
+        "API benchmark, backend {}: {} clients{}, {:.1} s, {} requests, {:.0} requests/s",
+        r.backend,
+        r.clients,
+        r.target_rate
+            .map_or_else(String::new, |rate| format!(" paced at {rate} requests/s")),
+        r.seconds,
+        r.requests,
+        r.requests_per_s
     );
     println!(
         "{:<10} {:>9} {:>9} {:>9} {:>9}  non-2xx",

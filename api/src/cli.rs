@@ -250,6 +250,10 @@ enum BenchCommand {
         /// Duration of the run, in seconds.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
+        /// Requests per second of all clients together, paced; as fast as they go when unset.
+        /// Latencies then count from each request's planned start (no coordinated omission).
+        #[arg(long)]
+        rate: Option<u32>,
         #[arg(long, default_value = "target/bench")]
         out: std::path::PathBuf,
     },
@@ -441,6 +445,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             backend,
             clients,
             seconds,
+            rate,
             out,
         }) => {
             let options = crate::bench_api::ApiBenchOptions {
@@ -448,6 +453,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 server: location,
                 clients,
                 seconds,
+                rate,
                 out,
             };
             crate::bench_api::api(options).await?;

@@ -31,7 +31,9 @@ use super::{
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often an idle subscription looks for writes by other processes.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
-const READ_POOL_SIZE: usize = 4;
+/// Read connections kept open. Opening one costs a file open, the WAL pragma and a fresh page
+/// cache, so a server with many concurrent readers (the API under load) keeps enough of them.
+const READ_POOL_SIZE: usize = 16;
 
 /// Versioned schema. Each entry runs once, in order, in its own transaction; the applied
 /// versions are kept in `schema_migrations`. Never edit an entry that has shipped: add one.
@@ -112,9 +114,10 @@ struct Inner {
     path: PathBuf,
     writer: mpsc::Sender<WriteRequest>,
     readers: Mutex<Vec<Connection>>,
-    /// Read-model commits queue here rather than in SQLite's busy handler, which sleeps in
-    /// growing steps while another commit holds the write lock.
-    model_writes: Mutex<()>,
+    /// Every write of this process (the appender thread's group commits, read-model commits,
+    /// key inserts and deletes) queues here rather than in SQLite's busy handler, which sleeps
+    /// in growing steps (up to 100 ms) while another writer holds the database's write lock.
+    writes: Arc<Mutex<()>>,
     head: watch::Sender<GlobalPosition>,
 }
 
@@ -142,16 +145,18 @@ impl SqliteStore {
         let (head, _) = watch::channel(last);
         let (tx, rx) = mpsc::channel();
         let head_for_writer = head.clone();
+        let writes = Arc::new(Mutex::new(()));
+        let writes_for_writer = writes.clone();
         std::thread::Builder::new()
             .name("videoamt-sqlite-writer".into())
-            .spawn(move || writer_loop(writer_conn, rx, head_for_writer))
+            .spawn(move || writer_loop(writer_conn, rx, head_for_writer, &writes_for_writer))
             .map_err(store_err)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
                 writer: tx,
                 readers: Mutex::new(Vec::new()),
-                model_writes: Mutex::new(()),
+                writes,
                 head,
             }),
         })
@@ -159,6 +164,22 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Runs the write `f` on a pooled connection, holding the process's write lock.
+    async fn with_writer<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let writes = self.inner.writes.clone();
+        self.with_reader(move |conn| {
+            let _queued = writes
+                .lock()
+                .map_err(|_| store_err("write lock poisoned"))?;
+            f(conn)
+        })
+        .await
     }
 
     /// Runs `f` on a pooled read connection on a blocking thread.
@@ -268,6 +289,7 @@ fn writer_loop(
     mut conn: Connection,
     rx: mpsc::Receiver<WriteRequest>,
     head: watch::Sender<GlobalPosition>,
+    writes: &Mutex<()>,
 ) {
     let mut queue = WriteQueue::default();
     loop {
@@ -285,7 +307,12 @@ fn writer_loop(
         }
         let group = queue.next_group();
         let batches: Vec<&AppendBatch> = group.iter().map(|r| &r.batch).collect();
-        let committed = commit_group(&mut conn, &batches);
+        let committed = {
+            let _queued = writes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            commit_group(&mut conn, &batches)
+        };
         queue.answer(group, committed, &head);
     }
 }
@@ -512,7 +539,7 @@ impl EventStore for SqliteStore {
 #[async_trait::async_trait]
 impl AdminStore for SqliteStore {
     async fn forget_deleted(&self) -> Result<(), StoreError> {
-        self.with_reader(|conn| {
+        self.with_writer(|conn| {
             conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
                 .map_err(store_err)
         })
@@ -808,12 +835,7 @@ impl ReadModelStore for SqliteStore {
         changes: Vec<Change>,
     ) -> Result<(), ReadModelError> {
         let projection = projection.to_owned();
-        let inner = self.inner.clone();
-        self.with_reader(move |conn| {
-            let _queued = inner
-                .model_writes
-                .lock()
-                .map_err(|_| store_err("read-model write lock poisoned"))?;
+        self.with_writer(move |conn| {
             conn.execute_batch("BEGIN IMMEDIATE").map_err(store_err)?;
             let result = apply_changes(conn, &projection, from, &to, &changes);
             let end = if matches!(result, Ok(Ok(()))) {
@@ -829,7 +851,7 @@ impl ReadModelStore for SqliteStore {
 
     async fn reset(&self, projection: &str) -> Result<(), StoreError> {
         let projection = projection.to_owned();
-        self.with_reader(move |conn| {
+        self.with_writer(move |conn| {
             conn.execute_batch("BEGIN IMMEDIATE").map_err(store_err)?;
             let result = conn
                 .execute(
@@ -931,7 +953,7 @@ impl crate::keys::WrappedKeys for SqliteStore {
         subject: SubjectId,
         wrapped: Vec<u8>,
     ) -> Result<(), StoreError> {
-        self.with_reader(move |conn| {
+        self.with_writer(move |conn| {
             conn.execute(
                 "INSERT INTO subject_keys (subject, wrapped, issued_at) \
                  VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) \
@@ -962,7 +984,7 @@ impl crate::keys::WrappedKeys for SqliteStore {
         subjects: &[SubjectId],
     ) -> Result<Vec<SubjectId>, StoreError> {
         let subjects = subjects.to_vec();
-        self.with_reader(move |conn| {
+        self.with_writer(move |conn| {
             // One transaction: one commit (and WAL sync) for the whole set.
             let tx = conn.unchecked_transaction().map_err(store_err)?;
             let mut deleted = Vec::new();
