@@ -1002,3 +1002,108 @@ async fn staff_pages_log_in_show_the_day_and_work_without_javascript() {
     let (status, _, _) = browse(&api, "GET", "/sachbearbeitung", Some(&clerk), None).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn logins_are_rate_limited_and_statistics_and_records_refuse_what_is_not_there() {
+    let api = Api::with_limits(RateLimits::new(
+        100,
+        100,
+        3,
+        std::time::Duration::from_secs(60),
+    ))
+    .await;
+    let tenant = api
+        .state
+        .tenants
+        .iter()
+        .find(|t| t.id.as_str() == "ettlingen")
+        .expect("ettlingen ships")
+        .clone();
+    let now = time::OffsetDateTime::from_unix_timestamp(NOW).expect("valid");
+    create_account(
+        &api.state.system,
+        &tenant,
+        "pruefer",
+        StaffRole::Auditor,
+        &[],
+        PASSWORD,
+        now,
+    )
+    .await
+    .expect("account");
+    let (status, _, cookie) = login(&api, "ettlingen", "pruefer", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    let auditor = cookie_pair(&cookie.expect("cookie"));
+    let before = api.last_position().await;
+
+    // Unknown department: 422; the statistics of the municipality otherwise.
+    let response = api
+        .call(
+            "GET",
+            "/api/v1/statistics?department=mars",
+            None,
+            &[("cookie", &auditor)],
+        )
+        .await;
+    assert_refused(&api, response, StatusCode::UNPROCESSABLE_ENTITY, before).await;
+    let (status, _, rows) = api
+        .call("GET", "/api/v1/statistics", None, &[("cookie", &auditor)])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(rows.is_array());
+    // An unknown appointment, and one of another municipality, are one "not found", and the
+    // refused read records nothing.
+    let token = api.book(crate::router::TUE_9).await;
+    let (_, _, booked) = api
+        .get(&format!("/api/v1/appointments/by-token/{token}"))
+        .await;
+    let before = api.last_position().await;
+    for id in [
+        "0190d0d0-0000-7000-8000-000000000000",
+        booked["id"].as_str().expect("id"),
+    ] {
+        let stuttgart_auditor = if id.starts_with("0190") {
+            auditor.clone()
+        } else {
+            // The booking is Ettlingen's; a Stuttgart auditor must not find it.
+            let stuttgart = api
+                .state
+                .tenants
+                .iter()
+                .find(|t| t.id.as_str() == "stuttgart")
+                .expect("stuttgart ships")
+                .clone();
+            create_account(
+                &api.state.system,
+                &stuttgart,
+                "pruefer",
+                StaffRole::Auditor,
+                &[],
+                PASSWORD,
+                now,
+            )
+            .await
+            .expect("account");
+            let (status, _, cookie) = login(&api, "stuttgart", "pruefer", PASSWORD).await;
+            assert_eq!(status, StatusCode::OK);
+            cookie_pair(&cookie.expect("cookie"))
+        };
+        let before = api.last_position().await;
+        let response = api
+            .call(
+                "GET",
+                &format!("/api/v1/audit/appointments/{id}"),
+                None,
+                &[("cookie", &stuttgart_auditor)],
+            )
+            .await;
+        assert_refused(&api, response, StatusCode::NOT_FOUND, before).await;
+    }
+
+    // Two logins so far; the third of this address within the minute is the last allowed.
+    let (status, _, _) = login(&api, "ettlingen", "pruefer", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body, _) = login(&api, "ettlingen", "pruefer", PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["type"], "/problems/rate-limited");
+}
