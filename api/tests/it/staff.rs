@@ -1057,7 +1057,6 @@ async fn logins_are_rate_limited_and_statistics_and_records_refuse_what_is_not_t
     let (_, _, booked) = api
         .get(&format!("/api/v1/appointments/by-token/{token}"))
         .await;
-    let before = api.last_position().await;
     for id in [
         "0190d0d0-0000-7000-8000-000000000000",
         booked["id"].as_str().expect("id"),
