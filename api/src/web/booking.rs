@@ -181,6 +181,39 @@ fn urlencode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
+/// The error of `field` and the attributes tying its input to it, for the form fields.
+fn field_error(errors: &[FieldError], field: &str) -> (String, String) {
+    match errors.iter().find(|e| e.field == field) {
+        Some(e) => (
+            format!(
+                "<p class=\"error\" id=\"e-{field}\">{}</p>",
+                esc(&e.message)
+            ),
+            format!(" aria-invalid=\"true\" aria-describedby=\"e-{field}\""),
+        ),
+        None => (String::new(), String::new()),
+    }
+}
+
+/// Name, mail and phone inputs with their messages beside them, the input kept; shared by the
+/// citizen's booking and the clerk's invitation.
+pub fn contact_fields(values: &ContactInput, errors: &[FieldError]) -> String {
+    let (en, dn) = field_error(errors, "contact.name");
+    let (ee, de) = field_error(errors, "contact.email");
+    let (ep, dp) = field_error(errors, "contact.phone");
+    format!(
+        "<label for=\"name\">Vor- und Nachname</label>{en}\
+         <input type=\"text\" id=\"name\" name=\"name\" autocomplete=\"name\" required maxlength=\"200\" value=\"{name}\"{dn}>\
+         <label for=\"email\">E-Mail-Adresse (für Bestätigung und Zugangslink)</label>{ee}\
+         <input type=\"email\" id=\"email\" name=\"email\" autocomplete=\"email\" required value=\"{email}\"{de}>\
+         <label for=\"phone\">Telefon (freiwillig, für Rückfragen)</label>{ep}\
+         <input type=\"tel\" id=\"phone\" name=\"phone\" autocomplete=\"tel\" value=\"{phone}\"{dp}>",
+        name = esc(&values.name),
+        email = esc(&values.email),
+        phone = esc(values.phone.as_deref().unwrap_or("")),
+    )
+}
+
 fn contact_form(
     state: &AppState,
     tenant: &str,
@@ -189,25 +222,6 @@ fn contact_form(
     values: &ContactInput,
     errors: &[FieldError],
 ) -> String {
-    let error_of = |field: &str| {
-        errors
-            .iter()
-            .find(|e| e.field == field)
-            .map(|e| {
-                format!(
-                    "<p class=\"error\" id=\"e-{field}\">{}</p>",
-                    esc(&e.message)
-                )
-            })
-            .unwrap_or_default()
-    };
-    let described = |field: &str| {
-        if errors.iter().any(|e| e.field == field) {
-            format!(" aria-invalid=\"true\" aria-describedby=\"e-{field}\"")
-        } else {
-            String::new()
-        }
-    };
     let when = time::OffsetDateTime::parse(start, &time::format_description::well_known::Rfc3339)
         .ok()
         .and_then(|s| citizen::tenant(state, tenant).map(|t| crate::mails::when(t, s, s)))
@@ -223,17 +237,12 @@ fn contact_form(
     } else {
         format!("<div class=\"error\" role=\"alert\">{general}</div>")
     };
+    let (epr, dpr) = field_error(errors, "privacy_accepted");
     format!(
         "{general}<p>Gewählter Termin: {when}, {time} Uhr</p>\
          <form method=\"post\" action=\"/buchen\">\
          <input type=\"hidden\" name=\"tenant\" value=\"{t}\">{hidden}\
-         <input type=\"hidden\" name=\"start\" value=\"{start}\">\
-         <label for=\"name\">Vor- und Nachname</label>{en}\
-         <input type=\"text\" id=\"name\" name=\"name\" autocomplete=\"name\" required maxlength=\"200\" value=\"{name}\"{dn}>\
-         <label for=\"email\">E-Mail-Adresse (für Bestätigung und Zugangslink)</label>{ee}\
-         <input type=\"email\" id=\"email\" name=\"email\" autocomplete=\"email\" required value=\"{email}\"{de}>\
-         <label for=\"phone\">Telefon (freiwillig, für Rückfragen)</label>{ep}\
-         <input type=\"tel\" id=\"phone\" name=\"phone\" autocomplete=\"tel\" value=\"{phone}\"{dp}>\
+         <input type=\"hidden\" name=\"start\" value=\"{start}\">{fields}\
          {epr}<p><input type=\"checkbox\" id=\"privacy\" name=\"privacy_accepted\" value=\"true\"{dpr}> \
          <label for=\"privacy\">Ich habe den Datenschutzhinweis gelesen: Meine Angaben werden nur für \
          diesen Termin verwendet und nach Ablauf der Aufbewahrungsfrist gelöscht.</label></p>\
@@ -242,17 +251,7 @@ fn contact_form(
         hidden = hidden(services),
         start = esc(start),
         time = esc(start.get(11..16).unwrap_or("")),
-        name = esc(&values.name),
-        email = esc(&values.email),
-        phone = esc(values.phone.as_deref().unwrap_or("")),
-        en = error_of("contact.name"),
-        ee = error_of("contact.email"),
-        ep = error_of("contact.phone"),
-        epr = error_of("privacy_accepted"),
-        dn = described("contact.name"),
-        de = described("contact.email"),
-        dp = described("contact.phone"),
-        dpr = described("privacy_accepted"),
+        fields = contact_fields(values, errors),
     )
 }
 

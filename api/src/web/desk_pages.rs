@@ -95,6 +95,22 @@ fn require(headers: &HeaderMap, state: &AppState, roles: &[StaffRole]) -> Result
     Ok(staff)
 }
 
+/// The staff member (with one of `roles`) and the id in the path, or the page to answer with.
+#[allow(clippy::result_large_err)]
+fn require_with_id(
+    headers: &HeaderMap,
+    state: &AppState,
+    roles: &[StaffRole],
+    raw: &str,
+    unknown: &str,
+) -> Result<(Staff, uuid::Uuid), Response> {
+    let staff = require(headers, state, roles)?;
+    match uuid::Uuid::parse_str(raw) {
+        Ok(id) => Ok((staff, id)),
+        Err(_) => Err(refusal(&staff, &Problem::not_found(unknown.to_owned()))),
+    }
+}
+
 fn refusal(staff: &Staff, problem: &Problem) -> Response {
     let mut response = staff_page(
         staff,
@@ -408,12 +424,15 @@ pub async fn clerk_detail(
     Path(id): Path<String>,
     Query(q): Query<DetailQuery>,
 ) -> Response {
-    let staff = match require(&headers, &state, &[StaffRole::Clerk]) {
-        Ok(s) => s,
+    let (staff, id) = match require_with_id(
+        &headers,
+        &state,
+        &[StaffRole::Clerk],
+        &id,
+        "Diesen Termin gibt es nicht.",
+    ) {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let Ok(id) = uuid::Uuid::parse_str(&id) else {
-        return refusal(&staff, &Problem::not_found("Diesen Termin gibt es nicht."));
     };
     let d = match desk::detail(&state, &staff, id).await {
         Ok(d) => d,
@@ -469,12 +488,15 @@ pub async fn clerk_cancel(
     Path(id): Path<String>,
     Form(form): Form<desk::ClerkCancelRequest>,
 ) -> Response {
-    let staff = match require(&headers, &state, &[StaffRole::Clerk]) {
-        Ok(s) => s,
+    let (staff, uuid) = match require_with_id(
+        &headers,
+        &state,
+        &[StaffRole::Clerk],
+        &id,
+        "Diesen Termin gibt es nicht.",
+    ) {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let Ok(uuid) = uuid::Uuid::parse_str(&id) else {
-        return refusal(&staff, &Problem::not_found("Diesen Termin gibt es nicht."));
     };
     match desk::cancel(&state, &staff, uuid, &form).await {
         Ok(_) => {
@@ -573,45 +595,18 @@ async fn invitation_form(
                         )
                     })
                     .collect();
-                let field_error = |name: &str| {
-                    errors
-                        .iter()
-                        .find(|e| e.field == name)
-                        .map(|e| {
-                            format!(
-                                "<p class=\"field-error\" id=\"{}-fehler\">{}</p>",
-                                name.replace('.', "-"),
-                                esc(&e.message)
-                            )
-                        })
-                        .unwrap_or_default()
-                };
-                let invalid = |name: &str| {
-                    if errors.iter().any(|e| e.field == name) {
-                        format!(
-                            " aria-invalid=\"true\" aria-describedby=\"{}-fehler\"",
-                            name.replace('.', "-")
-                        )
-                    } else {
-                        String::new()
-                    }
-                };
                 body.push_str(&format!(
                     "<form method=\"post\" action=\"/sachbearbeitung/einladen\">{hidden}\
-                     <h2>Zeitpunkt</h2>{choices}<h2>Kontakt der Bürgerin oder des Bürgers</h2>\
-                     <label for=\"name\">Name</label>{ne}<input type=\"text\" id=\"name\" name=\"name\" value=\"{name}\" required{ni}>\
-                     <label for=\"email\">E-Mail</label>{ee}<input type=\"email\" id=\"email\" name=\"email\" value=\"{email}\" required{ei}>\
-                     <label for=\"phone\">Telefon (freiwillig)</label>{pe}<input type=\"tel\" id=\"phone\" name=\"phone\" value=\"{phone}\"{pi}>\
+                     <h2>Zeitpunkt</h2>{choices}<h2>Kontakt der Bürgerin oder des Bürgers</h2>{fields}\
                      <p><button type=\"submit\">Einladung buchen und E-Mail senden</button></p></form>",
-                    name = esc(&value(form, "name")),
-                    email = esc(&value(form, "email")),
-                    phone = esc(&value(form, "phone")),
-                    ne = field_error("contact.name"),
-                    ee = field_error("contact.email"),
-                    pe = field_error("contact.phone"),
-                    ni = invalid("contact.name"),
-                    ei = invalid("contact.email"),
-                    pi = invalid("contact.phone"),
+                    fields = super::booking::contact_fields(
+                        &ContactInput {
+                            name: value(form, "name"),
+                            email: value(form, "email"),
+                            phone: Some(value(form, "phone")),
+                        },
+                        errors
+                    ),
                 ));
             }
             Err(p) => body.push_str(&format!(
@@ -790,12 +785,15 @@ pub async fn audit_timeline(
     Path(id): Path<String>,
     Query(q): Query<TimelineForm>,
 ) -> Response {
-    let staff = match require(&headers, &state, &[StaffRole::Auditor]) {
-        Ok(s) => s,
+    let (staff, uuid) = match require_with_id(
+        &headers,
+        &state,
+        &[StaffRole::Auditor],
+        &id,
+        "Diesen Termin gibt es nicht.",
+    ) {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let Ok(uuid) = uuid::Uuid::parse_str(&id) else {
-        return refusal(&staff, &Problem::not_found("Diesen Termin gibt es nicht."));
     };
     let view = match desk::audit_view(&state, &staff, uuid, q.stand).await {
         Ok(v) => v,

@@ -60,8 +60,14 @@ pub(crate) fn smtp_server(dir: &Path) -> (Killed, u16) {
     (child, port)
 }
 
-/// `videoamt serve` on a fresh embedded store, sending mail to `smtp`; returns its address.
-fn server(dir: &Path, smtp: &str, extra_env: &[(&str, &str)]) -> (Killed, String) {
+/// `videoamt serve` on a fresh embedded store (with the demo data and accounts if `demo`),
+/// sending mail to `smtp`; returns its address (`host:port`).
+pub(crate) fn server(
+    dir: &Path,
+    smtp: &str,
+    demo: bool,
+    extra_env: &[(&str, &str)],
+) -> (Killed, String) {
     let mut command = videoamt();
     command
         .args([
@@ -70,7 +76,8 @@ fn server(dir: &Path, smtp: &str, extra_env: &[(&str, &str)]) -> (Killed, String
         ])
         .arg("--data-dir")
         .arg(dir.join("data"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-demo"])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(if demo { &[][..] } else { &["--no-demo"][..] })
         .env("VIDEOAMT_SMTP_URL", smtp)
         .env("VIDEOAMT_LOG", "warn")
         .stdout(Stdio::piped())
@@ -211,7 +218,7 @@ fn confirmation_and_cancellation_mails_arrive_over_smtp_in_german_with_working_l
     let dir = tempfile::tempdir().expect("temp dir");
     let maildir = dir.path().join("maildir");
     let (_smtp, port) = smtp_server(&maildir);
-    let (_server, addr) = server(dir.path(), &format!("smtp://127.0.0.1:{port}"), &[]);
+    let (_server, addr) = server(dir.path(), &format!("smtp://127.0.0.1:{port}"), false, &[]);
 
     let start = free_start(&addr);
     let token = book(&addr, &start);
@@ -328,6 +335,7 @@ fn an_unreachable_mail_server_ends_in_delivery_failed_after_the_retries() {
     let (_server, addr) = server(
         dir.path(),
         &format!("smtp://127.0.0.1:{port}"),
+        false,
         &[
             ("VIDEOAMT_MAIL_ATTEMPTS", "3"),
             ("VIDEOAMT_MAIL_RETRY_MS", "50"),

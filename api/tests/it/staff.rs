@@ -13,6 +13,30 @@ use crate::router::{Api, NOW, assert_refused};
 
 const PASSWORD: &str = "ein-gutes-passwort";
 
+fn tenant(api: &Api, id: &str) -> videoamt_core::tenant::Tenant {
+    api.state
+        .tenants
+        .iter()
+        .find(|t| t.id.as_str() == id)
+        .expect("an example tenant")
+        .clone()
+}
+
+async fn account(api: &Api, tenant: &str, login: &str, role: StaffRole, departments: &[String]) {
+    let now = time::OffsetDateTime::from_unix_timestamp(NOW).expect("valid");
+    create_account(
+        &api.state.system,
+        &self::tenant(api, tenant),
+        login,
+        role,
+        departments,
+        PASSWORD,
+        now,
+    )
+    .await
+    .expect("account created");
+}
+
 /// Stuttgart: clerk A works for the trade office (online booking and invitations), clerk B for
 /// the insurance office; one auditor, DPO and admin.
 async fn staffed() -> Api {
@@ -23,40 +47,15 @@ async fn staffed() -> Api {
         std::time::Duration::from_secs(60),
     ))
     .await;
-    let tenant = api
-        .state
-        .tenants
-        .iter()
-        .find(|t| t.id.as_str() == "stuttgart")
-        .expect("stuttgart ships")
-        .clone();
-    let now = time::OffsetDateTime::from_unix_timestamp(NOW).expect("valid");
-    for (login, role, departments) in [
-        (
-            "clerk.a",
-            StaffRole::Clerk,
-            vec!["ordnung-gewerbe".to_owned()],
-        ),
-        (
-            "clerk.b",
-            StaffRole::Clerk,
-            vec!["versicherungsamt".to_owned()],
-        ),
-        ("pruefer", StaffRole::Auditor, vec![]),
-        ("dsb", StaffRole::Dpo, vec![]),
-        ("admin", StaffRole::Admin, vec![]),
+    for (login, role, department) in [
+        ("clerk.a", StaffRole::Clerk, Some("ordnung-gewerbe")),
+        ("clerk.b", StaffRole::Clerk, Some("versicherungsamt")),
+        ("pruefer", StaffRole::Auditor, None),
+        ("dsb", StaffRole::Dpo, None),
+        ("admin", StaffRole::Admin, None),
     ] {
-        create_account(
-            &api.state.system,
-            &tenant,
-            login,
-            role,
-            &departments,
-            PASSWORD,
-            now,
-        )
-        .await
-        .expect("account created");
+        let departments: Vec<String> = department.into_iter().map(str::to_owned).collect();
+        account(&api, "stuttgart", login, role, &departments).await;
     }
     api
 }
@@ -1012,25 +1011,7 @@ async fn logins_are_rate_limited_and_statistics_and_records_refuse_what_is_not_t
         std::time::Duration::from_secs(60),
     ))
     .await;
-    let tenant = api
-        .state
-        .tenants
-        .iter()
-        .find(|t| t.id.as_str() == "ettlingen")
-        .expect("ettlingen ships")
-        .clone();
-    let now = time::OffsetDateTime::from_unix_timestamp(NOW).expect("valid");
-    create_account(
-        &api.state.system,
-        &tenant,
-        "pruefer",
-        StaffRole::Auditor,
-        &[],
-        PASSWORD,
-        now,
-    )
-    .await
-    .expect("account");
+    account(&api, "ettlingen", "pruefer", StaffRole::Auditor, &[]).await;
     let (status, _, cookie) = login(&api, "ettlingen", "pruefer", PASSWORD).await;
     assert_eq!(status, StatusCode::OK);
     let auditor = cookie_pair(&cookie.expect("cookie"));
@@ -1065,24 +1046,7 @@ async fn logins_are_rate_limited_and_statistics_and_records_refuse_what_is_not_t
             auditor.clone()
         } else {
             // The booking is Ettlingen's; a Stuttgart auditor must not find it.
-            let stuttgart = api
-                .state
-                .tenants
-                .iter()
-                .find(|t| t.id.as_str() == "stuttgart")
-                .expect("stuttgart ships")
-                .clone();
-            create_account(
-                &api.state.system,
-                &stuttgart,
-                "pruefer",
-                StaffRole::Auditor,
-                &[],
-                PASSWORD,
-                now,
-            )
-            .await
-            .expect("account");
+            account(&api, "stuttgart", "pruefer", StaffRole::Auditor, &[]).await;
             let (status, _, cookie) = login(&api, "stuttgart", "pruefer", PASSWORD).await;
             assert_eq!(status, StatusCode::OK);
             cookie_pair(&cookie.expect("cookie"))

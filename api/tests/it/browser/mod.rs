@@ -6,46 +6,13 @@
 
 mod cdp;
 
-use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use cdp::{Browser, Page};
 use mail_parser::MimeHeaders as _;
 
-use crate::mail::{Killed, mails, smtp_server, wait_until};
-
-/// `videoamt serve` on a fresh embedded store with the demo data (its accounts included),
-/// sending mail to `smtp`; returns its base URL.
-fn server(dir: &Path, smtp: &str) -> (Killed, String) {
-    let mut child = super::videoamt()
-        .args([
-            "--store",
-            &format!("sqlite:{}", dir.join("events.db").display()),
-        ])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("VIDEOAMT_SMTP_URL", smtp)
-        .env("VIDEOAMT_LOG", "warn")
-        .env("VIDEOAMT_MAIL_RETRY_MS", "200")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    std::io::BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read");
-    let addr = line
-        .trim()
-        .strip_prefix("videoamt listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (Killed(child), addr)
-}
+use crate::mail::{mails, server, smtp_server, wait_until};
 
 fn screenshots() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots")
@@ -149,7 +116,13 @@ async fn citizens_clerks_auditors_and_dpos_use_the_pages_in_a_real_browser() {
     let dir = tempfile::tempdir().expect("temp dir");
     let maildir = dir.path().join("maildir");
     let (_smtp, port) = smtp_server(&maildir);
-    let (_server, base) = server(dir.path(), &format!("smtp://127.0.0.1:{port}"));
+    let (_server, addr) = server(
+        dir.path(),
+        &format!("smtp://127.0.0.1:{port}"),
+        true,
+        &[("VIDEOAMT_MAIL_RETRY_MS", "200")],
+    );
+    let base = format!("http://{addr}");
     let axe = cdp::axe_source().expect(
         "axe-core is needed: npm install --prefix target/axe-core axe-core@4 (.ci/run does)",
     );
