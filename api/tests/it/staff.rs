@@ -1070,3 +1070,68 @@ async fn logins_are_rate_limited_and_statistics_and_records_refuse_what_is_not_t
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(body["type"], "/problems/rate-limited");
 }
+
+#[tokio::test]
+async fn a_clerk_invites_through_the_page_with_messages_beside_the_fields() {
+    let api = staffed().await;
+    let clerk = session(&api, "clerk.a").await;
+    let (status, _, html) = browse(
+        &api,
+        "GET",
+        "/sachbearbeitung/einladen?services=gewerbeanmeldung&von=2026-11-23",
+        Some(&clerk),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("name=\"start\""),
+        "free starts offered: {html}"
+    );
+    assert!(
+        !html.contains("versicherungsangelegenheiten"),
+        "only the clerk's services"
+    );
+    let start = start(4).replace('+', "%2B").replace(':', "%3A");
+    let before = api.last_position().await;
+    let bad = format!("services=gewerbeanmeldung&start={start}&name=Ina+Eingeladen&email=kein-at");
+    let (status, _, html) = browse(
+        &api,
+        "POST",
+        "/sachbearbeitung/einladen",
+        Some(&clerk),
+        Some(&bad),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        html.contains("Bitte geben Sie eine gültige E-Mail-Adresse an"),
+        "{html}"
+    );
+    assert!(
+        html.contains("value=\"Ina Eingeladen\""),
+        "the input is kept"
+    );
+    assert!(html.contains("aria-invalid=\"true\" aria-describedby=\"e-contact.email\""));
+    assert_eq!(api.last_position().await, before, "nothing written");
+    let good = format!(
+        "services=gewerbeanmeldung&start={start}&name=Ina+Eingeladen&email=ina%40example.org"
+    );
+    let (status, headers, _) = browse(
+        &api,
+        "POST",
+        "/sachbearbeitung/einladen",
+        Some(&clerk),
+        Some(&good),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let location = headers[header::LOCATION]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(location.ends_with("?eingeladen=1"), "{location}");
+    let (status, _, html) = browse(&api, "GET", &location, Some(&clerk), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Ina Eingeladen") && html.contains("Die Einladung ist gebucht"));
+}
