@@ -53,9 +53,29 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
         (name = "Datenschutz", description = "Löschbericht und Löschnachweise, ohne personenbezogene Daten"),
         (name = "Statistik", description = "Pilotstatistik je Bereich und Kalenderwoche")
     ),
-    components(schemas(Problem, crate::problem::FieldError))
+    components(schemas(Problem, crate::problem::FieldError)),
+    modifiers(&SessionCookie)
 )]
 struct ApiDoc;
+
+/// Staff endpoints need the session cookie set by `POST /api/v1/login`.
+struct SessionCookie;
+
+impl utoipa::Modify for SessionCookie {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "sitzung",
+                SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                    staff::COOKIE,
+                    "Sitzung der Mitarbeitenden nach der Anmeldung (HttpOnly, SameSite=Strict)",
+                ))),
+            );
+    }
+}
 
 /// The API routes and their OpenAPI document, built from the same handlers so the two cannot
 /// drift.
@@ -313,7 +333,7 @@ async fn logout(
 }
 
 /// The logged-in account.
-#[utoipa::path(get, path = "/api/v1/me", tag = "Anmeldung",
+#[utoipa::path(get, path = "/api/v1/me", security(("sitzung" = [])), tag = "Anmeldung",
     responses(
         (status = 200, description = "Das Konto der Sitzung", body = MeView),
         (status = 401, description = "Nicht angemeldet", body = Problem, content_type = PROBLEM),
@@ -323,7 +343,7 @@ async fn whoami(State(state): State<AppState>, staff: Staff) -> Result<Json<MeVi
 }
 
 /// The clerk's schedule: their departments' appointments, day by day.
-#[utoipa::path(get, path = "/api/v1/clerk/schedule", tag = "Sachbearbeitung", params(ScheduleQuery),
+#[utoipa::path(get, path = "/api/v1/clerk/schedule", security(("sitzung" = [])), tag = "Sachbearbeitung", params(ScheduleQuery),
     responses(
         (status = 200, description = "Terminplan", body = ScheduleView),
         (status = 401, description = "Nicht angemeldet", body = Problem, content_type = PROBLEM),
@@ -339,7 +359,7 @@ async fn clerk_schedule(
 }
 
 /// Citizens waiting in the clerk's departments, longest waiting first.
-#[utoipa::path(get, path = "/api/v1/clerk/waiting-room", tag = "Sachbearbeitung",
+#[utoipa::path(get, path = "/api/v1/clerk/waiting-room", security(("sitzung" = [])), tag = "Sachbearbeitung",
     responses(
         (status = 200, description = "Warteraum", body = Vec<WaitingView>),
         (status = 401, description = "Nicht angemeldet", body = Problem, content_type = PROBLEM),
@@ -353,7 +373,7 @@ async fn clerk_waiting_room(
 }
 
 /// One appointment of the clerk's departments, with the citizen's name.
-#[utoipa::path(get, path = "/api/v1/appointments/{id}", tag = "Sachbearbeitung",
+#[utoipa::path(get, path = "/api/v1/appointments/{id}", security(("sitzung" = [])), tag = "Sachbearbeitung",
     params(("id" = Uuid, Path, description = "Die Termin-ID")),
     responses(
         (status = 200, description = "Der Termin", body = DetailView),
@@ -374,7 +394,7 @@ fn path_id(raw: &str) -> Result<uuid::Uuid, Problem> {
 }
 
 /// The clerk calls the appointment off with a reason; the citizen is told by mail.
-#[utoipa::path(post, path = "/api/v1/appointments/{id}/cancel", tag = "Sachbearbeitung",
+#[utoipa::path(post, path = "/api/v1/appointments/{id}/cancel", security(("sitzung" = [])), tag = "Sachbearbeitung",
     params(("id" = Uuid, Path, description = "Die Termin-ID")), request_body = ClerkCancelRequest,
     responses(
         (status = 200, description = "Abgesagt", body = DetailView),
@@ -396,7 +416,7 @@ async fn clerk_cancel(
 }
 
 /// The clerk books for a citizen (invitation); the citizen gets the confirmation mail.
-#[utoipa::path(post, path = "/api/v1/invitations", tag = "Sachbearbeitung", request_body = InvitationRequest,
+#[utoipa::path(post, path = "/api/v1/invitations", security(("sitzung" = [])), tag = "Sachbearbeitung", request_body = InvitationRequest,
     responses(
         (status = 201, description = "Eingeladen", body = Booked),
         (status = 401, description = "Nicht angemeldet", body = Problem, content_type = PROBLEM),
@@ -414,7 +434,7 @@ async fn invitation(
 }
 
 /// Appointments by id, or by date and department; no personal data.
-#[utoipa::path(get, path = "/api/v1/audit/appointments", tag = "Prüfung", params(AuditQuery),
+#[utoipa::path(get, path = "/api/v1/audit/appointments", security(("sitzung" = [])), tag = "Prüfung", params(AuditQuery),
     responses(
         (status = 200, description = "Treffer", body = Vec<EntryView>),
         (status = 401, description = "Nicht angemeldet", body = Problem, content_type = PROBLEM),
@@ -438,7 +458,7 @@ pub struct TimelineQuery {
 
 /// An appointment's audit timeline and state, as of a position; recorded as
 /// `AuditRecordViewed` before it is shown.
-#[utoipa::path(get, path = "/api/v1/audit/appointments/{id}", tag = "Prüfung",
+#[utoipa::path(get, path = "/api/v1/audit/appointments/{id}", security(("sitzung" = [])), tag = "Prüfung",
     params(("id" = Uuid, Path, description = "Die Termin-ID"), TimelineQuery),
     responses(
         (status = 200, description = "Prüfakte", body = TimelineView),
@@ -459,7 +479,7 @@ async fn audit_timeline(
 }
 
 /// The retention report: counts per state and the subjects' rows; `format=csv` for the export.
-#[utoipa::path(get, path = "/api/v1/retention/report", tag = "Datenschutz", params(ReportQuery),
+#[utoipa::path(get, path = "/api/v1/retention/report", security(("sitzung" = [])), tag = "Datenschutz", params(ReportQuery),
     responses(
         (status = 200, description = "Löschbericht (JSON, oder CSV mit format=csv)", body = ReportView),
         (status = 401, description = "Nicht angemeldet", body = Problem, content_type = PROBLEM),
@@ -493,7 +513,7 @@ pub fn csv_response(file: &str, body: String) -> axum::response::Response {
 }
 
 /// One subject's deletion evidence.
-#[utoipa::path(get, path = "/api/v1/retention/subjects/{id}", tag = "Datenschutz",
+#[utoipa::path(get, path = "/api/v1/retention/subjects/{id}", security(("sitzung" = [])), tag = "Datenschutz",
     params(("id" = Uuid, Path, description = "Die ID der betroffenen Person (Subjekt)")),
     responses(
         (status = 200, description = "Löschnachweis", body = crate::retention::ReportRow),
@@ -512,7 +532,7 @@ async fn retention_subject(
 }
 
 /// Pilot statistics per department and ISO week; clerks see their departments only.
-#[utoipa::path(get, path = "/api/v1/statistics", tag = "Statistik", params(StatisticsQuery),
+#[utoipa::path(get, path = "/api/v1/statistics", security(("sitzung" = [])), tag = "Statistik", params(StatisticsQuery),
     responses(
         (status = 200, description = "Statistik (JSON, oder CSV mit format=csv)", body = Vec<StatisticsRow>),
         (status = 401, description = "Nicht angemeldet", body = Problem, content_type = PROBLEM),

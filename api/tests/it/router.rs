@@ -270,6 +270,21 @@ async fn the_openapi_document_describes_every_api_route() {
         assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
     }
     assert!(doc["components"]["schemas"]["Problem"].is_object());
+    // Staff endpoints name the session cookie; the citizen's do not need it.
+    let scheme = &doc["components"]["securitySchemes"]["sitzung"];
+    assert_eq!(
+        (
+            scheme["type"].as_str(),
+            scheme["in"].as_str(),
+            scheme["name"].as_str()
+        ),
+        (Some("apiKey"), Some("cookie"), Some("videoamt_sitzung"))
+    );
+    assert_eq!(
+        doc["paths"]["/api/v1/clerk/schedule"]["get"]["security"][0]["sitzung"],
+        serde_json::json!([])
+    );
+    assert!(doc["paths"]["/api/v1/catalogue"]["get"]["security"].is_null());
 }
 
 #[tokio::test]
