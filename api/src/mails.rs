@@ -109,13 +109,7 @@ impl Appointment<'_> {
     }
 
     fn documents(&self) -> String {
-        let mut docs: Vec<&str> = self
-            .services()
-            .iter()
-            .flat_map(|s| s.documents.iter().map(String::as_str))
-            .collect();
-        docs.sort_unstable();
-        docs.dedup();
+        let docs = self.tenant.documents_to_bring(&self.booking.services);
         if docs.is_empty() {
             return "Unterlagen: Sie brauchen keine Unterlagen bereitzuhalten.".into();
         }

@@ -241,6 +241,19 @@ impl Tenant {
         self.services.get(id)
     }
 
+    /// The documents to have ready for `services`, each once, in alphabetical order (as the
+    /// mails, the booking pages and the clerk's screens list them).
+    pub fn documents_to_bring(&self, services: &[ServiceId]) -> Vec<String> {
+        let mut documents: Vec<String> = services
+            .iter()
+            .filter_map(|s| self.service(s))
+            .flat_map(|s| s.documents.iter().cloned())
+            .collect();
+        documents.sort_unstable();
+        documents.dedup();
+        documents
+    }
+
     /// The local wall-clock time of an instant in the tenant's time zone.
     /// The same instant with the municipality's UTC offset at that moment, for display.
     pub fn zoned(&self, instant: OffsetDateTime) -> OffsetDateTime {
@@ -777,6 +790,27 @@ mod tests {
             .find(|(f, _)| f.contains(name))
             .expect("example tenant exists");
         Tenant::from_toml(file, text).expect("example tenant is valid")
+    }
+
+    #[test]
+    fn documents_to_bring_are_listed_once_in_order() {
+        let t = example("ettlingen");
+        let services = [
+            ServiceId::from("reisepass"),
+            ServiceId::from("personalausweis"),
+        ];
+        assert_eq!(
+            t.documents_to_bring(&services),
+            [
+                "Biometrisches Lichtbild (digital)",
+                "Bisheriger Personalausweis oder Reisepass",
+                "Bisheriger Reisepass oder Personalausweis",
+            ]
+        );
+        assert!(
+            t.documents_to_bring(&[ServiceId::from("unbekannt")])
+                .is_empty()
+        );
     }
 
     #[test]

@@ -256,15 +256,7 @@ fn fold(d: &mut AppointmentDetail, event: &DomainEvent, stream: &str, tenant: &s
 impl AppointmentDetail {
     /// What the citizen has to have ready, from the tenant's catalogue, without repeats.
     pub fn documents_to_bring(&self, tenant: &Tenant) -> Vec<String> {
-        let mut documents: Vec<String> = Vec::new();
-        for service in self.services.iter().filter_map(|s| tenant.service(s)) {
-            for doc in &service.documents {
-                if !documents.contains(doc) {
-                    documents.push(doc.clone());
-                }
-            }
-        }
-        documents
+        tenant.documents_to_bring(&self.services)
     }
 }
 

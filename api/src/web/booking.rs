@@ -105,12 +105,8 @@ fn summary(state: &AppState, tenant: &str, services: &[String], duration: u32) -
         .iter()
         .filter_map(|s| t.service(&s.as_str().into()))
         .collect();
-    let mut docs: Vec<&str> = chosen
-        .iter()
-        .flat_map(|s| s.documents.iter().map(String::as_str))
-        .collect();
-    docs.sort_unstable();
-    docs.dedup();
+    let ids: Vec<videoamt_core::tenant::ServiceId> = chosen.iter().map(|s| s.id.clone()).collect();
+    let docs = t.documents_to_bring(&ids);
     format!(
         "<dl><dt>Anliegen</dt><dd>{}</dd><dt>Dauer</dt><dd>{duration} Minuten</dd>\
          <dt>Gebühren</dt><dd>{}</dd><dt>Bereithalten</dt><dd>{}</dd></dl>",

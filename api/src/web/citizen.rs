@@ -519,9 +519,7 @@ pub async fn view(state: &AppState, found: &Found) -> Result<AppointmentView, Pr
                 .cloned()
         })
         .collect();
-    let mut documents: Vec<String> = services.iter().flat_map(|s| s.documents.clone()).collect();
-    documents.sort();
-    documents.dedup();
+    let documents = t.documents_to_bring(&booking.services);
     let name = reveal(state.system.keys.as_ref(), &booking.contact.name)
         .await
         .map_err(|e| {

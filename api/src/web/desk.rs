@@ -342,13 +342,7 @@ pub async fn detail(state: &AppState, staff: &Staff, id: Uuid) -> Result<DetailV
             _ => VisitStatus::Booked,
         });
     let session = detail.as_ref().and_then(|d| d.session.as_ref());
-    let mut documents: Vec<String> = booking
-        .services
-        .iter()
-        .filter_map(|s| tenant.service(s))
-        .flat_map(|s| s.documents.clone())
-        .collect();
-    documents.dedup();
+    let documents = tenant.documents_to_bring(&booking.services);
     Ok(DetailView {
         appointment: id.0,
         department: booking.department.to_string(),
