@@ -178,3 +178,167 @@ fn http_get(addr: &str, path: &str) -> String {
     stream.read_to_string(&mut response).expect("read");
     response
 }
+
+/// `videoamt user add` with `password` on standard input: (success, stdout, stderr).
+fn user_add(
+    store: &str,
+    data: &std::path::Path,
+    args: &[&str],
+    password: &str,
+) -> (bool, String, String) {
+    use std::io::Write as _;
+    let mut child = videoamt()
+        .arg("--store")
+        .arg(store)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["user", "add"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run videoamt");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("write the password");
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn user_add_creates_accounts_that_log_in_and_refuses_bad_ones_in_german() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = sqlite_store(&dir);
+    let data = dir.path().join("data");
+    let clerk = [
+        "--tenant",
+        "ettlingen",
+        "--role",
+        "clerk",
+        "--department",
+        "buergerbuero",
+        "--login",
+        "t.test",
+    ];
+    let (ok, out, err) = user_add(&store, &data, &clerk, "ein-gutes-passwort");
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("Konto t.test (Sachbearbeitung) in Stadt Ettlingen angelegt."),
+        "{out}"
+    );
+    for (args, password, message) in [
+        (
+            &clerk[..],
+            "ein-gutes-passwort",
+            "Dieses Konto gibt es bereits.",
+        ),
+        (
+            &[
+                "--tenant",
+                "ettlingen",
+                "--role",
+                "clerk",
+                "--login",
+                "x.kurz",
+                "--department",
+                "buergerbuero",
+            ][..],
+            "kurz",
+            "mindestens 12 Zeichen",
+        ),
+        (
+            &[
+                "--tenant",
+                "ettlingen",
+                "--role",
+                "clerk",
+                "--login",
+                "x.ohne",
+            ][..],
+            "ein-gutes-passwort",
+            "mindestens einen Bereich",
+        ),
+        (
+            &[
+                "--tenant",
+                "ettlingen",
+                "--role",
+                "dpo",
+                "--login",
+                "x.dsb",
+                "--department",
+                "buergerbuero",
+            ][..],
+            "ein-gutes-passwort",
+            "Nur Konten der Sachbearbeitung haben Bereiche.",
+        ),
+        (
+            &[
+                "--tenant",
+                "ettlingen",
+                "--role",
+                "chef",
+                "--login",
+                "x.chef",
+            ][..],
+            "ein-gutes-passwort",
+            "Die Rolle \"chef\" gibt es nicht",
+        ),
+        (
+            &["--tenant", "atlantis", "--role", "dpo", "--login", "x.dsb"][..],
+            "ein-gutes-passwort",
+            "Die Kommune \"atlantis\" gibt es nicht",
+        ),
+        (
+            &[
+                "--tenant",
+                "ettlingen",
+                "--role",
+                "dpo",
+                "--login",
+                "Ungültig",
+            ][..],
+            "ein-gutes-passwort",
+            "Der Anmeldename \"Ungültig\" ist ungültig",
+        ),
+    ] {
+        let (ok, _, err) = user_add(&store, &data, args, password);
+        assert!(!ok, "{args:?} must be refused");
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+
+    // The account logs in with the password given on standard input, and only with it.
+    let location = videoamt_adapters::store::StoreLocation::parse(&store).expect("store");
+    let system = videoamt_api::system::System::open(&location, &data)
+        .await
+        .expect("open");
+    let state = videoamt_api::server::AppState::new(system);
+    let (_, staff) =
+        videoamt_api::web::staff::log_in(&state, "ettlingen", "t.test", "ein-gutes-passwort")
+            .await
+            .expect("the password works");
+    assert_eq!(staff.departments.len(), 1);
+    let refused =
+        videoamt_api::web::staff::log_in(&state, "ettlingen", "t.test", "ein-anderes-passwort")
+            .await;
+    assert_eq!(refused.expect_err("a wrong password").status, 401);
+    // Only the hash is stored: the password is in no row of the log.
+    let db = rusqlite::Connection::open(dir.path().join("events.db")).expect("open");
+    let payloads: Vec<String> = db
+        .prepare("SELECT payload FROM events")
+        .expect("query")
+        .query_map([], |r| r.get(0))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("payloads");
+    assert!(payloads.iter().any(|p| p.contains("$argon2id$")));
+    assert!(payloads.iter().all(|p| !p.contains("ein-gutes-passwort")));
+}
