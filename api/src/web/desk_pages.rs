@@ -233,6 +233,18 @@ fn schedule_query(q: &DayQuery) -> ScheduleQuery {
     }
 }
 
+fn or_dash(text: &str) -> &str {
+    if text.is_empty() { "–" } else { text }
+}
+
+/// An RFC 3339 instant as the municipality's local date and time, "–" when there is none.
+fn when(tenant: &videoamt_core::tenant::Tenant, rfc: &str) -> String {
+    match time::OffsetDateTime::parse(rfc, &time::format_description::well_known::Rfc3339) {
+        Ok(t) => local(&citizen::rfc3339(tenant.zoned(t))),
+        Err(_) => "–".to_owned(),
+    }
+}
+
 /// "2026-11-30" -> "Montag, 30.11.2026".
 fn day_heading(date: &str) -> String {
     let Some(d) = citizen::parse_date(date) else {
@@ -861,6 +873,10 @@ pub async fn dpo_report(
         Ok(s) => s,
         Err(r) => return r,
     };
+    let tenant = match staff.tenant(&state) {
+        Ok(t) => t,
+        Err(p) => return refusal(&staff, &p),
+    };
     let query = ReportQuery {
         state: q.zustand.clone(),
         format: None,
@@ -899,11 +915,11 @@ pub async fn dpo_report(
             format!(
                 "<tr><td><a href=\"/datenschutz/subjekt/{s}\">{short}</a></td><td>{state}</td><td>{due}</td><td>{executed}</td><td>{verified}</td></tr>",
                 s = esc(&r.subject),
-                short = esc(r.subject.get(..8).unwrap_or(&r.subject)),
+                short = esc(&r.subject),
                 state = esc(r.state),
-                due = esc(&local(&r.due)),
-                executed = esc(&local(&r.executed_at)),
-                verified = esc(&local(&r.verified_at)),
+                due = esc(&when(tenant, &r.due)),
+                executed = esc(&when(tenant, &r.executed_at)),
+                verified = esc(&when(tenant, &r.verified_at)),
             )
         })
         .collect();
@@ -955,15 +971,19 @@ pub async fn dpo_subject(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let staff = match require(&headers, &state, &[StaffRole::Dpo]) {
-        Ok(s) => s,
+    let (staff, uuid) = match require_with_id(
+        &headers,
+        &state,
+        &[StaffRole::Dpo],
+        &id,
+        "Diese betroffene Person gibt es hier nicht.",
+    ) {
+        Ok(found) => found,
         Err(r) => return r,
     };
-    let Ok(uuid) = uuid::Uuid::parse_str(&id) else {
-        return refusal(
-            &staff,
-            &Problem::not_found("Diese betroffene Person gibt es hier nicht."),
-        );
+    let tenant = match staff.tenant(&state) {
+        Ok(t) => t,
+        Err(p) => return refusal(&staff, &p),
     };
     let r = match desk::subject_evidence(&state, &staff, uuid).await {
         Ok(r) => r,
@@ -983,26 +1003,37 @@ pub async fn dpo_subject(
     };
     let body = format!(
         "<dl><dt>Subjekt</dt><dd>{subject}</dd><dt>Zustand</dt><dd>{state}</dd>\
-         <dt>Abschluss</dt><dd>{final_state} {final_at}</dd><dt>Löschung fällig</dt><dd>{due}</dd>\
+         <dt>Abschluss</dt><dd>{closed}</dd><dt>Löschung fällig</dt><dd>{due}</dd>\
          <dt>Zurückgestellt</dt><dd>{blocked}</dd><dt>Gelöscht</dt><dd>{executed}</dd>\
          <dt>Schlüssel vernichtet</dt><dd>{keys}</dd><dt>Dateien gelöscht</dt><dd>{blobs}</dd>\
          <dt>Postausgang bereinigt</dt><dd>{outbox}</dd><dt>Geprüft</dt><dd>{verified}</dd></dl>\
          <h2>Prüfungen</h2>{checks}<h2>Gefundene Spuren</h2>{places}",
         subject = esc(&r.subject),
         state = esc(r.state),
-        final_state = esc(&r.final_state),
-        final_at = esc(&local(&r.final_at)),
-        due = esc(&local(&r.due)),
+        closed = match r.final_state.as_str() {
+            "" => "–".to_owned(),
+            state => format!(
+                "{}, {}",
+                match state {
+                    "completed" => "abgeschlossen",
+                    "cancelled" => "abgesagt",
+                    "no_show" => "nicht erschienen",
+                    other => other,
+                },
+                esc(&when(tenant, &r.final_at))
+            ),
+        },
+        due = esc(&when(tenant, &r.due)),
         blocked = esc(if r.blocked.is_empty() {
             "nein"
         } else {
             &r.blocked
         }),
-        executed = esc(&local(&r.executed_at)),
-        keys = esc(&r.keys_destroyed),
-        blobs = esc(&r.blobs_deleted),
-        outbox = esc(&r.outbox_items_scrubbed),
-        verified = esc(&local(&r.verified_at)),
+        executed = esc(&when(tenant, &r.executed_at)),
+        keys = esc(or_dash(&r.keys_destroyed)),
+        blobs = esc(or_dash(&r.blobs_deleted)),
+        outbox = esc(or_dash(&r.outbox_items_scrubbed)),
+        verified = esc(&when(tenant, &r.verified_at)),
         checks = list(&r.checks),
         places = list(&r.failed_places),
     );
