@@ -114,6 +114,10 @@ struct Inner {
     path: PathBuf,
     writer: mpsc::Sender<WriteRequest>,
     readers: Mutex<Vec<Connection>>,
+    /// At most [`READ_POOL_SIZE`] statements run at once: more would only queue on two cores,
+    /// each on a blocking thread with a connection and page cache of its own (the API under
+    /// full load grew the server to almost 1 GB that way).
+    read_slots: Arc<tokio::sync::Semaphore>,
     /// Every write of this process (the appender thread's group commits, read-model commits,
     /// key inserts and deletes) queues here rather than in SQLite's busy handler, which sleeps
     /// in growing steps (up to 100 ms) while another writer holds the database's write lock.
@@ -156,6 +160,7 @@ impl SqliteStore {
                 path,
                 writer: tx,
                 readers: Mutex::new(Vec::new()),
+                read_slots: Arc::new(tokio::sync::Semaphore::new(READ_POOL_SIZE)),
                 writes,
                 head,
             }),
@@ -189,7 +194,15 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = self.inner.clone();
+        let slot = inner
+            .read_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| store_err("reader slots closed"))?;
         tokio::task::spawn_blocking(move || {
+            // Held until the statement is done, even if the caller stopped waiting.
+            let _slot = slot;
             let pooled = inner
                 .readers
                 .lock()
