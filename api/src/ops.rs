@@ -154,7 +154,11 @@ pub async fn audit_replay(
         );
     }
     println!();
-    for line in audit::describe(&replay.record) {
+    let tenant = match system.appointment(id).await {
+        Ok(Some((_, tenant))) => system.tenants.iter().find(|t| t.id == tenant),
+        _ => None,
+    };
+    for line in audit::describe(&replay.record, tenant) {
         println!("{line}");
     }
     Ok(ExitCode::SUCCESS)

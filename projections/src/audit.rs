@@ -17,6 +17,7 @@ use videoamt_core::event::GlobalPosition;
 use videoamt_core::event::RecordedEvent;
 use videoamt_core::readmodel::{DocKey, Docs, ReadModelStore};
 use videoamt_core::store::{EventStore, StoreError};
+use videoamt_core::tenant::Tenant;
 
 use crate::{Projection, Recorded, owner};
 
@@ -333,7 +334,15 @@ pub async fn replay(
 
 /// The state of a record in German lines for auditors. Ids and facts only; personal values
 /// (names, field contents) are not shown.
-pub fn describe(record: &AppointmentRecord) -> Vec<String> {
+/// Times are shown in the municipality's zone when `tenant` is given, else in UTC.
+pub fn describe(record: &AppointmentRecord, tenant: Option<&Tenant>) -> Vec<String> {
+    let at = |t: time::OffsetDateTime| match tenant {
+        Some(tenant) => tenant
+            .zoned(t)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        None => rfc3339(t),
+    };
     use videoamt_core::domain::appointment::Status;
     let mut lines = Vec::new();
     let status = match record.appointment.status {
@@ -353,8 +362,8 @@ pub fn describe(record: &AppointmentRecord) -> Vec<String> {
                 .map(|s| s.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
-            rfc3339(b.start),
-            rfc3339(b.end)
+            at(b.start),
+            at(b.end)
         ));
         lines.push(format!(
             "  bestätigt: {}, Erinnerung versandt: {}",

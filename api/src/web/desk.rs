@@ -643,7 +643,7 @@ pub async fn audit_view(
                 summary: e.summary.clone(),
             })
             .collect(),
-        state: videoamt_projections::audit::describe(&replay.record),
+        state: videoamt_projections::audit::describe(&replay.record, Some(tenant)),
     })
 }
 

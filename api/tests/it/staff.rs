@@ -635,6 +635,13 @@ async fn clerks_see_their_departments_auditors_are_recorded_and_dpos_see_no_name
     );
     assert_eq!(entries.last().expect("entries")["actor"], "auditor:pruefer");
     assert!(!record.to_string().contains("Kanari"), "{record}");
+    // The state is told in the municipality's time.
+    assert!(
+        record["state"]
+            .to_string()
+            .contains(&format!("Beginn {}", start(3))),
+        "{record}"
+    );
     // Time travel: as of the booking's first position the record knows only the booking.
     let first = record["positions"][0].as_u64().expect("a position");
     let (status, _, past) = get(
