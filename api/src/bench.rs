@@ -338,7 +338,12 @@ pub(crate) fn round(v: f64) -> f64 {
 
 /// A line of `/proc/self/status` in MiB (Linux only; 0 elsewhere).
 pub(crate) fn rss_mb(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    proc_status_mb("self", field)
+}
+
+/// A line of `/proc/{process}/status` in MiB (Linux only; 0 elsewhere).
+pub(crate) fn proc_status_mb(process: impl std::fmt::Display, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{process}/status")).unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))

@@ -26,7 +26,7 @@ use uuid::Uuid;
 use videoamt_adapters::store::StoreLocation;
 use videoamt_adapters::store::postgres::ScratchDatabase;
 
-use crate::bench::{Cleanup, percentile_ms, round, write_json};
+use crate::bench::{Cleanup, percentile_ms, proc_status_mb, round, write_json};
 use crate::cli::Backend;
 
 const TENANT: &str = "ettlingen";
@@ -388,16 +388,6 @@ fn sample_rss(pid: u32) -> Sampling {
         peak
     });
     Sampling { stop, task }
-}
-
-/// A line of `/proc/PID/status` in MiB (Linux only; 0 elsewhere).
-fn proc_status_mb(pid: u32, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| round(kb / 1024.0))
 }
 
 /// One keep-alive HTTP/1.1 connection to the server.

@@ -95,15 +95,22 @@ fn set_appointment_timer(
         TimerKind::NoShow => &mut index.no_show,
         TimerKind::Purge | TimerKind::Verify => return,
     };
+    let keyed = timer.map(|t| (timer_key(t.due, t.appointment.0), t));
+    replace(docs, slot, kind, keyed);
+}
+
+/// Moves the timer `slot` names: the old document is deleted, the new one (if any) stored
+/// under its key, and the slot remembers that key.
+fn replace<T: videoamt_core::readmodel::Document>(
+    docs: &mut Docs,
+    slot: &mut Option<String>,
+    kind: TimerKind,
+    timer: Option<(String, T)>,
+) {
     if let Some(old) = slot.take() {
         docs.delete(DocKey::new(kind.as_str(), old));
     }
-    if let Some(timer) = timer {
-        let key = format!(
-            "{:012}{}",
-            seconds_ceil(timer.due).max(0),
-            timer.appointment.0.simple()
-        );
+    if let Some((key, timer)) = timer {
         docs.put(DocKey::new(kind.as_str(), key.clone()), timer);
         *slot = Some(key);
     }
@@ -200,8 +207,8 @@ fn seconds_ceil(at: OffsetDateTime) -> i64 {
     }
 }
 
-fn timer_key(due: OffsetDateTime, subject: SubjectId) -> String {
-    format!("{:012}{}", seconds_ceil(due).max(0), subject.0.simple())
+fn timer_key(due: OffsetDateTime, id: uuid::Uuid) -> String {
+    format!("{:012}{}", seconds_ceil(due).max(0), id.simple())
 }
 
 fn index_key(stream: &str) -> Option<DocKey> {
@@ -215,14 +222,8 @@ fn set(docs: &mut Docs, index: &mut Index, kind: TimerKind, timer: Option<Timer>
         TimerKind::Verify => &mut index.verify,
         TimerKind::Reminder | TimerKind::NoShow => return,
     };
-    if let Some(old) = slot.take() {
-        docs.delete(DocKey::new(kind.as_str(), old));
-    }
-    if let Some(timer) = timer {
-        let key = timer_key(timer.due, timer.subject);
-        docs.put(DocKey::new(kind.as_str(), key.clone()), timer);
-        *slot = Some(key);
-    }
+    let keyed = timer.map(|t| (timer_key(t.due, t.subject.0), t));
+    replace(docs, slot, kind, keyed);
 }
 
 impl Projection for DueTimers {
@@ -332,9 +333,9 @@ mod tests {
     #[test]
     fn timer_keys_sort_by_due_time_and_round_up() {
         let s = SubjectId(uuid::Uuid::nil());
-        let a = timer_key(datetime!(2026-11-30 13:30 UTC), s);
-        let b = timer_key(datetime!(2026-11-30 13:30:00.000001 UTC), s);
-        let c = timer_key(datetime!(2027-02-28 13:30 UTC), s);
+        let a = timer_key(datetime!(2026-11-30 13:30 UTC), s.0);
+        let b = timer_key(datetime!(2026-11-30 13:30:00.000001 UTC), s.0);
+        let c = timer_key(datetime!(2027-02-28 13:30 UTC), s.0);
         assert!(a < b && b < c);
         assert_eq!(a.len(), 44);
         // Due 13:30:00.000001 is listed from 13:30:01 on, never at 13:30:00.

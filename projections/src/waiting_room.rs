@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 use videoamt_core::domain::DomainEvent;
 use videoamt_core::domain::events::Party;
-use videoamt_core::readmodel::{DocKey, Docs};
+use videoamt_core::readmodel::{DocKey, Docs, ReadModelStore};
+use videoamt_core::store::StoreError;
 
 use crate::{Projection, Recorded};
 
@@ -107,4 +108,24 @@ impl Projection for WaitingRoom {
             _ => {}
         }
     }
+}
+
+/// The citizens waiting in `department` of `tenant` (joined, not yet admitted), longest
+/// waiting first.
+pub async fn waiting(
+    models: &dyn ReadModelStore,
+    tenant: &str,
+    department: &str,
+) -> Result<Vec<Waiting>, StoreError> {
+    let prefix = format!("{tenant}/{department}/");
+    let mut waiting: Vec<Waiting> = models
+        .list(NAME, "waiting", &prefix)
+        .await?
+        .into_iter()
+        .filter_map(|(_, v)| serde_json::from_value::<Waiting>(v).ok())
+        .filter(|w| !w.waiting_since.is_empty())
+        .collect();
+    // RFC 3339 in UTC: the strings sort as the instants do.
+    waiting.sort_by(|a, b| a.waiting_since.cmp(&b.waiting_since));
+    Ok(waiting)
 }

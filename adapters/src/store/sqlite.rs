@@ -34,6 +34,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Read connections kept open. Opening one costs a file open, the WAL pragma and a fresh page
 /// cache, so a server with many concurrent readers (the API under load) keeps enough of them.
 const READ_POOL_SIZE: usize = 16;
+/// Writes (read models, keys) waiting on blocking threads for the write lock at once.
+const WRITE_SLOTS: usize = 4;
 
 /// Versioned schema. Each entry runs once, in order, in its own transaction; the applied
 /// versions are kept in `schema_migrations`. Never edit an entry that has shipped: add one.
@@ -114,10 +116,12 @@ struct Inner {
     path: PathBuf,
     writer: mpsc::Sender<WriteRequest>,
     readers: Mutex<Vec<Connection>>,
-    /// At most [`READ_POOL_SIZE`] statements run at once: more would only queue on two cores,
+    /// At most [`READ_POOL_SIZE`] reads run at once: more would only queue on two cores,
     /// each on a blocking thread with a connection and page cache of its own (the API under
     /// full load grew the server to almost 1 GB that way).
     read_slots: Arc<tokio::sync::Semaphore>,
+    /// The same for writes waiting for [`Inner::writes`].
+    write_slots: Arc<tokio::sync::Semaphore>,
     /// Every write of this process (the appender thread's group commits, read-model commits,
     /// key inserts and deletes) queues here rather than in SQLite's busy handler, which sleeps
     /// in growing steps (up to 100 ms) while another writer holds the database's write lock.
@@ -161,6 +165,7 @@ impl SqliteStore {
                 writer: tx,
                 readers: Mutex::new(Vec::new()),
                 read_slots: Arc::new(tokio::sync::Semaphore::new(READ_POOL_SIZE)),
+                write_slots: Arc::new(tokio::sync::Semaphore::new(WRITE_SLOTS)),
                 writes,
                 head,
             }),
@@ -171,14 +176,23 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// Runs the write `f` on a pooled connection, holding the process's write lock.
+    /// Runs the write `f` on a pooled connection, holding the process's write lock. Writers
+    /// wait for slots of their own: one waiting for the lock must never keep a reader from
+    /// finishing, and only a few wait on threads (the rest queue here, cheaply).
     async fn with_writer<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        let slot = self
+            .inner
+            .write_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| store_err("writer slots closed"))?;
         let writes = self.inner.writes.clone();
-        self.with_reader(move |conn| {
+        self.on_connection(Some(slot), move |conn| {
             let _queued = writes
                 .lock()
                 .map_err(|_| store_err("write lock poisoned"))?;
@@ -187,21 +201,36 @@ impl SqliteStore {
         .await
     }
 
-    /// Runs `f` on a pooled read connection on a blocking thread.
+    /// Runs `f` on a pooled read connection on a blocking thread, at most
+    /// [`READ_POOL_SIZE`] at once.
     async fn with_reader<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        let slot = inner
+        let slot = self
+            .inner
             .read_slots
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| store_err("reader slots closed"))?;
+        self.on_connection(Some(slot), f).await
+    }
+
+    /// Runs `f` on a pooled connection on a blocking thread, holding `slot` until it is done
+    /// (even if the caller stopped waiting).
+    async fn on_connection<T, F>(
+        &self,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
+        f: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            // Held until the statement is done, even if the caller stopped waiting.
             let _slot = slot;
             let pooled = inner
                 .readers
@@ -552,7 +581,9 @@ impl EventStore for SqliteStore {
 #[async_trait::async_trait]
 impl AdminStore for SqliteStore {
     async fn forget_deleted(&self) -> Result<(), StoreError> {
-        self.with_writer(|conn| {
+        // Not under the write lock: the checkpoint waits (in SQLite's busy handler) for every
+        // reader to finish, and no append of this process may wait behind that.
+        self.with_reader(|conn| {
             conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
                 .map_err(store_err)
         })

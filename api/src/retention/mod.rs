@@ -301,18 +301,31 @@ pub struct ReportRow {
     pub failed_places: String,
 }
 
-/// The DPO's rows of one tenant (all when `None`), brought up to the log's end first.
-pub async fn report_rows(
+/// The DPO's report of one tenant (all when `None`), brought up to the log's end first.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub rows: Vec<ReportRow>,
+    /// Subjects per state (in German), in the states' order, over all rows.
+    pub counts: Vec<(&'static str, u64)>,
+}
+
+pub async fn report(
     system: &System,
     tenant: Option<&str>,
     now: OffsetDateTime,
-) -> anyhow::Result<Vec<ReportRow>> {
+) -> anyhow::Result<Report> {
     catch_up(system, &retention_projections()).await?;
-    Ok(report::subjects(system.store.as_ref(), tenant)
-        .await?
-        .iter()
-        .map(|r| report_row(r, now))
-        .collect())
+    let subjects = report::subjects(system.store.as_ref(), tenant).await?;
+    let mut counts: std::collections::BTreeMap<RetentionState, u64> = Default::default();
+    for per_tenant in report::counts(&subjects, now) {
+        for (state, n) in per_tenant.counts {
+            *counts.entry(state).or_default() += n;
+        }
+    }
+    Ok(Report {
+        rows: subjects.iter().map(|r| report_row(r, now)).collect(),
+        counts: counts.into_iter().map(|(s, n)| (s.german(), n)).collect(),
+    })
 }
 
 fn report_row(r: &report::SubjectRetention, now: OffsetDateTime) -> ReportRow {
@@ -349,7 +362,7 @@ fn date(t: Option<OffsetDateTime>) -> String {
 
 /// `videoamt retention report --format csv|json`.
 pub async fn export(system: &System, format: crate::ops::Format) -> anyhow::Result<ExitCode> {
-    let rows = report_rows(system, None, OffsetDateTime::now_utc()).await?;
+    let rows = report(system, None, OffsetDateTime::now_utc()).await?.rows;
     match format {
         crate::ops::Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
         crate::ops::Format::Csv | crate::ops::Format::Table => print!("{}", csv(&rows)?),

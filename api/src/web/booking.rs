@@ -12,13 +12,13 @@ use crate::problem::{FieldError, Problem};
 use crate::server::AppState;
 
 /// The query or form fields in order, repeated keys kept (`anliegen=a&anliegen=b`).
-fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
+pub(crate) fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
     form_urlencoded::parse(raw.unwrap_or("").as_bytes())
         .into_owned()
         .collect()
 }
 
-fn all(pairs: &[(String, String)], key: &str) -> Vec<String> {
+pub(crate) fn all(pairs: &[(String, String)], key: &str) -> Vec<String> {
     pairs
         .iter()
         .filter(|(k, _)| k == key)

@@ -41,6 +41,10 @@ fn field(name: &str, message: &str) -> Problem {
     }])
 }
 
+fn unknown_appointment() -> Problem {
+    Problem::refused(&videoamt_core::domain::DomainError::UnknownAppointment)
+}
+
 fn department_name(tenant: &Tenant, d: &DepartmentId) -> String {
     tenant
         .department(d)
@@ -135,11 +139,15 @@ pub struct EntryView {
     pub invited_by: Option<String>,
 }
 
+/// An RFC 3339 instant as stored (UTC) in the municipality's offset; kept as it is when it
+/// does not parse (an empty field).
+pub fn local_time(tenant: &Tenant, raw: &str) -> String {
+    OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map_or_else(|_| raw.to_owned(), |t| rfc3339(tenant.zoned(t)))
+}
+
 fn entry_view(tenant: &Tenant, e: &ScheduleEntry) -> EntryView {
-    let local = |raw: &str| {
-        OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
-            .map_or_else(|_| raw.to_owned(), |t| rfc3339(tenant.zoned(t)))
-    };
+    let local = |raw: &str| local_time(tenant, raw);
     EntryView {
         appointment: e.appointment.0,
         department: e.department.to_string(),
@@ -231,39 +239,30 @@ pub struct WaitingView {
 pub async fn waiting_room(state: &AppState, staff: &Staff) -> Result<Vec<WaitingView>, Problem> {
     let departments = departments(staff, None)?;
     let tenant = staff.tenant(state)?;
-    let mut out = Vec::new();
+    let mut waiting = Vec::new();
     for d in &departments {
-        let prefix = format!("{}/{d}/", tenant.id);
-        let rows = state
-            .store
-            .list(videoamt_projections::waiting_room::NAME, "waiting", &prefix)
-            .await
-            .map_err(unavailable)?;
-        for (_, v) in rows {
-            let Ok(w) = serde_json::from_value::<videoamt_projections::waiting_room::Waiting>(v)
-            else {
-                continue;
-            };
-            if w.waiting_since.is_empty() {
-                continue;
-            }
-            out.push(WaitingView {
-                session: w.session,
-                appointment: w.appointment,
-                department: d.to_string(),
-                department_name: department_name(tenant, d),
-                waiting_since: OffsetDateTime::parse(
-                    &w.waiting_since,
-                    &time::format_description::well_known::Rfc3339,
-                )
-                .map_or(w.waiting_since.clone(), |t| rfc3339(tenant.zoned(t))),
-                privacy_notice_accepted: w.privacy_notice_accepted,
-                connection_lost: w.connection_lost,
-            });
-        }
+        let of = videoamt_projections::waiting_room::waiting(
+            state.store.as_ref(),
+            tenant.id.as_str(),
+            d.as_str(),
+        )
+        .await
+        .map_err(unavailable)?;
+        waiting.extend(of.into_iter().map(|w| (d, w)));
     }
-    out.sort_by(|a, b| a.waiting_since.cmp(&b.waiting_since));
-    Ok(out)
+    waiting.sort_by(|(_, a), (_, b)| a.waiting_since.cmp(&b.waiting_since));
+    Ok(waiting
+        .into_iter()
+        .map(|(d, w)| WaitingView {
+            waiting_since: local_time(tenant, &w.waiting_since),
+            session: w.session,
+            appointment: w.appointment,
+            department: d.to_string(),
+            department_name: department_name(tenant, d),
+            privacy_notice_accepted: w.privacy_notice_accepted,
+            connection_lost: w.connection_lost,
+        })
+        .collect())
 }
 
 // --- one appointment ---
@@ -296,33 +295,35 @@ async fn clerk_appointment(
     state: &AppState,
     staff: &Staff,
     id: AppointmentId,
-) -> Result<videoamt_core::domain::appointment::AppointmentState, Problem> {
+) -> Result<
+    (
+        videoamt_core::domain::appointment::AppointmentState,
+        videoamt_core::domain::events::AppointmentBooked,
+    ),
+    Problem,
+> {
     staff.require(StaffRole::Clerk)?;
     let (appointment, tenant) = state
         .system
         .appointment(id)
         .await
         .map_err(unavailable)?
-        .ok_or_else(|| Problem::refused(&videoamt_core::domain::DomainError::UnknownAppointment))?;
+        .ok_or_else(unknown_appointment)?;
     let booking = appointment
         .booking
-        .as_ref()
+        .clone()
         .filter(|_| tenant == staff.tenant)
-        .ok_or_else(|| Problem::refused(&videoamt_core::domain::DomainError::UnknownAppointment))?;
+        .ok_or_else(unknown_appointment)?;
     if !staff.may_work_on(&booking.department) {
         return Err(Problem::forbidden());
     }
-    Ok(appointment)
+    Ok((appointment, booking))
 }
 
 pub async fn detail(state: &AppState, staff: &Staff, id: Uuid) -> Result<DetailView, Problem> {
     let id = AppointmentId(id);
-    let appointment = clerk_appointment(state, staff, id).await?;
+    let (appointment, booking) = clerk_appointment(state, staff, id).await?;
     let tenant = staff.tenant(state)?;
-    let booking = appointment
-        .booking
-        .as_ref()
-        .ok_or_else(|| Problem::refused(&videoamt_core::domain::DomainError::UnknownAppointment))?;
     let detail = videoamt_projections::detail::detail(state.store.as_ref(), id)
         .await
         .map_err(unavailable)?;
@@ -584,10 +585,9 @@ pub async fn audit_view(
 ) -> Result<TimelineView, Problem> {
     staff.require(StaffRole::Auditor)?;
     let appointment = AppointmentId(id);
-    let unknown = || Problem::refused(&videoamt_core::domain::DomainError::UnknownAppointment);
     match state.system.appointment(appointment).await {
         Ok(Some((_, tenant))) if tenant == staff.tenant => {}
-        Ok(_) => return Err(unknown()),
+        Ok(_) => return Err(unknown_appointment()),
         Err(e) => return Err(unavailable(e)),
     }
     let tenant = staff.tenant(state)?;
@@ -601,7 +601,7 @@ pub async fn audit_view(
             ) => field("at", "Diese Position liegt hinter dem Ende des Protokolls."),
             crate::audit::AuditError::Replay(
                 videoamt_projections::audit::ReplayError::UnknownAppointment(_),
-            ) => unknown(),
+            ) => unknown_appointment(),
             crate::audit::AuditError::Bus(e) => Problem::from_bus(e),
             other => unavailable(other),
         })?;
@@ -635,11 +635,7 @@ pub async fn audit_view(
                 stream: e.stream.clone(),
                 event_type: e.event_type.clone(),
                 actor: e.actor.clone(),
-                recorded_at: OffsetDateTime::parse(
-                    &e.recorded_at,
-                    &time::format_description::well_known::Rfc3339,
-                )
-                .map_or(e.recorded_at.clone(), |t| rfc3339(tenant.zoned(t))),
+                recorded_at: local_time(tenant, &e.recorded_at),
                 summary: e.summary.clone(),
             })
             .collect(),
@@ -680,24 +676,22 @@ pub async fn retention_report(
 ) -> Result<ReportView, Problem> {
     staff.require(StaffRole::Dpo)?;
     let tenant = staff.tenant(state)?;
-    let rows = crate::retention::report_rows(&state.system, Some(tenant.id.as_str()), state.now())
+    let report = crate::retention::report(&state.system, Some(tenant.id.as_str()), state.now())
         .await
         .map_err(unavailable)?;
-    let mut counts: Vec<StateCount> = Vec::new();
-    for row in &rows {
-        match counts.iter_mut().find(|c| c.state == row.state) {
-            Some(c) => c.subjects += 1,
-            None => counts.push(StateCount {
-                state: row.state.to_owned(),
-                subjects: 1,
-            }),
-        }
-    }
     let filter = q.state.as_deref().filter(|s| !s.is_empty());
     Ok(ReportView {
         tenant: tenant.id.to_string(),
-        counts,
-        rows: rows
+        counts: report
+            .counts
+            .into_iter()
+            .map(|(state, subjects)| StateCount {
+                state: state.to_owned(),
+                subjects,
+            })
+            .collect(),
+        rows: report
+            .rows
             .into_iter()
             .filter(|r| filter.is_none_or(|f| r.state == f))
             .collect(),
@@ -713,9 +707,10 @@ pub async fn subject_evidence(
     staff.require(StaffRole::Dpo)?;
     let tenant = staff.tenant(state)?;
     let subject = SubjectId(id).to_string();
-    crate::retention::report_rows(&state.system, Some(tenant.id.as_str()), state.now())
+    crate::retention::report(&state.system, Some(tenant.id.as_str()), state.now())
         .await
         .map_err(unavailable)?
+        .rows
         .into_iter()
         .find(|r| r.subject == subject)
         .ok_or_else(|| Problem::not_found("Diese betroffene Person gibt es hier nicht."))

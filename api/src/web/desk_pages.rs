@@ -4,6 +4,10 @@
 //! report, evidence and CSV export; the statistics with server-side SVG charts. Every page
 //! works without JavaScript except the live updates, which a reload replaces.
 
+// A refusal is the page to answer with (`Page`), built once per refused request; boxing it
+// buys nothing.
+#![allow(clippy::result_large_err)]
+
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -15,12 +19,16 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use videoamt_core::domain::account::StaffRole;
 
+use super::booking::{all, pairs};
 use super::citizen::{self, ContactInput};
 use super::desk::{self, AuditQuery, ReportQuery, ScheduleQuery, StatisticsQuery};
 use super::pages::{esc, euro, local, problem_page, shell, slot_choices};
 use super::staff::{self, Staff};
 use crate::problem::Problem;
 use crate::server::AppState;
+
+/// A staff page, or the page that answers instead (the login, a refusal): both are pages.
+type Page = Result<Response, Response>;
 
 pub const LIVE_JS: &str = include_str!("../../assets/live.js");
 pub const TIME_TRAVEL_JS: &str = include_str!("../../assets/zeitreise.js");
@@ -86,8 +94,6 @@ fn staff_page(staff: &Staff, title: &str, scripts: &[&str], body: &str) -> Respo
 
 /// The staff member of this request with one of `roles`: otherwise the login page (no
 /// session) or a refusal page (wrong role).
-// The error is the page to answer with, built once per refused request; boxing it buys nothing.
-#[allow(clippy::result_large_err)]
 fn require(headers: &HeaderMap, state: &AppState, roles: &[StaffRole]) -> Result<Staff, Response> {
     let staff =
         staff::staff_of(headers, state).ok_or_else(|| Redirect::to("/anmelden").into_response())?;
@@ -96,7 +102,6 @@ fn require(headers: &HeaderMap, state: &AppState, roles: &[StaffRole]) -> Result
 }
 
 /// The staff member (with one of `roles`) and the id in the path, or the page to answer with.
-#[allow(clippy::result_large_err)]
 fn require_with_id(
     headers: &HeaderMap,
     state: &AppState,
@@ -111,20 +116,58 @@ fn require_with_id(
     }
 }
 
+/// A message in an alert box; `html` is already escaped.
+fn alert(html: &str) -> String {
+    format!("<div class=\"error\" role=\"alert\">{html}</div>")
+}
+
+/// `<option>`s for (value, label) pairs, the one equal to `chosen` selected.
+fn options(choices: impl IntoIterator<Item = (String, String)>, chosen: &str) -> String {
+    choices
+        .into_iter()
+        .map(|(value, label)| {
+            let selected = if value == chosen { " selected" } else { "" };
+            format!(
+                "<option value=\"{}\"{selected}>{}</option>",
+                esc(&value),
+                esc(&label)
+            )
+        })
+        .collect()
+}
+
+/// "All departments" and the departments of the municipality that `keep` lets through.
+fn department_options(
+    tenant: &videoamt_core::tenant::Tenant,
+    keep: impl Fn(&videoamt_core::tenant::DepartmentId) -> bool,
+    chosen: &str,
+) -> String {
+    options(
+        std::iter::once((String::new(), "alle Bereiche".to_owned())).chain(
+            tenant
+                .departments
+                .values()
+                .filter(|d| keep(&d.id))
+                .map(|d| (d.id.to_string(), d.name.clone())),
+        ),
+        chosen,
+    )
+}
+
 fn refusal(staff: &Staff, problem: &Problem) -> Response {
     let mut response = staff_page(
         staff,
         problem.title,
         &[],
-        &format!(
-            "<div class=\"error\" role=\"alert\"><p>{}</p>{}</div>",
+        &alert(&format!(
+            "<p>{}</p>{}",
             esc(problem.detail.as_deref().unwrap_or(problem.title)),
             problem
                 .errors
                 .iter()
                 .map(|e| format!("<p>{}</p>", esc(&e.message)))
                 .collect::<String>()
-        ),
+        )),
     );
     *response.status_mut() =
         StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -147,28 +190,14 @@ fn login_form(
     tenant: &str,
     login: &str,
 ) -> Response {
-    let options: String = state
-        .tenants
-        .iter()
-        .map(|t| {
-            let selected = if t.id.as_str() == tenant {
-                " selected"
-            } else {
-                ""
-            };
-            format!(
-                "<option value=\"{}\"{selected}>{}</option>",
-                esc(t.id.as_str()),
-                esc(&t.name)
-            )
-        })
-        .collect();
-    let error = message.map_or_else(String::new, |m| {
-        format!(
-            "<div class=\"error\" role=\"alert\"><p>{}</p></div>",
-            esc(m)
-        )
-    });
+    let options = options(
+        state
+            .tenants
+            .iter()
+            .map(|t| (t.id.to_string(), t.name.clone())),
+        tenant,
+    );
+    let error = message.map_or_else(String::new, |m| alert(&format!("<p>{}</p>", esc(m))));
     let body = format!(
         "{error}<form method=\"post\" action=\"/anmelden\">\
          <label for=\"tenant\">Kommune</label><select id=\"tenant\" name=\"tenant\">{options}</select>\
@@ -239,10 +268,10 @@ fn or_dash(text: &str) -> &str {
 
 /// An RFC 3339 instant as the municipality's local date and time, "–" when there is none.
 fn when(tenant: &videoamt_core::tenant::Tenant, rfc: &str) -> String {
-    match time::OffsetDateTime::parse(rfc, &time::format_description::well_known::Rfc3339) {
-        Ok(t) => local(&citizen::rfc3339(tenant.zoned(t))),
-        Err(_) => "–".to_owned(),
+    if rfc.is_empty() {
+        return "–".to_owned();
     }
+    local(&desk::local_time(tenant, rfc))
 }
 
 /// "2026-11-30" -> "Montag, 30.11.2026".
@@ -348,15 +377,11 @@ pub async fn clerk_day(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<DayQuery>,
-) -> Response {
-    let staff = match require(&headers, &state, &[StaffRole::Clerk]) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let (plan, waiting) = match fragments(&state, &staff, &q).await {
-        Ok(f) => f,
-        Err(p) => return refusal(&staff, &p),
-    };
+) -> Page {
+    let staff = require(&headers, &state, &[StaffRole::Clerk])?;
+    let (plan, waiting) = fragments(&state, &staff, &q)
+        .await
+        .map_err(|p| refusal(&staff, &p))?;
     let (title, query) = if q.woche.is_some() {
         ("Terminplan der Woche", "?woche=1")
     } else {
@@ -368,7 +393,7 @@ pub async fn clerk_day(
          <section aria-labelledby=\"tp\" data-live=\"/sachbearbeitung/live{query}\">\
          <h2 id=\"tp\">{title}</h2><div id=\"plan\" aria-live=\"polite\">{plan}</div></section>"
     );
-    staff_page(&staff, "Sachbearbeitung", &["live.js"], &body)
+    Ok(staff_page(&staff, "Sachbearbeitung", &["live.js"], &body))
 }
 
 /// Server-Sent Events for the clerk's page: the waiting room and the plan, each sent again
@@ -385,19 +410,16 @@ pub async fn clerk_live(
     };
     let cookie = staff::cookie_of(&headers).unwrap_or_default().to_owned();
     let stream = futures::stream::unfold(
-        (state, staff, q, cookie, None::<(String, String)>, true),
-        |(state, staff, q, cookie, last, first)| async move {
+        (state, staff, q, cookie, None::<(String, String)>),
+        |(state, staff, q, cookie, last)| async move {
+            let mut first = last.is_none();
             loop {
                 if !first {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
+                first = false;
                 // A session that ended (logout, expiry) ends the stream.
-                let mut with_cookie = HeaderMap::new();
-                with_cookie.insert(
-                    header::COOKIE,
-                    format!("{}={cookie}", staff::COOKIE).parse().ok()?,
-                );
-                staff::staff_of(&with_cookie, &state)?;
+                staff::session(&state, &cookie)?;
                 let Ok(now) = fragments(&state, &staff, &q).await else {
                     continue;
                 };
@@ -412,7 +434,7 @@ pub async fn clerk_live(
                     events.push(Event::default().event("warteraum").data(now.1.clone()));
                 }
                 let batch = futures::stream::iter(events.into_iter().map(Ok::<_, Infallible>));
-                return Some((batch, (state, staff, q, cookie, Some(now), false)));
+                return Some((batch, (state, staff, q, cookie, Some(now))));
             }
         },
     );
@@ -435,21 +457,17 @@ pub async fn clerk_detail(
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<DetailQuery>,
-) -> Response {
-    let (staff, id) = match require_with_id(
+) -> Page {
+    let (staff, id) = require_with_id(
         &headers,
         &state,
         &[StaffRole::Clerk],
         &id,
         "Diesen Termin gibt es nicht.",
-    ) {
-        Ok(found) => found,
-        Err(r) => return r,
-    };
-    let d = match desk::detail(&state, &staff, id).await {
-        Ok(d) => d,
-        Err(p) => return refusal(&staff, &p),
-    };
+    )?;
+    let d = desk::detail(&state, &staff, id)
+        .await
+        .map_err(|p| refusal(&staff, &p))?;
     let mut body = String::new();
     if q.abgesagt.is_some() {
         body.push_str("<div class=\"notice\" role=\"status\"><p>Der Termin ist abgesagt; die Bürgerin oder der Bürger erhält eine E-Mail.</p></div>");
@@ -491,7 +509,7 @@ pub async fn clerk_detail(
              <p><button type=\"submit\">Termin absagen</button></p></form>"
         ));
     }
-    staff_page(&staff, "Termin", &[], &body)
+    Ok(staff_page(&staff, "Termin", &[], &body))
 }
 
 pub async fn clerk_cancel(
@@ -499,43 +517,28 @@ pub async fn clerk_cancel(
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(form): Form<desk::ClerkCancelRequest>,
-) -> Response {
-    let (staff, uuid) = match require_with_id(
+) -> Page {
+    let (staff, uuid) = require_with_id(
         &headers,
         &state,
         &[StaffRole::Clerk],
         &id,
         "Diesen Termin gibt es nicht.",
-    ) {
-        Ok(found) => found,
-        Err(r) => return r,
-    };
-    match desk::cancel(&state, &staff, uuid, &form).await {
-        Ok(_) => {
-            Redirect::to(&format!("/sachbearbeitung/termin/{uuid}?abgesagt=1")).into_response()
-        }
-        Err(p) => refusal(&staff, &p),
-    }
+    )?;
+    desk::cancel(&state, &staff, uuid, &form)
+        .await
+        .map_err(|p| refusal(&staff, &p))?;
+    Ok(Redirect::to(&format!("/sachbearbeitung/termin/{uuid}?abgesagt=1")).into_response())
 }
 
 // --- invitation ---
 
-fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
-    form_urlencoded::parse(raw.unwrap_or("").as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-fn values(pairs: &[(String, String)], key: &str) -> Vec<String> {
-    pairs
-        .iter()
-        .filter(|(k, v)| k == key && !v.is_empty())
-        .map(|(_, v)| v.clone())
-        .collect()
-}
-
-fn value(pairs: &[(String, String)], key: &str) -> String {
-    values(pairs, key).into_iter().next().unwrap_or_default()
+/// The first non-empty value of `key` in a form.
+fn value(form: &[(String, String)], key: &str) -> String {
+    all(form, key)
+        .into_iter()
+        .find(|v| !v.is_empty())
+        .unwrap_or_default()
 }
 
 async fn invitation_form(
@@ -549,13 +552,10 @@ async fn invitation_form(
         Ok(t) => t,
         Err(p) => return refusal(staff, &p),
     };
-    let chosen = values(form, "services");
+    let chosen = all(form, "services");
     let mut body = String::new();
     if let Some(m) = message {
-        body.push_str(&format!(
-            "<div class=\"error\" role=\"alert\"><p>{}</p></div>",
-            esc(m)
-        ));
+        body.push_str(&alert(&format!("<p>{}</p>", esc(m))));
     }
     let mut boxes = String::new();
     for (i, s) in tenant
@@ -621,10 +621,10 @@ async fn invitation_form(
                     ),
                 ));
             }
-            Err(p) => body.push_str(&format!(
-                "<div class=\"error\" role=\"alert\"><p>{}</p></div>",
+            Err(p) => body.push_str(&alert(&format!(
+                "<p>{}</p>",
                 esc(p.detail.as_deref().unwrap_or(p.title))
-            )),
+            ))),
         }
     }
     let mut response = staff_page(staff, "Bürgerin oder Bürger einladen", &[], &body);
@@ -638,36 +638,30 @@ pub async fn invitation_page(
     State(state): State<AppState>,
     headers: HeaderMap,
     uri: axum::http::Uri,
-) -> Response {
-    let staff = match require(&headers, &state, &[StaffRole::Clerk]) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    invitation_form(&state, &staff, &pairs(uri.query()), &[], None).await
+) -> Page {
+    let staff = require(&headers, &state, &[StaffRole::Clerk])?;
+    Ok(invitation_form(&state, &staff, &pairs(uri.query()), &[], None).await)
 }
 
-pub async fn invite(State(state): State<AppState>, headers: HeaderMap, body: String) -> Response {
-    let staff = match require(&headers, &state, &[StaffRole::Clerk]) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub async fn invite(State(state): State<AppState>, headers: HeaderMap, body: String) -> Page {
+    let staff = require(&headers, &state, &[StaffRole::Clerk])?;
     let form = pairs(Some(&body));
     let start = value(&form, "start");
     let Ok(start_at) =
         time::OffsetDateTime::parse(&start, &time::format_description::well_known::Rfc3339)
     else {
-        return invitation_form(
+        return Ok(invitation_form(
             &state,
             &staff,
             &form,
             &[],
             Some("Bitte wählen Sie einen Zeitpunkt."),
         )
-        .await;
+        .await);
     };
     let phone = value(&form, "phone");
     let request = desk::InvitationRequest {
-        services: values(&form, "services"),
+        services: all(&form, "services"),
         start: start_at,
         contact: ContactInput {
             name: value(&form, "name"),
@@ -676,18 +670,18 @@ pub async fn invite(State(state): State<AppState>, headers: HeaderMap, body: Str
         },
     };
     match desk::invite(&state, &staff, request).await {
-        Ok(booked) => Redirect::to(&format!(
+        Ok(booked) => Ok(Redirect::to(&format!(
             "/sachbearbeitung/termin/{}?eingeladen=1",
             booked.appointment.id
         ))
-        .into_response(),
-        Err(p) if p.status == 403 => refusal(&staff, &p),
+        .into_response()),
+        Err(p) if p.status == 403 => Err(refusal(&staff, &p)),
         Err(p) => {
             let message = p
                 .errors
                 .is_empty()
                 .then(|| p.detail.clone().unwrap_or_else(|| p.title.to_owned()));
-            invitation_form(&state, &staff, &form, &p.errors, message.as_deref()).await
+            Ok(invitation_form(&state, &staff, &form, &p.errors, message.as_deref()).await)
         }
     }
 }
@@ -728,15 +722,9 @@ pub async fn audit_search(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<SearchForm>,
-) -> Response {
-    let staff = match require(&headers, &state, &[StaffRole::Auditor]) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let tenant = match staff.tenant(&state) {
-        Ok(t) => t,
-        Err(p) => return refusal(&staff, &p),
-    };
+) -> Page {
+    let staff = require(&headers, &state, &[StaffRole::Auditor])?;
+    let tenant = staff.tenant(&state).map_err(|p| refusal(&staff, &p))?;
     let query = AuditQuery {
         appointment: q.termin.clone(),
         date: q.datum.clone(),
@@ -744,31 +732,15 @@ pub async fn audit_search(
     };
     let results = match desk::audit_search(&state, &staff, &query).await {
         Ok(hits) => entries_table(&hits, "/pruefung/termin"),
-        Err(p) => format!(
-            "<div class=\"error\" role=\"alert\"><p>{}</p></div>",
+        Err(p) => alert(&format!(
+            "<p>{}</p>",
             esc(&p
                 .errors
                 .first()
                 .map_or_else(|| p.title.to_owned(), |e| e.message.clone()))
-        ),
+        )),
     };
-    let chosen = q.bereich.clone().unwrap_or_default();
-    let options: String = std::iter::once(("".to_owned(), "alle Bereiche".to_owned()))
-        .chain(
-            tenant
-                .departments
-                .values()
-                .map(|d| (d.id.to_string(), d.name.clone())),
-        )
-        .map(|(id, name)| {
-            let sel = if id == chosen { " selected" } else { "" };
-            format!(
-                "<option value=\"{}\"{sel}>{}</option>",
-                esc(&id),
-                esc(&name)
-            )
-        })
-        .collect();
+    let options = department_options(tenant, |_| true, q.bereich.as_deref().unwrap_or(""));
     let date = q
         .datum
         .clone()
@@ -783,7 +755,7 @@ pub async fn audit_search(
          <p class=\"notice\">Jedes Öffnen einer Prüfakte wird selbst protokolliert.</p>",
         termin = esc(q.termin.as_deref().unwrap_or("")),
     );
-    staff_page(&staff, "Prüfung", &[], &body)
+    Ok(staff_page(&staff, "Prüfung", &[], &body))
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -796,21 +768,17 @@ pub async fn audit_timeline(
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<TimelineForm>,
-) -> Response {
-    let (staff, uuid) = match require_with_id(
+) -> Page {
+    let (staff, uuid) = require_with_id(
         &headers,
         &state,
         &[StaffRole::Auditor],
         &id,
         "Diesen Termin gibt es nicht.",
-    ) {
-        Ok(found) => found,
-        Err(r) => return r,
-    };
-    let view = match desk::audit_view(&state, &staff, uuid, q.stand).await {
-        Ok(v) => v,
-        Err(p) => return refusal(&staff, &p),
-    };
+    )?;
+    let view = desk::audit_view(&state, &staff, uuid, q.stand)
+        .await
+        .map_err(|p| refusal(&staff, &p))?;
     let first = view.positions.first().copied().unwrap_or(1);
     let last = view.positions.last().copied().unwrap_or(view.head);
     let marks: String = view
@@ -854,7 +822,7 @@ pub async fn audit_timeline(
         head = view.head,
         shown = view.as_of.min(last),
     );
-    staff_page(&staff, "Prüfakte", &["zeitreise.js"], &body)
+    Ok(staff_page(&staff, "Prüfakte", &["zeitreise.js"], &body))
 }
 
 // --- DPO ---
@@ -868,45 +836,31 @@ pub async fn dpo_report(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<ReportForm>,
-) -> Response {
-    let staff = match require(&headers, &state, &[StaffRole::Dpo]) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let tenant = match staff.tenant(&state) {
-        Ok(t) => t,
-        Err(p) => return refusal(&staff, &p),
-    };
+) -> Page {
+    let staff = require(&headers, &state, &[StaffRole::Dpo])?;
+    let tenant = staff.tenant(&state).map_err(|p| refusal(&staff, &p))?;
     let query = ReportQuery {
         state: q.zustand.clone(),
         format: None,
     };
-    let report = match desk::retention_report(&state, &staff, &query).await {
-        Ok(r) => r,
-        Err(p) => return refusal(&staff, &p),
-    };
+    let report = desk::retention_report(&state, &staff, &query)
+        .await
+        .map_err(|p| refusal(&staff, &p))?;
     let chosen = q.zustand.clone().unwrap_or_default();
     let counts: String = report
         .counts
         .iter()
         .map(|c| format!("<tr><td>{}</td><td>{}</td></tr>", esc(&c.state), c.subjects))
         .collect();
-    let options: String = std::iter::once("".to_owned())
-        .chain(report.counts.iter().map(|c| c.state.clone()))
-        .map(|s| {
-            let sel = if s == chosen { " selected" } else { "" };
-            let label = if s.is_empty() {
-                "alle".to_owned()
-            } else {
-                s.clone()
-            };
-            format!(
-                "<option value=\"{}\"{sel}>{}</option>",
-                esc(&s),
-                esc(&label)
-            )
-        })
-        .collect();
+    let options = options(
+        std::iter::once((String::new(), "alle".to_owned())).chain(
+            report
+                .counts
+                .iter()
+                .map(|c| (c.state.clone(), c.state.clone())),
+        ),
+        &chosen,
+    );
     let rows: String = report
         .rows
         .iter()
@@ -941,54 +895,43 @@ pub async fn dpo_report(
          <th scope=\"col\">Löschung fällig</th><th scope=\"col\">Gelöscht</th><th scope=\"col\">Geprüft</th></tr></thead>\
          <tbody>{rows}</tbody></table>{more}"
     );
-    staff_page(&staff, "Löschbericht", &[], &body)
+    Ok(staff_page(&staff, "Löschbericht", &[], &body))
 }
 
 pub async fn dpo_csv(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<ReportForm>,
-) -> Response {
-    let staff = match require(&headers, &state, &[StaffRole::Dpo]) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+) -> Page {
+    let staff = require(&headers, &state, &[StaffRole::Dpo])?;
     let query = ReportQuery {
         state: q.zustand,
         format: Some("csv".into()),
     };
-    match desk::retention_report(&state, &staff, &query).await {
-        Ok(report) => match crate::retention::csv(&report.rows) {
-            Ok(body) => super::csv_response("loeschbericht.csv", body),
-            Err(_) => refusal(&staff, &Problem::internal()),
-        },
-        Err(p) => refusal(&staff, &p),
-    }
+    let report = desk::retention_report(&state, &staff, &query)
+        .await
+        .map_err(|p| refusal(&staff, &p))?;
+    let body =
+        crate::retention::csv(&report.rows).map_err(|_| refusal(&staff, &Problem::internal()))?;
+    Ok(super::csv_response("loeschbericht.csv", body))
 }
 
 pub async fn dpo_subject(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    let (staff, uuid) = match require_with_id(
+) -> Page {
+    let (staff, uuid) = require_with_id(
         &headers,
         &state,
         &[StaffRole::Dpo],
         &id,
         "Diese betroffene Person gibt es hier nicht.",
-    ) {
-        Ok(found) => found,
-        Err(r) => return r,
-    };
-    let tenant = match staff.tenant(&state) {
-        Ok(t) => t,
-        Err(p) => return refusal(&staff, &p),
-    };
-    let r = match desk::subject_evidence(&state, &staff, uuid).await {
-        Ok(r) => r,
-        Err(p) => return refusal(&staff, &p),
-    };
+    )?;
+    let tenant = staff.tenant(&state).map_err(|p| refusal(&staff, &p))?;
+    let r = desk::subject_evidence(&state, &staff, uuid)
+        .await
+        .map_err(|p| refusal(&staff, &p))?;
     let list = |raw: &str| -> String {
         let items: String = raw
             .split("; ")
@@ -1037,7 +980,7 @@ pub async fn dpo_subject(
         checks = list(&r.checks),
         places = list(&r.failed_places),
     );
-    staff_page(&staff, "Löschnachweis", &[], &body)
+    Ok(staff_page(&staff, "Löschnachweis", &[], &body))
 }
 
 // --- statistics ---
@@ -1051,8 +994,8 @@ pub async fn statistics(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<StatisticsForm>,
-) -> Response {
-    let staff = match require(
+) -> Page {
+    let staff = require(
         &headers,
         &state,
         &[
@@ -1061,45 +1004,25 @@ pub async fn statistics(
             StaffRole::Dpo,
             StaffRole::Admin,
         ],
-    ) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let tenant = match staff.tenant(&state) {
-        Ok(t) => t,
-        Err(p) => return refusal(&staff, &p),
-    };
+    )?;
+    let tenant = staff.tenant(&state).map_err(|p| refusal(&staff, &p))?;
     let query = StatisticsQuery {
         department: q.bereich.clone(),
         format: None,
     };
-    let rows = match desk::statistics(&state, &staff, &query).await {
-        Ok(r) => r,
-        Err(p) => return refusal(&staff, &p),
-    };
+    let rows = desk::statistics(&state, &staff, &query)
+        .await
+        .map_err(|p| refusal(&staff, &p))?;
     let rows: Vec<desk::StatisticsRow> = rows
         .iter()
         .map(|r| desk::statistics_row(tenant, r))
         .collect();
     let mut body = String::new();
-    let chosen = q.bereich.unwrap_or_default();
-    let options: String = std::iter::once(("".to_owned(), "alle Bereiche".to_owned()))
-        .chain(
-            tenant
-                .departments
-                .values()
-                .filter(|d| staff.role != StaffRole::Clerk || staff.may_work_on(&d.id))
-                .map(|d| (d.id.to_string(), d.name.clone())),
-        )
-        .map(|(id, name)| {
-            let sel = if id == chosen { " selected" } else { "" };
-            format!(
-                "<option value=\"{}\"{sel}>{}</option>",
-                esc(&id),
-                esc(&name)
-            )
-        })
-        .collect();
+    let options = department_options(
+        tenant,
+        |d| staff.role != StaffRole::Clerk || staff.may_work_on(d),
+        q.bereich.as_deref().unwrap_or(""),
+    );
     body.push_str(&format!(
         "<form method=\"get\" action=\"/statistik\"><label for=\"bereich\">Bereich</label>\
          <select id=\"bereich\" name=\"bereich\">{options}</select><p><button type=\"submit\">Anzeigen</button></p></form>"
@@ -1170,5 +1093,5 @@ pub async fn statistics(
              <tbody>{table}</tbody></table></section>"
         ));
     }
-    staff_page(&staff, "Pilotstatistik", &[], &body)
+    Ok(staff_page(&staff, "Pilotstatistik", &[], &body))
 }

@@ -52,11 +52,7 @@ impl Staff {
 
     /// Refuses with 403 unless the person has `role`.
     pub fn require(&self, role: StaffRole) -> Result<(), Problem> {
-        if self.role == role {
-            Ok(())
-        } else {
-            Err(Problem::forbidden())
-        }
+        self.require_any(&[role])
     }
 
     /// Refuses with 403 unless the person has one of `roles`.
@@ -130,7 +126,12 @@ pub fn cookie_of(headers: &HeaderMap) -> Option<&str> {
 
 /// The staff member a request's cookie belongs to.
 pub fn staff_of(headers: &HeaderMap, state: &AppState) -> Option<Staff> {
-    state.sessions.get(cookie_of(headers)?, state.now())
+    session(state, cookie_of(headers)?)
+}
+
+/// The staff member of an open, unexpired session.
+pub fn session(state: &AppState, cookie: &str) -> Option<Staff> {
+    state.sessions.get(cookie, state.now())
 }
 
 impl FromRequestParts<AppState> for Staff {

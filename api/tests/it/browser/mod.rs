@@ -78,6 +78,49 @@ impl Person {
         self.page.text("main").await.expect("the page has a main")
     }
 
+    /// Books `services` of Ettlingen from the concerns page on, checking every page when
+    /// `check`; returns the appointment's token from the page the booking leads to.
+    async fn book(&mut self, services: &[&str], name: &str, email: &str, check: bool) -> String {
+        for service in services {
+            self.page
+                .click(&format!("input[name=anliegen][value={service}]"))
+                .await
+                .expect("choose a concern");
+        }
+        self.submit("main form button[type=submit]").await;
+        if check {
+            self.check("zeit").await;
+        }
+        let summary = self.text().await;
+        assert!(summary.contains("Personalausweis beantragen"), "{summary}");
+        self.page
+            .eval(PICK_A_LATER_START)
+            .await
+            .expect("a free slot is offered");
+        self.submit("main form button[type=submit]").await;
+        if check {
+            self.check("kontakt").await;
+        }
+        self.page.fill("#name", name).await.expect("name");
+        self.page.fill("#email", email).await.expect("mail");
+        self.page.click("#privacy").await.expect("privacy");
+        self.submit("main form button[type=submit]").await;
+        if check {
+            self.check("gebucht").await;
+        }
+        let booked = self.text().await;
+        assert!(booked.contains("Ihr Termin ist gebucht."), "{booked}");
+        self.page
+            .url()
+            .await
+            .expect("url")
+            .split("/termin/")
+            .nth(1)
+            .and_then(|rest| rest.split('?').next())
+            .expect("the appointment page's token")
+            .to_owned()
+    }
+
     async fn log_in(&mut self, login: &str) {
         self.goto("/anmelden").await;
         self.check("anmeldung").await;
@@ -141,46 +184,14 @@ async fn citizens_clerks_auditors_and_dpos_use_the_pages_in_a_real_browser() {
     citizen.check("start").await;
     citizen.submit("a[href='/buchen/ettlingen']").await;
     citizen.check("anliegen").await;
-    for service in ["personalausweis", "meldebescheinigung"] {
-        citizen
-            .page
-            .click(&format!("input[name=anliegen][value={service}]"))
-            .await
-            .expect("choose a concern");
-    }
-    citizen.submit("main form button[type=submit]").await;
-    citizen.check("zeit").await;
-    let summary = citizen.text().await;
-    assert!(summary.contains("Personalausweis beantragen"), "{summary}");
-    citizen
-        .page
-        .eval(PICK_A_LATER_START)
-        .await
-        .expect("a free slot is offered");
-    citizen.submit("main form button[type=submit]").await;
-    citizen.check("kontakt").await;
-    citizen
-        .page
-        .fill("#name", "Erika Mustermann")
-        .await
-        .expect("name");
-    citizen
-        .page
-        .fill("#email", "erika@example.org")
-        .await
-        .expect("mail");
-    citizen.page.click("#privacy").await.expect("privacy");
-    citizen.submit("main form button[type=submit]").await;
-    citizen.check("gebucht").await;
-    let booked = citizen.text().await;
-    assert!(booked.contains("Ihr Termin ist gebucht."), "{booked}");
-    let page_url = citizen.page.url().await.expect("url");
-    let token = page_url
-        .split("/termin/")
-        .nth(1)
-        .and_then(|rest| rest.split('?').next())
-        .expect("the appointment page's token")
-        .to_owned();
+    let token = citizen
+        .book(
+            &["personalausweis", "meldebescheinigung"],
+            "Erika Mustermann",
+            "erika@example.org",
+            true,
+        )
+        .await;
     let mail = wait_until("the confirmation mail", Duration::from_secs(30), || {
         mails(&maildir).into_iter().next()
     });
@@ -226,33 +237,14 @@ async fn citizens_clerks_auditors_and_dpos_use_the_pages_in_a_real_browser() {
     clerk.goto("/sachbearbeitung?woche=1").await;
     clerk.check("woche").await;
     citizen.goto("/buchen/ettlingen").await;
-    citizen
-        .page
-        .click("input[name=anliegen][value=personalausweis]")
-        .await
-        .expect("choose a concern");
-    citizen.submit("main form button[type=submit]").await;
-    citizen.page.eval(PICK_A_LATER_START).await.expect("a slot");
-    citizen.submit("main form button[type=submit]").await;
-    citizen
-        .page
-        .fill("#name", "Max Mustermann")
-        .await
-        .expect("name");
-    citizen
-        .page
-        .fill("#email", "max@example.org")
-        .await
-        .expect("mail");
-    citizen.page.click("#privacy").await.expect("privacy");
-    citizen.submit("main form button[type=submit]").await;
-    let url = citizen.page.url().await.expect("url");
-    let second = url
-        .split("/termin/")
-        .nth(1)
-        .and_then(|rest| rest.split('?').next())
-        .expect("token")
-        .to_owned();
+    let second = citizen
+        .book(
+            &["personalausweis"],
+            "Max Mustermann",
+            "max@example.org",
+            false,
+        )
+        .await;
     let appointment = citizen
         .page
         .eval("fetch('/api/v1/appointments/by-token/' + location.pathname.split('/')[2]).then(r => r.json()).then(a => a.id)")
