@@ -1,20 +1,12 @@
 //! The videoamt HTTP server and the `videoamt` command-line tool.
 //!
 //! This crate stays thin: it parses input, calls core through the ports, reads projections and
-//! renders them. Rules live in `videoamt-core`, IO in `videoamt-adapters`.
+//! renders them. Rules live in `videoamt-core`, IO in `videoamt-adapters`. Imports point one
+//! way: `cli` and `bench` → `http` → `workers` → `app`; `app` and `workers` import neither
+//! `http` nor `cli`, and `http` never imports `cli` or `bench`.
 
-pub mod audit;
-pub mod bench;
-pub mod bench_api;
-pub mod bench_projections;
-pub mod bench_retention;
+pub mod app;
+pub(crate) mod bench;
 pub mod cli;
-pub mod mails;
-pub mod ops;
-pub mod outbox;
-pub mod problem;
-pub mod retention;
-pub mod server;
-pub mod system;
-pub mod timers;
-pub mod web;
+pub mod http;
+pub mod workers;

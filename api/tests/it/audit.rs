@@ -8,7 +8,7 @@ use uuid::Uuid;
 use videoamt_adapters::bus::{CommandBus, Issued};
 use videoamt_adapters::store::AdminStore;
 use videoamt_adapters::store::sqlite::SqliteStore;
-use videoamt_api::audit::{AuditDesk, AuditError};
+use videoamt_api::app::audit::{AuditDesk, AuditError};
 use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::Contact;
@@ -237,7 +237,7 @@ async fn operator_commands_answer_and_refuse_clearly() {
     let (ok, out, err) = run(&store, &["stats", "--format", "csv"]);
     assert!(ok, "{err}");
     assert!(
-        out.starts_with("tenant,department,week,sessions,no_shows,"),
+        out.starts_with("\"tenant\",\"department\",\"week\",\"sessions\",\"no_shows\","),
         "{out}"
     );
     let (ok, out, err) = run(&store, &["stats", "--tenant", "stuttgart"]);

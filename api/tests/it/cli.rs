@@ -317,17 +317,17 @@ async fn user_add_creates_accounts_that_log_in_and_refuses_bad_ones_in_german() 
 
     // The account logs in with the password given on standard input, and only with it.
     let location = videoamt_adapters::store::StoreLocation::parse(&store).expect("store");
-    let system = videoamt_api::system::System::open(&location, &data)
+    let system = videoamt_api::app::System::open(&location, &data, Default::default())
         .await
         .expect("open");
-    let state = videoamt_api::server::AppState::new(system);
+    let state = videoamt_api::http::AppState::new(system);
     let (_, staff) =
-        videoamt_api::web::staff::log_in(&state, "ettlingen", "t.test", "ein-gutes-passwort")
+        videoamt_api::http::staff::log_in(&state, "ettlingen", "t.test", "ein-gutes-passwort")
             .await
             .expect("the password works");
     assert_eq!(staff.departments.len(), 1);
     let refused =
-        videoamt_api::web::staff::log_in(&state, "ettlingen", "t.test", "ein-anderes-passwort")
+        videoamt_api::http::staff::log_in(&state, "ettlingen", "t.test", "ein-anderes-passwort")
             .await;
     assert_eq!(refused.expect_err("a wrong password").status, 401);
     // Only the hash is stored: the password is in no row of the log.

@@ -5,6 +5,7 @@ mod audit;
 mod browser;
 mod cli;
 mod crash;
+mod layout;
 mod mail;
 mod projection_crash;
 mod purge_crash;
@@ -32,7 +33,7 @@ async fn due_subjects(
             .expect("open"),
     );
     let kek = videoamt_adapters::keys::Kek::load(data).expect("kek");
-    let system = videoamt_api::system::System::new(
+    let system = videoamt_api::app::System::new(
         store.clone(),
         kek,
         data,

@@ -9,9 +9,9 @@ use uuid::Uuid;
 use videoamt_adapters::keys::Kek;
 use videoamt_adapters::store::AdminStore;
 use videoamt_adapters::store::sqlite::SqliteStore;
-use videoamt_api::retention::purge::PurgeJob;
-use videoamt_api::retention::verify::Verifier;
-use videoamt_api::system::System;
+use videoamt_api::app::System;
+use videoamt_api::workers::retention::purge::PurgeJob;
+use videoamt_api::workers::retention::verify::Verifier;
 use videoamt_core::blobs::{BlobContent, BlobError, BlobName, BlobStore as _};
 use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::command::Command;
@@ -191,7 +191,10 @@ async fn example_visit(system: &System, tenant: &str, handover: Handover) -> (Vi
 }
 
 /// Runs the purge as if the clock showed `now`, after the timers are caught up.
-async fn purge_at(env: &Env, now: OffsetDateTime) -> videoamt_api::retention::purge::Summary {
+async fn purge_at(
+    env: &Env,
+    now: OffsetDateTime,
+) -> videoamt_api::workers::retention::purge::Summary {
     env.catch_up().await;
     PurgeJob::new(&env.system)
         .run_due(now, |_| {})

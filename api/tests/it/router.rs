@@ -5,8 +5,8 @@ use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
 use videoamt_adapters::keys::Kek;
 use videoamt_adapters::store::sqlite::SqliteStore;
-use videoamt_api::server::{AppState, app};
-use videoamt_api::system::System;
+use videoamt_api::app::System;
+use videoamt_api::http::{AppState, app};
 use videoamt_core::tenant::example_tenants;
 
 async fn state() -> (tempfile::TempDir, AppState) {
@@ -75,8 +75,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
-use videoamt_api::server::Clock;
-use videoamt_api::web::guard::RateLimits;
+use videoamt_api::http::Clock;
+use videoamt_api::http::middleware::RateLimits;
 
 /// Friday 20 November 2026, 11:00 in Germany: the server's "now" unless a test moves it.
 pub(crate) const NOW: i64 = 1_795_168_800;
@@ -867,7 +867,7 @@ async fn a_citizen_books_two_concerns_through_the_pages_without_javascript() {
     assert!(html.contains("Ihr Termin ist gebucht."), "{html}");
     let name = &s.tenants[0].services[&"personalausweis".into()].name;
     assert!(
-        html.contains(&videoamt_api::web::pages::esc(name)),
+        html.contains(&name.replace('&', "&amp;")),
         "{name} missing: {html}"
     );
 

@@ -5,8 +5,8 @@ use std::sync::atomic::Ordering;
 
 use axum::http::{StatusCode, header};
 use serde_json::{Value, json};
-use videoamt_api::web::guard::RateLimits;
-use videoamt_api::web::staff::create_account;
+use videoamt_api::http::middleware::RateLimits;
+use videoamt_api::http::staff::create_account;
 use videoamt_core::domain::account::StaffRole;
 
 use crate::router::{Api, NOW, assert_refused};
@@ -796,7 +796,7 @@ async fn browse(
     if form.is_some() {
         request = request.header("content-type", "application/x-www-form-urlencoded");
     }
-    let response = videoamt_api::server::app(api.state.clone())
+    let response = videoamt_api::http::app(api.state.clone())
         .oneshot(
             request
                 .body(form.map_or_else(axum::body::Body::empty, |f| {
@@ -882,7 +882,7 @@ async fn staff_pages_log_in_show_the_day_and_work_without_javascript() {
     // The live stream starts with both sections.
     let response = {
         use tower::ServiceExt as _;
-        videoamt_api::server::app(api.state.clone())
+        videoamt_api::http::app(api.state.clone())
             .oneshot(
                 axum::http::Request::get("/sachbearbeitung/live?woche=1")
                     .header("cookie", &clerk)

@@ -9,8 +9,8 @@ use serde_json::json;
 use time::OffsetDateTime;
 use time::macros::datetime;
 use videoamt_adapters::mail::FolderMailer;
-use videoamt_api::outbox::Outbox;
-use videoamt_api::timers::fire_due;
+use videoamt_api::workers::outbox::Outbox;
+use videoamt_api::workers::timers::fire_due;
 use videoamt_core::domain::AppointmentId;
 
 use crate::router::{Api, TUE_9};

@@ -1,0 +1,215 @@
+//! Every setting of the product in one place: each is a command-line flag and a `VIDEOAMT_…`
+//! environment variable, with a default that works on one machine. The store (`--store`,
+//! `VIDEOAMT_STORE`), the data folder (`--data-dir`, `VIDEOAMT_DATA_DIR`), the listen address
+//! (`serve --listen`, `VIDEOAMT_LISTEN`) and the log filter (`VIDEOAMT_LOG`, read before
+//! anything else runs) are parsed beside these by the CLI.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+const MAIL_FROM: &str = "videoberatung@localhost";
+const MAIL_ATTEMPTS: u32 = 5;
+const MAIL_RETRY_MS: u64 = 2_000;
+const SCHEDULER_INTERVAL_MS: u64 = 60_000;
+const PURGE_PAGE: u32 = 500;
+
+/// The settings of a running product; `Settings::default()` is what an empty environment gives.
+#[derive(Clone, PartialEq, Eq, clap::Args)]
+pub struct Settings {
+    /// Where links in mails and pages point to (scheme, host, port) behind a proxy; the bound
+    /// listen address when unset.
+    #[arg(long, global = true, env = "VIDEOAMT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// The SMTP relay mail goes to (`smtp://host:port`, plain SMTP). Without it mails are
+    /// written as `.eml` files under the data folder's `outbox/`, listed at `/dev/outbox`.
+    #[arg(long, global = true, env = "VIDEOAMT_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// The sender of the product's mails.
+    #[arg(long, global = true, env = "VIDEOAMT_MAIL_FROM", default_value = MAIL_FROM)]
+    pub mail_from: String,
+    /// How often a mail is tried before `DeliveryFailed` is recorded (at least 1).
+    #[arg(long, global = true, env = "VIDEOAMT_MAIL_ATTEMPTS", default_value_t = MAIL_ATTEMPTS,
+        value_parser = clap::value_parser!(u32).range(1..))]
+    pub mail_attempts: u32,
+    /// The wait after the first failed try of a mail, in milliseconds; doubled after each
+    /// further one.
+    #[arg(long, global = true, env = "VIDEOAMT_MAIL_RETRY_MS", default_value_t = MAIL_RETRY_MS)]
+    pub mail_retry_ms: u64,
+    /// How often the scheduler fires due reminders, no-show checks, purges and verifications,
+    /// in milliseconds.
+    #[arg(long, global = true, env = "VIDEOAMT_RETENTION_INTERVAL_MS",
+        default_value_t = SCHEDULER_INTERVAL_MS)]
+    pub retention_interval_ms: u64,
+    /// Data subjects purged together, one page of due timers at a time (at least 1). Bigger
+    /// pages mean fewer commits; smaller ones mean finer progress.
+    #[arg(long, global = true, env = "VIDEOAMT_PURGE_PAGE", default_value_t = PURGE_PAGE,
+        value_parser = page)]
+    pub purge_page: u32,
+    /// Requests per minute and client address: `booking,token,login`.
+    #[arg(
+        long,
+        global = true,
+        env = "VIDEOAMT_RATE_LIMITS",
+        default_value = "20,120,10"
+    )]
+    pub rate_limits: RateLimitSetting,
+    /// The key-encryption key, 32 bytes in base64; wins over `--kek-file`.
+    #[arg(long, global = true, env = "VIDEOAMT_KEK", hide_env_values = true)]
+    pub kek: Option<String>,
+    /// A file holding the key-encryption key; else `kek` in the data folder, generated there
+    /// (mode 0600) on first start.
+    #[arg(long, global = true, env = "VIDEOAMT_KEK_FILE")]
+    pub kek_file: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            smtp_url: None,
+            mail_from: MAIL_FROM.to_owned(),
+            mail_attempts: MAIL_ATTEMPTS,
+            mail_retry_ms: MAIL_RETRY_MS,
+            retention_interval_ms: SCHEDULER_INTERVAL_MS,
+            purge_page: PURGE_PAGE,
+            rate_limits: RateLimitSetting::default(),
+            kek: None,
+            kek_file: None,
+        }
+    }
+}
+
+// The KEK must never reach a log line.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("public_url", &self.public_url)
+            .field("smtp_url", &self.smtp_url)
+            .field("mail_from", &self.mail_from)
+            .field("mail_attempts", &self.mail_attempts)
+            .field("mail_retry_ms", &self.mail_retry_ms)
+            .field("retention_interval_ms", &self.retention_interval_ms)
+            .field("purge_page", &self.purge_page)
+            .field("rate_limits", &self.rate_limits)
+            .field("kek", &self.kek.as_ref().map(|_| "…"))
+            .field("kek_file", &self.kek_file)
+            .finish()
+    }
+}
+
+impl Settings {
+    /// The SMTP relay, if one is set (an empty value counts as none).
+    pub fn smtp(&self) -> Option<&str> {
+        self.smtp_url.as_deref().filter(|u| !u.is_empty())
+    }
+
+    pub fn mail_retry(&self) -> Duration {
+        Duration::from_millis(self.mail_retry_ms)
+    }
+
+    pub fn scheduler_interval(&self) -> Duration {
+        Duration::from_millis(self.retention_interval_ms)
+    }
+}
+
+fn page(raw: &str) -> Result<u32, String> {
+    match raw.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("a number of at least 1".to_owned()),
+    }
+}
+
+/// Requests per minute and client address for each rate-limited budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitSetting {
+    pub booking: u32,
+    pub token: u32,
+    pub login: u32,
+}
+
+impl Default for RateLimitSetting {
+    fn default() -> Self {
+        Self {
+            booking: 20,
+            token: 120,
+            login: 10,
+        }
+    }
+}
+
+impl FromStr for RateLimitSetting {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let numbers: Result<Vec<u32>, _> = raw.split(',').map(|p| p.trim().parse()).collect();
+        match numbers.as_deref() {
+            Ok([booking, token, login]) => Ok(Self {
+                booking: *booking,
+                token: *token,
+                login: *login,
+            }),
+            _ => Err("three numbers: booking,token,login (requests per minute)".to_owned()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Only {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    #[test]
+    fn the_flags_defaults_are_the_default_settings() {
+        let parsed = Only::try_parse_from(["videoamt"])
+            .expect("defaults parse")
+            .settings;
+        let default = Settings::default();
+        // A variable set in the test's own environment wins over the default, as it should.
+        let unset = |var: &str| std::env::var_os(var).is_none();
+        if unset("VIDEOAMT_MAIL_FROM") {
+            assert_eq!(parsed.mail_from, default.mail_from);
+        }
+        if unset("VIDEOAMT_MAIL_ATTEMPTS") {
+            assert_eq!(parsed.mail_attempts, default.mail_attempts);
+        }
+        if unset("VIDEOAMT_MAIL_RETRY_MS") {
+            assert_eq!(parsed.mail_retry_ms, default.mail_retry_ms);
+        }
+        if unset("VIDEOAMT_RETENTION_INTERVAL_MS") {
+            assert_eq!(parsed.retention_interval_ms, default.retention_interval_ms);
+        }
+        if unset("VIDEOAMT_PURGE_PAGE") {
+            assert_eq!(parsed.purge_page, default.purge_page);
+        }
+        if unset("VIDEOAMT_RATE_LIMITS") {
+            assert_eq!(parsed.rate_limits, default.rate_limits);
+        }
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_what_is_expected() {
+        let err = Only::try_parse_from(["videoamt", "--rate-limits", "1,2"])
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("booking,token,login"), "{err}");
+        assert!(Only::try_parse_from(["videoamt", "--purge-page", "0"]).is_err());
+        assert!(Only::try_parse_from(["videoamt", "--mail-attempts", "0"]).is_err());
+        let ok = Only::try_parse_from(["videoamt", "--rate-limits", "1, 2,3"]).expect("parsed");
+        assert_eq!(
+            ok.settings.rate_limits,
+            RateLimitSetting {
+                booking: 1,
+                token: 2,
+                login: 3
+            }
+        );
+    }
+}

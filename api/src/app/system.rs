@@ -1,0 +1,147 @@
+//! Everything a command of the product works with, wired once: the store, the key store on
+//! top of it, the blob store and the data folder (KEK, blobs, outbox, logs).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use videoamt_adapters::access::AccessTokens;
+use videoamt_adapters::blobs::FsBlobStore;
+use videoamt_adapters::bus::CommandBus;
+use videoamt_adapters::keys::{Kek, Keyring};
+use videoamt_adapters::store::{AdminStore, StoreLocation};
+use videoamt_core::domain::appointment::AppointmentState;
+use videoamt_core::domain::events::DecodeError;
+use videoamt_core::domain::{AppointmentId, DomainEvent};
+use videoamt_core::event::TenantId;
+use videoamt_core::keys::KeyStore;
+use videoamt_core::store::StoreError;
+use videoamt_core::tenant::Tenant;
+
+use super::Settings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+#[derive(Clone)]
+pub struct System {
+    pub store: Arc<dyn AdminStore>,
+    pub keys: Arc<dyn KeyStore>,
+    pub blobs: Arc<FsBlobStore>,
+    /// Derives citizens' capability links (from the KEK; nothing of them is stored).
+    pub access: AccessTokens,
+    pub data_dir: PathBuf,
+    pub tenants: Arc<Vec<Tenant>>,
+    pub settings: Arc<Settings>,
+}
+
+impl std::fmt::Debug for System {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("System")
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The data folder when none is given: beside the embedded store's file, else
+/// `./videoamt-data`.
+pub fn default_data_dir(location: &StoreLocation) -> PathBuf {
+    match location {
+        StoreLocation::Sqlite(path) => path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        StoreLocation::Postgres(_) => PathBuf::from("videoamt-data"),
+    }
+}
+
+impl System {
+    /// Opens the store (running migrations) and loads the KEK as the settings say (inline, a
+    /// file, or the data folder's own).
+    pub async fn open(
+        location: &StoreLocation,
+        data_dir: &Path,
+        settings: Settings,
+    ) -> anyhow::Result<Self> {
+        let store = location
+            .open()
+            .await
+            .with_context(|| format!("cannot open the store {location:?}"))?;
+        let kek = Kek::resolve(settings.kek.clone(), settings.kek_file.clone(), data_dir)
+            .context("cannot load the key-encryption key")?;
+        Ok(Self::new(
+            store,
+            kek,
+            data_dir,
+            videoamt_core::tenant::example_tenants()?,
+        )
+        .with_settings(settings))
+    }
+
+    pub fn new(
+        store: Arc<dyn AdminStore>,
+        kek: Kek,
+        data_dir: &Path,
+        tenants: Vec<Tenant>,
+    ) -> Self {
+        let access = kek.access_tokens();
+        let keys: Arc<dyn KeyStore> = Arc::new(Keyring::new(kek, store.clone()));
+        Self {
+            access,
+            blobs: Arc::new(FsBlobStore::new(data_dir.join("blobs"), keys.clone())),
+            store,
+            keys,
+            data_dir: data_dir.to_path_buf(),
+            tenants: Arc::new(tenants),
+            settings: Arc::default(),
+        }
+    }
+
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.settings = Arc::new(settings);
+        self
+    }
+
+    pub fn bus(&self) -> CommandBus {
+        CommandBus::new(
+            self.store.clone(),
+            self.keys.clone(),
+            self.tenants.iter().cloned(),
+        )
+    }
+
+    /// An appointment's state, folded from its stream with the deciders' `evolve`, and the
+    /// tenant it was booked in; `None` when nothing was ever recorded for it.
+    pub async fn appointment(
+        &self,
+        id: AppointmentId,
+    ) -> Result<Option<(AppointmentState, TenantId)>, LoadError> {
+        let recorded = self.store.read_stream(&id.stream(), 0).await?;
+        let Some(first) = recorded.first() else {
+            return Ok(None);
+        };
+        let tenant = first.meta.tenant.clone();
+        let mut state = AppointmentState::default();
+        for e in &recorded {
+            let event =
+                DomainEvent::from_payload(e.event_type.as_str(), e.schema_version, &e.payload)?;
+            state = state.evolve(&event);
+        }
+        Ok(Some((state, tenant)))
+    }
+
+    /// Where mail waits to be sent (`.eml` files, one folder per data subject).
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.data_dir.join("outbox")
+    }
+
+    /// Where the server writes its JSON log files.
+    pub fn log_dir(&self) -> PathBuf {
+        self.data_dir.join("logs")
+    }
+}

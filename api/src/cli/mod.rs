@@ -1,0 +1,662 @@
+//! The `videoamt` command line.
+
+pub(crate) mod ops;
+pub(crate) mod retention;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use time::OffsetDateTime;
+use uuid::Uuid;
+use videoamt_adapters::store::{AdminStore, DEFAULT_STORE, StoreLocation};
+use videoamt_core::event::{
+    Actor, EventMetadata, EventType, NewEvent, Payload, StreamId, TenantId,
+};
+use videoamt_core::store::{AppendBatch, ExpectedVersion};
+
+use crate::bench::Backend;
+use crate::http as server;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "videoamt",
+    version,
+    about = "Videoberatung für Kommunen: Server und Betrieb"
+)]
+struct Cli {
+    /// Where the event log lives: `sqlite:PATH` or `postgres://…`.
+    #[arg(long, global = true, env = "VIDEOAMT_STORE", default_value = DEFAULT_STORE)]
+    store: String,
+    /// Folder for the key-encryption key, blobs, outbox and logs; beside the embedded store's
+    /// file by default, else `./videoamt-data`.
+    #[arg(long, global = true, env = "VIDEOAMT_DATA_DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    settings: crate::app::Settings,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the server.
+    Serve {
+        /// Address to listen on; port 0 picks a free one.
+        #[arg(long, env = "VIDEOAMT_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Do not fill an empty embedded store with demo visits.
+        #[arg(long)]
+        no_demo: bool,
+    },
+    /// Inspect and check the event log.
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Read models: status, rebuild.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
+    /// Audit reads (each one is recorded as `AuditRecordViewed`).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Retention: purge due subjects (crypto-shredding) and verify their deletion.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Pilot statistics per tenant, department and ISO week.
+    Stats {
+        /// Only this tenant, e.g. `ettlingen`.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: crate::cli::ops::Format,
+    },
+    /// Staff accounts: clerks, auditors, data-protection officers, admins.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Measure the system against raw baselines on the same machine.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create an account; the password is read from standard input (one line, at least 12
+    /// characters) and only its argon2id hash is stored.
+    Add {
+        /// The municipality, e.g. `ettlingen`.
+        #[arg(long)]
+        tenant: String,
+        /// `clerk`, `auditor`, `dpo` or `admin`.
+        #[arg(long)]
+        role: String,
+        /// A clerk's department; repeat for several. Only for clerks.
+        #[arg(long = "department")]
+        departments: Vec<String>,
+        /// The login name, e.g. `a.becker`.
+        #[arg(long)]
+        login: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectionsCommand {
+    /// Each projection's checkpoint and lag.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop and rebuild one projection, or all, from the whole log.
+    Rebuild {
+        /// The projection to rebuild (see `projections status`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Apply the log to all projections until caught up (or forever with `--follow`),
+    /// printing each projection's checkpoint; for operators and the crash test.
+    #[command(hide = true)]
+    Run {
+        #[arg(long)]
+        follow: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RetentionCommand {
+    /// Subjects per tenant: active, scheduled, due, overdue, blocked, executed, verified.
+    Status {
+        /// Only this tenant, e.g. `stuttgart`.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Purge every subject whose retention has run out (with a progress bar).
+    Run {
+        /// Only list what would be purged.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Verify the deletion of one purged subject, or of all not yet verified.
+    Verify {
+        /// The subject id (UUID).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        subject: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// The DPO's export: per subject the dates, counts and checks; no personal data.
+    Report {
+        #[arg(long, value_enum, default_value = "csv")]
+        format: crate::cli::ops::Format,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Print an appointment's timeline and its state, as of a global position if given.
+    Replay {
+        /// The appointment id (UUID).
+        appointment: String,
+        /// Global position to show the state as of; the log's end by default.
+        #[arg(long)]
+        at: Option<u64>,
+        /// Who reads, recorded in the `AuditRecordViewed` event.
+        #[arg(long, env = "VIDEOAMT_AUDITOR", default_value = "cli")]
+        auditor: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Counts, last position and size.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check positions are gap-free and ordered, streams contiguous from 0 and the append-only
+    /// guards in place. Exits non-zero if anything is wrong.
+    Verify,
+    /// Append `ProbeAppended` events to `probe-RUN` one at a time, printing each acknowledged
+    /// position; for smoke tests and the crash-durability test.
+    #[command(hide = true)]
+    Probe {
+        #[arg(long, default_value = "smoke")]
+        run: String,
+        #[arg(long, default_value_t = 10)]
+        count: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Appends, reads and catch-up of the event store against a raw driver baseline.
+    Store {
+        #[arg(long, value_enum)]
+        backend: Backend,
+        /// Size of the log for the read cases.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Duration of each append case, in seconds.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Folder for the JSON results.
+        #[arg(long, default_value = "target/bench")]
+        out: std::path::PathBuf,
+    },
+    /// All projections over a generated log: rebuild rate, live lag, audit replay latency.
+    Projections {
+        #[arg(long, value_enum)]
+        backend: Backend,
+        /// Size of the generated log.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Events appended per second in the live phase.
+        #[arg(long, default_value_t = 1_000)]
+        rate: u64,
+        /// Duration of the live phase, in seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Audit replays to time.
+        #[arg(long, default_value_t = 1_000)]
+        replays: u32,
+        #[arg(long, default_value = "target/bench")]
+        out: std::path::PathBuf,
+    },
+    /// Purge and verify many due subjects: subjects/s for each, memory along the way.
+    Retention {
+        #[arg(long, value_enum)]
+        backend: Backend,
+        #[arg(long, default_value_t = 100_000)]
+        subjects: usize,
+        #[arg(long, default_value = "target/bench")]
+        out: std::path::PathBuf,
+    },
+    /// Concurrent bookers through the command bus, racing for a week of slots.
+    Booking {
+        #[arg(long, value_enum)]
+        backend: Backend,
+        /// Concurrent bookers.
+        #[arg(long, default_value_t = 64)]
+        bookers: u32,
+        /// Weeks of slots to fill, starting Monday 30 November 2026.
+        #[arg(long, default_value_t = 4)]
+        weeks: u32,
+        #[arg(long, default_value = "target/bench")]
+        out: std::path::PathBuf,
+    },
+    /// The HTTP API against a `serve` child process: slot queries, bookings, token lookups and
+    /// clerk schedule reads from concurrent keep-alive clients; latencies and server RSS.
+    Api {
+        #[arg(long, value_enum)]
+        backend: Backend,
+        /// Concurrent clients, one connection each.
+        #[arg(long, default_value_t = 64)]
+        clients: u32,
+        /// Duration of the run, in seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Requests per second of all clients together, paced; as fast as they go when unset.
+        /// Latencies then count from each request's planned start (no coordinated omission).
+        #[arg(long)]
+        rate: Option<u32>,
+        #[arg(long, default_value = "target/bench")]
+        out: std::path::PathBuf,
+    },
+}
+
+/// Events of demo visits for an empty embedded store: about a hundred complete visits of both
+/// example municipalities.
+const DEMO_EVENTS: u64 = 3_000;
+
+/// Runs the command line and turns failures into a message and exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The server also keeps its log in the data folder, where the deletion verifier looks.
+    let log_file = match (&cli.command, StoreLocation::parse(&cli.store)) {
+        (Command::Serve { .. }, Ok(location)) => Some(
+            cli.data_dir
+                .clone()
+                .unwrap_or_else(|| crate::app::system::default_data_dir(&location))
+                .join("logs")
+                .join("videoamt.log"),
+        ),
+        _ => None,
+    };
+    init_logging(log_file.as_deref());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("videoamt: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("videoamt: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// JSON logs on stderr and, for the server, appended to `file`; filtered by `VIDEOAMT_LOG`
+/// (default `info`). Log lines carry ids and counts, never personal data.
+fn init_logging(file: Option<&std::path::Path>) {
+    use tracing_subscriber::fmt::writer::MakeWriterExt as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIDEOAMT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let opened = file.and_then(|path| {
+        std::fs::create_dir_all(path.parent()?).ok()?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .ok()
+    });
+    let builder = tracing_subscriber::fmt().json().with_env_filter(filter);
+    let _ = match opened {
+        Some(f) => builder
+            .with_writer(std::io::stderr.and(std::sync::Mutex::new(f)))
+            .try_init(),
+        None => builder.with_writer(std::io::stderr).try_init(),
+    };
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let location = StoreLocation::parse(&cli.store)?;
+    let data_dir = cli
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| crate::app::system::default_data_dir(&location));
+    let system = || crate::app::System::open(&location, &data_dir, cli.settings.clone());
+    match cli.command {
+        Command::Serve { listen, no_demo } => {
+            serve(system().await?, &location, listen, !no_demo).await
+        }
+        Command::Store(StoreCommand::Stats { json }) => stats(&location, json).await,
+        Command::Store(StoreCommand::Verify) => verify(&location).await,
+        Command::Store(StoreCommand::Probe { run, count }) => probe(&location, &run, count).await,
+        Command::Projections(ProjectionsCommand::Status { json }) => {
+            crate::cli::ops::projections_status(&open(&location).await?, json).await
+        }
+        Command::Projections(ProjectionsCommand::Rebuild { name, all }) => {
+            crate::cli::ops::projections_rebuild(&open(&location).await?, name.as_deref(), all)
+                .await
+        }
+        Command::Projections(ProjectionsCommand::Run { follow }) => {
+            crate::cli::ops::projections_run(&open(&location).await?, follow).await
+        }
+        Command::Audit(AuditCommand::Replay {
+            appointment,
+            at,
+            auditor,
+        }) => crate::cli::ops::audit_replay(&system().await?, &appointment, at, &auditor).await,
+        Command::Retention(RetentionCommand::Status { tenant }) => {
+            retention::status(&system().await?, tenant.as_deref()).await
+        }
+        Command::Retention(RetentionCommand::Run { dry_run }) => {
+            retention::run(&system().await?, dry_run).await
+        }
+        Command::Retention(RetentionCommand::Verify { subject, .. }) => {
+            retention::verify_cli(&system().await?, subject.as_deref()).await
+        }
+        Command::Retention(RetentionCommand::Report { format }) => {
+            retention::export(&system().await?, format).await
+        }
+        Command::User(UserCommand::Add {
+            tenant,
+            role,
+            departments,
+            login,
+        }) => user_add(&system().await?, &tenant, &role, &departments, &login).await,
+        Command::Stats { tenant, format } => {
+            crate::cli::ops::stats(&open(&location).await?, tenant.as_deref(), format).await
+        }
+        Command::Bench(BenchCommand::Store {
+            backend,
+            events,
+            seconds,
+            out,
+        }) => {
+            let options = crate::bench::StoreBenchOptions {
+                backend,
+                server: location,
+                events,
+                seconds,
+                out,
+            };
+            crate::bench::store(options).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Projections {
+            backend,
+            events,
+            rate,
+            seconds,
+            replays,
+            out,
+        }) => {
+            let options = crate::bench::projections::ProjectionsBenchOptions {
+                backend,
+                server: location,
+                events,
+                rate,
+                seconds,
+                replays,
+                out,
+            };
+            crate::bench::projections::projections(options).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Retention {
+            backend,
+            subjects,
+            out,
+        }) => {
+            crate::bench::retention::retention(crate::bench::retention::RetentionBenchOptions {
+                backend,
+                server: location,
+                subjects,
+                out,
+            })
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Booking {
+            backend,
+            bookers,
+            weeks,
+            out,
+        }) => {
+            let options = crate::bench::BookingBenchOptions {
+                backend,
+                server: location,
+                bookers,
+                weeks,
+                out,
+            };
+            crate::bench::booking(options).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Api {
+            backend,
+            clients,
+            seconds,
+            rate,
+            out,
+        }) => {
+            let options = crate::bench::api::ApiBenchOptions {
+                backend,
+                server: location,
+                clients,
+                seconds,
+                rate,
+                out,
+            };
+            crate::bench::api::api(options).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn open(location: &StoreLocation) -> anyhow::Result<std::sync::Arc<dyn AdminStore>> {
+    location
+        .open()
+        .await
+        .with_context(|| format!("cannot open the store {location:?}"))
+}
+
+/// The password of every demo account (README); only an empty embedded store gets them.
+pub const DEMO_PASSWORD: &str = "videoamt-demo";
+
+/// Demo accounts for each example municipality: its clerks from the tenant file, and one
+/// auditor (`pruefung`), DPO (`datenschutz`) and admin (`verwaltung`).
+async fn demo_accounts(system: &crate::app::System) -> anyhow::Result<()> {
+    use videoamt_core::domain::account::StaffRole;
+    let now = OffsetDateTime::now_utc();
+    for tenant in system.tenants.iter() {
+        let mut accounts: Vec<(String, StaffRole, Vec<String>)> = tenant
+            .clerks
+            .values()
+            .map(|c| {
+                let departments = c.departments.iter().map(|d| d.to_string()).collect();
+                (c.id.to_string(), StaffRole::Clerk, departments)
+            })
+            .collect();
+        accounts.push(("pruefung".into(), StaffRole::Auditor, vec![]));
+        accounts.push(("datenschutz".into(), StaffRole::Dpo, vec![]));
+        accounts.push(("verwaltung".into(), StaffRole::Admin, vec![]));
+        for (login, role, departments) in accounts {
+            crate::http::staff::create_account(
+                system,
+                tenant,
+                &login,
+                role,
+                &departments,
+                DEMO_PASSWORD,
+                now,
+            )
+            .await?;
+        }
+    }
+    tracing::info!("demo accounts created");
+    Ok(())
+}
+
+async fn serve(
+    system: crate::app::System,
+    location: &StoreLocation,
+    listen: SocketAddr,
+    demo: bool,
+) -> anyhow::Result<ExitCode> {
+    let store = system.store.clone();
+    // The embedded store starts with something to look at; a PostgreSQL log never gets demo
+    // data, and neither does one that already has events.
+    if demo && matches!(location, StoreLocation::Sqlite(_)) && store.last_position().await? == 0 {
+        let spec = videoamt_scenarios::generate::BulkSpec {
+            target_events: DEMO_EVENTS,
+            big_record_events: 0,
+        };
+        let log = videoamt_scenarios::generate::bulk_log(store.clone(), &spec, |_| {}).await?;
+        tracing::info!(
+            events = log.events,
+            appointments = log.appointments.len(),
+            "empty embedded store filled with demo visits"
+        );
+        demo_accounts(&system).await?;
+        // The demo visits are history: nobody is waiting for their mails.
+        crate::workers::outbox::skip_to_head(&system).await?;
+    }
+    let listener = server::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, store = ?location, "videoamt serving");
+    // Scripts and tests read the bound address (port 0 picks one) from this line.
+    println!("videoamt listening on http://{addr}");
+    std::io::stdout().flush()?;
+    // Links in mails and pages: the public URL behind a proxy, else the bound address.
+    let public_url =
+        (system.settings.public_url.clone()).unwrap_or_else(|| format!("http://{addr}"));
+    let smtp = system.settings.smtp().is_some();
+    let mut state = server::AppState::new(system).with_public_url(&public_url);
+    // The dev outbox page exists only in the embedded default mode: no mail server configured.
+    if matches!(location, StoreLocation::Sqlite(_)) && !smtp {
+        state = state.with_dev_outbox();
+    }
+    server::serve(listener, state).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `videoamt user add`: the password comes from standard input, never from the command line
+/// (where other users of the machine could read it).
+async fn user_add(
+    system: &crate::app::System,
+    tenant: &str,
+    role: &str,
+    departments: &[String],
+    login: &str,
+) -> anyhow::Result<ExitCode> {
+    let Some(t) = system.tenants.iter().find(|t| t.id.as_str() == tenant) else {
+        let names: Vec<&str> = system.tenants.iter().map(|t| t.id.as_str()).collect();
+        anyhow::bail!(
+            "Die Kommune {tenant:?} gibt es nicht; bekannt: {}",
+            names.join(", ")
+        );
+    };
+    let Some(role) = videoamt_core::domain::account::StaffRole::parse(role) else {
+        anyhow::bail!("Die Rolle {role:?} gibt es nicht; möglich: clerk, auditor, dpo, admin");
+    };
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("cannot read the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    crate::http::staff::create_account(
+        system,
+        t,
+        login,
+        role,
+        departments,
+        password,
+        OffsetDateTime::now_utc(),
+    )
+    .await?;
+    println!("Konto {login} ({}) in {} angelegt.", role.label(), t.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn stats(location: &StoreLocation, json: bool) -> anyhow::Result<ExitCode> {
+    let s = open(location).await?.stats().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        println!("backend         {}", s.backend);
+        println!("events          {}", s.events);
+        println!("streams         {}", s.streams);
+        println!("last position   {}", s.last_position);
+        println!(
+            "size            {:.1} MiB ({} bytes)",
+            mib(s.size_bytes),
+            s.size_bytes
+        );
+        println!("schema version  {}", s.schema_version);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn mib(bytes: u64) -> f64 {
+    // Display only; precision beyond a tenth of a MiB does not matter.
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+async fn verify(location: &StoreLocation) -> anyhow::Result<ExitCode> {
+    let report = open(location).await?.verify().await?;
+    if report.is_ok() {
+        println!(
+            "store verify: OK, {} events checked: positions gap-free and ordered, streams \
+             contiguous from 0, append-only guards present",
+            report.events_checked
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "store verify: FAILED, {} problem(s):",
+            report.problems.len()
+        );
+        for problem in &report.problems {
+            eprintln!("  - {problem}");
+        }
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+async fn probe(location: &StoreLocation, run: &str, count: u64) -> anyhow::Result<ExitCode> {
+    let store = open(location).await?;
+    let stream = StreamId::of("probe", run)?;
+    let event_type = EventType::parse("ProbeAppended")?;
+    let tenant = TenantId::parse("videoamt")?;
+    let correlation = Uuid::now_v7();
+    let mut out = std::io::stdout().lock();
+    for n in 0..count {
+        let meta = EventMetadata::new(
+            tenant.clone(),
+            correlation,
+            correlation,
+            Actor::system("probe"),
+            OffsetDateTime::now_utc(),
+        );
+        let payload = Payload::from_value(&serde_json::json!({ "n": n }))?;
+        let event = NewEvent::new(Uuid::now_v7(), event_type.clone(), 1, meta, payload)?;
+        let batch = AppendBatch::single(stream.clone(), ExpectedVersion::Any, vec![event])?;
+        let appended = store.append(batch).await?;
+        // One line per acknowledged append, flushed, so a killed run leaves exact evidence.
+        writeln!(out, "{} {n}", appended.last_position())?;
+        out.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,683 @@
+//! What a citizen can do without an account: read the catalogue, find free slots, book, and,
+//! with the capability link from the mail, see, confirm, cancel and move the appointment.
+//! The JSON handlers here and the HTML pages share these functions.
+
+use std::str::FromStr as _;
+
+use serde::{Deserialize, Serialize};
+use time::{Date, Duration, OffsetDateTime};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+use videoamt_adapters::access::token_hash;
+use videoamt_adapters::bus::Issued;
+use videoamt_core::domain::appointment::{AppointmentState, BookAppointment, Status};
+use videoamt_core::domain::command::Command;
+use videoamt_core::domain::events::{CancelledBy, CitizenAccessGranted, Contact};
+use videoamt_core::domain::{AppointmentId, Personal, SubjectId};
+use videoamt_core::event::{Actor, ActorRole};
+use videoamt_core::keys::reveal;
+use videoamt_core::tenant::{BookingChannel, DepartmentId, ServiceId, Tenant};
+
+use crate::http::AppState;
+use crate::http::error::{FieldError, Problem};
+
+/// Days one slot query may cover.
+pub(crate) const MAX_SLOT_DAYS: u8 = 14;
+
+// --- catalogue ---
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct TenantView {
+    pub id: String,
+    pub name: String,
+    /// IANA time zone of all local times of this municipality.
+    pub time_zone: String,
+    pub support: SupportView,
+    /// Minimum upload bandwidth for the video call, in Mbit/s.
+    pub min_upload_mbit: u32,
+    pub departments: Vec<DepartmentView>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct SupportView {
+    pub phone: String,
+    pub hours: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct DepartmentView {
+    pub id: String,
+    pub name: String,
+    /// Whether citizens book online; otherwise only by a clerk's invitation.
+    pub online_booking: bool,
+    pub slot_minutes: u16,
+    pub services: Vec<ServiceView>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct ServiceView {
+    pub id: String,
+    pub name: String,
+    pub duration_minutes: u16,
+    /// The fee in euro cents.
+    pub fee_cents: u64,
+    /// Documents to have ready in the call.
+    pub documents: Vec<String>,
+    pub identity_check: bool,
+    pub signature: bool,
+    /// Services that can be handled in the same appointment.
+    pub combinable_with: Vec<String>,
+}
+
+pub(crate) fn tenant_view(t: &Tenant) -> TenantView {
+    TenantView {
+        id: t.id.to_string(),
+        name: t.name.clone(),
+        time_zone: t.time_zone_name.clone(),
+        support: SupportView {
+            phone: t.support.phone.clone(),
+            hours: t.support.hours.clone(),
+        },
+        min_upload_mbit: t.min_upload_mbit,
+        departments: t
+            .departments
+            .values()
+            .map(|d| DepartmentView {
+                id: d.id.to_string(),
+                name: d.name.clone(),
+                online_booking: d.online_booking,
+                slot_minutes: d.slot_minutes,
+                services: t
+                    .services
+                    .values()
+                    .filter(|s| s.department == d.id && s.online)
+                    .map(|s| ServiceView {
+                        id: s.id.to_string(),
+                        name: s.name.clone(),
+                        duration_minutes: s.duration_minutes,
+                        fee_cents: s.fee.0,
+                        documents: s.documents.clone(),
+                        identity_check: s.identity_check,
+                        signature: s.signature,
+                        combinable_with: s.combinable_with.iter().map(|c| c.to_string()).collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn tenant<'a>(state: &'a AppState, id: &str) -> Option<&'a Tenant> {
+    state.tenants.iter().find(|t| t.id.as_str() == id)
+}
+
+// --- slots ---
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct SlotQuery {
+    /// The municipality (`ettlingen`, `stuttgart`).
+    pub tenant: String,
+    /// The chosen services, comma-separated; all of one department.
+    pub services: String,
+    /// The first day (`YYYY-MM-DD`, local).
+    pub from: String,
+    /// How many days from `from` (1 to 14; 1 when missing).
+    pub days: Option<u8>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct SlotsView {
+    pub tenant: String,
+    pub department: String,
+    /// Minutes the chosen services take together, rounded up to whole slots.
+    pub duration_minutes: u32,
+    pub fee_total_cents: u64,
+    pub days: Vec<DaySlots>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct DaySlots {
+    /// Local date, `YYYY-MM-DD`.
+    pub date: String,
+    /// Free starts as RFC 3339 instants with the local offset.
+    pub starts: Vec<String>,
+}
+
+pub(crate) fn parse_services(raw: &str) -> Vec<ServiceId> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(ServiceId::from)
+        .collect()
+}
+
+pub(crate) fn parse_date(raw: &str) -> Option<Date> {
+    Date::parse(
+        raw,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .ok()
+}
+
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+pub(crate) async fn free_slots(state: &AppState, q: &SlotQuery) -> Result<SlotsView, Problem> {
+    let tenant = tenant(state, &q.tenant).ok_or_else(unknown_tenant)?;
+    let services = parse_services(&q.services);
+    let from = parse_date(&q.from).ok_or_else(|| {
+        Problem::invalid_fields(vec![field(
+            "from",
+            "Bitte ein Datum im Format JJJJ-MM-TT angeben.",
+        )])
+    })?;
+    let days = q.days.unwrap_or(1);
+    if days == 0 || days > MAX_SLOT_DAYS {
+        return Err(Problem::invalid_fields(vec![field(
+            "days",
+            &format!("Es können 1 bis {MAX_SLOT_DAYS} Tage abgefragt werden."),
+        )]));
+    }
+    let first = services
+        .first()
+        .ok_or_else(|| Problem::refused(&videoamt_core::domain::DomainError::NoServices))?;
+    let department = tenant
+        .service(first)
+        .ok_or_else(|| {
+            Problem::refused(&videoamt_core::domain::DomainError::UnknownService(
+                first.clone(),
+            ))
+        })?
+        .department
+        .clone();
+    let (dept, slots) =
+        videoamt_core::domain::appointment::size_concerns(tenant, &department, &services)
+            .map_err(|e| Problem::refused(&e))?;
+    let now = state.now();
+    let mut out = Vec::new();
+    for offset in 0..days {
+        let date = from + Duration::days(i64::from(offset));
+        let starts = videoamt_projections::slots::free_slots(
+            state.store.as_ref(),
+            tenant,
+            &services,
+            date,
+            now,
+        )
+        .await
+        .map_err(|e| match e {
+            videoamt_projections::slots::FreeSlotsError::Domain(e) => Problem::refused(&e),
+            videoamt_projections::slots::FreeSlotsError::Store(e) => {
+                tracing::error!(error = %e, "free slots unavailable");
+                Problem::store_unavailable()
+            }
+        })?;
+        out.push(DaySlots {
+            date: date.to_string(),
+            starts: starts
+                .into_iter()
+                .map(|s| rfc3339(tenant.zoned(s)))
+                .collect(),
+        });
+    }
+    Ok(SlotsView {
+        tenant: tenant.id.to_string(),
+        department: dept.id.to_string(),
+        duration_minutes: u32::from(slots) * u32::from(dept.slot_minutes),
+        fee_total_cents: services
+            .iter()
+            .filter_map(|s| tenant.service(s))
+            .map(|s| s.fee.0)
+            .sum(),
+        days: out,
+    })
+}
+
+// --- booking ---
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BookingRequest {
+    pub tenant: String,
+    /// One or more services of one department.
+    pub services: Vec<String>,
+    /// The chosen start (RFC 3339), one of the free starts.
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "time::serde::rfc3339")]
+    pub start: OffsetDateTime,
+    pub contact: ContactInput,
+    /// The citizen read the privacy notice and agrees to the processing.
+    pub privacy_accepted: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ContactInput {
+    pub name: String,
+    pub email: String,
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct Booked {
+    /// The capability token: the only way to this appointment. Also sent by mail.
+    pub token: String,
+    /// The citizen's page for this appointment.
+    pub manage_url: String,
+    pub appointment: AppointmentView,
+}
+
+fn field(name: &str, message: &str) -> FieldError {
+    FieldError {
+        field: name.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+fn unknown_tenant() -> Problem {
+    Problem::invalid_fields(vec![field("tenant", "Diese Kommune gibt es hier nicht.")])
+}
+
+/// The contact as entered, checked; each invalid field named with a German message.
+pub(crate) fn check_contact(input: &ContactInput) -> Result<Contact, Vec<FieldError>> {
+    let mut errors = vec![];
+    let name = input.name.trim();
+    if name.is_empty() {
+        errors.push(field("contact.name", "Bitte geben Sie Ihren Namen an."));
+    } else if name.chars().count() > 200 || name.chars().any(char::is_control) {
+        errors.push(field(
+            "contact.name",
+            "Der Name darf höchstens 200 Zeichen und keine Steuerzeichen enthalten.",
+        ));
+    }
+    let email = input.email.trim();
+    let domain_ok = email
+        .rsplit_once('@')
+        .is_some_and(|(_, domain)| domain.contains('.') && !domain.ends_with('.'));
+    if email.len() > 254 || lettre::Address::from_str(email).is_err() || !domain_ok {
+        errors.push(field(
+            "contact.email",
+            "Bitte geben Sie eine gültige E-Mail-Adresse an, z. B. name@beispiel.de.",
+        ));
+    }
+    let phone = input
+        .phone
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty());
+    if let Some(p) = phone {
+        let digits = p.chars().filter(char::is_ascii_digit).count();
+        let allowed = p
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-/()".contains(c));
+        if !allowed || !(6..=20).contains(&digits) {
+            errors.push(field(
+                "contact.phone",
+                "Bitte geben Sie eine Telefonnummer aus Ziffern an (6 bis 20 Ziffern, z. B. +49 721 1234567).",
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(Contact {
+            name: Personal::plain(name),
+            email: Personal::plain(email),
+            phone: phone.map(Personal::plain),
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+fn citizen_actor(token: &str) -> Actor {
+    let id = format!("link-{}", &token_hash(token)[..16]);
+    Actor::new(ActorRole::Citizen, &id).expect("a short ascii id")
+}
+
+fn issued(state: &AppState, tenant: &Tenant, actor: Actor, correlation: Uuid) -> Issued {
+    Issued {
+        tenant: tenant.id.clone(),
+        actor,
+        correlation_id: correlation,
+        command_id: Uuid::now_v7(),
+        now: state.now(),
+    }
+}
+
+pub(crate) async fn book(
+    state: &AppState,
+    req: BookingRequest,
+    channel: BookingChannel,
+    invited_by: Option<(videoamt_core::tenant::ClerkId, Actor)>,
+) -> Result<Booked, Problem> {
+    let tenant = tenant(state, &req.tenant).ok_or_else(unknown_tenant)?;
+    let mut errors = match check_contact(&req.contact) {
+        Ok(_) => vec![],
+        Err(e) => e,
+    };
+    if !req.privacy_accepted && channel == BookingChannel::Online {
+        errors.push(field(
+            "privacy_accepted",
+            "Bitte bestätigen Sie, dass Sie den Datenschutzhinweis gelesen haben.",
+        ));
+    }
+    if req.services.is_empty() {
+        errors.push(field(
+            "services",
+            "Bitte wählen Sie mindestens ein Anliegen.",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(Problem::invalid_fields(errors));
+    }
+    let contact = check_contact(&req.contact).map_err(Problem::invalid_fields)?;
+    let services: Vec<ServiceId> = req
+        .services
+        .iter()
+        .map(|s| ServiceId::from(s.as_str()))
+        .collect();
+    let department: DepartmentId = tenant
+        .service(&services[0])
+        .ok_or_else(|| {
+            Problem::refused(&videoamt_core::domain::DomainError::UnknownService(
+                services[0].clone(),
+            ))
+        })?
+        .department
+        .clone();
+    let appointment = AppointmentId(Uuid::now_v7());
+    let token = state.system.access.token(appointment);
+    let command = Command::BookAppointment(BookAppointment {
+        appointment,
+        subject: SubjectId(Uuid::now_v7()),
+        department,
+        services,
+        start: req.start,
+        channel,
+        invited_by: invited_by.as_ref().map(|(clerk, _)| clerk.clone()),
+        contact,
+        access: Some(CitizenAccessGranted {
+            token_hash: token_hash(&token),
+            expires: videoamt_core::domain::appointment::link_expiry(tenant, req.start),
+        }),
+    });
+    // An invitation is the clerk's act; an online booking the link holder's.
+    let actor = invited_by.map_or_else(|| citizen_actor(&token), |(_, clerk)| clerk);
+    state
+        .system
+        .bus()
+        .execute(&command, &issued(state, tenant, actor, appointment.0))
+        .await
+        .map_err(Problem::from_bus)?;
+    let found = by_token(state, &token).await?;
+    Ok(Booked {
+        manage_url: format!("{}/termin/{token}", state.public_url),
+        appointment: view(state, &found).await?,
+        token,
+    })
+}
+
+// --- by token ---
+
+/// An appointment opened with its capability link.
+#[derive(Debug, Clone)]
+pub(crate) struct Found {
+    pub id: AppointmentId,
+    pub state: AppointmentState,
+    pub tenant: Tenant,
+    pub token: String,
+}
+
+/// Opens the appointment a link names: a forged, foreign or unknown token is one and the same
+/// "invalid link"; a link past its expiry is "expired".
+pub(crate) async fn by_token(state: &AppState, token: &str) -> Result<Found, Problem> {
+    let id = state
+        .system
+        .access
+        .appointment_of(token)
+        .ok_or_else(Problem::invalid_link)?;
+    let (appointment, tenant_id) = match state.system.appointment(id).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return Err(Problem::invalid_link()),
+        Err(e) => {
+            tracing::error!(error = %e, "appointment unavailable");
+            return Err(Problem::store_unavailable());
+        }
+    };
+    let tenant = tenant(state, tenant_id.as_str())
+        .ok_or_else(Problem::invalid_link)?
+        .clone();
+    let access = appointment
+        .access
+        .as_ref()
+        .ok_or_else(Problem::invalid_link)?;
+    if access.token_hash != token_hash(token) {
+        return Err(Problem::invalid_link());
+    }
+    if state.now() >= access.expires {
+        return Err(Problem::expired_link());
+    }
+    Ok(Found {
+        id,
+        state: appointment,
+        tenant,
+        token: token.to_owned(),
+    })
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum AppointmentStatus {
+    Booked,
+    Cancelled,
+    NoShow,
+    Completed,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct AppointmentView {
+    pub id: Uuid,
+    pub tenant: String,
+    pub tenant_name: String,
+    pub department: String,
+    pub department_name: String,
+    pub services: Vec<ServiceView>,
+    /// RFC 3339 with the municipality's local offset.
+    pub start: String,
+    pub end: String,
+    pub status: AppointmentStatus,
+    /// The citizen confirmed the booking through the link.
+    pub confirmed: bool,
+    pub documents_to_bring: Vec<String>,
+    pub fee_total_cents: u64,
+    /// The name as entered, or "[gelöscht]" after the retention period.
+    pub contact_name: String,
+    pub support: SupportView,
+    pub min_upload_mbit: u32,
+}
+
+pub(crate) async fn view(state: &AppState, found: &Found) -> Result<AppointmentView, Problem> {
+    let booking = found
+        .state
+        .booking
+        .as_ref()
+        .ok_or_else(Problem::invalid_link)?;
+    let t = &found.tenant;
+    let catalogue = tenant_view(t);
+    let services: Vec<ServiceView> = booking
+        .services
+        .iter()
+        .filter_map(|id| {
+            catalogue
+                .departments
+                .iter()
+                .flat_map(|d| &d.services)
+                .find(|s| s.id == id.as_str())
+                .cloned()
+        })
+        .collect();
+    let documents = t.documents_to_bring(&booking.services);
+    let name = reveal(state.system.keys.as_ref(), &booking.contact.name)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "contact cannot be opened");
+            Problem::internal()
+        })?;
+    let local = |i: OffsetDateTime| rfc3339(t.zoned(i));
+    Ok(AppointmentView {
+        id: found.id.0,
+        tenant: t.id.to_string(),
+        tenant_name: t.name.clone(),
+        department: booking.department.to_string(),
+        department_name: t
+            .department(&booking.department)
+            .map(|d| d.name.clone())
+            .unwrap_or_default(),
+        fee_total_cents: services.iter().map(|s| s.fee_cents).sum(),
+        services,
+        start: local(booking.start),
+        end: local(booking.end),
+        status: match found.state.status {
+            Status::Cancelled => AppointmentStatus::Cancelled,
+            Status::NoShow => AppointmentStatus::NoShow,
+            Status::Completed => AppointmentStatus::Completed,
+            Status::New | Status::Booked => AppointmentStatus::Booked,
+        },
+        confirmed: found.state.confirmed,
+        documents_to_bring: documents,
+        contact_name: name.shown().to_owned(),
+        support: catalogue.support,
+        min_upload_mbit: t.min_upload_mbit,
+    })
+}
+
+async fn act(state: &AppState, found: &Found, command: Command) -> Result<Found, Problem> {
+    state
+        .system
+        .bus()
+        .execute(
+            &command,
+            &issued(
+                state,
+                &found.tenant,
+                citizen_actor(&found.token),
+                found.id.0,
+            ),
+        )
+        .await
+        .map_err(Problem::from_bus)?;
+    by_token(state, &found.token).await
+}
+
+pub(crate) async fn confirm(state: &AppState, token: &str) -> Result<Found, Problem> {
+    let found = by_token(state, token).await?;
+    act(
+        state,
+        &found,
+        Command::ConfirmAppointment {
+            appointment: found.id,
+        },
+    )
+    .await
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CancelRequest {
+    /// Optional, at most 500 characters; deleted with the appointment's data.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+pub(crate) async fn cancel(
+    state: &AppState,
+    token: &str,
+    req: CancelRequest,
+) -> Result<Found, Problem> {
+    let reason = req
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
+    if reason
+        .is_some_and(|r| r.chars().count() > 500 || r.chars().any(|c| c.is_control() && c != '\n'))
+    {
+        return Err(Problem::invalid_fields(vec![field(
+            "reason",
+            "Der Grund darf höchstens 500 Zeichen lang sein.",
+        )]));
+    }
+    let found = by_token(state, token).await?;
+    act(
+        state,
+        &found,
+        Command::CancelAppointment {
+            appointment: found.id,
+            by: CancelledBy::CitizenByLink,
+            reason: reason.map(Personal::plain),
+        },
+    )
+    .await
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RescheduleRequest {
+    /// The new start (RFC 3339), one of the free starts for the same services.
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "time::serde::rfc3339")]
+    pub start: OffsetDateTime,
+}
+
+pub(crate) async fn reschedule(
+    state: &AppState,
+    token: &str,
+    req: RescheduleRequest,
+) -> Result<Found, Problem> {
+    let found = by_token(state, token).await?;
+    act(
+        state,
+        &found,
+        Command::RescheduleAppointment {
+            appointment: found.id,
+            start: req.start,
+        },
+    )
+    .await
+}
+
+/// The citizen accepts the privacy notice and enters the waiting room: the appointment's
+/// session is opened if it is not yet, the citizen joins it and the acceptance is recorded.
+/// Each step is idempotent, so entering again (another tab, a reload) changes nothing.
+pub(crate) async fn enter_waiting_room(state: &AppState, token: &str) -> Result<Found, Problem> {
+    let found = by_token(state, token).await?;
+    let session = match found.state.session {
+        Some(s) => s,
+        None => {
+            let session = videoamt_core::domain::SessionId(Uuid::now_v7());
+            act(
+                state,
+                &found,
+                Command::OpenSession {
+                    appointment: found.id,
+                    session,
+                },
+            )
+            .await?;
+            session
+        }
+    };
+    act(
+        state,
+        &found,
+        Command::Join {
+            session,
+            party: videoamt_core::domain::events::Party::Citizen,
+        },
+    )
+    .await?;
+    act(state, &found, Command::AcceptPrivacyNotice { session }).await
+}

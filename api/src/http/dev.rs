@@ -1,0 +1,110 @@
+//! `/dev/outbox`: the mails the embedded default mode wrote instead of sending them. Exists
+//! only in that mode (no SMTP server configured, embedded store), for trying the product on
+//! one machine; a server with real mail never has it.
+
+use std::path::{Path, PathBuf};
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::html::{esc, page};
+use crate::http::AppState;
+use crate::http::error::Problem;
+
+fn outbox(state: &AppState) -> Option<&PathBuf> {
+    state.dev_outbox.as_ref()
+}
+
+/// Every `.eml` under `dir/{subject}/`, newest first: (subject, file, bytes).
+fn list(dir: &Path) -> Vec<(String, String, u64, std::time::SystemTime)> {
+    let mut out = vec![];
+    let Ok(subjects) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for subject in subjects.flatten() {
+        let Ok(files) = std::fs::read_dir(subject.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let name = file.file_name().to_string_lossy().into_owned();
+            if !name.ends_with(".eml") {
+                continue;
+            }
+            let meta = file.metadata().ok();
+            out.push((
+                subject.file_name().to_string_lossy().into_owned(),
+                name,
+                meta.as_ref().map_or(0, std::fs::Metadata::len),
+                meta.and_then(|m| m.modified().ok())
+                    .unwrap_or(std::time::UNIX_EPOCH),
+            ));
+        }
+    }
+    out.sort_by(|a, b| b.3.cmp(&a.3).then_with(|| a.1.cmp(&b.1)));
+    out
+}
+
+pub(crate) async fn index(State(state): State<AppState>) -> Response {
+    let Some(dir) = outbox(&state).cloned() else {
+        return Problem::not_found("Diese Adresse gibt es nicht.").into_response();
+    };
+    let mails = tokio::task::spawn_blocking(move || list(&dir))
+        .await
+        .unwrap_or_default();
+    let mut body = String::from(
+        "<p class=\"notice\">Ohne Mailserver (<code>VIDEOAMT_SMTP_URL</code>) legt der Dienst \
+         die Mails hier ab, statt sie zu versenden.</p>",
+    );
+    if mails.is_empty() {
+        body.push_str("<p>Noch keine Mails.</p>");
+    } else {
+        body.push_str("<table><caption>Abgelegte Mails, neueste zuerst</caption><thead><tr><th scope=\"col\">Mail</th><th scope=\"col\">Größe</th></tr></thead><tbody>");
+        for (subject, file, bytes, _) in &mails {
+            body.push_str(&format!(
+                "<tr><td><a href=\"/dev/outbox/{s}/{f}\">{f}</a></td><td>{bytes} Bytes</td></tr>",
+                s = esc(subject),
+                f = esc(file)
+            ));
+        }
+        body.push_str("</tbody></table>");
+    }
+    page(StatusCode::OK, "Postausgang (Entwicklung)", &body)
+}
+
+fn safe(part: &str, suffix: &str) -> bool {
+    !part.is_empty()
+        && part.len() <= 200
+        && part.ends_with(suffix)
+        && part
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
+        && !part.starts_with('.')
+}
+
+pub(crate) async fn mail(
+    State(state): State<AppState>,
+    UrlPath((subject, file)): UrlPath<(String, String)>,
+) -> Response {
+    let Some(dir) = outbox(&state) else {
+        return Problem::not_found("Diese Adresse gibt es nicht.").into_response();
+    };
+    if !safe(&subject, "") || !safe(&file, ".eml") {
+        return Problem::not_found("Diese Mail gibt es nicht.").into_response();
+    }
+    let path = dir.join(&subject).join(&file);
+    let read = tokio::task::spawn_blocking(move || std::fs::read(path))
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::other("read aborted")));
+    match read {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(_) => Problem::not_found("Diese Mail gibt es nicht.").into_response(),
+    }
+}

@@ -1,0 +1,7 @@
+//! What wraps every request: the security guard (headers, origin check, rate limits) and the
+//! observer (metrics and the request log by route template).
+
+pub mod guard;
+pub(crate) mod observe;
+
+pub use guard::RateLimits;

@@ -1,0 +1,83 @@
+//! Request metrics and the request log. Both name the route template (`/termin/{token}`),
+//! never the path itself: paths carry capability tokens, and logs carry no personal data.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::http::AppState;
+
+/// (method, route template, status).
+type Key = (String, String, u16);
+
+#[derive(Debug, Default)]
+pub struct HttpMetrics {
+    /// Requests and seconds spent per key.
+    seen: Mutex<BTreeMap<Key, (u64, f64)>>,
+}
+
+impl HttpMetrics {
+    fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = seen
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default();
+        entry.0 += 1;
+        entry.1 += seconds;
+    }
+
+    /// The Prometheus text of these counters.
+    pub fn render(&self) -> String {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let mut total = String::from(
+            "# HELP videoamt_http_requests_total Requests answered, by route template and status.\n\
+             # TYPE videoamt_http_requests_total counter\n",
+        );
+        let mut seconds = String::from(
+            "# HELP videoamt_http_request_seconds_total Time spent answering, by route template and status.\n\
+             # TYPE videoamt_http_request_seconds_total counter\n",
+        );
+        for ((method, route, status), (count, sum)) in seen.iter() {
+            let labels = format!("method=\"{method}\",route=\"{route}\",status=\"{status}\"");
+            total.push_str(&format!(
+                "videoamt_http_requests_total{{{labels}}} {count}\n"
+            ));
+            seconds.push_str(&format!(
+                "videoamt_http_request_seconds_total{{{labels}}} {sum:.6}\n"
+            ));
+        }
+        total + &seconds
+    }
+}
+
+/// Counts and logs every routed request.
+pub(crate) async fn observe(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state
+        .http_metrics
+        .record(&method, &route, status, elapsed.as_secs_f64());
+    tracing::info!(
+        method,
+        route,
+        status,
+        ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}

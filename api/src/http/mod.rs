@@ -1,0 +1,327 @@
+//! The HTTP edge: state, routes, middleware, the error type, the OpenAPI document and the
+//! pages, one folder per audience. Handlers stay thin: they parse, call `app` and the bus, and
+//! render. `http` never imports `cli` or `bench`.
+
+pub(crate) mod citizen;
+pub(crate) mod dev;
+pub mod error;
+pub(crate) mod extract;
+pub(crate) mod html;
+pub mod middleware;
+pub(crate) mod openapi;
+pub(crate) mod room;
+pub mod staff;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use videoamt_adapters::store::AdminStore;
+use videoamt_core::tenant::Tenant;
+use videoamt_projections::Projection;
+use videoamt_projections::runner::Runner;
+
+use self::error::Problem;
+use self::middleware::guard::RateLimits;
+use crate::app::System;
+
+/// The server's clock; tests pass one they can move.
+pub type Clock = Arc<dyn Fn() -> time::OffsetDateTime + Send + Sync>;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub system: System,
+    pub store: Arc<dyn AdminStore>,
+    pub tenants: Arc<Vec<Tenant>>,
+    pub projections: Vec<Arc<dyn Projection>>,
+    pub limits: Arc<RateLimits>,
+    pub clock: Clock,
+    /// Scheme, host and port the links in mails and pages point to, without a trailing slash.
+    pub public_url: String,
+    /// The outbox folder `/dev/outbox` lists; only in the embedded default mode (no SMTP).
+    pub dev_outbox: Option<std::path::PathBuf>,
+    pub http_metrics: Arc<middleware::observe::HttpMetrics>,
+    /// Logged-in staff, in memory only.
+    pub sessions: Arc<staff::session::Sessions>,
+}
+
+impl AppState {
+    pub fn new(system: System) -> Self {
+        Self {
+            store: system.store.clone(),
+            projections: videoamt_projections::all(system.tenants.clone()),
+            tenants: system.tenants.clone(),
+            limits: Arc::new(RateLimits::per_minute(system.settings.rate_limits)),
+            system,
+            clock: Arc::new(time::OffsetDateTime::now_utc),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            dev_outbox: None,
+            http_metrics: Arc::default(),
+            sessions: Arc::default(),
+        }
+    }
+
+    /// Shows the outbox folder at `/dev/outbox` (the embedded default mode).
+    pub fn with_dev_outbox(mut self) -> Self {
+        self.dev_outbox = Some(self.system.outbox_dir());
+        self
+    }
+
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn with_limits(mut self, limits: RateLimits) -> Self {
+        self.limits = Arc::new(limits);
+        self
+    }
+
+    pub fn with_public_url(mut self, url: &str) -> Self {
+        self.public_url = url.trim_end_matches('/').to_owned();
+        self
+    }
+
+    pub fn now(&self) -> time::OffsetDateTime {
+        (self.clock)()
+    }
+
+    pub fn runner(&self) -> Runner {
+        Runner::new(self.store.clone(), self.store.clone())
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+/// The whole application as a router, for `serve` and for in-process tests.
+pub fn app(state: AppState) -> Router {
+    let (api, openapi) = openapi::api();
+    let openapi = Arc::new(openapi);
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let doc = openapi.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .merge(api)
+        .merge(pages())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::observe::observe,
+        ))
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::guard::guard,
+        ))
+        .with_state(state)
+}
+
+/// The largest request body accepted anywhere (uploads have their own route and cap).
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The server-rendered pages.
+fn pages() -> axum::Router<AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/static/videoamt.css", get(html::stylesheet))
+        .route("/", get(citizen::booking::start))
+        .route("/buchen", axum::routing::post(citizen::booking::book))
+        .route("/buchen/{tenant}", get(citizen::booking::concerns))
+        .route("/buchen/{tenant}/zeit", get(citizen::booking::slots))
+        .route("/buchen/{tenant}/kontakt", get(citizen::booking::contact))
+        .route("/termin/{token}", get(citizen::pages::appointment))
+        .route(
+            "/termin/{token}/bestaetigen",
+            axum::routing::post(citizen::pages::confirm),
+        )
+        .route(
+            "/termin/{token}/absagen",
+            get(citizen::pages::cancel_form).post(citizen::pages::cancel),
+        )
+        .route(
+            "/termin/{token}/verlegen",
+            get(citizen::pages::reschedule_form).post(citizen::pages::reschedule),
+        )
+        .route(
+            "/termin/{token}/warteraum",
+            get(citizen::pages::waiting).post(citizen::pages::enter_waiting_room),
+        )
+        .route("/static/{script}", get(staff::pages::script))
+        .route(
+            "/anmelden",
+            get(staff::pages::login_page).post(staff::pages::login),
+        )
+        .route("/abmelden", axum::routing::post(staff::pages::logout))
+        .route("/sachbearbeitung", get(staff::pages::clerk_day))
+        .route("/sachbearbeitung/live", get(staff::pages::clerk_live))
+        .route(
+            "/sachbearbeitung/termin/{id}",
+            get(staff::pages::clerk_detail),
+        )
+        .route(
+            "/sachbearbeitung/termin/{id}/absagen",
+            axum::routing::post(staff::pages::clerk_cancel),
+        )
+        .route(
+            "/sachbearbeitung/einladen",
+            get(staff::pages::invitation_page).post(staff::pages::invite),
+        )
+        .route("/pruefung", get(staff::pages::audit_search))
+        .route("/pruefung/termin/{id}", get(staff::pages::audit_timeline))
+        .route("/datenschutz", get(staff::pages::dpo_report))
+        .route("/datenschutz/bericht.csv", get(staff::pages::dpo_csv))
+        .route("/datenschutz/subjekt/{id}", get(staff::pages::dpo_subject))
+        .route("/statistik", get(staff::pages::statistics))
+        .route("/dev/outbox", get(dev::index))
+        .route("/dev/outbox/{subject}/{file}", get(dev::mail))
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found("Diese Adresse gibt es nicht.")
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the store answers too.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.last_position().await {
+        Ok(_) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            Problem::store_unavailable().into_response()
+        }
+    }
+}
+
+/// Prometheus text format: each projection's checkpoint and lag.
+async fn metrics(State(state): State<AppState>) -> axum::response::Response {
+    let lags = match state.runner().lag(&state.projections).await {
+        Ok(lags) => lags,
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics unavailable");
+            return Problem::store_unavailable().into_response();
+        }
+    };
+    let mut out = String::new();
+    let mut family =
+        |name: &str, help: &str, value: &dyn Fn(&videoamt_projections::runner::Lag) -> String| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+            for lag in &lags {
+                out.push_str(&format!(
+                    "{name}{{projection=\"{}\"}} {}\n",
+                    lag.projection,
+                    value(lag)
+                ));
+            }
+        };
+    family(
+        "videoamt_projection_checkpoint",
+        "Global position the projection has applied up to.",
+        &|l| l.checkpoint.to_string(),
+    );
+    family(
+        "videoamt_projection_lag_events",
+        "Events in the log the projection has not applied yet.",
+        &|l| l.events_behind.to_string(),
+    );
+    family(
+        "videoamt_projection_lag_seconds",
+        "Age of the oldest event the projection has not applied yet.",
+        &|l| format!("{:.3}", l.seconds_behind),
+    );
+    out.push_str(&state.http_metrics.render());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
+
+/// Serves until Ctrl-C or SIGTERM, then finishes in-flight requests and returns.
+/// The projections are kept up to date in the background meanwhile, and stopped with it.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let runner = state.runner();
+    let projections = state.projections.clone();
+    let scheduler = tokio::spawn(crate::workers::retention::schedule(
+        state.system.clone(),
+        projections.clone(),
+        state.system.settings.scheduler_interval(),
+        stopped.clone(),
+    ));
+    let mailer = crate::workers::outbox::mailer(&state.system).map_err(std::io::Error::other)?;
+    let outbox =
+        crate::workers::outbox::Outbox::new(state.system.clone(), mailer, &state.public_url);
+    let mailing = tokio::spawn(outbox.run(stopped.clone()));
+    let projector = tokio::spawn(async move { runner.run(projections, stopped).await });
+    let served = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await;
+    let _ = stop.send(true);
+    if let Err(e) = scheduler.await {
+        tracing::error!(error = %e, "retention scheduler panicked");
+    }
+    if let Err(e) = mailing.await {
+        tracing::error!(error = %e, "outbox worker panicked");
+    }
+    match projector.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "projection runner failed"),
+        Err(e) => tracing::error!(error = %e, "projection runner panicked"),
+    }
+    served
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// Binds the listen address; port 0 picks a free port.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}

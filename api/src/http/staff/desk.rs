@@ -1,0 +1,807 @@
+//! What logged-in staff do: clerks their schedule, waiting room, appointment details,
+//! invitations and cancellations; auditors search and replay; DPOs the retention report and a
+//! subject's deletion evidence; statistics for everybody of a municipality. The JSON handlers
+//! and the pages share these functions, and every rule of who may see what is here:
+//!
+//! - a clerk sees and changes only appointments of their own departments;
+//! - auditors read histories (each read recorded first) and never write anything else;
+//! - DPOs see ids, dates, counts and checks, never a personal value;
+//! - nobody sees another municipality's data.
+
+use serde::{Deserialize, Serialize};
+use time::{Date, OffsetDateTime};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+use videoamt_adapters::bus::Issued;
+use videoamt_core::domain::account::StaffRole;
+use videoamt_core::domain::command::Command;
+use videoamt_core::domain::events::CancelledBy;
+use videoamt_core::domain::{AppointmentId, Personal, SubjectId};
+use videoamt_core::keys::reveal;
+use videoamt_core::tenant::{BookingChannel, ClerkId, DepartmentId, Tenant};
+use videoamt_projections::schedule::{self, ScheduleEntry, VisitStatus};
+
+use super::session::Staff;
+use crate::http::AppState;
+use crate::http::citizen::service::{
+    self as citizen, Booked, BookingRequest, ContactInput, rfc3339,
+};
+use crate::http::error::{FieldError, Problem};
+
+/// Days one schedule query may cover.
+pub(crate) const MAX_SCHEDULE_DAYS: u8 = 7;
+
+fn unavailable(e: impl std::fmt::Display) -> Problem {
+    tracing::error!(error = %e, "read model unavailable");
+    Problem::store_unavailable()
+}
+
+fn field(name: &str, message: &str) -> Problem {
+    Problem::invalid_fields(vec![FieldError {
+        field: name.to_owned(),
+        message: message.to_owned(),
+    }])
+}
+
+fn unknown_appointment() -> Problem {
+    Problem::refused(&videoamt_core::domain::DomainError::UnknownAppointment)
+}
+
+fn department_name(tenant: &Tenant, d: &DepartmentId) -> String {
+    tenant
+        .department(d)
+        .map_or_else(|| d.to_string(), |d| d.name.clone())
+}
+
+fn service_names(tenant: &Tenant, services: &[videoamt_core::tenant::ServiceId]) -> Vec<String> {
+    services
+        .iter()
+        .map(|s| {
+            tenant
+                .service(s)
+                .map_or_else(|| s.to_string(), |s| s.name.clone())
+        })
+        .collect()
+}
+
+/// The local date today in the tenant's zone.
+pub(crate) fn today(state: &AppState, tenant: &Tenant) -> Date {
+    tenant.local(state.now()).date()
+}
+
+// --- who am I ---
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct MeView {
+    pub tenant: String,
+    pub tenant_name: String,
+    pub login: String,
+    /// `clerk`, `auditor`, `dpo` or `admin`.
+    #[schema(value_type = String)]
+    pub role: StaffRole,
+    pub role_label: String,
+    /// A clerk's departments.
+    pub departments: Vec<String>,
+}
+
+pub(crate) fn me(state: &AppState, staff: &Staff) -> Result<MeView, Problem> {
+    let tenant = staff.tenant(state)?;
+    Ok(MeView {
+        tenant: tenant.id.to_string(),
+        tenant_name: tenant.name.clone(),
+        login: staff.login.to_string(),
+        role: staff.role,
+        role_label: staff.role.label().to_owned(),
+        departments: staff.departments.iter().map(|d| d.to_string()).collect(),
+    })
+}
+
+// --- schedule ---
+
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ScheduleQuery {
+    /// The first day (`YYYY-MM-DD`, local); today when missing.
+    pub from: Option<String>,
+    /// How many days (1 to 7; 1 when missing).
+    pub days: Option<u8>,
+    /// Only this department (one of the clerk's own).
+    pub department: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct ScheduleView {
+    pub tenant: String,
+    pub days: Vec<DayView>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct DayView {
+    /// Local date, `YYYY-MM-DD`.
+    pub date: String,
+    pub appointments: Vec<EntryView>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct EntryView {
+    pub appointment: Uuid,
+    pub department: String,
+    pub department_name: String,
+    /// RFC 3339 with the local offset.
+    pub start: String,
+    pub end: String,
+    pub services: Vec<String>,
+    /// `online` or `clerk_invitation`.
+    #[schema(value_type = String)]
+    pub channel: BookingChannel,
+    /// `booked`, `in_session`, `completed`, `aborted`, `cancelled` or `no_show`.
+    #[schema(value_type = String)]
+    pub status: VisitStatus,
+    pub status_label: String,
+    pub invited_by: Option<String>,
+}
+
+/// An RFC 3339 instant as stored (UTC) in the municipality's offset; kept as it is when it
+/// does not parse (an empty field).
+pub(crate) fn local_time(tenant: &Tenant, raw: &str) -> String {
+    OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map_or_else(|_| raw.to_owned(), |t| rfc3339(tenant.zoned(t)))
+}
+
+fn entry_view(tenant: &Tenant, e: &ScheduleEntry) -> EntryView {
+    let local = |raw: &str| local_time(tenant, raw);
+    EntryView {
+        appointment: e.appointment.0,
+        department: e.department.to_string(),
+        department_name: department_name(tenant, &e.department),
+        start: local(&e.start),
+        end: local(&e.end),
+        services: service_names(tenant, &e.services),
+        channel: e.channel,
+        status: e.status,
+        status_label: e.status.german().to_owned(),
+        invited_by: e.invited_by.as_ref().map(ToString::to_string),
+    }
+}
+
+/// The clerk's departments, or the one asked for if it is theirs.
+fn departments(staff: &Staff, only: Option<&str>) -> Result<Vec<DepartmentId>, Problem> {
+    staff.require(StaffRole::Clerk)?;
+    match only.filter(|d| !d.is_empty()) {
+        Some(d) => {
+            let d = DepartmentId::from(d);
+            if staff.may_work_on(&d) {
+                Ok(vec![d])
+            } else {
+                Err(Problem::forbidden())
+            }
+        }
+        None => Ok(staff.departments.iter().cloned().collect()),
+    }
+}
+
+pub(crate) async fn schedule(
+    state: &AppState,
+    staff: &Staff,
+    q: &ScheduleQuery,
+) -> Result<ScheduleView, Problem> {
+    let departments = departments(staff, q.department.as_deref())?;
+    let tenant = staff.tenant(state)?;
+    let from = match q.from.as_deref() {
+        Some(raw) => citizen::parse_date(raw)
+            .ok_or_else(|| field("from", "Bitte ein Datum im Format JJJJ-MM-TT angeben."))?,
+        None => today(state, tenant),
+    };
+    let days = q.days.unwrap_or(1);
+    if days == 0 || days > MAX_SCHEDULE_DAYS {
+        return Err(field(
+            "days",
+            &format!("Es können 1 bis {MAX_SCHEDULE_DAYS} Tage abgefragt werden."),
+        ));
+    }
+    let plans = schedule::for_departments(
+        state.store.as_ref(),
+        tenant,
+        &departments,
+        from,
+        u16::from(days),
+    )
+    .await
+    .map_err(unavailable)?;
+    Ok(ScheduleView {
+        tenant: tenant.id.to_string(),
+        days: plans
+            .iter()
+            .map(|p| DayView {
+                date: p.date.to_string(),
+                appointments: p
+                    .appointments
+                    .iter()
+                    .map(|e| entry_view(tenant, e))
+                    .collect(),
+            })
+            .collect(),
+    })
+}
+
+// --- waiting room ---
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct WaitingView {
+    pub session: String,
+    pub appointment: String,
+    pub department: String,
+    pub department_name: String,
+    /// RFC 3339 with the local offset; when the citizen joined.
+    pub waiting_since: String,
+    pub privacy_notice_accepted: bool,
+    pub connection_lost: bool,
+}
+
+pub(crate) async fn waiting_room(
+    state: &AppState,
+    staff: &Staff,
+) -> Result<Vec<WaitingView>, Problem> {
+    let departments = departments(staff, None)?;
+    let tenant = staff.tenant(state)?;
+    let mut waiting = Vec::new();
+    for d in &departments {
+        let of = videoamt_projections::waiting_room::waiting(
+            state.store.as_ref(),
+            tenant.id.as_str(),
+            d.as_str(),
+        )
+        .await
+        .map_err(unavailable)?;
+        waiting.extend(of.into_iter().map(|w| (d, w)));
+    }
+    waiting.sort_by(|(_, a), (_, b)| a.waiting_since.cmp(&b.waiting_since));
+    Ok(waiting
+        .into_iter()
+        .map(|(d, w)| WaitingView {
+            waiting_since: local_time(tenant, &w.waiting_since),
+            session: w.session,
+            appointment: w.appointment,
+            department: d.to_string(),
+            department_name: department_name(tenant, d),
+            privacy_notice_accepted: w.privacy_notice_accepted,
+            connection_lost: w.connection_lost,
+        })
+        .collect())
+}
+
+// --- one appointment ---
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct DetailView {
+    pub appointment: Uuid,
+    pub department: String,
+    pub department_name: String,
+    pub services: Vec<String>,
+    pub start: String,
+    pub end: String,
+    #[schema(value_type = String)]
+    pub channel: BookingChannel,
+    pub status_label: String,
+    pub confirmed: bool,
+    pub invited_by: Option<String>,
+    /// The citizen's name as entered, or "[gelöscht]" after the retention period.
+    pub contact_name: String,
+    pub documents_to_bring: Vec<String>,
+    pub fee_total_cents: u64,
+    /// Whether the citizen has accepted the privacy notice in the waiting room.
+    pub privacy_notice_accepted: bool,
+    pub identity: Option<String>,
+}
+
+/// An appointment of the clerk's departments: 404 when it does not exist in their
+/// municipality, 403 when it belongs to another department.
+async fn clerk_appointment(
+    state: &AppState,
+    staff: &Staff,
+    id: AppointmentId,
+) -> Result<
+    (
+        videoamt_core::domain::appointment::AppointmentState,
+        videoamt_core::domain::events::AppointmentBooked,
+    ),
+    Problem,
+> {
+    staff.require(StaffRole::Clerk)?;
+    let (appointment, tenant) = state
+        .system
+        .appointment(id)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(unknown_appointment)?;
+    let booking = appointment
+        .booking
+        .clone()
+        .filter(|_| tenant == staff.tenant)
+        .ok_or_else(unknown_appointment)?;
+    if !staff.may_work_on(&booking.department) {
+        return Err(Problem::forbidden());
+    }
+    Ok((appointment, booking))
+}
+
+pub(crate) async fn detail(
+    state: &AppState,
+    staff: &Staff,
+    id: Uuid,
+) -> Result<DetailView, Problem> {
+    let id = AppointmentId(id);
+    let (appointment, booking) = clerk_appointment(state, staff, id).await?;
+    let tenant = staff.tenant(state)?;
+    let detail = videoamt_projections::detail::detail(state.store.as_ref(), id)
+        .await
+        .map_err(unavailable)?;
+    let name = reveal(state.system.keys.as_ref(), &booking.contact.name)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "contact cannot be opened");
+            Problem::internal()
+        })?;
+    let status = detail
+        .as_ref()
+        .and_then(|d| d.status)
+        .unwrap_or(match appointment.status {
+            videoamt_core::domain::appointment::Status::Cancelled => VisitStatus::Cancelled,
+            videoamt_core::domain::appointment::Status::NoShow => VisitStatus::NoShow,
+            videoamt_core::domain::appointment::Status::Completed => VisitStatus::Completed,
+            _ => VisitStatus::Booked,
+        });
+    let session = detail.as_ref().and_then(|d| d.session.as_ref());
+    let documents = tenant.documents_to_bring(&booking.services);
+    Ok(DetailView {
+        appointment: id.0,
+        department: booking.department.to_string(),
+        department_name: department_name(tenant, &booking.department),
+        services: service_names(tenant, &booking.services),
+        start: rfc3339(tenant.zoned(booking.start)),
+        end: rfc3339(tenant.zoned(booking.end)),
+        channel: booking.channel,
+        status_label: status.german().to_owned(),
+        confirmed: appointment.confirmed,
+        invited_by: booking.invited_by.as_ref().map(ToString::to_string),
+        contact_name: name.shown().to_owned(),
+        documents_to_bring: documents,
+        fee_total_cents: booking
+            .services
+            .iter()
+            .filter_map(|s| tenant.service(s))
+            .map(|s| s.fee.0)
+            .sum(),
+        privacy_notice_accepted: session.is_some_and(|s| s.privacy_notice_accepted),
+        identity: session.and_then(|s| s.identity.clone()),
+    })
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClerkCancelRequest {
+    /// Why the appointment is called off (required, at most 500 characters); deleted with
+    /// the appointment's data.
+    pub reason: String,
+}
+
+/// A clerk calls an appointment off, with a reason; the citizen gets the cancellation mail.
+pub(crate) async fn cancel(
+    state: &AppState,
+    staff: &Staff,
+    id: Uuid,
+    req: &ClerkCancelRequest,
+) -> Result<DetailView, Problem> {
+    let reason = req.reason.trim();
+    if reason.is_empty() {
+        return Err(field(
+            "reason",
+            "Bitte geben Sie einen Grund für die Absage an.",
+        ));
+    }
+    if reason.chars().count() > 500 || reason.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(field(
+            "reason",
+            "Der Grund darf höchstens 500 Zeichen lang sein.",
+        ));
+    }
+    let appointment = AppointmentId(id);
+    clerk_appointment(state, staff, appointment).await?;
+    let tenant = staff.tenant(state)?;
+    let command = Command::CancelAppointment {
+        appointment,
+        by: CancelledBy::Clerk,
+        reason: Some(Personal::plain(reason)),
+    };
+    execute(state, staff, tenant, &command, id).await?;
+    detail(state, staff, id).await
+}
+
+async fn execute(
+    state: &AppState,
+    staff: &Staff,
+    tenant: &Tenant,
+    command: &Command,
+    correlation: Uuid,
+) -> Result<(), Problem> {
+    let issued = Issued {
+        tenant: tenant.id.clone(),
+        actor: staff.actor(),
+        correlation_id: correlation,
+        command_id: Uuid::now_v7(),
+        now: state.now(),
+    };
+    state
+        .system
+        .bus()
+        .execute(command, &issued)
+        .await
+        .map(|_| ())
+        .map_err(Problem::from_bus)
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InvitationRequest {
+    /// One or more services of one of the clerk's departments.
+    pub services: Vec<String>,
+    /// The agreed start (RFC 3339), one of the free starts.
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "time::serde::rfc3339")]
+    pub start: OffsetDateTime,
+    pub contact: ContactInput,
+}
+
+/// The clerk books for a citizen after a call or mail (the clerk-invitation channel); the
+/// citizen gets the confirmation mail with their link.
+pub(crate) async fn invite(
+    state: &AppState,
+    staff: &Staff,
+    req: InvitationRequest,
+) -> Result<Booked, Problem> {
+    staff.require(StaffRole::Clerk)?;
+    let tenant = staff.tenant(state)?;
+    if let Some(department) = req
+        .services
+        .first()
+        .and_then(|s| tenant.service(&s.as_str().into()))
+        .map(|s| s.department.clone())
+        && !staff.may_work_on(&department)
+    {
+        return Err(Problem::forbidden());
+    }
+    let booking = BookingRequest {
+        tenant: tenant.id.to_string(),
+        services: req.services,
+        start: req.start,
+        contact: req.contact,
+        privacy_accepted: false,
+    };
+    citizen::book(
+        state,
+        booking,
+        BookingChannel::ClerkInvitation,
+        Some((ClerkId::from(staff.login.as_str()), staff.actor())),
+    )
+    .await
+}
+
+// --- audit ---
+
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AuditQuery {
+    /// An appointment id (UUID).
+    pub appointment: Option<String>,
+    /// A local date (`YYYY-MM-DD`).
+    pub date: Option<String>,
+    /// A department of the municipality.
+    pub department: Option<String>,
+}
+
+pub(crate) async fn audit_search(
+    state: &AppState,
+    staff: &Staff,
+    q: &AuditQuery,
+) -> Result<Vec<EntryView>, Problem> {
+    staff.require(StaffRole::Auditor)?;
+    let tenant = staff.tenant(state)?;
+    if let Some(raw) = q.appointment.as_deref().filter(|a| !a.trim().is_empty()) {
+        let id = Uuid::parse_str(raw.trim())
+            .map_err(|_| field("appointment", "Bitte eine Termin-ID (UUID) angeben."))?;
+        let Some((appointment, tenant_id)) = state
+            .system
+            .appointment(AppointmentId(id))
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(vec![]);
+        };
+        let Some(b) = appointment.booking.filter(|_| tenant_id == tenant.id) else {
+            return Ok(vec![]);
+        };
+        let date = tenant.local(b.start).date();
+        let plans =
+            schedule::for_departments(state.store.as_ref(), tenant, [&b.department], date, 1)
+                .await
+                .map_err(unavailable)?;
+        return Ok(plans
+            .iter()
+            .flat_map(|p| &p.appointments)
+            .filter(|e| e.appointment.0 == id)
+            .map(|e| entry_view(tenant, e))
+            .collect());
+    }
+    let date = match q.date.as_deref().filter(|d| !d.is_empty()) {
+        Some(raw) => citizen::parse_date(raw)
+            .ok_or_else(|| field("date", "Bitte ein Datum im Format JJJJ-MM-TT angeben."))?,
+        None => today(state, tenant),
+    };
+    let departments: Vec<DepartmentId> = match q.department.as_deref().filter(|d| !d.is_empty()) {
+        Some(d) => {
+            let d = DepartmentId::from(d);
+            if tenant.department(&d).is_none() {
+                return Err(field("department", "Diesen Bereich gibt es hier nicht."));
+            }
+            vec![d]
+        }
+        None => tenant.departments.keys().cloned().collect(),
+    };
+    let plans = schedule::for_departments(state.store.as_ref(), tenant, &departments, date, 1)
+        .await
+        .map_err(unavailable)?;
+    let mut hits: Vec<EntryView> = plans
+        .iter()
+        .flat_map(|p| &p.appointments)
+        .map(|e| entry_view(tenant, e))
+        .collect();
+    hits.sort_by(|a, b| a.start.cmp(&b.start));
+    Ok(hits)
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct TimelineView {
+    pub appointment: Uuid,
+    /// The position the state is shown as of.
+    pub as_of: u64,
+    /// The log's last position when it was read.
+    pub head: u64,
+    /// The positions of this appointment's events, for the time-travel slider.
+    pub positions: Vec<u64>,
+    pub entries: Vec<TimelineEntry>,
+    /// The state as of `as_of`, in German, without personal values.
+    pub state: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct TimelineEntry {
+    pub position: u64,
+    pub stream: String,
+    pub event_type: String,
+    pub actor: String,
+    /// RFC 3339 with the local offset.
+    pub recorded_at: String,
+    pub summary: String,
+}
+
+/// An auditor reads an appointment's record, as of a position if given. The read is recorded
+/// (`AuditRecordViewed`) before anything is shown; a refused read writes nothing.
+pub(crate) async fn audit_view(
+    state: &AppState,
+    staff: &Staff,
+    id: Uuid,
+    at: Option<u64>,
+) -> Result<TimelineView, Problem> {
+    staff.require(StaffRole::Auditor)?;
+    let appointment = AppointmentId(id);
+    match state.system.appointment(appointment).await {
+        Ok(Some((_, tenant))) if tenant == staff.tenant => {}
+        Ok(_) => return Err(unknown_appointment()),
+        Err(e) => return Err(unavailable(e)),
+    }
+    let tenant = staff.tenant(state)?;
+    let desk = crate::app::audit::AuditDesk::new(state.system.bus(), state.store.clone());
+    let replay = desk
+        .view(appointment, at, &staff.actor())
+        .await
+        .map_err(|e| match e {
+            crate::app::audit::AuditError::Replay(
+                videoamt_projections::audit::ReplayError::BeyondEnd { .. },
+            ) => field("at", "Diese Position liegt hinter dem Ende des Protokolls."),
+            crate::app::audit::AuditError::Replay(
+                videoamt_projections::audit::ReplayError::UnknownAppointment(_),
+            ) => unknown_appointment(),
+            crate::app::audit::AuditError::Bus(e) => Problem::from_bus(e),
+            other => unavailable(other),
+        })?;
+    // The whole timeline, for the slider's marks, is the replay at the head.
+    let positions = if replay.as_of == replay.head {
+        replay.timeline.iter().map(|e| e.position).collect()
+    } else {
+        videoamt_projections::audit::replay(
+            state.store.as_ref(),
+            state.store.as_ref(),
+            appointment,
+            Some(replay.head),
+        )
+        .await
+        .map_err(unavailable)?
+        .timeline
+        .iter()
+        .map(|e| e.position)
+        .collect()
+    };
+    Ok(TimelineView {
+        appointment: id,
+        as_of: replay.as_of,
+        head: replay.head,
+        positions,
+        entries: replay
+            .timeline
+            .iter()
+            .map(|e| TimelineEntry {
+                position: e.position,
+                stream: e.stream.clone(),
+                event_type: e.event_type.clone(),
+                actor: e.actor.clone(),
+                recorded_at: local_time(tenant, &e.recorded_at),
+                summary: e.summary.clone(),
+            })
+            .collect(),
+        state: videoamt_projections::audit::describe(&replay.record, Some(tenant)),
+    })
+}
+
+// --- retention ---
+
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ReportQuery {
+    /// Only subjects in this state (German, as shown: `aktiv`, `fällig`, `gelöscht`, …).
+    pub state: Option<String>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct ReportView {
+    pub tenant: String,
+    /// Subjects per state (German), over all of the municipality's subjects.
+    pub counts: Vec<StateCount>,
+    /// The rows matching the filter.
+    pub rows: Vec<crate::app::retention::ReportRow>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct StateCount {
+    pub state: String,
+    pub subjects: u64,
+}
+
+pub(crate) async fn retention_report(
+    state: &AppState,
+    staff: &Staff,
+    q: &ReportQuery,
+) -> Result<ReportView, Problem> {
+    staff.require(StaffRole::Dpo)?;
+    let tenant = staff.tenant(state)?;
+    let report =
+        crate::app::retention::report(&state.system, Some(tenant.id.as_str()), state.now())
+            .await
+            .map_err(unavailable)?;
+    let filter = q.state.as_deref().filter(|s| !s.is_empty());
+    Ok(ReportView {
+        tenant: tenant.id.to_string(),
+        counts: report
+            .counts
+            .into_iter()
+            .map(|(state, subjects)| StateCount {
+                state: state.to_owned(),
+                subjects,
+            })
+            .collect(),
+        rows: report
+            .rows
+            .into_iter()
+            .filter(|r| filter.is_none_or(|f| r.state == f))
+            .collect(),
+    })
+}
+
+/// One subject's deletion evidence: dates, what the purge removed, what the verifier checked.
+pub(crate) async fn subject_evidence(
+    state: &AppState,
+    staff: &Staff,
+    id: Uuid,
+) -> Result<crate::app::retention::ReportRow, Problem> {
+    staff.require(StaffRole::Dpo)?;
+    let tenant = staff.tenant(state)?;
+    let subject = SubjectId(id).to_string();
+    crate::app::retention::report(&state.system, Some(tenant.id.as_str()), state.now())
+        .await
+        .map_err(unavailable)?
+        .rows
+        .into_iter()
+        .find(|r| r.subject == subject)
+        .ok_or_else(|| Problem::not_found("Diese betroffene Person gibt es hier nicht."))
+}
+
+// --- statistics ---
+
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct StatisticsQuery {
+    /// Only this department.
+    pub department: Option<String>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct StatisticsRow {
+    pub department: String,
+    pub department_name: String,
+    /// ISO week, `YYYY-Www`.
+    pub week: String,
+    pub sessions: u64,
+    pub no_shows: u64,
+    pub duration_median_minutes: Option<f64>,
+    pub duration_p90_minutes: Option<f64>,
+    pub lead_median_hours: Option<f64>,
+    pub identity_check_share: Option<f64>,
+    pub signature_share: Option<f64>,
+    pub payment_share: Option<f64>,
+    /// How many gave 1, 2, 3, 4 and 5 stars.
+    pub feedback: Vec<u64>,
+}
+
+/// The pilot statistics of the municipality; a clerk's only of their departments.
+pub(crate) async fn statistics(
+    state: &AppState,
+    staff: &Staff,
+    q: &StatisticsQuery,
+) -> Result<Vec<videoamt_projections::statistics::WeekRow>, Problem> {
+    let tenant = staff.tenant(state)?;
+    let only = q.department.as_deref().filter(|d| !d.is_empty());
+    if let Some(d) = only {
+        let d = DepartmentId::from(d);
+        if tenant.department(&d).is_none() {
+            return Err(field("department", "Diesen Bereich gibt es hier nicht."));
+        }
+        if staff.role == StaffRole::Clerk && !staff.may_work_on(&d) {
+            return Err(Problem::forbidden());
+        }
+    }
+    let rows =
+        videoamt_projections::statistics::rows(state.store.as_ref(), Some(tenant.id.as_str()))
+            .await
+            .map_err(unavailable)?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| only.is_none_or(|d| r.department == d))
+        .filter(|r| {
+            staff.role != StaffRole::Clerk
+                || staff.may_work_on(&DepartmentId::from(r.department.as_str()))
+        })
+        .collect())
+}
+
+pub(crate) fn statistics_row(
+    tenant: &Tenant,
+    r: &videoamt_projections::statistics::WeekRow,
+) -> StatisticsRow {
+    StatisticsRow {
+        department: r.department.clone(),
+        department_name: department_name(tenant, &DepartmentId::from(r.department.as_str())),
+        week: r.week.clone(),
+        sessions: r.sessions,
+        no_shows: r.no_shows,
+        duration_median_minutes: r.duration_median_minutes,
+        duration_p90_minutes: r.duration_p90_minutes,
+        lead_median_hours: r.lead_median_hours,
+        identity_check_share: r.identity_check_share,
+        signature_share: r.signature_share,
+        payment_share: r.payment_share,
+        feedback: r.feedback.to_vec(),
+    }
+}

@@ -1,0 +1,332 @@
+//! Staff logins: accounts in the log (`account-{tenant}:{login}`, decided by
+//! `core::domain::account`), passwords checked with argon2id, and sessions held in the
+//! server's memory behind an HttpOnly, SameSite=Strict cookie (Secure behind https).
+//!
+//! A session lives in memory only, so a restart logs everybody out: nothing of it can leak
+//! from the database, and ending it is immediate.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use sha2::Digest as _;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+use videoamt_adapters::bus::Issued;
+use videoamt_adapters::passwords;
+use videoamt_core::domain::DomainEvent;
+use videoamt_core::domain::account::{AccountState, Login, StaffRole};
+use videoamt_core::domain::command::Command;
+use videoamt_core::event::{Actor, ActorRole, TenantId};
+use videoamt_core::tenant::{DepartmentId, Tenant};
+
+use crate::http::AppState;
+use crate::http::error::Problem;
+
+/// The session cookie's name.
+pub const COOKIE: &str = "videoamt_sitzung";
+/// How long a session lasts after login: one working day.
+pub const SESSION_LIFETIME: Duration = Duration::hours(8);
+
+/// A logged-in staff member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staff {
+    pub tenant: TenantId,
+    pub login: Login,
+    pub role: StaffRole,
+    /// A clerk's departments; empty for the other roles.
+    pub departments: BTreeSet<DepartmentId>,
+    pub expires: OffsetDateTime,
+}
+
+impl Staff {
+    /// Who acts, as recorded in the events this person causes.
+    pub fn actor(&self) -> Actor {
+        Actor::new(self.role.actor_role(), self.login.as_str())
+            .expect("a checked login is a valid actor id")
+    }
+
+    /// Refuses with 403 unless the person has `role`.
+    pub fn require(&self, role: StaffRole) -> Result<(), Problem> {
+        self.require_any(&[role])
+    }
+
+    /// Refuses with 403 unless the person has one of `roles`.
+    pub fn require_any(&self, roles: &[StaffRole]) -> Result<(), Problem> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(Problem::forbidden())
+        }
+    }
+
+    pub fn tenant<'a>(&self, state: &'a AppState) -> Result<&'a Tenant, Problem> {
+        state
+            .tenants
+            .iter()
+            .find(|t| t.id == self.tenant)
+            .ok_or_else(Problem::forbidden)
+    }
+
+    /// A clerk works only on their departments' appointments.
+    pub fn may_work_on(&self, department: &DepartmentId) -> bool {
+        self.role == StaffRole::Clerk && self.departments.contains(department)
+    }
+}
+
+/// Open sessions by the SHA-256 of their cookie value.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    open: Mutex<HashMap<[u8; 32], Staff>>,
+}
+
+fn key(cookie: &str) -> [u8; 32] {
+    sha2::Sha256::digest(cookie.as_bytes()).into()
+}
+
+impl Sessions {
+    fn open(&self, staff: Staff) -> Result<String, Problem> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| {
+            tracing::error!(error = %e, "no randomness for a session");
+            Problem::internal()
+        })?;
+        let cookie = B64URL.encode(bytes);
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let now = staff.expires - SESSION_LIFETIME;
+        open.retain(|_, s| s.expires > now);
+        open.insert(key(&cookie), staff);
+        Ok(cookie)
+    }
+
+    fn get(&self, cookie: &str, now: OffsetDateTime) -> Option<Staff> {
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.get(&key(cookie)).filter(|s| s.expires > now).cloned()
+    }
+
+    fn close(&self, cookie: &str) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.remove(&key(cookie));
+    }
+}
+
+/// The session cookie's value, if the request carries one.
+pub fn cookie_of(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+}
+
+/// The staff member a request's cookie belongs to.
+pub fn staff_of(headers: &HeaderMap, state: &AppState) -> Option<Staff> {
+    session(state, cookie_of(headers)?)
+}
+
+/// The staff member of an open, unexpired session.
+pub fn session(state: &AppState, cookie: &str) -> Option<Staff> {
+    state.sessions.get(cookie, state.now())
+}
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        staff_of(&parts.headers, state).ok_or_else(Problem::login_required)
+    }
+}
+
+/// `Set-Cookie` for a new session.
+pub fn session_cookie(state: &AppState, value: &str) -> String {
+    let secure = if state.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        SESSION_LIFETIME.whole_seconds()
+    )
+}
+
+/// `Set-Cookie` that ends the session in the browser.
+pub fn cleared_cookie() -> String {
+    format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+/// Ends the session of this request, if any.
+pub fn log_out(headers: &HeaderMap, state: &AppState) {
+    if let Some(cookie) = cookie_of(headers) {
+        state.sessions.close(cookie);
+    }
+}
+
+/// An account's state, folded from its stream.
+async fn account(
+    state: &AppState,
+    tenant: &Tenant,
+    login: &Login,
+) -> Result<AccountState, Problem> {
+    let recorded = state
+        .store
+        .read_stream(&login.stream(&tenant.id), 0)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "account unavailable");
+            Problem::store_unavailable()
+        })?;
+    let mut account = AccountState::default();
+    for e in &recorded {
+        let event = DomainEvent::from_payload(e.event_type.as_str(), e.schema_version, &e.payload)
+            .map_err(|e| {
+                tracing::error!(error = %e, "account event unreadable");
+                Problem::internal()
+            })?;
+        account = account.evolve(&event);
+    }
+    Ok(account)
+}
+
+/// Checks a password off the async threads: argon2id takes tens of milliseconds on purpose.
+async fn matches(password: &str, hash: Option<String>) -> Result<bool, Problem> {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || match hash {
+        Some(hash) => passwords::verify(&password, &hash),
+        None => {
+            passwords::verify_nothing(&password);
+            false
+        }
+    })
+    .await
+    .map_err(|_| Problem::internal())
+}
+
+/// A login attempt: every attempt on an existing account is recorded (`LoginSucceeded`,
+/// `LoginFailed`, the fifth failure in a row also `AccountLocked`); an unknown account or a
+/// locked one writes nothing. Answers with the new session's cookie value.
+pub async fn log_in(
+    state: &AppState,
+    tenant: &str,
+    login: &str,
+    password: &str,
+) -> Result<(String, Staff), Problem> {
+    let tenant = crate::http::citizen::service::tenant(state, tenant);
+    let login = Login::parse(login.trim());
+    let (Some(tenant), Some(login)) = (tenant, login) else {
+        matches(password, None).await?;
+        return Err(Problem::login_refused());
+    };
+    let account = account(state, tenant, &login).await?;
+    let Some(created) = account.created.clone() else {
+        matches(password, None).await?;
+        return Err(Problem::login_refused());
+    };
+    let now = state.now();
+    if account.is_locked(now) {
+        return Err(Problem::refused(
+            &videoamt_core::domain::DomainError::AccountLocked,
+        ));
+    }
+    let ok = matches(password, Some(created.password_hash.clone())).await?;
+    let actor = Actor::new(created.role.actor_role(), login.as_str())
+        .expect("a checked login is a valid actor id");
+    let issued = Issued {
+        tenant: tenant.id.clone(),
+        actor,
+        correlation_id: Uuid::now_v7(),
+        command_id: Uuid::now_v7(),
+        now,
+    };
+    let command = Command::LogIn {
+        account: login.clone(),
+        password_matches: ok,
+    };
+    state
+        .system
+        .bus()
+        .execute(&command, &issued)
+        .await
+        .map_err(Problem::from_bus)?;
+    if !ok {
+        // The failure just recorded may have been the one that locked the account.
+        let after = self::account(state, tenant, &login).await?;
+        return Err(if after.is_locked(now) {
+            Problem::refused(&videoamt_core::domain::DomainError::AccountLocked)
+        } else {
+            Problem::login_refused()
+        });
+    }
+    let staff = Staff {
+        tenant: tenant.id.clone(),
+        login,
+        role: created.role,
+        departments: created.departments.into_iter().collect(),
+        expires: now + SESSION_LIFETIME,
+    };
+    let cookie = state.sessions.open(staff.clone())?;
+    Ok((cookie, staff))
+}
+
+/// Creates an account (the admin's `videoamt user add`): the password is hashed here and
+/// only its hash is recorded.
+pub async fn create_account(
+    system: &crate::app::System,
+    tenant: &Tenant,
+    login: &str,
+    role: StaffRole,
+    departments: &[String],
+    password: &str,
+    now: OffsetDateTime,
+) -> anyhow::Result<()> {
+    let login = Login::parse(login).ok_or_else(|| {
+        anyhow::anyhow!(
+            "Der Anmeldename {login:?} ist ungültig: 2 bis 48 Zeichen aus a–z, 0–9, Punkt, Bindestrich und Unterstrich, beginnend mit einem Buchstaben."
+        )
+    })?;
+    let password = password.to_owned();
+    let password_hash = tokio::task::spawn_blocking(move || passwords::hash(&password)).await??;
+    let command = Command::CreateAccount(videoamt_core::domain::events::AccountCreated {
+        login,
+        role,
+        departments: videoamt_core::domain::account::departments(departments),
+        password_hash,
+    });
+    let issued = Issued {
+        tenant: tenant.id.clone(),
+        actor: Actor::new(ActorRole::Admin, "cli")?,
+        correlation_id: Uuid::now_v7(),
+        command_id: Uuid::now_v7(),
+        now,
+    };
+    system.bus().execute(&command, &issued).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            "theme=dark; videoamt_sitzung=abc-DEF_1; other=x"
+                .parse()
+                .expect("a header value"),
+        );
+        assert_eq!(cookie_of(&h), Some("abc-DEF_1"));
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            "videoamt_sitzungX=abc".parse().expect("a header value"),
+        );
+        assert_eq!(cookie_of(&h), None);
+    }
+}

@@ -1,0 +1,106 @@
+//! Retention: the purge job, the independent deletion verifier, and the scheduler that runs
+//! both from the due-timer projection.
+
+pub mod purge;
+pub mod verify;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use videoamt_core::domain::SubjectId;
+use videoamt_projections::Projection;
+use videoamt_projections::timers::{self, TimerKind};
+
+use crate::app::System;
+
+/// Subjects verified together, sharing one scan of the store.
+pub const VERIFY_BATCH: usize = 20_000;
+
+/// Subjects whose verification timer is due at `now`, up to `limit`.
+async fn due_verifications(
+    system: &System,
+    now: OffsetDateTime,
+    limit: usize,
+) -> anyhow::Result<Vec<SubjectId>> {
+    let mut subjects = Vec::new();
+    let mut after = String::new();
+    while subjects.len() < limit {
+        let want = u32::try_from(limit - subjects.len())
+            .unwrap_or(u32::MAX)
+            .min(1000);
+        let page = timers::due::<timers::Timer>(
+            system.store.as_ref(),
+            TimerKind::Verify,
+            now,
+            &after,
+            want,
+        )
+        .await?;
+        let Some((last, _)) = page.last() else { break };
+        after.clone_from(last);
+        subjects.extend(page.into_iter().map(|(_, t)| t.subject));
+    }
+    Ok(subjects)
+}
+
+/// One round of the scheduler: purge what is due, then verify what was purged, once every
+/// projection has folded the purges (they scrub on `PurgeExecuted`).
+pub async fn tick(system: &System, projections: &[Arc<dyn Projection>]) -> anyhow::Result<()> {
+    let now = OffsetDateTime::now_utc();
+    // The same round fires the appointments' reminders and no-show checks.
+    let fired = crate::workers::timers::fire_due(system, now).await?;
+    if fired > 0 {
+        tracing::info!(fired, "appointment timers fired");
+    }
+    let summary = purge::PurgeJob::new(system).run_due(now, |_| {}).await?;
+    if summary.purged + summary.blocked > 0 {
+        tracing::info!(
+            purged = summary.purged,
+            blocked = summary.blocked,
+            keys_destroyed = summary.keys_destroyed,
+            blobs_deleted = summary.blobs_deleted,
+            "retention purge"
+        );
+    }
+    let timers_at = system.store.checkpoint(timers::NAME).await?.position;
+    for p in projections {
+        if system.store.checkpoint(p.name()).await?.position < timers_at {
+            return Ok(()); // the next round verifies
+        }
+    }
+    let subjects = due_verifications(system, now, VERIFY_BATCH).await?;
+    if subjects.is_empty() {
+        return Ok(());
+    }
+    let verdicts = verify::Verifier::new(system).verify(&subjects, now).await?;
+    let failed = verdicts.iter().filter(|v| !v.passed()).count();
+    tracing::info!(
+        verified = verdicts.len() - failed,
+        failed,
+        "retention verification"
+    );
+    Ok(())
+}
+
+/// Runs [`tick`] every `every` until `stop` turns true. Errors are logged and retried: every
+/// step is idempotent.
+pub async fn schedule(
+    system: System,
+    projections: Vec<Arc<dyn Projection>>,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        if let Err(e) = tick(&system, &projections).await {
+            tracing::warn!(error = %e, "retention round failed; retrying");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,484 @@
+//! The deletion verifier. It shares no code with the purge: it finds a subject's data anew,
+//! from the log, and looks everywhere it could have gone.
+//!
+//! For each purged subject it checks that
+//! - the key store no longer holds the subject's key;
+//! - every sealed value of the subject in the log (found in its appointment, session and form
+//!   streams) no longer opens;
+//! - no row of any table in the database, no file in the blob folder, the outbox or the log
+//!   folder holds one of the subject's fingerprints: neither a copy of a sealed value outside
+//!   the log, nor a plaintext whose keyed fingerprint is the subject's (every text is cut into
+//!   candidates and each candidate fingerprinted).
+//!
+//! Then it appends `DeletionVerified` with the checks, or `DeletionVerificationFailed` naming
+//! the places (tables, projections, files; never the values). Subjects are verified in batches
+//! that share one scan of everything.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{Hash as _, Hasher as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+use videoamt_adapters::bus::{BusError, CommandBus, Issued};
+use videoamt_adapters::store::AdminStore;
+use videoamt_core::domain::command::Command;
+use videoamt_core::domain::{DomainError, SubjectId};
+use videoamt_core::event::{Actor, StreamId, TenantId};
+use videoamt_core::keys::{KeyError, KeyStore, Opened, Sealed};
+
+use crate::app::System;
+
+/// The log table: sealed values belong there; only plaintext in it is a finding.
+const LOG_TABLE: &str = "events";
+/// Longer texts are not personal values (they are ciphertext or documents).
+const MAX_CANDIDATE: usize = 1024;
+/// Words per candidate phrase, so that a name inside a sentence is found.
+const MAX_WORDS: usize = 4;
+/// Candidates remembered as already fingerprinted before the memory is cleared.
+const SEEN_LIMIT: usize = 2_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Store(#[from] videoamt_core::store::StoreError),
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("subject {0} is unknown")]
+    UnknownSubject(SubjectId),
+    #[error("the scan stopped: {0}")]
+    Scan(String),
+}
+
+/// The result for one subject.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Verdict {
+    pub subject: SubjectId,
+    /// Where traces were found; empty when the deletion is verified.
+    pub places: Vec<String>,
+    pub checks: Vec<String>,
+    /// `false` if the subject is not purged yet: nothing was appended.
+    pub recorded: bool,
+}
+
+impl Verdict {
+    pub fn passed(&self) -> bool {
+        self.places.is_empty()
+    }
+}
+
+/// What the log says about one subject.
+struct Evidence {
+    tenant: TenantId,
+    sealed: Vec<(StreamId, Sealed)>,
+}
+
+#[derive(Clone)]
+pub struct Verifier {
+    bus: CommandBus,
+    store: Arc<dyn AdminStore>,
+    keys: Arc<dyn KeyStore>,
+    data_dir: PathBuf,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier").finish_non_exhaustive()
+    }
+}
+
+/// Every sealed value in a JSON document, wherever it is nested.
+fn sealed_values(value: &serde_json::Value, out: &mut Vec<Sealed>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if map.contains_key("fingerprint") && map.contains_key("sealed") {
+                if let Ok(s) = serde_json::from_value::<Sealed>(value.clone()) {
+                    out.push(s);
+                    return;
+                }
+            }
+            map.values().for_each(|v| sealed_values(v, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| sealed_values(v, out)),
+        _ => {}
+    }
+}
+
+fn is_separator(c: char) -> bool {
+    matches!(
+        c,
+        '"' | '\u{1f}'
+            | '\n'
+            | '\r'
+            | '\t'
+            | '\\'
+            | '('
+            | ')'
+            | '{'
+            | '}'
+            | '['
+            | ']'
+            | ','
+            | '<'
+            | '>'
+            | '\0'
+    )
+}
+
+/// The texts of `text` that could be a personal value: each delimited piece (a JSON string, a
+/// cell, a line), and within it every run of up to [`MAX_WORDS`] words.
+fn candidates(text: &str, mut each: impl FnMut(&str)) {
+    for piece in text.split(is_separator) {
+        let piece = piece.trim();
+        if piece.is_empty() || piece.len() > MAX_CANDIDATE {
+            continue;
+        }
+        each(piece);
+        let words: Vec<&str> = piece.split_whitespace().collect();
+        if words.len() < 2 {
+            continue;
+        }
+        for start in 0..words.len() {
+            for n in 1..=MAX_WORDS.min(words.len() - start) {
+                if n == words.len() {
+                    continue; // the whole piece, done above
+                }
+                let first = words[start];
+                let last = words[start + n - 1];
+                // A run of words is the piece's text between the first and the last.
+                let from = first.as_ptr() as usize - piece.as_ptr() as usize;
+                let to = last.as_ptr() as usize - piece.as_ptr() as usize + last.len();
+                each(&piece[from..to]);
+            }
+        }
+    }
+}
+
+/// Looks for the batch's fingerprints in texts.
+struct Scanner<'k> {
+    keys: &'k dyn KeyStore,
+    /// Fingerprint → index of its subject in the batch.
+    fingerprints: HashMap<String, usize>,
+    seen: HashSet<u64>,
+}
+
+impl Scanner<'_> {
+    /// The subjects whose data `text` holds; `sealed_allowed` for the log, where sealed values
+    /// are what should be there.
+    fn scan(&mut self, text: &str, sealed_allowed: bool, found: &mut BTreeSet<usize>) {
+        let (keys, fingerprints, seen) = (self.keys, &self.fingerprints, &mut self.seen);
+        candidates(text, |candidate| {
+            if !sealed_allowed {
+                if let Some(&i) = fingerprints.get(candidate) {
+                    found.insert(i);
+                }
+            }
+            let mut h = DefaultHasher::new();
+            candidate.hash(&mut h);
+            if !seen.insert(h.finish()) {
+                return;
+            }
+            if let Some(&i) = fingerprints.get(&keys.fingerprint(candidate.as_bytes())) {
+                found.insert(i);
+            }
+        });
+        if seen.len() > SEEN_LIMIT {
+            seen.clear();
+        }
+    }
+}
+
+/// A table's place name; projections are named by the first cell of a read-model row.
+fn table_place(table: &str, row: &str) -> String {
+    if table == "read_models" {
+        let projection = row
+            .trim_start_matches('(')
+            .split(['\u{1f}', ','])
+            .next()
+            .unwrap_or_default();
+        return format!("Tabelle {table} (Projektion {projection})");
+    }
+    format!("Tabelle {table}")
+}
+
+/// Every file below `root` (none if it does not exist).
+fn files(root: &Path) -> Result<Vec<PathBuf>, VerifyError> {
+    let mut out = Vec::new();
+    let mut folders = vec![root.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(VerifyError::Io {
+                    path: folder,
+                    source: e,
+                });
+            }
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| VerifyError::Io {
+                path: folder.clone(),
+                source: e,
+            })?;
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+impl Verifier {
+    pub fn new(system: &System) -> Self {
+        Self {
+            bus: system.bus(),
+            store: system.store.clone(),
+            keys: system.keys.clone(),
+            data_dir: system.data_dir.clone(),
+        }
+    }
+
+    /// The subject's tenant and sealed values, from its streams in the log.
+    async fn evidence(&self, subject: SubjectId) -> Result<Evidence, VerifyError> {
+        let events = self.store.read_stream(&subject.stream(), 0).await?;
+        let first = events.first().ok_or(VerifyError::UnknownSubject(subject))?;
+        let tenant = first.meta.tenant.clone();
+        let payload = |e: &videoamt_core::event::RecordedEvent| -> serde_json::Value {
+            e.payload.parse().unwrap_or(serde_json::Value::Null)
+        };
+        let appointment = events
+            .iter()
+            .find_map(|e| payload(e)["appointment"].as_str().map(str::to_owned))
+            .and_then(|id| StreamId::of("appointment", &id).ok());
+        let mut streams: Vec<StreamId> = vec![subject.stream()];
+        let mut queue: Vec<StreamId> = appointment.into_iter().collect();
+        let mut sealed = Vec::new();
+        while let Some(stream) = queue.pop() {
+            if streams.contains(&stream) {
+                continue;
+            }
+            let events = self.store.read_stream(&stream, 0).await?;
+            for event in &events {
+                let value = payload(event);
+                // Sessions hang off the appointment, forms off the session; the linking
+                // event names the stream's category as its field.
+                let linked = match event.event_type.as_str() {
+                    "SessionLinked" => Some("session"),
+                    "FormAttached" => Some("form"),
+                    _ => None,
+                };
+                if let Some(kind) = linked {
+                    if let Some(id) = value[kind].as_str() {
+                        queue.extend(StreamId::of(kind, id).ok());
+                    }
+                }
+                let mut found = Vec::new();
+                sealed_values(&value, &mut found);
+                sealed.extend(
+                    found
+                        .into_iter()
+                        .filter(|s| s.subject == subject)
+                        .map(|s| (stream.clone(), s)),
+                );
+            }
+            streams.push(stream);
+        }
+        Ok(Evidence { tenant, sealed })
+    }
+
+    /// Verifies a batch of subjects with one scan of the database and the data folder, and
+    /// records each verdict in the log (purged subjects only).
+    pub async fn verify(
+        &self,
+        subjects: &[SubjectId],
+        now: OffsetDateTime,
+    ) -> Result<Vec<Verdict>, VerifyError> {
+        let mut evidence = Vec::with_capacity(subjects.len());
+        let mut places: Vec<BTreeSet<String>> = vec![BTreeSet::new(); subjects.len()];
+        let mut fingerprints = HashMap::new();
+        for (i, &subject) in subjects.iter().enumerate() {
+            let e = self.evidence(subject).await?;
+            if self.keys.holds(subject).await? {
+                places[i].insert("Schlüsselablage (Tabelle subject_keys)".to_owned());
+            }
+            for (stream, sealed) in &e.sealed {
+                fingerprints.insert(sealed.fingerprint.clone(), i);
+                match self.keys.open(sealed).await {
+                    Ok(Opened::Erased) => {}
+                    Ok(Opened::Plain(_)) => {
+                        places[i].insert(format!("Protokoll: Wert in {stream} lässt sich öffnen"));
+                    }
+                    Err(KeyError::Tampered { .. }) => {
+                        places[i].insert(format!("Protokoll: Wert in {stream} ist manipuliert"));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            evidence.push(e);
+        }
+        let (rows, files_scanned) = self.scan(fingerprints, &mut places, subjects).await?;
+        let mut verdicts = Vec::with_capacity(subjects.len());
+        for (i, &subject) in subjects.iter().enumerate() {
+            let sealed = evidence[i].sealed.len();
+            let checks = vec![
+                "Schlüssel vernichtet".to_owned(),
+                format!("{sealed} versiegelte Werte im Protokoll lassen sich nicht mehr öffnen"),
+                format!("{rows} Tabellenzeilen ohne Fingerabdruck der Person"),
+                format!(
+                    "{files_scanned} Dateien (Blobs, Postausgang, Protokolldateien) ohne Fingerabdruck der Person"
+                ),
+            ];
+            let places: Vec<String> = std::mem::take(&mut places[i]).into_iter().collect();
+            let command = if places.is_empty() {
+                Command::VerifyDeletion {
+                    subject,
+                    checks: checks.clone(),
+                }
+            } else {
+                Command::FailDeletionVerification {
+                    subject,
+                    places: places.clone(),
+                }
+            };
+            let id = Uuid::now_v7();
+            let issued = Issued {
+                tenant: evidence[i].tenant.clone(),
+                actor: Actor::system("verifier"),
+                correlation_id: id,
+                command_id: id,
+                now,
+            };
+            let recorded = match self.bus.execute(&command, &issued).await {
+                Ok(_) => true,
+                Err(BusError::Refused(DomainError::NotYetPurged)) => false,
+                Err(e) => return Err(e.into()),
+            };
+            verdicts.push(Verdict {
+                subject,
+                places,
+                checks,
+                recorded,
+            });
+        }
+        Ok(verdicts)
+    }
+
+    /// One pass over every table and every file of the data folder; the rows and files seen.
+    async fn scan(
+        &self,
+        fingerprints: HashMap<String, usize>,
+        places: &mut [BTreeSet<String>],
+        subjects: &[SubjectId],
+    ) -> Result<(u64, u64), VerifyError> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, String)>(1024);
+        let store = self.store.clone();
+        let producer = tokio::spawn(async move { store.scan_rows(tx).await });
+        let keys = self.keys.clone();
+        let data_dir = self.data_dir.clone();
+        let folders: Vec<(PathBuf, &'static str)> = vec![
+            (data_dir.join("blobs"), "Blob-Ordner"),
+            (data_dir.join("outbox"), "Postausgang"),
+            (data_dir.join("logs"), "Protokolldateien"),
+        ];
+        let subject_folders: Vec<(usize, PathBuf)> = subjects
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| {
+                [
+                    (i, data_dir.join("blobs").join(s.to_string())),
+                    (i, data_dir.join("outbox").join(s.to_string())),
+                ]
+            })
+            .collect();
+        let found = tokio::task::spawn_blocking(move || {
+            let mut scanner = Scanner {
+                keys: keys.as_ref(),
+                fingerprints,
+                seen: HashSet::new(),
+            };
+            let mut found: Vec<(usize, String)> = Vec::new();
+            let mut hits = BTreeSet::new();
+            while let Some((table, row)) = rx.blocking_recv() {
+                scanner.scan(&row, table == LOG_TABLE, &mut hits);
+                for i in std::mem::take(&mut hits) {
+                    found.push((i, table_place(&table, &row)));
+                }
+            }
+            let mut files_scanned = 0u64;
+            for (i, folder) in subject_folders {
+                if folder.exists() {
+                    found.push((i, format!("Ordner {}", folder.display())));
+                }
+            }
+            for (folder, label) in folders {
+                for file in files(&folder)? {
+                    let bytes = std::fs::read(&file).map_err(|e| VerifyError::Io {
+                        path: file.clone(),
+                        source: e,
+                    })?;
+                    files_scanned += 1;
+                    scanner.scan(&String::from_utf8_lossy(&bytes), false, &mut hits);
+                    let name = file
+                        .strip_prefix(&folder)
+                        .unwrap_or(&file)
+                        .display()
+                        .to_string();
+                    for i in std::mem::take(&mut hits) {
+                        found.push((i, format!("{label}: Datei {name}")));
+                    }
+                }
+            }
+            Ok::<_, VerifyError>((found, files_scanned))
+        })
+        .await
+        .map_err(|e| VerifyError::Scan(e.to_string()))??;
+        let rows = producer
+            .await
+            .map_err(|e| VerifyError::Scan(e.to_string()))??;
+        let (found, files_scanned) = found;
+        for (i, place) in found {
+            places[i].insert(place);
+        }
+        Ok((rows, files_scanned))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_are_pieces_and_runs_of_words() {
+        let mut seen = Vec::new();
+        candidates(
+            r#"{"name":"Erika Mustermann","x":"Herr Max Otto Schulz aus Ulm"}"#,
+            |c| {
+                seen.push(c.to_owned());
+            },
+        );
+        for wanted in [
+            "Erika Mustermann",
+            "Erika",
+            "Mustermann",
+            "Max Otto Schulz",
+            "Ulm",
+        ] {
+            assert!(seen.iter().any(|c| c == wanted), "{wanted} in {seen:?}");
+        }
+        assert!(!seen.iter().any(|c| c.contains('"')));
+    }
+}
