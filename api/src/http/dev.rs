@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::html::{esc, page};
 use crate::http::AppState;
-use crate::http::error::Problem;
+use crate::http::error::Error;
 
 fn outbox(state: &AppState) -> Option<&PathBuf> {
     state.dev_outbox.as_ref()
@@ -47,7 +47,7 @@ fn list(dir: &Path) -> Vec<(String, String, u64, std::time::SystemTime)> {
 
 pub(crate) async fn index(State(state): State<AppState>) -> Response {
     let Some(dir) = outbox(&state).cloned() else {
-        return Problem::not_found("Diese Adresse gibt es nicht.").into_response();
+        return Error::not_found("Diese Adresse gibt es nicht.").into_response();
     };
     let mails = tokio::task::spawn_blocking(move || list(&dir))
         .await
@@ -87,10 +87,10 @@ pub(crate) async fn mail(
     UrlPath((subject, file)): UrlPath<(String, String)>,
 ) -> Response {
     let Some(dir) = outbox(&state) else {
-        return Problem::not_found("Diese Adresse gibt es nicht.").into_response();
+        return Error::not_found("Diese Adresse gibt es nicht.").into_response();
     };
     if !safe(&subject, "") || !safe(&file, ".eml") {
-        return Problem::not_found("Diese Mail gibt es nicht.").into_response();
+        return Error::not_found("Diese Mail gibt es nicht.").into_response();
     }
     let path = dir.join(&subject).join(&file);
     let read = tokio::task::spawn_blocking(move || std::fs::read(path))
@@ -105,6 +105,6 @@ pub(crate) async fn mail(
             bytes,
         )
             .into_response(),
-        Err(_) => Problem::not_found("Diese Mail gibt es nicht.").into_response(),
+        Err(_) => Error::not_found("Diese Mail gibt es nicht.").into_response(),
     }
 }

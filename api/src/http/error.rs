@@ -1,10 +1,16 @@
-//! RFC 9457 problem documents: every error the API sends, with a German title.
+//! The one error type of the HTTP edge. Every way a request can fail is a variant of
+//! [`Error`], documented with the status it is answered with; `From` impls for the bus, the
+//! store and the read models let handlers use `?`. JSON handlers answer with an RFC 9457
+//! problem document ([`Problem`]), pages with the same text as a German page. Internal
+//! failures are logged once, by the request middleware, with the route template.
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use videoamt_adapters::bus::BusError;
 use videoamt_core::domain::DomainError;
+use videoamt_core::readmodel::ReadModelError;
+use videoamt_core::store::StoreError;
 
 /// One invalid input field, for forms to show beside the field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -35,218 +41,493 @@ pub struct Problem {
     pub retry_after: Option<u64>,
 }
 
-impl Problem {
-    pub fn new(status: StatusCode, kind: &'static str, title: &'static str) -> Self {
-        Self {
-            kind,
-            title,
-            status: status.as_u16(),
-            detail: None,
-            errors: vec![],
-            retry_after: None,
-        }
-    }
+/// Why a request failed. Internal causes are kept for the log and never sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// 400 Bad Request: the body, query or path is not what the operation takes.
+    BadRequest(String),
+    /// 401 Unauthorized: no valid staff session.
+    LoginRequired,
+    /// 403 Forbidden: logged in, but not for this role, department or municipality.
+    Forbidden,
+    /// 403 Forbidden: a state-changing request from another origin.
+    ForeignOrigin,
+    /// 404 Not Found: no such address or record; the detail says what.
+    NotFound(String),
+    /// 404 Not Found: a capability link that is malformed, forged or names nothing; one answer
+    /// for all, so a guess learns nothing.
+    InvalidLink,
+    /// 410 Gone: the link's appointment is closed and its data deleted or due for deletion.
+    ExpiredLink,
+    /// 413 Content Too Large: above [`crate::http::MAX_BODY_BYTES`].
+    TooLarge,
+    /// 415 Unsupported Media Type: a JSON operation was sent something else.
+    UnsupportedMediaType,
+    /// 422 Unprocessable Content: well-formed, but fields are invalid; each named with a
+    /// German message for forms to show beside the field.
+    InvalidFields(Vec<FieldError>),
+    /// 422 Unprocessable Content: well-formed JSON whose values do not fit the schema.
+    InvalidData(String),
+    /// 429 Too Many Requests: wait this many seconds (also sent as `Retry-After`).
+    TooManyRequests(u64),
+    /// The workflow refused. Its status comes from [`refusal`]: 401, 404, 409, 422 or 423.
+    Refused(DomainError),
+    /// 503 Service Unavailable: the store does not answer. The cause is logged.
+    Unavailable(String),
+    /// 500 Internal Server Error: anything else the caller cannot fix. The cause is logged.
+    Internal(String),
+}
 
-    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
-        self
-    }
+/// The cause of a 500 or 503, handed from the response to the request middleware, which logs
+/// it once with the route template.
+#[derive(Debug, Clone)]
+pub(crate) struct LoggedCause(pub String);
 
-    /// The store is not answering; the operator finds the cause in the log.
-    pub fn store_unavailable() -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "/problems/store-unavailable",
-            "Der Dienst ist vorübergehend nicht verfügbar",
-        )
-        .with_detail("Bitte versuchen Sie es in einigen Minuten erneut.")
-    }
-
-    /// Something failed that the caller cannot fix; logged without request data.
-    pub fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "/problems/internal",
-            "Interner Fehler",
-        )
-        .with_detail(
-            "Die Anfrage konnte nicht bearbeitet werden. Bitte versuchen Sie es später erneut.",
-        )
+impl Error {
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::NotFound(detail.into())
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "/problems/bad-request",
-            "Ungültige Anfrage",
-        )
-        .with_detail(detail)
+        Self::BadRequest(detail.into())
     }
 
     pub fn invalid_fields(errors: Vec<FieldError>) -> Self {
-        let mut p = Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "/problems/invalid-input",
-            "Ungültige Eingaben",
-        )
-        .with_detail("Bitte prüfen Sie die markierten Angaben.");
-        p.errors = errors;
-        p
+        Self::InvalidFields(errors)
     }
 
-    pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "/problems/not-found",
-            "Nicht gefunden",
-        )
-        .with_detail(detail)
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self::Internal(cause.to_string())
     }
 
-    /// A capability link that is malformed, forged or names nothing: one answer for all, so a
-    /// guess learns nothing.
-    pub fn invalid_link() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "/problems/invalid-link",
-            "Der Link ist ungültig",
-        )
-        .with_detail("Bitte verwenden Sie den vollständigen Link aus Ihrer Terminbestätigung.")
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        Self::Unavailable(cause.to_string())
     }
 
-    pub fn expired_link() -> Self {
-        Self::new(
-            StatusCode::GONE,
-            "/problems/expired-link",
-            "Der Link ist abgelaufen",
-        )
-        .with_detail(
-            "Dieser Termin ist abgeschlossen; die Daten wurden gelöscht oder werden gelöscht.",
-        )
+    /// The status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.problem_parts().0
     }
 
-    pub fn too_many_requests(retry_after: u64) -> Self {
-        let mut p = Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "/problems/rate-limited",
-            "Zu viele Anfragen",
-        )
-        .with_detail(format!(
-            "Bitte warten Sie {retry_after} Sekunden und versuchen Sie es dann erneut."
-        ));
-        p.retry_after = Some(retry_after);
-        p
-    }
-
-    /// A staff page or endpoint without a valid session.
-    pub fn login_required() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "/problems/login-required",
-            "Anmeldung erforderlich",
-        )
-        .with_detail("Bitte melden Sie sich an.")
-    }
-
-    /// Logged in, but this is not for this role, department or municipality.
-    pub fn forbidden() -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "/problems/forbidden",
-            "Keine Berechtigung",
-        )
-        .with_detail("Diese Funktion oder dieser Termin ist für Ihr Konto nicht freigegeben.")
-    }
-
-    /// Unknown login or wrong password: one answer for both.
-    pub fn login_refused() -> Self {
-        Self::refused(&DomainError::LoginRefused)
-    }
-
-    pub fn foreign_origin() -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "/problems/foreign-origin",
-            "Anfrage von fremder Herkunft abgelehnt",
-        )
-        .with_detail("Änderungen sind nur über die Seiten dieses Dienstes möglich.")
-    }
-
-    /// A refusal of the workflow: its German message is the detail.
-    pub fn refused(error: &DomainError) -> Self {
-        use DomainError as D;
-        let (status, kind, title) = match error {
-            D::LoginRefused => (
+    fn problem_parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::BadRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                "/problems/bad-request",
+                "Ungültige Anfrage",
+            ),
+            Self::LoginRequired => (
                 StatusCode::UNAUTHORIZED,
-                "/problems/login-refused",
-                "Anmeldung fehlgeschlagen",
+                "/problems/login-required",
+                "Anmeldung erforderlich",
             ),
-            D::AccountLocked => (
-                StatusCode::LOCKED,
-                "/problems/account-locked",
-                "Konto vorübergehend gesperrt",
+            Self::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "/problems/forbidden",
+                "Keine Berechtigung",
             ),
-            D::AccountExists => (
-                StatusCode::CONFLICT,
-                "/problems/account-exists",
-                "Konto existiert bereits",
+            Self::ForeignOrigin => (
+                StatusCode::FORBIDDEN,
+                "/problems/foreign-origin",
+                "Anfrage von fremder Herkunft abgelehnt",
             ),
-            D::SlotTaken | D::AlreadyBooked => (
-                StatusCode::CONFLICT,
-                "/problems/slot-taken",
-                "Termin nicht mehr frei",
-            ),
-            D::UnknownAppointment => (
+            Self::NotFound(_) => (
                 StatusCode::NOT_FOUND,
-                "/problems/unknown-appointment",
-                "Termin nicht gefunden",
+                "/problems/not-found",
+                "Nicht gefunden",
             ),
-            D::AlreadyCancelled | D::AppointmentFinished => (
-                StatusCode::CONFLICT,
-                "/problems/appointment-closed",
-                "Termin kann nicht mehr geändert werden",
+            Self::InvalidLink => (
+                StatusCode::NOT_FOUND,
+                "/problems/invalid-link",
+                "Der Link ist ungültig",
             ),
-            D::UnknownService(_) | D::UnknownDepartment(_) => (
+            Self::ExpiredLink => (
+                StatusCode::GONE,
+                "/problems/expired-link",
+                "Der Link ist abgelaufen",
+            ),
+            Self::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "/problems/too-large",
+                "Anfrage zu groß",
+            ),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "/problems/unsupported-media-type",
+                "Falsches Datenformat",
+            ),
+            Self::InvalidFields(_) | Self::InvalidData(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "/problems/unknown-service",
-                "Unbekanntes Anliegen",
+                "/problems/invalid-input",
+                "Ungültige Eingaben",
             ),
-            D::SlotInPast | D::OutsideOpeningHours => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "/problems/invalid-slot",
-                "Zeitpunkt nicht buchbar",
+            Self::TooManyRequests(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "/problems/rate-limited",
+                "Zu viele Anfragen",
             ),
-            _ => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "/problems/refused",
-                "Anfrage nicht möglich",
+            Self::Refused(e) => refusal(e),
+            Self::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/store-unavailable",
+                "Der Dienst ist vorübergehend nicht verfügbar",
             ),
-        };
-        Self::new(status, kind, title).with_detail(error.to_string())
+            Self::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "/problems/internal",
+                "Interner Fehler",
+            ),
+        }
     }
 
-    /// A failed command: refusals as such, everything else logged (without request data) and
-    /// answered without internals.
-    pub fn from_bus(error: BusError) -> Self {
-        match error {
-            BusError::Refused(e) => Self::refused(&e),
-            BusError::Contention(_) => Self::new(
-                StatusCode::CONFLICT,
-                "/problems/contention",
-                "Gleichzeitige Änderung",
-            )
-            .with_detail(
-                "Die Daten wurden gerade anderweitig geändert. Bitte versuchen Sie es erneut.",
+    /// The problem document: German title and detail, never an internal cause.
+    pub fn problem(&self) -> Problem {
+        let (status, kind, title) = self.problem_parts();
+        let detail = match self {
+            Self::BadRequest(d) | Self::NotFound(d) | Self::InvalidData(d) => d.clone(),
+            Self::LoginRequired => "Bitte melden Sie sich an.".to_owned(),
+            Self::Forbidden => {
+                "Diese Funktion oder dieser Termin ist für Ihr Konto nicht freigegeben.".to_owned()
+            }
+            Self::ForeignOrigin => {
+                "Änderungen sind nur über die Seiten dieses Dienstes möglich.".to_owned()
+            }
+            Self::InvalidLink => {
+                "Bitte verwenden Sie den vollständigen Link aus Ihrer Terminbestätigung.".to_owned()
+            }
+            Self::ExpiredLink => {
+                "Dieser Termin ist abgeschlossen; die Daten wurden gelöscht oder werden gelöscht."
+                    .to_owned()
+            }
+            Self::TooLarge => format!(
+                "Eine Anfrage darf höchstens {} KiB groß sein.",
+                crate::http::MAX_BODY_BYTES / 1024
             ),
-            BusError::Store(e) => {
-                tracing::error!(error = %e, "store failed during a command");
-                Self::store_unavailable()
+            Self::UnsupportedMediaType => {
+                "Bitte senden Sie die Daten als JSON (Content-Type: application/json).".to_owned()
             }
-            other => {
-                tracing::error!(error = %other, "command failed");
-                Self::internal()
+            Self::InvalidFields(_) => "Bitte prüfen Sie die markierten Angaben.".to_owned(),
+            Self::TooManyRequests(s) => {
+                format!("Bitte warten Sie {s} Sekunden und versuchen Sie es dann erneut.")
             }
+            Self::Refused(e) => e.to_string(),
+            Self::Unavailable(_) => "Bitte versuchen Sie es in einigen Minuten erneut.".to_owned(),
+            Self::Internal(_) => {
+                "Die Anfrage konnte nicht bearbeitet werden. Bitte versuchen Sie es später erneut."
+                    .to_owned()
+            }
+        };
+        Problem {
+            kind,
+            title,
+            status: status.as_u16(),
+            detail: Some(detail),
+            errors: match self {
+                Self::InvalidFields(errors) => errors.clone(),
+                _ => vec![],
+            },
+            retry_after: match self {
+                Self::TooManyRequests(s) => Some(*s),
+                _ => None,
+            },
         }
+    }
+
+    /// Marks `response` with the internal cause, if any, for the middleware to log.
+    pub(crate) fn mark(&self, mut response: Response) -> Response {
+        if let Self::Internal(cause) | Self::Unavailable(cause) = self {
+            response.extensions_mut().insert(LoggedCause(cause.clone()));
+        }
+        response
+    }
+}
+
+/// Status, problem type and German title of each refusal of the workflow. No `_` arm: a new
+/// refusal does not compile until it is given its own answer here.
+pub fn refusal(error: &DomainError) -> (StatusCode, &'static str, &'static str) {
+    use DomainError as D;
+    const CONFLICT: StatusCode = StatusCode::CONFLICT;
+    const INVALID: StatusCode = StatusCode::UNPROCESSABLE_ENTITY;
+    const NOT_FOUND: StatusCode = StatusCode::NOT_FOUND;
+    match error {
+        // accounts
+        D::AccountExists => (
+            CONFLICT,
+            "/problems/account-exists",
+            "Konto existiert bereits",
+        ),
+        D::ClerkWithoutDepartment => (
+            INVALID,
+            "/problems/department-missing",
+            "Bereich der Sachbearbeitung fehlt",
+        ),
+        D::DepartmentsOnlyForClerks => (
+            INVALID,
+            "/problems/departments-only-for-clerks",
+            "Bereiche nur für die Sachbearbeitung",
+        ),
+        D::LoginRefused => (
+            StatusCode::UNAUTHORIZED,
+            "/problems/login-refused",
+            "Anmeldung fehlgeschlagen",
+        ),
+        D::AccountLocked => (
+            StatusCode::LOCKED,
+            "/problems/account-locked",
+            "Konto vorübergehend gesperrt",
+        ),
+        // booking
+        D::NoServices => (INVALID, "/problems/no-service", "Kein Anliegen gewählt"),
+        D::UnknownService(_) => (INVALID, "/problems/unknown-service", "Unbekanntes Anliegen"),
+        D::UnknownDepartment(_) => (
+            INVALID,
+            "/problems/unknown-department",
+            "Unbekannter Bereich",
+        ),
+        D::ServiceOfOtherDepartment(_) => (
+            INVALID,
+            "/problems/other-department",
+            "Anliegen eines anderen Bereichs",
+        ),
+        D::NotOfferedOnline(_) => (
+            INVALID,
+            "/problems/not-offered-online",
+            "Anliegen nicht per Video",
+        ),
+        D::DuplicateService(_) => (
+            INVALID,
+            "/problems/duplicate-service",
+            "Anliegen doppelt gewählt",
+        ),
+        D::NotCombinable(..) => (
+            INVALID,
+            "/problems/not-combinable",
+            "Anliegen nicht kombinierbar",
+        ),
+        D::OnlineBookingNotOffered => (
+            INVALID,
+            "/problems/invitation-only",
+            "Termine nur auf Einladung",
+        ),
+        D::ChannelNotOffered => (
+            INVALID,
+            "/problems/channel-not-offered",
+            "Buchungsweg nicht angeboten",
+        ),
+        D::SlotInPast | D::OutsideOpeningHours => {
+            (INVALID, "/problems/invalid-slot", "Zeitpunkt nicht buchbar")
+        }
+        D::SlotTaken | D::AlreadyBooked => {
+            (CONFLICT, "/problems/slot-taken", "Termin nicht mehr frei")
+        }
+        D::AccessExpiresTooEarly => (
+            INVALID,
+            "/problems/access-too-short",
+            "Zugangslink zu kurz gültig",
+        ),
+        // appointment life cycle
+        D::UnknownAppointment => (
+            NOT_FOUND,
+            "/problems/unknown-appointment",
+            "Termin nicht gefunden",
+        ),
+        D::AlreadyCancelled | D::AppointmentFinished => (
+            CONFLICT,
+            "/problems/appointment-closed",
+            "Termin kann nicht mehr geändert werden",
+        ),
+        D::NotYetStarted => (
+            CONFLICT,
+            "/problems/not-yet-started",
+            "Termin hat noch nicht begonnen",
+        ),
+        // session
+        D::UnknownSession => (
+            NOT_FOUND,
+            "/problems/unknown-session",
+            "Videositzung nicht gefunden",
+        ),
+        D::SessionAlreadyOpen => (
+            CONFLICT,
+            "/problems/session-open",
+            "Videositzung besteht bereits",
+        ),
+        D::SessionEnded => (CONFLICT, "/problems/session-ended", "Videositzung beendet"),
+        D::CitizenNotWaiting => (
+            CONFLICT,
+            "/problems/citizen-not-waiting",
+            "Niemand im Warteraum",
+        ),
+        D::PrivacyNoticeNotAccepted => (
+            CONFLICT,
+            "/problems/privacy-notice",
+            "Datenschutzhinweis nicht bestätigt",
+        ),
+        D::AlreadyAdmitted => (
+            CONFLICT,
+            "/problems/already-admitted",
+            "Bereits eingelassen",
+        ),
+        D::NotAdmitted => (CONFLICT, "/problems/not-admitted", "Noch nicht eingelassen"),
+        D::IdentityNotVerified => (
+            CONFLICT,
+            "/problems/identity-not-verified",
+            "Identität nicht geprüft",
+        ),
+        D::SignatureMissing => (
+            CONFLICT,
+            "/problems/signature-missing",
+            "Unterschrift fehlt",
+        ),
+        D::UnknownDocument => (
+            NOT_FOUND,
+            "/problems/unknown-document",
+            "Dokument nicht gefunden",
+        ),
+        D::ScoreOutOfRange => (INVALID, "/problems/score", "Bewertung ungültig"),
+        D::FeedbackAlreadyGiven => (
+            CONFLICT,
+            "/problems/feedback-given",
+            "Feedback bereits abgegeben",
+        ),
+        D::FeedbackBeforeEnd => (
+            CONFLICT,
+            "/problems/feedback-too-early",
+            "Feedback erst nach dem Gespräch",
+        ),
+        // forms
+        D::UnknownForm => (
+            NOT_FOUND,
+            "/problems/unknown-form",
+            "Formular nicht gefunden",
+        ),
+        D::UnknownTemplate => (
+            INVALID,
+            "/problems/unknown-template",
+            "Unbekannte Formularvorlage",
+        ),
+        D::FormAlreadyStarted => (
+            CONFLICT,
+            "/problems/form-started",
+            "Formular besteht bereits",
+        ),
+        D::FormLocked => (CONFLICT, "/problems/form-locked", "Formular gesperrt"),
+        D::UnknownField(_) => (INVALID, "/problems/unknown-field", "Unbekanntes Feld"),
+        D::InvalidFieldValue { .. } => (INVALID, "/problems/invalid-value", "Ungültiger Wert"),
+        D::RequiredFieldEmpty(_) => (INVALID, "/problems/required-field", "Pflichtfeld leer"),
+        D::SignatureMethodNotOffered(_) => (
+            INVALID,
+            "/problems/signature-method",
+            "Unterschriftsart nicht angeboten",
+        ),
+        D::SignatureNotRequested => (
+            CONFLICT,
+            "/problems/signature-not-requested",
+            "Keine Unterschrift angefordert",
+        ),
+        // payment
+        D::NothingToPay => (CONFLICT, "/problems/nothing-to-pay", "Keine Gebühren"),
+        D::PaymentAlreadyRequested => (
+            CONFLICT,
+            "/problems/payment-requested",
+            "Zahlung besteht bereits",
+        ),
+        D::UnknownPayment => (
+            NOT_FOUND,
+            "/problems/unknown-payment",
+            "Zahlung nicht gefunden",
+        ),
+        D::PaymentMethodNotOffered => (
+            INVALID,
+            "/problems/payment-method",
+            "Zahlungsart nicht angeboten",
+        ),
+        D::PaymentMethodMissing => (
+            CONFLICT,
+            "/problems/payment-method-missing",
+            "Zahlungsart fehlt",
+        ),
+        D::PaymentNotAuthorized => (
+            CONFLICT,
+            "/problems/payment-not-authorized",
+            "Zahlung nicht freigegeben",
+        ),
+        D::AlreadyCaptured => (
+            CONFLICT,
+            "/problems/already-captured",
+            "Zahlung bereits eingezogen",
+        ),
+        D::PaymentClosed => (
+            CONFLICT,
+            "/problems/payment-closed",
+            "Zahlung abgeschlossen",
+        ),
+        D::RefundTooHigh => (INVALID, "/problems/refund-too-high", "Erstattung zu hoch"),
+        // data subject
+        D::UnknownSubject => (
+            NOT_FOUND,
+            "/problems/unknown-subject",
+            "Betroffene Person nicht gefunden",
+        ),
+        D::PurgeNotDue(_) => (CONFLICT, "/problems/purge-not-due", "Löschung nicht fällig"),
+        D::PurgeNotScheduled => (
+            CONFLICT,
+            "/problems/purge-not-scheduled",
+            "Löschung nicht angesetzt",
+        ),
+        D::AlreadyPurged => (CONFLICT, "/problems/already-purged", "Bereits gelöscht"),
+        D::NotYetPurged => (
+            CONFLICT,
+            "/problems/not-yet-purged",
+            "Löschung nicht ausgeführt",
+        ),
+    }
+}
+
+impl From<DomainError> for Error {
+    fn from(e: DomainError) -> Self {
+        Self::Refused(e)
+    }
+}
+
+impl From<BusError> for Error {
+    fn from(e: BusError) -> Self {
+        match e {
+            BusError::Refused(e) => Self::Refused(e),
+            BusError::Store(e) => Self::Unavailable(e.to_string()),
+            // The bus queues commands on the same streams; what still collides after all its
+            // tries is another process's load, which the caller can only wait out.
+            BusError::Contention(n) => Self::Unavailable(format!("contention after {n} attempts")),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+impl From<ReadModelError> for Error {
+    fn from(e: ReadModelError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+impl From<crate::app::system::LoadError> for Error {
+    fn from(e: crate::app::system::LoadError) -> Self {
+        match e {
+            crate::app::system::LoadError::Store(e) => e.into(),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let response = self.problem().into_response();
+        self.mark(response)
     }
 }
 
@@ -266,5 +547,140 @@ impl IntoResponse for Problem {
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use videoamt_core::tenant::SignatureMethod;
+
+    use super::*;
+
+    /// One of each refusal. The exhaustive match in [`refusal`] makes a new variant fail to
+    /// compile; this list makes it fail here until it is given a German title.
+    fn every_refusal() -> Vec<DomainError> {
+        use DomainError as D;
+        let service = || "personalausweis".into();
+        vec![
+            D::AccountExists,
+            D::ClerkWithoutDepartment,
+            D::DepartmentsOnlyForClerks,
+            D::LoginRefused,
+            D::AccountLocked,
+            D::NoServices,
+            D::UnknownService(service()),
+            D::UnknownDepartment("buergerbuero".into()),
+            D::ServiceOfOtherDepartment(service()),
+            D::NotOfferedOnline(service()),
+            D::DuplicateService(service()),
+            D::NotCombinable(service(), service()),
+            D::OnlineBookingNotOffered,
+            D::ChannelNotOffered,
+            D::SlotInPast,
+            D::OutsideOpeningHours,
+            D::SlotTaken,
+            D::AlreadyBooked,
+            D::AccessExpiresTooEarly,
+            D::UnknownAppointment,
+            D::AlreadyCancelled,
+            D::AppointmentFinished,
+            D::NotYetStarted,
+            D::UnknownSession,
+            D::SessionAlreadyOpen,
+            D::SessionEnded,
+            D::CitizenNotWaiting,
+            D::PrivacyNoticeNotAccepted,
+            D::AlreadyAdmitted,
+            D::NotAdmitted,
+            D::IdentityNotVerified,
+            D::SignatureMissing,
+            D::UnknownDocument,
+            D::ScoreOutOfRange,
+            D::FeedbackAlreadyGiven,
+            D::FeedbackBeforeEnd,
+            D::UnknownForm,
+            D::UnknownTemplate,
+            D::FormAlreadyStarted,
+            D::FormLocked,
+            D::UnknownField("name".into()),
+            D::InvalidFieldValue {
+                field: "name".into(),
+                reason: "zu lang",
+            },
+            D::RequiredFieldEmpty("name".into()),
+            D::SignatureMethodNotOffered(SignatureMethod::Touchpad),
+            D::SignatureNotRequested,
+            D::NothingToPay,
+            D::PaymentAlreadyRequested,
+            D::UnknownPayment,
+            D::PaymentMethodNotOffered,
+            D::PaymentMethodMissing,
+            D::PaymentNotAuthorized,
+            D::AlreadyCaptured,
+            D::PaymentClosed,
+            D::RefundTooHigh,
+            D::UnknownSubject,
+            D::PurgeNotDue("2027-03-01".into()),
+            D::PurgeNotScheduled,
+            D::AlreadyPurged,
+            D::NotYetPurged,
+        ]
+    }
+
+    #[test]
+    fn every_refusal_has_its_own_german_answer() {
+        let refusals = every_refusal();
+        let mut kinds = std::collections::BTreeMap::new();
+        for e in &refusals {
+            let problem = Error::Refused(e.clone()).problem();
+            assert!(
+                matches!(problem.status, 401 | 404 | 409 | 422 | 423),
+                "{e:?}: {}",
+                problem.status
+            );
+            // German, not the generic fallback the old catch-all arm gave.
+            assert_ne!(problem.title, "Anfrage nicht möglich", "{e:?}");
+            assert!(
+                problem.title.chars().next().is_some_and(char::is_uppercase),
+                "{e:?}"
+            );
+            assert!(problem.kind.starts_with("/problems/"), "{e:?}");
+            assert_eq!(problem.detail.as_deref(), Some(e.to_string().as_str()));
+            kinds
+                .entry(problem.kind)
+                .or_insert_with(Vec::new)
+                .push(e.clone());
+        }
+        // Only refusals that mean the same to a citizen share an answer.
+        for (kind, shared) in &kinds {
+            assert!(shared.len() <= 2, "{kind} answers {shared:?}");
+        }
+        assert!(kinds.len() >= 50, "{} kinds", kinds.len());
+    }
+
+    #[test]
+    fn internal_causes_stay_out_of_the_document() {
+        let error = Error::internal("connection reset by 10.0.0.7");
+        let problem = error.problem();
+        assert_eq!(problem.status, 500);
+        assert!(
+            !serde_json::to_string(&problem)
+                .unwrap_or_default()
+                .contains("10.0.0.7")
+        );
+        let response = error.into_response();
+        assert_eq!(
+            response
+                .extensions()
+                .get::<LoggedCause>()
+                .map(|c| c.0.as_str()),
+            Some("connection reset by 10.0.0.7")
+        );
+    }
+
+    #[test]
+    fn contention_is_never_a_conflict_for_the_caller() {
+        let error = Error::from(BusError::Contention(32));
+        assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

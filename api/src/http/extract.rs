@@ -7,14 +7,14 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::http::error::Problem;
+use crate::http::error::Error;
 
 /// `axum::Json` with problem-document rejections.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
-    type Rejection = Problem;
+    type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
@@ -24,39 +24,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-fn json_problem(rejection: &JsonRejection) -> Problem {
+fn json_problem(rejection: &JsonRejection) -> Error {
     match rejection {
-        JsonRejection::MissingJsonContentType(_) => Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "/problems/unsupported-media-type",
-            "Falsches Datenformat",
-        )
-        .with_detail("Bitte senden Sie die Daten als JSON (Content-Type: application/json)."),
+        JsonRejection::MissingJsonContentType(_) => Error::UnsupportedMediaType,
         JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "/problems/too-large",
-                "Anfrage zu groß",
-            )
-            .with_detail(format!(
-                "Eine Anfrage darf höchstens {} KiB groß sein.",
-                crate::http::MAX_BODY_BYTES / 1024
-            ))
+            Error::TooLarge
         }
         JsonRejection::JsonSyntaxError(_) => {
-            Problem::bad_request("Die Anfrage ist kein gültiges JSON.")
+            Error::bad_request("Die Anfrage ist kein gültiges JSON.")
         }
-        JsonRejection::JsonDataError(e) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "/problems/invalid-input",
-            "Ungültige Eingaben",
-        )
         // serde's text names the field and the expected type; it never echoes values.
-        .with_detail(format!(
+        JsonRejection::JsonDataError(e) => Error::InvalidData(format!(
             "Die Angaben passen nicht zum erwarteten Format: {}",
             e.body_text()
         )),
-        _ => Problem::bad_request("Die Anfrage konnte nicht gelesen werden."),
+        _ => Error::bad_request("Die Anfrage konnte nicht gelesen werden."),
     }
 }
 
@@ -65,21 +47,15 @@ fn json_problem(rejection: &JsonRejection) -> Problem {
 pub(crate) struct ApiQuery<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
-    type Rejection = Problem;
+    type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Self(value)),
-            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(Problem::new(
-                StatusCode::BAD_REQUEST,
-                "/problems/bad-request",
-                "Ungültige Anfrage",
-            )
-            .with_detail(format!(
-                "Die Suchparameter sind ungültig: {}",
-                e.body_text()
-            ))),
-            Err(_) => Err(Problem::bad_request("Die Suchparameter sind ungültig.")),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(Error::bad_request(
+                format!("Die Suchparameter sind ungültig: {}", e.body_text()),
+            )),
+            Err(_) => Err(Error::bad_request("Die Suchparameter sind ungültig.")),
         }
     }
 }

@@ -25,7 +25,7 @@ use videoamt_core::tenant::Tenant;
 use videoamt_projections::Projection;
 use videoamt_projections::runner::Runner;
 
-use self::error::Problem;
+use self::error::Error;
 use self::middleware::guard::RateLimits;
 use crate::app::System;
 
@@ -192,8 +192,8 @@ fn pages() -> axum::Router<AppState> {
         .route("/dev/outbox/{subject}/{file}", get(dev::mail))
 }
 
-async fn not_found() -> Problem {
-    Problem::not_found("Diese Adresse gibt es nicht.")
+async fn not_found() -> Error {
+    Error::not_found("Diese Adresse gibt es nicht.")
 }
 
 /// Liveness: the process answers.
@@ -205,10 +205,7 @@ async fn healthz() -> &'static str {
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.last_position().await {
         Ok(_) => (StatusCode::OK, "ready").into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            Problem::store_unavailable().into_response()
-        }
+        Err(e) => Error::unavailable(format!("readiness check failed: {e}")).into_response(),
     }
 }
 
@@ -216,10 +213,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 async fn metrics(State(state): State<AppState>) -> axum::response::Response {
     let lags = match state.runner().lag(&state.projections).await {
         Ok(lags) => lags,
-        Err(e) => {
-            tracing::warn!(error = %e, "metrics unavailable");
-            return Problem::store_unavailable().into_response();
-        }
+        Err(e) => return Error::unavailable(format!("metrics unavailable: {e}")).into_response(),
     };
     let mut out = String::new();
     let mut family =

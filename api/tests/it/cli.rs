@@ -329,7 +329,7 @@ async fn user_add_creates_accounts_that_log_in_and_refuses_bad_ones_in_german() 
     let refused =
         videoamt_api::http::staff::log_in(&state, "ettlingen", "t.test", "ein-anderes-passwort")
             .await;
-    assert_eq!(refused.expect_err("a wrong password").status, 401);
+    assert_eq!(refused.expect_err("a wrong password").status(), 401);
     // Only the hash is stored: the password is in no row of the log.
     let db = rusqlite::Connection::open(dir.path().join("events.db")).expect("open");
     let payloads: Vec<String> = db

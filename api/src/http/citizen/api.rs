@@ -11,7 +11,7 @@ use super::service::{
     SlotQuery, SlotsView, TenantView,
 };
 use crate::http::AppState;
-use crate::http::error::Problem;
+use crate::http::error::{Error, Problem};
 use crate::http::extract::{ApiJson, ApiQuery};
 
 /// The catalogue: municipalities, their departments and the services offered by video.
@@ -31,7 +31,7 @@ pub(crate) async fn catalogue(State(state): State<AppState>) -> Json<Vec<TenantV
 pub(crate) async fn slots(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<SlotQuery>,
-) -> Result<Json<SlotsView>, Problem> {
+) -> Result<Json<SlotsView>, Error> {
     citizen::free_slots(&state, &query).await.map(Json)
 }
 
@@ -48,7 +48,7 @@ pub(crate) async fn slots(
 pub(crate) async fn book(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<BookingRequest>,
-) -> Result<impl IntoResponse, Problem> {
+) -> Result<impl IntoResponse, Error> {
     let booked = citizen::book(
         &state,
         request,
@@ -75,7 +75,7 @@ pub(crate) async fn book(
 pub(crate) async fn appointment_by_token(
     State(state): State<AppState>,
     Path(token): Path<String>,
-) -> Result<Json<AppointmentView>, Problem> {
+) -> Result<Json<AppointmentView>, Error> {
     let found = citizen::by_token(&state, &token).await?;
     citizen::view(&state, &found).await.map(Json)
 }
@@ -92,7 +92,7 @@ pub(crate) async fn appointment_by_token(
 pub(crate) async fn confirm_by_token(
     State(state): State<AppState>,
     Path(token): Path<String>,
-) -> Result<Json<AppointmentView>, Problem> {
+) -> Result<Json<AppointmentView>, Error> {
     let found = citizen::confirm(&state, &token).await?;
     citizen::view(&state, &found).await.map(Json)
 }
@@ -112,7 +112,7 @@ pub(crate) async fn cancel_by_token(
     State(state): State<AppState>,
     Path(token): Path<String>,
     ApiJson(request): ApiJson<CancelRequest>,
-) -> Result<Json<AppointmentView>, Problem> {
+) -> Result<Json<AppointmentView>, Error> {
     let found = citizen::cancel(&state, &token, request).await?;
     citizen::view(&state, &found).await.map(Json)
 }
@@ -132,7 +132,7 @@ pub(crate) async fn reschedule_by_token(
     State(state): State<AppState>,
     Path(token): Path<String>,
     ApiJson(request): ApiJson<RescheduleRequest>,
-) -> Result<Json<AppointmentView>, Problem> {
+) -> Result<Json<AppointmentView>, Error> {
     let found = citizen::reschedule(&state, &token, request).await?;
     citizen::view(&state, &found).await.map(Json)
 }

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::pages::slot_choices;
 use super::service::{self as citizen, BookingRequest, ContactInput, SlotQuery};
 use crate::http::AppState;
-use crate::http::error::{FieldError, Problem};
+use crate::http::error::{Error, FieldError};
 use crate::http::html::{esc, euro, page, problem_page};
 
 /// The query or form fields in order, repeated keys kept (`anliegen=a&anliegen=b`).
@@ -54,7 +54,7 @@ pub(crate) async fn concerns(
     Path(tenant): Path<String>,
 ) -> Response {
     let Some(t) = citizen::tenant(&state, &tenant) else {
-        return problem_page(&Problem::not_found("Diese Kommune gibt es hier nicht."));
+        return problem_page(&Error::not_found("Diese Kommune gibt es hier nicht."));
     };
     let view = citizen::tenant_view(t);
     let mut body = format!(
@@ -264,13 +264,13 @@ pub(crate) async fn contact(
     let q = pairs(raw.as_deref());
     let services = all(&q, "anliegen");
     let Some(start) = one(&q, "start") else {
-        return problem_page(&Problem::invalid_fields(vec![FieldError {
+        return problem_page(&Error::invalid_fields(vec![FieldError {
             field: "start".into(),
             message: "Bitte wählen Sie einen Termin.".into(),
         }]));
     };
     if citizen::tenant(&state, &tenant).is_none() {
-        return problem_page(&Problem::not_found("Diese Kommune gibt es hier nicht."));
+        return problem_page(&Error::not_found("Diese Kommune gibt es hier nicht."));
     }
     let empty = ContactInput {
         name: String::new(),
@@ -296,7 +296,7 @@ pub(crate) async fn book(State(state): State<AppState>, body: String) -> Respons
     let Ok(start) =
         time::OffsetDateTime::parse(&start_raw, &time::format_description::well_known::Rfc3339)
     else {
-        return problem_page(&Problem::invalid_fields(vec![FieldError {
+        return problem_page(&Error::invalid_fields(vec![FieldError {
             field: "start".into(),
             message: "Bitte wählen Sie einen Termin aus der Liste.".into(),
         }]));
@@ -317,7 +317,8 @@ pub(crate) async fn book(State(state): State<AppState>, body: String) -> Respons
     .await
     {
         Ok(booked) => Redirect::to(&format!("/termin/{}?gebucht=1", booked.token)).into_response(),
-        Err(problem) if problem.status == 422 || problem.status == 409 => {
+        Err(e) if matches!(e.status().as_u16(), 409 | 422) => {
+            let problem = e.problem();
             let mut errors = problem.errors.clone();
             if errors.is_empty() {
                 errors.push(FieldError {

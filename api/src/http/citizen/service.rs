@@ -19,7 +19,7 @@ use videoamt_core::keys::reveal;
 use videoamt_core::tenant::{BookingChannel, DepartmentId, ServiceId, Tenant};
 
 use crate::http::AppState;
-use crate::http::error::{FieldError, Problem};
+use crate::http::error::{Error, FieldError};
 
 /// Days one slot query may cover.
 pub(crate) const MAX_SLOT_DAYS: u8 = 14;
@@ -165,29 +165,29 @@ pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-pub(crate) async fn free_slots(state: &AppState, q: &SlotQuery) -> Result<SlotsView, Problem> {
+pub(crate) async fn free_slots(state: &AppState, q: &SlotQuery) -> Result<SlotsView, Error> {
     let tenant = tenant(state, &q.tenant).ok_or_else(unknown_tenant)?;
     let services = parse_services(&q.services);
     let from = parse_date(&q.from).ok_or_else(|| {
-        Problem::invalid_fields(vec![field(
+        Error::invalid_fields(vec![field(
             "from",
             "Bitte ein Datum im Format JJJJ-MM-TT angeben.",
         )])
     })?;
     let days = q.days.unwrap_or(1);
     if days == 0 || days > MAX_SLOT_DAYS {
-        return Err(Problem::invalid_fields(vec![field(
+        return Err(Error::invalid_fields(vec![field(
             "days",
             &format!("Es können 1 bis {MAX_SLOT_DAYS} Tage abgefragt werden."),
         )]));
     }
-    let first = services
-        .first()
-        .ok_or_else(|| Problem::refused(&videoamt_core::domain::DomainError::NoServices))?;
+    let first = services.first().ok_or(Error::Refused(
+        videoamt_core::domain::DomainError::NoServices,
+    ))?;
     let department = tenant
         .service(first)
         .ok_or_else(|| {
-            Problem::refused(&videoamt_core::domain::DomainError::UnknownService(
+            Error::Refused(videoamt_core::domain::DomainError::UnknownService(
                 first.clone(),
             ))
         })?
@@ -195,7 +195,7 @@ pub(crate) async fn free_slots(state: &AppState, q: &SlotQuery) -> Result<SlotsV
         .clone();
     let (dept, slots) =
         videoamt_core::domain::appointment::size_concerns(tenant, &department, &services)
-            .map_err(|e| Problem::refused(&e))?;
+            .map_err(Error::Refused)?;
     let now = state.now();
     let mut out = Vec::new();
     for offset in 0..days {
@@ -209,10 +209,9 @@ pub(crate) async fn free_slots(state: &AppState, q: &SlotQuery) -> Result<SlotsV
         )
         .await
         .map_err(|e| match e {
-            videoamt_projections::slots::FreeSlotsError::Domain(e) => Problem::refused(&e),
+            videoamt_projections::slots::FreeSlotsError::Domain(e) => Error::Refused(e),
             videoamt_projections::slots::FreeSlotsError::Store(e) => {
-                tracing::error!(error = %e, "free slots unavailable");
-                Problem::store_unavailable()
+                Error::unavailable(format!("free slots unavailable: {e}"))
             }
         })?;
         out.push(DaySlots {
@@ -278,8 +277,8 @@ fn field(name: &str, message: &str) -> FieldError {
     }
 }
 
-fn unknown_tenant() -> Problem {
-    Problem::invalid_fields(vec![field("tenant", "Diese Kommune gibt es hier nicht.")])
+fn unknown_tenant() -> Error {
+    Error::invalid_fields(vec![field("tenant", "Diese Kommune gibt es hier nicht.")])
 }
 
 /// The contact as entered, checked; each invalid field named with a German message.
@@ -352,7 +351,7 @@ pub(crate) async fn book(
     req: BookingRequest,
     channel: BookingChannel,
     invited_by: Option<(videoamt_core::tenant::ClerkId, Actor)>,
-) -> Result<Booked, Problem> {
+) -> Result<Booked, Error> {
     let tenant = tenant(state, &req.tenant).ok_or_else(unknown_tenant)?;
     let mut errors = match check_contact(&req.contact) {
         Ok(_) => vec![],
@@ -371,9 +370,9 @@ pub(crate) async fn book(
         ));
     }
     if !errors.is_empty() {
-        return Err(Problem::invalid_fields(errors));
+        return Err(Error::invalid_fields(errors));
     }
-    let contact = check_contact(&req.contact).map_err(Problem::invalid_fields)?;
+    let contact = check_contact(&req.contact).map_err(Error::invalid_fields)?;
     let services: Vec<ServiceId> = req
         .services
         .iter()
@@ -382,7 +381,7 @@ pub(crate) async fn book(
     let department: DepartmentId = tenant
         .service(&services[0])
         .ok_or_else(|| {
-            Problem::refused(&videoamt_core::domain::DomainError::UnknownService(
+            Error::Refused(videoamt_core::domain::DomainError::UnknownService(
                 services[0].clone(),
             ))
         })?
@@ -411,7 +410,7 @@ pub(crate) async fn book(
         .bus()
         .execute(&command, &issued(state, tenant, actor, appointment.0))
         .await
-        .map_err(Problem::from_bus)?;
+        .map_err(Error::from)?;
     let found = by_token(state, &token).await?;
     Ok(Booked {
         manage_url: format!("{}/termin/{token}", state.public_url),
@@ -433,32 +432,26 @@ pub(crate) struct Found {
 
 /// Opens the appointment a link names: a forged, foreign or unknown token is one and the same
 /// "invalid link"; a link past its expiry is "expired".
-pub(crate) async fn by_token(state: &AppState, token: &str) -> Result<Found, Problem> {
+pub(crate) async fn by_token(state: &AppState, token: &str) -> Result<Found, Error> {
     let id = state
         .system
         .access
         .appointment_of(token)
-        .ok_or_else(Problem::invalid_link)?;
+        .ok_or(Error::InvalidLink)?;
     let (appointment, tenant_id) = match state.system.appointment(id).await {
         Ok(Some(found)) => found,
-        Ok(None) => return Err(Problem::invalid_link()),
-        Err(e) => {
-            tracing::error!(error = %e, "appointment unavailable");
-            return Err(Problem::store_unavailable());
-        }
+        Ok(None) => return Err(Error::InvalidLink),
+        Err(e) => return Err(Error::unavailable(format!("appointment unavailable: {e}"))),
     };
     let tenant = tenant(state, tenant_id.as_str())
-        .ok_or_else(Problem::invalid_link)?
+        .ok_or(Error::InvalidLink)?
         .clone();
-    let access = appointment
-        .access
-        .as_ref()
-        .ok_or_else(Problem::invalid_link)?;
+    let access = appointment.access.as_ref().ok_or(Error::InvalidLink)?;
     if access.token_hash != token_hash(token) {
-        return Err(Problem::invalid_link());
+        return Err(Error::InvalidLink);
     }
     if state.now() >= access.expires {
-        return Err(Problem::expired_link());
+        return Err(Error::ExpiredLink);
     }
     Ok(Found {
         id,
@@ -499,12 +492,8 @@ pub(crate) struct AppointmentView {
     pub min_upload_mbit: u32,
 }
 
-pub(crate) async fn view(state: &AppState, found: &Found) -> Result<AppointmentView, Problem> {
-    let booking = found
-        .state
-        .booking
-        .as_ref()
-        .ok_or_else(Problem::invalid_link)?;
+pub(crate) async fn view(state: &AppState, found: &Found) -> Result<AppointmentView, Error> {
+    let booking = found.state.booking.as_ref().ok_or(Error::InvalidLink)?;
     let t = &found.tenant;
     let catalogue = tenant_view(t);
     let services: Vec<ServiceView> = booking
@@ -522,10 +511,7 @@ pub(crate) async fn view(state: &AppState, found: &Found) -> Result<AppointmentV
     let documents = t.documents_to_bring(&booking.services);
     let name = reveal(state.system.keys.as_ref(), &booking.contact.name)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "contact cannot be opened");
-            Problem::internal()
-        })?;
+        .map_err(|e| Error::internal(format!("contact cannot be opened: {e}")))?;
     let local = |i: OffsetDateTime| rfc3339(t.zoned(i));
     Ok(AppointmentView {
         id: found.id.0,
@@ -554,7 +540,7 @@ pub(crate) async fn view(state: &AppState, found: &Found) -> Result<AppointmentV
     })
 }
 
-async fn act(state: &AppState, found: &Found, command: Command) -> Result<Found, Problem> {
+async fn act(state: &AppState, found: &Found, command: Command) -> Result<Found, Error> {
     state
         .system
         .bus()
@@ -568,11 +554,11 @@ async fn act(state: &AppState, found: &Found, command: Command) -> Result<Found,
             ),
         )
         .await
-        .map_err(Problem::from_bus)?;
+        .map_err(Error::from)?;
     by_token(state, &found.token).await
 }
 
-pub(crate) async fn confirm(state: &AppState, token: &str) -> Result<Found, Problem> {
+pub(crate) async fn confirm(state: &AppState, token: &str) -> Result<Found, Error> {
     let found = by_token(state, token).await?;
     act(
         state,
@@ -596,7 +582,7 @@ pub(crate) async fn cancel(
     state: &AppState,
     token: &str,
     req: CancelRequest,
-) -> Result<Found, Problem> {
+) -> Result<Found, Error> {
     let reason = req
         .reason
         .as_deref()
@@ -605,7 +591,7 @@ pub(crate) async fn cancel(
     if reason
         .is_some_and(|r| r.chars().count() > 500 || r.chars().any(|c| c.is_control() && c != '\n'))
     {
-        return Err(Problem::invalid_fields(vec![field(
+        return Err(Error::invalid_fields(vec![field(
             "reason",
             "Der Grund darf höchstens 500 Zeichen lang sein.",
         )]));
@@ -636,7 +622,7 @@ pub(crate) async fn reschedule(
     state: &AppState,
     token: &str,
     req: RescheduleRequest,
-) -> Result<Found, Problem> {
+) -> Result<Found, Error> {
     let found = by_token(state, token).await?;
     act(
         state,
@@ -652,7 +638,7 @@ pub(crate) async fn reschedule(
 /// The citizen accepts the privacy notice and enters the waiting room: the appointment's
 /// session is opened if it is not yet, the citizen joins it and the acceptance is recorded.
 /// Each step is idempotent, so entering again (another tab, a reload) changes nothing.
-pub(crate) async fn enter_waiting_room(state: &AppState, token: &str) -> Result<Found, Problem> {
+pub(crate) async fn enter_waiting_room(state: &AppState, token: &str) -> Result<Found, Error> {
     let found = by_token(state, token).await?;
     let session = match found.state.session {
         Some(s) => s,

@@ -5,7 +5,7 @@ pub(crate) mod charts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::http::error::Problem;
+use crate::http::error::Error;
 
 pub(crate) const STYLESHEET: &str = include_str!("../../../assets/videoamt.css");
 
@@ -65,7 +65,8 @@ pub(crate) fn shell(
 }
 
 /// A refusal as a page: the problem's German title and detail, with its status.
-pub(crate) fn problem_page(problem: &Problem) -> Response {
+pub(crate) fn problem_page(error: &Error) -> Response {
+    let problem = error.problem();
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
     let mut body = format!(
         "<div class=\"error\" role=\"alert\"><p>{}</p>",
@@ -75,7 +76,7 @@ pub(crate) fn problem_page(problem: &Problem) -> Response {
         body.push_str(&format!("<p>{}</p>", esc(&e.message)));
     }
     body.push_str("</div>");
-    page(status, problem.title, &body)
+    error.mark(page(status, problem.title, &body))
 }
 
 pub(crate) async fn stylesheet() -> Response {

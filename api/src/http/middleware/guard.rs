@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::http::AppState;
-use crate::http::error::Problem;
+use crate::http::error::Error;
 
 /// No inline script or style anywhere, nothing from elsewhere, never framed.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -129,7 +129,7 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     let method = request.method().clone();
     let changing = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     let mut response = if changing && !same_origin(request.headers()) {
-        Problem::foreign_origin().into_response()
+        Error::ForeignOrigin.into_response()
     } else if let Some(budget) = budget_of(&method, request.uri().path()) {
         let client = request
             .extensions()
@@ -137,7 +137,7 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
         match state.limits.take(budget, client, Instant::now()) {
             Ok(()) => next.run(request).await,
-            Err(wait) => Problem::too_many_requests(wait).into_response(),
+            Err(wait) => Error::TooManyRequests(wait).into_response(),
         }
     } else {
         next.run(request).await

@@ -10,6 +10,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::http::AppState;
+use crate::http::error::LoggedCause;
 
 /// (method, route template, status).
 type Key = (String, String, u16);
@@ -66,9 +67,14 @@ pub(crate) async fn observe(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
+    // The one place internal failures are logged: with the route template, never the path
+    // (it may carry a capability token) and never request data.
+    if let Some(LoggedCause(cause)) = response.extensions_mut().remove::<LoggedCause>() {
+        tracing::error!(method, route, status, cause, "request failed");
+    }
     state
         .http_metrics
         .record(&method, &route, status, elapsed.as_secs_f64());

@@ -14,7 +14,7 @@ use super::desk::{
 use super::session::{self as staff, Staff};
 use crate::http::AppState;
 use crate::http::citizen::service::Booked;
-use crate::http::error::Problem;
+use crate::http::error::{Error, Problem};
 use crate::http::extract::{ApiJson, ApiQuery};
 
 const PROBLEM: &str = "application/problem+json";
@@ -39,7 +39,7 @@ pub(crate) struct LoginRequest {
 pub(crate) async fn login(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<LoginRequest>,
-) -> Result<impl IntoResponse, Problem> {
+) -> Result<impl IntoResponse, Error> {
     let (cookie, staff) =
         staff::log_in(&state, &request.tenant, &request.login, &request.password).await?;
     let me = desk::me(&state, &staff)?;
@@ -72,7 +72,7 @@ pub(crate) async fn logout(
 pub(crate) async fn whoami(
     State(state): State<AppState>,
     staff: Staff,
-) -> Result<Json<MeView>, Problem> {
+) -> Result<Json<MeView>, Error> {
     desk::me(&state, &staff).map(Json)
 }
 
@@ -88,7 +88,7 @@ pub(crate) async fn clerk_schedule(
     State(state): State<AppState>,
     staff: Staff,
     ApiQuery(query): ApiQuery<ScheduleQuery>,
-) -> Result<Json<ScheduleView>, Problem> {
+) -> Result<Json<ScheduleView>, Error> {
     desk::schedule(&state, &staff, &query).await.map(Json)
 }
 
@@ -102,7 +102,7 @@ pub(crate) async fn clerk_schedule(
 pub(crate) async fn clerk_waiting_room(
     State(state): State<AppState>,
     staff: Staff,
-) -> Result<Json<Vec<WaitingView>>, Problem> {
+) -> Result<Json<Vec<WaitingView>>, Error> {
     desk::waiting_room(&state, &staff).await.map(Json)
 }
 
@@ -119,12 +119,12 @@ pub(crate) async fn appointment_detail(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<String>,
-) -> Result<Json<DetailView>, Problem> {
+) -> Result<Json<DetailView>, Error> {
     desk::detail(&state, &staff, path_id(&id)?).await.map(Json)
 }
 
-fn path_id(raw: &str) -> Result<uuid::Uuid, Problem> {
-    uuid::Uuid::parse_str(raw).map_err(|_| Problem::not_found("Diese Adresse gibt es nicht."))
+fn path_id(raw: &str) -> Result<uuid::Uuid, Error> {
+    uuid::Uuid::parse_str(raw).map_err(|_| Error::not_found("Diese Adresse gibt es nicht."))
 }
 
 /// The clerk calls the appointment off with a reason; the citizen is told by mail.
@@ -143,7 +143,7 @@ pub(crate) async fn clerk_cancel(
     staff: Staff,
     Path(id): Path<String>,
     ApiJson(request): ApiJson<ClerkCancelRequest>,
-) -> Result<Json<DetailView>, Problem> {
+) -> Result<Json<DetailView>, Error> {
     desk::cancel(&state, &staff, path_id(&id)?, &request)
         .await
         .map(Json)
@@ -162,7 +162,7 @@ pub(crate) async fn invitation(
     State(state): State<AppState>,
     staff: Staff,
     ApiJson(request): ApiJson<InvitationRequest>,
-) -> Result<impl IntoResponse, Problem> {
+) -> Result<impl IntoResponse, Error> {
     let booked = desk::invite(&state, &staff, request).await?;
     Ok((StatusCode::CREATED, Json(booked)))
 }
@@ -179,7 +179,7 @@ pub(crate) async fn audit_search(
     State(state): State<AppState>,
     staff: Staff,
     ApiQuery(query): ApiQuery<AuditQuery>,
-) -> Result<Json<Vec<EntryView>>, Problem> {
+) -> Result<Json<Vec<EntryView>>, Error> {
     desk::audit_search(&state, &staff, &query).await.map(Json)
 }
 
@@ -206,7 +206,7 @@ pub(crate) async fn audit_timeline(
     staff: Staff,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<TimelineQuery>,
-) -> Result<Json<TimelineView>, Problem> {
+) -> Result<Json<TimelineView>, Error> {
     desk::audit_view(&state, &staff, path_id(&id)?, query.at)
         .await
         .map(Json)
@@ -223,7 +223,7 @@ pub(crate) async fn retention_report(
     State(state): State<AppState>,
     staff: Staff,
     ApiQuery(query): ApiQuery<ReportQuery>,
-) -> Result<axum::response::Response, Problem> {
+) -> Result<axum::response::Response, Error> {
     let report = desk::retention_report(&state, &staff, &query).await?;
     if query.format.as_deref() == Some("csv") {
         return Ok(csv_response(
@@ -261,7 +261,7 @@ pub(crate) async fn retention_subject(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<String>,
-) -> Result<Json<crate::app::retention::ReportRow>, Problem> {
+) -> Result<Json<crate::app::retention::ReportRow>, Error> {
     desk::subject_evidence(&state, &staff, path_id(&id)?)
         .await
         .map(Json)
@@ -279,7 +279,7 @@ pub(crate) async fn statistics(
     State(state): State<AppState>,
     staff: Staff,
     ApiQuery(query): ApiQuery<StatisticsQuery>,
-) -> Result<axum::response::Response, Problem> {
+) -> Result<axum::response::Response, Error> {
     let rows = desk::statistics(&state, &staff, &query).await?;
     if query.format.as_deref() == Some("csv") {
         return Ok(csv_response(

@@ -26,25 +26,24 @@ use crate::http::AppState;
 use crate::http::citizen::service::{
     self as citizen, Booked, BookingRequest, ContactInput, rfc3339,
 };
-use crate::http::error::{FieldError, Problem};
+use crate::http::error::{Error, FieldError};
 
 /// Days one schedule query may cover.
 pub(crate) const MAX_SCHEDULE_DAYS: u8 = 7;
 
-fn unavailable(e: impl std::fmt::Display) -> Problem {
-    tracing::error!(error = %e, "read model unavailable");
-    Problem::store_unavailable()
+fn unavailable(e: impl std::fmt::Display) -> Error {
+    Error::unavailable(format!("read model unavailable: {e}"))
 }
 
-fn field(name: &str, message: &str) -> Problem {
-    Problem::invalid_fields(vec![FieldError {
+fn field(name: &str, message: &str) -> Error {
+    Error::invalid_fields(vec![FieldError {
         field: name.to_owned(),
         message: message.to_owned(),
     }])
 }
 
-fn unknown_appointment() -> Problem {
-    Problem::refused(&videoamt_core::domain::DomainError::UnknownAppointment)
+fn unknown_appointment() -> Error {
+    Error::Refused(videoamt_core::domain::DomainError::UnknownAppointment)
 }
 
 fn department_name(tenant: &Tenant, d: &DepartmentId) -> String {
@@ -84,7 +83,7 @@ pub(crate) struct MeView {
     pub departments: Vec<String>,
 }
 
-pub(crate) fn me(state: &AppState, staff: &Staff) -> Result<MeView, Problem> {
+pub(crate) fn me(state: &AppState, staff: &Staff) -> Result<MeView, Error> {
     let tenant = staff.tenant(state)?;
     Ok(MeView {
         tenant: tenant.id.to_string(),
@@ -165,7 +164,7 @@ fn entry_view(tenant: &Tenant, e: &ScheduleEntry) -> EntryView {
 }
 
 /// The clerk's departments, or the one asked for if it is theirs.
-fn departments(staff: &Staff, only: Option<&str>) -> Result<Vec<DepartmentId>, Problem> {
+fn departments(staff: &Staff, only: Option<&str>) -> Result<Vec<DepartmentId>, Error> {
     staff.require(StaffRole::Clerk)?;
     match only.filter(|d| !d.is_empty()) {
         Some(d) => {
@@ -173,7 +172,7 @@ fn departments(staff: &Staff, only: Option<&str>) -> Result<Vec<DepartmentId>, P
             if staff.may_work_on(&d) {
                 Ok(vec![d])
             } else {
-                Err(Problem::forbidden())
+                Err(Error::Forbidden)
             }
         }
         None => Ok(staff.departments.iter().cloned().collect()),
@@ -184,7 +183,7 @@ pub(crate) async fn schedule(
     state: &AppState,
     staff: &Staff,
     q: &ScheduleQuery,
-) -> Result<ScheduleView, Problem> {
+) -> Result<ScheduleView, Error> {
     let departments = departments(staff, q.department.as_deref())?;
     let tenant = staff.tenant(state)?;
     let from = match q.from.as_deref() {
@@ -241,7 +240,7 @@ pub(crate) struct WaitingView {
 pub(crate) async fn waiting_room(
     state: &AppState,
     staff: &Staff,
-) -> Result<Vec<WaitingView>, Problem> {
+) -> Result<Vec<WaitingView>, Error> {
     let departments = departments(staff, None)?;
     let tenant = staff.tenant(state)?;
     let mut waiting = Vec::new();
@@ -305,7 +304,7 @@ async fn clerk_appointment(
         videoamt_core::domain::appointment::AppointmentState,
         videoamt_core::domain::events::AppointmentBooked,
     ),
-    Problem,
+    Error,
 > {
     staff.require(StaffRole::Clerk)?;
     let (appointment, tenant) = state
@@ -320,16 +319,12 @@ async fn clerk_appointment(
         .filter(|_| tenant == staff.tenant)
         .ok_or_else(unknown_appointment)?;
     if !staff.may_work_on(&booking.department) {
-        return Err(Problem::forbidden());
+        return Err(Error::Forbidden);
     }
     Ok((appointment, booking))
 }
 
-pub(crate) async fn detail(
-    state: &AppState,
-    staff: &Staff,
-    id: Uuid,
-) -> Result<DetailView, Problem> {
+pub(crate) async fn detail(state: &AppState, staff: &Staff, id: Uuid) -> Result<DetailView, Error> {
     let id = AppointmentId(id);
     let (appointment, booking) = clerk_appointment(state, staff, id).await?;
     let tenant = staff.tenant(state)?;
@@ -338,10 +333,7 @@ pub(crate) async fn detail(
         .map_err(unavailable)?;
     let name = reveal(state.system.keys.as_ref(), &booking.contact.name)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "contact cannot be opened");
-            Problem::internal()
-        })?;
+        .map_err(|e| Error::internal(format!("contact cannot be opened: {e}")))?;
     let status = detail
         .as_ref()
         .and_then(|d| d.status)
@@ -391,7 +383,7 @@ pub(crate) async fn cancel(
     staff: &Staff,
     id: Uuid,
     req: &ClerkCancelRequest,
-) -> Result<DetailView, Problem> {
+) -> Result<DetailView, Error> {
     let reason = req.reason.trim();
     if reason.is_empty() {
         return Err(field(
@@ -423,7 +415,7 @@ async fn execute(
     tenant: &Tenant,
     command: &Command,
     correlation: Uuid,
-) -> Result<(), Problem> {
+) -> Result<(), Error> {
     let issued = Issued {
         tenant: tenant.id.clone(),
         actor: staff.actor(),
@@ -437,7 +429,7 @@ async fn execute(
         .execute(command, &issued)
         .await
         .map(|_| ())
-        .map_err(Problem::from_bus)
+        .map_err(Error::from)
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -458,7 +450,7 @@ pub(crate) async fn invite(
     state: &AppState,
     staff: &Staff,
     req: InvitationRequest,
-) -> Result<Booked, Problem> {
+) -> Result<Booked, Error> {
     staff.require(StaffRole::Clerk)?;
     let tenant = staff.tenant(state)?;
     if let Some(department) = req
@@ -468,7 +460,7 @@ pub(crate) async fn invite(
         .map(|s| s.department.clone())
         && !staff.may_work_on(&department)
     {
-        return Err(Problem::forbidden());
+        return Err(Error::Forbidden);
     }
     let booking = BookingRequest {
         tenant: tenant.id.to_string(),
@@ -503,7 +495,7 @@ pub(crate) async fn audit_search(
     state: &AppState,
     staff: &Staff,
     q: &AuditQuery,
-) -> Result<Vec<EntryView>, Problem> {
+) -> Result<Vec<EntryView>, Error> {
     staff.require(StaffRole::Auditor)?;
     let tenant = staff.tenant(state)?;
     if let Some(raw) = q.appointment.as_deref().filter(|a| !a.trim().is_empty()) {
@@ -591,7 +583,7 @@ pub(crate) async fn audit_view(
     staff: &Staff,
     id: Uuid,
     at: Option<u64>,
-) -> Result<TimelineView, Problem> {
+) -> Result<TimelineView, Error> {
     staff.require(StaffRole::Auditor)?;
     let appointment = AppointmentId(id);
     match state.system.appointment(appointment).await {
@@ -611,7 +603,7 @@ pub(crate) async fn audit_view(
             crate::app::audit::AuditError::Replay(
                 videoamt_projections::audit::ReplayError::UnknownAppointment(_),
             ) => unknown_appointment(),
-            crate::app::audit::AuditError::Bus(e) => Problem::from_bus(e),
+            crate::app::audit::AuditError::Bus(e) => Error::from(e),
             other => unavailable(other),
         })?;
     // The whole timeline, for the slider's marks, is the replay at the head.
@@ -682,7 +674,7 @@ pub(crate) async fn retention_report(
     state: &AppState,
     staff: &Staff,
     q: &ReportQuery,
-) -> Result<ReportView, Problem> {
+) -> Result<ReportView, Error> {
     staff.require(StaffRole::Dpo)?;
     let tenant = staff.tenant(state)?;
     let report =
@@ -713,7 +705,7 @@ pub(crate) async fn subject_evidence(
     state: &AppState,
     staff: &Staff,
     id: Uuid,
-) -> Result<crate::app::retention::ReportRow, Problem> {
+) -> Result<crate::app::retention::ReportRow, Error> {
     staff.require(StaffRole::Dpo)?;
     let tenant = staff.tenant(state)?;
     let subject = SubjectId(id).to_string();
@@ -723,7 +715,7 @@ pub(crate) async fn subject_evidence(
         .rows
         .into_iter()
         .find(|r| r.subject == subject)
-        .ok_or_else(|| Problem::not_found("Diese betroffene Person gibt es hier nicht."))
+        .ok_or_else(|| Error::not_found("Diese betroffene Person gibt es hier nicht."))
 }
 
 // --- statistics ---
@@ -760,7 +752,7 @@ pub(crate) async fn statistics(
     state: &AppState,
     staff: &Staff,
     q: &StatisticsQuery,
-) -> Result<Vec<videoamt_projections::statistics::WeekRow>, Problem> {
+) -> Result<Vec<videoamt_projections::statistics::WeekRow>, Error> {
     let tenant = staff.tenant(state)?;
     let only = q.department.as_deref().filter(|d| !d.is_empty());
     if let Some(d) = only {
@@ -769,7 +761,7 @@ pub(crate) async fn statistics(
             return Err(field("department", "Diesen Bereich gibt es hier nicht."));
         }
         if staff.role == StaffRole::Clerk && !staff.may_work_on(&d) {
-            return Err(Problem::forbidden());
+            return Err(Error::Forbidden);
         }
     }
     let rows =

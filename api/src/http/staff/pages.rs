@@ -25,7 +25,7 @@ use crate::http::AppState;
 use crate::http::citizen::booking::{all, pairs};
 use crate::http::citizen::pages::slot_choices;
 use crate::http::citizen::service::{self as citizen, ContactInput};
-use crate::http::error::Problem;
+use crate::http::error::Error;
 use crate::http::html::{esc, euro, local, problem_page, shell};
 
 /// A staff page, or the page that answers instead (the login, a refusal): both are pages.
@@ -38,7 +38,7 @@ pub(crate) async fn script(Path(name): Path<String>) -> Response {
     let body = match name.as_str() {
         "live.js" => LIVE_JS,
         "zeitreise.js" => TIME_TRAVEL_JS,
-        _ => return problem_page(&Problem::not_found("Diese Datei gibt es nicht.")),
+        _ => return problem_page(&Error::not_found("Diese Datei gibt es nicht.")),
     };
     (
         [
@@ -113,7 +113,7 @@ fn require_with_id(
     let staff = require(headers, state, roles)?;
     match uuid::Uuid::parse_str(raw) {
         Ok(id) => Ok((staff, id)),
-        Err(_) => Err(refusal(&staff, &Problem::not_found(unknown.to_owned()))),
+        Err(_) => Err(refusal(&staff, &Error::not_found(unknown.to_owned()))),
     }
 }
 
@@ -155,7 +155,8 @@ fn department_options(
     )
 }
 
-fn refusal(staff: &Staff, problem: &Problem) -> Response {
+fn refusal(staff: &Staff, error: &Error) -> Response {
+    let problem = error.problem();
     let mut response = staff_page(
         staff,
         problem.title,
@@ -172,7 +173,7 @@ fn refusal(staff: &Staff, problem: &Problem) -> Response {
     );
     *response.status_mut() =
         StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
-    response
+    error.mark(response)
 }
 
 // --- login ---
@@ -228,13 +229,16 @@ pub(crate) async fn login(State(state): State<AppState>, Form(form): Form<LoginF
             Redirect::to(home(staff.role)),
         )
             .into_response(),
-        Err(p) => login_form(
-            &state,
-            StatusCode::from_u16(p.status).unwrap_or(StatusCode::UNAUTHORIZED),
-            p.detail.as_deref(),
-            &form.tenant,
-            &form.login,
-        ),
+        Err(e) => {
+            let p = e.problem();
+            e.mark(login_form(
+                &state,
+                StatusCode::from_u16(p.status).unwrap_or(StatusCode::UNAUTHORIZED),
+                p.detail.as_deref(),
+                &form.tenant,
+                &form.login,
+            ))
+        }
     }
 }
 
@@ -368,7 +372,7 @@ async fn fragments(
     state: &AppState,
     staff: &Staff,
     q: &DayQuery,
-) -> Result<(String, String), Problem> {
+) -> Result<(String, String), Error> {
     let plan = desk::schedule(state, staff, &schedule_query(q)).await?;
     let waiting = desk::waiting_room(state, staff).await?;
     Ok((plan_html(&plan), waiting_html(&waiting)))
@@ -406,8 +410,8 @@ pub(crate) async fn clerk_live(
 ) -> Response {
     let staff = match staff::staff_of(&headers, &state) {
         Some(s) if s.role == StaffRole::Clerk => s,
-        Some(_) => return Problem::forbidden().into_response(),
-        None => return Problem::login_required().into_response(),
+        Some(_) => return Error::Forbidden.into_response(),
+        None => return Error::LoginRequired.into_response(),
     };
     let cookie = staff::cookie_of(&headers).unwrap_or_default().to_owned();
     let stream = futures::stream::unfold(
@@ -622,10 +626,13 @@ async fn invitation_form(
                     ),
                 ));
             }
-            Err(p) => body.push_str(&alert(&format!(
-                "<p>{}</p>",
-                esc(p.detail.as_deref().unwrap_or(p.title))
-            ))),
+            Err(e) => {
+                let p = e.problem();
+                body.push_str(&alert(&format!(
+                    "<p>{}</p>",
+                    esc(p.detail.as_deref().unwrap_or(p.title))
+                )));
+            }
         }
     }
     let mut response = staff_page(staff, "Bürgerin oder Bürger einladen", &[], &body);
@@ -680,8 +687,9 @@ pub(crate) async fn invite(
             booked.appointment.id
         ))
         .into_response()),
-        Err(p) if p.status == 403 => Err(refusal(&staff, &p)),
-        Err(p) => {
+        Err(e) if e.status() == StatusCode::FORBIDDEN => Err(refusal(&staff, &e)),
+        Err(e) => {
+            let p = e.problem();
             let message = p
                 .errors
                 .is_empty()
@@ -737,13 +745,16 @@ pub(crate) async fn audit_search(
     };
     let results = match desk::audit_search(&state, &staff, &query).await {
         Ok(hits) => entries_table(&hits, "/pruefung/termin"),
-        Err(p) => alert(&format!(
-            "<p>{}</p>",
-            esc(&p
-                .errors
-                .first()
-                .map_or_else(|| p.title.to_owned(), |e| e.message.clone()))
-        )),
+        Err(e) => {
+            let p = e.problem();
+            alert(&format!(
+                "<p>{}</p>",
+                esc(&p
+                    .errors
+                    .first()
+                    .map_or_else(|| p.title.to_owned(), |e| e.message.clone()))
+            ))
+        }
     };
     let options = department_options(tenant, |_| true, q.bereich.as_deref().unwrap_or(""));
     let date = q

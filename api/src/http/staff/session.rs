@@ -25,7 +25,7 @@ use videoamt_core::event::{Actor, ActorRole, TenantId};
 use videoamt_core::tenant::{DepartmentId, Tenant};
 
 use crate::http::AppState;
-use crate::http::error::Problem;
+use crate::http::error::Error;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "videoamt_sitzung";
@@ -51,25 +51,25 @@ impl Staff {
     }
 
     /// Refuses with 403 unless the person has `role`.
-    pub fn require(&self, role: StaffRole) -> Result<(), Problem> {
+    pub fn require(&self, role: StaffRole) -> Result<(), Error> {
         self.require_any(&[role])
     }
 
     /// Refuses with 403 unless the person has one of `roles`.
-    pub fn require_any(&self, roles: &[StaffRole]) -> Result<(), Problem> {
+    pub fn require_any(&self, roles: &[StaffRole]) -> Result<(), Error> {
         if roles.contains(&self.role) {
             Ok(())
         } else {
-            Err(Problem::forbidden())
+            Err(Error::Forbidden)
         }
     }
 
-    pub fn tenant<'a>(&self, state: &'a AppState) -> Result<&'a Tenant, Problem> {
+    pub fn tenant<'a>(&self, state: &'a AppState) -> Result<&'a Tenant, Error> {
         state
             .tenants
             .iter()
             .find(|t| t.id == self.tenant)
-            .ok_or_else(Problem::forbidden)
+            .ok_or(Error::Forbidden)
     }
 
     /// A clerk works only on their departments' appointments.
@@ -89,12 +89,10 @@ fn key(cookie: &str) -> [u8; 32] {
 }
 
 impl Sessions {
-    fn open(&self, staff: Staff) -> Result<String, Problem> {
+    fn open(&self, staff: Staff) -> Result<String, Error> {
         let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| {
-            tracing::error!(error = %e, "no randomness for a session");
-            Problem::internal()
-        })?;
+        getrandom::fill(&mut bytes)
+            .map_err(|e| Error::internal(format!("no randomness for a session: {e}")))?;
         let cookie = B64URL.encode(bytes);
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let now = staff.expires - SESSION_LIFETIME;
@@ -135,10 +133,10 @@ pub fn session(state: &AppState, cookie: &str) -> Option<Staff> {
 }
 
 impl FromRequestParts<AppState> for Staff {
-    type Rejection = Problem;
+    type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        staff_of(&parts.headers, state).ok_or_else(Problem::login_required)
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        staff_of(&parts.headers, state).ok_or(Error::LoginRequired)
     }
 }
 
@@ -168,33 +166,23 @@ pub fn log_out(headers: &HeaderMap, state: &AppState) {
 }
 
 /// An account's state, folded from its stream.
-async fn account(
-    state: &AppState,
-    tenant: &Tenant,
-    login: &Login,
-) -> Result<AccountState, Problem> {
+async fn account(state: &AppState, tenant: &Tenant, login: &Login) -> Result<AccountState, Error> {
     let recorded = state
         .store
         .read_stream(&login.stream(&tenant.id), 0)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "account unavailable");
-            Problem::store_unavailable()
-        })?;
+        .map_err(|e| Error::unavailable(format!("account unavailable: {e}")))?;
     let mut account = AccountState::default();
     for e in &recorded {
         let event = DomainEvent::from_payload(e.event_type.as_str(), e.schema_version, &e.payload)
-            .map_err(|e| {
-                tracing::error!(error = %e, "account event unreadable");
-                Problem::internal()
-            })?;
+            .map_err(|e| Error::internal(format!("account event unreadable: {e}")))?;
         account = account.evolve(&event);
     }
     Ok(account)
 }
 
 /// Checks a password off the async threads: argon2id takes tens of milliseconds on purpose.
-async fn matches(password: &str, hash: Option<String>) -> Result<bool, Problem> {
+async fn matches(password: &str, hash: Option<String>) -> Result<bool, Error> {
     let password = password.to_owned();
     tokio::task::spawn_blocking(move || match hash {
         Some(hash) => passwords::verify(&password, &hash),
@@ -204,7 +192,7 @@ async fn matches(password: &str, hash: Option<String>) -> Result<bool, Problem> 
         }
     })
     .await
-    .map_err(|_| Problem::internal())
+    .map_err(|e| Error::internal(format!("password check: {e}")))
 }
 
 /// A login attempt: every attempt on an existing account is recorded (`LoginSucceeded`,
@@ -215,22 +203,26 @@ pub async fn log_in(
     tenant: &str,
     login: &str,
     password: &str,
-) -> Result<(String, Staff), Problem> {
+) -> Result<(String, Staff), Error> {
     let tenant = crate::http::citizen::service::tenant(state, tenant);
     let login = Login::parse(login.trim());
     let (Some(tenant), Some(login)) = (tenant, login) else {
         matches(password, None).await?;
-        return Err(Problem::login_refused());
+        return Err(Error::Refused(
+            videoamt_core::domain::DomainError::LoginRefused,
+        ));
     };
     let account = account(state, tenant, &login).await?;
     let Some(created) = account.created.clone() else {
         matches(password, None).await?;
-        return Err(Problem::login_refused());
+        return Err(Error::Refused(
+            videoamt_core::domain::DomainError::LoginRefused,
+        ));
     };
     let now = state.now();
     if account.is_locked(now) {
-        return Err(Problem::refused(
-            &videoamt_core::domain::DomainError::AccountLocked,
+        return Err(Error::Refused(
+            videoamt_core::domain::DomainError::AccountLocked,
         ));
     }
     let ok = matches(password, Some(created.password_hash.clone())).await?;
@@ -252,14 +244,14 @@ pub async fn log_in(
         .bus()
         .execute(&command, &issued)
         .await
-        .map_err(Problem::from_bus)?;
+        .map_err(Error::from)?;
     if !ok {
         // The failure just recorded may have been the one that locked the account.
         let after = self::account(state, tenant, &login).await?;
         return Err(if after.is_locked(now) {
-            Problem::refused(&videoamt_core::domain::DomainError::AccountLocked)
+            Error::Refused(videoamt_core::domain::DomainError::AccountLocked)
         } else {
-            Problem::login_refused()
+            Error::Refused(videoamt_core::domain::DomainError::LoginRefused)
         });
     }
     let staff = Staff {
