@@ -105,7 +105,7 @@ impl std::fmt::Debug for AppState {
 /// The whole application as a router, for `serve` and for in-process tests.
 pub fn app(state: AppState) -> Router {
     let (api, openapi) = openapi::api();
-    let openapi = Arc::new(openapi);
+    let openapi = Arc::new(openapi::document(openapi, &state.tenants));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -287,6 +287,102 @@ async fn the_openapi_document_describes_every_api_route() {
     assert!(doc["paths"]["/api/v1/catalogue"]["get"]["security"].is_null());
 }
 
+/// Every operation that takes a JSON body documents 400, 413, 415 and 422, and answers a
+/// malformed body with 400 and a body of another type with 415, writing nothing, before any
+/// rule is asked. (Staff operations ask for the session first: without one they answer 401.)
+#[tokio::test]
+async fn json_operations_document_and_answer_400_and_415() {
+    let api = Api::new().await;
+    let (_, _, doc) = api.get("/api/openapi.json").await;
+    let before = api.last_position().await;
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        let Some(operation) = item.get("post") else {
+            continue;
+        };
+        if operation["requestBody"].is_null() {
+            continue;
+        }
+        for status in ["400", "413", "415", "422", "403", "503"] {
+            assert!(
+                operation["responses"][status].is_object(),
+                "POST {path} does not document {status}"
+            );
+        }
+        if !operation["security"].is_null() {
+            continue;
+        }
+        let concrete = path.replace("{token}", "x");
+        let (status, headers, body) = api.call("POST", &concrete, Some(b"{".to_vec()), &[]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "POST {path}: {body}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert_eq!(body["title"], "Ungültige Anfrage", "POST {path}");
+        let (status, _, body) = api
+            .call(
+                "POST",
+                &concrete,
+                Some(b"tenant=ettlingen".to_vec()),
+                &[("content-type", "application/x-www-form-urlencoded")],
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "POST {path}: {body}"
+        );
+        assert_eq!(body["title"], "Falsches Datenformat", "POST {path}");
+        checked += 1;
+    }
+    assert!(checked >= 4, "only {checked} JSON operations");
+    assert_eq!(
+        api.last_position().await,
+        before,
+        "a refusal wrote something"
+    );
+    // Query operations document 400; the rate-limited ones 429.
+    assert!(doc["paths"]["/api/v1/slots"]["get"]["responses"]["400"].is_object());
+    assert!(doc["paths"]["/api/v1/appointments"]["post"]["responses"]["429"].is_object());
+    assert!(doc["paths"]["/api/v1/catalogue"]["get"]["responses"]["429"].is_null());
+}
+
+/// The schema is as strict as the server: tenants and services are the configured ones, the
+/// booking takes at least one service, dates have their pattern, text its length.
+#[tokio::test]
+async fn the_schema_names_tenants_services_dates_and_lengths() {
+    let api = Api::new().await;
+    let (_, _, doc) = api.get("/api/openapi.json").await;
+    let booking = &doc["components"]["schemas"]["BookingRequest"]["properties"];
+    assert_eq!(booking["tenant"]["enum"], json!(["ettlingen", "stuttgart"]));
+    assert_eq!(booking["services"]["minItems"], 1);
+    let services = booking["services"]["items"]["enum"]
+        .as_array()
+        .expect("enum");
+    assert!(services.contains(&json!("personalausweis")), "{services:?}");
+    assert_eq!(booking["privacy_accepted"]["enum"], json!([true]));
+    let contact = &doc["components"]["schemas"]["ContactInput"]["properties"];
+    assert_eq!(contact["name"]["maxLength"], 200);
+    assert_eq!(contact["name"]["minLength"], 1);
+    let slots = doc["paths"]["/api/v1/slots"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters");
+    let param = |name: &str| {
+        slots
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing"))
+            .clone()
+    };
+    assert_eq!(
+        param("tenant")["schema"]["enum"],
+        json!(["ettlingen", "stuttgart"])
+    );
+    assert_eq!(
+        param("from")["schema"]["pattern"],
+        "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+    );
+    assert_eq!(param("days")["schema"]["maximum"], 14);
+}
+
 #[tokio::test]
 async fn the_catalogue_lists_both_municipalities_with_fees_in_cents() {
     let api = Api::new().await;

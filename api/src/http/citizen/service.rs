@@ -119,10 +119,13 @@ pub(crate) struct SlotQuery {
     /// The municipality (`ettlingen`, `stuttgart`).
     pub tenant: String,
     /// The chosen services, comma-separated; all of one department.
+    #[param(pattern = r"^[a-z0-9-]+(,[a-z0-9-]+)*$", max_length = 400)]
     pub services: String,
     /// The first day (`YYYY-MM-DD`, local).
+    #[param(format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub from: String,
     /// How many days from `from` (1 to 14; 1 when missing).
+    #[param(minimum = 1, maximum = 14)]
     pub days: Option<u8>,
 }
 
@@ -242,6 +245,7 @@ pub(crate) async fn free_slots(state: &AppState, q: &SlotQuery) -> Result<SlotsV
 pub(crate) struct BookingRequest {
     pub tenant: String,
     /// One or more services of one department.
+    #[schema(min_items = 1, max_items = 10)]
     pub services: Vec<String>,
     /// The chosen start (RFC 3339), one of the free starts.
     #[schema(value_type = String, format = DateTime)]
@@ -255,8 +259,20 @@ pub(crate) struct BookingRequest {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ContactInput {
+    /// At most 200 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f]*[^\s\u0000-\u001f\u007f][^\u0000-\u001f\u007f]*$"
+    )]
     pub name: String,
+    #[schema(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9]+(-[A-Za-z0-9]+)*(\.[A-Za-z0-9]+(-[A-Za-z0-9]+)*)+$"
+    )]
     pub email: String,
+    /// Digits with spaces, `+`, `-`, `/` and brackets; 6 to 20 digits.
+    #[schema(max_length = 40, pattern = r"^([ +/()-]*([0-9][ +/()-]*){6,20})?$")]
     #[serde(default)]
     pub phone: Option<String>,
 }
@@ -574,6 +590,7 @@ pub(crate) async fn confirm(state: &AppState, token: &str) -> Result<Found, Erro
 #[serde(deny_unknown_fields)]
 pub(crate) struct CancelRequest {
     /// Optional, at most 500 characters; deleted with the appointment's data.
+    #[schema(max_length = 500)]
     #[serde(default)]
     pub reason: Option<String>,
 }

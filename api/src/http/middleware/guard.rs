@@ -90,7 +90,7 @@ impl RateLimits {
     }
 }
 
-fn budget_of(method: &Method, path: &str) -> Option<Budget> {
+pub(crate) fn budget_of(method: &Method, path: &str) -> Option<Budget> {
     if path.starts_with("/api/v1/appointments/by-token/") || path.starts_with("/termin/") {
         Some(Budget::Token)
     } else if *method == Method::POST && (path == "/api/v1/appointments" || path == "/buchen") {

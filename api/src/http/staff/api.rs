@@ -24,7 +24,9 @@ const PROBLEM: &str = "application/problem+json";
 pub(crate) struct LoginRequest {
     /// The municipality (`ettlingen`, `stuttgart`).
     pub tenant: String,
+    #[schema(min_length = 1, max_length = 64)]
     pub login: String,
+    #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
 }
 
