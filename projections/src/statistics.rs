@@ -224,14 +224,20 @@ pub fn median(values: &[i64]) -> Option<f64> {
 }
 
 /// The nearest-rank percentile: the smallest value with at least `p`% of values at or below.
-pub fn percentile(values: &[i64], p: u32) -> Option<f64> {
+/// The one percentile of the product: statistics and benchmarks both use it.
+pub fn nearest_rank<T: Ord + Copy>(values: &[T], p: u32) -> Option<T> {
     let mut v = values.to_vec();
     v.sort_unstable();
     if v.is_empty() {
         return None;
     }
-    let rank = (v.len() * p as usize).div_ceil(100).max(1);
-    Some(v[rank - 1] as f64)
+    let rank = (v.len() * p as usize).div_ceil(100).clamp(1, v.len());
+    Some(v[rank - 1])
+}
+
+/// [`nearest_rank`] of seconds, as the statistics show them.
+pub fn percentile(values: &[i64], p: u32) -> Option<f64> {
+    nearest_rank(values, p).map(|v| v as f64)
 }
 
 impl WeekVisits {

@@ -319,14 +319,11 @@ fn per_second(s: &Samples) -> f64 {
     s.events as f64 / s.elapsed.as_secs_f64().max(f64::EPSILON)
 }
 
+/// The nearest-rank percentile `p` (0.5 for p50) in milliseconds; 0 when nothing was measured.
 pub(crate) fn percentile_ms(latencies: &[Duration], p: f64) -> f64 {
-    if latencies.is_empty() {
-        return 0.0;
-    }
-    let mut sorted = latencies.to_vec();
-    sorted.sort_unstable();
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1].as_secs_f64() * 1_000.0
+    let percent = (p * 100.0).round().clamp(0.0, 100.0) as u32;
+    videoamt_projections::statistics::nearest_rank(latencies, percent)
+        .map_or(0.0, |d| d.as_secs_f64() * 1_000.0)
 }
 
 fn compare(name: &'static str, ours: &Samples, raw: &Samples) -> Case {
