@@ -48,6 +48,8 @@ pub struct AppState {
     pub http_metrics: Arc<middleware::observe::HttpMetrics>,
     /// Logged-in staff, in memory only.
     pub sessions: Arc<staff::session::Sessions>,
+    /// Tells the live views (SSE, later the room's WebSocket) when the read models moved.
+    pub live: crate::workers::live::LiveFeed,
 }
 
 impl AppState {
@@ -63,6 +65,7 @@ impl AppState {
             dev_outbox: None,
             http_metrics: Arc::default(),
             sessions: Arc::default(),
+            live: crate::workers::live::LiveFeed::default(),
         }
     }
 

@@ -1019,3 +1019,32 @@ async fn framing_is_refused_and_hsts_is_sent_only_behind_https() {
         .expect("ascii");
     assert!(hsts.starts_with("max-age="), "{hsts}");
 }
+
+/// The clerks' live views share one feed: it moves when the schedule or waiting room folded
+/// something new, every subscriber sees it, and it stays put while nothing changes.
+#[tokio::test]
+async fn the_live_feed_moves_when_the_clerks_read_models_do() {
+    let api = Api::new().await;
+    let state = &api.state;
+    let mut first = state.live.subscribe(&state.store);
+    let mut second = state.live.subscribe(&state.store);
+    let start = *first.borrow_and_update();
+    second.borrow_and_update();
+
+    api.book(TUE_9).await;
+    state
+        .runner()
+        .catch_up(&state.projections)
+        .await
+        .expect("caught up");
+    for feed in [&mut first, &mut second] {
+        tokio::time::timeout(std::time::Duration::from_secs(10), feed.changed())
+            .await
+            .expect("the feed moved within ten seconds")
+            .expect("the feed runs");
+        assert!(*feed.borrow_and_update() > start);
+    }
+    // Nothing new folded: no news within a few of the feed's rounds.
+    let quiet = tokio::time::timeout(std::time::Duration::from_secs(1), first.changed()).await;
+    assert!(quiet.is_err(), "the feed moved without a change");
+}

@@ -402,7 +402,8 @@ pub(crate) async fn clerk_day(
 }
 
 /// Server-Sent Events for the clerk's page: the waiting room and the plan, each sent again
-/// whenever it changed (checked once a second), until the session ends or the page closes.
+/// whenever it changed, until the session ends or the page closes. The shared live feed says
+/// when the read models moved; without news the session is still checked every few seconds.
 pub(crate) async fn clerk_live(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -414,13 +415,16 @@ pub(crate) async fn clerk_live(
         None => return Error::LoginRequired.into_response(),
     };
     let cookie = staff::cookie_of(&headers).unwrap_or_default().to_owned();
+    let moved = state.live.subscribe(&state.store);
     let stream = futures::stream::unfold(
-        (state, staff, q, cookie, None::<(String, String)>),
-        |(state, staff, q, cookie, last)| async move {
+        (state, staff, q, cookie, moved, None::<(String, String)>),
+        |(state, staff, q, cookie, mut moved, last)| async move {
             let mut first = last.is_none();
             loop {
                 if !first {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    // A closed feed cannot happen while we hold a receiver; a timeout is the
+                    // regular check of the session.
+                    let _ = tokio::time::timeout(Duration::from_secs(5), moved.changed()).await;
                 }
                 first = false;
                 // A session that ended (logout, expiry) ends the stream.
@@ -439,7 +443,7 @@ pub(crate) async fn clerk_live(
                     events.push(Event::default().event("warteraum").data(now.1.clone()));
                 }
                 let batch = futures::stream::iter(events.into_iter().map(Ok::<_, Infallible>));
-                return Some((batch, (state, staff, q, cookie, Some(now))));
+                return Some((batch, (state, staff, q, cookie, moved, Some(now))));
             }
         },
     );
