@@ -87,3 +87,89 @@ pub(crate) async fn observe(
     );
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::Request as HttpRequest;
+    use axum::routing::get;
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::http::error::Error;
+
+    /// Log lines written during the test, to read back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("not poisoned").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_is_logged_once_with_the_route_template() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = videoamt_adapters::store::sqlite::SqliteStore::open(dir.path().join("e.db"))
+            .await
+            .expect("store");
+        let system = crate::app::System::new(
+            Arc::new(store),
+            videoamt_adapters::keys::Kek::ephemeral().expect("randomness"),
+            dir.path(),
+            vec![],
+        );
+        let state = AppState::new(system);
+        let app = Router::new()
+            .route(
+                "/termin/{token}",
+                get(|| async { Error::internal("disk on fire") }),
+            )
+            .route_layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+            .with_state(state);
+
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let response = app
+            .oneshot(
+                HttpRequest::get("/termin/geheimes-token")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), 500);
+        assert!(response.extensions().get::<LoggedCause>().is_none());
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        assert!(!String::from_utf8_lossy(&body).contains("disk on fire"));
+
+        let log =
+            String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("utf-8 log");
+        let failures: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("request failed"))
+            .collect();
+        assert_eq!(failures.len(), 1, "{log}");
+        assert!(failures[0].contains("disk on fire"), "{log}");
+        assert!(failures[0].contains("/termin/{token}"), "{log}");
+        assert!(
+            !log.contains("geheimes-token"),
+            "the path reached the log: {log}"
+        );
+    }
+}
