@@ -22,6 +22,7 @@
 pub mod blobs;
 pub mod domain;
 pub mod event;
+pub mod german;
 pub mod keys;
 pub mod mail;
 pub mod readmodel;

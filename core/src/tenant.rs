@@ -483,19 +483,6 @@ fn positive(v: &Spanned<i64>, what: &str, max: i64) -> Result<i64, Problem> {
     }
 }
 
-fn weekday(day: &str) -> Option<Weekday> {
-    Some(match day {
-        "mo" => Weekday::Monday,
-        "di" => Weekday::Tuesday,
-        "mi" => Weekday::Wednesday,
-        "do" => Weekday::Thursday,
-        "fr" => Weekday::Friday,
-        "sa" => Weekday::Saturday,
-        "so" => Weekday::Sunday,
-        _ => return None,
-    })
-}
-
 fn clock(s: &str) -> Option<Time> {
     let (h, m) = s.split_once(':')?;
     Time::from_hms(h.parse().ok()?, m.parse().ok()?, 0).ok()
@@ -568,12 +555,13 @@ impl RawTenant {
                     return Err((span, "opening hours need at least one day".into()));
                 }
                 for day in &raw.days {
-                    let weekday = weekday(day).ok_or_else(|| {
-                        (
-                            span.clone(),
-                            format!("unknown day {day:?}; use mo, di, mi, do, fr, sa, so"),
-                        )
-                    })?;
+                    let weekday =
+                        crate::german::weekday_from_abbreviation(day).ok_or_else(|| {
+                            (
+                                span.clone(),
+                                format!("unknown day {day:?}; use mo, di, mi, do, fr, sa, so"),
+                            )
+                        })?;
                     if let Some(other) = hours
                         .iter()
                         .find(|o| o.weekday == weekday && o.from < to && from < o.to)
@@ -790,6 +778,12 @@ mod tests {
             .find(|(f, _)| f.contains(name))
             .expect("example tenant exists");
         Tenant::from_toml(file, text).expect("example tenant is valid")
+    }
+
+    #[test]
+    fn cents_read_as_euro_with_a_comma() {
+        assert_eq!(Cents(3700).to_string(), "37,00 €");
+        assert_eq!(Cents(5).to_string(), "0,05 €");
     }
 
     #[test]
