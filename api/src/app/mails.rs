@@ -2,7 +2,8 @@
 
 use time::OffsetDateTime;
 use videoamt_core::domain::events::{AppointmentBooked, MailKind};
-use videoamt_core::tenant::Tenant;
+use videoamt_core::german;
+use videoamt_core::tenant::{Cents, Tenant};
 
 /// What a mail says, besides whom it goes to.
 #[derive(Debug, Clone)]
@@ -12,35 +13,9 @@ pub(crate) struct Rendered {
     pub calendar: Option<String>,
 }
 
-const WEEKDAYS: [&str; 7] = [
-    "Montag",
-    "Dienstag",
-    "Mittwoch",
-    "Donnerstag",
-    "Freitag",
-    "Samstag",
-    "Sonntag",
-];
-
-fn euro(cents: u64) -> String {
-    format!("{},{:02} EUR", cents / 100, cents % 100)
-}
-
 /// "Dienstag, 24.11.2026, 09:00–09:30 Uhr" in the municipality's time.
 pub(crate) fn when(tenant: &Tenant, start: OffsetDateTime, end: OffsetDateTime) -> String {
-    let s = tenant.local(start);
-    let e = tenant.local(end);
-    format!(
-        "{}, {:02}.{:02}.{}, {:02}:{:02}–{:02}:{:02} Uhr",
-        WEEKDAYS[s.weekday().number_days_from_monday() as usize],
-        s.day(),
-        u8::from(s.month()),
-        s.year(),
-        s.hour(),
-        s.minute(),
-        e.hour(),
-        e.minute()
-    )
+    german::span(tenant.local(start), tenant.local(end))
 }
 
 /// The facts every mail of an appointment draws on.
@@ -93,17 +68,17 @@ impl Appointment<'_> {
     fn overview(&self) -> String {
         let services = self.services();
         let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
-        let fees: u64 = services.iter().map(|s| s.fee.0).sum();
+        let fees = Cents(services.iter().map(|s| s.fee.0).sum());
         format!(
             "  Termin:   {}\n  Kommune:  {}\n  Bereich:  {}\n  Anliegen: {}\n  Gebühren: {}",
             when(self.tenant, self.booking.start, self.booking.end),
             self.tenant.name,
             self.department(),
             names.join("; "),
-            if fees == 0 {
+            if fees == Cents(0) {
                 "keine".to_owned()
             } else {
-                format!("{} (Zahlung online während des Termins)", euro(fees))
+                format!("{fees} (Zahlung online während des Termins)")
             }
         )
     }
@@ -335,8 +310,49 @@ mod tests {
     }
 
     #[test]
-    fn fees_are_shown_in_euro() {
-        assert_eq!(euro(3700), "37,00 EUR");
-        assert_eq!(euro(5), "0,05 EUR");
+    fn the_overview_shows_local_times_and_fees_in_euro() {
+        use videoamt_core::domain::events::{AppointmentBooked, Contact};
+        use videoamt_core::domain::{AppointmentId, Personal, SubjectId};
+        use videoamt_core::tenant::{BookingChannel, example_tenants};
+        let tenants = example_tenants().expect("examples are valid");
+        let tenant = tenants
+            .iter()
+            .find(|t| t.id.as_str() == "ettlingen")
+            .expect("Ettlingen");
+        let start = time::macros::datetime!(2026-11-24 08:00 UTC);
+        let booking = AppointmentBooked {
+            appointment: AppointmentId(uuid::Uuid::from_u128(1)),
+            subject: SubjectId(uuid::Uuid::from_u128(2)),
+            department: "buergerbuero".into(),
+            services: vec!["personalausweis".into()],
+            start,
+            end: start + time::Duration::minutes(15),
+            channel: BookingChannel::Online,
+            invited_by: None,
+            contact: Contact {
+                name: Personal::plain("Erika Mustermann"),
+                email: Personal::plain("erika@example.org"),
+                phone: None,
+            },
+        };
+        let mail = Appointment {
+            tenant,
+            booking: &booking,
+            name: "Erika Mustermann",
+            link: "http://amt.test/termin/t".into(),
+            sequence: 0,
+            now: start,
+        }
+        .render(MailKind::Confirmation);
+        assert_eq!(
+            mail.subject,
+            "Ihr Videotermin: Dienstag, 24.11.2026, 09:00–09:15 Uhr"
+        );
+        assert!(
+            mail.text
+                .contains("Gebühren: 37,00 € (Zahlung online während des Termins)"),
+            "{}",
+            mail.text
+        );
     }
 }
