@@ -332,17 +332,21 @@ pub async fn replay(
     })
 }
 
-/// The state of a record in German lines for auditors. Ids and facts only; personal values
-/// (names, field contents) are not shown.
-/// Times are shown in the municipality's zone when `tenant` is given, else in UTC.
+/// The state of a record in German lines for auditors: facts in words, with the names of
+/// departments and services and times as people read them; no internal ids, and personal
+/// values (names, field contents) are not shown. Times are in the municipality's zone when
+/// `tenant` is given, else in UTC (and say so).
 pub fn describe(record: &AppointmentRecord, tenant: Option<&Tenant>) -> Vec<String> {
-    let at = |t: time::OffsetDateTime| match tenant {
-        Some(tenant) => tenant
-            .zoned(t)
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-        None => rfc3339(t),
+    use videoamt_core::german;
+    let local = |t: time::OffsetDateTime| match tenant {
+        Some(tenant) => tenant.local(t),
+        None => {
+            let utc = t.to_offset(time::UtcOffset::UTC);
+            time::PrimitiveDateTime::new(utc.date(), utc.time())
+        }
     };
+    let zone = if tenant.is_some() { "" } else { " (UTC)" };
+    let at = |t: time::OffsetDateTime| format!("{}{zone}", german::moment(local(t)));
     use videoamt_core::domain::appointment::Status;
     let mut lines = Vec::new();
     let status = match record.appointment.status {
@@ -354,14 +358,21 @@ pub fn describe(record: &AppointmentRecord, tenant: Option<&Tenant>) -> Vec<Stri
     };
     lines.push(format!("Termin: {status}"));
     if let Some(b) = &record.appointment.booking {
+        let department = tenant
+            .and_then(|t| t.department(&b.department))
+            .map_or(b.department.as_str(), |d| d.name.as_str());
+        let services: Vec<&str> = b
+            .services
+            .iter()
+            .map(|s| {
+                tenant
+                    .and_then(|t| t.service(s))
+                    .map_or(s.as_str(), |s| s.name.as_str())
+            })
+            .collect();
         lines.push(format!(
-            "  Fachbereich {}, Anliegen {}, Beginn {}, Ende {}",
-            b.department,
-            b.services
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
+            "  Fachbereich {department}, Anliegen {}, Beginn {}, Ende {}",
+            services.join(", "),
             at(b.start),
             at(b.end)
         ));
@@ -373,14 +384,15 @@ pub fn describe(record: &AppointmentRecord, tenant: Option<&Tenant>) -> Vec<Stri
     }
     match record.reservation {
         Some(r) => lines.push(format!(
-            "Zeitfenster: {} ab Minute {} des Tages",
-            r.slots, r.first_minute
+            "Zeitfenster: {} reserviert ab {} Uhr",
+            r.slots,
+            german::minute_of_day(r.first_minute).map_or_else(String::new, german::clock)
         )),
         None => lines.push("Zeitfenster: keine".into()),
     }
-    if let Some((id, s)) = &record.session {
+    if let Some((_, s)) = &record.session {
         lines.push(format!(
-            "Videositzung {id}: Datenschutzhinweis {}, eingelassen {}, Identität geprüft {}, \
+            "Videositzung: Datenschutzhinweis {}, eingelassen {}, Identität geprüft {}, \
              {} Dokument(e), beendet {}",
             ja(s.privacy_accepted),
             ja(s.admitted),
@@ -389,15 +401,16 @@ pub fn describe(record: &AppointmentRecord, tenant: Option<&Tenant>) -> Vec<Stri
             ja(s.ended.is_some())
         ));
     }
-    for (id, f) in &record.forms {
+    for (n, f) in record.forms.values().enumerate() {
         lines.push(format!(
-            "Formular {id}: {} Feld(er) ausgefüllt, unterschrieben {}, gesperrt {}",
+            "Formular {}: {} Feld(er) ausgefüllt, unterschrieben {}, gesperrt {}",
+            n + 1,
             f.values.len(),
             ja(f.signed),
             ja(f.locked)
         ));
     }
-    for (id, p) in &record.payments {
+    for (n, p) in record.payments.values().enumerate() {
         use videoamt_core::domain::payment::PaymentStatus as P;
         let status = match p.status {
             P::New => "neu",
@@ -407,17 +420,18 @@ pub fn describe(record: &AppointmentRecord, tenant: Option<&Tenant>) -> Vec<Stri
             P::Failed => "fehlgeschlagen",
         };
         lines.push(format!(
-            "Zahlung {id}: {status}, eingezogen {} Cent, erstattet {} Cent",
-            p.captured.0, p.refunded.0
+            "Zahlung {}: {status}, eingezogen {}, erstattet {}",
+            n + 1,
+            p.captured,
+            p.refunded
         ));
     }
     let subject = &record.subject;
     lines.push(format!(
         "Löschung: angesetzt {}, ausgeführt {}, geprüft {}",
-        subject
-            .scheduled
-            .as_ref()
-            .map_or("nein".to_owned(), |s| format!("zum {}", s.due.date())),
+        subject.scheduled.as_ref().map_or("nein".to_owned(), |s| {
+            format!("zum {}{zone}", german::date(local(s.due).date()))
+        }),
         ja(subject.purged),
         ja(subject.verified)
     ));

@@ -635,13 +635,17 @@ async fn clerks_see_their_departments_auditors_are_recorded_and_dpos_see_no_name
     );
     assert_eq!(entries.last().expect("entries")["actor"], "auditor:pruefer");
     assert!(!record.to_string().contains("Kanari"), "{record}");
-    // The state is told in the municipality's time.
-    assert!(
-        record["state"]
-            .to_string()
-            .contains(&format!("Beginn {}", start(3))),
-        "{record}"
-    );
+    // The state is told in words and in the municipality's time: names, not slugs.
+    let told = record["state"].to_string();
+    for line in [
+        "Beginn Montag, 23.11.2026, 09:00 Uhr",
+        "Zeitfenster: 1 reserviert ab 09:00 Uhr",
+    ] {
+        assert!(told.contains(line), "{line} missing in {told}");
+    }
+    for slug in ["ordnung-gewerbe", "gewerbeanmeldung", "+01:00", "Minute"] {
+        assert!(!told.contains(slug), "{slug} in {told}");
+    }
     // Time travel: as of the booking's first position the record knows only the booking.
     let first = record["positions"][0].as_u64().expect("a position");
     let (status, _, past) = get(
