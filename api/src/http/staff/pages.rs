@@ -1057,38 +1057,47 @@ pub(crate) async fn statistics(
         let of: Vec<&desk::StatisticsRow> = rows.iter().filter(|r| r.department == d).collect();
         let name = &of[0].department_name;
         body.push_str(&format!("<section><h2>{}</h2>", esc(name)));
-        body.push_str(&crate::http::html::charts::bars(
-            &format!("Sitzungen und nicht erschienen je Woche, {name}"),
-            &of.iter().map(|r| r.week.clone()).collect::<Vec<_>>(),
-            &[
-                ("Sitzungen", of.iter().map(|r| r.sessions as f64).collect()),
-                (
-                    "nicht erschienen",
-                    of.iter().map(|r| r.no_shows as f64).collect(),
-                ),
-            ],
-        ));
-        body.push_str(&crate::http::html::charts::bars(
-            &format!("Dauer im Median in Minuten je Woche, {name}"),
-            &of.iter().map(|r| r.week.clone()).collect::<Vec<_>>(),
-            &[(
-                "Dauer (Median, Min.)",
-                of.iter()
-                    .map(|r| r.duration_median_minutes.unwrap_or(0.0))
-                    .collect(),
-            )],
-        ));
+        body.push_str(
+            &crate::http::html::charts::bars(
+                &format!("Sitzungen und nicht erschienen je Woche, {name}"),
+                &of.iter().map(|r| r.week.clone()).collect::<Vec<_>>(),
+                &[
+                    ("Sitzungen", of.iter().map(|r| r.sessions as f64).collect()),
+                    (
+                        "nicht erschienen",
+                        of.iter().map(|r| r.no_shows as f64).collect(),
+                    ),
+                ],
+            )
+            .into_string(),
+        );
+        body.push_str(
+            &crate::http::html::charts::bars(
+                &format!("Dauer im Median in Minuten je Woche, {name}"),
+                &of.iter().map(|r| r.week.clone()).collect::<Vec<_>>(),
+                &[(
+                    "Dauer (Median, Min.)",
+                    of.iter()
+                        .map(|r| r.duration_median_minutes.unwrap_or(0.0))
+                        .collect(),
+                )],
+            )
+            .into_string(),
+        );
         let mut feedback = [0u64; 5];
         for r in &of {
             for (i, n) in r.feedback.iter().enumerate().take(5) {
                 feedback[i] += n;
             }
         }
-        body.push_str(&crate::http::html::charts::bars(
-            &format!("Bewertungen (1 bis 5 Sterne), {name}"),
-            &["1", "2", "3", "4", "5"].map(String::from),
-            &[("Bewertungen", feedback.iter().map(|n| *n as f64).collect())],
-        ));
+        body.push_str(
+            &crate::http::html::charts::bars(
+                &format!("Bewertungen (1 bis 5 Sterne), {name}"),
+                &["1", "2", "3", "4", "5"].map(String::from),
+                &[("Bewertungen", feedback.iter().map(|n| *n as f64).collect())],
+            )
+            .into_string(),
+        );
         let table: String = of
             .iter()
             .map(|r| {
