@@ -14,7 +14,7 @@ pub(crate) struct Rendered {
 }
 
 /// "Dienstag, 24.11.2026, 09:00–09:30 Uhr" in the municipality's time.
-pub(crate) fn when(tenant: &Tenant, start: OffsetDateTime, end: OffsetDateTime) -> String {
+fn when(tenant: &Tenant, start: OffsetDateTime, end: OffsetDateTime) -> String {
     german::span(tenant.local(start), tenant.local(end))
 }
 

@@ -8,7 +8,9 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::html::{esc, page};
+use maud::html;
+
+use super::html::page;
 use crate::http::AppState;
 use crate::http::error::Error;
 
@@ -52,24 +54,29 @@ pub(crate) async fn index(State(state): State<AppState>) -> Response {
     let mails = tokio::task::spawn_blocking(move || list(&dir))
         .await
         .unwrap_or_default();
-    let mut body = String::from(
-        "<p class=\"notice\">Ohne Mailserver (<code>VIDEOAMT_SMTP_URL</code>) legt der Dienst \
-         die Mails hier ab, statt sie zu versenden.</p>",
-    );
-    if mails.is_empty() {
-        body.push_str("<p>Noch keine Mails.</p>");
-    } else {
-        body.push_str("<table><caption>Abgelegte Mails, neueste zuerst</caption><thead><tr><th scope=\"col\">Mail</th><th scope=\"col\">Größe</th></tr></thead><tbody>");
-        for (subject, file, bytes, _) in &mails {
-            body.push_str(&format!(
-                "<tr><td><a href=\"/dev/outbox/{s}/{f}\">{f}</a></td><td>{bytes} Bytes</td></tr>",
-                s = esc(subject),
-                f = esc(file)
-            ));
+    let body = html! {
+        p class="notice" {
+            "Ohne Mailserver (" code { "VIDEOAMT_SMTP_URL" } ") legt der Dienst die Mails hier ab, \
+             statt sie zu versenden."
         }
-        body.push_str("</tbody></table>");
-    }
-    page(StatusCode::OK, "Postausgang (Entwicklung)", &body)
+        @if mails.is_empty() {
+            p { "Noch keine Mails." }
+        } @else {
+            table {
+                caption { "Abgelegte Mails, neueste zuerst" }
+                thead { tr { th scope="col" { "Mail" } th scope="col" { "Größe" } } }
+                tbody {
+                    @for (subject, file, bytes, _) in &mails {
+                        tr {
+                            td { a href={ "/dev/outbox/" (subject) "/" (file) } { (file) } }
+                            td { (bytes) " Bytes" }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page(StatusCode::OK, "Postausgang (Entwicklung)", body)
 }
 
 fn safe(part: &str, suffix: &str) -> bool {

@@ -5,12 +5,14 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use videoamt_core::tenant::{Cents, Tenant};
 
 use super::pages::slot_choices;
 use super::service::{self as citizen, BookingRequest, ContactInput, SlotQuery};
 use crate::http::AppState;
 use crate::http::error::{Error, FieldError};
-use crate::http::html::{esc, euro, page, problem_page};
+use crate::http::html::{alert, format, page, problem_page};
 
 /// The query or form fields in order, repeated keys kept (`anliegen=a&anliegen=b`).
 pub(crate) fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
@@ -33,19 +35,26 @@ fn one(pairs: &[(String, String)], key: &str) -> Option<String> {
 
 /// The start page: the municipalities.
 pub(crate) async fn start(State(state): State<AppState>) -> Response {
-    let mut body = String::from(
-        "<p>Erledigen Sie Ihr Anliegen per Video, ohne ins Amt zu kommen. Wählen Sie Ihre \
-         Kommune.</p><ul>",
-    );
-    for t in state.tenants.iter() {
-        body.push_str(&format!(
-            "<li><a href=\"/buchen/{}\">{}</a></li>",
-            esc(t.id.as_str()),
-            esc(&t.name)
-        ));
+    let body = html! {
+        p {
+            "Erledigen Sie Ihr Anliegen per Video, ohne ins Amt zu kommen. Wählen Sie Ihre Kommune."
+        }
+        ul {
+            @for t in state.tenants.iter() {
+                li { a href={ "/buchen/" (t.id.as_str()) } { (t.name) } }
+            }
+        }
+    };
+    page(StatusCode::OK, "Videotermin buchen", body)
+}
+
+/// "keine Unterlagen" or the documents, comma-separated.
+fn documents(docs: &[String]) -> String {
+    if docs.is_empty() {
+        "keine Unterlagen".to_owned()
+    } else {
+        docs.join(", ")
     }
-    body.push_str("</ul>");
-    page(StatusCode::OK, "Videotermin buchen", &body)
 }
 
 /// Step 1: the concerns of one department, with duration, fee and documents each.
@@ -57,87 +66,60 @@ pub(crate) async fn concerns(
         return problem_page(&Error::not_found("Diese Kommune gibt es hier nicht."));
     };
     let view = citizen::tenant_view(t);
-    let mut body = format!(
-        "<p>Wählen Sie ein oder mehrere Anliegen eines Bereichs. Anliegen verschiedener \
-         Bereiche buchen Sie bitte getrennt.</p><form method=\"get\" action=\"/buchen/{}/zeit\">",
-        esc(&view.id)
-    );
-    for d in view
-        .departments
-        .iter()
-        .filter(|d| d.online_booking && !d.services.is_empty())
-    {
-        body.push_str(&format!("<fieldset><legend>{}</legend>", esc(&d.name)));
-        for s in &d.services {
-            let id = format!("a-{}", s.id);
-            let docs = if s.documents.is_empty() {
-                "keine Unterlagen".to_owned()
-            } else {
-                s.documents
-                    .iter()
-                    .map(|x| esc(x))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            body.push_str(&format!(
-                "<p><input type=\"checkbox\" id=\"{id}\" name=\"anliegen\" value=\"{v}\"> \
-                 <label for=\"{id}\">{name}</label> \
-                 {min} Minuten, {fee}. Bereithalten: {docs}</p>",
-                id = esc(&id),
-                v = esc(&s.id),
-                name = esc(&s.name),
-                min = s.duration_minutes,
-                fee = euro(s.fee_cents),
-            ));
+    let body = html! {
+        p {
+            "Wählen Sie ein oder mehrere Anliegen eines Bereichs. Anliegen verschiedener Bereiche \
+             buchen Sie bitte getrennt."
         }
-        body.push_str("</fieldset>");
-    }
-    body.push_str("<p><button type=\"submit\">Weiter zur Terminwahl</button></p></form>");
+        form method="get" action={ "/buchen/" (view.id) "/zeit" } {
+            @for d in view.departments.iter().filter(|d| d.online_booking && !d.services.is_empty()) {
+                fieldset {
+                    legend { (d.name) }
+                    @for s in &d.services {
+                        @let id = format!("a-{}", s.id);
+                        p {
+                            input type="checkbox" id=(id) name="anliegen" value=(s.id);
+                            " "
+                            label for=(id) { (s.name) }
+                            " " (s.duration_minutes) " Minuten, " (Cents(s.fee_cents))
+                            ". Bereithalten: " (documents(&s.documents))
+                        }
+                    }
+                }
+            }
+            p { button type="submit" { "Weiter zur Terminwahl" } }
+        }
+    };
     page(
         StatusCode::OK,
         &format!("Videotermin in {}: Anliegen wählen", view.name),
-        &body,
+        body,
     )
 }
 
 /// The chosen concerns summed up: total duration, fees and the documents to have ready.
-fn summary(state: &AppState, tenant: &str, services: &[String], duration: u32) -> String {
-    let Some(t) = citizen::tenant(state, tenant) else {
-        return String::new();
-    };
+fn summary(tenant: &Tenant, services: &[String], duration: u32) -> Markup {
     let chosen: Vec<_> = services
         .iter()
-        .filter_map(|s| t.service(&s.as_str().into()))
+        .filter_map(|s| tenant.service(&s.as_str().into()))
         .collect();
     let ids: Vec<videoamt_core::tenant::ServiceId> = chosen.iter().map(|s| s.id.clone()).collect();
-    let docs = t.documents_to_bring(&ids);
-    format!(
-        "<dl><dt>Anliegen</dt><dd>{}</dd><dt>Dauer</dt><dd>{duration} Minuten</dd>\
-         <dt>Gebühren</dt><dd>{}</dd><dt>Bereithalten</dt><dd>{}</dd></dl>",
-        chosen
-            .iter()
-            .map(|s| esc(&s.name))
-            .collect::<Vec<_>>()
-            .join("; "),
-        euro(chosen.iter().map(|s| s.fee.0).sum()),
-        if docs.is_empty() {
-            "keine Unterlagen".to_owned()
-        } else {
-            docs.iter().map(|d| esc(d)).collect::<Vec<_>>().join(", ")
+    let names: Vec<&str> = chosen.iter().map(|s| s.name.as_str()).collect();
+    html! {
+        dl {
+            dt { "Anliegen" } dd { (names.join("; ")) }
+            dt { "Dauer" } dd { (duration) " Minuten" }
+            dt { "Gebühren" } dd { (Cents(chosen.iter().map(|s| s.fee.0).sum())) }
+            dt { "Bereithalten" } dd { (documents(&tenant.documents_to_bring(&ids))) }
         }
-    )
+    }
 }
 
-fn hidden(services: &[String]) -> String {
-    services
-        .iter()
-        .map(|s| {
-            format!(
-                "<input type=\"hidden\" name=\"anliegen\" value=\"{}\">",
-                esc(s)
-            )
-        })
-        .collect()
+/// The chosen concerns, carried to the next step.
+fn hidden(name: &str, services: &[String]) -> Markup {
+    html! {
+        @for s in services { input type="hidden" name=(name) value=(s); }
+    }
 }
 
 /// Step 2: free slots for the chosen concerns, seven days at a time.
@@ -161,98 +143,113 @@ pub(crate) async fn slots(
         Ok(s) => s,
         Err(p) => return problem_page(&p),
     };
-    let (choices, next) = slot_choices(&slots);
+    let Some(t) = citizen::tenant(&state, &tenant) else {
+        return problem_page(&Error::not_found("Diese Kommune gibt es hier nicht."));
+    };
+    let (choices, next) = slot_choices(t, &slots);
     let later: String = services
         .iter()
-        .map(|s| format!("anliegen={}&", esc(&urlencode(s))))
+        .map(|s| format!("anliegen={}&", urlencode(s)))
         .collect();
-    let body = format!(
-        "{summary}<form method=\"get\" action=\"/buchen/{t}/kontakt\">{hidden}{choices}\
-         <p><button type=\"submit\">Weiter zu Ihren Angaben</button></p></form>\
-         <p><a href=\"/buchen/{t}/zeit?{later}von={next}\">Spätere Termine anzeigen</a></p>",
-        summary = summary(&state, &tenant, &services, slots.duration_minutes),
-        t = esc(&tenant),
-        hidden = hidden(&services),
-    );
-    page(StatusCode::OK, "Termin wählen", &body)
+    let body = html! {
+        (summary(t, &services, slots.duration_minutes))
+        form method="get" action={ "/buchen/" (tenant) "/kontakt" } {
+            (hidden("anliegen", &services))
+            (choices)
+            p { button type="submit" { "Weiter zu Ihren Angaben" } }
+        }
+        p {
+            a href={ "/buchen/" (tenant) "/zeit?" (later) "von=" (next) } {
+                "Spätere Termine anzeigen"
+            }
+        }
+    };
+    page(StatusCode::OK, "Termin wählen", body)
 }
 
 fn urlencode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
-/// The error of `field` and the attributes tying its input to it, for the form fields.
-fn field_error(errors: &[FieldError], field: &str) -> (String, String) {
-    match errors.iter().find(|e| e.field == field) {
-        Some(e) => (
-            format!(
-                "<p class=\"error\" id=\"e-{field}\">{}</p>",
-                esc(&e.message)
-            ),
-            format!(" aria-invalid=\"true\" aria-describedby=\"e-{field}\""),
-        ),
-        None => (String::new(), String::new()),
+/// The message of `field`, if it has one.
+fn field_error<'a>(errors: &'a [FieldError], field: &str) -> Option<&'a str> {
+    errors
+        .iter()
+        .find(|e| e.field == field)
+        .map(|e| e.message.as_str())
+}
+
+/// A labelled input with its message above it and tied to it (`aria-describedby`), the
+/// input kept.
+fn contact_field(
+    field: &str,
+    label: &str,
+    kind: &str,
+    (id, autocomplete, required): (&str, &str, bool),
+    value: &str,
+    errors: &[FieldError],
+) -> Markup {
+    let error = field_error(errors, field);
+    let described = format!("e-{field}");
+    html! {
+        label for=(id) { (label) }
+        @if let Some(message) = error { p class="error" id=(described) { (message) } }
+        input type=(kind) id=(id) name=(id) autocomplete=(autocomplete) required[required]
+            maxlength=[(id == "name").then_some("200")] value=(value)
+            aria-invalid=[error.map(|_| "true")] aria-describedby=[error.map(|_| &described)];
     }
 }
 
 /// Name, mail and phone inputs with their messages beside them, the input kept; shared by the
 /// citizen's booking and the clerk's invitation.
-pub(crate) fn contact_fields(values: &ContactInput, errors: &[FieldError]) -> String {
-    let (en, dn) = field_error(errors, "contact.name");
-    let (ee, de) = field_error(errors, "contact.email");
-    let (ep, dp) = field_error(errors, "contact.phone");
-    format!(
-        "<label for=\"name\">Vor- und Nachname</label>{en}\
-         <input type=\"text\" id=\"name\" name=\"name\" autocomplete=\"name\" required maxlength=\"200\" value=\"{name}\"{dn}>\
-         <label for=\"email\">E-Mail-Adresse (für Bestätigung und Zugangslink)</label>{ee}\
-         <input type=\"email\" id=\"email\" name=\"email\" autocomplete=\"email\" required value=\"{email}\"{de}>\
-         <label for=\"phone\">Telefon (freiwillig, für Rückfragen)</label>{ep}\
-         <input type=\"tel\" id=\"phone\" name=\"phone\" autocomplete=\"tel\" value=\"{phone}\"{dp}>",
-        name = esc(&values.name),
-        email = esc(&values.email),
-        phone = esc(values.phone.as_deref().unwrap_or("")),
-    )
+pub(crate) fn contact_fields(values: &ContactInput, errors: &[FieldError]) -> Markup {
+    html! {
+        (contact_field("contact.name", "Vor- und Nachname", "text", ("name", "name", true),
+            &values.name, errors))
+        (contact_field("contact.email", "E-Mail-Adresse (für Bestätigung und Zugangslink)",
+            "email", ("email", "email", true), &values.email, errors))
+        (contact_field("contact.phone", "Telefon (freiwillig, für Rückfragen)", "tel",
+            ("phone", "tel", false), values.phone.as_deref().unwrap_or(""), errors))
+    }
 }
 
 fn contact_form(
-    state: &AppState,
-    tenant: &str,
+    tenant: &Tenant,
     services: &[String],
     start: &str,
     values: &ContactInput,
     errors: &[FieldError],
-) -> String {
-    let when = time::OffsetDateTime::parse(start, &time::format_description::well_known::Rfc3339)
-        .ok()
-        .and_then(|s| citizen::tenant(state, tenant).map(|t| crate::app::mails::when(t, s, s)))
-        .map(|w| w.split(", ").take(2).collect::<Vec<_>>().join(", "))
-        .unwrap_or_default();
-    let general: String = errors
+) -> Markup {
+    let general: Vec<&str> = errors
         .iter()
         .filter(|e| !e.field.starts_with("contact.") && e.field != "privacy_accepted")
-        .map(|e| format!("<p>{}</p>", esc(&e.message)))
+        .map(|e| e.message.as_str())
         .collect();
-    let general = if general.is_empty() {
-        general
-    } else {
-        format!("<div class=\"error\" role=\"alert\">{general}</div>")
-    };
-    let (epr, dpr) = field_error(errors, "privacy_accepted");
-    format!(
-        "{general}<p>Gewählter Termin: {when}, {time} Uhr</p>\
-         <form method=\"post\" action=\"/buchen\">\
-         <input type=\"hidden\" name=\"tenant\" value=\"{t}\">{hidden}\
-         <input type=\"hidden\" name=\"start\" value=\"{start}\">{fields}\
-         {epr}<p><input type=\"checkbox\" id=\"privacy\" name=\"privacy_accepted\" value=\"true\"{dpr}> \
-         <label for=\"privacy\">Ich habe den Datenschutzhinweis gelesen: Meine Angaben werden nur für \
-         diesen Termin verwendet und nach Ablauf der Aufbewahrungsfrist gelöscht.</label></p>\
-         <p><button type=\"submit\">Verbindlich buchen</button></p></form>",
-        t = esc(tenant),
-        hidden = hidden(services),
-        start = esc(start),
-        time = esc(start.get(11..16).unwrap_or("")),
-        fields = contact_fields(values, errors),
-    )
+    let privacy = field_error(errors, "privacy_accepted");
+    html! {
+        @if !general.is_empty() { (alert(general)) }
+        p { "Gewählter Termin: " (format::moment(tenant, start)) }
+        form method="post" action="/buchen" {
+            input type="hidden" name="tenant" value=(tenant.id.as_str());
+            (hidden("anliegen", services))
+            input type="hidden" name="start" value=(start);
+            (contact_fields(values, errors))
+            @if let Some(message) = privacy {
+                p class="error" id="e-privacy_accepted" { (message) }
+            }
+            p {
+                input type="checkbox" id="privacy" name="privacy_accepted" value="true"
+                    aria-invalid=[privacy.map(|_| "true")]
+                    aria-describedby=[privacy.map(|_| "e-privacy_accepted")];
+                " "
+                label for="privacy" {
+                    "Ich habe den Datenschutzhinweis gelesen: Meine Angaben werden nur für diesen \
+                     Termin verwendet und nach Ablauf der Aufbewahrungsfrist gelöscht."
+                }
+            }
+            p { button type="submit" { "Verbindlich buchen" } }
+        }
+    }
 }
 
 /// Step 3: contact details for the chosen slot.
@@ -269,16 +266,16 @@ pub(crate) async fn contact(
             message: "Bitte wählen Sie einen Termin.".into(),
         }]));
     };
-    if citizen::tenant(&state, &tenant).is_none() {
+    let Some(t) = citizen::tenant(&state, &tenant) else {
         return problem_page(&Error::not_found("Diese Kommune gibt es hier nicht."));
-    }
+    };
     let empty = ContactInput {
         name: String::new(),
         email: String::new(),
         phone: None,
     };
-    let body = contact_form(&state, &tenant, &services, &start, &empty, &[]);
-    page(StatusCode::OK, "Ihre Angaben", &body)
+    let body = contact_form(t, &services, &start, &empty, &[]);
+    page(StatusCode::OK, "Ihre Angaben", body)
 }
 
 /// Books, then shows the citizen's appointment page; invalid input comes back with its
@@ -329,10 +326,12 @@ pub(crate) async fn book(State(state): State<AppState>, body: String) -> Respons
                         .unwrap_or_else(|| problem.title.into()),
                 });
             }
-            let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
-            let body = contact_form(&state, &tenant, &services, &start_raw, &contact, &errors);
-            page(status, "Ihre Angaben", &body)
+            let Some(t) = citizen::tenant(&state, &tenant) else {
+                return problem_page(&e);
+            };
+            let body = contact_form(t, &services, &start_raw, &contact, &errors);
+            e.mark(page(e.status(), "Ihre Angaben", body))
         }
-        Err(problem) => problem_page(&problem),
+        Err(e) => problem_page(&e),
     }
 }

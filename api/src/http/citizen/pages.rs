@@ -5,40 +5,38 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
 use serde::Deserialize;
+use videoamt_core::tenant::{Cents, Tenant};
 
 use super::service::{
     self as citizen, AppointmentStatus, AppointmentView, CancelRequest, RescheduleRequest,
 };
 use crate::http::AppState;
-
-use crate::http::html::{esc, euro, local, page, problem_page};
+use crate::http::error::Error;
+use crate::http::html::{format, page, problem_page};
 
 /// The free starts as radio buttons (`start`), a fieldset per day, and the day after the last
 /// one shown (for "later slots").
-pub(crate) fn slot_choices(slots: &citizen::SlotsView) -> (String, String) {
-    let mut choices = String::new();
-    for day in slots.days.iter().filter(|d| !d.starts.is_empty()) {
-        let date = citizen::parse_date(&day.date).map_or_else(String::new, |d| {
-            format!("{:02}.{:02}.{}", d.day(), u8::from(d.month()), d.year())
-        });
-        choices.push_str(&format!(
-            "<fieldset class=\"slots\"><legend>{date}</legend>"
-        ));
-        for (i, start) in day.starts.iter().enumerate() {
-            let id = format!("s-{}-{i}", day.date);
-            choices.push_str(&format!(
-                "<label for=\"{id}\"><input type=\"radio\" id=\"{id}\" name=\"start\" \
-                 value=\"{v}\" required> {t} Uhr</label>",
-                v = esc(start),
-                t = esc(start.get(11..16).unwrap_or(""))
-            ));
+pub(crate) fn slot_choices(tenant: &Tenant, slots: &citizen::SlotsView) -> (Markup, String) {
+    let days: Vec<_> = slots.days.iter().filter(|d| !d.starts.is_empty()).collect();
+    let choices = html! {
+        @for day in &days {
+            fieldset class="slots" {
+                legend { (format::day(&day.date)) }
+                @for (i, start) in day.starts.iter().enumerate() {
+                    @let id = format!("s-{}-{i}", day.date);
+                    label for=(id) {
+                        input type="radio" id=(id) name="start" value=(start) required;
+                        " " (format::clock(tenant, start)) " Uhr"
+                    }
+                }
+            }
         }
-        choices.push_str("</fieldset>");
-    }
-    if choices.is_empty() {
-        choices = "<p class=\"notice\">In diesen sieben Tagen ist kein Termin frei.</p>".into();
-    }
+        @if days.is_empty() {
+            p class="notice" { "In diesen sieben Tagen ist kein Termin frei." }
+        }
+    };
     let next = slots
         .days
         .last()
@@ -48,13 +46,8 @@ pub(crate) fn slot_choices(slots: &citizen::SlotsView) -> (String, String) {
     (choices, next)
 }
 
-fn overview(v: &AppointmentView) -> String {
-    let services: Vec<String> = v.services.iter().map(|s| esc(&s.name)).collect();
-    let docs: String = v
-        .documents_to_bring
-        .iter()
-        .map(|d| format!("<li>{}</li>", esc(d)))
-        .collect();
+fn overview(tenant: &Tenant, v: &AppointmentView) -> Markup {
+    let services: Vec<&str> = v.services.iter().map(|s| s.name.as_str()).collect();
     let status = match v.status {
         AppointmentStatus::Booked if v.confirmed => "gebucht und bestätigt",
         AppointmentStatus::Booked => "gebucht, noch nicht bestätigt",
@@ -62,44 +55,54 @@ fn overview(v: &AppointmentView) -> String {
         AppointmentStatus::NoShow => "nicht wahrgenommen",
         AppointmentStatus::Completed => "abgeschlossen",
     };
-    format!(
-        "<dl><dt>Status</dt><dd>{status}</dd><dt>Beginn</dt><dd>{start}</dd>\
-         <dt>Ende</dt><dd>{end}</dd><dt>Kommune</dt><dd>{tenant}</dd>\
-         <dt>Bereich</dt><dd>{dept}</dd><dt>Anliegen</dt><dd>{services}</dd>\
-         <dt>Gebühren</dt><dd>{fees}</dd><dt>Name</dt><dd>{name}</dd></dl>\
-         <h2>Bitte halten Sie bereit</h2><ul>{docs}</ul>",
-        start = esc(&local(&v.start)),
-        end = esc(&local(&v.end)),
-        tenant = esc(&v.tenant_name),
-        dept = esc(&v.department_name),
-        services = services.join("; "),
-        fees = euro(v.fee_total_cents),
-        name = esc(&v.contact_name),
-    )
+    html! {
+        dl {
+            dt { "Status" } dd { (status) }
+            dt { "Beginn" } dd { (format::moment(tenant, &v.start)) }
+            dt { "Ende" } dd { (format::moment(tenant, &v.end)) }
+            dt { "Kommune" } dd { (v.tenant_name) }
+            dt { "Bereich" } dd { (v.department_name) }
+            dt { "Anliegen" } dd { (services.join("; ")) }
+            dt { "Gebühren" } dd { (Cents(v.fee_total_cents)) }
+            dt { "Name" } dd { (v.contact_name) }
+        }
+        h2 { "Bitte halten Sie bereit" }
+        ul { @for d in &v.documents_to_bring { li { (d) } } }
+    }
 }
 
-fn requirements(v: &AppointmentView) -> String {
-    format!(
-        "<h2>Technische Voraussetzungen</h2><ul>\
-         <li>Computer, Tablet oder Smartphone mit Kamera und Mikrofon</li>\
-         <li>aktueller Browser (Chrome, Edge, Firefox oder Safari); nichts zu installieren</li>\
-         <li>Internetverbindung mit mindestens {} Mbit/s im Upload</li>\
-         <li>Ihr Ausweisdokument für die Identitätsprüfung vor der Kamera</li></ul>\
-         <h2>Hilfe</h2><p>Hotline: <a href=\"tel:{tel}\">{phone}</a>, {hours}</p>",
-        v.min_upload_mbit,
-        tel = esc(&v.support.phone.replace(' ', "")),
-        phone = esc(&v.support.phone),
-        hours = esc(&v.support.hours),
-    )
+fn requirements(v: &AppointmentView) -> Markup {
+    html! {
+        h2 { "Technische Voraussetzungen" }
+        ul {
+            li { "Computer, Tablet oder Smartphone mit Kamera und Mikrofon" }
+            li { "aktueller Browser (Chrome, Edge, Firefox oder Safari); nichts zu installieren" }
+            li { "Internetverbindung mit mindestens " (v.min_upload_mbit) " Mbit/s im Upload" }
+            li { "Ihr Ausweisdokument für die Identitätsprüfung vor der Kamera" }
+        }
+        h2 { "Hilfe" }
+        p {
+            "Hotline: "
+            a href={ "tel:" (v.support.phone.replace(' ', "")) } { (v.support.phone) }
+            ", " (v.support.hours)
+        }
+    }
 }
 
-async fn found_view(state: &AppState, token: &str) -> Result<AppointmentView, Response> {
+/// The appointment behind `token` and its municipality, or the refusal page.
+async fn found_view<'a>(
+    state: &'a AppState,
+    token: &str,
+) -> Result<(AppointmentView, &'a Tenant), Response> {
     let found = citizen::by_token(state, token)
         .await
         .map_err(|p| problem_page(&p))?;
-    citizen::view(state, &found)
+    let view = citizen::view(state, &found)
         .await
-        .map_err(|p| problem_page(&p))
+        .map_err(|p| problem_page(&p))?;
+    let tenant =
+        citizen::tenant(state, &view.tenant).ok_or_else(|| problem_page(&Error::InvalidLink))?;
+    Ok((view, tenant))
 }
 
 /// The citizen's page behind the mail link: the appointment, how to join and what is needed.
@@ -108,41 +111,44 @@ pub(crate) async fn appointment(
     Path(token): Path<String>,
     Query(q): Query<AppointmentQuery>,
 ) -> Response {
-    let v = match found_view(&state, &token).await {
-        Ok(v) => v,
+    let (v, tenant) = match found_view(&state, &token).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
-    let base = format!("/termin/{}", esc(&token));
-    let mut body = String::new();
-    if q.gebucht.is_some() {
-        body.push_str(
-            "<div class=\"notice\" role=\"status\"><p><strong>Ihr Termin ist gebucht.</strong> \
-             Wir haben Ihnen eine Bestätigung mit dem Link zu dieser Seite geschickt. Bitte \
-             bewahren Sie die E-Mail auf; der Link ist Ihr Zugang.</p></div>",
-        );
-    }
-    body.push_str(&overview(&v));
-    if v.status == AppointmentStatus::Booked {
-        if !v.confirmed {
-            body.push_str(&format!(
-                "<form method=\"post\" action=\"{base}/bestaetigen\">\
-                 <p class=\"notice\">Bitte bestätigen Sie Ihren Termin.</p>\
-                 <button type=\"submit\">Termin bestätigen</button></form>"
-            ));
+    let base = format!("/termin/{token}");
+    let body = html! {
+        @if q.gebucht.is_some() {
+            div class="notice" role="status" {
+                p {
+                    strong { "Ihr Termin ist gebucht." }
+                    " Wir haben Ihnen eine Bestätigung mit dem Link zu dieser Seite geschickt. \
+                     Bitte bewahren Sie die E-Mail auf; der Link ist Ihr Zugang."
+                }
+            }
         }
-        body.push_str(&format!(
-            "<h2>Zum Termin beitreten</h2><p class=\"notice\">Die Videoberatung öffnet \
-             auf dieser Seite. Sie warten zunächst im virtuellen Warteraum, bis die \
-             Sachbearbeitung Sie hereinholt.</p>{privacy}{req}\
-             <h2>Termin ändern</h2><p><a href=\"{base}/verlegen\">Termin verlegen</a></p>\
-             <p><a href=\"{base}/absagen\">Termin absagen</a></p>",
-            req = requirements(&v),
-            privacy = privacy_form(&base, false),
-        ));
-    } else {
-        body.push_str(&requirements(&v));
-    }
-    page(StatusCode::OK, "Ihr Videotermin", &body)
+        (overview(tenant, &v))
+        @if v.status == AppointmentStatus::Booked {
+            @if !v.confirmed {
+                form method="post" action={ (base) "/bestaetigen" } {
+                    p class="notice" { "Bitte bestätigen Sie Ihren Termin." }
+                    button type="submit" { "Termin bestätigen" }
+                }
+            }
+            h2 { "Zum Termin beitreten" }
+            p class="notice" {
+                "Die Videoberatung öffnet auf dieser Seite. Sie warten zunächst im virtuellen \
+                 Warteraum, bis die Sachbearbeitung Sie hereinholt."
+            }
+            (privacy_form(&base, false))
+            (requirements(&v))
+            h2 { "Termin ändern" }
+            p { a href={ (base) "/verlegen" } { "Termin verlegen" } }
+            p { a href={ (base) "/absagen" } { "Termin absagen" } }
+        } @else {
+            (requirements(&v))
+        }
+    };
+    page(StatusCode::OK, "Ihr Videotermin", body)
 }
 
 pub(crate) async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -> Response {
@@ -156,19 +162,19 @@ pub(crate) async fn cancel_form(
     State(state): State<AppState>,
     Path(token): Path<String>,
 ) -> Response {
-    let v = match found_view(&state, &token).await {
-        Ok(v) => v,
+    let (v, tenant) = match found_view(&state, &token).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
-    let body = format!(
-        "{}<form method=\"post\" action=\"/termin/{}/absagen\">\
-         <label for=\"grund\">Grund (freiwillig)</label>\
-         <textarea id=\"grund\" name=\"reason\" rows=\"3\" maxlength=\"500\"></textarea>\
-         <p><button type=\"submit\">Termin verbindlich absagen</button></p></form>",
-        overview(&v),
-        esc(&token)
-    );
-    page(StatusCode::OK, "Termin absagen", &body)
+    let body = html! {
+        (overview(tenant, &v))
+        form method="post" action={ "/termin/" (token) "/absagen" } {
+            label for="grund" { "Grund (freiwillig)" }
+            textarea id="grund" name="reason" rows="3" maxlength="500" {}
+            p { button type="submit" { "Termin verbindlich absagen" } }
+        }
+    };
+    page(StatusCode::OK, "Termin absagen", body)
 }
 
 pub(crate) async fn cancel(
@@ -199,8 +205,8 @@ pub(crate) async fn reschedule_form(
     Path(token): Path<String>,
     Query(q): Query<RescheduleQuery>,
 ) -> Response {
-    let v = match found_view(&state, &token).await {
-        Ok(v) => v,
+    let (v, tenant) = match found_view(&state, &token).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
     let today = state.now().date().to_string();
@@ -223,15 +229,17 @@ pub(crate) async fn reschedule_form(
         Ok(s) => s,
         Err(p) => return problem_page(&p),
     };
-    let (choices, next) = slot_choices(&slots);
-    let body = format!(
-        "{}<h2>Neuen Zeitpunkt wählen</h2><form method=\"post\" action=\"/termin/{t}/verlegen\">\
-         {choices}<p><button type=\"submit\">Termin verlegen</button></p></form>\
-         <p><a href=\"/termin/{t}/verlegen?von={next}\">Spätere Termine anzeigen</a></p>",
-        overview(&v),
-        t = esc(&token),
-    );
-    page(StatusCode::OK, "Termin verlegen", &body)
+    let (choices, next) = slot_choices(tenant, &slots);
+    let body = html! {
+        (overview(tenant, &v))
+        h2 { "Neuen Zeitpunkt wählen" }
+        form method="post" action={ "/termin/" (token) "/verlegen" } {
+            (choices)
+            p { button type="submit" { "Termin verlegen" } }
+        }
+        p { a href={ "/termin/" (token) "/verlegen?von=" (next) } { "Spätere Termine anzeigen" } }
+    };
+    page(StatusCode::OK, "Termin verlegen", body)
 }
 
 pub(crate) async fn reschedule(
@@ -245,28 +253,32 @@ pub(crate) async fn reschedule(
     }
 }
 
-/// The privacy notice and the button into the waiting room.
-fn privacy_form(base: &str, missing: bool) -> String {
-    let error = if missing {
-        "<p class=\"field-error\" id=\"datenschutz-fehler\">Bitte bestätigen Sie den Datenschutzhinweis.</p>"
-    } else {
-        ""
-    };
-    let invalid = if missing {
-        " aria-invalid=\"true\" aria-describedby=\"datenschutz-fehler\""
-    } else {
-        ""
-    };
-    format!(
-        "<form method=\"post\" action=\"{base}/warteraum\"><h3>Datenschutzhinweis</h3>\
-         <p>Für die Videoberatung werden Bild und Ton nur zwischen Ihnen und der Sachbearbeitung \
-         übertragen und nicht aufgezeichnet. Was Sie im Termin angeben, hochladen und \
-         unterschreiben, wird gespeichert und nach Ablauf der Aufbewahrungsfrist gelöscht.</p>\
-         {error}<label for=\"datenschutz\"><input type=\"checkbox\" id=\"datenschutz\" \
-         name=\"privacy_accepted\" value=\"1\" required{invalid}> Ich habe den \
-         Datenschutzhinweis gelesen und bin einverstanden.</label>\
-         <p><button type=\"submit\">Warteraum betreten</button></p></form>"
-    )
+/// The privacy notice and the button into the waiting room; `missing` when it was posted
+/// without the consent.
+fn privacy_form(base: &str, missing: bool) -> Markup {
+    html! {
+        form method="post" action={ (base) "/warteraum" } {
+            h3 { "Datenschutzhinweis" }
+            p {
+                "Für die Videoberatung werden Bild und Ton nur zwischen Ihnen und der \
+                 Sachbearbeitung übertragen und nicht aufgezeichnet. Was Sie im Termin angeben, \
+                 hochladen und unterschreiben, wird gespeichert und nach Ablauf der \
+                 Aufbewahrungsfrist gelöscht."
+            }
+            @if missing {
+                p class="field-error" id="datenschutz-fehler" {
+                    "Bitte bestätigen Sie den Datenschutzhinweis."
+                }
+            }
+            label for="datenschutz" {
+                input type="checkbox" id="datenschutz" name="privacy_accepted" value="1" required
+                    aria-invalid=[missing.then_some("true")]
+                    aria-describedby=[missing.then_some("datenschutz-fehler")];
+                " Ich habe den Datenschutzhinweis gelesen und bin einverstanden."
+            }
+            p { button type="submit" { "Warteraum betreten" } }
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -280,20 +292,15 @@ pub(crate) async fn enter_waiting_room(
     Form(form): Form<WaitingRoomForm>,
 ) -> Response {
     if form.privacy_accepted.is_none() {
-        let v = match found_view(&state, &token).await {
-            Ok(v) => v,
+        let (v, tenant) = match found_view(&state, &token).await {
+            Ok(found) => found,
             Err(r) => return r,
         };
-        let body = format!(
-            "{}{}",
-            overview(&v),
-            privacy_form(&format!("/termin/{}", esc(&token)), true)
-        );
-        return page(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Datenschutzhinweis",
-            &body,
-        );
+        let body = html! {
+            (overview(tenant, &v))
+            (privacy_form(&format!("/termin/{token}"), true))
+        };
+        return page(StatusCode::UNPROCESSABLE_ENTITY, "Datenschutzhinweis", body);
     }
     match citizen::enter_waiting_room(&state, &token).await {
         Ok(_) => Redirect::to(&format!("/termin/{token}/warteraum")).into_response(),
@@ -303,16 +310,20 @@ pub(crate) async fn enter_waiting_room(
 
 /// The citizen's waiting room: the video call itself opens here in a later step.
 pub(crate) async fn waiting(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let v = match found_view(&state, &token).await {
-        Ok(v) => v,
+    let (v, tenant) = match found_view(&state, &token).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
-    let body = format!(
-        "<div class=\"notice\" role=\"status\"><p><strong>Sie sind im Warteraum.</strong> Die \
-         Sachbearbeitung sieht, dass Sie warten, und holt Sie zum Termin herein. Bitte halten \
-         Sie Ihr Ausweisdokument bereit.</p></div>{}{}",
-        overview(&v),
-        requirements(&v)
-    );
-    page(StatusCode::OK, "Warteraum", &body)
+    let body = html! {
+        div class="notice" role="status" {
+            p {
+                strong { "Sie sind im Warteraum." }
+                " Die Sachbearbeitung sieht, dass Sie warten, und holt Sie zum Termin herein. \
+                 Bitte halten Sie Ihr Ausweisdokument bereit."
+            }
+        }
+        (overview(tenant, &v))
+        (requirements(&v))
+    };
+    page(StatusCode::OK, "Warteraum", body)
 }

@@ -86,11 +86,14 @@ fn nav(staff: &Staff) -> String {
 }
 
 fn staff_page(staff: &Staff, title: &str, scripts: &[&str], body: &str) -> Response {
-    let scripts: String = scripts
-        .iter()
-        .map(|s| format!("<script type=\"module\" src=\"/static/{s}\"></script>"))
-        .collect();
-    shell(StatusCode::OK, title, &nav(staff), &scripts, body)
+    // Hand-built until the staff pages' port (next commit).
+    shell(
+        StatusCode::OK,
+        title,
+        Some(maud::PreEscaped(nav(staff))),
+        scripts,
+        maud::PreEscaped(body.to_owned()),
+    )
 }
 
 /// The staff member of this request with one of `roles`: otherwise the login page (no
@@ -212,7 +215,13 @@ fn login_form(
          Link in der Terminbestätigung.</p>",
         login = esc(login),
     );
-    shell(status, "Anmeldung für Mitarbeitende", "", "", &body)
+    shell(
+        status,
+        "Anmeldung für Mitarbeitende",
+        None,
+        &[],
+        maud::PreEscaped(body),
+    )
 }
 
 pub(crate) async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -606,7 +615,7 @@ async fn invitation_form(
         };
         match citizen::free_slots(state, &query).await {
             Ok(slots) => {
-                let (choices, _) = slot_choices(&slots);
+                let choices = slot_choices(tenant, &slots).0.into_string();
                 let hidden: String = chosen
                     .iter()
                     .map(|s| {
@@ -627,7 +636,8 @@ async fn invitation_form(
                             phone: Some(value(form, "phone")),
                         },
                         errors
-                    ),
+                    )
+                    .into_string(),
                 ));
             }
             Err(e) => {
