@@ -167,7 +167,7 @@ pub(crate) async fn slots(
     page(StatusCode::OK, "Termin wählen", body)
 }
 
-fn urlencode(text: &str) -> String {
+pub(crate) fn urlencode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 

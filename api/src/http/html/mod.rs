@@ -94,27 +94,3 @@ pub(crate) async fn stylesheet() -> Response {
     )
         .into_response()
 }
-
-// The staff pages still build their markup by hand until their port (next commit); these
-// are theirs alone.
-
-/// Escapes text for HTML content and attribute values.
-pub(crate) fn esc(text: &str) -> String {
-    maud::html! { (text) }.into_string().replace('\'', "&#39;")
-}
-
-pub(crate) fn local(rfc: &str) -> String {
-    // "2026-11-24T09:00:00+01:00" -> "24.11.2026, 09:00 Uhr"
-    let (date, rest) = rfc.split_once('T').unwrap_or((rfc, ""));
-    let mut parts = date.split('-');
-    let (y, m, d) = (
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or(""),
-    );
-    format!("{d}.{m}.{y}, {} Uhr", rest.get(..5).unwrap_or(""))
-}
-
-pub(crate) fn euro(cents: u64) -> String {
-    videoamt_core::tenant::Cents(cents).to_string()
-}

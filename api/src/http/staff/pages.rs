@@ -16,17 +16,19 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
 use serde::Deserialize;
 use videoamt_core::domain::account::StaffRole;
+use videoamt_core::tenant::{BookingChannel, Cents, Tenant};
 
 use super::desk::{self, AuditQuery, ReportQuery, ScheduleQuery, StatisticsQuery};
 use super::session::{self as staff, Staff};
 use crate::http::AppState;
-use crate::http::citizen::booking::{all, pairs};
+use crate::http::citizen::booking::{all, pairs, urlencode};
 use crate::http::citizen::pages::slot_choices;
 use crate::http::citizen::service::{self as citizen, ContactInput};
 use crate::http::error::Error;
-use crate::http::html::{esc, euro, local, problem_page, shell};
+use crate::http::html::{alert, charts, format, problem_alert, problem_page, shell};
 
 /// A staff page, or the page that answers instead (the login, a refusal): both are pages.
 type Page = Result<Response, Response>;
@@ -60,7 +62,7 @@ fn home(role: StaffRole) -> &'static str {
     }
 }
 
-fn nav(staff: &Staff) -> String {
+fn nav(staff: &Staff) -> Markup {
     let mut links: Vec<(&str, &str)> = match staff.role {
         StaffRole::Clerk => vec![
             ("/sachbearbeitung", "Heute"),
@@ -72,28 +74,20 @@ fn nav(staff: &Staff) -> String {
         StaffRole::Admin => vec![],
     };
     links.push(("/statistik", "Statistik"));
-    let items: String = links
-        .iter()
-        .map(|(href, label)| format!("<li><a href=\"{href}\">{label}</a></li>"))
-        .collect();
-    format!(
-        "<nav aria-label=\"Hauptnavigation\"><ul>{items}</ul>\
-         <form method=\"post\" action=\"/abmelden\"><span>{login} ({role})</span> \
-         <button type=\"submit\" class=\"secondary\">Abmelden</button></form></nav>",
-        login = esc(staff.login.as_str()),
-        role = staff.role.label(),
-    )
+    html! {
+        nav aria-label="Hauptnavigation" {
+            ul { @for (href, label) in &links { li { a href=(href) { (label) } } } }
+            form method="post" action="/abmelden" {
+                span { (staff.login.as_str()) " (" (staff.role.label()) ")" }
+                " "
+                button type="submit" class="secondary" { "Abmelden" }
+            }
+        }
+    }
 }
 
-fn staff_page(staff: &Staff, title: &str, scripts: &[&str], body: &str) -> Response {
-    // Hand-built until the staff pages' port (next commit).
-    shell(
-        StatusCode::OK,
-        title,
-        Some(maud::PreEscaped(nav(staff))),
-        scripts,
-        maud::PreEscaped(body.to_owned()),
-    )
+fn staff_page(staff: &Staff, title: &str, scripts: &[&str], body: Markup) -> Response {
+    shell(StatusCode::OK, title, Some(nav(staff)), scripts, body)
 }
 
 /// The staff member of this request with one of `roles`: otherwise the login page (no
@@ -120,32 +114,21 @@ fn require_with_id(
     }
 }
 
-/// A message in an alert box; `html` is already escaped.
-fn alert(html: &str) -> String {
-    format!("<div class=\"error\" role=\"alert\">{html}</div>")
-}
-
 /// `<option>`s for (value, label) pairs, the one equal to `chosen` selected.
-fn options(choices: impl IntoIterator<Item = (String, String)>, chosen: &str) -> String {
-    choices
-        .into_iter()
-        .map(|(value, label)| {
-            let selected = if value == chosen { " selected" } else { "" };
-            format!(
-                "<option value=\"{}\"{selected}>{}</option>",
-                esc(&value),
-                esc(&label)
-            )
-        })
-        .collect()
+fn options(choices: impl IntoIterator<Item = (String, String)>, chosen: &str) -> Markup {
+    html! {
+        @for (value, label) in choices {
+            option value=(value) selected[value == chosen] { (label) }
+        }
+    }
 }
 
 /// "All departments" and the departments of the municipality that `keep` lets through.
 fn department_options(
-    tenant: &videoamt_core::tenant::Tenant,
+    tenant: &Tenant,
     keep: impl Fn(&videoamt_core::tenant::DepartmentId) -> bool,
     chosen: &str,
-) -> String {
+) -> Markup {
     options(
         std::iter::once((String::new(), "alle Bereiche".to_owned())).chain(
             tenant
@@ -160,22 +143,8 @@ fn department_options(
 
 fn refusal(staff: &Staff, error: &Error) -> Response {
     let problem = error.problem();
-    let mut response = staff_page(
-        staff,
-        problem.title,
-        &[],
-        &alert(&format!(
-            "<p>{}</p>{}",
-            esc(problem.detail.as_deref().unwrap_or(problem.title)),
-            problem
-                .errors
-                .iter()
-                .map(|e| format!("<p>{}</p>", esc(&e.message)))
-                .collect::<String>()
-        )),
-    );
-    *response.status_mut() =
-        StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = staff_page(staff, problem.title, &[], problem_alert(&problem));
+    *response.status_mut() = error.status();
     error.mark(response)
 }
 
@@ -202,26 +171,24 @@ fn login_form(
             .map(|t| (t.id.to_string(), t.name.clone())),
         tenant,
     );
-    let error = message.map_or_else(String::new, |m| alert(&format!("<p>{}</p>", esc(m))));
-    let body = format!(
-        "{error}<form method=\"post\" action=\"/anmelden\">\
-         <label for=\"tenant\">Kommune</label><select id=\"tenant\" name=\"tenant\">{options}</select>\
-         <label for=\"login\">Anmeldename</label>\
-         <input type=\"text\" id=\"login\" name=\"login\" value=\"{login}\" autocomplete=\"username\" required>\
-         <label for=\"password\">Passwort</label>\
-         <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
-         <p><button type=\"submit\">Anmelden</button></p></form>\
-         <p>Für Mitarbeitende der Kommune. Bürgerinnen und Bürger öffnen ihren Termin über den \
-         Link in der Terminbestätigung.</p>",
-        login = esc(login),
-    );
-    shell(
-        status,
-        "Anmeldung für Mitarbeitende",
-        None,
-        &[],
-        maud::PreEscaped(body),
-    )
+    let body = html! {
+        @if let Some(m) = message { (alert([m])) }
+        form method="post" action="/anmelden" {
+            label for="tenant" { "Kommune" }
+            select id="tenant" name="tenant" { (options) }
+            label for="login" { "Anmeldename" }
+            input type="text" id="login" name="login" value=(login) autocomplete="username" required;
+            label for="password" { "Passwort" }
+            input type="password" id="password" name="password" autocomplete="current-password"
+                required;
+            p { button type="submit" { "Anmelden" } }
+        }
+        p {
+            "Für Mitarbeitende der Kommune. Bürgerinnen und Bürger öffnen ihren Termin über den \
+             Link in der Terminbestätigung."
+        }
+    };
+    shell(status, "Anmeldung für Mitarbeitende", None, &[], body)
 }
 
 pub(crate) async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -280,111 +247,88 @@ fn or_dash(text: &str) -> &str {
     if text.is_empty() { "–" } else { text }
 }
 
-/// An RFC 3339 instant as the municipality's local date and time, "–" when there is none.
-fn when(tenant: &videoamt_core::tenant::Tenant, rfc: &str) -> String {
-    if rfc.is_empty() {
-        return "–".to_owned();
-    }
-    local(&desk::local_time(tenant, rfc))
-}
-
-/// "2026-11-30" -> "Montag, 30.11.2026".
-fn day_heading(date: &str) -> String {
-    let Some(d) = citizen::parse_date(date) else {
-        return date.to_owned();
-    };
-    let weekday = match d.weekday() {
-        time::Weekday::Monday => "Montag",
-        time::Weekday::Tuesday => "Dienstag",
-        time::Weekday::Wednesday => "Mittwoch",
-        time::Weekday::Thursday => "Donnerstag",
-        time::Weekday::Friday => "Freitag",
-        time::Weekday::Saturday => "Samstag",
-        time::Weekday::Sunday => "Sonntag",
-    };
-    format!(
-        "{weekday}, {:02}.{:02}.{}",
-        d.day(),
-        u8::from(d.month()),
-        d.year()
-    )
-}
-
-fn time_of(rfc: &str) -> &str {
-    rfc.get(11..16).unwrap_or("")
-}
-
-fn plan_html(view: &desk::ScheduleView) -> String {
-    let mut out = String::new();
-    for day in &view.days {
-        out.push_str(&format!("<h3>{}</h3>", esc(&day_heading(&day.date))));
-        if day.appointments.is_empty() {
-            out.push_str("<p>Keine Termine.</p>");
-            continue;
+fn plan_html(tenant: &Tenant, view: &desk::ScheduleView) -> Markup {
+    html! {
+        @for day in &view.days {
+            h3 { (format::day(&day.date)) }
+            @if day.appointments.is_empty() {
+                p { "Keine Termine." }
+            } @else {
+                table {
+                    thead {
+                        tr {
+                            th scope="col" { "Zeit" }
+                            th scope="col" { "Bereich" }
+                            th scope="col" { "Anliegen" }
+                            th scope="col" { "Weg" }
+                            th scope="col" { "Status" }
+                        }
+                    }
+                    tbody {
+                        @for e in &day.appointments {
+                            tr {
+                                td {
+                                    a href={ "/sachbearbeitung/termin/" (e.appointment) } {
+                                        (format::clock(tenant, &e.start)) "–"
+                                        (format::clock(tenant, &e.end))
+                                    }
+                                }
+                                td { (e.department_name) }
+                                td { (e.services.join("; ")) }
+                                td {
+                                    @match e.channel {
+                                        BookingChannel::Online => "online gebucht",
+                                        BookingChannel::ClerkInvitation => "Einladung",
+                                    }
+                                }
+                                td { (e.status_label) }
+                            }
+                        }
+                    }
+                }
+            }
         }
-        out.push_str(
-            "<table><thead><tr><th scope=\"col\">Zeit</th><th scope=\"col\">Bereich</th>\
-             <th scope=\"col\">Anliegen</th><th scope=\"col\">Weg</th><th scope=\"col\">Status</th>\
-             </tr></thead><tbody>",
-        );
-        for e in &day.appointments {
-            out.push_str(&format!(
-                "<tr><td><a href=\"/sachbearbeitung/termin/{id}\">{from}–{to}</a></td><td>{dept}</td>\
-                 <td>{services}</td><td>{channel}</td><td>{status}</td></tr>",
-                id = e.appointment,
-                from = esc(time_of(&e.start)),
-                to = esc(time_of(&e.end)),
-                dept = esc(&e.department_name),
-                services = esc(&e.services.join("; ")),
-                channel = match e.channel {
-                    videoamt_core::tenant::BookingChannel::Online => "online gebucht",
-                    videoamt_core::tenant::BookingChannel::ClerkInvitation => "Einladung",
-                },
-                status = esc(&e.status_label),
-            ));
+    }
+}
+
+fn waiting_html(tenant: &Tenant, waiting: &[desk::WaitingView]) -> Markup {
+    html! {
+        @if waiting.is_empty() {
+            p { "Niemand wartet." }
+        } @else {
+            ul {
+                @for w in waiting {
+                    li {
+                        a href={ "/sachbearbeitung/termin/" (w.appointment) } {
+                            "Termin im Bereich " (w.department_name)
+                        }
+                        ", wartet seit " (format::clock(tenant, &w.waiting_since)) " Uhr"
+                        @if w.privacy_notice_accepted {
+                            ", Datenschutzhinweis bestätigt"
+                        } @else {
+                            ", Datenschutzhinweis noch offen"
+                        }
+                        @if w.connection_lost { ", Verbindung unterbrochen" }
+                    }
+                }
+            }
         }
-        out.push_str("</tbody></table>");
     }
-    out
 }
 
-fn waiting_html(waiting: &[desk::WaitingView]) -> String {
-    if waiting.is_empty() {
-        return "<p>Niemand wartet.</p>".into();
-    }
-    let items: String = waiting
-        .iter()
-        .map(|w| {
-            format!(
-                "<li><a href=\"/sachbearbeitung/termin/{id}\">Termin im Bereich {dept}</a>, \
-                 wartet seit {since} Uhr{privacy}{lost}</li>",
-                id = esc(&w.appointment),
-                dept = esc(&w.department_name),
-                since = esc(time_of(&w.waiting_since)),
-                privacy = if w.privacy_notice_accepted {
-                    ", Datenschutzhinweis bestätigt"
-                } else {
-                    ", Datenschutzhinweis noch offen"
-                },
-                lost = if w.connection_lost {
-                    ", Verbindung unterbrochen"
-                } else {
-                    ""
-                },
-            )
-        })
-        .collect();
-    format!("<ul>{items}</ul>")
-}
-
+/// The plan and the waiting room, as the page shows them and the live stream sends them.
 async fn fragments(
     state: &AppState,
     staff: &Staff,
     q: &DayQuery,
 ) -> Result<(String, String), Error> {
+    let tenant = staff.tenant(state)?;
     let plan = desk::schedule(state, staff, &schedule_query(q)).await?;
     let waiting = desk::waiting_room(state, staff).await?;
-    Ok((plan_html(&plan), waiting_html(&waiting)))
+    Ok((
+        plan_html(tenant, &plan).into_string(),
+        waiting_html(tenant, &waiting).into_string(),
+    ))
 }
 
 pub(crate) async fn clerk_day(
@@ -401,13 +345,19 @@ pub(crate) async fn clerk_day(
     } else {
         ("Terminplan heute", "")
     };
-    let body = format!(
-        "<section aria-labelledby=\"wr\"><h2 id=\"wr\">Warteraum</h2>\
-         <div id=\"warteraum\" aria-live=\"polite\">{waiting}</div></section>\
-         <section aria-labelledby=\"tp\" data-live=\"/sachbearbeitung/live{query}\">\
-         <h2 id=\"tp\">{title}</h2><div id=\"plan\" aria-live=\"polite\">{plan}</div></section>"
-    );
-    Ok(staff_page(&staff, "Sachbearbeitung", &["live.js"], &body))
+    // The fragments are the output of `plan_html` and `waiting_html` (maud, escaped), kept as
+    // strings because the live stream compares and sends them.
+    let body = html! {
+        section aria-labelledby="wr" {
+            h2 id="wr" { "Warteraum" }
+            div id="warteraum" aria-live="polite" { (maud::PreEscaped(waiting)) }
+        }
+        section aria-labelledby="tp" data-live={ "/sachbearbeitung/live" (query) } {
+            h2 id="tp" { (title) }
+            div id="plan" aria-live="polite" { (maud::PreEscaped(plan)) }
+        }
+    };
+    Ok(staff_page(&staff, "Sachbearbeitung", &["live.js"], body))
 }
 
 /// Server-Sent Events for the clerk's page: the waiting room and the plan, each sent again
@@ -483,51 +433,51 @@ pub(crate) async fn clerk_detail(
         &id,
         "Diesen Termin gibt es nicht.",
     )?;
+    let tenant = staff.tenant(&state).map_err(|p| refusal(&staff, &p))?;
     let d = desk::detail(&state, &staff, id)
         .await
         .map_err(|p| refusal(&staff, &p))?;
-    let mut body = String::new();
-    if q.abgesagt.is_some() {
-        body.push_str("<div class=\"notice\" role=\"status\"><p>Der Termin ist abgesagt; die Bürgerin oder der Bürger erhält eine E-Mail.</p></div>");
-    }
-    if q.eingeladen.is_some() {
-        body.push_str("<div class=\"notice\" role=\"status\"><p>Die Einladung ist gebucht; die Bürgerin oder der Bürger erhält die Terminbestätigung per E-Mail.</p></div>");
-    }
-    let docs: String = d
-        .documents_to_bring
-        .iter()
-        .map(|doc| format!("<li>{}</li>", esc(doc)))
-        .collect();
-    body.push_str(&format!(
-        "<dl><dt>Name</dt><dd>{name}</dd><dt>Beginn</dt><dd>{start}</dd><dt>Ende</dt><dd>{end}</dd>\
-         <dt>Bereich</dt><dd>{dept}</dd><dt>Anliegen</dt><dd>{services}</dd>\
-         <dt>Gebühren</dt><dd>{fees}</dd><dt>Status</dt><dd>{status}{confirmed}</dd>\
-         <dt>Datenschutzhinweis</dt><dd>{privacy}</dd><dt>Identität</dt><dd>{identity}</dd></dl>\
-         <h2>Mitzubringen</h2><ul>{docs}</ul>",
-        name = esc(&d.contact_name),
-        start = esc(&local(&d.start)),
-        end = esc(&local(&d.end)),
-        dept = esc(&d.department_name),
-        services = esc(&d.services.join("; ")),
-        fees = euro(d.fee_total_cents),
-        status = esc(&d.status_label),
-        confirmed = if d.confirmed { ", bestätigt" } else { "" },
-        privacy = if d.privacy_notice_accepted {
-            "bestätigt"
-        } else {
-            "offen"
-        },
-        identity = esc(d.identity.as_deref().unwrap_or("nicht geprüft")),
-    ));
-    if d.status_label == "gebucht" {
-        body.push_str(&format!(
-            "<h2>Termin absagen</h2><form method=\"post\" action=\"/sachbearbeitung/termin/{id}/absagen\">\
-             <label for=\"grund\">Grund der Absage (Pflichtfeld, wird der Bürgerin oder dem Bürger nicht angezeigt)</label>\
-             <textarea id=\"grund\" name=\"reason\" rows=\"3\" maxlength=\"500\" required></textarea>\
-             <p><button type=\"submit\">Termin absagen</button></p></form>"
-        ));
-    }
-    Ok(staff_page(&staff, "Termin", &[], &body))
+    let body = html! {
+        @if q.abgesagt.is_some() {
+            div class="notice" role="status" {
+                p { "Der Termin ist abgesagt; die Bürgerin oder der Bürger erhält eine E-Mail." }
+            }
+        }
+        @if q.eingeladen.is_some() {
+            div class="notice" role="status" {
+                p {
+                    "Die Einladung ist gebucht; die Bürgerin oder der Bürger erhält die \
+                     Terminbestätigung per E-Mail."
+                }
+            }
+        }
+        dl {
+            dt { "Name" } dd { (d.contact_name) }
+            dt { "Beginn" } dd { (format::moment(tenant, &d.start)) }
+            dt { "Ende" } dd { (format::moment(tenant, &d.end)) }
+            dt { "Bereich" } dd { (d.department_name) }
+            dt { "Anliegen" } dd { (d.services.join("; ")) }
+            dt { "Gebühren" } dd { (Cents(d.fee_total_cents)) }
+            dt { "Status" } dd { (d.status_label) @if d.confirmed { ", bestätigt" } }
+            dt { "Datenschutzhinweis" }
+            dd { @if d.privacy_notice_accepted { "bestätigt" } @else { "offen" } }
+            dt { "Identität" } dd { (d.identity.as_deref().unwrap_or("nicht geprüft")) }
+        }
+        h2 { "Mitzubringen" }
+        ul { @for doc in &d.documents_to_bring { li { (doc) } } }
+        @if d.status_label == "gebucht" {
+            h2 { "Termin absagen" }
+            form method="post" action={ "/sachbearbeitung/termin/" (id) "/absagen" } {
+                label for="grund" {
+                    "Grund der Absage (Pflichtfeld, wird der Bürgerin oder dem Bürger nicht \
+                     angezeigt)"
+                }
+                textarea id="grund" name="reason" rows="3" maxlength="500" required {}
+                p { button type="submit" { "Termin absagen" } }
+            }
+        }
+    };
+    Ok(staff_page(&staff, "Termin", &[], body))
 }
 
 pub(crate) async fn clerk_cancel(
@@ -571,85 +521,72 @@ async fn invitation_form(
         Err(p) => return refusal(staff, &p),
     };
     let chosen = all(form, "services");
-    let mut body = String::new();
-    if let Some(m) = message {
-        body.push_str(&alert(&format!("<p>{}</p>", esc(m))));
-    }
-    let mut boxes = String::new();
-    for (i, s) in tenant
+    let services: Vec<_> = tenant
         .services
         .values()
         .filter(|s| staff.may_work_on(&s.department) && s.online)
-        .enumerate()
-    {
-        let checked = if chosen.iter().any(|c| c == s.id.as_str()) {
-            " checked"
-        } else {
-            ""
-        };
-        boxes.push_str(&format!(
-            "<label for=\"a{i}\"><input type=\"checkbox\" id=\"a{i}\" name=\"services\" value=\"{id}\"{checked}> {name} ({dur} Min., {fee})</label>",
-            id = esc(s.id.as_str()),
-            name = esc(&s.name),
-            dur = s.duration_minutes,
-            fee = euro(s.fee.0),
-        ));
-    }
+        .collect();
     let from = value(form, "von");
     let from = if citizen::parse_date(&from).is_some() {
         from
     } else {
         desk::today(state, tenant).to_string()
     };
-    body.push_str(&format!(
-        "<form method=\"get\" action=\"/sachbearbeitung/einladen\"><fieldset><legend>Anliegen</legend>{boxes}</fieldset>\
-         <label for=\"von\">Ab Datum</label><input type=\"date\" id=\"von\" name=\"von\" value=\"{from}\">\
-         <p><button type=\"submit\" class=\"secondary\">Freie Zeiten anzeigen</button></p></form>"
-    ));
-    if !chosen.is_empty() {
+    let slots = if chosen.is_empty() {
+        None
+    } else {
         let query = citizen::SlotQuery {
             tenant: tenant.id.to_string(),
             services: chosen.join(","),
             from: from.clone(),
             days: Some(7),
         };
-        match citizen::free_slots(state, &query).await {
-            Ok(slots) => {
-                let choices = slot_choices(tenant, &slots).0.into_string();
-                let hidden: String = chosen
-                    .iter()
-                    .map(|s| {
-                        format!(
-                            "<input type=\"hidden\" name=\"services\" value=\"{}\">",
-                            esc(s)
-                        )
-                    })
-                    .collect();
-                body.push_str(&format!(
-                    "<form method=\"post\" action=\"/sachbearbeitung/einladen\">{hidden}\
-                     <h2>Zeitpunkt</h2>{choices}<h2>Kontakt der Bürgerin oder des Bürgers</h2>{fields}\
-                     <p><button type=\"submit\">Einladung buchen und E-Mail senden</button></p></form>",
-                    fields = crate::http::citizen::booking::contact_fields(
+        Some(citizen::free_slots(state, &query).await)
+    };
+    let body = html! {
+        @if let Some(m) = message { (alert([m])) }
+        form method="get" action="/sachbearbeitung/einladen" {
+            fieldset {
+                legend { "Anliegen" }
+                @for (i, s) in services.iter().enumerate() {
+                    @let id = format!("a{i}");
+                    label for=(id) {
+                        input type="checkbox" id=(id) name="services" value=(s.id.as_str())
+                            checked[chosen.iter().any(|c| c == s.id.as_str())];
+                        " " (s.name) " (" (s.duration_minutes) " Min., " (s.fee) ")"
+                    }
+                }
+            }
+            label for="von" { "Ab Datum" }
+            input type="date" id="von" name="von" value=(from);
+            p { button type="submit" class="secondary" { "Freie Zeiten anzeigen" } }
+        }
+        @match &slots {
+            Some(Ok(slots)) => {
+                form method="post" action="/sachbearbeitung/einladen" {
+                    @for s in &chosen { input type="hidden" name="services" value=(s); }
+                    h2 { "Zeitpunkt" }
+                    (slot_choices(tenant, slots).0)
+                    h2 { "Kontakt der Bürgerin oder des Bürgers" }
+                    (crate::http::citizen::booking::contact_fields(
                         &ContactInput {
                             name: value(form, "name"),
                             email: value(form, "email"),
                             phone: Some(value(form, "phone")),
                         },
                         errors
-                    )
-                    .into_string(),
-                ));
+                    ))
+                    p { button type="submit" { "Einladung buchen und E-Mail senden" } }
+                }
             }
-            Err(e) => {
-                let p = e.problem();
-                body.push_str(&alert(&format!(
-                    "<p>{}</p>",
-                    esc(p.detail.as_deref().unwrap_or(p.title))
-                )));
+            Some(Err(e)) => {
+                @let p = e.problem();
+                (alert([p.detail.as_deref().unwrap_or(p.title)]))
             }
+            None => {}
         }
-    }
-    let mut response = staff_page(staff, "Bürgerin oder Bürger einladen", &[], &body);
+    };
+    let mut response = staff_page(staff, "Bürgerin oder Bürger einladen", &[], body);
     if !errors.is_empty() || message.is_some() {
         *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
     }
@@ -722,27 +659,37 @@ pub(crate) struct SearchForm {
     bereich: Option<String>,
 }
 
-fn entries_table(hits: &[desk::EntryView], link: &str) -> String {
-    if hits.is_empty() {
-        return "<p>Keine Termine gefunden.</p>".into();
+fn entries_table(tenant: &Tenant, hits: &[desk::EntryView], link: &str) -> Markup {
+    html! {
+        @if hits.is_empty() {
+            p { "Keine Termine gefunden." }
+        } @else {
+            table {
+                thead {
+                    tr {
+                        th scope="col" { "Beginn" }
+                        th scope="col" { "Bereich" }
+                        th scope="col" { "Anliegen" }
+                        th scope="col" { "Status" }
+                    }
+                }
+                tbody {
+                    @for e in hits {
+                        tr {
+                            td {
+                                a href={ (link) "/" (e.appointment) } {
+                                    (format::moment(tenant, &e.start))
+                                }
+                            }
+                            td { (e.department_name) }
+                            td { (e.services.join("; ")) }
+                            td { (e.status_label) }
+                        }
+                    }
+                }
+            }
+        }
     }
-    let rows: String = hits
-        .iter()
-        .map(|e| {
-            format!(
-                "<tr><td><a href=\"{link}/{id}\">{start}</a></td><td>{dept}</td><td>{services}</td><td>{status}</td></tr>",
-                id = e.appointment,
-                start = esc(&local(&e.start)),
-                dept = esc(&e.department_name),
-                services = esc(&e.services.join("; ")),
-                status = esc(&e.status_label),
-            )
-        })
-        .collect();
-    format!(
-        "<table><thead><tr><th scope=\"col\">Beginn</th><th scope=\"col\">Bereich</th>\
-         <th scope=\"col\">Anliegen</th><th scope=\"col\">Status</th></tr></thead><tbody>{rows}</tbody></table>"
-    )
 }
 
 pub(crate) async fn audit_search(
@@ -758,16 +705,10 @@ pub(crate) async fn audit_search(
         department: q.bereich.clone(),
     };
     let results = match desk::audit_search(&state, &staff, &query).await {
-        Ok(hits) => entries_table(&hits, "/pruefung/termin"),
+        Ok(hits) => entries_table(tenant, &hits, "/pruefung/termin"),
         Err(e) => {
             let p = e.problem();
-            alert(&format!(
-                "<p>{}</p>",
-                esc(&p
-                    .errors
-                    .first()
-                    .map_or_else(|| p.title.to_owned(), |e| e.message.clone()))
-            ))
+            alert([p.errors.first().map_or(p.title, |e| e.message.as_str())])
         }
     };
     let options = department_options(tenant, |_| true, q.bereich.as_deref().unwrap_or(""));
@@ -776,16 +717,21 @@ pub(crate) async fn audit_search(
         .clone()
         .filter(|d| citizen::parse_date(d).is_some())
         .unwrap_or_else(|| desk::today(&state, tenant).to_string());
-    let body = format!(
-        "<form method=\"get\" action=\"/pruefung\">\
-         <label for=\"termin\">Termin-ID</label><input type=\"text\" id=\"termin\" name=\"termin\" value=\"{termin}\">\
-         <label for=\"datum\">Datum</label><input type=\"date\" id=\"datum\" name=\"datum\" value=\"{date}\">\
-         <label for=\"bereich\">Bereich</label><select id=\"bereich\" name=\"bereich\">{options}</select>\
-         <p><button type=\"submit\">Suchen</button></p></form><h2>Treffer</h2>{results}\
-         <p class=\"notice\">Jedes Öffnen einer Prüfakte wird selbst protokolliert.</p>",
-        termin = esc(q.termin.as_deref().unwrap_or("")),
-    );
-    Ok(staff_page(&staff, "Prüfung", &[], &body))
+    let body = html! {
+        form method="get" action="/pruefung" {
+            label for="termin" { "Termin-ID" }
+            input type="text" id="termin" name="termin" value=(q.termin.as_deref().unwrap_or(""));
+            label for="datum" { "Datum" }
+            input type="date" id="datum" name="datum" value=(date);
+            label for="bereich" { "Bereich" }
+            select id="bereich" name="bereich" { (options) }
+            p { button type="submit" { "Suchen" } }
+        }
+        h2 { "Treffer" }
+        (results)
+        p class="notice" { "Jedes Öffnen einer Prüfakte wird selbst protokolliert." }
+    };
+    Ok(staff_page(&staff, "Prüfung", &[], body))
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -806,53 +752,66 @@ pub(crate) async fn audit_timeline(
         &id,
         "Diesen Termin gibt es nicht.",
     )?;
+    let tenant = staff.tenant(&state).map_err(|p| refusal(&staff, &p))?;
     let view = desk::audit_view(&state, &staff, uuid, q.stand)
         .await
         .map_err(|p| refusal(&staff, &p))?;
     let first = view.positions.first().copied().unwrap_or(1);
     let last = view.positions.last().copied().unwrap_or(view.head);
-    let marks: String = view
-        .positions
-        .iter()
-        .map(|p| format!("<option value=\"{p}\"></option>"))
-        .collect();
-    let rows: String = view
-        .entries
-        .iter()
-        .map(|e| {
-            format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                e.position,
-                esc(&local(&e.recorded_at)),
-                esc(&e.actor),
-                esc(&e.event_type),
-                esc(&e.summary)
-            )
-        })
-        .collect();
-    let state_lines: String = view
-        .state
-        .iter()
-        .map(|l| format!("<li>{}</li>", esc(l)))
-        .collect();
-    let body = format!(
-        "<p>Termin {id}: Stand Position {as_of} von {head}.</p>\
-         <form method=\"get\" action=\"/pruefung/termin/{id}\" class=\"timetravel\">\
-         <label for=\"stand\">Zeitreise: Stand bei Position</label>\
-         <input type=\"range\" id=\"stand\" name=\"stand\" min=\"{first}\" max=\"{last}\" value=\"{shown}\" list=\"marken\" \
-         aria-valuetext=\"Position {shown}\">\
-         <datalist id=\"marken\">{marks}</datalist><output for=\"stand\" id=\"stand-wert\">{shown}</output>\
-         <p><button type=\"submit\">Stand anzeigen</button> <a href=\"/pruefung/termin/{id}\">Aktueller Stand</a></p></form>\
-         <h2>Zustand</h2><ul>{state_lines}</ul>\
-         <h2>Verlauf</h2><table><thead><tr><th scope=\"col\">Position</th><th scope=\"col\">Zeit</th>\
-         <th scope=\"col\">Wer</th><th scope=\"col\">Ereignis</th><th scope=\"col\">Beschreibung</th></tr></thead>\
-         <tbody>{rows}</tbody></table>",
-        id = uuid,
-        as_of = view.as_of,
-        head = view.head,
-        shown = view.as_of.min(last),
-    );
-    Ok(staff_page(&staff, "Prüfakte", &["zeitreise.js"], &body))
+    let shown = view.as_of.min(last);
+    let body = html! {
+        p { "Termin " (uuid) ": Stand Position " (view.as_of) " von " (view.head) "." }
+        form method="get" action={ "/pruefung/termin/" (uuid) } class="timetravel" {
+            label for="stand" { "Zeitreise: Stand bei Position" }
+            input type="range" id="stand" name="stand" min=(first) max=(last) value=(shown)
+                list="marken" aria-valuetext={ "Position " (shown) };
+            datalist id="marken" { @for p in &view.positions { option value=(p) {} } }
+            output for="stand" id="stand-wert" { (shown) }
+            p {
+                button type="submit" { "Stand anzeigen" }
+                " "
+                a href={ "/pruefung/termin/" (uuid) } { "Aktueller Stand" }
+            }
+        }
+        h2 { "Zustand" }
+        ul { @for line in &view.state { li { (line) } } }
+        h2 { "Verlauf" }
+        table {
+            thead {
+                tr {
+                    th scope="col" { "Position" }
+                    th scope="col" { "Zeit" }
+                    th scope="col" { "Wer" }
+                    th scope="col" { "Ereignis" }
+                    th scope="col" { "Beschreibung" }
+                }
+            }
+            tbody {
+                @for e in &view.entries {
+                    tr {
+                        td { (e.position) }
+                        td { (format::moment(tenant, &e.recorded_at)) }
+                        td { (actor(&e.actor)) }
+                        td { (e.event_type) }
+                        td { (e.summary) }
+                    }
+                }
+            }
+        }
+    };
+    Ok(staff_page(&staff, "Prüfakte", &["zeitreise.js"], body))
+}
+
+/// Who caused an event (`role:id` in the log) in German: staff with their account name, which
+/// the auditor can look up; citizens and the system without their internal ids.
+fn actor(raw: &str) -> String {
+    let (role, id) = raw.split_once(':').unwrap_or((raw, ""));
+    match StaffRole::parse(role) {
+        Some(staff) => format!("{} ({id})", staff.label()),
+        None if role == "citizen" => "Bürgerin oder Bürger".to_owned(),
+        None if role == "system" => "System".to_owned(),
+        None => raw.to_owned(),
+    }
 }
 
 // --- DPO ---
@@ -877,11 +836,6 @@ pub(crate) async fn dpo_report(
         .await
         .map_err(|p| refusal(&staff, &p))?;
     let chosen = q.zustand.clone().unwrap_or_default();
-    let counts: String = report
-        .counts
-        .iter()
-        .map(|c| format!("<tr><td>{}</td><td>{}</td></tr>", esc(&c.state), c.subjects))
-        .collect();
     let options = options(
         std::iter::once((String::new(), "alle".to_owned())).chain(
             report
@@ -891,41 +845,49 @@ pub(crate) async fn dpo_report(
         ),
         &chosen,
     );
-    let rows: String = report
-        .rows
-        .iter()
-        .take(500)
-        .map(|r| {
-            format!(
-                "<tr><td><a href=\"/datenschutz/subjekt/{s}\">{short}</a></td><td>{state}</td><td>{due}</td><td>{executed}</td><td>{verified}</td></tr>",
-                s = esc(&r.subject),
-                short = esc(&r.subject),
-                state = esc(r.state),
-                due = esc(&when(tenant, &r.due)),
-                executed = esc(&when(tenant, &r.executed_at)),
-                verified = esc(&when(tenant, &r.verified_at)),
-            )
-        })
-        .collect();
-    let more = if report.rows.len() > 500 {
-        format!(
-            "<p>Die ersten 500 von {} Einträgen; der CSV-Export enthält alle.</p>",
-            report.rows.len()
-        )
-    } else {
-        String::new()
+    let csv = format!("/datenschutz/bericht.csv?zustand={}", urlencode(&chosen));
+    let body = html! {
+        h2 { "Übersicht" }
+        table {
+            thead { tr { th scope="col" { "Zustand" } th scope="col" { "Betroffene" } } }
+            tbody { @for c in &report.counts { tr { td { (c.state) } td { (c.subjects) } } } }
+        }
+        form method="get" action="/datenschutz" {
+            label for="zustand" { "Zustand" }
+            select id="zustand" name="zustand" { (options) }
+            p { button type="submit" { "Filtern" } }
+        }
+        p { a href=(csv) download { "Bericht als CSV exportieren" } }
+        h2 { "Betroffene" }
+        table {
+            thead {
+                tr {
+                    th scope="col" { "Subjekt" }
+                    th scope="col" { "Zustand" }
+                    th scope="col" { "Löschung fällig" }
+                    th scope="col" { "Gelöscht" }
+                    th scope="col" { "Geprüft" }
+                }
+            }
+            tbody {
+                @for r in report.rows.iter().take(500) {
+                    tr {
+                        td { a href={ "/datenschutz/subjekt/" (r.subject) } { (r.subject) } }
+                        td { (r.state) }
+                        td { (format::moment(tenant, &r.due)) }
+                        td { (format::moment(tenant, &r.executed_at)) }
+                        td { (format::moment(tenant, &r.verified_at)) }
+                    }
+                }
+            }
+        }
+        @if report.rows.len() > 500 {
+            p {
+                "Die ersten 500 von " (report.rows.len()) " Einträgen; der CSV-Export enthält alle."
+            }
+        }
     };
-    let csv = format!("/datenschutz/bericht.csv?zustand={}", esc(&chosen));
-    let body = format!(
-        "<h2>Übersicht</h2><table><thead><tr><th scope=\"col\">Zustand</th><th scope=\"col\">Betroffene</th></tr></thead><tbody>{counts}</tbody></table>\
-         <form method=\"get\" action=\"/datenschutz\"><label for=\"zustand\">Zustand</label>\
-         <select id=\"zustand\" name=\"zustand\">{options}</select><p><button type=\"submit\">Filtern</button></p></form>\
-         <p><a href=\"{csv}\" download>Bericht als CSV exportieren</a></p>\
-         <h2>Betroffene</h2><table><thead><tr><th scope=\"col\">Subjekt</th><th scope=\"col\">Zustand</th>\
-         <th scope=\"col\">Löschung fällig</th><th scope=\"col\">Gelöscht</th><th scope=\"col\">Geprüft</th></tr></thead>\
-         <tbody>{rows}</tbody></table>{more}"
-    );
-    Ok(staff_page(&staff, "Löschbericht", &[], &body))
+    Ok(staff_page(&staff, "Löschbericht", &[], body))
 }
 
 pub(crate) async fn dpo_csv(
@@ -963,55 +925,48 @@ pub(crate) async fn dpo_subject(
     let r = desk::subject_evidence(&state, &staff, uuid)
         .await
         .map_err(|p| refusal(&staff, &p))?;
-    let list = |raw: &str| -> String {
-        let items: String = raw
-            .split("; ")
-            .filter(|s| !s.is_empty())
-            .map(|s| format!("<li>{}</li>", esc(s)))
-            .collect();
-        if items.is_empty() {
-            "<p>keine</p>".into()
-        } else {
-            format!("<ul>{items}</ul>")
+    let list = |raw: &str| -> Markup {
+        let items: Vec<&str> = raw.split("; ").filter(|s| !s.is_empty()).collect();
+        html! {
+            @if items.is_empty() {
+                p { "keine" }
+            } @else {
+                ul { @for item in &items { li { (item) } } }
+            }
         }
     };
-    let body = format!(
-        "<dl><dt>Subjekt</dt><dd>{subject}</dd><dt>Zustand</dt><dd>{state}</dd>\
-         <dt>Abschluss</dt><dd>{closed}</dd><dt>Löschung fällig</dt><dd>{due}</dd>\
-         <dt>Zurückgestellt</dt><dd>{blocked}</dd><dt>Gelöscht</dt><dd>{executed}</dd>\
-         <dt>Schlüssel vernichtet</dt><dd>{keys}</dd><dt>Dateien gelöscht</dt><dd>{blobs}</dd>\
-         <dt>Postausgang bereinigt</dt><dd>{outbox}</dd><dt>Geprüft</dt><dd>{verified}</dd></dl>\
-         <h2>Prüfungen</h2>{checks}<h2>Gefundene Spuren</h2>{places}",
-        subject = esc(&r.subject),
-        state = esc(r.state),
-        closed = match r.final_state.as_str() {
-            "" => "–".to_owned(),
-            state => format!(
-                "{}, {}",
-                match state {
-                    "completed" => "abgeschlossen",
-                    "cancelled" => "abgesagt",
-                    "no_show" => "nicht erschienen",
-                    other => other,
-                },
-                esc(&when(tenant, &r.final_at))
-            ),
-        },
-        due = esc(&when(tenant, &r.due)),
-        blocked = esc(if r.blocked.is_empty() {
-            "nein"
-        } else {
-            &r.blocked
-        }),
-        executed = esc(&when(tenant, &r.executed_at)),
-        keys = esc(or_dash(&r.keys_destroyed)),
-        blobs = esc(or_dash(&r.blobs_deleted)),
-        outbox = esc(or_dash(&r.outbox_items_scrubbed)),
-        verified = esc(&when(tenant, &r.verified_at)),
-        checks = list(&r.checks),
-        places = list(&r.failed_places),
-    );
-    Ok(staff_page(&staff, "Löschnachweis", &[], &body))
+    let closed = match r.final_state.as_str() {
+        "" => "–".to_owned(),
+        state => format!(
+            "{}, {}",
+            match state {
+                "completed" => "abgeschlossen",
+                "cancelled" => "abgesagt",
+                "no_show" => "nicht erschienen",
+                other => other,
+            },
+            format::moment(tenant, &r.final_at)
+        ),
+    };
+    let body = html! {
+        dl {
+            dt { "Subjekt" } dd { (r.subject) }
+            dt { "Zustand" } dd { (r.state) }
+            dt { "Abschluss" } dd { (closed) }
+            dt { "Löschung fällig" } dd { (format::moment(tenant, &r.due)) }
+            dt { "Zurückgestellt" } dd { (if r.blocked.is_empty() { "nein" } else { &r.blocked }) }
+            dt { "Gelöscht" } dd { (format::moment(tenant, &r.executed_at)) }
+            dt { "Schlüssel vernichtet" } dd { (or_dash(&r.keys_destroyed)) }
+            dt { "Dateien gelöscht" } dd { (or_dash(&r.blobs_deleted)) }
+            dt { "Postausgang bereinigt" } dd { (or_dash(&r.outbox_items_scrubbed)) }
+            dt { "Geprüft" } dd { (format::moment(tenant, &r.verified_at)) }
+        }
+        h2 { "Prüfungen" }
+        (list(&r.checks))
+        h2 { "Gefundene Spuren" }
+        (list(&r.failed_places))
+    };
+    Ok(staff_page(&staff, "Löschnachweis", &[], body))
 }
 
 // --- statistics ---
@@ -1048,90 +1003,121 @@ pub(crate) async fn statistics(
         .iter()
         .map(|r| desk::statistics_row(tenant, r))
         .collect();
-    let mut body = String::new();
     let options = department_options(
         tenant,
         |d| staff.role != StaffRole::Clerk || staff.may_work_on(d),
         q.bereich.as_deref().unwrap_or(""),
     );
-    body.push_str(&format!(
-        "<form method=\"get\" action=\"/statistik\"><label for=\"bereich\">Bereich</label>\
-         <select id=\"bereich\" name=\"bereich\">{options}</select><p><button type=\"submit\">Anzeigen</button></p></form>"
-    ));
-    if rows.is_empty() {
-        body.push_str("<p>Noch keine abgeschlossenen Termine.</p>");
-    }
     let mut departments: Vec<&str> = rows.iter().map(|r| r.department.as_str()).collect();
     departments.dedup();
-    for d in departments {
-        let of: Vec<&desk::StatisticsRow> = rows.iter().filter(|r| r.department == d).collect();
-        let name = &of[0].department_name;
-        body.push_str(&format!("<section><h2>{}</h2>", esc(name)));
-        body.push_str(
-            &crate::http::html::charts::bars(
+    let body = html! {
+        form method="get" action="/statistik" {
+            label for="bereich" { "Bereich" }
+            select id="bereich" name="bereich" { (options) }
+            p { button type="submit" { "Anzeigen" } }
+        }
+        @if rows.is_empty() {
+            p { "Noch keine abgeschlossenen Termine." }
+        }
+        @for d in departments {
+            @let of: Vec<&desk::StatisticsRow> = rows.iter().filter(|r| r.department == d).collect();
+            (department_statistics(&of))
+        }
+    };
+    Ok(staff_page(&staff, "Pilotstatistik", &[], body))
+}
+
+/// "2026-W47" as "KW 47/2026".
+fn week(iso: &str) -> String {
+    match iso.split_once("-W") {
+        Some((year, week)) => format!("KW {}/{year}", week.trim_start_matches('0')),
+        None => iso.to_owned(),
+    }
+}
+
+/// One department's charts and the table of their numbers; `of` holds its weeks, at least one.
+fn department_statistics(of: &[&desk::StatisticsRow]) -> Markup {
+    let name = of.first().map_or("", |r| r.department_name.as_str());
+    let weeks: Vec<String> = of.iter().map(|r| week(&r.week)).collect();
+    let mut feedback = [0u64; 5];
+    for r in of {
+        for (i, n) in r.feedback.iter().enumerate().take(5) {
+            feedback[i] += n;
+        }
+    }
+    html! {
+        section {
+            h2 { (name) }
+            (charts::bars(
                 &format!("Sitzungen und nicht erschienen je Woche, {name}"),
-                &of.iter().map(|r| r.week.clone()).collect::<Vec<_>>(),
+                &weeks,
                 &[
                     ("Sitzungen", of.iter().map(|r| r.sessions as f64).collect()),
-                    (
-                        "nicht erschienen",
-                        of.iter().map(|r| r.no_shows as f64).collect(),
-                    ),
+                    ("nicht erschienen", of.iter().map(|r| r.no_shows as f64).collect()),
                 ],
-            )
-            .into_string(),
-        );
-        body.push_str(
-            &crate::http::html::charts::bars(
+            ))
+            (charts::bars(
                 &format!("Dauer im Median in Minuten je Woche, {name}"),
-                &of.iter().map(|r| r.week.clone()).collect::<Vec<_>>(),
+                &weeks,
                 &[(
                     "Dauer (Median, Min.)",
-                    of.iter()
-                        .map(|r| r.duration_median_minutes.unwrap_or(0.0))
-                        .collect(),
+                    of.iter().map(|r| r.duration_median_minutes.unwrap_or(0.0)).collect(),
                 )],
-            )
-            .into_string(),
-        );
-        let mut feedback = [0u64; 5];
-        for r in &of {
-            for (i, n) in r.feedback.iter().enumerate().take(5) {
-                feedback[i] += n;
-            }
-        }
-        body.push_str(
-            &crate::http::html::charts::bars(
+            ))
+            (charts::bars(
                 &format!("Bewertungen (1 bis 5 Sterne), {name}"),
                 &["1", "2", "3", "4", "5"].map(String::from),
                 &[("Bewertungen", feedback.iter().map(|n| *n as f64).collect())],
-            )
-            .into_string(),
-        );
-        let table: String = of
-            .iter()
-            .map(|r| {
-                format!(
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    esc(&r.week),
-                    r.sessions,
-                    r.no_shows,
-                    r.duration_median_minutes
-                        .map_or_else(String::new, |v| format!("{v:.1}")),
-                    r.feedback
-                        .iter()
-                        .map(u64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(" / "),
-                )
-            })
-            .collect();
-        body.push_str(&format!(
-            "<table><caption>Zahlen zu den Diagrammen</caption><thead><tr><th scope=\"col\">Woche</th>\
-             <th scope=\"col\">Sitzungen</th><th scope=\"col\">nicht erschienen</th>\
-             <th scope=\"col\">Dauer (Median, Min.)</th><th scope=\"col\">Bewertungen 1/2/3/4/5</th></tr></thead>\
-             <tbody>{table}</tbody></table></section>"
-        ));
+            ))
+            table {
+                caption { "Zahlen zu den Diagrammen" }
+                thead {
+                    tr {
+                        th scope="col" { "Woche" }
+                        th scope="col" { "Sitzungen" }
+                        th scope="col" { "nicht erschienen" }
+                        th scope="col" { "Dauer (Median, Min.)" }
+                        th scope="col" { "Bewertungen 1/2/3/4/5" }
+                    }
+                }
+                tbody {
+                    @for (r, week) in of.iter().zip(&weeks) {
+                        tr {
+                            td { (week) }
+                            td { (r.sessions) }
+                            td { (r.no_shows) }
+                            td {
+                                @if let Some(v) = r.duration_median_minutes {
+                                    (format!("{v:.1}").replace('.', ","))
+                                }
+                            }
+                            td {
+                                (r.feedback.iter().map(u64::to_string).collect::<Vec<_>>().join(" / "))
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
-    Ok(staff_page(&staff, "Pilotstatistik", &[], &body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timeline_names_roles_in_german_and_hides_internal_ids() {
+        assert_eq!(actor("clerk:a.becker"), "Sachbearbeitung (a.becker)");
+        assert_eq!(actor("auditor:pruefer"), "Prüfung (pruefer)");
+        assert_eq!(actor("citizen:0190d0d0-0000-7000"), "Bürgerin oder Bürger");
+        assert_eq!(actor("system:retention"), "System");
+    }
+
+    #[test]
+    fn weeks_read_as_calendar_weeks() {
+        assert_eq!(week("2026-W07"), "KW 7/2026");
+        assert_eq!(week("2026-W47"), "KW 47/2026");
+        assert_eq!(week("unbekannt"), "unbekannt");
+    }
 }
