@@ -1146,3 +1146,105 @@ async fn a_clerk_invites_through_the_page_with_messages_beside_the_fields() {
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("Ina Eingeladen") && html.contains("Die Einladung ist gebucht"));
 }
+
+/// HTML-escaped as the pages escape text and attribute values.
+fn escaped(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn urlencoded(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn markup_in_what_a_citizen_enters_is_shown_as_text_on_every_page() {
+    const SCRIPT: &str = "<script>alert(1)</script>";
+    const ATTRIBUTE: &str = "\"'><img src=x onerror=alert(1)>";
+    let name = format!("Eve {SCRIPT} {ATTRIBUTE}");
+    let raw_markup = |html: &str, page: &str| {
+        for raw in ["<script>alert(1)", "<img src=x"] {
+            assert!(!html.contains(raw), "{raw} unescaped on {page}:\n{html}");
+        }
+    };
+    let api = staffed().await;
+    let start = urlencoded(&start(5));
+    let form = |name: &str, email: &str, phone: &str| {
+        format!(
+            "tenant=stuttgart&anliegen=gewerbeanmeldung&start={start}&name={}&email={}&phone={}\
+             &privacy_accepted=true",
+            urlencoded(name),
+            urlencoded(email),
+            urlencoded(phone)
+        )
+    };
+
+    // Refused input comes back in the form's values, escaped.
+    let bad = form(&name, &format!("eve{SCRIPT}@x"), ATTRIBUTE);
+    let (status, _, html) = browse(&api, "POST", "/buchen", None, Some(&bad)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    raw_markup(&html, "the refused booking form");
+    for value in [&name, &format!("eve{SCRIPT}@x"), ATTRIBUTE] {
+        assert!(
+            html.contains(&format!("value=\"{}\"", escaped(value))),
+            "{value} not kept escaped: {html}"
+        );
+    }
+
+    // Booked: the citizen's page shows the name as text.
+    let good = form(&name, "eve@example.org", "");
+    let (status, headers, _) = browse(&api, "POST", "/buchen", None, Some(&good)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let location = headers[header::LOCATION]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let (status, _, html) = browse(&api, "GET", &location, None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    raw_markup(&html, "the appointment page");
+    assert!(html.contains(&escaped(&name)), "{html}");
+    let token = location
+        .trim_start_matches("/termin/")
+        .split('?')
+        .next()
+        .expect("a token")
+        .to_owned();
+    let (_, _, booked) = api
+        .get(&format!("/api/v1/appointments/by-token/{token}"))
+        .await;
+    let appointment = booked["id"].as_str().expect("id").to_owned();
+    let waiting = format!("/termin/{token}/warteraum");
+    let (status, _, _) = browse(&api, "POST", &waiting, None, Some("privacy_accepted=1")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, html) = browse(&api, "GET", &waiting, None, None).await;
+    raw_markup(&html, "the citizen's waiting room");
+    assert!(html.contains(&escaped(&name)), "{html}");
+    catch_up(&api).await;
+
+    // The clerk's day with its waiting room, and the appointment's page.
+    let clerk = session(&api, "clerk.a").await;
+    let (status, _, html) =
+        browse(&api, "GET", "/sachbearbeitung?woche=1", Some(&clerk), None).await;
+    assert_eq!(status, StatusCode::OK);
+    raw_markup(&html, "the clerk's day");
+    assert!(html.contains("wartet seit"), "in the waiting room: {html}");
+    let detail = format!("/sachbearbeitung/termin/{appointment}");
+    let (status, _, html) = browse(&api, "GET", &detail, Some(&clerk), None).await;
+    assert_eq!(status, StatusCode::OK);
+    raw_markup(&html, "the clerk's appointment page");
+    assert!(html.contains(&escaped(&name)), "{html}");
+
+    // The auditor's search and record show no name at all.
+    let auditor = session(&api, "pruefer").await;
+    for path in [
+        format!("/pruefung?termin={appointment}"),
+        format!("/pruefung/termin/{appointment}"),
+    ] {
+        let (status, _, html) = browse(&api, "GET", &path, Some(&auditor), None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {html}");
+        raw_markup(&html, &path);
+        assert!(!html.contains("Eve"), "no names for auditors: {html}");
+    }
+}
