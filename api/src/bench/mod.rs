@@ -397,6 +397,10 @@ struct BookingReport {
     bookings: u64,
     /// Refusals because a rival took the slot first.
     slot_taken: u64,
+    /// Commands that gave up because the streams kept changing (`BusError::Contention`).
+    contention_failures: u64,
+    /// Commands the HTTP API would answer with 409 for another reason than "slot taken".
+    conflicts_not_slot_taken: u64,
     bookings_per_s: f64,
     /// Extra decisions after version conflicts, per command.
     conflict_retry_rate: f64,
@@ -478,7 +482,7 @@ pub(crate) async fn booking(options: BookingBenchOptions) -> anyhow::Result<()> 
         offers.len()
     );
     // What a free-slot view would tell the booking page: places booked per slot. Races between
-    // its reading and the booking are what the calendar stream resolves.
+    // its reading and the booking are what the slot streams resolve.
     let booked = Arc::new(std::sync::Mutex::new(vec![0u16; offers.len()]));
     let started = Instant::now();
     let tasks: Vec<_> = (0..options.bookers)
@@ -538,7 +542,16 @@ pub(crate) async fn booking(options: BookingBenchOptions) -> anyhow::Result<()> 
                                 booked[index] = offers[index].capacity;
                             }
                         }
-                        Err(e) => return Err(anyhow::Error::new(e)),
+                        Err(BusError::Contention(_)) => stats.contention_failures += 1,
+                        Err(e) => {
+                            let problem = crate::http::error::Error::from(e).problem();
+                            if problem.status != 409 {
+                                anyhow::bail!("booking failed: {problem:?}");
+                            }
+                            if problem.kind != "/problems/slot-taken" {
+                                stats.conflicts_not_slot_taken += 1;
+                            }
+                        }
                     }
                 }
                 anyhow::Ok(stats)
@@ -551,16 +564,24 @@ pub(crate) async fn booking(options: BookingBenchOptions) -> anyhow::Result<()> 
         total.bookings += s.bookings;
         total.slot_taken += s.slot_taken;
         total.retries += s.retries;
+        total.contention_failures += s.contention_failures;
+        total.conflicts_not_slot_taken += s.conflicts_not_slot_taken;
         total.latencies.extend(s.latencies);
     }
     let elapsed = started.elapsed();
-    let commands = (total.bookings + total.slot_taken).max(1);
+    let commands = (total.bookings
+        + total.slot_taken
+        + total.contention_failures
+        + total.conflicts_not_slot_taken)
+        .max(1);
     let report = BookingReport {
         backend: name,
         bookers: options.bookers,
         capacity,
         bookings: total.bookings,
         slot_taken: total.slot_taken,
+        contention_failures: total.contention_failures,
+        conflicts_not_slot_taken: total.conflicts_not_slot_taken,
         bookings_per_s: round(total.bookings as f64 / elapsed.as_secs_f64().max(f64::EPSILON)),
         conflict_retry_rate: (total.retries as f64 / commands as f64 * 1_000.0).round() / 1_000.0,
         p50_ms: round(percentile_ms(&total.latencies, 0.50)),
@@ -569,7 +590,8 @@ pub(crate) async fn booking(options: BookingBenchOptions) -> anyhow::Result<()> 
     };
     println!(
         "booking benchmark, backend {}: {} bookers booked {} of {} places in {:.1} s: {:.0} bookings/s, \
-         {} refused as taken, conflict-retry rate {:.3} per command, p50 {:.1} ms, p99 {:.1} ms",
+         {} refused as taken, {} gave up for contention, {} other 409s, conflict-retry rate {:.3} \
+         per command, p50 {:.1} ms, p99 {:.1} ms",
         report.backend,
         report.bookers,
         report.bookings,
@@ -577,6 +599,8 @@ pub(crate) async fn booking(options: BookingBenchOptions) -> anyhow::Result<()> 
         elapsed.as_secs_f64(),
         report.bookings_per_s,
         report.slot_taken,
+        report.contention_failures,
+        report.conflicts_not_slot_taken,
         report.conflict_retry_rate,
         report.p50_ms,
         report.p99_ms
@@ -598,6 +622,8 @@ pub(crate) async fn booking(options: BookingBenchOptions) -> anyhow::Result<()> 
 struct BookerStats {
     bookings: u64,
     slot_taken: u64,
+    contention_failures: u64,
+    conflicts_not_slot_taken: u64,
     retries: u64,
     latencies: Vec<Duration>,
 }
