@@ -1,8 +1,9 @@
 //! Free slots per tenant, department and local day, for booking.
 //!
-//! The document of a day is the calendar stream's own [`CalendarState`], folded with the
-//! deciders' `evolve`; the free starts are computed from it and the tenant's opening hours with
-//! the same rule the booking decider applies, so the offer and the decision cannot disagree.
+//! The document of a day is the [`CalendarState`] of its slot streams (and of its calendar-day
+//! stream of schema 1), folded in global order with the deciders' `evolve`; the free starts are
+//! computed from it and the tenant's opening hours with the same rule the booking decider
+//! applies, so the offer and the decision cannot disagree.
 
 use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
 use videoamt_core::domain::calendar::CalendarState;
@@ -18,10 +19,15 @@ pub const NAME: &str = "free-slots";
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FreeSlots;
 
+/// `slot-{tenant}-{department}-{YYYY-MM-DD}-{HHMM}` and (schema 1)
 /// `calendar-{tenant}-{department}-{YYYY-MM-DD}` → `{tenant}/{department}/{YYYY-MM-DD}`.
 fn day_key(tenant: &str, stream: &str) -> Option<DocKey> {
-    let rest = stream.strip_prefix("calendar-")?.strip_prefix(tenant)?;
-    let rest = rest.strip_prefix('-')?;
+    let (rest, suffix) = match stream.strip_prefix("slot-") {
+        Some(rest) => (rest, "-HHMM".len()),
+        None => (stream.strip_prefix("calendar-")?, 0),
+    };
+    let rest = rest.strip_prefix(tenant)?.strip_prefix('-')?;
+    let rest = rest.get(..rest.len().checked_sub(suffix)?)?;
     let split = rest.len().checked_sub(11)?;
     let (department, date) = (rest.get(..split)?, rest.get(split + 1..)?);
     Some(DocKey::new("day", format!("{tenant}/{department}/{date}")))
@@ -98,4 +104,27 @@ pub enum FreeSlotsError {
     Domain(#[from] DomainError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_streams_and_day_streams_of_a_day_share_its_document() {
+        let day = Some(DocKey::new("day", "ettlingen/buergerbuero/2026-11-24"));
+        assert_eq!(
+            day_key("ettlingen", "slot-ettlingen-buergerbuero-2026-11-24-0915"),
+            day
+        );
+        assert_eq!(
+            day_key("ettlingen", "calendar-ettlingen-buergerbuero-2026-11-24"),
+            day
+        );
+        assert_eq!(
+            day_key("stuttgart", "slot-ettlingen-buergerbuero-2026-11-24-0915"),
+            None
+        );
+        assert_eq!(day_key("ettlingen", "slot-ettlingen-x"), None);
+    }
 }

@@ -13,7 +13,7 @@
 //!   event, correlation and command ids) is replaced by a fresh UUIDv7, consistently within the
 //!   replica, in stream ids, payloads and envelopes; causation chains are kept;
 //! - every time (payload timestamps such as `start`, `end`, `final_at`, `due`; the envelope's
-//!   `recorded_at`; the calendar stream's date) is moved by the replica's offset, in the tenant's
+//!   `recorded_at`; the slot streams' day and start) is moved by the replica's offset, in the tenant's
 //!   local time so that the wall-clock times stay inside the opening hours across daylight
 //!   saving changes. Replicas fill about three quarters of the department's places in a week
 //!   (weekday × slot × capacity), week after week, so the log covers many weeks and the
@@ -23,7 +23,7 @@
 //! Replicas are written in groups, phase by phase: the template's event sequence is cut into
 //! *segments* in which each stream occurs once, and one append carries the same segment of many
 //! replicas. So each replica's events keep exactly the template's order in the global log
-//! (only calendar events of the same day, shared by several replicas, are moved forward to the
+//! (only slot events of the same slot, shared by several replicas, are moved forward to the
 //! first of them in an append), and visits overlap in the log as they do in reality. Only one
 //! group's replicas (a few hundred small id tables) and two append batches (one being written,
 //! one being built) are in memory at a time; appends are still sent one after the other. Each
@@ -749,8 +749,19 @@ async fn drive(
 /// A stream of the template: named by one of its UUIDs, a calendar day, or anything else (kept
 /// as it is, shared by all replicas).
 enum StreamTemplate {
-    Uuid { category: String, id: usize },
-    Calendar { prefix: String, date: Date },
+    Uuid {
+        category: String,
+        id: usize,
+    },
+    Calendar {
+        prefix: String,
+        date: Date,
+    },
+    /// A slot stream: `{prefix}{YYYY-MM-DD}-{HHMM}`, moved with the replica's start.
+    Slot {
+        prefix: String,
+        at: PrimitiveDateTime,
+    },
     Fixed(StreamId),
 }
 
@@ -971,6 +982,19 @@ impl Template {
                             category: category.to_owned(),
                             id: uuids.of(id),
                         }
+                    } else if category == "slot" && raw.len() > 15 {
+                        let (prefix, at) = raw.split_at(raw.len() - 15);
+                        let at = PrimitiveDateTime::parse(
+                            at,
+                            time::macros::format_description!(
+                                "[year]-[month]-[day]-[hour][minute]"
+                            ),
+                        )
+                        .map_err(|e| template_error(format!("slot stream {raw}: {e}")))?;
+                        StreamTemplate::Slot {
+                            prefix: prefix.to_owned(),
+                            at,
+                        }
                     } else if category == "calendar" && raw.len() > 10 {
                         let (prefix, date) = raw.split_at(raw.len() - 10);
                         let date = Date::parse(
@@ -1006,7 +1030,10 @@ impl Template {
                 DomainEvent::FieldChanged(_) => field_changes.push(events.len()),
                 _ => {}
             }
-            if !matches!(streams[stream], StreamTemplate::Calendar { .. }) {
+            if !matches!(
+                streams[stream],
+                StreamTemplate::Calendar { .. } | StreamTemplate::Slot { .. }
+            ) {
                 record_events += 1;
             }
             events.push(EventTemplate {
@@ -1037,8 +1064,13 @@ impl Template {
             minutes,
         )?;
         for s in &streams {
-            if let StreamTemplate::Calendar { date, .. } = s {
-                if *date != local_start.date() {
+            let day = match s {
+                StreamTemplate::Calendar { date, .. } => Some(*date),
+                StreamTemplate::Slot { at, .. } => Some(at.date()),
+                _ => None,
+            };
+            if let Some(date) = day {
+                if date != local_start.date() {
                     return Err(template_error(format!(
                         "calendar day {date} is not the day of the start {local_start}"
                     )));
@@ -1176,6 +1208,15 @@ impl<'t> Replica<'t> {
                     + self.delta)
                     .date();
                 StreamId::parse(&format!("{prefix}{day}"))?
+            }
+            StreamTemplate::Slot { prefix, at } => {
+                let at = *at + self.delta;
+                StreamId::parse(&format!(
+                    "{prefix}{}-{:02}{:02}",
+                    at.date(),
+                    at.hour(),
+                    at.minute()
+                ))?
             }
             StreamTemplate::Fixed(id) => id.clone(),
         })
@@ -1332,7 +1373,7 @@ impl Writer {
             *done += chunk.len() as u64;
             self.batch.events += chunk.len();
             match self.batch.index.get(&stream) {
-                // A calendar day shared with an earlier replica of this batch.
+                // A slot or calendar day shared with an earlier replica of this batch.
                 Some(&i) => self.batch.streams[i].events.extend(chunk),
                 None => {
                     self.batch

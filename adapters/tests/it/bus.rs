@@ -1,16 +1,16 @@
-//! The command bus against real stores: races on the calendar resolve into exactly one
-//! winner per slot and clear refusals for the rest; commands executed together keep their own
-//! results.
+//! The command bus against real stores: bookers of different slots never conflict, races for
+//! a slot resolve into exactly one winner per place and clear refusals for the rest; commands
+//! executed together keep their own results.
 
 use std::sync::Arc;
 
 use time::macros::{date, datetime};
-use time::{OffsetDateTime, PrimitiveDateTime, Time};
+use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
 use uuid::Uuid;
 use videoamt_adapters::bus::{BusError, CommandBus, Issued};
 use videoamt_adapters::keys::Keyring;
 use videoamt_core::domain::appointment::BookAppointment;
-use videoamt_core::domain::calendar::{self, CalendarState};
+use videoamt_core::domain::calendar::{self, CalendarState, SlotState};
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::Contact;
 use videoamt_core::domain::{AppointmentId, DomainError, DomainEvent, Personal, SubjectId};
@@ -21,7 +21,9 @@ use videoamt_core::keys::{KeyStore as _, Revealed, reveal};
 use videoamt_core::store::{
     AppendBatch, AppendError, Appended, EventStore, EventStream, StoreError,
 };
-use videoamt_core::tenant::{BookingChannel, DepartmentId, example_tenants};
+use videoamt_core::tenant::{
+    BookingChannel, DepartmentId, EXAMPLE_TENANTS, Tenant, example_tenants,
+};
 
 use crate::contract::Backend;
 
@@ -115,19 +117,198 @@ pub(crate) async fn sixty_four_bookers_ten_slots<B: Backend>(b: &B) {
     assert_eq!((won, taken), (10, 54));
 
     // Each slot holds exactly one appointment, and the log is sound.
-    let events = store
-        .read_stream(&calendar::stream(&stuttgart, &department, day), 0)
-        .await
-        .expect("read");
-    let state = events.iter().fold(CalendarState::default(), |s, e| {
+    for start in &starts {
+        let minute = calendar::minute_of(stuttgart.local(*start).time());
+        let slot = slot_state(
+            store.as_ref(),
+            &calendar::slot_stream(&stuttgart, &department, day, minute),
+        )
+        .await;
+        assert_eq!(slot.holders.len(), 1);
+    }
+    let report = store.verify().await.expect("verify");
+    assert!(report.is_ok(), "{:?}", report.problems);
+}
+
+async fn slot_state(store: &dyn EventStore, stream: &StreamId) -> SlotState {
+    let events = store.read_stream(stream, 0).await.expect("read");
+    events.iter().fold(SlotState::default(), |s, e| {
         let event = DomainEvent::from_payload(e.event_type.as_str(), e.schema_version, &e.payload)
             .expect("decodes");
         s.evolve(&event)
+    })
+}
+
+/// Ettlingen with a consultation hour of 96 five-minute slots each weekday (08:00–16:00), one
+/// place each.
+fn with_short_slots() -> Tenant {
+    let (file, text) = EXAMPLE_TENANTS
+        .iter()
+        .find(|(f, _)| f.contains("ettlingen"))
+        .expect("example exists");
+    let text = format!(
+        r#"{text}
+[[departments]]
+id = "sprechstunde"
+name = "Sprechstunde"
+slot_minutes = 5
+capacity = 1
+hours = [{{ days = ["mo", "di", "mi", "do", "fr"], from = "08:00", to = "16:00" }}]
+
+[[services]]
+id = "kurzberatung"
+department = "sprechstunde"
+name = "Kurzberatung"
+duration_minutes = 5
+fee_cents = 0
+"#
+    );
+    Tenant::from_toml(file, &text).expect("valid tenant")
+}
+
+fn booking_of(
+    tenant: &Tenant,
+    department: &str,
+    service: &str,
+    day: Date,
+    minute: u16,
+    i: u32,
+) -> Command {
+    let time = Time::from_hms(
+        u8::try_from(minute / 60).expect("hour"),
+        u8::try_from(minute % 60).expect("minute"),
+        0,
+    )
+    .expect("valid time");
+    Command::BookAppointment(BookAppointment {
+        appointment: AppointmentId(Uuid::now_v7()),
+        subject: SubjectId(Uuid::now_v7()),
+        department: department.into(),
+        services: vec![service.into()],
+        start: tenant.instant(PrimitiveDateTime::new(day, time)),
+        channel: BookingChannel::Online,
+        invited_by: None,
+        contact: Contact {
+            name: Personal::plain(format!("Bürger {i}")),
+            email: Personal::plain(format!("buerger{i}@example.org")),
+            phone: None,
+        },
+        access: None,
+    })
+}
+
+fn issued_for(tenant: &Tenant) -> Issued {
+    Issued {
+        tenant: tenant.id.clone(),
+        ..issued(NOW)
+    }
+}
+
+/// Bookings of different slots share no stream they write, so none of 64 racing bookers of one
+/// day has to decide twice.
+pub(crate) async fn sixty_four_bookers_sixty_four_slots_decide_once<B: Backend>(b: &B) {
+    let store = b.open().await;
+    let tenant = with_short_slots();
+    let bus = CommandBus::new(
+        store.clone(),
+        Keyring::ephemeral(store.clone()),
+        [tenant.clone()],
+    );
+    let dept = tenant
+        .department(&"sprechstunde".into())
+        .expect("department")
+        .clone();
+    let day = date!(2026 - 11 - 26);
+    let minutes: Vec<u16> = CalendarState::default()
+        .free_starts(&dept, day.weekday(), 1)
+        .into_iter()
+        .take(64)
+        .collect();
+    assert_eq!(minutes.len(), 64);
+    let bookers = minutes.iter().enumerate().map(|(i, &minute)| {
+        let bus = bus.clone();
+        let command = booking_of(
+            &tenant,
+            "sprechstunde",
+            "kurzberatung",
+            day,
+            minute,
+            i as u32,
+        );
+        let issued = issued_for(&tenant);
+        tokio::spawn(async move { bus.execute(&command, &issued).await })
     });
-    assert_eq!(state.reservations.len(), 10);
-    for start in &starts {
-        let minute = calendar::minute_of(stuttgart.local(*start).time());
-        assert_eq!(state.occupancy(minute, dept.slot_minutes), 1);
+    let results: Vec<_> = futures::future::join_all(bookers)
+        .await
+        .into_iter()
+        .map(|r| r.expect("booker task"))
+        .collect();
+    for result in &results {
+        let done = result.as_ref().expect("every booker books");
+        assert_eq!(done.attempts, 1, "decided once");
+    }
+    for &minute in &minutes {
+        let slot = slot_state(
+            store.as_ref(),
+            &calendar::slot_stream(&tenant, &dept.id, day, minute),
+        )
+        .await;
+        assert_eq!(slot.holders.len(), 1);
+    }
+    let report = store.verify().await.expect("verify");
+    assert!(report.is_ok(), "{:?}", report.problems);
+}
+
+/// Two bookers for the last place of a slot: exactly one wins, the other is told the slot was
+/// just taken. Once in one process (they queue) and once from two (they race for the slot
+/// stream's version).
+pub(crate) async fn two_bookers_for_the_last_place_one_wins<B: Backend>(b: &B) {
+    let store = b.open().await;
+    let keys = Keyring::ephemeral(store.clone());
+    let tenants = example_tenants().expect("valid");
+    let ettlingen = tenants
+        .iter()
+        .find(|t| t.id.as_str() == "ettlingen")
+        .expect("ettlingen")
+        .clone();
+    let dept = ettlingen
+        .department(&"buergerbuero".into())
+        .expect("department")
+        .clone();
+    assert_eq!(dept.capacity, 2);
+    let day = date!(2026 - 11 - 26);
+    let one = CommandBus::new(store.clone(), keys.clone(), tenants.clone());
+    let other = CommandBus::new(store.clone(), keys, tenants);
+    for (minute, second_bus) in [(9 * 60, &one), (10 * 60, &other)] {
+        let book = |i| {
+            booking_of(
+                &ettlingen,
+                "buergerbuero",
+                "meldebescheinigung",
+                day,
+                minute,
+                i,
+            )
+        };
+        one.execute(&book(0), &issued_for(&ettlingen))
+            .await
+            .expect("the first place is free");
+        let (a, b) = (book(1), book(2));
+        let issued = issued_for(&ettlingen);
+        let (a, b) = tokio::join!(one.execute(&a, &issued), second_bus.execute(&b, &issued));
+        let outcomes = [a, b];
+        let won = outcomes.iter().filter(|r| r.is_ok()).count();
+        let taken = outcomes
+            .iter()
+            .filter(|r| matches!(r, Err(BusError::Refused(DomainError::SlotTaken))))
+            .count();
+        assert_eq!((won, taken), (1, 1), "{outcomes:?}");
+        let slot = slot_state(
+            store.as_ref(),
+            &calendar::slot_stream(&ettlingen, &dept.id, day, minute),
+        )
+        .await;
+        assert_eq!(slot.holders.len(), 2);
     }
     let report = store.verify().await.expect("verify");
     assert!(report.is_ok(), "{:?}", report.problems);
@@ -465,6 +646,8 @@ macro_rules! bus_suite {
 
 bus_suite!(
     sixty_four_bookers_ten_slots,
+    sixty_four_bookers_sixty_four_slots_decide_once,
+    two_bookers_for_the_last_place_one_wins,
     refusals_write_nothing_and_retries_are_counted,
     personal_values_are_sealed_before_they_are_stored,
     commands_executed_together

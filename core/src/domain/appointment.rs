@@ -6,14 +6,16 @@
 
 use time::{Duration, OffsetDateTime};
 
-use super::calendar::{self, CalendarState};
+use super::calendar::{self, Placement, Slots};
 use super::events::{
     AppointmentBooked, AppointmentCancelled, AppointmentRescheduled, CancelledBy,
     CitizenAccessGranted, Contact, SubjectKeyIssued,
 };
 use super::{
-    AppointmentId, Context, Decision, DomainError, DomainEvent, Personal, SessionId, SubjectId,
+    AppointmentId, Context, Decision, DomainError, DomainEvent, Histories, Personal, SessionId,
+    SubjectId,
 };
+use crate::event::StreamId;
 use crate::tenant::{BookingChannel, ClerkId, Department, DepartmentId, ServiceId, Tenant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -81,14 +83,38 @@ impl AppointmentState {
         }
     }
 
-    /// The calendar stream the appointment's slots are in.
-    pub fn calendar_stream(&self, tenant: &Tenant) -> Option<crate::event::StreamId> {
+    /// Where the booked appointment lies on its department's calendar, as its start and end
+    /// say; `None` without a booking or when the department is no longer configured.
+    pub fn placement<'t>(&self, tenant: &'t Tenant) -> Option<(&'t Department, Placement)> {
         let b = self.booking.as_ref()?;
-        Some(calendar::stream(
-            tenant,
-            &b.department,
-            tenant.local(b.start).date(),
+        let dept = tenant.department(&b.department)?;
+        let (date, first_minute) = local_slot(tenant, b.start).ok()?;
+        let minutes = u64::try_from((b.end - b.start).whole_minutes()).ok()?;
+        let slots = u16::try_from(minutes.div_ceil(u64::from(dept.slot_minutes))).ok()?;
+        Some((
+            dept,
+            Placement {
+                date,
+                first_minute,
+                slots,
+            },
         ))
+    }
+
+    /// The calendar streams the appointment's slots are in.
+    pub fn calendar_streams(&self, tenant: &Tenant) -> Vec<StreamId> {
+        self.placement(tenant)
+            .map(|(dept, p)| p.streams(tenant, dept))
+            .unwrap_or_default()
+    }
+
+    /// The calendar streams of the slots the booked concerns would take from `start` on.
+    pub fn calendar_streams_at(&self, tenant: &Tenant, start: OffsetDateTime) -> Vec<StreamId> {
+        self.booking
+            .as_ref()
+            .and_then(|b| placement_at(tenant, &b.department, &b.services, start).ok())
+            .map(|(dept, p)| p.streams(tenant, dept))
+            .unwrap_or_default()
     }
 }
 
@@ -109,8 +135,12 @@ pub struct BookAppointment {
 }
 
 impl BookAppointment {
-    pub fn calendar_stream(&self, tenant: &Tenant) -> crate::event::StreamId {
-        calendar::stream(tenant, &self.department, tenant.local(self.start).date())
+    /// The calendar streams of the slots the booking wants; none if its concerns or start are
+    /// invalid, which the decision refuses.
+    pub fn calendar_streams(&self, tenant: &Tenant) -> Vec<StreamId> {
+        placement_at(tenant, &self.department, &self.services, self.start)
+            .map(|(dept, p)| p.streams(tenant, dept))
+            .unwrap_or_default()
     }
 }
 
@@ -167,9 +197,28 @@ fn local_slot(tenant: &Tenant, start: OffsetDateTime) -> Result<(time::Date, u16
     Ok((local.date(), calendar::minute_of(local.time())))
 }
 
+/// Where concerns booked from `start` would lie on their department's calendar.
+fn placement_at<'t>(
+    tenant: &'t Tenant,
+    department: &DepartmentId,
+    services: &[ServiceId],
+    start: OffsetDateTime,
+) -> Result<(&'t Department, Placement), DomainError> {
+    let (dept, slots) = size_concerns(tenant, department, services)?;
+    let (date, first_minute) = local_slot(tenant, start)?;
+    Ok((
+        dept,
+        Placement {
+            date,
+            first_minute,
+            slots,
+        },
+    ))
+}
+
 pub fn book(
     existing: &AppointmentState,
-    calendar: &CalendarState,
+    h: &Histories,
     cmd: &BookAppointment,
     ctx: &Context<'_>,
 ) -> Result<Decision, DomainError> {
@@ -188,7 +237,17 @@ pub fn book(
         return Err(DomainError::SlotInPast);
     }
     let (date, first_minute) = local_slot(tenant, cmd.start)?;
-    let reserved = calendar.reserve(dept, date.weekday(), cmd.appointment, first_minute, slots)?;
+    let placement = Placement {
+        date,
+        first_minute,
+        slots,
+    };
+    let mut decision = Slots::load(h, tenant, dept, &[placement]).reserve(
+        tenant,
+        dept,
+        cmd.appointment,
+        placement,
+    )?;
     let end = cmd.start + Duration::minutes(i64::from(slots) * i64::from(dept.slot_minutes));
     let booked = AppointmentBooked {
         appointment: cmd.appointment,
@@ -201,13 +260,7 @@ pub fn book(
         invited_by: cmd.invited_by.clone(),
         contact: cmd.contact.clone(),
     };
-    let mut decision: Decision = vec![
-        (
-            calendar::stream(tenant, &cmd.department, date),
-            reserved.into(),
-        ),
-        (cmd.appointment.stream(), booked.into()),
-    ];
+    decision.push((cmd.appointment.stream(), booked.into()));
     if let Some(access) = &cmd.access {
         if access.expires <= end {
             return Err(DomainError::AccessExpiresTooEarly);
@@ -225,10 +278,11 @@ pub fn book(
     Ok(decision)
 }
 
+/// Moves an open appointment: releases its slots, then reserves the new ones, in that order,
+/// so that a slot both hold (and every fold of the day) ends up held.
 pub fn reschedule(
     state: &AppointmentState,
-    old_calendar: &CalendarState,
-    new_calendar: &CalendarState,
+    h: &Histories,
     start: OffsetDateTime,
     ctx: &Context<'_>,
 ) -> Result<Decision, DomainError> {
@@ -237,27 +291,21 @@ pub fn reschedule(
         return Err(DomainError::SlotInPast);
     }
     let tenant = ctx.tenant;
-    let (dept, slots) = size_concerns(tenant, &booking.department, &booking.services)?;
-    let (old_date, _) = local_slot(tenant, booking.start)?;
-    let (new_date, first_minute) = local_slot(tenant, start)?;
+    let (dept, new) = placement_at(tenant, &booking.department, &booking.services, start)?;
+    let old = state.placement(tenant).map(|(_, p)| p);
+    let placements: Vec<Placement> = old.into_iter().chain([new]).collect();
+    let slots = Slots::load(h, tenant, dept, &placements);
     let appointment = booking.appointment;
-    // On the same day the old slots must not count against the new ones.
-    let base = if old_date == new_date {
-        old_calendar
-            .clone()
-            .evolve(&super::events::SlotsReleased { appointment }.into())
-    } else {
-        new_calendar.clone()
-    };
-    let reserved = base.reserve(dept, new_date.weekday(), appointment, first_minute, slots)?;
-    let old_stream = calendar::stream(tenant, &booking.department, old_date);
-    let new_stream = calendar::stream(tenant, &booking.department, new_date);
-    let mut decision: Decision = Vec::new();
-    if let Some(released) = old_calendar.release(appointment) {
-        decision.push((old_stream, released.into()));
-    }
-    decision.push((new_stream, reserved.into()));
-    let end = start + Duration::minutes(i64::from(slots) * i64::from(dept.slot_minutes));
+    // The old slots must not count against the new ones.
+    let reserved = slots
+        .clone()
+        .without(appointment)
+        .reserve(tenant, dept, appointment, new)?;
+    let mut decision = old
+        .map(|old| slots.release(tenant, dept, appointment, old))
+        .unwrap_or_default();
+    decision.extend(reserved);
+    let end = start + Duration::minutes(i64::from(new.slots) * i64::from(dept.slot_minutes));
     decision.push((
         appointment.stream(),
         AppointmentRescheduled {
@@ -270,21 +318,22 @@ pub fn reschedule(
     Ok(decision)
 }
 
+/// Calls off an open appointment and gives back the slots it holds.
 pub fn cancel(
     state: &AppointmentState,
-    calendar: &CalendarState,
+    h: &Histories,
     by: CancelledBy,
     reason: Option<Personal>,
     ctx: &Context<'_>,
 ) -> Result<Decision, DomainError> {
     let booking = state.open_booking()?;
-    let mut decision: Decision = Vec::new();
-    if let Some(released) = calendar.release(booking.appointment) {
-        let stream = state
-            .calendar_stream(ctx.tenant)
-            .ok_or(DomainError::UnknownAppointment)?;
-        decision.push((stream, released.into()));
-    }
+    let tenant = ctx.tenant;
+    let mut decision = state
+        .placement(tenant)
+        .map(|(dept, p)| {
+            Slots::load(h, tenant, dept, &[p]).release(tenant, dept, booking.appointment, p)
+        })
+        .unwrap_or_default();
     decision.push((
         booking.appointment.stream(),
         AppointmentCancelled { by, reason }.into(),
@@ -351,13 +400,25 @@ pub(crate) mod tests {
         all
     }
 
+    /// The stream of the slot of Tuesday 24 November 2026 starting `minute` minutes after
+    /// local midnight.
+    fn tuesday_slot(department: &str, minute: u16) -> crate::event::StreamId {
+        calendar::slot_stream(
+            ettlingen(),
+            &department.into(),
+            time::macros::date!(2026 - 11 - 24),
+            minute,
+        )
+    }
+
     #[test]
     fn given_a_free_day_when_booking_two_concerns_then_consecutive_slots_in_one_append() {
-        let calendar = calendar::stream(
-            ettlingen(),
-            &"buergerbuero".into(),
-            time::macros::date!(2026 - 11 - 24),
-        );
+        let reserved: DomainEvent = SlotsReserved {
+            appointment: appointment(1),
+            first_minute: 9 * 60,
+            slots: 2,
+        }
+        .into();
         given(ettlingen(), vec![])
             .when(buergerbuero(
                 1,
@@ -365,15 +426,8 @@ pub(crate) mod tests {
                 TUE_9,
             ))
             .then_expect(vec![
-                (
-                    calendar,
-                    SlotsReserved {
-                        appointment: appointment(1),
-                        first_minute: 9 * 60,
-                        slots: 2,
-                    }
-                    .into(),
-                ),
+                (tuesday_slot("buergerbuero", 9 * 60), reserved.clone()),
+                (tuesday_slot("buergerbuero", 9 * 60 + 15), reserved),
                 (
                     appointment(1).stream(),
                     AppointmentBooked {
@@ -563,11 +617,6 @@ pub(crate) mod tests {
             by: CancelledBy::CitizenByLink,
             reason: None,
         };
-        let calendar = calendar::stream(
-            ettlingen(),
-            &"buergerbuero".into(),
-            time::macros::date!(2026 - 11 - 24),
-        );
         let decision = given(ettlingen(), history.clone())
             .when(cancel.clone())
             .decision();
@@ -575,7 +624,7 @@ pub(crate) mod tests {
             decision,
             vec![
                 (
-                    calendar,
+                    tuesday_slot("buergerbuero", 9 * 60),
                     SlotsReleased {
                         appointment: appointment(1)
                     }
@@ -660,23 +709,18 @@ pub(crate) mod tests {
                 start: later,
             })
             .decision();
-        let day = calendar::stream(
-            ettlingen(),
-            &"waffenbehoerde".into(),
-            time::macros::date!(2026 - 11 - 24),
-        );
         assert_eq!(
             decision,
             vec![
                 (
-                    day.clone(),
+                    tuesday_slot("waffenbehoerde", 9 * 60),
                     SlotsReleased {
                         appointment: appointment(1)
                     }
                     .into()
                 ),
                 (
-                    day,
+                    tuesday_slot("waffenbehoerde", 9 * 60 + 30),
                     SlotsReserved {
                         appointment: appointment(1),
                         first_minute: 9 * 60 + 30,
@@ -711,7 +755,7 @@ pub(crate) mod tests {
             .decision();
         assert_eq!(
             decision[1].0.as_str(),
-            "calendar-ettlingen-waffenbehoerde-2026-11-26"
+            "slot-ettlingen-waffenbehoerde-2026-11-26-1000"
         );
     }
 
@@ -890,5 +934,127 @@ pub(crate) mod tests {
         given(ettlingen(), vec![])
             .when(record())
             .then_error(DomainError::UnknownAppointment);
+    }
+
+    #[test]
+    fn bookings_of_different_slots_write_no_common_stream() {
+        let ctx = Context {
+            tenant: ettlingen(),
+            now: MONDAY_8,
+        };
+        let written = |command: Command| -> std::collections::BTreeSet<_> {
+            given(ettlingen(), vec![])
+                .when(command)
+                .decision()
+                .into_iter()
+                .map(|(stream, _)| stream)
+                .collect()
+        };
+        let at_9 = buergerbuero(1, &["personalausweis", "meldebescheinigung"], TUE_9);
+        let at_9_30 = buergerbuero(2, &["meldebescheinigung"], TUE_9 + Duration::minutes(30));
+        assert!(written(at_9.clone()).is_disjoint(&written(at_9_30.clone())));
+        // Both read the day's stream of schema 1, and neither writes it.
+        let day = calendar::day_stream(
+            ettlingen(),
+            &"buergerbuero".into(),
+            time::macros::date!(2026 - 11 - 24),
+        );
+        let histories = Histories::default();
+        assert!(at_9.streams(&histories, &ctx).contains(&day));
+        assert!(at_9_30.streams(&histories, &ctx).contains(&day));
+        assert!(!written(at_9).contains(&day));
+    }
+
+    #[test]
+    fn reservations_of_schema_1_on_the_day_stream_still_count_and_are_released_there() {
+        let day = calendar::day_stream(
+            ettlingen(),
+            &"waffenbehoerde".into(),
+            time::macros::date!(2026 - 11 - 24),
+        );
+        // Booked before slot streams: the reservation is on the day stream only.
+        let mut history: Decision = booked(
+            ettlingen(),
+            vec![],
+            booking(1, "waffenbehoerde", &["waffenbesitzkarte"], TUE_9),
+        )
+        .into_iter()
+        .filter(|(stream, _)| stream.category() != "slot")
+        .collect();
+        history.push((
+            day.clone(),
+            SlotsReserved {
+                appointment: appointment(1),
+                first_minute: 9 * 60,
+                slots: 1,
+            }
+            .into(),
+        ));
+        given(ettlingen(), history.clone())
+            .when(booking(2, "waffenbehoerde", &["waffenbesitzkarte"], TUE_9))
+            .then_error(DomainError::SlotTaken);
+        let released: DomainEvent = SlotsReleased {
+            appointment: appointment(1),
+        }
+        .into();
+        let cancel = Command::CancelAppointment {
+            appointment: appointment(1),
+            by: CancelledBy::Clerk,
+            reason: None,
+        };
+        let decision = given(ettlingen(), history.clone()).when(cancel).decision();
+        assert_eq!(decision[0], (day.clone(), released.clone()));
+        // Moved: released on the day stream, reserved on the new slot's stream.
+        let decision = given(ettlingen(), history)
+            .when(Command::RescheduleAppointment {
+                appointment: appointment(1),
+                start: TUE_9 + Duration::minutes(30),
+            })
+            .decision();
+        assert_eq!(decision[0], (day, released));
+        assert_eq!(decision[1].0, tuesday_slot("waffenbehoerde", 9 * 60 + 30));
+    }
+
+    #[test]
+    fn moving_two_slots_by_one_releases_before_it_reserves_the_slot_both_hold() {
+        let history = booked(
+            ettlingen(),
+            vec![],
+            buergerbuero(1, &["personalausweis", "meldebescheinigung"], TUE_9),
+        );
+        let later = TUE_9 + Duration::minutes(15);
+        let decision = given(ettlingen(), history.clone())
+            .when(Command::RescheduleAppointment {
+                appointment: appointment(1),
+                start: later,
+            })
+            .decision();
+        let written: Vec<_> = decision
+            .iter()
+            .map(|(s, e)| (s.clone(), e.event_type()))
+            .collect();
+        let slot = |minute| tuesday_slot("buergerbuero", minute);
+        assert_eq!(
+            written,
+            vec![
+                (slot(540), "SlotsReleased"),
+                (slot(555), "SlotsReleased"),
+                (slot(555), "SlotsReserved"),
+                (slot(570), "SlotsReserved"),
+                (appointment(1).stream(), "AppointmentRescheduled"),
+            ]
+        );
+        // The slot both hold still holds it once, the one left behind no longer does.
+        let mut after = history;
+        after.extend(decision);
+        let holders = |minute| {
+            after
+                .iter()
+                .filter(|(s, _)| *s == slot(minute))
+                .fold(calendar::SlotState::default(), |st, (_, e)| st.evolve(e))
+                .holders
+                .len()
+        };
+        assert_eq!((holders(540), holders(555), holders(570)), (0, 1, 1));
     }
 }

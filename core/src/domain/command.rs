@@ -1,7 +1,7 @@
 //! Every command of the workflow, the streams it reads and writes, and its decision.
 //!
 //! A command names its streams in rounds: [`Command::streams`] is asked again after each load,
-//! so a command that only knows an appointment id can ask for that appointment's calendar day
+//! so a command that only knows an appointment id can ask for that appointment's calendar slots
 //! once the appointment is loaded. The command bus appends the decision to all of them in one
 //! atomic batch, each with the version it read.
 
@@ -9,7 +9,6 @@ use time::OffsetDateTime;
 
 use super::account::{self, AccountState, Login};
 use super::appointment::{self, AppointmentState, BookAppointment, Status};
-use super::calendar::{self, CalendarState};
 use super::events::*;
 use super::form::{self, FormState};
 use super::payment::{self, PaymentState, PaymentStatus};
@@ -246,10 +245,6 @@ fn subject_of(h: &Histories, id: SubjectId) -> SubjectState {
     h.fold(&id.stream(), SubjectState::evolve)
 }
 
-fn calendar_of(h: &Histories, stream: &StreamId) -> CalendarState {
-    h.fold(stream, CalendarState::evolve)
-}
-
 /// The outcome of a mail of a booked appointment, once per message id: the worker may send
 /// and record a mail again after a crash.
 fn record_mail(
@@ -281,18 +276,16 @@ impl Command {
         let with_calendar = |appointment: AppointmentId| {
             let state = appointment_of(loaded, appointment);
             let mut streams = vec![appointment.stream()];
-            streams.extend(state.calendar_stream(tenant));
+            streams.extend(state.calendar_streams(tenant));
             streams
         };
         match self {
             CreateAccount(c) => vec![c.login.stream(&tenant.id)],
             LogIn { account, .. } => vec![account.stream(&tenant.id)],
             BookAppointment(b) => {
-                vec![
-                    b.calendar_stream(tenant),
-                    b.appointment.stream(),
-                    b.subject.stream(),
-                ]
+                let mut streams = b.calendar_streams(tenant);
+                streams.extend([b.appointment.stream(), b.subject.stream()]);
+                streams
             }
             ConfirmAppointment { appointment }
             | SendReminder { appointment }
@@ -306,13 +299,9 @@ impl Command {
             }
             RescheduleAppointment { appointment, start } => {
                 let mut streams = with_calendar(*appointment);
-                if let Some(b) = appointment_of(loaded, *appointment).booking {
-                    streams.push(calendar::stream(
-                        tenant,
-                        &b.department,
-                        tenant.local(*start).date(),
-                    ));
-                }
+                streams.extend(
+                    appointment_of(loaded, *appointment).calendar_streams_at(tenant, *start),
+                );
                 streams
             }
             OpenSession {
@@ -428,12 +417,7 @@ impl Command {
                 let stream = account.stream(&tenant.id);
                 account::log_in(&account_of(h, &stream), stream, *password_matches, ctx.now)
             }
-            BookAppointment(b) => appointment::book(
-                &appointment_of(h, b.appointment),
-                &calendar_of(h, &b.calendar_stream(tenant)),
-                b,
-                ctx,
-            ),
+            BookAppointment(b) => appointment::book(&appointment_of(h, b.appointment), h, b, ctx),
             ConfirmAppointment { appointment } => {
                 let state = appointment_of(h, *appointment);
                 state.open_booking()?;
@@ -443,32 +427,19 @@ impl Command {
                 Ok(one(appointment.stream(), AppointmentConfirmed {}))
             }
             RescheduleAppointment { appointment, start } => {
-                let state = appointment_of(h, *appointment);
-                let old = state
-                    .calendar_stream(tenant)
-                    .ok_or(DomainError::UnknownAppointment)?;
-                let booking = state.open_booking()?;
-                let new =
-                    calendar::stream(tenant, &booking.department, tenant.local(*start).date());
-                appointment::reschedule(
-                    &state,
-                    &calendar_of(h, &old),
-                    &calendar_of(h, &new),
-                    *start,
-                    ctx,
-                )
+                appointment::reschedule(&appointment_of(h, *appointment), h, *start, ctx)
             }
             CancelAppointment {
                 appointment,
                 by,
                 reason,
-            } => {
-                let state = appointment_of(h, *appointment);
-                let cal = state
-                    .calendar_stream(tenant)
-                    .ok_or(DomainError::UnknownAppointment)?;
-                appointment::cancel(&state, &calendar_of(h, &cal), *by, reason.clone(), ctx)
-            }
+            } => appointment::cancel(
+                &appointment_of(h, *appointment),
+                h,
+                *by,
+                reason.clone(),
+                ctx,
+            ),
             RecordMailSent {
                 appointment,
                 kind,
@@ -524,16 +495,7 @@ impl Command {
                 if state.confirmed || state.open_booking().is_err() {
                     return Ok(vec![]);
                 }
-                let cal = state
-                    .calendar_stream(tenant)
-                    .ok_or(DomainError::UnknownAppointment)?;
-                appointment::cancel(
-                    &state,
-                    &calendar_of(h, &cal),
-                    CancelledBy::System,
-                    None,
-                    ctx,
-                )
+                appointment::cancel(&state, h, CancelledBy::System, None, ctx)
             }
             OpenSession {
                 appointment,

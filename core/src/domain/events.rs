@@ -204,6 +204,8 @@ pub struct AppointmentCompleted {
 
 // --- calendar ---
 
+/// The appointment holds `slots` consecutive slots from `first_minute` on. Written to the stream
+/// of each of those slots (to the calendar-day stream in schema 1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlotsReserved {
     pub appointment: AppointmentId,
@@ -212,6 +214,7 @@ pub struct SlotsReserved {
     pub slots: u16,
 }
 
+/// The appointment gave back the slot of the stream (in schema 1: all it held that day).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlotsReleased {
     pub appointment: AppointmentId,
@@ -520,9 +523,15 @@ macro_rules! domain_events {
             pub fn from_payload(event_type: &str, version: u16, payload: &Payload) -> Result<Self, DecodeError> {
                 match event_type {
                     $(stringify!($variant) => {
-                        if version != $version {
+                        let payload = if version == $version {
+                            payload
+                        } else if version < $version {
+                            upcast(event_type, version, payload).ok_or_else(|| {
+                                DecodeError::UnknownVersion { event_type: event_type.to_owned(), version }
+                            })?
+                        } else {
                             return Err(DecodeError::UnknownVersion { event_type: event_type.to_owned(), version });
-                        }
+                        };
                         payload
                             .parse::<$variant>()
                             .map(DomainEvent::$variant)
@@ -533,6 +542,17 @@ macro_rules! domain_events {
             }
         }
     };
+}
+
+/// Brings the payload of an older schema version to the current shape; `None` for a version
+/// that was never written.
+fn upcast<'p>(event_type: &str, version: u16, payload: &'p Payload) -> Option<&'p Payload> {
+    match (event_type, version) {
+        // Version 1 went to the calendar-day stream, version 2 goes to each slot stream (ADR
+        // 0012). The payload is the same; readers tell the two apart by the stream.
+        ("SlotsReserved" | "SlotsReleased", 1) => Some(payload),
+        _ => None,
+    }
 }
 
 domain_events! {
@@ -551,8 +571,8 @@ domain_events! {
     NoShowRecorded = 1,
     SessionLinked = 1,
     AppointmentCompleted = 1,
-    SlotsReserved = 1,
-    SlotsReleased = 1,
+    SlotsReserved = 2,
+    SlotsReleased = 2,
     SessionOpened = 1,
     ParticipantJoined = 1,
     ParticipantLeft = 1,

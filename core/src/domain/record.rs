@@ -44,8 +44,9 @@ impl AppointmentRecord {
         let uuid = uuid::Uuid::parse_str(rest).ok();
         match (category, uuid) {
             ("appointment", _) => self.appointment = self.appointment.evolve(event),
-            ("calendar", _) => {
-                // Only this appointment's own reservation, folded with the calendar's evolve.
+            ("slot" | "calendar", _) => {
+                // Only this appointment's own reservation, folded with the calendar's evolve;
+                // each slot stream repeats the whole reservation.
                 let mut day = CalendarState::default();
                 if let Some(r) = self.reservation {
                     day.reservations.insert(id, r);

@@ -8,7 +8,7 @@ use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime, PrimitiveDateTime, Time};
 use uuid::Uuid;
 use videoamt_core::domain::appointment::BookAppointment;
-use videoamt_core::domain::calendar::{self, CalendarState};
+use videoamt_core::domain::calendar::{self, CalendarState, SlotState};
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{CancelledBy, Contact, FinalState, Party};
 use videoamt_core::domain::form::FormState;
@@ -136,12 +136,24 @@ proptest! {
             // Refusals are expected; only the invariant matters.
             let _ = log.execute(t, NOW, &command);
             for day in days {
-                let state = log
-                    .stream(&calendar::stream(t, &department, day))
+                // The day as the free-slots read model folds it: every slot stream of the day,
+                // in global order.
+                let prefix = format!("slot-{}-{department}-{day}-", t.id);
+                let whole_day = log
+                    .events
                     .iter()
-                    .fold(CalendarState::default(), CalendarState::evolve);
+                    .filter(|(s, _)| s.as_str().starts_with(&prefix))
+                    .fold(CalendarState::default(), |state, (_, e)| state.evolve(e));
                 for &minute in &minutes {
-                    prop_assert!(state.occupancy(minute, dept.slot_minutes) <= dept.capacity);
+                    let slot = log
+                        .stream(&calendar::slot_stream(t, &department, day, minute))
+                        .iter()
+                        .fold(SlotState::default(), SlotState::evolve);
+                    prop_assert!(slot.holders.len() <= usize::from(dept.capacity));
+                    prop_assert_eq!(
+                        usize::from(whole_day.occupancy(minute, dept.slot_minutes)),
+                        slot.holders.len()
+                    );
                 }
             }
         }

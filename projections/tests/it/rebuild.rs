@@ -164,7 +164,7 @@ async fn rebuild_equals_incremental(store: Arc<dyn AdminStore>) {
         .collect();
     assert_eq!(
         streams,
-        ["appointment", "calendar", "session", "subject"]
+        ["appointment", "session", "slot", "subject"]
             .into_iter()
             .collect()
     );

@@ -128,18 +128,23 @@ fn command(ids: VisitIds, op: u8, booked_first_minute: i64) -> Command {
     }
 }
 
-/// Everything in the streams of `ids` (and the calendar day) as it stands, in global order.
+/// Everything in the streams of `ids` (and the slots of the day it may hold) as it stands, in
+/// global order.
 async fn live_events(store: &dyn EventStore, ids: VisitIds) -> Vec<RecordedEvent> {
     let tenant = &tenants()[0];
-    let day = calendar::stream(tenant, &"buergerbuero".into(), START.date());
-    let streams = [
+    let department = "buergerbuero".into();
+    let mut streams = vec![
         ids.appointment.stream(),
         ids.subject.stream(),
         ids.session.stream(),
         ids.form.stream(),
         ids.payment.stream(),
-        day,
     ];
+    // Bookings start at 08:00 or 08:15 local and move a quarter of an hour at most.
+    streams.extend(
+        [8 * 60, 8 * 60 + 15, 8 * 60 + 30]
+            .map(|minute| calendar::slot_stream(tenant, &department, START.date(), minute)),
+    );
     let mut all = Vec::new();
     for s in &streams {
         all.extend(store.read_stream(s, 0).await.expect("read"));

@@ -316,8 +316,8 @@ async fn ettlingen_online_visit_with_two_concerns_and_handy_tan() {
         .expect("booked");
     assert_eq!(
         booked.positions.len(),
-        3,
-        "calendar, appointment and subject in one append"
+        4,
+        "two slots, appointment and subject in one append"
     );
     assert_eq!(
         v.work,
