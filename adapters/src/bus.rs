@@ -5,17 +5,20 @@
 //! subject's key (issued here when the decision starts a subject), so the log never holds
 //! personal data in the clear.
 //!
-//! A version conflict means someone else wrote in between; the bus reloads and decides again,
-//! a bounded number of times. The caller gets either the domain's refusal (unchanged) or the
-//! positions of what was written.
+//! Commands of this process that touch the same streams queue for them (`queue.rs`) and run one
+//! after another, so they never conflict with each other. A version conflict means another
+//! process wrote in between; the bus reloads and decides again, a bounded number of times. The
+//! caller gets either the domain's refusal (unchanged) or the positions of what was written.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
+use queue::{Held, StreamQueues, Taken};
 use time::OffsetDateTime;
 use uuid::Uuid;
+use videoamt_core::domain::calendar;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::DecodeError;
 use videoamt_core::domain::{
@@ -31,7 +34,10 @@ use videoamt_core::store::{
 };
 use videoamt_core::tenant::Tenant;
 
-/// How often a command is decided again after a version conflict before giving up.
+mod queue;
+
+/// How often a command is decided again after a version conflict (a write of another process)
+/// before giving up.
 pub const MAX_ATTEMPTS: u32 = 32;
 /// Streams a command may name, over all its loading rounds.
 const MAX_STREAMS: usize = 64;
@@ -65,7 +71,7 @@ pub enum BusError {
     Refused(#[from] DomainError),
     #[error("unknown tenant {0}")]
     UnknownTenant(TenantId),
-    /// Others kept writing the same streams; nothing was written.
+    /// Other processes kept writing the same streams; nothing was written.
     #[error("the streams kept changing; gave up after {0} attempts")]
     Contention(u32),
     #[error("a stored event cannot be read: {0}")]
@@ -95,6 +101,7 @@ pub struct CommandBus {
     store: Arc<dyn EventStore>,
     keys: Arc<dyn KeyStore>,
     tenants: Arc<BTreeMap<TenantId, Tenant>>,
+    queues: StreamQueues,
 }
 
 impl std::fmt::Debug for CommandBus {
@@ -116,6 +123,7 @@ impl CommandBus {
             store,
             keys,
             tenants: Arc::new(tenants),
+            queues: StreamQueues::default(),
         }
     }
 
@@ -132,8 +140,10 @@ impl CommandBus {
     }
 
     pub async fn execute(&self, command: &Command, issued: &Issued) -> Result<Executed, BusError> {
+        // Held from the first load until the last append, across retries.
+        let mut held = self.queues.hold();
         for attempt in 1..=MAX_ATTEMPTS {
-            let Some(batch) = self.prepare(command, issued).await? else {
+            let Some(batch) = self.prepare(command, issued, Some(&mut held)).await? else {
                 return Ok(Executed {
                     positions: vec![],
                     attempts: attempt,
@@ -162,10 +172,11 @@ impl CommandBus {
     /// Executes independent commands together, for jobs that work through many subjects: each
     /// is loaded and decided on its own, and every decision is appended in one atomic batch, so
     /// the whole set costs one commit instead of one per command. Commands whose streams overlap
-    /// an earlier command's, and every command of a combined append that fails (someone wrote
-    /// one of the streams in between), are executed one by one with the usual retries; nothing
-    /// of a failed combined append was written, so deciding again is safe. Results come in the
-    /// order of `commands`.
+    /// an earlier command's or are held by a command in flight, and every command of a combined
+    /// append that fails (someone wrote one of the streams in between), are executed one by one
+    /// with the usual queueing and retries; nothing of a failed combined append was written, so
+    /// deciding again is safe. The combined append holds its streams without ever waiting for
+    /// them, so commands in flight are not disturbed. Results come in the order of `commands`.
     pub async fn execute_all(
         &self,
         commands: &[(Command, Issued)],
@@ -174,7 +185,7 @@ impl CommandBus {
         // caller's future not `Send` for every lifetime.
         let preparing: Vec<_> = commands
             .iter()
-            .map(|(command, issued)| self.prepare(command, issued))
+            .map(|(command, issued)| self.prepare(command, issued, None))
             .collect();
         let prepared: Vec<_> = futures::stream::iter(preparing)
             .buffered(LOAD_PARALLEL)
@@ -186,6 +197,7 @@ impl CommandBus {
         let mut streams = std::collections::HashSet::new();
         let mut events = 0;
         let mut alone = Vec::new();
+        let mut held = self.queues.hold();
         for (i, prepared) in prepared.into_iter().enumerate() {
             match prepared {
                 Ok(None) => results.push(Some(Ok(Executed {
@@ -195,7 +207,10 @@ impl CommandBus {
                 Ok(Some(batch)) => {
                     results.push(None);
                     let disjoint = batch.streams().iter().all(|s| !streams.contains(&s.stream));
-                    if disjoint && events + batch.event_count() <= MAX_EVENTS_PER_BATCH {
+                    if disjoint
+                        && events + batch.event_count() <= MAX_EVENTS_PER_BATCH
+                        && held.try_take(queued(batch.streams().iter().map(|s| &s.stream)).cloned())
+                    {
                         streams.extend(batch.streams().iter().map(|s| s.stream.clone()));
                         events += batch.event_count();
                         combined.push((i, batch));
@@ -229,6 +244,7 @@ impl CommandBus {
                 None => alone.extend(combined.iter().map(|(i, _)| *i)),
             }
         }
+        drop(held);
         for i in alone {
             let (command, issued) = &commands[i];
             results[i] = Some(self.execute(command, issued).await);
@@ -245,6 +261,7 @@ impl CommandBus {
         &self,
         command: &Command,
         issued: &Issued,
+        held: Option<&mut Held>,
     ) -> Result<Option<AppendBatch>, BusError> {
         let tenant = self
             .tenants
@@ -254,7 +271,7 @@ impl CommandBus {
             tenant,
             now: issued.now,
         };
-        let (histories, versions) = self.load(command, &ctx).await?;
+        let (histories, versions) = self.load(command, &ctx, held).await?;
         let mut decision = command.decide(&histories, &ctx)?;
         self.seal(&mut decision, &histories).await?;
         if decision.is_empty() {
@@ -307,41 +324,59 @@ impl CommandBus {
     }
 
     /// Loads the streams the command names, in rounds, with the version each was read at.
+    /// With `held`, each round's streams are taken in the queues before they are read; if that
+    /// meant letting go of streams read before, loading starts over.
     async fn load(
         &self,
         command: &Command,
         ctx: &Context<'_>,
+        mut held: Option<&mut Held>,
     ) -> Result<(Histories, BTreeMap<StreamId, Option<StreamVersion>>), BusError> {
-        let mut histories = Histories::default();
-        let mut versions = BTreeMap::new();
-        loop {
-            let wanted = command.streams_to_load(&histories, ctx);
-            if wanted.is_empty() {
-                return Ok((histories, versions));
-            }
-            if versions.len() + wanted.len() > MAX_STREAMS {
-                return Err(BusError::TooManyStreams);
-            }
-            let reads =
-                futures::future::join_all(wanted.iter().map(|s| self.store.read_stream(s, 0)))
-                    .await;
-            for (stream, recorded) in wanted.into_iter().zip(reads) {
-                let recorded = recorded?;
-                versions.insert(stream.clone(), recorded.last().map(|e| e.stream_version));
-                let events = recorded
-                    .iter()
-                    .map(|e| {
-                        DomainEvent::from_payload(
-                            e.event_type.as_str(),
-                            e.schema_version,
-                            &e.payload,
-                        )
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                histories.insert(stream, events);
+        'fresh: loop {
+            let mut histories = Histories::default();
+            let mut versions = BTreeMap::new();
+            loop {
+                let wanted = command.streams_to_load(&histories, ctx);
+                if wanted.is_empty() {
+                    return Ok((histories, versions));
+                }
+                if versions.len() + wanted.len() > MAX_STREAMS {
+                    return Err(BusError::TooManyStreams);
+                }
+                if let Some(held) = held.as_deref_mut() {
+                    if held.take(queued(&wanted).cloned()).await == Taken::LetGo {
+                        continue 'fresh;
+                    }
+                }
+                let reads =
+                    futures::future::join_all(wanted.iter().map(|s| self.store.read_stream(s, 0)))
+                        .await;
+                for (stream, recorded) in wanted.into_iter().zip(reads) {
+                    let recorded = recorded?;
+                    versions.insert(stream.clone(), recorded.last().map(|e| e.stream_version));
+                    let events = recorded
+                        .iter()
+                        .map(|e| {
+                            DomainEvent::from_payload(
+                                e.event_type.as_str(),
+                                e.schema_version,
+                                &e.payload,
+                            )
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    histories.insert(stream, events);
+                }
             }
         }
     }
+}
+
+/// The streams commands queue for: all but the calendar-day streams, which every booking of
+/// the day reads and only rare releases write.
+fn queued<'s>(
+    streams: impl IntoIterator<Item = &'s StreamId>,
+) -> impl Iterator<Item = &'s StreamId> {
+    streams.into_iter().filter(|s| !calendar::is_day_stream(s))
 }
 
 /// Groups the decision by stream (in order of first appearance), each stream guarded by the

@@ -115,6 +115,10 @@ pub(crate) async fn sixty_four_bookers_ten_slots<B: Backend>(b: &B) {
         .collect();
     assert!(other.is_empty(), "unexpected outcomes: {other:?}");
     assert_eq!((won, taken), (10, 54));
+    // Bookers of one process queue for a slot instead of racing for it: no one decides twice.
+    for done in results.iter().filter_map(|r| r.as_ref().ok()) {
+        assert_eq!(done.attempts, 1);
+    }
 
     // Each slot holds exactly one appointment, and the log is sound.
     for start in &starts {
