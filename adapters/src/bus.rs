@@ -336,7 +336,9 @@ impl CommandBus {
             let mut histories = Histories::default();
             let mut versions = BTreeMap::new();
             loop {
-                let wanted = command.streams_to_load(&histories, ctx);
+                let mut wanted = command.streams_to_load(&histories, ctx);
+                wanted.sort_unstable();
+                wanted.dedup();
                 if wanted.is_empty() {
                     return Ok((histories, versions));
                 }
@@ -348,11 +350,8 @@ impl CommandBus {
                         continue 'fresh;
                     }
                 }
-                let reads =
-                    futures::future::join_all(wanted.iter().map(|s| self.store.read_stream(s, 0)))
-                        .await;
+                let reads = self.store.read_streams(&wanted).await?;
                 for (stream, recorded) in wanted.into_iter().zip(reads) {
-                    let recorded = recorded?;
                     versions.insert(stream.clone(), recorded.last().map(|e| e.stream_version));
                     let events = recorded
                         .iter()

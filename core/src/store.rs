@@ -183,6 +183,19 @@ pub trait EventStore: Send + Sync {
         from: StreamVersion,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// Whole streams, each in version order, in the order of `streams`. Backends read them in
+    /// one round trip; this default reads one after the other.
+    async fn read_streams(
+        &self,
+        streams: &[StreamId],
+    ) -> Result<Vec<Vec<RecordedEvent>>, StoreError> {
+        let mut read = Vec::with_capacity(streams.len());
+        for stream in streams {
+            read.push(self.read_stream(stream, 0).await?);
+        }
+        Ok(read)
+    }
+
     /// Up to `limit` events with position `> after`, in position order.
     async fn read_all(
         &self,

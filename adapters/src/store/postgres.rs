@@ -617,6 +617,23 @@ fn raw_event(row: &Row) -> Result<RawEvent, tokio_postgres::Error> {
     })
 }
 
+/// The events of one query over several streams, split by stream in the order of `streams`
+/// (a stream named twice gets its events twice).
+fn by_stream(streams: &[StreamId], events: Vec<RecordedEvent>) -> Vec<Vec<RecordedEvent>> {
+    let mut grouped: std::collections::HashMap<StreamId, Vec<RecordedEvent>> =
+        std::collections::HashMap::new();
+    for event in events {
+        grouped
+            .entry(event.stream_id.clone())
+            .or_default()
+            .push(event);
+    }
+    streams
+        .iter()
+        .map(|s| grouped.get(s).cloned().unwrap_or_default())
+        .collect()
+}
+
 fn decode(rows: Vec<Row>) -> Result<Vec<RecordedEvent>, StoreError> {
     rows.iter()
         .map(|row| {
@@ -651,6 +668,23 @@ impl EventStore for PostgresStore {
             .await
             .map_err(store_err)?;
         decode(rows)
+    }
+
+    async fn read_streams(
+        &self,
+        streams: &[StreamId],
+    ) -> Result<Vec<Vec<RecordedEvent>>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events \
+                 WHERE stream_id = ANY($1) ORDER BY stream_id, stream_version"
+            ))
+            .await
+            .map_err(store_err)?;
+        let ids: Vec<&str> = streams.iter().map(StreamId::as_str).collect();
+        let rows = client.query(&stmt, &[&ids]).await.map_err(store_err)?;
+        Ok(by_stream(streams, decode(rows)?))
     }
 
     async fn read_all(

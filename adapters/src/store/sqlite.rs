@@ -525,6 +525,23 @@ impl EventStore for SqliteStore {
         .await
     }
 
+    async fn read_streams(
+        &self,
+        streams: &[StreamId],
+    ) -> Result<Vec<Vec<RecordedEvent>>, StoreError> {
+        let streams = streams.to_vec();
+        self.with_reader(move |conn| {
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?1 ORDER BY stream_version"
+            );
+            streams
+                .iter()
+                .map(|s| query_events(conn, &sql, params![s.as_str()]))
+                .collect()
+        })
+        .await
+    }
+
     async fn read_all(
         &self,
         after: GlobalPosition,

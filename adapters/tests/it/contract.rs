@@ -360,6 +360,44 @@ pub(crate) async fn reads_by_positions<B: Backend>(b: &B) {
     assert!(store.read_positions(&[]).await.expect("read").is_empty());
 }
 
+/// Several streams in one read: each whole and in version order, in the order asked, a stream
+/// asked twice given twice, one without events empty.
+pub(crate) async fn reads_of_several_streams<B: Backend>(b: &B) {
+    let store = b.open().await;
+    for round in 0..3u64 {
+        let expected = if round == 0 {
+            ExpectedVersion::NoStream
+        } else {
+            ExpectedVersion::Any
+        };
+        store
+            .append(multi(vec![
+                ("slot-a-1", expected, vec![event(round * 10)]),
+                ("appointment-c", expected, vec![event(round * 10 + 1)]),
+            ]))
+            .await
+            .expect("append");
+    }
+    let asked = [
+        stream("appointment-c"),
+        stream("slot-a-1"),
+        stream("slot-a-2"),
+        stream("appointment-c"),
+    ];
+    let read = store.read_streams(&asked).await.expect("read_streams");
+    assert_eq!(read.len(), asked.len());
+    for (stream, events) in asked.iter().zip(&read) {
+        let one = store.read_stream(stream, 0).await.expect("read_stream");
+        assert_eq!(
+            events.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+            one.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+            "{stream}"
+        );
+    }
+    assert_eq!(read.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 0, 3]);
+    assert!(store.read_streams(&[]).await.expect("read").is_empty());
+}
+
 /// Crypto-shredding on the store's key table: seal and open, tampering reported, destroying
 /// the key is final and turns every sealed value into `Erased`.
 pub(crate) async fn data_keys_seal_open_and_shred<B: Backend>(b: &B) {
@@ -828,6 +866,7 @@ macro_rules! contract_suite {
             retry_is_idempotent,
             reads_are_ordered_and_complete,
             reads_by_positions,
+            reads_of_several_streams,
             data_keys_seal_open_and_shred,
             live_subscriber_misses_nothing,
             subscription_resumes_from_checkpoint,
