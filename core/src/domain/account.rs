@@ -17,9 +17,8 @@
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use super::Decision;
 use super::events::{AccountCreated, AccountLocked, LoginFailed, LoginSucceeded};
-use super::{DomainError, DomainEvent};
+use super::{Context, Decision, DomainError, DomainEvent, Histories};
 use crate::event::{ActorRole, StreamId, TenantId};
 use crate::tenant::{DepartmentId, Tenant};
 
@@ -134,7 +133,43 @@ impl AccountState {
     }
 }
 
-pub fn create(
+/// The commands of an account's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountCommand {
+    /// An admin creates a staff account.
+    CreateAccount(AccountCreated),
+    /// A login attempt; the password was checked against the account's hash outside.
+    LogIn {
+        account: Login,
+        password_matches: bool,
+    },
+}
+
+impl AccountCommand {
+    fn stream(&self, tenant: &TenantId) -> StreamId {
+        match self {
+            Self::CreateAccount(c) => c.login.stream(tenant),
+            Self::LogIn { account, .. } => account.stream(tenant),
+        }
+    }
+
+    pub fn streams(&self, _loaded: &Histories, ctx: &Context<'_>) -> Vec<StreamId> {
+        vec![self.stream(&ctx.tenant.id)]
+    }
+
+    pub fn decide(&self, h: &Histories, ctx: &Context<'_>) -> Result<Decision, DomainError> {
+        let stream = self.stream(&ctx.tenant.id);
+        let state = h.fold(&stream, AccountState::evolve);
+        match self {
+            Self::CreateAccount(c) => create(&state, stream, ctx.tenant, c.clone()),
+            Self::LogIn {
+                password_matches, ..
+            } => log_in(&state, stream, *password_matches, ctx.now),
+        }
+    }
+}
+
+fn create(
     state: &AccountState,
     stream: StreamId,
     tenant: &Tenant,
@@ -159,7 +194,7 @@ pub fn create(
 }
 
 /// A login attempt whose password was checked outside.
-pub fn log_in(
+fn log_in(
     state: &AccountState,
     stream: StreamId,
     password_matches: bool,
@@ -203,7 +238,6 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
-    use crate::domain::command::Command;
     use crate::domain::gwt::{ettlingen, given};
 
     fn login() -> Login {
@@ -223,8 +257,8 @@ mod tests {
         login().stream(&ettlingen().id)
     }
 
-    fn attempt(password_matches: bool) -> Command {
-        Command::LogIn {
+    fn attempt(password_matches: bool) -> AccountCommand {
+        AccountCommand::LogIn {
             account: login(),
             password_matches,
         }
@@ -252,7 +286,7 @@ mod tests {
     #[test]
     fn a_clerk_account_is_created_once() {
         let t = ettlingen();
-        let command = Command::CreateAccount(created(StaffRole::Clerk, &["buergerbuero"]));
+        let command = AccountCommand::CreateAccount(created(StaffRole::Clerk, &["buergerbuero"]));
         given(t, vec![])
             .at(NOW)
             .when(command.clone())
@@ -275,7 +309,11 @@ mod tests {
     #[test]
     fn departments_belong_to_clerks_and_to_the_tenant() {
         let t = ettlingen();
-        let when = |c: AccountCreated| given(t, vec![]).at(NOW).when(Command::CreateAccount(c));
+        let when = |c: AccountCreated| {
+            given(t, vec![])
+                .at(NOW)
+                .when(AccountCommand::CreateAccount(c))
+        };
         when(created(StaffRole::Clerk, &[])).then_error(DomainError::ClerkWithoutDepartment);
         when(created(StaffRole::Clerk, &["standesamt-mars"]))
             .then_error(DomainError::UnknownDepartment("standesamt-mars".into()));

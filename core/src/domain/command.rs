@@ -7,7 +7,7 @@
 
 use time::OffsetDateTime;
 
-use super::account::{self, AccountState, Login};
+use super::account::AccountCommand;
 use super::appointment::{self, AppointmentState, BookAppointment, Status};
 use super::events::*;
 use super::form::{self, FormState};
@@ -17,7 +17,7 @@ use super::session::SessionState;
 use super::subject::SubjectState;
 use super::{
     AppointmentId, Context, Decision, DocumentId, DomainError, FormId, Histories, PaymentId,
-    Personal, SessionId, SubjectId,
+    Personal, SessionId, SubjectId, one,
 };
 use crate::event::StreamId;
 use crate::tenant::{Cents, ClerkId, FormTemplateId, PaymentMethodId, SignatureMethod};
@@ -27,13 +27,7 @@ use crate::tenant::{Cents, ClerkId, FormTemplateId, PaymentMethodId, SignatureMe
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// An admin creates a staff account.
-    CreateAccount(AccountCreated),
-    /// A login attempt; the password was checked against the account's hash outside.
-    LogIn {
-        account: Login,
-        password_matches: bool,
-    },
+    Account(AccountCommand),
     BookAppointment(BookAppointment),
     ConfirmAppointment {
         appointment: AppointmentId,
@@ -221,10 +215,6 @@ pub enum Command {
     },
 }
 
-fn account_of(h: &Histories, stream: &StreamId) -> AccountState {
-    h.fold(stream, AccountState::evolve)
-}
-
 fn appointment_of(h: &Histories, id: AppointmentId) -> AppointmentState {
     h.fold(&id.stream(), AppointmentState::evolve)
 }
@@ -263,9 +253,19 @@ fn record_mail(
     Ok(one(appointment.stream(), outcome))
 }
 
-fn one(stream: StreamId, event: impl Into<super::DomainEvent>) -> Decision {
-    vec![(stream, event.into())]
+macro_rules! kinds {
+    ($($variant:ident($kind:ty)),* $(,)?) => {
+        $(
+            impl From<$kind> for Command {
+                fn from(command: $kind) -> Self {
+                    Self::$variant(command)
+                }
+            }
+        )*
+    };
 }
+
+kinds!(Account(AccountCommand));
 
 impl Command {
     /// The streams this command needs, given what is loaded so far. The bus loads what is
@@ -280,8 +280,7 @@ impl Command {
             streams
         };
         match self {
-            CreateAccount(c) => vec![c.login.stream(&tenant.id)],
-            LogIn { account, .. } => vec![account.stream(&tenant.id)],
+            Account(c) => c.streams(loaded, ctx),
             BookAppointment(b) => {
                 let mut streams = b.calendar_streams(tenant);
                 streams.extend([b.appointment.stream(), b.subject.stream()]);
@@ -406,17 +405,7 @@ impl Command {
         use Command::*;
         let tenant = ctx.tenant;
         match self {
-            CreateAccount(c) => {
-                let stream = c.login.stream(&tenant.id);
-                account::create(&account_of(h, &stream), stream, tenant, c.clone())
-            }
-            LogIn {
-                account,
-                password_matches,
-            } => {
-                let stream = account.stream(&tenant.id);
-                account::log_in(&account_of(h, &stream), stream, *password_matches, ctx.now)
-            }
+            Account(c) => c.decide(h, ctx),
             BookAppointment(b) => appointment::book(&appointment_of(h, b.appointment), h, b, ctx),
             ConfirmAppointment { appointment } => {
                 let state = appointment_of(h, *appointment);

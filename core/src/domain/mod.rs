@@ -1,8 +1,10 @@
 //! The consultation workflow: events, the state each stream folds to, and the rules.
 //!
-//! Every stream kind has a state (`…State`) with `evolve`, and commands are decided by pure
-//! functions over the states of the streams they touch ([`command::Command::decide`]). Nothing
-//! here reads the clock or makes ids: `now` comes in a [`Context`], ids in the commands.
+//! Every stream kind has a module with its state (`…State`, with `evolve`), its commands
+//! (`…Command`, with `streams` and `decide`) and their given/when/then tests; decisions are pure
+//! functions over the states of the streams a command touches. [`command::Command`] only
+//! dispatches to them. Nothing here reads the clock or makes ids: `now` comes in a
+//! [`Context`], ids in the commands.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -157,6 +159,11 @@ impl Histories {
 /// New events, each with the stream it goes to, in order.
 pub type Decision = Vec<(StreamId, DomainEvent)>;
 
+/// A decision of one event on one stream.
+pub(crate) fn one(stream: StreamId, event: impl Into<DomainEvent>) -> Decision {
+    vec![(stream, event.into())]
+}
+
 /// The data subject whose key seals the personal values of events on `stream`: named by the
 /// stream's first event (booking, session, form, subject key), in the history loaded for the
 /// decision or, for a stream the decision starts, in the decision itself.
@@ -245,7 +252,8 @@ pub(crate) mod gwt {
             self
         }
 
-        pub(crate) fn when(self, command: Command) -> Then {
+        pub(crate) fn when(self, command: impl Into<Command>) -> Then {
+            let command: Command = command.into();
             let ctx = Context {
                 tenant: self.tenant,
                 now: self.now,

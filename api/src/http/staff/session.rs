@@ -19,7 +19,7 @@ use uuid::Uuid;
 use videoamt_adapters::bus::Issued;
 use videoamt_adapters::passwords;
 use videoamt_core::domain::DomainEvent;
-use videoamt_core::domain::account::{AccountState, Login, StaffRole};
+use videoamt_core::domain::account::{AccountCommand, AccountState, Login, StaffRole};
 use videoamt_core::domain::command::Command;
 use videoamt_core::event::{Actor, ActorRole, TenantId};
 use videoamt_core::tenant::{DepartmentId, Tenant};
@@ -235,10 +235,11 @@ pub async fn log_in(
         command_id: Uuid::now_v7(),
         now,
     };
-    let command = Command::LogIn {
+    let command: Command = AccountCommand::LogIn {
         account: login.clone(),
         password_matches: ok,
-    };
+    }
+    .into();
     state
         .system
         .bus()
@@ -283,12 +284,14 @@ pub async fn create_account(
     })?;
     let password = password.to_owned();
     let password_hash = tokio::task::spawn_blocking(move || passwords::hash(&password)).await??;
-    let command = Command::CreateAccount(videoamt_core::domain::events::AccountCreated {
-        login,
-        role,
-        departments: videoamt_core::domain::account::departments(departments),
-        password_hash,
-    });
+    let command: Command =
+        AccountCommand::CreateAccount(videoamt_core::domain::events::AccountCreated {
+            login,
+            role,
+            departments: videoamt_core::domain::account::departments(departments),
+            password_hash,
+        })
+        .into();
     let issued = Issued {
         tenant: tenant.id.clone(),
         actor: Actor::new(ActorRole::Admin, "cli")?,
