@@ -54,6 +54,7 @@ use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{
     Contact, DecodeError, Party, PurgeScheduled, SessionOutcome, SlotsReserved,
 };
+use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::{AppointmentId, DomainEvent, Personal};
 use videoamt_core::event::{
     Actor, ActorRole, EventMetadata, EventType, InvalidInput, NewEvent, Payload, RecordedEvent,
@@ -546,63 +547,72 @@ async fn drive(
 
     v.run(
         &clerk,
-        Command::OpenSession {
+        SessionCommand::OpenSession {
             appointment,
             session,
-        },
+        }
+        .into(),
     )
     .await?;
     v.run(
         &citizen,
-        Command::Join {
+        SessionCommand::Join {
             session,
             party: Party::Citizen,
-        },
+        }
+        .into(),
     )
     .await?;
-    v.run(&citizen, Command::AcceptPrivacyNotice { session })
-        .await?;
+    v.run(
+        &citizen,
+        SessionCommand::AcceptPrivacyNotice { session }.into(),
+    )
+    .await?;
     v.run(
         &clerk,
-        Command::Join {
+        SessionCommand::Join {
             session,
             party: Party::Clerk,
-        },
+        }
+        .into(),
     )
     .await?;
     v.run(
         &clerk,
-        Command::Admit {
+        SessionCommand::Admit {
             session,
             clerk: variant.clerk.into(),
-        },
+        }
+        .into(),
     )
     .await?;
     if let Some(reason) = &personal.identity_failure {
         v.run(
             &clerk,
-            Command::FailIdentityCheck {
+            SessionCommand::FailIdentityCheck {
                 session,
                 document_type: "Reisepass".into(),
                 reason: Personal::plain(reason.clone()),
                 clerk: variant.clerk.into(),
-            },
+            }
+            .into(),
         )
         .await?;
     }
     v.run(
         &clerk,
-        Command::VerifyIdentity {
+        SessionCommand::VerifyIdentity {
             session,
             document_type: "Personalausweis".into(),
             features_checked: vec!["Lichtbild".into(), "Hologramm".into(), "Gültigkeit".into()],
             clerk: variant.clerk.into(),
-        },
+        }
+        .into(),
     )
     .await?;
     v.run(
         &citizen,
-        Command::UploadDocument {
+        SessionCommand::UploadDocument {
             session,
             document,
             by: Party::Citizen,
@@ -610,11 +620,15 @@ async fn drive(
             media_type: "application/pdf".into(),
             size_bytes: 48_213,
             sha256: "5e".repeat(32),
-        },
+        }
+        .into(),
     )
     .await?;
-    v.run(&clerk, Command::ShareDocument { session, document })
-        .await?;
+    v.run(
+        &clerk,
+        SessionCommand::ShareDocument { session, document }.into(),
+    )
+    .await?;
     v.run(
         &clerk,
         Command::StartForm {
@@ -692,11 +706,12 @@ async fn drive(
     v.run(&sandbox, Command::CapturePayment { payment }).await?;
     v.run(
         &citizen,
-        Command::DownloadDocument {
+        SessionCommand::DownloadDocument {
             session,
             document,
             by: Party::Citizen,
-        },
+        }
+        .into(),
     )
     .await?;
     // What must be kept goes to the case system before the session ends.
@@ -713,11 +728,12 @@ async fn drive(
     for target in targets {
         v.run(
             &clerk,
-            Command::HandOverToCaseSystem {
+            SessionCommand::HandOverToCaseSystem {
                 session,
                 target,
                 reference: format!("AZ-{}", session.0.simple()),
-            },
+            }
+            .into(),
         )
         .await?;
     }
@@ -726,19 +742,21 @@ async fn drive(
     advance(v, end).await?;
     v.run(
         &clerk,
-        Command::EndSession {
+        SessionCommand::EndSession {
             session,
             outcome: SessionOutcome::Completed,
-        },
+        }
+        .into(),
     )
     .await?;
     v.run(
         &citizen,
-        Command::SubmitFeedback {
+        SessionCommand::SubmitFeedback {
             session,
             score: 5,
             comment: Some(Personal::plain(personal.feedback.clone())),
-        },
+        }
+        .into(),
     )
     .await?;
     Ok(())

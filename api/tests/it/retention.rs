@@ -16,6 +16,7 @@ use videoamt_core::blobs::{BlobContent, BlobError, BlobName, BlobStore as _};
 use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{AppointmentBooked, CancelledBy, Contact};
+use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::{AppointmentId, DomainEvent, Personal, SubjectId};
 use videoamt_core::event::{Actor, ActorRole, StreamId, TenantId};
 use videoamt_core::keys::{KeyError, Revealed, reveal};
@@ -516,11 +517,12 @@ async fn a_missing_handover_blocks_the_purge(env: Env) {
     assert_eq!(purge_at(&env, due + Duration::hours(1)).await.blocked, 0);
     v.run(
         &Actor::new(ActorRole::Clerk, "j.keller").expect("actor"),
-        Command::HandOverToCaseSystem {
+        SessionCommand::HandOverToCaseSystem {
             session: ids.session,
             target: "Nationales Waffenregister".into(),
             reference: "NWR-2026-0815".into(),
-        },
+        }
+        .into(),
     )
     .await
     .expect("handed over");

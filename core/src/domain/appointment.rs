@@ -394,7 +394,11 @@ pub(crate) mod tests {
     }
 
     /// The events of an accepted booking, to build histories from.
-    pub(crate) fn booked(tenant: &'static Tenant, history: Decision, command: Command) -> Decision {
+    pub(crate) fn booked(
+        tenant: &'static Tenant,
+        history: Decision,
+        command: impl Into<Command>,
+    ) -> Decision {
         let mut all = history;
         all.extend(given(tenant, all.clone()).when(command).decision());
         all

@@ -13,14 +13,14 @@ use super::events::*;
 use super::form::{self, FormState};
 use super::payment::{self, PaymentState, PaymentStatus};
 use super::record;
-use super::session::SessionState;
+use super::session::{SessionCommand, SessionState};
 use super::subject::SubjectState;
 use super::{
-    AppointmentId, Context, Decision, DocumentId, DomainError, FormId, Histories, PaymentId,
-    Personal, SessionId, SubjectId, one,
+    AppointmentId, Context, Decision, DomainError, FormId, Histories, PaymentId, Personal,
+    SessionId, SubjectId, one,
 };
 use crate::event::StreamId;
-use crate::tenant::{Cents, ClerkId, FormTemplateId, PaymentMethodId, SignatureMethod};
+use crate::tenant::{Cents, FormTemplateId, PaymentMethodId, SignatureMethod};
 
 // Commands are made and decided one at a time, never stored in bulk; boxing the booking
 // would only add an allocation per booking.
@@ -28,6 +28,7 @@ use crate::tenant::{Cents, ClerkId, FormTemplateId, PaymentMethodId, SignatureMe
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Account(AccountCommand),
+    Session(SessionCommand),
     BookAppointment(BookAppointment),
     ConfirmAppointment {
         appointment: AppointmentId,
@@ -67,63 +68,6 @@ pub enum Command {
     ExpireSlotHold {
         appointment: AppointmentId,
     },
-    OpenSession {
-        appointment: AppointmentId,
-        session: SessionId,
-    },
-    Join {
-        session: SessionId,
-        party: Party,
-    },
-    Leave {
-        session: SessionId,
-        party: Party,
-    },
-    LoseConnection {
-        session: SessionId,
-        party: Party,
-    },
-    RestoreConnection {
-        session: SessionId,
-        party: Party,
-    },
-    AcceptPrivacyNotice {
-        session: SessionId,
-    },
-    Admit {
-        session: SessionId,
-        clerk: ClerkId,
-    },
-    VerifyIdentity {
-        session: SessionId,
-        document_type: String,
-        features_checked: Vec<String>,
-        clerk: ClerkId,
-    },
-    FailIdentityCheck {
-        session: SessionId,
-        document_type: String,
-        reason: Personal,
-        clerk: ClerkId,
-    },
-    UploadDocument {
-        session: SessionId,
-        document: DocumentId,
-        by: Party,
-        file_name: Personal,
-        media_type: String,
-        size_bytes: u64,
-        sha256: String,
-    },
-    ShareDocument {
-        session: SessionId,
-        document: DocumentId,
-    },
-    DownloadDocument {
-        session: SessionId,
-        document: DocumentId,
-        by: Party,
-    },
     StartForm {
         session: SessionId,
         form: FormId,
@@ -144,20 +88,6 @@ pub enum Command {
         method: SignatureMethod,
         evidence_sha256: String,
         document_sha256: String,
-    },
-    SubmitFeedback {
-        session: SessionId,
-        score: u8,
-        comment: Option<Personal>,
-    },
-    HandOverToCaseSystem {
-        session: SessionId,
-        target: String,
-        reference: String,
-    },
-    EndSession {
-        session: SessionId,
-        outcome: SessionOutcome,
     },
     RequestPayment {
         payment: PaymentId,
@@ -265,7 +195,7 @@ macro_rules! kinds {
     };
 }
 
-kinds!(Account(AccountCommand));
+kinds!(Account(AccountCommand), Session(SessionCommand));
 
 impl Command {
     /// The streams this command needs, given what is loaded so far. The bus loads what is
@@ -303,35 +233,10 @@ impl Command {
                 );
                 streams
             }
-            OpenSession {
-                appointment,
-                session,
-            } => vec![appointment.stream(), session.stream()],
-            Join { session, .. }
-            | Leave { session, .. }
-            | LoseConnection { session, .. }
-            | RestoreConnection { session, .. }
-            | AcceptPrivacyNotice { session }
-            | Admit { session, .. }
-            | VerifyIdentity { session, .. }
-            | FailIdentityCheck { session, .. }
-            | UploadDocument { session, .. }
-            | ShareDocument { session, .. }
-            | DownloadDocument { session, .. }
-            | SubmitFeedback { session, .. }
-            | HandOverToCaseSystem { session, .. } => vec![session.stream()],
+            Session(c) => c.streams(loaded, ctx),
             StartForm { session, form, .. } => vec![session.stream(), form.stream()],
             ChangeField { form, .. } | RequestSignature { form, .. } | SignForm { form, .. } => {
                 vec![form.stream()]
-            }
-            EndSession { session, .. } => {
-                let state = session_of(loaded, *session);
-                let mut streams = vec![session.stream()];
-                if let Some(opened) = &state.opened {
-                    streams.push(opened.appointment.stream());
-                }
-                streams.extend(state.forms.keys().map(|f| f.stream()));
-                streams
             }
             RequestPayment {
                 payment,
@@ -486,161 +391,7 @@ impl Command {
                 }
                 appointment::cancel(&state, h, CancelledBy::System, None, ctx)
             }
-            OpenSession {
-                appointment,
-                session,
-            } => {
-                let state = appointment_of(h, *appointment);
-                let booking = state.open_booking()?;
-                if state.session.is_some() || session_of(h, *session).opened.is_some() {
-                    return Err(DomainError::SessionAlreadyOpen);
-                }
-                let services: Vec<_> = booking
-                    .services
-                    .iter()
-                    .filter_map(|s| tenant.service(s))
-                    .collect();
-                Ok(vec![
-                    (
-                        session.stream(),
-                        SessionOpened {
-                            appointment: *appointment,
-                            subject: Some(booking.subject),
-                            department: booking.department.clone(),
-                            services: booking.services.clone(),
-                            identity_check_required: services.iter().any(|s| s.identity_check),
-                            signature_required: services.iter().any(|s| s.signature),
-                        }
-                        .into(),
-                    ),
-                    (
-                        appointment.stream(),
-                        SessionLinked { session: *session }.into(),
-                    ),
-                ])
-            }
-            Join { session, party } => {
-                let state = session_of(h, *session);
-                state.running()?;
-                let present = match party {
-                    Party::Citizen => state.citizen_present,
-                    Party::Clerk => state.clerk_present,
-                };
-                if present {
-                    return Ok(vec![]);
-                }
-                Ok(one(session.stream(), ParticipantJoined { party: *party }))
-            }
-            Leave { session, party } => {
-                session_of(h, *session).running()?;
-                Ok(one(session.stream(), ParticipantLeft { party: *party }))
-            }
-            LoseConnection { session, party } => {
-                session_of(h, *session).running()?;
-                Ok(one(session.stream(), ConnectionLost { party: *party }))
-            }
-            RestoreConnection { session, party } => {
-                session_of(h, *session).running()?;
-                Ok(one(session.stream(), ConnectionRestored { party: *party }))
-            }
-            AcceptPrivacyNotice { session } => {
-                let state = session_of(h, *session);
-                state.running()?;
-                if state.privacy_accepted {
-                    return Ok(vec![]);
-                }
-                Ok(one(session.stream(), PrivacyNoticeAccepted {}))
-            }
-            Admit { session, clerk } => {
-                session_of(h, *session).admit()?;
-                Ok(one(
-                    session.stream(),
-                    AdmittedFromWaitingRoom {
-                        clerk: clerk.clone(),
-                    },
-                ))
-            }
-            VerifyIdentity {
-                session,
-                document_type,
-                features_checked,
-                clerk,
-            } => {
-                session_of(h, *session).in_room()?;
-                Ok(one(
-                    session.stream(),
-                    IdentityVerified {
-                        document_type: document_type.clone(),
-                        features_checked: features_checked.clone(),
-                        clerk: clerk.clone(),
-                    },
-                ))
-            }
-            FailIdentityCheck {
-                session,
-                document_type,
-                reason,
-                clerk,
-            } => {
-                session_of(h, *session).in_room()?;
-                Ok(one(
-                    session.stream(),
-                    IdentityCheckFailed {
-                        document_type: document_type.clone(),
-                        reason: reason.clone(),
-                        clerk: clerk.clone(),
-                    },
-                ))
-            }
-            UploadDocument {
-                session,
-                document,
-                by,
-                file_name,
-                media_type,
-                size_bytes,
-                sha256,
-            } => {
-                let state = session_of(h, *session);
-                state.in_room()?;
-                if state.documents.contains(document) {
-                    return Ok(vec![]);
-                }
-                Ok(one(
-                    session.stream(),
-                    DocumentUploaded {
-                        document: *document,
-                        by: *by,
-                        file_name: file_name.clone(),
-                        media_type: media_type.clone(),
-                        size_bytes: *size_bytes,
-                        sha256: sha256.clone(),
-                    },
-                ))
-            }
-            ShareDocument { session, document } => {
-                session_of(h, *session).has_document(*document)?;
-                Ok(one(
-                    session.stream(),
-                    DocumentShared {
-                        document: *document,
-                    },
-                ))
-            }
-            DownloadDocument {
-                session,
-                document,
-                by,
-            } => {
-                session_of(h, *session).has_document(*document)?;
-                Ok(one(
-                    session.stream(),
-                    DocumentDownloaded {
-                        document: *document,
-                        by: *by,
-                    },
-                ))
-            }
+            Session(c) => c.decide(h, ctx),
             StartForm {
                 session,
                 form,
@@ -752,67 +503,6 @@ impl Command {
                         .into(),
                     ),
                     (form.stream(), FormLocked {}.into()),
-                ])
-            }
-            SubmitFeedback {
-                session,
-                score,
-                comment,
-            } => {
-                let state = session_of(h, *session);
-                state.opened.as_ref().ok_or(DomainError::UnknownSession)?;
-                if state.ended.is_none() {
-                    return Err(DomainError::FeedbackBeforeEnd);
-                }
-                if state.feedback_given {
-                    return Err(DomainError::FeedbackAlreadyGiven);
-                }
-                if !(1..=5).contains(score) {
-                    return Err(DomainError::ScoreOutOfRange);
-                }
-                Ok(one(
-                    session.stream(),
-                    FeedbackSubmitted {
-                        score: *score,
-                        comment: comment.clone(),
-                    },
-                ))
-            }
-            HandOverToCaseSystem {
-                session,
-                target,
-                reference,
-            } => {
-                let state = session_of(h, *session);
-                state.opened.as_ref().ok_or(DomainError::UnknownSession)?;
-                Ok(one(
-                    session.stream(),
-                    HandedOverToCaseSystem {
-                        target: target.clone(),
-                        reference: reference.clone(),
-                    },
-                ))
-            }
-            EndSession { session, outcome } => {
-                let state = session_of(h, *session);
-                let opened = state.running()?;
-                if *outcome == SessionOutcome::Completed {
-                    if opened.identity_check_required && !state.identity_verified {
-                        return Err(DomainError::IdentityNotVerified);
-                    }
-                    let forms: Vec<FormState> =
-                        state.forms.keys().map(|f| form_of(h, *f)).collect();
-                    let all_signed = forms.iter().all(|f| f.signed);
-                    if opened.signature_required && (forms.is_empty() || !all_signed) {
-                        return Err(DomainError::SignatureMissing);
-                    }
-                }
-                Ok(vec![
-                    (session.stream(), SessionEnded { outcome: *outcome }.into()),
-                    (
-                        opened.appointment.stream(),
-                        AppointmentCompleted { outcome: *outcome }.into(),
-                    ),
                 ])
             }
             RequestPayment {

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::events::{FormStarted, Party};
-use super::{DomainError, DomainEvent, Personal};
+use super::{DomainError, DomainEvent, FormId, Histories, Personal};
 use crate::tenant::{FieldKind, FormTemplate, SignatureMethod};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,6 +19,11 @@ pub struct FormState {
 }
 
 impl FormState {
+    /// The form's state as its loaded stream folds.
+    pub fn of(h: &Histories, form: FormId) -> Self {
+        h.fold(&form.stream(), Self::evolve)
+    }
+
     pub fn evolve(mut self, event: &DomainEvent) -> Self {
         match event {
             DomainEvent::FormStarted(e) => self.started = Some(e.clone()),
@@ -128,6 +133,7 @@ mod tests {
     use crate::domain::command::Command;
     use crate::domain::events::*;
     use crate::domain::gwt::{ettlingen, given};
+    use crate::domain::session::SessionCommand;
     use crate::domain::{Decision, FormId, SessionId};
     use crate::tenant::Tenant;
 
@@ -155,19 +161,22 @@ mod tests {
             ),
         );
         for c in [
-            Command::OpenSession {
+            SessionCommand::OpenSession {
                 appointment: appointment(1),
                 session: session(),
-            },
-            Command::Join {
+            }
+            .into(),
+            SessionCommand::Join {
                 session: session(),
                 party: Party::Citizen,
-            },
-            Command::AcceptPrivacyNotice { session: session() },
-            Command::Admit {
+            }
+            .into(),
+            SessionCommand::AcceptPrivacyNotice { session: session() }.into(),
+            SessionCommand::Admit {
                 session: session(),
                 clerk: "k.wagner".into(),
-            },
+            }
+            .into(),
             Command::StartForm {
                 session: session(),
                 form: form(),

@@ -6,13 +6,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::events::{Party, SessionOutcome};
-use super::{DocumentId, DomainError, DomainEvent, FormId};
-use crate::tenant::FormTemplateId;
+use super::appointment::AppointmentState;
+use super::events::*;
+use super::form::FormState;
+use super::{
+    AppointmentId, Context, Decision, DocumentId, DomainError, DomainEvent, FormId, Histories,
+    Personal, SessionId, one,
+};
+use crate::event::StreamId;
+use crate::tenant::{ClerkId, FormTemplateId};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionState {
-    pub opened: Option<super::events::SessionOpened>,
+    pub opened: Option<SessionOpened>,
     pub citizen_present: bool,
     pub clerk_present: bool,
     pub citizen_connection_lost: bool,
@@ -28,6 +34,11 @@ pub struct SessionState {
 }
 
 impl SessionState {
+    /// The session's state as its loaded stream folds.
+    pub fn of(h: &Histories, session: SessionId) -> Self {
+        h.fold(&session.stream(), Self::evolve)
+    }
+
     pub fn evolve(mut self, event: &DomainEvent) -> Self {
         match event {
             DomainEvent::SessionOpened(e) => self.opened = Some(e.clone()),
@@ -66,7 +77,7 @@ impl SessionState {
     }
 
     /// The session is open and not yet ended.
-    pub fn running(&self) -> Result<&super::events::SessionOpened, DomainError> {
+    pub fn running(&self) -> Result<&SessionOpened, DomainError> {
         let opened = self.opened.as_ref().ok_or(DomainError::UnknownSession)?;
         if self.ended.is_some() {
             return Err(DomainError::SessionEnded);
@@ -75,7 +86,7 @@ impl SessionState {
     }
 
     /// Running and the citizen admitted: the precondition of everything done together.
-    pub fn in_room(&self) -> Result<&super::events::SessionOpened, DomainError> {
+    pub fn in_room(&self) -> Result<&SessionOpened, DomainError> {
         let opened = self.running()?;
         if !self.admitted {
             return Err(DomainError::NotAdmitted);
@@ -107,6 +118,326 @@ impl SessionState {
     }
 }
 
+/// The commands of a session's stream, from opening to the end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionCommand {
+    OpenSession {
+        appointment: AppointmentId,
+        session: SessionId,
+    },
+    Join {
+        session: SessionId,
+        party: Party,
+    },
+    Leave {
+        session: SessionId,
+        party: Party,
+    },
+    LoseConnection {
+        session: SessionId,
+        party: Party,
+    },
+    RestoreConnection {
+        session: SessionId,
+        party: Party,
+    },
+    AcceptPrivacyNotice {
+        session: SessionId,
+    },
+    Admit {
+        session: SessionId,
+        clerk: ClerkId,
+    },
+    VerifyIdentity {
+        session: SessionId,
+        document_type: String,
+        features_checked: Vec<String>,
+        clerk: ClerkId,
+    },
+    FailIdentityCheck {
+        session: SessionId,
+        document_type: String,
+        reason: Personal,
+        clerk: ClerkId,
+    },
+    UploadDocument {
+        session: SessionId,
+        document: DocumentId,
+        by: Party,
+        file_name: Personal,
+        media_type: String,
+        size_bytes: u64,
+        sha256: String,
+    },
+    ShareDocument {
+        session: SessionId,
+        document: DocumentId,
+    },
+    DownloadDocument {
+        session: SessionId,
+        document: DocumentId,
+        by: Party,
+    },
+    SubmitFeedback {
+        session: SessionId,
+        score: u8,
+        comment: Option<Personal>,
+    },
+    HandOverToCaseSystem {
+        session: SessionId,
+        target: String,
+        reference: String,
+    },
+    /// Ends the session and completes its appointment; completing checks the session's forms.
+    EndSession {
+        session: SessionId,
+        outcome: SessionOutcome,
+    },
+}
+
+impl SessionCommand {
+    pub fn session(&self) -> SessionId {
+        use SessionCommand::*;
+        match self {
+            OpenSession { session, .. }
+            | Join { session, .. }
+            | Leave { session, .. }
+            | LoseConnection { session, .. }
+            | RestoreConnection { session, .. }
+            | AcceptPrivacyNotice { session }
+            | Admit { session, .. }
+            | VerifyIdentity { session, .. }
+            | FailIdentityCheck { session, .. }
+            | UploadDocument { session, .. }
+            | ShareDocument { session, .. }
+            | DownloadDocument { session, .. }
+            | SubmitFeedback { session, .. }
+            | HandOverToCaseSystem { session, .. }
+            | EndSession { session, .. } => *session,
+        }
+    }
+
+    pub fn streams(&self, loaded: &Histories, _ctx: &Context<'_>) -> Vec<StreamId> {
+        let session = self.session();
+        match self {
+            Self::OpenSession { appointment, .. } => vec![appointment.stream(), session.stream()],
+            Self::EndSession { .. } => {
+                let state = SessionState::of(loaded, session);
+                let mut streams = vec![session.stream()];
+                if let Some(opened) = &state.opened {
+                    streams.push(opened.appointment.stream());
+                }
+                streams.extend(state.forms.keys().map(|f| f.stream()));
+                streams
+            }
+            _ => vec![session.stream()],
+        }
+    }
+
+    pub fn decide(&self, h: &Histories, ctx: &Context<'_>) -> Result<Decision, DomainError> {
+        use SessionCommand::*;
+        let session = self.session();
+        let state = SessionState::of(h, session);
+        let stream = session.stream();
+        match self {
+            OpenSession { appointment, .. } => {
+                let appointment_state = h.fold(&appointment.stream(), AppointmentState::evolve);
+                let booking = appointment_state.open_booking()?;
+                if appointment_state.session.is_some() || state.opened.is_some() {
+                    return Err(DomainError::SessionAlreadyOpen);
+                }
+                let services: Vec<_> = booking
+                    .services
+                    .iter()
+                    .filter_map(|s| ctx.tenant.service(s))
+                    .collect();
+                Ok(vec![
+                    (
+                        stream,
+                        SessionOpened {
+                            appointment: *appointment,
+                            subject: Some(booking.subject),
+                            department: booking.department.clone(),
+                            services: booking.services.clone(),
+                            identity_check_required: services.iter().any(|s| s.identity_check),
+                            signature_required: services.iter().any(|s| s.signature),
+                        }
+                        .into(),
+                    ),
+                    (appointment.stream(), SessionLinked { session }.into()),
+                ])
+            }
+            Join { party, .. } => {
+                state.running()?;
+                let present = match party {
+                    Party::Citizen => state.citizen_present,
+                    Party::Clerk => state.clerk_present,
+                };
+                if present {
+                    return Ok(vec![]);
+                }
+                Ok(one(stream, ParticipantJoined { party: *party }))
+            }
+            Leave { party, .. } => {
+                state.running()?;
+                Ok(one(stream, ParticipantLeft { party: *party }))
+            }
+            LoseConnection { party, .. } => {
+                state.running()?;
+                Ok(one(stream, ConnectionLost { party: *party }))
+            }
+            RestoreConnection { party, .. } => {
+                state.running()?;
+                Ok(one(stream, ConnectionRestored { party: *party }))
+            }
+            AcceptPrivacyNotice { .. } => {
+                state.running()?;
+                if state.privacy_accepted {
+                    return Ok(vec![]);
+                }
+                Ok(one(stream, PrivacyNoticeAccepted {}))
+            }
+            Admit { clerk, .. } => {
+                state.admit()?;
+                Ok(one(
+                    stream,
+                    AdmittedFromWaitingRoom {
+                        clerk: clerk.clone(),
+                    },
+                ))
+            }
+            VerifyIdentity {
+                document_type,
+                features_checked,
+                clerk,
+                ..
+            } => {
+                state.in_room()?;
+                Ok(one(
+                    stream,
+                    IdentityVerified {
+                        document_type: document_type.clone(),
+                        features_checked: features_checked.clone(),
+                        clerk: clerk.clone(),
+                    },
+                ))
+            }
+            FailIdentityCheck {
+                document_type,
+                reason,
+                clerk,
+                ..
+            } => {
+                state.in_room()?;
+                Ok(one(
+                    stream,
+                    IdentityCheckFailed {
+                        document_type: document_type.clone(),
+                        reason: reason.clone(),
+                        clerk: clerk.clone(),
+                    },
+                ))
+            }
+            UploadDocument {
+                document,
+                by,
+                file_name,
+                media_type,
+                size_bytes,
+                sha256,
+                ..
+            } => {
+                state.in_room()?;
+                if state.documents.contains(document) {
+                    return Ok(vec![]);
+                }
+                Ok(one(
+                    stream,
+                    DocumentUploaded {
+                        document: *document,
+                        by: *by,
+                        file_name: file_name.clone(),
+                        media_type: media_type.clone(),
+                        size_bytes: *size_bytes,
+                        sha256: sha256.clone(),
+                    },
+                ))
+            }
+            ShareDocument { document, .. } => {
+                state.has_document(*document)?;
+                Ok(one(
+                    stream,
+                    DocumentShared {
+                        document: *document,
+                    },
+                ))
+            }
+            DownloadDocument { document, by, .. } => {
+                state.has_document(*document)?;
+                Ok(one(
+                    stream,
+                    DocumentDownloaded {
+                        document: *document,
+                        by: *by,
+                    },
+                ))
+            }
+            SubmitFeedback { score, comment, .. } => {
+                state.opened.as_ref().ok_or(DomainError::UnknownSession)?;
+                if state.ended.is_none() {
+                    return Err(DomainError::FeedbackBeforeEnd);
+                }
+                if state.feedback_given {
+                    return Err(DomainError::FeedbackAlreadyGiven);
+                }
+                if !(1..=5).contains(score) {
+                    return Err(DomainError::ScoreOutOfRange);
+                }
+                Ok(one(
+                    stream,
+                    FeedbackSubmitted {
+                        score: *score,
+                        comment: comment.clone(),
+                    },
+                ))
+            }
+            HandOverToCaseSystem {
+                target, reference, ..
+            } => {
+                state.opened.as_ref().ok_or(DomainError::UnknownSession)?;
+                Ok(one(
+                    stream,
+                    HandedOverToCaseSystem {
+                        target: target.clone(),
+                        reference: reference.clone(),
+                    },
+                ))
+            }
+            EndSession { outcome, .. } => {
+                let opened = state.running()?;
+                if *outcome == SessionOutcome::Completed {
+                    if opened.identity_check_required && !state.identity_verified {
+                        return Err(DomainError::IdentityNotVerified);
+                    }
+                    let forms: Vec<FormState> =
+                        state.forms.keys().map(|f| FormState::of(h, *f)).collect();
+                    let all_signed = forms.iter().all(|f| f.signed);
+                    if opened.signature_required && (forms.is_empty() || !all_signed) {
+                        return Err(DomainError::SignatureMissing);
+                    }
+                }
+                Ok(vec![
+                    (stream, SessionEnded { outcome: *outcome }.into()),
+                    (
+                        opened.appointment.stream(),
+                        AppointmentCompleted { outcome: *outcome }.into(),
+                    ),
+                ])
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use time::Duration;
@@ -115,9 +446,7 @@ mod tests {
     use super::*;
     use crate::domain::appointment::tests::{TUE_9, appointment, booked, booking};
     use crate::domain::command::Command;
-    use crate::domain::events::*;
     use crate::domain::gwt::{ettlingen, given};
-    use crate::domain::{Decision, SessionId};
 
     fn session() -> SessionId {
         SessionId(Uuid::from_u128(77))
@@ -132,14 +461,14 @@ mod tests {
         booked(
             ettlingen(),
             history,
-            Command::OpenSession {
+            SessionCommand::OpenSession {
                 appointment: appointment(1),
                 session: session(),
             },
         )
     }
 
-    fn then(history: &Decision, command: Command) -> Decision {
+    fn then(history: &Decision, command: impl Into<Command>) -> Decision {
         booked(ettlingen(), history.clone(), command)
     }
 
@@ -147,15 +476,18 @@ mod tests {
         let h = opened(services);
         let h = then(
             &h,
-            Command::Join {
+            SessionCommand::Join {
                 session: session(),
                 party: Party::Citizen,
             },
         );
-        let h = then(&h, Command::AcceptPrivacyNotice { session: session() });
+        let h = then(
+            &h,
+            SessionCommand::AcceptPrivacyNotice { session: session() },
+        );
         then(
             &h,
-            Command::Admit {
+            SessionCommand::Admit {
                 session: session(),
                 clerk: "a.becker".into(),
             },
@@ -170,7 +502,7 @@ mod tests {
             booking(1, "buergerbuero", &["personalausweis"], TUE_9),
         );
         given(ettlingen(), history.clone())
-            .when(Command::OpenSession {
+            .when(SessionCommand::OpenSession {
                 appointment: appointment(1),
                 session: session(),
             })
@@ -193,13 +525,13 @@ mod tests {
                 ),
             ]);
         given(ettlingen(), opened(&["meldebescheinigung"]))
-            .when(Command::OpenSession {
+            .when(SessionCommand::OpenSession {
                 appointment: appointment(1),
                 session: SessionId(Uuid::from_u128(78)),
             })
             .then_error(DomainError::SessionAlreadyOpen);
         given(ettlingen(), vec![])
-            .when(Command::OpenSession {
+            .when(SessionCommand::OpenSession {
                 appointment: appointment(9),
                 session: session(),
             })
@@ -208,7 +540,7 @@ mod tests {
 
     #[test]
     fn admission_needs_the_citizen_waiting_and_the_privacy_notice_accepted() {
-        let admit = || Command::Admit {
+        let admit = || SessionCommand::Admit {
             session: session(),
             clerk: "a.becker".into(),
         };
@@ -218,7 +550,7 @@ mod tests {
             .then_error(DomainError::CitizenNotWaiting);
         let h = then(
             &h,
-            Command::Join {
+            SessionCommand::Join {
                 session: session(),
                 party: Party::Citizen,
             },
@@ -226,7 +558,10 @@ mod tests {
         given(ettlingen(), h.clone())
             .when(admit())
             .then_error(DomainError::PrivacyNoticeNotAccepted);
-        let h = then(&h, Command::AcceptPrivacyNotice { session: session() });
+        let h = then(
+            &h,
+            SessionCommand::AcceptPrivacyNotice { session: session() },
+        );
         given(ettlingen(), h.clone())
             .when(admit())
             .then_expect(vec![(
@@ -250,23 +585,26 @@ mod tests {
         let h = opened(&["meldebescheinigung"]);
         let h = then(
             &h,
-            Command::Join {
+            SessionCommand::Join {
                 session: session(),
                 party: Party::Citizen,
             },
         );
         given(ettlingen(), h.clone())
-            .when(Command::Join {
+            .when(SessionCommand::Join {
                 session: session(),
                 party: Party::Citizen,
             })
             .then_nothing();
-        let h = then(&h, Command::AcceptPrivacyNotice { session: session() });
+        let h = then(
+            &h,
+            SessionCommand::AcceptPrivacyNotice { session: session() },
+        );
         given(ettlingen(), h.clone())
-            .when(Command::AcceptPrivacyNotice { session: session() })
+            .when(SessionCommand::AcceptPrivacyNotice { session: session() })
             .then_nothing();
         given(ettlingen(), h.clone())
-            .when(Command::LoseConnection {
+            .when(SessionCommand::LoseConnection {
                 session: session(),
                 party: Party::Citizen,
             })
@@ -278,7 +616,7 @@ mod tests {
                 .into(),
             )]);
         given(ettlingen(), h.clone())
-            .when(Command::RestoreConnection {
+            .when(SessionCommand::RestoreConnection {
                 session: session(),
                 party: Party::Citizen,
             })
@@ -290,7 +628,7 @@ mod tests {
                 .into(),
             )]);
         given(ettlingen(), h)
-            .when(Command::Leave {
+            .when(SessionCommand::Leave {
                 session: session(),
                 party: Party::Citizen,
             })
@@ -306,7 +644,7 @@ mod tests {
     #[test]
     fn work_in_the_room_needs_admission() {
         let h = opened(&["personalausweis"]);
-        let verify = Command::VerifyIdentity {
+        let verify = SessionCommand::VerifyIdentity {
             session: session(),
             document_type: "Personalausweis".into(),
             features_checked: vec!["Hologramm".into(), "Lichtbild".into()],
@@ -327,7 +665,7 @@ mod tests {
                 .into(),
             )]);
         given(ettlingen(), admitted(&["personalausweis"]))
-            .when(Command::FailIdentityCheck {
+            .when(SessionCommand::FailIdentityCheck {
                 session: session(),
                 document_type: "Personalausweis".into(),
                 reason: crate::domain::Personal::plain("abgelaufen"),
@@ -339,7 +677,7 @@ mod tests {
     #[test]
     fn documents_are_uploaded_then_shared_and_downloaded() {
         let doc = DocumentId(Uuid::from_u128(5));
-        let upload = Command::UploadDocument {
+        let upload = SessionCommand::UploadDocument {
             session: session(),
             document: doc,
             by: Party::Citizen,
@@ -350,7 +688,7 @@ mod tests {
         };
         let h = admitted(&["meldebescheinigung"]);
         given(ettlingen(), h.clone())
-            .when(Command::ShareDocument {
+            .when(SessionCommand::ShareDocument {
                 session: session(),
                 document: doc,
             })
@@ -358,7 +696,7 @@ mod tests {
         let h = then(&h, upload.clone());
         given(ettlingen(), h.clone()).when(upload).then_nothing();
         given(ettlingen(), h.clone())
-            .when(Command::ShareDocument {
+            .when(SessionCommand::ShareDocument {
                 session: session(),
                 document: doc,
             })
@@ -367,7 +705,7 @@ mod tests {
                 DocumentShared { document: doc }.into(),
             )]);
         given(ettlingen(), h)
-            .when(Command::DownloadDocument {
+            .when(SessionCommand::DownloadDocument {
                 session: session(),
                 document: doc,
                 by: Party::Citizen,
@@ -384,7 +722,7 @@ mod tests {
 
     #[test]
     fn a_service_needing_identity_cannot_be_completed_without_it() {
-        let end = Command::EndSession {
+        let end = SessionCommand::EndSession {
             session: session(),
             outcome: SessionOutcome::Completed,
         };
@@ -393,14 +731,14 @@ mod tests {
             .then_error(DomainError::IdentityNotVerified);
         // Aborting is always possible.
         given(ettlingen(), admitted(&["meldebescheinigung"]))
-            .when(Command::EndSession {
+            .when(SessionCommand::EndSession {
                 session: session(),
                 outcome: SessionOutcome::Aborted,
             })
             .decision();
         let h = then(
             &admitted(&["meldebescheinigung"]),
-            Command::VerifyIdentity {
+            SessionCommand::VerifyIdentity {
                 session: session(),
                 document_type: "Reisepass".into(),
                 features_checked: vec!["Lichtbild".into()],
@@ -429,14 +767,14 @@ mod tests {
     fn a_service_needing_a_signature_cannot_be_completed_without_a_signed_form() {
         let h = then(
             &admitted(&["personalausweis"]),
-            Command::VerifyIdentity {
+            SessionCommand::VerifyIdentity {
                 session: session(),
                 document_type: "Personalausweis".into(),
                 features_checked: vec!["Lichtbild".into()],
                 clerk: "a.becker".into(),
             },
         );
-        let end = Command::EndSession {
+        let end = SessionCommand::EndSession {
             session: session(),
             outcome: SessionOutcome::Completed,
         };
@@ -496,7 +834,7 @@ mod tests {
 
     #[test]
     fn feedback_comes_once_after_the_end_with_a_score_from_1_to_5() {
-        let feedback = |score| Command::SubmitFeedback {
+        let feedback = |score| SessionCommand::SubmitFeedback {
             session: session(),
             score,
             comment: None,
@@ -507,7 +845,7 @@ mod tests {
             .then_error(DomainError::FeedbackBeforeEnd);
         let h = then(
             &h,
-            Command::EndSession {
+            SessionCommand::EndSession {
                 session: session(),
                 outcome: SessionOutcome::Aborted,
             },
@@ -528,14 +866,14 @@ mod tests {
     fn handover_to_the_case_system_is_recorded_even_after_the_end() {
         let h = then(
             &admitted(&["meldebescheinigung"]),
-            Command::EndSession {
+            SessionCommand::EndSession {
                 session: session(),
                 outcome: SessionOutcome::Aborted,
             },
         );
         given(ettlingen(), h)
             .at(TUE_9 + Duration::hours(2))
-            .when(Command::HandOverToCaseSystem {
+            .when(SessionCommand::HandOverToCaseSystem {
                 session: session(),
                 target: "OK.EWO".into(),
                 reference: "EWO-2026-0042".into(),

@@ -12,6 +12,7 @@ use videoamt_core::domain::calendar::{self, CalendarState, SlotState};
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{CancelledBy, Contact, FinalState, Party};
 use videoamt_core::domain::form::FormState;
+use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::{
     AppointmentId, DomainError, DomainEvent, FormId, PaymentId, Personal, SessionId, SubjectId,
 };
@@ -214,19 +215,22 @@ fn signed_form() -> (MemoryLog, FormId) {
             contact: contact(),
             access: None,
         }),
-        Command::OpenSession {
+        SessionCommand::OpenSession {
             appointment,
             session,
-        },
-        Command::Join {
+        }
+        .into(),
+        SessionCommand::Join {
             session,
             party: Party::Citizen,
-        },
-        Command::AcceptPrivacyNotice { session },
-        Command::Admit {
+        }
+        .into(),
+        SessionCommand::AcceptPrivacyNotice { session }.into(),
+        SessionCommand::Admit {
             session,
             clerk: "k.wagner".into(),
-        },
+        }
+        .into(),
         Command::StartForm {
             session,
             form,

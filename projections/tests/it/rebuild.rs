@@ -11,6 +11,7 @@ use videoamt_adapters::store::sqlite::SqliteStore;
 use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{Contact, Party, SessionOutcome};
+use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::{AppointmentId, Personal, SessionId, SubjectId};
 use videoamt_core::event::{Actor, ActorRole, TenantId};
 use videoamt_core::tenant::{BookingChannel, example_tenants};
@@ -84,35 +85,42 @@ async fn generate(store: Arc<dyn AdminStore>) -> (Vec<AppointmentId>, Vec<Sessio
         } else {
             commands.push((
                 ActorRole::Clerk,
-                Command::OpenSession {
+                SessionCommand::OpenSession {
                     appointment,
                     session,
-                },
+                }
+                .into(),
             ));
             commands.push((
                 ActorRole::Citizen,
-                Command::Join {
+                SessionCommand::Join {
                     session,
                     party: Party::Citizen,
-                },
+                }
+                .into(),
             ));
             if i % 4 != 0 {
-                commands.push((ActorRole::Citizen, Command::AcceptPrivacyNotice { session }));
+                commands.push((
+                    ActorRole::Citizen,
+                    SessionCommand::AcceptPrivacyNotice { session }.into(),
+                ));
             }
             if i % 4 == 2 {
                 commands.push((
                     ActorRole::Clerk,
-                    Command::Admit {
+                    SessionCommand::Admit {
                         session,
                         clerk: "a.becker".into(),
-                    },
+                    }
+                    .into(),
                 ));
                 commands.push((
                     ActorRole::Clerk,
-                    Command::EndSession {
+                    SessionCommand::EndSession {
                         session,
                         outcome: SessionOutcome::Aborted,
-                    },
+                    }
+                    .into(),
                 ));
             }
         }

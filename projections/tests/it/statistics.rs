@@ -13,6 +13,7 @@ use videoamt_adapters::store::sqlite::SqliteStore;
 use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{CancelledBy, Contact, Party, SessionOutcome};
+use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::{AppointmentId, FormId, Personal};
 use videoamt_core::event::{Actor, ActorRole, TenantId};
 use videoamt_core::tenant::{BookingChannel, SignatureMethod};
@@ -157,36 +158,43 @@ async fn visit(d: &mut Driver, day: i64, minute: i64, outcome: &Outcome) -> Appo
     };
     let before = start - Duration::minutes(2);
     let steps = [
-        Command::OpenSession {
+        SessionCommand::OpenSession {
             appointment,
             session,
-        },
-        Command::Join {
+        }
+        .into(),
+        SessionCommand::Join {
             session,
             party: Party::Citizen,
-        },
-        Command::AcceptPrivacyNotice { session },
-        Command::Join {
+        }
+        .into(),
+        SessionCommand::AcceptPrivacyNotice { session }.into(),
+        SessionCommand::Join {
             session,
             party: Party::Clerk,
-        },
+        }
+        .into(),
     ];
     for step in steps {
         d.run(before, ActorRole::Clerk, step).await;
     }
-    let admit = Command::Admit {
+    let admit = SessionCommand::Admit {
         session,
         clerk: "a.becker".into(),
-    };
+    }
+    .into();
     d.run(start, ActorRole::Clerk, admit).await;
     let mut during = Vec::new();
     if identity {
-        during.push(Command::VerifyIdentity {
-            session,
-            document_type: "Personalausweis".into(),
-            features_checked: vec!["Lichtbild".into()],
-            clerk: "a.becker".into(),
-        });
+        during.push(
+            SessionCommand::VerifyIdentity {
+                session,
+                document_type: "Personalausweis".into(),
+                features_checked: vec!["Lichtbild".into()],
+                clerk: "a.becker".into(),
+            }
+            .into(),
+        );
     }
     if signed {
         during.extend([
@@ -240,16 +248,17 @@ async fn visit(d: &mut Driver, day: i64, minute: i64, outcome: &Outcome) -> Appo
     d.run(
         end,
         ActorRole::Clerk,
-        Command::EndSession { session, outcome },
+        SessionCommand::EndSession { session, outcome }.into(),
     )
     .await;
     if let Some(score) = feedback {
         // Feedback comes after the end; the visit already counts and is updated in place.
-        let feedback = Command::SubmitFeedback {
+        let feedback = SessionCommand::SubmitFeedback {
             session,
             score,
             comment: None,
-        };
+        }
+        .into();
         d.run(end + Duration::minutes(1), ActorRole::Citizen, feedback)
             .await;
     }

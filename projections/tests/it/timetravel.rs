@@ -16,6 +16,7 @@ use videoamt_core::domain::calendar;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{CancelledBy, Contact, Party, SessionOutcome};
 use videoamt_core::domain::record::AppointmentRecord;
+use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::{AppointmentId, DomainEvent, Personal};
 use videoamt_core::event::{Actor, ActorRole, GlobalPosition, RecordedEvent, TenantId};
 use videoamt_core::store::EventStore;
@@ -44,29 +45,34 @@ fn command(ids: VisitIds, op: u8, booked_first_minute: i64) -> Command {
             appointment: ids.appointment,
             start: START + Duration::minutes(booked_first_minute + 15),
         },
-        2 => Command::OpenSession {
+        2 => SessionCommand::OpenSession {
             appointment: ids.appointment,
             session,
-        },
-        3 => Command::Join {
+        }
+        .into(),
+        3 => SessionCommand::Join {
             session,
             party: Party::Citizen,
-        },
-        4 => Command::AcceptPrivacyNotice { session },
-        5 => Command::Join {
+        }
+        .into(),
+        4 => SessionCommand::AcceptPrivacyNotice { session }.into(),
+        5 => SessionCommand::Join {
             session,
             party: Party::Clerk,
-        },
-        6 => Command::Admit {
+        }
+        .into(),
+        6 => SessionCommand::Admit {
             session,
             clerk: "a.becker".into(),
-        },
-        7 => Command::VerifyIdentity {
+        }
+        .into(),
+        7 => SessionCommand::VerifyIdentity {
             session,
             document_type: "Personalausweis".into(),
             features_checked: vec!["Lichtbild".into()],
             clerk: "a.becker".into(),
-        },
+        }
+        .into(),
         8 => Command::StartForm {
             session,
             form: ids.form,
@@ -103,28 +109,32 @@ fn command(ids: VisitIds, op: u8, booked_first_minute: i64) -> Command {
         15 => Command::CapturePayment {
             payment: ids.payment,
         },
-        16 => Command::SubmitFeedback {
+        16 => SessionCommand::SubmitFeedback {
             session,
             score: 4,
             comment: None,
-        },
-        17 => Command::EndSession {
+        }
+        .into(),
+        17 => SessionCommand::EndSession {
             session,
             outcome: SessionOutcome::Completed,
-        },
+        }
+        .into(),
         18 => Command::CancelAppointment {
             appointment: ids.appointment,
             by: CancelledBy::Clerk,
             reason: None,
         },
-        19 => Command::LoseConnection {
+        19 => SessionCommand::LoseConnection {
             session,
             party: Party::Citizen,
-        },
-        _ => Command::RestoreConnection {
+        }
+        .into(),
+        _ => SessionCommand::RestoreConnection {
             session,
             party: Party::Citizen,
-        },
+        }
+        .into(),
     }
 }
 

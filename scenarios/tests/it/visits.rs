@@ -8,6 +8,7 @@ use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{Contact, FinalState, Party, SessionOutcome};
 use videoamt_core::domain::process::WorkItem;
+use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::{DomainEvent, Personal, SubjectId};
 use videoamt_core::event::{Actor, ActorRole, TenantId};
 use videoamt_core::tenant::{BookingChannel, Cents, SignatureMethod, example_tenants};
@@ -46,19 +47,21 @@ async fn in_the_room(
     let session = ids.session;
     v.run(
         clerk,
-        Command::OpenSession {
+        SessionCommand::OpenSession {
             appointment: ids.appointment,
             session,
-        },
+        }
+        .into(),
     )
     .await
     .expect("open");
     v.run(
         citizen,
-        Command::Join {
+        SessionCommand::Join {
             session,
             party: Party::Citizen,
-        },
+        }
+        .into(),
     )
     .await
     .expect("join");
@@ -66,48 +69,55 @@ async fn in_the_room(
     let early = v
         .run(
             clerk,
-            Command::Admit {
+            SessionCommand::Admit {
                 session,
                 clerk: clerk.id.as_ref().into(),
-            },
+            }
+            .into(),
         )
         .await;
     assert!(early.is_err(), "admitted before the privacy notice");
-    v.run(citizen, Command::AcceptPrivacyNotice { session })
-        .await
-        .expect("privacy");
+    v.run(
+        citizen,
+        SessionCommand::AcceptPrivacyNotice { session }.into(),
+    )
+    .await
+    .expect("privacy");
     v.run(
         clerk,
-        Command::Join {
+        SessionCommand::Join {
             session,
             party: Party::Clerk,
-        },
+        }
+        .into(),
     )
     .await
     .expect("clerk joins");
     v.run(
         clerk,
-        Command::Admit {
+        SessionCommand::Admit {
             session,
             clerk: clerk.id.as_ref().into(),
-        },
+        }
+        .into(),
     )
     .await
     .expect("admit");
     v.run(
         clerk,
-        Command::VerifyIdentity {
+        SessionCommand::VerifyIdentity {
             session,
             document_type: "Personalausweis".into(),
             features_checked: vec!["Lichtbild".into(), "Hologramm".into(), "Gültigkeit".into()],
             clerk: clerk.id.as_ref().into(),
-        },
+        }
+        .into(),
     )
     .await
     .expect("identity");
     v.run(
         citizen,
-        Command::UploadDocument {
+        SessionCommand::UploadDocument {
             session,
             document: ids.document,
             by: Party::Citizen,
@@ -115,16 +125,18 @@ async fn in_the_room(
             media_type: "application/pdf".into(),
             size_bytes: 48_213,
             sha256: "5e".repeat(32),
-        },
+        }
+        .into(),
     )
     .await
     .expect("upload");
     v.run(
         clerk,
-        Command::ShareDocument {
+        SessionCommand::ShareDocument {
             session,
             document: ids.document,
-        },
+        }
+        .into(),
     )
     .await
     .expect("share");
@@ -226,32 +238,35 @@ async fn in_the_room(
     .expect("capture");
     v.run(
         citizen,
-        Command::DownloadDocument {
+        SessionCommand::DownloadDocument {
             session,
             document: ids.document,
             by: Party::Citizen,
-        },
+        }
+        .into(),
     )
     .await
     .expect("download");
     v.now += Duration::minutes(25);
     v.run(
         clerk,
-        Command::EndSession {
+        SessionCommand::EndSession {
             session,
             outcome: SessionOutcome::Completed,
-        },
+        }
+        .into(),
     )
     .await
     .expect("end");
     assert!(v.work.contains(&WorkItem::FeedbackInvitation { session }));
     v.run(
         citizen,
-        Command::SubmitFeedback {
+        SessionCommand::SubmitFeedback {
             session,
             score: 5,
             comment: Some(Personal::plain("Sehr gut")),
-        },
+        }
+        .into(),
     )
     .await
     .expect("feedback");

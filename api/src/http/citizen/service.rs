@@ -13,6 +13,7 @@ use videoamt_adapters::bus::Issued;
 use videoamt_core::domain::appointment::{AppointmentState, BookAppointment, Status};
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{CancelledBy, CitizenAccessGranted, Contact};
+use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::{AppointmentId, Personal, SubjectId};
 use videoamt_core::event::{Actor, ActorRole};
 use videoamt_core::keys::reveal;
@@ -664,10 +665,11 @@ pub(crate) async fn enter_waiting_room(state: &AppState, token: &str) -> Result<
             act(
                 state,
                 &found,
-                Command::OpenSession {
+                SessionCommand::OpenSession {
                     appointment: found.id,
                     session,
-                },
+                }
+                .into(),
             )
             .await?;
             session
@@ -676,11 +678,17 @@ pub(crate) async fn enter_waiting_room(state: &AppState, token: &str) -> Result<
     act(
         state,
         &found,
-        Command::Join {
+        SessionCommand::Join {
             session,
             party: videoamt_core::domain::events::Party::Citizen,
-        },
+        }
+        .into(),
     )
     .await?;
-    act(state, &found, Command::AcceptPrivacyNotice { session }).await
+    act(
+        state,
+        &found,
+        SessionCommand::AcceptPrivacyNotice { session }.into(),
+    )
+    .await
 }
