@@ -54,6 +54,7 @@ use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{
     Contact, DecodeError, Party, PurgeScheduled, SessionOutcome, SlotsReserved,
 };
+use videoamt_core::domain::form::FormCommand;
 use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::{AppointmentId, DomainEvent, Personal};
 use videoamt_core::event::{
@@ -631,11 +632,12 @@ async fn drive(
     .await?;
     v.run(
         &clerk,
-        Command::StartForm {
+        FormCommand::StartForm {
             session,
             form,
             template: variant.template.into(),
-        },
+        }
+        .into(),
     )
     .await?;
     for (i, (field, value)) in variant.fields.iter().enumerate() {
@@ -651,31 +653,34 @@ async fn drive(
             .map_or(*value, |(_, v)| v.as_str());
         v.run(
             who,
-            Command::ChangeField {
+            FormCommand::ChangeField {
                 form,
                 field: (*field).into(),
                 value: Personal::plain(value),
                 by,
-            },
+            }
+            .into(),
         )
         .await?;
     }
     v.run(
         &clerk,
-        Command::RequestSignature {
+        FormCommand::RequestSignature {
             form,
             method: variant.signature,
-        },
+        }
+        .into(),
     )
     .await?;
     v.run(
         &citizen,
-        Command::SignForm {
+        FormCommand::SignForm {
             form,
             method: variant.signature,
             evidence_sha256: "ab".repeat(32),
             document_sha256: "cd".repeat(32),
-        },
+        }
+        .into(),
     )
     .await?;
     v.run(

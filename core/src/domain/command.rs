@@ -10,17 +10,17 @@ use time::OffsetDateTime;
 use super::account::AccountCommand;
 use super::appointment::{self, AppointmentState, BookAppointment, Status};
 use super::events::*;
-use super::form::{self, FormState};
+use super::form::FormCommand;
 use super::payment::{self, PaymentState, PaymentStatus};
 use super::record;
 use super::session::{SessionCommand, SessionState};
 use super::subject::SubjectState;
 use super::{
-    AppointmentId, Context, Decision, DomainError, FormId, Histories, PaymentId, Personal,
-    SessionId, SubjectId, one,
+    AppointmentId, Context, Decision, DomainError, Histories, PaymentId, Personal, SessionId,
+    SubjectId, one,
 };
 use crate::event::StreamId;
-use crate::tenant::{Cents, FormTemplateId, PaymentMethodId, SignatureMethod};
+use crate::tenant::{Cents, PaymentMethodId};
 
 // Commands are made and decided one at a time, never stored in bulk; boxing the booking
 // would only add an allocation per booking.
@@ -29,6 +29,7 @@ use crate::tenant::{Cents, FormTemplateId, PaymentMethodId, SignatureMethod};
 pub enum Command {
     Account(AccountCommand),
     Session(SessionCommand),
+    Form(FormCommand),
     BookAppointment(BookAppointment),
     ConfirmAppointment {
         appointment: AppointmentId,
@@ -67,27 +68,6 @@ pub enum Command {
     /// Fired by the slot-hold timer: an appointment still unconfirmed gives its slots back.
     ExpireSlotHold {
         appointment: AppointmentId,
-    },
-    StartForm {
-        session: SessionId,
-        form: FormId,
-        template: FormTemplateId,
-    },
-    ChangeField {
-        form: FormId,
-        field: String,
-        value: Personal,
-        by: Party,
-    },
-    RequestSignature {
-        form: FormId,
-        method: SignatureMethod,
-    },
-    SignForm {
-        form: FormId,
-        method: SignatureMethod,
-        evidence_sha256: String,
-        document_sha256: String,
     },
     RequestPayment {
         payment: PaymentId,
@@ -153,10 +133,6 @@ fn session_of(h: &Histories, id: SessionId) -> SessionState {
     h.fold(&id.stream(), SessionState::evolve)
 }
 
-fn form_of(h: &Histories, id: FormId) -> FormState {
-    h.fold(&id.stream(), FormState::evolve)
-}
-
 fn payment_of(h: &Histories, id: PaymentId) -> PaymentState {
     h.fold(&id.stream(), PaymentState::evolve)
 }
@@ -195,7 +171,11 @@ macro_rules! kinds {
     };
 }
 
-kinds!(Account(AccountCommand), Session(SessionCommand));
+kinds!(
+    Account(AccountCommand),
+    Session(SessionCommand),
+    Form(FormCommand),
+);
 
 impl Command {
     /// The streams this command needs, given what is loaded so far. The bus loads what is
@@ -234,10 +214,7 @@ impl Command {
                 streams
             }
             Session(c) => c.streams(loaded, ctx),
-            StartForm { session, form, .. } => vec![session.stream(), form.stream()],
-            ChangeField { form, .. } | RequestSignature { form, .. } | SignForm { form, .. } => {
-                vec![form.stream()]
-            }
+            Form(c) => c.streams(loaded, ctx),
             RequestPayment {
                 payment,
                 appointment,
@@ -392,119 +369,7 @@ impl Command {
                 appointment::cancel(&state, h, CancelledBy::System, None, ctx)
             }
             Session(c) => c.decide(h, ctx),
-            StartForm {
-                session,
-                form,
-                template,
-            } => {
-                let state = session_of(h, *session);
-                let opened = state.in_room()?;
-                let t = tenant
-                    .forms
-                    .get(template)
-                    .ok_or(DomainError::UnknownTemplate)?;
-                if !opened.services.contains(&t.service) {
-                    return Err(DomainError::UnknownTemplate);
-                }
-                if form_of(h, *form).started.is_some() {
-                    return Err(DomainError::FormAlreadyStarted);
-                }
-                Ok(vec![
-                    (
-                        form.stream(),
-                        FormStarted {
-                            session: *session,
-                            subject: opened.subject,
-                            template: template.clone(),
-                            service: t.service.clone(),
-                        }
-                        .into(),
-                    ),
-                    (
-                        session.stream(),
-                        FormAttached {
-                            form: *form,
-                            template: template.clone(),
-                        }
-                        .into(),
-                    ),
-                ])
-            }
-            ChangeField {
-                form,
-                field,
-                value,
-                by,
-            } => {
-                let state = form_of(h, *form);
-                let started = state.editable()?;
-                let template = tenant
-                    .forms
-                    .get(&started.template)
-                    .ok_or(DomainError::UnknownTemplate)?;
-                // A command carries what was typed; a sealed value cannot be checked.
-                let Personal::Plain(text) = value else {
-                    return Err(DomainError::InvalidFieldValue {
-                        field: field.clone(),
-                        reason: "bereits versiegelter Wert",
-                    });
-                };
-                form::check_value(template, field, text, *by)?;
-                let value = (!text.is_empty()).then(|| value.clone());
-                if state.values.get(field) == value.as_ref() {
-                    return Ok(vec![]);
-                }
-                Ok(one(
-                    form.stream(),
-                    FieldChanged {
-                        field: field.clone(),
-                        value,
-                        by: *by,
-                    },
-                ))
-            }
-            RequestSignature { form, method } => {
-                let state = form_of(h, *form);
-                let started = state.editable()?;
-                if !tenant.signature_methods.contains(method) {
-                    return Err(DomainError::SignatureMethodNotOffered(*method));
-                }
-                let template = tenant
-                    .forms
-                    .get(&started.template)
-                    .ok_or(DomainError::UnknownTemplate)?;
-                state.complete(template)?;
-                Ok(one(form.stream(), SignatureRequested { method: *method }))
-            }
-            SignForm {
-                form,
-                method,
-                evidence_sha256,
-                document_sha256,
-            } => {
-                let state = form_of(h, *form);
-                let started = state.editable()?;
-                if state.requested != Some(*method) {
-                    return Err(DomainError::SignatureNotRequested);
-                }
-                let template = tenant
-                    .forms
-                    .get(&started.template)
-                    .ok_or(DomainError::UnknownTemplate)?;
-                state.complete(template)?;
-                Ok(vec![
-                    (
-                        form.stream(),
-                        FormSigned {
-                            method: *method,
-                            evidence_sha256: evidence_sha256.clone(),
-                            document_sha256: document_sha256.clone(),
-                        }
-                        .into(),
-                    ),
-                    (form.stream(), FormLocked {}.into()),
-                ])
-            }
+            Form(c) => c.decide(h, ctx),
             RequestPayment {
                 payment,
                 appointment,

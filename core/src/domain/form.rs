@@ -5,9 +5,15 @@
 
 use std::collections::BTreeMap;
 
-use super::events::{FormStarted, Party};
-use super::{DomainError, DomainEvent, FormId, Histories, Personal};
-use crate::tenant::{FieldKind, FormTemplate, SignatureMethod};
+use super::events::{
+    FieldChanged, FormAttached, FormLocked, FormSigned, FormStarted, Party, SignatureRequested,
+};
+use super::session::SessionState;
+use super::{
+    Context, Decision, DomainError, DomainEvent, FormId, Histories, Personal, SessionId, one,
+};
+use crate::event::StreamId;
+use crate::tenant::{FieldKind, FormTemplate, FormTemplateId, SignatureMethod};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FormState {
@@ -71,8 +77,160 @@ impl FormState {
     }
 }
 
+/// The commands of a form's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormCommand {
+    /// Starts a form of one of the session's services and attaches it to the session.
+    StartForm {
+        session: SessionId,
+        form: FormId,
+        template: FormTemplateId,
+    },
+    ChangeField {
+        form: FormId,
+        field: String,
+        value: Personal,
+        by: Party,
+    },
+    RequestSignature {
+        form: FormId,
+        method: SignatureMethod,
+    },
+    SignForm {
+        form: FormId,
+        method: SignatureMethod,
+        evidence_sha256: String,
+        document_sha256: String,
+    },
+}
+
+impl FormCommand {
+    pub fn form(&self) -> FormId {
+        match self {
+            Self::StartForm { form, .. }
+            | Self::ChangeField { form, .. }
+            | Self::RequestSignature { form, .. }
+            | Self::SignForm { form, .. } => *form,
+        }
+    }
+
+    pub fn streams(&self, _loaded: &Histories, _ctx: &Context<'_>) -> Vec<StreamId> {
+        match self {
+            Self::StartForm { session, form, .. } => vec![session.stream(), form.stream()],
+            _ => vec![self.form().stream()],
+        }
+    }
+
+    pub fn decide(&self, h: &Histories, ctx: &Context<'_>) -> Result<Decision, DomainError> {
+        let tenant = ctx.tenant;
+        let form = self.form();
+        let state = FormState::of(h, form);
+        let template_of = |started: &FormStarted| {
+            tenant
+                .forms
+                .get(&started.template)
+                .ok_or(DomainError::UnknownTemplate)
+        };
+        match self {
+            Self::StartForm {
+                session, template, ..
+            } => {
+                let session_state = SessionState::of(h, *session);
+                let opened = session_state.in_room()?;
+                let t = tenant
+                    .forms
+                    .get(template)
+                    .ok_or(DomainError::UnknownTemplate)?;
+                if !opened.services.contains(&t.service) {
+                    return Err(DomainError::UnknownTemplate);
+                }
+                if state.started.is_some() {
+                    return Err(DomainError::FormAlreadyStarted);
+                }
+                Ok(vec![
+                    (
+                        form.stream(),
+                        FormStarted {
+                            session: *session,
+                            subject: opened.subject,
+                            template: template.clone(),
+                            service: t.service.clone(),
+                        }
+                        .into(),
+                    ),
+                    (
+                        session.stream(),
+                        FormAttached {
+                            form,
+                            template: template.clone(),
+                        }
+                        .into(),
+                    ),
+                ])
+            }
+            Self::ChangeField {
+                field, value, by, ..
+            } => {
+                let template = template_of(state.editable()?)?;
+                // A command carries what was typed; a sealed value cannot be checked.
+                let Personal::Plain(text) = value else {
+                    return Err(DomainError::InvalidFieldValue {
+                        field: field.clone(),
+                        reason: "bereits versiegelter Wert",
+                    });
+                };
+                check_value(template, field, text, *by)?;
+                let value = (!text.is_empty()).then(|| value.clone());
+                if state.values.get(field) == value.as_ref() {
+                    return Ok(vec![]);
+                }
+                Ok(one(
+                    form.stream(),
+                    FieldChanged {
+                        field: field.clone(),
+                        value,
+                        by: *by,
+                    },
+                ))
+            }
+            Self::RequestSignature { method, .. } => {
+                let started = state.editable()?;
+                if !tenant.signature_methods.contains(method) {
+                    return Err(DomainError::SignatureMethodNotOffered(*method));
+                }
+                state.complete(template_of(started)?)?;
+                Ok(one(form.stream(), SignatureRequested { method: *method }))
+            }
+            Self::SignForm {
+                method,
+                evidence_sha256,
+                document_sha256,
+                ..
+            } => {
+                let started = state.editable()?;
+                if state.requested != Some(*method) {
+                    return Err(DomainError::SignatureNotRequested);
+                }
+                state.complete(template_of(started)?)?;
+                Ok(vec![
+                    (
+                        form.stream(),
+                        FormSigned {
+                            method: *method,
+                            evidence_sha256: evidence_sha256.clone(),
+                            document_sha256: document_sha256.clone(),
+                        }
+                        .into(),
+                    ),
+                    (form.stream(), FormLocked {}.into()),
+                ])
+            }
+        }
+    }
+}
+
 /// Checks a value against its field definition. An empty value clears an optional field.
-pub fn check_value(
+fn check_value(
     template: &FormTemplate,
     field: &str,
     value: &str,
@@ -145,7 +303,7 @@ mod tests {
         SessionId(Uuid::from_u128(77))
     }
 
-    fn then(tenant: &'static Tenant, history: &Decision, command: Command) -> Decision {
+    fn then(tenant: &'static Tenant, history: &Decision, command: impl Into<Command>) -> Decision {
         booked(tenant, history.clone(), command)
     }
 
@@ -160,7 +318,7 @@ mod tests {
                 TUE_9 - time::Duration::minutes(10),
             ),
         );
-        for c in [
+        let steps: [Command; 5] = [
             SessionCommand::OpenSession {
                 appointment: appointment(1),
                 session: session(),
@@ -177,19 +335,21 @@ mod tests {
                 clerk: "k.wagner".into(),
             }
             .into(),
-            Command::StartForm {
+            FormCommand::StartForm {
                 session: session(),
                 form: form(),
                 template: "antrag-gewerbeanmeldung".into(),
-            },
-        ] {
+            }
+            .into(),
+        ];
+        for c in steps {
             h = then(tenant, &h, c);
         }
         h
     }
 
-    fn change(field: &str, value: &str, by: Party) -> Command {
-        Command::ChangeField {
+    fn change(field: &str, value: &str, by: Party) -> FormCommand {
+        FormCommand::ChangeField {
             form: form(),
             field: field.into(),
             value: Personal::plain(value),
@@ -212,8 +372,8 @@ mod tests {
         h
     }
 
-    fn sign(method: SignatureMethod) -> Command {
-        Command::SignForm {
+    fn sign(method: SignatureMethod) -> FormCommand {
+        FormCommand::SignForm {
             form: form(),
             method,
             evidence_sha256: "e".repeat(64),
@@ -225,7 +385,7 @@ mod tests {
         let h = then(
             ettlingen(),
             &filled(ettlingen()),
-            Command::RequestSignature {
+            FormCommand::RequestSignature {
                 form: form(),
                 method: SignatureMethod::HiddenTan,
             },
@@ -247,14 +407,14 @@ mod tests {
             ))
         );
         given(ettlingen(), h.clone())
-            .when(Command::StartForm {
+            .when(FormCommand::StartForm {
                 session: session(),
                 form: form(),
                 template: "antrag-gewerbeanmeldung".into(),
             })
             .then_error(DomainError::FormAlreadyStarted);
         given(ettlingen(), h)
-            .when(Command::StartForm {
+            .when(FormCommand::StartForm {
                 session: session(),
                 form: FormId(Uuid::from_u128(10)),
                 template: "antrag-personalausweis".into(),
@@ -292,7 +452,7 @@ mod tests {
             .when(change("vorname", "Erika", Party::Clerk))
             .then_error(DomainError::UnknownForm);
         given(ettlingen(), vec![])
-            .when(Command::RequestSignature {
+            .when(FormCommand::RequestSignature {
                 form: form(),
                 method: SignatureMethod::Touchpad,
             })
@@ -338,7 +498,7 @@ mod tests {
     fn a_signature_needs_every_required_field_and_a_request_with_the_same_method() {
         let h = started(ettlingen());
         given(ettlingen(), h)
-            .when(Command::RequestSignature {
+            .when(FormCommand::RequestSignature {
                 form: form(),
                 method: SignatureMethod::Touchpad,
             })
@@ -350,7 +510,7 @@ mod tests {
         let h = then(
             ettlingen(),
             &h,
-            Command::RequestSignature {
+            FormCommand::RequestSignature {
                 form: form(),
                 method: SignatureMethod::HandyTan,
             },
@@ -384,7 +544,7 @@ mod tests {
         let touchpad_only: &'static Tenant =
             Box::leak(Box::new(Tenant::from_toml(file, &text).expect("valid")));
         given(touchpad_only, filled(touchpad_only))
-            .when(Command::RequestSignature {
+            .when(FormCommand::RequestSignature {
                 form: form(),
                 method: SignatureMethod::HandyTan,
             })
@@ -405,7 +565,7 @@ mod tests {
                 .then_error(DomainError::FormLocked);
         }
         given(ettlingen(), h.clone())
-            .when(Command::RequestSignature {
+            .when(FormCommand::RequestSignature {
                 form: form(),
                 method: SignatureMethod::Touchpad,
             })

@@ -446,6 +446,7 @@ mod tests {
     use super::*;
     use crate::domain::appointment::tests::{TUE_9, appointment, booked, booking};
     use crate::domain::command::Command;
+    use crate::domain::form::FormCommand;
     use crate::domain::gwt::{ettlingen, given};
 
     fn session() -> SessionId {
@@ -784,7 +785,7 @@ mod tests {
         let form = crate::domain::FormId(Uuid::from_u128(9));
         let h = then(
             &h,
-            Command::StartForm {
+            FormCommand::StartForm {
                 session: session(),
                 form,
                 template: "antrag-personalausweis".into(),
@@ -801,7 +802,7 @@ mod tests {
         ] {
             h = then(
                 &h,
-                Command::ChangeField {
+                FormCommand::ChangeField {
                     form,
                     field: field.into(),
                     value: crate::domain::Personal::plain(value),
@@ -811,14 +812,14 @@ mod tests {
         }
         let h = then(
             &h,
-            Command::RequestSignature {
+            FormCommand::RequestSignature {
                 form,
                 method: crate::tenant::SignatureMethod::HandyTan,
             },
         );
         let h = then(
             &h,
-            Command::SignForm {
+            FormCommand::SignForm {
                 form,
                 method: crate::tenant::SignatureMethod::HandyTan,
                 evidence_sha256: "e".repeat(64),

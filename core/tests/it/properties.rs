@@ -11,6 +11,7 @@ use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::calendar::{self, CalendarState, SlotState};
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{CancelledBy, Contact, FinalState, Party};
+use videoamt_core::domain::form::FormCommand;
 use videoamt_core::domain::form::FormState;
 use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::{
@@ -231,11 +232,12 @@ fn signed_form() -> (MemoryLog, FormId) {
             clerk: "k.wagner".into(),
         }
         .into(),
-        Command::StartForm {
+        FormCommand::StartForm {
             session,
             form,
             template: "antrag-gewerbeanmeldung".into(),
-        },
+        }
+        .into(),
     ];
     for (field, value) in [
         ("familienname", "Mustermann"),
@@ -245,23 +247,32 @@ fn signed_form() -> (MemoryLog, FormId) {
         ("beginn", "2027-01-01"),
         ("rechtsform", "GbR"),
     ] {
-        steps.push(Command::ChangeField {
-            form,
-            field: field.into(),
-            value: Personal::plain(value),
-            by: Party::Clerk,
-        });
+        steps.push(
+            FormCommand::ChangeField {
+                form,
+                field: field.into(),
+                value: Personal::plain(value),
+                by: Party::Clerk,
+            }
+            .into(),
+        );
     }
-    steps.push(Command::RequestSignature {
-        form,
-        method: SignatureMethod::Touchpad,
-    });
-    steps.push(Command::SignForm {
-        form,
-        method: SignatureMethod::Touchpad,
-        evidence_sha256: "e".repeat(64),
-        document_sha256: "d".repeat(64),
-    });
+    steps.push(
+        FormCommand::RequestSignature {
+            form,
+            method: SignatureMethod::Touchpad,
+        }
+        .into(),
+    );
+    steps.push(
+        FormCommand::SignForm {
+            form,
+            method: SignatureMethod::Touchpad,
+            evidence_sha256: "e".repeat(64),
+            document_sha256: "d".repeat(64),
+        }
+        .into(),
+    );
     for step in steps {
         log.execute(t, NOW, &step).expect("the setup is accepted");
     }
@@ -279,9 +290,9 @@ proptest! {
         let before = log.stream(&form.stream());
         for op in ops {
             let command = match op {
-                FormOp::Change { field, value, by } => Command::ChangeField { form, field: field.into(), value: Personal::plain(value), by },
-                FormOp::Request(method) => Command::RequestSignature { form, method },
-                FormOp::Sign(method) => Command::SignForm { form, method, evidence_sha256: "f".repeat(64), document_sha256: "c".repeat(64) },
+                FormOp::Change { field, value, by } => FormCommand::ChangeField { form, field: field.into(), value: Personal::plain(value), by }.into(),
+                FormOp::Request(method) => FormCommand::RequestSignature { form, method }.into(),
+                FormOp::Sign(method) => FormCommand::SignForm { form, method, evidence_sha256: "f".repeat(64), document_sha256: "c".repeat(64) }.into(),
             };
             prop_assert_eq!(log.execute(t, NOW, &command), Err(DomainError::FormLocked));
         }

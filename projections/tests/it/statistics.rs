@@ -13,6 +13,7 @@ use videoamt_adapters::store::sqlite::SqliteStore;
 use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{CancelledBy, Contact, Party, SessionOutcome};
+use videoamt_core::domain::form::FormCommand;
 use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::{AppointmentId, FormId, Personal};
 use videoamt_core::event::{Actor, ActorRole, TenantId};
@@ -198,24 +199,27 @@ async fn visit(d: &mut Driver, day: i64, minute: i64, outcome: &Outcome) -> Appo
     }
     if signed {
         during.extend([
-            Command::StartForm {
+            FormCommand::StartForm {
                 session,
                 form,
                 template: "antrag-personalausweis".into(),
-            },
+            }
+            .into(),
             field(form, "familienname", "Mustermann"),
             field(form, "vorname", "Erika"),
             field(form, "geburtsdatum", "1964-08-12"),
-            Command::RequestSignature {
+            FormCommand::RequestSignature {
                 form,
                 method: SignatureMethod::Touchpad,
-            },
-            Command::SignForm {
+            }
+            .into(),
+            FormCommand::SignForm {
                 form,
                 method: SignatureMethod::Touchpad,
                 evidence_sha256: "ab".repeat(32),
                 document_sha256: "cd".repeat(32),
-            },
+            }
+            .into(),
         ]);
     }
     if paid {
@@ -266,12 +270,13 @@ async fn visit(d: &mut Driver, day: i64, minute: i64, outcome: &Outcome) -> Appo
 }
 
 fn field(form: FormId, name: &str, value: &str) -> Command {
-    Command::ChangeField {
+    FormCommand::ChangeField {
         form,
         field: name.into(),
         value: Personal::plain(value),
         by: Party::Citizen,
     }
+    .into()
 }
 
 fn assert_close(actual: Option<f64>, expected: f64, what: &str) {

@@ -15,6 +15,7 @@ use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::calendar;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{CancelledBy, Contact, Party, SessionOutcome};
+use videoamt_core::domain::form::FormCommand;
 use videoamt_core::domain::record::AppointmentRecord;
 use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::{AppointmentId, DomainEvent, Personal};
@@ -73,27 +74,31 @@ fn command(ids: VisitIds, op: u8, booked_first_minute: i64) -> Command {
             clerk: "a.becker".into(),
         }
         .into(),
-        8 => Command::StartForm {
+        8 => FormCommand::StartForm {
             session,
             form: ids.form,
             template: "antrag-personalausweis".into(),
-        },
-        9 => Command::ChangeField {
+        }
+        .into(),
+        9 => FormCommand::ChangeField {
             form: ids.form,
             field: "familienname".into(),
             value: Personal::plain("Mustermann"),
             by: Party::Clerk,
-        },
-        10 => Command::RequestSignature {
+        }
+        .into(),
+        10 => FormCommand::RequestSignature {
             form: ids.form,
             method: SignatureMethod::Touchpad,
-        },
-        11 => Command::SignForm {
+        }
+        .into(),
+        11 => FormCommand::SignForm {
             form: ids.form,
             method: SignatureMethod::Touchpad,
             evidence_sha256: "ab".repeat(32),
             document_sha256: "cd".repeat(32),
-        },
+        }
+        .into(),
         12 => Command::RequestPayment {
             payment: ids.payment,
             appointment: ids.appointment,

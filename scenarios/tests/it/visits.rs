@@ -7,6 +7,7 @@ use videoamt_adapters::store::sqlite::SqliteStore;
 use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{Contact, FinalState, Party, SessionOutcome};
+use videoamt_core::domain::form::FormCommand;
 use videoamt_core::domain::process::WorkItem;
 use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::{DomainEvent, Personal, SubjectId};
@@ -142,11 +143,12 @@ async fn in_the_room(
     .expect("share");
     v.run(
         clerk,
-        Command::StartForm {
+        FormCommand::StartForm {
             session,
             form: ids.form,
             template: template.into(),
-        },
+        }
+        .into(),
     )
     .await
     .expect("form");
@@ -159,45 +161,49 @@ async fn in_the_room(
         let who = if by == Party::Clerk { clerk } else { citizen };
         v.run(
             who,
-            Command::ChangeField {
+            FormCommand::ChangeField {
                 form: ids.form,
                 field: (*field).into(),
                 value: Personal::plain(*value),
                 by,
-            },
+            }
+            .into(),
         )
         .await
         .expect("field");
     }
     v.run(
         clerk,
-        Command::RequestSignature {
+        FormCommand::RequestSignature {
             form: ids.form,
             method,
-        },
+        }
+        .into(),
     )
     .await
     .expect("request signature");
     v.run(
         citizen,
-        Command::SignForm {
+        FormCommand::SignForm {
             form: ids.form,
             method,
             evidence_sha256: "ab".repeat(32),
             document_sha256: "cd".repeat(32),
-        },
+        }
+        .into(),
     )
     .await
     .expect("sign");
     let late_edit = v
         .run(
             clerk,
-            Command::ChangeField {
+            FormCommand::ChangeField {
                 form: ids.form,
                 field: fields[0].0.into(),
                 value: Personal::plain("X"),
                 by: Party::Clerk,
-            },
+            }
+            .into(),
         )
         .await;
     assert!(late_edit.is_err(), "the signed form changed");
