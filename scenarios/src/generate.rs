@@ -55,6 +55,7 @@ use videoamt_core::domain::events::{
     Contact, DecodeError, Party, PurgeScheduled, SessionOutcome, SlotsReserved,
 };
 use videoamt_core::domain::form::FormCommand;
+use videoamt_core::domain::payment::PaymentCommand;
 use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::{AppointmentId, DomainEvent, Personal};
 use videoamt_core::event::{
@@ -685,30 +686,34 @@ async fn drive(
     .await?;
     v.run(
         &clerk,
-        Command::RequestPayment {
+        PaymentCommand::RequestPayment {
             payment,
             appointment,
-        },
+        }
+        .into(),
     )
     .await?;
     v.run(
         &citizen,
-        Command::ChoosePaymentMethod {
+        PaymentCommand::ChoosePaymentMethod {
             payment,
             method: variant.payment_method.into(),
-        },
+        }
+        .into(),
     )
     .await?;
     let sandbox = Actor::system("payment-sandbox");
     v.run(
         &sandbox,
-        Command::AuthorizePayment {
+        PaymentCommand::AuthorizePayment {
             payment,
             provider_reference: "sandbox-42".into(),
-        },
+        }
+        .into(),
     )
     .await?;
-    v.run(&sandbox, Command::CapturePayment { payment }).await?;
+    v.run(&sandbox, PaymentCommand::CapturePayment { payment }.into())
+        .await?;
     v.run(
         &citizen,
         SessionCommand::DownloadDocument {

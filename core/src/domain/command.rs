@@ -8,19 +8,17 @@
 use time::OffsetDateTime;
 
 use super::account::AccountCommand;
-use super::appointment::{self, AppointmentState, BookAppointment, Status};
+use super::appointment::{self, AppointmentState, BookAppointment};
 use super::events::*;
 use super::form::FormCommand;
-use super::payment::{self, PaymentState, PaymentStatus};
+use super::payment::PaymentCommand;
 use super::record;
 use super::session::{SessionCommand, SessionState};
 use super::subject::SubjectState;
 use super::{
-    AppointmentId, Context, Decision, DomainError, Histories, PaymentId, Personal, SessionId,
-    SubjectId, one,
+    AppointmentId, Context, Decision, DomainError, Histories, Personal, SessionId, SubjectId, one,
 };
 use crate::event::StreamId;
-use crate::tenant::{Cents, PaymentMethodId};
 
 // Commands are made and decided one at a time, never stored in bulk; boxing the booking
 // would only add an allocation per booking.
@@ -30,6 +28,7 @@ pub enum Command {
     Account(AccountCommand),
     Session(SessionCommand),
     Form(FormCommand),
+    Payment(PaymentCommand),
     BookAppointment(BookAppointment),
     ConfirmAppointment {
         appointment: AppointmentId,
@@ -68,29 +67,6 @@ pub enum Command {
     /// Fired by the slot-hold timer: an appointment still unconfirmed gives its slots back.
     ExpireSlotHold {
         appointment: AppointmentId,
-    },
-    RequestPayment {
-        payment: PaymentId,
-        appointment: AppointmentId,
-    },
-    ChoosePaymentMethod {
-        payment: PaymentId,
-        method: PaymentMethodId,
-    },
-    AuthorizePayment {
-        payment: PaymentId,
-        provider_reference: String,
-    },
-    CapturePayment {
-        payment: PaymentId,
-    },
-    FailPayment {
-        payment: PaymentId,
-        reason: String,
-    },
-    RefundPayment {
-        payment: PaymentId,
-        amount: Cents,
     },
     /// From the process manager when an appointment reaches its final state.
     SchedulePurge {
@@ -133,10 +109,6 @@ fn session_of(h: &Histories, id: SessionId) -> SessionState {
     h.fold(&id.stream(), SessionState::evolve)
 }
 
-fn payment_of(h: &Histories, id: PaymentId) -> PaymentState {
-    h.fold(&id.stream(), PaymentState::evolve)
-}
-
 fn subject_of(h: &Histories, id: SubjectId) -> SubjectState {
     h.fold(&id.stream(), SubjectState::evolve)
 }
@@ -175,6 +147,7 @@ kinds!(
     Account(AccountCommand),
     Session(SessionCommand),
     Form(FormCommand),
+    Payment(PaymentCommand),
 );
 
 impl Command {
@@ -215,15 +188,7 @@ impl Command {
             }
             Session(c) => c.streams(loaded, ctx),
             Form(c) => c.streams(loaded, ctx),
-            RequestPayment {
-                payment,
-                appointment,
-            } => vec![payment.stream(), appointment.stream()],
-            ChoosePaymentMethod { payment, .. }
-            | AuthorizePayment { payment, .. }
-            | CapturePayment { payment }
-            | FailPayment { payment, .. }
-            | RefundPayment { payment, .. } => vec![payment.stream()],
+            Payment(c) => c.streams(loaded, ctx),
             SchedulePurge { appointment, .. } => {
                 let mut streams = vec![appointment.stream()];
                 if let Some(b) = appointment_of(loaded, *appointment).booking {
@@ -370,111 +335,7 @@ impl Command {
             }
             Session(c) => c.decide(h, ctx),
             Form(c) => c.decide(h, ctx),
-            RequestPayment {
-                payment,
-                appointment,
-            } => {
-                if payment_of(h, *payment).request.is_some() {
-                    return Err(DomainError::PaymentAlreadyRequested);
-                }
-                let state = appointment_of(h, *appointment);
-                let booking = state
-                    .booking
-                    .as_ref()
-                    .ok_or(DomainError::UnknownAppointment)?;
-                if state.status == Status::Cancelled {
-                    return Err(DomainError::AlreadyCancelled);
-                }
-                let (items, amount) = payment::fees(tenant, &booking.services)?;
-                if amount.0 == 0 {
-                    return Err(DomainError::NothingToPay);
-                }
-                let names: Vec<&str> = items
-                    .iter()
-                    .filter_map(|i| tenant.service(&i.service).map(|s| s.name.as_str()))
-                    .collect();
-                Ok(one(
-                    payment.stream(),
-                    PaymentRequested {
-                        appointment: *appointment,
-                        amount,
-                        purpose: format!("{}: {}", tenant.name, names.join(", ")),
-                        items,
-                    },
-                ))
-            }
-            ChoosePaymentMethod { payment, method } => {
-                let state = payment_of(h, *payment);
-                state.in_progress()?;
-                if state.status == PaymentStatus::Authorized {
-                    return Err(DomainError::PaymentClosed);
-                }
-                if !tenant.payment_methods.iter().any(|m| &m.id == method) {
-                    return Err(DomainError::PaymentMethodNotOffered);
-                }
-                Ok(one(
-                    payment.stream(),
-                    PaymentMethodChosen {
-                        method: method.clone(),
-                    },
-                ))
-            }
-            AuthorizePayment {
-                payment,
-                provider_reference,
-            } => {
-                let state = payment_of(h, *payment);
-                state.in_progress()?;
-                if state.method.is_none() {
-                    return Err(DomainError::PaymentMethodMissing);
-                }
-                if state.status == PaymentStatus::Authorized {
-                    return Ok(vec![]);
-                }
-                Ok(one(
-                    payment.stream(),
-                    PaymentAuthorized {
-                        provider_reference: provider_reference.clone(),
-                    },
-                ))
-            }
-            CapturePayment { payment } => {
-                let state = payment_of(h, *payment);
-                let request = state.in_progress()?;
-                if state.status != PaymentStatus::Authorized {
-                    return Err(DomainError::PaymentNotAuthorized);
-                }
-                Ok(one(
-                    payment.stream(),
-                    PaymentCaptured {
-                        amount: request.amount,
-                    },
-                ))
-            }
-            FailPayment { payment, reason } => {
-                payment_of(h, *payment).in_progress()?;
-                Ok(one(
-                    payment.stream(),
-                    PaymentFailed {
-                        reason: reason.clone(),
-                    },
-                ))
-            }
-            RefundPayment { payment, amount } => {
-                let state = payment_of(h, *payment);
-                state.requested()?;
-                let after = state
-                    .refunded
-                    .checked_add(*amount)
-                    .ok_or(DomainError::RefundTooHigh)?;
-                if state.status != PaymentStatus::Captured
-                    || after > state.captured
-                    || amount.0 == 0
-                {
-                    return Err(DomainError::RefundTooHigh);
-                }
-                Ok(one(payment.stream(), PaymentRefunded { amount: *amount }))
-            }
+            Payment(c) => c.decide(h, ctx),
             SchedulePurge {
                 appointment,
                 final_state,

@@ -3,8 +3,15 @@
 //! Invariants: the amount is the sum of the booked services' fees; a payment is captured at
 //! most once; refunds never exceed what was captured.
 
-use super::events::{FeeItem, PaymentRequested};
-use super::{DomainError, DomainEvent};
+use super::appointment::{AppointmentState, Status};
+use super::events::{
+    FeeItem, PaymentAuthorized, PaymentCaptured, PaymentFailed, PaymentMethodChosen,
+    PaymentRefunded, PaymentRequested,
+};
+use super::{
+    AppointmentId, Context, Decision, DomainError, DomainEvent, Histories, PaymentId, one,
+};
+use crate::event::StreamId;
 use crate::tenant::{Cents, PaymentMethodId, ServiceId, Tenant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -27,6 +34,11 @@ pub struct PaymentState {
 }
 
 impl PaymentState {
+    /// The payment's state as its loaded stream folds.
+    pub fn of(h: &Histories, payment: PaymentId) -> Self {
+        h.fold(&payment.stream(), Self::evolve)
+    }
+
     pub fn evolve(mut self, event: &DomainEvent) -> Self {
         match event {
             DomainEvent::PaymentRequested(e) => {
@@ -63,8 +75,166 @@ impl PaymentState {
     }
 }
 
+/// The commands of a payment's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentCommand {
+    /// Requests the fees of the appointment's services.
+    RequestPayment {
+        payment: PaymentId,
+        appointment: AppointmentId,
+    },
+    ChoosePaymentMethod {
+        payment: PaymentId,
+        method: PaymentMethodId,
+    },
+    AuthorizePayment {
+        payment: PaymentId,
+        provider_reference: String,
+    },
+    CapturePayment {
+        payment: PaymentId,
+    },
+    FailPayment {
+        payment: PaymentId,
+        reason: String,
+    },
+    RefundPayment {
+        payment: PaymentId,
+        amount: Cents,
+    },
+}
+
+impl PaymentCommand {
+    pub fn payment(&self) -> PaymentId {
+        match self {
+            Self::RequestPayment { payment, .. }
+            | Self::ChoosePaymentMethod { payment, .. }
+            | Self::AuthorizePayment { payment, .. }
+            | Self::CapturePayment { payment }
+            | Self::FailPayment { payment, .. }
+            | Self::RefundPayment { payment, .. } => *payment,
+        }
+    }
+
+    pub fn streams(&self, _loaded: &Histories, _ctx: &Context<'_>) -> Vec<StreamId> {
+        match self {
+            Self::RequestPayment {
+                payment,
+                appointment,
+            } => vec![payment.stream(), appointment.stream()],
+            _ => vec![self.payment().stream()],
+        }
+    }
+
+    pub fn decide(&self, h: &Histories, ctx: &Context<'_>) -> Result<Decision, DomainError> {
+        let tenant = ctx.tenant;
+        let payment = self.payment();
+        let state = PaymentState::of(h, payment);
+        let stream = payment.stream();
+        match self {
+            Self::RequestPayment { appointment, .. } => {
+                if state.request.is_some() {
+                    return Err(DomainError::PaymentAlreadyRequested);
+                }
+                let appointment_state = h.fold(&appointment.stream(), AppointmentState::evolve);
+                let booking = appointment_state
+                    .booking
+                    .as_ref()
+                    .ok_or(DomainError::UnknownAppointment)?;
+                if appointment_state.status == Status::Cancelled {
+                    return Err(DomainError::AlreadyCancelled);
+                }
+                let (items, amount) = fees(tenant, &booking.services)?;
+                if amount.0 == 0 {
+                    return Err(DomainError::NothingToPay);
+                }
+                let names: Vec<&str> = items
+                    .iter()
+                    .filter_map(|i| tenant.service(&i.service).map(|s| s.name.as_str()))
+                    .collect();
+                Ok(one(
+                    stream,
+                    PaymentRequested {
+                        appointment: *appointment,
+                        amount,
+                        purpose: format!("{}: {}", tenant.name, names.join(", ")),
+                        items,
+                    },
+                ))
+            }
+            Self::ChoosePaymentMethod { method, .. } => {
+                state.in_progress()?;
+                if state.status == PaymentStatus::Authorized {
+                    return Err(DomainError::PaymentClosed);
+                }
+                if !tenant.payment_methods.iter().any(|m| &m.id == method) {
+                    return Err(DomainError::PaymentMethodNotOffered);
+                }
+                Ok(one(
+                    stream,
+                    PaymentMethodChosen {
+                        method: method.clone(),
+                    },
+                ))
+            }
+            Self::AuthorizePayment {
+                provider_reference, ..
+            } => {
+                state.in_progress()?;
+                if state.method.is_none() {
+                    return Err(DomainError::PaymentMethodMissing);
+                }
+                if state.status == PaymentStatus::Authorized {
+                    return Ok(vec![]);
+                }
+                Ok(one(
+                    stream,
+                    PaymentAuthorized {
+                        provider_reference: provider_reference.clone(),
+                    },
+                ))
+            }
+            Self::CapturePayment { .. } => {
+                let request = state.in_progress()?;
+                if state.status != PaymentStatus::Authorized {
+                    return Err(DomainError::PaymentNotAuthorized);
+                }
+                Ok(one(
+                    stream,
+                    PaymentCaptured {
+                        amount: request.amount,
+                    },
+                ))
+            }
+            Self::FailPayment { reason, .. } => {
+                state.in_progress()?;
+                Ok(one(
+                    stream,
+                    PaymentFailed {
+                        reason: reason.clone(),
+                    },
+                ))
+            }
+            Self::RefundPayment { amount, .. } => {
+                state.requested()?;
+                let after = state
+                    .refunded
+                    .checked_add(*amount)
+                    .ok_or(DomainError::RefundTooHigh)?;
+                if state.status != PaymentStatus::Captured
+                    || after > state.captured
+                    || amount.0 == 0
+                {
+                    return Err(DomainError::RefundTooHigh);
+                }
+                Ok(one(stream, PaymentRefunded { amount: *amount }))
+            }
+        }
+    }
+}
+
 /// The fee items and their sum for a set of services.
-pub fn fees(tenant: &Tenant, services: &[ServiceId]) -> Result<(Vec<FeeItem>, Cents), DomainError> {
+fn fees(tenant: &Tenant, services: &[ServiceId]) -> Result<(Vec<FeeItem>, Cents), DomainError> {
     let mut items = Vec::new();
     let mut total = Cents(0);
     for id in services {
@@ -99,7 +269,7 @@ mod tests {
         PaymentId(Uuid::from_u128(3))
     }
 
-    fn then(history: &Decision, command: Command) -> Decision {
+    fn then(history: &Decision, command: impl Into<Command>) -> Decision {
         booked(ettlingen(), history.clone(), command)
     }
 
@@ -116,7 +286,7 @@ mod tests {
         );
         then(
             &h,
-            Command::RequestPayment {
+            PaymentCommand::RequestPayment {
                 payment: payment(),
                 appointment: appointment(1),
             },
@@ -126,14 +296,14 @@ mod tests {
     fn authorized() -> Decision {
         let h = then(
             &requested(),
-            Command::ChoosePaymentMethod {
+            PaymentCommand::ChoosePaymentMethod {
                 payment: payment(),
                 method: "paypal".into(),
             },
         );
         then(
             &h,
-            Command::AuthorizePayment {
+            PaymentCommand::AuthorizePayment {
                 payment: payment(),
                 provider_reference: "sandbox-1".into(),
             },
@@ -153,7 +323,7 @@ mod tests {
             ),
         );
         given(ettlingen(), h)
-            .when(Command::RequestPayment {
+            .when(PaymentCommand::RequestPayment {
                 payment: payment(),
                 appointment: appointment(1),
             })
@@ -178,7 +348,7 @@ mod tests {
                 .into(),
             )]);
         given(ettlingen(), requested())
-            .when(Command::RequestPayment {
+            .when(PaymentCommand::RequestPayment {
                 payment: payment(),
                 appointment: appointment(1),
             })
@@ -193,7 +363,7 @@ mod tests {
             booking(1, "wohngeldbehoerde", &["wohngeld-beratung"], TUE_9),
         );
         given(ettlingen(), h)
-            .when(Command::RequestPayment {
+            .when(PaymentCommand::RequestPayment {
                 payment: payment(),
                 appointment: appointment(1),
             })
@@ -203,22 +373,22 @@ mod tests {
     #[test]
     fn method_then_authorization_then_one_capture() {
         given(ettlingen(), requested())
-            .when(Command::ChoosePaymentMethod {
+            .when(PaymentCommand::ChoosePaymentMethod {
                 payment: payment(),
                 method: "giropay".into(),
             })
             .then_error(DomainError::PaymentMethodNotOffered);
         given(ettlingen(), requested())
-            .when(Command::AuthorizePayment {
+            .when(PaymentCommand::AuthorizePayment {
                 payment: payment(),
                 provider_reference: "x".into(),
             })
             .then_error(DomainError::PaymentMethodMissing);
         given(ettlingen(), requested())
-            .when(Command::CapturePayment { payment: payment() })
+            .when(PaymentCommand::CapturePayment { payment: payment() })
             .then_error(DomainError::PaymentNotAuthorized);
         given(ettlingen(), authorized())
-            .when(Command::CapturePayment { payment: payment() })
+            .when(PaymentCommand::CapturePayment { payment: payment() })
             .then_expect(vec![(
                 payment().stream(),
                 PaymentCaptured {
@@ -228,13 +398,13 @@ mod tests {
             )]);
         let captured = then(
             &authorized(),
-            Command::CapturePayment { payment: payment() },
+            PaymentCommand::CapturePayment { payment: payment() },
         );
         given(ettlingen(), captured.clone())
-            .when(Command::CapturePayment { payment: payment() })
+            .when(PaymentCommand::CapturePayment { payment: payment() })
             .then_error(DomainError::AlreadyCaptured);
         given(ettlingen(), captured)
-            .when(Command::FailPayment {
+            .when(PaymentCommand::FailPayment {
                 payment: payment(),
                 reason: "abgelehnt".into(),
             })
@@ -245,49 +415,49 @@ mod tests {
     fn a_failed_payment_is_closed() {
         let failed = then(
             &requested(),
-            Command::FailPayment {
+            PaymentCommand::FailPayment {
                 payment: payment(),
                 reason: "Karte abgelehnt".into(),
             },
         );
         given(ettlingen(), failed)
-            .when(Command::ChoosePaymentMethod {
+            .when(PaymentCommand::ChoosePaymentMethod {
                 payment: payment(),
                 method: "kreditkarte".into(),
             })
             .then_error(DomainError::PaymentClosed);
         given(ettlingen(), vec![])
-            .when(Command::CapturePayment { payment: payment() })
+            .when(PaymentCommand::CapturePayment { payment: payment() })
             .then_error(DomainError::UnknownPayment);
     }
 
     #[test]
     fn refunds_never_exceed_the_capture() {
         given(ettlingen(), authorized())
-            .when(Command::RefundPayment {
+            .when(PaymentCommand::RefundPayment {
                 payment: payment(),
                 amount: Cents(100),
             })
             .then_error(DomainError::RefundTooHigh);
         let captured = then(
             &authorized(),
-            Command::CapturePayment { payment: payment() },
+            PaymentCommand::CapturePayment { payment: payment() },
         );
         let h = then(
             &captured,
-            Command::RefundPayment {
+            PaymentCommand::RefundPayment {
                 payment: payment(),
                 amount: Cents(1_000),
             },
         );
         given(ettlingen(), h.clone())
-            .when(Command::RefundPayment {
+            .when(PaymentCommand::RefundPayment {
                 payment: payment(),
                 amount: Cents(3_701),
             })
             .then_error(DomainError::RefundTooHigh);
         given(ettlingen(), h)
-            .when(Command::RefundPayment {
+            .when(PaymentCommand::RefundPayment {
                 payment: payment(),
                 amount: Cents(3_700),
             })

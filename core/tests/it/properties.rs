@@ -13,6 +13,7 @@ use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{CancelledBy, Contact, FinalState, Party};
 use videoamt_core::domain::form::FormCommand;
 use videoamt_core::domain::form::FormState;
+use videoamt_core::domain::payment::PaymentCommand;
 use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::{
     AppointmentId, DomainError, DomainEvent, FormId, PaymentId, Personal, SessionId, SubjectId,
@@ -353,7 +354,7 @@ proptest! {
             contact: contact(),
             access: None,
         })).expect("booked");
-        let decision = log.execute(t, NOW, &Command::RequestPayment { payment, appointment }).expect("requested");
+        let decision = log.execute(t, NOW, &PaymentCommand::RequestPayment { payment, appointment }.into()).expect("requested");
         let expected: u64 = services.iter().map(|s| t.service(s).expect("service").fee.0).sum();
         match &decision[0].1 {
             DomainEvent::PaymentRequested(r) => {
@@ -364,14 +365,14 @@ proptest! {
         }
         for op in ops {
             let command = match op {
-                PaymentOp::Choose(card) => Command::ChoosePaymentMethod {
+                PaymentOp::Choose(card) => PaymentCommand::ChoosePaymentMethod {
                     payment,
                     method: if card { "kreditkarte".into() } else { "paypal".into() },
-                },
-                PaymentOp::Authorize => Command::AuthorizePayment { payment, provider_reference: "sandbox".into() },
-                PaymentOp::Capture => Command::CapturePayment { payment },
-                PaymentOp::Fail => Command::FailPayment { payment, reason: "abgelehnt".into() },
-                PaymentOp::Refund(cents) => Command::RefundPayment { payment, amount: videoamt_core::tenant::Cents(cents) },
+                }.into(),
+                PaymentOp::Authorize => PaymentCommand::AuthorizePayment { payment, provider_reference: "sandbox".into() }.into(),
+                PaymentOp::Capture => PaymentCommand::CapturePayment { payment }.into(),
+                PaymentOp::Fail => PaymentCommand::FailPayment { payment, reason: "abgelehnt".into() }.into(),
+                PaymentOp::Refund(cents) => PaymentCommand::RefundPayment { payment, amount: videoamt_core::tenant::Cents(cents) }.into(),
             };
             let _ = log.execute(t, NOW, &command);
         }

@@ -14,6 +14,7 @@ use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{CancelledBy, Contact, Party, SessionOutcome};
 use videoamt_core::domain::form::FormCommand;
+use videoamt_core::domain::payment::PaymentCommand;
 use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::{AppointmentId, FormId, Personal};
 use videoamt_core::event::{Actor, ActorRole, TenantId};
@@ -224,19 +225,22 @@ async fn visit(d: &mut Driver, day: i64, minute: i64, outcome: &Outcome) -> Appo
     }
     if paid {
         during.extend([
-            Command::RequestPayment {
+            PaymentCommand::RequestPayment {
                 payment,
                 appointment,
-            },
-            Command::ChoosePaymentMethod {
+            }
+            .into(),
+            PaymentCommand::ChoosePaymentMethod {
                 payment,
                 method: "kreditkarte".into(),
-            },
-            Command::AuthorizePayment {
+            }
+            .into(),
+            PaymentCommand::AuthorizePayment {
                 payment,
                 provider_reference: "sandbox-1".into(),
-            },
-            Command::CapturePayment { payment },
+            }
+            .into(),
+            PaymentCommand::CapturePayment { payment }.into(),
         ]);
     }
     for step in during {

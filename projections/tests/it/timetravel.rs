@@ -16,6 +16,7 @@ use videoamt_core::domain::calendar;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{CancelledBy, Contact, Party, SessionOutcome};
 use videoamt_core::domain::form::FormCommand;
+use videoamt_core::domain::payment::PaymentCommand;
 use videoamt_core::domain::record::AppointmentRecord;
 use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::{AppointmentId, DomainEvent, Personal};
@@ -99,21 +100,25 @@ fn command(ids: VisitIds, op: u8, booked_first_minute: i64) -> Command {
             document_sha256: "cd".repeat(32),
         }
         .into(),
-        12 => Command::RequestPayment {
+        12 => PaymentCommand::RequestPayment {
             payment: ids.payment,
             appointment: ids.appointment,
-        },
-        13 => Command::ChoosePaymentMethod {
+        }
+        .into(),
+        13 => PaymentCommand::ChoosePaymentMethod {
             payment: ids.payment,
             method: "kreditkarte".into(),
-        },
-        14 => Command::AuthorizePayment {
+        }
+        .into(),
+        14 => PaymentCommand::AuthorizePayment {
             payment: ids.payment,
             provider_reference: "sandbox-1".into(),
-        },
-        15 => Command::CapturePayment {
+        }
+        .into(),
+        15 => PaymentCommand::CapturePayment {
             payment: ids.payment,
-        },
+        }
+        .into(),
         16 => SessionCommand::SubmitFeedback {
             session,
             score: 4,

@@ -8,6 +8,7 @@ use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{Contact, FinalState, Party, SessionOutcome};
 use videoamt_core::domain::form::FormCommand;
+use videoamt_core::domain::payment::PaymentCommand;
 use videoamt_core::domain::process::WorkItem;
 use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::{DomainEvent, Personal, SubjectId};
@@ -209,36 +210,40 @@ async fn in_the_room(
     assert!(late_edit.is_err(), "the signed form changed");
     v.run(
         clerk,
-        Command::RequestPayment {
+        PaymentCommand::RequestPayment {
             payment: ids.payment,
             appointment: ids.appointment,
-        },
+        }
+        .into(),
     )
     .await
     .expect("payment");
     v.run(
         citizen,
-        Command::ChoosePaymentMethod {
+        PaymentCommand::ChoosePaymentMethod {
             payment: ids.payment,
             method: payment_method.into(),
-        },
+        }
+        .into(),
     )
     .await
     .expect("method");
     v.run(
         &Actor::system("payment-sandbox"),
-        Command::AuthorizePayment {
+        PaymentCommand::AuthorizePayment {
             payment: ids.payment,
             provider_reference: "sandbox-42".into(),
-        },
+        }
+        .into(),
     )
     .await
     .expect("authorize");
     v.run(
         &Actor::system("payment-sandbox"),
-        Command::CapturePayment {
+        PaymentCommand::CapturePayment {
             payment: ids.payment,
-        },
+        }
+        .into(),
     )
     .await
     .expect("capture");
