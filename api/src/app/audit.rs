@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 use videoamt_adapters::bus::{BusError, CommandBus, Issued};
 use videoamt_core::domain::AppointmentId;
-use videoamt_core::domain::command::Command;
+use videoamt_core::domain::record::RecordCommand;
 use videoamt_core::event::{Actor, GlobalPosition};
 use videoamt_core::readmodel::{ReadModelError, ReadModelStore};
 use videoamt_projections::Projection;
@@ -81,7 +81,10 @@ impl AuditDesk {
         };
         let executed = self
             .bus
-            .execute(&Command::RecordAuditView { appointment, as_of }, &issued)
+            .execute(
+                &RecordCommand::RecordAuditView { appointment, as_of }.into(),
+                &issued,
+            )
             .await?;
         // The view itself belongs in the timeline that is shown.
         let viewed = executed.positions.iter().copied().max().unwrap_or(0);

@@ -12,12 +12,10 @@ use super::appointment::{self, AppointmentState, BookAppointment};
 use super::events::*;
 use super::form::FormCommand;
 use super::payment::PaymentCommand;
-use super::record;
-use super::session::{SessionCommand, SessionState};
-use super::subject::SubjectState;
-use super::{
-    AppointmentId, Context, Decision, DomainError, Histories, Personal, SessionId, SubjectId, one,
-};
+use super::record::RecordCommand;
+use super::session::SessionCommand;
+use super::subject::SubjectCommand;
+use super::{AppointmentId, Context, Decision, DomainError, Histories, Personal, one};
 use crate::event::StreamId;
 
 // Commands are made and decided one at a time, never stored in bulk; boxing the booking
@@ -68,49 +66,12 @@ pub enum Command {
     ExpireSlotHold {
         appointment: AppointmentId,
     },
-    /// From the process manager when an appointment reaches its final state.
-    SchedulePurge {
-        appointment: AppointmentId,
-        final_state: FinalState,
-        final_at: OffsetDateTime,
-    },
-    /// Before a due purge touches anything: appends `PurgeBlocked` (to be tried again at
-    /// `retry_at`) while a required case-system handover is missing; decides nothing when the
-    /// purge may go ahead.
-    CheckPurge {
-        subject: SubjectId,
-        retry_at: OffsetDateTime,
-    },
-    ExecutePurge {
-        subject: SubjectId,
-        result: PurgeExecuted,
-    },
-    VerifyDeletion {
-        subject: SubjectId,
-        checks: Vec<String>,
-    },
-    /// The verifier found traces of a purged subject in `places`.
-    FailDeletionVerification {
-        subject: SubjectId,
-        places: Vec<String>,
-    },
-    /// Before an auditor is shown an appointment's record (as of a position, or current).
-    RecordAuditView {
-        appointment: AppointmentId,
-        as_of: Option<u64>,
-    },
+    Subject(SubjectCommand),
+    Record(RecordCommand),
 }
 
 fn appointment_of(h: &Histories, id: AppointmentId) -> AppointmentState {
     h.fold(&id.stream(), AppointmentState::evolve)
-}
-
-fn session_of(h: &Histories, id: SessionId) -> SessionState {
-    h.fold(&id.stream(), SessionState::evolve)
-}
-
-fn subject_of(h: &Histories, id: SubjectId) -> SubjectState {
-    h.fold(&id.stream(), SubjectState::evolve)
 }
 
 /// The outcome of a mail of a booked appointment, once per message id: the worker may send
@@ -148,6 +109,8 @@ kinds!(
     Session(SessionCommand),
     Form(FormCommand),
     Payment(PaymentCommand),
+    Subject(SubjectCommand),
+    Record(RecordCommand),
 );
 
 impl Command {
@@ -189,31 +152,8 @@ impl Command {
             Session(c) => c.streams(loaded, ctx),
             Form(c) => c.streams(loaded, ctx),
             Payment(c) => c.streams(loaded, ctx),
-            SchedulePurge { appointment, .. } => {
-                let mut streams = vec![appointment.stream()];
-                if let Some(b) = appointment_of(loaded, *appointment).booking {
-                    streams.push(b.subject.stream());
-                }
-                streams
-            }
-            CheckPurge { subject, .. } => {
-                let mut streams = vec![subject.stream()];
-                if let Some(key) = subject_of(loaded, *subject).key {
-                    streams.push(key.appointment.stream());
-                    streams.extend(
-                        appointment_of(loaded, key.appointment)
-                            .session
-                            .map(|s| s.stream()),
-                    );
-                }
-                streams
-            }
-            ExecutePurge { subject, .. }
-            | VerifyDeletion { subject, .. }
-            | FailDeletionVerification { subject, .. } => vec![subject.stream()],
-            RecordAuditView { appointment, .. } => {
-                vec![appointment.stream(), record::audit_stream(*appointment)]
-            }
+            Subject(c) => c.streams(loaded, ctx),
+            Record(c) => c.streams(loaded, ctx),
         }
     }
 
@@ -250,7 +190,6 @@ impl Command {
     /// (e.g. a timer that finds its work already done).
     pub fn decide(&self, h: &Histories, ctx: &Context<'_>) -> Result<Decision, DomainError> {
         use Command::*;
-        let tenant = ctx.tenant;
         match self {
             Account(c) => c.decide(h, ctx),
             BookAppointment(b) => appointment::book(&appointment_of(h, b.appointment), h, b, ctx),
@@ -336,86 +275,8 @@ impl Command {
             Session(c) => c.decide(h, ctx),
             Form(c) => c.decide(h, ctx),
             Payment(c) => c.decide(h, ctx),
-            SchedulePurge {
-                appointment,
-                final_state,
-                final_at,
-            } => {
-                let state = appointment_of(h, *appointment);
-                let booking = state
-                    .booking
-                    .as_ref()
-                    .ok_or(DomainError::UnknownAppointment)?;
-                let subject = booking.subject;
-                match subject_of(h, subject).schedule(*final_state, *final_at, tenant)? {
-                    Some(scheduled) => Ok(one(subject.stream(), scheduled)),
-                    None => Ok(vec![]),
-                }
-            }
-            CheckPurge { subject, retry_at } => {
-                let state = subject_of(h, *subject);
-                state.purge(ctx.now)?;
-                let key = state.key.as_ref().ok_or(DomainError::UnknownSubject)?;
-                let appointment = appointment_of(h, key.appointment);
-                let session = appointment
-                    .session
-                    .map(|s| session_of(h, s))
-                    .unwrap_or_default();
-                match SubjectState::missing_handover(&appointment, &session, tenant) {
-                    None => Ok(vec![]),
-                    Some(reason) => Ok(one(
-                        subject.stream(),
-                        PurgeBlocked {
-                            reason,
-                            retry_at: *retry_at,
-                        },
-                    )),
-                }
-            }
-            ExecutePurge { subject, result } => {
-                subject_of(h, *subject).purge(ctx.now)?;
-                Ok(one(subject.stream(), result.clone()))
-            }
-            VerifyDeletion { subject, checks } => {
-                let state = subject_of(h, *subject);
-                if !state.purged {
-                    return Err(DomainError::NotYetPurged);
-                }
-                if state.verified {
-                    return Ok(vec![]);
-                }
-                Ok(one(
-                    subject.stream(),
-                    DeletionVerified {
-                        checks: checks.clone(),
-                    },
-                ))
-            }
-            FailDeletionVerification { subject, places } => {
-                let state = subject_of(h, *subject);
-                if !state.purged {
-                    return Err(DomainError::NotYetPurged);
-                }
-                Ok(one(
-                    subject.stream(),
-                    DeletionVerificationFailed {
-                        places: places.clone(),
-                    },
-                ))
-            }
-            RecordAuditView { appointment, as_of } => {
-                // Any appointment ever booked has a record, cancelled or purged ones included.
-                if appointment_of(h, *appointment).booking.is_none() {
-                    return Err(DomainError::UnknownAppointment);
-                }
-                Ok(one(
-                    record::audit_stream(*appointment),
-                    AuditRecordViewed {
-                        appointment: *appointment,
-                        as_of: *as_of,
-                    },
-                ))
-            }
+            Subject(c) => c.decide(h, ctx),
+            Record(c) => c.decide(h, ctx),
         }
     }
 }

@@ -5,6 +5,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::command::Command;
 use super::events::FinalState;
+use super::subject::SubjectCommand;
 use super::{AppointmentId, DomainEvent, SessionId};
 use crate::event::StreamId;
 
@@ -67,11 +68,14 @@ pub fn react(stream: &StreamId, event: &DomainEvent, recorded_at: OffsetDateTime
     let purge = |final_state| {
         appointment()
             .map(|appointment| {
-                Reaction::Command(Command::SchedulePurge {
-                    appointment,
-                    final_state,
-                    final_at: recorded_at,
-                })
+                Reaction::Command(
+                    SubjectCommand::SchedulePurge {
+                        appointment,
+                        final_state,
+                        final_at: recorded_at,
+                    }
+                    .into(),
+                )
             })
             .into_iter()
             .collect()
@@ -211,11 +215,14 @@ mod tests {
         ] {
             let reactions = react(&stream, &event, at);
             assert!(
-                reactions.contains(&Reaction::Command(Command::SchedulePurge {
-                    appointment: appointment(1),
-                    final_state,
-                    final_at: at,
-                }))
+                reactions.contains(&Reaction::Command(
+                    SubjectCommand::SchedulePurge {
+                        appointment: appointment(1),
+                        final_state,
+                        final_at: at,
+                    }
+                    .into()
+                ))
             );
         }
     }

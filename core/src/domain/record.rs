@@ -8,16 +8,55 @@ use std::collections::BTreeMap;
 
 use super::appointment::AppointmentState;
 use super::calendar::{CalendarState, Reservation};
+use super::events::AuditRecordViewed;
 use super::form::FormState;
 use super::payment::PaymentState;
 use super::session::SessionState;
 use super::subject::SubjectState;
-use super::{AppointmentId, DomainEvent, FormId, PaymentId, SessionId};
+use super::{
+    AppointmentId, Context, Decision, DomainError, DomainEvent, FormId, Histories, PaymentId,
+    SessionId, one,
+};
 use crate::event::StreamId;
 
 /// The stream of audit reads of one appointment.
 pub fn audit_stream(appointment: AppointmentId) -> StreamId {
     StreamId::of("audit", appointment.0).expect("a category and a UUID make a valid stream id")
+}
+
+/// The command of an appointment's audit stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordCommand {
+    /// Before an auditor is shown an appointment's record (as of a position, or current).
+    RecordAuditView {
+        appointment: AppointmentId,
+        as_of: Option<u64>,
+    },
+}
+
+impl RecordCommand {
+    pub fn streams(&self, _loaded: &Histories, _ctx: &Context<'_>) -> Vec<StreamId> {
+        let Self::RecordAuditView { appointment, .. } = self;
+        vec![appointment.stream(), audit_stream(*appointment)]
+    }
+
+    pub fn decide(&self, h: &Histories, _ctx: &Context<'_>) -> Result<Decision, DomainError> {
+        let Self::RecordAuditView { appointment, as_of } = self;
+        // Any appointment ever booked has a record, cancelled or purged ones included.
+        if h.fold(&appointment.stream(), AppointmentState::evolve)
+            .booking
+            .is_none()
+        {
+            return Err(DomainError::UnknownAppointment);
+        }
+        Ok(one(
+            audit_stream(*appointment),
+            AuditRecordViewed {
+                appointment: *appointment,
+                as_of: *as_of,
+            },
+        ))
+    }
 }
 
 /// The state of every stream of one appointment.
@@ -83,9 +122,7 @@ impl AppointmentRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::command::Command;
     use crate::domain::gwt::{MONDAY_8, ettlingen, given};
-    use crate::domain::{DomainError, events::AuditRecordViewed};
 
     fn appointment(n: u128) -> AppointmentId {
         AppointmentId(uuid::Uuid::from_u128(n))
@@ -95,7 +132,7 @@ mod tests {
     fn given_no_appointment_when_recording_an_audit_view_then_refused() {
         given(ettlingen(), vec![])
             .at(MONDAY_8)
-            .when(Command::RecordAuditView {
+            .when(RecordCommand::RecordAuditView {
                 appointment: appointment(7),
                 as_of: None,
             })

@@ -7,9 +7,15 @@
 use time::OffsetDateTime;
 
 use super::appointment::{AppointmentState, Status};
-use super::events::{FinalState, PurgeBlocked, PurgeScheduled, SubjectKeyIssued};
+use super::events::{
+    DeletionVerificationFailed, DeletionVerified, FinalState, PurgeBlocked, PurgeExecuted,
+    PurgeScheduled, SubjectKeyIssued,
+};
 use super::session::SessionState;
-use super::{DomainError, DomainEvent};
+use super::{
+    AppointmentId, Context, Decision, DomainError, DomainEvent, Histories, SubjectId, one,
+};
+use crate::event::StreamId;
 use crate::tenant::Tenant;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,6 +31,11 @@ pub struct SubjectState {
 }
 
 impl SubjectState {
+    /// The subject's state as its loaded stream folds.
+    pub fn of(h: &Histories, subject: SubjectId) -> Self {
+        h.fold(&subject.stream(), Self::evolve)
+    }
+
     pub fn evolve(mut self, event: &DomainEvent) -> Self {
         match event {
             DomainEvent::SubjectKeyIssued(e) => self.key = Some(e.clone()),
@@ -97,6 +108,136 @@ impl SubjectState {
     }
 }
 
+/// The commands of a subject's stream: the erasure's life cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubjectCommand {
+    /// From the process manager when an appointment reaches its final state.
+    SchedulePurge {
+        appointment: AppointmentId,
+        final_state: FinalState,
+        final_at: OffsetDateTime,
+    },
+    /// Before a due purge touches anything: appends `PurgeBlocked` (to be tried again at
+    /// `retry_at`) while a required case-system handover is missing; decides nothing when the
+    /// purge may go ahead.
+    CheckPurge {
+        subject: SubjectId,
+        retry_at: OffsetDateTime,
+    },
+    ExecutePurge {
+        subject: SubjectId,
+        result: PurgeExecuted,
+    },
+    VerifyDeletion {
+        subject: SubjectId,
+        checks: Vec<String>,
+    },
+    /// The verifier found traces of a purged subject in `places`.
+    FailDeletionVerification {
+        subject: SubjectId,
+        places: Vec<String>,
+    },
+}
+
+impl SubjectCommand {
+    pub fn streams(&self, loaded: &Histories, _ctx: &Context<'_>) -> Vec<StreamId> {
+        let appointment_of =
+            |id: AppointmentId| loaded.fold(&id.stream(), AppointmentState::evolve);
+        match self {
+            Self::SchedulePurge { appointment, .. } => {
+                let mut streams = vec![appointment.stream()];
+                if let Some(b) = appointment_of(*appointment).booking {
+                    streams.push(b.subject.stream());
+                }
+                streams
+            }
+            Self::CheckPurge { subject, .. } => {
+                let mut streams = vec![subject.stream()];
+                if let Some(key) = SubjectState::of(loaded, *subject).key {
+                    streams.push(key.appointment.stream());
+                    streams.extend(appointment_of(key.appointment).session.map(|s| s.stream()));
+                }
+                streams
+            }
+            Self::ExecutePurge { subject, .. }
+            | Self::VerifyDeletion { subject, .. }
+            | Self::FailDeletionVerification { subject, .. } => vec![subject.stream()],
+        }
+    }
+
+    pub fn decide(&self, h: &Histories, ctx: &Context<'_>) -> Result<Decision, DomainError> {
+        let tenant = ctx.tenant;
+        match self {
+            Self::SchedulePurge {
+                appointment,
+                final_state,
+                final_at,
+            } => {
+                let state = h.fold(&appointment.stream(), AppointmentState::evolve);
+                let booking = state
+                    .booking
+                    .as_ref()
+                    .ok_or(DomainError::UnknownAppointment)?;
+                let subject = booking.subject;
+                match SubjectState::of(h, subject).schedule(*final_state, *final_at, tenant)? {
+                    Some(scheduled) => Ok(one(subject.stream(), scheduled)),
+                    None => Ok(vec![]),
+                }
+            }
+            Self::CheckPurge { subject, retry_at } => {
+                let state = SubjectState::of(h, *subject);
+                state.purge(ctx.now)?;
+                let key = state.key.as_ref().ok_or(DomainError::UnknownSubject)?;
+                let appointment = h.fold(&key.appointment.stream(), AppointmentState::evolve);
+                let session = appointment
+                    .session
+                    .map(|s| SessionState::of(h, s))
+                    .unwrap_or_default();
+                match SubjectState::missing_handover(&appointment, &session, tenant) {
+                    None => Ok(vec![]),
+                    Some(reason) => Ok(one(
+                        subject.stream(),
+                        PurgeBlocked {
+                            reason,
+                            retry_at: *retry_at,
+                        },
+                    )),
+                }
+            }
+            Self::ExecutePurge { subject, result } => {
+                SubjectState::of(h, *subject).purge(ctx.now)?;
+                Ok(one(subject.stream(), result.clone()))
+            }
+            Self::VerifyDeletion { subject, checks } => {
+                let state = SubjectState::of(h, *subject);
+                if !state.purged {
+                    return Err(DomainError::NotYetPurged);
+                }
+                if state.verified {
+                    return Ok(vec![]);
+                }
+                Ok(one(
+                    subject.stream(),
+                    DeletionVerified {
+                        checks: checks.clone(),
+                    },
+                ))
+            }
+            Self::FailDeletionVerification { subject, places } => {
+                if !SubjectState::of(h, *subject).purged {
+                    return Err(DomainError::NotYetPurged);
+                }
+                Ok(one(
+                    subject.stream(),
+                    DeletionVerificationFailed {
+                        places: places.clone(),
+                    },
+                ))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use time::Duration;
@@ -104,7 +245,6 @@ mod tests {
 
     use super::*;
     use crate::domain::appointment::tests::{TUE_9, appointment, booked, booking, subject};
-    use crate::domain::command::Command;
     use crate::domain::gwt::{ettlingen, given, stuttgart};
 
     fn executed() -> PurgeExecuted {
@@ -115,12 +255,10 @@ mod tests {
         }
     }
 
-    use crate::domain::events::{DeletionVerified, PurgeExecuted};
-
     #[test]
     fn the_purge_is_due_retention_calendar_months_after_the_final_state() {
         let end = datetime!(2026-08-31 12:30 UTC); // 14:30 in Germany (summer time)
-        let schedule = Command::SchedulePurge {
+        let schedule = SubjectCommand::SchedulePurge {
             appointment: appointment(1),
             final_state: FinalState::Completed,
             final_at: end,
@@ -178,14 +316,14 @@ mod tests {
         let h = booked(
             ettlingen(),
             h,
-            Command::SchedulePurge {
+            SubjectCommand::SchedulePurge {
                 appointment: appointment(1),
                 final_state: FinalState::NoShow,
                 final_at: end,
             },
         );
         let due = ettlingen().add_months(end, 3);
-        let purge = Command::ExecutePurge {
+        let purge = SubjectCommand::ExecutePurge {
             subject: subject(1),
             result: executed(),
         };
@@ -195,7 +333,7 @@ mod tests {
             .then_error(DomainError::PurgeNotDue("2027-02-24".into()));
         given(ettlingen(), h.clone())
             .at(due)
-            .when(Command::VerifyDeletion {
+            .when(SubjectCommand::VerifyDeletion {
                 subject: subject(1),
                 checks: vec![],
             })
@@ -210,7 +348,7 @@ mod tests {
             .at(due)
             .when(purge)
             .then_error(DomainError::AlreadyPurged);
-        let verify = Command::VerifyDeletion {
+        let verify = SubjectCommand::VerifyDeletion {
             subject: subject(1),
             checks: vec!["key gone".into()],
         };
@@ -233,7 +371,7 @@ mod tests {
             .when(verify)
             .then_nothing();
         given(ettlingen(), vec![])
-            .when(Command::ExecutePurge {
+            .when(SubjectCommand::ExecutePurge {
                 subject: subject(5),
                 result: executed(),
             })

@@ -15,6 +15,7 @@ use videoamt_core::domain::form::FormCommand;
 use videoamt_core::domain::form::FormState;
 use videoamt_core::domain::payment::PaymentCommand;
 use videoamt_core::domain::session::SessionCommand;
+use videoamt_core::domain::subject::SubjectCommand;
 use videoamt_core::domain::{
     AppointmentId, DomainError, DomainEvent, FormId, PaymentId, Personal, SessionId, SubjectId,
 };
@@ -427,7 +428,7 @@ proptest! {
         for i in 0..repeats {
             // Later reports carry later times; only the first counts.
             let at = final_at + Duration::minutes(i64::try_from(i).unwrap_or(0));
-            log.execute(t, NOW, &Command::SchedulePurge { appointment, final_state, final_at: at }).expect("accepted");
+            log.execute(t, NOW, &SubjectCommand::SchedulePurge { appointment, final_state, final_at: at }.into()).expect("accepted");
         }
         let scheduled: Vec<_> = log.stream(&subject.stream()).into_iter().filter_map(|e| match e {
             DomainEvent::PurgeScheduled(p) => Some(p),

@@ -12,6 +12,7 @@ use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{Contact, Party, SessionOutcome};
 use videoamt_core::domain::session::SessionCommand;
+use videoamt_core::domain::subject::SubjectCommand;
 use videoamt_core::domain::{AppointmentId, Personal, SessionId, SubjectId};
 use videoamt_core::event::{Actor, ActorRole, TenantId};
 use videoamt_core::tenant::{BookingChannel, example_tenants};
@@ -76,11 +77,12 @@ async fn generate(store: Arc<dyn AdminStore>) -> (Vec<AppointmentId>, Vec<Sessio
             // The process manager's reaction: the purge timer starts.
             commands.push((
                 ActorRole::System,
-                Command::SchedulePurge {
+                SubjectCommand::SchedulePurge {
                     appointment,
                     final_state: videoamt_core::domain::events::FinalState::Cancelled,
                     final_at: now,
-                },
+                }
+                .into(),
             ));
         } else {
             commands.push((

@@ -18,8 +18,8 @@ use uuid::Uuid;
 use videoamt_adapters::bus::{BusError, CommandBus, Issued};
 use videoamt_adapters::store::AdminStore;
 use videoamt_core::blobs::BlobStore;
-use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::PurgeExecuted;
+use videoamt_core::domain::subject::SubjectCommand;
 use videoamt_core::domain::{DomainError, SubjectId};
 use videoamt_core::event::{Actor, TenantId};
 use videoamt_core::keys::KeyStore;
@@ -157,10 +157,11 @@ impl PurgeJob {
         let checks = page
             .iter()
             .map(|timer| {
-                let check = Command::CheckPurge {
+                let check = SubjectCommand::CheckPurge {
                     subject: timer.subject,
                     retry_at: now + BLOCKED_RETRY,
-                };
+                }
+                .into();
                 Ok((check, self.issued(&timer.tenant, now)?))
             })
             .collect::<Result<Vec<_>, PurgeError>>()?;
@@ -212,10 +213,11 @@ impl PurgeJob {
             .iter()
             .zip(&results)
             .map(|(timer, result)| {
-                let execute = Command::ExecutePurge {
+                let execute = SubjectCommand::ExecutePurge {
                     subject: timer.subject,
                     result: result.clone(),
-                };
+                }
+                .into();
                 Ok((execute, self.issued(&timer.tenant, now)?))
             })
             .collect::<Result<Vec<_>, PurgeError>>()?;

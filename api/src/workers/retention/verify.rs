@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 use videoamt_adapters::bus::{BusError, CommandBus, Issued};
 use videoamt_adapters::store::AdminStore;
-use videoamt_core::domain::command::Command;
+use videoamt_core::domain::subject::SubjectCommand;
 use videoamt_core::domain::{DomainError, SubjectId};
 use videoamt_core::event::{Actor, StreamId, TenantId};
 use videoamt_core::keys::{KeyError, KeyStore, Opened, Sealed};
@@ -344,15 +344,17 @@ impl Verifier {
             ];
             let places: Vec<String> = std::mem::take(&mut places[i]).into_iter().collect();
             let command = if places.is_empty() {
-                Command::VerifyDeletion {
+                SubjectCommand::VerifyDeletion {
                     subject,
                     checks: checks.clone(),
                 }
+                .into()
             } else {
-                Command::FailDeletionVerification {
+                SubjectCommand::FailDeletionVerification {
                     subject,
                     places: places.clone(),
                 }
+                .into()
             };
             let id = Uuid::now_v7();
             let issued = Issued {
