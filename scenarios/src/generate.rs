@@ -55,6 +55,7 @@ use videoamt_core::domain::events::{
     Contact, DecodeError, Party, PurgeScheduled, SessionOutcome, SlotsReserved,
 };
 use videoamt_core::domain::form::FormCommand;
+use videoamt_core::domain::identity::{DocumentType, SecurityFeature};
 use videoamt_core::domain::payment::PaymentCommand;
 use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::{AppointmentId, DomainEvent, Personal};
@@ -593,7 +594,7 @@ async fn drive(
             &clerk,
             SessionCommand::FailIdentityCheck {
                 session,
-                document_type: "Reisepass".into(),
+                document_type: DocumentType::Reisepass,
                 reason: Personal::plain(reason.clone()),
                 clerk: variant.clerk.into(),
             }
@@ -605,8 +606,12 @@ async fn drive(
         &clerk,
         SessionCommand::VerifyIdentity {
             session,
-            document_type: "Personalausweis".into(),
-            features_checked: vec!["Lichtbild".into(), "Hologramm".into(), "Gültigkeit".into()],
+            document_type: DocumentType::Personalausweis,
+            features_checked: vec![
+                SecurityFeature::Lichtbild,
+                SecurityFeature::Hologramm,
+                SecurityFeature::Guillochen,
+            ],
             clerk: variant.clerk.into(),
         }
         .into(),

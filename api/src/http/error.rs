@@ -374,6 +374,21 @@ pub fn refusal(error: &DomainError) -> (StatusCode, &'static str, &'static str) 
             "/problems/identity-not-verified",
             "Identität nicht geprüft",
         ),
+        D::UnknownDocumentType => (
+            INVALID,
+            "/problems/unknown-document-type",
+            "Ausweisart nicht angenommen",
+        ),
+        D::UnknownSecurityFeature => (
+            INVALID,
+            "/problems/unknown-security-feature",
+            "Unbekanntes Sicherheitsmerkmal",
+        ),
+        D::TooFewSecurityFeatures => (
+            INVALID,
+            "/problems/too-few-security-features",
+            "Zu wenige Sicherheitsmerkmale geprüft",
+        ),
         D::SignatureMissing => (
             CONFLICT,
             "/problems/signature-missing",
@@ -593,6 +608,9 @@ mod tests {
             D::AlreadyAdmitted,
             D::NotAdmitted,
             D::IdentityNotVerified,
+            D::UnknownDocumentType,
+            D::UnknownSecurityFeature,
+            D::TooFewSecurityFeatures,
             D::SignatureMissing,
             D::UnknownDocument,
             D::ScoreOutOfRange,

@@ -73,6 +73,14 @@ pub enum DomainError {
     NotAdmitted,
     #[error("Für dieses Anliegen muss zuerst die Identität geprüft werden.")]
     IdentityNotVerified,
+    #[error("Diese Ausweisart wird bei der Identitätsprüfung nicht angenommen.")]
+    UnknownDocumentType,
+    #[error("Dieses Sicherheitsmerkmal ist nicht bekannt.")]
+    UnknownSecurityFeature,
+    #[error(
+        "Bitte prüfen Sie mindestens drei Sicherheitsmerkmale aus verschiedenen Kategorien (Hologramm/Kinegramm, Personalisierung, Material, Sicherheitsdruck)."
+    )]
+    TooFewSecurityFeatures,
     #[error("Für dieses Anliegen muss zuerst ein Formular unterschrieben werden.")]
     SignatureMissing,
     #[error("Dieses Dokument gibt es in der Sitzung nicht.")]

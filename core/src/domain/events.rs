@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::account::{Login, StaffRole};
+use super::identity::{DocumentType, SecurityFeature};
 use super::{AppointmentId, DocumentId, FormId, Personal, SessionId, SubjectId};
 use crate::event::{InvalidInput, Payload};
 use crate::tenant::{
@@ -266,14 +267,15 @@ pub struct AdmittedFromWaitingRoom {
 /// The clerk saw the ID document on camera. Never an image; only what was checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentityVerified {
-    pub document_type: String,
-    pub features_checked: Vec<String>,
+    pub document_type: DocumentType,
+    /// Older checks may name fewer categories than a check needs today.
+    pub features_checked: Vec<SecurityFeature>,
     pub clerk: ClerkId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentityCheckFailed {
-    pub document_type: String,
+    pub document_type: DocumentType,
     /// The clerk's free text; it may describe the person.
     pub reason: Personal,
     pub clerk: ClerkId,

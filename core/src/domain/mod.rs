@@ -24,6 +24,7 @@ pub mod command;
 pub mod error;
 pub mod events;
 pub mod form;
+pub mod identity;
 pub mod payment;
 pub mod process;
 pub mod record;

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::appointment::AppointmentState;
 use super::events::*;
 use super::form::FormState;
+use super::identity::{DocumentType, SecurityFeature};
 use super::{
     AppointmentId, Context, Decision, DocumentId, DomainError, DomainEvent, FormId, Histories,
     Personal, SessionId, one,
@@ -148,15 +149,17 @@ pub enum SessionCommand {
         session: SessionId,
         clerk: ClerkId,
     },
+    /// The clerk checked the document shown on camera: security features of at least three
+    /// categories.
     VerifyIdentity {
         session: SessionId,
-        document_type: String,
-        features_checked: Vec<String>,
+        document_type: DocumentType,
+        features_checked: Vec<SecurityFeature>,
         clerk: ClerkId,
     },
     FailIdentityCheck {
         session: SessionId,
-        document_type: String,
+        document_type: DocumentType,
         reason: Personal,
         clerk: ClerkId,
     },
@@ -313,10 +316,11 @@ impl SessionCommand {
                 ..
             } => {
                 state.in_room()?;
+                SecurityFeature::enough(features_checked)?;
                 Ok(one(
                     stream,
                     IdentityVerified {
-                        document_type: document_type.clone(),
+                        document_type: *document_type,
                         features_checked: features_checked.clone(),
                         clerk: clerk.clone(),
                     },
@@ -332,7 +336,7 @@ impl SessionCommand {
                 Ok(one(
                     stream,
                     IdentityCheckFailed {
-                        document_type: document_type.clone(),
+                        document_type: *document_type,
                         reason: reason.clone(),
                         clerk: clerk.clone(),
                     },
@@ -642,25 +646,37 @@ mod tests {
             )]);
     }
 
+    /// A check of three categories: optically variable, personalisation, security print.
+    fn three_categories() -> Vec<SecurityFeature> {
+        vec![
+            SecurityFeature::Hologramm,
+            SecurityFeature::Lichtbild,
+            SecurityFeature::Guillochen,
+        ]
+    }
+
+    fn verify(features_checked: Vec<SecurityFeature>) -> SessionCommand {
+        SessionCommand::VerifyIdentity {
+            session: session(),
+            document_type: DocumentType::Personalausweis,
+            features_checked,
+            clerk: "a.becker".into(),
+        }
+    }
+
     #[test]
     fn work_in_the_room_needs_admission() {
         let h = opened(&["personalausweis"]);
-        let verify = SessionCommand::VerifyIdentity {
-            session: session(),
-            document_type: "Personalausweis".into(),
-            features_checked: vec!["Hologramm".into(), "Lichtbild".into()],
-            clerk: "a.becker".into(),
-        };
         given(ettlingen(), h)
-            .when(verify.clone())
+            .when(verify(three_categories()))
             .then_error(DomainError::NotAdmitted);
         given(ettlingen(), admitted(&["personalausweis"]))
-            .when(verify)
+            .when(verify(three_categories()))
             .then_expect(vec![(
                 session().stream(),
                 IdentityVerified {
-                    document_type: "Personalausweis".into(),
-                    features_checked: vec!["Hologramm".into(), "Lichtbild".into()],
+                    document_type: DocumentType::Personalausweis,
+                    features_checked: three_categories(),
                     clerk: "a.becker".into(),
                 }
                 .into(),
@@ -668,10 +684,32 @@ mod tests {
         given(ettlingen(), admitted(&["personalausweis"]))
             .when(SessionCommand::FailIdentityCheck {
                 session: session(),
-                document_type: "Personalausweis".into(),
+                document_type: DocumentType::Personalausweis,
                 reason: crate::domain::Personal::plain("abgelaufen"),
                 clerk: "a.becker".into(),
             })
+            .decision();
+    }
+
+    #[test]
+    fn given_an_admitted_citizen_when_fewer_than_three_categories_are_checked_then_refused() {
+        use SecurityFeature::*;
+        for too_few in [
+            vec![Hologramm, Lichtbild],
+            vec![Hologramm, Kinegramm, Identigram, Lichtbild],
+            vec![Hologramm, Lichtbild, Gueltigkeit],
+        ] {
+            given(ettlingen(), admitted(&["personalausweis"]))
+                .when(verify(too_few))
+                .then_error(DomainError::TooFewSecurityFeatures);
+        }
+        given(ettlingen(), admitted(&["personalausweis"]))
+            .when(verify(vec![
+                Kippbild,
+                Lasergravur,
+                Polycarbonat,
+                Gueltigkeit,
+            ]))
             .decision();
     }
 
@@ -741,8 +779,8 @@ mod tests {
             &admitted(&["meldebescheinigung"]),
             SessionCommand::VerifyIdentity {
                 session: session(),
-                document_type: "Reisepass".into(),
-                features_checked: vec!["Lichtbild".into()],
+                document_type: DocumentType::Reisepass,
+                features_checked: three_categories(),
                 clerk: "a.becker".into(),
             },
         );
@@ -766,15 +804,7 @@ mod tests {
 
     #[test]
     fn a_service_needing_a_signature_cannot_be_completed_without_a_signed_form() {
-        let h = then(
-            &admitted(&["personalausweis"]),
-            SessionCommand::VerifyIdentity {
-                session: session(),
-                document_type: "Personalausweis".into(),
-                features_checked: vec!["Lichtbild".into()],
-                clerk: "a.becker".into(),
-            },
-        );
+        let h = then(&admitted(&["personalausweis"]), verify(three_categories()));
         let end = SessionCommand::EndSession {
             session: session(),
             outcome: SessionOutcome::Completed,

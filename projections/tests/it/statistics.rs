@@ -14,6 +14,7 @@ use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{CancelledBy, Contact, Party, SessionOutcome};
 use videoamt_core::domain::form::FormCommand;
+use videoamt_core::domain::identity::{DocumentType, SecurityFeature};
 use videoamt_core::domain::payment::PaymentCommand;
 use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::{AppointmentId, FormId, Personal};
@@ -191,8 +192,12 @@ async fn visit(d: &mut Driver, day: i64, minute: i64, outcome: &Outcome) -> Appo
         during.push(
             SessionCommand::VerifyIdentity {
                 session,
-                document_type: "Personalausweis".into(),
-                features_checked: vec!["Lichtbild".into()],
+                document_type: DocumentType::Personalausweis,
+                features_checked: vec![
+                    SecurityFeature::Lichtbild,
+                    SecurityFeature::Hologramm,
+                    SecurityFeature::Guillochen,
+                ],
                 clerk: "a.becker".into(),
             }
             .into(),

@@ -16,6 +16,7 @@ use videoamt_core::domain::calendar;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{CancelledBy, Contact, Party, SessionOutcome};
 use videoamt_core::domain::form::FormCommand;
+use videoamt_core::domain::identity::{DocumentType, SecurityFeature};
 use videoamt_core::domain::payment::PaymentCommand;
 use videoamt_core::domain::record::AppointmentRecord;
 use videoamt_core::domain::session::SessionCommand;
@@ -70,8 +71,12 @@ fn command(ids: VisitIds, op: u8, booked_first_minute: i64) -> Command {
         .into(),
         7 => SessionCommand::VerifyIdentity {
             session,
-            document_type: "Personalausweis".into(),
-            features_checked: vec!["Lichtbild".into()],
+            document_type: DocumentType::Personalausweis,
+            features_checked: vec![
+                SecurityFeature::Lichtbild,
+                SecurityFeature::Hologramm,
+                SecurityFeature::Guillochen,
+            ],
             clerk: "a.becker".into(),
         }
         .into(),

@@ -8,6 +8,7 @@ use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{Contact, FinalState, Party, SessionOutcome};
 use videoamt_core::domain::form::FormCommand;
+use videoamt_core::domain::identity::{DocumentType, SecurityFeature};
 use videoamt_core::domain::payment::PaymentCommand;
 use videoamt_core::domain::process::WorkItem;
 use videoamt_core::domain::session::SessionCommand;
@@ -109,8 +110,12 @@ async fn in_the_room(
         clerk,
         SessionCommand::VerifyIdentity {
             session,
-            document_type: "Personalausweis".into(),
-            features_checked: vec!["Lichtbild".into(), "Hologramm".into(), "Gültigkeit".into()],
+            document_type: DocumentType::Personalausweis,
+            features_checked: vec![
+                SecurityFeature::Lichtbild,
+                SecurityFeature::Hologramm,
+                SecurityFeature::Guillochen,
+            ],
             clerk: clerk.id.as_ref().into(),
         }
         .into(),
