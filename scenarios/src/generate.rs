@@ -51,6 +51,7 @@ use videoamt_adapters::keys::{Kek, Keyring};
 use videoamt_adapters::store::sqlite::SqliteStore;
 use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::command::Command;
+use videoamt_core::domain::document::MediaType;
 use videoamt_core::domain::events::{
     Contact, DecodeError, Party, PurgeScheduled, SessionOutcome, SlotsReserved,
 };
@@ -624,9 +625,9 @@ async fn drive(
             document,
             by: Party::Citizen,
             file_name: Personal::plain(personal.file_name.clone()),
-            media_type: "application/pdf".into(),
+            media_type: MediaType::PDF,
             size_bytes: 48_213,
-            sha256: "5e".repeat(32),
+            sha256: "5e".repeat(32).parse().expect("64 hex digits"),
         }
         .into(),
     )
@@ -683,8 +684,8 @@ async fn drive(
         FormCommand::SignForm {
             form,
             method: variant.signature,
-            evidence_sha256: "ab".repeat(32),
-            document_sha256: "cd".repeat(32),
+            evidence_sha256: "ab".repeat(32).parse().expect("64 hex digits"),
+            document_sha256: "cd".repeat(32).parse().expect("64 hex digits"),
         }
         .into(),
     )

@@ -399,6 +399,12 @@ pub fn refusal(error: &DomainError) -> (StatusCode, &'static str, &'static str) 
             "/problems/unknown-document",
             "Dokument nicht gefunden",
         ),
+        D::MediaTypeNotAllowed => (
+            INVALID,
+            "/problems/media-type-not-allowed",
+            "Dateityp nicht erlaubt",
+        ),
+        D::InvalidSha256 => (INVALID, "/problems/invalid-sha256", "Ungültige Prüfsumme"),
         D::ScoreOutOfRange => (INVALID, "/problems/score", "Bewertung ungültig"),
         D::FeedbackAlreadyGiven => (
             CONFLICT,
@@ -613,6 +619,8 @@ mod tests {
             D::TooFewSecurityFeatures,
             D::SignatureMissing,
             D::UnknownDocument,
+            D::MediaTypeNotAllowed,
+            D::InvalidSha256,
             D::ScoreOutOfRange,
             D::FeedbackAlreadyGiven,
             D::FeedbackBeforeEnd,

@@ -85,6 +85,10 @@ pub enum DomainError {
     SignatureMissing,
     #[error("Dieses Dokument gibt es in der Sitzung nicht.")]
     UnknownDocument,
+    #[error("Dieser Dateityp kann nicht hochgeladen werden. Erlaubt sind PDF, JPEG und PNG.")]
+    MediaTypeNotAllowed,
+    #[error("Die Prüfsumme muss aus 64 Hexadezimalziffern (0–9, a–f) bestehen.")]
+    InvalidSha256,
     #[error("Die Bewertung muss zwischen 1 und 5 liegen.")]
     ScoreOutOfRange,
     #[error("Feedback wurde bereits abgegeben.")]

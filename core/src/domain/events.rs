@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::account::{Login, StaffRole};
+use super::document::{MediaType, Sha256};
 use super::identity::{DocumentType, SecurityFeature};
 use super::{AppointmentId, DocumentId, FormId, Personal, SessionId, SubjectId};
 use crate::event::{InvalidInput, Payload};
@@ -286,9 +287,9 @@ pub struct DocumentUploaded {
     pub document: DocumentId,
     pub by: Party,
     pub file_name: Personal,
-    pub media_type: String,
+    pub media_type: MediaType,
     pub size_bytes: u64,
-    pub sha256: String,
+    pub sha256: Sha256,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -355,10 +356,10 @@ pub struct SignatureRequested {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FormSigned {
     pub method: SignatureMethod,
-    /// SHA-256 of the signature evidence (strokes, TAN exchange), hex.
-    pub evidence_sha256: String,
-    /// SHA-256 of the rendered PDF that was signed, hex.
-    pub document_sha256: String,
+    /// SHA-256 of the signature evidence (strokes, TAN exchange).
+    pub evidence_sha256: Sha256,
+    /// SHA-256 of the rendered PDF that was signed.
+    pub document_sha256: Sha256,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

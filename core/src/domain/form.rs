@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use super::document::Sha256;
 use super::events::{
     FieldChanged, FormAttached, FormLocked, FormSigned, FormStarted, Party, SignatureRequested,
 };
@@ -99,8 +100,8 @@ pub enum FormCommand {
     SignForm {
         form: FormId,
         method: SignatureMethod,
-        evidence_sha256: String,
-        document_sha256: String,
+        evidence_sha256: Sha256,
+        document_sha256: Sha256,
     },
 }
 
@@ -217,8 +218,8 @@ impl FormCommand {
                         form.stream(),
                         FormSigned {
                             method: *method,
-                            evidence_sha256: evidence_sha256.clone(),
-                            document_sha256: document_sha256.clone(),
+                            evidence_sha256: *evidence_sha256,
+                            document_sha256: *document_sha256,
                         }
                         .into(),
                     ),
@@ -372,12 +373,16 @@ mod tests {
         h
     }
 
+    fn digest(hex: char) -> Sha256 {
+        hex.to_string().repeat(64).parse().expect("64 hex digits")
+    }
+
     fn sign(method: SignatureMethod) -> FormCommand {
         FormCommand::SignForm {
             form: form(),
             method,
-            evidence_sha256: "e".repeat(64),
-            document_sha256: "d".repeat(64),
+            evidence_sha256: digest('e'),
+            document_sha256: digest('d'),
         }
     }
 
@@ -525,8 +530,8 @@ mod tests {
                     form().stream(),
                     FormSigned {
                         method: SignatureMethod::HandyTan,
-                        evidence_sha256: "e".repeat(64),
-                        document_sha256: "d".repeat(64),
+                        evidence_sha256: digest('e'),
+                        document_sha256: digest('d'),
                     }
                     .into(),
                 ),

@@ -21,6 +21,7 @@ pub mod account;
 pub mod appointment;
 pub mod calendar;
 pub mod command;
+pub mod document;
 pub mod error;
 pub mod events;
 pub mod form;

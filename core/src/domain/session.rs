@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::appointment::AppointmentState;
+use super::document::{MediaType, Sha256};
 use super::events::*;
 use super::form::FormState;
 use super::identity::{DocumentType, SecurityFeature};
@@ -168,9 +169,9 @@ pub enum SessionCommand {
         document: DocumentId,
         by: Party,
         file_name: Personal,
-        media_type: String,
+        media_type: MediaType,
         size_bytes: u64,
-        sha256: String,
+        sha256: Sha256,
     },
     ShareDocument {
         session: SessionId,
@@ -361,9 +362,9 @@ impl SessionCommand {
                         document: *document,
                         by: *by,
                         file_name: file_name.clone(),
-                        media_type: media_type.clone(),
+                        media_type: *media_type,
                         size_bytes: *size_bytes,
-                        sha256: sha256.clone(),
+                        sha256: *sha256,
                     },
                 ))
             }
@@ -721,9 +722,9 @@ mod tests {
             document: doc,
             by: Party::Citizen,
             file_name: crate::domain::Personal::plain("mietvertrag.pdf"),
-            media_type: "application/pdf".into(),
+            media_type: MediaType::PDF,
             size_bytes: 12_345,
-            sha256: "ab".repeat(32),
+            sha256: "ab".repeat(32).parse().expect("64 hex digits"),
         };
         let h = admitted(&["meldebescheinigung"]);
         given(ettlingen(), h.clone())
@@ -852,8 +853,8 @@ mod tests {
             FormCommand::SignForm {
                 form,
                 method: crate::tenant::SignatureMethod::HandyTan,
-                evidence_sha256: "e".repeat(64),
-                document_sha256: "d".repeat(64),
+                evidence_sha256: "e".repeat(64).parse().expect("64 hex digits"),
+                document_sha256: "d".repeat(64).parse().expect("64 hex digits"),
             },
         );
         given(ettlingen(), h.clone()).when(end.clone()).decision();

@@ -270,8 +270,8 @@ fn signed_form() -> (MemoryLog, FormId) {
         FormCommand::SignForm {
             form,
             method: SignatureMethod::Touchpad,
-            evidence_sha256: "e".repeat(64),
-            document_sha256: "d".repeat(64),
+            evidence_sha256: "e".repeat(64).parse().expect("64 hex digits"),
+            document_sha256: "d".repeat(64).parse().expect("64 hex digits"),
         }
         .into(),
     );
@@ -294,7 +294,7 @@ proptest! {
             let command = match op {
                 FormOp::Change { field, value, by } => FormCommand::ChangeField { form, field: field.into(), value: Personal::plain(value), by }.into(),
                 FormOp::Request(method) => FormCommand::RequestSignature { form, method }.into(),
-                FormOp::Sign(method) => FormCommand::SignForm { form, method, evidence_sha256: "f".repeat(64), document_sha256: "c".repeat(64) }.into(),
+                FormOp::Sign(method) => FormCommand::SignForm { form, method, evidence_sha256: "f".repeat(64).parse().expect("64 hex digits"), document_sha256: "c".repeat(64).parse().expect("64 hex digits") }.into(),
             };
             prop_assert_eq!(log.execute(t, NOW, &command), Err(DomainError::FormLocked));
         }

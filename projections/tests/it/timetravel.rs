@@ -101,8 +101,8 @@ fn command(ids: VisitIds, op: u8, booked_first_minute: i64) -> Command {
         11 => FormCommand::SignForm {
             form: ids.form,
             method: SignatureMethod::Touchpad,
-            evidence_sha256: "ab".repeat(32),
-            document_sha256: "cd".repeat(32),
+            evidence_sha256: "ab".repeat(32).parse().expect("64 hex digits"),
+            document_sha256: "cd".repeat(32).parse().expect("64 hex digits"),
         }
         .into(),
         12 => PaymentCommand::RequestPayment {

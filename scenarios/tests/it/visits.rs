@@ -6,6 +6,7 @@ use videoamt_adapters::store::AdminStore;
 use videoamt_adapters::store::sqlite::SqliteStore;
 use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::command::Command;
+use videoamt_core::domain::document::MediaType;
 use videoamt_core::domain::events::{Contact, FinalState, Party, SessionOutcome};
 use videoamt_core::domain::form::FormCommand;
 use videoamt_core::domain::identity::{DocumentType, SecurityFeature};
@@ -129,9 +130,9 @@ async fn in_the_room(
             document: ids.document,
             by: Party::Citizen,
             file_name: Personal::plain("nachweis.pdf"),
-            media_type: "application/pdf".into(),
+            media_type: MediaType::PDF,
             size_bytes: 48_213,
-            sha256: "5e".repeat(32),
+            sha256: "5e".repeat(32).parse().expect("64 hex digits"),
         }
         .into(),
     )
@@ -193,8 +194,8 @@ async fn in_the_room(
         FormCommand::SignForm {
             form: ids.form,
             method,
-            evidence_sha256: "ab".repeat(32),
-            document_sha256: "cd".repeat(32),
+            evidence_sha256: "ab".repeat(32).parse().expect("64 hex digits"),
+            document_sha256: "cd".repeat(32).parse().expect("64 hex digits"),
         }
         .into(),
     )
