@@ -15,6 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
+use videoamt_core::domain::appointment::AppointmentCommand;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::process::{Reaction, react};
 use videoamt_core::domain::{AppointmentId, DomainEvent, SubjectId};
@@ -65,8 +66,8 @@ impl AppointmentTimer {
     pub fn command(&self, kind: TimerKind) -> Option<Command> {
         let appointment = self.appointment;
         match kind {
-            TimerKind::Reminder => Some(Command::SendReminder { appointment }),
-            TimerKind::NoShow => Some(Command::CheckNoShow { appointment }),
+            TimerKind::Reminder => Some(AppointmentCommand::SendReminder { appointment }.into()),
+            TimerKind::NoShow => Some(AppointmentCommand::CheckNoShow { appointment }.into()),
             TimerKind::Purge | TimerKind::Verify => None,
         }
     }
@@ -138,8 +139,12 @@ fn appointment_timers(event: Recorded<'_>, docs: &mut Docs, key: DocKey) {
                     due,
                 };
                 match command {
-                    Command::SendReminder { .. } => reminder = Some(timer),
-                    Command::CheckNoShow { .. } => no_show = Some(timer),
+                    Command::Appointment(AppointmentCommand::SendReminder { .. }) => {
+                        reminder = Some(timer)
+                    }
+                    Command::Appointment(AppointmentCommand::CheckNoShow { .. }) => {
+                        no_show = Some(timer)
+                    }
                     _ => {}
                 }
             }

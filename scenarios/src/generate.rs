@@ -49,8 +49,8 @@ use uuid::Uuid;
 use videoamt_adapters::bus::{BusError, CommandBus};
 use videoamt_adapters::keys::{Kek, Keyring};
 use videoamt_adapters::store::sqlite::SqliteStore;
+use videoamt_core::domain::appointment::AppointmentCommand;
 use videoamt_core::domain::appointment::BookAppointment;
-use videoamt_core::domain::command::Command;
 use videoamt_core::domain::document::MediaType;
 use videoamt_core::domain::events::{
     Contact, DecodeError, Party, PurgeScheduled, SessionOutcome, SlotsReserved,
@@ -523,7 +523,7 @@ async fn drive(
 
     v.run(
         if invited { &clerk } else { &citizen },
-        Command::BookAppointment(BookAppointment {
+        AppointmentCommand::BookAppointment(BookAppointment {
             appointment,
             subject,
             department: variant.department.into(),
@@ -537,13 +537,14 @@ async fn drive(
                 phone: personal.phone.clone().map(Personal::plain),
             },
             access: None,
-        }),
+        })
+        .into(),
     )
     .await?;
     // The outbox sends the confirmation mail at once.
     v.run(
         &Actor::system("outbox"),
-        Command::ConfirmAppointment { appointment },
+        AppointmentCommand::ConfirmAppointment { appointment }.into(),
     )
     .await?;
     // The reminder a day before; the citizen arrives two minutes early.

@@ -9,6 +9,7 @@ use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
 use uuid::Uuid;
 use videoamt_adapters::bus::{BusError, CommandBus, Issued};
 use videoamt_adapters::keys::Keyring;
+use videoamt_core::domain::appointment::AppointmentCommand;
 use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::calendar::{self, CalendarState, SlotState};
 use videoamt_core::domain::command::Command;
@@ -80,7 +81,7 @@ pub(crate) async fn sixty_four_bookers_ten_slots<B: Backend>(b: &B) {
         let start = starts[i as usize % 10];
         let department = department.clone();
         tokio::spawn(async move {
-            let command = Command::BookAppointment(BookAppointment {
+            let command = AppointmentCommand::BookAppointment(BookAppointment {
                 appointment: AppointmentId(Uuid::now_v7()),
                 subject: SubjectId(Uuid::now_v7()),
                 department,
@@ -94,7 +95,8 @@ pub(crate) async fn sixty_four_bookers_ten_slots<B: Backend>(b: &B) {
                     phone: None,
                 },
                 access: None,
-            });
+            })
+            .into();
             bus.execute(&command, &issued(NOW)).await
         })
     });
@@ -184,7 +186,7 @@ fn booking_of(
         0,
     )
     .expect("valid time");
-    Command::BookAppointment(BookAppointment {
+    AppointmentCommand::BookAppointment(BookAppointment {
         appointment: AppointmentId(Uuid::now_v7()),
         subject: SubjectId(Uuid::now_v7()),
         department: department.into(),
@@ -199,6 +201,7 @@ fn booking_of(
         },
         access: None,
     })
+    .into()
 }
 
 fn issued_for(tenant: &Tenant) -> Issued {
@@ -325,7 +328,7 @@ pub(crate) async fn refusals_write_nothing_and_retries_are_counted<B: Backend>(b
         Keyring::ephemeral(store.clone()),
         example_tenants().expect("valid"),
     ));
-    let outside = Command::BookAppointment(BookAppointment {
+    let outside = AppointmentCommand::BookAppointment(BookAppointment {
         appointment: AppointmentId(Uuid::now_v7()),
         subject: SubjectId(Uuid::now_v7()),
         department: "ordnung-waffen".into(),
@@ -339,7 +342,8 @@ pub(crate) async fn refusals_write_nothing_and_retries_are_counted<B: Backend>(b
             phone: None,
         },
         access: None,
-    });
+    })
+    .into();
     let refused = bus.execute(&outside, &issued(NOW)).await;
     assert!(
         matches!(
@@ -357,21 +361,25 @@ pub(crate) async fn refusals_write_nothing_and_retries_are_counted<B: Backend>(b
         Err(BusError::UnknownTenant(_))
     ));
 
-    let Command::BookAppointment(mut fine) = outside else {
+    let Command::Appointment(AppointmentCommand::BookAppointment(mut fine)) = outside else {
         unreachable!("built above")
     };
     fine.start = datetime!(2026-11-26 07:00 UTC);
     let done = bus
-        .execute(&Command::BookAppointment(fine.clone()), &issued(NOW))
+        .execute(
+            &AppointmentCommand::BookAppointment(fine.clone()).into(),
+            &issued(NOW),
+        )
         .await
         .expect("booked");
     assert_eq!((done.positions.len(), done.attempts), (3, 1));
     // A timer that finds nothing to do writes nothing.
     let nothing = bus
         .execute(
-            &Command::SendReminder {
+            &AppointmentCommand::SendReminder {
                 appointment: fine.appointment,
-            },
+            }
+            .into(),
             &issued(NOW),
         )
         .await
@@ -379,9 +387,10 @@ pub(crate) async fn refusals_write_nothing_and_retries_are_counted<B: Backend>(b
     assert_eq!(nothing.positions.len(), 1);
     let again = bus
         .execute(
-            &Command::SendReminder {
+            &AppointmentCommand::SendReminder {
                 appointment: fine.appointment,
-            },
+            }
+            .into(),
             &issued(NOW),
         )
         .await
@@ -416,9 +425,12 @@ pub(crate) async fn personal_values_are_sealed_before_they_are_stored<B: Backend
         },
         access: None,
     };
-    bus.execute(&Command::BookAppointment(booking.clone()), &issued(NOW))
-        .await
-        .expect("booked");
+    bus.execute(
+        &AppointmentCommand::BookAppointment(booking.clone()).into(),
+        &issued(NOW),
+    )
+    .await
+    .expect("booked");
     assert!(keys.holds(subject).await.expect("key lookup"), "key issued");
     let stored = store
         .read_stream(&booking.appointment.stream(), 0)
@@ -452,11 +464,12 @@ pub(crate) async fn personal_values_are_sealed_before_they_are_stored<B: Backend
     }
     // Nothing can be sealed for a subject whose key is gone: the bus refuses, writes nothing.
     let head = store.last_position().await.expect("head");
-    let cancel = Command::CancelAppointment {
+    let cancel = AppointmentCommand::CancelAppointment {
         appointment: booking.appointment,
         by: videoamt_core::domain::events::CancelledBy::Clerk,
         reason: Some(Personal::plain("Umzug")),
-    };
+    }
+    .into();
     let refused = bus.execute(&cancel, &issued(NOW)).await;
     assert!(matches!(refused, Err(BusError::Sealing(_))), "{refused:?}");
     assert_eq!(store.last_position().await.expect("head"), head);
@@ -513,7 +526,7 @@ impl EventStore for Interfering {
 }
 
 fn booking_at(start: OffsetDateTime, i: u32) -> Command {
-    Command::BookAppointment(BookAppointment {
+    AppointmentCommand::BookAppointment(BookAppointment {
         appointment: AppointmentId(Uuid::now_v7()),
         subject: SubjectId(Uuid::now_v7()),
         department: "ordnung-waffen".into(),
@@ -528,6 +541,7 @@ fn booking_at(start: OffsetDateTime, i: u32) -> Command {
         },
         access: None,
     })
+    .into()
 }
 
 /// `execute_all` gives every command its own result, in order: commands on other streams go
@@ -578,7 +592,8 @@ pub(crate) async fn commands_executed_together<B: Backend>(b: &B) {
     for i in [0, 1, 4] {
         let done = results[i].as_ref().expect("booked");
         assert_eq!(done.positions.len(), 3);
-        let Command::BookAppointment(booking) = &commands[i].0 else {
+        let Command::Appointment(AppointmentCommand::BookAppointment(booking)) = &commands[i].0
+        else {
             unreachable!("bookings only")
         };
         let stored = store

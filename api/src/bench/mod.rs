@@ -22,9 +22,9 @@ use videoamt_adapters::store::baseline::{Baseline, Samples};
 use videoamt_adapters::store::postgres::{PostgresStore, ScratchDatabase};
 use videoamt_adapters::store::sqlite::SqliteStore;
 use videoamt_adapters::store::{AdminStore, StoreLocation};
+use videoamt_core::domain::appointment::AppointmentCommand;
 use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::calendar::CalendarState;
-use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::Contact;
 use videoamt_core::domain::{AppointmentId, DomainError, Personal, SubjectId};
 use videoamt_core::event::{
@@ -504,7 +504,7 @@ pub(crate) async fn booking(options: BookingBenchOptions) -> anyhow::Result<()> 
                         break;
                     };
                     let offer = &offers[index];
-                    let command = Command::BookAppointment(BookAppointment {
+                    let command = AppointmentCommand::BookAppointment(BookAppointment {
                         appointment: AppointmentId(Uuid::now_v7()),
                         subject: SubjectId(Uuid::now_v7()),
                         department: offer.department.clone(),
@@ -518,7 +518,8 @@ pub(crate) async fn booking(options: BookingBenchOptions) -> anyhow::Result<()> 
                             phone: None,
                         },
                         access: None,
-                    });
+                    })
+                    .into();
                     let issued = Issued {
                         tenant: offer.tenant.clone(),
                         actor: Actor::system("bench"),

@@ -13,6 +13,7 @@ use std::time::Duration;
 use uuid::Uuid;
 use videoamt_adapters::bus::Issued;
 use videoamt_core::domain::DomainEvent;
+use videoamt_core::domain::appointment::AppointmentCommand;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::MailKind;
 use videoamt_core::domain::process::{Reaction, WorkItem, react};
@@ -274,20 +275,22 @@ impl Outbox {
             }
         };
         let command = match failure {
-            None => Command::RecordMailSent {
+            None => AppointmentCommand::RecordMailSent {
                 appointment,
                 kind,
                 message_id,
-            },
+            }
+            .into(),
             Some(reason) => {
                 tracing::warn!(kind = kind.as_str(), attempts, %reason, "mail undeliverable");
-                Command::RecordDeliveryFailed {
+                AppointmentCommand::RecordDeliveryFailed {
                     appointment,
                     kind,
                     message_id,
                     attempts,
                     reason,
                 }
+                .into()
             }
         };
         self.system

@@ -9,8 +9,8 @@ use videoamt_adapters::bus::{CommandBus, Issued};
 use videoamt_adapters::store::AdminStore;
 use videoamt_adapters::store::sqlite::SqliteStore;
 use videoamt_api::app::audit::{AuditDesk, AuditError};
+use videoamt_core::domain::appointment::AppointmentCommand;
 use videoamt_core::domain::appointment::BookAppointment;
-use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::Contact;
 use videoamt_core::domain::{AppointmentId, Personal, SubjectId};
 use videoamt_core::event::{Actor, ActorRole, TenantId};
@@ -37,7 +37,7 @@ async fn booked(path: &std::path::Path) -> (Arc<dyn AdminStore>, CommandBus, App
         now: datetime!(2026-11-23 07:00 UTC),
     };
     bus.execute(
-        &Command::BookAppointment(BookAppointment {
+        &AppointmentCommand::BookAppointment(BookAppointment {
             appointment,
             subject: SubjectId(Uuid::now_v7()),
             department: "ordnung-waffen".into(),
@@ -51,14 +51,18 @@ async fn booked(path: &std::path::Path) -> (Arc<dyn AdminStore>, CommandBus, App
                 phone: None,
             },
             access: None,
-        }),
+        })
+        .into(),
         &issued,
     )
     .await
     .expect("booked");
-    bus.execute(&Command::ConfirmAppointment { appointment }, &issued)
-        .await
-        .expect("confirmed");
+    bus.execute(
+        &AppointmentCommand::ConfirmAppointment { appointment }.into(),
+        &issued,
+    )
+    .await
+    .expect("confirmed");
     (store, bus, appointment)
 }
 

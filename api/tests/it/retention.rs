@@ -13,8 +13,8 @@ use videoamt_api::app::System;
 use videoamt_api::workers::retention::purge::PurgeJob;
 use videoamt_api::workers::retention::verify::Verifier;
 use videoamt_core::blobs::{BlobContent, BlobError, BlobName, BlobStore as _};
+use videoamt_core::domain::appointment::AppointmentCommand;
 use videoamt_core::domain::appointment::BookAppointment;
-use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{AppointmentBooked, CancelledBy, Contact};
 use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::{AppointmentId, DomainEvent, Personal, SubjectId};
@@ -277,7 +277,7 @@ async fn canaries_are_gone_after_the_purge(env: Env) {
     let citizen = Actor::new(ActorRole::Citizen, "token-9").expect("actor");
     v.run(
         &citizen,
-        Command::BookAppointment(BookAppointment {
+        AppointmentCommand::BookAppointment(BookAppointment {
             appointment: cancelled.appointment,
             subject: cancelled.subject,
             department: "buergerbuero".into(),
@@ -291,17 +291,19 @@ async fn canaries_are_gone_after_the_purge(env: Env) {
                 phone: None,
             },
             access: None,
-        }),
+        })
+        .into(),
     )
     .await
     .expect("booked");
     v.run(
         &citizen,
-        Command::CancelAppointment {
+        AppointmentCommand::CancelAppointment {
             appointment: cancelled.appointment,
             by: CancelledBy::CitizenByLink,
             reason: Some(Personal::plain(canary("absagegrund"))),
-        },
+        }
+        .into(),
     )
     .await
     .expect("cancelled");
@@ -428,7 +430,7 @@ async fn retention_periods_end_to_the_second(env: Env) {
         let invited = tenant == "stuttgart";
         v.run(
             &clerk,
-            Command::BookAppointment(BookAppointment {
+            AppointmentCommand::BookAppointment(BookAppointment {
                 appointment: ids.appointment,
                 subject: ids.subject,
                 department: department.into(),
@@ -446,18 +448,20 @@ async fn retention_periods_end_to_the_second(env: Env) {
                     phone: None,
                 },
                 access: None,
-            }),
+            })
+            .into(),
         )
         .await
         .expect("booked");
         v.now = final_at;
         v.run(
             &clerk,
-            Command::CancelAppointment {
+            AppointmentCommand::CancelAppointment {
                 appointment: ids.appointment,
                 by: CancelledBy::Clerk,
                 reason: None,
-            },
+            }
+            .into(),
         )
         .await
         .expect("cancelled");

@@ -8,12 +8,13 @@ use time::{Duration, OffsetDateTime};
 
 use super::calendar::{self, Placement, Slots};
 use super::events::{
-    AppointmentBooked, AppointmentCancelled, AppointmentRescheduled, CancelledBy,
-    CitizenAccessGranted, Contact, SubjectKeyIssued,
+    AppointmentBooked, AppointmentCancelled, AppointmentConfirmed, AppointmentRescheduled,
+    CancelledBy, CitizenAccessGranted, Contact, DeliveryFailed, MailKind, MailSent, NoShowRecorded,
+    ReminderSent, SubjectKeyIssued,
 };
 use super::{
     AppointmentId, Context, Decision, DomainError, DomainEvent, Histories, Personal, SessionId,
-    SubjectId,
+    SubjectId, one,
 };
 use crate::event::StreamId;
 use crate::tenant::{BookingChannel, ClerkId, Department, DepartmentId, ServiceId, Tenant};
@@ -42,6 +43,11 @@ pub struct AppointmentState {
 }
 
 impl AppointmentState {
+    /// The appointment's state as its loaded stream folds.
+    pub fn of(h: &Histories, appointment: AppointmentId) -> Self {
+        h.fold(&appointment.stream(), Self::evolve)
+    }
+
     pub fn evolve(mut self, event: &DomainEvent) -> Self {
         match event {
             DomainEvent::AppointmentBooked(e) => {
@@ -144,6 +150,196 @@ impl BookAppointment {
     }
 }
 
+/// The commands of an appointment's stream and its calendar slots.
+// Commands are made and decided one at a time, never stored in bulk; boxing the booking
+// would only add an allocation per booking.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppointmentCommand {
+    BookAppointment(BookAppointment),
+    ConfirmAppointment {
+        appointment: AppointmentId,
+    },
+    RescheduleAppointment {
+        appointment: AppointmentId,
+        start: OffsetDateTime,
+    },
+    CancelAppointment {
+        appointment: AppointmentId,
+        by: CancelledBy,
+        reason: Option<Personal>,
+    },
+    /// Fired by the reminder timer 24 h before the start.
+    SendReminder {
+        appointment: AppointmentId,
+    },
+    /// From the outbox worker after a mail of the appointment was handed over.
+    RecordMailSent {
+        appointment: AppointmentId,
+        kind: MailKind,
+        message_id: String,
+    },
+    /// From the outbox worker after the last failed try.
+    RecordDeliveryFailed {
+        appointment: AppointmentId,
+        kind: MailKind,
+        message_id: String,
+        attempts: u32,
+        reason: String,
+    },
+    /// Fired by the no-show timer 15 minutes after the start.
+    CheckNoShow {
+        appointment: AppointmentId,
+    },
+    /// Fired by the slot-hold timer: an appointment still unconfirmed gives its slots back.
+    ExpireSlotHold {
+        appointment: AppointmentId,
+    },
+}
+
+/// The outcome of a mail of a booked appointment, once per message id: the worker may send
+/// and record a mail again after a crash.
+fn record_mail(
+    h: &Histories,
+    appointment: AppointmentId,
+    message_id: &str,
+    outcome: impl Into<DomainEvent>,
+) -> Result<Decision, DomainError> {
+    let state = AppointmentState::of(h, appointment);
+    if state.booking.is_none() {
+        return Err(DomainError::UnknownAppointment);
+    }
+    if state.mails.contains(message_id) {
+        return Ok(vec![]);
+    }
+    Ok(one(appointment.stream(), outcome))
+}
+
+impl AppointmentCommand {
+    /// The streams this command needs, given what is loaded so far: a cancellation knows only
+    /// the appointment id and asks for its calendar slots once the appointment is loaded.
+    pub fn streams(&self, loaded: &Histories, ctx: &Context<'_>) -> Vec<StreamId> {
+        use AppointmentCommand::*;
+        let tenant = ctx.tenant;
+        let with_calendar = |appointment: AppointmentId| {
+            let state = AppointmentState::of(loaded, appointment);
+            let mut streams = vec![appointment.stream()];
+            streams.extend(state.calendar_streams(tenant));
+            streams
+        };
+        match self {
+            BookAppointment(b) => {
+                let mut streams = b.calendar_streams(tenant);
+                streams.extend([b.appointment.stream(), b.subject.stream()]);
+                streams
+            }
+            ConfirmAppointment { appointment }
+            | SendReminder { appointment }
+            | CheckNoShow { appointment }
+            | RecordMailSent { appointment, .. }
+            | RecordDeliveryFailed { appointment, .. } => {
+                vec![appointment.stream()]
+            }
+            CancelAppointment { appointment, .. } | ExpireSlotHold { appointment } => {
+                with_calendar(*appointment)
+            }
+            RescheduleAppointment { appointment, start } => {
+                let mut streams = with_calendar(*appointment);
+                streams.extend(
+                    AppointmentState::of(loaded, *appointment).calendar_streams_at(tenant, *start),
+                );
+                streams
+            }
+        }
+    }
+
+    pub fn decide(&self, h: &Histories, ctx: &Context<'_>) -> Result<Decision, DomainError> {
+        use AppointmentCommand::*;
+        match self {
+            BookAppointment(b) => book(&AppointmentState::of(h, b.appointment), h, b, ctx),
+            ConfirmAppointment { appointment } => {
+                let state = AppointmentState::of(h, *appointment);
+                state.open_booking()?;
+                if state.confirmed {
+                    return Ok(vec![]);
+                }
+                Ok(one(appointment.stream(), AppointmentConfirmed {}))
+            }
+            RescheduleAppointment { appointment, start } => {
+                reschedule(&AppointmentState::of(h, *appointment), h, *start, ctx)
+            }
+            CancelAppointment {
+                appointment,
+                by,
+                reason,
+            } => cancel(
+                &AppointmentState::of(h, *appointment),
+                h,
+                *by,
+                reason.clone(),
+                ctx,
+            ),
+            RecordMailSent {
+                appointment,
+                kind,
+                message_id,
+            } => record_mail(
+                h,
+                *appointment,
+                message_id,
+                MailSent {
+                    kind: *kind,
+                    message_id: message_id.clone(),
+                },
+            ),
+            RecordDeliveryFailed {
+                appointment,
+                kind,
+                message_id,
+                attempts,
+                reason,
+            } => record_mail(
+                h,
+                *appointment,
+                message_id,
+                DeliveryFailed {
+                    kind: *kind,
+                    message_id: message_id.clone(),
+                    attempts: *attempts,
+                    reason: reason.clone(),
+                },
+            ),
+            SendReminder { appointment } => {
+                let state = AppointmentState::of(h, *appointment);
+                match state.open_booking() {
+                    Ok(_) if !state.reminder_sent => Ok(one(appointment.stream(), ReminderSent {})),
+                    _ => Ok(vec![]),
+                }
+            }
+            CheckNoShow { appointment } => {
+                let state = AppointmentState::of(h, *appointment);
+                let Ok(booking) = state.open_booking() else {
+                    return Ok(vec![]);
+                };
+                if state.session.is_some() {
+                    return Ok(vec![]);
+                }
+                if ctx.now < booking.start + time::Duration::minutes(15) {
+                    return Err(DomainError::NotYetStarted);
+                }
+                Ok(one(appointment.stream(), NoShowRecorded {}))
+            }
+            ExpireSlotHold { appointment } => {
+                let state = AppointmentState::of(h, *appointment);
+                if state.confirmed || state.open_booking().is_err() {
+                    return Ok(vec![]);
+                }
+                cancel(&state, h, CancelledBy::System, None, ctx)
+            }
+        }
+    }
+}
+
 /// How long a citizen's capability link works: until the appointment's data is due for
 /// deletion at the earliest (a day after the start plus the municipality's retention).
 pub fn link_expiry(tenant: &Tenant, start: OffsetDateTime) -> OffsetDateTime {
@@ -216,7 +412,7 @@ fn placement_at<'t>(
     ))
 }
 
-pub fn book(
+fn book(
     existing: &AppointmentState,
     h: &Histories,
     cmd: &BookAppointment,
@@ -280,7 +476,7 @@ pub fn book(
 
 /// Moves an open appointment: releases its slots, then reserves the new ones, in that order,
 /// so that a slot both hold (and every fold of the day) ends up held.
-pub fn reschedule(
+fn reschedule(
     state: &AppointmentState,
     h: &Histories,
     start: OffsetDateTime,
@@ -319,7 +515,7 @@ pub fn reschedule(
 }
 
 /// Calls off an open appointment and gives back the slots it holds.
-pub fn cancel(
+fn cancel(
     state: &AppointmentState,
     h: &Histories,
     by: CancelledBy,
@@ -375,8 +571,8 @@ pub(crate) mod tests {
         department: &str,
         services: &[&str],
         start: OffsetDateTime,
-    ) -> Command {
-        Command::BookAppointment(BookAppointment {
+    ) -> AppointmentCommand {
+        AppointmentCommand::BookAppointment(BookAppointment {
             appointment: appointment(n),
             subject: subject(n),
             department: department.into(),
@@ -389,7 +585,7 @@ pub(crate) mod tests {
         })
     }
 
-    fn buergerbuero(n: u128, services: &[&str], start: OffsetDateTime) -> Command {
+    fn buergerbuero(n: u128, services: &[&str], start: OffsetDateTime) -> AppointmentCommand {
         booking(n, "buergerbuero", services, start)
     }
 
@@ -575,7 +771,7 @@ pub(crate) mod tests {
     fn channels_follow_the_tenant_and_department() {
         // Ettlingen books online only.
         let mut invitation = booking(1, "buergerbuero", &["meldebescheinigung"], TUE_9);
-        if let Command::BookAppointment(b) = &mut invitation {
+        if let AppointmentCommand::BookAppointment(b) = &mut invitation {
             b.channel = BookingChannel::ClerkInvitation;
         }
         given(ettlingen(), vec![])
@@ -586,7 +782,7 @@ pub(crate) mod tests {
             .when(booking(1, "jobcenter", &["buergergeld"], TUE_9))
             .then_error(DomainError::OnlineBookingNotOffered);
         let mut invitation = booking(1, "jobcenter", &["buergergeld"], TUE_9);
-        if let Command::BookAppointment(b) = &mut invitation {
+        if let AppointmentCommand::BookAppointment(b) = &mut invitation {
             b.channel = BookingChannel::ClerkInvitation;
             b.invited_by = Some("e.braun".into());
         }
@@ -616,7 +812,7 @@ pub(crate) mod tests {
             vec![],
             buergerbuero(1, &["meldebescheinigung"], TUE_9),
         );
-        let cancel = Command::CancelAppointment {
+        let cancel = AppointmentCommand::CancelAppointment {
             appointment: appointment(1),
             by: CancelledBy::CitizenByLink,
             reason: None,
@@ -650,7 +846,7 @@ pub(crate) mod tests {
             .when(cancel)
             .then_error(DomainError::AlreadyCancelled);
         given(ettlingen(), vec![])
-            .when(Command::CancelAppointment {
+            .when(AppointmentCommand::CancelAppointment {
                 appointment: appointment(9),
                 by: CancelledBy::Clerk,
                 reason: None,
@@ -673,14 +869,14 @@ pub(crate) mod tests {
             .into(),
         ));
         given(ettlingen(), history.clone())
-            .when(Command::CancelAppointment {
+            .when(AppointmentCommand::CancelAppointment {
                 appointment: appointment(1),
                 by: CancelledBy::Clerk,
                 reason: None,
             })
             .then_error(DomainError::AppointmentFinished);
         given(ettlingen(), history)
-            .when(Command::RescheduleAppointment {
+            .when(AppointmentCommand::RescheduleAppointment {
                 appointment: appointment(1),
                 start: TUE_9 + Duration::days(1),
             })
@@ -708,7 +904,7 @@ pub(crate) mod tests {
         // Half an hour later on the same day: its own slot does not block it.
         let later = TUE_9 + Duration::minutes(30);
         let decision = given(ettlingen(), history.clone())
-            .when(Command::RescheduleAppointment {
+            .when(AppointmentCommand::RescheduleAppointment {
                 appointment: appointment(1),
                 start: later,
             })
@@ -744,7 +940,7 @@ pub(crate) mod tests {
             ]
         );
         given(ettlingen(), history.clone())
-            .when(Command::RescheduleAppointment {
+            .when(AppointmentCommand::RescheduleAppointment {
                 appointment: appointment(1),
                 start: TUE_9 + Duration::minutes(60),
             })
@@ -752,7 +948,7 @@ pub(crate) mod tests {
         // To Thursday: another calendar stream.
         let thursday = datetime!(2026-11-26 09:00 UTC);
         let decision = given(ettlingen(), history)
-            .when(Command::RescheduleAppointment {
+            .when(AppointmentCommand::RescheduleAppointment {
                 appointment: appointment(1),
                 start: thursday,
             })
@@ -772,26 +968,26 @@ pub(crate) mod tests {
         );
         let a = appointment(1);
         given(ettlingen(), history.clone())
-            .when(Command::ConfirmAppointment { appointment: a })
+            .when(AppointmentCommand::ConfirmAppointment { appointment: a })
             .then_expect(vec![(a.stream(), AppointmentConfirmed {}.into())]);
         given(ettlingen(), history.clone())
-            .when(Command::SendReminder { appointment: a })
+            .when(AppointmentCommand::SendReminder { appointment: a })
             .then_expect(vec![(a.stream(), ReminderSent {}.into())]);
         let mut confirmed = history.clone();
         confirmed.push((a.stream(), AppointmentConfirmed {}.into()));
         confirmed.push((a.stream(), ReminderSent {}.into()));
         given(ettlingen(), confirmed.clone())
-            .when(Command::ConfirmAppointment { appointment: a })
+            .when(AppointmentCommand::ConfirmAppointment { appointment: a })
             .then_nothing();
         given(ettlingen(), confirmed.clone())
-            .when(Command::SendReminder { appointment: a })
+            .when(AppointmentCommand::SendReminder { appointment: a })
             .then_nothing();
         given(ettlingen(), confirmed)
-            .when(Command::ExpireSlotHold { appointment: a })
+            .when(AppointmentCommand::ExpireSlotHold { appointment: a })
             .then_nothing();
         // Unconfirmed when the hold expires: the system gives the slots back.
         let decision = given(ettlingen(), history)
-            .when(Command::ExpireSlotHold { appointment: a })
+            .when(AppointmentCommand::ExpireSlotHold { appointment: a })
             .decision();
         assert_eq!(
             decision[1],
@@ -816,11 +1012,11 @@ pub(crate) mod tests {
         let a = appointment(1);
         given(ettlingen(), history.clone())
             .at(TUE_9 + Duration::minutes(14))
-            .when(Command::CheckNoShow { appointment: a })
+            .when(AppointmentCommand::CheckNoShow { appointment: a })
             .then_error(DomainError::NotYetStarted);
         given(ettlingen(), history.clone())
             .at(TUE_9 + Duration::minutes(15))
-            .when(Command::CheckNoShow { appointment: a })
+            .when(AppointmentCommand::CheckNoShow { appointment: a })
             .then_expect(vec![(a.stream(), NoShowRecorded {}.into())]);
         let mut with_session = history;
         with_session.push((
@@ -832,13 +1028,13 @@ pub(crate) mod tests {
         ));
         given(ettlingen(), with_session)
             .at(TUE_9 + Duration::minutes(20))
-            .when(Command::CheckNoShow { appointment: a })
+            .when(AppointmentCommand::CheckNoShow { appointment: a })
             .then_nothing();
         let _ = MONDAY_8;
     }
 
-    fn with_access(n: u128, expires: OffsetDateTime) -> Command {
-        let Command::BookAppointment(mut b) =
+    fn with_access(n: u128, expires: OffsetDateTime) -> AppointmentCommand {
+        let AppointmentCommand::BookAppointment(mut b) =
             buergerbuero(n, &["personalausweis", "meldebescheinigung"], TUE_9)
         else {
             unreachable!("a booking")
@@ -847,7 +1043,7 @@ pub(crate) mod tests {
             token_hash: "ab".repeat(32),
             expires,
         });
-        Command::BookAppointment(b)
+        AppointmentCommand::BookAppointment(b)
     }
 
     #[test]
@@ -918,7 +1114,7 @@ pub(crate) mod tests {
             vec![],
             buergerbuero(1, &["meldebescheinigung"], TUE_9),
         );
-        let record = || Command::RecordMailSent {
+        let record = || AppointmentCommand::RecordMailSent {
             appointment: appointment(1),
             kind: MailKind::Confirmation,
             message_id: "<1@videoamt>".into(),
@@ -946,7 +1142,7 @@ pub(crate) mod tests {
             tenant: ettlingen(),
             now: MONDAY_8,
         };
-        let written = |command: Command| -> std::collections::BTreeSet<_> {
+        let written = |command: AppointmentCommand| -> std::collections::BTreeSet<_> {
             given(ettlingen(), vec![])
                 .when(command)
                 .decision()
@@ -1001,7 +1197,7 @@ pub(crate) mod tests {
             appointment: appointment(1),
         }
         .into();
-        let cancel = Command::CancelAppointment {
+        let cancel = AppointmentCommand::CancelAppointment {
             appointment: appointment(1),
             by: CancelledBy::Clerk,
             reason: None,
@@ -1010,7 +1206,7 @@ pub(crate) mod tests {
         assert_eq!(decision[0], (day.clone(), released.clone()));
         // Moved: released on the day stream, reserved on the new slot's stream.
         let decision = given(ettlingen(), history)
-            .when(Command::RescheduleAppointment {
+            .when(AppointmentCommand::RescheduleAppointment {
                 appointment: appointment(1),
                 start: TUE_9 + Duration::minutes(30),
             })
@@ -1028,7 +1224,7 @@ pub(crate) mod tests {
         );
         let later = TUE_9 + Duration::minutes(15);
         let decision = given(ettlingen(), history.clone())
-            .when(Command::RescheduleAppointment {
+            .when(AppointmentCommand::RescheduleAppointment {
                 appointment: appointment(1),
                 start: later,
             })

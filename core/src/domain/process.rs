@@ -3,6 +3,7 @@
 
 use time::{Duration, OffsetDateTime};
 
+use super::appointment::AppointmentCommand;
 use super::command::Command;
 use super::events::FinalState;
 use super::subject::SubjectCommand;
@@ -45,12 +46,12 @@ fn appointment_timers(
 ) -> Vec<Reaction> {
     let mut timers = vec![Reaction::Timer {
         due: start + NO_SHOW_AFTER,
-        command: Command::CheckNoShow { appointment },
+        command: AppointmentCommand::CheckNoShow { appointment }.into(),
     }];
     if start - REMINDER_BEFORE > recorded_at {
         timers.push(Reaction::Timer {
             due: start - REMINDER_BEFORE,
-            command: Command::SendReminder { appointment },
+            command: AppointmentCommand::SendReminder { appointment }.into(),
         });
     }
     timers
@@ -88,9 +89,10 @@ pub fn react(stream: &StreamId, event: &DomainEvent, recorded_at: OffsetDateTime
                 }),
                 Reaction::Timer {
                     due: recorded_at + SLOT_HOLD,
-                    command: Command::ExpireSlotHold {
+                    command: AppointmentCommand::ExpireSlotHold {
                         appointment: e.appointment,
-                    },
+                    }
+                    .into(),
                 },
             ];
             reactions.extend(appointment_timers(e.appointment, e.start, recorded_at));
@@ -169,15 +171,15 @@ mod tests {
                 Reaction::Work(WorkItem::ConfirmationMail { appointment: a }),
                 Reaction::Timer {
                     due: at + SLOT_HOLD,
-                    command: Command::ExpireSlotHold { appointment: a }
+                    command: AppointmentCommand::ExpireSlotHold { appointment: a }.into()
                 },
                 Reaction::Timer {
                     due: TUE_9 + NO_SHOW_AFTER,
-                    command: Command::CheckNoShow { appointment: a }
+                    command: AppointmentCommand::CheckNoShow { appointment: a }.into()
                 },
                 Reaction::Timer {
                     due: TUE_9 - REMINDER_BEFORE,
-                    command: Command::SendReminder { appointment: a }
+                    command: AppointmentCommand::SendReminder { appointment: a }.into()
                 },
             ]
         );
@@ -186,7 +188,7 @@ mod tests {
         assert!(!late.iter().any(|r| matches!(
             r,
             Reaction::Timer {
-                command: Command::SendReminder { .. },
+                command: Command::Appointment(AppointmentCommand::SendReminder { .. }),
                 ..
             }
         )));

@@ -7,9 +7,8 @@ use proptest::prelude::*;
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime, PrimitiveDateTime, Time};
 use uuid::Uuid;
-use videoamt_core::domain::appointment::BookAppointment;
+use videoamt_core::domain::appointment::{AppointmentCommand, BookAppointment};
 use videoamt_core::domain::calendar::{self, CalendarState, SlotState};
-use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{CancelledBy, Contact, FinalState, Party};
 use videoamt_core::domain::form::FormCommand;
 use videoamt_core::domain::form::FormState;
@@ -115,7 +114,7 @@ proptest! {
         for op in ops {
             let command = match op {
                 CalendarOp::Book { appointment, services, minute_index, day } => {
-                    Command::BookAppointment(BookAppointment {
+                    AppointmentCommand::BookAppointment(BookAppointment {
                         appointment: id(appointment),
                         subject: SubjectId(Uuid::from_u128(u128::from(appointment) + 1_000)),
                         department: department.clone(),
@@ -125,17 +124,17 @@ proptest! {
                         invited_by: None,
                         contact: contact(),
                         access: None,
-                    })
+                    }).into()
                 }
-                CalendarOp::Cancel { appointment } => Command::CancelAppointment {
+                CalendarOp::Cancel { appointment } => AppointmentCommand::CancelAppointment {
                     appointment: id(appointment),
                     by: CancelledBy::Clerk,
                     reason: None,
-                },
-                CalendarOp::Reschedule { appointment, minute_index, day } => Command::RescheduleAppointment {
+                }.into(),
+                CalendarOp::Reschedule { appointment, minute_index, day } => AppointmentCommand::RescheduleAppointment {
                     appointment: id(appointment),
                     start: at_local(t, days[usize::from(day)], minutes[minute_index % minutes.len()]),
-                },
+                }.into(),
             };
             // Refusals are expected; only the invariant matters.
             let _ = log.execute(t, NOW, &command);
@@ -207,7 +206,7 @@ fn signed_form() -> (MemoryLog, FormId) {
     let session = SessionId(Uuid::from_u128(2));
     let form = FormId(Uuid::from_u128(3));
     let mut steps = vec![
-        Command::BookAppointment(BookAppointment {
+        AppointmentCommand::BookAppointment(BookAppointment {
             appointment,
             subject: SubjectId(Uuid::from_u128(4)),
             department: "gewerbebehoerde".into(),
@@ -217,7 +216,8 @@ fn signed_form() -> (MemoryLog, FormId) {
             invited_by: None,
             contact: contact(),
             access: None,
-        }),
+        })
+        .into(),
         SessionCommand::OpenSession {
             appointment,
             session,
@@ -344,7 +344,7 @@ proptest! {
         let appointment = AppointmentId(Uuid::from_u128(1));
         let payment = PaymentId(Uuid::from_u128(2));
         let services: Vec<ServiceId> = concerns.iter().map(|s| ServiceId::from(*s)).collect();
-        log.execute(t, NOW, &Command::BookAppointment(BookAppointment {
+        log.execute(t, NOW, &AppointmentCommand::BookAppointment(BookAppointment {
             appointment,
             subject: SubjectId(Uuid::from_u128(3)),
             department: "buergerbuero".into(),
@@ -354,7 +354,7 @@ proptest! {
             invited_by: None,
             contact: contact(),
             access: None,
-        })).expect("booked");
+        }).into()).expect("booked");
         let decision = log.execute(t, NOW, &PaymentCommand::RequestPayment { payment, appointment }.into()).expect("requested");
         let expected: u64 = services.iter().map(|s| t.service(s).expect("service").fee.0).sum();
         match &decision[0].1 {
@@ -413,7 +413,7 @@ proptest! {
         } else {
             ("ordnung-waffen", "jagdschein")
         };
-        log.execute(t, NOW, &Command::BookAppointment(BookAppointment {
+        log.execute(t, NOW, &AppointmentCommand::BookAppointment(BookAppointment {
             appointment,
             subject,
             department: department.into(),
@@ -423,7 +423,7 @@ proptest! {
             invited_by: None,
             contact: contact(),
             access: None,
-        })).expect("booked");
+        }).into()).expect("booked");
         let final_at = datetime!(2026-01-01 00:00 UTC) + Duration::minutes(final_offset_minutes);
         for i in 0..repeats {
             // Later reports carry later times; only the first counts.

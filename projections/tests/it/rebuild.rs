@@ -8,8 +8,8 @@ use videoamt_adapters::keys::Keyring;
 use videoamt_adapters::store::AdminStore;
 use videoamt_adapters::store::postgres::{PostgresStore, ScratchDatabase, test_server_url};
 use videoamt_adapters::store::sqlite::SqliteStore;
+use videoamt_core::domain::appointment::AppointmentCommand;
 use videoamt_core::domain::appointment::BookAppointment;
-use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{Contact, Party, SessionOutcome};
 use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::subject::SubjectCommand;
@@ -49,7 +49,7 @@ async fn generate(store: Arc<dyn AdminStore>) -> (Vec<AppointmentId>, Vec<Sessio
         let start = datetime!(2026-11-24 07:00 UTC) + Duration::minutes(15 * i);
         let mut commands = vec![(
             ActorRole::Citizen,
-            Command::BookAppointment(BookAppointment {
+            AppointmentCommand::BookAppointment(BookAppointment {
                 appointment,
                 subject: SubjectId(Uuid::now_v7()),
                 department: "buergerbuero".into(),
@@ -63,16 +63,18 @@ async fn generate(store: Arc<dyn AdminStore>) -> (Vec<AppointmentId>, Vec<Sessio
                     phone: None,
                 },
                 access: None,
-            }),
+            })
+            .into(),
         )];
         if i % 4 == 3 {
             commands.push((
                 ActorRole::Citizen,
-                Command::CancelAppointment {
+                AppointmentCommand::CancelAppointment {
                     appointment,
                     by: videoamt_core::domain::events::CancelledBy::CitizenByLink,
                     reason: Some(Personal::plain("Umzug")),
-                },
+                }
+                .into(),
             ));
             // The process manager's reaction: the purge timer starts.
             commands.push((

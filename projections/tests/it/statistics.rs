@@ -10,6 +10,7 @@ use videoamt_adapters::bus::CommandBus;
 use videoamt_adapters::store::AdminStore;
 use videoamt_adapters::store::postgres::{PostgresStore, ScratchDatabase, test_server_url};
 use videoamt_adapters::store::sqlite::SqliteStore;
+use videoamt_core::domain::appointment::AppointmentCommand;
 use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{CancelledBy, Contact, Party, SessionOutcome};
@@ -112,7 +113,7 @@ async fn visit(d: &mut Driver, day: i64, minute: i64, outcome: &Outcome) -> Appo
     d.run(
         BOOKED,
         ActorRole::Citizen,
-        Command::BookAppointment(BookAppointment {
+        AppointmentCommand::BookAppointment(BookAppointment {
             appointment,
             subject,
             department: "buergerbuero".into(),
@@ -126,27 +127,29 @@ async fn visit(d: &mut Driver, day: i64, minute: i64, outcome: &Outcome) -> Appo
                 phone: None,
             },
             access: None,
-        }),
+        })
+        .into(),
     )
     .await;
     d.run(
         BOOKED,
         ActorRole::System,
-        Command::ConfirmAppointment { appointment },
+        AppointmentCommand::ConfirmAppointment { appointment }.into(),
     )
     .await;
     let (minutes, identity, signed, paid, feedback) = match outcome {
         Outcome::Cancelled => {
-            let cancel = Command::CancelAppointment {
+            let cancel = AppointmentCommand::CancelAppointment {
                 appointment,
                 by: CancelledBy::CitizenByLink,
                 reason: None,
-            };
+            }
+            .into();
             d.run(BOOKED, ActorRole::Citizen, cancel).await;
             return appointment;
         }
         Outcome::NoShow => {
-            let check = Command::CheckNoShow { appointment };
+            let check = AppointmentCommand::CheckNoShow { appointment }.into();
             d.run(start + Duration::minutes(15), ActorRole::System, check)
                 .await;
             return appointment;

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use videoamt_adapters::bus::{CommandBus, Issued};
 use videoamt_adapters::store::AdminStore;
 use videoamt_adapters::store::sqlite::SqliteStore;
+use videoamt_core::domain::appointment::AppointmentCommand;
 use videoamt_core::domain::appointment::BookAppointment;
 use videoamt_core::domain::calendar;
 use videoamt_core::domain::command::Command;
@@ -41,13 +42,15 @@ const START: time::OffsetDateTime = datetime!(2026-11-24 07:00 UTC);
 fn command(ids: VisitIds, op: u8, booked_first_minute: i64) -> Command {
     let session = ids.session;
     match op {
-        0 => Command::ConfirmAppointment {
+        0 => AppointmentCommand::ConfirmAppointment {
             appointment: ids.appointment,
-        },
-        1 => Command::RescheduleAppointment {
+        }
+        .into(),
+        1 => AppointmentCommand::RescheduleAppointment {
             appointment: ids.appointment,
             start: START + Duration::minutes(booked_first_minute + 15),
-        },
+        }
+        .into(),
         2 => SessionCommand::OpenSession {
             appointment: ids.appointment,
             session,
@@ -135,11 +138,12 @@ fn command(ids: VisitIds, op: u8, booked_first_minute: i64) -> Command {
             outcome: SessionOutcome::Completed,
         }
         .into(),
-        18 => Command::CancelAppointment {
+        18 => AppointmentCommand::CancelAppointment {
             appointment: ids.appointment,
             by: CancelledBy::Clerk,
             reason: None,
-        },
+        }
+        .into(),
         19 => SessionCommand::LoseConnection {
             session,
             party: Party::Citizen,
@@ -213,7 +217,7 @@ async fn check(ops: Vec<(bool, u8)>) -> Result<(), TestCaseError> {
     let (a, b) = (VisitIds::fresh(), VisitIds::fresh());
     for (ids, minute) in [(a, 0), (b, 15)] {
         bus.execute(
-            &Command::BookAppointment(BookAppointment {
+            &AppointmentCommand::BookAppointment(BookAppointment {
                 appointment: ids.appointment,
                 subject: ids.subject,
                 department: "buergerbuero".into(),
@@ -227,7 +231,8 @@ async fn check(ops: Vec<(bool, u8)>) -> Result<(), TestCaseError> {
                     phone: None,
                 },
                 access: None,
-            }),
+            })
+            .into(),
             &issued,
         )
         .await

@@ -4,8 +4,8 @@ use videoamt_adapters::bus::CommandBus;
 use videoamt_adapters::keys::Keyring;
 use videoamt_adapters::store::AdminStore;
 use videoamt_adapters::store::sqlite::SqliteStore;
+use videoamt_core::domain::appointment::AppointmentCommand;
 use videoamt_core::domain::appointment::BookAppointment;
-use videoamt_core::domain::command::Command;
 use videoamt_core::domain::document::MediaType;
 use videoamt_core::domain::events::{Contact, FinalState, Party, SessionOutcome};
 use videoamt_core::domain::form::FormCommand;
@@ -328,7 +328,7 @@ async fn ettlingen_online_visit_with_two_concerns_and_handy_tan() {
     let booked = v
         .run(
             &citizen,
-            Command::BookAppointment(BookAppointment {
+            AppointmentCommand::BookAppointment(BookAppointment {
                 appointment: ids.appointment,
                 subject: ids.subject,
                 department: "buergerbuero".into(),
@@ -342,7 +342,8 @@ async fn ettlingen_online_visit_with_two_concerns_and_handy_tan() {
                     phone: Some(Personal::plain("0170 1234567")),
                 },
                 access: None,
-            }),
+            })
+            .into(),
         )
         .await
         .expect("booked");
@@ -357,30 +358,29 @@ async fn ettlingen_online_visit_with_two_concerns_and_handy_tan() {
             appointment: ids.appointment
         }]
     );
-    assert!(
-        v.timers
-            .iter()
-            .any(|(due, c)| *due == start - Duration::hours(24)
-                && *c
-                    == Command::SendReminder {
-                        appointment: ids.appointment
-                    })
-    );
-    assert!(
-        v.timers
-            .iter()
-            .any(|(due, c)| *due == start + Duration::minutes(15)
-                && *c
-                    == Command::CheckNoShow {
-                        appointment: ids.appointment
-                    })
-    );
+    assert!(v.timers.iter().any(|(due, c)| {
+        *due == start - Duration::hours(24)
+            && *c
+                == AppointmentCommand::SendReminder {
+                    appointment: ids.appointment,
+                }
+                .into()
+    }));
+    assert!(v.timers.iter().any(|(due, c)| {
+        *due == start + Duration::minutes(15)
+            && *c
+                == AppointmentCommand::CheckNoShow {
+                    appointment: ids.appointment,
+                }
+                .into()
+    }));
     // The outbox sent the confirmation mail.
     v.run(
         &Actor::system("outbox"),
-        Command::ConfirmAppointment {
+        AppointmentCommand::ConfirmAppointment {
             appointment: ids.appointment,
-        },
+        }
+        .into(),
     )
     .await
     .expect("confirmed");
@@ -430,7 +430,7 @@ async fn stuttgart_clerk_invitation_visit_purged_after_six_months() {
     let start = datetime!(2026-08-31 08:00 UTC);
     v.run(
         &clerk,
-        Command::BookAppointment(BookAppointment {
+        AppointmentCommand::BookAppointment(BookAppointment {
             appointment: ids.appointment,
             subject: ids.subject,
             department: "ordnung-waffen".into(),
@@ -444,7 +444,8 @@ async fn stuttgart_clerk_invitation_visit_purged_after_six_months() {
                 phone: None,
             },
             access: None,
-        }),
+        })
+        .into(),
     )
     .await
     .expect("invited");

@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use videoamt_adapters::access::token_hash;
 use videoamt_adapters::bus::Issued;
+use videoamt_core::domain::appointment::AppointmentCommand;
 use videoamt_core::domain::appointment::{AppointmentState, BookAppointment, Status};
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{CancelledBy, CitizenAccessGranted, Contact};
@@ -406,7 +407,7 @@ pub(crate) async fn book(
         .clone();
     let appointment = AppointmentId(Uuid::now_v7());
     let token = state.system.access.token(appointment);
-    let command = Command::BookAppointment(BookAppointment {
+    let command = AppointmentCommand::BookAppointment(BookAppointment {
         appointment,
         subject: SubjectId(Uuid::now_v7()),
         department,
@@ -419,7 +420,8 @@ pub(crate) async fn book(
             token_hash: token_hash(&token),
             expires: videoamt_core::domain::appointment::link_expiry(tenant, req.start),
         }),
-    });
+    })
+    .into();
     // An invitation is the clerk's act; an online booking the link holder's.
     let actor = invited_by.map_or_else(|| citizen_actor(&token), |(_, clerk)| clerk);
     state
@@ -580,9 +582,10 @@ pub(crate) async fn confirm(state: &AppState, token: &str) -> Result<Found, Erro
     act(
         state,
         &found,
-        Command::ConfirmAppointment {
+        AppointmentCommand::ConfirmAppointment {
             appointment: found.id,
-        },
+        }
+        .into(),
     )
     .await
 }
@@ -618,11 +621,12 @@ pub(crate) async fn cancel(
     act(
         state,
         &found,
-        Command::CancelAppointment {
+        AppointmentCommand::CancelAppointment {
             appointment: found.id,
             by: CancelledBy::CitizenByLink,
             reason: reason.map(Personal::plain),
-        },
+        }
+        .into(),
     )
     .await
 }
@@ -645,10 +649,11 @@ pub(crate) async fn reschedule(
     act(
         state,
         &found,
-        Command::RescheduleAppointment {
+        AppointmentCommand::RescheduleAppointment {
             appointment: found.id,
             start: req.start,
-        },
+        }
+        .into(),
     )
     .await
 }

@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use videoamt_adapters::bus::Issued;
 use videoamt_core::domain::account::StaffRole;
+use videoamt_core::domain::appointment::AppointmentCommand;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::CancelledBy;
 use videoamt_core::domain::{AppointmentId, Personal, SubjectId};
@@ -400,11 +401,12 @@ pub(crate) async fn cancel(
     let appointment = AppointmentId(id);
     clerk_appointment(state, staff, appointment).await?;
     let tenant = staff.tenant(state)?;
-    let command = Command::CancelAppointment {
+    let command = AppointmentCommand::CancelAppointment {
         appointment,
         by: CancelledBy::Clerk,
         reason: Some(Personal::plain(reason)),
-    };
+    }
+    .into();
     execute(state, staff, tenant, &command, id).await?;
     detail(state, staff, id).await
 }
