@@ -1,7 +1,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-use crate::videoamt;
+use crate::{http, videoamt};
 
 fn sqlite_store(dir: &tempfile::TempDir) -> String {
     format!("sqlite:{}", dir.path().join("events.db").display())
@@ -94,8 +94,8 @@ fn an_unknown_store_is_a_clear_error() {
     );
 }
 
-#[test]
-fn serve_answers_and_stops_cleanly_on_ctrl_c() {
+#[tokio::test]
+async fn serve_answers_and_stops_cleanly_on_ctrl_c() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut child = videoamt()
         .args([
@@ -118,10 +118,10 @@ fn serve_answers_and_stops_cleanly_on_ctrl_c() {
         .strip_prefix("videoamt listening on http://")
         .expect("address line");
 
-    let response = http_get(addr, "/healthz");
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    assert!(response.ends_with("ok"), "{response}");
-    assert!(http_get(addr, "/readyz").starts_with("HTTP/1.1 200"));
+    let health = http::get(addr, "/healthz").await;
+    assert_eq!(health.status, 200, "{health:?}");
+    assert_eq!(health.body, "ok");
+    assert_eq!(http::get(addr, "/readyz").await.status, 200);
 
     let pid = child.id().to_string();
     assert!(
@@ -163,20 +163,6 @@ fn serve_answers_and_stops_cleanly_on_ctrl_c() {
         seeded,
         "a store with events gets no more demo data"
     );
-}
-
-/// A minimal HTTP/1.1 GET, enough for health checks without an HTTP client dependency.
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    response
 }
 
 /// `videoamt user add` with `password` on standard input: (success, stdout, stderr).

@@ -1,7 +1,7 @@
-//! Mail through a real SMTP server on loopback (aiosmtpd, installed by `.ci/run`), sent by the
-//! outbox worker of a real `videoamt serve`, read back and parsed.
+//! Mail through a real SMTP server on loopback (aiosmtpd, installed by `scripts/test`), sent by
+//! the outbox worker of a real `videoamt serve`, read back and parsed.
 
-use std::io::{BufRead as _, Read as _, Write as _};
+use std::io::BufRead as _;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use mail_parser::MimeHeaders as _;
 
+use super::http;
 use super::videoamt;
 
 pub(crate) struct Killed(pub(crate) Child);
@@ -52,7 +53,7 @@ pub(crate) fn smtp_server(dir: &Path) -> (Killed, u16) {
         .arg(dir)
         .stdout(Stdio::null())
         .spawn()
-        .expect("python3 with aiosmtpd is needed (.ci/run installs it: pip install aiosmtpd)");
+        .expect("python3 with aiosmtpd is needed (scripts/test installs it)");
     let child = Killed(child);
     wait_until("the SMTP server", Duration::from_secs(20), || {
         TcpStream::connect(("127.0.0.1", port)).ok()
@@ -99,26 +100,6 @@ pub(crate) fn server(
     (Killed(child), addr)
 }
 
-/// One HTTP/1.1 request over a plain socket: (status, headers, body).
-fn http(addr: &str, method: &str, path: &str, kind: &str, body: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\n\
-         Content-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let (head, body) = response.split_once("\r\n\r\n").expect("http response");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    (status, head.to_owned(), body.to_owned())
-}
-
 pub(crate) fn mails(maildir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(maildir.join("new"))
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
@@ -138,19 +119,17 @@ fn events_of_type(dir: &Path, kind: &str) -> i64 {
 }
 
 /// The first free start a week from now, for two concerns in Ettlingen's Bürgerbüro.
-fn free_start(addr: &str) -> String {
+async fn free_start(addr: &str) -> String {
     let from = (time::OffsetDateTime::now_utc() + time::Duration::days(7)).date();
-    let (status, _, body) = http(
+    let slots = http::get(
         addr,
-        "GET",
         &format!(
             "/api/v1/slots?tenant=ettlingen&services=personalausweis,meldebescheinigung&from={from}&days=7"
         ),
-        "text/plain",
-        "",
-    );
-    assert_eq!(status, 200, "{body}");
-    let slots: serde_json::Value = serde_json::from_str(&body).expect("json");
+    )
+    .await;
+    assert_eq!(slots.status, 200, "{}", slots.body);
+    let slots: serde_json::Value = serde_json::from_str(&slots.body).expect("json");
     slots["days"]
         .as_array()
         .expect("days")
@@ -161,7 +140,7 @@ fn free_start(addr: &str) -> String {
         .expect("a free start within a week")
 }
 
-fn book(addr: &str, start: &str) -> String {
+async fn book(addr: &str, start: &str) -> String {
     let booking = serde_json::json!({
         "tenant": "ettlingen",
         "services": ["personalausweis", "meldebescheinigung"],
@@ -169,15 +148,15 @@ fn book(addr: &str, start: &str) -> String {
         "contact": {"name": "Jürgen Müller-Lüdenscheidt", "email": "juergen@example.org"},
         "privacy_accepted": true
     });
-    let (status, _, body) = http(
+    let booked = http::post(
         addr,
-        "POST",
         "/api/v1/appointments",
         "application/json",
         &booking.to_string(),
-    );
-    assert_eq!(status, 201, "{body}");
-    let booked: serde_json::Value = serde_json::from_str(&body).expect("json");
+    )
+    .await;
+    assert_eq!(booked.status, 201, "{}", booked.body);
+    let booked: serde_json::Value = serde_json::from_str(&booked.body).expect("json");
     booked["token"].as_str().expect("token").to_owned()
 }
 
@@ -213,15 +192,15 @@ fn instant(p: &ical::property::Property) -> time::OffsetDateTime {
         .expect("exists")
 }
 
-#[test]
-fn confirmation_and_cancellation_mails_arrive_over_smtp_in_german_with_working_links() {
+#[tokio::test]
+async fn confirmation_and_cancellation_mails_arrive_over_smtp_in_german_with_working_links() {
     let dir = tempfile::tempdir().expect("temp dir");
     let maildir = dir.path().join("maildir");
     let (_smtp, port) = smtp_server(&maildir);
     let (_server, addr) = server(dir.path(), &format!("smtp://127.0.0.1:{port}"), false, &[]);
 
-    let start = free_start(&addr);
-    let token = book(&addr, &start);
+    let start = free_start(&addr).await;
+    let token = book(&addr, &start).await;
     let first = wait_until("the confirmation mail", Duration::from_secs(30), || {
         mails(&maildir).first().cloned()
     });
@@ -248,8 +227,7 @@ fn confirmation_and_cancellation_mails_arrive_over_smtp_in_german_with_working_l
         assert!(text.contains(expected), "{expected:?} missing in:\n{text}");
     }
     let catalogue: serde_json::Value =
-        serde_json::from_str(&http(&addr, "GET", "/api/v1/catalogue", "text/plain", "").2)
-            .expect("json");
+        serde_json::from_str(&http::get(&addr, "/api/v1/catalogue").await.body).expect("json");
     let support = catalogue[0]["support"]["phone"].as_str().expect("phone");
     assert!(text.contains(support), "support line {support} missing");
 
@@ -264,9 +242,9 @@ fn confirmation_and_cancellation_mails_arrive_over_smtp_in_german_with_working_l
             .strip_prefix(&format!("http://{addr}"))
             .unwrap_or_else(|| panic!("{link} does not point to the server"));
         assert!(path.contains(&token), "{link}");
-        let (status, head, body) = http(&addr, "GET", path, "text/plain", "");
-        assert_eq!(status, 200, "{link}: {head}");
-        assert!(body.contains("<html lang=\"de\">"), "{link}");
+        let page = http::get(&addr, path).await;
+        assert_eq!(page.status, 200, "{link}: {page:?}");
+        assert!(page.body.contains("<html lang=\"de\">"), "{link}");
     }
 
     // The calendar entry parses and names the booked start and end in Europe/Berlin.
@@ -289,14 +267,14 @@ fn confirmation_and_cancellation_mails_arrive_over_smtp_in_german_with_working_l
     );
 
     // Cancelling through the link's form brings the cancellation mail with a cancelled entry.
-    let (status, head, _) = http(
+    let cancelled = http::post(
         &addr,
-        "POST",
         &format!("/termin/{token}/absagen"),
         "application/x-www-form-urlencoded",
         "reason=",
-    );
-    assert_eq!(status, 303, "{head}");
+    )
+    .await;
+    assert_eq!(cancelled.status, 303, "{cancelled:?}");
     let second = wait_until("the cancellation mail", Duration::from_secs(30), || {
         let all = mails(&maildir);
         (all.len() == 2).then(|| all[1].clone())
@@ -327,8 +305,8 @@ fn confirmation_and_cancellation_mails_arrive_over_smtp_in_german_with_working_l
     assert_eq!(events_of_type(dir.path(), "DeliveryFailed"), 0);
 }
 
-#[test]
-fn an_unreachable_mail_server_ends_in_delivery_failed_after_the_retries() {
+#[tokio::test]
+async fn an_unreachable_mail_server_ends_in_delivery_failed_after_the_retries() {
     let dir = tempfile::tempdir().expect("temp dir");
     // Nobody listens on this port.
     let port = free_port();
@@ -341,8 +319,8 @@ fn an_unreachable_mail_server_ends_in_delivery_failed_after_the_retries() {
             ("VIDEOAMT_MAIL_RETRY_MS", "50"),
         ],
     );
-    let start = free_start(&addr);
-    book(&addr, &start);
+    let start = free_start(&addr).await;
+    book(&addr, &start).await;
     wait_until("DeliveryFailed", Duration::from_secs(30), || {
         (events_of_type(dir.path(), "DeliveryFailed") == 1).then_some(())
     });

@@ -5,6 +5,7 @@ mod audit;
 mod browser;
 mod cli;
 mod crash;
+mod http;
 mod layout;
 mod mail;
 mod projection_crash;

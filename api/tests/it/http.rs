@@ -1,0 +1,64 @@
+//! HTTP/1.1 requests to a spawned `videoamt serve`, with hyper's client (the one `bench api`
+//! uses): one connection per request, the body read whole.
+
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode, header};
+use hyper_util::rt::TokioIo;
+
+/// An answer of the server.
+#[derive(Debug)]
+pub(crate) struct Response {
+    pub(crate) status: StatusCode,
+    pub(crate) body: String,
+}
+
+pub(crate) async fn get(addr: &str, path: &str) -> Response {
+    send(addr, Method::GET, path, None, "").await
+}
+
+/// A POST of `body` as `content_type`, from a page of the server itself (its `Origin`).
+pub(crate) async fn post(addr: &str, path: &str, content_type: &str, body: &str) -> Response {
+    send(addr, Method::POST, path, Some(content_type), body).await
+}
+
+async fn send(
+    addr: &str,
+    method: Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> Response {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("HTTP handshake");
+    tokio::spawn(connection);
+    let mut request = Request::builder()
+        .method(&method)
+        .uri(path)
+        .header(header::HOST, addr)
+        .header(header::ORIGIN, format!("http://{addr}"));
+    if let Some(kind) = content_type {
+        request = request.header(header::CONTENT_TYPE, kind);
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .expect("a valid request");
+    let (parts, body) = sender
+        .send_request(request)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+        .into_parts();
+    let body = body
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: reading the body: {e}"))
+        .to_bytes();
+    Response {
+        status: parts.status,
+        body: String::from_utf8(body.to_vec()).expect("a UTF-8 body"),
+    }
+}
