@@ -9,7 +9,10 @@
 //!   camera/microphone. Dropping the `Browser` kills Chromium and removes the profile;
 //!   [`Browser::close`] does the same gracefully.
 //! - [`Browser::new_page`] (default browser context: cookies shared between pages) and
-//!   [`Browser::new_isolated_page`] (its own context, like a fresh incognito window).
+//!   [`Browser::new_context`]: a [`Context`] of its own, like a fresh incognito window, whose
+//!   pages share cookies and storage with no other context, so that two people (a citizen and
+//!   a clerk) can act at the same time; [`Context::cookie_names`] shows what it holds.
+//!   [`Browser::new_isolated_page`] is a page in a context of its own.
 //! - [`Page::goto`]: navigate and wait until the *new* document has loaded.
 //! - [`Page::eval`]: `Runtime.evaluate` (awaits promises, returns the value as JSON); a
 //!   JavaScript exception is an error carrying the exception text.
@@ -26,7 +29,7 @@
 //!   them for an assertion message.
 //!
 //! axe-core is not vendored: `npm install --prefix target/axe-core axe-core@4` in the
-//! workspace root, or point `VIDEOAMT_AXE_JS` at an `axe.min.js`.
+//! workspace root (`scripts/test` does), or point `VIDEOAMT_AXE_JS` at an `axe.min.js`.
 //!
 //! Network: Chromium listens for DevTools on 127.0.0.1 only, background networking is off and
 //! every host name but `localhost` resolves to nothing, so the tests only reach loopback.
@@ -419,12 +422,18 @@ impl Browser {
 
     /// A new tab in the default browser context (shares cookies with the other such pages).
     pub(crate) async fn new_page(&self) -> anyhow::Result<Page> {
-        self.open_page(None).await
+        open_page(&self.conn, None).await
     }
 
     /// A new tab in a browser context of its own: no cookies or storage shared with any
-    /// other page (a second user, say). The context goes when the page is dropped.
+    /// other page (a second user, say).
     pub(crate) async fn new_isolated_page(&self) -> anyhow::Result<Page> {
+        self.new_context().await?.new_page().await
+    }
+
+    /// A browser context of its own: cookies, storage and cache shared with no other. It
+    /// lasts as long as the browser.
+    pub(crate) async fn new_context(&self) -> anyhow::Result<Context> {
         let context = self
             .conn
             .call(
@@ -433,49 +442,10 @@ impl Browser {
                 json!({ "disposeOnDetach": true }),
             )
             .await?;
-        let context_id = str_field(&context, "browserContextId")?.to_owned();
-        self.open_page(Some(context_id)).await
-    }
-
-    async fn open_page(&self, browser_context_id: Option<String>) -> anyhow::Result<Page> {
-        let mut params = json!({ "url": "about:blank" });
-        if let Some(id) = &browser_context_id {
-            params["browserContextId"] = Value::from(id.as_str());
-        }
-        let target = self.conn.call(None, "Target.createTarget", params).await?;
-        let target_id = str_field(&target, "targetId")?.to_owned();
-        let attached = self
-            .conn
-            .call(
-                None,
-                "Target.attachToTarget",
-                json!({ "targetId": target_id, "flatten": true }),
-            )
-            .await?;
-        let session_id = str_field(&attached, "sessionId")?.to_owned();
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
-        self.conn
-            .routes()
-            .sessions
-            .insert(session_id.clone(), events_tx);
-        let mut page = Page {
+        Ok(Context {
             conn: Arc::clone(&self.conn),
-            session_id,
-            target_id,
-            main_frame_id: String::new(),
-            events: tokio::sync::Mutex::new(Events {
-                rx: events_rx,
-                errors: Vec::new(),
-            }),
-        };
-        for method in ["Page.enable", "Runtime.enable", "Log.enable"] {
-            page.cmd(method, json!({})).await?;
-        }
-        page.cmd("Page.setLifecycleEventsEnabled", json!({ "enabled": true }))
-            .await?;
-        let tree = page.cmd("Page.getFrameTree", json!({})).await?;
-        page.main_frame_id = str_field(&tree["frameTree"]["frame"], "id")?.to_owned();
-        Ok(page)
+            id: str_field(&context, "browserContextId")?.to_owned(),
+        })
     }
 
     /// Closes the browser gracefully (`Browser.close`), waits for it to exit, removes the
@@ -515,6 +485,80 @@ impl Drop for Browser {
                 Ok(Some(_)) | Err(_) => break,
             }
         }
+    }
+}
+
+/// Opens a tab (in the given browser context, else the default one) and attaches to it.
+async fn open_page(
+    conn: &Arc<Connection>,
+    browser_context_id: Option<String>,
+) -> anyhow::Result<Page> {
+    let mut params = json!({ "url": "about:blank" });
+    if let Some(id) = &browser_context_id {
+        params["browserContextId"] = Value::from(id.as_str());
+    }
+    let target = conn.call(None, "Target.createTarget", params).await?;
+    let target_id = str_field(&target, "targetId")?.to_owned();
+    let attached = conn
+        .call(
+            None,
+            "Target.attachToTarget",
+            json!({ "targetId": target_id, "flatten": true }),
+        )
+        .await?;
+    let session_id = str_field(&attached, "sessionId")?.to_owned();
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    conn.routes().sessions.insert(session_id.clone(), events_tx);
+    let mut page = Page {
+        conn: Arc::clone(conn),
+        session_id,
+        target_id,
+        main_frame_id: String::new(),
+        events: tokio::sync::Mutex::new(Events {
+            rx: events_rx,
+            errors: Vec::new(),
+        }),
+    };
+    for method in ["Page.enable", "Runtime.enable", "Log.enable"] {
+        page.cmd(method, json!({})).await?;
+    }
+    page.cmd("Page.setLifecycleEventsEnabled", json!({ "enabled": true }))
+        .await?;
+    let tree = page.cmd("Page.getFrameTree", json!({})).await?;
+    page.main_frame_id = str_field(&tree["frameTree"]["frame"], "id")?.to_owned();
+    Ok(page)
+}
+
+/// One browser context: one person's cookies and storage.
+#[derive(Debug)]
+pub(crate) struct Context {
+    conn: Arc<Connection>,
+    id: String,
+}
+
+impl Context {
+    /// A new tab in this context.
+    pub(crate) async fn new_page(&self) -> anyhow::Result<Page> {
+        open_page(&self.conn, Some(self.id.clone())).await
+    }
+
+    /// The names of every cookie this context holds (HttpOnly ones included).
+    pub(crate) async fn cookie_names(&self) -> anyhow::Result<Vec<String>> {
+        let reply = self
+            .conn
+            .call(
+                None,
+                "Storage.getCookies",
+                json!({ "browserContextId": self.id }),
+            )
+            .await?;
+        Ok(reply["cookies"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| c["name"].as_str().map(str::to_owned))
+            .collect())
     }
 }
 

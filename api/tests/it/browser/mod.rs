@@ -1,15 +1,17 @@
-//! The web product in a real headless Chromium (Debian `chromium`, installed by `.ci/run`),
-//! driven over the DevTools protocol against a real `videoamt serve` on port 0 with the demo
-//! data, sending its mail to aiosmtpd on loopback. Every page visited is checked with axe-core
-//! (served to the page from `target/axe-core`, installed by `.ci/run`; no serious or critical
-//! violation may remain) and saved as a screenshot under `target/screenshots/`.
+//! The web product in a real headless Chromium (Debian `chromium`, installed by
+//! `scripts/test`), driven over the DevTools protocol against a real `videoamt serve` on port 0
+//! with the demo data, sending its mail to aiosmtpd on loopback. Each person has a browser
+//! context of their own, so citizen and clerk act at the same time with separate cookies.
+//! Every page visited is checked with axe-core (from `target/axe-core`, installed by
+//! `scripts/test`; no serious or critical violation may remain) and saved as a screenshot under
+//! `target/screenshots/`.
 
 mod cdp;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cdp::{Browser, Page};
+use cdp::{Browser, Context, Page};
 use mail_parser::MimeHeaders as _;
 
 use crate::mail::{mails, server, smtp_server, wait_until};
@@ -23,8 +25,9 @@ fn screenshots() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots")
 }
 
-/// One browser window of one person, checking every page it shows.
+/// One person's tab, in a browser context of its own, checking every page it shows.
 struct Person {
+    context: Context,
     page: Page,
     base: String,
     axe: String,
@@ -35,8 +38,10 @@ struct Person {
 
 impl Person {
     async fn new(browser: &Browser, base: &str, axe: &str, who: &'static str) -> Self {
+        let context = browser.new_context().await.expect("a browser context");
         Self {
-            page: browser.new_isolated_page().await.expect("a page"),
+            page: context.new_page().await.expect("a page"),
+            context,
             base: base.to_owned(),
             axe: axe.to_owned(),
             who,
@@ -171,12 +176,10 @@ async fn citizens_clerks_auditors_and_dpos_use_the_pages_in_a_real_browser() {
         &[("VIDEOAMT_MAIL_RETRY_MS", "200")],
     );
     let base = format!("http://{addr}");
-    let axe = cdp::axe_source().expect(
-        "axe-core is needed: npm install --prefix target/axe-core axe-core@4 (.ci/run does)",
-    );
+    let axe = cdp::axe_source().expect("axe-core is needed (scripts/test installs it)");
     let browser = Browser::launch()
         .await
-        .expect("headless Chromium is needed: apt-get install chromium (.ci/run does)");
+        .expect("headless Chromium is needed (scripts/test installs it)");
 
     // --- a citizen books two concerns and receives the mail ---
     let mut citizen = Person::new(&browser, &base, &axe, "buerger").await;
@@ -237,6 +240,14 @@ async fn citizens_clerks_auditors_and_dpos_use_the_pages_in_a_real_browser() {
     clerk.goto("/sachbearbeitung?woche=1").await;
     clerk.check("woche").await;
     citizen.goto("/buchen/ettlingen").await;
+    let has_session = |cookies: Vec<String>| cookies.iter().any(|c| c == "videoamt_sitzung");
+    assert!(has_session(
+        clerk.context.cookie_names().await.expect("cookies")
+    ));
+    assert!(
+        !has_session(citizen.context.cookie_names().await.expect("cookies")),
+        "the clerk's session stays in the clerk's browser context"
+    );
     let second = citizen
         .book(
             &["personalausweis"],
