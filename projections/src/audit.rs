@@ -43,8 +43,9 @@ pub struct Entry {
 pub struct AuditTimeline;
 
 impl Entry {
-    /// The timeline entry of one event of the record.
-    pub fn of(envelope: &RecordedEvent, event: &DomainEvent) -> Self {
+    /// The timeline entry of one event of the record, worded with the names of `tenant` (the
+    /// record's municipality) where given.
+    pub fn of(envelope: &RecordedEvent, event: &DomainEvent, tenant: Option<&Tenant>) -> Self {
         Self {
             position: envelope.global_position,
             stream: envelope.stream_id.as_str().to_owned(),
@@ -55,7 +56,7 @@ impl Entry {
                 envelope.meta.actor.id
             ),
             recorded_at: rfc3339(envelope.meta.recorded_at),
-            summary: summary(event),
+            summary: summary(event, tenant),
         }
     }
 }
@@ -136,11 +137,12 @@ pub async fn timeline(
     events: &dyn EventStore,
     models: &dyn ReadModelStore,
     appointment: AppointmentId,
+    tenant: Option<&Tenant>,
 ) -> Result<Option<Timeline>, ReplayError> {
     let Some(positions) = positions(models, appointment).await? else {
         return Ok(None);
     };
-    let entries = read_entries(events, &positions, |_, _| {}).await?;
+    let entries = read_entries(events, &positions, tenant, |_, _| {}).await?;
     Ok(Some(Timeline {
         appointment: appointment.to_string(),
         entries,
@@ -151,6 +153,7 @@ pub async fn timeline(
 async fn read_entries(
     events: &dyn EventStore,
     positions: &[GlobalPosition],
+    tenant: Option<&Tenant>,
     mut each: impl FnMut(&RecordedEvent, &DomainEvent),
 ) -> Result<Vec<Entry>, ReplayError> {
     let recorded = events.read_positions(positions).await?;
@@ -166,7 +169,7 @@ async fn read_entries(
             source,
         })?;
         each(envelope, &event);
-        entries.push(Entry::of(envelope, &event));
+        entries.push(Entry::of(envelope, &event, tenant));
     }
     Ok(entries)
 }
@@ -181,9 +184,37 @@ fn mail_name(kind: videoamt_core::domain::events::MailKind) -> &'static str {
 }
 
 /// A German one-liner for the auditor. Never personal data: names, values and comments are
-/// left out, only what happened.
-pub fn summary(event: &DomainEvent) -> String {
+/// left out, only what happened. Services, forms, fields and payment methods are named as the
+/// municipality names them, dates are local; without `tenant` ids are left out and dates are
+/// UTC (and say so).
+pub fn summary(event: &DomainEvent, tenant: Option<&Tenant>) -> String {
     use DomainEvent as E;
+    use videoamt_core::german;
+    let day = |t: time::OffsetDateTime| match tenant {
+        Some(tenant) => german::date(tenant.local(t).date()),
+        None => format!(
+            "{} (UTC)",
+            german::date(t.to_offset(time::UtcOffset::UTC).date())
+        ),
+    };
+    let form = |template: &videoamt_core::tenant::FormTemplateId| {
+        tenant.and_then(|t| t.forms.get(template)).map_or_else(
+            || "Formular".to_owned(),
+            |f| format!("Formular „{}“", f.title),
+        )
+    };
+    let field = |id: &str| {
+        let labels: Vec<&str> = tenant
+            .into_iter()
+            .flat_map(|t| t.forms.values())
+            .filter_map(|f| f.field(id))
+            .map(|f| f.label.as_str())
+            .collect();
+        match labels.as_slice() {
+            [label] => format!("Feld „{label}“ geändert"),
+            _ => "Formularfeld geändert".to_owned(),
+        }
+    };
     match event {
         E::AccountCreated(e) => format!("Konto angelegt ({})", e.role.label()),
         E::LoginSucceeded(_) => "Anmeldung".into(),
@@ -192,15 +223,23 @@ pub fn summary(event: &DomainEvent) -> String {
             e.failures
         ),
         E::AccountLocked(_) => "Konto vorübergehend gesperrt".into(),
-        E::AppointmentBooked(e) => format!(
-            "Termin gebucht: {} Anliegen ({})",
-            e.services.len(),
-            e.services
+        E::AppointmentBooked(e) => {
+            let names: Vec<&str> = e
+                .services
                 .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+                .filter_map(|s| tenant.and_then(|t| t.services.get(s)))
+                .map(|s| s.name.as_str())
+                .collect();
+            if names.len() == e.services.len() && !names.is_empty() {
+                format!(
+                    "Termin gebucht: {} Anliegen ({})",
+                    names.len(),
+                    names.join(", ")
+                )
+            } else {
+                format!("Termin gebucht: {} Anliegen", e.services.len())
+            }
+        }
         E::AppointmentConfirmed(_) => "Termin bestätigt".into(),
         E::AppointmentRescheduled(_) => "Termin verlegt".into(),
         E::AppointmentCancelled(_) => "Termin abgesagt".into(),
@@ -232,26 +271,31 @@ pub fn summary(event: &DomainEvent) -> String {
         E::DocumentUploaded(_) => "Dokument hochgeladen".into(),
         E::DocumentShared(_) => "Dokument geteilt".into(),
         E::DocumentDownloaded(_) => "Dokument heruntergeladen".into(),
-        E::FormAttached(e) => format!("Formular {} geöffnet", e.template),
+        E::FormAttached(e) => format!("{} geöffnet", form(&e.template)),
         E::FeedbackSubmitted(_) => "Feedback abgegeben".into(),
         E::HandedOverToCaseSystem(e) => format!("An Fachverfahren {} übergeben", e.target),
         E::SessionEnded(_) => "Videositzung beendet".into(),
-        E::FormStarted(e) => format!("Formular {} begonnen", e.template),
-        E::FieldChanged(e) => format!("Feld {} geändert", e.field),
+        E::FormStarted(e) => format!("{} begonnen", form(&e.template)),
+        E::FieldChanged(e) => field(&e.field),
         E::SignatureRequested(_) => "Unterschrift angefordert".into(),
         E::FormSigned(_) => "Formular unterschrieben".into(),
         E::FormLocked(_) => "Formular gesperrt".into(),
         E::PaymentRequested(e) => format!("Zahlung angefordert: {}", e.amount),
-        E::PaymentMethodChosen(e) => format!("Zahlungsart gewählt: {}", e.method),
+        E::PaymentMethodChosen(e) => tenant
+            .and_then(|t| t.payment_methods.iter().find(|m| m.id == e.method))
+            .map_or_else(
+                || "Zahlungsart gewählt".to_owned(),
+                |m| format!("Zahlungsart gewählt: {}", m.label),
+            ),
         E::PaymentAuthorized(_) => "Zahlung freigegeben".into(),
         E::PaymentCaptured(e) => format!("Zahlung eingezogen: {}", e.amount),
         E::PaymentFailed(_) => "Zahlung fehlgeschlagen".into(),
         E::PaymentRefunded(e) => format!("Erstattet: {}", e.amount),
         E::SubjectKeyIssued(_) => "Schlüssel für personenbezogene Daten erzeugt".into(),
-        E::PurgeScheduled(e) => format!("Löschung angesetzt zum {}", e.due.date()),
+        E::PurgeScheduled(e) => format!("Löschung angesetzt zum {}", day(e.due)),
         E::PurgeBlocked(e) => format!(
             "Löschung zurückgestellt bis {}: {}",
-            e.retry_at.date(),
+            day(e.retry_at),
             e.reason
         ),
         E::PurgeExecuted(_) => "Personenbezogene Daten gelöscht".into(),
@@ -305,6 +349,7 @@ pub async fn replay(
     models: &dyn ReadModelStore,
     appointment: AppointmentId,
     as_of: Option<GlobalPosition>,
+    tenant: Option<&Tenant>,
 ) -> Result<Replay, ReplayError> {
     // Two independent reads: one round trip's time instead of two.
     let (head, positions) =
@@ -319,7 +364,7 @@ pub async fn replay(
     let mut positions = positions.ok_or(ReplayError::UnknownAppointment(appointment))?;
     positions.retain(|p| *p <= as_of);
     let mut record = AppointmentRecord::default();
-    let timeline = read_entries(events, &positions, |envelope, event| {
+    let timeline = read_entries(events, &positions, tenant, |envelope, event| {
         record = std::mem::take(&mut record).evolve(appointment, &envelope.stream_id, event);
     })
     .await?;
@@ -444,4 +489,70 @@ pub fn describe(record: &AppointmentRecord, tenant: Option<&Tenant>) -> Vec<Stri
 
 fn ja(yes: bool) -> &'static str {
     if yes { "ja" } else { "nein" }
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use time::macros::datetime;
+    use videoamt_core::domain::FormId;
+    use videoamt_core::domain::events::{
+        AppointmentBooked, FinalState, FormAttached, PurgeScheduled,
+    };
+
+    use super::*;
+
+    fn ettlingen() -> Tenant {
+        videoamt_core::tenant::example_tenants()
+            .expect("examples are valid")
+            .into_iter()
+            .find(|t| t.id.as_str() == "ettlingen")
+            .expect("ettlingen")
+    }
+
+    #[test]
+    fn the_timeline_names_what_the_municipality_calls_it_and_shows_no_ids() {
+        let tenant = ettlingen();
+        let booked: AppointmentBooked = serde_json::from_str(include_str!(
+            "../../core/tests/samples/AppointmentBooked.v1.json"
+        ))
+        .expect("the stored sample");
+        let names: Vec<&str> = booked
+            .services
+            .iter()
+            .map(|s| tenant.services[s].name.as_str())
+            .collect();
+        let event = DomainEvent::AppointmentBooked(booked.clone());
+        assert_eq!(
+            summary(&event, Some(&tenant)),
+            format!("Termin gebucht: 2 Anliegen ({})", names.join(", "))
+        );
+        assert_eq!(summary(&event, None), "Termin gebucht: 2 Anliegen");
+
+        let template = tenant.forms.keys().next().expect("a form template").clone();
+        let attached = DomainEvent::FormAttached(FormAttached {
+            form: FormId(uuid::Uuid::nil()),
+            template: template.clone(),
+        });
+        let title = &tenant.forms[&template].title;
+        assert_eq!(
+            summary(&attached, Some(&tenant)),
+            format!("Formular „{title}“ geöffnet")
+        );
+        assert_eq!(summary(&attached, None), "Formular geöffnet");
+
+        let purge = DomainEvent::PurgeScheduled(PurgeScheduled {
+            final_state: FinalState::Completed,
+            final_at: datetime!(2026-11-30 23:30 UTC),
+            due: datetime!(2027-02-28 23:30 UTC),
+        });
+        // 23:30 UTC is already the next day in Ettlingen.
+        assert_eq!(
+            summary(&purge, Some(&tenant)),
+            "Löschung angesetzt zum 01.03.2027"
+        );
+        assert_eq!(
+            summary(&purge, None),
+            "Löschung angesetzt zum 28.02.2027 (UTC)"
+        );
+    }
 }

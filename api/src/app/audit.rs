@@ -89,7 +89,15 @@ impl AuditDesk {
         // The view itself belongs in the timeline that is shown.
         let viewed = executed.positions.iter().copied().max().unwrap_or(0);
         self.timeline_reaches(viewed).await?;
-        Ok(audit::replay(events.as_ref(), self.models.as_ref(), appointment, as_of).await?)
+        let tenant = self.bus.tenant(&issued.tenant);
+        Ok(audit::replay(
+            events.as_ref(),
+            self.models.as_ref(),
+            appointment,
+            as_of,
+            tenant,
+        )
+        .await?)
     }
 
     /// Brings the audit timeline up to `position`. A running server's own runner may move the

@@ -157,7 +157,7 @@ async fn replays(
     let mut record_events = 0;
     for _ in 0..runs {
         let started = Instant::now();
-        let replay = audit::replay(store.as_ref(), store.as_ref(), appointment, None).await?;
+        let replay = audit::replay(store.as_ref(), store.as_ref(), appointment, None, None).await?;
         read.push(started.elapsed());
         record_events = replay.timeline.len();
     }

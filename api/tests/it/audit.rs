@@ -206,7 +206,7 @@ async fn operator_commands_answer_and_refuse_clearly() {
     assert!(ok, "{err}");
     assert!(out.contains("Stand Position 2"), "{out}");
     assert!(
-        out.contains("Termin gebucht: 1 Anliegen (waffenbesitzkarte)"),
+        out.contains("Termin gebucht: 1 Anliegen (Waffenbesitzkarte: Eintragung und Änderung)"),
         "{out}"
     );
     assert!(

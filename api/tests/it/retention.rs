@@ -372,6 +372,7 @@ async fn canaries_are_gone_after_the_purge(env: Env) {
         system.store.as_ref(),
         appointments[1],
         None,
+        None,
     )
     .await
     .expect("replay");

@@ -165,7 +165,7 @@ async fn rebuild_equals_incremental(store: Arc<dyn AdminStore>) {
     );
 
     // The auditor's timeline merges every stream of an appointment in global order.
-    let timeline: Timeline = audit::timeline(store.as_ref(), store.as_ref(), appointments[2])
+    let timeline: Timeline = audit::timeline(store.as_ref(), store.as_ref(), appointments[2], None)
         .await
         .expect("read")
         .expect("timeline exists");

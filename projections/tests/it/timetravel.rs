@@ -284,6 +284,7 @@ async fn check(ops: Vec<(bool, u8)>) -> Result<(), TestCaseError> {
             store.as_ref(),
             a.appointment,
             Some(*position),
+            None,
         )
         .await
         .expect("replay");
@@ -293,7 +294,7 @@ async fn check(ops: Vec<(bool, u8)>) -> Result<(), TestCaseError> {
     let final_events = live_events(store.as_ref(), a).await;
     let head = store.last_position().await.expect("head");
     for n in 1..=head {
-        let replay = audit::replay(store.as_ref(), store.as_ref(), a.appointment, Some(n))
+        let replay = audit::replay(store.as_ref(), store.as_ref(), a.appointment, Some(n), None)
             .await
             .expect("replay");
         prop_assert_eq!(

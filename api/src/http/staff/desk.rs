@@ -617,6 +617,7 @@ pub(crate) async fn audit_view(
             state.store.as_ref(),
             appointment,
             Some(replay.head),
+            None,
         )
         .await
         .map_err(unavailable)?
