@@ -976,7 +976,11 @@ async fn staff_pages_log_in_show_the_day_and_work_without_javascript() {
         "the read is recorded"
     );
     assert!(html.contains("type=\"range\" id=\"stand\""));
-    assert!(html.contains("AppointmentCancelled"));
+    assert!(html.contains("<td>Termin abgesagt</td>"), "{html}");
+    assert!(
+        !html.contains("AppointmentCancelled") && !html.contains("AppointmentBooked"),
+        "events are told in words, not by the log's type names: {html}"
+    );
     assert!(!html.contains("Kanari"), "no names for auditors");
 
     // The DPO's report, a subject's evidence and the export.

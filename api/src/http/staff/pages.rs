@@ -760,7 +760,13 @@ pub(crate) async fn audit_timeline(
     let last = view.positions.last().copied().unwrap_or(view.head);
     let shown = view.as_of.min(last);
     let body = html! {
-        p { "Termin " (uuid) ": Stand Position " (view.as_of) " von " (view.head) "." }
+        p {
+            "Termin " (uuid) ": Stand bei Protokollposition " (view.as_of) " von " (view.head)
+            @if let Some(e) = view.entries.iter().rev().find(|e| e.position <= view.as_of) {
+                " (" (format::moment(tenant, &e.recorded_at)) ")"
+            }
+            "."
+        }
         form method="get" action={ "/pruefung/termin/" (uuid) } class="timetravel" {
             label for="stand" { "Zeitreise: Stand bei Position" }
             input type="range" id="stand" name="stand" min=(first) max=(last) value=(shown)
@@ -783,7 +789,6 @@ pub(crate) async fn audit_timeline(
                     th scope="col" { "Zeit" }
                     th scope="col" { "Wer" }
                     th scope="col" { "Ereignis" }
-                    th scope="col" { "Beschreibung" }
                 }
             }
             tbody {
@@ -792,7 +797,8 @@ pub(crate) async fn audit_timeline(
                         td { (e.position) }
                         td { (format::moment(tenant, &e.recorded_at)) }
                         td { (actor(&e.actor)) }
-                        td { (e.event_type) }
+                        // The log's type name (`AppointmentBooked`) stays in the JSON API;
+                        // a person reads what happened.
                         td { (e.summary) }
                     }
                 }

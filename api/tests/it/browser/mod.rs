@@ -324,7 +324,7 @@ async fn citizens_clerks_auditors_and_dpos_use_the_pages_in_a_real_browser() {
     );
     let now = auditor.text().await;
     assert!(
-        now.contains("AppointmentBooked") && now.contains("PrivacyNoticeAccepted"),
+        now.contains("Termin gebucht") && now.contains("Datenschutzhinweis bestätigt"),
         "{now}"
     );
     // Back to just before the citizen accepted the privacy notice.
@@ -332,7 +332,7 @@ async fn citizens_clerks_auditors_and_dpos_use_the_pages_in_a_real_browser() {
         .page
         .eval(
             "String(Number([...document.querySelectorAll('tbody tr')]\
-             .find(r => r.cells[3].textContent === 'PrivacyNoticeAccepted').cells[0].textContent) - 1)",
+             .find(r => r.cells[3].textContent === 'Datenschutzhinweis bestätigt').cells[0].textContent) - 1)",
         )
         .await
         .expect("the timeline lists the acceptance");
@@ -367,9 +367,9 @@ async fn citizens_clerks_auditors_and_dpos_use_the_pages_in_a_real_browser() {
         "Prüfakte"
     );
     let past = auditor.text().await;
-    assert!(past.contains("AppointmentBooked"), "{past}");
+    assert!(past.contains("Termin gebucht"), "{past}");
     assert!(
-        !past.contains("PrivacyNoticeAccepted"),
+        !past.contains("Datenschutzhinweis bestätigt"),
         "the past has no later events: {past}"
     );
 
