@@ -264,6 +264,26 @@ pub fn summary(event: &DomainEvent, tenant: Option<&Tenant>) -> String {
         E::ConnectionRestored(_) => "Verbindung wiederhergestellt".into(),
         E::PrivacyNoticeAccepted(_) => "Datenschutzhinweis bestätigt".into(),
         E::AdmittedFromWaitingRoom(_) => "Aus dem Warteraum eingelassen".into(),
+        E::PreCallCheckRecorded(e) => format!(
+            "Technikcheck {} (Upload {},{} Mbit/s)",
+            if e.passed {
+                "bestanden"
+            } else {
+                "nicht bestanden"
+            },
+            e.upload_kbit_s / 1000,
+            e.upload_kbit_s % 1000 / 100
+        ),
+        E::SentBackToWaitingRoom(_) => "In den Warteraum zurückgeschickt".into(),
+        E::RemovedFromSession(_) => "Aus der Sitzung entfernt".into(),
+        E::ReconnectGraceExpired(e) => match e.party {
+            videoamt_core::domain::events::Party::Citizen => {
+                "Verbindung nicht rechtzeitig wiederhergestellt: zurück im Warteraum".into()
+            }
+            videoamt_core::domain::events::Party::Clerk => {
+                "Verbindung der Sachbearbeitung nicht rechtzeitig wiederhergestellt".into()
+            }
+        },
         E::IdentityVerified(e) => format!("Identität geprüft ({})", e.document_type),
         E::IdentityCheckFailed(e) => {
             format!("Identitätsprüfung fehlgeschlagen ({})", e.document_type)

@@ -20,6 +20,12 @@ pub struct Waiting {
     pub waiting_since: String,
     pub privacy_notice_accepted: bool,
     pub connection_lost: bool,
+    /// The last pre-call check: passed or not, and the upload in kbit/s.
+    #[serde(default)]
+    pub pre_call_check: Option<(bool, u32)>,
+    /// Admitted once and sent back (or back after a lost connection): waiting again.
+    #[serde(default)]
+    pub returned: bool,
 }
 
 /// Where a session's waiting entry lives.
@@ -27,6 +33,8 @@ pub struct Waiting {
 struct Place {
     key: String,
     appointment: String,
+    #[serde(default)]
+    pre_call_check: Option<(bool, u32)>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -68,6 +76,7 @@ impl Projection for WaitingRoom {
                 Place {
                     key,
                     appointment: e.appointment.to_string(),
+                    pre_call_check: None,
                 },
             );
             return;
@@ -89,6 +98,7 @@ impl Projection for WaitingRoom {
                     w.appointment.clone_from(&place.appointment);
                     w.waiting_since = at;
                     w.connection_lost = false;
+                    w.pre_call_check = place.pre_call_check;
                 });
             }
             DomainEvent::PrivacyNoticeAccepted(_) if present => {
@@ -100,8 +110,36 @@ impl Projection for WaitingRoom {
             DomainEvent::ConnectionRestored(e) if e.party == Party::Citizen && present => {
                 docs.update(waiting, |w: &mut Waiting| w.connection_lost = false);
             }
+            DomainEvent::PreCallCheckRecorded(e) => {
+                // Kept on the place too, so that it shows when the citizen joins later.
+                let result = (e.passed, e.upload_kbit_s);
+                docs.update(place_key(stream), |p: &mut Place| {
+                    p.pre_call_check = Some(result)
+                });
+                if present {
+                    docs.update(waiting, |w: &mut Waiting| w.pre_call_check = Some(result));
+                }
+            }
             DomainEvent::ParticipantLeft(e) if e.party == Party::Citizen => docs.delete(waiting),
-            DomainEvent::AdmittedFromWaitingRoom(_) | DomainEvent::SessionEnded(_) => {
+            DomainEvent::RemovedFromSession(_) => docs.delete(waiting),
+            DomainEvent::AdmittedFromWaitingRoom(_) => docs.delete(waiting),
+            DomainEvent::SentBackToWaitingRoom(_) | DomainEvent::ReconnectGraceExpired(_)
+                if !present =>
+            {
+                docs.put(
+                    waiting,
+                    Waiting {
+                        session: stream.trim_start_matches("session-").to_owned(),
+                        appointment: place.appointment.clone(),
+                        waiting_since: at,
+                        privacy_notice_accepted: true,
+                        connection_lost: false,
+                        pre_call_check: place.pre_call_check,
+                        returned: true,
+                    },
+                );
+            }
+            DomainEvent::SessionEnded(_) => {
                 docs.delete(waiting);
                 docs.delete(place_key(stream));
             }

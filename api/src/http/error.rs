@@ -369,6 +369,11 @@ pub fn refusal(error: &DomainError) -> (StatusCode, &'static str, &'static str) 
             "Bereits eingelassen",
         ),
         D::NotAdmitted => (CONFLICT, "/problems/not-admitted", "Noch nicht eingelassen"),
+        D::RemovedFromSession => (
+            StatusCode::FORBIDDEN,
+            "/problems/removed-from-session",
+            "Aus der Sitzung entfernt",
+        ),
         D::IdentityNotVerified => (
             CONFLICT,
             "/problems/identity-not-verified",
@@ -613,6 +618,7 @@ mod tests {
             D::PrivacyNoticeNotAccepted,
             D::AlreadyAdmitted,
             D::NotAdmitted,
+            D::RemovedFromSession,
             D::IdentityNotVerified,
             D::UnknownDocumentType,
             D::UnknownSecurityFeature,

@@ -71,6 +71,8 @@ pub enum DomainError {
     AlreadyAdmitted,
     #[error("Das ist erst nach dem Einlass aus dem Warteraum möglich.")]
     NotAdmitted,
+    #[error("Sie wurden aus dieser Videositzung entfernt. Bitte wenden Sie sich an das Amt.")]
+    RemovedFromSession,
     #[error("Für dieses Anliegen muss zuerst die Identität geprüft werden.")]
     IdentityNotVerified,
     #[error("Diese Ausweisart wird bei der Identitätsprüfung nicht angenommen.")]

@@ -260,6 +260,35 @@ pub struct ConnectionRestored {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrivacyNoticeAccepted {}
 
+/// The citizen's pre-call check: whether the browser, camera, microphone and line passed, and
+/// the measured upload. Nothing else about the device is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreCallCheckRecorded {
+    pub passed: bool,
+    /// Upload measured against this server, in kbit/s; 0 when it could not be measured.
+    pub upload_kbit_s: u32,
+}
+
+/// The clerk sent an admitted citizen back to the waiting room; media stops until the next
+/// admission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentBackToWaitingRoom {
+    pub clerk: ClerkId,
+}
+
+/// The clerk removed the citizen from the session; the link no longer enters it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovedFromSession {
+    pub clerk: ClerkId,
+}
+
+/// A party whose connection was lost did not come back within the grace period. A citizen is
+/// back in the waiting room and needs admitting again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconnectGraceExpired {
+    pub party: Party,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdmittedFromWaitingRoom {
     pub clerk: ClerkId,
@@ -583,6 +612,10 @@ domain_events! {
     ConnectionRestored = 1,
     PrivacyNoticeAccepted = 1,
     AdmittedFromWaitingRoom = 1,
+    PreCallCheckRecorded = 1,
+    SentBackToWaitingRoom = 1,
+    RemovedFromSession = 1,
+    ReconnectGraceExpired = 1,
     IdentityVerified = 1,
     IdentityCheckFailed = 1,
     DocumentUploaded = 1,

@@ -26,6 +26,10 @@ pub struct SessionState {
     pub citizen_connection_lost: bool,
     pub privacy_accepted: bool,
     pub admitted: bool,
+    /// The clerk removed the citizen; the link no longer enters.
+    pub citizen_removed: bool,
+    /// The last pre-call check's result.
+    pub pre_call_check: Option<PreCallCheckRecorded>,
     pub identity_verified: bool,
     pub documents: BTreeSet<DocumentId>,
     pub forms: BTreeMap<FormId, FormTemplateId>,
@@ -54,6 +58,18 @@ impl SessionState {
             }
             DomainEvent::PrivacyNoticeAccepted(_) => self.privacy_accepted = true,
             DomainEvent::AdmittedFromWaitingRoom(_) => self.admitted = true,
+            DomainEvent::PreCallCheckRecorded(e) => self.pre_call_check = Some(e.clone()),
+            DomainEvent::SentBackToWaitingRoom(_) => self.admitted = false,
+            DomainEvent::RemovedFromSession(_) => {
+                self.citizen_removed = true;
+                self.citizen_present = false;
+                self.citizen_connection_lost = false;
+                self.admitted = false;
+            }
+            DomainEvent::ReconnectGraceExpired(e) if e.party == Party::Citizen => {
+                self.citizen_connection_lost = false;
+                self.admitted = false;
+            }
             DomainEvent::IdentityVerified(_) => self.identity_verified = true,
             DomainEvent::DocumentUploaded(e) => {
                 self.documents.insert(e.document);
@@ -146,9 +162,30 @@ pub enum SessionCommand {
     AcceptPrivacyNotice {
         session: SessionId,
     },
+    /// The citizen's pre-call check; only the result and the measured upload are kept.
+    RecordPreCallCheck {
+        session: SessionId,
+        passed: bool,
+        upload_kbit_s: u32,
+    },
     Admit {
         session: SessionId,
         clerk: ClerkId,
+    },
+    /// The clerk sends an admitted citizen back to the waiting room.
+    SendBackToWaitingRoom {
+        session: SessionId,
+        clerk: ClerkId,
+    },
+    /// The clerk removes the citizen from the session; the link no longer enters it.
+    RemoveFromSession {
+        session: SessionId,
+        clerk: ClerkId,
+    },
+    /// The grace period of a lost connection is over. Nothing if it was restored meanwhile.
+    ExpireReconnectGrace {
+        session: SessionId,
+        party: Party,
     },
     /// The clerk checked the document shown on camera: security features of at least three
     /// categories.
@@ -209,7 +246,11 @@ impl SessionCommand {
             | LoseConnection { session, .. }
             | RestoreConnection { session, .. }
             | AcceptPrivacyNotice { session }
+            | RecordPreCallCheck { session, .. }
             | Admit { session, .. }
+            | SendBackToWaitingRoom { session, .. }
+            | RemoveFromSession { session, .. }
+            | ExpireReconnectGrace { session, .. }
             | VerifyIdentity { session, .. }
             | FailIdentityCheck { session, .. }
             | UploadDocument { session, .. }
@@ -273,6 +314,9 @@ impl SessionCommand {
             }
             Join { party, .. } => {
                 state.running()?;
+                if *party == Party::Citizen && state.citizen_removed {
+                    return Err(DomainError::RemovedFromSession);
+                }
                 let present = match party {
                     Party::Citizen => state.citizen_present,
                     Party::Clerk => state.clerk_present,
@@ -300,6 +344,52 @@ impl SessionCommand {
                     return Ok(vec![]);
                 }
                 Ok(one(stream, PrivacyNoticeAccepted {}))
+            }
+            RecordPreCallCheck {
+                passed,
+                upload_kbit_s,
+                ..
+            } => {
+                state.running()?;
+                Ok(one(
+                    stream,
+                    PreCallCheckRecorded {
+                        passed: *passed,
+                        upload_kbit_s: *upload_kbit_s,
+                    },
+                ))
+            }
+            SendBackToWaitingRoom { clerk, .. } => {
+                state.in_room()?;
+                Ok(one(
+                    stream,
+                    SentBackToWaitingRoom {
+                        clerk: clerk.clone(),
+                    },
+                ))
+            }
+            RemoveFromSession { clerk, .. } => {
+                state.running()?;
+                if state.citizen_removed {
+                    return Ok(vec![]);
+                }
+                Ok(one(
+                    stream,
+                    RemovedFromSession {
+                        clerk: clerk.clone(),
+                    },
+                ))
+            }
+            ExpireReconnectGrace { party, .. } => {
+                state.running()?;
+                let lost = match party {
+                    Party::Citizen => state.citizen_connection_lost,
+                    Party::Clerk => false,
+                };
+                if !lost {
+                    return Ok(vec![]);
+                }
+                Ok(one(stream, ReconnectGraceExpired { party: *party }))
             }
             Admit { clerk, .. } => {
                 state.admit()?;
@@ -583,6 +673,164 @@ mod tests {
             .then_error(DomainError::AlreadyAdmitted);
         given(ettlingen(), vec![])
             .when(admit())
+            .then_error(DomainError::UnknownSession);
+    }
+
+    #[test]
+    fn the_clerk_sends_back_and_admits_again_and_a_removed_citizen_stays_out() {
+        let send_back = || SessionCommand::SendBackToWaitingRoom {
+            session: session(),
+            clerk: "a.becker".into(),
+        };
+        let admit = || SessionCommand::Admit {
+            session: session(),
+            clerk: "a.becker".into(),
+        };
+        given(ettlingen(), opened(&["meldebescheinigung"]))
+            .when(send_back())
+            .then_error(DomainError::NotAdmitted);
+        let h = admitted(&["meldebescheinigung"]);
+        given(ettlingen(), h.clone())
+            .when(send_back())
+            .then_expect(vec![(
+                session().stream(),
+                SentBackToWaitingRoom {
+                    clerk: "a.becker".into(),
+                }
+                .into(),
+            )]);
+        let back = then(&h, send_back());
+        given(ettlingen(), back.clone())
+            .when(SessionCommand::UploadDocument {
+                session: session(),
+                document: DocumentId(Uuid::from_u128(5)),
+                by: Party::Citizen,
+                file_name: Personal::plain("a.pdf"),
+                media_type: MediaType::PDF,
+                size_bytes: 1,
+                sha256: Sha256::from_bytes([7; 32]),
+            })
+            .then_error(DomainError::NotAdmitted);
+        given(ettlingen(), back.clone())
+            .when(admit())
+            .then_expect(vec![(
+                session().stream(),
+                AdmittedFromWaitingRoom {
+                    clerk: "a.becker".into(),
+                }
+                .into(),
+            )]);
+
+        let remove = || SessionCommand::RemoveFromSession {
+            session: session(),
+            clerk: "a.becker".into(),
+        };
+        given(ettlingen(), back.clone())
+            .when(remove())
+            .then_expect(vec![(
+                session().stream(),
+                RemovedFromSession {
+                    clerk: "a.becker".into(),
+                }
+                .into(),
+            )]);
+        let removed = then(&back, remove());
+        given(ettlingen(), removed.clone())
+            .when(remove())
+            .then_expect(vec![]);
+        given(ettlingen(), removed.clone())
+            .when(SessionCommand::Join {
+                session: session(),
+                party: Party::Citizen,
+            })
+            .then_error(DomainError::RemovedFromSession);
+        given(ettlingen(), removed)
+            .when(admit())
+            .then_error(DomainError::CitizenNotWaiting);
+    }
+
+    #[test]
+    fn a_lost_connection_past_its_grace_puts_the_citizen_back_in_the_waiting_room() {
+        let expire = |party| SessionCommand::ExpireReconnectGrace {
+            session: session(),
+            party,
+        };
+        let h = admitted(&["meldebescheinigung"]);
+        given(ettlingen(), h.clone())
+            .when(expire(Party::Citizen))
+            .then_expect(vec![]);
+        let lost = then(
+            &h,
+            SessionCommand::LoseConnection {
+                session: session(),
+                party: Party::Citizen,
+            },
+        );
+        given(ettlingen(), lost.clone())
+            .when(expire(Party::Clerk))
+            .then_expect(vec![]);
+        given(ettlingen(), lost.clone())
+            .when(expire(Party::Citizen))
+            .then_expect(vec![(
+                session().stream(),
+                ReconnectGraceExpired {
+                    party: Party::Citizen,
+                }
+                .into(),
+            )]);
+        let restored = then(
+            &lost,
+            SessionCommand::RestoreConnection {
+                session: session(),
+                party: Party::Citizen,
+            },
+        );
+        given(ettlingen(), restored)
+            .when(expire(Party::Citizen))
+            .then_expect(vec![]);
+        let expired = then(&lost, expire(Party::Citizen));
+        given(ettlingen(), expired.clone())
+            .when(SessionCommand::ShareDocument {
+                session: session(),
+                document: DocumentId(Uuid::from_u128(5)),
+            })
+            .then_error(DomainError::NotAdmitted);
+        given(ettlingen(), expired)
+            .when(SessionCommand::Admit {
+                session: session(),
+                clerk: "a.becker".into(),
+            })
+            .then_expect(vec![(
+                session().stream(),
+                AdmittedFromWaitingRoom {
+                    clerk: "a.becker".into(),
+                }
+                .into(),
+            )]);
+    }
+
+    #[test]
+    fn the_pre_call_check_keeps_only_the_result_and_the_upload() {
+        given(ettlingen(), opened(&["meldebescheinigung"]))
+            .when(SessionCommand::RecordPreCallCheck {
+                session: session(),
+                passed: false,
+                upload_kbit_s: 1_500,
+            })
+            .then_expect(vec![(
+                session().stream(),
+                PreCallCheckRecorded {
+                    passed: false,
+                    upload_kbit_s: 1_500,
+                }
+                .into(),
+            )]);
+        given(ettlingen(), vec![])
+            .when(SessionCommand::RecordPreCallCheck {
+                session: session(),
+                passed: true,
+                upload_kbit_s: 20_000,
+            })
             .then_error(DomainError::UnknownSession);
     }
 
