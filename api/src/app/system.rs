@@ -38,6 +38,9 @@ pub struct System {
     pub data_dir: PathBuf,
     pub tenants: Arc<Vec<Tenant>>,
     pub settings: Arc<Settings>,
+    /// One bus for the whole process, so that commands on the same streams queue behind each
+    /// other (ADR 0012) whichever request or worker issues them.
+    bus: CommandBus,
 }
 
 impl std::fmt::Debug for System {
@@ -91,7 +94,9 @@ impl System {
     ) -> Self {
         let access = kek.access_tokens();
         let keys: Arc<dyn KeyStore> = Arc::new(Keyring::new(kek, store.clone()));
+        let bus = CommandBus::new(store.clone(), keys.clone(), tenants.iter().cloned());
         Self {
+            bus,
             access,
             blobs: Arc::new(FsBlobStore::new(data_dir.join("blobs"), keys.clone())),
             store,
@@ -107,12 +112,9 @@ impl System {
         self
     }
 
+    /// The process's command bus; clones share its stream queues.
     pub fn bus(&self) -> CommandBus {
-        CommandBus::new(
-            self.store.clone(),
-            self.keys.clone(),
-            self.tenants.iter().cloned(),
-        )
+        self.bus.clone()
     }
 
     /// An appointment's state, folded from its stream with the deciders' `evolve`, and the

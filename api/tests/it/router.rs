@@ -1048,3 +1048,63 @@ async fn the_live_feed_moves_when_the_clerks_read_models_do() {
     let quiet = tokio::time::timeout(std::time::Duration::from_secs(1), first.changed()).await;
     assert!(quiet.is_err(), "the feed moved without a change");
 }
+
+/// Every handler and worker takes `system.bus()`; if each got a bus of its own, commands on
+/// the same slot would no longer queue behind each other but collide and decide again.
+#[tokio::test]
+async fn every_bus_of_the_system_queues_commands_on_the_same_slot() {
+    use videoamt_adapters::bus::{BusError, Issued};
+    use videoamt_core::domain::appointment::{AppointmentCommand, BookAppointment};
+    use videoamt_core::domain::command::Command;
+    use videoamt_core::domain::events::Contact;
+    use videoamt_core::domain::{AppointmentId, DomainError, Personal, SubjectId};
+    use videoamt_core::event::{Actor, TenantId};
+    use videoamt_core::tenant::BookingChannel;
+
+    let (_dir, state) = state().await;
+    // A Tuesday 9:00 in Ettlingen's Bürgerbüro, whose slots hold 2 citizens each.
+    let start = time::macros::datetime!(2026-12-15 08:00 UTC);
+    let now = time::macros::datetime!(2026-12-01 12:00 UTC);
+    let bookings = (0..8).map(|i| {
+        let bus = state.system.bus();
+        async move {
+            let command: Command = AppointmentCommand::BookAppointment(BookAppointment {
+                appointment: AppointmentId(uuid::Uuid::now_v7()),
+                subject: SubjectId(uuid::Uuid::now_v7()),
+                department: "buergerbuero".into(),
+                services: vec!["meldebescheinigung".into()],
+                start,
+                channel: BookingChannel::Online,
+                invited_by: None,
+                contact: Contact {
+                    name: Personal::plain(format!("Person {i}")),
+                    email: Personal::plain(format!("p{i}@example.org")),
+                    phone: None,
+                },
+                access: None,
+            })
+            .into();
+            let issued = Issued {
+                tenant: TenantId::parse("ettlingen").expect("valid"),
+                actor: Actor::system("test"),
+                correlation_id: uuid::Uuid::now_v7(),
+                command_id: uuid::Uuid::now_v7(),
+                now,
+            };
+            bus.execute(&command, &issued).await
+        }
+    });
+    let results = futures::future::join_all(bookings).await;
+    let mut booked = 0;
+    for result in results {
+        match result {
+            Ok(done) => {
+                booked += 1;
+                assert_eq!(done.attempts, 1, "queued, so decided once");
+            }
+            Err(BusError::Refused(DomainError::SlotTaken)) => {}
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert_eq!(booked, 2, "the slot holds two");
+}
