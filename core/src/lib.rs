@@ -25,6 +25,7 @@ pub mod event;
 pub mod german;
 pub mod keys;
 pub mod mail;
+pub mod media;
 pub mod readmodel;
 pub mod store;
 pub mod tenant;
