@@ -349,7 +349,7 @@ pub(crate) fn check_contact(input: &ContactInput) -> Result<Contact, Vec<FieldEr
     }
 }
 
-fn citizen_actor(token: &str) -> Actor {
+pub(crate) fn citizen_actor(token: &str) -> Actor {
     let id = format!("link-{}", &token_hash(token)[..16]);
     Actor::new(ActorRole::Citizen, &id).expect("a short ascii id")
 }
@@ -663,23 +663,7 @@ pub(crate) async fn reschedule(
 /// Each step is idempotent, so entering again (another tab, a reload) changes nothing.
 pub(crate) async fn enter_waiting_room(state: &AppState, token: &str) -> Result<Found, Error> {
     let found = by_token(state, token).await?;
-    let session = match found.state.session {
-        Some(s) => s,
-        None => {
-            let session = videoamt_core::domain::SessionId(Uuid::now_v7());
-            act(
-                state,
-                &found,
-                SessionCommand::OpenSession {
-                    appointment: found.id,
-                    session,
-                }
-                .into(),
-            )
-            .await?;
-            session
-        }
-    };
+    let session = ensure_session(state, &found).await?;
     act(
         state,
         &found,
@@ -696,4 +680,37 @@ pub(crate) async fn enter_waiting_room(state: &AppState, token: &str) -> Result<
         SessionCommand::AcceptPrivacyNotice { session }.into(),
     )
     .await
+}
+
+/// The appointment's session, opened now if it is not yet. Two tabs opening it at once: the
+/// second is refused as already open and takes the first one's session.
+pub(crate) async fn ensure_session(
+    state: &AppState,
+    found: &Found,
+) -> Result<videoamt_core::domain::SessionId, Error> {
+    if let Some(s) = found.state.session {
+        return Ok(s);
+    }
+    let session = videoamt_core::domain::SessionId(Uuid::now_v7());
+    let opened = act(
+        state,
+        found,
+        SessionCommand::OpenSession {
+            appointment: found.id,
+            session,
+        }
+        .into(),
+    )
+    .await;
+    match opened {
+        Ok(_) => Ok(session),
+        Err(Error::Refused(videoamt_core::domain::DomainError::SessionAlreadyOpen)) => {
+            by_token(state, &found.token)
+                .await?
+                .state
+                .session
+                .ok_or_else(|| Error::internal("session refused as open but not linked"))
+        }
+        Err(e) => Err(e),
+    }
 }

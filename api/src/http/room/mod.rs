@@ -1,3 +1,8 @@
-//! The session room (issues 16 and 17): pre-call check, admission, signaling over the room's
-//! WebSocket, documents, forms, signatures and payment. Empty until then; its live updates
-//! will come from `workers::live`, the feed the clerk's SSE stream already uses.
+//! The session room (issues 16 and 17): the pre-call check, the room's WebSocket (signaling
+//! and room events), the clerk's admission, identity check and documents. Live updates come
+//! from `workers::live`, the feed the clerk's SSE stream uses, and from the room hub, which
+//! tells a session's sockets at once what the other side did.
+
+// Its first users, the room pages and socket, follow in the next commits.
+#[allow(dead_code)]
+pub(crate) mod access;
