@@ -122,6 +122,8 @@ impl Appointment<'_> {
                     &format!(
                         "Bitte bestätigen Sie den Termin über Ihre Terminseite. Dort treten Sie \
                          zum Termin auch der Videoberatung bei:\n{link}\n\n\
+                         Technik vor dem Termin prüfen (Browser, Kamera, Mikrofon, \
+                         Internetverbindung):\n{link}/technik\n\n\
                          Termin absagen:\n{link}/absagen\n\n\
                          Termin verlegen:\n{link}/verlegen\n\n\
                          Der Link ist persönlich; bitte geben Sie ihn nicht weiter. Im Anhang \

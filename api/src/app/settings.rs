@@ -13,6 +13,8 @@ const MAIL_ATTEMPTS: u32 = 5;
 const MAIL_RETRY_MS: u64 = 2_000;
 const SCHEDULER_INTERVAL_MS: u64 = 60_000;
 const PURGE_PAGE: u32 = 500;
+/// Two minutes, as OpenTalk keeps a participant's resumption.
+const RECONNECT_GRACE_SECONDS: u64 = 120;
 
 /// The settings of a running product; `Settings::default()` is what an empty environment gives.
 #[derive(Clone, PartialEq, Eq, clap::Args)]
@@ -61,6 +63,11 @@ pub struct Settings {
     /// (mode 0600) on first start.
     #[arg(long, global = true, env = "VIDEOAMT_KEK_FILE")]
     pub kek_file: Option<PathBuf>,
+    /// How long a party whose connection to the room was lost may come back with the same
+    /// link or page before a citizen is back in the waiting room, in seconds.
+    #[arg(long, global = true, env = "VIDEOAMT_RECONNECT_GRACE_SECONDS",
+        default_value_t = RECONNECT_GRACE_SECONDS)]
+    pub reconnect_grace_seconds: u64,
 }
 
 impl Default for Settings {
@@ -76,6 +83,7 @@ impl Default for Settings {
             rate_limits: RateLimitSetting::default(),
             kek: None,
             kek_file: None,
+            reconnect_grace_seconds: RECONNECT_GRACE_SECONDS,
         }
     }
 }
@@ -94,6 +102,7 @@ impl std::fmt::Debug for Settings {
             .field("rate_limits", &self.rate_limits)
             .field("kek", &self.kek.as_ref().map(|_| "…"))
             .field("kek_file", &self.kek_file)
+            .field("reconnect_grace_seconds", &self.reconnect_grace_seconds)
             .finish()
     }
 }
@@ -110,6 +119,10 @@ impl Settings {
 
     pub fn scheduler_interval(&self) -> Duration {
         Duration::from_millis(self.retention_interval_ms)
+    }
+
+    pub fn reconnect_grace(&self) -> Duration {
+        Duration::from_secs(self.reconnect_grace_seconds)
     }
 }
 

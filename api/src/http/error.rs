@@ -70,7 +70,7 @@ pub enum Error {
     InvalidData(String),
     /// 429 Too Many Requests: wait this many seconds (also sent as `Retry-After`).
     TooManyRequests(u64),
-    /// The workflow refused. Its status comes from [`refusal`]: 401, 404, 409, 422 or 423.
+    /// The workflow refused. Its status comes from [`refusal`]: 401, 403, 404, 409, 422 or 423.
     Refused(DomainError),
     /// 503 Service Unavailable: the store does not answer. The cause is logged.
     Unavailable(String),
@@ -666,7 +666,7 @@ mod tests {
         for e in &refusals {
             let problem = Error::Refused(e.clone()).problem();
             assert!(
-                matches!(problem.status, 401 | 404 | 409 | 422 | 423),
+                matches!(problem.status, 401 | 403 | 404 | 409 | 422 | 423),
                 "{e:?}: {}",
                 problem.status
             );

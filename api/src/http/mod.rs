@@ -50,6 +50,11 @@ pub struct AppState {
     pub sessions: Arc<staff::session::Sessions>,
     /// Tells the live views (SSE, later the room's WebSocket) when the read models moved.
     pub live: crate::workers::live::LiveFeed,
+    /// The room sockets this process serves.
+    pub(crate) hub: room::hub::RoomHub,
+    /// The media relay of the rooms' calls; `None` where none runs (then the room says the
+    /// video service is unavailable).
+    pub media: Option<Arc<dyn videoamt_core::media::MediaRelay>>,
 }
 
 impl AppState {
@@ -66,7 +71,15 @@ impl AppState {
             http_metrics: Arc::default(),
             sessions: Arc::default(),
             live: crate::workers::live::LiveFeed::default(),
+            hub: room::hub::RoomHub::default(),
+            media: None,
         }
+    }
+
+    /// Carries the rooms' calls through `relay`.
+    pub fn with_media(mut self, relay: Arc<dyn videoamt_core::media::MediaRelay>) -> Self {
+        self.media = Some(relay);
+        self
     }
 
     /// Shows the outbox folder at `/dev/outbox` (the embedded default mode).
@@ -163,8 +176,9 @@ fn pages() -> axum::Router<AppState> {
         )
         .route(
             "/termin/{token}/warteraum",
-            get(citizen::pages::waiting).post(citizen::pages::enter_waiting_room),
+            get(room::pages::citizen_room).post(citizen::pages::enter_waiting_room),
         )
+        .merge(room::routes())
         .route("/static/{script}", get(staff::pages::script))
         .route(
             "/anmelden",

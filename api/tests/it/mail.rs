@@ -236,7 +236,7 @@ async fn confirmation_and_cancellation_mails_arrive_over_smtp_in_german_with_wor
         .split_whitespace()
         .filter(|w| w.starts_with("http://"))
         .collect();
-    assert_eq!(links.len(), 3, "{text}");
+    assert_eq!(links.len(), 4, "{text}");
     for link in &links {
         let path = link
             .strip_prefix(&format!("http://{addr}"))

@@ -11,6 +11,7 @@ mod mail;
 mod projection_crash;
 mod purge_crash;
 mod retention;
+mod room;
 mod router;
 mod staff;
 mod timers;

@@ -39,7 +39,7 @@ async fn account(api: &Api, tenant: &str, login: &str, role: StaffRole, departme
 
 /// Stuttgart: clerk A works for the trade office (online booking and invitations), clerk B for
 /// the insurance office; one auditor, DPO and admin.
-async fn staffed() -> Api {
+pub(crate) async fn staffed() -> Api {
     let api = Api::with_limits(RateLimits::new(
         100_000,
         100_000,
@@ -83,13 +83,13 @@ fn cookie_pair(set_cookie: &str) -> String {
     set_cookie.split(';').next().expect("a pair").to_owned()
 }
 
-async fn session(api: &Api, name: &str) -> String {
+pub(crate) async fn session(api: &Api, name: &str) -> String {
     let (status, body, cookie) = login(api, "stuttgart", name, PASSWORD).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     cookie_pair(&cookie.expect("a session cookie"))
 }
 
-async fn catch_up(api: &Api) {
+pub(crate) async fn catch_up(api: &Api) {
     api.state
         .runner()
         .catch_up(&api.state.projections)
@@ -117,13 +117,13 @@ fn start(n: usize) -> String {
     format!("{date}T{:02}:{:02}:00+01:00", minutes / 60, minutes % 60)
 }
 
-struct Booked {
-    token: String,
-    appointment: String,
-    subject: String,
+pub(crate) struct Booked {
+    pub(crate) token: String,
+    pub(crate) appointment: String,
+    pub(crate) subject: String,
 }
 
-async fn book(api: &Api, n: usize) -> Booked {
+pub(crate) async fn book(api: &Api, n: usize) -> Booked {
     let (status, _, body) = api
         .post("/api/v1/appointments", &stuttgart_booking(&start(n)))
         .await;
@@ -785,7 +785,7 @@ async fn a_clerk_invites_a_citizen_of_their_department_only() {
 
 /// A browser-like request with an optional session cookie and form body:
 /// (status, headers, HTML).
-async fn browse(
+pub(crate) async fn browse(
     api: &Api,
     method: &str,
     path: &str,

@@ -46,7 +46,7 @@ pub(crate) fn slot_choices(tenant: &Tenant, slots: &citizen::SlotsView) -> (Mark
     (choices, next)
 }
 
-fn overview(tenant: &Tenant, v: &AppointmentView) -> Markup {
+pub(crate) fn overview(tenant: &Tenant, v: &AppointmentView) -> Markup {
     let services: Vec<&str> = v.services.iter().map(|s| s.name.as_str()).collect();
     let status = match v.status {
         AppointmentStatus::Booked if v.confirmed => "gebucht und bestätigt",
@@ -71,7 +71,7 @@ fn overview(tenant: &Tenant, v: &AppointmentView) -> Markup {
     }
 }
 
-fn requirements(v: &AppointmentView) -> Markup {
+pub(crate) fn requirements(v: &AppointmentView) -> Markup {
     html! {
         h2 { "Technische Voraussetzungen" }
         ul {
@@ -90,7 +90,7 @@ fn requirements(v: &AppointmentView) -> Markup {
 }
 
 /// The appointment behind `token` and its municipality, or the refusal page.
-async fn found_view<'a>(
+pub(crate) async fn found_view<'a>(
     state: &'a AppState,
     token: &str,
 ) -> Result<(AppointmentView, &'a Tenant), Response> {
@@ -138,6 +138,10 @@ pub(crate) async fn appointment(
             p class="notice" {
                 "Die Videoberatung öffnet auf dieser Seite. Sie warten zunächst im virtuellen \
                  Warteraum, bis die Sachbearbeitung Sie hereinholt."
+            }
+            p {
+                a href={ (base) "/technik" } { "Technik vor dem Termin prüfen" }
+                " (Browser, Kamera, Mikrofon und Internetverbindung)"
             }
             (privacy_form(&base, false))
             (requirements(&v))
@@ -306,24 +310,4 @@ pub(crate) async fn enter_waiting_room(
         Ok(_) => Redirect::to(&format!("/termin/{token}/warteraum")).into_response(),
         Err(p) => problem_page(&p),
     }
-}
-
-/// The citizen's waiting room: the video call itself opens here in a later step.
-pub(crate) async fn waiting(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let (v, tenant) = match found_view(&state, &token).await {
-        Ok(found) => found,
-        Err(r) => return r,
-    };
-    let body = html! {
-        div class="notice" role="status" {
-            p {
-                strong { "Sie sind im Warteraum." }
-                " Die Sachbearbeitung sieht, dass Sie warten, und holt Sie zum Termin herein. \
-                 Bitte halten Sie Ihr Ausweisdokument bereit."
-            }
-        }
-        (overview(tenant, &v))
-        (requirements(&v))
-    };
-    page(StatusCode::OK, "Warteraum", body)
 }

@@ -3,6 +3,44 @@
 //! from `workers::live`, the feed the clerk's SSE stream uses, and from the room hub, which
 //! tells a session's sockets at once what the other side did.
 
-// Its first users, the room pages and socket, follow in the next commits.
-#[allow(dead_code)]
 pub(crate) mod access;
+pub(crate) mod hub;
+pub(crate) mod pages;
+pub(crate) mod precheck;
+pub(crate) mod socket;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::http::AppState;
+
+/// The room's routes. They are pages and a socket, not part of the JSON API, so they are not
+/// in the OpenAPI document (like the other pages).
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/termin/{token}/technik", get(precheck::page))
+        .route("/termin/{token}/technik/messung", post(precheck::measure))
+        .route("/termin/{token}/raum/ws", get(socket::citizen))
+        .route("/sachbearbeitung/termin/{id}/raum", get(pages::clerk_room))
+        .route("/sachbearbeitung/termin/{id}/raum/ws", get(socket::clerk))
+        .route(
+            "/sachbearbeitung/termin/{id}/raum/einlassen",
+            post(pages::admit),
+        )
+        .route(
+            "/sachbearbeitung/termin/{id}/raum/zurueckschicken",
+            post(pages::send_back),
+        )
+        .route(
+            "/sachbearbeitung/termin/{id}/raum/entfernen",
+            post(pages::remove),
+        )
+        .route(
+            "/sachbearbeitung/termin/{id}/raum/beenden",
+            post(pages::end),
+        )
+        .route(
+            "/sachbearbeitung/termin/{id}/raum/identitaet",
+            post(pages::identity),
+        )
+}

@@ -236,6 +236,12 @@ pub(crate) struct WaitingView {
     pub waiting_since: String,
     pub privacy_notice_accepted: bool,
     pub connection_lost: bool,
+    /// The last pre-call check passed; absent when none was made.
+    pub pre_call_check_passed: Option<bool>,
+    /// The upload that check measured, in kbit/s.
+    pub upload_kbit_s: Option<u32>,
+    /// Admitted before and back in the waiting room (sent back, or a lost connection).
+    pub returned: bool,
 }
 
 pub(crate) async fn waiting_room(
@@ -266,6 +272,9 @@ pub(crate) async fn waiting_room(
             department_name: department_name(tenant, d),
             privacy_notice_accepted: w.privacy_notice_accepted,
             connection_lost: w.connection_lost,
+            pre_call_check_passed: w.pre_call_check.map(|(passed, _)| passed),
+            upload_kbit_s: w.pre_call_check.map(|(_, kbit)| kbit),
+            returned: w.returned,
         })
         .collect())
 }

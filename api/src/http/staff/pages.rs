@@ -40,6 +40,8 @@ pub(crate) async fn script(Path(name): Path<String>) -> Response {
     let body = match name.as_str() {
         "live.js" => LIVE_JS,
         "zeitreise.js" => TIME_TRAVEL_JS,
+        "raum.js" => include_str!("../../../assets/raum.js"),
+        "technik.js" => include_str!("../../../assets/technik.js"),
         _ => return problem_page(&Error::not_found("Diese Datei gibt es nicht.")),
     };
     (
@@ -309,6 +311,28 @@ fn waiting_html(tenant: &Tenant, waiting: &[desk::WaitingView]) -> Markup {
                             ", Datenschutzhinweis noch offen"
                         }
                         @if w.connection_lost { ", Verbindung unterbrochen" }
+                        @if w.returned { ", zurück im Warteraum" }
+                        @match (w.pre_call_check_passed, w.upload_kbit_s) {
+                            (Some(true), Some(kbit)) => {
+                                ", Technik-Check bestanden (" (crate::http::room::pages::mbit(kbit))
+                                " Mbit/s)"
+                            }
+                            (Some(false), Some(kbit)) => {
+                                ", Technik-Check nicht bestanden ("
+                                (crate::http::room::pages::mbit(kbit)) " Mbit/s)"
+                            }
+                            _ => ", ohne Technik-Check",
+                        }
+                        " "
+                        @let room = format!("/sachbearbeitung/termin/{}/raum", w.appointment);
+                        @if w.privacy_notice_accepted {
+                            form method="post" action={ (room) "/einlassen" } class="inline" {
+                                button type="submit" { "Einlassen" }
+                            }
+                        }
+                        form method="post" action={ (room) "/entfernen" } class="inline" {
+                            button type="submit" { "Entfernen" }
+                        }
                     }
                 }
             }
