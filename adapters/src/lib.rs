@@ -1,6 +1,6 @@
 //! Implementations of the ports declared in `videoamt-core`.
 //!
-//! Heavy backends sit behind cargo features (`postgres`; later `kurrentdb` and `media`) so
+//! Heavy backends sit behind cargo features (`postgres`, `mail`, `media`; later `kurrentdb`) so
 //! that crates which need only the embedded store build quickly. The `videoamt` binary enables
 //! all of them.
 
@@ -10,5 +10,7 @@ pub mod bus;
 pub mod keys;
 #[cfg(feature = "mail")]
 pub mod mail;
+#[cfg(feature = "media")]
+pub mod media;
 pub mod passwords;
 pub mod store;

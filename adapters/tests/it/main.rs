@@ -2,4 +2,6 @@
 
 mod bus;
 mod contract;
+#[cfg(feature = "media")]
+mod media;
 mod support;
