@@ -5,6 +5,7 @@
 //! PostgreSQL case in a scratch database created on the given server and dropped afterwards.
 
 pub(crate) mod api;
+pub(crate) mod media;
 pub(crate) mod projections;
 pub(crate) mod retention;
 

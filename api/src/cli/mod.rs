@@ -245,6 +245,30 @@ enum BenchCommand {
         #[arg(long, default_value = "target/bench")]
         out: std::path::PathBuf,
     },
+    /// Two-party calls of Rust peers through the media relay: the largest number under 1 %
+    /// loss, added latency, packets per relay CPU-second, memory over many set-ups and
+    /// tear-downs, and refusals past capacity.
+    Media {
+        /// The ramp's last step.
+        #[arg(long, default_value_t = 150)]
+        max_calls: usize,
+        #[arg(long, default_value_t = 10)]
+        step: usize,
+        /// Measured seconds per ramp step and for the overload phase.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Call set-ups and tear-downs in the churn phase.
+        #[arg(long, default_value_t = 1_000)]
+        churn: usize,
+        /// Configured capacity for the overload phase (default: what the ramp found).
+        #[arg(long)]
+        capacity: Option<usize>,
+        /// Video bit rate of each party, bits per second.
+        #[arg(long, default_value_t = 1_500_000)]
+        video_bps: u64,
+        #[arg(long, default_value = "target/bench")]
+        out: std::path::PathBuf,
+    },
     /// The HTTP API against a `serve` child process: slot queries, bookings, token lookups and
     /// clerk schedule reads from concurrent keep-alive clients; latencies and server RSS.
     Api {
@@ -440,6 +464,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out,
             };
             crate::bench::booking(options).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Media {
+            max_calls,
+            step,
+            seconds,
+            churn,
+            capacity,
+            video_bps,
+            out,
+        }) => {
+            let options = crate::bench::media::MediaBenchOptions {
+                max_calls,
+                step,
+                seconds,
+                churn,
+                capacity,
+                video_bps,
+                out,
+            };
+            crate::bench::media::media(options).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Api {
