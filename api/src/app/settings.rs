@@ -15,6 +15,9 @@ const SCHEDULER_INTERVAL_MS: u64 = 60_000;
 const PURGE_PAGE: u32 = 500;
 /// Two minutes, as OpenTalk keeps a participant's resumption.
 const RECONNECT_GRACE_SECONDS: u64 = 120;
+const MEDIA_BIND: &str = "127.0.0.1:0";
+/// The largest number of calls `bench media` held under 1 % loss on the 2-core machine.
+const MEDIA_MAX_CALLS: usize = 40;
 
 /// The settings of a running product; `Settings::default()` is what an empty environment gives.
 #[derive(Clone, PartialEq, Eq, clap::Args)]
@@ -68,6 +71,19 @@ pub struct Settings {
     #[arg(long, global = true, env = "VIDEOAMT_RECONNECT_GRACE_SECONDS",
         default_value_t = RECONNECT_GRACE_SECONDS)]
     pub reconnect_grace_seconds: u64,
+    /// The UDP address the media relay listens on, one socket for every call. A concrete
+    /// address (browsers are told it as the candidate), port 0 picks one; the default serves
+    /// browsers on this machine only.
+    #[arg(long, global = true, env = "VIDEOAMT_MEDIA_BIND", default_value = MEDIA_BIND)]
+    pub media_bind: std::net::SocketAddr,
+    /// The public address announced to browsers besides the bound one, behind 1:1 NAT.
+    #[arg(long, global = true, env = "VIDEOAMT_MEDIA_ANNOUNCE_IP")]
+    pub media_announce_ip: Option<std::net::IpAddr>,
+    /// Concurrent calls the relay takes on; one more is refused with a German message while
+    /// the running calls go on. Measured with `videoamt bench media` (ADR 0015).
+    #[arg(long, global = true, env = "VIDEOAMT_MEDIA_MAX_CALLS",
+        default_value_t = MEDIA_MAX_CALLS)]
+    pub media_max_calls: usize,
 }
 
 impl Default for Settings {
@@ -84,6 +100,9 @@ impl Default for Settings {
             kek: None,
             kek_file: None,
             reconnect_grace_seconds: RECONNECT_GRACE_SECONDS,
+            media_bind: MEDIA_BIND.parse().expect("a valid default"),
+            media_announce_ip: None,
+            media_max_calls: MEDIA_MAX_CALLS,
         }
     }
 }
@@ -103,6 +122,9 @@ impl std::fmt::Debug for Settings {
             .field("kek", &self.kek.as_ref().map(|_| "…"))
             .field("kek_file", &self.kek_file)
             .field("reconnect_grace_seconds", &self.reconnect_grace_seconds)
+            .field("media_bind", &self.media_bind)
+            .field("media_announce_ip", &self.media_announce_ip)
+            .field("media_max_calls", &self.media_max_calls)
             .finish()
     }
 }

@@ -588,13 +588,29 @@ async fn serve(
     let public_url =
         (system.settings.public_url.clone()).unwrap_or_else(|| format!("http://{addr}"));
     let smtp = system.settings.smtp().is_some();
-    let mut state = server::AppState::new(system).with_public_url(&public_url);
+    let relay = media_relay(&system.settings)?;
+    let mut state = server::AppState::new(system)
+        .with_public_url(&public_url)
+        .with_media(relay);
     // The dev outbox page exists only in the embedded default mode: no mail server configured.
     if matches!(location, StoreLocation::Sqlite(_)) && !smtp {
         state = state.with_dev_outbox();
     }
     server::serve(listener, state).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The rooms' media relay as the settings say.
+fn media_relay(
+    settings: &crate::app::Settings,
+) -> anyhow::Result<std::sync::Arc<dyn videoamt_core::media::MediaRelay>> {
+    let mut config =
+        videoamt_adapters::media::MediaConfig::new(settings.media_bind, settings.media_max_calls);
+    config.announce_ip = settings.media_announce_ip;
+    let relay = videoamt_adapters::media::Str0mRelay::start(config)
+        .with_context(|| format!("cannot start the media relay on {}", settings.media_bind))?;
+    tracing::info!(addr = %relay.local_addr(), "media relay listening");
+    Ok(std::sync::Arc::new(relay))
 }
 
 /// `videoamt user add`: the password comes from standard input, never from the command line
