@@ -116,7 +116,7 @@ pub(crate) async fn citizen_room(
         (requirements(&view))
         p { a href={ "/termin/" (token) } { "Zurück zum Termin" } }
     };
-    shell(StatusCode::OK, "Warteraum", None, &["raum.js"], body)
+    shell(StatusCode::OK, "Videoberatung", None, &["raum.js"], body)
 }
 
 fn ended(room: &Room, outcome: SessionOutcome) -> Markup {

@@ -1,0 +1,247 @@
+//! The session room in two real browsers: a citizen and a clerk meet by video through the
+//! server's media relay, in headless Chromium with a fake camera and microphone.
+//!
+//! WebRTC traffic may only go to loopback here, and Chromium would also gather the machine's
+//! other addresses, so the test runs itself again in a network namespace of its own that has
+//! only `lo` (DESIGN §13): `unshare -n`, as root. Inside it nothing of the machine is
+//! reachable, so it uses the embedded store and needs no mail server.
+
+use std::process::Command;
+use std::time::Duration;
+
+use super::cdp::{Browser, FAKE_MEDIA_ARGS};
+use super::{Person, screenshots};
+use crate::mail::server;
+
+const IN_NAMESPACE: &str = "VIDEOAMT_TEST_IN_NETNS";
+const TEST: &str = "browser::room::a_citizen_and_a_clerk_meet_by_video_in_two_browsers";
+
+/// Runs this test again inside a loopback-only network namespace; `true` when the caller is
+/// the copy inside and should go on.
+fn inside_namespace() -> bool {
+    if std::env::var_os(IN_NAMESPACE).is_some() {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary");
+    let status = Command::new("unshare")
+        .args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        .arg(exe)
+        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+        .env(IN_NAMESPACE, "1")
+        .status()
+        .expect("unshare runs (util-linux, as root; scripts/test installs iproute2)");
+    assert!(
+        status.success(),
+        "the room test inside the namespace failed"
+    );
+    false
+}
+
+/// Waits until the page's own record of the call (`window.videoamt`) says `condition`.
+async fn until(person: &Person, condition: &str, what: &str) {
+    person
+        .page
+        .wait_for(condition, Duration::from_secs(45))
+        .await
+        .unwrap_or_else(|e| {
+            panic!("{} waited for {what}: {e:#}", person.who);
+        });
+}
+
+async fn inbound(person: &Person) -> u64 {
+    person
+        .page
+        .eval("window.videoamt.inbound")
+        .await
+        .expect("stats")
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
+    if !inside_namespace() {
+        return;
+    }
+    std::fs::create_dir_all(screenshots()).expect("screenshot folder");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_server, addr) = server(dir.path(), "", true, &[]);
+    let base = format!("http://{addr}");
+    let axe = super::cdp::axe_source().expect("axe-core (scripts/test installs it)");
+    let mut args: Vec<&str> = FAKE_MEDIA_ARGS.to_vec();
+    args.extend([
+        "--allow-loopback-in-peer-connection",
+        "--autoplay-policy=no-user-gesture-required",
+    ]);
+    let browser = Browser::launch_with_args(&args)
+        .await
+        .expect("headless Chromium is needed (scripts/test installs it)");
+
+    // --- the citizen books, passes the pre-call check and waits ---
+    let mut citizen = Person::new(&browser, &base, &axe, "raum-buerger").await;
+    citizen.goto("/buchen/ettlingen").await;
+    let token = citizen
+        .book(
+            &["meldebescheinigung"],
+            "Erika Mustermann",
+            "erika@example.org",
+            false,
+        )
+        .await;
+    citizen.goto(&format!("/termin/{token}/technik")).await;
+    citizen.check("technik").await;
+    citizen
+        .page
+        .click("#pruefen")
+        .await
+        .expect("start the check");
+    until(
+        &citizen,
+        "document.getElementById('technik').dataset.ergebnis === 'bestanden'",
+        "the pre-call check to pass",
+    )
+    .await;
+    citizen.check("technik-bestanden").await;
+    citizen.goto(&format!("/termin/{token}")).await;
+    citizen
+        .page
+        .click("#datenschutz")
+        .await
+        .expect("privacy notice");
+    citizen.submit("form[action$='/warteraum'] button").await;
+    until(
+        &citizen,
+        "window.videoamt.state === 'waiting'",
+        "the waiting room",
+    )
+    .await;
+    citizen.check("warteraum").await;
+    let waiting = citizen.text().await;
+    assert!(waiting.contains("Sie werden gleich verbunden"), "{waiting}");
+    assert!(waiting.contains("Es wird nichts aufgezeichnet") && waiting.contains("§ 201"));
+    let appointment = citizen
+        .page
+        .eval(&format!(
+            "fetch('/api/v1/appointments/by-token/{token}').then(r => r.json()).then(a => a.id)"
+        ))
+        .await
+        .expect("the appointment's id");
+    let appointment = appointment.as_str().expect("an id").to_owned();
+
+    // --- the clerk admits; video flows both ways ---
+    let mut clerk = Person::new(&browser, &base, &axe, "raum-sachbearbeitung").await;
+    clerk.log_in("a.becker").await;
+    let room = format!("/sachbearbeitung/termin/{appointment}/raum");
+    clerk.goto(&room).await;
+    clerk.check("raum-vor-einlass").await;
+    let before = clerk.text().await;
+    assert!(
+        before.contains("Wartet im Warteraum.") && before.contains("Technik-Check: bestanden"),
+        "{before}"
+    );
+    clerk
+        .submit(&format!("form[action='{room}/einlassen'] button"))
+        .await;
+    until(
+        &citizen,
+        "window.videoamt.state === 'admitted'",
+        "admission",
+    )
+    .await;
+    until(&citizen, "window.videoamt.inbound > 0", "the clerk's media").await;
+    until(&clerk, "window.videoamt.inbound > 0", "the citizen's media").await;
+    citizen.check("raum").await;
+    clerk.check("raum").await;
+    assert!(inbound(&citizen).await > 0 && inbound(&clerk).await > 0);
+
+    // --- the identity check, a checklist and a result, no image ---
+    clerk
+        .page
+        .eval(
+            "document.getElementById('ausweisart').value = 'Personalausweis'; \
+             for (const f of ['Hologramm', 'Lichtbild', 'Polycarbonat']) \
+               document.querySelector(`input[name=feature][value=${f}]`).click();",
+        )
+        .await
+        .expect("fill the checklist");
+    clerk
+        .submit(&format!("form[action='{room}/identitaet'] button"))
+        .await;
+    assert!(
+        clerk.text().await.contains("Die Identität ist geprüft."),
+        "{}",
+        clerk.text().await
+    );
+    until(
+        &clerk,
+        "window.videoamt.inbound > 0",
+        "media after the reload",
+    )
+    .await;
+
+    // --- the citizen's tab closes and opens again within the grace period ---
+    drop(citizen.page);
+    until(
+        &clerk,
+        "document.getElementById('status-text').textContent.includes('unterbrochen')",
+        "the clerk to see the lost connection",
+    )
+    .await;
+    citizen.page = citizen.context.new_page().await.expect("a new tab");
+    citizen.goto(&format!("/termin/{token}/warteraum")).await;
+    until(
+        &citizen,
+        "window.videoamt.state === 'admitted' && window.videoamt.inbound > 0",
+        "media again after the reconnect, without the waiting room",
+    )
+    .await;
+    citizen.check("raum-wieder").await;
+
+    // --- the clerk ends the session ---
+    clerk
+        .submit(&format!("form[action='{room}/beenden'] button"))
+        .await;
+    until(
+        &citizen,
+        "window.videoamt.state === 'ended'",
+        "the end of the session",
+    )
+    .await;
+    citizen.check("beendet").await;
+
+    // --- the auditor's timeline holds every step in order ---
+    let mut auditor = Person::new(&browser, &base, &axe, "raum-pruefung").await;
+    auditor.log_in("pruefung").await;
+    auditor
+        .goto(&format!("/pruefung/termin/{appointment}"))
+        .await;
+    let timeline = auditor.text().await;
+    let steps = [
+        "Termin gebucht",
+        "Technikcheck bestanden",
+        "Datenschutzhinweis bestätigt",
+        "Aus dem Warteraum eingelassen",
+        "Identität geprüft (Personalausweis)",
+        "Verbindung unterbrochen",
+        "Verbindung wiederhergestellt",
+        "Videositzung beendet",
+    ];
+    let mut from = 0;
+    for step in steps {
+        let at = timeline[from..]
+            .find(step)
+            .unwrap_or_else(|| panic!("{step:?} missing or out of order in:\n{timeline}"));
+        from += at + step.len();
+    }
+
+    let violations: Vec<String> = [&citizen, &clerk]
+        .iter()
+        .flat_map(|p| p.violations.clone())
+        .collect();
+    assert!(
+        violations.is_empty(),
+        "serious accessibility violations:\n{}",
+        violations.join("\n")
+    );
+    browser.close().await.expect("Chromium closes");
+}
