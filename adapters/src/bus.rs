@@ -345,10 +345,10 @@ impl CommandBus {
                 if versions.len() + wanted.len() > MAX_STREAMS {
                     return Err(BusError::TooManyStreams);
                 }
-                if let Some(held) = held.as_deref_mut() {
-                    if held.take(queued(&wanted).cloned()).await == Taken::LetGo {
-                        continue 'fresh;
-                    }
+                if let Some(held) = held.as_deref_mut()
+                    && held.take(queued(&wanted).cloned()).await == Taken::LetGo
+                {
+                    continue 'fresh;
                 }
                 let reads = self.store.read_streams(&wanted).await?;
                 for (stream, recorded) in wanted.into_iter().zip(reads) {

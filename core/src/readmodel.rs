@@ -235,10 +235,10 @@ impl Docs {
     /// repairs it.
     pub fn get<T: DeserializeOwned + Clone + 'static>(&self, key: &DocKey) -> Option<T> {
         let slot = &self.docs.get(key)?.slot;
-        if let Slot::Typed(doc) = slot {
-            if let Some(value) = doc.as_any().downcast_ref::<T>() {
-                return Some(value.clone());
-            }
+        if let Slot::Typed(doc) = slot
+            && let Some(value) = doc.as_any().downcast_ref::<T>()
+        {
+            return Some(value.clone());
         }
         parse(slot)
     }
@@ -290,17 +290,16 @@ impl Docs {
         key: DocKey,
         f: impl FnOnce(&mut T),
     ) {
-        if let Some(held) = self.docs.get_mut(&key) {
-            if let Slot::Typed(doc) = &mut held.slot {
-                if let Some(value) = doc.as_any_mut().downcast_mut::<T>() {
-                    f(value);
-                    if !held.dirty {
-                        held.dirty = true;
-                        self.dirty.push(key);
-                    }
-                    return;
-                }
+        if let Some(held) = self.docs.get_mut(&key)
+            && let Slot::Typed(doc) = &mut held.slot
+            && let Some(value) = doc.as_any_mut().downcast_mut::<T>()
+        {
+            f(value);
+            if !held.dirty {
+                held.dirty = true;
+                self.dirty.push(key);
             }
+            return;
         }
         let mut doc: T = self
             .docs

@@ -688,18 +688,18 @@ impl RawTenant {
                 if fields.iter().any(|x| x.id == raw.id) {
                     return Err((span, format!("field {} is defined twice", raw.id)));
                 }
-                if let FieldKind::Choice { options } = &kind {
-                    if options.is_empty() {
-                        return Err((span, format!("choice field {} has no options", raw.id)));
-                    }
+                if let FieldKind::Choice { options } = &kind
+                    && options.is_empty()
+                {
+                    return Err((span, format!("choice field {} has no options", raw.id)));
                 }
-                if let FieldKind::Number { min, max } = kind {
-                    if min > max {
-                        return Err((
-                            span,
-                            format!("number field {}: min {min} > max {max}", raw.id),
-                        ));
-                    }
+                if let FieldKind::Number { min, max } = kind
+                    && min > max
+                {
+                    return Err((
+                        span,
+                        format!("number field {}: min {min} > max {max}", raw.id),
+                    ));
                 }
                 fields.push(FieldDefinition {
                     id: raw.id,

@@ -180,11 +180,11 @@ impl Projection for PilotStatistics {
         if let (Some(start), Some(booked)) = (facts.start, facts.booked_at) {
             facts.visit.lead_seconds = (start - booked).whole_seconds();
         }
-        if facts.bucket.is_some() || finalizes(event.event) {
-            if let Some(bucket) = self.bucket_of(event, &facts, appointment) {
-                docs.put(DocKey::new("row", bucket.clone()), facts.visit.clone());
-                facts.bucket = Some(bucket);
-            }
+        if (facts.bucket.is_some() || finalizes(event.event))
+            && let Some(bucket) = self.bucket_of(event, &facts, appointment)
+        {
+            docs.put(DocKey::new("row", bucket.clone()), facts.visit.clone());
+            facts.bucket = Some(bucket);
         }
         docs.put(facts_key(appointment), facts);
     }

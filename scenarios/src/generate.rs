@@ -1104,12 +1104,12 @@ impl Template {
                 StreamTemplate::Slot { at, .. } => Some(at.date()),
                 _ => None,
             };
-            if let Some(date) = day {
-                if date != local_start.date() {
-                    return Err(template_error(format!(
-                        "calendar day {date} is not the day of the start {local_start}"
-                    )));
-                }
+            if let Some(date) = day
+                && date != local_start.date()
+            {
+                return Err(template_error(format!(
+                    "calendar day {date} is not the day of the start {local_start}"
+                )));
             }
         }
         Ok(Self {

@@ -123,10 +123,10 @@ pub struct UnknownStore(String);
 
 impl StoreLocation {
     pub fn parse(raw: &str) -> Result<Self, UnknownStore> {
-        if let Some(path) = raw.strip_prefix("sqlite:") {
-            if !path.is_empty() {
-                return Ok(Self::Sqlite(path.into()));
-            }
+        if let Some(path) = raw.strip_prefix("sqlite:")
+            && !path.is_empty()
+        {
+            return Ok(Self::Sqlite(path.into()));
         }
         if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
             return Ok(Self::Postgres(raw.to_owned()));

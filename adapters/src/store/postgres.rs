@@ -300,10 +300,10 @@ async fn listen_once(
     let driver = tokio::spawn(async move {
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(Ok(message)) = messages.next().await {
-            if let AsyncMessage::Notification(n) = message {
-                if tx.send(n.payload().parse::<u64>().ok()).is_err() {
-                    break;
-                }
+            if let AsyncMessage::Notification(n) = message
+                && tx.send(n.payload().parse::<u64>().ok()).is_err()
+            {
+                break;
             }
         }
     });

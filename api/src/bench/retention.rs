@@ -91,7 +91,7 @@ pub(crate) async fn retention(options: RetentionBenchOptions) -> anyhow::Result<
     let started = Instant::now();
     let summary = PurgeJob::new(&system)
         .run_due(now, |_| {
-            if done.fetch_add(1, Ordering::Relaxed) % 1_000 == 0 {
+            if done.fetch_add(1, Ordering::Relaxed).is_multiple_of(1_000) {
                 // Kilobytes as an integer, for the atomic.
                 let kb = (rss_mb("VmRSS") * 1024.0) as u64;
                 max_rss.fetch_max(kb, Ordering::Relaxed);

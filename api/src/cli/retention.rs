@@ -16,10 +16,10 @@ use crate::workers::retention::{VERIFY_BATCH, purge, verify};
 
 /// `videoamt retention status`: counts per tenant and state.
 pub(crate) async fn status(system: &System, tenant: Option<&str>) -> anyhow::Result<ExitCode> {
-    if let Some(t) = tenant {
-        if !system.tenants.iter().any(|x| x.id.as_str() == t) {
-            anyhow::bail!("unbekannter Mandant {t:?}");
-        }
+    if let Some(t) = tenant
+        && !system.tenants.iter().any(|x| x.id.as_str() == t)
+    {
+        anyhow::bail!("unbekannter Mandant {t:?}");
     }
     catch_up(system, &retention_projections()).await?;
     let rows = projection::subjects(system.store.as_ref(), tenant).await?;

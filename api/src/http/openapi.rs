@@ -160,10 +160,10 @@ fn restrict(
 ) {
     match value {
         serde_json::Value::Object(map) => {
-            if map.get("name").and_then(|n| n.as_str()) == Some("tenant") {
-                if let Some(schema) = map.get_mut("schema").and_then(|s| s.as_object_mut()) {
-                    schema.insert("enum".into(), tenants.to_vec().into());
-                }
+            if map.get("name").and_then(|n| n.as_str()) == Some("tenant")
+                && let Some(schema) = map.get_mut("schema").and_then(|s| s.as_object_mut())
+            {
+                schema.insert("enum".into(), tenants.to_vec().into());
             }
             if let Some(properties) = map.get_mut("properties").and_then(|p| p.as_object_mut()) {
                 if let Some(tenant) = properties.get_mut("tenant").and_then(|t| t.as_object_mut()) {

@@ -352,7 +352,9 @@ fn fits_opening_hours(department: &Department, weekday: Weekday, first: u16, slo
         .any(|w| {
             let (from, to) = (minute_of(w.from), minute_of(w.to));
             let end = u32::from(first) + u32::from(slots) * u32::from(department.slot_minutes);
-            first >= from && (first - from) % department.slot_minutes == 0 && end <= u32::from(to)
+            first >= from
+                && (first - from).is_multiple_of(department.slot_minutes)
+                && end <= u32::from(to)
         })
 }
 

@@ -516,8 +516,8 @@ async fn run(state: &AppState, room: Room, mut socket: WebSocket) -> Result<(), 
                 reread = true;
             }
             event = next_media(&mut media) => {
-                if let Some(MediaEvent { call, party: from, kind }) = event {
-                    if call == session && from != party && current == Phase::Admitted {
+                if let Some(MediaEvent { call, party: from, kind }) = event
+                    && call == session && from != party && current == Phase::Admitted {
                         let kind = match kind {
                             MediaEventKind::Connected => Some("connected"),
                             MediaEventKind::Disconnected => Some("disconnected"),
@@ -529,7 +529,6 @@ async fn run(state: &AppState, room: Room, mut socket: WebSocket) -> Result<(), 
                             socket.send(text(&json!({"type": "peer-stream", "state": kind}))).await?;
                         }
                     }
-                }
             }
             _ = ping.tick() => {
                 if heard.elapsed() > DEAD_AFTER {

@@ -100,11 +100,12 @@ impl std::fmt::Debug for Verifier {
 fn sealed_values(value: &serde_json::Value, out: &mut Vec<Sealed>) {
     match value {
         serde_json::Value::Object(map) => {
-            if map.contains_key("fingerprint") && map.contains_key("sealed") {
-                if let Ok(s) = serde_json::from_value::<Sealed>(value.clone()) {
-                    out.push(s);
-                    return;
-                }
+            if map.contains_key("fingerprint")
+                && map.contains_key("sealed")
+                && let Ok(s) = serde_json::from_value::<Sealed>(value.clone())
+            {
+                out.push(s);
+                return;
             }
             map.values().for_each(|v| sealed_values(v, out));
         }
@@ -177,10 +178,8 @@ impl Scanner<'_> {
     fn scan(&mut self, text: &str, sealed_allowed: bool, found: &mut BTreeSet<usize>) {
         let (keys, fingerprints, seen) = (self.keys, &self.fingerprints, &mut self.seen);
         candidates(text, |candidate| {
-            if !sealed_allowed {
-                if let Some(&i) = fingerprints.get(candidate) {
-                    found.insert(i);
-                }
+            if !sealed_allowed && let Some(&i) = fingerprints.get(candidate) {
+                found.insert(i);
             }
             let mut h = DefaultHasher::new();
             candidate.hash(&mut h);
@@ -281,10 +280,10 @@ impl Verifier {
                     "FormAttached" => Some("form"),
                     _ => None,
                 };
-                if let Some(kind) = linked {
-                    if let Some(id) = value[kind].as_str() {
-                        queue.extend(StreamId::of(kind, id).ok());
-                    }
+                if let Some(kind) = linked
+                    && let Some(id) = value[kind].as_str()
+                {
+                    queue.extend(StreamId::of(kind, id).ok());
                 }
                 let mut found = Vec::new();
                 sealed_values(&value, &mut found);
