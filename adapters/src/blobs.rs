@@ -97,6 +97,19 @@ impl BlobStore for FsBlobStore {
         })
     }
 
+    // The subject's folder stays: removing it could race a `put` between its `create_dir_all`
+    // and its write; the purge removes it with the rest.
+    async fn delete(&self, subject: SubjectId, name: &BlobName) -> Result<bool, BlobError> {
+        let path = self.folder(subject).join(name.as_str());
+        tokio::task::spawn_blocking(move || match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io(&path, e)),
+        })
+        .await
+        .map_err(|e| BlobError::Io(e.to_string()))?
+    }
+
     async fn delete_subject(&self, subject: SubjectId) -> Result<u32, BlobError> {
         let folder = self.folder(subject);
         tokio::task::spawn_blocking(move || {

@@ -70,6 +70,10 @@ pub trait BlobStore: Send + Sync {
     /// file was changed.
     async fn get(&self, subject: SubjectId, name: &BlobName) -> Result<BlobContent, BlobError>;
 
+    /// Deletes one blob; whether it was there. For a write that must be taken back, such as an
+    /// upload whose command was refused, so that no file outlives its refusal.
+    async fn delete(&self, subject: SubjectId, name: &BlobName) -> Result<bool, BlobError>;
+
     /// Deletes every blob of the subject; how many there were.
     async fn delete_subject(&self, subject: SubjectId) -> Result<u32, BlobError>;
 }

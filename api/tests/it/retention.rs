@@ -774,6 +774,45 @@ async fn tampering_is_detected(env: Env) {
     env.done().await;
 }
 
+/// One blob taken back (a refused upload's) is gone; the subject's other blobs stay, and a
+/// second delete finds nothing.
+async fn one_blob_is_deleted_and_its_siblings_stay(env: Env) {
+    let system = env.system.clone();
+    let (ids, _) = example_visit(&system, "ettlingen", Handover::Done).await;
+    let taken_back = BlobName::parse("abgelehnt.pdf").expect("name");
+    let kept = BlobName::parse("nachweis.pdf").expect("name");
+    for name in [&taken_back, &kept] {
+        system
+            .blobs
+            .put(ids.subject, name, b"%PDF-1.7")
+            .await
+            .expect("put");
+    }
+    assert!(
+        system
+            .blobs
+            .delete(ids.subject, &taken_back)
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !system
+            .blobs
+            .delete(ids.subject, &taken_back)
+            .await
+            .expect("delete")
+    );
+    assert!(matches!(
+        system.blobs.get(ids.subject, &taken_back).await,
+        Err(BlobError::NotFound { .. })
+    ));
+    assert_eq!(
+        system.blobs.get(ids.subject, &kept).await.expect("get"),
+        BlobContent::Bytes(b"%PDF-1.7".to_vec())
+    );
+    env.done().await;
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         $(
@@ -794,6 +833,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    one_blob_is_deleted_and_its_siblings_stay,
     canaries_are_gone_after_the_purge,
     retention_periods_end_to_the_second,
     a_missing_handover_blocks_the_purge,
