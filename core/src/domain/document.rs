@@ -19,6 +19,8 @@ impl MediaType {
     pub const ALLOWED: [&'static str; 3] = ["application/pdf", "image/jpeg", "image/png"];
 
     pub const PDF: Self = Self("application/pdf");
+    pub const JPEG: Self = Self("image/jpeg");
+    pub const PNG: Self = Self("image/png");
 
     /// Reads a media type as browsers send it (case-insensitive, without parameters).
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
@@ -135,6 +137,8 @@ mod tests {
     #[test]
     fn media_types_are_read_lowercase_and_only_when_allowed() {
         assert_eq!(MediaType::parse("application/pdf"), Ok(MediaType::PDF));
+        assert_eq!(MediaType::parse("image/jpeg"), Ok(MediaType::JPEG));
+        assert_eq!(MediaType::parse("image/png"), Ok(MediaType::PNG));
         assert_eq!(
             MediaType::parse(" Image/JPEG "),
             MediaType::parse("image/jpeg")
