@@ -18,6 +18,7 @@ const RECONNECT_GRACE_SECONDS: u64 = 120;
 const MEDIA_BIND: &str = "127.0.0.1:0";
 /// The largest number of calls `bench media` held under 1 % loss on the 2-core machine.
 const MEDIA_MAX_CALLS: usize = 40;
+const UPLOAD_MAX_BYTES: u64 = 10 * 1024 * 1024;
 
 /// The settings of a running product; `Settings::default()` is what an empty environment gives.
 #[derive(Clone, PartialEq, Eq, clap::Args)]
@@ -59,6 +60,11 @@ pub struct Settings {
         default_value = "20,120,10"
     )]
     pub rate_limits: RateLimitSetting,
+    /// The largest document a citizen or clerk may upload in the session room, in bytes (at
+    /// least 1); a larger one is refused with 413.
+    #[arg(long, global = true, env = "VIDEOAMT_UPLOAD_MAX_BYTES",
+        default_value_t = UPLOAD_MAX_BYTES, value_parser = clap::value_parser!(u64).range(1..))]
+    pub upload_max_bytes: u64,
     /// The key-encryption key, 32 bytes in base64; wins over `--kek-file`.
     #[arg(long, global = true, env = "VIDEOAMT_KEK", hide_env_values = true)]
     pub kek: Option<String>,
@@ -97,6 +103,7 @@ impl Default for Settings {
             retention_interval_ms: SCHEDULER_INTERVAL_MS,
             purge_page: PURGE_PAGE,
             rate_limits: RateLimitSetting::default(),
+            upload_max_bytes: UPLOAD_MAX_BYTES,
             kek: None,
             kek_file: None,
             reconnect_grace_seconds: RECONNECT_GRACE_SECONDS,
@@ -119,6 +126,7 @@ impl std::fmt::Debug for Settings {
             .field("retention_interval_ms", &self.retention_interval_ms)
             .field("purge_page", &self.purge_page)
             .field("rate_limits", &self.rate_limits)
+            .field("upload_max_bytes", &self.upload_max_bytes)
             .field("kek", &self.kek.as_ref().map(|_| "…"))
             .field("kek_file", &self.kek_file)
             .field("reconnect_grace_seconds", &self.reconnect_grace_seconds)
@@ -227,6 +235,9 @@ mod tests {
         if unset("VIDEOAMT_RATE_LIMITS") {
             assert_eq!(parsed.rate_limits, default.rate_limits);
         }
+        if unset("VIDEOAMT_UPLOAD_MAX_BYTES") {
+            assert_eq!(parsed.upload_max_bytes, default.upload_max_bytes);
+        }
     }
 
     #[test]
@@ -237,6 +248,7 @@ mod tests {
         assert!(err.to_string().contains("booking,token,login"), "{err}");
         assert!(Only::try_parse_from(["videoamt", "--purge-page", "0"]).is_err());
         assert!(Only::try_parse_from(["videoamt", "--mail-attempts", "0"]).is_err());
+        assert!(Only::try_parse_from(["videoamt", "--upload-max-bytes", "0"]).is_err());
         let ok = Only::try_parse_from(["videoamt", "--rate-limits", "1, 2,3"]).expect("parsed");
         assert_eq!(
             ok.settings.rate_limits,
