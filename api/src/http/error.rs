@@ -63,6 +63,15 @@ pub enum Error {
     TooLarge,
     /// 415 Unsupported Media Type: a JSON operation was sent something else.
     UnsupportedMediaType,
+    /// 413 Content Too Large: an uploaded document above the upload cap, in bytes
+    /// (`VIDEOAMT_UPLOAD_MAX_BYTES`).
+    FileTooLarge(u64),
+    /// 415 Unsupported Media Type: an uploaded document that is, by its bytes, none of the
+    /// allowed types (an executable, an archive, text); the German detail says what.
+    FileTypeRefused(&'static str),
+    /// 422 Unprocessable Content: an uploaded document whose bytes are not what its name or
+    /// declared type says (a PNG sent as a PDF); the German detail says what.
+    FileTypeMismatch(String),
     /// 422 Unprocessable Content: well-formed, but fields are invalid; each named with a
     /// German message for forms to show beside the field.
     InvalidFields(Vec<FieldError>),
@@ -156,6 +165,21 @@ impl Error {
                 "/problems/unsupported-media-type",
                 "Falsches Datenformat",
             ),
+            Self::FileTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "/problems/file-too-large",
+                "Datei zu groß",
+            ),
+            Self::FileTypeRefused(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "/problems/file-type-refused",
+                "Dateityp nicht angenommen",
+            ),
+            Self::FileTypeMismatch(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "/problems/file-type-mismatch",
+                "Dateiinhalt passt nicht zum Dateityp",
+            ),
             Self::InvalidFields(_) | Self::InvalidData(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "/problems/invalid-input",
@@ -206,6 +230,12 @@ impl Error {
             Self::UnsupportedMediaType => {
                 "Bitte senden Sie die Daten als JSON (Content-Type: application/json).".to_owned()
             }
+            Self::FileTooLarge(max) => format!(
+                "Eine Datei darf höchstens {} groß sein.",
+                crate::http::html::format::bytes(*max)
+            ),
+            Self::FileTypeRefused(d) => (*d).to_owned(),
+            Self::FileTypeMismatch(d) => d.clone(),
             Self::InvalidFields(_) => "Bitte prüfen Sie die markierten Angaben.".to_owned(),
             Self::TooManyRequests(s) => {
                 format!("Bitte warten Sie {s} Sekunden und versuchen Sie es dann erneut.")

@@ -29,9 +29,35 @@ pub(crate) fn day(date: &str) -> String {
     parse_date(date).map_or_else(|| date.to_owned(), german::day)
 }
 
+/// A file size as people read it: "830 Byte", "245 KB", "1,5 MB", "10 MB" (binary units, as
+/// file managers show them).
+pub(crate) fn bytes(n: u64) -> String {
+    const KB: u64 = 1024;
+    const MB: u64 = 1024 * KB;
+    // Tenths, rounded half up, in integers: sizes are counts, never floats (and u128, so that
+    // no setting overflows).
+    let tenths = |unit: u64| (u128::from(n) * 10 + u128::from(unit / 2)) / u128::from(unit);
+    match n {
+        n if n < KB => format!("{n} Byte"),
+        n if n < MB => format!("{} KB", (n + KB / 2) / KB),
+        _ => match tenths(MB) {
+            t if t % 10 == 0 => format!("{} MB", t / 10),
+            t => format!("{},{} MB", t / 10, t % 10),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_sizes_read_in_german_units() {
+        assert_eq!(bytes(830), "830 Byte");
+        assert_eq!(bytes(250_000), "244 KB");
+        assert_eq!(bytes(1024 * 1024 * 3 / 2), "1,5 MB");
+        assert_eq!(bytes(10 * 1024 * 1024), "10 MB");
+    }
 
     #[test]
     fn instants_read_in_the_municipalitys_time() {
