@@ -135,6 +135,8 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(api)
         .merge(pages())
+        // Room routes, like the pages, stay out of the OpenAPI document.
+        .merge(room::documents::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::observe::observe,

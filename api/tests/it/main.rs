@@ -12,6 +12,7 @@ mod projection_crash;
 mod purge_crash;
 mod retention;
 mod room;
+mod room_documents;
 mod router;
 mod staff;
 mod timers;

@@ -26,7 +26,6 @@ pub(crate) struct Room {
     pub session: SessionId,
     pub appointment: AppointmentId,
     /// Whose key seals what the room stores (the documents).
-    #[allow(dead_code, reason = "the documents panel, next, seals under it")]
     pub subject: SubjectId,
     pub tenant: Tenant,
     pub party: Party,

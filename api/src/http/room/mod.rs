@@ -4,6 +4,7 @@
 //! tells a session's sockets at once what the other side did.
 
 pub(crate) mod access;
+pub(crate) mod documents;
 pub(crate) mod hub;
 pub(crate) mod pages;
 pub(crate) mod precheck;
