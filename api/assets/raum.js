@@ -95,6 +95,42 @@ async function reportStats() {
   send({ type: 'quality', packets, lost, rtt_ms: rtt });
 }
 
+// The room's documents: shown once admitted, listed again when their number changes.
+const documentsBox = document.getElementById('dokumente-raum');
+let documentsShown = -1;
+
+async function refreshDocuments(count) {
+  const section = document.getElementById('dokumente');
+  if (!section || count === documentsShown) return;
+  documentsShown = count;
+  const response = await fetch(section.dataset.list, { headers: { Accept: 'application/json' } });
+  if (!response.ok) return;
+  const shelf = await response.json();
+  let list = section.querySelector('ul');
+  const empty = section.querySelector('p');
+  if (!list) {
+    list = document.createElement('ul');
+    section.insertBefore(list, section.querySelector('form'));
+  }
+  if (empty && shelf.documents.length) empty.remove();
+  list.replaceChildren(...shelf.documents.map((d) => {
+    const item = document.createElement('li');
+    const open = document.createElement('a');
+    open.href = d.href;
+    open.target = '_blank';
+    open.rel = 'noopener';
+    open.textContent = d.file_name;
+    const download = document.createElement('a');
+    download.href = `${d.href}?herunterladen=1`;
+    download.setAttribute('download', '');
+    download.textContent = 'Herunterladen';
+    download.setAttribute('aria-label', `${d.file_name} herunterladen`);
+    item.append(open, ' (öffnet in neuem Tab) ', download);
+    return item;
+  }));
+  window.videoamt.documents = shelf.documents.length;
+}
+
 function rate(packets, lost) {
   const share = packets + lost > 0 ? lost / (packets + lost) : 0;
   if (share < 0.02) return 'gut';
@@ -113,6 +149,7 @@ function onMessage(event) {
   switch (m.type) {
     case 'waiting':
       window.videoamt.state = 'waiting';
+      if (documentsBox) documentsBox.hidden = true;
       stopMedia();
       say(m.place
         ? `Sie sind im Warteraum. Sie werden gleich verbunden. Sie sind an Platz ${m.place}.`
@@ -120,6 +157,8 @@ function onMessage(event) {
       break;
     case 'room':
       window.videoamt.state = m.admitted ? 'admitted' : 'waiting';
+      if (documentsBox) documentsBox.hidden = !m.admitted;
+      if (m.admitted) refreshDocuments(m.documents);
       if (role === 'citizen') {
         if (m.admitted) {
           say('Sie sind mit der Sachbearbeitung verbunden.');

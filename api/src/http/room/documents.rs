@@ -411,6 +411,8 @@ async fn upload(
     if let Err(e) = &shared {
         tracing::warn!(%document, status = %e.status(), "uploaded document not shared");
     }
+    // Both sockets read the session again, so the other side's list shows it at once.
+    state.hub.refresh(room.session);
     let uploaded_at = state
         .now()
         .format(&time::format_description::well_known::Rfc3339)
@@ -705,8 +707,6 @@ fn content_disposition(kind: &str, file_name: &str) -> HeaderValue {
 /// `<img>` inside a closed `<details>` (loaded lazily, so that a page view is no download); a
 /// PDF opens in a new tab, as the CSP (`frame-ancestors 'none'`, `X-Frame-Options: DENY`)
 /// keeps every page of ours out of frames.
-// Until the room pages, built beside this, include it.
-#[allow(dead_code)]
 pub(crate) fn panel(room: &Room, shelf: &Shelf) -> Markup {
     let base = &shelf.base;
     let by = |party: Party| {
@@ -724,7 +724,8 @@ pub(crate) fn panel(room: &Room, shelf: &Shelf) -> Markup {
         _ => "PNG-Bild",
     };
     html! {
-        section class="documents" aria-labelledby="dokumente-titel" {
+        section class="documents" id="dokumente" data-list=(base)
+            aria-labelledby="dokumente-titel" {
             h2 id="dokumente-titel" { "Dokumente" }
             @if shelf.documents.is_empty() {
                 p { "Noch keine Dokumente. Hochgeladene Dokumente sehen beide Seiten." }

@@ -15,6 +15,7 @@ use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::{DomainError, Personal};
 
 use super::access::{self, Room};
+use super::documents;
 use crate::http::AppState;
 use crate::http::citizen::pages::{found_view, overview, requirements};
 use crate::http::error::Error;
@@ -104,11 +105,20 @@ pub(crate) async fn citizen_room(
         Ok(found) => found,
         Err(r) => return r,
     };
+    let shelf = match room_shelf(&state, &room, &documents::citizen_base(&token)).await {
+        Ok(shelf) => shelf,
+        Err(e) => return problem_page(&e),
+    };
     let body = html! {
         @if let Some(outcome) = room.state.ended {
             (ended(&room, outcome))
         } @else {
             (call(&format!("/termin/{token}/raum/ws"), "citizen", &support))
+            // The documents belong to the room: shown once admitted (the script reveals and
+            // fills them when the clerk admits while the page is open).
+            div id="dokumente-raum" hidden[!room.state.admitted] {
+                (documents::panel(&room, &shelf))
+            }
             p { a href={ "/termin/" (token) "/technik" } { "Technik prüfen" } }
         }
         (no_recording())
@@ -148,6 +158,10 @@ pub(crate) async fn clerk_room(
         Err(e) => return problem_page(&e),
     };
     let base = format!("/sachbearbeitung/termin/{id}/raum");
+    let shelf = match room_shelf(&state, &room, &documents::clerk_base(&room)).await {
+        Ok(shelf) => shelf,
+        Err(e) => return problem_page(&e),
+    };
     let opened = room.state.opened.clone();
     let identity_needed = opened.as_ref().is_some_and(|o| o.identity_check_required);
     let body = html! {
@@ -165,6 +179,7 @@ pub(crate) async fn clerk_room(
         } @else {
             (call(&format!("{base}/ws"), "clerk", &room.tenant.support.phone))
             (citizen_line(&room))
+            (documents::panel(&room, &shelf))
             h2 { "Warteraum" }
             @if room.state.admitted {
                 form method="post" action={ (base) "/zurueckschicken" } class="inline" {
@@ -203,6 +218,19 @@ pub(crate) async fn clerk_room(
         p { a href={ "/sachbearbeitung/termin/" (id) } { "Zum Termin" } }
     };
     shell(StatusCode::OK, "Videoberatung", None, &["raum.js"], body)
+}
+
+/// The party's documents; none before admission, when the room holds nothing for a citizen.
+async fn room_shelf(state: &AppState, room: &Room, base: &str) -> Result<documents::Shelf, Error> {
+    if room.state.admitted || room.party == videoamt_core::domain::events::Party::Clerk {
+        documents::shelf(state, room, base).await
+    } else {
+        Ok(documents::Shelf {
+            documents: vec![],
+            max_bytes: state.system.settings.upload_max_bytes,
+            base: base.to_owned(),
+        })
+    }
 }
 
 /// What the clerk knows about the citizen's side: present, connection, pre-call check.

@@ -257,6 +257,8 @@ async fn state_message(state: &AppState, room: &Room) -> serde_json::Value {
                 "connection_lost": room.state.citizen_connection_lost,
             },
             "clerk_present": room.state.clerk_present,
+            // The script fetches the list again when this changes.
+            "documents": room.state.documents.len(),
         }),
     }
 }

@@ -179,6 +179,43 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
     )
     .await;
 
+    // --- the citizen shares a PDF; the clerk sees it at once and downloads it, byte for byte ---
+    let pdf = "%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
+    let uploaded = citizen
+        .page
+        .eval(&format!(
+            "(async () => {{ const form = new FormData(); \
+               form.append('datei', new Blob([{pdf:?}], {{ type: 'application/pdf' }}), 'Meldeschein.pdf'); \
+               const r = await fetch('/termin/{token}/raum/dokumente', \
+                 {{ method: 'POST', body: form, headers: {{ Accept: 'application/json' }} }}); \
+               return r.status; }})()"
+        ))
+        .await
+        .expect("the upload runs");
+    assert_eq!(
+        uploaded,
+        serde_json::json!(201),
+        "the citizen's upload is taken"
+    );
+    until(
+        &clerk,
+        "window.videoamt.documents === 1 && document.getElementById('dokumente').textContent.includes('Meldeschein.pdf')",
+        "the document in the clerk's room without a reload",
+    )
+    .await;
+    let downloaded = clerk
+        .page
+        .eval(&format!(
+            "(async () => {{ const list = await (await fetch('/sachbearbeitung/termin/{appointment}/raum/dokumente', \
+                 {{ headers: {{ Accept: 'application/json' }} }})).json(); \
+               const bytes = new Uint8Array(await (await fetch(list.documents[0].href + '?herunterladen=1')).arrayBuffer()); \
+               return Array.from(bytes).map(b => String.fromCharCode(b)).join(''); }})()"
+        ))
+        .await
+        .expect("the download runs");
+    assert_eq!(downloaded.as_str(), Some(pdf), "byte for byte");
+    clerk.check("raum-dokument").await;
+
     // --- the citizen's tab closes and opens again within the grace period ---
     drop(citizen.page);
     until(
@@ -222,6 +259,9 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
         "Datenschutzhinweis bestätigt",
         "Aus dem Warteraum eingelassen",
         "Identität geprüft (Personalausweis)",
+        "Dokument hochgeladen",
+        "Dokument geteilt",
+        "Dokument heruntergeladen",
         "Verbindung unterbrochen",
         "Verbindung wiederhergestellt",
         "Videositzung beendet",
@@ -232,6 +272,34 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
             .find(step)
             .unwrap_or_else(|| panic!("{step:?} missing or out of order in:\n{timeline}"));
         from += at + step.len();
+    }
+
+    // Nothing of the call is on disk: the server's folder holds the log, its key, its logs,
+    // the outbox and the one sealed document, and no file of media.
+    let mut files = vec![];
+    let mut folders = vec![dir.path().to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("readable").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                files.push(path.strip_prefix(dir.path()).expect("inside").to_path_buf());
+            }
+        }
+    }
+    let blobs = files.iter().filter(|f| f.starts_with("data/blobs")).count();
+    assert_eq!(blobs, 1, "only the shared document: {files:?}");
+    for file in &files {
+        let known = file.to_string_lossy().starts_with("events.db")
+            || file.starts_with("data/blobs")
+            || file.starts_with("data/logs")
+            || file.starts_with("data/outbox")
+            || file == std::path::Path::new("data/kek");
+        assert!(
+            known,
+            "an unexpected file after the call: {file:?} (all: {files:?})"
+        );
     }
 
     let violations: Vec<String> = [&citizen, &clerk]
