@@ -284,10 +284,24 @@ pub fn summary(event: &DomainEvent, tenant: Option<&Tenant>) -> String {
                 "Verbindung der Sachbearbeitung nicht rechtzeitig wiederhergestellt".into()
             }
         },
-        E::IdentityVerified(e) => format!("Identität geprüft ({})", e.document_type),
-        E::IdentityCheckFailed(e) => {
-            format!("Identitätsprüfung fehlgeschlagen ({})", e.document_type)
-        }
+        E::IdentityVerified(e) => format!(
+            "Identität geprüft ({}{})",
+            e.document_type,
+            if e.questions_asked {
+                ", mit Kontrollfragen"
+            } else {
+                ""
+            }
+        ),
+        E::IdentityCheckFailed(e) => format!(
+            "Identitätsprüfung fehlgeschlagen ({}{})",
+            e.document_type,
+            if e.questions_asked {
+                ", mit Kontrollfragen"
+            } else {
+                ""
+            }
+        ),
         E::DocumentUploaded(_) => "Dokument hochgeladen".into(),
         E::DocumentShared(_) => "Dokument geteilt".into(),
         E::DocumentDownloaded(_) => "Dokument heruntergeladen".into(),

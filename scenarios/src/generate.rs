@@ -597,6 +597,7 @@ async fn drive(
             SessionCommand::FailIdentityCheck {
                 session,
                 document_type: DocumentType::Reisepass,
+                questions_asked: true,
                 reason: Personal::plain(reason.clone()),
                 clerk: variant.clerk.into(),
             }
@@ -609,6 +610,7 @@ async fn drive(
         SessionCommand::VerifyIdentity {
             session,
             document_type: DocumentType::Personalausweis,
+            questions_asked: true,
             features_checked: vec![
                 SecurityFeature::Lichtbild,
                 SecurityFeature::Hologramm,

@@ -378,7 +378,7 @@ async fn canaries_are_gone_after_the_purge(env: Env) {
     .expect("replay");
     let summaries: Vec<&str> = replay.timeline.iter().map(|e| e.summary.as_str()).collect();
     for fact in [
-        "Identität geprüft (Personalausweis)",
+        "Identität geprüft (Personalausweis, mit Kontrollfragen)",
         "Formular unterschrieben",
         "Personenbezogene Daten gelöscht",
         "Löschung geprüft",

@@ -298,6 +298,10 @@ pub struct AdmittedFromWaitingRoom {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentityVerified {
     pub document_type: DocumentType,
+    /// The clerk asked control questions (date of birth, place of issue, …); what was asked
+    /// and answered is not kept. New in version 2; a version 1 check reads as `false`.
+    #[serde(default)]
+    pub questions_asked: bool,
     /// Older checks may name fewer categories than a check needs today.
     pub features_checked: Vec<SecurityFeature>,
     pub clerk: ClerkId,
@@ -306,6 +310,9 @@ pub struct IdentityVerified {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentityCheckFailed {
     pub document_type: DocumentType,
+    /// As in [`IdentityVerified::questions_asked`].
+    #[serde(default)]
+    pub questions_asked: bool,
     /// The clerk's free text; it may describe the person.
     pub reason: Personal,
     pub clerk: ClerkId,
@@ -583,6 +590,8 @@ fn upcast<'p>(event_type: &str, version: u16, payload: &'p Payload) -> Option<&'
         // Version 1 went to the calendar-day stream, version 2 goes to each slot stream (ADR
         // 0012). The payload is the same; readers tell the two apart by the stream.
         ("SlotsReserved" | "SlotsReleased", 1) => Some(payload),
+        // Version 2 adds `questions_asked`; a version 1 check reads as asked nothing.
+        ("IdentityVerified" | "IdentityCheckFailed", 1) => Some(payload),
         _ => None,
     }
 }
@@ -616,8 +625,8 @@ domain_events! {
     SentBackToWaitingRoom = 1,
     RemovedFromSession = 1,
     ReconnectGraceExpired = 1,
-    IdentityVerified = 1,
-    IdentityCheckFailed = 1,
+    IdentityVerified = 2,
+    IdentityCheckFailed = 2,
     DocumentUploaded = 1,
     DocumentShared = 1,
     DocumentDownloaded = 1,

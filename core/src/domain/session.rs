@@ -193,12 +193,15 @@ pub enum SessionCommand {
         session: SessionId,
         document_type: DocumentType,
         features_checked: Vec<SecurityFeature>,
+        /// Control questions were asked; their content is not kept.
+        questions_asked: bool,
         clerk: ClerkId,
     },
     FailIdentityCheck {
         session: SessionId,
         document_type: DocumentType,
         reason: Personal,
+        questions_asked: bool,
         clerk: ClerkId,
     },
     UploadDocument {
@@ -403,6 +406,7 @@ impl SessionCommand {
             VerifyIdentity {
                 document_type,
                 features_checked,
+                questions_asked,
                 clerk,
                 ..
             } => {
@@ -412,6 +416,7 @@ impl SessionCommand {
                     stream,
                     IdentityVerified {
                         document_type: *document_type,
+                        questions_asked: *questions_asked,
                         features_checked: features_checked.clone(),
                         clerk: clerk.clone(),
                     },
@@ -420,6 +425,7 @@ impl SessionCommand {
             FailIdentityCheck {
                 document_type,
                 reason,
+                questions_asked,
                 clerk,
                 ..
             } => {
@@ -428,6 +434,7 @@ impl SessionCommand {
                     stream,
                     IdentityCheckFailed {
                         document_type: *document_type,
+                        questions_asked: *questions_asked,
                         reason: reason.clone(),
                         clerk: clerk.clone(),
                     },
@@ -908,6 +915,7 @@ mod tests {
         SessionCommand::VerifyIdentity {
             session: session(),
             document_type: DocumentType::Personalausweis,
+            questions_asked: true,
             features_checked,
             clerk: "a.becker".into(),
         }
@@ -925,6 +933,7 @@ mod tests {
                 session().stream(),
                 IdentityVerified {
                     document_type: DocumentType::Personalausweis,
+                    questions_asked: true,
                     features_checked: three_categories(),
                     clerk: "a.becker".into(),
                 }
@@ -934,6 +943,7 @@ mod tests {
             .when(SessionCommand::FailIdentityCheck {
                 session: session(),
                 document_type: DocumentType::Personalausweis,
+                questions_asked: true,
                 reason: crate::domain::Personal::plain("abgelaufen"),
                 clerk: "a.becker".into(),
             })
@@ -1029,6 +1039,7 @@ mod tests {
             SessionCommand::VerifyIdentity {
                 session: session(),
                 document_type: DocumentType::Reisepass,
+                questions_asked: true,
                 features_checked: three_categories(),
                 clerk: "a.becker".into(),
             },

@@ -196,6 +196,7 @@ async fn visit(d: &mut Driver, day: i64, minute: i64, outcome: &Outcome) -> Appo
             SessionCommand::VerifyIdentity {
                 session,
                 document_type: DocumentType::Personalausweis,
+                questions_asked: true,
                 features_checked: vec![
                     SecurityFeature::Lichtbild,
                     SecurityFeature::Hologramm,

@@ -75,6 +75,7 @@ fn command(ids: VisitIds, op: u8, booked_first_minute: i64) -> Command {
         7 => SessionCommand::VerifyIdentity {
             session,
             document_type: DocumentType::Personalausweis,
+            questions_asked: true,
             features_checked: vec![
                 SecurityFeature::Lichtbild,
                 SecurityFeature::Hologramm,

@@ -112,6 +112,7 @@ async fn in_the_room(
         SessionCommand::VerifyIdentity {
             session,
             document_type: DocumentType::Personalausweis,
+            questions_asked: true,
             features_checked: vec![
                 SecurityFeature::Lichtbild,
                 SecurityFeature::Hologramm,

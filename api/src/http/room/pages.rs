@@ -301,8 +301,11 @@ fn identity_panel(room: &Room, base: &str) -> Markup {
                             }
                         }
                     }
-                    label for="fragen" { "Gestellte Fragen (ohne Antworten)" }
-                    textarea id="fragen" name="questions" maxlength="500" rows="2" {}
+                    label {
+                        input type="checkbox" name="questions" value="1";
+                        " Kontrollfragen gestellt (z. B. Geburtsdatum, Ausstellungsort); \
+                         festgehalten wird nur, dass gefragt wurde"
+                    }
                     fieldset {
                         legend { "Ergebnis" }
                         label {
@@ -437,6 +440,7 @@ pub(crate) async fn identity(
     let mut features = Vec::new();
     let mut result = String::new();
     let mut reason = String::new();
+    let mut questions_asked = false;
     let mut unknown = false;
     for (key, value) in form_urlencoded::parse(body.as_bytes()) {
         match key.as_ref() {
@@ -448,6 +452,7 @@ pub(crate) async fn identity(
             "result" => result = value.into_owned(),
             "reason" => reason = value.trim().chars().take(500).collect(),
             // The questions are asked aloud; the log keeps only that there were some.
+            "questions" => questions_asked = value == "1",
             _ => {}
         }
     }
@@ -463,6 +468,7 @@ pub(crate) async fn identity(
             "failed" => Ok(SessionCommand::FailIdentityCheck {
                 session: room.session,
                 document_type,
+                questions_asked,
                 reason: Personal::plain(if reason.is_empty() {
                     "ohne Angabe".to_owned()
                 } else {
@@ -474,6 +480,7 @@ pub(crate) async fn identity(
                 session: room.session,
                 document_type,
                 features_checked: features,
+                questions_asked,
                 clerk,
             }),
         }

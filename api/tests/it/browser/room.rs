@@ -160,7 +160,8 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
         .eval(
             "document.getElementById('ausweisart').value = 'Personalausweis'; \
              for (const f of ['Hologramm', 'Lichtbild', 'Polycarbonat']) \
-               document.querySelector(`input[name=feature][value=${f}]`).click();",
+               document.querySelector(`input[name=feature][value=${f}]`).click(); \
+             document.querySelector('input[name=questions]').click();",
         )
         .await
         .expect("fill the checklist");
@@ -258,7 +259,7 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
         "Technikcheck bestanden",
         "Datenschutzhinweis bestätigt",
         "Aus dem Warteraum eingelassen",
-        "Identität geprüft (Personalausweis)",
+        "Identität geprüft (Personalausweis, mit Kontrollfragen)",
         "Dokument hochgeladen",
         "Dokument geteilt",
         "Dokument heruntergeladen",
