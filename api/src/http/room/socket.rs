@@ -356,6 +356,13 @@ async fn depart(state: &AppState, room: &Room) {
 /// Keeps the relay's admission in step with the log's.
 async fn follow_admission(state: &AppState, room: &Room) {
     if let Some(media) = &state.media {
+        if room.state.ended.is_some() {
+            // The call is over: the relay forgets it, admission and legs.
+            if let Err(e) = media.close(room.session).await {
+                tracing::warn!(session = %room.session, error = %e, "call not closed");
+            }
+            return;
+        }
         let admitted = room.state.admitted && room.state.ended.is_none();
         if let Err(e) = media.set_admitted(room.session, admitted).await {
             tracing::warn!(session = %room.session, error = %e, "media admission not changed");
