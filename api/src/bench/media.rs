@@ -1,31 +1,34 @@
 //! `videoamt bench media`: the str0m relay (ADR 0015) under two-party calls of Rust peers.
 //!
-//! The peers run in this process on the tokio runtime; the relay runs on its own thread
-//! (`videoamt-media`), whose CPU time is read from `/proc/self/task/<tid>/stat`, so "per
-//! server core" counts the relay's time only. Memory is the whole process's: per call it
-//! includes the two peers' str0m instances, so it is an upper bound of the relay's share.
+//! The relay is the server: a child process (`videoamt bench media-relay`, driven over its
+//! stdin/stdout by [`RemoteRelay`], which implements the same `MediaRelay` port). The peers
+//! run in this process on the tokio runtime's worker threads. Server CPU is the child's
+//! utime + stime from `/proc/<pid>/stat` (all its threads), server memory its `VmRSS` from
+//! `/proc/<pid>/status`; memory per call is (RSS with N calls − RSS idle) / N.
 //!
 //! Phases:
 //! 1. **Ramp:** add calls in steps, each sending video-like RTP at the given rate plus
 //!    Opus-like audio both ways; per step, loss, one-way latency through the relay (the send
-//!    time is in the payload), forwarded packets per relay CPU-second. The largest step under
-//!    1 % loss is the capacity found.
-//! 2. **Churn:** many call set-ups and tear-downs; RSS before, during and after.
+//!    time is in the payload), forwarded packets per server CPU-second, the datagrams the
+//!    kernel dropped at the relay's socket and the peers', and how long the relay's loop
+//!    thread waited for a core. The largest step under 1 % loss is the capacity found.
+//! 2. **Churn:** many call set-ups and tear-downs; server RSS before, during, half-way and
+//!    after.
 //! 3. **Overload:** a relay configured for `capacity` calls is offered 1.5 × that; the extra
 //!    joins must be refused `Full` while the running calls keep their loss under 1 %.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use uuid::Uuid;
+use videoamt_adapters::media::THREAD_NAME;
 use videoamt_adapters::media::peer::{self, Latency, Peer, PeerOptions, Traffic};
-use videoamt_adapters::media::{MediaConfig, Str0mRelay, THREAD_NAME};
 use videoamt_core::domain::SessionId;
 use videoamt_core::domain::events::Party;
 use videoamt_core::media::{MediaError, MediaRelay};
 
-use crate::bench::{round, rss_mb, write_json};
+use crate::bench::media_relay::RemoteRelay;
+use crate::bench::{proc_status_mb, round, write_json};
 
 #[derive(Debug)]
 pub(crate) struct MediaBenchOptions {
@@ -48,20 +51,38 @@ struct Step {
     loss_percent: f64,
     loss_to_relay_percent: f64,
     loss_from_relay_percent: f64,
+    /// Datagrams the kernel dropped because the relay's socket buffer was full (the
+    /// server fell behind), and those dropped at the peers' sockets.
+    relay_socket_drops: u64,
+    peer_socket_drops: u64,
     p50_ms: Option<f64>,
     p99_ms: Option<f64>,
     forwarded_per_s: f64,
-    relay_cpu_percent: f64,
-    forwarded_per_relay_cpu_s: f64,
-    rss_mb: f64,
+    /// The relay process, all threads, in percent of one core.
+    server_cpu_percent: f64,
+    forwarded_per_server_cpu_s: f64,
+    /// Of that, the relay's loop thread (`videoamt-media`).
+    relay_thread_cpu_percent: f64,
+    /// Time the relay's loop thread was runnable but waited for a core (`schedstat`), in
+    /// percent of the window: the machine, not the relay, was short of CPU.
+    relay_thread_runqueue_wait_percent: f64,
+    /// This process: the peers, in percent of one core (200 = both cores).
+    peers_cpu_percent: f64,
+    server_rss_mb: f64,
+    /// (server RSS now − server RSS idle) / calls.
+    server_rss_per_call_mb: f64,
 }
 
 #[derive(Debug, Serialize)]
 struct Churn {
     calls: usize,
     seconds: f64,
+    /// Server RSS, after a warm-up of 50 calls.
     rss_before_mb: f64,
     rss_max_during_mb: f64,
+    /// After half of the set-ups and tear-downs, and after all (each after 1 s without
+    /// calls): a leak grows from one to the other.
+    rss_half_mb: f64,
     rss_after_mb: f64,
     leaked_bytes_per_call: f64,
     relay_counts_after: String,
@@ -82,11 +103,15 @@ struct Report {
     video_packet_bytes: usize,
     audio_packets_per_s: u32,
     peers: &'static str,
-    cpu: &'static str,
+    server: &'static str,
+    /// Server RSS after start, before the first call.
+    server_rss_idle_mb: f64,
     ramp: Vec<Step>,
     largest_calls_under_1_percent_loss: usize,
-    /// Process RSS growth per running call at that size (relay plus both peers).
-    process_rss_per_call_mb: Option<f64>,
+    /// Server RSS growth per running call at that size (MiB).
+    server_rss_per_call_mb: Option<f64>,
+    /// The server's peak RSS over the ramp.
+    server_hwm_mb: f64,
     churn: Churn,
     overload: Overload,
 }
@@ -97,12 +122,11 @@ struct Call {
     clerk: Peer,
 }
 
-fn start_relay(max_calls: usize) -> anyhow::Result<Str0mRelay> {
-    let bind: SocketAddr = "127.0.0.1:0".parse()?;
-    Ok(Str0mRelay::start(MediaConfig::new(bind, max_calls))?)
+async fn start_relay(max_calls: usize) -> anyhow::Result<RemoteRelay> {
+    RemoteRelay::start(max_calls).await
 }
 
-async fn open_call(relay: &Str0mRelay, traffic: Traffic) -> Result<Call, MediaError> {
+async fn open_call(relay: &dyn MediaRelay, traffic: Traffic) -> Result<Call, MediaError> {
     let id = SessionId(Uuid::now_v7());
     relay.set_admitted(id, true).await?;
     let mut peers = Vec::new();
@@ -130,7 +154,7 @@ async fn open_call(relay: &Str0mRelay, traffic: Traffic) -> Result<Call, MediaEr
     Ok(Call { id, citizen, clerk })
 }
 
-async fn wait_connected(relay: &Str0mRelay, calls: &[Call]) -> anyhow::Result<()> {
+async fn wait_connected(relay: &dyn MediaRelay, calls: &[Call]) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
         let mut all = true;
@@ -166,7 +190,7 @@ fn totals(calls: &[Call]) -> (u64, u64, Latency) {
 }
 
 /// Packets the relay received from all legs and forwarded onto them.
-async fn relayed(relay: &Str0mRelay, calls: &[Call]) -> anyhow::Result<(u64, u64)> {
+async fn relayed(relay: &dyn MediaRelay, calls: &[Call]) -> anyhow::Result<(u64, u64)> {
     let (mut received, mut forwarded) = (0, 0);
     for c in calls {
         if let Some(s) = relay.stats(c.id).await? {
@@ -193,54 +217,138 @@ struct Window {
     /// Lost between the senders and the relay, and between the relay and the receivers.
     loss_in: f64,
     loss_out: f64,
+    drops: (u64, u64),
     latency: Latency,
     forwarded: u64,
-    cpu: Duration,
+    cpu: Cpu,
     wall: Duration,
 }
 
-/// The relay thread's CPU time (user + system), from `/proc/self/task/*/stat`.
-fn relay_cpu() -> Duration {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+/// CPU time (user + system) of the server process, its relay thread, and this process.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cpu {
+    server: Duration,
+    relay_thread: Duration,
+    relay_thread_wait: Duration,
+    peers: Duration,
+}
+
+impl Cpu {
+    fn now(server: u32) -> Cpu {
+        Cpu {
+            server: cpu_time(&format!("/proc/{server}/stat")),
+            relay_thread: thread_cpu(server, THREAD_NAME),
+            relay_thread_wait: thread_wait(server, THREAD_NAME),
+            peers: cpu_time("/proc/self/stat"),
+        }
+    }
+
+    fn since(self, earlier: Cpu) -> Cpu {
+        Cpu {
+            server: self.server.saturating_sub(earlier.server),
+            relay_thread: self.relay_thread.saturating_sub(earlier.relay_thread),
+            relay_thread_wait: self
+                .relay_thread_wait
+                .saturating_sub(earlier.relay_thread_wait),
+            peers: self.peers.saturating_sub(earlier.peers),
+        }
+    }
+}
+
+/// utime + stime of a `/proc/…/stat` file: a process's counts all its threads.
+fn cpu_time(stat: &str) -> Duration {
+    let stat = std::fs::read_to_string(stat).unwrap_or_default();
+    // Fields after the parenthesised name: state is the 3rd field, utime the 14th.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return Duration::ZERO;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    // USER_HZ is 100 on every Linux this runs on.
+    Duration::from_millis(ticks * 10)
+}
+
+/// The CPU time of `pid`'s threads named `name`.
+fn thread_cpu(pid: u32, name: &str) -> Duration {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Duration::ZERO;
     };
     let mut total = Duration::ZERO;
     for task in tasks.flatten() {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim() != THREAD_NAME {
-            continue;
+        if comm.trim() == name {
+            total += cpu_time(&task.path().join("stat").to_string_lossy());
         }
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        // Fields after the parenthesised name: state is the 3rd field, utime the 14th.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = [11, 12]
-            .iter()
-            .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
-            .sum();
-        // USER_HZ is 100 on every Linux this runs on.
-        total += Duration::from_millis(ticks * 10);
     }
     total
 }
 
+/// The run-queue wait of `pid`'s threads named `name`: the second field of
+/// `/proc/<pid>/task/<tid>/schedstat`, nanoseconds.
+fn thread_wait(pid: u32, name: &str) -> Duration {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Duration::ZERO;
+    };
+    let mut total = Duration::ZERO;
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        let wait = stat.split_whitespace().nth(1).and_then(|w| w.parse().ok());
+        total += Duration::from_nanos(wait.unwrap_or(0));
+    }
+    total
+}
+
+/// Receive-buffer drops of UDP sockets (`/proc/net/udp`, last column): of the socket on
+/// `relay_port`, and of all others (the peers').
+fn udp_drops(relay_port: u16) -> (u64, u64) {
+    let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    let (mut relay, mut others) = (0, 0);
+    for line in table.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(drops)) = (fields.get(1), fields.last()) else {
+            continue;
+        };
+        let port = local
+            .rsplit_once(':')
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+        let drops: u64 = drops.parse().unwrap_or(0);
+        if port == Some(relay_port) {
+            relay += drops;
+        } else {
+            others += drops;
+        }
+    }
+    (relay, others)
+}
+
 /// Loss and latency of the running calls over `seconds`.
-async fn measure(relay: &Str0mRelay, calls: &[Call], seconds: u64) -> anyhow::Result<Window> {
+async fn measure(relay: &RemoteRelay, calls: &[Call], seconds: u64) -> anyhow::Result<Window> {
     let (sent0, recv0, lat0) = totals(calls);
     let (in0, fwd0) = relayed(relay, calls).await?;
-    let cpu0 = relay_cpu();
+    let cpu0 = Cpu::now(relay.pid());
+    let drops0 = udp_drops(relay.local_addr().port());
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let (sent1, recv1, lat1) = totals(calls);
     let (in1, fwd1) = relayed(relay, calls).await?;
-    let cpu = relay_cpu().saturating_sub(cpu0);
+    let cpu = Cpu::now(relay.pid()).since(cpu0);
+    let drops1 = udp_drops(relay.local_addr().port());
     let wall = t0.elapsed();
     Ok(Window {
         loss: percent_lost(sent1 - sent0, recv1 - recv0),
         loss_in: percent_lost(sent1 - sent0, in1 - in0),
         loss_out: percent_lost(fwd1 - fwd0, recv1 - recv0),
+        drops: (
+            drops1.0.saturating_sub(drops0.0),
+            drops1.1.saturating_sub(drops0.1),
+        ),
         latency: lat1.minus(&lat0),
         forwarded: fwd1 - fwd0,
         cpu,
@@ -248,7 +356,7 @@ async fn measure(relay: &Str0mRelay, calls: &[Call], seconds: u64) -> anyhow::Re
     })
 }
 
-async fn close_all(relay: &Str0mRelay, calls: Vec<Call>) -> anyhow::Result<()> {
+async fn close_all(relay: &dyn MediaRelay, calls: Vec<Call>) -> anyhow::Result<()> {
     for c in calls {
         relay.close(c.id).await?;
         c.citizen.close().await;
@@ -261,8 +369,9 @@ pub(crate) async fn media(options: MediaBenchOptions) -> anyhow::Result<()> {
     let traffic = Traffic::call(options.video_bps);
 
     // 1. Ramp.
-    let relay = start_relay(options.max_calls)?;
-    let rss_empty = rss_mb("VmRSS");
+    let relay = start_relay(options.max_calls).await?;
+    let server = relay.pid();
+    let rss_idle = proc_status_mb(server, "VmRSS");
     let mut calls: Vec<Call> = Vec::new();
     let mut ramp = Vec::new();
     let mut largest = 0;
@@ -279,35 +388,49 @@ pub(crate) async fn media(options: MediaBenchOptions) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let w = measure(&relay, &calls, options.seconds).await?;
         let (loss, latency, fwd, cpu, wall) = (w.loss, w.latency, w.forwarded, w.cpu, w.wall);
+        let percent = |d: Duration| round(d.as_secs_f64() / wall.as_secs_f64() * 100.0);
+        let server_rss_mb = proc_status_mb(server, "VmRSS");
         let step = Step {
             calls: calls.len(),
             loss_percent: round(loss),
             loss_to_relay_percent: round(w.loss_in),
             loss_from_relay_percent: round(w.loss_out),
+            relay_socket_drops: w.drops.0,
+            peer_socket_drops: w.drops.1,
             p50_ms: latency.percentile_ms(50.0).map(round),
             p99_ms: latency.percentile_ms(99.0).map(round),
             forwarded_per_s: round(fwd as f64 / wall.as_secs_f64()),
-            relay_cpu_percent: round(cpu.as_secs_f64() / wall.as_secs_f64() * 100.0),
-            forwarded_per_relay_cpu_s: round(fwd as f64 / cpu.as_secs_f64().max(0.01)),
-            rss_mb: rss_mb("VmRSS"),
+            server_cpu_percent: percent(cpu.server),
+            forwarded_per_server_cpu_s: round(fwd as f64 / cpu.server.as_secs_f64().max(0.01)),
+            relay_thread_cpu_percent: percent(cpu.relay_thread),
+            relay_thread_runqueue_wait_percent: percent(cpu.relay_thread_wait),
+            peers_cpu_percent: percent(cpu.peers),
+            server_rss_mb,
+            server_rss_per_call_mb: round3((server_rss_mb - rss_idle) / calls.len() as f64),
         };
         println!(
-            "{:>4} calls  loss {:>6.2} % (in {} %, out {} %)  p50 {:>6} ms  p99 {:>6} ms  {:>8} fwd/s  relay CPU {:>5} %  {:>8} fwd per relay CPU-s  RSS {} MiB",
+            "{:>4} calls  loss {:>6.2} % (in {} %, out {} %; socket drops relay {}, peers {})  p50 {:>6} ms  p99 {:>6} ms  {:>8} fwd/s  server CPU {:>5} % (loop {} %, waited {} %)  {:>8} fwd per server CPU-s  peers CPU {} %  server RSS {} MiB ({} per call)",
             step.calls,
             step.loss_percent,
             step.loss_to_relay_percent,
             step.loss_from_relay_percent,
+            step.relay_socket_drops,
+            step.peer_socket_drops,
             fmt_opt(step.p50_ms),
             fmt_opt(step.p99_ms),
             step.forwarded_per_s,
-            step.relay_cpu_percent,
-            step.forwarded_per_relay_cpu_s,
-            step.rss_mb
+            step.server_cpu_percent,
+            step.relay_thread_cpu_percent,
+            step.relay_thread_runqueue_wait_percent,
+            step.forwarded_per_server_cpu_s,
+            step.peers_cpu_percent,
+            step.server_rss_mb,
+            step.server_rss_per_call_mb,
         );
         let ok = loss < 1.0;
         if ok {
             largest = step.calls;
-            rss_per_call = Some(round((step.rss_mb - rss_empty) / step.calls as f64));
+            rss_per_call = Some(step.server_rss_per_call_mb);
         }
         ramp.push(step);
         if !ok {
@@ -315,10 +438,12 @@ pub(crate) async fn media(options: MediaBenchOptions) -> anyhow::Result<()> {
         }
     }
     close_all(&relay, calls).await?;
-    drop(relay);
+    let server_hwm = proc_status_mb(server, "VmHWM");
+    relay.stop().await?;
 
     // 2. Churn: set-ups and tear-downs, ten at a time, without media.
-    let relay = start_relay(64)?;
+    let relay = start_relay(64).await?;
+    let server = relay.pid();
     let churn_batch = 10;
     for _ in 0..5 {
         // Warm-up, so allocator arenas and the runtime are at their working size.
@@ -326,27 +451,36 @@ pub(crate) async fn media(options: MediaBenchOptions) -> anyhow::Result<()> {
         wait_connected(&relay, &batch).await?;
         close_all(&relay, batch).await?;
     }
-    let rss_before = rss_mb("VmRSS");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_before = proc_status_mb(server, "VmRSS");
     let mut rss_max = rss_before;
     let t0 = Instant::now();
     let mut done = 0;
+    let mut rss_half = None;
     while done < options.churn {
         let n = churn_batch.min(options.churn - done);
         let batch = open_batch(&relay, n).await?;
         wait_connected(&relay, &batch).await?;
-        rss_max = rss_max.max(rss_mb("VmRSS"));
+        rss_max = rss_max.max(proc_status_mb(server, "VmRSS"));
         close_all(&relay, batch).await?;
         done += n;
+        if rss_half.is_none() && done * 2 >= options.churn {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            rss_half = Some(proc_status_mb(server, "VmRSS"));
+        }
     }
     let churn_seconds = t0.elapsed().as_secs_f64();
-    let rss_after = rss_mb("VmRSS");
+    // The allocator returns freed pages after a short delay.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_after = proc_status_mb(server, "VmRSS");
     let counts = relay.counts().await?;
-    drop(relay);
+    relay.stop().await?;
     let churn = Churn {
         calls: options.churn,
         seconds: round(churn_seconds),
         rss_before_mb: rss_before,
         rss_max_during_mb: rss_max,
+        rss_half_mb: rss_half.unwrap_or(rss_before),
         rss_after_mb: rss_after,
         leaked_bytes_per_call: round(
             ((rss_after - rss_before) * 1024.0 * 1024.0 / options.churn.max(1) as f64).max(0.0),
@@ -354,11 +488,12 @@ pub(crate) async fn media(options: MediaBenchOptions) -> anyhow::Result<()> {
         relay_counts_after: counts.to_string(),
     };
     println!(
-        "churn: {} calls in {} s, RSS {} → max {} → {} MiB ({} bytes per call), relay holds {}",
+        "churn: {} calls in {} s, server RSS {} → max {} → half-way {} → {} MiB ({} bytes per call), relay holds {}",
         churn.calls,
         churn.seconds,
         churn.rss_before_mb,
         churn.rss_max_during_mb,
+        churn.rss_half_mb,
         churn.rss_after_mb,
         churn.leaked_bytes_per_call,
         churn.relay_counts_after
@@ -366,12 +501,17 @@ pub(crate) async fn media(options: MediaBenchOptions) -> anyhow::Result<()> {
 
     // 3. Overload: 1.5 × the configured capacity is offered.
     let capacity = options.capacity.unwrap_or(largest.max(options.step));
-    let relay = start_relay(capacity)?;
-    let mut calls = Vec::new();
-    for _ in 0..capacity {
-        calls.push(open_call(&relay, traffic).await?);
+    let relay = start_relay(capacity).await?;
+    let mut calls: Vec<Call> = Vec::new();
+    // In the ramp's steps: a whole capacity of handshakes at once is not what it measured.
+    while calls.len() < capacity {
+        let mut new = Vec::new();
+        while calls.len() + new.len() < capacity && new.len() < options.step.max(1) {
+            new.push(open_call(&relay, traffic).await?);
+        }
+        wait_connected(&relay, &new).await?;
+        calls.extend(new);
     }
-    wait_connected(&relay, &calls).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let extra = capacity.div_ceil(2);
     let (sent0, recv0, _) = totals(&calls);
@@ -392,7 +532,7 @@ pub(crate) async fn media(options: MediaBenchOptions) -> anyhow::Result<()> {
     let sent = sent1 - sent0;
     let running_loss = percent_lost(sent, recv1 - recv0);
     close_all(&relay, calls).await?;
-    drop(relay);
+    relay.stop().await?;
     let overload = Overload {
         capacity,
         offered: capacity + extra,
@@ -409,7 +549,7 @@ pub(crate) async fn media(options: MediaBenchOptions) -> anyhow::Result<()> {
         overload.running_loss_percent
     );
     println!(
-        "largest N under 1 % loss: {largest}; process RSS per call {} MiB",
+        "largest N under 1 % loss: {largest}; server RSS {rss_idle} MiB idle, {} MiB per call, peak {server_hwm} MiB",
         fmt_opt(rss_per_call)
     );
 
@@ -417,23 +557,29 @@ pub(crate) async fn media(options: MediaBenchOptions) -> anyhow::Result<()> {
         video_bps: options.video_bps,
         video_packet_bytes: traffic.video_payload_bytes,
         audio_packets_per_s: traffic.audio_packets_per_s,
-        peers: "str0m peers in this process on the tokio runtime, sharing the 2 cores",
-        cpu: "relay thread only (videoamt-media), /proc/self/task/<tid>/stat",
+        peers: "str0m peers in the bench process on the tokio runtime's worker threads",
+        server: "`videoamt bench media-relay` child process: CPU utime+stime of /proc/<pid>/stat (all threads), RSS VmRSS of /proc/<pid>/status",
+        server_rss_idle_mb: rss_idle,
         ramp,
         largest_calls_under_1_percent_loss: largest,
-        process_rss_per_call_mb: rss_per_call,
+        server_rss_per_call_mb: rss_per_call,
+        server_hwm_mb: server_hwm,
         churn,
         overload,
     };
     write_json(&options.out, "media.json".into(), &report)
 }
 
-async fn open_batch(relay: &Str0mRelay, n: usize) -> anyhow::Result<Vec<Call>> {
+async fn open_batch(relay: &dyn MediaRelay, n: usize) -> anyhow::Result<Vec<Call>> {
     let mut batch = Vec::with_capacity(n);
     for _ in 0..n {
         batch.push(open_call(relay, Traffic::SILENT).await?);
     }
     Ok(batch)
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1_000.0).round() / 1_000.0
 }
 
 fn fmt_opt(v: Option<f64>) -> String {

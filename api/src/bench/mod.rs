@@ -6,6 +6,7 @@
 
 pub(crate) mod api;
 pub(crate) mod media;
+pub(crate) mod media_relay;
 pub(crate) mod projections;
 pub(crate) mod retention;
 

@@ -246,7 +246,7 @@ enum BenchCommand {
         out: std::path::PathBuf,
     },
     /// Two-party calls of Rust peers through the media relay: the largest number under 1 %
-    /// loss, added latency, packets per relay CPU-second, memory over many set-ups and
+    /// loss, added latency, packets per server CPU-second, memory over many set-ups and
     /// tear-downs, and refusals past capacity.
     Media {
         /// The ramp's last step.
@@ -268,6 +268,16 @@ enum BenchCommand {
         video_bps: u64,
         #[arg(long, default_value = "target/bench")]
         out: std::path::PathBuf,
+    },
+    /// The relay of `bench media` as a child process: a str0m relay driven by JSON lines on
+    /// stdin/stdout until stdin closes (see `bench/media_relay.rs`).
+    #[command(hide = true)]
+    MediaRelay {
+        /// The relay's UDP address (a concrete one; port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: SocketAddr,
+        #[arg(long, default_value_t = 150)]
+        max_calls: usize,
     },
     /// The HTTP API against a `serve` child process: slot queries, bookings, token lookups and
     /// clerk schedule reads from concurrent keep-alive clients; latencies and server RSS.
@@ -485,6 +495,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out,
             };
             crate::bench::media::media(options).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::MediaRelay { bind, max_calls }) => {
+            crate::bench::media_relay::serve(bind, max_calls).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Api {
