@@ -34,9 +34,11 @@ const LOSS_BURST: u64 = 10;
 /// At most one keyframe request per sender and this interval, whatever asks.
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
 /// The NACK buffer per outgoing video stream. str0m keeps 3 s by default, about 0.6 MB per
-/// stream at 1.5 Mbit/s; a NACK answered later than one second is useless to a live call.
-const RTX_PACKETS: usize = 400;
-const RTX_AGE: Duration = Duration::from_secs(1);
+/// stream at 1.5 Mbit/s. A retransmission must arrive before the receiver plays the frame out
+/// (its jitter buffer holds a few hundred milliseconds), so half a second is enough on any
+/// line a call works on, and it is most of a call's server memory (ADR 0015).
+const RTX_PACKETS: usize = 200;
+const RTX_AGE: Duration = Duration::from_millis(500);
 /// Datagrams read per wake-up before the loop polls the legs they touched.
 const RECV_BATCH: usize = 64;
 
