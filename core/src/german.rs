@@ -69,6 +69,21 @@ pub fn minute_of_day(minute: u16) -> Option<Time> {
     Time::from_hms((minute / 60).try_into().ok()?, (minute % 60) as u8, 0).ok()
 }
 
+/// A pre-call check's result as the clerk and the auditor read it: "Technik-Check bestanden
+/// (Upload 24,0 Mbit/s)". The upload comes in kbit/s and reads in Mbit/s with one decimal.
+pub fn pre_call_check(passed: bool, upload_kbit_s: u32) -> String {
+    format!(
+        "Technik-Check {} (Upload {},{} Mbit/s)",
+        if passed {
+            "bestanden"
+        } else {
+            "nicht bestanden"
+        },
+        upload_kbit_s / 1000,
+        upload_kbit_s % 1000 / 100
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use time::macros::datetime;
@@ -98,5 +113,17 @@ mod tests {
         assert_eq!(weekday(Weekday::Sunday), "Sonntag");
         assert_eq!(weekday_from_abbreviation("mon"), None);
         assert_eq!(weekday_from_abbreviation("Mo"), None);
+    }
+
+    #[test]
+    fn a_pre_call_check_reads_with_its_upload_in_mbit() {
+        assert_eq!(
+            pre_call_check(true, 24_050),
+            "Technik-Check bestanden (Upload 24,0 Mbit/s)"
+        );
+        assert_eq!(
+            pre_call_check(false, 1_980),
+            "Technik-Check nicht bestanden (Upload 1,9 Mbit/s)"
+        );
     }
 }

@@ -264,16 +264,7 @@ pub fn summary(event: &DomainEvent, tenant: Option<&Tenant>) -> String {
         E::ConnectionRestored(_) => "Verbindung wiederhergestellt".into(),
         E::PrivacyNoticeAccepted(_) => "Datenschutzhinweis bestätigt".into(),
         E::AdmittedFromWaitingRoom(_) => "Aus dem Warteraum eingelassen".into(),
-        E::PreCallCheckRecorded(e) => format!(
-            "Technikcheck {} (Upload {},{} Mbit/s)",
-            if e.passed {
-                "bestanden"
-            } else {
-                "nicht bestanden"
-            },
-            e.upload_kbit_s / 1000,
-            e.upload_kbit_s % 1000 / 100
-        ),
+        E::PreCallCheckRecorded(e) => german::pre_call_check(e.passed, e.upload_kbit_s),
         E::SentBackToWaitingRoom(_) => "In den Warteraum zurückgeschickt".into(),
         E::RemovedFromSession(_) => "Aus der Sitzung entfernt".into(),
         E::ReconnectGraceExpired(e) => match e.party {

@@ -13,7 +13,7 @@ use videoamt_adapters::store::{AdminStore, StoreLocation};
 use videoamt_core::domain::appointment::AppointmentState;
 use videoamt_core::domain::events::DecodeError;
 use videoamt_core::domain::{AppointmentId, DomainEvent};
-use videoamt_core::event::TenantId;
+use videoamt_core::event::{RecordedEvent, StreamId, TenantId};
 use videoamt_core::keys::KeyStore;
 use videoamt_core::store::StoreError;
 use videoamt_core::tenant::Tenant;
@@ -123,18 +123,32 @@ impl System {
         &self,
         id: AppointmentId,
     ) -> Result<Option<(AppointmentState, TenantId)>, LoadError> {
-        let recorded = self.store.read_stream(&id.stream(), 0).await?;
-        let Some(first) = recorded.first() else {
+        let history = self.history(&id.stream()).await?;
+        let Some((first, _)) = history.first() else {
             return Ok(None);
         };
         let tenant = first.meta.tenant.clone();
-        let mut state = AppointmentState::default();
-        for e in &recorded {
-            let event =
-                DomainEvent::from_payload(e.event_type.as_str(), e.schema_version, &e.payload)?;
-            state = state.evolve(&event);
-        }
+        let state = history
+            .iter()
+            .fold(AppointmentState::default(), |s, (_, e)| s.evolve(e));
         Ok(Some((state, tenant)))
+    }
+
+    /// One stream's events, each decoded beside its envelope (whose time and actor the rooms
+    /// need).
+    pub async fn history(
+        &self,
+        stream: &StreamId,
+    ) -> Result<Vec<(RecordedEvent, DomainEvent)>, LoadError> {
+        let recorded = self.store.read_stream(stream, 0).await?;
+        recorded
+            .into_iter()
+            .map(|e| {
+                let event =
+                    DomainEvent::from_payload(e.event_type.as_str(), e.schema_version, &e.payload)?;
+                Ok((e, event))
+            })
+            .collect()
     }
 
     /// Where mail waits to be sent (`.eml` files, one folder per data subject).

@@ -621,9 +621,9 @@ fn media_relay(
     let mut config =
         videoamt_adapters::media::MediaConfig::new(settings.media_bind, settings.media_max_calls);
     config.announce_ip = settings.media_announce_ip;
+    // The relay logs its own bound address.
     let relay = videoamt_adapters::media::Str0mRelay::start(config)
         .with_context(|| format!("cannot start the media relay on {}", settings.media_bind))?;
-    tracing::info!(addr = %relay.local_addr(), "media relay listening");
     Ok(std::sync::Arc::new(relay))
 }
 

@@ -11,7 +11,7 @@ use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::Party;
 use videoamt_core::domain::session::{SessionCommand, SessionState};
 use videoamt_core::domain::{AppointmentId, DomainEvent, SessionId, SubjectId};
-use videoamt_core::event::{Actor, RecordedEvent};
+use videoamt_core::event::Actor;
 use videoamt_core::tenant::{ClerkId, Tenant};
 
 use crate::http::AppState;
@@ -83,17 +83,11 @@ async fn load(
     session: SessionId,
     party: Party,
 ) -> Result<(SessionState, Option<time::OffsetDateTime>), Error> {
-    let recorded: Vec<RecordedEvent> = state
-        .store
-        .read_stream(&session.stream(), 0)
-        .await
-        .map_err(|e| Error::unavailable(format!("session unavailable: {e}")))?;
+    let history = state.system.history(&session.stream()).await?;
     let mut folded = SessionState::default();
     let mut lost = None;
-    for e in &recorded {
-        let event = DomainEvent::from_payload(e.event_type.as_str(), e.schema_version, &e.payload)
-            .map_err(|e| Error::internal(format!("session event unreadable: {e}")))?;
-        match &event {
+    for (e, event) in &history {
+        match event {
             DomainEvent::ConnectionLost(l) if l.party == party => {
                 lost = Some(e.meta.recorded_at);
             }
@@ -102,7 +96,7 @@ async fn load(
             DomainEvent::ParticipantJoined(j) if j.party == party => lost = None,
             _ => {}
         }
-        folded = folded.evolve(&event);
+        folded = folded.evolve(event);
     }
     if folded.opened.is_none() {
         return Err(no_room());

@@ -273,15 +273,9 @@ pub(crate) fn clerk_base(room: &Room) -> String {
 /// folded from the session's stream (the state holds only the ids; the events hold the rest).
 /// `base` is where the party's document routes are ([`citizen_base`], [`clerk_base`]).
 pub(crate) async fn shelf(state: &AppState, room: &Room, base: &str) -> Result<Shelf, Error> {
-    let recorded = state
-        .store
-        .read_stream(&room.session.stream(), 0)
-        .await
-        .map_err(|e| Error::unavailable(format!("session unavailable: {e}")))?;
+    let history = state.system.history(&room.session.stream()).await?;
     let mut uploads: Vec<(Document, Personal)> = Vec::new();
-    for e in &recorded {
-        let event = DomainEvent::from_payload(e.event_type.as_str(), e.schema_version, &e.payload)
-            .map_err(|e| Error::internal(format!("session event unreadable: {e}")))?;
+    for (e, event) in history {
         match event {
             DomainEvent::DocumentUploaded(u) => {
                 let uploaded_at = e

@@ -13,6 +13,7 @@ use videoamt_core::domain::events::SessionOutcome;
 use videoamt_core::domain::identity::{DocumentType, SecurityFeature};
 use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::{DomainError, Personal};
+use videoamt_core::german;
 
 use super::access::{self, Room};
 use super::documents;
@@ -248,24 +249,13 @@ fn citizen_line(room: &Room) -> Markup {
                 li class="field-error" { "Verbindung unterbrochen." }
             }
             li {
-                "Technik-Check: "
                 @match &s.pre_call_check {
-                    None => "nicht gemacht",
-                    Some(c) if c.passed => {
-                        "bestanden (Upload " (mbit(c.upload_kbit_s)) " Mbit/s)"
-                    },
-                    Some(c) => {
-                        "nicht bestanden (Upload " (mbit(c.upload_kbit_s)) " Mbit/s)"
-                    },
+                    None => "Technik-Check nicht gemacht",
+                    Some(c) => (german::pre_call_check(c.passed, c.upload_kbit_s)),
                 }
             }
         }
     }
-}
-
-/// kbit/s as German Mbit/s with one decimal.
-pub(crate) fn mbit(kbit: u32) -> String {
-    format!("{},{}", kbit / 1000, kbit % 1000 / 100)
 }
 
 fn identity_panel(room: &Room, base: &str) -> Markup {

@@ -313,13 +313,8 @@ fn waiting_html(tenant: &Tenant, waiting: &[desk::WaitingView]) -> Markup {
                         @if w.connection_lost { ", Verbindung unterbrochen" }
                         @if w.returned { ", zurück im Warteraum" }
                         @match (w.pre_call_check_passed, w.upload_kbit_s) {
-                            (Some(true), Some(kbit)) => {
-                                ", Technik-Check bestanden (" (crate::http::room::pages::mbit(kbit))
-                                " Mbit/s)"
-                            }
-                            (Some(false), Some(kbit)) => {
-                                ", Technik-Check nicht bestanden ("
-                                (crate::http::room::pages::mbit(kbit)) " Mbit/s)"
+                            (Some(passed), Some(kbit)) => {
+                                ", " (videoamt_core::german::pre_call_check(passed, kbit))
                             }
                             _ => ", ohne Technik-Check",
                         }

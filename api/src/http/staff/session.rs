@@ -18,7 +18,6 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 use videoamt_adapters::bus::Issued;
 use videoamt_adapters::passwords;
-use videoamt_core::domain::DomainEvent;
 use videoamt_core::domain::account::{AccountCommand, AccountState, Login, StaffRole};
 use videoamt_core::domain::command::Command;
 use videoamt_core::event::{Actor, ActorRole, TenantId};
@@ -167,17 +166,10 @@ pub fn log_out(headers: &HeaderMap, state: &AppState) {
 
 /// An account's state, folded from its stream.
 async fn account(state: &AppState, tenant: &Tenant, login: &Login) -> Result<AccountState, Error> {
-    let recorded = state
-        .store
-        .read_stream(&login.stream(&tenant.id), 0)
-        .await
-        .map_err(|e| Error::unavailable(format!("account unavailable: {e}")))?;
-    let mut account = AccountState::default();
-    for e in &recorded {
-        let event = DomainEvent::from_payload(e.event_type.as_str(), e.schema_version, &e.payload)
-            .map_err(|e| Error::internal(format!("account event unreadable: {e}")))?;
-        account = account.evolve(&event);
-    }
+    let history = state.system.history(&login.stream(&tenant.id)).await?;
+    let account = history
+        .iter()
+        .fold(AccountState::default(), |a, (_, e)| a.evolve(e));
     Ok(account)
 }
 

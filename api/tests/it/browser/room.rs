@@ -136,7 +136,7 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
     clerk.check("raum-vor-einlass").await;
     let before = clerk.text().await;
     assert!(
-        before.contains("Wartet im Warteraum.") && before.contains("Technik-Check: bestanden"),
+        before.contains("Wartet im Warteraum.") && before.contains("Technik-Check bestanden"),
         "{before}"
     );
     clerk
@@ -256,7 +256,7 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
     let timeline = auditor.text().await;
     let steps = [
         "Termin gebucht",
-        "Technikcheck bestanden",
+        "Technik-Check bestanden",
         "Datenschutzhinweis bestätigt",
         "Aus dem Warteraum eingelassen",
         "Identität geprüft (Personalausweis, mit Kontrollfragen)",
