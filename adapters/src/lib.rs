@@ -1,6 +1,6 @@
 //! Implementations of the ports declared in `videoamt-core`.
 //!
-//! Heavy backends sit behind cargo features (`postgres`, `mail`, `media`; later `kurrentdb`) so
+//! Heavy backends sit behind cargo features (`postgres`, `mail`, `media`, `turn`; later `kurrentdb`) so
 //! that crates which need only the embedded store build quickly. The `videoamt` binary enables
 //! all of them.
 
@@ -14,3 +14,5 @@ pub mod mail;
 pub mod media;
 pub mod passwords;
 pub mod store;
+#[cfg(feature = "turn")]
+pub mod turn;
