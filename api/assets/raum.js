@@ -16,6 +16,8 @@ let local = null;
 let final = false;
 let retry = 500;
 let statsTimer = null;
+// The server's word on how to reach the relay (TURN servers and their credentials).
+let ice = { servers: [], policy: 'all' };
 // What the page knows, for people and for the browser test.
 window.videoamt = { state: 'connecting', inbound: 0, lost: 0 };
 
@@ -48,7 +50,7 @@ async function startMedia() {
   }
   self.srcObject = local;
   call.hidden = false;
-  pc = new RTCPeerConnection({ iceServers: [] });
+  pc = new RTCPeerConnection({ iceServers: ice.servers, iceTransportPolicy: ice.policy });
   for (const track of local.getTracks()) pc.addTrack(track, local);
   const incoming = new MediaStream();
   remote.srcObject = incoming;
@@ -88,6 +90,11 @@ async function reportStats() {
     }
     if (s.type === 'candidate-pair' && s.nominated && s.currentRoundTripTime !== undefined) {
       rtt = s.currentRoundTripTime * 1000;
+    }
+    if (s.type === 'transport' && s.selectedCandidatePairId) {
+      const mine = stats.get(stats.get(s.selectedCandidatePairId)?.localCandidateId);
+      // "host" or "relay/tcp": whether the media goes through a TURN server, and how.
+      if (mine) window.videoamt.route = mine.relayProtocol ? `${mine.candidateType}/${mine.relayProtocol}` : mine.candidateType;
     }
   });
   window.videoamt.inbound = packets;
@@ -156,6 +163,7 @@ function onMessage(event) {
         : 'Sie sind im Warteraum. Sie werden gleich verbunden.');
       break;
     case 'room':
+      if (m.ice) ice = m.ice;
       window.videoamt.state = m.admitted ? 'admitted' : 'waiting';
       if (documentsBox) documentsBox.hidden = !m.admitted;
       if (m.admitted) refreshDocuments(m.documents);

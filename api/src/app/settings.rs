@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use videoamt_adapters::turn::{Turn, TurnConfigError};
+
 const MAIL_FROM: &str = "videoberatung@localhost";
 const MAIL_ATTEMPTS: u32 = 5;
 const MAIL_RETRY_MS: u64 = 2_000;
@@ -19,6 +21,8 @@ const MEDIA_BIND: &str = "127.0.0.1:0";
 /// The largest number of calls `bench media` held under 1 % loss on the 2-core machine.
 const MEDIA_MAX_CALLS: usize = 40;
 const UPLOAD_MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// Longer than any appointment: a browser's TURN allocation ends with its credentials.
+const TURN_LIFETIME_SECONDS: u64 = 6 * 3600;
 
 /// The settings of a running product; `Settings::default()` is what an empty environment gives.
 #[derive(Clone, PartialEq, Eq, clap::Args)]
@@ -90,6 +94,32 @@ pub struct Settings {
     #[arg(long, global = true, env = "VIDEOAMT_MEDIA_MAX_CALLS",
         default_value_t = MEDIA_MAX_CALLS)]
     pub media_max_calls: usize,
+    /// TURN servers for browsers on networks without UDP (`turn:host:3478?transport=tcp`,
+    /// `turns:host:443?transport=tcp`; comma-separated), a coturn with `use-auth-secret`
+    /// (ADR 0017). None by default: browsers reach the relay directly.
+    #[arg(
+        long = "turn-url",
+        global = true,
+        env = "VIDEOAMT_TURN_URLS",
+        value_delimiter = ','
+    )]
+    pub turn_urls: Vec<String>,
+    /// The TURN server's `static-auth-secret`; needed with `--turn-url`.
+    #[arg(
+        long,
+        global = true,
+        env = "VIDEOAMT_TURN_SECRET",
+        hide_env_values = true
+    )]
+    pub turn_secret: Option<String>,
+    /// How long the TURN credentials handed to a browser stay valid, in seconds.
+    #[arg(long, global = true, env = "VIDEOAMT_TURN_LIFETIME_SECONDS",
+        default_value_t = TURN_LIFETIME_SECONDS)]
+    pub turn_lifetime_seconds: u64,
+    /// Browsers use only the TURN server, never a direct path to the relay: for a relay that
+    /// browsers cannot reach themselves.
+    #[arg(long, global = true, env = "VIDEOAMT_TURN_RELAY_ONLY")]
+    pub turn_relay_only: bool,
 }
 
 impl Default for Settings {
@@ -110,6 +140,10 @@ impl Default for Settings {
             media_bind: MEDIA_BIND.parse().expect("a valid default"),
             media_announce_ip: None,
             media_max_calls: MEDIA_MAX_CALLS,
+            turn_urls: Vec::new(),
+            turn_secret: None,
+            turn_lifetime_seconds: TURN_LIFETIME_SECONDS,
+            turn_relay_only: false,
         }
     }
 }
@@ -133,6 +167,10 @@ impl std::fmt::Debug for Settings {
             .field("media_bind", &self.media_bind)
             .field("media_announce_ip", &self.media_announce_ip)
             .field("media_max_calls", &self.media_max_calls)
+            .field("turn_urls", &self.turn_urls)
+            .field("turn_secret", &self.turn_secret.as_ref().map(|_| "…"))
+            .field("turn_lifetime_seconds", &self.turn_lifetime_seconds)
+            .field("turn_relay_only", &self.turn_relay_only)
             .finish()
     }
 }
@@ -153,6 +191,20 @@ impl Settings {
 
     pub fn reconnect_grace(&self) -> Duration {
         Duration::from_secs(self.reconnect_grace_seconds)
+    }
+
+    /// The TURN servers browsers are given, if any are set (empty URLs count as none).
+    pub fn turn(&self) -> Result<Option<Turn>, TurnConfigError> {
+        let urls: Vec<String> = (self.turn_urls.iter())
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
+            .collect();
+        if urls.is_empty() {
+            return Ok(None);
+        }
+        let secret = self.turn_secret.as_deref().unwrap_or("");
+        let lifetime = Duration::from_secs(self.turn_lifetime_seconds);
+        Turn::new(urls, secret, lifetime, self.turn_relay_only).map(Some)
     }
 }
 
@@ -238,6 +290,40 @@ mod tests {
         if unset("VIDEOAMT_UPLOAD_MAX_BYTES") {
             assert_eq!(parsed.upload_max_bytes, default.upload_max_bytes);
         }
+        if unset("VIDEOAMT_TURN_URLS") {
+            assert_eq!(parsed.turn_urls, default.turn_urls);
+            assert!(
+                default.turn().expect("valid").is_none(),
+                "no TURN by default"
+            );
+        }
+    }
+
+    #[test]
+    fn turn_servers_need_their_secret_and_never_show_it() {
+        let parsed = |args: &[&str]| {
+            let mut all = vec!["videoamt"];
+            all.extend(args);
+            Only::try_parse_from(all).expect("parsed").settings
+        };
+        let two = parsed(&[
+            "--turn-url",
+            "turn:turn.example.org:3478?transport=tcp, turns:turn.example.org:443?transport=tcp",
+            "--turn-secret",
+            "sehr-geheim",
+            "--turn-relay-only",
+        ]);
+        let turn = two.turn().expect("valid").expect("configured");
+        assert_eq!(turn.urls().len(), 2);
+        assert!(turn.relay_only());
+        assert!(!format!("{two:?}").contains("sehr-geheim"));
+        let without_secret = parsed(&["--turn-url", "turn:turn.example.org"]);
+        assert_eq!(
+            without_secret.turn().unwrap_err(),
+            TurnConfigError::NoSecret
+        );
+        let not_turn = parsed(&["--turn-url", "stun:x", "--turn-secret", "s"]);
+        assert!(matches!(not_turn.turn(), Err(TurnConfigError::BadUrl(_))));
     }
 
     #[test]

@@ -603,9 +603,11 @@ async fn serve(
         (system.settings.public_url.clone()).unwrap_or_else(|| format!("http://{addr}"));
     let smtp = system.settings.smtp().is_some();
     let relay = media_relay(&system.settings)?;
+    let turn = system.settings.turn()?;
     let mut state = server::AppState::new(system)
         .with_public_url(&public_url)
-        .with_media(relay);
+        .with_media(relay)
+        .with_turn(turn);
     // The dev outbox page exists only in the embedded default mode: no mail server configured.
     if matches!(location, StoreLocation::Sqlite(_)) && !smtp {
         state = state.with_dev_outbox();

@@ -55,6 +55,8 @@ pub struct AppState {
     /// The media relay of the rooms' calls; `None` where none runs (then the room says the
     /// video service is unavailable).
     pub media: Option<Arc<dyn videoamt_core::media::MediaRelay>>,
+    /// The TURN servers browsers are given with their credentials (ADR 0017); none by default.
+    pub turn: Option<videoamt_adapters::turn::Turn>,
 }
 
 impl AppState {
@@ -73,12 +75,19 @@ impl AppState {
             live: crate::workers::live::LiveFeed::default(),
             hub: room::hub::RoomHub::default(),
             media: None,
+            turn: None,
         }
     }
 
     /// Carries the rooms' calls through `relay`.
     pub fn with_media(mut self, relay: Arc<dyn videoamt_core::media::MediaRelay>) -> Self {
         self.media = Some(relay);
+        self
+    }
+
+    /// Gives browsers `turn` for their peer connections.
+    pub fn with_turn(mut self, turn: Option<videoamt_adapters::turn::Turn>) -> Self {
+        self.turn = turn;
         self
     }
 

@@ -249,9 +249,12 @@ async fn state_message(state: &AppState, room: &Room) -> serde_json::Value {
             "type": "ended",
             "outcome": outcome,
         }),
-        (phase, _) => json!({
+        (phase, party) => json!({
             "type": "room",
             "admitted": phase == Phase::Admitted,
+            // What the browser's next peer connection uses; given only to a party that may
+            // open one now.
+            "ice": (phase == Phase::Admitted || party == Party::Clerk).then(|| ice(state)),
             "citizen": {
                 "present": room.state.citizen_present,
                 "connection_lost": room.state.citizen_connection_lost,
@@ -259,6 +262,18 @@ async fn state_message(state: &AppState, room: &Room) -> serde_json::Value {
             "clerk_present": room.state.clerk_present,
             // The script fetches the list again when this changes.
             "documents": room.state.documents.len(),
+        }),
+    }
+}
+
+/// The browser's `RTCConfiguration` for the relay: no servers (the relay answers with its own
+/// address), or the TURN servers with fresh credentials.
+fn ice(state: &AppState) -> serde_json::Value {
+    match &state.turn {
+        None => json!({ "servers": [], "policy": "all" }),
+        Some(turn) => json!({
+            "servers": [turn.credentials(state.now())],
+            "policy": if turn.relay_only() { "relay" } else { "all" },
         }),
     }
 }

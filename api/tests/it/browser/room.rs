@@ -14,19 +14,19 @@ use super::{Person, screenshots};
 use crate::mail::server;
 
 const IN_NAMESPACE: &str = "VIDEOAMT_TEST_IN_NETNS";
-const TEST: &str = "browser::room::a_citizen_and_a_clerk_meet_by_video_in_two_browsers";
 
-/// Runs this test again inside a loopback-only network namespace; `true` when the caller is
-/// the copy inside and should go on.
-fn inside_namespace() -> bool {
+/// Runs the test `name` (in this module) again inside a loopback-only network namespace;
+/// `true` when the caller is the copy inside and should go on.
+fn inside_namespace(name: &str) -> bool {
     if std::env::var_os(IN_NAMESPACE).is_some() {
         return true;
     }
     let exe = std::env::current_exe().expect("the test binary");
+    let test = format!("browser::room::{name}");
     let status = Command::new("unshare")
         .args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
         .arg(exe)
-        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+        .args(["--exact", &test, "--nocapture", "--test-threads=1"])
         .env(IN_NAMESPACE, "1")
         .status()
         .expect("unshare runs (util-linux, as root; scripts/test installs iproute2)");
@@ -58,9 +58,59 @@ async fn inbound(person: &Person) -> u64 {
         .unwrap_or(0)
 }
 
+/// Chromium for calls on loopback: a fake camera and microphone, video that plays at once.
+async fn launch() -> Browser {
+    let mut args: Vec<&str> = FAKE_MEDIA_ARGS.to_vec();
+    args.extend([
+        "--allow-loopback-in-peer-connection",
+        "--autoplay-policy=no-user-gesture-required",
+    ]);
+    Browser::launch_with_args(&args)
+        .await
+        .expect("headless Chromium is needed (scripts/test installs it)")
+}
+
+/// From the appointment page: the privacy notice, then the waiting room.
+async fn enter_waiting_room(citizen: &Person, token: &str) {
+    citizen.goto(&format!("/termin/{token}")).await;
+    citizen
+        .page
+        .click("#datenschutz")
+        .await
+        .expect("privacy notice");
+    citizen.submit("form[action$='/warteraum'] button").await;
+    until(
+        citizen,
+        "window.videoamt.state === 'waiting'",
+        "the waiting room",
+    )
+    .await;
+}
+
+async fn appointment_of(citizen: &Person, token: &str) -> String {
+    let appointment = citizen
+        .page
+        .eval(&format!(
+            "fetch('/api/v1/appointments/by-token/{token}').then(r => r.json()).then(a => a.id)"
+        ))
+        .await
+        .expect("the appointment's id");
+    appointment.as_str().expect("an id").to_owned()
+}
+
+/// The clerk admits from the room page; then media arrives on both sides.
+async fn admit_and_see_each_other(citizen: &Person, clerk: &Person, room: &str) {
+    clerk
+        .submit(&format!("form[action='{room}/einlassen'] button"))
+        .await;
+    until(citizen, "window.videoamt.state === 'admitted'", "admission").await;
+    until(citizen, "window.videoamt.inbound > 0", "the clerk's media").await;
+    until(clerk, "window.videoamt.inbound > 0", "the citizen's media").await;
+}
+
 #[tokio::test]
 async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
-    if !inside_namespace() {
+    if !inside_namespace("a_citizen_and_a_clerk_meet_by_video_in_two_browsers") {
         return;
     }
     std::fs::create_dir_all(screenshots()).expect("screenshot folder");
@@ -68,14 +118,7 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
     let (_server, addr) = server(dir.path(), "", true, &[]);
     let base = format!("http://{addr}");
     let axe = super::cdp::axe_source().expect("axe-core (scripts/test installs it)");
-    let mut args: Vec<&str> = FAKE_MEDIA_ARGS.to_vec();
-    args.extend([
-        "--allow-loopback-in-peer-connection",
-        "--autoplay-policy=no-user-gesture-required",
-    ]);
-    let browser = Browser::launch_with_args(&args)
-        .await
-        .expect("headless Chromium is needed (scripts/test installs it)");
+    let browser = launch().await;
 
     // --- the citizen books, passes the pre-call check and waits ---
     let mut citizen = Person::new(&browser, &base, &axe, "raum-buerger").await;
@@ -102,31 +145,12 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
     )
     .await;
     citizen.check("technik-bestanden").await;
-    citizen.goto(&format!("/termin/{token}")).await;
-    citizen
-        .page
-        .click("#datenschutz")
-        .await
-        .expect("privacy notice");
-    citizen.submit("form[action$='/warteraum'] button").await;
-    until(
-        &citizen,
-        "window.videoamt.state === 'waiting'",
-        "the waiting room",
-    )
-    .await;
+    enter_waiting_room(&citizen, &token).await;
     citizen.check("warteraum").await;
     let waiting = citizen.text().await;
     assert!(waiting.contains("Sie werden gleich verbunden"), "{waiting}");
     assert!(waiting.contains("Es wird nichts aufgezeichnet") && waiting.contains("§ 201"));
-    let appointment = citizen
-        .page
-        .eval(&format!(
-            "fetch('/api/v1/appointments/by-token/{token}').then(r => r.json()).then(a => a.id)"
-        ))
-        .await
-        .expect("the appointment's id");
-    let appointment = appointment.as_str().expect("an id").to_owned();
+    let appointment = appointment_of(&citizen, &token).await;
 
     // --- the clerk admits; video flows both ways ---
     let mut clerk = Person::new(&browser, &base, &axe, "raum-sachbearbeitung").await;
@@ -139,17 +163,14 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
         before.contains("Wartet im Warteraum.") && before.contains("Technik-Check bestanden"),
         "{before}"
     );
-    clerk
-        .submit(&format!("form[action='{room}/einlassen'] button"))
-        .await;
+    admit_and_see_each_other(&citizen, &clerk, &room).await;
+    // Without TURN configured the media goes straight to the relay.
     until(
         &citizen,
-        "window.videoamt.state === 'admitted'",
-        "admission",
+        "window.videoamt.route === 'host'",
+        "a direct path",
     )
     .await;
-    until(&citizen, "window.videoamt.inbound > 0", "the clerk's media").await;
-    until(&clerk, "window.videoamt.inbound > 0", "the citizen's media").await;
     citizen.check("raum").await;
     clerk.check("raum").await;
     assert!(inbound(&citizen).await > 0 && inbound(&clerk).await > 0);
@@ -312,5 +333,123 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
         "serious accessibility violations:\n{}",
         violations.join("\n")
     );
+    browser.close().await.expect("Chromium closes");
+}
+
+/// coturn on loopback for the TURN test, its log in `log`; killed when dropped.
+struct Coturn(std::process::Child);
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn coturn(dir: &std::path::Path, secret: &str, log: &std::path::Path) -> (Coturn, u16) {
+    // A free port for TCP (and UDP, which coturn also opens on it).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = Command::new("turnserver")
+        .args(["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1"])
+        .arg(format!("--listening-port={port}"))
+        .args(["--min-port=49200", "--max-port=49400", "--use-auth-secret"])
+        .arg(format!("--static-auth-secret={secret}"))
+        .args([
+            "--realm=videoamt.test",
+            "--allow-loopback-peers",
+            "--no-tls",
+        ])
+        .args(["--no-dtls", "--no-cli", "--simple-log", "--verbose"])
+        .arg(format!("--userdb={}", dir.join("turndb").display()))
+        .arg(format!(
+            "--pidfile={}",
+            dir.join("turnserver.pid").display()
+        ))
+        .arg(format!("--log-file={}", log.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("coturn's turnserver runs (scripts/test installs it)");
+    let turn = Coturn(child);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "coturn did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (turn, port)
+}
+
+/// A citizen on a network that lets no UDP through reaches the relay over TCP through a TURN
+/// server: the server hands both browsers credentials for it, the browsers may use nothing but
+/// the TURN server (`VIDEOAMT_TURN_RELAY_ONLY`), and the media still flows both ways.
+#[tokio::test]
+async fn without_udp_a_call_goes_through_the_turn_server_over_tcp() {
+    if !inside_namespace("without_udp_a_call_goes_through_the_turn_server_over_tcp") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret = "ein-geheimnis-nur-fuer-den-test";
+    let log = dir.path().join("turn.log");
+    let (_turn, port) = coturn(dir.path(), secret, &log);
+    let url = format!("turn:127.0.0.1:{port}?transport=tcp");
+    let (_server, addr) = server(
+        dir.path(),
+        "",
+        true,
+        &[
+            ("VIDEOAMT_TURN_URLS", url.as_str()),
+            ("VIDEOAMT_TURN_SECRET", secret),
+            ("VIDEOAMT_TURN_RELAY_ONLY", "true"),
+        ],
+    );
+    let base = format!("http://{addr}");
+    let axe = super::cdp::axe_source().expect("axe-core (scripts/test installs it)");
+    let browser = launch().await;
+
+    let mut citizen = Person::new(&browser, &base, &axe, "turn-buerger").await;
+    citizen.goto("/buchen/ettlingen").await;
+    let token = citizen
+        .book(
+            &["meldebescheinigung"],
+            "Max Mustermann",
+            "max@example.org",
+            false,
+        )
+        .await;
+    enter_waiting_room(&citizen, &token).await;
+    let appointment = appointment_of(&citizen, &token).await;
+    let mut clerk = Person::new(&browser, &base, &axe, "turn-sachbearbeitung").await;
+    clerk.log_in("a.becker").await;
+    let room = format!("/sachbearbeitung/termin/{appointment}/raum");
+    clerk.goto(&room).await;
+    admit_and_see_each_other(&citizen, &clerk, &room).await;
+    for person in [&citizen, &clerk] {
+        until(
+            person,
+            "window.videoamt.route === 'relay/tcp'",
+            "the media path through the TURN server over TCP",
+        )
+        .await;
+    }
+    citizen.check("raum-turn").await;
+    clerk.check("raum-turn").await;
+
+    // coturn saw both browsers allocate with the time-limited username, which names nothing of
+    // the call: neither the appointment, nor the link, nor the person.
+    let log = std::fs::read_to_string(&log).expect("coturn's log");
+    let allocations = log
+        .lines()
+        .filter(|l| l.contains("ALLOCATE") && l.contains("success") && l.contains(":videoamt"))
+        .count();
+    assert!(allocations >= 2, "two browsers allocated:\n{log}");
+    for private in [appointment.as_str(), token.as_str(), "Mustermann"] {
+        assert!(!log.contains(private), "{private:?} in coturn's log");
+    }
     browser.close().await.expect("Chromium closes");
 }
