@@ -668,6 +668,7 @@ async fn drive(
                 field: (*field).into(),
                 value: Personal::plain(value),
                 by,
+                based_on: None,
             }
             .into(),
         )

@@ -382,6 +382,15 @@ pub struct FieldChanged {
     /// `None` clears the field (so that clearing is visible without opening a sealed value).
     pub value: Option<Personal>,
     pub by: Party,
+    /// The field's version the writer saw when typing (0: never written; each `FieldChanged`
+    /// of the field is one version). New in version 2; `None` where the writer did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub based_on: Option<u64>,
+    /// The other party, when this write replaced a value of theirs that the writer had not
+    /// seen (a stale write, applied all the same: last writer wins in log order). New in
+    /// version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overwrote: Option<Party>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -592,6 +601,9 @@ fn upcast<'p>(event_type: &str, version: u16, payload: &'p Payload) -> Option<&'
         ("SlotsReserved" | "SlotsReleased", 1) => Some(payload),
         // Version 2 adds `questions_asked`; a version 1 check reads as asked nothing.
         ("IdentityVerified" | "IdentityCheckFailed", 1) => Some(payload),
+        // Version 2 adds `based_on` and `overwrote`; a version 1 change based on nothing known
+        // and overwrote no one.
+        ("FieldChanged", 1) => Some(payload),
         _ => None,
     }
 }
@@ -635,7 +647,7 @@ domain_events! {
     HandedOverToCaseSystem = 1,
     SessionEnded = 1,
     FormStarted = 1,
-    FieldChanged = 1,
+    FieldChanged = 2,
     SignatureRequested = 1,
     FormSigned = 1,
     FormLocked = 1,

@@ -16,10 +16,20 @@ use super::{
 use crate::event::StreamId;
 use crate::tenant::{FieldKind, FormTemplate, FormTemplateId, SignatureMethod};
 
+/// How often a field was written, and by whom last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldVersion {
+    /// The number of `FieldChanged` of the field so far (0: never written).
+    pub version: u64,
+    pub by: Party,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FormState {
     pub started: Option<FormStarted>,
     pub values: BTreeMap<String, Personal>,
+    /// Each written field's version; a field not in here is at version 0.
+    pub versions: BTreeMap<String, FieldVersion>,
     pub requested: Option<SignatureMethod>,
     pub signed: bool,
     pub locked: bool,
@@ -35,6 +45,9 @@ impl FormState {
         match event {
             DomainEvent::FormStarted(e) => self.started = Some(e.clone()),
             DomainEvent::FieldChanged(e) => {
+                let version = self.version(&e.field) + 1;
+                self.versions
+                    .insert(e.field.clone(), FieldVersion { version, by: e.by });
                 // An empty plain value is how clearing was written before sealing.
                 match &e.value {
                     None => {
@@ -54,6 +67,11 @@ impl FormState {
             _ => {}
         }
         self
+    }
+
+    /// The field's version: how many writes it had.
+    pub fn version(&self, field: &str) -> u64 {
+        self.versions.get(field).map_or(0, |v| v.version)
     }
 
     /// Open for changes: started and neither signed nor locked.
@@ -87,11 +105,15 @@ pub enum FormCommand {
         form: FormId,
         template: FormTemplateId,
     },
+    /// Sets a field. `based_on` is the field's version the writer saw (`None`: not known,
+    /// taken as the current one). A stale write is applied all the same, last writer wins in
+    /// log order, and its event names the party whose unseen value it replaced.
     ChangeField {
         form: FormId,
         field: String,
         value: Personal,
         by: Party,
+        based_on: Option<u64>,
     },
     RequestSignature {
         form: FormId,
@@ -170,7 +192,11 @@ impl FormCommand {
                 ])
             }
             Self::ChangeField {
-                field, value, by, ..
+                field,
+                value,
+                by,
+                based_on,
+                ..
             } => {
                 let template = template_of(state.editable()?)?;
                 // A command carries what was typed; a sealed value cannot be checked.
@@ -185,12 +211,19 @@ impl FormCommand {
                 if state.values.get(field) == value.as_ref() {
                     return Ok(vec![]);
                 }
+                let current = state.versions.get(field.as_str());
+                let overwrote = match (current, based_on) {
+                    (Some(c), Some(seen)) if *seen < c.version && c.by != *by => Some(c.by),
+                    _ => None,
+                };
                 Ok(one(
                     form.stream(),
                     FieldChanged {
                         field: field.clone(),
                         value,
                         by: *by,
+                        based_on: *based_on,
+                        overwrote,
                     },
                 ))
             }
@@ -355,6 +388,7 @@ mod tests {
             field: field.into(),
             value: Personal::plain(value),
             by,
+            based_on: None,
         }
     }
 
@@ -438,6 +472,8 @@ mod tests {
                     field: "familienname".into(),
                     value: Some(Personal::plain("Mustermann")),
                     by: Party::Clerk,
+                    based_on: None,
+                    overwrote: None,
                 }
                 .into(),
             )]);
@@ -449,6 +485,80 @@ mod tests {
         given(ettlingen(), h)
             .when(change("familienname", "Mustermann", Party::Citizen))
             .then_nothing();
+    }
+
+    fn change_seen(field: &str, value: &str, by: Party, based_on: u64) -> FormCommand {
+        FormCommand::ChangeField {
+            form: form(),
+            field: field.into(),
+            value: Personal::plain(value),
+            by,
+            based_on: Some(based_on),
+        }
+    }
+
+    /// The form as its part of a test history folds.
+    fn folded(h: &Decision) -> FormState {
+        h.iter()
+            .filter(|(stream, _)| *stream == form().stream())
+            .fold(FormState::default(), |s, (_, e)| s.evolve(e))
+    }
+
+    fn changed(value: &str, by: Party, based_on: u64, overwrote: Option<Party>) -> Decision {
+        vec![(
+            form().stream(),
+            FieldChanged {
+                field: "vorname".into(),
+                value: Some(Personal::plain(value)),
+                by,
+                based_on: Some(based_on),
+                overwrote,
+            }
+            .into(),
+        )]
+    }
+
+    #[test]
+    fn a_stale_write_wins_in_log_order_and_names_whose_value_it_replaced() {
+        // The clerk types "Erika" into an empty field (version 0 → 1).
+        let h = started(ettlingen());
+        given(ettlingen(), h.clone())
+            .when(change_seen("vorname", "Erika", Party::Clerk, 0))
+            .then_expect(changed("Erika", Party::Clerk, 0, None));
+        let h = then(
+            ettlingen(),
+            &h,
+            change_seen("vorname", "Erika", Party::Clerk, 0),
+        );
+        assert_eq!(folded(&h).version("vorname"), 1);
+        // The citizen, who still saw the empty field, writes "Erica": applied, and the clerk's
+        // unseen "Erika" is named as overwritten.
+        given(ettlingen(), h.clone())
+            .when(change_seen("vorname", "Erica", Party::Citizen, 0))
+            .then_expect(changed("Erica", Party::Citizen, 0, Some(Party::Clerk)));
+        // Had the citizen seen version 1, nobody's value was lost.
+        given(ettlingen(), h.clone())
+            .when(change_seen("vorname", "Erica", Party::Citizen, 1))
+            .then_expect(changed("Erica", Party::Citizen, 1, None));
+        // A writer's own earlier value is not "overwritten" by its later write.
+        given(ettlingen(), h.clone())
+            .when(change_seen("vorname", "Erik", Party::Clerk, 0))
+            .then_expect(changed("Erik", Party::Clerk, 0, None));
+        // The log decides: after the citizen's stale write the field holds "Erica", version 2.
+        let h = then(
+            ettlingen(),
+            &h,
+            change_seen("vorname", "Erica", Party::Citizen, 0),
+        );
+        let state = folded(&h);
+        assert_eq!(state.values["vorname"], Personal::plain("Erica"));
+        assert_eq!(
+            state.versions["vorname"],
+            FieldVersion {
+                version: 2,
+                by: Party::Citizen
+            }
+        );
     }
 
     #[test]

@@ -1097,6 +1097,7 @@ mod tests {
                     field: field.into(),
                     value: crate::domain::Personal::plain(value),
                     by: Party::Clerk,
+                    based_on: None,
                 },
             );
         }

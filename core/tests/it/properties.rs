@@ -255,6 +255,7 @@ fn signed_form() -> (MemoryLog, FormId) {
                 field: field.into(),
                 value: Personal::plain(value),
                 by: Party::Clerk,
+                based_on: None,
             }
             .into(),
         );
@@ -292,7 +293,7 @@ proptest! {
         let before = log.stream(&form.stream());
         for op in ops {
             let command = match op {
-                FormOp::Change { field, value, by } => FormCommand::ChangeField { form, field: field.into(), value: Personal::plain(value), by }.into(),
+                FormOp::Change { field, value, by } => FormCommand::ChangeField { form, field: field.into(), value: Personal::plain(value), by, based_on: None }.into(),
                 FormOp::Request(method) => FormCommand::RequestSignature { form, method }.into(),
                 FormOp::Sign(method) => FormCommand::SignForm { form, method, evidence_sha256: "f".repeat(64).parse().expect("64 hex digits"), document_sha256: "c".repeat(64).parse().expect("64 hex digits") }.into(),
             };

@@ -288,6 +288,7 @@ fn field(form: FormId, name: &str, value: &str) -> Command {
         field: name.into(),
         value: Personal::plain(value),
         by: Party::Citizen,
+        based_on: None,
     }
     .into()
 }

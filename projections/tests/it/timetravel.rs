@@ -95,6 +95,7 @@ fn command(ids: VisitIds, op: u8, booked_first_minute: i64) -> Command {
             field: "familienname".into(),
             value: Personal::plain("Mustermann"),
             by: Party::Clerk,
+            based_on: None,
         }
         .into(),
         10 => FormCommand::RequestSignature {

@@ -174,6 +174,7 @@ async fn in_the_room(
                 field: (*field).into(),
                 value: Personal::plain(*value),
                 by,
+                based_on: None,
             }
             .into(),
         )
@@ -210,6 +211,7 @@ async fn in_the_room(
                 field: fields[0].0.into(),
                 value: Personal::plain("X"),
                 by: Party::Clerk,
+                based_on: None,
             }
             .into(),
         )
