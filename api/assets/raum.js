@@ -20,6 +20,11 @@ let statsTimer = null;
 let ice = { servers: [], policy: 'all' };
 // What the page knows, for people and for the browser test.
 window.videoamt = { state: 'connecting', inbound: 0, lost: 0 };
+// What the forms' script (formular.js, a module of its own) may use of this one.
+window.videoamtRoom = {
+  send: (message) => send(message),
+  open: () => Boolean(ws && ws.readyState === WebSocket.OPEN),
+};
 
 function say(text) {
   statusText.textContent = text;
@@ -222,6 +227,8 @@ function onMessage(event) {
     default:
       break;
   }
+  // The forms' script (formular.js) hears every message too.
+  if (window.onRoomMessage) window.onRoomMessage(m);
 }
 
 function connect() {

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use videoamt_core::domain::events::DecodeError;
+use videoamt_core::domain::events::{DecodeError, Party};
 use videoamt_core::domain::record::AppointmentRecord;
 use videoamt_core::domain::{AppointmentId, DomainEvent};
 use videoamt_core::event::GlobalPosition;
@@ -204,12 +204,14 @@ pub fn summary(event: &DomainEvent, tenant: Option<&Tenant>) -> String {
         )
     };
     let field = |id: &str| {
-        let labels: Vec<&str> = tenant
+        // Templates share fields (every form asks for the name): one label is one label.
+        let labels: std::collections::BTreeSet<&str> = tenant
             .into_iter()
             .flat_map(|t| t.forms.values())
             .filter_map(|f| f.field(id))
             .map(|f| f.label.as_str())
             .collect();
+        let labels: Vec<&str> = labels.into_iter().collect();
         match labels.as_slice() {
             [label] => format!("Feld „{label}“ geändert"),
             _ => "Formularfeld geändert".to_owned(),
@@ -301,7 +303,16 @@ pub fn summary(event: &DomainEvent, tenant: Option<&Tenant>) -> String {
         E::HandedOverToCaseSystem(e) => format!("An Fachverfahren {} übergeben", e.target),
         E::SessionEnded(_) => "Videositzung beendet".into(),
         E::FormStarted(e) => format!("{} begonnen", form(&e.template)),
-        E::FieldChanged(e) => field(&e.field),
+        E::FieldChanged(e) => match e.overwrote {
+            None => field(&e.field),
+            Some(Party::Citizen) => format!(
+                "{}, Eingabe der Bürgerin oder des Bürgers ersetzt",
+                field(&e.field)
+            ),
+            Some(Party::Clerk) => {
+                format!("{}, Eingabe der Sachbearbeitung ersetzt", field(&e.field))
+            }
+        },
         E::SignatureRequested(_) => "Unterschrift angefordert".into(),
         E::FormSigned(_) => "Formular unterschrieben".into(),
         E::FormLocked(_) => "Formular gesperrt".into(),

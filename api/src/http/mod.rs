@@ -146,6 +146,7 @@ pub fn app(state: AppState) -> Router {
         .merge(pages())
         // Room routes, like the pages, stay out of the OpenAPI document.
         .merge(room::documents::routes())
+        .merge(room::forms::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::observe::observe,

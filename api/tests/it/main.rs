@@ -13,6 +13,7 @@ mod purge_crash;
 mod retention;
 mod room;
 mod room_documents;
+mod room_forms;
 mod router;
 mod staff;
 mod timers;

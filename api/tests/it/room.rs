@@ -15,11 +15,11 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use crate::router::Api;
 use crate::staff::{Booked, book, browse, catch_up, session, staffed};
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Serves the app on a loopback port; the projections are caught up by the tests themselves.
-async fn serve(api: &Api) -> SocketAddr {
+pub(crate) async fn serve(api: &Api) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a port");
@@ -30,7 +30,11 @@ async fn serve(api: &Api) -> SocketAddr {
     addr
 }
 
-async fn open(addr: SocketAddr, path: &str, cookie: Option<&str>) -> Result<Socket, StatusCode> {
+pub(crate) async fn open(
+    addr: SocketAddr,
+    path: &str,
+    cookie: Option<&str>,
+) -> Result<Socket, StatusCode> {
     let mut request = format!("ws://{addr}{path}")
         .into_client_request()
         .expect("request");
@@ -50,7 +54,7 @@ async fn open(addr: SocketAddr, path: &str, cookie: Option<&str>) -> Result<Sock
 }
 
 /// The next JSON message, skipping pings; `None` when the socket closed (with its code).
-async fn next(socket: &mut Socket) -> Result<Value, Option<u16>> {
+pub(crate) async fn next(socket: &mut Socket) -> Result<Value, Option<u16>> {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(20), socket.next())
             .await
@@ -65,7 +69,7 @@ async fn next(socket: &mut Socket) -> Result<Value, Option<u16>> {
 }
 
 /// Waits for a message of `kind`, skipping others.
-async fn until(socket: &mut Socket, kind: &str) -> Value {
+pub(crate) async fn until(socket: &mut Socket, kind: &str) -> Value {
     loop {
         let m = next(socket).await.expect("open");
         if m["type"] == kind {

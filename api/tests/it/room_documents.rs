@@ -26,19 +26,19 @@ const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n% MARKER-Mel
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0";
 
 /// One booked appointment with an open session the citizen waits in, and the clerks.
-struct Room {
-    api: Api,
-    token: String,
-    appointment: AppointmentId,
-    session: SessionId,
+pub(crate) struct Room {
+    pub(crate) api: Api,
+    pub(crate) token: String,
+    pub(crate) appointment: AppointmentId,
+    pub(crate) session: SessionId,
     subject: SubjectId,
     /// Cookie of a clerk of the appointment's department (Bürgerbüro, Ettlingen).
-    clerk: String,
+    pub(crate) clerk: String,
 }
 
 impl Room {
     /// The citizen has accepted the privacy notice and waits; nobody is admitted yet.
-    async fn waiting() -> Self {
+    pub(crate) async fn waiting() -> Self {
         let api = Api::new().await;
         let (status, _, body) = api.post("/api/v1/appointments", &booking(TUE_9)).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -104,7 +104,7 @@ impl Room {
     }
 
     /// The clerk has admitted the citizen (on the bus: the admit route is another step's).
-    async fn admitted() -> Self {
+    pub(crate) async fn admitted() -> Self {
         let room = Self::waiting().await;
         let issued = Issued {
             tenant: TenantId::parse("ettlingen").expect("tenant id"),

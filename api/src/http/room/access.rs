@@ -9,7 +9,7 @@ use videoamt_adapters::bus::Issued;
 use videoamt_core::domain::appointment::AppointmentState;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::Party;
-use videoamt_core::domain::session::{SessionCommand, SessionState};
+use videoamt_core::domain::session::SessionState;
 use videoamt_core::domain::{AppointmentId, DomainEvent, SessionId, SubjectId};
 use videoamt_core::event::Actor;
 use videoamt_core::tenant::{ClerkId, Tenant};
@@ -44,8 +44,12 @@ pub(crate) fn no_room() -> Error {
 }
 
 impl Room {
-    /// Runs a session command as this party.
-    pub(crate) async fn act(&self, state: &AppState, command: SessionCommand) -> Result<(), Error> {
+    /// Runs a command of the session or its forms as this party.
+    pub(crate) async fn act(
+        &self,
+        state: &AppState,
+        command: impl Into<Command>,
+    ) -> Result<(), Error> {
         let command: Command = command.into();
         let issued = Issued {
             tenant: self.tenant.id.clone(),

@@ -16,7 +16,7 @@ use videoamt_core::domain::{DomainError, Personal};
 use videoamt_core::german;
 
 use super::access::{self, Room};
-use super::documents;
+use super::{documents, forms};
 use crate::http::AppState;
 use crate::http::citizen::pages::{found_view, overview, requirements};
 use crate::http::error::Error;
@@ -110,6 +110,10 @@ pub(crate) async fn citizen_room(
         Ok(shelf) => shelf,
         Err(e) => return problem_page(&e),
     };
+    let forms = match room_forms(&state, &room).await {
+        Ok(forms) => forms,
+        Err(e) => return problem_page(&e),
+    };
     let body = html! {
         @if let Some(outcome) = room.state.ended {
             (ended(&room, outcome))
@@ -118,6 +122,7 @@ pub(crate) async fn citizen_room(
             // The documents belong to the room: shown once admitted (the script reveals and
             // fills them when the clerk admits while the page is open).
             div id="dokumente-raum" hidden[!room.state.admitted] {
+                (forms::panel(&room, &forms, &forms::citizen_base(&token)))
                 (documents::panel(&room, &shelf))
             }
             p { a href={ "/termin/" (token) "/technik" } { "Technik prüfen" } }
@@ -127,7 +132,13 @@ pub(crate) async fn citizen_room(
         (requirements(&view))
         p { a href={ "/termin/" (token) } { "Zurück zum Termin" } }
     };
-    shell(StatusCode::OK, "Videoberatung", None, &["raum.js"], body)
+    shell(
+        StatusCode::OK,
+        "Videoberatung",
+        None,
+        &["raum.js", "formular.js"],
+        body,
+    )
 }
 
 fn ended(room: &Room, outcome: SessionOutcome) -> Markup {
@@ -163,6 +174,10 @@ pub(crate) async fn clerk_room(
         Ok(shelf) => shelf,
         Err(e) => return problem_page(&e),
     };
+    let forms = match room_forms(&state, &room).await {
+        Ok(forms) => forms,
+        Err(e) => return problem_page(&e),
+    };
     let opened = room.state.opened.clone();
     let identity_needed = opened.as_ref().is_some_and(|o| o.identity_check_required);
     let body = html! {
@@ -180,6 +195,7 @@ pub(crate) async fn clerk_room(
         } @else {
             (call(&format!("{base}/ws"), "clerk", &room.tenant.support.phone))
             (citizen_line(&room))
+            (forms::panel(&room, &forms, &forms::clerk_base(&room)))
             (documents::panel(&room, &shelf))
             h2 { "Warteraum" }
             @if room.state.admitted {
@@ -218,7 +234,13 @@ pub(crate) async fn clerk_room(
         (no_recording())
         p { a href={ "/sachbearbeitung/termin/" (id) } { "Zum Termin" } }
     };
-    shell(StatusCode::OK, "Videoberatung", None, &["raum.js"], body)
+    shell(
+        StatusCode::OK,
+        "Videoberatung",
+        None,
+        &["raum.js", "formular.js"],
+        body,
+    )
 }
 
 /// The party's documents; none before admission, when the room holds nothing for a citizen.
@@ -231,6 +253,15 @@ async fn room_shelf(state: &AppState, room: &Room, base: &str) -> Result<documen
             max_bytes: state.system.settings.upload_max_bytes,
             base: base.to_owned(),
         })
+    }
+}
+
+/// The session's forms; none before admission for a citizen, like the documents.
+async fn room_forms(state: &AppState, room: &Room) -> Result<Vec<forms::FormView>, Error> {
+    if room.state.admitted || room.party == videoamt_core::domain::events::Party::Clerk {
+        forms::forms(state, room).await
+    } else {
+        Ok(vec![])
     }
 }
 

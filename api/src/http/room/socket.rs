@@ -132,6 +132,18 @@ enum Incoming {
         camera: bool,
         microphone: bool,
     },
+    /// A form field as typed, with the field's version the page showed.
+    Field {
+        form: uuid::Uuid,
+        field: String,
+        value: String,
+        based_on: u64,
+    },
+    /// The party is in this field of a form now (`None`: in none).
+    Focus {
+        form: uuid::Uuid,
+        field: Option<String>,
+    },
     Ping,
 }
 
@@ -262,6 +274,8 @@ async fn state_message(state: &AppState, room: &Room) -> serde_json::Value {
             "clerk_present": room.state.clerk_present,
             // The script fetches the list again when this changes.
             "documents": room.state.documents.len(),
+            // And the forms' panel when this does.
+            "forms": room.state.forms.len(),
         }),
     }
 }
@@ -508,6 +522,30 @@ async fn run(state: &AppState, room: Room, mut socket: WebSocket) -> Result<(), 
                             "type": "peer-media",
                             "camera": camera,
                             "microphone": microphone,
+                        })));
+                    }
+                    Incoming::Field { form, field, value, based_on } => {
+                        let form = videoamt_core::domain::FormId(form);
+                        let changed =
+                            super::forms::change(state, &room, form, &field, &value, Some(based_on))
+                                .await;
+                        if let Err(e) = changed {
+                            let problem = e.problem();
+                            socket.send(text(&json!({
+                                "type": "field-error",
+                                "form": form.0,
+                                "field": field,
+                                "title": problem.title,
+                                "detail": problem.detail,
+                            }))).await?;
+                        }
+                    }
+                    Incoming::Focus { form, field } => {
+                        // Where the other side types: for the eye only, never recorded.
+                        state.hub.tell(session, other(party), Nudge::Send(json!({
+                            "type": "peer-focus",
+                            "form": form,
+                            "field": field,
                         })));
                     }
                     Incoming::Ping => {}

@@ -41,6 +41,7 @@ pub(crate) async fn script(Path(name): Path<String>) -> Response {
         "live.js" => LIVE_JS,
         "zeitreise.js" => TIME_TRAVEL_JS,
         "raum.js" => include_str!("../../../assets/raum.js"),
+        "formular.js" => include_str!("../../../assets/formular.js"),
         "technik.js" => include_str!("../../../assets/technik.js"),
         _ => return problem_page(&Error::not_found("Diese Datei gibt es nicht.")),
     };

@@ -125,7 +125,7 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
     citizen.goto("/buchen/ettlingen").await;
     let token = citizen
         .book(
-            &["meldebescheinigung"],
+            &["personalausweis", "meldebescheinigung"],
             "Erika Mustermann",
             "erika@example.org",
             false,
@@ -201,6 +201,77 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
     )
     .await;
 
+    // --- a form, filled in together; a concurrent edit of one field resolves in log order ---
+    clerk
+        .page
+        .eval("document.getElementById('vorlage').value = 'antrag-personalausweis'")
+        .await
+        .expect("choose the template");
+    clerk
+        .submit(&format!("form[action='{room}/formular'] button"))
+        .await;
+    until(
+        &citizen,
+        "window.videoamt.forms === 1",
+        "the form on the citizen's page",
+    )
+    .await;
+    citizen
+        .page
+        .fill("#formulare [name=familienname]", "Mustermann")
+        .await
+        .expect("the citizen types");
+    until(
+        &clerk,
+        "document.querySelector('#formulare [name=familienname]').value === 'Mustermann'",
+        "the citizen's value on the clerk's page",
+    )
+    .await;
+    // The clerk types the first name and pauses (sent after 1.5 s without typing) while the
+    // citizen writes it at once: the clerk's write comes second in the log, based on the empty
+    // field, and wins; the citizen is told that their value was replaced.
+    clerk
+        .page
+        .eval(
+            "(() => { const el = document.querySelector('#formulare [name=vorname]'); \
+               el.focus(); el.value = 'Erika'; \
+               el.dispatchEvent(new Event('input', { bubbles: true })); })()",
+        )
+        .await
+        .expect("the clerk types");
+    citizen
+        .page
+        .fill("#formulare [name=vorname]", "Erica")
+        .await
+        .expect("the citizen types");
+    until(
+        &citizen,
+        "document.querySelector('#formulare [name=vorname]').value === 'Erika' && \
+         document.querySelector('#formulare .feld[data-field=vorname] .field-error').textContent.includes('ersetzt')",
+        "the clerk's later value and the notice",
+    )
+    .await;
+    until(
+        &clerk,
+        "document.querySelector('#formulare [name=vorname]').value === 'Erika'",
+        "the clerk's own value kept",
+    )
+    .await;
+    // Where the other side is typing shows beside the field.
+    clerk
+        .page
+        .eval("document.querySelector('#formulare [name=geburtsdatum]').focus()")
+        .await
+        .expect("focus");
+    until(
+        &citizen,
+        "document.querySelector('#formulare .feld[data-field=geburtsdatum] .gegenseite-feld').textContent.includes('Sachbearbeitung')",
+        "where the clerk types",
+    )
+    .await;
+    citizen.check("raum-formular").await;
+    clerk.check("raum-formular").await;
+
     // --- the citizen shares a PDF; the clerk sees it at once and downloads it, byte for byte ---
     let pdf = "%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
     let uploaded = citizen
@@ -256,7 +327,13 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
     .await;
     citizen.check("raum-wieder").await;
 
-    // --- the clerk ends the session ---
+    // --- the clerk ends the session: the form is not signed, so not as done but as
+    // technically aborted, and the citizen is offered a new appointment ---
+    clerk
+        .page
+        .click("input[name=outcome][value=aborted]")
+        .await
+        .expect("choose the outcome");
     clerk
         .submit(&format!("form[action='{room}/beenden'] button"))
         .await;
@@ -266,6 +343,11 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
         "the end of the session",
     )
     .await;
+    assert!(
+        citizen.text().await.contains("neuen Termin"),
+        "{}",
+        citizen.text().await
+    );
     citizen.check("beendet").await;
 
     // --- the auditor's timeline holds every step in order ---
@@ -281,6 +363,8 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
         "Datenschutzhinweis bestätigt",
         "Aus dem Warteraum eingelassen",
         "Identität geprüft (Personalausweis, mit Kontrollfragen)",
+        "Formular „Antrag auf einen Personalausweis“ geöffnet",
+        "Feld „Vorname“ geändert, Eingabe der Bürgerin oder des Bürgers ersetzt",
         "Dokument hochgeladen",
         "Dokument geteilt",
         "Dokument heruntergeladen",
