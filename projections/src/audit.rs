@@ -316,6 +316,12 @@ pub fn summary(event: &DomainEvent, tenant: Option<&Tenant>) -> String {
         E::SignatureRequested(_) => "Unterschrift angefordert".into(),
         E::FormSigned(_) => "Formular unterschrieben".into(),
         E::FormLocked(_) => "Formular gesperrt".into(),
+        E::TanIssued(e) => match e.method {
+            videoamt_core::tenant::SignatureMethod::HandyTan => "TAN per SMS gesendet".into(),
+            _ => "TAN angezeigt".into(),
+        },
+        E::TanRejected(e) => format!("Falsche TAN eingegeben ({}. Versuch)", e.attempts),
+        E::TanAccepted(_) => "TAN bestätigt".into(),
         E::PaymentRequested(e) => format!("Zahlung angefordert: {}", e.amount),
         E::PaymentMethodChosen(e) => tenant
             .and_then(|t| t.payment_methods.iter().find(|m| m.id == e.method))

@@ -481,6 +481,11 @@ pub fn refusal(error: &DomainError) -> (StatusCode, &'static str, &'static str) 
             "/problems/signature-not-requested",
             "Keine Unterschrift angefordert",
         ),
+        D::NoTan => (CONFLICT, "/problems/no-tan", "Keine TAN"),
+        D::TanExpired => (CONFLICT, "/problems/tan-expired", "TAN abgelaufen"),
+        D::TanUsed => (CONFLICT, "/problems/tan-used", "TAN bereits verwendet"),
+        D::TanLocked => (CONFLICT, "/problems/tan-locked", "TAN gesperrt"),
+        D::TanNotAccepted => (CONFLICT, "/problems/tan-not-accepted", "TAN fehlt"),
         // payment
         D::NothingToPay => (CONFLICT, "/problems/nothing-to-pay", "Keine Gebühren"),
         D::PaymentAlreadyRequested => (
@@ -672,6 +677,11 @@ mod tests {
             D::RequiredFieldEmpty("name".into()),
             D::SignatureMethodNotOffered(SignatureMethod::Touchpad),
             D::SignatureNotRequested,
+            D::NoTan,
+            D::TanExpired,
+            D::TanUsed,
+            D::TanLocked,
+            D::TanNotAccepted,
             D::NothingToPay,
             D::PaymentAlreadyRequested,
             D::UnknownPayment,

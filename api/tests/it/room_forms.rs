@@ -275,6 +275,16 @@ async fn without_javascript_the_form_saves_and_once_signed_nobody_can_change_it(
             form,
             method: SignatureMethod::HiddenTan,
         },
+        FormCommand::IssueTan {
+            form,
+            method: SignatureMethod::HiddenTan,
+            tan: Uuid::now_v7(),
+            digest: hash('1'),
+        },
+        FormCommand::EnterTan {
+            form,
+            digest: hash('1'),
+        },
         FormCommand::SignForm {
             form,
             method: SignatureMethod::HiddenTan,

@@ -116,6 +116,18 @@ pub enum DomainError {
     SignatureMethodNotOffered(SignatureMethod),
     #[error("Es wurde keine Unterschrift mit diesem Verfahren angefordert.")]
     SignatureNotRequested,
+    #[error("Für diese Unterschrift gibt es noch keine TAN. Bitte fordern Sie eine TAN an.")]
+    NoTan,
+    #[error("Die TAN ist abgelaufen (sie gilt 5 Minuten). Bitte fordern Sie eine neue TAN an.")]
+    TanExpired,
+    #[error("Diese TAN wurde bereits verwendet. Bitte fordern Sie eine neue TAN an.")]
+    TanUsed,
+    #[error(
+        "Die TAN wurde 5-mal falsch eingegeben und ist gesperrt. Bitte fordern Sie eine neue TAN an."
+    )]
+    TanLocked,
+    #[error("Die Unterschrift mit TAN braucht zuerst die richtige TAN.")]
+    TanNotAccepted,
     // --- payment ---
     #[error("Für diesen Termin fallen keine Gebühren an.")]
     NothingToPay,

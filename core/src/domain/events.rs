@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use super::account::{Login, StaffRole};
 use super::document::{MediaType, Sha256};
@@ -410,6 +411,31 @@ pub struct FormSigned {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FormLocked {}
 
+/// A one-time code for a TAN signature: shown only in the citizen's own view (Hidden-TAN) or
+/// sent to the citizen's phone (Handy-TAN). Never the code itself: `digest` is a keyed hash of
+/// it (the server's TAN key, the form and `tan`), so the log does not give it away.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TanIssued {
+    pub tan: Uuid,
+    pub method: SignatureMethod,
+    pub digest: Sha256,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// A code was typed in that is not the TAN `tan`; `attempts` wrong ones so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TanRejected {
+    pub tan: Uuid,
+    pub attempts: u8,
+}
+
+/// The TAN `tan` was typed in correctly; it is used up, and the form may be signed with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TanAccepted {
+    pub tan: Uuid,
+}
+
 // --- payment ---
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -651,6 +677,9 @@ domain_events! {
     SignatureRequested = 1,
     FormSigned = 1,
     FormLocked = 1,
+    TanIssued = 1,
+    TanRejected = 1,
+    TanAccepted = 1,
     PaymentRequested = 1,
     PaymentMethodChosen = 1,
     PaymentAuthorized = 1,

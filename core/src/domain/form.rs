@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use super::document::Sha256;
 use super::events::{
     FieldChanged, FormAttached, FormLocked, FormSigned, FormStarted, Party, SignatureRequested,
+    TanAccepted, TanIssued, TanRejected,
 };
 use super::session::SessionState;
 use super::{
@@ -24,8 +25,24 @@ pub struct FieldVersion {
     pub by: Party,
 }
 
+/// How often a TAN may be typed in wrongly before a new one is needed.
+pub const TAN_ATTEMPTS: u8 = 5;
+
+/// How long a TAN is valid.
+pub const TAN_VALIDITY: time::Duration = time::Duration::minutes(5);
+
+/// The latest TAN of a form: only the newest one counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TanState {
+    pub issued: TanIssued,
+    pub attempts: u8,
+    pub accepted: bool,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FormState {
+    /// The newest TAN, if one was issued.
+    pub tan: Option<TanState>,
     pub started: Option<FormStarted>,
     pub values: BTreeMap<String, Personal>,
     /// Each written field's version; a field not in here is at version 0.
@@ -64,6 +81,23 @@ impl FormState {
             DomainEvent::SignatureRequested(e) => self.requested = Some(e.method),
             DomainEvent::FormSigned(_) => self.signed = true,
             DomainEvent::FormLocked(_) => self.locked = true,
+            DomainEvent::TanIssued(e) => {
+                self.tan = Some(TanState {
+                    issued: e.clone(),
+                    attempts: 0,
+                    accepted: false,
+                });
+            }
+            DomainEvent::TanRejected(e) => {
+                if let Some(t) = self.tan.as_mut().filter(|t| t.issued.tan == e.tan) {
+                    t.attempts = e.attempts;
+                }
+            }
+            DomainEvent::TanAccepted(e) => {
+                if let Some(t) = self.tan.as_mut().filter(|t| t.issued.tan == e.tan) {
+                    t.accepted = true;
+                }
+            }
             _ => {}
         }
         self
@@ -119,6 +153,17 @@ pub enum FormCommand {
         form: FormId,
         method: SignatureMethod,
     },
+    /// Issues a new TAN for the requested TAN signature; it replaces any earlier one. The
+    /// caller made the code and passes only its keyed digest.
+    IssueTan {
+        form: FormId,
+        method: SignatureMethod,
+        tan: uuid::Uuid,
+        digest: Sha256,
+    },
+    /// The citizen typed a code in; `digest` is its keyed digest for the newest TAN. A wrong
+    /// code is recorded (`TanRejected`), a right one uses the TAN up (`TanAccepted`).
+    EnterTan { form: FormId, digest: Sha256 },
     SignForm {
         form: FormId,
         method: SignatureMethod,
@@ -133,6 +178,8 @@ impl FormCommand {
             Self::StartForm { form, .. }
             | Self::ChangeField { form, .. }
             | Self::RequestSignature { form, .. }
+            | Self::IssueTan { form, .. }
+            | Self::EnterTan { form, .. }
             | Self::SignForm { form, .. } => *form,
         }
     }
@@ -235,6 +282,50 @@ impl FormCommand {
                 state.complete(template_of(started)?)?;
                 Ok(one(form.stream(), SignatureRequested { method: *method }))
             }
+            Self::IssueTan {
+                method,
+                tan,
+                digest,
+                ..
+            } => {
+                state.editable()?;
+                if !is_tan(*method) || state.requested != Some(*method) {
+                    return Err(DomainError::SignatureNotRequested);
+                }
+                Ok(one(
+                    form.stream(),
+                    TanIssued {
+                        tan: *tan,
+                        method: *method,
+                        digest: *digest,
+                        expires_at: ctx.now + TAN_VALIDITY,
+                    },
+                ))
+            }
+            Self::EnterTan { digest, .. } => {
+                state.editable()?;
+                let t = state.tan.as_ref().ok_or(DomainError::NoTan)?;
+                if t.accepted {
+                    return Err(DomainError::TanUsed);
+                }
+                if t.attempts >= TAN_ATTEMPTS {
+                    return Err(DomainError::TanLocked);
+                }
+                if ctx.now > t.issued.expires_at {
+                    return Err(DomainError::TanExpired);
+                }
+                if *digest == t.issued.digest {
+                    Ok(one(form.stream(), TanAccepted { tan: t.issued.tan }))
+                } else {
+                    Ok(one(
+                        form.stream(),
+                        TanRejected {
+                            tan: t.issued.tan,
+                            attempts: t.attempts + 1,
+                        },
+                    ))
+                }
+            }
             Self::SignForm {
                 method,
                 evidence_sha256,
@@ -244,6 +335,15 @@ impl FormCommand {
                 let started = state.editable()?;
                 if state.requested != Some(*method) {
                     return Err(DomainError::SignatureNotRequested);
+                }
+                // A TAN signature needs the newest TAN, of this method, typed in correctly.
+                if is_tan(*method)
+                    && !state
+                        .tan
+                        .as_ref()
+                        .is_some_and(|t| t.accepted && t.issued.method == *method)
+                {
+                    return Err(DomainError::TanNotAccepted);
                 }
                 state.complete(template_of(started)?)?;
                 Ok(vec![
@@ -261,6 +361,13 @@ impl FormCommand {
             }
         }
     }
+}
+
+fn is_tan(method: SignatureMethod) -> bool {
+    matches!(
+        method,
+        SignatureMethod::HiddenTan | SignatureMethod::HandyTan
+    )
 }
 
 /// Checks a value against its field definition. An empty value clears an optional field.
@@ -429,7 +536,156 @@ mod tests {
                 method: SignatureMethod::HiddenTan,
             },
         );
+        let h = tan_accepted(&h, SignatureMethod::HiddenTan);
         then(ettlingen(), &h, sign(SignatureMethod::HiddenTan))
+    }
+
+    const TAN: Uuid = Uuid::from_u128(0x7a4);
+
+    fn issue(method: SignatureMethod) -> FormCommand {
+        FormCommand::IssueTan {
+            form: form(),
+            method,
+            tan: TAN,
+            digest: digest('1'),
+        }
+    }
+
+    fn enter(c: char) -> FormCommand {
+        FormCommand::EnterTan {
+            form: form(),
+            digest: digest(c),
+        }
+    }
+
+    /// `h` with a TAN of `method` issued and typed in correctly.
+    fn tan_accepted(h: &Decision, method: SignatureMethod) -> Decision {
+        let h = then(ettlingen(), h, issue(method));
+        then(ettlingen(), &h, enter('1'))
+    }
+
+    fn requested(method: SignatureMethod) -> Decision {
+        then(
+            ettlingen(),
+            &filled(ettlingen()),
+            FormCommand::RequestSignature {
+                form: form(),
+                method,
+            },
+        )
+    }
+
+    #[test]
+    fn a_tan_is_issued_for_a_requested_tan_signature_only_and_valid_five_minutes() {
+        given(ettlingen(), filled(ettlingen()))
+            .when(issue(SignatureMethod::HiddenTan))
+            .then_error(DomainError::SignatureNotRequested);
+        given(ettlingen(), requested(SignatureMethod::Touchpad))
+            .when(issue(SignatureMethod::Touchpad))
+            .then_error(DomainError::SignatureNotRequested);
+        given(ettlingen(), requested(SignatureMethod::HiddenTan))
+            .when(issue(SignatureMethod::HiddenTan))
+            .then_expect(vec![(
+                form().stream(),
+                TanIssued {
+                    tan: TAN,
+                    method: SignatureMethod::HiddenTan,
+                    digest: digest('1'),
+                    expires_at: crate::domain::gwt::MONDAY_8 + time::Duration::minutes(5),
+                }
+                .into(),
+            )]);
+        // Without the TAN typed in, a TAN signature is refused.
+        given(ettlingen(), requested(SignatureMethod::HiddenTan))
+            .when(sign(SignatureMethod::HiddenTan))
+            .then_error(DomainError::TanNotAccepted);
+    }
+
+    #[test]
+    fn five_wrong_tans_lock_it_until_a_new_one_is_issued() {
+        let mut h = then(
+            ettlingen(),
+            &requested(SignatureMethod::HandyTan),
+            issue(SignatureMethod::HandyTan),
+        );
+        for attempt in 1..=TAN_ATTEMPTS {
+            given(ettlingen(), h.clone())
+                .when(enter('9'))
+                .then_expect(vec![(
+                    form().stream(),
+                    TanRejected {
+                        tan: TAN,
+                        attempts: attempt,
+                    }
+                    .into(),
+                )]);
+            h = then(ettlingen(), &h, enter('9'));
+        }
+        // Locked: even the right code is refused, and nothing is recorded.
+        given(ettlingen(), h.clone())
+            .when(enter('1'))
+            .then_error(DomainError::TanLocked);
+        given(ettlingen(), h.clone())
+            .when(sign(SignatureMethod::HandyTan))
+            .then_error(DomainError::TanNotAccepted);
+        // A new TAN starts over.
+        let fresh = Uuid::from_u128(0x7a5);
+        let h = then(
+            ettlingen(),
+            &h,
+            FormCommand::IssueTan {
+                form: form(),
+                method: SignatureMethod::HandyTan,
+                tan: fresh,
+                digest: digest('2'),
+            },
+        );
+        given(ettlingen(), h.clone())
+            .when(enter('1'))
+            .then_expect(vec![(
+                form().stream(),
+                TanRejected {
+                    tan: fresh,
+                    attempts: 1,
+                }
+                .into(),
+            )]);
+        given(ettlingen(), h)
+            .when(enter('2'))
+            .then_expect(vec![(form().stream(), TanAccepted { tan: fresh }.into())]);
+    }
+
+    #[test]
+    fn an_expired_or_used_tan_is_refused_and_recorded_nowhere() {
+        let h = then(
+            ettlingen(),
+            &requested(SignatureMethod::HiddenTan),
+            issue(SignatureMethod::HiddenTan),
+        );
+        let later = crate::domain::gwt::MONDAY_8 + time::Duration::minutes(5);
+        given(ettlingen(), h.clone())
+            .at(later)
+            .when(enter('1'))
+            .then_expect(vec![(form().stream(), TanAccepted { tan: TAN }.into())]);
+        given(ettlingen(), h.clone())
+            .at(later + time::Duration::seconds(1))
+            .when(enter('1'))
+            .then_error(DomainError::TanExpired);
+        let h = then(ettlingen(), &h, enter('1'));
+        given(ettlingen(), h.clone())
+            .when(enter('1'))
+            .then_error(DomainError::TanUsed);
+        given(ettlingen(), vec![])
+            .when(enter('1'))
+            .then_error(DomainError::UnknownForm);
+        given(ettlingen(), requested(SignatureMethod::HiddenTan))
+            .when(enter('1'))
+            .then_error(DomainError::NoTan);
+        // Signed with it, the form is locked: the TAN cannot be used again.
+        let h = then(ettlingen(), &h, sign(SignatureMethod::HiddenTan));
+        given(ettlingen(), h)
+            .when(enter('1'))
+            .then_error(DomainError::FormLocked);
     }
 
     #[test]
@@ -633,6 +889,7 @@ mod tests {
         given(ettlingen(), h.clone())
             .when(sign(SignatureMethod::Touchpad))
             .then_error(DomainError::SignatureNotRequested);
+        let h = tan_accepted(&h, SignatureMethod::HandyTan);
         given(ettlingen(), h)
             .when(sign(SignatureMethod::HandyTan))
             .then_expect(vec![

@@ -1110,6 +1110,22 @@ mod tests {
         );
         let h = then(
             &h,
+            FormCommand::IssueTan {
+                form,
+                method: crate::tenant::SignatureMethod::HandyTan,
+                tan: Uuid::from_u128(0x7a4),
+                digest: "1".repeat(64).parse().expect("64 hex digits"),
+            },
+        );
+        let h = then(
+            &h,
+            FormCommand::EnterTan {
+                form,
+                digest: "1".repeat(64).parse().expect("64 hex digits"),
+            },
+        );
+        let h = then(
+            &h,
             FormCommand::SignForm {
                 form,
                 method: crate::tenant::SignatureMethod::HandyTan,
