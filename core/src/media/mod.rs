@@ -21,6 +21,11 @@
 //! - Capacity is counted in calls that have at least one leg; past it `join` opening a new
 //!   call's first leg fails with [`MediaError::Full`], and calls already running are not
 //!   touched.
+//!
+//! [`control`] is the JSON-lines protocol over which `videoamt bench media` drives a relay in
+//! another process through this same port.
+
+pub mod control;
 
 use std::fmt;
 use std::pin::Pin;
