@@ -1,7 +1,9 @@
 //! `videoamt bench media`: the str0m relay (ADR 0015) under two-party calls of Rust peers.
 //!
 //! The relay is the server: a child process (`videoamt bench media-relay`, driven over its
-//! stdin/stdout by [`RemoteRelay`], which implements the same `MediaRelay` port). The peers
+//! stdin/stdout by [`RemoteRelay`], which implements the same `MediaRelay` port), or with
+//! `--relay-program` another program speaking that protocol (the webrtc 0.21 relay of
+//! `adapters/webrtc-relay-bench`), measured the same way; the report's `relay` names it. The peers
 //! run in this process on the tokio runtime's worker threads. Server CPU is the child's
 //! utime + stime from `/proc/<pid>/stat` (all its threads), server memory its `VmRSS` from
 //! `/proc/<pid>/status`; memory per call is (RSS with N calls − RSS idle) / N.
@@ -42,6 +44,8 @@ pub(crate) struct MediaBenchOptions {
     /// Configured capacity for the overload phase; the ramp's finding when unset.
     pub capacity: Option<usize>,
     pub video_bps: u64,
+    /// Another relay program instead of `videoamt bench media-relay`.
+    pub relay_program: Option<std::path::PathBuf>,
     pub out: std::path::PathBuf,
 }
 
@@ -51,8 +55,8 @@ struct Step {
     loss_percent: f64,
     loss_to_relay_percent: f64,
     loss_from_relay_percent: f64,
-    /// Datagrams the kernel dropped because the relay's socket buffer was full (the
-    /// server fell behind), and those dropped at the peers' sockets.
+    /// Datagrams the kernel dropped because a socket buffer of the relay process was full
+    /// (the server fell behind), and those dropped at the other sockets (the peers').
     relay_socket_drops: u64,
     peer_socket_drops: u64,
     p50_ms: Option<f64>,
@@ -61,11 +65,12 @@ struct Step {
     /// The relay process, all threads, in percent of one core.
     server_cpu_percent: f64,
     forwarded_per_server_cpu_s: f64,
-    /// Of that, the relay's loop thread (`videoamt-media`).
-    relay_thread_cpu_percent: f64,
+    /// Of that, the relay's loop thread (`videoamt-media`); absent for a relay without such a
+    /// thread (the webrtc relay runs tasks on a runtime's workers).
+    relay_thread_cpu_percent: Option<f64>,
     /// Time the relay's loop thread was runnable but waited for a core (`schedstat`), in
-    /// percent of the window: the machine, not the relay, was short of CPU.
-    relay_thread_runqueue_wait_percent: f64,
+    /// percent of the window: the machine, not the relay, was short of CPU. Absent likewise.
+    relay_thread_runqueue_wait_percent: Option<f64>,
     /// This process: the peers, in percent of one core (200 = both cores).
     peers_cpu_percent: f64,
     server_rss_mb: f64,
@@ -99,6 +104,8 @@ struct Overload {
 
 #[derive(Debug, Serialize)]
 struct Report {
+    /// Which relay was measured.
+    relay: String,
     video_bps: u64,
     video_packet_bytes: usize,
     audio_packets_per_s: u32,
@@ -122,8 +129,11 @@ struct Call {
     clerk: Peer,
 }
 
-async fn start_relay(max_calls: usize) -> anyhow::Result<RemoteRelay> {
-    RemoteRelay::start(max_calls).await
+async fn start_relay(
+    max_calls: usize,
+    program: Option<&std::path::Path>,
+) -> anyhow::Result<RemoteRelay> {
+    RemoteRelay::start(max_calls, program).await
 }
 
 async fn open_call(relay: &dyn MediaRelay, traffic: Traffic) -> Result<Call, MediaError> {
@@ -224,12 +234,13 @@ struct Window {
     wall: Duration,
 }
 
-/// CPU time (user + system) of the server process, its relay thread, and this process.
+/// CPU time (user + system) of the server process, its relay thread (if it has one), and
+/// this process.
 #[derive(Debug, Clone, Copy, Default)]
 struct Cpu {
     server: Duration,
-    relay_thread: Duration,
-    relay_thread_wait: Duration,
+    relay_thread: Option<Duration>,
+    relay_thread_wait: Option<Duration>,
     peers: Duration,
 }
 
@@ -246,13 +257,15 @@ impl Cpu {
     fn since(self, earlier: Cpu) -> Cpu {
         Cpu {
             server: self.server.saturating_sub(earlier.server),
-            relay_thread: self.relay_thread.saturating_sub(earlier.relay_thread),
-            relay_thread_wait: self
-                .relay_thread_wait
-                .saturating_sub(earlier.relay_thread_wait),
+            relay_thread: since(self.relay_thread, earlier.relay_thread),
+            relay_thread_wait: since(self.relay_thread_wait, earlier.relay_thread_wait),
             peers: self.peers.saturating_sub(earlier.peers),
         }
     }
+}
+
+fn since(now: Option<Duration>, earlier: Option<Duration>) -> Option<Duration> {
+    Some(now?.saturating_sub(earlier?))
 }
 
 /// utime + stime of a `/proc/…/stat` file: a process's counts all its threads.
@@ -271,55 +284,77 @@ fn cpu_time(stat: &str) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-/// The CPU time of `pid`'s threads named `name`.
-fn thread_cpu(pid: u32, name: &str) -> Duration {
+/// The task directories of `pid`'s threads named `name`; empty when it has none.
+fn threads_named(pid: u32, name: &str) -> Vec<std::path::PathBuf> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Duration::ZERO;
+        return Vec::new();
     };
-    let mut total = Duration::ZERO;
-    for task in tasks.flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim() == name {
-            total += cpu_time(&task.path().join("stat").to_string_lossy());
-        }
-    }
-    total
+    tasks
+        .flatten()
+        .map(|t| t.path())
+        .filter(|t| std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim() == name))
+        .collect()
+}
+
+/// The CPU time of `pid`'s threads named `name`; `None` if it has no such thread.
+fn thread_cpu(pid: u32, name: &str) -> Option<Duration> {
+    let threads = threads_named(pid, name);
+    (!threads.is_empty()).then(|| {
+        threads
+            .iter()
+            .map(|t| cpu_time(&t.join("stat").to_string_lossy()))
+            .sum()
+    })
 }
 
 /// The run-queue wait of `pid`'s threads named `name`: the second field of
-/// `/proc/<pid>/task/<tid>/schedstat`, nanoseconds.
-fn thread_wait(pid: u32, name: &str) -> Duration {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Duration::ZERO;
-    };
-    let mut total = Duration::ZERO;
-    for task in tasks.flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim() != name {
-            continue;
-        }
-        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-        let wait = stat.split_whitespace().nth(1).and_then(|w| w.parse().ok());
-        total += Duration::from_nanos(wait.unwrap_or(0));
-    }
-    total
+/// `/proc/<pid>/task/<tid>/schedstat`, nanoseconds; `None` if it has no such thread.
+fn thread_wait(pid: u32, name: &str) -> Option<Duration> {
+    let threads = threads_named(pid, name);
+    (!threads.is_empty()).then(|| {
+        threads
+            .iter()
+            .map(|t| {
+                let stat = std::fs::read_to_string(t.join("schedstat")).unwrap_or_default();
+                let wait = stat.split_whitespace().nth(1).and_then(|w| w.parse().ok());
+                Duration::from_nanos(wait.unwrap_or(0))
+            })
+            .sum()
+    })
 }
 
-/// Receive-buffer drops of UDP sockets (`/proc/net/udp`, last column): of the socket on
-/// `relay_port`, and of all others (the peers').
-fn udp_drops(relay_port: u16) -> (u64, u64) {
+/// The socket inodes `pid` holds open (`/proc/<pid>/fd/*` → `socket:[inode]`).
+fn socket_inodes(pid: u32) -> std::collections::HashSet<u64> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Default::default();
+    };
+    fds.flatten()
+        .filter_map(|fd| {
+            let target = std::fs::read_link(fd.path()).ok()?;
+            let target = target.to_str()?;
+            target
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// Receive-buffer drops of UDP sockets (`/proc/net/udp`, last column): of the relay
+/// process's sockets (one shared socket for str0m, one per leg for webrtc), and of all
+/// others (the peers').
+fn udp_drops(relay_pid: u32) -> (u64, u64) {
+    let relay_sockets = socket_inodes(relay_pid);
     let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
     let (mut relay, mut others) = (0, 0);
     for line in table.lines().skip(1) {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        let (Some(local), Some(drops)) = (fields.get(1), fields.last()) else {
+        let (Some(inode), Some(drops)) = (fields.get(9), fields.last()) else {
             continue;
         };
-        let port = local
-            .rsplit_once(':')
-            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
         let drops: u64 = drops.parse().unwrap_or(0);
-        if port == Some(relay_port) {
+        if inode.parse().is_ok_and(|i: u64| relay_sockets.contains(&i)) {
             relay += drops;
         } else {
             others += drops;
@@ -333,13 +368,13 @@ async fn measure(relay: &RemoteRelay, calls: &[Call], seconds: u64) -> anyhow::R
     let (sent0, recv0, lat0) = totals(calls);
     let (in0, fwd0) = relayed(relay, calls).await?;
     let cpu0 = Cpu::now(relay.pid());
-    let drops0 = udp_drops(relay.local_addr().port());
+    let drops0 = udp_drops(relay.pid());
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let (sent1, recv1, lat1) = totals(calls);
     let (in1, fwd1) = relayed(relay, calls).await?;
     let cpu = Cpu::now(relay.pid()).since(cpu0);
-    let drops1 = udp_drops(relay.local_addr().port());
+    let drops1 = udp_drops(relay.pid());
     let wall = t0.elapsed();
     Ok(Window {
         loss: percent_lost(sent1 - sent0, recv1 - recv0),
@@ -367,9 +402,15 @@ async fn close_all(relay: &dyn MediaRelay, calls: Vec<Call>) -> anyhow::Result<(
 
 pub(crate) async fn media(options: MediaBenchOptions) -> anyhow::Result<()> {
     let traffic = Traffic::call(options.video_bps);
+    let program = options.relay_program.as_deref();
+    let relay_name = match program {
+        Some(p) => format!("{} (--relay-program)", p.display()),
+        None => "str0m 0.25 (videoamt bench media-relay)".to_owned(),
+    };
+    println!("relay: {relay_name}");
 
     // 1. Ramp.
-    let relay = start_relay(options.max_calls).await?;
+    let relay = start_relay(options.max_calls, program).await?;
     let server = relay.pid();
     let rss_idle = proc_status_mb(server, "VmRSS");
     let mut calls: Vec<Call> = Vec::new();
@@ -402,8 +443,8 @@ pub(crate) async fn media(options: MediaBenchOptions) -> anyhow::Result<()> {
             forwarded_per_s: round(fwd as f64 / wall.as_secs_f64()),
             server_cpu_percent: percent(cpu.server),
             forwarded_per_server_cpu_s: round(fwd as f64 / cpu.server.as_secs_f64().max(0.01)),
-            relay_thread_cpu_percent: percent(cpu.relay_thread),
-            relay_thread_runqueue_wait_percent: percent(cpu.relay_thread_wait),
+            relay_thread_cpu_percent: cpu.relay_thread.map(percent),
+            relay_thread_runqueue_wait_percent: cpu.relay_thread_wait.map(percent),
             peers_cpu_percent: percent(cpu.peers),
             server_rss_mb,
             server_rss_per_call_mb: round3((server_rss_mb - rss_idle) / calls.len() as f64),
@@ -420,8 +461,8 @@ pub(crate) async fn media(options: MediaBenchOptions) -> anyhow::Result<()> {
             fmt_opt(step.p99_ms),
             step.forwarded_per_s,
             step.server_cpu_percent,
-            step.relay_thread_cpu_percent,
-            step.relay_thread_runqueue_wait_percent,
+            fmt_opt(step.relay_thread_cpu_percent),
+            fmt_opt(step.relay_thread_runqueue_wait_percent),
             step.forwarded_per_server_cpu_s,
             step.peers_cpu_percent,
             step.server_rss_mb,
@@ -442,7 +483,7 @@ pub(crate) async fn media(options: MediaBenchOptions) -> anyhow::Result<()> {
     relay.stop().await?;
 
     // 2. Churn: set-ups and tear-downs, ten at a time, without media.
-    let relay = start_relay(64).await?;
+    let relay = start_relay(64, program).await?;
     let server = relay.pid();
     let churn_batch = 10;
     for _ in 0..5 {
@@ -501,7 +542,7 @@ pub(crate) async fn media(options: MediaBenchOptions) -> anyhow::Result<()> {
 
     // 3. Overload: 1.5 × the configured capacity is offered.
     let capacity = options.capacity.unwrap_or(largest.max(options.step));
-    let relay = start_relay(capacity).await?;
+    let relay = start_relay(capacity, program).await?;
     let mut calls: Vec<Call> = Vec::new();
     // In the ramp's steps: a whole capacity of handshakes at once is not what it measured.
     while calls.len() < capacity {
@@ -554,11 +595,12 @@ pub(crate) async fn media(options: MediaBenchOptions) -> anyhow::Result<()> {
     );
 
     let report = Report {
+        relay: relay_name,
         video_bps: options.video_bps,
         video_packet_bytes: traffic.video_payload_bytes,
         audio_packets_per_s: traffic.audio_packets_per_s,
         peers: "str0m peers in the bench process on the tokio runtime's worker threads",
-        server: "`videoamt bench media-relay` child process: CPU utime+stime of /proc/<pid>/stat (all threads), RSS VmRSS of /proc/<pid>/status",
+        server: "the relay child process: CPU utime+stime of /proc/<pid>/stat (all threads), RSS VmRSS of /proc/<pid>/status, socket drops of its UDP sockets in /proc/net/udp",
         server_rss_idle_mb: rss_idle,
         ramp,
         largest_calls_under_1_percent_loss: largest,

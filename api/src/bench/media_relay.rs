@@ -99,17 +99,27 @@ impl std::fmt::Debug for RemoteRelay {
 }
 
 impl RemoteRelay {
-    /// Starts this binary's `bench media-relay` on a loopback port.
-    pub(crate) async fn start(max_calls: usize) -> anyhow::Result<Self> {
-        let exe = std::env::current_exe().context("cannot find this program's binary")?;
-        let mut child = tokio::process::Command::new(exe)
-            .args([
-                "bench",
-                "media-relay",
-                "--bind",
-                "127.0.0.1:0",
-                "--max-calls",
-            ])
+    /// Starts this binary's `bench media-relay` on a loopback port, or `program` (another
+    /// relay that speaks the same protocol) with `--bind 127.0.0.1:0 --max-calls N`.
+    pub(crate) async fn start(
+        max_calls: usize,
+        program: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        let mut command = match program {
+            Some(program) => tokio::process::Command::new(program),
+            None => {
+                let exe = std::env::current_exe().context("cannot find this program's binary")?;
+                let mut c = tokio::process::Command::new(exe);
+                c.args(["bench", "media-relay"]);
+                c
+            }
+        };
+        let name = match program {
+            Some(p) => p.display().to_string(),
+            None => "videoamt bench media-relay".into(),
+        };
+        let mut child = command
+            .args(["--bind", "127.0.0.1:0", "--max-calls"])
             .arg(max_calls.to_string())
             .env("VIDEOAMT_LOG", "warn")
             .stdin(Stdio::piped())
@@ -117,7 +127,7 @@ impl RemoteRelay {
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .context("cannot start `videoamt bench media-relay`")?;
+            .with_context(|| format!("cannot start `{name}`"))?;
         let pid = child.id().context("the relay exited at once")?;
         let stdin = child.stdin.take().context("no stdin of the relay")?;
         let stdout = child.stdout.take().context("no stdout of the relay")?;
@@ -168,11 +178,6 @@ impl RemoteRelay {
 
     pub(crate) fn pid(&self) -> u32 {
         self.pid
-    }
-
-    /// The relay's UDP address (the host candidate of its answers).
-    pub(crate) fn local_addr(&self) -> SocketAddr {
-        self.addr
     }
 
     /// Closes the relay's stdin, so that it closes every leg and exits; kills it after 10 s.

@@ -266,6 +266,11 @@ enum BenchCommand {
         /// Video bit rate of each party, bits per second.
         #[arg(long, default_value_t = 1_500_000)]
         video_bps: u64,
+        /// Measure another relay program that speaks the same control protocol
+        /// (`videoamt_core::media::control`; started with `--bind 127.0.0.1:0 --max-calls N`)
+        /// instead of this binary's str0m relay.
+        #[arg(long)]
+        relay_program: Option<std::path::PathBuf>,
         #[arg(long, default_value = "target/bench")]
         out: std::path::PathBuf,
     },
@@ -483,6 +488,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             churn,
             capacity,
             video_bps,
+            relay_program,
             out,
         }) => {
             let options = crate::bench::media::MediaBenchOptions {
@@ -492,6 +498,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 churn,
                 capacity,
                 video_bps,
+                relay_program,
                 out,
             };
             crate::bench::media::media(options).await?;
