@@ -372,6 +372,9 @@ impl Drop for Peer {
     }
 }
 
+/// How long a closing peer sends its RTCP BYE and DTLS close before it stops.
+const CLOSE_DRAIN: Duration = Duration::from_millis(100);
+
 struct Runner {
     rtc: Rtc,
     socket: UdpSocket,
@@ -394,14 +397,21 @@ impl Runner {
         };
         let mut next_video = Instant::now();
         let mut next_audio = Instant::now();
-        let mut closing = false;
+        // When a close began: it drains for at most CLOSE_DRAIN. str0m stays `Closing` until
+        // its DTLS close completes, which never happens when the relay closed its side first
+        // (the webrtc relay does), and `Peer::close` would wait for ever.
+        let mut closing: Option<Instant> = None;
         loop {
             let Some(deadline) = self.drain() else {
                 return; // closed
             };
             let now = Instant::now();
-            let sending = self.counters.connected.load(Ordering::Relaxed) && !closing;
-            let mut wake = deadline;
+            if closing.is_some_and(|t| now.duration_since(t) >= CLOSE_DRAIN) {
+                self.rtc.disconnect();
+                return;
+            }
+            let sending = self.counters.connected.load(Ordering::Relaxed) && closing.is_none();
+            let mut wake = closing.map_or(deadline, |t| deadline.min(t + CLOSE_DRAIN));
             if sending && traffic.video_packets_per_s > 0 {
                 if next_video <= now {
                     self.send(MediaKind::Video, traffic.video_payload_bytes);
@@ -430,7 +440,7 @@ impl Runner {
                 _ = tokio::time::sleep_until(wake.into()) => {
                     let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
                 }
-                changed = control.changed(), if !closing => {
+                changed = control.changed(), if closing.is_none() => {
                     let next = if changed.is_ok() { *control.borrow() } else { Control::Close };
                     match next {
                         Control::Run(t) => {
@@ -439,7 +449,7 @@ impl Runner {
                             next_audio = Instant::now();
                         }
                         Control::Close => {
-                            closing = true;
+                            closing = Some(Instant::now());
                             let _ = self.rtc.close();
                         }
                     }
