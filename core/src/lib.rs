@@ -27,5 +27,6 @@ pub mod keys;
 pub mod mail;
 pub mod media;
 pub mod readmodel;
+pub mod seal;
 pub mod store;
 pub mod tenant;
