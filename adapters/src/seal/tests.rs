@@ -1,0 +1,402 @@
+//! The sealed PDF checked by the standard tools: `pdfsig` and `pdftotext` (Debian
+//! `poppler-utils`) and `qpdf`, which `scripts/test` installs. `pdfsig` exits 0 even when the
+//! digest does not match, so every check reads its output.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use lopdf::content::Content;
+use time::macros::datetime;
+use videoamt_core::event::TenantId;
+use videoamt_core::seal::{
+    FormDocument, FormSealer as _, SealError, SignatureEvidence, StrokePoint,
+};
+
+use super::{PadesSealer, SealConfig};
+
+fn form(fields: Vec<(&str, &str)>, evidence: SignatureEvidence) -> FormDocument {
+    FormDocument {
+        tenant: TenantId::parse("ettlingen").expect("valid"),
+        municipality: "Stadt Ettlingen".into(),
+        service: "Meldebescheinigung beantragen".into(),
+        title: "Antrag auf eine Meldebescheinigung".into(),
+        fields: fields
+            .into_iter()
+            .map(|(l, v)| (l.to_owned(), v.to_owned()))
+            .collect(),
+        signed_at: datetime!(2026-12-02 08:30:15 +01:00),
+        signature_method: "Hidden-TAN".into(),
+        evidence,
+    }
+}
+
+fn tan() -> SignatureEvidence {
+    SignatureEvidence::Tan {
+        line: "Unterschrieben mit Hidden-TAN am 02.12.2026 um 08:30:15 Uhr".into(),
+    }
+}
+
+fn meldebescheinigung() -> FormDocument {
+    form(
+        vec![
+            ("Familienname", "Müßig"),
+            ("Vornamen", "Jürgen Özgür"),
+            ("Anschrift", "Müßig Straße 5\n76275 Ettlingen"),
+            ("Zweck", "Vorlage beim Arbeitgeber"),
+        ],
+        tan(),
+    )
+}
+
+/// The test's own folder: the demo identity and the PDFs it hands to the tools.
+struct Bench {
+    dir: tempfile::TempDir,
+    sealer: PadesSealer,
+}
+
+impl Bench {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sealer = PadesSealer::new(SealConfig::demo(dir.path().join("seal")));
+        Self { dir, sealer }
+    }
+
+    fn seal(&self, doc: &FormDocument) -> Vec<u8> {
+        let sealed = self.sealer.render_and_seal(doc).expect("sealed");
+        let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&sealed.pdf).into();
+        assert_eq!(sealed.sha256, digest, "the hash is of the final bytes");
+        sealed.pdf
+    }
+
+    fn write(&self, name: &str, pdf: &[u8]) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, pdf).expect("write the PDF");
+        path
+    }
+}
+
+/// Runs a tool and returns stdout and stderr together, with its exit status.
+fn run(program: &str, args: &[&str], file: &Path) -> (bool, String) {
+    let output = Command::new(program)
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{program}: {e}; install poppler-utils and qpdf (scripts/test does)")
+        });
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+fn pdfsig(file: &Path) -> String {
+    run("pdfsig", &[], file).1
+}
+
+fn qpdf_check(file: &Path) {
+    let (ok, text) = run("qpdf", &["--check"], file);
+    assert!(ok, "qpdf --check failed:\n{text}");
+    assert!(
+        text.contains("No syntax or stream encoding errors found"),
+        "{text}"
+    );
+}
+
+fn pdftotext(file: &Path) -> String {
+    let (ok, text) = run("pdftotext", &["-layout", "-enc", "UTF-8"], file);
+    assert!(ok, "pdftotext failed: {text}");
+    let txt = file.with_extension("txt");
+    std::fs::read_to_string(&txt).expect("pdftotext wrote its text")
+}
+
+/// The four numbers of the seal's `/ByteRange`.
+fn byte_range(pdf: &[u8]) -> [usize; 4] {
+    let doc = lopdf::Document::load_mem(pdf).expect("parses");
+    let signature = doc
+        .objects
+        .values()
+        .find_map(|o| {
+            let dict = o.as_dict().ok()?;
+            (dict.get(b"Type").ok()?.as_name().ok()? == b"Sig").then_some(dict)
+        })
+        .expect("a signature dictionary");
+    let range: Vec<usize> = signature
+        .get(b"ByteRange")
+        .and_then(lopdf::Object::as_array)
+        .expect("a byte range")
+        .iter()
+        .map(|n| usize::try_from(n.as_i64().expect("integer")).expect("positive"))
+        .collect();
+    range.try_into().expect("four numbers")
+}
+
+#[test]
+fn pdfsig_reports_the_seal_valid_over_the_whole_file_and_qpdf_passes() {
+    let bench = Bench::new();
+    let pdf = bench.seal(&meldebescheinigung());
+    let file = bench.write("form.pdf", &pdf);
+
+    let report = pdfsig(&file);
+    assert!(report.contains("Signature is Valid."), "{report}");
+    assert!(report.contains("Total document signed"), "{report}");
+    assert!(report.contains("Demo-Siegel Stadt Ettlingen"), "{report}");
+    assert!(report.contains("ETSI.CAdES.detached"), "{report}");
+    let range = byte_range(&pdf);
+    assert_eq!(range[0], 0);
+    assert_eq!(
+        range[2] + range[3],
+        pdf.len(),
+        "the range ends at the file's end"
+    );
+    assert_eq!(pdf[range[1]], b'<');
+    assert_eq!(pdf[range[2] - 1], b'>');
+    qpdf_check(&file);
+}
+
+#[test]
+fn one_flipped_byte_in_either_signed_range_breaks_the_seal() {
+    let bench = Bench::new();
+    let pdf = bench.seal(&meldebescheinigung());
+    let [_, first_end, second_start, _] = byte_range(&pdf);
+    let sealed = bench.write("sealed.pdf", &pdf);
+    assert!(pdfsig(&sealed).contains("Signature is Valid."));
+
+    // In the first range: a byte of the header's binary comment, which no reader looks at.
+    // In the second: the seal's /Reason text, which follows /Contents, and a byte in the
+    // middle of the first page's compressed content.
+    assert!(pdf.starts_with(b"%PDF-1.7\n%"));
+    let comment = 10;
+    assert!(comment < first_end);
+    let reason = second_start
+        + super::pades::find(&pdf[second_start..], b"Elektronisches").expect("the /Reason");
+    let content = {
+        let parsed = lopdf::Document::load_mem(&pdf).expect("parses");
+        let page = *parsed.get_pages().values().next().expect("a page");
+        let id = parsed.get_page_contents(page)[0];
+        let Some(lopdf::xref::XrefEntry::Normal { offset, .. }) = parsed.reference_table.get(id.0)
+        else {
+            panic!("the content stream is in the xref");
+        };
+        let object = &pdf[*offset as usize..];
+        let data = super::pades::find(object, b"stream\n").expect("stream") + 7;
+        let length = super::pades::find(&object[data..], b"endstream").expect("endstream");
+        *offset as usize + data + length / 2
+    };
+    assert!(content > second_start);
+    for (name, at) in [
+        ("comment.pdf", comment),
+        ("reason.pdf", reason),
+        ("content.pdf", content),
+    ] {
+        let mut tampered = pdf.clone();
+        tampered[at] ^= 0x01;
+        let file = bench.write(name, &tampered);
+        let report = pdfsig(&file);
+        assert!(report.contains("Digest Mismatch."), "{name}: {report}");
+        assert!(!report.contains("Signature is Valid."), "{name}: {report}");
+    }
+}
+
+#[test]
+fn the_text_holds_the_municipality_the_service_the_values_and_the_time() {
+    let bench = Bench::new();
+    let pdf = bench.seal(&meldebescheinigung());
+    let text = pdftotext(&bench.write("form.pdf", &pdf));
+    for expected in [
+        "Stadt Ettlingen",
+        "Meldebescheinigung beantragen",
+        "Antrag auf eine Meldebescheinigung",
+        "Familienname",
+        "Müßig",
+        "Jürgen Özgür",
+        "Müßig Straße 5",
+        "76275 Ettlingen",
+        "Mittwoch, 02.12.2026, 08:30:15 Uhr (UTC+01:00)",
+        "Hidden-TAN",
+        "Unterschrieben mit Hidden-TAN am 02.12.2026 um 08:30:15 Uhr",
+        "elektronische Siegel von Stadt Ettlingen",
+        "Seite 1 von 1",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing in:\n{text}");
+    }
+}
+
+#[test]
+fn parentheses_and_backslashes_in_values_stay_text() {
+    let bench = Bench::new();
+    let nasty = r"a) (b \) c\ d) ET BT (e) Tj \\ ( f";
+    let doc = form(vec![("Bemerkung (optional)", nasty)], tan());
+    let pdf = bench.seal(&doc);
+    let file = bench.write("nasty.pdf", &pdf);
+    qpdf_check(&file);
+    assert!(pdfsig(&file).contains("Signature is Valid."));
+    let text = pdftotext(&file);
+    assert!(text.contains(nasty), "{nasty:?} missing in:\n{text}");
+    assert!(text.contains("Bemerkung (optional)"), "{text}");
+}
+
+#[test]
+fn touchpad_strokes_are_drawn_as_paths_inside_the_box() {
+    let bench = Bench::new();
+    let point = |x: f32, y: f32, t_ms: u32| StrokePoint { x, y, t_ms };
+    let strokes = vec![
+        vec![
+            point(10.0, 80.0, 0),
+            point(60.0, 20.0, 16),
+            point(110.0, 80.0, 33),
+        ],
+        vec![point(150.0, 50.0, 400)],
+        vec![
+            point(200.0, 20.0, 700),
+            point(f32::NAN, 3.0, 716),
+            point(900.0, -5.0, 733),
+        ],
+    ];
+    let mut doc = form(
+        vec![("Name", "Erika Mustermann")],
+        SignatureEvidence::Touchpad {
+            strokes,
+            width: 300,
+            height: 100,
+        },
+    );
+    doc.signature_method = "Unterschrift auf dem Touchpad".into();
+    let pdf = bench.seal(&doc);
+    let file = bench.write("touchpad.pdf", &pdf);
+    qpdf_check(&file);
+    assert!(pdfsig(&file).contains("Signature is Valid."));
+    assert!(pdftotext(&file).contains("3 Striche, 7 Punkte, 0,7 s"));
+
+    let parsed = lopdf::Document::load_mem(&pdf).expect("parses");
+    let page = *parsed.get_pages().values().last().expect("a page");
+    let content = Content::decode(&parsed.get_page_content(page)).expect("decodes");
+    // The box (`re`) and the strokes after it, up to the graphics state's restore.
+    let start = content
+        .operations
+        .iter()
+        .position(|o| o.operator == "re")
+        .expect("the signature box");
+    let end = start
+        + content.operations[start..]
+            .iter()
+            .position(|o| o.operator == "Q")
+            .expect("the end of the drawing");
+    let drawing = &content.operations[start..end];
+    let number = |o: &lopdf::Object| o.as_float().expect("a number");
+    let [x, y, w, h]: [f32; 4] = drawing[0]
+        .operands
+        .iter()
+        .map(number)
+        .collect::<Vec<_>>()
+        .try_into()
+        .expect("four numbers");
+    assert!(
+        (w / h - 3.0).abs() < 0.01,
+        "the canvas's aspect ratio: {w} × {h}"
+    );
+    let count = |op: &str| drawing.iter().filter(|o| o.operator == op).count();
+    // The first stroke's 3 points; the tap as a zero-length line; the third stroke without
+    // its NaN point, its runaway point clamped to the box.
+    assert_eq!(count("m"), 3);
+    assert_eq!(count("l"), 2 + 1 + 1);
+    assert_eq!(count("S"), 1 + 3, "the box's border and one per stroke");
+    let points: Vec<(f32, f32)> = drawing
+        .iter()
+        .filter(|o| o.operator == "m" || o.operator == "l")
+        .map(|o| (number(&o.operands[0]), number(&o.operands[1])))
+        .collect();
+    for &(px, py) in &points {
+        assert!(
+            px >= x - 0.01 && px <= x + w + 0.01 && py >= y - 0.01 && py <= y + h + 0.01,
+            "({px}, {py}) outside the box"
+        );
+    }
+    // The first point: 10/300 of the way across, 80/100 of the way down.
+    let (fx, fy) = points[0];
+    assert!((fx - (x + w / 30.0)).abs() < 0.02, "{fx}");
+    assert!((fy - (y + h * 0.2)).abs() < 0.02, "{fy}");
+    // The runaway point sits on the box's top right corner.
+    let (rx, ry) = points[points.len() - 1];
+    assert!(
+        (rx - (x + w)).abs() < 0.02 && (ry - (y + h)).abs() < 0.02,
+        "{rx}, {ry}"
+    );
+}
+
+#[test]
+fn many_fields_continue_on_further_pages() {
+    let bench = Bench::new();
+    let long = "Sehr lange Angabe mit vielen Wörtern, die umbrochen werden muss. ".repeat(8);
+    let fields: Vec<(String, String)> = (1..=60)
+        .map(|i| (format!("Feld {i}"), format!("Wert {i}: {long}")))
+        .collect();
+    let mut doc = meldebescheinigung();
+    doc.fields = fields;
+    let page_long: String = (1..=120).map(|i| format!("Zeile {i}\n")).collect();
+    doc.fields.insert(3, ("Anlage".into(), page_long));
+    let pdf = bench.seal(&doc);
+    let file = bench.write("long.pdf", &pdf);
+    qpdf_check(&file);
+    let report = pdfsig(&file);
+    assert!(report.contains("Signature is Valid."), "{report}");
+    let parsed = lopdf::Document::load_mem(&pdf).expect("parses");
+    let pages = parsed.get_pages().len();
+    assert!(pages >= 5, "{pages} pages");
+    let text = pdftotext(&file);
+    assert!(
+        text.contains(&format!("Seite {pages} von {pages}")),
+        "{text}"
+    );
+    assert!(text.contains("Feld 60"), "the last field is there");
+    assert!(text.contains("(Fortsetzung)"), "continued pages say so");
+    assert!(text.contains("Wert 1: Sehr lange"), "{text}");
+    assert!(
+        text.contains("Zeile 1\n") && text.contains("Zeile 120"),
+        "a field longer than a page"
+    );
+}
+
+#[test]
+fn the_demo_identity_is_made_once_per_municipality() {
+    let bench = Bench::new();
+    let first = bench.seal(&meldebescheinigung());
+    // A new sealer on the same folder (a restart) seals with the same certificate.
+    let again = PadesSealer::new(SealConfig::demo(bench.dir.path().join("seal")));
+    let doc = meldebescheinigung();
+    let a = bench.sealer.identity(&doc.tenant, "x").expect("kept");
+    let b = again.identity(&doc.tenant, "x").expect("read back");
+    assert_eq!(a.certificate(), b.certificate());
+    let mut stuttgart = meldebescheinigung();
+    stuttgart.tenant = TenantId::parse("stuttgart").expect("valid");
+    stuttgart.municipality = "Landeshauptstadt Stuttgart".into();
+    let other = bench.seal(&stuttgart);
+    let report = pdfsig(&bench.write("stuttgart.pdf", &other));
+    assert!(
+        report.contains("Demo-Siegel Landeshauptstadt Stuttgart"),
+        "{report}"
+    );
+    assert!(report.contains("Signature is Valid."), "{report}");
+    assert_ne!(first, other);
+    let files: Vec<String> = std::fs::read_dir(bench.dir.path().join("seal"))
+        .expect("the demo folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        files.len(),
+        4,
+        "a key and a certificate per municipality: {files:?}"
+    );
+}
+
+#[test]
+fn a_municipality_without_a_seal_cannot_sign() {
+    let sealer = PadesSealer::new(SealConfig::default());
+    let refused = sealer.render_and_seal(&meldebescheinigung());
+    assert!(
+        matches!(refused, Err(SealError::Identity(_))),
+        "{refused:?}"
+    );
+}
