@@ -184,6 +184,9 @@ pub struct FormTemplate {
     pub service: ServiceId,
     pub title: String,
     pub fields: Vec<FieldDefinition>,
+    /// The methods this form may be signed with: a subset of the tenant's, all of them unless
+    /// the form's `signature_methods` names fewer.
+    pub signature_methods: BTreeSet<SignatureMethod>,
 }
 
 impl FormTemplate {
@@ -411,6 +414,8 @@ struct RawForm {
     service: Spanned<String>,
     title: String,
     fields: Vec<Spanned<RawField>>,
+    #[serde(default)]
+    signature_methods: Option<Spanned<Vec<SignatureMethod>>>,
 }
 
 #[derive(Deserialize)]
@@ -517,6 +522,9 @@ impl RawTenant {
                 "signature_methods must not be empty".into(),
             ));
         }
+
+        let tenant_signature_methods: BTreeSet<SignatureMethod> =
+            self.signature_methods.get_ref().iter().copied().collect();
 
         let mut payment_methods = Vec::new();
         for p in &self.payment_methods {
@@ -708,11 +716,46 @@ impl RawTenant {
                     required: raw.required,
                 });
             }
+            let signature_methods = match &f.signature_methods {
+                None => tenant_signature_methods.clone(),
+                Some(listed) => {
+                    if listed.get_ref().is_empty() {
+                        return Err((
+                            listed.span(),
+                            format!(
+                                "form {fid}: signature_methods must not be empty; leave it out \
+                                 to allow the tenant's"
+                            ),
+                        ));
+                    }
+                    if let Some(missing) = listed
+                        .get_ref()
+                        .iter()
+                        .find(|m| !tenant_signature_methods.contains(m))
+                    {
+                        return Err((
+                            listed.span(),
+                            format!(
+                                "form {fid}: signature method {} is not offered by the tenant \
+                                 (signature_methods = [{}])",
+                                method_name(*missing),
+                                tenant_signature_methods
+                                    .iter()
+                                    .map(|m| method_name(*m))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ));
+                    }
+                    listed.get_ref().iter().copied().collect()
+                }
+            };
             let template = FormTemplate {
                 id: fid.clone(),
                 service,
                 title: f.title,
                 fields,
+                signature_methods,
             };
             if forms.insert(fid.clone(), template).is_some() {
                 return Err((f.id.span(), format!("form {fid} is defined twice")));
@@ -732,12 +775,21 @@ impl RawTenant {
             min_upload_mbit: u32::try_from(min_upload_mbit).unwrap_or(1),
             booking_channels: self.booking_channels.into_inner().into_iter().collect(),
             payment_methods,
-            signature_methods: self.signature_methods.into_inner().into_iter().collect(),
+            signature_methods: tenant_signature_methods,
             departments,
             services,
             clerks,
             forms,
         })
+    }
+}
+
+/// A signature method as the file spells it.
+fn method_name(method: SignatureMethod) -> &'static str {
+    match method {
+        SignatureMethod::Touchpad => "touchpad",
+        SignatureMethod::HiddenTan => "hidden_tan",
+        SignatureMethod::HandyTan => "handy_tan",
     }
 }
 
@@ -946,6 +998,62 @@ fee_cents = 100
         ));
         assert_eq!(e.line, 8);
         assert!(e.message.contains("unknown variant `fax`"), "{}", e.message);
+    }
+
+    const FORM: &str = r#"
+[[forms]]
+id = "antrag-a"
+service = "a"
+title = "Antrag A"
+signature_methods = ["touchpad", "hidden_tan"]
+fields = [{ id = "name", label = "Name", type = "text" }]
+"#;
+
+    #[test]
+    fn a_form_allows_a_subset_of_the_tenants_signature_methods() {
+        let both = MINIMAL.replace(
+            "signature_methods = [\"touchpad\"]",
+            "signature_methods = [\"touchpad\", \"hidden_tan\", \"handy_tan\"]",
+        );
+        let t = Tenant::from_toml("test.toml", &format!("{both}{FORM}")).expect("valid");
+        assert_eq!(
+            t.forms[&FormTemplateId::from("antrag-a")].signature_methods,
+            BTreeSet::from([SignatureMethod::Touchpad, SignatureMethod::HiddenTan])
+        );
+        // Without a list of its own, a form allows what the tenant offers.
+        let t = Tenant::from_toml(
+            "test.toml",
+            &format!(
+                "{both}{}",
+                FORM.replace("signature_methods = [\"touchpad\", \"hidden_tan\"]\n", "")
+            ),
+        )
+        .expect("valid");
+        assert_eq!(
+            t.forms[&FormTemplateId::from("antrag-a")].signature_methods,
+            t.signature_methods
+        );
+    }
+
+    #[test]
+    fn a_form_may_not_allow_a_method_the_tenant_does_not_offer() {
+        let e = refused(&format!("{MINIMAL}{FORM}"));
+        assert_eq!(e.line, 30);
+        assert_eq!(
+            e.message,
+            "form antrag-a: signature method hidden_tan is not offered by the tenant \
+             (signature_methods = [touchpad])"
+        );
+        let e = refused(&format!(
+            "{MINIMAL}{}",
+            FORM.replace("[\"touchpad\", \"hidden_tan\"]", "[]")
+        ));
+        assert_eq!(e.line, 30);
+        assert_eq!(
+            e.message,
+            "form antrag-a: signature_methods must not be empty; leave it out to allow the \
+             tenant's"
+        );
     }
 
     #[test]

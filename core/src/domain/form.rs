@@ -275,11 +275,12 @@ impl FormCommand {
                 ))
             }
             Self::RequestSignature { method, .. } => {
-                let started = state.editable()?;
-                if !tenant.signature_methods.contains(method) {
+                let template = template_of(state.editable()?)?;
+                // The template's methods, a subset of the tenant's (checked when it is read).
+                if !template.signature_methods.contains(method) {
                     return Err(DomainError::SignatureMethodNotOffered(*method));
                 }
-                state.complete(template_of(started)?)?;
+                state.complete(template)?;
                 Ok(one(form.stream(), SignatureRequested { method: *method }))
             }
             Self::IssueTan {
@@ -922,6 +923,36 @@ mod tests {
             })
             .then_error(DomainError::SignatureMethodNotOffered(
                 SignatureMethod::HandyTan,
+            ));
+    }
+
+    #[test]
+    fn a_method_the_template_does_not_allow_is_refused() {
+        let (file, text) = crate::tenant::EXAMPLE_TENANTS[0];
+        let text = text.replace(
+            "title = \"Gewerbeanmeldung (GewA 1)\"",
+            "title = \"Gewerbeanmeldung (GewA 1)\"\nsignature_methods = [\"touchpad\"]",
+        );
+        let touchpad_form: &'static Tenant =
+            Box::leak(Box::new(Tenant::from_toml(file, &text).expect("valid")));
+        given(touchpad_form, filled(touchpad_form))
+            .when(FormCommand::RequestSignature {
+                form: form(),
+                method: SignatureMethod::HiddenTan,
+            })
+            .then_error(DomainError::SignatureMethodNotOffered(
+                SignatureMethod::HiddenTan,
+            ));
+        given(touchpad_form, filled(touchpad_form))
+            .when(FormCommand::RequestSignature {
+                form: form(),
+                method: SignatureMethod::Touchpad,
+            })
+            .then_expect(one(
+                form().stream(),
+                SignatureRequested {
+                    method: SignatureMethod::Touchpad,
+                },
             ));
     }
 
