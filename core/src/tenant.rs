@@ -1057,6 +1057,59 @@ fields = [{ id = "name", label = "Name", type = "text" }]
     }
 
     #[test]
+    fn every_online_service_of_the_examples_has_a_form_template() {
+        for t in [example("ettlingen"), example("stuttgart")] {
+            for s in t.services.values().filter(|s| s.online) {
+                assert!(
+                    t.forms.values().any(|f| f.service == s.id),
+                    "{}: the online service {} has no form template",
+                    t.id,
+                    s.id
+                );
+            }
+            for f in t.forms.values() {
+                assert!(
+                    t.services.contains_key(&f.service),
+                    "{}: form {} names the unknown service {}",
+                    t.id,
+                    f.id,
+                    f.service
+                );
+                assert!(
+                    (4..=12).contains(&f.fields.len()),
+                    "{}: form {} has {} fields",
+                    t.id,
+                    f.id,
+                    f.fields.len()
+                );
+                assert!(f.fields.iter().any(|d| d.required), "{}", f.id);
+                assert!(f.signature_methods.is_subset(&t.signature_methods));
+            }
+            // The audit names a changed field by its id across the tenant's templates, so one
+            // id has one label.
+            let mut labels: BTreeMap<&str, (&FormTemplateId, &str)> = BTreeMap::new();
+            for f in t.forms.values() {
+                for d in &f.fields {
+                    let (first, label) = *labels.entry(&d.id).or_insert((&f.id, &d.label));
+                    assert_eq!(
+                        label, d.label,
+                        "{}: field {} is labelled differently in {first} and {}",
+                        t.id, d.id, f.id
+                    );
+                }
+            }
+            // Weapons law: a handwritten signature or a TAN on the phone, never Hidden-TAN.
+            let weapons = &t.forms[&FormTemplateId::from("antrag-waffenbesitzkarte")];
+            assert_eq!(
+                weapons.signature_methods,
+                BTreeSet::from([SignatureMethod::Touchpad, SignatureMethod::HandyTan]),
+                "{}",
+                t.id.as_str()
+            );
+        }
+    }
+
+    #[test]
     fn months_are_calendar_months_with_month_end_clamped() {
         assert_eq!(
             add_calendar_months(date!(2026 - 08 - 31), 6),

@@ -506,9 +506,12 @@ mod tests {
             ("familienname", "Mustermann"),
             ("vorname", "Erika"),
             ("geburtsdatum", "1964-08-12"),
+            ("staatsangehoerigkeit", "deutsch"),
+            ("betriebsstaette", "Marktplatz 2, 76275 Ettlingen"),
             ("taetigkeit", "Fahrradreparatur"),
             ("beginn", "2027-01-01"),
             ("rechtsform", "Einzelunternehmen"),
+            ("niederlassung", "Hauptniederlassung"),
         ] {
             h = then(tenant, &h, change(field, value, Party::Citizen));
         }
@@ -910,19 +913,20 @@ mod tests {
     #[test]
     fn a_method_the_tenant_does_not_offer_is_refused() {
         let (file, text) = crate::tenant::EXAMPLE_TENANTS[0];
+        // The weapons forms allow touchpad and handy_tan, so the tenant keeps those two.
         let text = text.replace(
             r#"signature_methods = ["touchpad", "hidden_tan", "handy_tan"]"#,
-            r#"signature_methods = ["touchpad"]"#,
+            r#"signature_methods = ["touchpad", "handy_tan"]"#,
         );
-        let touchpad_only: &'static Tenant =
+        let without_hidden_tan: &'static Tenant =
             Box::leak(Box::new(Tenant::from_toml(file, &text).expect("valid")));
-        given(touchpad_only, filled(touchpad_only))
+        given(without_hidden_tan, filled(without_hidden_tan))
             .when(FormCommand::RequestSignature {
                 form: form(),
-                method: SignatureMethod::HandyTan,
+                method: SignatureMethod::HiddenTan,
             })
             .then_error(DomainError::SignatureMethodNotOffered(
-                SignatureMethod::HandyTan,
+                SignatureMethod::HiddenTan,
             ));
     }
 

@@ -245,9 +245,12 @@ fn signed_form() -> (MemoryLog, FormId) {
         ("familienname", "Mustermann"),
         ("vorname", "Erika"),
         ("geburtsdatum", "1964-08-12"),
+        ("staatsangehoerigkeit", "deutsch"),
+        ("betriebsstaette", "Marktplatz 2, 76275 Ettlingen"),
         ("taetigkeit", "Fahrradreparatur"),
         ("beginn", "2027-01-01"),
         ("rechtsform", "GbR"),
+        ("niederlassung", "Hauptniederlassung"),
     ] {
         steps.push(
             FormCommand::ChangeField {
