@@ -23,6 +23,7 @@ const NONCE: usize = 24;
 const WRAP_LABEL: &[u8] = b"videoamt key wrapping v1";
 const FINGERPRINT_LABEL: &[u8] = b"videoamt fingerprint v1";
 const ACCESS_LABEL: &[u8] = b"videoamt citizen access v1";
+const TAN_LABEL: &[u8] = b"videoamt signature tan v1";
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -47,6 +48,7 @@ pub struct Kek {
     wrap: [u8; 32],
     fingerprint: [u8; 32],
     access: [u8; 32],
+    tan: [u8; 32],
 }
 
 impl std::fmt::Debug for Kek {
@@ -61,12 +63,18 @@ impl Kek {
             wrap: mac(secret, &[WRAP_LABEL]),
             fingerprint: mac(secret, &[FINGERPRINT_LABEL]),
             access: mac(secret, &[ACCESS_LABEL]),
+            tan: mac(secret, &[TAN_LABEL]),
         }
     }
 
     /// The key citizens' capability links are derived with (see [`crate::access`]).
     pub fn access_tokens(&self) -> crate::access::AccessTokens {
         crate::access::AccessTokens::new(self.access)
+    }
+
+    /// The key TAN codes are digested with (see [`crate::tan`]).
+    pub fn tan_codes(&self) -> crate::tan::TanCodes {
+        crate::tan::TanCodes::new(self.tan)
     }
 
     /// A random KEK that lives only in memory: for throw-away stores and tests.

@@ -15,6 +15,8 @@ pub mod media;
 pub mod passwords;
 #[cfg(feature = "seal")]
 pub mod seal;
+pub mod sms;
 pub mod store;
+pub mod tan;
 #[cfg(feature = "turn")]
 pub mod turn;

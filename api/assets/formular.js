@@ -126,6 +126,9 @@ window.onRoomMessage = (m) => {
       if (box) note(box, m.detail ? `${m.title}: ${m.detail}` : m.title, true);
       break;
     }
+    case 'forms':
+      refreshForms();
+      break;
     case 'peer-focus':
       for (const span of document.querySelectorAll('.gegenseite-feld')) span.textContent = '';
       if (m.field) {
@@ -137,3 +140,109 @@ window.onRoomMessage = (m) => {
       break;
   }
 };
+
+// --- signing: the TAN is asked for and shown here only; the touchpad's strokes are drawn here ---
+
+async function postForm(url, body) {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { Accept: 'application/json', 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(body),
+  });
+  const answer = await response.json().catch(() => ({}));
+  return { ok: response.ok, answer };
+}
+
+function signingNote(section, text) {
+  const note = section.querySelector('.unterschrift-meldung');
+  if (note) note.textContent = text;
+}
+
+document.addEventListener('submit', async (e) => {
+  const form = e.target;
+  const section = form.closest && form.closest('.unterschrift');
+  if (!section) return;
+  e.preventDefault();
+  if (form.classList.contains('tan-anfordern')) {
+    const { ok, answer } = await postForm(form.action, {});
+    if (!ok) return signingNote(section, answer.detail || answer.title || 'Die TAN konnte nicht erstellt werden.');
+    const box = section.querySelector('.tan-bild');
+    box.replaceChildren();
+    if (answer.image) {
+      const img = document.createElement('img');
+      img.src = answer.image;
+      img.alt = 'Ihre TAN als Bild; bitte in das Feld darunter abtippen';
+      img.width = 300;
+      img.height = 80;
+      box.append('Ihre TAN (nur auf Ihrem Bildschirm sichtbar): ', img);
+    } else {
+      box.textContent = `Die TAN ist per SMS an ${answer.sent_to} unterwegs.`;
+    }
+    signingNote(section, 'Die TAN gilt 5 Minuten.');
+    window.videoamt.tan = answer.method;
+  } else if (form.classList.contains('tan-eingabe')) {
+    const { ok, answer } = await postForm(form.action, { tan: form.elements.tan.value });
+    if (!ok) return signingNote(section, answer.detail || answer.title || 'Die Unterschrift ist fehlgeschlagen.');
+    signingNote(section, 'Unterschrieben.');
+    refreshForms();
+  }
+});
+
+// The touchpad: strokes of points with their time, in the canvas's CSS pixels.
+let drawing = null;
+
+function canvasPoint(canvas, e, started) {
+  const r = canvas.getBoundingClientRect();
+  return {
+    x: ((e.clientX - r.left) * canvas.width) / r.width,
+    y: ((e.clientY - r.top) * canvas.height) / r.height,
+    t_ms: Math.round(performance.now() - started),
+  };
+}
+
+document.addEventListener('pointerdown', (e) => {
+  const canvas = e.target;
+  if (!canvas.classList || !canvas.classList.contains('unterschrift-feld')) return;
+  canvas.strokes = canvas.strokes || [];
+  canvas.started = canvas.started || performance.now();
+  drawing = { canvas, stroke: [canvasPoint(canvas, e, canvas.started)] };
+  canvas.strokes.push(drawing.stroke);
+  canvas.setPointerCapture(e.pointerId);
+});
+
+document.addEventListener('pointermove', (e) => {
+  if (!drawing || e.target !== drawing.canvas) return;
+  const { canvas, stroke } = drawing;
+  const p = canvasPoint(canvas, e, canvas.started);
+  const last = stroke[stroke.length - 1];
+  stroke.push(p);
+  const ctx = canvas.getContext('2d');
+  ctx.lineWidth = 2;
+  ctx.lineCap = 'round';
+  ctx.beginPath();
+  ctx.moveTo(last.x, last.y);
+  ctx.lineTo(p.x, p.y);
+  ctx.stroke();
+});
+
+document.addEventListener('pointerup', () => {
+  drawing = null;
+});
+
+document.addEventListener('click', async (e) => {
+  const button = e.target;
+  const section = button.closest && button.closest('.unterschrift');
+  if (!section) return;
+  const canvas = section.querySelector('.unterschrift-feld');
+  if (button.classList.contains('unterschrift-loeschen') && canvas) {
+    canvas.getContext('2d').clearRect(0, 0, canvas.width, canvas.height);
+    canvas.strokes = [];
+    canvas.started = null;
+  } else if (button.classList.contains('unterschrift-senden') && canvas) {
+    const striche = JSON.stringify({ width: canvas.width, height: canvas.height, strokes: canvas.strokes || [] });
+    const { ok, answer } = await postForm(button.dataset.action, { striche });
+    if (!ok) return signingNote(section, answer.detail || answer.title || 'Die Unterschrift ist fehlgeschlagen.');
+    signingNote(section, 'Unterschrieben.');
+    refreshForms();
+  }
+});

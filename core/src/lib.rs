@@ -28,5 +28,6 @@ pub mod mail;
 pub mod media;
 pub mod readmodel;
 pub mod seal;
+pub mod sms;
 pub mod store;
 pub mod tenant;

@@ -120,6 +120,19 @@ pub struct Settings {
     /// browsers cannot reach themselves.
     #[arg(long, global = true, env = "VIDEOAMT_TURN_RELAY_ONLY")]
     pub turn_relay_only: bool,
+    /// The HTTP SMS gateway Handy-TANs go to (`http://host:port/path`, JSON `to` and `text`).
+    /// Without it every SMS is filed in the outbox of the data folder, listed at
+    /// `/dev/outbox`: a sandbox, nothing is sent.
+    #[arg(long, global = true, env = "VIDEOAMT_SMS_URL")]
+    pub sms_url: Option<String>,
+    /// The gateway's bearer token.
+    #[arg(
+        long,
+        global = true,
+        env = "VIDEOAMT_SMS_TOKEN",
+        hide_env_values = true
+    )]
+    pub sms_token: Option<String>,
 }
 
 impl Default for Settings {
@@ -144,6 +157,8 @@ impl Default for Settings {
             turn_secret: None,
             turn_lifetime_seconds: TURN_LIFETIME_SECONDS,
             turn_relay_only: false,
+            sms_url: None,
+            sms_token: None,
         }
     }
 }
@@ -171,6 +186,8 @@ impl std::fmt::Debug for Settings {
             .field("turn_secret", &self.turn_secret.as_ref().map(|_| "…"))
             .field("turn_lifetime_seconds", &self.turn_lifetime_seconds)
             .field("turn_relay_only", &self.turn_relay_only)
+            .field("sms_url", &self.sms_url)
+            .field("sms_token", &self.sms_token.as_ref().map(|_| "…"))
             .finish()
     }
 }

@@ -9,12 +9,17 @@ use videoamt_adapters::access::AccessTokens;
 use videoamt_adapters::blobs::FsBlobStore;
 use videoamt_adapters::bus::CommandBus;
 use videoamt_adapters::keys::{Kek, Keyring};
+use videoamt_adapters::seal::{PadesSealer, SealConfig};
+use videoamt_adapters::sms::{HttpSms, OutboxSms};
 use videoamt_adapters::store::{AdminStore, StoreLocation};
+use videoamt_adapters::tan::TanCodes;
 use videoamt_core::domain::appointment::AppointmentState;
 use videoamt_core::domain::events::DecodeError;
 use videoamt_core::domain::{AppointmentId, DomainEvent};
 use videoamt_core::event::{RecordedEvent, StreamId, TenantId};
 use videoamt_core::keys::KeyStore;
+use videoamt_core::seal::FormSealer;
+use videoamt_core::sms::SmsGateway;
 use videoamt_core::store::StoreError;
 use videoamt_core::tenant::Tenant;
 
@@ -35,6 +40,11 @@ pub struct System {
     pub blobs: Arc<FsBlobStore>,
     /// Derives citizens' capability links (from the KEK; nothing of them is stored).
     pub access: AccessTokens,
+    /// Makes TAN codes and their keyed digests (from the KEK).
+    pub tans: TanCodes,
+    /// Renders signed forms to PDF and seals them with the municipality's seal (ADR 0018):
+    /// the demo identities live in the data folder's `seal/`.
+    pub sealer: Arc<dyn FormSealer>,
     pub data_dir: PathBuf,
     pub tenants: Arc<Vec<Tenant>>,
     pub settings: Arc<Settings>,
@@ -93,11 +103,14 @@ impl System {
         tenants: Vec<Tenant>,
     ) -> Self {
         let access = kek.access_tokens();
+        let tans = kek.tan_codes();
         let keys: Arc<dyn KeyStore> = Arc::new(Keyring::new(kek, store.clone()));
         let bus = CommandBus::new(store.clone(), keys.clone(), tenants.iter().cloned());
         Self {
             bus,
             access,
+            tans,
+            sealer: Arc::new(PadesSealer::new(SealConfig::demo(data_dir.join("seal")))),
             blobs: Arc::new(FsBlobStore::new(data_dir.join("blobs"), keys.clone())),
             store,
             keys,
@@ -149,6 +162,20 @@ impl System {
                 Ok((e, event))
             })
             .collect()
+    }
+
+    /// Where Handy-TANs go: the HTTP gateway the settings name, else the sandbox that files
+    /// each SMS in the outbox (shown at `/dev/outbox`).
+    pub fn sms(&self) -> anyhow::Result<Arc<dyn SmsGateway>> {
+        match self.settings.sms_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) => {
+                let token = self.settings.sms_token.clone().unwrap_or_default();
+                Ok(Arc::new(
+                    HttpSms::new(url, token).map_err(anyhow::Error::msg)?,
+                ))
+            }
+            None => Ok(Arc::new(OutboxSms::new(self.outbox_dir()))),
+        }
     }
 
     /// Where mail waits to be sent (`.eml` files, one folder per data subject).

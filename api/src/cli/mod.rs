@@ -611,6 +611,8 @@ async fn serve(
     let smtp = system.settings.smtp().is_some();
     let relay = media_relay(&system.settings)?;
     let turn = system.settings.turn()?;
+    // A bad SMS gateway URL stops the start, not the first signature.
+    system.sms()?;
     let mut state = server::AppState::new(system)
         .with_public_url(&public_url)
         .with_media(relay)

@@ -147,6 +147,7 @@ pub fn app(state: AppState) -> Router {
         // Room routes, like the pages, stay out of the OpenAPI document.
         .merge(room::documents::routes())
         .merge(room::forms::routes())
+        .merge(room::signing::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::observe::observe,

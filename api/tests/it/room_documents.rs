@@ -128,6 +128,10 @@ impl Room {
         room
     }
 
+    pub(crate) fn subject_id(&self) -> String {
+        self.subject.to_string()
+    }
+
     fn citizen_path(&self) -> String {
         format!("/termin/{}/raum/dokumente", self.token)
     }

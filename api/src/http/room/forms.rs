@@ -76,6 +76,10 @@ pub(crate) struct FormView {
     pub title: String,
     pub fields: Vec<FieldView>,
     pub locked: bool,
+    /// The signature the clerk asked for, while the form is not signed.
+    pub requested: Option<videoamt_core::tenant::SignatureMethod>,
+    /// The signature methods the template allows.
+    pub methods: Vec<videoamt_core::tenant::SignatureMethod>,
 }
 
 /// The session's forms with their values opened, in the order they were attached.
@@ -91,7 +95,7 @@ pub(crate) async fn forms(state: &AppState, room: &Room) -> Result<Vec<FormView>
     Ok(views)
 }
 
-async fn form_state(state: &AppState, form: FormId) -> Result<FormState, Error> {
+pub(crate) async fn form_state(state: &AppState, form: FormId) -> Result<FormState, Error> {
     let history = state.system.history(&form.stream()).await?;
     Ok(history
         .iter()
@@ -131,6 +135,8 @@ async fn view(
         title: template.title.clone(),
         fields,
         locked: folded.locked || folded.signed,
+        requested: folded.requested,
+        methods: template.signature_methods.iter().copied().collect(),
     })
 }
 
@@ -232,6 +238,7 @@ pub(crate) fn panel(room: &Room, forms: &[FormView], base: &str) -> Markup {
             }
             @for form in forms {
                 (form_markup(form, base))
+                (super::signing::panel(room, form, base))
             }
             @if !attachable.is_empty() {
                 form method="post" action=(base) class="inline" {

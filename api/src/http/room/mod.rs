@@ -9,6 +9,7 @@ pub(crate) mod forms;
 pub(crate) mod hub;
 pub(crate) mod pages;
 pub(crate) mod precheck;
+pub(crate) mod signing;
 pub(crate) mod socket;
 
 use axum::Router;

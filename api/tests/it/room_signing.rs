@@ -1,0 +1,419 @@
+//! Signing a form in the room, against the real store, blob folder and the seal: the clerk
+//! asks for a Hidden-TAN, the citizen gets it as an image only (never on the clerk's socket),
+//! wrong TANs count up to the lock, an expired and a used TAN are refused, the signed PDF is
+//! sealed (pdfsig says valid), stored sealed and the same for both; Handy-TAN goes through the
+//! SMS sandbox and the touchpad's strokes become the evidence.
+
+use std::sync::atomic::Ordering;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use base64::Engine as _;
+use futures::StreamExt as _;
+use serde_json::Value;
+use sha2::Digest as _;
+use tokio_tungstenite::tungstenite::Message;
+use tower::ServiceExt as _;
+use videoamt_api::http::app;
+use videoamt_core::domain::FormId;
+
+use crate::room::{open, serve};
+use crate::room_documents::Room;
+use crate::staff::browse;
+
+impl Room {
+    fn citizen_form(&self, form: FormId) -> String {
+        format!("/termin/{}/raum/formular/{}", self.token, form.0)
+    }
+
+    /// The identity card form, attached and filled in, and a signature asked for by `method`.
+    async fn ready_to_sign(&self, method: &str) -> FormId {
+        let clerk_room = format!("/sachbearbeitung/termin/{}/raum", self.appointment.0);
+        let (status, _, body) = browse(
+            &self.api,
+            "POST",
+            &format!("{clerk_room}/formular"),
+            Some(&self.clerk),
+            Some("vorlage=antrag-personalausweis"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+        let (_, _, page) = browse(
+            &self.api,
+            "GET",
+            &format!("/termin/{}/warteraum", self.token),
+            None,
+            None,
+        )
+        .await;
+        let at = page.find("data-form=\"").expect("the form") + 11;
+        let form = FormId(uuid::Uuid::parse_str(&page[at..at + 36]).expect("id"));
+        let (status, _, body) = browse(
+            &self.api,
+            "POST",
+            &self.citizen_form(form),
+            None,
+            Some("familienname=M%C3%BCller-L%C3%BCdenscheidt&vorname=J%C3%BCrgen&geburtsdatum=1964-08-12"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+        let (status, _, body) = browse(
+            &self.api,
+            "POST",
+            &format!("{clerk_room}/formular/{}/unterschrift", form.0),
+            Some(&self.clerk),
+            Some(&format!("methode={method}")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+        form
+    }
+
+    /// A POST as the citizen's script sends it: form-encoded, answered in JSON.
+    async fn script_posts(&self, path: &str, body: &str) -> (StatusCode, Value) {
+        let (status, _, value) = self
+            .api
+            .call(
+                "POST",
+                path,
+                Some(body.as_bytes().to_vec()),
+                &[
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("accept", "application/json"),
+                ],
+            )
+            .await;
+        (status, value)
+    }
+
+    async fn bytes(&self, path: &str, cookie: Option<&str>) -> (StatusCode, Vec<u8>) {
+        let mut request = Request::builder().method("GET").uri(path);
+        if let Some(c) = cookie {
+            request = request.header("cookie", c);
+        }
+        let response = app(self.api.state.clone())
+            .oneshot(request.body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
+            .await
+            .expect("body");
+        (status, bytes.to_vec())
+    }
+
+    async fn event_types(&self, after: u64) -> Vec<String> {
+        self.api
+            .state
+            .store
+            .read_all(after, 1_000)
+            .await
+            .expect("read")
+            .iter()
+            .map(|e| e.event_type.as_str().to_owned())
+            .collect()
+    }
+}
+
+/// Reads the seven-segment digits back from the TAN image, as a person reads them.
+fn read_tan(image: &str) -> String {
+    let svg = base64::engine::general_purpose::STANDARD
+        .decode(
+            image
+                .strip_prefix("data:image/svg+xml;base64,")
+                .expect("an SVG data URL"),
+        )
+        .expect("base64");
+    let svg = String::from_utf8(svg).expect("utf-8");
+    assert!(!svg.contains("<text"), "the code is drawn, not written");
+    let d = &svg[svg.find(" d=\"").expect("a path") + 4..];
+    let d = &d[..d.find('"').expect("end")];
+    // Each segment is "Mx yLx y"; digit i's box starts at 8 + 32 i, the second group of three
+    // 12 further right (the image's layout), its segments 2 and 18 into the box.
+    let origin = |i: usize| 8.0 + 32.0 * i as f32 + if i >= 3 { 12.0 } else { 0.0 };
+    let mut digits = [0u8; 6];
+    for segment in d.split('M').filter(|s| !s.is_empty()) {
+        let numbers: Vec<f32> = segment
+            .split(['L', ' '])
+            .map(|n| n.parse().expect("a number"))
+            .collect();
+        let (x1, y1, x2, y2) = (numbers[0], numbers[1], numbers[2], numbers[3]);
+        let i = (0..6)
+            .rev()
+            .find(|&i| x1.min(x2) >= origin(i))
+            .expect("inside the image");
+        let (dx, top) = (x1.min(x2) - origin(i), y1.min(y2) - 6.0);
+        let bit = match (x1 == x2, dx > 8.0, top) {
+            (false, _, t) if t < 10.0 => 0,
+            (true, true, t) if t < 10.0 => 1,
+            (true, true, _) => 2,
+            (false, _, t) if t > 30.0 => 3,
+            (true, false, t) if t > 10.0 => 4,
+            (true, false, _) => 5,
+            _ => 6,
+        };
+        digits[i] |= 1 << bit;
+    }
+    const PATTERNS: [u8; 10] = [
+        0b011_1111, 0b000_0110, 0b101_1011, 0b100_1111, 0b110_0110, 0b110_1101, 0b111_1101,
+        0b000_0111, 0b111_1111, 0b110_1111,
+    ];
+    digits
+        .iter()
+        .map(|bits| {
+            let d = PATTERNS.iter().position(|p| p == bits).expect("a digit");
+            char::from(b'0' + u8::try_from(d).expect("a digit"))
+        })
+        .collect()
+}
+
+fn pdfsig(pdf: &[u8]) -> String {
+    let dir = tempfile::tempdir().expect("temp");
+    let path = dir.path().join("formular.pdf");
+    std::fs::write(&path, pdf).expect("written");
+    let out = std::process::Command::new("pdfsig")
+        .arg(&path)
+        .output()
+        .expect("pdfsig runs (scripts/test installs poppler-utils)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn a_hidden_tan_is_shown_only_to_the_citizen_and_the_sealed_pdf_is_valid() {
+    let room = Room::admitted().await;
+    let form = room.ready_to_sign("hidden_tan").await;
+    // The clerk's socket, listened to for the whole signing.
+    let addr = serve(&room.api).await;
+    let mut clerk = open(
+        addr,
+        &format!("/sachbearbeitung/termin/{}/raum/ws", room.appointment.0),
+        Some(&room.clerk),
+    )
+    .await
+    .expect("the clerk's socket");
+    let heard = tokio::spawn(async move {
+        let mut all = String::new();
+        while let Ok(Some(Ok(m))) =
+            tokio::time::timeout(std::time::Duration::from_secs(3), clerk.next()).await
+        {
+            if let Message::Text(t) = m {
+                all.push_str(&t);
+            }
+        }
+        all
+    });
+    let path = room.citizen_form(form);
+
+    let (status, tan) = room.script_posts(&format!("{path}/tan"), "").await;
+    assert_eq!(status, StatusCode::OK, "{tan}");
+    let code = read_tan(tan["image"].as_str().expect("an image"));
+    assert_eq!(code.len(), 6, "{code}");
+    let mut codes = vec![code.clone()];
+
+    // Five wrong codes: each refused with the attempts left, the fifth locks the TAN.
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for left in (0..5).rev() {
+        let (status, refused) = room
+            .script_posts(&format!("{path}/unterschreiben"), &format!("tan={wrong}"))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+        let detail = refused["detail"].as_str().expect("detail");
+        if left == 0 {
+            assert!(detail.contains("gesperrt"), "{detail}");
+        } else {
+            assert!(detail.contains(&format!("noch {left} Versuch")), "{detail}");
+        }
+    }
+    let before = room.api.last_position().await;
+    let (status, locked) = room
+        .script_posts(&format!("{path}/unterschreiben"), &format!("tan={code}"))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{locked}");
+    assert_eq!(locked["title"], "TAN gesperrt");
+    assert_eq!(room.api.last_position().await, before, "nothing recorded");
+
+    // A new TAN, left to expire: refused after five minutes.
+    let (_, tan) = room.script_posts(&format!("{path}/tan"), "").await;
+    let code = read_tan(tan["image"].as_str().expect("an image"));
+    codes.push(code.clone());
+    room.api.now.fetch_add(5 * 60 + 1, Ordering::SeqCst);
+    let (status, expired) = room
+        .script_posts(&format!("{path}/unterschreiben"), &format!("tan={code}"))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{expired}");
+    assert_eq!(expired["title"], "TAN abgelaufen");
+
+    // A fresh TAN, typed in right (with a space, as people do): signed and locked.
+    let (_, tan) = room.script_posts(&format!("{path}/tan"), "").await;
+    let code = read_tan(tan["image"].as_str().expect("an image"));
+    codes.push(code.clone());
+    let spaced = format!("{}+{}", &code[..3], &code[3..]);
+    let (status, signed) = room
+        .script_posts(&format!("{path}/unterschreiben"), &format!("tan={spaced}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{signed}");
+    // Used once: the same TAN again is refused, the form is locked.
+    let (status, again) = room
+        .script_posts(&format!("{path}/unterschreiben"), &format!("tan={code}"))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    assert_eq!(again["title"], "Formular gesperrt");
+
+    // Both download the same sealed PDF; its hash is the one recorded; pdfsig says valid.
+    let (status, pdf) = room.bytes(&format!("{path}/pdf"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, clerks) = room
+        .bytes(
+            &format!(
+                "/sachbearbeitung/termin/{}/raum/formular/{}/pdf",
+                room.appointment.0, form.0
+            ),
+            Some(&room.clerk),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(pdf, clerks, "the same document for both");
+    std::fs::create_dir_all("../target/artifacts").expect("artifacts folder");
+    std::fs::write("../target/artifacts/hidden-tan-unterschrieben.pdf", &pdf).expect("kept");
+    let report = pdfsig(&pdf);
+    assert!(report.contains("Signature is Valid"), "{report}");
+    assert!(report.contains("Total document signed"), "{report}");
+    let log = room
+        .api
+        .state
+        .store
+        .read_all(0, 10_000)
+        .await
+        .expect("read");
+    let signed = log
+        .iter()
+        .find(|e| e.event_type.as_str() == "FormSigned")
+        .expect("FormSigned");
+    let recorded: Value = signed.payload.parse().expect("json");
+    let digest: String = sha2::Sha256::digest(&pdf)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(recorded["document_sha256"], digest);
+    let types: Vec<&str> = log.iter().map(|e| e.event_type.as_str()).collect();
+    let from = types
+        .iter()
+        .position(|t| *t == "TanIssued")
+        .expect("issued");
+    assert_eq!(
+        types[from..]
+            .iter()
+            .filter(|t| t.starts_with("Tan") || t.starts_with("Form"))
+            .copied()
+            .collect::<Vec<_>>(),
+        [
+            "TanIssued",
+            "TanRejected",
+            "TanRejected",
+            "TanRejected",
+            "TanRejected",
+            "TanRejected",
+            "TanIssued",
+            "TanIssued",
+            "TanAccepted",
+            "FormSigned",
+            "FormLocked"
+        ]
+    );
+
+    // Never a code in the log, on the clerk's socket or in the blob folder.
+    let everything: String = log.iter().map(|e| e.payload.as_str()).collect();
+    let clerk_heard = heard.await.expect("listened");
+    assert!(
+        clerk_heard.contains("\"forms\""),
+        "the clerk heard the signature"
+    );
+    for code in &codes {
+        assert!(!everything.contains(code.as_str()), "TAN {code} in the log");
+        assert!(
+            !clerk_heard.contains(code.as_str()),
+            "TAN {code} on the clerk's socket"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_handy_tan_goes_through_the_sms_sandbox_and_the_touchpad_signs_with_strokes() {
+    let room = Room::admitted().await;
+    let form = room.ready_to_sign("handy_tan").await;
+    let path = room.citizen_form(form);
+    let (status, sent) = room.script_posts(&format!("{path}/tan"), "").await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+    assert_eq!(sent["sent_to"], "+49 ••• 567", "the number masked");
+    assert!(sent.get("image").is_none(), "no image of a Handy-TAN");
+    // The sandbox filed the SMS under the data subject.
+    let outbox = room.api.state.system.outbox_dir();
+    let sms: Vec<std::path::PathBuf> = std::fs::read_dir(outbox.join(room.subject_id()))
+        .expect("the subject's outbox")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.to_string_lossy().ends_with(".sms.txt"))
+        .collect();
+    assert_eq!(sms.len(), 1, "{sms:?}");
+    let text = std::fs::read_to_string(&sms[0]).expect("readable");
+    assert!(text.starts_with("An: +49 721 1234567"), "{text}");
+    let code: String = text
+        .split("TAN für die Unterschrift")
+        .nth(1)
+        .expect("the TAN sentence")
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(6)
+        .collect();
+    let (status, signed) = room
+        .script_posts(&format!("{path}/unterschreiben"), &format!("tan={code}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{signed}");
+
+    // Another visit: the touchpad. Nonsense strokes are refused and write nothing.
+    let room = Room::admitted().await;
+    let form = room.ready_to_sign("touchpad").await;
+    let path = room.citizen_form(form);
+    let before = room.api.last_position().await;
+    for bad in [
+        "kaputt",
+        r#"{"width":480,"height":160,"strokes":[[{"x":1,"y":1,"t_ms":0}]]}"#,
+    ] {
+        let body = format!("striche={}", urlencode(bad));
+        let (status, refused) = room
+            .script_posts(&format!("{path}/unterschreiben"), &body)
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    }
+    assert_eq!(room.api.last_position().await, before);
+    let strokes = r#"{"width":480,"height":160,"strokes":[[{"x":20,"y":120,"t_ms":0},{"x":60,"y":40,"t_ms":40},{"x":100,"y":110,"t_ms":80}],[{"x":120,"y":90,"t_ms":400},{"x":200,"y":80,"t_ms":460}]]}"#;
+    let (status, signed) = room
+        .script_posts(
+            &format!("{path}/unterschreiben"),
+            &format!("striche={}", urlencode(strokes)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{signed}");
+    let (_, pdf) = room.bytes(&format!("{path}/pdf"), None).await;
+    std::fs::create_dir_all("../target/artifacts").expect("artifacts folder");
+    std::fs::write("../target/artifacts/touchpad-unterschrieben.pdf", &pdf).expect("kept");
+    assert!(pdfsig(&pdf).contains("Signature is Valid"));
+    let types = room.event_types(before).await;
+    assert!(
+        types.ends_with(&["FormSigned".to_owned(), "FormLocked".to_owned()]),
+        "{types:?}"
+    );
+    // The strokes are kept sealed as the evidence: two blobs, neither holding them in clear.
+    let folder = room.api.state.system.blobs.root().join(room.subject_id());
+    let blobs: Vec<Vec<u8>> = std::fs::read_dir(folder)
+        .expect("blobs")
+        .map(|e| std::fs::read(e.expect("entry").path()).expect("readable"))
+        .collect();
+    assert_eq!(blobs.len(), 2, "the PDF and the strokes");
+    for blob in &blobs {
+        assert!(!String::from_utf8_lossy(blob).contains("t_ms"), "sealed");
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
