@@ -116,7 +116,7 @@ impl Room {
 }
 
 /// Reads the seven-segment digits back from the TAN image, as a person reads them.
-fn read_tan(image: &str) -> String {
+pub(crate) fn read_tan(image: &str) -> String {
     let svg = base64::engine::general_purpose::STANDARD
         .decode(
             image

@@ -227,23 +227,29 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
         "the citizen's value on the clerk's page",
     )
     .await;
-    // The clerk types the first name and pauses (sent after 1.5 s without typing) while the
-    // citizen writes it at once: the clerk's write comes second in the log, based on the empty
-    // field, and wins; the citizen is told that their value was replaced.
-    clerk
-        .page
-        .eval(
-            "(() => { const el = document.querySelector('#formulare [name=vorname]'); \
-               el.focus(); el.value = 'Erika'; \
-               el.dispatchEvent(new Event('input', { bubbles: true })); })()",
-        )
-        .await
-        .expect("the clerk types");
+    // The citizen writes the first name; the clerk's page, still on the empty field
+    // (version 0), writes it after: the stale write wins in log order and the citizen is told
+    // that their value was replaced.
     citizen
         .page
         .fill("#formulare [name=vorname]", "Erica")
         .await
         .expect("the citizen types");
+    until(
+        &clerk,
+        "document.querySelector('#formulare [name=vorname]').value === 'Erica'",
+        "the citizen's first name on the clerk's page",
+    )
+    .await;
+    clerk
+        .page
+        .eval(
+            "window.videoamtRoom.send({ type: 'field', \
+               form: document.querySelector('#formulare form[data-form]').dataset.form, \
+               field: 'vorname', value: 'Erika', based_on: 0 })",
+        )
+        .await
+        .expect("the clerk's stale write");
     until(
         &citizen,
         "document.querySelector('#formulare [name=vorname]').value === 'Erika' && \
@@ -254,7 +260,7 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
     until(
         &clerk,
         "document.querySelector('#formulare [name=vorname]').value === 'Erika'",
-        "the clerk's own value kept",
+        "the clerk's own value",
     )
     .await;
     // Where the other side is typing shows beside the field.
@@ -271,6 +277,96 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
     .await;
     citizen.check("raum-formular").await;
     clerk.check("raum-formular").await;
+
+    // --- a Hidden-TAN signature: the code only on the citizen's screen; then nobody edits ---
+    citizen
+        .page
+        .fill("#formulare [name=geburtsdatum]", "1964-08-12")
+        .await
+        .expect("the citizen types the date of birth");
+    until(
+        &clerk,
+        "document.querySelector('#formulare [name=geburtsdatum]').value === '1964-08-12'",
+        "the complete form on the clerk's page",
+    )
+    .await;
+    clerk
+        .page
+        .eval("document.querySelector('#formulare select[name=methode]').value = 'hidden_tan'")
+        .await
+        .expect("choose the method");
+    clerk
+        .submit("#formulare form[action$='/unterschrift'] button")
+        .await;
+    until(
+        &citizen,
+        "document.querySelector('#formulare .tan-anfordern button') !== null",
+        "the signature request on the citizen's page",
+    )
+    .await;
+    citizen
+        .page
+        .click("#formulare .tan-anfordern button")
+        .await
+        .expect("ask for the TAN");
+    until(
+        &citizen,
+        "document.querySelector('#formulare .tan-bild img') !== null",
+        "the TAN image",
+    )
+    .await;
+    let image = citizen
+        .page
+        .eval("document.querySelector('#formulare .tan-bild img').src")
+        .await
+        .expect("the image");
+    let code = crate::room_signing::read_tan(image.as_str().expect("a data URL"));
+    citizen.check("raum-tan").await;
+    let clerk_sees = clerk
+        .page
+        .eval("document.documentElement.outerHTML")
+        .await
+        .expect("the clerk's page");
+    assert!(
+        !clerk_sees.as_str().unwrap_or("").contains(&code),
+        "the TAN is not on the clerk's page"
+    );
+    citizen
+        .page
+        .fill("#formulare input[name=tan]", &code)
+        .await
+        .expect("type the TAN");
+    citizen
+        .page
+        .click("#formulare .tan-eingabe button")
+        .await
+        .expect("sign");
+    for person in [&citizen, &clerk] {
+        until(
+            person,
+            "document.getElementById('formulare').textContent.includes('Unterschrieben und gesperrt') && \
+             document.querySelector('#formulare [name=vorname]').disabled",
+            "the locked form",
+        )
+        .await;
+    }
+    // Straight over the socket, past the disabled field: refused, in German, beside the field.
+    clerk
+        .page
+        .eval(
+            "window.videoamtRoom.send({ type: 'field', \
+               form: document.querySelector('#formulare form[data-form]').dataset.form, \
+               field: 'vorname', value: 'Erich', based_on: 9 })",
+        )
+        .await
+        .expect("sent");
+    until(
+        &clerk,
+        "document.querySelector('#formulare .feld[data-field=vorname] .field-error').textContent.includes('gesperrt')",
+        "the refusal beside the field",
+    )
+    .await;
+    clerk.check("raum-gesperrt").await;
 
     // --- the citizen shares a PDF; the clerk sees it at once and downloads it, byte for byte ---
     let pdf = "%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
@@ -365,6 +461,11 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
         "Identität geprüft (Personalausweis, mit Kontrollfragen)",
         "Formular „Antrag auf einen Personalausweis“ geöffnet",
         "Feld „Vorname“ geändert, Eingabe der Bürgerin oder des Bürgers ersetzt",
+        "Unterschrift angefordert",
+        "TAN angezeigt",
+        "TAN bestätigt",
+        "Formular unterschrieben",
+        "Formular gesperrt",
         "Dokument hochgeladen",
         "Dokument geteilt",
         "Dokument heruntergeladen",
@@ -395,12 +496,24 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
         }
     }
     let blobs = files.iter().filter(|f| f.starts_with("data/blobs")).count();
-    assert_eq!(blobs, 1, "only the shared document: {files:?}");
+    assert_eq!(
+        blobs, 3,
+        "the shared document, the signed PDF and the signature's evidence: {files:?}"
+    );
+    // The TAN reached no log and no outbox.
+    for file in files
+        .iter()
+        .filter(|f| f.starts_with("data/logs") || f.starts_with("data/outbox"))
+    {
+        let text = std::fs::read_to_string(dir.path().join(file)).unwrap_or_default();
+        assert!(!text.contains(&code), "the TAN in {file:?}");
+    }
     for file in &files {
         let known = file.to_string_lossy().starts_with("events.db")
             || file.starts_with("data/blobs")
             || file.starts_with("data/logs")
             || file.starts_with("data/outbox")
+            || file.starts_with("data/seal")
             || file == std::path::Path::new("data/kek");
         assert!(
             known,
