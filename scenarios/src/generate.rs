@@ -799,6 +799,7 @@ async fn drive(
         SessionCommand::SubmitFeedback {
             session,
             score: 5,
+            aspects: None,
             comment: Some(Personal::plain(personal.feedback.clone())),
         }
         .into(),

@@ -148,6 +148,7 @@ pub fn app(state: AppState) -> Router {
         .merge(room::documents::routes())
         .merge(room::forms::routes())
         .merge(room::signing::routes())
+        .merge(room::feedback::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::observe::observe,

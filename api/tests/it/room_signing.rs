@@ -417,3 +417,85 @@ async fn a_handy_tan_goes_through_the_sms_sandbox_and_the_touchpad_signs_with_st
 fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+#[tokio::test]
+async fn feedback_comes_after_the_end_once_with_a_mark_for_each_aspect() {
+    let room = Room::admitted().await;
+    let answers = "bild_und_ton=5&bedienung=4&wartezeit=3&ergebnis=5&kommentar=Sehr+freundlich%2C+KANARIE-FEEDBACK";
+    let feedback = format!("/termin/{}/feedback", room.token);
+    // Not before the end.
+    let (status, _, page) = browse(&room.api, "POST", &feedback, None, Some(answers)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains("erst nach dem Gespräch"), "{page}");
+    let (status, _, body) = browse(
+        &room.api,
+        "POST",
+        &format!(
+            "/sachbearbeitung/termin/{}/raum/beenden",
+            room.appointment.0
+        ),
+        Some(&room.clerk),
+        Some("outcome=aborted"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let (_, _, page) = browse(
+        &room.api,
+        "GET",
+        &format!("/termin/{}/warteraum", room.token),
+        None,
+        None,
+    )
+    .await;
+    for question in ["Bild und Ton", "Bedienung", "Wartezeit", "Ergebnis"] {
+        assert!(page.contains(question), "{question}: {page}");
+    }
+    // A missing mark: named, in German, nothing recorded.
+    let before = room.api.last_position().await;
+    let (status, _, page) = browse(
+        &room.api,
+        "POST",
+        &feedback,
+        None,
+        Some("bild_und_ton=5&bedienung=4&ergebnis=5"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("„Wartezeit“"), "{page}");
+    assert_eq!(room.api.last_position().await, before);
+    let (status, _, _) = browse(&room.api, "POST", &feedback, None, Some(answers)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let log = room
+        .api
+        .state
+        .store
+        .read_all(before, 100)
+        .await
+        .expect("read");
+    let given: Vec<Value> = log
+        .iter()
+        .filter(|e| e.event_type.as_str() == "FeedbackSubmitted")
+        .map(|e| e.payload.parse().expect("json"))
+        .collect();
+    assert_eq!(given.len(), 1);
+    assert_eq!(given[0]["score"], 4, "the rounded mean of 5, 4, 3, 5");
+    assert_eq!(given[0]["aspects"]["waiting_time"], 3);
+    assert!(
+        given[0]["comment"]["sealed"].is_string(),
+        "the text is sealed"
+    );
+    assert!(!log.iter().any(|e| e.payload.as_str().contains("KANARIE")));
+    // Twice: refused, in German.
+    let (status, _, page) = browse(&room.api, "POST", &feedback, None, Some(answers)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains("bereits abgegeben"), "{page}");
+    let (_, _, page) = browse(
+        &room.api,
+        "GET",
+        &format!("/termin/{}/warteraum", room.token),
+        None,
+        None,
+    )
+    .await;
+    assert!(page.contains("Vielen Dank für Ihre Rückmeldung."), "{page}");
+}

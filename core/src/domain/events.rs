@@ -348,8 +348,42 @@ pub struct FormAttached {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeedbackSubmitted {
+    /// The overall mark, 1 (poor) to 5 (very good); with aspects, their rounded mean.
     pub score: u8,
+    /// The marks for the FAQ's aspects. New in version 2; a version 1 feedback has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aspects: Option<FeedbackAspects>,
     pub comment: Option<Personal>,
+}
+
+/// The citizen's marks, 1 to 5, for what the FAQ asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedbackAspects {
+    /// Bild und Ton.
+    pub picture_and_sound: u8,
+    /// Bedienung.
+    pub usability: u8,
+    /// Wartezeit.
+    pub waiting_time: u8,
+    /// Ergebnis.
+    pub result: u8,
+}
+
+impl FeedbackAspects {
+    pub fn all(&self) -> [u8; 4] {
+        [
+            self.picture_and_sound,
+            self.usability,
+            self.waiting_time,
+            self.result,
+        ]
+    }
+
+    /// The overall mark: the mean, rounded half up.
+    pub fn overall(&self) -> u8 {
+        let sum: u16 = self.all().iter().map(|&m| u16::from(m)).sum();
+        u8::try_from((sum * 2 + 4) / 8).unwrap_or(5)
+    }
 }
 
 /// Data that must be kept is handed to the specialised procedure (`Fachverfahren`) before the
@@ -630,6 +664,8 @@ fn upcast<'p>(event_type: &str, version: u16, payload: &'p Payload) -> Option<&'
         // Version 2 adds `based_on` and `overwrote`; a version 1 change based on nothing known
         // and overwrote no one.
         ("FieldChanged", 1) => Some(payload),
+        // Version 2 adds the aspects; a version 1 feedback has only its overall mark.
+        ("FeedbackSubmitted", 1) => Some(payload),
         _ => None,
     }
 }
@@ -669,7 +705,7 @@ domain_events! {
     DocumentShared = 1,
     DocumentDownloaded = 1,
     FormAttached = 1,
-    FeedbackSubmitted = 1,
+    FeedbackSubmitted = 2,
     HandedOverToCaseSystem = 1,
     SessionEnded = 1,
     FormStarted = 1,

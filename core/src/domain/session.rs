@@ -222,9 +222,12 @@ pub enum SessionCommand {
         document: DocumentId,
         by: Party,
     },
+    /// The citizen's feedback after the end: an overall mark and, from the questionnaire,
+    /// the marks per aspect (then the overall mark must be their rounded mean).
     SubmitFeedback {
         session: SessionId,
         score: u8,
+        aspects: Option<FeedbackAspects>,
         comment: Option<Personal>,
     },
     HandOverToCaseSystem {
@@ -484,7 +487,12 @@ impl SessionCommand {
                     },
                 ))
             }
-            SubmitFeedback { score, comment, .. } => {
+            SubmitFeedback {
+                score,
+                aspects,
+                comment,
+                ..
+            } => {
                 state.opened.as_ref().ok_or(DomainError::UnknownSession)?;
                 if state.ended.is_none() {
                     return Err(DomainError::FeedbackBeforeEnd);
@@ -492,13 +500,20 @@ impl SessionCommand {
                 if state.feedback_given {
                     return Err(DomainError::FeedbackAlreadyGiven);
                 }
-                if !(1..=5).contains(score) {
+                let marks = aspects.map(|a| a.all()).unwrap_or_default();
+                if !(1..=5).contains(score)
+                    || aspects.is_some() && marks.iter().any(|m| !(1..=5).contains(m))
+                {
+                    return Err(DomainError::ScoreOutOfRange);
+                }
+                if aspects.is_some_and(|a| a.overall() != *score) {
                     return Err(DomainError::ScoreOutOfRange);
                 }
                 Ok(one(
                     stream,
                     FeedbackSubmitted {
                         score: *score,
+                        aspects: *aspects,
                         comment: comment.clone(),
                     },
                 ))
@@ -1145,6 +1160,7 @@ mod tests {
         let feedback = |score| SessionCommand::SubmitFeedback {
             session: session(),
             score,
+            aspects: None,
             comment: None,
         };
         let h = admitted(&["meldebescheinigung"]);
@@ -1164,6 +1180,43 @@ mod tests {
         given(ettlingen(), h.clone())
             .when(feedback(6))
             .then_error(DomainError::ScoreOutOfRange);
+        // The questionnaire's marks per aspect, each 1 to 5, and their rounded mean overall.
+        let rated = |score, marks: [u8; 4]| SessionCommand::SubmitFeedback {
+            session: session(),
+            score,
+            aspects: Some(FeedbackAspects {
+                picture_and_sound: marks[0],
+                usability: marks[1],
+                waiting_time: marks[2],
+                result: marks[3],
+            }),
+            comment: Some(Personal::plain("Sehr freundlich")),
+        };
+        given(ettlingen(), h.clone())
+            .when(rated(4, [5, 4, 0, 5]))
+            .then_error(DomainError::ScoreOutOfRange);
+        given(ettlingen(), h.clone())
+            .when(rated(5, [5, 4, 3, 5]))
+            .then_error(DomainError::ScoreOutOfRange);
+        let decided = given(ettlingen(), h.clone())
+            .when(rated(4, [5, 4, 3, 5]))
+            .decision();
+        assert!(matches!(
+            &decided[..],
+            [(_, DomainEvent::FeedbackSubmitted(FeedbackSubmitted { score: 4, aspects: Some(a), .. }))]
+                if a.all() == [5, 4, 3, 5]
+        ));
+        assert_eq!(
+            FeedbackAspects {
+                picture_and_sound: 5,
+                usability: 5,
+                waiting_time: 4,
+                result: 4
+            }
+            .overall(),
+            5,
+            "4.5 rounds up"
+        );
         let h = then(&h, feedback(4));
         given(ettlingen(), h)
             .when(feedback(5))

@@ -273,6 +273,7 @@ async fn visit(d: &mut Driver, day: i64, minute: i64, outcome: &Outcome) -> Appo
         let feedback = SessionCommand::SubmitFeedback {
             session,
             score,
+            aspects: None,
             comment: None,
         }
         .into();

@@ -132,6 +132,7 @@ fn command(ids: VisitIds, op: u8, booked_first_minute: i64) -> Command {
         16 => SessionCommand::SubmitFeedback {
             session,
             score: 4,
+            aspects: None,
             comment: None,
         }
         .into(),

@@ -304,6 +304,7 @@ async fn in_the_room(
         SessionCommand::SubmitFeedback {
             session,
             score: 5,
+            aspects: None,
             comment: Some(Personal::plain("Sehr gut")),
         }
         .into(),

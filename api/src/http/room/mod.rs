@@ -5,6 +5,7 @@
 
 pub(crate) mod access;
 pub(crate) mod documents;
+pub(crate) mod feedback;
 pub(crate) mod forms;
 pub(crate) mod hub;
 pub(crate) mod pages;

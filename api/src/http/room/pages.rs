@@ -16,7 +16,7 @@ use videoamt_core::domain::{DomainError, Personal};
 use videoamt_core::german;
 
 use super::access::{self, Room};
-use super::{documents, forms};
+use super::{documents, feedback, forms};
 use crate::http::AppState;
 use crate::http::citizen::pages::{found_view, overview, requirements};
 use crate::http::error::Error;
@@ -117,6 +117,8 @@ pub(crate) async fn citizen_room(
     let body = html! {
         @if let Some(outcome) = room.state.ended {
             (ended(&room, outcome))
+            (forms::panel(&room, &forms, &forms::citizen_base(&token)))
+            (feedback::panel(&room, &token))
         } @else {
             (call(&format!("/termin/{token}/raum/ws"), "citizen", &support))
             // The documents belong to the room: shown once admitted (the script reveals and
