@@ -715,6 +715,7 @@ async fn drive(
             method: variant.signature,
             evidence_sha256: "ab".repeat(32).parse().expect("64 hex digits"),
             document_sha256: "cd".repeat(32).parse().expect("64 hex digits"),
+            edits_seen: None,
         }
         .into(),
     )

@@ -486,6 +486,11 @@ pub fn refusal(error: &DomainError) -> (StatusCode, &'static str, &'static str) 
         D::TanUsed => (CONFLICT, "/problems/tan-used", "TAN bereits verwendet"),
         D::TanLocked => (CONFLICT, "/problems/tan-locked", "TAN gesperrt"),
         D::TanNotAccepted => (CONFLICT, "/problems/tan-not-accepted", "TAN fehlt"),
+        D::FormChangedWhileSigning => (
+            CONFLICT,
+            "/problems/form-changed",
+            "Formular inzwischen geändert",
+        ),
         // payment
         D::NothingToPay => (CONFLICT, "/problems/nothing-to-pay", "Keine Gebühren"),
         D::PaymentAlreadyRequested => (
@@ -682,6 +687,7 @@ mod tests {
             D::TanUsed,
             D::TanLocked,
             D::TanNotAccepted,
+            D::FormChangedWhileSigning,
             D::NothingToPay,
             D::PaymentAlreadyRequested,
             D::UnknownPayment,

@@ -290,6 +290,7 @@ async fn without_javascript_the_form_saves_and_once_signed_nobody_can_change_it(
             method: SignatureMethod::HiddenTan,
             evidence_sha256: hash('a'),
             document_sha256: hash('b'),
+            edits_seen: None,
         },
     ] {
         let command: Command = command.into();

@@ -128,6 +128,10 @@ pub enum DomainError {
     TanLocked,
     #[error("Die Unterschrift mit TAN braucht zuerst die richtige TAN.")]
     TanNotAccepted,
+    #[error(
+        "Das Formular wurde während des Unterschreibens geändert. Bitte prüfen Sie es und unterschreiben Sie erneut."
+    )]
+    FormChangedWhileSigning,
     // --- payment ---
     #[error("Für diesen Termin fallen keine Gebühren an.")]
     NothingToPay,

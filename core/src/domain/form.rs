@@ -47,6 +47,8 @@ pub struct FormState {
     pub values: BTreeMap<String, Personal>,
     /// Each written field's version; a field not in here is at version 0.
     pub versions: BTreeMap<String, FieldVersion>,
+    /// The number of `FieldChanged` so far: what a rendering of the form was based on.
+    pub edits: u64,
     pub requested: Option<SignatureMethod>,
     pub signed: bool,
     pub locked: bool,
@@ -62,6 +64,7 @@ impl FormState {
         match event {
             DomainEvent::FormStarted(e) => self.started = Some(e.clone()),
             DomainEvent::FieldChanged(e) => {
+                self.edits += 1;
                 let version = self.version(&e.field) + 1;
                 self.versions
                     .insert(e.field.clone(), FieldVersion { version, by: e.by });
@@ -101,6 +104,11 @@ impl FormState {
             _ => {}
         }
         self
+    }
+
+    /// The state the events fold to (a stream read by itself).
+    pub fn of_events(events: &[DomainEvent]) -> Self {
+        events.iter().fold(Self::default(), |s, e| s.evolve(e))
     }
 
     /// The field's version: how many writes it had.
@@ -164,11 +172,15 @@ pub enum FormCommand {
     /// The citizen typed a code in; `digest` is its keyed digest for the newest TAN. A wrong
     /// code is recorded (`TanRejected`), a right one uses the TAN up (`TanAccepted`).
     EnterTan { form: FormId, digest: Sha256 },
+    /// Signs and locks. `edits_seen` is [`FormState::edits`] when the document was rendered:
+    /// a change since then is refused, so the signed document always shows the values the
+    /// form holds at `FormLocked`.
     SignForm {
         form: FormId,
         method: SignatureMethod,
         evidence_sha256: Sha256,
         document_sha256: Sha256,
+        edits_seen: Option<u64>,
     },
 }
 
@@ -331,11 +343,15 @@ impl FormCommand {
                 method,
                 evidence_sha256,
                 document_sha256,
+                edits_seen,
                 ..
             } => {
                 let started = state.editable()?;
                 if state.requested != Some(*method) {
                     return Err(DomainError::SignatureNotRequested);
+                }
+                if edits_seen.is_some_and(|seen| seen != state.edits) {
+                    return Err(DomainError::FormChangedWhileSigning);
                 }
                 // A TAN signature needs the newest TAN, of this method, typed in correctly.
                 if is_tan(*method)
@@ -528,6 +544,7 @@ mod tests {
             method,
             evidence_sha256: digest('e'),
             document_sha256: digest('d'),
+            edits_seen: None,
         }
     }
 

@@ -1146,6 +1146,7 @@ mod tests {
                 method: crate::tenant::SignatureMethod::HandyTan,
                 evidence_sha256: "e".repeat(64).parse().expect("64 hex digits"),
                 document_sha256: "d".repeat(64).parse().expect("64 hex digits"),
+                edits_seen: None,
             },
         );
         given(ettlingen(), h.clone()).when(end.clone()).decision();

@@ -200,6 +200,21 @@ fn form_op() -> impl Strategy<Value = FormOp> {
 
 /// A session of the Gewerbebehörde Ettlingen with the Gewerbeanmeldung form signed.
 fn signed_form() -> (MemoryLog, FormId) {
+    let (mut log, form) = form_to_sign();
+    let sign = FormCommand::SignForm {
+        form,
+        method: SignatureMethod::Touchpad,
+        evidence_sha256: "e".repeat(64).parse().expect("64 hex digits"),
+        document_sha256: "d".repeat(64).parse().expect("64 hex digits"),
+        edits_seen: None,
+    };
+    log.execute(tenant("ettlingen"), NOW, &sign.into())
+        .expect("signed");
+    (log, form)
+}
+
+/// The same session with the form filled in and a touchpad signature asked for.
+fn form_to_sign() -> (MemoryLog, FormId) {
     let t = tenant("ettlingen");
     let mut log = MemoryLog::default();
     let appointment = AppointmentId(Uuid::from_u128(1));
@@ -270,23 +285,102 @@ fn signed_form() -> (MemoryLog, FormId) {
         }
         .into(),
     );
-    steps.push(
-        FormCommand::SignForm {
-            form,
-            method: SignatureMethod::Touchpad,
-            evidence_sha256: "e".repeat(64).parse().expect("64 hex digits"),
-            document_sha256: "d".repeat(64).parse().expect("64 hex digits"),
-        }
-        .into(),
-    );
     for step in steps {
         log.execute(t, NOW, &step).expect("the setup is accepted");
     }
     (log, form)
 }
 
+/// Both parties' steps around a signature: edits, a rendering of the form as it is then (the
+/// room renders the PDF), and signing with the last rendering.
+#[derive(Debug, Clone)]
+enum SigningOp {
+    Change {
+        field: &'static str,
+        value: String,
+        by: Party,
+    },
+    Render,
+    Sign,
+}
+
+fn signing_op() -> impl Strategy<Value = SigningOp> {
+    let field = prop_oneof![Just("vorname"), Just("taetigkeit"), Just("beschaeftigte")];
+    let party = prop_oneof![Just(Party::Citizen), Just(Party::Clerk)];
+    prop_oneof![
+        4 => (field, "[a-z]{1,6}|[0-9]{1,3}", party)
+            .prop_map(|(field, value, by)| SigningOp::Change { field, value, by }),
+        2 => Just(SigningOp::Render),
+        2 => Just(SigningOp::Sign),
+    ]
+}
+
+/// What a rendering of the form shows, as the document hash stands for it: the values, in
+/// field order (plain in this log, which seals nothing).
+fn document_of(state: &FormState) -> videoamt_core::domain::document::Sha256 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for (field, value) in &state.values {
+        field.hash(&mut hasher);
+        if let Personal::Plain(text) = value {
+            text.hash(&mut hasher);
+        }
+    }
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&hasher.finish().to_le_bytes());
+    videoamt_core::domain::document::Sha256::from_bytes(bytes)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Under any interleaving of both parties' edits with renderings and signing, the signed
+    /// document is the one of the form's values at `FormLocked`, and no `FieldChanged`
+    /// follows `FormLocked`: a signature based on an older rendering is refused.
+    #[test]
+    fn the_signed_document_always_shows_the_values_at_the_lock(
+        ops in prop::collection::vec(signing_op(), 1..40)
+    ) {
+        let t = tenant("ettlingen");
+        let (mut log, form) = form_to_sign();
+        let mut rendered = None;
+        for op in ops {
+            let state = FormState::of_events(&log.stream(&form.stream()));
+            match op {
+                SigningOp::Change { field, value, by } => {
+                    let change = FormCommand::ChangeField {
+                        form, field: field.into(), value: Personal::plain(value), by,
+                        based_on: Some(state.version(field)),
+                    };
+                    let _ = log.execute(t, NOW, &change.into());
+                }
+                SigningOp::Render => rendered = Some((state.edits, document_of(&state))),
+                SigningOp::Sign => {
+                    if let Some((edits, document)) = rendered {
+                        let sign = FormCommand::SignForm {
+                            form, method: SignatureMethod::Touchpad,
+                            evidence_sha256: "e".repeat(64).parse().expect("64 hex digits"),
+                            document_sha256: document, edits_seen: Some(edits),
+                        };
+                        let outcome = log.execute(t, NOW, &sign.into());
+                        if edits != state.edits || state.locked {
+                            prop_assert!(outcome.is_err());
+                        }
+                    }
+                }
+            }
+        }
+        let events = log.stream(&form.stream());
+        if let Some(lock) = events.iter().position(|e| matches!(e, DomainEvent::FormLocked(_))) {
+            let at_lock = FormState::of_events(&events[..lock]);
+            let signed = events[..lock].iter().rev().find_map(|e| match e {
+                DomainEvent::FormSigned(s) => Some(s.document_sha256),
+                _ => None,
+            });
+            prop_assert_eq!(signed, Some(document_of(&at_lock)));
+            prop_assert!(!events[lock..].iter().any(|e| matches!(e, DomainEvent::FieldChanged(_))));
+        }
+    }
 
     /// After `FormSigned`, no sequence of commands from anyone changes the form.
     #[test]
@@ -298,7 +392,7 @@ proptest! {
             let command = match op {
                 FormOp::Change { field, value, by } => FormCommand::ChangeField { form, field: field.into(), value: Personal::plain(value), by, based_on: None }.into(),
                 FormOp::Request(method) => FormCommand::RequestSignature { form, method }.into(),
-                FormOp::Sign(method) => FormCommand::SignForm { form, method, evidence_sha256: "f".repeat(64).parse().expect("64 hex digits"), document_sha256: "c".repeat(64).parse().expect("64 hex digits") }.into(),
+                FormOp::Sign(method) => FormCommand::SignForm { form, method, evidence_sha256: "f".repeat(64).parse().expect("64 hex digits"), document_sha256: "c".repeat(64).parse().expect("64 hex digits"), edits_seen: None }.into(),
             };
             prop_assert_eq!(log.execute(t, NOW, &command), Err(DomainError::FormLocked));
         }

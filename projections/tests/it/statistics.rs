@@ -228,6 +228,7 @@ async fn visit(d: &mut Driver, day: i64, minute: i64, outcome: &Outcome) -> Appo
                 method: SignatureMethod::Touchpad,
                 evidence_sha256: "ab".repeat(32).parse().expect("64 hex digits"),
                 document_sha256: "cd".repeat(32).parse().expect("64 hex digits"),
+                edits_seen: None,
             }
             .into(),
         ]);

@@ -108,6 +108,7 @@ fn command(ids: VisitIds, op: u8, booked_first_minute: i64) -> Command {
             method: SignatureMethod::Touchpad,
             evidence_sha256: "ab".repeat(32).parse().expect("64 hex digits"),
             document_sha256: "cd".repeat(32).parse().expect("64 hex digits"),
+            edits_seen: None,
         }
         .into(),
         12 => PaymentCommand::RequestPayment {

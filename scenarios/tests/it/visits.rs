@@ -218,6 +218,7 @@ async fn in_the_room(
             method,
             evidence_sha256: "ab".repeat(32).parse().expect("64 hex digits"),
             document_sha256: "cd".repeat(32).parse().expect("64 hex digits"),
+            edits_seen: None,
         }
         .into(),
     )

@@ -80,6 +80,8 @@ pub(crate) struct FormView {
     pub requested: Option<videoamt_core::tenant::SignatureMethod>,
     /// The signature methods the template allows.
     pub methods: Vec<videoamt_core::tenant::SignatureMethod>,
+    /// How many changes the values shown are based on (`FormState::edits`).
+    pub edits: u64,
 }
 
 /// The session's forms with their values opened, in the order they were attached.
@@ -137,6 +139,7 @@ async fn view(
         locked: folded.locked || folded.signed,
         requested: folded.requested,
         methods: template.signature_methods.iter().copied().collect(),
+        edits: folded.edits,
     })
 }
 

@@ -532,6 +532,8 @@ async fn seal_and_sign(
                 method,
                 evidence_sha256: Sha256::from_bytes(sha2::Sha256::digest(&evidence_bytes).into()),
                 document_sha256: Sha256::from_bytes(sealed.sha256),
+                // The PDF shows the values of `view`: a change since is refused.
+                edits_seen: Some(view.edits),
             },
         )
         .await;
