@@ -21,6 +21,8 @@ use videoamt_core::domain::{AppointmentId, DomainEvent, Personal, SubjectId};
 use videoamt_core::event::{Actor, ActorRole, StreamId, TenantId};
 use videoamt_core::keys::{KeyError, Revealed, reveal};
 use videoamt_core::readmodel::{Change, DocKey};
+use videoamt_core::seal::{FormDocument, SignatureEvidence};
+use videoamt_core::sms::OutgoingSms;
 use videoamt_core::tenant::{BookingChannel, example_tenants};
 use videoamt_projections::retention::{self as report, RetentionState};
 use videoamt_projections::runner::Runner;
@@ -256,6 +258,48 @@ async fn canaries_are_gone_after_the_purge(env: Env) {
             )
             .await
             .expect("blob stored");
+        // What the room keeps of a signature: the sealed PDF with the form's values, the
+        // touchpad's strokes as evidence, and the Handy-TAN's SMS in the sandbox outbox.
+        let document = FormDocument {
+            tenant: TenantId::parse(tenant).expect("tenant"),
+            municipality: tenant.to_owned(),
+            service: "Anliegen".to_owned(),
+            title: "Antrag".to_owned(),
+            fields: vec![("Vorname".to_owned(), canary("pdffeld"))],
+            signed_at: visit_times(tenant).1,
+            signature_method: "Unterschrift auf dem Touchpad".to_owned(),
+            evidence: SignatureEvidence::Tan {
+                line: "Unterschrieben".to_owned(),
+            },
+        };
+        let sealed = system
+            .sealer
+            .render_and_seal(&document)
+            .expect("the form is sealed");
+        for (name, bytes) in [
+            (format!("{}-signed", ids.form.0), sealed.pdf),
+            (
+                format!("{}-evidence", ids.form.0),
+                format!(r#"{{"strokes":[],"marke":"{}"}}"#, canary("striche")).into_bytes(),
+            ),
+        ] {
+            let name = BlobName::parse(&name).expect("name");
+            system
+                .blobs
+                .put(ids.subject, &name, &bytes)
+                .await
+                .expect("stored");
+        }
+        system
+            .sms()
+            .expect("the sandbox")
+            .send(&OutgoingSms {
+                to: personal.phone.clone().unwrap_or_default(),
+                text: format!("Ihre TAN: 123456 {}", canary("sms")),
+                owner: ids.subject,
+            })
+            .await
+            .expect("filed");
         // The confirmation mail as the outbox keeps it until it is sent.
         let outbox = system.outbox_dir().join(ids.subject.to_string());
         std::fs::create_dir_all(&outbox).expect("outbox");
@@ -317,8 +361,11 @@ async fn canaries_are_gone_after_the_purge(env: Env) {
         "the outbox mail names the person"
     );
     assert!(
-        !before.contains(&canaries[3]),
-        "the phone number is only in the log, sealed"
+        before.contains(&canaries[3])
+            && canaries
+                .iter()
+                .any(|c| c.ends_with("sms") && before.contains(c.as_str())),
+        "the Handy-TAN's SMS names the number in the sandbox outbox, in plain"
     );
     let stats_before = statistics::rows(system.store.as_ref(), None)
         .await
@@ -340,7 +387,8 @@ async fn canaries_are_gone_after_the_purge(env: Env) {
             summary.blobs_deleted,
             summary.outbox_items_scrubbed
         ),
-        (3, 3, 2, 2),
+        // Per visit: the document, the signed PDF and the strokes; the mail and the SMS.
+        (3, 3, 6, 4),
         "{summary:?}"
     );
     env.catch_up().await;
