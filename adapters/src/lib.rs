@@ -7,6 +7,9 @@
 pub mod access;
 pub mod blobs;
 pub mod bus;
+pub mod case_system;
+#[cfg(feature = "sms-http")]
+mod http_post;
 pub mod keys;
 #[cfg(feature = "mail")]
 pub mod mail;

@@ -49,10 +49,9 @@ pub use http::HttpSms;
 
 #[cfg(feature = "sms-http")]
 mod http {
-    use http_body_util::{BodyExt as _, Full};
-    use hyper::body::Bytes;
-    use hyper_util::rt::TokioIo;
     use videoamt_core::sms::{OutgoingSms, SmsError, SmsGateway};
+
+    use crate::http_post::{http_url, post_json};
 
     /// A generic HTTP SMS gateway (plain HTTP to a gateway or a relay on the internal network;
     /// a TLS gateway sits behind such a relay).
@@ -74,12 +73,8 @@ mod http {
     impl HttpSms {
         /// `url` is `http://host:port/path`.
         pub fn new(url: &str, token: impl Into<String>) -> Result<Self, String> {
-            let url: hyper::Uri = url.parse().map_err(|e| format!("SMS gateway URL: {e}"))?;
-            if url.scheme_str() != Some("http") || url.host().is_none() {
-                return Err("SMS gateway URL: http://host:port/path".into());
-            }
             Ok(Self {
-                url,
+                url: http_url(url, "SMS gateway")?,
                 token: token.into(),
             })
         }
@@ -88,46 +83,19 @@ mod http {
     #[async_trait::async_trait]
     impl SmsGateway for HttpSms {
         async fn send(&self, sms: &OutgoingSms) -> Result<(), SmsError> {
-            let host = self.url.host().unwrap_or("localhost").to_owned();
-            let port = self.url.port_u16().unwrap_or(80);
-            let down = |what: &str| SmsError::Unavailable(what.to_owned());
-            let stream = tokio::net::TcpStream::connect((host.as_str(), port))
-                .await
-                .map_err(|e| down(&format!("Verbindung: {}", e.kind())))?;
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(|_| down("Verbindung"))?;
-            tokio::spawn(connection);
             let body = serde_json::json!({ "to": sms.to, "text": sms.text }).to_string();
-            let path = self
-                .url
-                .path_and_query()
-                .map_or("/", |p| p.as_str())
-                .to_owned();
-            let request = hyper::Request::post(path)
-                .header(hyper::header::HOST, format!("{host}:{port}"))
-                .header(hyper::header::CONTENT_TYPE, "application/json")
-                .header(
-                    hyper::header::AUTHORIZATION,
-                    format!("Bearer {}", self.token),
-                )
-                .body(Full::new(Bytes::from(body)))
-                .map_err(|_| down("Anfrage"))?;
-            let response = tokio::time::timeout(
+            let (status, _) = post_json(
+                &self.url,
+                &self.token,
+                body,
                 std::time::Duration::from_secs(10),
-                sender.send_request(request),
             )
             .await
-            .map_err(|_| down("Zeitüberschreitung"))?
-            .map_err(|_| down("Antwort"))?;
-            let status = response.status();
-            // Read the body so the connection ends cleanly; its content is not needed.
-            let _ = response.into_body().collect().await;
-            match status.as_u16() {
+            .map_err(SmsError::Unavailable)?;
+            match status {
                 200..=299 => Ok(()),
                 400..=499 => Err(SmsError::Refused(format!("Status {status}"))),
-                _ => Err(down(&format!("Status {status}"))),
+                _ => Err(SmsError::Unavailable(format!("Status {status}"))),
             }
         }
     }

@@ -20,6 +20,7 @@
 //! is a typed error. Where an `expect` remains, its message says why it cannot fail.
 
 pub mod blobs;
+pub mod case_system;
 pub mod domain;
 pub mod event;
 pub mod german;

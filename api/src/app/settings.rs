@@ -133,6 +133,24 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub sms_token: Option<String>,
+    /// The export folder signed forms are handed over to for the case system's import
+    /// (`{folder}/{case system}/{appointment}/akte.json` and the PDFs). It must lie outside
+    /// the data folder, which the purge scrubs; by default it is `fachverfahren-export` beside
+    /// the data folder.
+    #[arg(long, global = true, env = "VIDEOAMT_CASE_EXPORT_DIR")]
+    pub case_export_dir: Option<PathBuf>,
+    /// The case system's HTTP import (`http://host:port/path`, JSON with the PDFs in base64,
+    /// answering with a `reference`); it replaces the export folder.
+    #[arg(long, global = true, env = "VIDEOAMT_CASE_SYSTEM_URL")]
+    pub case_system_url: Option<String>,
+    /// The case system's bearer token.
+    #[arg(
+        long,
+        global = true,
+        env = "VIDEOAMT_CASE_SYSTEM_TOKEN",
+        hide_env_values = true
+    )]
+    pub case_system_token: Option<String>,
 }
 
 impl Default for Settings {
@@ -159,6 +177,9 @@ impl Default for Settings {
             turn_relay_only: false,
             sms_url: None,
             sms_token: None,
+            case_export_dir: None,
+            case_system_url: None,
+            case_system_token: None,
         }
     }
 }
@@ -188,6 +209,12 @@ impl std::fmt::Debug for Settings {
             .field("turn_relay_only", &self.turn_relay_only)
             .field("sms_url", &self.sms_url)
             .field("sms_token", &self.sms_token.as_ref().map(|_| "…"))
+            .field("case_export_dir", &self.case_export_dir)
+            .field("case_system_url", &self.case_system_url)
+            .field(
+                "case_system_token",
+                &self.case_system_token.as_ref().map(|_| "…"),
+            )
             .finish()
     }
 }

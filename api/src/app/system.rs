@@ -8,11 +8,13 @@ use anyhow::Context as _;
 use videoamt_adapters::access::AccessTokens;
 use videoamt_adapters::blobs::FsBlobStore;
 use videoamt_adapters::bus::CommandBus;
+use videoamt_adapters::case_system::{FolderCaseSystem, HttpCaseSystem};
 use videoamt_adapters::keys::{Kek, Keyring};
 use videoamt_adapters::seal::{PadesSealer, SealConfig};
 use videoamt_adapters::sms::{HttpSms, OutboxSms};
 use videoamt_adapters::store::{AdminStore, StoreLocation};
 use videoamt_adapters::tan::TanCodes;
+use videoamt_core::case_system::CaseSystem;
 use videoamt_core::domain::appointment::AppointmentState;
 use videoamt_core::domain::events::DecodeError;
 use videoamt_core::domain::{AppointmentId, DomainEvent};
@@ -176,6 +178,32 @@ impl System {
             }
             None => Ok(Arc::new(OutboxSms::new(self.outbox_dir()))),
         }
+    }
+
+    /// Where signed forms are handed over at the end of a visit: the case system's HTTP import
+    /// the settings name, else the export folder.
+    pub fn case_system(&self) -> anyhow::Result<Arc<dyn CaseSystem>> {
+        match (self.settings.case_system_url.as_deref()).filter(|u| !u.is_empty()) {
+            Some(url) => {
+                let token = self.settings.case_system_token.clone().unwrap_or_default();
+                Ok(Arc::new(
+                    HttpCaseSystem::new(url, token).map_err(anyhow::Error::msg)?,
+                ))
+            }
+            None => Ok(Arc::new(FolderCaseSystem::new(self.case_export_dir()))),
+        }
+    }
+
+    /// The case export folder: the setting, else `fachverfahren-export` beside the data
+    /// folder. Never inside it: the purge scrubs the data folder, the export must outlive it.
+    pub fn case_export_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.settings.case_export_dir {
+            return dir.clone();
+        }
+        let data = std::path::absolute(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
+        data.parent()
+            .map_or_else(|| data.join(".."), Path::to_path_buf)
+            .join("fachverfahren-export")
     }
 
     /// Where mail waits to be sent (`.eml` files, one folder per data subject).

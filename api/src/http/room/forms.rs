@@ -115,7 +115,7 @@ async fn opened(state: &AppState, form: FormId, value: Option<&Personal>) -> Res
     }
 }
 
-async fn view(
+pub(crate) async fn view(
     state: &AppState,
     form: FormId,
     template: &FormTemplate,

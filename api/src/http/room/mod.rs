@@ -7,6 +7,7 @@ pub(crate) mod access;
 pub(crate) mod documents;
 pub(crate) mod feedback;
 pub(crate) mod forms;
+pub(crate) mod handover;
 pub(crate) mod hub;
 pub(crate) mod pages;
 pub(crate) mod precheck;
@@ -42,6 +43,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/sachbearbeitung/termin/{id}/raum/beenden",
             post(pages::end),
+        )
+        .route(
+            "/sachbearbeitung/termin/{id}/raum/uebergabe",
+            post(handover::hand_over),
         )
         .route(
             "/sachbearbeitung/termin/{id}/raum/identitaet",

@@ -16,7 +16,7 @@ use videoamt_core::domain::{DomainError, Personal};
 use videoamt_core::german;
 
 use super::access::{self, Room};
-use super::{documents, feedback, forms};
+use super::{documents, feedback, forms, handover};
 use crate::http::AppState;
 use crate::http::citizen::pages::{found_view, overview, requirements};
 use crate::http::error::Error;
@@ -180,6 +180,10 @@ pub(crate) async fn clerk_room(
         Ok(forms) => forms,
         Err(e) => return problem_page(&e),
     };
+    let handover = match handover::handover(&state, &room).await {
+        Ok(handover) => handover,
+        Err(e) => return problem_page(&e),
+    };
     let opened = room.state.opened.clone();
     let identity_needed = opened.as_ref().is_some_and(|o| o.identity_check_required);
     let body = html! {
@@ -193,6 +197,9 @@ pub(crate) async fn clerk_room(
                     })
                     "."
                 }
+            }
+            @if let Some(handover) = &handover {
+                (handover::panel(handover, &base))
             }
         } @else {
             (call(&format!("{base}/ws"), "clerk", &room.tenant.support.phone))
@@ -216,6 +223,9 @@ pub(crate) async fn clerk_room(
             }
             @if identity_needed || room.state.identity_verified {
                 (identity_panel(&room, &base))
+            }
+            @if let Some(handover) = &handover {
+                (handover::panel(handover, &base))
             }
             h2 { "Sitzung beenden" }
             form method="post" action={ (base) "/beenden" } {

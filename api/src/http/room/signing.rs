@@ -545,7 +545,7 @@ async fn seal_and_sign(
     signed
 }
 
-fn pdf_blob(form: FormId) -> Result<BlobName, Error> {
+pub(crate) fn pdf_blob(form: FormId) -> Result<BlobName, Error> {
     BlobName::parse(&format!("{}-signed", form.0)).map_err(Error::internal)
 }
 
