@@ -14,6 +14,7 @@ mod retention;
 mod room;
 mod room_documents;
 mod room_forms;
+mod room_handover;
 mod room_signing;
 mod router;
 mod staff;

@@ -39,8 +39,15 @@ pub(crate) struct Room {
 impl Room {
     /// The citizen has accepted the privacy notice and waits; nobody is admitted yet.
     pub(crate) async fn waiting() -> Self {
+        Self::waiting_with(&["personalausweis", "meldebescheinigung"], "a.becker").await
+    }
+
+    /// The same with these services of Ettlingen, and `clerk` (of their department) logged in.
+    pub(crate) async fn waiting_with(services: &[&str], clerk: &str) -> Self {
         let api = Api::new().await;
-        let (status, _, body) = api.post("/api/v1/appointments", &booking(TUE_9)).await;
+        let mut booked = booking(TUE_9);
+        booked["services"] = serde_json::json!(services);
+        let (status, _, body) = api.post("/api/v1/appointments", &booked).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let token = body["token"].as_str().expect("token").to_owned();
         let appointment = AppointmentId(
@@ -71,6 +78,7 @@ impl Room {
         for (tenant, login, department) in [
             ("ettlingen", "a.becker", "buergerbuero"),
             ("ettlingen", "g.kraus", "gewerbebehoerde"),
+            ("ettlingen", "w.schmid", "waffenbehoerde"),
             ("stuttgart", "s.wolf", "ordnung-gewerbe"),
         ] {
             let tenant = api
@@ -92,7 +100,7 @@ impl Room {
             .await
             .expect("account created");
         }
-        let clerk = login(&api, "ettlingen", "a.becker").await;
+        let clerk = login(&api, "ettlingen", clerk).await;
         Self {
             api,
             token,
@@ -105,7 +113,10 @@ impl Room {
 
     /// The clerk has admitted the citizen (on the bus: the admit route is another step's).
     pub(crate) async fn admitted() -> Self {
-        let room = Self::waiting().await;
+        Self::admit(Self::waiting().await).await
+    }
+
+    pub(crate) async fn admit(room: Self) -> Self {
         let issued = Issued {
             tenant: TenantId::parse("ettlingen").expect("tenant id"),
             actor: Actor::new(ActorRole::Clerk, "a.becker").expect("actor"),

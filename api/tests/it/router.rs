@@ -17,7 +17,9 @@ async fn state() -> (tempfile::TempDir, AppState) {
     let state = AppState::new(System::new(
         Arc::new(store),
         Kek::ephemeral().expect("randomness"),
-        dir.path(),
+        // The data folder inside the temporary one, so that what lives beside it (the case
+        // export) stays inside too.
+        &dir.path().join("data"),
         example_tenants().expect("examples are valid"),
     ));
     (dir, state)

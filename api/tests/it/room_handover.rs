@@ -1,0 +1,160 @@
+//! The handover to the case system at the end of a weapons-card visit: the signed form goes to
+//! the export folder (outside the data folder, where the purge does not reach) with a JSON
+//! record, `HandedOverToCaseSystem` is recorded once, and before anything is signed the
+//! handover is refused.
+
+use axum::http::StatusCode;
+use serde_json::Value;
+
+use crate::room_documents::Room;
+use crate::staff::browse;
+
+#[tokio::test]
+async fn the_signed_weapons_card_form_is_handed_over_once_to_the_export_folder() {
+    let room = Room::admit(Room::waiting_with(&["waffenbesitzkarte"], "w.schmid").await).await;
+    let clerk_room = format!("/sachbearbeitung/termin/{}/raum", room.appointment.0);
+    let (_, _, page) = browse(&room.api, "GET", &clerk_room, Some(&room.clerk), None).await;
+    assert!(page.contains("An Fachverfahren übergeben"), "{page}");
+
+    // Nothing signed yet: refused in German, nothing recorded.
+    let before = room.api.last_position().await;
+    let (status, _, page) = browse(
+        &room.api,
+        "POST",
+        &format!("{clerk_room}/uebergabe"),
+        Some(&room.clerk),
+        Some(""),
+    )
+    .await;
+    assert!(status.is_client_error(), "{status}: {page}");
+    assert_eq!(room.api.last_position().await, before);
+
+    // The weapons card form, filled in and signed on the touchpad.
+    let (status, _, body) = browse(
+        &room.api,
+        "POST",
+        &format!("{clerk_room}/formular"),
+        Some(&room.clerk),
+        Some("vorlage=antrag-waffenbesitzkarte"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let (_, _, page) = browse(&room.api, "GET", &clerk_room, Some(&room.clerk), None).await;
+    let at = page.find("data-form=\"").expect("the form") + 11;
+    let form = &page[at..at + 36];
+    let template = room
+        .api
+        .state
+        .tenants
+        .iter()
+        .find(|t| t.id.as_str() == "ettlingen")
+        .and_then(|t| t.forms.get(&"antrag-waffenbesitzkarte".into()))
+        .expect("the template")
+        .clone();
+    // A valid value for every required field, by its kind.
+    let mut values = Vec::new();
+    for field in template.fields.iter().filter(|f| f.required) {
+        let value = match &field.kind {
+            videoamt_core::tenant::FieldKind::Date => "1970-01-01".to_owned(),
+            videoamt_core::tenant::FieldKind::Number { min, .. } => min.to_string(),
+            videoamt_core::tenant::FieldKind::Choice { options } => options[0].clone(),
+            videoamt_core::tenant::FieldKind::Checkbox => "ja".to_owned(),
+            videoamt_core::tenant::FieldKind::Email => "w@example.org".to_owned(),
+            videoamt_core::tenant::FieldKind::Text { .. } => "Mustermann".to_owned(),
+        };
+        values.push(format!(
+            "{}={}",
+            field.id,
+            form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>()
+        ));
+    }
+    let (status, _, body) = browse(
+        &room.api,
+        "POST",
+        &format!("{clerk_room}/formular/{form}"),
+        Some(&room.clerk),
+        Some(&values.join("&")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let (status, _, body) = browse(
+        &room.api,
+        "POST",
+        &format!("{clerk_room}/formular/{form}/unterschrift"),
+        Some(&room.clerk),
+        Some("methode=touchpad"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let strokes = r#"{"width":480,"height":160,"strokes":[[{"x":20,"y":120,"t_ms":0},{"x":60,"y":40,"t_ms":40},{"x":100,"y":110,"t_ms":80}]]}"#;
+    let (status, _, signed) = room
+        .api
+        .call(
+            "POST",
+            &format!("/termin/{}/raum/formular/{form}/unterschreiben", room.token),
+            Some(
+                format!(
+                    "striche={}",
+                    form_urlencoded::byte_serialize(strokes.as_bytes()).collect::<String>()
+                )
+                .into_bytes(),
+            ),
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("accept", "application/json"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{signed}");
+
+    // The handover: files in the export folder, one event; a second press records nothing.
+    let before = room.api.last_position().await;
+    for _ in 0..2 {
+        let (status, _, body) = browse(
+            &room.api,
+            "POST",
+            &format!("{clerk_room}/uebergabe"),
+            Some(&room.clerk),
+            Some(""),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    }
+    let log = room
+        .api
+        .state
+        .store
+        .read_all(before, 100)
+        .await
+        .expect("read");
+    let handed: Vec<Value> = log
+        .iter()
+        .filter(|e| e.event_type.as_str() == "HandedOverToCaseSystem")
+        .map(|e| e.payload.parse().expect("json"))
+        .collect();
+    assert_eq!(handed.len(), 1, "once: {handed:?}");
+    assert_eq!(handed[0]["target"], "Nationales Waffenregister");
+    let export = room.api.state.system.case_export_dir();
+    assert!(
+        !export.starts_with(&room.api.state.system.data_dir),
+        "the export lives outside the data folder the purge scrubs"
+    );
+    let folder = export.join(handed[0]["reference"].as_str().expect("a reference"));
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(folder.join("akte.json")).expect("the case record"))
+            .expect("JSON");
+    assert!(record.to_string().contains("Mustermann"), "{record}");
+    let pdfs: Vec<std::path::PathBuf> = std::fs::read_dir(&folder)
+        .expect("the folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pdf"))
+        .collect();
+    assert_eq!(pdfs.len(), 1, "{pdfs:?}");
+    let (status, _, _) = browse(&room.api, "GET", &clerk_room, Some(&room.clerk), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, _, page) = browse(&room.api, "GET", &clerk_room, Some(&room.clerk), None).await;
+    assert!(
+        page.contains("Übergeben an Nationales Waffenregister"),
+        "{page}"
+    );
+}
