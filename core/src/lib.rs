@@ -27,6 +27,7 @@ pub mod german;
 pub mod keys;
 pub mod mail;
 pub mod media;
+pub mod payment;
 pub mod readmodel;
 pub mod seal;
 pub mod sms;
