@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use videoamt_core::domain::events::{DecodeError, Party};
+use videoamt_core::domain::events::{DecodeError, Party, PaymentFailure};
 use videoamt_core::domain::record::AppointmentRecord;
 use videoamt_core::domain::{AppointmentId, DomainEvent};
 use videoamt_core::event::GlobalPosition;
@@ -299,6 +299,7 @@ pub fn summary(event: &DomainEvent, tenant: Option<&Tenant>) -> String {
         E::DocumentShared(_) => "Dokument geteilt".into(),
         E::DocumentDownloaded(_) => "Dokument heruntergeladen".into(),
         E::FormAttached(e) => format!("{} geöffnet", form(&e.template)),
+        E::PaymentAttached(_) => "Zahlung in der Videositzung angefordert".into(),
         E::FeedbackSubmitted(_) => "Feedback abgegeben".into(),
         E::HandedOverToCaseSystem(e) => format!("An Fachverfahren {} übergeben", e.target),
         E::SessionEnded(_) => "Videositzung beendet".into(),
@@ -329,9 +330,18 @@ pub fn summary(event: &DomainEvent, tenant: Option<&Tenant>) -> String {
                 || "Zahlungsart gewählt".to_owned(),
                 |m| format!("Zahlungsart gewählt: {}", m.label),
             ),
+        E::PaymentTransactionCreated(e) => {
+            format!(
+                "Zahlung beim Zahlungsdienst begonnen ({})",
+                e.provider_reference
+            )
+        }
         E::PaymentAuthorized(_) => "Zahlung freigegeben".into(),
         E::PaymentCaptured(e) => format!("Zahlung eingezogen: {}", e.amount),
-        E::PaymentFailed(_) => "Zahlung fehlgeschlagen".into(),
+        E::PaymentFailed(e) => match e.kind {
+            PaymentFailure::Declined => "Zahlung abgelehnt".into(),
+            PaymentFailure::Abandoned => "Zahlung abgebrochen".into(),
+        },
         E::PaymentRefunded(e) => format!("Erstattet: {}", e.amount),
         E::SubjectKeyIssued(_) => "Schlüssel für personenbezogene Daten erzeugt".into(),
         E::PurgeScheduled(e) => format!("Löschung angesetzt zum {}", day(e.due)),
@@ -502,6 +512,7 @@ pub fn describe(record: &AppointmentRecord, tenant: Option<&Tenant>) -> Vec<Stri
         let status = match p.status {
             P::New => "neu",
             P::Requested => "angefordert",
+            P::Pending => "beim Zahlungsdienst",
             P::Authorized => "freigegeben",
             P::Captured => "eingezogen",
             P::Failed => "fehlgeschlagen",

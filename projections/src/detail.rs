@@ -73,6 +73,8 @@ pub struct FormDetail {
 #[serde(rename_all = "snake_case")]
 pub enum PaymentProgress {
     Requested,
+    /// A provider transaction is open: the citizen is paying.
+    Pending,
     Authorized,
     Captured,
     Failed,
@@ -233,12 +235,14 @@ fn fold(d: &mut AppointmentDetail, event: &DomainEvent, stream: &str, tenant: &s
                 p.method = Some(e.method.clone());
             }
         }
-        E::PaymentAuthorized(_)
+        E::PaymentTransactionCreated(_)
+        | E::PaymentAuthorized(_)
         | E::PaymentCaptured(_)
         | E::PaymentFailed(_)
         | E::PaymentRefunded(_) => {
             if let Some(p) = &mut d.payment {
                 p.progress = match event {
+                    E::PaymentTransactionCreated(_) => PaymentProgress::Pending,
                     E::PaymentAuthorized(_) => PaymentProgress::Authorized,
                     E::PaymentCaptured(_) => PaymentProgress::Captured,
                     E::PaymentFailed(_) => PaymentProgress::Failed,

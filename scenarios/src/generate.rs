@@ -725,6 +725,7 @@ async fn drive(
         PaymentCommand::RequestPayment {
             payment,
             appointment,
+            session: None,
         }
         .into(),
     )
@@ -744,6 +745,7 @@ async fn drive(
         PaymentCommand::AuthorizePayment {
             payment,
             provider_reference: "sandbox-42".into(),
+            method: None,
         }
         .into(),
     )

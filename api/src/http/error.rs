@@ -529,6 +529,16 @@ pub fn refusal(error: &DomainError) -> (StatusCode, &'static str, &'static str) 
             "Zahlung abgeschlossen",
         ),
         D::RefundTooHigh => (INVALID, "/problems/refund-too-high", "Erstattung zu hoch"),
+        D::PaymentInProgress => (
+            CONFLICT,
+            "/problems/payment-in-progress",
+            "Zahlung läuft bereits",
+        ),
+        D::UnknownPaymentTransaction => (
+            CONFLICT,
+            "/problems/payment-transaction",
+            "Transaktion gehört nicht zur Zahlung",
+        ),
         // data subject
         D::UnknownSubject => (
             NOT_FOUND,
@@ -697,6 +707,8 @@ mod tests {
             D::AlreadyCaptured,
             D::PaymentClosed,
             D::RefundTooHigh,
+            D::PaymentInProgress,
+            D::UnknownPaymentTransaction,
             D::UnknownSubject,
             D::PurgeNotDue("2027-03-01".into()),
             D::PurgeNotScheduled,

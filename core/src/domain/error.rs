@@ -151,6 +151,12 @@ pub enum DomainError {
     PaymentClosed,
     #[error("Es kann höchstens der eingezogene Betrag erstattet werden.")]
     RefundTooHigh,
+    #[error(
+        "Die Zahlung läuft bereits. Bitte schließen Sie sie auf der Seite des Zahlungsdienstes ab."
+    )]
+    PaymentInProgress,
+    #[error("Diese Transaktion des Zahlungsdienstes gehört nicht zum laufenden Zahlungsversuch.")]
+    UnknownPaymentTransaction,
     // --- subject ---
     #[error("Diese betroffene Person gibt es nicht.")]
     UnknownSubject,

@@ -8,8 +8,9 @@ use uuid::Uuid;
 use super::account::{Login, StaffRole};
 use super::document::{MediaType, Sha256};
 use super::identity::{DocumentType, SecurityFeature};
-use super::{AppointmentId, DocumentId, FormId, Personal, SessionId, SubjectId};
+use super::{AppointmentId, DocumentId, FormId, PaymentId, Personal, SessionId, SubjectId};
 use crate::event::{InvalidInput, Payload};
+use crate::payment::ProviderReference;
 use crate::tenant::{
     BookingChannel, Cents, ClerkId, DepartmentId, FormTemplateId, PaymentMethodId, ServiceId,
     SignatureMethod,
@@ -346,6 +347,13 @@ pub struct FormAttached {
     pub template: FormTemplateId,
 }
 
+/// The clerk asked for the session's fees: the payment `payment` belongs to this session,
+/// and the citizen pays it in the room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentAttached {
+    pub payment: PaymentId,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeedbackSubmitted {
     /// The overall mark, 1 (poor) to 5 (very good); with aspects, their rounded mean.
@@ -475,7 +483,14 @@ pub struct TanAccepted {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentRequested {
     pub appointment: AppointmentId,
+    /// The session the fees were asked for in, whose room the citizen pays in. New in version
+    /// 2; a version 1 request was made outside a session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionId>,
     pub amount: Cents,
+    /// The `Verwendungszweck`. From version 2 on it is at most 27 characters (a
+    /// [`crate::payment::Purpose`]); a version 1 purpose may be longer and is not sent to a
+    /// provider.
     pub purpose: String,
     pub items: Vec<FeeItem>,
 }
@@ -483,6 +498,14 @@ pub struct PaymentRequested {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentMethodChosen {
     pub method: PaymentMethodId,
+}
+
+/// A payment transaction was opened at the provider for the payment: one attempt to pay. The
+/// citizen is sent to `redirect_url`; a failed attempt may be followed by another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentTransactionCreated {
+    pub provider_reference: ProviderReference,
+    pub redirect_url: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -495,8 +518,26 @@ pub struct PaymentCaptured {
     pub amount: Cents,
 }
 
+/// How an attempt to pay ended without the money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentFailure {
+    /// The provider refused, e.g. a declined card.
+    #[default]
+    Declined,
+    /// The citizen broke off on the provider's page.
+    Abandoned,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentFailed {
+    /// The transaction that failed; none for a failure outside a transaction (and in
+    /// version 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_reference: Option<ProviderReference>,
+    /// New in version 2; a version 1 failure reads as declined.
+    #[serde(default)]
+    pub kind: PaymentFailure,
     pub reason: String,
 }
 
@@ -666,6 +707,10 @@ fn upcast<'p>(event_type: &str, version: u16, payload: &'p Payload) -> Option<&'
         ("FieldChanged", 1) => Some(payload),
         // Version 2 adds the aspects; a version 1 feedback has only its overall mark.
         ("FeedbackSubmitted", 1) => Some(payload),
+        // Version 2 adds the session a payment was requested in (none in version 1) and
+        // bounds the purpose to 27 characters; a failure names its transaction and whether it
+        // was declined or abandoned (a version 1 failure reads as declined, without one).
+        ("PaymentRequested" | "PaymentFailed", 1) => Some(payload),
         _ => None,
     }
 }
@@ -705,6 +750,7 @@ domain_events! {
     DocumentShared = 1,
     DocumentDownloaded = 1,
     FormAttached = 1,
+    PaymentAttached = 1,
     FeedbackSubmitted = 2,
     HandedOverToCaseSystem = 1,
     SessionEnded = 1,
@@ -716,11 +762,12 @@ domain_events! {
     TanIssued = 1,
     TanRejected = 1,
     TanAccepted = 1,
-    PaymentRequested = 1,
+    PaymentRequested = 2,
     PaymentMethodChosen = 1,
+    PaymentTransactionCreated = 1,
     PaymentAuthorized = 1,
     PaymentCaptured = 1,
-    PaymentFailed = 1,
+    PaymentFailed = 2,
     PaymentRefunded = 1,
     SubjectKeyIssued = 1,
     PurgeScheduled = 1,

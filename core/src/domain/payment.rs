@@ -2,16 +2,27 @@
 //!
 //! Invariants: the amount is the sum of the booked services' fees; a payment is captured at
 //! most once; refunds never exceed what was captured.
+//!
+//! A payment made in the session room goes through the provider port ([`crate::payment`],
+//! ADR 0019) in attempts: each attempt is one provider transaction
+//! ([`PaymentTransactionCreated`]); it ends approved ([`PaymentAuthorized`], then
+//! [`PaymentCaptured`]) or failed, declined or abandoned ([`PaymentFailed`]), and a failed
+//! attempt may be followed by another. Only one attempt is open at a time, so that a citizen
+//! cannot pay twice. The provider's answers arrive more than once (the return page is
+//! reloaded, callbacks are repeated); a fact the stream already holds is not written again.
 
 use super::appointment::{AppointmentState, Status};
 use super::events::{
-    FeeItem, PaymentAuthorized, PaymentCaptured, PaymentFailed, PaymentMethodChosen,
-    PaymentRefunded, PaymentRequested,
+    FeeItem, PaymentAttached, PaymentAuthorized, PaymentCaptured, PaymentFailed, PaymentFailure,
+    PaymentMethodChosen, PaymentRefunded, PaymentRequested, PaymentTransactionCreated,
 };
+use super::session::SessionState;
 use super::{
-    AppointmentId, Context, Decision, DomainError, DomainEvent, Histories, PaymentId, one,
+    AppointmentId, Context, Decision, DomainError, DomainEvent, Histories, PaymentId, SessionId,
+    one,
 };
 use crate::event::StreamId;
+use crate::payment::{ProviderReference, Purpose};
 use crate::tenant::{Cents, PaymentMethodId, ServiceId, Tenant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -19,8 +30,11 @@ pub enum PaymentStatus {
     #[default]
     New,
     Requested,
+    /// A provider transaction is open: the citizen is on the provider's page.
+    Pending,
     Authorized,
     Captured,
+    /// The last attempt failed; another may start.
     Failed,
 }
 
@@ -29,6 +43,12 @@ pub struct PaymentState {
     pub status: PaymentStatus,
     pub request: Option<PaymentRequested>,
     pub method: Option<PaymentMethodId>,
+    /// The provider transactions, one per attempt, in order; the last is the current one.
+    pub attempts: Vec<PaymentTransactionCreated>,
+    /// The provider reference the payment was authorized under.
+    pub authorized: Option<String>,
+    /// How the last failed attempt ended.
+    pub failure: Option<PaymentFailed>,
     pub captured: Cents,
     pub refunded: Cents,
 }
@@ -46,12 +66,22 @@ impl PaymentState {
                 self.request = Some(e.clone());
             }
             DomainEvent::PaymentMethodChosen(e) => self.method = Some(e.method.clone()),
-            DomainEvent::PaymentAuthorized(_) => self.status = PaymentStatus::Authorized,
+            DomainEvent::PaymentTransactionCreated(e) => {
+                self.status = PaymentStatus::Pending;
+                self.attempts.push(e.clone());
+            }
+            DomainEvent::PaymentAuthorized(e) => {
+                self.status = PaymentStatus::Authorized;
+                self.authorized = Some(e.provider_reference.clone());
+            }
             DomainEvent::PaymentCaptured(e) => {
                 self.status = PaymentStatus::Captured;
                 self.captured = e.amount;
             }
-            DomainEvent::PaymentFailed(_) => self.status = PaymentStatus::Failed,
+            DomainEvent::PaymentFailed(e) => {
+                self.status = PaymentStatus::Failed;
+                self.failure = Some(e.clone());
+            }
             DomainEvent::PaymentRefunded(e) => {
                 self.refunded = self.refunded.checked_add(e.amount).unwrap_or(self.refunded);
             }
@@ -73,29 +103,71 @@ impl PaymentState {
             _ => Ok(request),
         }
     }
+
+    /// The current attempt's transaction.
+    pub fn current(&self) -> Option<&ProviderReference> {
+        self.attempts.last().map(|a| &a.provider_reference)
+    }
+
+    /// Where `reference` stands among the attempts.
+    fn attempt(&self, reference: &str) -> Attempt {
+        match self
+            .attempts
+            .iter()
+            .position(|a| a.provider_reference.as_str() == reference)
+        {
+            None => Attempt::Unknown,
+            Some(i) if i + 1 == self.attempts.len() => Attempt::Current,
+            Some(_) => Attempt::Earlier,
+        }
+    }
+}
+
+/// A provider reference, against a payment's attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    Unknown,
+    /// Of an earlier attempt, which has failed: a late or repeated answer about it.
+    Earlier,
+    Current,
 }
 
 /// The commands of a payment's stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PaymentCommand {
-    /// Requests the fees of the appointment's services.
+    /// Requests the fees of the appointment's services; in `session`, when the citizen is to
+    /// pay in the room (the session must be the appointment's, with the citizen admitted).
     RequestPayment {
         payment: PaymentId,
         appointment: AppointmentId,
+        session: Option<SessionId>,
     },
     ChoosePaymentMethod {
         payment: PaymentId,
         method: PaymentMethodId,
     },
+    /// Records the transaction the provider opened for a new attempt.
+    StartPayment {
+        payment: PaymentId,
+        provider_reference: ProviderReference,
+        redirect_url: String,
+    },
+    /// The provider authorized the payment; `method`, when given, is the method the provider
+    /// reports, recorded with it.
     AuthorizePayment {
         payment: PaymentId,
         provider_reference: String,
+        method: Option<PaymentMethodId>,
     },
     CapturePayment {
         payment: PaymentId,
     },
+    /// The attempt `provider_reference` (or, without one, the payment outside any
+    /// transaction) failed.
     FailPayment {
         payment: PaymentId,
+        provider_reference: Option<ProviderReference>,
+        kind: PaymentFailure,
         reason: String,
     },
     RefundPayment {
@@ -109,6 +181,7 @@ impl PaymentCommand {
         match self {
             Self::RequestPayment { payment, .. }
             | Self::ChoosePaymentMethod { payment, .. }
+            | Self::StartPayment { payment, .. }
             | Self::AuthorizePayment { payment, .. }
             | Self::CapturePayment { payment }
             | Self::FailPayment { payment, .. }
@@ -116,12 +189,27 @@ impl PaymentCommand {
         }
     }
 
-    pub fn streams(&self, _loaded: &Histories, _ctx: &Context<'_>) -> Vec<StreamId> {
+    pub fn streams(&self, loaded: &Histories, _ctx: &Context<'_>) -> Vec<StreamId> {
         match self {
             Self::RequestPayment {
                 payment,
                 appointment,
-            } => vec![payment.stream(), appointment.stream()],
+                session,
+            } => {
+                let mut streams = vec![payment.stream(), appointment.stream()];
+                streams.extend(session.map(SessionId::stream));
+                streams
+            }
+            // A new attempt in a session needs the citizen in the room: the session is named
+            // by the request, once the payment is loaded.
+            Self::StartPayment { payment, .. } => {
+                let mut streams = vec![payment.stream()];
+                if loaded.contains(&payment.stream()) {
+                    let state = PaymentState::of(loaded, *payment);
+                    streams.extend(state.request.and_then(|r| r.session).map(SessionId::stream));
+                }
+                streams
+            }
             _ => vec![self.payment().stream()],
         }
     }
@@ -132,7 +220,11 @@ impl PaymentCommand {
         let state = PaymentState::of(h, payment);
         let stream = payment.stream();
         match self {
-            Self::RequestPayment { appointment, .. } => {
+            Self::RequestPayment {
+                appointment,
+                session,
+                ..
+            } => {
                 if state.request.is_some() {
                     return Err(DomainError::PaymentAlreadyRequested);
                 }
@@ -144,32 +236,41 @@ impl PaymentCommand {
                 if appointment_state.status == Status::Cancelled {
                     return Err(DomainError::AlreadyCancelled);
                 }
+                if let Some(session) = session {
+                    let session_state = SessionState::of(h, *session);
+                    let opened = session_state.in_room()?;
+                    if opened.appointment != *appointment {
+                        return Err(DomainError::UnknownSession);
+                    }
+                    if session_state.payment.is_some() {
+                        return Err(DomainError::PaymentAlreadyRequested);
+                    }
+                }
                 let (items, amount) = fees(tenant, &booking.services)?;
                 if amount.0 == 0 {
                     return Err(DomainError::NothingToPay);
                 }
-                let names: Vec<&str> = items
-                    .iter()
-                    .filter_map(|i| tenant.service(&i.service).map(|s| s.name.as_str()))
-                    .collect();
-                Ok(one(
+                let mut decision = one(
                     stream,
                     PaymentRequested {
                         appointment: *appointment,
+                        session: *session,
                         amount,
-                        purpose: format!("{}: {}", tenant.name, names.join(", ")),
+                        purpose: Purpose::of_appointment(*appointment).to_string(),
                         items,
                     },
-                ))
+                );
+                if let Some(session) = session {
+                    decision.push((session.stream(), PaymentAttached { payment }.into()));
+                }
+                Ok(decision)
             }
             Self::ChoosePaymentMethod { method, .. } => {
                 state.in_progress()?;
                 if state.status == PaymentStatus::Authorized {
                     return Err(DomainError::PaymentClosed);
                 }
-                if !tenant.payment_methods.iter().any(|m| &m.id == method) {
-                    return Err(DomainError::PaymentMethodNotOffered);
-                }
+                offered(tenant, method)?;
                 Ok(one(
                     stream,
                     PaymentMethodChosen {
@@ -177,22 +278,78 @@ impl PaymentCommand {
                     },
                 ))
             }
-            Self::AuthorizePayment {
-                provider_reference, ..
+            Self::StartPayment {
+                provider_reference,
+                redirect_url,
+                ..
             } => {
-                state.in_progress()?;
-                if state.method.is_none() {
-                    return Err(DomainError::PaymentMethodMissing);
+                let request = state.requested()?;
+                match state.status {
+                    PaymentStatus::Captured => return Err(DomainError::AlreadyCaptured),
+                    PaymentStatus::Pending | PaymentStatus::Authorized => {
+                        return Err(DomainError::PaymentInProgress);
+                    }
+                    _ => {}
                 }
-                if state.status == PaymentStatus::Authorized {
-                    return Ok(vec![]);
+                if let Some(session) = request.session {
+                    SessionState::of(h, session).in_room()?;
                 }
                 Ok(one(
                     stream,
-                    PaymentAuthorized {
+                    PaymentTransactionCreated {
                         provider_reference: provider_reference.clone(),
+                        redirect_url: redirect_url.clone(),
                     },
                 ))
+            }
+            Self::AuthorizePayment {
+                provider_reference,
+                method,
+                ..
+            } => {
+                state.requested()?;
+                let same = state.authorized.as_deref() == Some(provider_reference.as_str());
+                // A repeated answer about what is already recorded writes nothing.
+                if same
+                    && matches!(
+                        state.status,
+                        PaymentStatus::Authorized | PaymentStatus::Captured
+                    )
+                {
+                    return Ok(vec![]);
+                }
+                state.in_progress()?;
+                if state.status == PaymentStatus::Authorized {
+                    return Ok(vec![]);
+                }
+                if !state.attempts.is_empty()
+                    && state.attempt(provider_reference) != Attempt::Current
+                {
+                    return Err(DomainError::UnknownPaymentTransaction);
+                }
+                let mut decision = Decision::new();
+                if let Some(method) = method {
+                    offered(tenant, method)?;
+                    if state.method.as_ref() != Some(method) {
+                        decision.push((
+                            stream.clone(),
+                            PaymentMethodChosen {
+                                method: method.clone(),
+                            }
+                            .into(),
+                        ));
+                    }
+                } else if state.method.is_none() {
+                    return Err(DomainError::PaymentMethodMissing);
+                }
+                decision.push((
+                    stream,
+                    PaymentAuthorized {
+                        provider_reference: provider_reference.clone(),
+                    }
+                    .into(),
+                ));
+                Ok(decision)
             }
             Self::CapturePayment { .. } => {
                 let request = state.in_progress()?;
@@ -206,11 +363,38 @@ impl PaymentCommand {
                     },
                 ))
             }
-            Self::FailPayment { reason, .. } => {
-                state.in_progress()?;
+            Self::FailPayment {
+                provider_reference,
+                kind,
+                reason,
+                ..
+            } => {
+                state.requested()?;
+                let attempt = provider_reference
+                    .as_ref()
+                    .map(|r| state.attempt(r.as_str()));
+                match attempt {
+                    Some(Attempt::Unknown) => return Err(DomainError::UnknownPaymentTransaction),
+                    // That attempt failed before (even if a later one was paid); saying so
+                    // again changes nothing.
+                    Some(Attempt::Earlier) => return Ok(vec![]),
+                    _ => {}
+                }
+                if state.status == PaymentStatus::Captured {
+                    return Err(DomainError::AlreadyCaptured);
+                }
+                match attempt {
+                    Some(_) if state.status == PaymentStatus::Failed => return Ok(vec![]),
+                    Some(_) => {}
+                    None => {
+                        state.in_progress()?;
+                    }
+                }
                 Ok(one(
                     stream,
                     PaymentFailed {
+                        provider_reference: provider_reference.clone(),
+                        kind: *kind,
                         reason: reason.clone(),
                     },
                 ))
@@ -233,8 +417,16 @@ impl PaymentCommand {
     }
 }
 
+fn offered(tenant: &Tenant, method: &PaymentMethodId) -> Result<(), DomainError> {
+    if tenant.payment_methods.iter().any(|m| &m.id == method) {
+        Ok(())
+    } else {
+        Err(DomainError::PaymentMethodNotOffered)
+    }
+}
+
 /// The fee items and their sum for a set of services.
-fn fees(tenant: &Tenant, services: &[ServiceId]) -> Result<(Vec<FeeItem>, Cents), DomainError> {
+pub fn fees(tenant: &Tenant, services: &[ServiceId]) -> Result<(Vec<FeeItem>, Cents), DomainError> {
     let mut items = Vec::new();
     let mut total = Cents(0);
     for id in services {
@@ -261,12 +453,104 @@ mod tests {
     use super::*;
     use crate::domain::appointment::tests::{TUE_9, appointment, booked, booking};
     use crate::domain::command::Command;
+    use crate::domain::events::Party;
     use crate::domain::events::*;
     use crate::domain::gwt::{ettlingen, given};
-    use crate::domain::{Decision, PaymentId};
+    use crate::domain::session::SessionCommand;
+    use crate::domain::{Decision, PaymentId, SessionId};
 
     fn payment() -> PaymentId {
         PaymentId(Uuid::from_u128(3))
+    }
+
+    fn session() -> SessionId {
+        SessionId(Uuid::from_u128(77))
+    }
+
+    fn reference(n: u8) -> ProviderReference {
+        ProviderReference::parse(&format!("sbx_{n}")).expect("a valid reference")
+    }
+
+    /// The booked appointment's session with the citizen admitted.
+    fn admitted() -> Decision {
+        let mut h = booked(
+            ettlingen(),
+            vec![],
+            booking(
+                1,
+                "buergerbuero",
+                &["personalausweis", "meldebescheinigung"],
+                TUE_9,
+            ),
+        );
+        let steps: [Command; 4] = [
+            SessionCommand::OpenSession {
+                appointment: appointment(1),
+                session: session(),
+            }
+            .into(),
+            SessionCommand::Join {
+                session: session(),
+                party: Party::Citizen,
+            }
+            .into(),
+            SessionCommand::AcceptPrivacyNotice { session: session() }.into(),
+            SessionCommand::Admit {
+                session: session(),
+                clerk: "a.becker".into(),
+            }
+            .into(),
+        ];
+        for step in steps {
+            h = then(&h, step);
+        }
+        h
+    }
+
+    /// The fees requested in the admitted session.
+    fn requested_in_session() -> Decision {
+        then(
+            &admitted(),
+            PaymentCommand::RequestPayment {
+                payment: payment(),
+                appointment: appointment(1),
+                session: Some(session()),
+            },
+        )
+    }
+
+    fn start(n: u8) -> PaymentCommand {
+        PaymentCommand::StartPayment {
+            payment: payment(),
+            provider_reference: reference(n),
+            redirect_url: format!("http://amt.test/sandbox/zahlung/bezahlen/sbx_{n}"),
+        }
+    }
+
+    fn fail(n: u8, kind: PaymentFailure) -> PaymentCommand {
+        PaymentCommand::FailPayment {
+            payment: payment(),
+            provider_reference: Some(reference(n)),
+            kind,
+            reason: "Sandbox".into(),
+        }
+    }
+
+    fn authorize(n: u8, method: &str) -> PaymentCommand {
+        PaymentCommand::AuthorizePayment {
+            payment: payment(),
+            provider_reference: reference(n).to_string(),
+            method: Some(method.into()),
+        }
+    }
+
+    fn failed(n: u8, kind: PaymentFailure) -> DomainEvent {
+        PaymentFailed {
+            provider_reference: Some(reference(n)),
+            kind,
+            reason: "Sandbox".into(),
+        }
+        .into()
     }
 
     fn then(history: &Decision, command: impl Into<Command>) -> Decision {
@@ -289,6 +573,7 @@ mod tests {
             PaymentCommand::RequestPayment {
                 payment: payment(),
                 appointment: appointment(1),
+                session: None,
             },
         )
     }
@@ -306,6 +591,7 @@ mod tests {
             PaymentCommand::AuthorizePayment {
                 payment: payment(),
                 provider_reference: "sandbox-1".into(),
+                method: None,
             },
         )
     }
@@ -326,14 +612,15 @@ mod tests {
             .when(PaymentCommand::RequestPayment {
                 payment: payment(),
                 appointment: appointment(1),
+                session: None,
             })
             .then_expect(vec![(
                 payment().stream(),
                 PaymentRequested {
                     appointment: appointment(1),
+                    session: None,
                     amount: Cents(4_700),
-                    purpose: "Stadt Ettlingen: Personalausweis beantragen, Meldebescheinigung"
-                        .into(),
+                    purpose: "Videotermin 00000001".into(),
                     items: vec![
                         FeeItem {
                             service: "personalausweis".into(),
@@ -351,6 +638,7 @@ mod tests {
             .when(PaymentCommand::RequestPayment {
                 payment: payment(),
                 appointment: appointment(1),
+                session: None,
             })
             .then_error(DomainError::PaymentAlreadyRequested);
     }
@@ -366,6 +654,7 @@ mod tests {
             .when(PaymentCommand::RequestPayment {
                 payment: payment(),
                 appointment: appointment(1),
+                session: None,
             })
             .then_error(DomainError::NothingToPay);
     }
@@ -382,6 +671,7 @@ mod tests {
             .when(PaymentCommand::AuthorizePayment {
                 payment: payment(),
                 provider_reference: "x".into(),
+                method: None,
             })
             .then_error(DomainError::PaymentMethodMissing);
         given(ettlingen(), requested())
@@ -406,17 +696,21 @@ mod tests {
         given(ettlingen(), captured)
             .when(PaymentCommand::FailPayment {
                 payment: payment(),
+                provider_reference: None,
+                kind: PaymentFailure::Declined,
                 reason: "abgelehnt".into(),
             })
             .then_error(DomainError::AlreadyCaptured);
     }
 
     #[test]
-    fn a_failed_payment_is_closed() {
+    fn a_failed_payment_outside_a_transaction_is_closed() {
         let failed = then(
             &requested(),
             PaymentCommand::FailPayment {
                 payment: payment(),
+                provider_reference: None,
+                kind: PaymentFailure::Declined,
                 reason: "Karte abgelehnt".into(),
             },
         );
@@ -465,6 +759,245 @@ mod tests {
                 payment().stream(),
                 PaymentRefunded {
                     amount: Cents(3_700),
+                }
+                .into(),
+            )]);
+    }
+
+    #[test]
+    fn in_the_session_the_request_is_attached_to_the_room() {
+        given(ettlingen(), admitted())
+            .when(PaymentCommand::RequestPayment {
+                payment: payment(),
+                appointment: appointment(1),
+                session: Some(session()),
+            })
+            .then_expect(vec![
+                (
+                    payment().stream(),
+                    PaymentRequested {
+                        appointment: appointment(1),
+                        session: Some(session()),
+                        amount: Cents(4_700),
+                        purpose: "Videotermin 00000001".into(),
+                        items: vec![
+                            FeeItem {
+                                service: "personalausweis".into(),
+                                amount: Cents(3_700),
+                            },
+                            FeeItem {
+                                service: "meldebescheinigung".into(),
+                                amount: Cents(1_000),
+                            },
+                        ],
+                    }
+                    .into(),
+                ),
+                (
+                    session().stream(),
+                    PaymentAttached { payment: payment() }.into(),
+                ),
+            ]);
+        // One payment per session.
+        given(ettlingen(), requested_in_session())
+            .when(PaymentCommand::RequestPayment {
+                payment: PaymentId(Uuid::from_u128(4)),
+                appointment: appointment(1),
+                session: Some(session()),
+            })
+            .then_error(DomainError::PaymentAlreadyRequested);
+        // Not before the citizen is in the room, and never for another appointment's session.
+        let waiting = then(
+            &admitted(),
+            SessionCommand::SendBackToWaitingRoom {
+                session: session(),
+                clerk: "a.becker".into(),
+            },
+        );
+        given(ettlingen(), waiting)
+            .when(PaymentCommand::RequestPayment {
+                payment: payment(),
+                appointment: appointment(1),
+                session: Some(session()),
+            })
+            .then_error(DomainError::NotAdmitted);
+        let other = booked(
+            ettlingen(),
+            admitted(),
+            booking(2, "buergerbuero", &["meldebescheinigung"], TUE_9),
+        );
+        given(ettlingen(), other)
+            .when(PaymentCommand::RequestPayment {
+                payment: payment(),
+                appointment: appointment(2),
+                session: Some(session()),
+            })
+            .then_error(DomainError::UnknownSession);
+    }
+
+    #[test]
+    fn an_attempt_is_approved_with_its_method_and_captured_once() {
+        given(ettlingen(), requested_in_session())
+            .when(start(1))
+            .then_expect(vec![(
+                payment().stream(),
+                PaymentTransactionCreated {
+                    provider_reference: reference(1),
+                    redirect_url: "http://amt.test/sandbox/zahlung/bezahlen/sbx_1".into(),
+                }
+                .into(),
+            )]);
+        let open = then(&requested_in_session(), start(1));
+        // One attempt at a time: no second transaction while the first is open.
+        given(ettlingen(), open.clone())
+            .when(start(2))
+            .then_error(DomainError::PaymentInProgress);
+        given(ettlingen(), open.clone())
+            .when(authorize(1, "giropay"))
+            .then_error(DomainError::PaymentMethodNotOffered);
+        given(ettlingen(), open.clone())
+            .when(authorize(1, "paypal"))
+            .then_expect(vec![
+                (
+                    payment().stream(),
+                    PaymentMethodChosen {
+                        method: "paypal".into(),
+                    }
+                    .into(),
+                ),
+                (
+                    payment().stream(),
+                    PaymentAuthorized {
+                        provider_reference: "sbx_1".into(),
+                    }
+                    .into(),
+                ),
+            ]);
+        let approved = then(&open, authorize(1, "paypal"));
+        // The return page and the callback both report the approval: it is written once.
+        given(ettlingen(), approved.clone())
+            .when(authorize(1, "paypal"))
+            .then_nothing();
+        given(ettlingen(), approved.clone())
+            .when(start(2))
+            .then_error(DomainError::PaymentInProgress);
+        let captured = then(
+            &approved,
+            PaymentCommand::CapturePayment { payment: payment() },
+        );
+        given(ettlingen(), captured.clone())
+            .when(authorize(1, "paypal"))
+            .then_nothing();
+        given(ettlingen(), captured.clone())
+            .when(PaymentCommand::CapturePayment { payment: payment() })
+            .then_error(DomainError::AlreadyCaptured);
+        given(ettlingen(), captured.clone())
+            .when(start(2))
+            .then_error(DomainError::AlreadyCaptured);
+        given(ettlingen(), captured)
+            .when(fail(1, PaymentFailure::Declined))
+            .then_error(DomainError::AlreadyCaptured);
+    }
+
+    #[test]
+    fn a_declined_or_abandoned_attempt_is_followed_by_another() {
+        let open = then(&requested_in_session(), start(1));
+        given(ettlingen(), open.clone())
+            .when(fail(1, PaymentFailure::Declined))
+            .then_expect(vec![(
+                payment().stream(),
+                failed(1, PaymentFailure::Declined),
+            )]);
+        let declined = then(&open, fail(1, PaymentFailure::Declined));
+        // Told again (a reload, a replayed callback): nothing new.
+        given(ettlingen(), declined.clone())
+            .when(fail(1, PaymentFailure::Declined))
+            .then_nothing();
+        given(ettlingen(), declined.clone())
+            .when(authorize(1, "paypal"))
+            .then_error(DomainError::PaymentClosed);
+        let retried = then(&declined, start(2));
+        // A late word about the first attempt changes nothing about the second.
+        given(ettlingen(), retried.clone())
+            .when(fail(1, PaymentFailure::Declined))
+            .then_nothing();
+        given(ettlingen(), retried.clone())
+            .when(authorize(1, "paypal"))
+            .then_error(DomainError::UnknownPaymentTransaction);
+        given(ettlingen(), retried.clone())
+            .when(fail(9, PaymentFailure::Abandoned))
+            .then_error(DomainError::UnknownPaymentTransaction);
+        given(ettlingen(), retried.clone())
+            .when(fail(2, PaymentFailure::Abandoned))
+            .then_expect(vec![(
+                payment().stream(),
+                failed(2, PaymentFailure::Abandoned),
+            )]);
+        let abandoned = then(&retried, fail(2, PaymentFailure::Abandoned));
+        let third = then(&abandoned, start(3));
+        let approved = then(&third, authorize(3, "kreditkarte"));
+        given(ettlingen(), approved.clone())
+            .when(PaymentCommand::CapturePayment { payment: payment() })
+            .then_expect(vec![(
+                payment().stream(),
+                PaymentCaptured {
+                    amount: Cents(4_700),
+                }
+                .into(),
+            )]);
+        // Once paid, the earlier attempts' failures are still old news, not a refusal.
+        let paid = then(
+            &approved,
+            PaymentCommand::CapturePayment { payment: payment() },
+        );
+        given(ettlingen(), paid.clone())
+            .when(fail(1, PaymentFailure::Declined))
+            .then_nothing();
+        given(ettlingen(), paid)
+            .when(fail(3, PaymentFailure::Declined))
+            .then_error(DomainError::AlreadyCaptured);
+    }
+
+    #[test]
+    fn a_new_attempt_in_a_session_needs_the_citizen_in_the_room() {
+        let waiting = then(
+            &requested_in_session(),
+            SessionCommand::SendBackToWaitingRoom {
+                session: session(),
+                clerk: "a.becker".into(),
+            },
+        );
+        given(ettlingen(), waiting)
+            .when(start(1))
+            .then_error(DomainError::NotAdmitted);
+        // An attempt already open is still settled when the citizen is back in the waiting
+        // room: the money must not be left in the air.
+        let open = then(&requested_in_session(), start(1));
+        let waiting = then(
+            &open,
+            SessionCommand::SendBackToWaitingRoom {
+                session: session(),
+                clerk: "a.becker".into(),
+            },
+        );
+        let approved = then(&waiting, authorize(1, "paypal"));
+        given(ettlingen(), approved)
+            .when(PaymentCommand::CapturePayment { payment: payment() })
+            .then_expect(vec![(
+                payment().stream(),
+                PaymentCaptured {
+                    amount: Cents(4_700),
+                }
+                .into(),
+            )]);
+        // Outside a session nothing about a room is asked.
+        given(ettlingen(), requested())
+            .when(start(1))
+            .then_expect(vec![(
+                payment().stream(),
+                PaymentTransactionCreated {
+                    provider_reference: reference(1),
+                    redirect_url: "http://amt.test/sandbox/zahlung/bezahlen/sbx_1".into(),
                 }
                 .into(),
             )]);

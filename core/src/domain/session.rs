@@ -13,7 +13,7 @@ use super::form::FormState;
 use super::identity::{DocumentType, SecurityFeature};
 use super::{
     AppointmentId, Context, Decision, DocumentId, DomainError, DomainEvent, FormId, Histories,
-    Personal, SessionId, one,
+    PaymentId, Personal, SessionId, one,
 };
 use crate::event::StreamId;
 use crate::tenant::{ClerkId, FormTemplateId};
@@ -33,6 +33,8 @@ pub struct SessionState {
     pub identity_verified: bool,
     pub documents: BTreeSet<DocumentId>,
     pub forms: BTreeMap<FormId, FormTemplateId>,
+    /// The fees the clerk asked for in this session, if any.
+    pub payment: Option<PaymentId>,
     pub feedback_given: bool,
     /// The case systems the session's data was handed over to.
     pub handed_over_to: BTreeSet<String>,
@@ -77,6 +79,7 @@ impl SessionState {
             DomainEvent::FormAttached(e) => {
                 self.forms.insert(e.form, e.template.clone());
             }
+            DomainEvent::PaymentAttached(e) => self.payment = Some(e.payment),
             DomainEvent::FeedbackSubmitted(_) => self.feedback_given = true,
             DomainEvent::HandedOverToCaseSystem(e) => {
                 self.handed_over_to.insert(e.target.clone());

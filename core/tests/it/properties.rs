@@ -9,7 +9,7 @@ use time::{Duration, OffsetDateTime, PrimitiveDateTime, Time};
 use uuid::Uuid;
 use videoamt_core::domain::appointment::{AppointmentCommand, BookAppointment};
 use videoamt_core::domain::calendar::{self, CalendarState, SlotState};
-use videoamt_core::domain::events::{CancelledBy, Contact, FinalState, Party};
+use videoamt_core::domain::events::{CancelledBy, Contact, FinalState, Party, PaymentFailure};
 use videoamt_core::domain::form::FormCommand;
 use videoamt_core::domain::form::FormState;
 use videoamt_core::domain::payment::PaymentCommand;
@@ -409,6 +409,12 @@ enum PaymentOp {
     Capture,
     Fail,
     Refund(u64),
+    /// A provider transaction `n` is opened (an attempt).
+    Start(u8),
+    /// The provider reports transaction `n` approved, with a card or not.
+    Approve(u8, bool),
+    /// The provider reports transaction `n` declined or abandoned.
+    FailAttempt(u8, bool),
 }
 
 fn payment_op() -> impl Strategy<Value = PaymentOp> {
@@ -418,14 +424,23 @@ fn payment_op() -> impl Strategy<Value = PaymentOp> {
         3 => Just(PaymentOp::Capture),
         1 => Just(PaymentOp::Fail),
         2 => (0u64..20_000).prop_map(PaymentOp::Refund),
+        2 => (0u8..4).prop_map(PaymentOp::Start),
+        2 => (0u8..4, any::<bool>()).prop_map(|(n, card)| PaymentOp::Approve(n, card)),
+        2 => (0u8..4, any::<bool>()).prop_map(|(n, gone)| PaymentOp::FailAttempt(n, gone)),
     ]
+}
+
+fn transaction(n: u8) -> videoamt_core::payment::ProviderReference {
+    videoamt_core::payment::ProviderReference::parse(&format!("sbx_{n}")).expect("valid")
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     /// The requested amount is the sum of the booked services' fees, and whatever happens
-    /// afterwards the payment is captured at most once and never refunded beyond the capture.
+    /// afterwards (attempts opened, approved, declined, abandoned and reported again, in any
+    /// order) the payment is captured at most once, never has two provider transactions open
+    /// at once, and is never refunded beyond the capture.
     #[test]
     fn payment_is_the_fee_sum_and_captured_at_most_once(
         concerns in prop_oneof![
@@ -453,7 +468,7 @@ proptest! {
             contact: contact(),
             access: None,
         }).into()).expect("booked");
-        let decision = log.execute(t, NOW, &PaymentCommand::RequestPayment { payment, appointment }.into()).expect("requested");
+        let decision = log.execute(t, NOW, &PaymentCommand::RequestPayment { payment, appointment, session: None }.into()).expect("requested");
         let expected: u64 = services.iter().map(|s| t.service(s).expect("service").fee.0).sum();
         match &decision[0].1 {
             DomainEvent::PaymentRequested(r) => {
@@ -468,9 +483,30 @@ proptest! {
                     payment,
                     method: if card { "kreditkarte".into() } else { "paypal".into() },
                 }.into(),
-                PaymentOp::Authorize => PaymentCommand::AuthorizePayment { payment, provider_reference: "sandbox".into() }.into(),
+                PaymentOp::Authorize => PaymentCommand::AuthorizePayment { payment, provider_reference: "sandbox".into(), method: None }.into(),
                 PaymentOp::Capture => PaymentCommand::CapturePayment { payment }.into(),
-                PaymentOp::Fail => PaymentCommand::FailPayment { payment, reason: "abgelehnt".into() }.into(),
+                PaymentOp::Fail => PaymentCommand::FailPayment {
+                    payment,
+                    provider_reference: None,
+                    kind: PaymentFailure::Declined,
+                    reason: "abgelehnt".into(),
+                }.into(),
+                PaymentOp::Start(n) => PaymentCommand::StartPayment {
+                    payment,
+                    provider_reference: transaction(n),
+                    redirect_url: format!("http://amt.test/sandbox/zahlung/bezahlen/sbx_{n}"),
+                }.into(),
+                PaymentOp::Approve(n, card) => PaymentCommand::AuthorizePayment {
+                    payment,
+                    provider_reference: transaction(n).to_string(),
+                    method: Some(if card { "kreditkarte".into() } else { "wero".into() }),
+                }.into(),
+                PaymentOp::FailAttempt(n, gone) => PaymentCommand::FailPayment {
+                    payment,
+                    provider_reference: Some(transaction(n)),
+                    kind: if gone { PaymentFailure::Abandoned } else { PaymentFailure::Declined },
+                    reason: "Sandbox".into(),
+                }.into(),
                 PaymentOp::Refund(cents) => PaymentCommand::RefundPayment { payment, amount: videoamt_core::tenant::Cents(cents) }.into(),
             };
             let _ = log.execute(t, NOW, &command);
@@ -482,6 +518,19 @@ proptest! {
         }).collect();
         prop_assert!(captures.len() <= 1);
         prop_assert!(captures.iter().all(|&c| c == expected));
+        // A transaction opens only after the one before it failed.
+        let mut open = false;
+        for e in &events {
+            match e {
+                DomainEvent::PaymentTransactionCreated(_) => {
+                    prop_assert!(!open, "two transactions open: {:?}", events);
+                    open = true;
+                }
+                DomainEvent::PaymentFailed(_) => open = false,
+                DomainEvent::PaymentCaptured(_) | DomainEvent::PaymentAuthorized(_) => open = true,
+                _ => {}
+            }
+        }
         let refunded: u64 = events.iter().filter_map(|e| match e {
             DomainEvent::PaymentRefunded(r) => Some(r.amount.0),
             _ => None,

@@ -238,6 +238,7 @@ async fn visit(d: &mut Driver, day: i64, minute: i64, outcome: &Outcome) -> Appo
             PaymentCommand::RequestPayment {
                 payment,
                 appointment,
+                session: None,
             }
             .into(),
             PaymentCommand::ChoosePaymentMethod {
@@ -248,6 +249,7 @@ async fn visit(d: &mut Driver, day: i64, minute: i64, outcome: &Outcome) -> Appo
             PaymentCommand::AuthorizePayment {
                 payment,
                 provider_reference: "sandbox-1".into(),
+                method: None,
             }
             .into(),
             PaymentCommand::CapturePayment { payment }.into(),

@@ -114,6 +114,7 @@ fn command(ids: VisitIds, op: u8, booked_first_minute: i64) -> Command {
         12 => PaymentCommand::RequestPayment {
             payment: ids.payment,
             appointment: ids.appointment,
+            session: None,
         }
         .into(),
         13 => PaymentCommand::ChoosePaymentMethod {
@@ -124,6 +125,7 @@ fn command(ids: VisitIds, op: u8, booked_first_minute: i64) -> Command {
         14 => PaymentCommand::AuthorizePayment {
             payment: ids.payment,
             provider_reference: "sandbox-1".into(),
+            method: None,
         }
         .into(),
         15 => PaymentCommand::CapturePayment {

@@ -243,6 +243,7 @@ async fn in_the_room(
         PaymentCommand::RequestPayment {
             payment: ids.payment,
             appointment: ids.appointment,
+            session: Some(session),
         }
         .into(),
     )
@@ -263,6 +264,7 @@ async fn in_the_room(
         PaymentCommand::AuthorizePayment {
             payment: ids.payment,
             provider_reference: "sandbox-42".into(),
+            method: None,
         }
         .into(),
     )
