@@ -1,8 +1,8 @@
 //! Implementations of the ports declared in `videoamt-core`.
 //!
-//! Heavy backends sit behind cargo features (`postgres`, `mail`, `media`, `turn`, `seal`; later
-//! `kurrentdb`) so that crates which need only the embedded store build quickly. The `videoamt`
-//! binary enables all of them.
+//! Heavy backends sit behind cargo features (`postgres`, `mail`, `media`, `turn`, `seal`,
+//! `payment`; later `kurrentdb`) so that crates which need only the embedded store build
+//! quickly. The `videoamt` binary enables all of them.
 
 pub mod access;
 pub mod blobs;
@@ -16,6 +16,8 @@ pub mod mail;
 #[cfg(feature = "media")]
 pub mod media;
 pub mod passwords;
+#[cfg(feature = "payment")]
+pub mod payment;
 #[cfg(feature = "seal")]
 pub mod seal;
 pub mod sms;

@@ -4,4 +4,5 @@ mod bus;
 mod contract;
 #[cfg(feature = "media")]
 mod media;
+mod payment;
 mod support;
