@@ -151,6 +151,29 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub case_system_token: Option<String>,
+    /// The payment provider's base URL (`http://host[:port]/path`, the protocol of ADR 0019).
+    /// Unset: the built-in sandbox at `/sandbox/zahlung` (no real payment), reached at the
+    /// server's own listen address and served only then.
+    #[arg(long, global = true, env = "VIDEOAMT_PAYMENT_URL")]
+    pub payment_url: Option<String>,
+    /// The API token sent to the payment provider; needed with `--payment-url`. Unset for the
+    /// sandbox: a random one each start.
+    #[arg(
+        long,
+        global = true,
+        env = "VIDEOAMT_PAYMENT_TOKEN",
+        hide_env_values = true
+    )]
+    pub payment_token: Option<String>,
+    /// The secret the payment provider signs its callbacks with (HMAC-SHA256); needed with
+    /// `--payment-url`. Unset for the sandbox: a random one each start.
+    #[arg(
+        long,
+        global = true,
+        env = "VIDEOAMT_PAYMENT_SECRET",
+        hide_env_values = true
+    )]
+    pub payment_secret: Option<String>,
 }
 
 impl Default for Settings {
@@ -180,6 +203,9 @@ impl Default for Settings {
             case_export_dir: None,
             case_system_url: None,
             case_system_token: None,
+            payment_url: None,
+            payment_token: None,
+            payment_secret: None,
         }
     }
 }
@@ -215,6 +241,9 @@ impl std::fmt::Debug for Settings {
                 "case_system_token",
                 &self.case_system_token.as_ref().map(|_| "…"),
             )
+            .field("payment_url", &self.payment_url)
+            .field("payment_token", &self.payment_token.as_ref().map(|_| "…"))
+            .field("payment_secret", &self.payment_secret.as_ref().map(|_| "…"))
             .finish()
     }
 }
@@ -223,6 +252,19 @@ impl Settings {
     /// The SMTP relay, if one is set (an empty value counts as none).
     pub fn smtp(&self) -> Option<&str> {
         self.smtp_url.as_deref().filter(|u| !u.is_empty())
+    }
+
+    /// The payment provider, if one is set (empty counts as none: the sandbox).
+    pub fn payment_url(&self) -> Option<&str> {
+        self.payment_url.as_deref().filter(|u| !u.is_empty())
+    }
+
+    pub fn payment_token(&self) -> Option<&str> {
+        self.payment_token.as_deref().filter(|t| !t.is_empty())
+    }
+
+    pub fn payment_secret(&self) -> Option<&str> {
+        self.payment_secret.as_deref().filter(|s| !s.is_empty())
     }
 
     pub fn mail_retry(&self) -> Duration {
@@ -334,6 +376,9 @@ mod tests {
         if unset("VIDEOAMT_UPLOAD_MAX_BYTES") {
             assert_eq!(parsed.upload_max_bytes, default.upload_max_bytes);
         }
+        if unset("VIDEOAMT_PAYMENT_URL") {
+            assert_eq!(parsed.payment_url, None, "the built-in sandbox by default");
+        }
         if unset("VIDEOAMT_TURN_URLS") {
             assert_eq!(parsed.turn_urls, default.turn_urls);
             assert!(
@@ -368,6 +413,28 @@ mod tests {
         );
         let not_turn = parsed(&["--turn-url", "stun:x", "--turn-secret", "s"]);
         assert!(matches!(not_turn.turn(), Err(TurnConfigError::BadUrl(_))));
+    }
+
+    #[test]
+    fn the_payment_providers_credentials_never_show() {
+        let parsed = Only::try_parse_from([
+            "videoamt",
+            "--payment-url",
+            "http://zahlung.example:8090/api",
+            "--payment-token",
+            "sehr-geheimes-token",
+            "--payment-secret",
+            "sehr-geheimes-secret",
+        ])
+        .expect("parsed")
+        .settings;
+        assert_eq!(
+            parsed.payment_url(),
+            Some("http://zahlung.example:8090/api")
+        );
+        let shown = format!("{parsed:?}");
+        assert!(!shown.contains("sehr-geheim"), "{shown}");
+        assert!(shown.contains("zahlung.example"), "{shown}");
     }
 
     #[test]

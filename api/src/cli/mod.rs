@@ -613,10 +613,20 @@ async fn serve(
     let turn = system.settings.turn()?;
     // A bad SMS gateway URL stops the start, not the first signature.
     system.sms()?;
+    // The built-in payment sandbox is reached at the bound address itself, plain HTTP on
+    // loopback when bound to every interface, whatever the public URL behind a proxy is.
+    let own = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        ip if ip.is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port())),
+        _ => addr,
+    };
     let mut state = server::AppState::new(system)
         .with_public_url(&public_url)
         .with_media(relay)
-        .with_turn(turn);
+        .with_turn(turn)
+        .with_payments(&format!("http://{own}"))?;
     // The dev outbox page exists only in the embedded default mode: no mail server configured.
     if matches!(location, StoreLocation::Sqlite(_)) && !smtp {
         state = state.with_dev_outbox();

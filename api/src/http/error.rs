@@ -8,7 +8,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use videoamt_adapters::bus::BusError;
+use videoamt_adapters::payment::wire;
 use videoamt_core::domain::DomainError;
+use videoamt_core::payment::PaymentError;
 use videoamt_core::readmodel::ReadModelError;
 use videoamt_core::store::StoreError;
 
@@ -81,6 +83,11 @@ pub enum Error {
     TooManyRequests(u64),
     /// The workflow refused. Its status comes from [`refusal`]: 401, 403, 404, 409, 422 or 423.
     Refused(DomainError),
+    /// The payment provider, or a request to or from it, failed. The status comes from
+    /// [`payment_problem`]: 400, 401 (a callback's bad signature, a wrong token), 404, 409,
+    /// 422 (a purpose over 27 characters) or 502 (the provider unreachable or answering
+    /// nonsense; the cause is logged).
+    Payment(PaymentError),
     /// 503 Service Unavailable: the store does not answer. The cause is logged.
     Unavailable(String),
     /// 500 Internal Server Error: anything else the caller cannot fix. The cause is logged.
@@ -191,6 +198,7 @@ impl Error {
                 "Zu viele Anfragen",
             ),
             Self::Refused(e) => refusal(e),
+            Self::Payment(e) => payment_problem(e),
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "/problems/store-unavailable",
@@ -241,6 +249,7 @@ impl Error {
                 format!("Bitte warten Sie {s} Sekunden und versuchen Sie es dann erneut.")
             }
             Self::Refused(e) => e.to_string(),
+            Self::Payment(e) => e.to_string(),
             Self::Unavailable(_) => "Bitte versuchen Sie es in einigen Minuten erneut.".to_owned(),
             Self::Internal(_) => {
                 "Die Anfrage konnte nicht bearbeitet werden. Bitte versuchen Sie es später erneut."
@@ -265,8 +274,15 @@ impl Error {
 
     /// Marks `response` with the internal cause, if any, for the middleware to log.
     pub(crate) fn mark(&self, mut response: Response) -> Response {
-        if let Self::Internal(cause) | Self::Unavailable(cause) = self {
-            response.extensions_mut().insert(LoggedCause(cause.clone()));
+        let cause = match self {
+            Self::Internal(cause) | Self::Unavailable(cause) => Some(cause.as_str()),
+            Self::Payment(e) => e.cause(),
+            _ => None,
+        };
+        if let Some(cause) = cause {
+            response
+                .extensions_mut()
+                .insert(LoggedCause(cause.to_owned()));
         }
         response
     }
@@ -560,6 +576,71 @@ pub fn refusal(error: &DomainError) -> (StatusCode, &'static str, &'static str) 
     }
 }
 
+/// Status, problem type and German title of each payment failure. The types the provider's
+/// protocol names are the protocol's own ([`wire`]), so that the HTTP adapter reads the
+/// sandbox's refusals by them.
+pub fn payment_problem(error: &PaymentError) -> (StatusCode, &'static str, &'static str) {
+    use PaymentError as P;
+    match error {
+        P::PurposeTooLong(_) | P::PurposeInvalid => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/problems/payment-purpose",
+            "Verwendungszweck ungültig",
+        ),
+        P::InvalidRequest(_) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/problems/payment-request",
+            "Zahlung unvollständig",
+        ),
+        P::InvalidReference => (
+            StatusCode::BAD_REQUEST,
+            "/problems/payment-reference",
+            "Transaktionsnummer ungültig",
+        ),
+        P::BadSignature => (
+            StatusCode::UNAUTHORIZED,
+            "/problems/payment-signature",
+            "Signatur ungültig",
+        ),
+        P::Unauthorized => (
+            StatusCode::UNAUTHORIZED,
+            "/problems/payment-unauthorized",
+            "Zugang zum Zahlungsdienst verweigert",
+        ),
+        P::UnknownTransaction => (
+            StatusCode::NOT_FOUND,
+            wire::PROBLEM_UNKNOWN,
+            "Transaktion unbekannt",
+        ),
+        P::NotApproved => (
+            StatusCode::CONFLICT,
+            wire::PROBLEM_NOT_APPROVED,
+            "Zahlung nicht genehmigt",
+        ),
+        P::KeyUsed => (
+            StatusCode::CONFLICT,
+            wire::PROBLEM_KEY_USED,
+            "Zahlung anderweitig eingezogen",
+        ),
+        P::Unavailable(_) => (
+            StatusCode::BAD_GATEWAY,
+            "/problems/payment-unavailable",
+            "Zahlungsdienst nicht erreichbar",
+        ),
+        P::Protocol(_) => (
+            StatusCode::BAD_GATEWAY,
+            "/problems/payment-protocol",
+            "Zahlungsdienst antwortet unerwartet",
+        ),
+    }
+}
+
+impl From<PaymentError> for Error {
+    fn from(e: PaymentError) -> Self {
+        Self::Payment(e)
+    }
+}
+
 impl From<DomainError> for Error {
     fn from(e: DomainError) -> Self {
         Self::Refused(e)
@@ -765,6 +846,45 @@ mod tests {
                 .get::<LoggedCause>()
                 .map(|c| c.0.as_str()),
             Some("connection reset by 10.0.0.7")
+        );
+    }
+
+    #[test]
+    fn every_payment_failure_has_a_german_answer_and_keeps_its_cause_out() {
+        let failures = [
+            PaymentError::PurposeTooLong(28),
+            PaymentError::PurposeInvalid,
+            PaymentError::InvalidRequest("x"),
+            PaymentError::InvalidReference,
+            PaymentError::BadSignature,
+            PaymentError::Unauthorized,
+            PaymentError::UnknownTransaction,
+            PaymentError::NotApproved,
+            PaymentError::KeyUsed,
+            PaymentError::Unavailable("connect 10.0.0.9: refused".into()),
+            PaymentError::Protocol("10.0.0.9 said 418".into()),
+        ];
+        for e in failures {
+            let error = Error::from(e.clone());
+            let problem = error.problem();
+            assert!(problem.kind.starts_with("/problems/payment-"), "{e:?}");
+            assert!(problem.title.chars().next().is_some_and(char::is_uppercase));
+            let json = serde_json::to_string(&problem).unwrap_or_default();
+            assert!(!json.contains("10.0.0.9"), "{json}");
+            let logged = error
+                .into_response()
+                .extensions()
+                .get::<LoggedCause>()
+                .is_some();
+            assert_eq!(logged, e.cause().is_some(), "{e:?}");
+        }
+        assert_eq!(
+            Error::from(PaymentError::BadSignature).status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            Error::from(PaymentError::PurposeTooLong(28)).status(),
+            StatusCode::UNPROCESSABLE_ENTITY
         );
     }
 

@@ -10,6 +10,7 @@ pub(crate) mod html;
 pub mod middleware;
 pub(crate) mod openapi;
 pub(crate) mod room;
+pub(crate) mod sandbox;
 pub mod staff;
 
 use std::net::SocketAddr;
@@ -57,6 +58,29 @@ pub struct AppState {
     pub media: Option<Arc<dyn videoamt_core::media::MediaRelay>>,
     /// The TURN servers browsers are given with their credentials (ADR 0017); none by default.
     pub turn: Option<videoamt_adapters::turn::Turn>,
+    /// The payment provider of the rooms (ADR 0019); `None` where none is set up (then the
+    /// rooms say that payment is not available here).
+    pub payments: Option<Payments>,
+}
+
+/// The payment provider the rooms call, and the built-in sandbox when it is that provider.
+#[derive(Clone)]
+pub struct Payments {
+    pub provider: Arc<dyn videoamt_core::payment::PaymentProvider>,
+    /// Served at `/sandbox/zahlung` only when it is the provider (no payment URL set).
+    pub(crate) sandbox: Option<Arc<sandbox::Sandbox>>,
+    /// Where the provider posts its callbacks to: the server's own address for the sandbox,
+    /// the public URL for a provider elsewhere.
+    pub callback_base: String,
+}
+
+impl std::fmt::Debug for Payments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Payments")
+            .field("sandbox", &self.sandbox.is_some())
+            .field("callback_base", &self.callback_base)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AppState {
@@ -76,7 +100,63 @@ impl AppState {
             hub: room::hub::RoomHub::default(),
             media: None,
             turn: None,
+            payments: None,
         }
+    }
+
+    /// Sets up payment as the settings say: the provider at `VIDEOAMT_PAYMENT_URL`, or else
+    /// the built-in sandbox, reached at `own_url` (the server's own plain-HTTP address, e.g.
+    /// `http://127.0.0.1:8080`), with a random token and secret unless the settings give
+    /// them. Call after [`AppState::with_public_url`]: the sandbox's pages are linked there.
+    pub fn with_payments(
+        mut self,
+        own_url: &str,
+    ) -> Result<Self, videoamt_adapters::payment::PaymentConfigError> {
+        let own_url = own_url.trim_end_matches('/');
+        let settings = &self.system.settings;
+        let payments = match settings.payment_url() {
+            Some(url) => {
+                let (Some(token), Some(secret)) =
+                    (settings.payment_token(), settings.payment_secret())
+                else {
+                    return Err(videoamt_adapters::payment::PaymentConfigError::NoCredentials);
+                };
+                let provider =
+                    videoamt_adapters::payment::HttpPaymentProvider::new(url, token, secret)?;
+                Payments {
+                    provider: Arc::new(provider),
+                    sandbox: None,
+                    callback_base: self.public_url.clone(),
+                }
+            }
+            None => {
+                let random = || {
+                    let mut bytes = [0u8; 32];
+                    getrandom::fill(&mut bytes)
+                        .map(|()| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+                };
+                let or_random = |given: Option<&str>| match given {
+                    Some(g) => Ok(g.to_owned()),
+                    None => random(),
+                };
+                let (Ok(token), Ok(secret)) = (
+                    or_random(settings.payment_token()),
+                    or_random(settings.payment_secret()),
+                ) else {
+                    return Err(videoamt_adapters::payment::PaymentConfigError::NoCredentials);
+                };
+                let base = format!("{own_url}{}", sandbox::BASE);
+                let provider =
+                    videoamt_adapters::payment::HttpPaymentProvider::new(&base, &token, &secret)?;
+                Payments {
+                    provider: Arc::new(provider),
+                    sandbox: Some(Arc::new(sandbox::Sandbox::new(&token, &secret))),
+                    callback_base: own_url.to_owned(),
+                }
+            }
+        };
+        self.payments = Some(payments);
+        Ok(self)
     }
 
     /// Carries the rooms' calls through `relay`.
@@ -144,11 +224,19 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(api)
         .merge(pages())
-        // Room routes, like the pages, stay out of the OpenAPI document.
+        // Room routes, like the pages, stay out of the OpenAPI document; so does the sandbox,
+        // which plays a provider elsewhere.
         .merge(room::documents::routes())
         .merge(room::forms::routes())
         .merge(room::signing::routes())
         .merge(room::feedback::routes())
+        .merge(
+            if state.payments.as_ref().is_some_and(|p| p.sandbox.is_some()) {
+                sandbox::routes()
+            } else {
+                Router::new()
+            },
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::observe::observe,
