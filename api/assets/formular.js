@@ -94,7 +94,7 @@ async function refreshForms() {
   window.videoamt.forms = Number((incoming || here).dataset.count);
 }
 
-window.onRoomMessage = (m) => {
+window.videoamtRoom.listeners.push((m) => {
   switch (m.type) {
     case 'room':
       if (m.forms !== formsCount) {
@@ -139,7 +139,7 @@ window.onRoomMessage = (m) => {
     default:
       break;
   }
-};
+});
 
 // --- signing: the TAN is asked for and shown here only; the touchpad's strokes are drawn here ---
 

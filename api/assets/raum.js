@@ -20,10 +20,12 @@ let statsTimer = null;
 let ice = { servers: [], policy: 'all' };
 // What the page knows, for people and for the browser test.
 window.videoamt = { state: 'connecting', inbound: 0, lost: 0 };
-// What the forms' script (formular.js, a module of its own) may use of this one.
+// What the panels' scripts (formular.js, zahlung.js, modules of their own) may use of this
+// one: sending, and hearing every message (`listeners`).
 window.videoamtRoom = {
   send: (message) => send(message),
   open: () => Boolean(ws && ws.readyState === WebSocket.OPEN),
+  listeners: [],
 };
 
 function say(text) {
@@ -227,8 +229,7 @@ function onMessage(event) {
     default:
       break;
   }
-  // The forms' script (formular.js) hears every message too.
-  if (window.onRoomMessage) window.onRoomMessage(m);
+  for (const listen of window.videoamtRoom.listeners) listen(m);
 }
 
 function connect() {
