@@ -224,12 +224,13 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(api)
         .merge(pages())
-        // Room routes, like the pages, stay out of the OpenAPI document; so does the sandbox,
-        // which plays a provider elsewhere.
+        // Room routes, like the pages, stay out of the OpenAPI document; so does the payment
+        // provider's callback, and the sandbox, which plays a provider elsewhere.
         .merge(room::documents::routes())
         .merge(room::forms::routes())
         .merge(room::signing::routes())
         .merge(room::feedback::routes())
+        .merge(room::payment::routes())
         .merge(
             if state.payments.as_ref().is_some_and(|p| p.sandbox.is_some()) {
                 sandbox::routes()

@@ -15,6 +15,7 @@ mod room;
 mod room_documents;
 mod room_forms;
 mod room_handover;
+mod room_payment;
 mod room_signing;
 mod router;
 mod staff;

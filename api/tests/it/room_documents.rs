@@ -25,7 +25,8 @@ const BOUNDARY: &str = "videoamt-test-grenze";
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n% MARKER-Meldebescheinigung-im-Klartext\ntrailer << /Root 1 0 R >>\n%%EOF\n";
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0";
 
-/// One booked appointment with an open session the citizen waits in, and the clerks.
+/// One booked appointment with an open session the citizen waits in, and the clerks. The
+/// payment tests start from it too.
 pub(crate) struct Room {
     pub(crate) api: Api,
     pub(crate) token: String,

@@ -1,5 +1,5 @@
 //! The session room (issues 16 and 17): the pre-call check, the room's WebSocket (signaling
-//! and room events), the clerk's admission, identity check and documents. Live updates come
+//! and room events), the clerk's admission, identity check, documents and payment. Live updates come
 //! from `workers::live`, the feed the clerk's SSE stream uses, and from the room hub, which
 //! tells a session's sockets at once what the other side did.
 
@@ -10,6 +10,7 @@ pub(crate) mod forms;
 pub(crate) mod handover;
 pub(crate) mod hub;
 pub(crate) mod pages;
+pub(crate) mod payment;
 pub(crate) mod precheck;
 pub(crate) mod signing;
 pub(crate) mod socket;

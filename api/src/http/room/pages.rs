@@ -16,7 +16,7 @@ use videoamt_core::domain::{DomainError, Personal};
 use videoamt_core::german;
 
 use super::access::{self, Room};
-use super::{documents, feedback, forms, handover};
+use super::{documents, feedback, forms, handover, payment};
 use crate::http::AppState;
 use crate::http::citizen::pages::{found_view, overview, requirements};
 use crate::http::error::Error;
@@ -114,6 +114,10 @@ pub(crate) async fn citizen_room(
         Ok(forms) => forms,
         Err(e) => return problem_page(&e),
     };
+    let fees = match payment::panel_of(&state, &room, payment::citizen_base(&token)).await {
+        Ok(panel) => panel,
+        Err(e) => return problem_page(&e),
+    };
     let body = html! {
         @if let Some(outcome) = room.state.ended {
             (ended(&room, outcome))
@@ -127,6 +131,9 @@ pub(crate) async fn citizen_room(
                 (forms::panel(&room, &forms, &forms::citizen_base(&token)))
                 (documents::panel(&room, &shelf))
             }
+            div id="zahlung-raum" hidden[!room.state.admitted] {
+                (payment::panel(&room, &fees))
+            }
             p { a href={ "/termin/" (token) "/technik" } { "Technik prüfen" } }
         }
         (no_recording())
@@ -134,14 +141,11 @@ pub(crate) async fn citizen_room(
         (requirements(&view))
         p { a href={ "/termin/" (token) } { "Zurück zum Termin" } }
     };
-    shell(
-        StatusCode::OK,
-        "Videoberatung",
-        None,
-        &["raum.js", "formular.js"],
-        body,
-    )
+    shell(StatusCode::OK, "Videoberatung", None, &ROOM_SCRIPTS, body)
 }
+
+/// The room's scripts: the call and, beside it, the forms' and the payment panel's.
+const ROOM_SCRIPTS: [&str; 3] = ["raum.js", "formular.js", "zahlung.js"];
 
 fn ended(room: &Room, outcome: SessionOutcome) -> Markup {
     html! {
@@ -184,6 +188,10 @@ pub(crate) async fn clerk_room(
         Ok(handover) => handover,
         Err(e) => return problem_page(&e),
     };
+    let fees = match payment::panel_of(&state, &room, payment::clerk_base(&room)).await {
+        Ok(panel) => panel,
+        Err(e) => return problem_page(&e),
+    };
     let opened = room.state.opened.clone();
     let identity_needed = opened.as_ref().is_some_and(|o| o.identity_check_required);
     let body = html! {
@@ -206,6 +214,7 @@ pub(crate) async fn clerk_room(
             (citizen_line(&room))
             (forms::panel(&room, &forms, &forms::clerk_base(&room)))
             (documents::panel(&room, &shelf))
+            (payment::panel(&room, &fees))
             h2 { "Warteraum" }
             @if room.state.admitted {
                 form method="post" action={ (base) "/zurueckschicken" } class="inline" {
@@ -246,13 +255,7 @@ pub(crate) async fn clerk_room(
         (no_recording())
         p { a href={ "/sachbearbeitung/termin/" (id) } { "Zum Termin" } }
     };
-    shell(
-        StatusCode::OK,
-        "Videoberatung",
-        None,
-        &["raum.js", "formular.js"],
-        body,
-    )
+    shell(StatusCode::OK, "Videoberatung", None, &ROOM_SCRIPTS, body)
 }
 
 /// The party's documents; none before admission, when the room holds nothing for a citizen.

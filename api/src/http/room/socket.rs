@@ -276,6 +276,8 @@ async fn state_message(state: &AppState, room: &Room) -> serde_json::Value {
             "documents": room.state.documents.len(),
             // And the forms' panel when this does.
             "forms": room.state.forms.len(),
+            // And the payment panel when this changes.
+            "payment": super::payment::summary(state, room).await,
         }),
     }
 }

@@ -42,6 +42,7 @@ pub(crate) async fn script(Path(name): Path<String>) -> Response {
         "zeitreise.js" => TIME_TRAVEL_JS,
         "raum.js" => include_str!("../../../assets/raum.js"),
         "formular.js" => include_str!("../../../assets/formular.js"),
+        "zahlung.js" => include_str!("../../../assets/zahlung.js"),
         "technik.js" => include_str!("../../../assets/technik.js"),
         _ => return problem_page(&Error::not_found("Diese Datei gibt es nicht.")),
     };

@@ -650,3 +650,112 @@ async fn without_udp_a_call_goes_through_the_turn_server_over_tcp() {
     }
     browser.close().await.expect("Chromium closes");
 }
+
+#[tokio::test]
+async fn a_citizen_pays_in_the_room_through_the_sandbox_and_both_rooms_see_it() {
+    if !inside_namespace("a_citizen_pays_in_the_room_through_the_sandbox_and_both_rooms_see_it") {
+        return;
+    }
+    std::fs::create_dir_all(screenshots()).expect("screenshot folder");
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The server as `serve` starts it: the built-in payment sandbox is its provider.
+    let (_server, addr) = server(dir.path(), "", true, &[]);
+    let base = format!("http://{addr}");
+    let axe = super::cdp::axe_source().expect("axe-core (scripts/test installs it)");
+    let browser = launch().await;
+
+    let mut citizen = Person::new(&browser, &base, &axe, "zahlung-buerger").await;
+    citizen.goto("/buchen/ettlingen").await;
+    let token = citizen
+        .book(
+            &["personalausweis", "meldebescheinigung"],
+            "Erika Mustermann",
+            "erika@example.org",
+            false,
+        )
+        .await;
+    enter_waiting_room(&citizen, &token).await;
+    let appointment = appointment_of(&citizen, &token).await;
+    let mut clerk = Person::new(&browser, &base, &axe, "zahlung-sachbearbeitung").await;
+    clerk.log_in("a.becker").await;
+    let room = format!("/sachbearbeitung/termin/{appointment}/raum");
+    clerk.goto(&room).await;
+    admit_and_see_each_other(&citizen, &clerk, &room).await;
+
+    // The clerk asks for the fees; the citizen's room shows them at once, without a reload.
+    assert!(
+        clerk
+            .text()
+            .await
+            .contains("Gebühren der Anliegen: 47,00 €")
+    );
+    clerk
+        .submit(&format!("form[action='{room}/zahlung'] button"))
+        .await;
+    until(
+        &citizen,
+        "window.videoamt.payment === 'requested'",
+        "the request",
+    )
+    .await;
+    let shown = citizen.page.text("#zahlung").await.expect("the panel");
+    assert!(shown.contains("Zu zahlen: 47,00 €"), "{shown}");
+    assert!(shown.contains("Jetzt bezahlen"), "{shown}");
+    citizen.check("angefordert").await;
+
+    // The citizen pays in a window of its own ("Jetzt bezahlen" opens one): the sandbox's
+    // page, approved with Wero, then the receipt.
+    let mut paying = Person::new(&browser, &base, &axe, "zahlung-fenster").await;
+    paying
+        .goto(&format!("/termin/{token}/raum/zahlung/zurueck"))
+        .await;
+    paying.submit("form button").await;
+    let sandbox = paying.text().await;
+    assert!(
+        sandbox.contains("Zahlungs-Sandbox – keine echte Zahlung") && sandbox.contains("47,00 €"),
+        "{sandbox}"
+    );
+    paying.check("sandbox").await;
+    paying
+        .page
+        .click("input[name=methode][value=wero]")
+        .await
+        .expect("Wero");
+    paying.submit("button[value=genehmigen]").await;
+    let receipt = paying.text().await;
+    assert!(
+        receipt.contains("Quittung") && receipt.contains("Wero") && receipt.contains("47,00 €"),
+        "{receipt}"
+    );
+    paying.check("quittung").await;
+
+    // Both rooms show it paid, live; the call went on meanwhile.
+    until(
+        &citizen,
+        "window.videoamt.payment === 'captured'",
+        "the capture",
+    )
+    .await;
+    until(
+        &clerk,
+        "window.videoamt.payment === 'captured'",
+        "the capture",
+    )
+    .await;
+    let shown = citizen.page.text("#zahlung").await.expect("the panel");
+    assert!(shown.contains("Bezahlt: 47,00 € mit Wero"), "{shown}");
+    assert!(inbound(&citizen).await > 0, "the call goes on");
+    citizen.check("bezahlt").await;
+    clerk.check("bezahlt").await;
+
+    let violations: Vec<String> = [&citizen, &clerk, &paying]
+        .iter()
+        .flat_map(|p| p.violations.clone())
+        .collect();
+    assert!(
+        violations.is_empty(),
+        "serious accessibility violations:\n{}",
+        violations.join("\n")
+    );
+    browser.close().await.expect("Chromium closes");
+}

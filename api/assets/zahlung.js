@@ -1,0 +1,28 @@
+// The room's payment panel. The server renders it; when the room's socket reports that the
+// payment changed (a request, an attempt, a decline, the capture), this script fetches the
+// panel again and swaps it in. Without JavaScript the page shows the state it was loaded with.
+const root = document.getElementById('raum');
+const role = root ? root.dataset.role : 'citizen';
+const box = document.getElementById('zahlung-raum');
+let shown;
+
+async function refresh(summary) {
+  const key = JSON.stringify(summary ?? null);
+  if (key === shown) return;
+  shown = key;
+  const section = document.getElementById('zahlung');
+  if (!section) return;
+  const response = await fetch(section.dataset.panel, { headers: { Accept: 'text/html' } });
+  if (!response.ok) return;
+  const parsed = new DOMParser().parseFromString(await response.text(), 'text/html');
+  const fresh = parsed.getElementById('zahlung');
+  if (fresh) section.replaceWith(document.importNode(fresh, true));
+  window.videoamt.payment = summary ? summary.status : null;
+}
+
+window.videoamtRoom.listeners.push((m) => {
+  if (m.type === 'waiting' && box) box.hidden = true;
+  if (m.type !== 'room') return;
+  if (box) box.hidden = role === 'citizen' && !m.admitted;
+  if (m.admitted || role === 'clerk') refresh(m.payment);
+});
