@@ -1,12 +1,16 @@
-//! The one small HTTP/1 client the gateway adapters share (feature `sms-http`): plain HTTP to
-//! a gateway or a relay on the internal network, JSON with a bearer token, one request per
-//! connection. A TLS endpoint sits behind such a relay.
+//! The gateway adapters' JSON POST (feature `sms-http`): plain HTTP to a gateway or a relay on
+//! the internal network, JSON with a bearer token, on [`crate::http`]'s exchange, which the
+//! payment provider uses too. A TLS endpoint sits behind such a relay.
 
 use std::time::Duration;
 
-use http_body_util::{BodyExt as _, Full};
+use hyper::Method;
 use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
+
+use crate::http::{ExchangeError, Target, exchange};
+
+/// The largest answer read from a gateway.
+const MAX_ANSWER: usize = 1024 * 1024;
 
 /// Parses an `http://host:port/path` URL; `what` names it in the error.
 pub(crate) fn http_url(url: &str, what: &str) -> Result<hyper::Uri, String> {
@@ -18,40 +22,31 @@ pub(crate) fn http_url(url: &str, what: &str) -> Result<hyper::Uri, String> {
 }
 
 /// Posts `body` (JSON) to `url` with `Authorization: Bearer {token}` and returns the status
-/// and the response's body. The error is a short German word of what failed (for the
-/// adapters' own errors), never the body.
+/// and the response's body (through [`crate::http::exchange`]). The error is a short German
+/// word of what failed (for the adapters' own errors), never the body.
 pub(crate) async fn post_json(
     url: &hyper::Uri,
     token: &str,
     body: String,
     timeout: Duration,
 ) -> Result<(u16, Bytes), String> {
-    let host = url.host().unwrap_or("localhost").to_owned();
-    let port = url.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| format!("Verbindung: {}", e.kind()))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|_| "Verbindung".to_owned())?;
-    tokio::spawn(connection);
-    let path = url.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-    let request = hyper::Request::post(path)
-        .header(hyper::header::HOST, format!("{host}:{port}"))
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|_| "Anfrage".to_owned())?;
-    let response = tokio::time::timeout(timeout, sender.send_request(request))
-        .await
-        .map_err(|_| "Zeitüberschreitung".to_owned())?
-        .map_err(|_| "Antwort".to_owned())?;
-    let status = response.status().as_u16();
-    // Read the body so the connection ends cleanly.
-    let body = tokio::time::timeout(timeout, response.into_body().collect())
-        .await
-        .map_err(|_| "Zeitüberschreitung".to_owned())?
-        .map_err(|_| "Antwort".to_owned())?
-        .to_bytes();
-    Ok((status, body))
+    let target = Target::parse(&url.to_string()).ok_or_else(|| "Anfrage".to_owned())?;
+    let bearer = format!("Bearer {token}");
+    exchange(
+        &target,
+        Method::POST,
+        "",
+        &[("authorization", bearer.as_str())],
+        Some(body.into_bytes()),
+        timeout,
+        MAX_ANSWER,
+    )
+    .await
+    .map(|(status, body)| (status.as_u16(), body))
+    .map_err(|e| match e {
+        ExchangeError::Connect(kind) => format!("Verbindung: {kind}"),
+        ExchangeError::Request(_) => "Anfrage".to_owned(),
+        ExchangeError::Answer(_) => "Antwort".to_owned(),
+        ExchangeError::Timeout => "Zeitüberschreitung".to_owned(),
+    })
 }

@@ -8,6 +8,8 @@ pub mod access;
 pub mod blobs;
 pub mod bus;
 pub mod case_system;
+#[cfg(any(feature = "payment", feature = "sms-http"))]
+mod http;
 #[cfg(feature = "sms-http")]
 mod http_post;
 pub mod keys;

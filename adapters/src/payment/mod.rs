@@ -3,9 +3,9 @@
 //! base URL and API token. The built-in sandbox (`/sandbox/zahlung`, ADR 0019) is one; ePayBL
 //! and pmPayment, which speak their own, are planned as adapters of their own.
 //!
-//! The client is hyper's HTTP/1.1 connection over a tokio socket, already in the tree through
-//! axum: one connection per call, each with a timeout. It speaks plain `http://` only, which
-//! the sandbox at the server's own address needs; TLS comes with the first provider outside.
+//! The client is [`crate::http`]'s exchange, one connection per call within a timeout. It speaks
+//! plain `http://` only, which the sandbox at the server's own address needs; TLS comes with
+//! the first provider outside.
 
 pub mod signature;
 pub mod wire;
@@ -13,10 +13,8 @@ pub mod wire;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Bytes;
-use hyper::{Method, Request, StatusCode, header};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, StatusCode, header};
 use videoamt_core::domain::PaymentId;
 use videoamt_core::payment::{
     Callback, Captured, CreatePayment, Created, PaymentError, PaymentProvider, ProviderReference,
@@ -25,6 +23,7 @@ use videoamt_core::payment::{
 use videoamt_core::tenant::{Cents, PaymentMethodId};
 
 use self::signature::CallbackKey;
+use crate::http::{ExchangeError, Target, exchange};
 
 /// How long one call to the provider may take, connection included.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,51 +42,10 @@ pub enum PaymentConfigError {
     NoCredentials,
 }
 
-/// Where the provider is: host, port and the path its routes start with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Base {
-    /// `host:port` as the `Host` header names it.
-    authority: String,
-    host: String,
-    port: u16,
-    path: String,
-}
-
-impl Base {
-    fn parse(url: &str) -> Result<Self, PaymentConfigError> {
-        let bad = || PaymentConfigError::BadUrl(url.to_owned());
-        let rest = url.strip_prefix("http://").ok_or_else(bad)?;
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let port = |p: &str| p.parse::<u16>().map_err(|_| bad());
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (host, after) = v6.split_once(']').ok_or_else(bad)?;
-            match after.strip_prefix(':') {
-                Some(p) => (host, port(p)?),
-                None if after.is_empty() => (host, 80),
-                None => return Err(bad()),
-            }
-        } else {
-            match authority.split_once(':') {
-                Some((host, p)) => (host, port(p)?),
-                None => (authority, 80),
-            }
-        };
-        if host.is_empty() || path.contains(['?', '#']) {
-            return Err(bad());
-        }
-        Ok(Self {
-            authority: authority.to_owned(),
-            host: host.to_owned(),
-            port,
-            path: path.trim_end_matches('/').to_owned(),
-        })
-    }
-}
-
 /// A provider that speaks [`wire`] at a base URL.
 #[derive(Clone)]
 pub struct HttpPaymentProvider {
-    base: Base,
+    base: Target,
     token: String,
     key: CallbackKey,
 }
@@ -108,7 +66,8 @@ impl HttpPaymentProvider {
             return Err(PaymentConfigError::NoCredentials);
         }
         Ok(Self {
-            base: Base::parse(base_url)?,
+            base: Target::parse(base_url)
+                .ok_or_else(|| PaymentConfigError::BadUrl(base_url.to_owned()))?,
             token: token.to_owned(),
             key: CallbackKey::new(secret.as_bytes()),
         })
@@ -125,7 +84,7 @@ impl HttpPaymentProvider {
         let bearer = format!("Bearer {}", self.token);
         let mut headers = vec![(header::AUTHORIZATION.as_str(), bearer.as_str())];
         headers.extend(extra);
-        exchange(&self.base, method, path, &headers, body).await
+        call(&self.base, method, path, &headers, body).await
     }
 
     /// The transaction an answer carries, or the refusal it is.
@@ -159,56 +118,21 @@ impl HttpPaymentProvider {
     }
 }
 
-/// One HTTP/1.1 exchange on a fresh connection to `base`, within [`TIMEOUT`].
-async fn exchange(
-    base: &Base,
+/// One exchange with the provider, its failures as the port's: no answer is
+/// `Unavailable`, a broken request `Protocol`.
+async fn call(
+    target: &Target,
     method: Method,
     path: &str,
     headers: &[(&str, &str)],
     body: Option<Vec<u8>>,
 ) -> Result<(StatusCode, Bytes), PaymentError> {
-    let exchange = async {
-        let unavailable = |e: &dyn std::fmt::Display| {
-            PaymentError::Unavailable(format!("{}{path}: {e}", base.authority))
-        };
-        let stream = tokio::net::TcpStream::connect((base.host.as_str(), base.port))
-            .await
-            .map_err(|e| unavailable(&e))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| unavailable(&e))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        let mut request = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", base.path))
-            .header(header::HOST, &base.authority)
-            .header(header::ACCEPT, "application/json");
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        if body.is_some() {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-        }
-        let request = request
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| PaymentError::Protocol(format!("request {path}: {e}")))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| unavailable(&e))?;
-        let status = response.status();
-        let bytes = Limited::new(response.into_body(), MAX_ANSWER)
-            .collect()
-            .await
-            .map_err(|e| PaymentError::Protocol(format!("answer to {path}: {e}")))?
-            .to_bytes();
-        Ok((status, bytes))
-    };
-    tokio::time::timeout(TIMEOUT, exchange)
+    exchange(target, method, path, headers, body, TIMEOUT, MAX_ANSWER)
         .await
-        .map_err(|_| PaymentError::Unavailable(format!("{path}: no answer in {TIMEOUT:?}")))?
+        .map_err(|e| match e {
+            ExchangeError::Request(_) => PaymentError::Protocol(format!("{path}: {e}")),
+            _ => PaymentError::Unavailable(format!("{}{path}: {e}", target.authority)),
+        })
 }
 
 /// The provider's side of a callback: posts `notification`, signed with `key`, to
@@ -219,24 +143,15 @@ pub async fn notify(
     key: &CallbackKey,
     notification: &wire::Notification,
 ) -> Result<StatusCode, PaymentError> {
-    let base = Base::parse(notify_url)
-        .map_err(|e| PaymentError::Unavailable(format!("notify URL: {e}")))?;
+    let target = Target::parse(notify_url)
+        .ok_or_else(|| PaymentError::Unavailable(format!("notify URL {notify_url}")))?;
     let body = serde_json::to_vec(notification)
         .map_err(|e| PaymentError::Protocol(format!("notification: {e}")))?;
     let signature = key.sign(&body);
-    let target = Base {
-        path: String::new(),
-        ..base.clone()
-    };
-    let path = if base.path.is_empty() {
-        "/"
-    } else {
-        &base.path
-    };
-    exchange(
+    call(
         &target,
         Method::POST,
-        path,
+        "",
         &[(signature::SIGNATURE_HEADER, signature.as_str())],
         Some(body),
     )
@@ -376,30 +291,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_base_url_is_plain_http_with_a_path() {
-        let base = Base::parse("http://127.0.0.1:8080/sandbox/zahlung/").expect("valid");
-        assert_eq!(
-            base,
-            Base {
-                authority: "127.0.0.1:8080".into(),
-                host: "127.0.0.1".into(),
-                port: 8080,
-                path: "/sandbox/zahlung".into(),
-            }
+    fn the_settings_need_plain_http_and_credentials() {
+        assert!(
+            HttpPaymentProvider::new("http://127.0.0.1:8080/sandbox/zahlung", "t", "s").is_ok()
         );
-        let bare = Base::parse("http://zahlung.example").expect("valid");
-        assert_eq!((bare.port, bare.path.as_str()), (80, ""));
-        let v6 = Base::parse("http://[::1]:9000/x").expect("valid");
-        assert_eq!((v6.host.as_str(), v6.port), ("::1", 9000));
-        for bad in [
-            "https://epaybl.example/pay",
-            "zahlung.example",
-            "http://:80",
-            "http://host:port",
-            "http://host/x?y",
-        ] {
-            assert!(Base::parse(bad).is_err(), "{bad}");
-        }
+        assert_eq!(
+            HttpPaymentProvider::new("https://epaybl.example/pay", "t", "s").err(),
+            Some(PaymentConfigError::BadUrl(
+                "https://epaybl.example/pay".into()
+            ))
+        );
         assert_eq!(
             HttpPaymentProvider::new("http://x", "", "s").err(),
             Some(PaymentConfigError::NoCredentials)

@@ -5,4 +5,6 @@ mod contract;
 #[cfg(feature = "media")]
 mod media;
 mod payment;
+mod scripted;
+mod sms;
 mod support;
