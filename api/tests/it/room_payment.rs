@@ -360,6 +360,21 @@ async fn approved_in_the_sandbox_the_payment_is_captured_once_with_a_receipt() {
         "{}",
         clerk.text
     );
+
+    // After the end of the session the citizen's page still leads to the receipt.
+    let end = p
+        .call(
+            "POST",
+            &p.clerk("/raum/beenden"),
+            Some("outcome=aborted"),
+            true,
+        )
+        .await;
+    assert_eq!(end.status, StatusCode::SEE_OTHER, "{}", end.text);
+    let page = p.call("GET", &p.citizen("/warteraum"), None, false).await;
+    let section = payment_section(&page.text);
+    assert!(section.contains("Quittung herunterladen"), "{section}");
+    assert!(!section.contains("Jetzt bezahlen"), "{section}");
 }
 
 #[tokio::test]

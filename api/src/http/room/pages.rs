@@ -122,6 +122,8 @@ pub(crate) async fn citizen_room(
         @if let Some(outcome) = room.state.ended {
             (ended(&room, outcome))
             (forms::panel(&room, &forms, &forms::citizen_base(&token)))
+            // The receipt stays in reach; nothing is paid any more after the end.
+            @if fees.paid() { (payment::panel(&room, &fees)) }
             (feedback::panel(&room, &token))
         } @else {
             (call(&format!("/termin/{token}/raum/ws"), "citizen", &support))

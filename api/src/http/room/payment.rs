@@ -569,6 +569,15 @@ pub(crate) struct Panel {
     pub configured: bool,
 }
 
+impl Panel {
+    /// Whether the payment is captured.
+    pub(crate) fn paid(&self) -> bool {
+        self.payment
+            .as_ref()
+            .is_some_and(|v| v.state.status == PaymentStatus::Captured)
+    }
+}
+
 /// The panel's content for `room`'s party, whose payment routes are at `base`
 /// ([`citizen_base`], [`clerk_base`]).
 pub(crate) async fn panel_of(state: &AppState, room: &Room, base: String) -> Result<Panel, Error> {
