@@ -4,11 +4,15 @@
 const root = document.getElementById('raum');
 const role = root ? root.dataset.role : 'citizen';
 const box = document.getElementById('zahlung-raum');
-let shown;
+// What the panel shows, as `status:attempts`: the page came with it.
+let shown = document.getElementById('zahlung')?.dataset.payment;
 
 async function refresh(summary) {
-  const key = JSON.stringify(summary ?? null);
-  if (key === shown) return;
+  const key = summary ? `${summary.status}:${summary.attempts}` : '';
+  if (key === shown) {
+    window.videoamt.payment = summary ? summary.status : null;
+    return;
+  }
   shown = key;
   const section = document.getElementById('zahlung');
   if (!section) return;

@@ -607,7 +607,8 @@ pub(crate) fn panel(room: &Room, p: &Panel) -> Markup {
     let hidden = p.party == Party::Citizen && p.payment.is_none();
     html! {
         section class="payment" id="zahlung" data-panel={ (p.base) "/panel" }
-            aria-labelledby="zahlung-titel" hidden[hidden] {
+            data-payment=(summary_key(p.payment.as_ref())) aria-labelledby="zahlung-titel"
+            hidden[hidden] {
             h2 id="zahlung-titel" { "Gebühren" }
             @match (&p.payment, p.party) {
                 (None, Party::Clerk) => (clerk_before(p)),
@@ -774,17 +775,29 @@ pub(crate) async fn summary(state: &AppState, room: &Room) -> serde_json::Value 
     };
     match load(state, id).await {
         Ok(Some(view)) => serde_json::json!({
-            "status": match view.state.status {
-                PaymentStatus::New | PaymentStatus::Requested => "requested",
-                PaymentStatus::Pending => "pending",
-                PaymentStatus::Authorized => "authorized",
-                PaymentStatus::Captured => "captured",
-                PaymentStatus::Failed => "failed",
-            },
+            "status": status_name(view.state.status),
             "attempts": view.state.attempts.len(),
         }),
         _ => serde_json::Value::Null,
     }
+}
+
+fn status_name(status: PaymentStatus) -> &'static str {
+    match status {
+        PaymentStatus::New | PaymentStatus::Requested => "requested",
+        PaymentStatus::Pending => "pending",
+        PaymentStatus::Authorized => "authorized",
+        PaymentStatus::Captured => "captured",
+        PaymentStatus::Failed => "failed",
+    }
+}
+
+/// The [`summary`] a panel shows, as `status:attempts` (empty for none): the script fetches
+/// the panel only when the socket's summary differs, not once more after every page load.
+fn summary_key(view: Option<&View>) -> String {
+    view.map_or_else(String::new, |v| {
+        format!("{}:{}", status_name(v.state.status), v.state.attempts.len())
+    })
 }
 
 // --- the provider's callback ---
@@ -866,6 +879,8 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("Zahlung anfordern"), "{html}");
+        // Nothing to fetch again while the socket says there is no payment either.
+        assert!(html.contains(r#"data-payment="""#), "{html}");
         let citizen = room(Party::Citizen);
         let html = self::panel(
             &citizen,
