@@ -92,6 +92,30 @@ async function refreshForms() {
   const here = document.getElementById('formulare');
   if (incoming && here) here.replaceWith(incoming);
   window.videoamt.forms = Number((incoming || here).dataset.count);
+  // Field messages that came while the panel was fetched are newer than the page it replaced
+  // the old one with: apply them again.
+  for (const m of latest.values()) showField(m, false);
+}
+
+// The newest field message per field, so that a panel read a moment too early catches up.
+const latest = new Map();
+
+function showField(m, fresh) {
+  const box = fieldBox(m.form, m.field);
+  const input = inputOf(box);
+  if (!input) return;
+  // Typed here and not sent yet: this page's next write is based on what it saw, so it is
+  // recorded as replacing the other side's value, and they are told.
+  if (pending.has(input) || Number(input.dataset.version) >= m.version) return;
+  input.dataset.version = String(m.version);
+  box.querySelector('input[type=hidden][name^="version."]').value = String(m.version);
+  if (input.type === 'checkbox') input.checked = m.value === 'ja';
+  else if (input.value !== m.value) input.value = m.value;
+  if (m.replaced_yours && fresh) {
+    note(box, `Ihr Eintrag wurde von ${otherSide} ersetzt.`, false);
+  } else if (m.by === roomRole) {
+    note(box, '', false);
+  }
 }
 
 window.videoamtRoom.listeners.push((m) => {
@@ -102,25 +126,11 @@ window.videoamtRoom.listeners.push((m) => {
         refreshForms();
       }
       break;
-    case 'field': {
-      const box = fieldBox(m.form, m.field);
-      const input = inputOf(box);
-      if (!input) return;
-      // Typed here and not sent yet: this page's next write is based on what it saw, so it is
-      // recorded as replacing the other side's value, and they are told.
-      if (pending.has(input)) return;
-      input.dataset.version = String(m.version);
-      box.querySelector('input[type=hidden][name^="version."]').value = String(m.version);
-      if (input.type === 'checkbox') input.checked = m.value === 'ja';
-      else if (input.value !== m.value) input.value = m.value;
-      if (m.replaced_yours) {
-        note(box, `Ihr Eintrag wurde von ${otherSide} ersetzt.`, false);
-      } else if (m.by === roomRole) {
-        note(box, '', false);
-      }
+    case 'field':
+      latest.set(`${m.form}/${m.field}`, m);
+      showField(m, true);
       window.videoamt.fieldVersions = (window.videoamt.fieldVersions || 0) + 1;
       break;
-    }
     case 'field-error': {
       const box = fieldBox(m.form, m.field);
       if (box) note(box, m.detail ? `${m.title}: ${m.detail}` : m.title, true);
