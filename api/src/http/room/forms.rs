@@ -82,6 +82,8 @@ pub(crate) struct FormView {
     pub methods: Vec<videoamt_core::tenant::SignatureMethod>,
     /// How many changes the values shown are based on (`FormState::edits`).
     pub edits: u64,
+    /// The service the form belongs to.
+    pub service: videoamt_core::tenant::ServiceId,
 }
 
 /// The session's forms with their values opened, in the order they were attached.
@@ -140,6 +142,7 @@ pub(crate) async fn view(
         requested: folded.requested,
         methods: template.signature_methods.iter().copied().collect(),
         edits: folded.edits,
+        service: template.service.clone(),
     })
 }
 

@@ -71,22 +71,16 @@ pub(crate) fn method_words(method: SignatureMethod) -> &'static str {
     }
 }
 
-fn method_slug(method: SignatureMethod) -> &'static str {
-    match method {
-        SignatureMethod::Touchpad => "touchpad",
-        SignatureMethod::HiddenTan => "hidden_tan",
-        SignatureMethod::HandyTan => "handy_tan",
-    }
+/// The method's name on the wire and in forms: its serde name (`hidden_tan`).
+fn method_slug(method: SignatureMethod) -> String {
+    serde_json::to_value(method)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 fn parse_method(slug: &str) -> Option<SignatureMethod> {
-    [
-        SignatureMethod::Touchpad,
-        SignatureMethod::HiddenTan,
-        SignatureMethod::HandyTan,
-    ]
-    .into_iter()
-    .find(|m| method_slug(*m) == slug)
+    serde_json::from_value(serde_json::Value::String(slug.to_owned())).ok()
 }
 
 /// The signing part of a form on a room page. `base` is the party's form route.
@@ -480,13 +474,8 @@ async fn seal_and_sign(
     evidence: SignatureEvidence,
     evidence_bytes: Vec<u8>,
 ) -> Result<(), Error> {
-    let service = room
-        .tenant
-        .forms
-        .values()
-        .find(|t| t.title == view.title)
-        .and_then(|t| room.tenant.services.get(&t.service))
-        .map_or_else(String::new, |s| s.name.clone());
+    let service =
+        (room.tenant.services.get(&view.service)).map_or_else(String::new, |s| s.name.clone());
     let document = FormDocument {
         tenant: room.tenant.id.clone(),
         municipality: room.tenant.name.clone(),
