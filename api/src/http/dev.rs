@@ -1,6 +1,7 @@
-//! `/dev/outbox`: the mails the embedded default mode wrote instead of sending them. Exists
-//! only in that mode (no SMTP server configured, embedded store), for trying the product on
-//! one machine; a server with real mail never has it.
+//! `/dev/outbox`: the mails and text messages the embedded default mode wrote instead of
+//! sending them (the SMS sandbox files its messages in the same folder). Exists only in that
+//! mode (no SMTP server configured, embedded store), for trying the product on one machine; a
+//! server with real mail never has it.
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +19,17 @@ fn outbox(state: &AppState) -> Option<&PathBuf> {
     state.dev_outbox.as_ref()
 }
 
-/// Every `.eml` under `dir/{subject}/`, newest first: (subject, file, bytes).
+/// What the outbox holds, by file name: a mail or a text message.
+const KINDS: [(&str, &str); 2] = [(".eml", "Mail"), (".sms.txt", "SMS")];
+
+fn kind(file: &str) -> Option<&'static str> {
+    KINDS
+        .iter()
+        .find(|(suffix, _)| file.ends_with(suffix))
+        .map(|(_, kind)| *kind)
+}
+
+/// Every mail and SMS under `dir/{subject}/`, newest first: (subject, file, bytes).
 fn list(dir: &Path) -> Vec<(String, String, u64, std::time::SystemTime)> {
     let mut out = vec![];
     let Ok(subjects) = std::fs::read_dir(dir) else {
@@ -30,7 +41,7 @@ fn list(dir: &Path) -> Vec<(String, String, u64, std::time::SystemTime)> {
         };
         for file in files.flatten() {
             let name = file.file_name().to_string_lossy().into_owned();
-            if !name.ends_with(".eml") {
+            if kind(&name).is_none() {
                 continue;
             }
             let meta = file.metadata().ok();
@@ -57,17 +68,21 @@ pub(crate) async fn index(State(state): State<AppState>) -> Response {
     let body = html! {
         p class="notice" {
             "Ohne Mailserver (" code { "VIDEOAMT_SMTP_URL" } ") legt der Dienst die Mails hier ab, \
-             statt sie zu versenden."
+             statt sie zu versenden; ohne SMS-Gateway (" code { "VIDEOAMT_SMS_URL" } ") ebenso \
+             die SMS mit der Handy-TAN."
         }
         @if mails.is_empty() {
-            p { "Noch keine Mails." }
+            p { "Noch keine Mails und keine SMS." }
         } @else {
             table {
-                caption { "Abgelegte Mails, neueste zuerst" }
-                thead { tr { th scope="col" { "Mail" } th scope="col" { "Größe" } } }
+                caption { "Abgelegte Mails und SMS, neueste zuerst" }
+                thead {
+                    tr { th scope="col" { "Art" } th scope="col" { "Datei" } th scope="col" { "Größe" } }
+                }
                 tbody {
                     @for (subject, file, bytes, _) in &mails {
                         tr {
+                            td { (kind(file).unwrap_or("")) }
                             td { a href={ "/dev/outbox/" (subject) "/" (file) } { (file) } }
                             td { (bytes) " Bytes" }
                         }
@@ -96,7 +111,7 @@ pub(crate) async fn mail(
     let Some(dir) = outbox(&state) else {
         return Error::not_found("Diese Adresse gibt es nicht.").into_response();
     };
-    if !safe(&subject, "") || !safe(&file, ".eml") {
+    if !safe(&subject, "") || !safe(&file, "") || kind(&file).is_none() {
         return Error::not_found("Diese Mail gibt es nicht.").into_response();
     }
     let path = dir.join(&subject).join(&file);

@@ -807,7 +807,7 @@ async fn the_citizen_pages_show_the_appointment_and_refuse_bad_links_in_german()
 }
 
 #[tokio::test]
-async fn the_dev_outbox_lists_written_mails_only_in_the_embedded_default_mode() {
+async fn the_dev_outbox_lists_written_mails_and_sms_only_in_the_embedded_default_mode() {
     use videoamt_core::mail::Mailer as _;
     let api = Api::new().await;
     let (status, _, body) = api.get("/dev/outbox").await;
@@ -847,6 +847,43 @@ async fn the_dev_outbox_lists_written_mails_only_in_the_embedded_default_mode() 
     assert_eq!(status, StatusCode::OK);
     assert!(mail.contains("Subject: Ihr Videotermin"), "{mail}");
     let (status, _, _) = page(&state, "GET", "/dev/outbox/..%2F..%2Fkek/x.eml", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The SMS sandbox files the Handy-TAN beside the mails, and the list shows it as an SMS.
+    use videoamt_core::sms::SmsGateway as _;
+    videoamt_adapters::sms::OutboxSms::new(state.system.outbox_dir())
+        .send(&videoamt_core::sms::OutgoingSms {
+            to: "0171 2345678".into(),
+            text: "Ihre TAN: 123456".into(),
+            owner: subject,
+        })
+        .await
+        .expect("filed");
+    let (status, _, html) = page(&state, "GET", "/dev/outbox", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let sms = html
+        .split('"')
+        .find(|part| part.starts_with("/dev/outbox/") && part.ends_with(".sms.txt"))
+        .unwrap_or_else(|| panic!("the SMS is listed: {html}"))
+        .to_owned();
+    assert!(
+        html.contains("<td>SMS</td>") && html.contains("<td>Mail</td>"),
+        "{html}"
+    );
+    let (status, _, text) = page(&state, "GET", &sms, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        text.contains("An: 0171 2345678") && text.contains("Ihre TAN: 123456"),
+        "{text}"
+    );
+    // Other files in a subject's folder are not served.
+    let (status, _, _) = page(
+        &state,
+        "GET",
+        "/dev/outbox/00000000-0000-0000-0000-00000000002a/notiz.txt",
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
