@@ -84,7 +84,8 @@ document.addEventListener('submit', (e) => {
 });
 
 // A form was attached or locked: the panel comes again from the server, as the page shows it.
-async function refreshForms() {
+// One fetch at a time, the last one started after the last call (`serialized`, in raum.js).
+const refreshForms = window.videoamtRoom.serialized(async () => {
   const response = await fetch(location.href, { headers: { Accept: 'text/html' } });
   if (!response.ok) return;
   const fresh = new DOMParser().parseFromString(await response.text(), 'text/html');
@@ -95,7 +96,7 @@ async function refreshForms() {
   // Field messages that came while the panel was fetched are newer than the page it replaced
   // the old one with: apply them again.
   for (const m of latest.values()) showField(m, false);
-}
+});
 
 // The newest field message per field, so that a panel read a moment too early catches up.
 const latest = new Map();

@@ -22,10 +22,39 @@ let ice = { servers: [], policy: 'all' };
 window.videoamt = { state: 'connecting', inbound: 0, lost: 0 };
 // What the panels' scripts (formular.js, zahlung.js, modules of their own) may use of this
 // one: sending, and hearing every message (`listeners`).
+// Wraps `task` (a panel fetched again and swapped in) so that its runs never overlap and the
+// last call always gets a run that starts after it. Without this an older fetch that answers
+// late would put back the panel it read before the newer one (a form attached right after
+// another showed only the first).
+function serialized(task) {
+  let running = null;
+  let again = false;
+  const run = () => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      try {
+        do {
+          again = false;
+          await task();
+        } while (again);
+      } finally {
+        running = null;
+      }
+    })();
+    return running;
+  };
+  run.running = () => running !== null;
+  return run;
+}
+
 window.videoamtRoom = {
   send: (message) => send(message),
   open: () => Boolean(ws && ws.readyState === WebSocket.OPEN),
   listeners: [],
+  serialized,
 };
 
 function say(text) {
@@ -113,10 +142,16 @@ async function reportStats() {
 const documentsBox = document.getElementById('dokumente-raum');
 let documentsShown = -1;
 
-async function refreshDocuments(count) {
+function refreshDocuments(count) {
   const section = document.getElementById('dokumente');
   if (!section || count === documentsShown) return;
   documentsShown = count;
+  fetchDocuments();
+}
+
+const fetchDocuments = serialized(async () => {
+  const section = document.getElementById('dokumente');
+  if (!section) return;
   const response = await fetch(section.dataset.list, { headers: { Accept: 'application/json' } });
   if (!response.ok) return;
   const shelf = await response.json();
@@ -143,7 +178,7 @@ async function refreshDocuments(count) {
     return item;
   }));
   window.videoamt.documents = shelf.documents.length;
-}
+});
 
 function rate(packets, lost) {
   const share = packets + lost > 0 ? lost / (packets + lost) : 0;
