@@ -243,8 +243,11 @@ pub(crate) fn panel(room: &Room, forms: &[FormView], base: &str) -> Markup {
                 }
             }
             @for form in forms {
-                (form_markup(form, base))
-                (super::signing::panel(room, form, base))
+                // A form and its signature together, named by its service for scripts and tests.
+                div class="formular-eintrag" data-service=(form.service) {
+                    (form_markup(form, base))
+                    (super::signing::panel(room, form, base))
+                }
             }
             @if !attachable.is_empty() {
                 form method="post" action=(base) class="inline" {

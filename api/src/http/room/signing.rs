@@ -108,6 +108,12 @@ pub(crate) fn panel(room: &Room, form: &FormView, base: &str) -> Markup {
                                     data-action={ (action) "/unterschreiben" } { "Unterschreiben" }
                             }
                             noscript { p class="field-error" { "Die Unterschrift auf dem Touchpad braucht JavaScript." } }
+                            @if form.methods.len() > 1 {
+                                p {
+                                    "Klappt es so nicht? Sagen Sie es der Sachbearbeitung: Sie kann \
+                                     stattdessen ein anderes Verfahren anfordern."
+                                }
+                            }
                         }
                         _ => {
                             form method="post" action={ (action) "/tan" } class="inline tan-anfordern" {
@@ -134,19 +140,34 @@ pub(crate) fn panel(room: &Room, form: &FormView, base: &str) -> Markup {
                     "Unterschrift angefordert: " (method_words(method))
                     ". Die Bürgerin oder der Bürger unterschreibt jetzt."
                 }
+                // When the method does not work for the citizen (no pen, the phone not at
+                // hand), the clerk asks for another one; the newest request is the one that
+                // counts.
+                @let others: Vec<SignatureMethod> =
+                    form.methods.iter().copied().filter(|m| *m != method).collect();
+                @if !others.is_empty() {
+                    (method_choice(&action, id, &others, "Stattdessen anfordern"))
+                }
             }
         } @else if room.party == Party::Clerk {
-            form method="post" action={ (action) "/unterschrift" } class="inline" {
-                label for={ "methode-" (id) } { "Unterschrift anfordern" }
-                " "
-                select id={ "methode-" (id) } name="methode" {
-                    @for m in &form.methods {
-                        option value=(method_slug(*m)) { (method_words(*m)) }
-                    }
+            (method_choice(&action, id, &form.methods, "Unterschrift anfordern"))
+        }
+    }
+}
+
+/// The clerk's request of a signature by one of `methods`.
+fn method_choice(action: &str, id: Uuid, methods: &[SignatureMethod], label: &str) -> Markup {
+    html! {
+        form method="post" action={ (action) "/unterschrift" } class="inline" {
+            label for={ "methode-" (id) } { (label) }
+            " "
+            select id={ "methode-" (id) } name="methode" {
+                @for m in methods {
+                    option value=(method_slug(*m)) { (method_words(*m)) }
                 }
-                " "
-                button type="submit" { "Anfordern" }
             }
+            " "
+            button type="submit" { "Anfordern" }
         }
     }
 }
