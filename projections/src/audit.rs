@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use videoamt_core::domain::events::{DecodeError, Party, PaymentFailure};
+use videoamt_core::domain::events::{DecodeError, Party, PaymentFailure, SessionOutcome};
 use videoamt_core::domain::record::AppointmentRecord;
 use videoamt_core::domain::{AppointmentId, DomainEvent};
 use videoamt_core::event::GlobalPosition;
@@ -302,7 +302,10 @@ pub fn summary(event: &DomainEvent, tenant: Option<&Tenant>) -> String {
         E::PaymentAttached(_) => "Zahlung in der Videositzung angefordert".into(),
         E::FeedbackSubmitted(_) => "Feedback abgegeben".into(),
         E::HandedOverToCaseSystem(e) => format!("An Fachverfahren {} übergeben", e.target),
-        E::SessionEnded(_) => "Videositzung beendet".into(),
+        E::SessionEnded(e) => match e.outcome {
+            SessionOutcome::Completed => "Videositzung beendet: Anliegen erledigt".into(),
+            SessionOutcome::Aborted => "Videositzung beendet: technisch abgebrochen".into(),
+        },
         E::FormStarted(e) => format!("{} begonnen", form(&e.template)),
         E::FieldChanged(e) => match e.overwrote {
             None => field(&e.field),

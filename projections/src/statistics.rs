@@ -1,5 +1,5 @@
-//! Pilot statistics per tenant, department and ISO week of the appointment: sessions and
-//! no-shows, median and p90 of the session duration and of the booking lead time, the shares of
+//! Pilot statistics per tenant, department and ISO week of the appointment: sessions (by
+//! outcome: completed or technically aborted) and no-shows, median and p90 of the session duration and of the booking lead time, the shares of
 //! sessions with identity check, signature and payment, and the feedback scores.
 //!
 //! A visit counts in the week of its (last) start, once it is final: the session ended, or the
@@ -198,6 +198,9 @@ pub struct WeekRow {
     /// `YYYY-Www`.
     pub week: String,
     pub sessions: u64,
+    /// Of the sessions: ended with the concern done, and technically aborted.
+    pub completed: u64,
+    pub aborted: u64,
     pub no_shows: u64,
     pub duration_median_minutes: Option<f64>,
     pub duration_p90_minutes: Option<f64>,
@@ -264,6 +267,14 @@ impl WeekVisits {
             department: department.to_owned(),
             week: week.to_owned(),
             sessions: held.len() as u64,
+            completed: held
+                .iter()
+                .filter(|v| v.outcome == Some(SessionOutcome::Completed))
+                .count() as u64,
+            aborted: held
+                .iter()
+                .filter(|v| v.outcome == Some(SessionOutcome::Aborted))
+                .count() as u64,
             no_shows: self.visits.values().filter(|v| v.no_show).count() as u64,
             duration_median_minutes: median(&durations).map(|s| s / 60.0),
             duration_p90_minutes: percentile(&durations, 90).map(|s| s / 60.0),

@@ -72,11 +72,13 @@ pub(crate) fn retention_csv(rows: &[ReportRow]) -> String {
     )
 }
 
-const STATISTICS_COLUMNS: [&str; 17] = [
+const STATISTICS_COLUMNS: [&str; 19] = [
     "tenant",
     "department",
     "week",
     "sessions",
+    "completed",
+    "aborted",
     "no_shows",
     "duration_median_minutes",
     "duration_p90_minutes",
@@ -105,6 +107,8 @@ pub(crate) fn statistics_cells(r: &WeekRow) -> Vec<String> {
         r.department.clone(),
         r.week.clone(),
         r.sessions.to_string(),
+        r.completed.to_string(),
+        r.aborted.to_string(),
         r.no_shows.to_string(),
         num(r.duration_median_minutes),
         num(r.duration_p90_minutes),

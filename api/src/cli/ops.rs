@@ -190,11 +190,13 @@ pub(crate) async fn stats(
 }
 
 /// Column headers of the table, with their widths (negative: left-aligned).
-const TABLE: [(&str, i8); 17] = [
+const TABLE: [(&str, i8); 19] = [
     ("Mandant", -10),
     ("Fachbereich", -26),
     ("Woche", -8),
     ("Sitz.", 5),
+    ("erl.", 5),
+    ("abgeb.", 6),
     ("n.e.", 5),
     ("Dauer~", 7),
     ("Dauer90", 7),

@@ -241,7 +241,7 @@ async fn operator_commands_answer_and_refuse_clearly() {
     let (ok, out, err) = run(&store, &["stats", "--format", "csv"]);
     assert!(ok, "{err}");
     assert!(
-        out.starts_with("\"tenant\",\"department\",\"week\",\"sessions\",\"no_shows\","),
+        out.starts_with("\"tenant\",\"department\",\"week\",\"sessions\",\"completed\",\"aborted\",\"no_shows\","),
         "{out}"
     );
     let (ok, out, err) = run(&store, &["stats", "--tenant", "stuttgart"]);

@@ -306,7 +306,7 @@ fn assert_close(actual: Option<f64>, expected: f64, what: &str) {
 }
 
 /// The figures below are worked out by hand from [`week`]:
-/// - held: 10 sessions, durations 8 10 12 15 18 20 22 25 30 40 min → median (18+20)/2 = 19,
+/// - held: 10 sessions (6 completed, 4 technically aborted), durations 8 10 12 15 18 20 22 25 30 40 min → median (18+20)/2 = 19,
 ///   p90 = 9th of 10 (nearest rank ⌈0.9·10⌉) = 30;
 /// - lead times (held and no-shows, 12), from Monday 23 Nov 08:00: 168, 168.25, 192, 192.5,
 ///   216, 216.25, 240, 240.25, 240.5, 264, 264.25, 264.5 h → median (216.25+240)/2 = 228.125,
@@ -323,7 +323,11 @@ fn check_statistics(rows: &[WeekRow]) {
         ),
         ("ettlingen", "buergerbuero", "2026-W49")
     );
-    assert_eq!((row.sessions, row.no_shows), (10, 2));
+    // 6 completed and 4 technically aborted, as the day plan below shows them (Co, Ab).
+    assert_eq!(
+        (row.sessions, row.completed, row.aborted, row.no_shows),
+        (10, 6, 4, 2)
+    );
     assert_close(row.duration_median_minutes, 19.0, "median duration");
     assert_close(row.duration_p90_minutes, 30.0, "p90 duration");
     assert_close(row.lead_median_hours, 228.125, "median lead");

@@ -748,6 +748,9 @@ pub(crate) struct StatisticsRow {
     /// ISO week, `YYYY-Www`.
     pub week: String,
     pub sessions: u64,
+    /// Of the sessions: the concern done, and technically aborted.
+    pub completed: u64,
+    pub aborted: u64,
     pub no_shows: u64,
     pub duration_median_minutes: Option<f64>,
     pub duration_p90_minutes: Option<f64>,
@@ -799,6 +802,8 @@ pub(crate) fn statistics_row(
         department_name: department_name(tenant, &DepartmentId::from(r.department.as_str())),
         week: r.week.clone(),
         sessions: r.sessions,
+        completed: r.completed,
+        aborted: r.aborted,
         no_shows: r.no_shows,
         duration_median_minutes: r.duration_median_minutes,
         duration_p90_minutes: r.duration_p90_minutes,

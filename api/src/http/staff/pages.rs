@@ -1102,6 +1102,8 @@ fn department_statistics(of: &[&desk::StatisticsRow]) -> Markup {
                     tr {
                         th scope="col" { "Woche" }
                         th scope="col" { "Sitzungen" }
+                        th scope="col" { "davon erledigt" }
+                        th scope="col" { "davon technisch abgebrochen" }
                         th scope="col" { "nicht erschienen" }
                         th scope="col" { "Dauer (Median, Min.)" }
                         th scope="col" { "Bewertungen 1/2/3/4/5" }
@@ -1112,6 +1114,8 @@ fn department_statistics(of: &[&desk::StatisticsRow]) -> Markup {
                         tr {
                             td { (week) }
                             td { (r.sessions) }
+                            td { (r.completed) }
+                            td { (r.aborted) }
                             td { (r.no_shows) }
                             td {
                                 @if let Some(v) = r.duration_median_minutes {
