@@ -87,6 +87,19 @@ impl Person {
     /// Books `services` of Ettlingen from the concerns page on, checking every page when
     /// `check`; returns the appointment's token from the page the booking leads to.
     async fn book(&mut self, services: &[&str], name: &str, email: &str, check: bool) -> String {
+        self.book_with_phone(services, name, email, None, check)
+            .await
+    }
+
+    /// [`Person::book`], giving a phone number too (for the Handy-TAN).
+    async fn book_with_phone(
+        &mut self,
+        services: &[&str],
+        name: &str,
+        email: &str,
+        phone: Option<&str>,
+        check: bool,
+    ) -> String {
         for service in services {
             self.page
                 .click(&format!("input[name=anliegen][value={service}]"))
@@ -111,6 +124,9 @@ impl Person {
         }
         self.page.fill("#name", name).await.expect("name");
         self.page.fill("#email", email).await.expect("mail");
+        if let Some(phone) = phone {
+            self.page.fill("#phone", phone).await.expect("phone");
+        }
         self.page.click("#privacy").await.expect("privacy");
         self.submit("main form button[type=submit]").await;
         if check {
@@ -130,10 +146,16 @@ impl Person {
     }
 
     async fn log_in(&mut self, login: &str) {
+        self.log_in_at("ettlingen", login).await;
+    }
+
+    async fn log_in_at(&mut self, tenant: &str, login: &str) {
         self.goto("/anmelden").await;
         self.check("anmeldung").await;
         self.page
-            .eval("document.getElementById('tenant').value = 'ettlingen'")
+            .eval(&format!(
+                "document.getElementById('tenant').value = '{tenant}'"
+            ))
             .await
             .expect("choose the municipality");
         self.page.fill("#login", login).await.expect("login");

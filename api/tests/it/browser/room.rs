@@ -108,6 +108,114 @@ async fn admit_and_see_each_other(citizen: &Person, clerk: &Person, room: &str) 
     until(clerk, "window.videoamt.inbound > 0", "the citizen's media").await;
 }
 
+/// The Bürgerbüro's pilot statistics summed over its weeks, as a promise in the page: sessions,
+/// of them completed, and feedback answers.
+const STATISTICS: &str = "fetch('/api/v1/statistics?department=buergerbuero').then(r => r.json()) \
+     .then(rows => rows.reduce((a, r) => ({ sessions: a.sessions + r.sessions, \
+       completed: a.completed + r.completed, \
+       feedback: a.feedback + r.feedback.reduce((x, y) => x + y, 0) }), \
+       { sessions: 0, completed: 0, feedback: 0 }))";
+
+#[derive(Debug, serde::Deserialize)]
+struct Counted {
+    sessions: u64,
+    completed: u64,
+    feedback: u64,
+}
+
+async fn statistics(staff: &Person) -> Counted {
+    let value = staff.page.eval(STATISTICS).await.expect("the statistics");
+    serde_json::from_value(value).expect("the sums")
+}
+
+fn artifacts() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/artifacts")
+}
+
+/// Downloads what the link `selector` on the person's page points to, as the browser would
+/// with the person's cookies, and saves it as `target/artifacts/{name}`.
+async fn download(person: &Person, selector: &str, name: &str) -> std::path::PathBuf {
+    use base64::Engine as _;
+    let got = person
+        .page
+        .eval(&format!(
+            "(async () => {{ const a = document.querySelector({selector:?}); \
+               const r = await fetch(a.href); \
+               const b = new Uint8Array(await r.arrayBuffer()); let s = ''; \
+               for (let i = 0; i < b.length; i += 8192) s += String.fromCharCode.apply(null, b.subarray(i, i + 8192)); \
+               return {{ status: r.status, type: r.headers.get('content-type'), body: btoa(s) }}; }})()"
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{} downloads {selector}: {e:#}", person.who));
+    assert_eq!(got["status"], 200, "{got}");
+    assert_eq!(got["type"], "application/pdf", "{got}");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(got["body"].as_str().expect("the body"))
+        .expect("base64");
+    std::fs::create_dir_all(artifacts()).expect("the artifacts folder");
+    let path = artifacts().join(name);
+    std::fs::write(&path, bytes).expect("saved");
+    path
+}
+
+/// The downloaded PDF carries a valid seal over the whole file (`pdfsig`), is well formed
+/// (`qpdf --check`) and shows `words` (`pdftotext`).
+fn assert_sealed(pdf: &std::path::Path, words: &[&str]) {
+    let run = |program: &str, args: &[&str]| {
+        let out = Command::new(program)
+            .args(args)
+            .arg(pdf)
+            .args(if program == "pdftotext" {
+                &["-"][..]
+            } else {
+                &[][..]
+            })
+            .output()
+            .unwrap_or_else(|e| panic!("{program} runs (scripts/test installs it): {e}"));
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (_, sig) = run("pdfsig", &[]);
+    assert!(
+        sig.contains("Signature is Valid.") && sig.contains("Total document signed"),
+        "pdfsig on {}:\n{sig}",
+        pdf.display()
+    );
+    let (ok, check) = run("qpdf", &["--check"]);
+    assert!(ok, "qpdf --check on {}:\n{check}", pdf.display());
+    let (_, text) = run("pdftotext", &[]);
+    for word in words {
+        assert!(text.contains(word), "{word:?} in the PDF:\n{text}");
+    }
+}
+
+/// The questionnaire on the ended room page: the marks for Bild und Ton, Bedienung, Wartezeit
+/// and Ergebnis, a free text, sent.
+async fn give_feedback(citizen: &Person, marks: [u8; 4], text: &str) {
+    for (aspect, mark) in ["bild_und_ton", "bedienung", "wartezeit", "ergebnis"]
+        .iter()
+        .zip(marks)
+    {
+        citizen
+            .page
+            .click(&format!("#feedback input[name={aspect}][value='{mark}']"))
+            .await
+            .expect("a mark");
+    }
+    citizen
+        .page
+        .fill("#kommentar", text)
+        .await
+        .expect("the free text");
+    citizen.submit("#feedback form button[type=submit]").await;
+}
+
 #[tokio::test]
 async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
     if !inside_namespace("a_citizen_and_a_clerk_meet_by_video_in_two_browsers") {
@@ -119,6 +227,11 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
     let base = format!("http://{addr}");
     let axe = super::cdp::axe_source().expect("axe-core (scripts/test installs it)");
     let browser = launch().await;
+
+    // The pilot statistics before the visit, as the auditor sees them.
+    let mut auditor = Person::new(&browser, &base, &axe, "raum-pruefung").await;
+    auditor.log_in("pruefung").await;
+    let counted = statistics(&auditor).await;
 
     // --- the citizen books, passes the pre-call check and waits ---
     let mut citizen = Person::new(&browser, &base, &axe, "raum-buerger").await;
@@ -367,6 +480,21 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
     )
     .await;
     clerk.check("raum-gesperrt").await;
+    citizen
+        .page
+        .eval(
+            "window.videoamtRoom.send({ type: 'field', \
+               form: document.querySelector('#formulare form[data-form]').dataset.form, \
+               field: 'familienname', value: 'Musterfrau', based_on: 9 })",
+        )
+        .await
+        .expect("sent");
+    until(
+        &citizen,
+        "document.querySelector('#formulare .feld[data-field=familienname] .field-error').textContent.includes('gesperrt')",
+        "the refusal on the citizen's side",
+    )
+    .await;
 
     // --- the citizen shares a PDF; the clerk sees it at once and downloads it, byte for byte ---
     let pdf = "%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
@@ -423,32 +551,132 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
     .await;
     citizen.check("raum-wieder").await;
 
-    // --- the clerk ends the session: the form is not signed, so not as done but as
-    // technically aborted, and the citizen is offered a new appointment ---
+    // --- the fees, paid through the payment sandbox in a window of its own ---
+    assert!(
+        clerk
+            .text()
+            .await
+            .contains("Gebühren der Anliegen: 47,00 €")
+    );
+    clerk
+        .submit(&format!("form[action='{room}/zahlung'] button"))
+        .await;
+    until(
+        &citizen,
+        "window.videoamt.payment === 'requested'",
+        "the payment request",
+    )
+    .await;
+    let shown = citizen.page.text("#zahlung").await.expect("the panel");
+    assert!(
+        shown.contains("Zu zahlen: 47,00 €") && shown.contains("Jetzt bezahlen"),
+        "{shown}"
+    );
+    citizen.check("zahlung-angefordert").await;
+    // "Jetzt bezahlen" opens the provider's page in a window of its own, so the call goes on.
+    let mut paying = Person::new(&browser, &base, &axe, "raum-zahlung").await;
+    paying
+        .goto(&format!("/termin/{token}/raum/zahlung/zurueck"))
+        .await;
+    paying.submit("form button").await;
+    let sandbox = paying.text().await;
+    assert!(
+        sandbox.contains("Zahlungs-Sandbox – keine echte Zahlung") && sandbox.contains("47,00 €"),
+        "{sandbox}"
+    );
+    paying.check("sandbox").await;
+    paying
+        .page
+        .click("input[name=methode][value=wero]")
+        .await
+        .expect("Wero");
+    paying.submit("button[value=genehmigen]").await;
+    let receipt = paying.text().await;
+    assert!(
+        receipt.contains("Quittung") && receipt.contains("Wero") && receipt.contains("47,00 €"),
+        "{receipt}"
+    );
+    paying.check("quittung").await;
+    for person in [&citizen, &clerk] {
+        until(
+            person,
+            "window.videoamt.payment === 'captured'",
+            "the capture in both rooms",
+        )
+        .await;
+    }
+    let shown = citizen.page.text("#zahlung").await.expect("the panel");
+    assert!(shown.contains("Bezahlt: 47,00 € mit Wero"), "{shown}");
+    assert!(inbound(&citizen).await > 0, "the call went on meanwhile");
+    citizen.check("bezahlt").await;
+    clerk.check("bezahlt").await;
+
+    // --- the citizen downloads the signed form: sealed, valid for pdfsig and qpdf ---
+    let signed = download(
+        &citizen,
+        "#formulare a[download]",
+        "ettlingen-antrag-personalausweis.pdf",
+    )
+    .await;
+    assert_sealed(&signed, &["Mustermann", "Erika", "Personalausweis"]);
+
+    // --- the clerk ends the session as done; the citizen gives feedback ---
     clerk
         .page
-        .click("input[name=outcome][value=aborted]")
+        .click("input[name=outcome][value=completed]")
         .await
         .expect("choose the outcome");
     clerk
         .submit(&format!("form[action='{room}/beenden'] button"))
         .await;
+    assert!(
+        clerk
+            .text()
+            .await
+            .contains("Die Sitzung ist beendet: abgeschlossen."),
+        "{}",
+        clerk.text().await
+    );
+    clerk.check("beendet").await;
     until(
         &citizen,
         "window.videoamt.state === 'ended'",
         "the end of the session",
     )
     .await;
+    citizen.goto(&format!("/termin/{token}/warteraum")).await;
+    let ended = citizen.text().await;
     assert!(
-        citizen.text().await.contains("neuen Termin"),
-        "{}",
-        citizen.text().await
+        ended.contains("Ihr Termin ist beendet. Vielen Dank.")
+            && ended.contains("Wie war Ihr Videotermin?")
+            && ended.contains("Bezahlt: 47,00 € mit Wero")
+            && ended.contains("Unterschriebenes Formular (PDF) herunterladen"),
+        "{ended}"
     );
     citizen.check("beendet").await;
+    give_feedback(&citizen, [5, 4, 5, 5], "Sehr freundlich, danke!").await;
+    let thanks = citizen.text().await;
+    assert!(
+        thanks.contains("Vielen Dank für Ihre Rückmeldung."),
+        "{thanks}"
+    );
+    assert!(!thanks.contains("Rückmeldung senden"), "asked once only");
+    citizen.check("feedback-danke").await;
 
-    // --- the auditor's timeline holds every step in order ---
-    let mut auditor = Person::new(&browser, &base, &axe, "raum-pruefung").await;
-    auditor.log_in("pruefung").await;
+    // --- the auditor's timeline holds every step in order; the statistics count the visit ---
+    until(
+        &auditor,
+        &format!(
+            "{STATISTICS}.then(s => s.sessions === {} && s.completed === {} && s.feedback === {})",
+            counted.sessions + 1,
+            counted.completed + 1,
+            counted.feedback + 1
+        ),
+        "the visit in the pilot statistics",
+    )
+    .await;
+    auditor.goto("/statistik").await;
+    auditor.check("statistik").await;
     auditor
         .goto(&format!("/pruefung/termin/{appointment}"))
         .await;
@@ -471,7 +699,14 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
         "Dokument heruntergeladen",
         "Verbindung unterbrochen",
         "Verbindung wiederhergestellt",
-        "Videositzung beendet",
+        "Zahlung angefordert: 47,00 €",
+        "Zahlung in der Videositzung angefordert",
+        "Zahlung beim Zahlungsdienst begonnen",
+        "Zahlungsart gewählt: Wero",
+        "Zahlung freigegeben",
+        "Zahlung eingezogen: 47,00 €",
+        "Videositzung beendet: Anliegen erledigt",
+        "Feedback abgegeben",
     ];
     let mut from = 0;
     for step in steps {
@@ -521,7 +756,7 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
         );
     }
 
-    let violations: Vec<String> = [&citizen, &clerk]
+    let violations: Vec<String> = [&citizen, &clerk, &paying, &auditor]
         .iter()
         .flat_map(|p| p.violations.clone())
         .collect();
@@ -651,104 +886,512 @@ async fn without_udp_a_call_goes_through_the_turn_server_over_tcp() {
     browser.close().await.expect("Chromium closes");
 }
 
+/// Types `values` into the fields of the form in `section`, one after the other.
+async fn fill(person: &Person, section: &str, values: Vec<(&str, &str)>) {
+    for (field, value) in values {
+        person
+            .page
+            .fill(&format!("{section} [name={field}]"), value)
+            .await
+            .unwrap_or_else(|e| panic!("{field}: {e:#}"));
+    }
+}
+
+/// Draws a signature with the mouse on the touchpad field in `section`: three strokes of
+/// real pointer input (DevTools `Input.dispatchMouseEvent`), as a hand on a touchpad makes them.
+async fn draw_signature(citizen: &Person, section: &str) {
+    let rect = citizen
+        .page
+        .eval(&format!(
+            "(() => {{ const c = document.querySelector({:?}); c.scrollIntoView({{ block: 'center' }}); \
+               const r = c.getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; }})()",
+            format!("{section} .unterschrift-feld")
+        ))
+        .await
+        .expect("the signature field");
+    let [left, top, width, height] = [0, 1, 2, 3].map(|i| rect[i].as_f64().expect("a number"));
+    let mouse = |kind: &'static str, x: f64, y: f64, buttons: u8| {
+        serde_json::json!({
+            "type": kind, "x": left + x * width, "y": top + y * height,
+            "button": "left", "buttons": buttons, "clickCount": 1,
+        })
+    };
+    for stroke in [
+        [
+            (0.10, 0.70),
+            (0.15, 0.30),
+            (0.20, 0.75),
+            (0.25, 0.35),
+            (0.30, 0.70),
+        ],
+        [
+            (0.40, 0.40),
+            (0.50, 0.65),
+            (0.60, 0.40),
+            (0.65, 0.60),
+            (0.70, 0.45),
+        ],
+        [
+            (0.75, 0.70),
+            (0.80, 0.50),
+            (0.85, 0.65),
+            (0.88, 0.40),
+            (0.90, 0.60),
+        ],
+    ] {
+        let (x, y) = stroke[0];
+        citizen
+            .page
+            .cmd("Input.dispatchMouseEvent", mouse("mouseMoved", x, y, 0))
+            .await
+            .expect("move");
+        citizen
+            .page
+            .cmd("Input.dispatchMouseEvent", mouse("mousePressed", x, y, 1))
+            .await
+            .expect("press");
+        for (x, y) in &stroke[1..] {
+            citizen
+                .page
+                .cmd("Input.dispatchMouseEvent", mouse("mouseMoved", *x, *y, 1))
+                .await
+                .expect("draw");
+        }
+        let (x, y) = stroke[stroke.len() - 1];
+        citizen
+            .page
+            .cmd("Input.dispatchMouseEvent", mouse("mouseReleased", x, y, 0))
+            .await
+            .expect("release");
+    }
+}
+
+/// The Stuttgart weapons authority: a weapons-card entry and a hunting licence in one visit.
+/// The weapons card is signed on the touchpad; for the hunting licence the touchpad does not
+/// work out and the clerk asks for a Handy-TAN instead, which arrives in the SMS sandbox. Then
+/// the clerk hands the signed forms over to the Nationales Waffenregister (the export folder)
+/// and ends the visit; the citizen downloads both PDFs and gives feedback.
 #[tokio::test]
-async fn a_citizen_pays_in_the_room_through_the_sandbox_and_both_rooms_see_it() {
-    if !inside_namespace("a_citizen_pays_in_the_room_through_the_sandbox_and_both_rooms_see_it") {
+async fn a_weapons_card_visit_in_stuttgart_is_signed_by_touchpad_and_handy_tan_and_handed_over() {
+    if !inside_namespace(
+        "a_weapons_card_visit_in_stuttgart_is_signed_by_touchpad_and_handy_tan_and_handed_over",
+    ) {
         return;
     }
     std::fs::create_dir_all(screenshots()).expect("screenshot folder");
     let dir = tempfile::tempdir().expect("temp dir");
-    // The server as `serve` starts it: the built-in payment sandbox is its provider.
     let (_server, addr) = server(dir.path(), "", true, &[]);
     let base = format!("http://{addr}");
     let axe = super::cdp::axe_source().expect("axe-core (scripts/test installs it)");
     let browser = launch().await;
 
-    let mut citizen = Person::new(&browser, &base, &axe, "zahlung-buerger").await;
-    citizen.goto("/buchen/ettlingen").await;
+    let mut citizen = Person::new(&browser, &base, &axe, "waffen-buerger").await;
+    citizen.goto("/buchen/stuttgart").await;
     let token = citizen
-        .book(
-            &["personalausweis", "meldebescheinigung"],
-            "Erika Mustermann",
-            "erika@example.org",
+        .book_with_phone(
+            &["waffenbesitzkarte", "jagdschein"],
+            "Karl Jäger",
+            "karl.jaeger@example.org",
+            Some("0171 2345678"),
             false,
         )
         .await;
     enter_waiting_room(&citizen, &token).await;
     let appointment = appointment_of(&citizen, &token).await;
-    let mut clerk = Person::new(&browser, &base, &axe, "zahlung-sachbearbeitung").await;
-    clerk.log_in("a.becker").await;
+    let mut clerk = Person::new(&browser, &base, &axe, "waffen-sachbearbeitung").await;
+    clerk.log_in_at("stuttgart", "j.keller").await;
     let room = format!("/sachbearbeitung/termin/{appointment}/raum");
     clerk.goto(&room).await;
     admit_and_see_each_other(&citizen, &clerk, &room).await;
-
-    // The clerk asks for the fees; the citizen's room shows them at once, without a reload.
-    assert!(
-        clerk
-            .text()
-            .await
-            .contains("Gebühren der Anliegen: 47,00 €")
-    );
     clerk
-        .submit(&format!("form[action='{room}/zahlung'] button"))
+        .page
+        .eval(
+            "document.getElementById('ausweisart').value = 'Personalausweis'; \
+             for (const f of ['Hologramm', 'Lichtbild', 'Polycarbonat']) \
+               document.querySelector(`input[name=feature][value=${f}]`).click();",
+        )
+        .await
+        .expect("fill the checklist");
+    clerk
+        .submit(&format!("form[action='{room}/identitaet'] button"))
         .await;
-    until(
-        &citizen,
-        "window.videoamt.payment === 'requested'",
-        "the request",
+
+    // --- both forms attached; the citizen fills in the person, the clerk the weapon ---
+    for (n, template) in ["antrag-waffenbesitzkarte", "antrag-jagdschein"]
+        .iter()
+        .enumerate()
+    {
+        clerk
+            .page
+            .eval(&format!(
+                "document.getElementById('vorlage').value = '{template}'"
+            ))
+            .await
+            .expect("choose the template");
+        clerk
+            .submit(&format!("form[action='{room}/formular'] button"))
+            .await;
+        until(
+            &citizen,
+            &format!("window.videoamt.forms === {}", n + 1),
+            "the form on the citizen's page",
+        )
+        .await;
+    }
+    const WEAPON: &str = "#formulare .formular-eintrag[data-service=waffenbesitzkarte]";
+    const HUNTING: &str = "#formulare .formular-eintrag[data-service=jagdschein]";
+    let person = vec![
+        ("familienname", "Jäger"),
+        ("vorname", "Karl"),
+        ("geburtsdatum", "1971-03-14"),
+    ];
+    fill(&citizen, WEAPON, person.clone()).await;
+    fill(&citizen, HUNTING, person).await;
+    fill(
+        &clerk,
+        WEAPON,
+        vec![
+            ("wbk_nummer", "S-2019-04711"),
+            ("beduerfnis", "Jäger (§ 13 WaffG)"),
+            ("waffenart", "Langwaffe"),
+            ("hersteller", "Blaser R8"),
+            ("kaliber", ".308 Win."),
+            ("herstellungsnummer", "R8-123456"),
+            ("erwerbsdatum", "2026-11-20"),
+        ],
     )
     .await;
-    let shown = citizen.page.text("#zahlung").await.expect("the panel");
-    assert!(shown.contains("Zu zahlen: 47,00 €"), "{shown}");
-    assert!(shown.contains("Jetzt bezahlen"), "{shown}");
-    citizen.check("angefordert").await;
-
-    // The citizen pays in a window of its own ("Jetzt bezahlen" opens one): the sandbox's
-    // page, approved with Wero, then the receipt.
-    let mut paying = Person::new(&browser, &base, &axe, "zahlung-fenster").await;
-    paying
-        .goto(&format!("/termin/{token}/raum/zahlung/zurueck"))
-        .await;
-    paying.submit("form button").await;
-    let sandbox = paying.text().await;
-    assert!(
-        sandbox.contains("Zahlungs-Sandbox – keine echte Zahlung") && sandbox.contains("47,00 €"),
-        "{sandbox}"
-    );
-    paying.check("sandbox").await;
-    paying
-        .page
-        .click("input[name=methode][value=wero]")
-        .await
-        .expect("Wero");
-    paying.submit("button[value=genehmigen]").await;
-    let receipt = paying.text().await;
-    assert!(
-        receipt.contains("Quittung") && receipt.contains("Wero") && receipt.contains("47,00 €"),
-        "{receipt}"
-    );
-    paying.check("quittung").await;
-
-    // Both rooms show it paid, live; the call went on meanwhile.
+    fill(
+        &citizen,
+        HUNTING,
+        vec![
+            ("jagdschein_nummer", "JS-0815"),
+            ("gueltig_bis", "2027-03-31"),
+            ("dauer", "3 Jagdjahre"),
+            ("versicherer", "Jagdhaftpflicht AG"),
+        ],
+    )
+    .await;
     until(
         &citizen,
-        "window.videoamt.payment === 'captured'",
-        "the capture",
+        &format!(
+            "document.querySelector('{WEAPON} [name=herstellungsnummer]').value === 'R8-123456'"
+        ),
+        "the clerk's values on the citizen's page",
     )
     .await;
     until(
         &clerk,
-        "window.videoamt.payment === 'captured'",
-        "the capture",
+        &format!(
+            "document.querySelector('{HUNTING} [name=versicherer]').value === 'Jagdhaftpflicht AG'"
+        ),
+        "the citizen's values on the clerk's page",
     )
     .await;
-    let shown = citizen.page.text("#zahlung").await.expect("the panel");
-    assert!(shown.contains("Bezahlt: 47,00 € mit Wero"), "{shown}");
-    assert!(inbound(&citizen).await > 0, "the call goes on");
-    citizen.check("bezahlt").await;
-    clerk.check("bezahlt").await;
+    citizen.check("formulare").await;
 
-    let violations: Vec<String> = [&citizen, &clerk, &paying]
+    // --- the weapons card on the touchpad: Hidden-TAN is not offered for weapons law ---
+    let offered = clerk
+        .page
+        .eval(&format!(
+            "Array.from(document.querySelectorAll('{WEAPON} select[name=methode] option')).map(o => o.value)"
+        ))
+        .await
+        .expect("the methods");
+    assert_eq!(offered, serde_json::json!(["touchpad", "handy_tan"]));
+    clerk
+        .page
+        .eval(&format!(
+            "document.querySelector('{WEAPON} select[name=methode]').value = 'touchpad'"
+        ))
+        .await
+        .expect("touchpad");
+    clerk
+        .submit(&format!("{WEAPON} form[action$='/unterschrift'] button"))
+        .await;
+    until(
+        &citizen,
+        &format!("document.querySelector('{WEAPON} .unterschrift-feld') !== null"),
+        "the signature field on the citizen's page",
+    )
+    .await;
+    citizen.check("touchpad").await;
+    draw_signature(&citizen, WEAPON).await;
+    let strokes = citizen
+        .page
+        .eval(&format!(
+            "document.querySelector('{WEAPON} .unterschrift-feld').strokes.map(s => s.length)"
+        ))
+        .await
+        .expect("the strokes");
+    assert_eq!(
+        strokes,
+        serde_json::json!([5, 5, 5]),
+        "every point was taken"
+    );
+    citizen
+        .page
+        .click(&format!("{WEAPON} .unterschrift-senden"))
+        .await
+        .expect("sign");
+    for person in [&citizen, &clerk] {
+        until(
+            person,
+            &format!(
+                "document.querySelector('{WEAPON}').textContent.includes('Unterschrieben und gesperrt') && \
+                 document.querySelector('{WEAPON} [name=kaliber]').disabled"
+            ),
+            "the weapons card locked",
+        )
+        .await;
+    }
+
+    // --- the hunting licence: the touchpad does not work out, a Handy-TAN instead ---
+    clerk
+        .page
+        .eval(&format!(
+            "document.querySelector('{HUNTING} select[name=methode]').value = 'touchpad'"
+        ))
+        .await
+        .expect("touchpad");
+    clerk
+        .submit(&format!("{HUNTING} form[action$='/unterschrift'] button"))
+        .await;
+    until(
+        &citizen,
+        &format!("document.querySelector('{HUNTING} .unterschrift-feld') !== null"),
+        "the second signature field",
+    )
+    .await;
+    let hint = citizen
+        .page
+        .text(&format!("{HUNTING} .unterschrift"))
+        .await
+        .expect("the signing part");
+    assert!(hint.contains("Klappt es so nicht?"), "{hint}");
+    let instead = clerk.page.text(HUNTING).await.expect("the clerk's form");
+    assert!(
+        instead.contains("Unterschrift angefordert: Unterschrift auf dem Touchpad")
+            && instead.contains("Stattdessen anfordern"),
+        "{instead}"
+    );
+    clerk.check("touchpad-angefordert").await;
+    clerk
+        .page
+        .eval(&format!(
+            "document.querySelector('{HUNTING} select[name=methode]').value = 'handy_tan'"
+        ))
+        .await
+        .expect("Handy-TAN");
+    clerk
+        .submit(&format!("{HUNTING} form[action$='/unterschrift'] button"))
+        .await;
+    until(
+        &citizen,
+        &format!("document.querySelector('{HUNTING} .tan-anfordern button') !== null"),
+        "the Handy-TAN on the citizen's page",
+    )
+    .await;
+    citizen
+        .page
+        .click(&format!("{HUNTING} .tan-anfordern button"))
+        .await
+        .expect("send the TAN");
+    until(
+        &citizen,
+        &format!(
+            "document.querySelector('{HUNTING} .tan-bild').textContent.includes('per SMS an')"
+        ),
+        "the SMS on its way",
+    )
+    .await;
+    let sent = citizen
+        .page
+        .text(&format!("{HUNTING} .tan-bild"))
+        .await
+        .expect("the note");
+    assert!(!sent.contains("2345678"), "the number is masked: {sent}");
+    citizen.check("handy-tan").await;
+    // The phone: the sandbox files the SMS in the outbox, listed at /dev/outbox.
+    let mut phone = Person::new(&browser, &base, &axe, "waffen-handy").await;
+    phone.goto("/dev/outbox").await;
+    phone.check("postausgang").await;
+    phone.submit("main a[href$='.sms.txt']").await;
+    let sms = phone.page.text("body").await.expect("the SMS");
+    assert!(
+        sms.contains("An: 0171 2345678") && sms.contains("bei der Landeshauptstadt Stuttgart"),
+        "{sms}"
+    );
+    let code: String = sms
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|part| part.len() == 6)
+        .unwrap_or_else(|| panic!("a six-digit TAN in {sms:?}"))
+        .to_owned();
+    let clerk_sees = clerk
+        .page
+        .eval("document.documentElement.outerHTML")
+        .await
+        .expect("the clerk's page");
+    assert!(
+        !clerk_sees.as_str().unwrap_or("").contains(&code),
+        "the TAN is not on the clerk's page"
+    );
+    citizen
+        .page
+        .fill(&format!("{HUNTING} input[name=tan]"), &code)
+        .await
+        .expect("type the TAN");
+    citizen
+        .page
+        .click(&format!("{HUNTING} .tan-eingabe button"))
+        .await
+        .expect("sign");
+    for person in [&citizen, &clerk] {
+        until(
+            person,
+            &format!(
+                "document.querySelector('{HUNTING}').textContent.includes('Unterschrieben und gesperrt')"
+            ),
+            "the hunting licence locked",
+        )
+        .await;
+    }
+    citizen.check("unterschrieben").await;
+
+    // --- the handover to the Nationales Waffenregister, then the end ---
+    clerk.goto(&room).await;
+    assert!(
+        clerk.text().await.contains("Übergabe an das Fachverfahren"),
+        "{}",
+        clerk.text().await
+    );
+    clerk
+        .submit(&format!("form[action='{room}/uebergabe'] button"))
+        .await;
+    let handed = clerk.text().await;
+    assert!(
+        handed.contains("Übergeben an Nationales Waffenregister"),
+        "{handed}"
+    );
+    clerk.check("uebergeben").await;
+    clerk
+        .submit(&format!("form[action='{room}/beenden'] button"))
+        .await;
+    assert!(
+        clerk
+            .text()
+            .await
+            .contains("Die Sitzung ist beendet: abgeschlossen."),
+        "{}",
+        clerk.text().await
+    );
+    until(
+        &citizen,
+        "window.videoamt.state === 'ended'",
+        "the end of the session",
+    )
+    .await;
+
+    // --- the citizen downloads both signed forms, then gives feedback ---
+    citizen.goto(&format!("/termin/{token}/warteraum")).await;
+    let weapon_pdf = download(
+        &citizen,
+        &format!("{WEAPON} a[download]"),
+        "stuttgart-antrag-waffenbesitzkarte.pdf",
+    )
+    .await;
+    assert_sealed(
+        &weapon_pdf,
+        &[
+            "Landeshauptstadt Stuttgart",
+            "R8-123456",
+            "Unterschrift auf dem Touchpad",
+        ],
+    );
+    let hunting_pdf = download(
+        &citizen,
+        &format!("{HUNTING} a[download]"),
+        "stuttgart-antrag-jagdschein.pdf",
+    )
+    .await;
+    assert_sealed(&hunting_pdf, &["JS-0815", "Handy-TAN"]);
+    give_feedback(&citizen, [4, 5, 3, 5], "").await;
+    assert!(
+        citizen
+            .text()
+            .await
+            .contains("Vielen Dank für Ihre Rückmeldung.")
+    );
+    citizen.check("feedback-danke").await;
+
+    // The export folder, outside the data folder, holds the record and the very PDF the
+    // citizen downloaded.
+    let export = dir
+        .path()
+        .join("fachverfahren-export/nationales-waffenregister");
+    let folders: Vec<_> = std::fs::read_dir(&export)
+        .unwrap_or_else(|e| panic!("{}: {e}", export.display()))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(folders[0].join("akte.json")).expect("the case record"),
+    )
+    .expect("JSON");
+    assert!(record.to_string().contains("R8-123456"), "{record}");
+    let mut exported: Vec<Vec<u8>> = std::fs::read_dir(&folders[0])
+        .expect("the record's folder")
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pdf"))
+        .map(|e| std::fs::read(e.path()).expect("a PDF"))
+        .collect();
+    let mut downloaded = vec![
+        std::fs::read(&weapon_pdf).expect("the download"),
+        std::fs::read(&hunting_pdf).expect("the download"),
+    ];
+    exported.sort();
+    downloaded.sort();
+    assert!(
+        exported == downloaded,
+        "the case system has the very documents the citizen has"
+    );
+
+    // --- the auditor's timeline, in order ---
+    let mut auditor = Person::new(&browser, &base, &axe, "waffen-pruefung").await;
+    auditor.log_in_at("stuttgart", "pruefung").await;
+    auditor
+        .goto(&format!("/pruefung/termin/{appointment}"))
+        .await;
+    let timeline = auditor.text().await;
+    let steps = [
+        "Aus dem Warteraum eingelassen",
+        "Identität geprüft (Personalausweis)",
+        "Formular „Antrag auf Eintragung in die Waffenbesitzkarte“ geöffnet",
+        "Formular „Antrag auf Verlängerung des Jagdscheins“ geöffnet",
+        "Unterschrift angefordert",
+        "Formular unterschrieben",
+        "Formular gesperrt",
+        "Unterschrift angefordert",
+        "Unterschrift angefordert",
+        "TAN per SMS gesendet",
+        "TAN bestätigt",
+        "Formular unterschrieben",
+        "Formular gesperrt",
+        "An Fachverfahren Nationales Waffenregister übergeben",
+        "Videositzung beendet: Anliegen erledigt",
+        "Feedback abgegeben",
+    ];
+    let mut from = 0;
+    for step in steps {
+        let at = timeline[from..]
+            .find(step)
+            .unwrap_or_else(|| panic!("{step:?} missing or out of order in:\n{timeline}"));
+        from += at + step.len();
+    }
+    auditor.check("zeitleiste").await;
+
+    let violations: Vec<String> = [&citizen, &clerk, &phone, &auditor]
         .iter()
         .flat_map(|p| p.violations.clone())
         .collect();
