@@ -69,6 +69,11 @@ pub struct Settings {
     #[arg(long, global = true, env = "VIDEOAMT_UPLOAD_MAX_BYTES",
         default_value_t = UPLOAD_MAX_BYTES, value_parser = clap::value_parser!(u64).range(1..))]
     pub upload_max_bytes: u64,
+    /// A folder of tenant files, one `*.toml` per municipality (checked with
+    /// `videoamt tenants check DIR`); without it the two shipped examples, Ettlingen and
+    /// Stuttgart. Read at start: a change takes effect at the next start.
+    #[arg(long, global = true, env = "VIDEOAMT_TENANTS")]
+    pub tenants: Option<PathBuf>,
     /// The key-encryption key, 32 bytes in base64; wins over `--kek-file`.
     #[arg(long, global = true, env = "VIDEOAMT_KEK", hide_env_values = true)]
     pub kek: Option<String>,
@@ -190,6 +195,7 @@ impl Default for Settings {
             upload_max_bytes: UPLOAD_MAX_BYTES,
             kek: None,
             kek_file: None,
+            tenants: None,
             reconnect_grace_seconds: RECONNECT_GRACE_SECONDS,
             media_bind: MEDIA_BIND.parse().expect("a valid default"),
             media_announce_ip: None,

@@ -89,13 +89,9 @@ impl System {
             .with_context(|| format!("cannot open the store {location:?}"))?;
         let kek = Kek::resolve(settings.kek.clone(), settings.kek_file.clone(), data_dir)
             .context("cannot load the key-encryption key")?;
-        Ok(Self::new(
-            store,
-            kek,
-            data_dir,
-            videoamt_core::tenant::example_tenants()?,
-        )
-        .with_settings(settings))
+        let tenants = super::tenants::load(settings.tenants.as_deref())
+            .context("cannot load the municipalities (--tenants, VIDEOAMT_TENANTS)")?;
+        Ok(Self::new(store, kek, data_dir, tenants).with_settings(settings))
     }
 
     pub fn new(

@@ -74,9 +74,23 @@ enum Command {
     /// Staff accounts: clerks, auditors, data-protection officers, admins.
     #[command(subcommand)]
     User(UserCommand),
+    /// The municipalities' configuration files.
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
     /// Measure the system against raw baselines on the same machine.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantsCommand {
+    /// Check a folder of tenant files, one `*.toml` per municipality, as `--tenants` would load
+    /// it: each file's municipality, or every problem as `file:line: message`; exit code 1 if
+    /// there is one.
+    Check {
+        /// The folder, e.g. `/etc/videoamt/tenants`.
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -372,6 +386,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| crate::app::system::default_data_dir(&location));
     let system = || crate::app::System::open(&location, &data_dir, cli.settings.clone());
+    let tenants = || -> anyhow::Result<std::sync::Arc<Vec<videoamt_core::tenant::Tenant>>> {
+        Ok(std::sync::Arc::new(crate::app::tenants::load(
+            cli.settings.tenants.as_deref(),
+        )?))
+    };
     match cli.command {
         Command::Serve { listen, no_demo } => {
             serve(system().await?, &location, listen, !no_demo).await
@@ -380,14 +399,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Store(StoreCommand::Verify) => verify(&location).await,
         Command::Store(StoreCommand::Probe { run, count }) => probe(&location, &run, count).await,
         Command::Projections(ProjectionsCommand::Status { json }) => {
-            crate::cli::ops::projections_status(&open(&location).await?, json).await
+            crate::cli::ops::projections_status(&open(&location).await?, tenants()?, json).await
         }
         Command::Projections(ProjectionsCommand::Rebuild { name, all }) => {
-            crate::cli::ops::projections_rebuild(&open(&location).await?, name.as_deref(), all)
-                .await
+            crate::cli::ops::projections_rebuild(
+                &open(&location).await?,
+                tenants()?,
+                name.as_deref(),
+                all,
+            )
+            .await
         }
         Command::Projections(ProjectionsCommand::Run { follow }) => {
-            crate::cli::ops::projections_run(&open(&location).await?, follow).await
+            crate::cli::ops::projections_run(&open(&location).await?, tenants()?, follow).await
         }
         Command::Audit(AuditCommand::Replay {
             appointment,
@@ -413,8 +437,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             login,
         }) => user_add(&system().await?, &tenant, &role, &departments, &login).await,
         Command::Stats { tenant, format } => {
-            crate::cli::ops::stats(&open(&location).await?, tenant.as_deref(), format).await
+            crate::cli::ops::stats(
+                &open(&location).await?,
+                tenants()?,
+                tenant.as_deref(),
+                format,
+            )
+            .await
         }
+        Command::Tenants(TenantsCommand::Check { dir }) => Ok(crate::cli::ops::tenants_check(&dir)),
         Command::Bench(BenchCommand::Store {
             backend,
             events,
@@ -581,8 +612,15 @@ async fn serve(
 ) -> anyhow::Result<ExitCode> {
     let store = system.store.clone();
     // The embedded store starts with something to look at; a PostgreSQL log never gets demo
-    // data, and neither does one that already has events.
-    if demo && matches!(location, StoreLocation::Sqlite(_)) && store.last_position().await? == 0 {
+    // data, and neither does one that already has events. The demo visits and accounts are
+    // those of the shipped examples: with a tenants folder of one's own there are none (and no
+    // account with the README's demo password), accounts come from `user add`.
+    let examples = system.settings.tenants.is_none();
+    if demo
+        && examples
+        && matches!(location, StoreLocation::Sqlite(_))
+        && store.last_position().await? == 0
+    {
         let spec = videoamt_scenarios::generate::BulkSpec {
             target_events: DEMO_EVENTS,
             big_record_events: 0,

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use videoamt_adapters::store::AdminStore;
 use videoamt_core::domain::AppointmentId;
 use videoamt_core::event::{Actor, ActorRole};
-use videoamt_core::tenant::{Tenant, example_tenants};
+use videoamt_core::tenant::Tenant;
 use videoamt_projections::runner::Runner;
 use videoamt_projections::statistics::{self, WeekRow};
 use videoamt_projections::{Projection, all, audit};
@@ -22,19 +22,16 @@ pub(crate) enum Format {
     Json,
 }
 
-fn tenants() -> anyhow::Result<Arc<Vec<Tenant>>> {
-    Ok(Arc::new(example_tenants()?))
-}
-
 fn runner(store: &Arc<dyn AdminStore>) -> Runner {
     Runner::new(store.clone(), store.clone())
 }
 
 pub(crate) async fn projections_status(
     store: &Arc<dyn AdminStore>,
+    tenants: Arc<Vec<Tenant>>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let projections = all(tenants()?);
+    let projections = all(tenants);
     let lags = runner(store).lag(&projections).await?;
     if json {
         let rows: Vec<serde_json::Value> = lags
@@ -66,10 +63,10 @@ pub(crate) async fn projections_status(
 
 pub(crate) async fn projections_rebuild(
     store: &Arc<dyn AdminStore>,
+    tenants: Arc<Vec<Tenant>>,
     name: Option<&str>,
     everything: bool,
 ) -> anyhow::Result<ExitCode> {
-    let tenants = tenants()?;
     let chosen: Vec<Arc<dyn Projection>> = match name {
         Some(name) if !everything => {
             let Some(p) = videoamt_projections::named(tenants.clone(), name) else {
@@ -107,9 +104,10 @@ pub(crate) async fn projections_rebuild(
 
 pub(crate) async fn projections_run(
     store: &Arc<dyn AdminStore>,
+    tenants: Arc<Vec<Tenant>>,
     follow: bool,
 ) -> anyhow::Result<ExitCode> {
-    let projections = all(tenants()?);
+    let projections = all(tenants);
     let runner = runner(store);
     if follow {
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -166,10 +164,10 @@ pub(crate) async fn audit_replay(
 
 pub(crate) async fn stats(
     store: &Arc<dyn AdminStore>,
+    tenants: Arc<Vec<Tenant>>,
     tenant: Option<&str>,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
-    let tenants = tenants()?;
     if let Some(t) = tenant
         && !tenants.iter().any(|known| known.id.as_str() == t)
     {
@@ -237,4 +235,36 @@ fn table(rows: &[WeekRow]) -> String {
         out.push_str("(noch keine abgeschlossenen Termine)\n");
     }
     out
+}
+
+/// `tenants check DIR`: each file's municipality on stdout, or every problem on stderr.
+pub(crate) fn tenants_check(dir: &std::path::Path) -> ExitCode {
+    match crate::app::tenants::load_dir(dir) {
+        Ok(tenants) => {
+            for (file, t) in &tenants {
+                let booked_online = t.departments.values().filter(|d| d.online_booking).count();
+                println!(
+                    "{}: {} ({}), {} departments ({} bookable online), {} services, {} \
+                     form templates, retention {} months",
+                    file.display(),
+                    t.id.as_str(),
+                    t.name,
+                    t.departments.len(),
+                    booked_online,
+                    t.services.len(),
+                    t.forms.len(),
+                    t.retention_months
+                );
+            }
+            println!("{} municipalities, all valid", tenants.len());
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for problem in &problems.0 {
+                eprintln!("{problem}");
+            }
+            eprintln!("{} problems; nothing would be loaded", problems.0.len());
+            ExitCode::FAILURE
+        }
+    }
 }
