@@ -226,20 +226,26 @@ pub fn summary(event: &DomainEvent, tenant: Option<&Tenant>) -> String {
         ),
         E::AccountLocked(_) => "Konto vorübergehend gesperrt".into(),
         E::AppointmentBooked(e) => {
-            let names: Vec<&str> = e
-                .services
-                .iter()
-                .filter_map(|s| tenant.and_then(|t| t.services.get(s)))
-                .map(|s| s.name.as_str())
-                .collect();
-            if names.len() == e.services.len() && !names.is_empty() {
-                format!(
-                    "Termin gebucht: {} Anliegen ({})",
-                    names.len(),
-                    names.join(", ")
-                )
-            } else {
-                format!("Termin gebucht: {} Anliegen", e.services.len())
+            // What was booked, as it was then: the names and fees of the booking's terms
+            // (today's configuration for a version 1 booking).
+            let terms = match (&e.terms, tenant) {
+                (Some(terms), _) => Some(terms.as_ref().clone()),
+                (None, Some(t)) => e.terms(t),
+                (None, None) => None,
+            };
+            match terms.filter(|t| !t.services.is_empty()) {
+                Some(terms) => {
+                    let names: Vec<&str> = terms.services.iter().map(|s| s.name.as_str()).collect();
+                    let fee =
+                        videoamt_core::tenant::Cents(terms.services.iter().map(|s| s.fee.0).sum());
+                    format!(
+                        "Termin gebucht: {} Anliegen ({}), Gebühren {}",
+                        names.len(),
+                        names.join(", "),
+                        fee
+                    )
+                }
+                None => format!("Termin gebucht: {} Anliegen", e.services.len()),
             }
         }
         E::AppointmentConfirmed(_) => "Termin bestätigt".into(),
@@ -580,9 +586,28 @@ mod summary_tests {
         let event = DomainEvent::AppointmentBooked(booked.clone());
         assert_eq!(
             summary(&event, Some(&tenant)),
-            format!("Termin gebucht: 2 Anliegen ({})", names.join(", "))
+            format!(
+                "Termin gebucht: 2 Anliegen ({}), Gebühren 47,00 €",
+                names.join(", ")
+            )
         );
         assert_eq!(summary(&event, None), "Termin gebucht: 2 Anliegen");
+
+        // A version 2 booking shows its own terms, whatever the configuration says today.
+        let mut changed = tenant.clone();
+        let id = videoamt_core::tenant::ServiceId::from("personalausweis");
+        let service = changed.services.get_mut(&id).expect("the service");
+        service.fee = videoamt_core::tenant::Cents(9_900);
+        service.name = "Personalausweis (neu)".into();
+        let booked: AppointmentBooked = serde_json::from_str(include_str!(
+            "../../core/tests/samples/AppointmentBooked.v2.json"
+        ))
+        .expect("the stored sample");
+        let event = DomainEvent::AppointmentBooked(booked);
+        let then = "Termin gebucht: 2 Anliegen (Personalausweis beantragen, Meldebescheinigung), \
+                    Gebühren 47,00 €";
+        assert_eq!(summary(&event, Some(&changed)), then);
+        assert_eq!(summary(&event, None), then);
 
         let template = tenant.forms.keys().next().expect("a form template").clone();
         let attached = DomainEvent::FormAttached(FormAttached {

@@ -152,6 +152,9 @@ async fn one(
                 channel: BookingChannel::Online,
                 invited_by: None,
                 contact,
+                // Cancelled right away: nothing is decided under these terms, so none are
+                // recorded (as in a version 1 booking).
+                terms: None,
             }
             .into(),
             booked,

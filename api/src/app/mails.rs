@@ -32,19 +32,16 @@ pub(crate) struct Appointment<'a> {
 }
 
 impl Appointment<'_> {
-    fn services(&self) -> Vec<&videoamt_core::tenant::Service> {
-        self.booking
-            .services
-            .iter()
-            .filter_map(|s| self.tenant.service(s))
-            .collect()
-    }
-
+    /// The department's name as booked.
     fn department(&self) -> String {
-        self.tenant
-            .department(&self.booking.department)
-            .map(|d| d.name.clone())
-            .unwrap_or_default()
+        match &self.booking.terms {
+            Some(terms) => terms.department_name.clone(),
+            None => self
+                .tenant
+                .department(&self.booking.department)
+                .map(|d| d.name.clone())
+                .unwrap_or_default(),
+        }
     }
 
     fn support(&self) -> String {
@@ -66,9 +63,12 @@ impl Appointment<'_> {
     }
 
     fn overview(&self) -> String {
-        let services = self.services();
-        let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
-        let fees = Cents(services.iter().map(|s| s.fee.0).sum());
+        // Names and fees as booked: a fee changed since applies to new bookings only.
+        let names = self.booking.service_names(self.tenant);
+        let fees = self
+            .booking
+            .fees(self.tenant)
+            .map_or(Cents(0), |(_, total)| total);
         format!(
             "  Termin:   {}\n  Kommune:  {}\n  Bereich:  {}\n  Anliegen: {}\n  Gebühren: {}",
             when(self.tenant, self.booking.start, self.booking.end),
@@ -336,6 +336,12 @@ mod tests {
                 email: Personal::plain("erika@example.org"),
                 phone: None,
             },
+            terms: videoamt_core::domain::events::BookingTerms::of(
+                tenant,
+                &"buergerbuero".into(),
+                &["personalausweis".into()],
+            )
+            .map(Box::new),
         };
         let mail = Appointment {
             tenant,

@@ -9,8 +9,8 @@ use time::{Duration, OffsetDateTime};
 use super::calendar::{self, Placement, Slots};
 use super::events::{
     AppointmentBooked, AppointmentCancelled, AppointmentConfirmed, AppointmentRescheduled,
-    CancelledBy, CitizenAccessGranted, Contact, DeliveryFailed, MailKind, MailSent, NoShowRecorded,
-    ReminderSent, SubjectKeyIssued,
+    BookingTerms, CancelledBy, CitizenAccessGranted, Contact, DeliveryFailed, MailKind, MailSent,
+    NoShowRecorded, ReminderSent, SubjectKeyIssued,
 };
 use super::{
     AppointmentId, Context, Decision, DomainError, DomainEvent, Histories, Personal, SessionId,
@@ -455,6 +455,7 @@ fn book(
         channel: cmd.channel,
         invited_by: cmd.invited_by.clone(),
         contact: cmd.contact.clone(),
+        terms: BookingTerms::of(tenant, &cmd.department, &cmd.services).map(Box::new),
     };
     decision.push((cmd.appointment.stream(), booked.into()));
     if let Some(access) = &cmd.access {
@@ -546,6 +547,7 @@ pub(crate) mod tests {
     use crate::domain::command::Command;
     use crate::domain::events::*;
     use crate::domain::gwt::{MONDAY_8, ettlingen, given, stuttgart};
+    use crate::tenant::Cents;
 
     /// Tuesday 24 November 2026, 09:00 in Germany.
     pub(crate) const TUE_9: OffsetDateTime = datetime!(2026-11-24 08:00 UTC);
@@ -640,6 +642,24 @@ pub(crate) mod tests {
                         channel: BookingChannel::Online,
                         invited_by: None,
                         contact: contact(),
+                        terms: Some(Box::new(BookingTerms {
+                            department_name: "Bürgerbüro".into(),
+                            slot_minutes: 15,
+                            services: vec![
+                                BookedService {
+                                    service: "personalausweis".into(),
+                                    name: "Personalausweis beantragen".into(),
+                                    fee: Cents(3700),
+                                    duration_minutes: 15,
+                                },
+                                BookedService {
+                                    service: "meldebescheinigung".into(),
+                                    name: "Meldebescheinigung".into(),
+                                    fee: Cents(1000),
+                                    duration_minutes: 10,
+                                },
+                            ],
+                        })),
                     }
                     .into(),
                 ),

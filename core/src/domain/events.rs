@@ -8,12 +8,14 @@ use uuid::Uuid;
 use super::account::{Login, StaffRole};
 use super::document::{MediaType, Sha256};
 use super::identity::{DocumentType, SecurityFeature};
-use super::{AppointmentId, DocumentId, FormId, PaymentId, Personal, SessionId, SubjectId};
+use super::{
+    AppointmentId, DocumentId, DomainError, FormId, PaymentId, Personal, SessionId, SubjectId,
+};
 use crate::event::{InvalidInput, Payload};
 use crate::payment::ProviderReference;
 use crate::tenant::{
     BookingChannel, Cents, ClerkId, DepartmentId, FormTemplateId, PaymentMethodId, ServiceId,
-    SignatureMethod,
+    SignatureMethod, Tenant,
 };
 
 /// Contact details of the citizen who booked.
@@ -122,6 +124,103 @@ pub struct AppointmentBooked {
     /// The clerk who invited, for the clerk-invitation channel.
     pub invited_by: Option<ClerkId>,
     pub contact: Contact,
+    /// What the municipality's configuration said at booking about what is decided later:
+    /// the services' names, fees and durations and the department's slot length. A changed
+    /// configuration applies to new bookings only (ADR 0020). New in version 2; a version 1
+    /// booking has none and reads today's configuration.
+    /// Boxed: it would make every event as large as the largest.
+    #[serde(default)]
+    pub terms: Option<Box<BookingTerms>>,
+}
+
+/// The configuration a booking was made under ([`AppointmentBooked::terms`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookingTerms {
+    pub department_name: String,
+    pub slot_minutes: u16,
+    /// In the order of [`AppointmentBooked::services`].
+    pub services: Vec<BookedService>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookedService {
+    pub service: ServiceId,
+    pub name: String,
+    pub fee: Cents,
+    pub duration_minutes: u16,
+}
+
+impl BookingTerms {
+    /// The terms `tenant`'s configuration gives today for `services` of `department`; `None`
+    /// when one of them is unknown.
+    pub fn of(tenant: &Tenant, department: &DepartmentId, services: &[ServiceId]) -> Option<Self> {
+        let dept = tenant.department(department)?;
+        let services = services
+            .iter()
+            .map(|id| {
+                tenant.service(id).map(|s| BookedService {
+                    service: id.clone(),
+                    name: s.name.clone(),
+                    fee: s.fee,
+                    duration_minutes: s.duration_minutes,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self {
+            department_name: dept.name.clone(),
+            slot_minutes: dept.slot_minutes,
+            services,
+        })
+    }
+}
+
+impl AppointmentBooked {
+    /// The terms of the booking: as recorded, or for a version 1 booking today's configuration.
+    pub fn terms(&self, tenant: &Tenant) -> Option<BookingTerms> {
+        self.terms
+            .as_deref()
+            .cloned()
+            .or_else(|| BookingTerms::of(tenant, &self.department, &self.services))
+    }
+
+    /// The fee items (services with a fee) and their sum, as booked.
+    pub fn fees(&self, tenant: &Tenant) -> Result<(Vec<FeeItem>, Cents), DomainError> {
+        let terms = self.terms(tenant).ok_or_else(|| {
+            match self.services.iter().find(|s| tenant.service(s).is_none()) {
+                Some(s) => DomainError::UnknownService(s.clone()),
+                None => DomainError::UnknownDepartment(self.department.clone()),
+            }
+        })?;
+        let mut items = Vec::new();
+        let mut total = Cents(0);
+        for s in &terms.services {
+            if s.fee.0 > 0 {
+                items.push(FeeItem {
+                    service: s.service.clone(),
+                    amount: s.fee,
+                });
+            }
+            total = total.checked_add(s.fee).ok_or(DomainError::NothingToPay)?;
+        }
+        Ok((items, total))
+    }
+
+    /// The services' names as booked (their ids where neither the booking nor today's
+    /// configuration knows them).
+    pub fn service_names(&self, tenant: &Tenant) -> Vec<String> {
+        match &self.terms {
+            Some(terms) => terms.services.iter().map(|s| s.name.clone()).collect(),
+            None => self
+                .services
+                .iter()
+                .map(|id| {
+                    tenant
+                        .service(id)
+                        .map_or_else(|| id.to_string(), |s| s.name.clone())
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -711,6 +810,9 @@ fn upcast<'p>(event_type: &str, version: u16, payload: &'p Payload) -> Option<&'
         // bounds the purpose to 27 characters; a failure names its transaction and whether it
         // was declined or abandoned (a version 1 failure reads as declined, without one).
         ("PaymentRequested" | "PaymentFailed", 1) => Some(payload),
+        // Version 2 adds the terms the booking was made under; a version 1 booking has none
+        // and reads today's configuration.
+        ("AppointmentBooked", 1) => Some(payload),
         _ => None,
     }
 }
@@ -720,7 +822,7 @@ domain_events! {
     LoginSucceeded = 1,
     LoginFailed = 1,
     AccountLocked = 1,
-    AppointmentBooked = 1,
+    AppointmentBooked = 2,
     AppointmentConfirmed = 1,
     AppointmentRescheduled = 1,
     AppointmentCancelled = 1,

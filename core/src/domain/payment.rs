@@ -13,7 +13,7 @@
 
 use super::appointment::{AppointmentState, Status};
 use super::events::{
-    FeeItem, PaymentAttached, PaymentAuthorized, PaymentCaptured, PaymentFailed, PaymentFailure,
+    PaymentAttached, PaymentAuthorized, PaymentCaptured, PaymentFailed, PaymentFailure,
     PaymentMethodChosen, PaymentRefunded, PaymentRequested, PaymentTransactionCreated,
 };
 use super::session::SessionState;
@@ -23,7 +23,7 @@ use super::{
 };
 use crate::event::StreamId;
 use crate::payment::{ProviderReference, Purpose};
-use crate::tenant::{Cents, PaymentMethodId, ServiceId, Tenant};
+use crate::tenant::{Cents, PaymentMethodId, Tenant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PaymentStatus {
@@ -246,7 +246,8 @@ impl PaymentCommand {
                         return Err(DomainError::PaymentAlreadyRequested);
                     }
                 }
-                let (items, amount) = fees(tenant, &booking.services)?;
+                // As booked: a fee changed since applies to new bookings only.
+                let (items, amount) = booking.fees(tenant)?;
                 if amount.0 == 0 {
                     return Err(DomainError::NothingToPay);
                 }
@@ -425,27 +426,6 @@ fn offered(tenant: &Tenant, method: &PaymentMethodId) -> Result<(), DomainError>
     }
 }
 
-/// The fee items and their sum for a set of services.
-pub fn fees(tenant: &Tenant, services: &[ServiceId]) -> Result<(Vec<FeeItem>, Cents), DomainError> {
-    let mut items = Vec::new();
-    let mut total = Cents(0);
-    for id in services {
-        let service = tenant
-            .service(id)
-            .ok_or_else(|| DomainError::UnknownService(id.clone()))?;
-        if service.fee.0 > 0 {
-            items.push(FeeItem {
-                service: id.clone(),
-                amount: service.fee,
-            });
-        }
-        total = total
-            .checked_add(service.fee)
-            .ok_or(DomainError::NothingToPay)?;
-    }
-    Ok((items, total))
-}
-
 #[cfg(test)]
 mod tests {
     use uuid::Uuid;
@@ -594,6 +574,37 @@ mod tests {
                 method: None,
             },
         )
+    }
+
+    #[test]
+    fn a_fee_changed_after_the_booking_applies_to_new_bookings_only() {
+        let (file, text) = crate::tenant::EXAMPLE_TENANTS[0];
+        let text = text.replace("fee_cents = 3700", "fee_cents = 4200");
+        let dearer: &'static Tenant =
+            Box::leak(Box::new(Tenant::from_toml(file, &text).expect("valid")));
+        let services = ["personalausweis", "meldebescheinigung"];
+        let request = || PaymentCommand::RequestPayment {
+            payment: payment(),
+            appointment: appointment(1),
+            session: None,
+        };
+        let amount = |h: &Decision| match h.last() {
+            Some((_, DomainEvent::PaymentRequested(p))) => (p.amount, p.items.clone()),
+            other => panic!("not a request: {other:?}"),
+        };
+        // Booked at 37 € for the ID card, asked for after the change: still 37 €.
+        let before = booked(
+            ettlingen(),
+            vec![],
+            booking(1, "buergerbuero", &services, TUE_9),
+        );
+        let asked = given(dearer, before).when(request()).decision();
+        assert_eq!(amount(&asked).0, Cents(4_700));
+        assert_eq!(amount(&asked).1[0].amount, Cents(3_700));
+        // Booked after the change: 42 €.
+        let after = booked(dearer, vec![], booking(1, "buergerbuero", &services, TUE_9));
+        let asked = given(dearer, after).when(request()).decision();
+        assert_eq!(amount(&asked).0, Cents(5_200));
     }
 
     #[test]

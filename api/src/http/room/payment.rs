@@ -33,7 +33,7 @@ use videoamt_adapters::bus::Issued;
 use videoamt_adapters::payment::signature::SIGNATURE_HEADER;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::{Party, PaymentFailure};
-use videoamt_core::domain::payment::{PaymentCommand, PaymentState, PaymentStatus, fees};
+use videoamt_core::domain::payment::{PaymentCommand, PaymentState, PaymentStatus};
 use videoamt_core::domain::{AppointmentId, DomainError, DomainEvent, PaymentId, SessionId};
 use videoamt_core::event::{Actor, TenantId};
 use videoamt_core::german;
@@ -585,13 +585,15 @@ pub(crate) async fn panel_of(state: &AppState, room: &Room, base: String) -> Res
         Some(id) => load(state, id).await?,
         None => None,
     };
-    let services = room
-        .state
-        .opened
-        .as_ref()
-        .map(|o| o.services.clone())
-        .unwrap_or_default();
-    let fees = fees(&room.tenant, &services).map_or(Cents(0), |(_, total)| total);
+    // The fees as booked: a fee changed since applies to new bookings only.
+    let booking = state
+        .system
+        .appointment(room.appointment)
+        .await?
+        .and_then(|(appointment, _)| appointment.booking);
+    let fees = booking
+        .and_then(|b| b.fees(&room.tenant).ok())
+        .map_or(Cents(0), |(_, total)| total);
     Ok(Panel {
         base,
         party: room.party,

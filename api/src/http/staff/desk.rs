@@ -359,7 +359,7 @@ pub(crate) async fn detail(state: &AppState, staff: &Staff, id: Uuid) -> Result<
         appointment: id.0,
         department: booking.department.to_string(),
         department_name: department_name(tenant, &booking.department),
-        services: service_names(tenant, &booking.services),
+        services: booking.service_names(tenant),
         start: rfc3339(tenant.zoned(booking.start)),
         end: rfc3339(tenant.zoned(booking.end)),
         channel: booking.channel,
@@ -368,12 +368,8 @@ pub(crate) async fn detail(state: &AppState, staff: &Staff, id: Uuid) -> Result<
         invited_by: booking.invited_by.as_ref().map(ToString::to_string),
         contact_name: name.shown().to_owned(),
         documents_to_bring: documents,
-        fee_total_cents: booking
-            .services
-            .iter()
-            .filter_map(|s| tenant.service(s))
-            .map(|s| s.fee.0)
-            .sum(),
+        // As booked: a fee changed since applies to new bookings only.
+        fee_total_cents: booking.fees(tenant).map_or(0, |(_, total)| total.0),
         privacy_notice_accepted: session.is_some_and(|s| s.privacy_notice_accepted),
         identity: session.and_then(|s| s.identity.clone()),
     })
