@@ -9,39 +9,32 @@ use serde_json::Value;
 use crate::room_documents::Room;
 use crate::staff::browse;
 
-#[tokio::test]
-async fn the_signed_weapons_card_form_is_handed_over_once_to_the_export_folder() {
-    let room = Room::admit(Room::waiting_with(&["waffenbesitzkarte"], "w.schmid").await).await;
-    let clerk_room = format!("/sachbearbeitung/termin/{}/raum", room.appointment.0);
-    let (_, _, page) = browse(&room.api, "GET", &clerk_room, Some(&room.clerk), None).await;
-    assert!(page.contains("An Fachverfahren übergeben"), "{page}");
+/// An Ettlingen weapons-card visit with the citizen admitted and `w.schmid` (Waffenbehörde)
+/// logged in.
+pub(crate) async fn weapons_card_room() -> Room {
+    Room::admit(Room::waiting_with(&["waffenbesitzkarte"], "w.schmid").await).await
+}
 
-    // Nothing signed yet: refused in German, nothing recorded.
-    let before = room.api.last_position().await;
-    let (status, _, page) = browse(
-        &room.api,
-        "POST",
-        &format!("{clerk_room}/uebergabe"),
-        Some(&room.clerk),
-        Some(""),
-    )
-    .await;
-    assert!(status.is_client_error(), "{status}: {page}");
-    assert_eq!(room.api.last_position().await, before);
+pub(crate) fn clerk_room(room: &Room) -> String {
+    format!("/sachbearbeitung/termin/{}/raum", room.appointment.0)
+}
 
-    // The weapons card form, filled in and signed on the touchpad.
-    let (status, _, body) = browse(
-        &room.api,
-        "POST",
-        &format!("{clerk_room}/formular"),
-        Some(&room.clerk),
-        Some("vorlage=antrag-waffenbesitzkarte"),
-    )
-    .await;
+/// The clerk posts `form` to the room's `action` (`/uebergabe`, `/beenden`, …).
+pub(crate) async fn clerk_posts(room: &Room, action: &str, form: &str) -> (StatusCode, String) {
+    let path = format!("{}{action}", clerk_room(room));
+    let (status, _, page) = browse(&room.api, "POST", &path, Some(&room.clerk), Some(form)).await;
+    (status, page)
+}
+
+/// The clerk starts the weapons-card form, fills every required field (text fields with
+/// `text`) and asks for a touchpad signature; the citizen signs. Returns the form's id.
+pub(crate) async fn sign_the_weapons_card_form(room: &Room, text: &str) -> String {
+    let clerk_room = clerk_room(room);
+    let (status, body) = clerk_posts(room, "/formular", "vorlage=antrag-waffenbesitzkarte").await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
     let (_, _, page) = browse(&room.api, "GET", &clerk_room, Some(&room.clerk), None).await;
     let at = page.find("data-form=\"").expect("the form") + 11;
-    let form = &page[at..at + 36];
+    let form = page[at..at + 36].to_owned();
     let template = room
         .api
         .state
@@ -60,7 +53,7 @@ async fn the_signed_weapons_card_form_is_handed_over_once_to_the_export_folder()
             videoamt_core::tenant::FieldKind::Choice { options } => options[0].clone(),
             videoamt_core::tenant::FieldKind::Checkbox => "ja".to_owned(),
             videoamt_core::tenant::FieldKind::Email => "w@example.org".to_owned(),
-            videoamt_core::tenant::FieldKind::Text { .. } => "Mustermann".to_owned(),
+            videoamt_core::tenant::FieldKind::Text { .. } => text.to_owned(),
         };
         values.push(format!(
             "{}={}",
@@ -68,21 +61,12 @@ async fn the_signed_weapons_card_form_is_handed_over_once_to_the_export_folder()
             form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>()
         ));
     }
-    let (status, _, body) = browse(
-        &room.api,
-        "POST",
-        &format!("{clerk_room}/formular/{form}"),
-        Some(&room.clerk),
-        Some(&values.join("&")),
-    )
-    .await;
+    let (status, body) = clerk_posts(room, &format!("/formular/{form}"), &values.join("&")).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
-    let (status, _, body) = browse(
-        &room.api,
-        "POST",
-        &format!("{clerk_room}/formular/{form}/unterschrift"),
-        Some(&room.clerk),
-        Some("methode=touchpad"),
+    let (status, body) = clerk_posts(
+        room,
+        &format!("/formular/{form}/unterschrift"),
+        "methode=touchpad",
     )
     .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
@@ -106,32 +90,46 @@ async fn the_signed_weapons_card_form_is_handed_over_once_to_the_export_folder()
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{signed}");
+    form
+}
 
-    // The handover: files in the export folder, one event; a second press records nothing.
-    let before = room.api.last_position().await;
-    for _ in 0..2 {
-        let (status, _, body) = browse(
-            &room.api,
-            "POST",
-            &format!("{clerk_room}/uebergabe"),
-            Some(&room.clerk),
-            Some(""),
-        )
-        .await;
-        assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
-    }
+/// The payloads of the events of `event_type` after `position`.
+async fn payloads(room: &Room, position: u64, event_type: &str) -> Vec<Value> {
     let log = room
         .api
         .state
         .store
-        .read_all(before, 100)
+        .read_all(position, 1000)
         .await
         .expect("read");
-    let handed: Vec<Value> = log
-        .iter()
-        .filter(|e| e.event_type.as_str() == "HandedOverToCaseSystem")
+    log.iter()
+        .filter(|e| e.event_type.as_str() == event_type)
         .map(|e| e.payload.parse().expect("json"))
-        .collect();
+        .collect()
+}
+
+#[tokio::test]
+async fn the_signed_weapons_card_form_is_handed_over_once_to_the_export_folder() {
+    let room = weapons_card_room().await;
+    let clerk_room = clerk_room(&room);
+    let (_, _, page) = browse(&room.api, "GET", &clerk_room, Some(&room.clerk), None).await;
+    assert!(page.contains("An Fachverfahren übergeben"), "{page}");
+
+    // Nothing signed yet: refused in German, nothing recorded.
+    let before = room.api.last_position().await;
+    let (status, page) = clerk_posts(&room, "/uebergabe", "").await;
+    assert!(status.is_client_error(), "{status}: {page}");
+    assert_eq!(room.api.last_position().await, before);
+
+    sign_the_weapons_card_form(&room, "Mustermann").await;
+
+    // The handover: files in the export folder, one event; a second press records nothing.
+    let before = room.api.last_position().await;
+    for _ in 0..2 {
+        let (status, body) = clerk_posts(&room, "/uebergabe", "").await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    }
+    let handed = payloads(&room, before, "HandedOverToCaseSystem").await;
     assert_eq!(handed.len(), 1, "once: {handed:?}");
     assert_eq!(handed[0]["target"], "Nationales Waffenregister");
     let export = room.api.state.system.case_export_dir();
@@ -150,9 +148,8 @@ async fn the_signed_weapons_card_form_is_handed_over_once_to_the_export_folder()
         .filter(|p| p.extension().is_some_and(|x| x == "pdf"))
         .collect();
     assert_eq!(pdfs.len(), 1, "{pdfs:?}");
-    let (status, _, _) = browse(&room.api, "GET", &clerk_room, Some(&room.clerk), None).await;
+    let (status, _, page) = browse(&room.api, "GET", &clerk_room, Some(&room.clerk), None).await;
     assert_eq!(status, StatusCode::OK);
-    let (_, _, page) = browse(&room.api, "GET", &clerk_room, Some(&room.clerk), None).await;
     assert!(
         page.contains("Übergeben an Nationales Waffenregister"),
         "{page}"
