@@ -50,7 +50,7 @@ impl std::fmt::Debug for SealIdentity {
     }
 }
 
-fn identity_error(path: &Path, e: impl std::fmt::Display) -> SealError {
+pub(super) fn identity_error(path: &Path, e: impl std::fmt::Display) -> SealError {
     SealError::Identity(format!("{}: {e}", path.display()))
 }
 
@@ -64,11 +64,20 @@ impl SealIdentity {
         Self::new(key, chain, false)
     }
 
-    /// The configured key and chain files. The key file must not be readable by others.
+    /// The configured key and chain files. The key file must not be readable by others. Every
+    /// error names the file it is about.
     pub fn from_files(key: &Path, chain: &Path) -> Result<Self, SealError> {
-        let key_pem = read_private(key)?;
+        let signing = SigningKey::from_pkcs8_pem(&read_private(key)?)
+            .map_err(|e| identity_error(key, format!("not a PKCS#8 P-256 key in PEM: {e}")))?;
         let chain_pem = std::fs::read_to_string(chain).map_err(|e| identity_error(chain, e))?;
-        Self::from_pem(&key_pem, &chain_pem)
+        let certificates = Certificate::load_pem_chain(chain_pem.as_bytes())
+            .map_err(|e| identity_error(chain, format!("not PEM certificates: {e}")))?;
+        Self::new(signing, certificates, false).map_err(|e| match e {
+            SealError::Identity(m) => {
+                SealError::Identity(format!("{} and {}: {m}", key.display(), chain.display()))
+            }
+            other => other,
+        })
     }
 
     /// The demo identity of `tenant` in `dir`: `{tenant}.key.pem` (mode 0600) and

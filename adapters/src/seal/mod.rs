@@ -2,10 +2,10 @@
 //! sealed with the municipality's electronic seal, a PAdES baseline B-B signature made with
 //! RustCrypto's `cms` and `x509-cert` and a P-256 key.
 //!
-//! One seal identity per municipality: configured PEM files ([`SealConfig::files`]) or, when
-//! none are configured, a self-signed demo identity generated on first use in
-//! [`SealConfig::demo_dir`]. Nothing else is written: the PDF is returned, never stored here,
-//! and no field value reaches a log.
+//! One seal identity per municipality: its PEM files in the configured folder
+//! ([`SealConfig::dir`]) or, when it has none there, a self-signed demo identity generated on
+//! first use in [`SealConfig::demo_dir`]. Nothing else is written: the PDF is returned, never
+//! stored here, and no field value reaches a log.
 
 mod identity;
 mod metrics;
@@ -14,8 +14,8 @@ mod render;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest as _, Sha256};
@@ -32,11 +32,26 @@ pub struct SealFiles {
     pub chain: PathBuf,
 }
 
+impl SealFiles {
+    /// A municipality's files in the folder of configured seals: `{tenant}.key.pem` and
+    /// `{tenant}.chain.pem`.
+    pub fn in_dir(dir: &Path, tenant: &TenantId) -> Self {
+        // A tenant id is lowercase letters, digits and '-': a safe file name.
+        Self {
+            key: dir.join(format!("{}.key.pem", tenant.as_str())),
+            chain: dir.join(format!("{}.chain.pem", tenant.as_str())),
+        }
+    }
+}
+
 /// Where each municipality's seal identity comes from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SealConfig {
-    /// The configured identities, by municipality.
-    pub files: BTreeMap<TenantId, SealFiles>,
+    /// The folder of the configured identities ([`SealFiles::in_dir`]). A municipality with
+    /// either of its files there seals with them, and both must be sound; one with neither
+    /// falls back to [`SealConfig::demo_dir`]. A folder that cannot be read is an error for
+    /// every municipality, never a reason to seal with a demo identity.
+    pub dir: Option<PathBuf>,
     /// For a municipality without files: the folder of the generated demo identities
     /// (`{tenant}.key.pem`, `{tenant}.crt.pem`), as the data folder holds the KEK. `None`: such a
     /// municipality cannot seal.
@@ -47,9 +62,30 @@ impl SealConfig {
     /// Demo identities for every municipality, in `dir` (the data folder's `seal/`).
     pub fn demo(dir: impl Into<PathBuf>) -> Self {
         Self {
-            files: BTreeMap::new(),
+            dir: None,
             demo_dir: Some(dir.into()),
         }
+    }
+
+    /// The municipality's configured files, if the folder holds either of them.
+    pub fn files(&self, tenant: &TenantId) -> Result<Option<SealFiles>, SealError> {
+        let Some(dir) = &self.dir else {
+            return Ok(None);
+        };
+        match std::fs::metadata(dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Err(identity::identity_error(dir, "not a folder")),
+            Err(e) => return Err(identity::identity_error(dir, e)),
+        }
+        let files = SealFiles::in_dir(dir, tenant);
+        let exists = |path: &Path| {
+            path.try_exists()
+                .map_err(|e| identity::identity_error(path, e))
+        };
+        if exists(&files.key)? || exists(&files.chain)? {
+            return Ok(Some(files));
+        }
+        Ok(None)
     }
 }
 
@@ -93,7 +129,7 @@ impl PadesSealer {
         if let Some(identity) = identities.get(tenant) {
             return Ok(identity.clone());
         }
-        let identity = match (self.config.files.get(tenant), &self.config.demo_dir) {
+        let identity = match (self.config.files(tenant)?, &self.config.demo_dir) {
             (Some(files), _) => SealIdentity::from_files(&files.key, &files.chain)?,
             (None, Some(dir)) => {
                 let identity = SealIdentity::demo(dir, tenant, municipality)?;

@@ -400,3 +400,95 @@ fn a_municipality_without_a_seal_cannot_sign() {
         "{refused:?}"
     );
 }
+
+/// A key and a chain as an operator would put them into the folder of configured seals: made
+/// here as a demo identity for another name, so that its certificate is told apart.
+fn configured(dir: &Path, tenant: &TenantId, name: &str) -> super::SealFiles {
+    let made = tempfile::tempdir().expect("tempdir");
+    super::SealIdentity::demo(made.path(), tenant, name).expect("made");
+    std::fs::create_dir_all(dir).expect("the folder");
+    let files = super::SealFiles::in_dir(dir, tenant);
+    let from = |ext: &str| made.path().join(format!("{}.{ext}", tenant.as_str()));
+    // `copy` keeps the key file's mode 0600.
+    std::fs::copy(from("key.pem"), &files.key).expect("the key");
+    std::fs::copy(from("crt.pem"), &files.chain).expect("the chain");
+    files
+}
+
+#[test]
+fn a_municipality_with_files_in_the_folder_seals_with_them_the_others_with_the_demo() {
+    let bench = Bench::new();
+    let folder = bench.dir.path().join("siegel");
+    let doc = meldebescheinigung();
+    configured(&folder, &doc.tenant, "Siegeltest Ettlingen");
+    let sealer = PadesSealer::new(SealConfig {
+        dir: Some(folder),
+        demo_dir: Some(bench.dir.path().join("seal")),
+    });
+    let identity = sealer
+        .identity(&doc.tenant, &doc.municipality)
+        .expect("configured");
+    assert!(!identity.is_demo());
+    let pdf = sealer.render_and_seal(&doc).expect("sealed").pdf;
+    let report = pdfsig(&bench.write("configured.pdf", &pdf));
+    assert!(report.contains("Signature is Valid."), "{report}");
+    assert!(
+        report.contains("Common Name: Demo-Siegel Siegeltest Ettlingen"),
+        "{report}"
+    );
+
+    let mut stuttgart = meldebescheinigung();
+    stuttgart.tenant = TenantId::parse("stuttgart").expect("valid");
+    stuttgart.municipality = "Landeshauptstadt Stuttgart".into();
+    let pdf = sealer.render_and_seal(&stuttgart).expect("sealed").pdf;
+    let report = pdfsig(&bench.write("demo.pdf", &pdf));
+    assert!(
+        report.contains("Common Name: Demo-Siegel Landeshauptstadt Stuttgart"),
+        "{report}"
+    );
+    assert!(
+        !bench.dir.path().join("seal/ettlingen.key.pem").exists(),
+        "no demo identity for a configured municipality"
+    );
+}
+
+#[test]
+fn a_broken_configured_seal_is_refused_naming_its_file() {
+    let bench = Bench::new();
+    let folder = bench.dir.path().join("siegel");
+    let tenant = TenantId::parse("ettlingen").expect("valid");
+    let files = configured(&folder, &tenant, "Siegeltest Ettlingen");
+    let sealer = || {
+        PadesSealer::new(SealConfig {
+            dir: Some(folder.clone()),
+            demo_dir: Some(bench.dir.path().join("seal")),
+        })
+    };
+    let refused = |sealer: PadesSealer| match sealer.identity(&tenant, "Stadt Ettlingen") {
+        Err(SealError::Identity(message)) => message,
+        other => panic!("refused, not {other:?}"),
+    };
+
+    // A key that is no key.
+    std::fs::write(&files.key, "-----BEGIN PRIVATE KEY-----\nkaputt\n").expect("write");
+    let message = refused(sealer());
+    assert!(
+        message.contains(&files.key.display().to_string()) && message.contains("PKCS#8"),
+        "{message}"
+    );
+    // A sound key without its chain.
+    configured(&folder, &tenant, "Siegeltest Ettlingen");
+    std::fs::remove_file(&files.chain).expect("remove");
+    let message = refused(sealer());
+    assert!(
+        message.contains(&files.chain.display().to_string()),
+        "{message}"
+    );
+    // A folder that is not there is no reason to seal with a demo identity.
+    let missing = PadesSealer::new(SealConfig {
+        dir: Some(bench.dir.path().join("fehlt")),
+        demo_dir: Some(bench.dir.path().join("seal")),
+    });
+    assert!(refused(missing).contains("fehlt"));
+    assert!(!bench.dir.path().join("seal").exists(), "no demo made");
+}

@@ -144,6 +144,14 @@ pub struct Settings {
     /// the data folder.
     #[arg(long, global = true, env = "VIDEOAMT_CASE_EXPORT_DIR")]
     pub case_export_dir: Option<PathBuf>,
+    /// The folder of the municipalities' seals for signed forms (ADR 0018): per municipality
+    /// `{tenant}.key.pem` (its PKCS#8 P-256 key, mode 0600) and `{tenant}.chain.pem` (its seal
+    /// certificate first, then the issuers), e.g. `ettlingen.key.pem`. A municipality with
+    /// neither file there seals with a self-signed demo certificate made in the data folder's
+    /// `seal/`, which is not for production. `serve` loads every seal at start and refuses to
+    /// start on a file it cannot use.
+    #[arg(long, global = true, env = "VIDEOAMT_SEAL_DIR")]
+    pub seal_dir: Option<PathBuf>,
     /// The case system's HTTP import (`http://host:port/path`, JSON with the PDFs in base64,
     /// answering with a `reference`); it replaces the export folder.
     #[arg(long, global = true, env = "VIDEOAMT_CASE_SYSTEM_URL")]
@@ -207,6 +215,7 @@ impl Default for Settings {
             sms_url: None,
             sms_token: None,
             case_export_dir: None,
+            seal_dir: None,
             case_system_url: None,
             case_system_token: None,
             payment_url: None,
@@ -242,6 +251,7 @@ impl std::fmt::Debug for Settings {
             .field("sms_url", &self.sms_url)
             .field("sms_token", &self.sms_token.as_ref().map(|_| "…"))
             .field("case_export_dir", &self.case_export_dir)
+            .field("seal_dir", &self.seal_dir)
             .field("case_system_url", &self.case_system_url)
             .field(
                 "case_system_token",
@@ -381,6 +391,9 @@ mod tests {
         }
         if unset("VIDEOAMT_UPLOAD_MAX_BYTES") {
             assert_eq!(parsed.upload_max_bytes, default.upload_max_bytes);
+        }
+        if unset("VIDEOAMT_SEAL_DIR") {
+            assert_eq!(parsed.seal_dir, None, "demo seals by default");
         }
         if unset("VIDEOAMT_PAYMENT_URL") {
             assert_eq!(parsed.payment_url, None, "the built-in sandbox by default");

@@ -20,7 +20,6 @@ use videoamt_core::domain::events::DecodeError;
 use videoamt_core::domain::{AppointmentId, DomainEvent};
 use videoamt_core::event::{RecordedEvent, StreamId, TenantId};
 use videoamt_core::keys::KeyStore;
-use videoamt_core::seal::FormSealer;
 use videoamt_core::sms::SmsGateway;
 use videoamt_core::store::StoreError;
 use videoamt_core::tenant::Tenant;
@@ -45,8 +44,8 @@ pub struct System {
     /// Makes TAN codes and their keyed digests (from the KEK).
     pub tans: TanCodes,
     /// Renders signed forms to PDF and seals them with the municipality's seal (ADR 0018):
-    /// the demo identities live in the data folder's `seal/`.
-    pub sealer: Arc<dyn FormSealer>,
+    /// its files in `VIDEOAMT_SEAL_DIR`, else a demo identity in the data folder's `seal/`.
+    pub sealer: Arc<PadesSealer>,
     pub data_dir: PathBuf,
     pub tenants: Arc<Vec<Tenant>>,
     pub settings: Arc<Settings>,
@@ -60,6 +59,15 @@ impl std::fmt::Debug for System {
         f.debug_struct("System")
             .field("data_dir", &self.data_dir)
             .finish_non_exhaustive()
+    }
+}
+
+/// The seals as the settings say: the configured folder, and demo identities in the data
+/// folder's `seal/` for the municipalities without files there.
+fn seal_config(data_dir: &Path, settings: &Settings) -> SealConfig {
+    SealConfig {
+        dir: settings.seal_dir.clone(),
+        ..SealConfig::demo(data_dir.join("seal"))
     }
 }
 
@@ -108,7 +116,10 @@ impl System {
             bus,
             access,
             tans,
-            sealer: Arc::new(PadesSealer::new(SealConfig::demo(data_dir.join("seal")))),
+            sealer: Arc::new(PadesSealer::new(seal_config(
+                data_dir,
+                &Settings::default(),
+            ))),
             blobs: Arc::new(FsBlobStore::new(data_dir.join("blobs"), keys.clone())),
             store,
             keys,
@@ -119,8 +130,23 @@ impl System {
     }
 
     pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.sealer = Arc::new(PadesSealer::new(seal_config(&self.data_dir, &settings)));
         self.settings = Arc::new(settings);
         self
+    }
+
+    /// Loads every municipality's seal identity, so that a configured key or chain that
+    /// cannot be used stops the start instead of the first signature. A municipality without
+    /// configured files gets its demo identity made now, with its warning.
+    pub fn check_seals(&self) -> anyhow::Result<()> {
+        for tenant in self.tenants.iter() {
+            self.sealer
+                .identity(&tenant.id, &tenant.name)
+                .with_context(|| {
+                    format!("cannot load the seal of {} ({})", tenant.name, tenant.id)
+                })?;
+        }
+        Ok(())
     }
 
     /// The process's command bus; clones share its stream queues.

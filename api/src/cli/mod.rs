@@ -610,6 +610,8 @@ async fn serve(
     listen: SocketAddr,
     demo: bool,
 ) -> anyhow::Result<ExitCode> {
+    // A seal key or chain that cannot be used stops the start, not the first signature.
+    system.check_seals()?;
     let store = system.store.clone();
     // The embedded store starts with something to look at; a PostgreSQL log never gets demo
     // data, and neither does one that already has events. The demo visits and accounts are

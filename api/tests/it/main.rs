@@ -18,6 +18,7 @@ mod room_handover;
 mod room_payment;
 mod room_signing;
 mod router;
+mod seal;
 mod staff;
 mod timers;
 

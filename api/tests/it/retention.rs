@@ -21,7 +21,7 @@ use videoamt_core::domain::{AppointmentId, DomainEvent, Personal, SubjectId};
 use videoamt_core::event::{Actor, ActorRole, StreamId, TenantId};
 use videoamt_core::keys::{KeyError, Revealed, reveal};
 use videoamt_core::readmodel::{Change, DocKey};
-use videoamt_core::seal::{FormDocument, SignatureEvidence};
+use videoamt_core::seal::{FormDocument, FormSealer as _, SignatureEvidence};
 use videoamt_core::sms::OutgoingSms;
 use videoamt_core::tenant::{BookingChannel, example_tenants};
 use videoamt_projections::retention::{self as report, RetentionState};

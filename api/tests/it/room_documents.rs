@@ -32,7 +32,7 @@ pub(crate) struct Room {
     pub(crate) token: String,
     pub(crate) appointment: AppointmentId,
     pub(crate) session: SessionId,
-    subject: SubjectId,
+    pub(crate) subject: SubjectId,
     /// Cookie of a clerk of the appointment's department (Bürgerbüro, Ettlingen).
     pub(crate) clerk: String,
 }

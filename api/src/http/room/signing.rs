@@ -34,7 +34,7 @@ use videoamt_core::domain::events::Party;
 use videoamt_core::domain::form::FormCommand;
 use videoamt_core::domain::{DomainError, FormId};
 use videoamt_core::keys::reveal;
-use videoamt_core::seal::{FormDocument, SignatureEvidence, StrokePoint};
+use videoamt_core::seal::{FormDocument, FormSealer as _, SignatureEvidence, StrokePoint};
 use videoamt_core::sms::{OutgoingSms, masked};
 use videoamt_core::tenant::SignatureMethod;
 
