@@ -75,17 +75,20 @@ pub enum CaseSystemError {
 }
 
 impl CaseSystemError {
-    /// The German sentence for the clerk.
-    pub fn german(&self) -> &'static str {
+    /// The German sentences for the clerk: that the handover to `target` (the case system's
+    /// name) failed, that nothing was recorded, and what to do.
+    pub fn german(&self, target: &str) -> String {
         match self {
-            Self::Unavailable(_) => {
-                "Das Fachverfahren ist gerade nicht erreichbar. Bitte versuchen Sie die Übergabe \
-                 gleich noch einmal; die Sitzung bleibt so lange bestehen."
-            }
-            Self::Refused(_) => {
-                "Das Fachverfahren hat die Übergabe abgelehnt. Bitte wenden Sie sich an die \
-                 Betreuung des Fachverfahrens."
-            }
+            Self::Unavailable(_) => format!(
+                "Die Übergabe an „{target}“ ist fehlgeschlagen: Das Fachverfahren ist gerade nicht \
+                 erreichbar. Es wurde nichts als übergeben vermerkt. Bitte versuchen Sie die \
+                 Übergabe gleich noch einmal."
+            ),
+            Self::Refused(_) => format!(
+                "„{target}“ hat die Übergabe abgelehnt. Es wurde nichts als übergeben vermerkt. \
+                 Bitte wenden Sie sich an die Betreuung des Fachverfahrens und versuchen Sie es \
+                 danach noch einmal."
+            ),
         }
     }
 }
@@ -124,9 +127,14 @@ mod tests {
             "{debug}"
         );
         assert!(debug.contains("waffenbesitzkarte"));
-        assert_ne!(
-            CaseSystemError::Refused("x".into()).german(),
-            CaseSystemError::Unavailable("x".into()).german()
-        );
+        let unavailable = CaseSystemError::Unavailable("Status 500".into());
+        let refused = CaseSystemError::Refused("Status 400".into());
+        for e in [&unavailable, &refused] {
+            let german = e.german("Nationales Waffenregister");
+            assert!(german.contains("„Nationales Waffenregister“"), "{german}");
+            assert!(german.contains("nichts als übergeben vermerkt"), "{german}");
+            assert!(!german.contains("Status"), "{german}");
+        }
+        assert_ne!(unavailable.german("x"), refused.german("x"));
     }
 }

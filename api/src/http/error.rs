@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use videoamt_adapters::bus::BusError;
 use videoamt_adapters::payment::wire;
+use videoamt_core::case_system::CaseSystemError;
 use videoamt_core::domain::DomainError;
 use videoamt_core::payment::PaymentError;
 use videoamt_core::readmodel::ReadModelError;
@@ -88,6 +89,13 @@ pub enum Error {
     /// 422 (a purpose over 27 characters) or 502 (the provider unreachable or answering
     /// nonsense; the cause is logged).
     Payment(PaymentError),
+    /// 502 Bad Gateway: the case system (`target`, as the tenant names it) did not take the
+    /// handover, and nothing was recorded; the German detail names it and says what to do. The
+    /// cause is logged.
+    CaseSystem {
+        target: String,
+        error: CaseSystemError,
+    },
     /// 503 Service Unavailable: the store does not answer. The cause is logged.
     Unavailable(String),
     /// 500 Internal Server Error: anything else the caller cannot fix. The cause is logged.
@@ -199,6 +207,11 @@ impl Error {
             ),
             Self::Refused(e) => refusal(e),
             Self::Payment(e) => payment_problem(e),
+            Self::CaseSystem { .. } => (
+                StatusCode::BAD_GATEWAY,
+                "/problems/case-system",
+                "Übergabe an das Fachverfahren fehlgeschlagen",
+            ),
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "/problems/store-unavailable",
@@ -250,6 +263,7 @@ impl Error {
             }
             Self::Refused(e) => e.to_string(),
             Self::Payment(e) => e.to_string(),
+            Self::CaseSystem { target, error } => error.german(target),
             Self::Unavailable(_) => "Bitte versuchen Sie es in einigen Minuten erneut.".to_owned(),
             Self::Internal(_) => {
                 "Die Anfrage konnte nicht bearbeitet werden. Bitte versuchen Sie es später erneut."
@@ -275,14 +289,13 @@ impl Error {
     /// Marks `response` with the internal cause, if any, for the middleware to log.
     pub(crate) fn mark(&self, mut response: Response) -> Response {
         let cause = match self {
-            Self::Internal(cause) | Self::Unavailable(cause) => Some(cause.as_str()),
-            Self::Payment(e) => e.cause(),
+            Self::Internal(cause) | Self::Unavailable(cause) => Some(cause.clone()),
+            Self::Payment(e) => e.cause().map(str::to_owned),
+            Self::CaseSystem { target, error } => Some(format!("{target}: {error}")),
             _ => None,
         };
         if let Some(cause) = cause {
-            response
-                .extensions_mut()
-                .insert(LoggedCause(cause.to_owned()));
+            response.extensions_mut().insert(LoggedCause(cause));
         }
         response
     }
@@ -885,6 +898,26 @@ mod tests {
         assert_eq!(
             Error::from(PaymentError::PurposeTooLong(28)).status(),
             StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+
+    #[test]
+    fn a_failed_handover_names_the_case_system_and_keeps_its_cause_out() {
+        let error = Error::CaseSystem {
+            target: "Nationales Waffenregister".into(),
+            error: CaseSystemError::Unavailable("connect 10.0.0.9: refused".into()),
+        };
+        let problem = error.problem();
+        assert_eq!(problem.status, 502);
+        let detail = problem.detail.clone().unwrap_or_default();
+        assert!(detail.contains("„Nationales Waffenregister“"), "{detail}");
+        let json = serde_json::to_string(&problem).unwrap_or_default();
+        assert!(!json.contains("10.0.0.9"), "{json}");
+        let response = error.into_response();
+        let logged = response.extensions().get::<LoggedCause>();
+        assert!(
+            logged.is_some_and(|c| c.0.contains("10.0.0.9")),
+            "{logged:?}"
         );
     }
 

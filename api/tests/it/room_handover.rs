@@ -1,10 +1,13 @@
 //! The handover to the case system at the end of a weapons-card visit: the signed form goes to
 //! the export folder (outside the data folder, where the purge does not reach) with a JSON
 //! record, `HandedOverToCaseSystem` is recorded once, and before anything is signed the
-//! handover is refused.
+//! handover is refused. A case system that fails is named in German and nothing is recorded.
+
+use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
 use serde_json::Value;
+use videoamt_api::app::Settings;
 
 use crate::room_documents::Room;
 use crate::staff::browse;
@@ -108,6 +111,10 @@ async fn payloads(room: &Room, position: u64, event_type: &str) -> Vec<Value> {
         .collect()
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[tokio::test]
 async fn the_signed_weapons_card_form_is_handed_over_once_to_the_export_folder() {
     let room = weapons_card_room().await;
@@ -152,6 +159,132 @@ async fn the_signed_weapons_card_form_is_handed_over_once_to_the_export_folder()
     assert_eq!(status, StatusCode::OK);
     assert!(
         page.contains("Übergeben an Nationales Waffenregister"),
+        "{page}"
+    );
+}
+
+/// What the mock case system received: each request's bearer header and JSON body.
+type Received = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+
+/// A case system's HTTP import on 127.0.0.1: the first request is answered with 500, every
+/// later one with 200 and a reference. Serves until the test's runtime ends.
+async fn flaky_case_system() -> (String, Received) {
+    use axum::extract::State;
+    use axum::http::HeaderMap;
+    use axum::response::IntoResponse;
+    let received: Received = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/akten", listener.local_addr().expect("address"));
+    let app = axum::Router::new()
+        .route(
+            "/akten",
+            axum::routing::post(
+                |State(received): State<Received>, headers: HeaderMap, body: String| async move {
+                    let bearer = (headers.get("authorization"))
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let json = serde_json::from_str(&body).unwrap_or(Value::Null);
+                    let mut received = received.lock().expect("not poisoned");
+                    received.push((bearer, json));
+                    if received.len() == 1 {
+                        (StatusCode::INTERNAL_SERVER_ERROR, "kaputt").into_response()
+                    } else {
+                        axum::Json(serde_json::json!({ "reference": "NWR-2026-4711" }))
+                            .into_response()
+                    }
+                },
+            ),
+        )
+        .with_state(received.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
+#[tokio::test]
+async fn a_failing_case_system_is_named_in_german_and_nothing_is_recorded_until_it_answers() {
+    let (url, received) = flaky_case_system().await;
+    let mut room = weapons_card_room().await;
+    room.api.state.system = room.api.state.system.clone().with_settings(Settings {
+        case_system_url: Some(url),
+        case_system_token: Some("nwr-token".into()),
+        ..Settings::default()
+    });
+    let form = sign_the_weapons_card_form(&room, "Mustermann").await;
+    let signed = payloads(&room, 0, "FormSigned").await;
+    assert_eq!(signed.len(), 1, "{signed:?}");
+
+    // The case system answers 500: a German page that names it; nothing recorded.
+    let before = room.api.last_position().await;
+    let (status, page) = clerk_posts(&room, "/uebergabe", "").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{page}");
+    assert!(
+        page.contains("Übergabe an das Fachverfahren fehlgeschlagen"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Die Übergabe an „Nationales Waffenregister“ ist fehlgeschlagen"),
+        "{page}"
+    );
+    assert!(page.contains("nichts als übergeben vermerkt"), "{page}");
+    assert!(page.contains("noch einmal"), "{page}");
+    assert!(!page.contains("kaputt") && !page.contains("500"), "{page}");
+    assert_eq!(room.api.last_position().await, before, "nothing recorded");
+    assert_eq!(received.lock().expect("not poisoned").len(), 1);
+
+    // Pressed again, it answers: recorded once with its reference; a third press sends
+    // nothing more.
+    for _ in 0..2 {
+        let (status, page) = clerk_posts(&room, "/uebergabe", "").await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    }
+    let handed = payloads(&room, before, "HandedOverToCaseSystem").await;
+    assert_eq!(handed.len(), 1, "once: {handed:?}");
+    assert_eq!(handed[0]["target"], "Nationales Waffenregister");
+    assert_eq!(handed[0]["reference"], "NWR-2026-4711");
+    let received = received.lock().expect("not poisoned").clone();
+    assert_eq!(received.len(), 2, "no third request");
+
+    // What the case system got: the bearer token and the record with the signed PDF itself.
+    let (bearer, record) = &received[1];
+    assert_eq!(bearer.as_deref(), Some("Bearer nwr-token"));
+    assert_eq!(record["case_system"], "Nationales Waffenregister");
+    assert_eq!(record["tenant"], "ettlingen");
+    assert_eq!(record["appointment"], room.appointment.0.to_string());
+    assert_eq!(record["service"]["id"], "waffenbesitzkarte");
+    assert!(
+        record["forms"].to_string().contains("Mustermann"),
+        "{record}"
+    );
+    let pdf = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(
+                record["pdfs"][0]["content_base64"]
+                    .as_str()
+                    .expect("the PDF inline"),
+            )
+            .expect("base64")
+    };
+    assert!(pdf.starts_with(b"%PDF-"));
+    let sha256 = hex(&<sha2::Sha256 as sha2::Digest>::digest(&pdf));
+    assert_eq!(record["pdfs"][0]["sha256"], sha256.as_str());
+    assert_eq!(
+        signed[0]["document_sha256"],
+        sha256.as_str(),
+        "the PDF signed in the room ({form})"
+    );
+    let (_, _, page) = browse(
+        &room.api,
+        "GET",
+        &clerk_room(&room),
+        Some(&room.clerk),
+        None,
+    )
+    .await;
+    assert!(
+        page.contains("Übergeben an Nationales Waffenregister (NWR-2026-4711)"),
         "{page}"
     );
 }

@@ -5,7 +5,9 @@
 //! `HandedOverToCaseSystem` records. Without that event the purge of a completed visit stays
 //! blocked, so nothing that must be kept is scrubbed before the case system has it.
 //!
-//! A second handover records nothing: the room shows it done.
+//! A second handover records nothing: the room shows it done. A case system that fails or
+//! refuses is answered with a German page that names it and says that nothing was recorded
+//! ([`Error::CaseSystem`], 502); the clerk presses again.
 //!
 //! [`CaseSystem`]: videoamt_core::case_system::CaseSystem
 
@@ -121,9 +123,9 @@ async fn run(state: &AppState, room: &Room) -> Result<(), Error> {
         .map_err(Error::internal)?
         .hand_over(&record)
         .await
-        .map_err(|e| {
-            tracing::warn!(session = %room.session, error = %e, "not handed over");
-            Error::Unavailable(format!("case system: {e}"))
+        .map_err(|error| Error::CaseSystem {
+            target: target.clone(),
+            error,
         })?;
     room.act(
         state,
