@@ -1,13 +1,18 @@
 //! The handover to the case system at the end of a weapons-card visit: the signed form goes to
 //! the export folder (outside the data folder, where the purge does not reach) with a JSON
 //! record, `HandedOverToCaseSystem` is recorded once, and before anything is signed the
-//! handover is refused. A case system that fails is named in German and nothing is recorded.
+//! handover is refused. A case system that fails is named in German and nothing is recorded;
+//! a visit not handed over keeps its data past its retention until it is, and the export
+//! outlives the purge.
 
 use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
 use serde_json::Value;
-use videoamt_api::app::Settings;
+use videoamt_api::app::{Settings, retention};
+use videoamt_api::workers::outbox::{self, Outbox};
+use videoamt_api::workers::retention::purge::{PurgeJob, Summary};
+use videoamt_projections::retention::{self as report, RetentionState};
 
 use crate::room_documents::Room;
 use crate::staff::browse;
@@ -287,4 +292,153 @@ async fn a_failing_case_system_is_named_in_german_and_nothing_is_recorded_until_
         page.contains("Übergeben an Nationales Waffenregister (NWR-2026-4711)"),
         "{page}"
     );
+}
+
+/// Catches the projections up and runs the due purges as if the clock showed `now`.
+async fn purge_at(room: &Room, now: time::OffsetDateTime) -> Summary {
+    let state = &room.api.state;
+    state
+        .runner()
+        .catch_up(&state.projections)
+        .await
+        .expect("caught up");
+    PurgeJob::new(&state.system)
+        .run_due(now, |_| {})
+        .await
+        .expect("the purge runs")
+}
+
+/// The subject's row of the retention read model, caught up.
+async fn subject_row(room: &Room) -> report::SubjectRetention {
+    let state = &room.api.state;
+    state
+        .runner()
+        .catch_up(&state.projections)
+        .await
+        .expect("caught up");
+    report::subjects(state.store.as_ref(), Some("ettlingen"))
+        .await
+        .expect("report")
+        .into_iter()
+        .find(|r| r.subject == Some(room.subject))
+        .expect("the subject's row")
+}
+
+/// The subject's row of the DPO's report as it reads at `now`.
+async fn dpo_row(room: &Room, now: time::OffsetDateTime) -> retention::ReportRow {
+    retention::report(&room.api.state.system, Some("ettlingen"), now)
+        .await
+        .expect("the report")
+        .rows
+        .into_iter()
+        .find(|r| r.subject == room.subject.to_string())
+        .expect("the subject's row")
+}
+
+/// The text of every file under `dir`.
+fn everything_in(dir: &std::path::Path) -> String {
+    let mut all = String::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                all.push_str(&String::from_utf8_lossy(
+                    &std::fs::read(&path).expect("read"),
+                ));
+            }
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn a_visit_not_handed_over_keeps_its_data_until_it_is_and_the_export_outlives_the_purge() {
+    let room = weapons_card_room().await;
+    let system = room.api.state.system.clone();
+    let canary = format!("Kanarie{}", uuid::Uuid::now_v7().simple());
+    sign_the_weapons_card_form(&room, &canary).await;
+    let (status, page) = clerk_posts(
+        &room,
+        "/identitaet",
+        "document_type=Personalausweis&feature=Hologramm&feature=Lichtbild\
+         &feature=Polycarbonat&questions=1&result=verified",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let (status, page) = clerk_posts(&room, "/beenden", "outcome=completed").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    // The process manager schedules the purge and files the mails in the data folder's outbox.
+    let worker = Outbox::new(
+        system.clone(),
+        outbox::mailer(&system).expect("the folder mailer"),
+        "http://amt.test",
+    );
+    while worker.step().await.expect("a step") > 0 {}
+    let data = everything_in(&system.data_dir);
+    assert!(
+        data.contains("erika@example.org"),
+        "the outbox mail names the citizen"
+    );
+
+    // Past the retention period, the purge is held back and the DPO's report says why.
+    let due = subject_row(&room)
+        .await
+        .due
+        .expect("the purge is scheduled");
+    let later = due + time::Duration::days(1);
+    let blocked = purge_at(&room, later).await;
+    assert_eq!((blocked.purged, blocked.blocked), (0, 1), "{blocked:?}");
+    assert!(system.keys.holds(room.subject).await.expect("lookup"));
+    assert!(system.blobs.root().join(room.subject.to_string()).exists());
+    let held = subject_row(&room).await;
+    assert_eq!(held.state(later), RetentionState::Blocked);
+    let shown = dpo_row(&room, later).await;
+    assert_eq!(shown.state, "zurückgestellt");
+    assert_eq!(
+        shown.blocked,
+        "Übergabe an „Nationales Waffenregister“ fehlt"
+    );
+    let retry_at = held.retry_at.expect("tried again later");
+
+    // Handed over after the end, the next try purges: the data folder no longer holds the
+    // citizen, while the exported record and PDF stay as they were.
+    let (status, page) = clerk_posts(&room, "/uebergabe", "").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let handed = payloads(&room, 0, "HandedOverToCaseSystem").await;
+    let folder = (system.case_export_dir()).join(handed[0]["reference"].as_str().expect("ref"));
+    let exported: Vec<(std::path::PathBuf, Vec<u8>)> = std::fs::read_dir(&folder)
+        .expect("the export")
+        .map(|e| {
+            let path = e.expect("entry").path();
+            let bytes = std::fs::read(&path).expect("read");
+            (path, bytes)
+        })
+        .collect();
+    assert_eq!(exported.len(), 2, "akte.json and the PDF: {exported:?}");
+    let record = &exported
+        .iter()
+        .find(|(p, _)| p.ends_with("akte.json"))
+        .expect("akte.json")
+        .1;
+    assert!(String::from_utf8_lossy(record).contains(&canary));
+    let done = purge_at(&room, retry_at).await;
+    assert_eq!(done.purged, 1, "{done:?}");
+    assert!(!system.keys.holds(room.subject).await.expect("lookup"));
+    assert!(!system.blobs.root().join(room.subject.to_string()).exists());
+    let data = everything_in(&system.data_dir);
+    for gone in ["erika@example.org", "Erika Mustermann", canary.as_str()] {
+        assert!(!data.contains(gone), "{gone} left in the data folder");
+    }
+    assert_eq!(dpo_row(&room, retry_at).await.state, "gelöscht");
+    for (path, bytes) in &exported {
+        assert_eq!(
+            &std::fs::read(path).expect("still there"),
+            bytes,
+            "{} unchanged",
+            path.display()
+        );
+    }
 }
