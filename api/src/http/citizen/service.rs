@@ -515,16 +515,28 @@ pub(crate) async fn view(state: &AppState, found: &Found) -> Result<AppointmentV
     let booking = found.state.booking.as_ref().ok_or(Error::InvalidLink)?;
     let t = &found.tenant;
     let catalogue = tenant_view(t);
+    // Name, fee and duration as booked: a change of the configuration since applies to new
+    // bookings only.
+    let terms = booking.terms(t);
     let services: Vec<ServiceView> = booking
         .services
         .iter()
         .filter_map(|id| {
-            catalogue
+            let mut view = catalogue
                 .departments
                 .iter()
                 .flat_map(|d| &d.services)
                 .find(|s| s.id == id.as_str())
-                .cloned()
+                .cloned()?;
+            if let Some(booked) = terms
+                .as_ref()
+                .and_then(|terms| terms.services.iter().find(|s| &s.service == id))
+            {
+                view.name = booked.name.clone();
+                view.fee_cents = booked.fee.0;
+                view.duration_minutes = booked.duration_minutes;
+            }
+            Some(view)
         })
         .collect();
     let documents = t.documents_to_bring(&booking.services);
@@ -537,11 +549,15 @@ pub(crate) async fn view(state: &AppState, found: &Found) -> Result<AppointmentV
         tenant: t.id.to_string(),
         tenant_name: t.name.clone(),
         department: booking.department.to_string(),
-        department_name: t
-            .department(&booking.department)
-            .map(|d| d.name.clone())
-            .unwrap_or_default(),
-        fee_total_cents: services.iter().map(|s| s.fee_cents).sum(),
+        department_name: terms.as_ref().map_or_else(
+            || {
+                t.department(&booking.department)
+                    .map(|d| d.name.clone())
+                    .unwrap_or_default()
+            },
+            |terms| terms.department_name.clone(),
+        ),
+        fee_total_cents: booking.fees(t).map_or(0, |(_, total)| total.0),
         services,
         start: local(booking.start),
         end: local(booking.end),
