@@ -90,6 +90,71 @@ pub fn load(dir: Option<&Path>) -> anyhow::Result<Vec<Tenant>> {
     }
 }
 
+/// The appointments still to be held (booked, or in session) that the loaded configuration
+/// could no longer serve as they were booked: their municipality, department or one of their
+/// services is gone, or their department's slot length changed (ADR 0020). One line each, for
+/// the operator; empty when the configuration fits. Reads the clerks' schedule, caught up
+/// first, and the booking of each such appointment.
+pub async fn outstanding_conflicts(system: &super::System) -> anyhow::Result<Vec<String>> {
+    use std::sync::Arc;
+    use videoamt_projections::Projection;
+    use videoamt_projections::schedule::{self, ClerkSchedule, ScheduleEntry, VisitStatus};
+
+    let projection: Arc<dyn Projection> = Arc::new(ClerkSchedule::new(system.tenants.clone()));
+    videoamt_projections::runner::Runner::new(system.store.clone(), system.store.clone())
+        .catch_up(&[projection])
+        .await?;
+    let mut conflicts = Vec::new();
+    for (key, value) in system.store.list(schedule::NAME, "entry", "").await? {
+        let Ok(entry) = serde_json::from_value::<ScheduleEntry>(value) else {
+            continue;
+        };
+        if !matches!(entry.status, VisitStatus::Booked | VisitStatus::InSession) {
+            continue;
+        }
+        let tenant_id = key.split('/').next().unwrap_or_default();
+        let day = key.split('/').nth(2).unwrap_or_default();
+        let what = format!(
+            "{tenant_id}: appointment {} on {day} ({})",
+            entry.appointment, entry.department
+        );
+        let Some(tenant) = system.tenants.iter().find(|t| t.id.as_str() == tenant_id) else {
+            conflicts.push(format!("{what}: the municipality is no longer configured"));
+            continue;
+        };
+        let Some(department) = tenant.department(&entry.department) else {
+            conflicts.push(format!(
+                "{what}: the department \"{}\" is no longer configured",
+                entry.department
+            ));
+            continue;
+        };
+        for service in entry
+            .services
+            .iter()
+            .filter(|s| tenant.service(s).is_none())
+        {
+            conflicts.push(format!(
+                "{what}: the service \"{service}\" is no longer configured"
+            ));
+        }
+        let booked = system
+            .appointment(entry.appointment)
+            .await?
+            .and_then(|(appointment, _)| appointment.booking)
+            .and_then(|booking| booking.terms);
+        if let Some(terms) = booked
+            && terms.slot_minutes != department.slot_minutes
+        {
+            conflicts.push(format!(
+                "{what}: booked in slots of {} minutes, the department now has {}",
+                terms.slot_minutes, department.slot_minutes
+            ));
+        }
+    }
+    Ok(conflicts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -637,6 +637,19 @@ async fn serve(
         // The demo visits are history: nobody is waiting for their mails.
         crate::workers::outbox::skip_to_head(&system).await?;
     }
+    // A configuration that removed what outstanding appointments were booked under, or
+    // changed their department's slot grid, is refused before anything is served (ADR 0020).
+    let conflicts = crate::app::tenants::outstanding_conflicts(&system).await?;
+    if !conflicts.is_empty() {
+        anyhow::bail!(
+            "the municipalities' configuration no longer fits {} appointment(s) still to be \
+             held:\n  {}\nKeep the department, service or slot length until they are held or \
+             cancelled (`online_booking = false` on a department stops new bookings), then \
+             change it (ADR 0020)",
+            conflicts.len(),
+            conflicts.join("\n  ")
+        );
+    }
     let listener = server::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

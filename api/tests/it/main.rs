@@ -8,6 +8,7 @@ mod crash;
 mod http;
 mod layout;
 mod mail;
+mod municipality;
 mod projection_crash;
 mod purge_crash;
 mod retention;
