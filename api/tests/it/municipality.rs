@@ -262,3 +262,89 @@ async fn a_third_municipality_books_online_and_a_fee_change_keeps_what_was_booke
     let (_server, addr) = server(root.path(), "", true, &env);
     assert_eq!(appointment(&addr, &first).await["fee_total_cents"], 800);
 }
+
+/// The third municipality's visit in the room, as far as it goes today, and its purge after
+/// its own retention of one month (Ettlingen keeps three, Stuttgart six).
+#[tokio::test]
+async fn a_visit_in_the_third_municipality_is_held_and_purged_after_its_own_month() {
+    use axum::http::StatusCode;
+
+    use crate::room_documents::Room;
+    use crate::room_handover::{clerk_posts, everything_in, purge_at, sign_form, subject_row_of};
+
+    let root = tempfile::tempdir().expect("temp dir");
+    let tenants = videoamt_api::app::tenants::load(Some(&folder(root.path(), Some(MUSTERSTADT))))
+        .expect("the folder loads");
+    let api = crate::router::Api::with_tenants(tenants).await;
+    let booking = json!({
+        "tenant": "musterstadt",
+        "services": ["meldebescheinigung"],
+        "start": "2026-11-24T09:00:00+01:00",
+        "contact": {"name": "Max Muster", "email": "max@example.org", "phone": null},
+        "privacy_accepted": true
+    });
+    let room = Room::waiting_in(
+        api,
+        &booking,
+        &[("musterstadt", "m.muster", "rathaus")],
+        ("musterstadt", "m.muster"),
+    )
+    .await;
+    let (status, page) = clerk_posts(&room, "/einlassen", "").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let (status, page) = clerk_posts(
+        &room,
+        "/identitaet",
+        "document_type=Personalausweis&feature=Hologramm&feature=Lichtbild\
+         &feature=Polycarbonat&result=verified",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let canary = format!("Musterkanarie{}", uuid::Uuid::now_v7().simple());
+    sign_form(&room, "musterstadt", "antrag-meldebescheinigung", &canary).await;
+    let (status, page) = clerk_posts(&room, "/beenden", "outcome=completed").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let (_, _, seen) = room
+        .api
+        .get(&format!("/api/v1/appointments/by-token/{}", room.token))
+        .await;
+    assert_eq!(seen["status"], "completed", "{seen}");
+    assert_eq!(seen["tenant_name"], "Gemeinde Musterstadt");
+
+    // The process manager schedules the purge (and files the mails).
+    let system = room.api.state.system.clone();
+    let worker = videoamt_api::workers::outbox::Outbox::new(
+        system.clone(),
+        videoamt_api::workers::outbox::mailer(&system).expect("the folder mailer"),
+        "http://amt.test",
+    );
+    while worker.step().await.expect("a step") > 0 {}
+
+    // Due one calendar month after the end, in Musterstadt's time zone.
+    let row = subject_row_of(&room, "musterstadt").await;
+    let due = row.due.expect("the purge is scheduled");
+    let ended = time::OffsetDateTime::from_unix_timestamp(crate::router::NOW).expect("now");
+    let musterstadt = room
+        .api
+        .state
+        .tenants
+        .iter()
+        .find(|t| t.id.as_str() == "musterstadt")
+        .expect("loaded");
+    assert_eq!(
+        due,
+        musterstadt.add_months(ended, 1),
+        "one month, not three"
+    );
+
+    let early = purge_at(&room, due - time::Duration::days(1)).await;
+    assert_eq!(early.purged, 0, "not before its month: {early:?}");
+    assert!(system.keys.holds(room.subject).await.expect("lookup"));
+    let done = purge_at(&room, due + time::Duration::minutes(1)).await;
+    assert_eq!(done.purged, 1, "{done:?}");
+    assert!(!system.keys.holds(room.subject).await.expect("lookup"));
+    let data = everything_in(&system.data_dir);
+    for gone in ["max@example.org", "Max Muster", canary.as_str()] {
+        assert!(!data.contains(gone), "{gone} left in the data folder");
+    }
+}

@@ -45,10 +45,26 @@ impl Room {
 
     /// The same with these services of Ettlingen, and `clerk` (of their department) logged in.
     pub(crate) async fn waiting_with(services: &[&str], clerk: &str) -> Self {
-        let api = Api::new().await;
         let mut booked = booking(TUE_9);
         booked["services"] = serde_json::json!(services);
-        let (status, _, body) = api.post("/api/v1/appointments", &booked).await;
+        let clerks = [
+            ("ettlingen", "a.becker", "buergerbuero"),
+            ("ettlingen", "g.kraus", "gewerbebehoerde"),
+            ("ettlingen", "w.schmid", "waffenbehoerde"),
+            ("stuttgart", "s.wolf", "ordnung-gewerbe"),
+        ];
+        Self::waiting_in(Api::new().await, &booked, &clerks, ("ettlingen", clerk)).await
+    }
+
+    /// `booked` (a booking request) on `api`, the citizen waiting; `clerks` (tenant, login,
+    /// department) get accounts, and `clerk` (tenant, login) is logged in.
+    pub(crate) async fn waiting_in(
+        api: Api,
+        booked: &Value,
+        clerks: &[(&str, &str, &str)],
+        (tenant_of_clerk, clerk): (&str, &str),
+    ) -> Self {
+        let (status, _, body) = api.post("/api/v1/appointments", booked).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let token = body["token"].as_str().expect("token").to_owned();
         let appointment = AppointmentId(
@@ -76,12 +92,7 @@ impl Room {
             .expect("booked");
         let session = found.session.expect("the session is open");
         let subject = found.booking.expect("booked").subject;
-        for (tenant, login, department) in [
-            ("ettlingen", "a.becker", "buergerbuero"),
-            ("ettlingen", "g.kraus", "gewerbebehoerde"),
-            ("ettlingen", "w.schmid", "waffenbehoerde"),
-            ("stuttgart", "s.wolf", "ordnung-gewerbe"),
-        ] {
+        for &(tenant, login, department) in clerks {
             let tenant = api
                 .state
                 .tenants
@@ -101,7 +112,7 @@ impl Room {
             .await
             .expect("account created");
         }
-        let clerk = login(&api, "ettlingen", clerk).await;
+        let clerk = login(&api, tenant_of_clerk, clerk).await;
         Self {
             api,
             token,

@@ -37,8 +37,13 @@ pub(crate) async fn clerk_posts(room: &Room, action: &str, form: &str) -> (Statu
 /// The clerk starts the weapons-card form, fills every required field (text fields with
 /// `text`) and asks for a touchpad signature; the citizen signs. Returns the form's id.
 pub(crate) async fn sign_the_weapons_card_form(room: &Room, text: &str) -> String {
+    sign_form(room, "ettlingen", "antrag-waffenbesitzkarte", text).await
+}
+
+/// The same with the form `template` of `tenant`.
+pub(crate) async fn sign_form(room: &Room, tenant: &str, template: &str, text: &str) -> String {
     let clerk_room = clerk_room(room);
-    let (status, body) = clerk_posts(room, "/formular", "vorlage=antrag-waffenbesitzkarte").await;
+    let (status, body) = clerk_posts(room, "/formular", &format!("vorlage={template}")).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
     let (_, _, page) = browse(&room.api, "GET", &clerk_room, Some(&room.clerk), None).await;
     let at = page.find("data-form=\"").expect("the form") + 11;
@@ -48,8 +53,8 @@ pub(crate) async fn sign_the_weapons_card_form(room: &Room, text: &str) -> Strin
         .state
         .tenants
         .iter()
-        .find(|t| t.id.as_str() == "ettlingen")
-        .and_then(|t| t.forms.get(&"antrag-waffenbesitzkarte".into()))
+        .find(|t| t.id.as_str() == tenant)
+        .and_then(|t| t.forms.get(&template.into()))
         .expect("the template")
         .clone();
     // A valid value for every required field, by its kind.
@@ -295,7 +300,7 @@ async fn a_failing_case_system_is_named_in_german_and_nothing_is_recorded_until_
 }
 
 /// Catches the projections up and runs the due purges as if the clock showed `now`.
-async fn purge_at(room: &Room, now: time::OffsetDateTime) -> Summary {
+pub(crate) async fn purge_at(room: &Room, now: time::OffsetDateTime) -> Summary {
     let state = &room.api.state;
     state
         .runner()
@@ -309,14 +314,19 @@ async fn purge_at(room: &Room, now: time::OffsetDateTime) -> Summary {
 }
 
 /// The subject's row of the retention read model, caught up.
-async fn subject_row(room: &Room) -> report::SubjectRetention {
+pub(crate) async fn subject_row(room: &Room) -> report::SubjectRetention {
+    subject_row_of(room, "ettlingen").await
+}
+
+/// The same for a subject of `tenant`.
+pub(crate) async fn subject_row_of(room: &Room, tenant: &str) -> report::SubjectRetention {
     let state = &room.api.state;
     state
         .runner()
         .catch_up(&state.projections)
         .await
         .expect("caught up");
-    report::subjects(state.store.as_ref(), Some("ettlingen"))
+    report::subjects(state.store.as_ref(), Some(tenant))
         .await
         .expect("report")
         .into_iter()
@@ -336,7 +346,7 @@ async fn dpo_row(room: &Room, now: time::OffsetDateTime) -> retention::ReportRow
 }
 
 /// The text of every file under `dir`.
-fn everything_in(dir: &std::path::Path) -> String {
+pub(crate) fn everything_in(dir: &std::path::Path) -> String {
     let mut all = String::new();
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(d) = dirs.pop() {

@@ -10,6 +10,11 @@ use videoamt_api::http::{AppState, app};
 use videoamt_core::tenant::example_tenants;
 
 async fn state() -> (tempfile::TempDir, AppState) {
+    state_with(example_tenants().expect("examples are valid")).await
+}
+
+/// The router's state over a fresh embedded store, for `tenants`.
+async fn state_with(tenants: Vec<videoamt_core::tenant::Tenant>) -> (tempfile::TempDir, AppState) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open(dir.path().join("events.db"))
         .await
@@ -20,7 +25,7 @@ async fn state() -> (tempfile::TempDir, AppState) {
         // The data folder inside the temporary one, so that what lives beside it (the case
         // export) stays inside too.
         &dir.path().join("data"),
-        example_tenants().expect("examples are valid"),
+        tenants,
     ));
     (dir, state)
 }
@@ -94,8 +99,16 @@ impl Api {
         Self::with_limits(RateLimits::default()).await
     }
 
+    /// The server of `tenants` instead of the examples.
+    pub(crate) async fn with_tenants(tenants: Vec<videoamt_core::tenant::Tenant>) -> Self {
+        Self::of(state_with(tenants).await, RateLimits::default())
+    }
+
     pub(crate) async fn with_limits(limits: RateLimits) -> Self {
-        let (dir, state) = state().await;
+        Self::of(state().await, limits)
+    }
+
+    fn of((dir, state): (tempfile::TempDir, AppState), limits: RateLimits) -> Self {
         let now = Arc::new(AtomicI64::new(NOW));
         let clock_now = now.clone();
         let clock: Clock = Arc::new(move || {
