@@ -108,6 +108,79 @@ async fn admit_and_see_each_other(citizen: &Person, clerk: &Person, room: &str) 
     until(clerk, "window.videoamt.inbound > 0", "the citizen's media").await;
 }
 
+/// Sends a write of `field` straight over the room's socket, as a page that saw the field at
+/// version `based_on` would: past any disabled input and any debounce.
+async fn write_over_socket(person: &Person, field: &str, value: &str, based_on: u64) {
+    person
+        .page
+        .eval(&format!(
+            "window.videoamtRoom.send({{ type: 'field', \
+               form: document.querySelector('#formulare form[data-form]').dataset.form, \
+               field: '{field}', value: '{value}', based_on: {based_on} }})"
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{} writes {field}: {e:#}", person.who));
+}
+
+/// `steps` stand in `timeline` in this order.
+fn assert_in_order(timeline: &str, steps: &[&str]) {
+    let mut from = 0;
+    for step in steps {
+        let at = timeline[from..]
+            .find(step)
+            .unwrap_or_else(|| panic!("{step:?} missing or out of order in:\n{timeline}"));
+        from += at + step.len();
+    }
+}
+
+/// No page any of `people` checked had a serious or critical accessibility violation.
+fn assert_accessible(people: &[&Person]) {
+    let violations: Vec<String> = people.iter().flat_map(|p| p.violations.clone()).collect();
+    assert!(
+        violations.is_empty(),
+        "serious accessibility violations:\n{}",
+        violations.join("\n")
+    );
+}
+
+/// The citizen types the TAN `code` into the form in `section` and signs; the clerk's page,
+/// all of it, never held the code.
+async fn sign_with_tan(citizen: &Person, clerk: &Person, section: &str, code: &str) {
+    let clerk_sees = clerk
+        .page
+        .eval("document.documentElement.outerHTML")
+        .await
+        .expect("the clerk's page");
+    assert!(
+        !clerk_sees.as_str().unwrap_or("").contains(code),
+        "the TAN is not on the clerk's page"
+    );
+    citizen
+        .page
+        .fill(&format!("{section} input[name=tan]"), code)
+        .await
+        .expect("type the TAN");
+    citizen
+        .page
+        .click(&format!("{section} .tan-eingabe button"))
+        .await
+        .expect("sign");
+}
+
+/// The clerk asks for a signature by `method` for the form in `section`.
+async fn request_signature(clerk: &Person, section: &str, method: &str) {
+    clerk
+        .page
+        .eval(&format!(
+            "document.querySelector('{section} select[name=methode]').value = '{method}'"
+        ))
+        .await
+        .expect("choose the method");
+    clerk
+        .submit(&format!("{section} form[action$='/unterschrift'] button"))
+        .await;
+}
+
 /// The Bürgerbüro's pilot statistics summed over its weeks, as a promise in the page: sessions,
 /// of them completed, and feedback answers.
 const STATISTICS: &str = "fetch('/api/v1/statistics?department=buergerbuero').then(r => r.json()) \
@@ -354,15 +427,7 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
         "the citizen's first name on the clerk's page",
     )
     .await;
-    clerk
-        .page
-        .eval(
-            "window.videoamtRoom.send({ type: 'field', \
-               form: document.querySelector('#formulare form[data-form]').dataset.form, \
-               field: 'vorname', value: 'Erika', based_on: 0 })",
-        )
-        .await
-        .expect("the clerk's stale write");
+    write_over_socket(&clerk, "vorname", "Erika", 0).await;
     until(
         &citizen,
         "document.querySelector('#formulare [name=vorname]').value === 'Erika' && \
@@ -403,14 +468,7 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
         "the complete form on the clerk's page",
     )
     .await;
-    clerk
-        .page
-        .eval("document.querySelector('#formulare select[name=methode]').value = 'hidden_tan'")
-        .await
-        .expect("choose the method");
-    clerk
-        .submit("#formulare form[action$='/unterschrift'] button")
-        .await;
+    request_signature(&clerk, "#formulare", "hidden_tan").await;
     until(
         &citizen,
         "document.querySelector('#formulare .tan-anfordern button') !== null",
@@ -435,25 +493,7 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
         .expect("the image");
     let code = crate::room_signing::read_tan(image.as_str().expect("a data URL"));
     citizen.check("raum-tan").await;
-    let clerk_sees = clerk
-        .page
-        .eval("document.documentElement.outerHTML")
-        .await
-        .expect("the clerk's page");
-    assert!(
-        !clerk_sees.as_str().unwrap_or("").contains(&code),
-        "the TAN is not on the clerk's page"
-    );
-    citizen
-        .page
-        .fill("#formulare input[name=tan]", &code)
-        .await
-        .expect("type the TAN");
-    citizen
-        .page
-        .click("#formulare .tan-eingabe button")
-        .await
-        .expect("sign");
+    sign_with_tan(&citizen, &clerk, "#formulare", &code).await;
     for person in [&citizen, &clerk] {
         until(
             person,
@@ -464,15 +504,7 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
         .await;
     }
     // Straight over the socket, past the disabled field: refused, in German, beside the field.
-    clerk
-        .page
-        .eval(
-            "window.videoamtRoom.send({ type: 'field', \
-               form: document.querySelector('#formulare form[data-form]').dataset.form, \
-               field: 'vorname', value: 'Erich', based_on: 9 })",
-        )
-        .await
-        .expect("sent");
+    write_over_socket(&clerk, "vorname", "Erich", 9).await;
     until(
         &clerk,
         "document.querySelector('#formulare .feld[data-field=vorname] .field-error').textContent.includes('gesperrt')",
@@ -480,15 +512,7 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
     )
     .await;
     clerk.check("raum-gesperrt").await;
-    citizen
-        .page
-        .eval(
-            "window.videoamtRoom.send({ type: 'field', \
-               form: document.querySelector('#formulare form[data-form]').dataset.form, \
-               field: 'familienname', value: 'Musterfrau', based_on: 9 })",
-        )
-        .await
-        .expect("sent");
+    write_over_socket(&citizen, "familienname", "Musterfrau", 9).await;
     until(
         &citizen,
         "document.querySelector('#formulare .feld[data-field=familienname] .field-error').textContent.includes('gesperrt')",
@@ -708,13 +732,7 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
         "Videositzung beendet: Anliegen erledigt",
         "Feedback abgegeben",
     ];
-    let mut from = 0;
-    for step in steps {
-        let at = timeline[from..]
-            .find(step)
-            .unwrap_or_else(|| panic!("{step:?} missing or out of order in:\n{timeline}"));
-        from += at + step.len();
-    }
+    assert_in_order(&timeline, &steps);
 
     // Nothing of the call is on disk: the server's folder holds the log, its key, its logs,
     // the outbox and the one sealed document, and no file of media.
@@ -756,15 +774,7 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
         );
     }
 
-    let violations: Vec<String> = [&citizen, &clerk, &paying, &auditor]
-        .iter()
-        .flat_map(|p| p.violations.clone())
-        .collect();
-    assert!(
-        violations.is_empty(),
-        "serious accessibility violations:\n{}",
-        violations.join("\n")
-    );
+    assert_accessible(&[&citizen, &clerk, &paying, &auditor]);
     browser.close().await.expect("Chromium closes");
 }
 
@@ -1099,16 +1109,7 @@ async fn a_weapons_card_visit_in_stuttgart_is_signed_by_touchpad_and_handy_tan_a
         .await
         .expect("the methods");
     assert_eq!(offered, serde_json::json!(["touchpad", "handy_tan"]));
-    clerk
-        .page
-        .eval(&format!(
-            "document.querySelector('{WEAPON} select[name=methode]').value = 'touchpad'"
-        ))
-        .await
-        .expect("touchpad");
-    clerk
-        .submit(&format!("{WEAPON} form[action$='/unterschrift'] button"))
-        .await;
+    request_signature(&clerk, WEAPON, "touchpad").await;
     until(
         &citizen,
         &format!("document.querySelector('{WEAPON} .unterschrift-feld') !== null"),
@@ -1147,16 +1148,7 @@ async fn a_weapons_card_visit_in_stuttgart_is_signed_by_touchpad_and_handy_tan_a
     }
 
     // --- the hunting licence: the touchpad does not work out, a Handy-TAN instead ---
-    clerk
-        .page
-        .eval(&format!(
-            "document.querySelector('{HUNTING} select[name=methode]').value = 'touchpad'"
-        ))
-        .await
-        .expect("touchpad");
-    clerk
-        .submit(&format!("{HUNTING} form[action$='/unterschrift'] button"))
-        .await;
+    request_signature(&clerk, HUNTING, "touchpad").await;
     until(
         &citizen,
         &format!("document.querySelector('{HUNTING} .unterschrift-feld') !== null"),
@@ -1176,16 +1168,7 @@ async fn a_weapons_card_visit_in_stuttgart_is_signed_by_touchpad_and_handy_tan_a
         "{instead}"
     );
     clerk.check("touchpad-angefordert").await;
-    clerk
-        .page
-        .eval(&format!(
-            "document.querySelector('{HUNTING} select[name=methode]').value = 'handy_tan'"
-        ))
-        .await
-        .expect("Handy-TAN");
-    clerk
-        .submit(&format!("{HUNTING} form[action$='/unterschrift'] button"))
-        .await;
+    request_signature(&clerk, HUNTING, "handy_tan").await;
     until(
         &citizen,
         &format!("document.querySelector('{HUNTING} .tan-anfordern button') !== null"),
@@ -1227,25 +1210,7 @@ async fn a_weapons_card_visit_in_stuttgart_is_signed_by_touchpad_and_handy_tan_a
         .find(|part| part.len() == 6)
         .unwrap_or_else(|| panic!("a six-digit TAN in {sms:?}"))
         .to_owned();
-    let clerk_sees = clerk
-        .page
-        .eval("document.documentElement.outerHTML")
-        .await
-        .expect("the clerk's page");
-    assert!(
-        !clerk_sees.as_str().unwrap_or("").contains(&code),
-        "the TAN is not on the clerk's page"
-    );
-    citizen
-        .page
-        .fill(&format!("{HUNTING} input[name=tan]"), &code)
-        .await
-        .expect("type the TAN");
-    citizen
-        .page
-        .click(&format!("{HUNTING} .tan-eingabe button"))
-        .await
-        .expect("sign");
+    sign_with_tan(&citizen, &clerk, HUNTING, &code).await;
     for person in [&citizen, &clerk] {
         until(
             person,
@@ -1382,23 +1347,9 @@ async fn a_weapons_card_visit_in_stuttgart_is_signed_by_touchpad_and_handy_tan_a
         "Videositzung beendet: Anliegen erledigt",
         "Feedback abgegeben",
     ];
-    let mut from = 0;
-    for step in steps {
-        let at = timeline[from..]
-            .find(step)
-            .unwrap_or_else(|| panic!("{step:?} missing or out of order in:\n{timeline}"));
-        from += at + step.len();
-    }
+    assert_in_order(&timeline, &steps);
     auditor.check("zeitleiste").await;
 
-    let violations: Vec<String> = [&citizen, &clerk, &phone, &auditor]
-        .iter()
-        .flat_map(|p| p.violations.clone())
-        .collect();
-    assert!(
-        violations.is_empty(),
-        "serious accessibility violations:\n{}",
-        violations.join("\n")
-    );
+    assert_accessible(&[&citizen, &clerk, &phone, &auditor]);
     browser.close().await.expect("Chromium closes");
 }
