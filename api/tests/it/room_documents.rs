@@ -214,7 +214,7 @@ impl Room {
     }
 }
 
-async fn login(api: &Api, tenant: &str, login: &str) -> String {
+pub(crate) async fn login(api: &Api, tenant: &str, login: &str) -> String {
     let (status, headers, body) = api
         .post(
             "/api/v1/login",

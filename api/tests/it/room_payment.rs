@@ -55,7 +55,11 @@ impl Page {
 
 impl Paying {
     async fn admitted() -> Self {
-        let mut room = Room::admitted().await;
+        Self::serve(Room::admitted().await).await
+    }
+
+    /// `room`'s server also on a loopback port, paying through the built-in sandbox.
+    async fn serve(mut room: Room) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a port");
@@ -751,4 +755,52 @@ async fn both_sides_hear_the_payment_state_on_their_sockets() {
         panel.text
     );
     assert!(panel.text.contains("Quittung ansehen"));
+}
+
+/// The tenant file changes after the booking: the ID card costs 42 € instead of 37 €, and the
+/// server starts again with it. The session asks for, and the receipt shows, what was booked:
+/// 47 €, not 52 € (ADR 0020).
+#[tokio::test]
+async fn a_fee_raised_after_the_booking_leaves_the_amount_and_the_receipt_as_booked() {
+    let mut room = Room::admitted().await;
+    let (file, text) = videoamt_core::tenant::EXAMPLE_TENANTS[0];
+    let dearer = text.replace("fee_cents = 3700", "fee_cents = 4200");
+    assert_ne!(dearer, text, "the ID card's fee is in the file");
+    let mut tenants = videoamt_core::tenant::example_tenants().expect("valid");
+    tenants[0] = videoamt_core::tenant::Tenant::from_toml(file, &dearer).expect("valid");
+    room.api.restart_with(tenants);
+    room.clerk = crate::room_documents::login(&room.api, "ettlingen", "a.becker").await;
+    let p = Paying::serve(room).await;
+    let before = p.last_position().await;
+
+    let page = p.call("GET", &p.clerk("/raum"), None, true).await;
+    assert!(
+        payment_section(&page.text).contains("Gebühren der Anliegen: <strong>47,00 €</strong>"),
+        "{}",
+        page.text
+    );
+    p.clerk_requests().await;
+    let sandbox_page = p.pay().await;
+    let back = p
+        .decide(&sandbox_page, "genehmigen", Some("kreditkarte"))
+        .await;
+    let receipt = p.call("GET", &back, None, false).await;
+    assert_eq!(receipt.status, StatusCode::OK, "{}", receipt.text);
+    assert!(
+        receipt.text.contains("<h1>Quittung</h1>")
+            && receipt.text.contains("<strong>47,00 €</strong>")
+            && !receipt.text.contains("52,00"),
+        "{}",
+        receipt.text
+    );
+    let captured: Vec<Cents> = p
+        .decoded_since(before)
+        .await
+        .iter()
+        .filter_map(|e| match e {
+            DomainEvent::PaymentCaptured(c) => Some(c.amount),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(captured, [Cents(4_700)]);
 }

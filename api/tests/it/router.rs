@@ -15,13 +15,20 @@ async fn state() -> (tempfile::TempDir, AppState) {
 
 /// The router's state over a fresh embedded store, for `tenants`.
 async fn state_with(tenants: Vec<videoamt_core::tenant::Tenant>) -> (tempfile::TempDir, AppState) {
+    state_with_kek(tenants, Kek::ephemeral().expect("randomness")).await
+}
+
+async fn state_with_kek(
+    tenants: Vec<videoamt_core::tenant::Tenant>,
+    kek: Kek,
+) -> (tempfile::TempDir, AppState) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open(dir.path().join("events.db"))
         .await
         .expect("open");
     let state = AppState::new(System::new(
         Arc::new(store),
-        Kek::ephemeral().expect("randomness"),
+        kek,
         // The data folder inside the temporary one, so that what lives beside it (the case
         // export) stays inside too.
         &dir.path().join("data"),
@@ -92,6 +99,8 @@ pub(crate) struct Api {
     _dir: tempfile::TempDir,
     pub(crate) state: AppState,
     pub(crate) now: Arc<AtomicI64>,
+    /// The store's key-encryption key, for [`Api::restart_with`].
+    kek: Kek,
 }
 
 impl Api {
@@ -101,29 +110,54 @@ impl Api {
 
     /// The server of `tenants` instead of the examples.
     pub(crate) async fn with_tenants(tenants: Vec<videoamt_core::tenant::Tenant>) -> Self {
-        Self::of(state_with(tenants).await, RateLimits::default())
+        let kek = Kek::ephemeral().expect("randomness");
+        let (dir, state) = state_with_kek(tenants, kek.clone()).await;
+        Self::of(dir, state, RateLimits::default(), kek)
     }
 
     pub(crate) async fn with_limits(limits: RateLimits) -> Self {
-        Self::of(state().await, limits)
+        let kek = Kek::ephemeral().expect("randomness");
+        let (dir, state) =
+            state_with_kek(example_tenants().expect("examples are valid"), kek.clone()).await;
+        Self::of(dir, state, limits, kek)
     }
 
-    fn of((dir, state): (tempfile::TempDir, AppState), limits: RateLimits) -> Self {
+    fn of(dir: tempfile::TempDir, state: AppState, limits: RateLimits, kek: Kek) -> Self {
         let now = Arc::new(AtomicI64::new(NOW));
+        let state = Self::dressed(state, &now, limits);
+        Self {
+            _dir: dir,
+            state,
+            now,
+            kek,
+        }
+    }
+
+    /// `state` with the test's clock, rate limits and public URL.
+    fn dressed(state: AppState, now: &Arc<AtomicI64>, limits: RateLimits) -> AppState {
         let clock_now = now.clone();
         let clock: Clock = Arc::new(move || {
             time::OffsetDateTime::from_unix_timestamp(clock_now.load(Ordering::SeqCst))
                 .expect("valid")
         });
-        let state = state
+        state
             .with_clock(clock)
             .with_limits(limits)
-            .with_public_url("http://amt.test");
-        Self {
-            _dir: dir,
-            state,
-            now,
-        }
+            .with_public_url("http://amt.test")
+    }
+
+    /// The server started again on the same store, key and data folder with `tenants`, as
+    /// after a change of the tenant files. Staff sessions are in memory and end with it.
+    pub(crate) fn restart_with(&mut self, tenants: Vec<videoamt_core::tenant::Tenant>) {
+        let system = System::new(
+            self.state.store.clone(),
+            self.kek.clone(),
+            &self.state.system.data_dir.clone(),
+            tenants,
+        );
+        let old = &self.state.limits;
+        let limits = RateLimits::new(old.booking, old.token, old.login, old.window);
+        self.state = Self::dressed(AppState::new(system), &self.now, limits);
     }
 
     pub(crate) async fn call(
