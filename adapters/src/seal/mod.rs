@@ -7,8 +7,8 @@
 //! first use in [`SealConfig::demo_dir`]. Nothing else is written: the PDF is returned, never
 //! stored here, and no field value reaches a log.
 
+mod font;
 mod identity;
-mod metrics;
 mod pades;
 mod render;
 #[cfg(test)]

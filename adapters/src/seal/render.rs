@@ -1,17 +1,15 @@
 //! The form as A4 pages: header, the fields as a two-column list, the signing time and method,
-//! the signature evidence, a page footer. Text is Helvetica with WinAnsiEncoding, so German
-//! letters show without an embedded font; a character the encoding lacks shows as `?`. Every
-//! text reaches the page as a PDF string object (lopdf escapes parentheses and backslashes),
-//! never spliced into an operator.
+//! the signature evidence, a page footer. Text is set in the embedded Liberation Sans
+//! (`font.rs`), measured with its glyphs' widths. Every text reaches the page as a string of
+//! two-byte CIDs, which lopdf escapes, never spliced into an operator.
 
-use encoding_rs::{EncoderResult, WINDOWS_1252};
 use lopdf::content::{Content, Operation};
 use lopdf::{Dictionary, Document, Object, ObjectId, Stream, StringFormat, dictionary};
 use time::OffsetDateTime;
 use videoamt_core::german;
 use videoamt_core::seal::{FormDocument, SealError, SignatureEvidence, StrokePoint};
 
-use super::metrics;
+use super::font::{Font, Subset};
 
 const PAGE_WIDTH: f32 = 595.28;
 const PAGE_HEIGHT: f32 = 841.89;
@@ -32,97 +30,64 @@ const LEADING: f32 = 13.0;
 const SIGNATURE_WIDTH: f32 = 260.0;
 const SIGNATURE_HEIGHT: f32 = 110.0;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Font {
-    Regular,
-    Bold,
-}
-
-impl Font {
-    fn resource(self) -> &'static str {
-        match self {
-            Self::Regular => "F1",
-            Self::Bold => "F2",
-        }
-    }
-
-    fn widths(self) -> &'static [u16; 256] {
-        match self {
-            Self::Regular => &metrics::HELVETICA,
-            Self::Bold => &metrics::HELVETICA_BOLD,
-        }
-    }
-
-    fn width(self, text: &[u8], size: f32) -> f32 {
-        let units: u32 = text
-            .iter()
-            .map(|&b| u32::from(self.widths()[usize::from(b)]))
-            .sum();
-        units as f32 * size / 1000.0
-    }
-}
-
 /// A number as it goes into a content stream: two decimals are finer than a printer's dot.
 fn num(value: f32) -> Object {
     Object::Real((value * 100.0).round() / 100.0)
 }
 
-/// `text` in WinAnsiEncoding: line breaks kept as `\n`, tabs as spaces, other control
-/// characters dropped, and `?` for a character the encoding lacks.
-pub(super) fn win_ansi(text: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
-    let mut encoder = WINDOWS_1252.new_encoder();
-    let mut buf = [0u8; 8];
-    for c in text.replace("\r\n", "\n").chars() {
-        match c {
-            '\n' => out.push(b'\n'),
-            '\t' => out.push(b' '),
-            c if c.is_control() => {}
-            c => {
-                let mut one = [0u8; 4];
-                let (result, _, written) = encoder.encode_from_utf8_without_replacement(
-                    c.encode_utf8(&mut one),
-                    &mut buf,
-                    false,
-                );
-                match result {
-                    EncoderResult::InputEmpty if written > 0 => out.extend(&buf[..written]),
-                    _ => out.push(b'?'),
-                }
-            }
-        }
-    }
-    out
+/// `text` as it is set: line breaks kept as `\n`, tabs as spaces, other control characters
+/// dropped.
+fn plain(text: &str) -> String {
+    text.replace("\r\n", "\n")
+        .chars()
+        .filter_map(|c| match c {
+            '\n' => Some('\n'),
+            '\t' => Some(' '),
+            c if c.is_control() => None,
+            c => Some(c),
+        })
+        .collect()
 }
 
 /// Greedy line breaking at spaces; a word wider than the line is broken where it must be.
-/// Each `\n` starts a new line; an empty text is one empty line.
-fn wrap(text: &[u8], font: Font, size: f32, width: f32) -> Vec<Vec<u8>> {
-    // A thousandth of a point of slack, so that a line exactly as wide as the column fits
-    // whatever the order of the float sums.
-    let fits = |line: &[u8]| font.width(line, size) <= width + 0.001;
+/// Each `\n` starts a new line; an empty text is one empty line. Widths add up in the font's
+/// thousandths of an em, exactly and once per word.
+fn wrap(text: &str, font: Font, size: f32, width: f32) -> Vec<String> {
+    // A thousandth of a point of slack, so that a line measured as exactly the column's width
+    // fits whatever the float product rounds to.
+    let fits = |units: u32| units as f32 * size / 1000.0 <= width + 0.001;
+    let space = font.advance(' ');
     let mut lines = Vec::new();
-    for paragraph in text.split(|&b| b == b'\n') {
-        let mut line: Vec<u8> = Vec::new();
-        for word in paragraph.split(|&b| b == b' ').filter(|w| !w.is_empty()) {
-            let mut candidate = line.clone();
-            if !candidate.is_empty() {
-                candidate.push(b' ');
-            }
-            candidate.extend_from_slice(word);
-            if fits(&candidate) {
-                line = candidate;
+    for paragraph in text.split('\n') {
+        let mut line = String::new();
+        let mut line_units = 0;
+        for word in paragraph.split(' ').filter(|w| !w.is_empty()) {
+            let word_units: u32 = word.chars().map(|c| font.advance(c)).sum();
+            let candidate = if line.is_empty() {
+                word_units
+            } else {
+                line_units + space + word_units
+            };
+            if fits(candidate) {
+                if !line.is_empty() {
+                    line.push(' ');
+                }
+                line.push_str(word);
+                line_units = candidate;
                 continue;
             }
             if !line.is_empty() {
                 lines.push(std::mem::take(&mut line));
+                line_units = 0;
             }
-            for &byte in word {
-                line.push(byte);
-                if line.len() > 1 && !fits(&line) {
-                    line.pop();
-                    lines.push(std::mem::replace(&mut line, vec![byte]));
+            for c in word.chars() {
+                let advance = font.advance(c);
+                if !line.is_empty() && !fits(line_units + advance) {
+                    lines.push(std::mem::take(&mut line));
+                    line_units = 0;
                 }
+                line.push(c);
+                line_units += advance;
             }
         }
         lines.push(line);
@@ -136,15 +101,26 @@ struct Layout {
     pages: Vec<Vec<Operation>>,
     /// The baseline of the next line on the current page.
     y: f32,
-    continuation: Vec<u8>,
+    continuation: String,
+    regular: Subset,
+    bold: Subset,
 }
 
 impl Layout {
-    fn new(continuation: Vec<u8>) -> Self {
+    fn new(continuation: String) -> Self {
         Self {
             pages: vec![Vec::new()],
             y: TOP,
             continuation,
+            regular: Subset::new(Font::Regular),
+            bold: Subset::new(Font::Bold),
+        }
+    }
+
+    fn subset(&mut self, font: Font) -> &mut Subset {
+        match font {
+            Font::Regular => &mut self.regular,
+            Font::Bold => &mut self.bold,
         }
     }
 
@@ -165,14 +141,15 @@ impl Layout {
         }
     }
 
-    fn text_at(&mut self, font: Font, size: f32, x: f32, y: f32, text: &[u8], gray: f32) {
-        self.ops().extend(text_ops(font, size, x, y, text, gray));
+    fn text_at(&mut self, font: Font, size: f32, x: f32, y: f32, text: &str, gray: f32) {
+        let codes = self.subset(font).encode(text);
+        self.ops().extend(text_ops(font, size, x, y, codes, gray));
     }
 
     /// A wrapped paragraph across the full width, `after` points of space below it.
     fn paragraph(&mut self, font: Font, size: f32, text: &str, after: f32) {
         let leading = size * 1.3;
-        for line in wrap(&win_ansi(text), font, size, CONTENT_WIDTH) {
+        for line in wrap(&plain(text), font, size, CONTENT_WIDTH) {
             self.reserve(leading);
             self.text_at(font, size, MARGIN, self.y, &line, 0.0);
             self.y -= leading;
@@ -197,13 +174,13 @@ impl Layout {
     /// One field: the label in bold on the left, the value on the right, both wrapped. A field
     /// that fits on a page is kept together; a longer one continues on the next.
     fn field(&mut self, label: &str, value: &str) {
-        let labels = wrap(&win_ansi(label), Font::Bold, BODY, LABEL_WIDTH);
+        let labels = wrap(&plain(label), Font::Bold, BODY, LABEL_WIDTH);
         let value = if value.trim().is_empty() {
             "—"
         } else {
             value
         };
-        let values = wrap(&win_ansi(value), Font::Regular, BODY, VALUE_WIDTH);
+        let values = wrap(&plain(value), Font::Regular, BODY, VALUE_WIDTH);
         let rows = labels.len().max(values.len());
         let height = rows as f32 * LEADING;
         if height <= TOP - BOTTOM - CONTINUATION {
@@ -275,31 +252,30 @@ impl Layout {
     /// "Seite 1 von 2" on every page, with the municipality on the left when both fit.
     fn footers(&mut self, municipality: &str) {
         let total = self.pages.len();
-        let name = win_ansi(municipality);
+        let name = plain(municipality);
+        let font = Font::Regular;
         for (index, page) in self.pages.iter_mut().enumerate() {
-            let number = win_ansi(&format!("Seite {} von {}", index + 1, total));
-            let number_width = Font::Regular.width(&number, 8.0);
-            if Font::Regular.width(&name, 8.0) + number_width + 24.0 < CONTENT_WIDTH {
-                page.extend(text_ops(Font::Regular, 8.0, MARGIN, MARGIN, &name, 0.4));
+            let number = format!("Seite {} von {}", index + 1, total);
+            let number_width = font.width(&number, 8.0);
+            if font.width(&name, 8.0) + number_width + 24.0 < CONTENT_WIDTH {
+                let codes = self.regular.encode(&name);
+                page.extend(text_ops(font, 8.0, MARGIN, MARGIN, codes, 0.4));
             }
             let x = PAGE_WIDTH - MARGIN - number_width;
-            page.extend(text_ops(Font::Regular, 8.0, x, MARGIN, &number, 0.4));
+            let codes = self.regular.encode(&number);
+            page.extend(text_ops(font, 8.0, x, MARGIN, codes, 0.4));
         }
     }
 }
 
-/// One line of text at (`x`, `y`) in `gray` (0 black, 1 white). The text goes in as a string
-/// object, which lopdf escapes.
-fn text_ops(font: Font, size: f32, x: f32, y: f32, text: &[u8], gray: f32) -> [Operation; 6] {
+/// One line of text at (`x`, `y`) in `gray` (0 black, 1 white), given as its font's codes.
+fn text_ops(font: Font, size: f32, x: f32, y: f32, codes: Vec<u8>, gray: f32) -> [Operation; 6] {
     [
         Operation::new("BT", vec![]),
         Operation::new("g", vec![num(gray)]),
         Operation::new("Tf", vec![font.resource().into(), num(size)]),
         Operation::new("Td", vec![num(x), num(y)]),
-        Operation::new(
-            "Tj",
-            vec![Object::String(text.to_vec(), StringFormat::Literal)],
-        ),
+        Operation::new("Tj", vec![Object::String(codes, StringFormat::Literal)]),
         Operation::new("ET", vec![]),
     ]
 }
@@ -327,7 +303,7 @@ pub(super) struct Rendered {
 }
 
 pub(super) fn render(form: &FormDocument, signature_dict: Object) -> Result<Rendered, SealError> {
-    let mut layout = Layout::new(win_ansi(&format!(
+    let mut layout = Layout::new(plain(&format!(
         "{} – {} (Fortsetzung)",
         form.municipality, form.title
     )));
@@ -382,30 +358,26 @@ pub(super) fn render(form: &FormDocument, signature_dict: Object) -> Result<Rend
         0.0,
     );
     layout.footers(&form.municipality);
-    assemble(form, layout.pages, signature_dict)
+    assemble(form, layout, signature_dict)
 }
 
 fn assemble(
     form: &FormDocument,
-    pages: Vec<Vec<Operation>>,
+    layout: Layout,
     signature_dict: Object,
 ) -> Result<Rendered, SealError> {
     let render = |e: lopdf::Error| SealError::Render(e.to_string());
     let mut doc = Document::with_version("1.7");
     doc.reference_table.cross_reference_type = lopdf::xref::XrefType::CrossReferenceTable;
-    let font = |base: &str| {
-        dictionary! {
-            "Type" => "Font",
-            "Subtype" => "Type1",
-            "BaseFont" => base.to_owned(),
-            "Encoding" => "WinAnsiEncoding",
-        }
-    };
-    let regular = doc.add_object(font("Helvetica"));
-    let bold = doc.add_object(font("Helvetica-Bold"));
+    let regular = layout.regular.embed(&mut doc)?;
+    let bold = layout.bold.embed(&mut doc)?;
     let resources = doc.add_object(dictionary! {
-        "Font" => dictionary! { "F1" => regular, "F2" => bold },
+        "Font" => dictionary! {
+            Font::Regular.resource() => regular,
+            Font::Bold.resource() => bold,
+        },
     });
+    let pages = layout.pages;
     let pages_id = doc.new_object_id();
     let signature = doc.add_object(signature_dict);
     let widget = doc.new_object_id();
@@ -485,37 +457,59 @@ mod tests {
     use super::*;
 
     #[test]
-    fn german_letters_are_one_byte_each_and_the_rest_is_a_question_mark() {
-        assert_eq!(win_ansi("Müßig Straße"), b"M\xfc\xdfig Stra\xdfe");
-        assert_eq!(
-            win_ansi("„€“ – ÄÖÜäöü"),
-            b"\x84\x80\x93 \x96 \xc4\xd6\xdc\xe4\xf6\xfc"
-        );
-        assert_eq!(win_ansi("a\tb\u{7}c\r\nd 漢"), b"a bc\nd ?");
+    fn line_breaks_stay_tabs_become_spaces_and_other_controls_go() {
+        assert_eq!(plain("a\tb\u{7}c\r\nd 漢"), "a bc\nd 漢");
+        assert_eq!(plain("Şahin\u{0}"), "Şahin");
     }
 
     #[test]
     fn lines_break_at_spaces_and_long_words_where_they_must() {
-        let text = win_ansi("eins zwei drei vier");
-        let width = Font::Regular.width(b"eins zwei", BODY);
-        let lines = wrap(&text, Font::Regular, BODY, width);
-        assert_eq!(lines, vec![b"eins zwei".to_vec(), b"drei vier".to_vec()]);
-        let long = wrap(&[b'W'; 100], Font::Regular, BODY, 100.0);
+        let width = Font::Regular.width("eins zwei", BODY);
+        let lines = wrap("eins zwei drei vier", Font::Regular, BODY, width);
+        assert_eq!(lines, ["eins zwei", "drei vier"]);
+        let word = "Ж".repeat(100);
+        let long = wrap(&word, Font::Regular, BODY, 100.0);
         assert!(long.len() > 1);
         assert!(
             long.iter()
                 .all(|line| Font::Regular.width(line, BODY) <= 100.0)
         );
-        assert_eq!(long.concat().len(), 100, "no byte is lost");
-        assert_eq!(wrap(b"a\n\nb", Font::Regular, BODY, 100.0).len(), 3);
+        assert_eq!(long.concat(), word, "no character is lost");
+        assert_eq!(wrap("a\n\nb", Font::Regular, BODY, 100.0).len(), 3);
     }
 
     #[test]
-    fn helvetica_widths_are_adobes() {
-        // From the AFM files: "W" 944, "i" 222, "ü" 556; bold "m" 889.
-        assert_eq!(Font::Regular.width(b"W", 1000.0), 944.0);
-        assert_eq!(Font::Regular.width(b"i", 1000.0), 222.0);
-        assert_eq!(Font::Regular.width(&win_ansi("ü"), 1000.0), 556.0);
-        assert_eq!(Font::Bold.width(b"m", 1000.0), 889.0);
+    fn names_beyond_latin_1_wrap_by_their_own_widths() {
+        let value = "Şahin Yıldız, Łukasz Żółć, Иван Петров, Ελένη Παπαδοπούλου. ".repeat(6);
+        let lines = wrap(&value, Font::Regular, BODY, VALUE_WIDTH);
+        assert!(lines.len() > 3, "{lines:?}");
+        for line in &lines {
+            assert!(
+                Font::Regular.width(line, BODY) <= VALUE_WIDTH + 0.001,
+                "{line}"
+            );
+        }
+        assert_eq!(
+            lines.join(" "),
+            value.trim_end(),
+            "only spaces become breaks"
+        );
+        // Wider letters take more room: a line of Ж holds fewer than a line of i.
+        let count = |c: char| {
+            wrap(&c.to_string().repeat(200), Font::Regular, BODY, 100.0)[0]
+                .chars()
+                .count()
+        };
+        assert!(count('Ж') * 3 < count('i'), "{} {}", count('Ж'), count('i'));
+    }
+
+    #[test]
+    fn liberation_sans_has_helveticas_widths() {
+        // Adobe's AFM files: "W" 944, "i" 222, "ü" 556; bold "m" 889. Liberation Sans is
+        // metric-compatible, so forms lay out as they did with the standard Helvetica.
+        assert_eq!(Font::Regular.width("W", 1000.0), 944.0);
+        assert_eq!(Font::Regular.width("i", 1000.0), 222.0);
+        assert_eq!(Font::Regular.width("ü", 1000.0), 556.0);
+        assert_eq!(Font::Bold.width("m", 1000.0), 889.0);
     }
 }

@@ -238,6 +238,115 @@ fn parentheses_and_backslashes_in_values_stay_text() {
     assert!(text.contains("Bemerkung (optional)"), "{text}");
 }
 
+/// Names as they are written in German towns, beyond Windows-1252.
+const NAMES: [&str; 9] = [
+    "Şahin Yıldız",
+    "Ağaoğlu",
+    "Łukasz Żółć",
+    "Ñoño",
+    "Řehoř Čapek",
+    "Ștefan Țurcanu",
+    "Иван Петров",
+    "Ελένη Παπαδοπούλου",
+    "Petrov Петров",
+];
+
+#[test]
+fn names_beyond_windows_1252_show_and_extract_exactly() {
+    let bench = Bench::new();
+    let mut fields: Vec<(&str, &str)> = NAMES.iter().map(|name| ("Name", *name)).collect();
+    // Characters the font lacks are drawn as its .notdef box and still extract.
+    fields.push(("Gruß", "Grüße 🙂 漢字"));
+    let mut doc = form(fields, tan());
+    doc.title = "Antrag für Ελένη Иванова".into();
+    let pdf = bench.seal(&doc);
+    let file = bench.write("names.pdf", &pdf);
+    qpdf_check(&file);
+    let report = pdfsig(&file);
+    assert!(report.contains("Signature is Valid."), "{report}");
+    let text = pdftotext(&file);
+    for expected in NAMES
+        .into_iter()
+        .chain(["Grüße 🙂 漢字", "Antrag für Ελένη Иванова"])
+    {
+        assert!(text.contains(expected), "{expected:?} missing in:\n{text}");
+    }
+    assert!(!text.contains('?'), "no replaced character:\n{text}");
+    let fonts = run("pdffonts", &[], &file).1;
+    assert_eq!(fonts.matches("CID TrueType").count(), 2, "{fonts}");
+    assert_eq!(
+        fonts.matches(" yes yes yes ").count(),
+        2,
+        "embedded, subset, ToUnicode: {fonts}"
+    );
+}
+
+#[test]
+fn codes_that_are_a_line_break_or_a_parenthesis_in_a_string_survive() {
+    // 128 distinct letters: their CIDs 0x0001–0x0080 take every byte value a literal string
+    // must escape (CR, LF, the parentheses, the backslash) as their low byte.
+    let letters: String = ('\u{100}'..='\u{17F}').collect();
+    let bench = Bench::new();
+    let file = bench.write(
+        "letters.pdf",
+        &bench.seal(&form(vec![("A", &letters)], tan())),
+    );
+    qpdf_check(&file);
+    assert!(pdfsig(&file).contains("Signature is Valid."));
+    let text: String = pdftotext(&file).split_whitespace().collect();
+    assert!(text.contains(&letters), "{letters} missing in:\n{text}");
+}
+
+/// The words `pdftotext -bbox` finds, with their left and right edges in points.
+fn words(file: &Path) -> Vec<(String, f32, f32)> {
+    let html = file.with_extension("html");
+    let (ok, out) = run("pdftotext", &["-bbox", "-enc", "UTF-8"], file);
+    assert!(ok, "pdftotext -bbox: {out}");
+    let html = std::fs::read_to_string(&html).expect("pdftotext wrote the boxes");
+    let number = |line: &str, key: &str| -> f32 {
+        let at = line.find(key).expect("the attribute") + key.len();
+        let end = line[at..].find('"').expect("its end");
+        line[at..at + end].parse().expect("a number")
+    };
+    html.lines()
+        .filter(|l| l.trim_start().starts_with("<word "))
+        .map(|l| {
+            let word =
+                &l[l.find('>').expect("the tag's end") + 1..l.rfind("</word>").expect("end")];
+            (word.to_owned(), number(l, "xMin=\""), number(l, "xMax=\""))
+        })
+        .collect()
+}
+
+#[test]
+fn a_long_value_of_such_names_wraps_inside_the_margins() {
+    let bench = Bench::new();
+    let long = format!("{}, ", NAMES.join(", ")).repeat(4);
+    let doc = form(vec![("Mitantragstellende", &long)], tan());
+    let pdf = bench.seal(&doc);
+    let file = bench.write("long-names.pdf", &pdf);
+    qpdf_check(&file);
+    assert!(pdfsig(&file).contains("Signature is Valid."));
+    let words = words(&file);
+    // 2 cm margins on A4, with a hundredth of a point for the rounding of positions.
+    let (left, right) = (56.69 - 0.01, 595.28 - 56.69 + 0.01);
+    for (word, x_min, x_max) in &words {
+        assert!(
+            *x_min >= left && *x_max <= right,
+            "{word:?} at {x_min}–{x_max}"
+        );
+    }
+    let copies = words.iter().filter(|(w, ..)| w == "Şahin").count();
+    assert_eq!(copies, 4, "every copy of the first name is there");
+    let widest = words.iter().map(|w| w.2).fold(0.0, f32::max);
+    assert!(
+        widest > right - 40.0,
+        "the value fills its column: {widest}"
+    );
+    let text = pdftotext(&file);
+    assert!(text.contains("Ελένη"), "{text}");
+}
+
 #[test]
 fn touchpad_strokes_are_drawn_as_paths_inside_the_box() {
     let bench = Bench::new();
