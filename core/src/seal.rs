@@ -26,8 +26,9 @@ pub struct FormDocument {
     pub service: String,
     /// The form's title, "Antrag auf eine Meldebescheinigung".
     pub title: String,
-    /// The filled fields as the citizen saw them: (label, value), in the template's order. A
-    /// value may hold line breaks.
+    /// The filled fields as the citizen saw them: (label, value), in the template's order, each
+    /// value as `FieldKind::printed` gives it (a date as "14.03.1971"). A value may hold line
+    /// breaks.
     pub fields: Vec<(String, String)>,
     /// The moment of signing in the municipality's UTC offset (`Tenant::zoned`): the page shows
     /// this wall-clock time with its offset, and the seal's `/M` carries it.

@@ -170,6 +170,27 @@ pub enum FieldKind {
     Checkbox,
 }
 
+impl FieldKind {
+    /// A date field's value as it is entered and stored: `JJJJ-MM-TT`, the form of an HTML
+    /// date input.
+    pub fn parse_date(value: &str) -> Option<Date> {
+        Date::parse(
+            value,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .ok()
+    }
+
+    /// `value` as the signed document prints it: a date the German way ("14.03.1971"),
+    /// anything else as entered. The stored value does not change.
+    pub fn printed(&self, value: &str) -> String {
+        match (self, Self::parse_date(value)) {
+            (Self::Date, Some(date)) => crate::german::date(date),
+            _ => value.to_owned(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldDefinition {
     pub id: String,
@@ -1131,6 +1152,17 @@ fields = [{ id = "name", label = "Name", type = "text" }]
             add_calendar_months(date!(2026 - 10 - 31), 3),
             date!(2027 - 01 - 31)
         );
+    }
+
+    #[test]
+    fn a_date_prints_the_german_way_and_everything_else_as_entered() {
+        assert_eq!(FieldKind::Date.printed("1971-03-14"), "14.03.1971");
+        assert_eq!(FieldKind::Date.printed(""), "");
+        assert_eq!(FieldKind::Date.printed("14.03.1971"), "14.03.1971");
+        let text = FieldKind::Text { max_length: 20 };
+        assert_eq!(text.printed("1971-03-14"), "1971-03-14");
+        assert_eq!(FieldKind::Checkbox.printed("ja"), "ja");
+        assert_eq!(FieldKind::parse_date("1971-02-30"), None);
     }
 
     #[test]

@@ -167,15 +167,21 @@ pub(crate) fn read_tan(image: &str) -> String {
         .collect()
 }
 
-fn pdfsig(pdf: &[u8]) -> String {
+/// What `program` (from poppler-utils) prints for the PDF, with `args` after the file.
+fn poppler(program: &str, pdf: &[u8], args: &[&str]) -> String {
     let dir = tempfile::tempdir().expect("temp");
     let path = dir.path().join("formular.pdf");
     std::fs::write(&path, pdf).expect("written");
-    let out = std::process::Command::new("pdfsig")
+    let out = std::process::Command::new(program)
         .arg(&path)
+        .args(args)
         .output()
-        .expect("pdfsig runs (scripts/test installs poppler-utils)");
+        .unwrap_or_else(|e| panic!("{program} runs (scripts/test installs poppler-utils): {e}"));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn pdfsig(pdf: &[u8]) -> String {
+    poppler("pdfsig", pdf, &[])
 }
 
 #[tokio::test]
@@ -278,6 +284,13 @@ async fn a_hidden_tan_is_shown_only_to_the_citizen_and_the_sealed_pdf_is_valid()
     let report = pdfsig(&pdf);
     assert!(report.contains("Signature is Valid"), "{report}");
     assert!(report.contains("Total document signed"), "{report}");
+    // The birth date was entered as 1964-08-12; the document prints it the German way.
+    let text = poppler("pdftotext", &pdf, &["-"]);
+    assert!(text.contains("Müller-Lüdenscheidt"), "{text}");
+    assert!(
+        text.contains("12.08.1964") && !text.contains("1964-08-12"),
+        "{text}"
+    );
     let log = room
         .api
         .state

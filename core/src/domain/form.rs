@@ -411,13 +411,10 @@ fn check_value(
             invalid("der Text ist zu lang")
         }
         FieldKind::Text { .. } => Ok(()),
-        FieldKind::Date => {
-            let format = time::macros::format_description!("[year]-[month]-[day]");
-            match time::Date::parse(value, format) {
-                Ok(_) => Ok(()),
-                Err(_) => invalid("bitte als Datum JJJJ-MM-TT angeben"),
-            }
-        }
+        FieldKind::Date => match FieldKind::parse_date(value) {
+            Some(_) => Ok(()),
+            None => invalid("bitte als Datum JJJJ-MM-TT angeben"),
+        },
         FieldKind::Email => {
             let ok = value.split_once('@').is_some_and(|(local, domain)| {
                 !local.is_empty() && domain.contains('.') && !domain.starts_with('.')

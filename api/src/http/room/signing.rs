@@ -505,7 +505,7 @@ async fn seal_and_sign(
         fields: view
             .fields
             .iter()
-            .map(|f| (f.label.clone(), f.value.clone()))
+            .map(|f| (f.label.clone(), f.kind.printed(&f.value)))
             .collect(),
         signed_at: room.tenant.zoned(state.now()),
         signature_method: method_words(method).to_owned(),
