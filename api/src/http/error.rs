@@ -13,6 +13,7 @@ use videoamt_core::case_system::CaseSystemError;
 use videoamt_core::domain::DomainError;
 use videoamt_core::payment::PaymentError;
 use videoamt_core::readmodel::ReadModelError;
+use videoamt_core::sms::SmsError;
 use videoamt_core::store::StoreError;
 
 /// One invalid input field, for forms to show beside the field.
@@ -96,6 +97,9 @@ pub enum Error {
         target: String,
         error: CaseSystemError,
     },
+    /// 502 Bad Gateway: the SMS gateway did not take the Handy-TAN, and no TAN was recorded;
+    /// the German detail says what to do. The cause is logged.
+    Sms(SmsError),
     /// 503 Service Unavailable: the store does not answer. The cause is logged.
     Unavailable(String),
     /// 500 Internal Server Error: anything else the caller cannot fix. The cause is logged.
@@ -212,6 +216,11 @@ impl Error {
                 "/problems/case-system",
                 "Übergabe an das Fachverfahren fehlgeschlagen",
             ),
+            Self::Sms(_) => (
+                StatusCode::BAD_GATEWAY,
+                "/problems/sms",
+                "SMS nicht gesendet",
+            ),
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "/problems/store-unavailable",
@@ -264,6 +273,7 @@ impl Error {
             Self::Refused(e) => e.to_string(),
             Self::Payment(e) => e.to_string(),
             Self::CaseSystem { target, error } => error.german(target),
+            Self::Sms(error) => error.german().to_owned(),
             Self::Unavailable(_) => "Bitte versuchen Sie es in einigen Minuten erneut.".to_owned(),
             Self::Internal(_) => {
                 "Die Anfrage konnte nicht bearbeitet werden. Bitte versuchen Sie es später erneut."
@@ -292,6 +302,7 @@ impl Error {
             Self::Internal(cause) | Self::Unavailable(cause) => Some(cause.clone()),
             Self::Payment(e) => e.cause().map(str::to_owned),
             Self::CaseSystem { target, error } => Some(format!("{target}: {error}")),
+            Self::Sms(error) => Some(error.to_string()),
             _ => None,
         };
         if let Some(cause) = cause {

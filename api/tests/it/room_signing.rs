@@ -512,3 +512,42 @@ async fn feedback_comes_after_the_end_once_with_a_mark_for_each_aspect() {
     .await;
     assert!(page.contains("Vielen Dank für Ihre Rückmeldung."), "{page}");
 }
+
+/// An SMS gateway that does not answer: the citizen is told in German that no SMS went out,
+/// and no TAN is recorded, so nothing waits for a code that never arrived.
+#[tokio::test]
+async fn a_handy_tan_the_gateway_does_not_take_is_named_and_recorded_nowhere() {
+    let mut room = Room::admitted().await;
+    // A port nobody listens on: bound, then closed.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let settings = videoamt_api::app::Settings {
+        sms_url: Some(format!("http://{dead}/sms")),
+        sms_token: Some("sms-geheimnis".into()),
+        ..videoamt_api::app::Settings::default()
+    };
+    room.api.state.system.settings = std::sync::Arc::new(settings);
+    let form = room.ready_to_sign("handy_tan").await;
+    let before = room.api.last_position().await;
+    let (status, problem) = room
+        .script_posts(&format!("{}/tan", room.citizen_form(form)), "")
+        .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{problem}");
+    assert_eq!(problem["title"], "SMS nicht gesendet");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("anderes Verfahren")),
+        "{problem}"
+    );
+    assert!(
+        !problem.to_string().contains(&dead.to_string()),
+        "{problem}"
+    );
+    assert_eq!(
+        room.api.last_position().await,
+        before,
+        "no TanIssued for an SMS that never went out"
+    );
+}

@@ -259,16 +259,12 @@ async fn issue_tan(
             .requested
             .ok_or(Error::Refused(DomainError::SignatureNotRequested))?;
         let tan = state.system.tans.issue(view.id).map_err(Error::internal)?;
-        room.act(
-            &state,
-            FormCommand::IssueTan {
-                form: view.id,
-                method,
-                tan: tan.id,
-                digest: tan.digest,
-            },
-        )
-        .await?;
+        let issue = FormCommand::IssueTan {
+            form: view.id,
+            method,
+            tan: tan.id,
+            digest: tan.digest,
+        };
         match method {
             SignatureMethod::HandyTan => {
                 let phone = phone_of(&state, &room).await?;
@@ -281,15 +277,17 @@ async fn issue_tan(
                     ),
                     owner: room.subject,
                 };
+                // Sent first, recorded after: a TAN that never arrived is not recorded, so a
+                // failed send leaves nothing behind and the citizen simply asks again.
                 let gateway = state.system.sms().map_err(Error::internal)?;
-                if let Err(e) = gateway.send(&sms).await {
-                    // The TAN is recorded but never arrived: it expires unused, and the
-                    // citizen asks for a new one.
-                    return Err(Error::Unavailable(format!("Handy-TAN not sent: {e}")));
-                }
-                Ok(json!({ "method": "handy_tan", "sent_to": masked(&phone) }))
+                gateway.send(&sms).await.map_err(Error::Sms)?;
+                room.act(&state, issue).await?;
+                Ok::<_, Error>(json!({ "method": "handy_tan", "sent_to": masked(&phone) }))
             }
-            _ => Ok(json!({ "method": "hidden_tan", "image": tan_image(&tan.code) })),
+            _ => {
+                room.act(&state, issue).await?;
+                Ok(json!({ "method": "hidden_tan", "image": tan_image(&tan.code) }))
+            }
         }
     }
     .await;
