@@ -225,6 +225,40 @@ pub fn summary(event: &DomainEvent, tenant: Option<&Tenant>) -> String {
             e.failures
         ),
         E::AccountLocked(_) => "Konto vorübergehend gesperrt".into(),
+        // Never the hash, nor the link's digest: that a password changed is all there is.
+        E::PasswordChanged(_) => "Passwort geändert".into(),
+        E::PasswordLinkIssued(_) => {
+            "Einmal-Link zum Setzen des Passworts ausgestellt, bisheriges Passwort ungültig".into()
+        }
+        E::PasswordLinkUsed(_) => "Passwort über den Einmal-Link gesetzt".into(),
+        E::AccountDeactivated(_) => "Konto deaktiviert".into(),
+        E::AccountReactivated(_) => "Konto wieder aktiviert".into(),
+        E::AccountRoleChanged(e) => {
+            let names: Vec<String> = e
+                .departments
+                .iter()
+                .map(|d| {
+                    tenant
+                        .and_then(|t| t.department(d))
+                        .map_or_else(|| d.to_string(), |d| d.name.clone())
+                })
+                .collect();
+            if names.is_empty() {
+                format!("Rolle geändert: {}", e.role.label())
+            } else {
+                format!("Rolle geändert: {} ({})", e.role.label(), names.join(", "))
+            }
+        }
+        E::AccountUnlocked(_) => "Sperre des Kontos aufgehoben".into(),
+        E::AdminRemoved(e) => format!(
+            "Verwaltungskonto {} entfernt, verbleibend: {}",
+            e.account,
+            e.remaining
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         E::AppointmentBooked(e) => {
             // What was booked, as it was then: the names and fees of the booking's terms
             // (today's configuration for a version 1 booking).
@@ -635,5 +669,65 @@ mod summary_tests {
             summary(&purge, None),
             "Löschung angesetzt zum 28.02.2027 (UTC)"
         );
+    }
+
+    #[test]
+    fn account_changes_read_in_german_without_hashes_or_digests() {
+        let tenant = ettlingen();
+        let read = |name: &str, text: &str| {
+            let payload = videoamt_core::event::Payload::from_json(text.to_owned()).expect("JSON");
+            DomainEvent::from_payload(name, 1, &payload).expect("the stored sample")
+        };
+        let cases = [
+            (
+                read(
+                    "PasswordChanged",
+                    include_str!("../../core/tests/samples/PasswordChanged.v1.json"),
+                ),
+                "Passwort geändert",
+            ),
+            (
+                read(
+                    "PasswordLinkIssued",
+                    include_str!("../../core/tests/samples/PasswordLinkIssued.v1.json"),
+                ),
+                "Einmal-Link zum Setzen des Passworts ausgestellt, bisheriges Passwort ungültig",
+            ),
+            (
+                read(
+                    "PasswordLinkUsed",
+                    include_str!("../../core/tests/samples/PasswordLinkUsed.v1.json"),
+                ),
+                "Passwort über den Einmal-Link gesetzt",
+            ),
+            (
+                read(
+                    "AccountRoleChanged",
+                    include_str!("../../core/tests/samples/AccountRoleChanged.v1.json"),
+                ),
+                "Rolle geändert: Sachbearbeitung (Bürgerbüro, Gewerbebehörde)",
+            ),
+            (
+                read(
+                    "AdminRemoved",
+                    include_str!("../../core/tests/samples/AdminRemoved.v1.json"),
+                ),
+                "Verwaltungskonto a.becker entfernt, verbleibend: c.weber",
+            ),
+            (read("AccountDeactivated", "{}"), "Konto deaktiviert"),
+            (read("AccountReactivated", "{}"), "Konto wieder aktiviert"),
+            (
+                read("AccountUnlocked", "{}"),
+                "Sperre des Kontos aufgehoben",
+            ),
+        ];
+        for (event, expected) in cases {
+            let said = summary(&event, Some(&tenant));
+            assert_eq!(said, expected);
+            assert!(
+                !said.contains("argon2") && !said.contains("ba7816"),
+                "{said}"
+            );
+        }
     }
 }

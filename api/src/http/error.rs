@@ -83,7 +83,8 @@ pub enum Error {
     InvalidData(String),
     /// 429 Too Many Requests: wait this many seconds (also sent as `Retry-After`).
     TooManyRequests(u64),
-    /// The workflow refused. Its status comes from [`refusal`]: 401, 403, 404, 409, 422 or 423.
+    /// The workflow refused. Its status comes from [`refusal`]: 401, 403, 404, 409, 410, 422 or
+    /// 423.
     Refused(DomainError),
     /// The payment provider, or a request to or from it, failed. The status comes from
     /// [`payment_problem`]: 400, 401 (a callback's bad signature, a wrong token), 404, 409,
@@ -345,6 +346,39 @@ pub fn refusal(error: &DomainError) -> (StatusCode, &'static str, &'static str) 
             StatusCode::LOCKED,
             "/problems/account-locked",
             "Konto vorübergehend gesperrt",
+        ),
+        D::UnknownAccount => (NOT_FOUND, "/problems/unknown-account", "Unbekanntes Konto"),
+        D::AccountDisabled => (
+            StatusCode::FORBIDDEN,
+            "/problems/account-disabled",
+            "Konto deaktiviert",
+        ),
+        D::AlreadyDeactivated => (
+            CONFLICT,
+            "/problems/already-deactivated",
+            "Konto bereits deaktiviert",
+        ),
+        D::NotDeactivated => (
+            CONFLICT,
+            "/problems/not-deactivated",
+            "Konto nicht deaktiviert",
+        ),
+        D::NotLocked => (CONFLICT, "/problems/not-locked", "Konto nicht gesperrt"),
+        D::LastAdmin => (CONFLICT, "/problems/last-admin", "Letztes Verwaltungskonto"),
+        D::WrongPassword => (
+            INVALID,
+            "/problems/wrong-password",
+            "Bisheriges Passwort falsch",
+        ),
+        D::PasswordLinkInvalid => (
+            NOT_FOUND,
+            "/problems/password-link-invalid",
+            "Link zum Setzen des Passworts ungültig",
+        ),
+        D::PasswordLinkExpired => (
+            StatusCode::GONE,
+            "/problems/password-link-expired",
+            "Link zum Setzen des Passworts abgelaufen",
         ),
         // booking
         D::NoServices => (INVALID, "/problems/no-service", "Kein Anliegen gewählt"),
@@ -748,6 +782,15 @@ mod tests {
             D::DepartmentsOnlyForClerks,
             D::LoginRefused,
             D::AccountLocked,
+            D::UnknownAccount,
+            D::AccountDisabled,
+            D::AlreadyDeactivated,
+            D::NotDeactivated,
+            D::NotLocked,
+            D::LastAdmin,
+            D::WrongPassword,
+            D::PasswordLinkInvalid,
+            D::PasswordLinkExpired,
             D::NoServices,
             D::UnknownService(service()),
             D::UnknownDepartment("buergerbuero".into()),
@@ -829,7 +872,7 @@ mod tests {
         for e in &refusals {
             let problem = Error::Refused(e.clone()).problem();
             assert!(
-                matches!(problem.status, 401 | 403 | 404 | 409 | 422 | 423),
+                matches!(problem.status, 401 | 403 | 404 | 409 | 410 | 422 | 423),
                 "{e:?}: {}",
                 problem.status
             );

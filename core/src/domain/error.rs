@@ -18,6 +18,30 @@ pub enum DomainError {
         "Das Konto ist nach zu vielen Fehlversuchen vorübergehend gesperrt. Bitte versuchen Sie es in 15 Minuten erneut."
     )]
     AccountLocked,
+    #[error("Dieses Konto gibt es nicht.")]
+    UnknownAccount,
+    #[error("Dieses Konto ist deaktiviert. Bitte wenden Sie sich an die Verwaltung Ihrer Kommune.")]
+    AccountDisabled,
+    #[error("Das Konto ist bereits deaktiviert.")]
+    AlreadyDeactivated,
+    #[error("Das Konto ist nicht deaktiviert.")]
+    NotDeactivated,
+    #[error("Das Konto ist nicht gesperrt.")]
+    NotLocked,
+    #[error(
+        "Das ist das letzte aktive Konto der Verwaltung dieser Kommune. Bitte legen Sie zuerst ein weiteres Verwaltungskonto an, damit die Konten der Kommune verwaltet werden können."
+    )]
+    LastAdmin,
+    #[error("Das bisherige Passwort ist nicht richtig.")]
+    WrongPassword,
+    #[error(
+        "Dieser Link zum Setzen des Passworts ist ungültig oder wurde bereits verwendet. Bitte bitten Sie die Verwaltung Ihrer Kommune um einen neuen Link."
+    )]
+    PasswordLinkInvalid,
+    #[error(
+        "Dieser Link zum Setzen des Passworts ist abgelaufen; er gilt 72 Stunden. Bitte bitten Sie die Verwaltung Ihrer Kommune um einen neuen Link."
+    )]
+    PasswordLinkExpired,
     // --- booking ---
     #[error("Bitte wählen Sie mindestens ein Anliegen.")]
     NoServices,

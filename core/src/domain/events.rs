@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::account::{Login, StaffRole};
+use super::account::{Login, PasswordHash, StaffRole};
 use super::document::{MediaType, Sha256};
 use super::identity::{DocumentType, SecurityFeature};
 use super::{
@@ -73,24 +73,16 @@ pub struct FeeItem {
 // --- account ---
 
 /// A staff account, created by an admin. The password is stored only as an argon2id PHC
-/// string; `Debug` does not print it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// string, and not at all when the account holder sets it through a one-time link
+/// ([`PasswordLinkIssued`], recorded with this event).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountCreated {
     pub login: Login,
     pub role: StaffRole,
     /// The departments a clerk works for; empty for every other role.
     pub departments: Vec<DepartmentId>,
-    pub password_hash: String,
-}
-
-impl std::fmt::Debug for AccountCreated {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccountCreated")
-            .field("login", &self.login)
-            .field("role", &self.role)
-            .field("departments", &self.departments)
-            .finish_non_exhaustive()
-    }
+    /// `None` (new in version 2) while the password is to be set through a one-time link.
+    pub password_hash: Option<PasswordHash>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +98,57 @@ pub struct LoginFailed {
 pub struct AccountLocked {
     #[serde(with = "time::serde::rfc3339")]
     pub until: OffsetDateTime,
+}
+
+/// The account holder changed their password, giving the old one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordChanged {
+    pub password_hash: PasswordHash,
+}
+
+/// A one-time link to set the password was issued (with a new account, or as a reset by an
+/// admin). The password so far stops working, and so does any earlier link. Only the SHA-256
+/// of the link's token is recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordLinkIssued {
+    /// Hex SHA-256 of the link's token.
+    pub digest: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires: OffsetDateTime,
+}
+
+/// The account holder set a new password through the one-time link, which is used up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordLinkUsed {
+    pub password_hash: PasswordHash,
+}
+
+/// An admin deactivated the account: it cannot log in, and its open sessions end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountDeactivated {}
+
+/// An admin reactivated a deactivated account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountReactivated {}
+
+/// An admin gave the account another role or other departments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountRoleChanged {
+    pub role: StaffRole,
+    /// The departments a clerk works for; empty for every other role.
+    pub departments: Vec<DepartmentId>,
+}
+
+/// An admin lifted the lock after too many failed logins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountUnlocked {}
+
+/// An active admin account stopped being one (deactivated or given another role), on the
+/// municipality's `accounts-{tenant}` stream: `remaining` are the active admins left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminRemoved {
+    pub account: Login,
+    pub remaining: Vec<Login>,
 }
 
 // --- appointment ---
@@ -813,15 +856,26 @@ fn upcast<'p>(event_type: &str, version: u16, payload: &'p Payload) -> Option<&'
         // Version 2 adds the terms the booking was made under; a version 1 booking has none
         // and reads today's configuration.
         ("AppointmentBooked", 1) => Some(payload),
+        // Version 2 allows an account without a password (set through a one-time link); a
+        // version 1 account always has its hash.
+        ("AccountCreated", 1) => Some(payload),
         _ => None,
     }
 }
 
 domain_events! {
-    AccountCreated = 1,
+    AccountCreated = 2,
     LoginSucceeded = 1,
     LoginFailed = 1,
     AccountLocked = 1,
+    PasswordChanged = 1,
+    PasswordLinkIssued = 1,
+    PasswordLinkUsed = 1,
+    AccountDeactivated = 1,
+    AccountReactivated = 1,
+    AccountRoleChanged = 1,
+    AccountUnlocked = 1,
+    AdminRemoved = 1,
     AppointmentBooked = 2,
     AppointmentConfirmed = 1,
     AppointmentRescheduled = 1,

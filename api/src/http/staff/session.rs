@@ -18,7 +18,9 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 use videoamt_adapters::bus::Issued;
 use videoamt_adapters::passwords;
-use videoamt_core::domain::account::{AccountCommand, AccountState, Login, StaffRole};
+use videoamt_core::domain::account::{
+    AccountCommand, AccountState, FirstPassword, Login, PasswordHash, StaffRole,
+};
 use videoamt_core::domain::command::Command;
 use videoamt_core::event::{Actor, ActorRole, TenantId};
 use videoamt_core::tenant::{DepartmentId, Tenant};
@@ -205,7 +207,7 @@ pub async fn log_in(
         ));
     };
     let account = account(state, tenant, &login).await?;
-    let Some(created) = account.created.clone() else {
+    let Some(created) = account.account.clone() else {
         matches(password, None).await?;
         return Err(Error::Refused(
             videoamt_core::domain::DomainError::LoginRefused,
@@ -217,7 +219,14 @@ pub async fn log_in(
             videoamt_core::domain::DomainError::AccountLocked,
         ));
     }
-    let ok = matches(password, Some(created.password_hash.clone())).await?;
+    let ok = matches(
+        password,
+        created
+            .password_hash
+            .as_ref()
+            .map(|h| h.as_str().to_owned()),
+    )
+    .await?;
     let actor = Actor::new(created.role.actor_role(), login.as_str())
         .expect("a checked login is a valid actor id");
     let issued = Issued {
@@ -276,14 +285,13 @@ pub async fn create_account(
     })?;
     let password = password.to_owned();
     let password_hash = tokio::task::spawn_blocking(move || passwords::hash(&password)).await??;
-    let command: Command =
-        AccountCommand::CreateAccount(videoamt_core::domain::events::AccountCreated {
-            login,
-            role,
-            departments: videoamt_core::domain::account::departments(departments),
-            password_hash,
-        })
-        .into();
+    let command: Command = AccountCommand::CreateAccount {
+        login,
+        role,
+        departments: videoamt_core::domain::account::departments(departments),
+        password: FirstPassword::Hash(PasswordHash::new(password_hash)),
+    }
+    .into();
     let issued = Issued {
         tenant: tenant.id.clone(),
         actor: Actor::new(ActorRole::Admin, "cli")?,
