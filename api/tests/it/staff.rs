@@ -270,6 +270,131 @@ async fn five_wrong_passwords_lock_the_account_for_fifteen_minutes() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
+/// Decides an account command on the bus as the Stuttgart admin would.
+async fn as_admin(api: &Api, command: videoamt_core::domain::account::AccountCommand) {
+    let issued = videoamt_adapters::bus::Issued {
+        tenant: tenant(api, "stuttgart").id,
+        actor: videoamt_core::event::Actor::new(videoamt_core::event::ActorRole::Admin, "admin")
+            .expect("actor"),
+        correlation_id: uuid::Uuid::now_v7(),
+        command_id: uuid::Uuid::now_v7(),
+        now: time::OffsetDateTime::from_unix_timestamp(NOW).expect("valid"),
+    };
+    api.state
+        .system
+        .bus()
+        .execute(&command.into(), &issued)
+        .await
+        .expect("decided");
+}
+
+fn login_of(name: &str) -> videoamt_core::domain::account::Login {
+    videoamt_core::domain::account::Login::parse(name).expect("a login")
+}
+
+#[tokio::test]
+async fn a_deactivated_account_loses_its_open_session_at_once_and_cannot_log_in() {
+    use videoamt_core::domain::account::AccountCommand;
+    let api = staffed().await;
+    let clerk = session(&api, "clerk.a").await;
+    let me = |cookie: String| {
+        let api = &api;
+        async move {
+            api.call("GET", "/api/v1/me", None, &[("cookie", &cookie)])
+                .await
+        }
+    };
+    assert_eq!(me(clerk.clone()).await.0, StatusCode::OK);
+    as_admin(
+        &api,
+        AccountCommand::Deactivate {
+            account: login_of("clerk.a"),
+            admins: vec![],
+        },
+    )
+    .await;
+    // The session opened before is refused on its very next request, page or API.
+    let (status, _, body) = me(clerk.clone()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, headers, _) = browse(&api, "GET", "/sachbearbeitung", Some(&clerk), None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/anmelden");
+    // The right password learns why; a wrong one learns nothing, and neither writes.
+    let before = api.last_position().await;
+    let response = api
+        .post(
+            "/api/v1/login",
+            &json!({"tenant": "stuttgart", "login": "clerk.a", "password": PASSWORD}),
+        )
+        .await;
+    let body = assert_refused(&api, response, StatusCode::FORBIDDEN, before).await;
+    assert_eq!(body["title"], "Konto deaktiviert");
+    let response = api
+        .post(
+            "/api/v1/login",
+            &json!({"tenant": "stuttgart", "login": "clerk.a", "password": "falsch-falsch-falsch"}),
+        )
+        .await;
+    assert_refused(&api, response, StatusCode::UNAUTHORIZED, before).await;
+
+    // Reactivated, it logs in again; the session of before stays ended.
+    as_admin(
+        &api,
+        AccountCommand::Reactivate {
+            account: login_of("clerk.a"),
+        },
+    )
+    .await;
+    let again = session(&api, "clerk.a").await;
+    assert_eq!(me(again).await.0, StatusCode::OK);
+    assert_eq!(me(clerk).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_role_change_applies_to_open_sessions_from_their_next_request() {
+    use videoamt_core::domain::account::{AccountCommand, StaffRole};
+    let api = staffed().await;
+    let clerk = session(&api, "clerk.a").await;
+    let schedule = "/api/v1/clerk/schedule?from=2026-11-23&days=1&department=versicherungsamt";
+    let (status, _, _) = api.call("GET", schedule, None, &[("cookie", &clerk)]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "not yet their department");
+    as_admin(
+        &api,
+        AccountCommand::ChangeRole {
+            account: login_of("clerk.a"),
+            role: StaffRole::Clerk,
+            departments: vec!["ordnung-gewerbe".into(), "versicherungsamt".into()],
+            admins: vec![],
+        },
+    )
+    .await;
+    let (status, _, body) = api.call("GET", schedule, None, &[("cookie", &clerk)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, _, me) = api
+        .call("GET", "/api/v1/me", None, &[("cookie", &clerk)])
+        .await;
+    assert_eq!(
+        me["departments"],
+        json!(["ordnung-gewerbe", "versicherungsamt"])
+    );
+    as_admin(
+        &api,
+        AccountCommand::ChangeRole {
+            account: login_of("clerk.a"),
+            role: StaffRole::Auditor,
+            departments: vec![],
+            admins: vec![],
+        },
+    )
+    .await;
+    let (status, _, _) = api.call("GET", schedule, None, &[("cookie", &clerk)]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "an auditor now");
+    let (_, _, me) = api
+        .call("GET", "/api/v1/me", None, &[("cookie", &clerk)])
+        .await;
+    assert_eq!(me["role"], "auditor");
+}
+
 #[tokio::test]
 async fn the_session_cookie_is_secure_behind_https() {
     let mut api = staffed().await;

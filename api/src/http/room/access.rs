@@ -155,7 +155,9 @@ pub(crate) async fn clerk(
     headers: &HeaderMap,
     appointment: &str,
 ) -> Result<Room, Error> {
-    let staff = staff_of(headers, state).ok_or(Error::LoginRequired)?;
+    let staff = staff_of(headers, state)
+        .await?
+        .ok_or(Error::LoginRequired)?;
     clerk_of(state, &staff, appointment).await
 }
 

@@ -96,22 +96,28 @@ fn staff_page(staff: &Staff, title: &str, scripts: &[&str], body: Markup) -> Res
 
 /// The staff member of this request with one of `roles`: otherwise the login page (no
 /// session) or a refusal page (wrong role).
-fn require(headers: &HeaderMap, state: &AppState, roles: &[StaffRole]) -> Result<Staff, Response> {
-    let staff =
-        staff::staff_of(headers, state).ok_or_else(|| Redirect::to("/anmelden").into_response())?;
+async fn require(
+    headers: &HeaderMap,
+    state: &AppState,
+    roles: &[StaffRole],
+) -> Result<Staff, Response> {
+    let staff = staff::staff_of(headers, state)
+        .await
+        .map_err(|e| problem_page(&e))?
+        .ok_or_else(|| Redirect::to("/anmelden").into_response())?;
     staff.require_any(roles).map_err(|p| refusal(&staff, &p))?;
     Ok(staff)
 }
 
 /// The staff member (with one of `roles`) and the id in the path, or the page to answer with.
-fn require_with_id(
+async fn require_with_id(
     headers: &HeaderMap,
     state: &AppState,
     roles: &[StaffRole],
     raw: &str,
     unknown: &str,
 ) -> Result<(Staff, uuid::Uuid), Response> {
-    let staff = require(headers, state, roles)?;
+    let staff = require(headers, state, roles).await?;
     match uuid::Uuid::parse_str(raw) {
         Ok(id) => Ok((staff, id)),
         Err(_) => Err(refusal(&staff, &Error::not_found(unknown.to_owned()))),
@@ -196,7 +202,7 @@ fn login_form(
 }
 
 pub(crate) async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(staff) = staff::staff_of(&headers, &state) {
+    if let Ok(Some(staff)) = staff::staff_of(&headers, &state).await {
         return Redirect::to(home(staff.role)).into_response();
     }
     login_form(&state, StatusCode::OK, None, "", "")
@@ -357,7 +363,7 @@ pub(crate) async fn clerk_day(
     headers: HeaderMap,
     Query(q): Query<DayQuery>,
 ) -> Page {
-    let staff = require(&headers, &state, &[StaffRole::Clerk])?;
+    let staff = require(&headers, &state, &[StaffRole::Clerk]).await?;
     let (plan, waiting) = fragments(&state, &staff, &q)
         .await
         .map_err(|p| refusal(&staff, &p))?;
@@ -389,10 +395,11 @@ pub(crate) async fn clerk_live(
     headers: HeaderMap,
     Query(q): Query<DayQuery>,
 ) -> Response {
-    let staff = match staff::staff_of(&headers, &state) {
-        Some(s) if s.role == StaffRole::Clerk => s,
-        Some(_) => return Error::Forbidden.into_response(),
-        None => return Error::LoginRequired.into_response(),
+    let staff = match staff::staff_of(&headers, &state).await {
+        Ok(Some(s)) if s.role == StaffRole::Clerk => s,
+        Ok(Some(_)) => return Error::Forbidden.into_response(),
+        Ok(None) => return Error::LoginRequired.into_response(),
+        Err(e) => return e.into_response(),
     };
     let cookie = staff::cookie_of(&headers).unwrap_or_default().to_owned();
     let moved = state.live.subscribe(&state.store);
@@ -407,8 +414,13 @@ pub(crate) async fn clerk_live(
                     let _ = tokio::time::timeout(Duration::from_secs(5), moved.changed()).await;
                 }
                 first = false;
-                // A session that ended (logout, expiry) ends the stream.
-                staff::session(&state, &cookie)?;
+                // A session that ended (logout, expiry, deactivation) ends the stream; one
+                // whose account cannot be read now is checked again next time.
+                let staff = match staff::session(&state, &cookie).await {
+                    Ok(Some(now)) if now.role == StaffRole::Clerk => now,
+                    Ok(_) => return None,
+                    Err(_) => staff.clone(),
+                };
                 let Ok(now) = fragments(&state, &staff, &q).await else {
                     continue;
                 };
@@ -453,7 +465,8 @@ pub(crate) async fn clerk_detail(
         &[StaffRole::Clerk],
         &id,
         "Diesen Termin gibt es nicht.",
-    )?;
+    )
+    .await?;
     let tenant = staff.tenant(&state).map_err(|p| refusal(&staff, &p))?;
     let d = desk::detail(&state, &staff, id)
         .await
@@ -513,7 +526,8 @@ pub(crate) async fn clerk_cancel(
         &[StaffRole::Clerk],
         &id,
         "Diesen Termin gibt es nicht.",
-    )?;
+    )
+    .await?;
     desk::cancel(&state, &staff, uuid, &form)
         .await
         .map_err(|p| refusal(&staff, &p))?;
@@ -619,7 +633,7 @@ pub(crate) async fn invitation_page(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Page {
-    let staff = require(&headers, &state, &[StaffRole::Clerk])?;
+    let staff = require(&headers, &state, &[StaffRole::Clerk]).await?;
     Ok(invitation_form(&state, &staff, &pairs(uri.query()), &[], None).await)
 }
 
@@ -628,7 +642,7 @@ pub(crate) async fn invite(
     headers: HeaderMap,
     body: String,
 ) -> Page {
-    let staff = require(&headers, &state, &[StaffRole::Clerk])?;
+    let staff = require(&headers, &state, &[StaffRole::Clerk]).await?;
     let form = pairs(Some(&body));
     let start = value(&form, "start");
     let Ok(start_at) =
@@ -718,7 +732,7 @@ pub(crate) async fn audit_search(
     headers: HeaderMap,
     Query(q): Query<SearchForm>,
 ) -> Page {
-    let staff = require(&headers, &state, &[StaffRole::Auditor])?;
+    let staff = require(&headers, &state, &[StaffRole::Auditor]).await?;
     let tenant = staff.tenant(&state).map_err(|p| refusal(&staff, &p))?;
     let query = AuditQuery {
         appointment: q.termin.clone(),
@@ -772,7 +786,8 @@ pub(crate) async fn audit_timeline(
         &[StaffRole::Auditor],
         &id,
         "Diesen Termin gibt es nicht.",
-    )?;
+    )
+    .await?;
     let tenant = staff.tenant(&state).map_err(|p| refusal(&staff, &p))?;
     let view = desk::audit_view(&state, &staff, uuid, q.stand)
         .await
@@ -853,7 +868,7 @@ pub(crate) async fn dpo_report(
     headers: HeaderMap,
     Query(q): Query<ReportForm>,
 ) -> Page {
-    let staff = require(&headers, &state, &[StaffRole::Dpo])?;
+    let staff = require(&headers, &state, &[StaffRole::Dpo]).await?;
     let tenant = staff.tenant(&state).map_err(|p| refusal(&staff, &p))?;
     let query = ReportQuery {
         state: q.zustand.clone(),
@@ -922,7 +937,7 @@ pub(crate) async fn dpo_csv(
     headers: HeaderMap,
     Query(q): Query<ReportForm>,
 ) -> Page {
-    let staff = require(&headers, &state, &[StaffRole::Dpo])?;
+    let staff = require(&headers, &state, &[StaffRole::Dpo]).await?;
     let query = ReportQuery {
         state: q.zustand,
         format: Some("csv".into()),
@@ -947,7 +962,8 @@ pub(crate) async fn dpo_subject(
         &[StaffRole::Dpo],
         &id,
         "Diese betroffene Person gibt es hier nicht.",
-    )?;
+    )
+    .await?;
     let tenant = staff.tenant(&state).map_err(|p| refusal(&staff, &p))?;
     let r = desk::subject_evidence(&state, &staff, uuid)
         .await
@@ -1017,7 +1033,8 @@ pub(crate) async fn statistics(
             StaffRole::Dpo,
             StaffRole::Admin,
         ],
-    )?;
+    )
+    .await?;
     let tenant = staff.tenant(&state).map_err(|p| refusal(&staff, &p))?;
     let query = StatisticsQuery {
         department: q.bereich.clone(),

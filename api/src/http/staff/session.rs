@@ -18,11 +18,12 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 use videoamt_adapters::bus::Issued;
 use videoamt_adapters::passwords;
+use videoamt_core::domain::DomainEvent;
 use videoamt_core::domain::account::{
     AccountCommand, AccountState, FirstPassword, Login, PasswordHash, StaffRole,
 };
 use videoamt_core::domain::command::Command;
-use videoamt_core::event::{Actor, ActorRole, TenantId};
+use videoamt_core::event::{Actor, ActorRole, StreamId, StreamVersion, TenantId};
 use videoamt_core::tenant::{DepartmentId, Tenant};
 
 use crate::http::AppState;
@@ -79,10 +80,20 @@ impl Staff {
     }
 }
 
-/// Open sessions by the SHA-256 of their cookie value.
+/// A session as it was opened: who, and the account's `sessions_epoch` then.
+#[derive(Debug, Clone)]
+struct Open {
+    staff: Staff,
+    epoch: u32,
+}
+
+/// Open sessions by the SHA-256 of their cookie value, and the accounts they belong to as far
+/// as their streams were read.
 #[derive(Debug, Default)]
 pub struct Sessions {
-    open: Mutex<HashMap<[u8; 32], Staff>>,
+    open: Mutex<HashMap<[u8; 32], Open>>,
+    /// Each account's state and the stream version to read on from.
+    accounts: Mutex<HashMap<StreamId, (AccountState, StreamVersion)>>,
 }
 
 fn key(cookie: &str) -> [u8; 32] {
@@ -90,21 +101,23 @@ fn key(cookie: &str) -> [u8; 32] {
 }
 
 impl Sessions {
-    fn open(&self, staff: Staff) -> Result<String, Error> {
+    fn open(&self, staff: Staff, epoch: u32) -> Result<String, Error> {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes)
             .map_err(|e| Error::internal(format!("no randomness for a session: {e}")))?;
         let cookie = B64URL.encode(bytes);
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let now = staff.expires - SESSION_LIFETIME;
-        open.retain(|_, s| s.expires > now);
-        open.insert(key(&cookie), staff);
+        open.retain(|_, s| s.staff.expires > now);
+        open.insert(key(&cookie), Open { staff, epoch });
         Ok(cookie)
     }
 
-    fn get(&self, cookie: &str, now: OffsetDateTime) -> Option<Staff> {
+    fn get(&self, cookie: &str, now: OffsetDateTime) -> Option<Open> {
         let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        open.get(&key(cookie)).filter(|s| s.expires > now).cloned()
+        open.get(&key(cookie))
+            .filter(|s| s.staff.expires > now)
+            .cloned()
     }
 
     fn close(&self, cookie: &str) {
@@ -123,21 +136,79 @@ pub fn cookie_of(headers: &HeaderMap) -> Option<&str> {
         .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
 }
 
-/// The staff member a request's cookie belongs to.
-pub fn staff_of(headers: &HeaderMap, state: &AppState) -> Option<Staff> {
-    session(state, cookie_of(headers)?)
+/// The staff member a request's cookie belongs to; `None` without a valid session.
+pub async fn staff_of(headers: &HeaderMap, state: &AppState) -> Result<Option<Staff>, Error> {
+    match cookie_of(headers) {
+        Some(cookie) => session(state, cookie).await,
+        None => Ok(None),
+    }
 }
 
-/// The staff member of an open, unexpired session.
-pub fn session(state: &AppState, cookie: &str) -> Option<Staff> {
-    state.sessions.get(cookie, state.now())
+/// The staff member of an open, unexpired session, with the role and departments the account
+/// has now. The account's stream is read on every call (only what is new since the last), so
+/// a deactivation, a reset or a new password ends the session at its next request, whichever
+/// process recorded it (ADR 0021).
+pub async fn session(state: &AppState, cookie: &str) -> Result<Option<Staff>, Error> {
+    let Some(open) = state.sessions.get(cookie, state.now()) else {
+        return Ok(None);
+    };
+    let current = account_now(state, &open.staff.tenant, &open.staff.login).await?;
+    match current.account {
+        Some(a) if a.active && a.sessions_epoch == open.epoch => Ok(Some(Staff {
+            role: a.role,
+            departments: a.departments.into_iter().collect(),
+            ..open.staff
+        })),
+        _ => {
+            state.sessions.close(cookie);
+            Ok(None)
+        }
+    }
+}
+
+/// An account's state now: the cached fold, brought up to the end of its stream.
+pub(crate) async fn account_now(
+    state: &AppState,
+    tenant: &TenantId,
+    login: &Login,
+) -> Result<AccountState, Error> {
+    let stream = login.stream(tenant);
+    let (mut account, from) = {
+        let accounts = state
+            .sessions
+            .accounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        accounts.get(&stream).cloned().unwrap_or_default()
+    };
+    let new = state.store.read_stream(&stream, from).await?;
+    let Some(last) = new.last().map(|e| e.stream_version) else {
+        return Ok(account);
+    };
+    for e in &new {
+        let event = DomainEvent::from_payload(e.event_type.as_str(), e.schema_version, &e.payload)
+            .map_err(|e| Error::internal(format!("account event unreadable: {e}")))?;
+        account = account.evolve(&event);
+    }
+    let mut accounts = state
+        .sessions
+        .accounts
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    // Another request may have read further meanwhile; keep whichever is newer.
+    if accounts.get(&stream).is_none_or(|(_, at)| *at <= last) {
+        accounts.insert(stream, (account.clone(), last + 1));
+    }
+    Ok(account)
 }
 
 impl FromRequestParts<AppState> for Staff {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        staff_of(&parts.headers, state).ok_or(Error::LoginRequired)
+        staff_of(&parts.headers, state)
+            .await?
+            .ok_or(Error::LoginRequired)
     }
 }
 
@@ -164,15 +235,6 @@ pub fn log_out(headers: &HeaderMap, state: &AppState) {
     if let Some(cookie) = cookie_of(headers) {
         state.sessions.close(cookie);
     }
-}
-
-/// An account's state, folded from its stream.
-async fn account(state: &AppState, tenant: &Tenant, login: &Login) -> Result<AccountState, Error> {
-    let history = state.system.history(&login.stream(&tenant.id)).await?;
-    let account = history
-        .iter()
-        .fold(AccountState::default(), |a, (_, e)| a.evolve(e));
-    Ok(account)
 }
 
 /// Checks a password off the async threads: argon2id takes tens of milliseconds on purpose.
@@ -206,7 +268,7 @@ pub async fn log_in(
             videoamt_core::domain::DomainError::LoginRefused,
         ));
     };
-    let account = account(state, tenant, &login).await?;
+    let account = account_now(state, &tenant.id, &login).await?;
     let Some(created) = account.account.clone() else {
         matches(password, None).await?;
         return Err(Error::Refused(
@@ -249,7 +311,7 @@ pub async fn log_in(
         .map_err(Error::from)?;
     if !ok {
         // The failure just recorded may have been the one that locked the account.
-        let after = self::account(state, tenant, &login).await?;
+        let after = account_now(state, &tenant.id, &login).await?;
         return Err(if after.is_locked(now) {
             Error::Refused(videoamt_core::domain::DomainError::AccountLocked)
         } else {
@@ -263,7 +325,7 @@ pub async fn log_in(
         departments: created.departments.into_iter().collect(),
         expires: now + SESSION_LIFETIME,
     };
-    let cookie = state.sessions.open(staff.clone())?;
+    let cookie = state.sessions.open(staff.clone(), created.sessions_epoch)?;
     Ok((cookie, staff))
 }
 
