@@ -1,10 +1,15 @@
 //! Staff passwords: argon2id with the OWASP parameters (19 MiB, 2 passes, 1 lane), stored as a
-//! PHC string in `AccountCreated`. Salts come from the OS (`getrandom`).
+//! PHC string in `AccountCreated`, `PasswordChanged` or `PasswordLinkUsed`. Salts come from the
+//! OS (`getrandom`), and so do the one-time links that let an account holder set a password.
 
 use std::sync::OnceLock;
 
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use videoamt_core::domain::account::Login;
+use videoamt_core::event::TenantId;
 
 /// The shortest password an account may get.
 pub const MIN_LENGTH: usize = 12;
@@ -56,6 +61,41 @@ pub fn verify_nothing(password: &str) {
     let _ = verify(password, phc);
 }
 
+/// Random bytes in a one-time password link.
+const LINK_SECRET_BYTES: usize = 32;
+
+/// A new one-time link token for `login` of `tenant`:
+/// `base64url(tenant ‖ 0 ‖ login ‖ 0 ‖ 256 random bits)`. Tenant and login say whose link it is
+/// and are no secret; the random bits are. The log keeps only the token's SHA-256
+/// (`access::token_hash`), so a copy of the database sets no password.
+pub fn link_token(tenant: &TenantId, login: &Login) -> Result<String, PasswordError> {
+    let mut secret = [0u8; LINK_SECRET_BYTES];
+    getrandom::fill(&mut secret).map_err(PasswordError::Random)?;
+    let mut bytes = Vec::with_capacity(tenant.as_str().len() + login.as_str().len() + 34);
+    bytes.extend_from_slice(tenant.as_str().as_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(login.as_str().as_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(&secret);
+    Ok(B64URL.encode(bytes))
+}
+
+/// Whose account a link token names, when it is shaped like one; whether it is the account's
+/// current link only the account's stream can say.
+pub fn link_account(token: &str) -> Option<(TenantId, Login)> {
+    if token.len() > 256 {
+        return None;
+    }
+    let bytes = B64URL.decode(token).ok()?;
+    let mut parts = bytes.splitn(3, |b| *b == 0);
+    let tenant = std::str::from_utf8(parts.next()?).ok()?;
+    let login = std::str::from_utf8(parts.next()?).ok()?;
+    if parts.next()?.len() != LINK_SECRET_BYTES {
+        return None;
+    }
+    Some((TenantId::parse(tenant).ok()?, Login::parse(login)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +118,18 @@ mod tests {
             hash(&"x".repeat(300)),
             Err(PasswordError::TooLong)
         ));
+    }
+
+    #[test]
+    fn a_link_token_names_its_account_and_carries_256_random_bits() {
+        let tenant = TenantId::parse("ettlingen").expect("slug");
+        let login = Login::parse("a.becker").expect("login");
+        let a = link_token(&tenant, &login).expect("token");
+        let b = link_token(&tenant, &login).expect("token");
+        assert_ne!(a, b);
+        assert_eq!(link_account(&a), Some((tenant, login)));
+        for bad in ["", "AAAA", &a[..a.len() - 2], &"A".repeat(300)] {
+            assert_eq!(link_account(bad), None, "{bad:?}");
+        }
     }
 }
