@@ -1,4 +1,4 @@
-//! Read models for clerks, auditors, DPOs and the pilot statistics.
+//! Read models for clerks, auditors, DPOs, admins and the pilot statistics.
 //!
 //! A [`Projection`] is a pure fold: it names the documents an event touches and changes them.
 //! The [`runner::Runner`] feeds it from the log in batches and commits each batch's changes
@@ -8,6 +8,7 @@ use videoamt_core::domain::DomainEvent;
 use videoamt_core::event::RecordedEvent;
 use videoamt_core::readmodel::{DocKey, Docs};
 
+pub mod accounts;
 pub mod audit;
 pub mod detail;
 mod owner;
@@ -45,6 +46,7 @@ pub trait Projection: Send + Sync {
 /// Every projection of the product. Some need the tenants' time zones and clerks.
 pub fn all(tenants: Arc<Vec<Tenant>>) -> Vec<Arc<dyn Projection>> {
     vec![
+        Arc::new(accounts::Accounts),
         Arc::new(audit::AuditTimeline),
         Arc::new(waiting_room::WaitingRoom),
         Arc::new(slots::FreeSlots),

@@ -8,9 +8,10 @@ use videoamt_adapters::keys::Keyring;
 use videoamt_adapters::store::AdminStore;
 use videoamt_adapters::store::postgres::{PostgresStore, ScratchDatabase, test_server_url};
 use videoamt_adapters::store::sqlite::SqliteStore;
+use videoamt_core::domain::account::{AccountCommand, FirstPassword, StaffRole};
 use videoamt_core::domain::appointment::AppointmentCommand;
 use videoamt_core::domain::appointment::BookAppointment;
-use videoamt_core::domain::events::{Contact, Party, SessionOutcome};
+use videoamt_core::domain::events::{Contact, Party, PasswordLinkIssued, SessionOutcome};
 use videoamt_core::domain::session::SessionCommand;
 use videoamt_core::domain::subject::SubjectCommand;
 use videoamt_core::domain::{AppointmentId, Personal, SessionId, SubjectId};
@@ -66,6 +67,34 @@ async fn generate(store: Arc<dyn AdminStore>) -> (Vec<AppointmentId>, Vec<Sessio
             })
             .into(),
         )];
+        if i % 6 == 0 {
+            // A staff account of the municipality, given another role later.
+            let login = videoamt_core::domain::account::Login::parse(&format!("konto.{i}"))
+                .expect("a login");
+            commands.push((
+                ActorRole::Admin,
+                AccountCommand::CreateAccount {
+                    login: login.clone(),
+                    role: StaffRole::Clerk,
+                    departments: vec!["buergerbuero".into()],
+                    password: FirstPassword::Link(PasswordLinkIssued {
+                        digest: format!("{i:064x}"),
+                        expires: now + Duration::hours(72),
+                    }),
+                }
+                .into(),
+            ));
+            commands.push((
+                ActorRole::Admin,
+                AccountCommand::ChangeRole {
+                    account: login,
+                    role: StaffRole::Auditor,
+                    departments: vec![],
+                    admins: vec![],
+                }
+                .into(),
+            ));
+        }
         if i % 4 == 3 {
             commands.push((
                 ActorRole::Citizen,
@@ -189,6 +218,20 @@ async fn rebuild_equals_incremental(store: Arc<dyn AdminStore>) {
     assert_eq!(
         timeline.entries.first().map(|e| e.summary.as_str()),
         Some("1 Zeitfenster reserviert")
+    );
+
+    // The municipality's accounts, with the role they have now.
+    let listed = videoamt_projections::accounts::listed(store.as_ref(), "ettlingen")
+        .await
+        .expect("list");
+    let logins: Vec<(&str, StaffRole)> =
+        listed.iter().map(|l| (l.login.as_str(), l.role)).collect();
+    assert_eq!(
+        logins,
+        [
+            ("konto.0", StaffRole::Auditor),
+            ("konto.6", StaffRole::Auditor)
+        ]
     );
 
     let projections = all(tenants());
