@@ -730,6 +730,23 @@ impl From<ReadModelError> for Error {
     }
 }
 
+impl From<crate::app::accounts::AccountError> for Error {
+    fn from(e: crate::app::accounts::AccountError) -> Self {
+        use crate::app::accounts::AccountError as A;
+        use videoamt_adapters::passwords::PasswordError as P;
+        match e {
+            A::Bus(e) => e.into(),
+            A::Store(e) => e.into(),
+            // The rules of a new password are the caller's to name beside its field.
+            A::Password(e @ (P::TooShort | P::TooLong)) => Self::invalid_fields(vec![FieldError {
+                field: "password".to_owned(),
+                message: e.to_string(),
+            }]),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<crate::app::system::LoadError> for Error {
     fn from(e: crate::app::system::LoadError) -> Self {
         match e {

@@ -288,6 +288,10 @@ fn pages() -> axum::Router<AppState> {
             get(staff::pages::login_page).post(staff::pages::login),
         )
         .route("/abmelden", axum::routing::post(staff::pages::logout))
+        .route(
+            "/konto/passwort",
+            get(staff::accounts::password_form).post(staff::accounts::change_password),
+        )
         .route("/sachbearbeitung", get(staff::pages::clerk_day))
         .route("/sachbearbeitung/live", get(staff::pages::clerk_live))
         .route(

@@ -64,6 +64,7 @@ pub(crate) fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(login))
         .routes(routes!(logout))
         .routes(routes!(whoami))
+        .routes(routes!(change_password))
         .routes(routes!(clerk_schedule))
         .routes(routes!(clerk_waiting_room))
         .routes(routes!(appointment_detail))

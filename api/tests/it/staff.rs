@@ -288,6 +288,13 @@ async fn as_admin(api: &Api, command: videoamt_core::domain::account::AccountCom
         .expect("decided");
 }
 
+/// What `/api/v1/me` answers the session `cookie` with.
+async fn me(api: &Api, cookie: &str) -> StatusCode {
+    api.call("GET", "/api/v1/me", None, &[("cookie", cookie)])
+        .await
+        .0
+}
+
 fn login_of(name: &str) -> videoamt_core::domain::account::Login {
     videoamt_core::domain::account::Login::parse(name).expect("a login")
 }
@@ -396,6 +403,95 @@ async fn a_role_change_applies_to_open_sessions_from_their_next_request() {
 }
 
 #[tokio::test]
+async fn staff_change_their_own_password_with_the_old_one_and_end_their_other_sessions() {
+    let api = staffed().await;
+    let (status, headers, _) = browse(&api, "GET", "/konto/passwort", None, None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/anmelden");
+    let clerk = session(&api, "clerk.a").await;
+    let elsewhere = session(&api, "clerk.a").await;
+    // The rules are shown beside the new password.
+    let (status, _, html) = browse(&api, "GET", "/konto/passwort", Some(&clerk), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("Mindestens 12 und höchstens 256 Zeichen"),
+        "{html}"
+    );
+    assert!(
+        html.contains("aria-describedby=\"r-new_password\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("Passwort ändern</a>"),
+        "in the navigation: {html}"
+    );
+
+    // A wrong old password, a short new one, two different ones: refused in German beside
+    // the field, and nothing written.
+    let before = api.last_position().await;
+    let new = "ein-neues-gutes-passwort";
+    for (form, said) in [
+        (
+            format!("old_password=falsch-falsch&new_password={new}&new_password_repeat={new}"),
+            "Das bisherige Passwort ist nicht richtig.",
+        ),
+        (
+            format!("old_password={PASSWORD}&new_password=kurz&new_password_repeat=kurz"),
+            "Das Passwort muss mindestens 12 Zeichen lang sein.",
+        ),
+        (
+            format!("old_password={PASSWORD}&new_password={new}&new_password_repeat={new}x"),
+            "Die beiden neuen Passwörter stimmen nicht überein.",
+        ),
+    ] {
+        let (status, _, html) =
+            browse(&api, "POST", "/konto/passwort", Some(&clerk), Some(&form)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{form}");
+        assert!(html.contains(said), "{said}: {html}");
+        assert!(html.contains("aria-invalid=\"true\""), "{html}");
+    }
+    let response = api
+        .call(
+            "POST",
+            "/api/v1/me/password",
+            Some(
+                json!({"old_password": "falsch-falsch", "new_password": new})
+                    .to_string()
+                    .into_bytes(),
+            ),
+            &[("cookie", &clerk)],
+        )
+        .await;
+    let body = assert_refused(&api, response, StatusCode::UNPROCESSABLE_ENTITY, before).await;
+    assert_eq!(body["errors"][0]["field"], "old_password");
+    assert_eq!(api.last_position().await, before);
+
+    // The right old password changes it: one event, holding no password.
+    let form = format!("old_password={PASSWORD}&new_password={new}&new_password_repeat={new}");
+    let (status, _, html) =
+        browse(&api, "POST", "/konto/passwort", Some(&clerk), Some(&form)).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Ihr Passwort ist geändert."), "{html}");
+    let written = api.state.store.read_all(before, 10).await.expect("read");
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0].event_type.as_str(), "PasswordChanged");
+    assert_eq!(written[0].meta.actor.id.as_ref(), "clerk.a");
+    let payload = written[0].payload.as_str();
+    assert!(
+        payload.contains("$argon2id$") && !payload.contains(new),
+        "{payload}"
+    );
+
+    // This session goes on, the other one ends; the old password is refused, the new works.
+    assert_eq!(me(&api, &clerk).await, StatusCode::OK);
+    assert_eq!(me(&api, &elsewhere).await, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = login(&api, "stuttgart", "clerk.a", PASSWORD).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = login(&api, "stuttgart", "clerk.a", new).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn the_session_cookie_is_secure_behind_https() {
     let mut api = staffed().await;
     api.state = api.state.clone().with_public_url("https://amt.example");
@@ -493,6 +589,14 @@ async fn every_role_gets_exactly_its_endpoints() {
             "/api/v1/me",
             None,
             [401, 401, 200, 200, 200, 200, 200],
+        ),
+        (
+            "POST",
+            "/api/v1/me/password",
+            Some(
+                json!({"old_password": "nicht-das-passwort", "new_password": "ein-neues-gutes-passwort"}),
+            ),
+            [401, 401, 422, 422, 422, 422, 422],
         ),
         (
             "GET",

@@ -95,7 +95,15 @@ pub(crate) fn budget_of(method: &Method, path: &str) -> Option<Budget> {
         Some(Budget::Token)
     } else if *method == Method::POST && (path == "/api/v1/appointments" || path == "/buchen") {
         Some(Budget::Booking)
-    } else if *method == Method::POST && (path == "/anmelden" || path == "/api/v1/login") {
+    } else if *method == Method::POST
+        && (path == "/anmelden"
+            || path == "/api/v1/login"
+            // Whoever knows a password, or holds a link to set one, tries it at the pace of
+            // a login.
+            || path == "/konto/passwort"
+            || path == "/api/v1/me/password"
+            || path.starts_with("/konto/passwort/"))
+    {
         Some(Budget::Login)
     } else {
         None

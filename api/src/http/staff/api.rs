@@ -8,8 +8,8 @@ use axum::response::IntoResponse;
 
 use super::desk::{
     self, AuditQuery, ClerkCancelRequest, DetailView, EntryView, InvitationRequest, MeView,
-    ReportQuery, ReportView, ScheduleQuery, ScheduleView, StatisticsQuery, StatisticsRow,
-    TimelineView, WaitingView,
+    PasswordChangeRequest, ReportQuery, ReportView, ScheduleQuery, ScheduleView, StatisticsQuery,
+    StatisticsRow, TimelineView, WaitingView,
 };
 use super::session::{self as staff, Staff};
 use crate::http::AppState;
@@ -76,6 +76,25 @@ pub(crate) async fn whoami(
     staff: Staff,
 ) -> Result<Json<MeView>, Error> {
     desk::me(&state, &staff).map(Json)
+}
+
+/// Changes the password of the logged-in account: the old one is needed, the new one has at
+/// least 12 characters. The account's other sessions end; this one goes on.
+#[utoipa::path(post, path = "/api/v1/me/password", security(("sitzung" = [])), tag = "Anmeldung", request_body = PasswordChangeRequest,
+    responses(
+        (status = 204, description = "Passwort geändert"),
+        (status = 401, description = "Nicht angemeldet", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Bisheriges Passwort falsch, oder das neue zu kurz oder zu lang", body = Problem, content_type = PROBLEM),
+    ))]
+pub(crate) async fn change_password(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    staff: Staff,
+    ApiJson(request): ApiJson<PasswordChangeRequest>,
+) -> Result<StatusCode, Error> {
+    let cookie = staff::cookie_of(&headers).unwrap_or_default();
+    desk::change_password(&state, &staff, cookie, &request).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The clerk's schedule: their departments' appointments, day by day.

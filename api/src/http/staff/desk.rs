@@ -6,7 +6,9 @@
 //! - a clerk sees and changes only appointments of their own departments;
 //! - auditors read histories (each read recorded first) and never write anything else;
 //! - DPOs see ids, dates, counts and checks, never a personal value;
-//! - nobody sees another municipality's data.
+//! - nobody sees another municipality's data;
+//! - everybody changes their own password, giving the old one; only admins manage accounts,
+//!   and only those of their municipality.
 
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
@@ -809,4 +811,70 @@ pub(crate) fn statistics_row(
         payment_share: r.payment_share,
         feedback: r.feedback.to_vec(),
     }
+}
+
+// --- accounts ---
+
+/// The rules every new password follows, as shown beside the field.
+pub(crate) fn password_rules() -> String {
+    format!(
+        "Mindestens {} und höchstens 256 Zeichen; Leerzeichen zählen mit. Ein langer Satz, den \
+         Sie sich merken können, ist ein gutes Passwort.",
+        videoamt_adapters::passwords::MIN_LENGTH
+    )
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PasswordChangeRequest {
+    #[schema(min_length = 1, max_length = 1024)]
+    pub old_password: String,
+    /// At least 12 and at most 256 characters.
+    #[schema(min_length = 12, max_length = 256)]
+    pub new_password: String,
+}
+
+/// A new password's rule broken, named beside `field`.
+fn password_field(e: Error, field: &str) -> Error {
+    match e {
+        Error::InvalidFields(mut errors) => {
+            for e in &mut errors {
+                if e.field == "password" {
+                    field.clone_into(&mut e.field);
+                }
+            }
+            Error::InvalidFields(errors)
+        }
+        Error::Refused(videoamt_core::domain::DomainError::WrongPassword) => {
+            Error::InvalidFields(vec![FieldError {
+                field: "old_password".to_owned(),
+                message: videoamt_core::domain::DomainError::WrongPassword.to_string(),
+            }])
+        }
+        other => other,
+    }
+}
+
+/// The staff member changes their own password with the old one. Their other sessions end;
+/// the one of `cookie` goes on.
+pub(crate) async fn change_password(
+    state: &AppState,
+    staff: &Staff,
+    cookie: &str,
+    request: &PasswordChangeRequest,
+) -> Result<(), Error> {
+    let tenant = staff.tenant(state)?;
+    let epoch = crate::app::accounts::change_password(
+        &state.system,
+        tenant,
+        &staff.actor(),
+        &staff.login,
+        &request.old_password,
+        &request.new_password,
+        state.now(),
+    )
+    .await
+    .map_err(|e| password_field(e.into(), "new_password"))?;
+    state.sessions.carry_over(cookie, epoch);
+    Ok(())
 }

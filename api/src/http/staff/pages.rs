@@ -31,7 +31,7 @@ use crate::http::error::Error;
 use crate::http::html::{alert, charts, format, problem_alert, problem_page, shell};
 
 /// A staff page, or the page that answers instead (the login, a refusal): both are pages.
-type Page = Result<Response, Response>;
+pub(crate) type Page = Result<Response, Response>;
 
 pub(crate) const LIVE_JS: &str = include_str!("../../../assets/live.js");
 pub(crate) const TIME_TRAVEL_JS: &str = include_str!("../../../assets/zeitreise.js");
@@ -66,7 +66,7 @@ fn home(role: StaffRole) -> &'static str {
     }
 }
 
-fn nav(staff: &Staff) -> Markup {
+pub(crate) fn nav(staff: &Staff) -> Markup {
     let mut links: Vec<(&str, &str)> = match staff.role {
         StaffRole::Clerk => vec![
             ("/sachbearbeitung", "Heute"),
@@ -78,6 +78,7 @@ fn nav(staff: &Staff) -> Markup {
         StaffRole::Admin => vec![],
     };
     links.push(("/statistik", "Statistik"));
+    links.push(("/konto/passwort", "Passwort ändern"));
     html! {
         nav aria-label="Hauptnavigation" {
             ul { @for (href, label) in &links { li { a href=(href) { (label) } } } }
@@ -90,13 +91,13 @@ fn nav(staff: &Staff) -> Markup {
     }
 }
 
-fn staff_page(staff: &Staff, title: &str, scripts: &[&str], body: Markup) -> Response {
+pub(crate) fn staff_page(staff: &Staff, title: &str, scripts: &[&str], body: Markup) -> Response {
     shell(StatusCode::OK, title, Some(nav(staff)), scripts, body)
 }
 
 /// The staff member of this request with one of `roles`: otherwise the login page (no
 /// session) or a refusal page (wrong role).
-async fn require(
+pub(crate) async fn require(
     headers: &HeaderMap,
     state: &AppState,
     roles: &[StaffRole],
@@ -125,7 +126,7 @@ async fn require_with_id(
 }
 
 /// `<option>`s for (value, label) pairs, the one equal to `chosen` selected.
-fn options(choices: impl IntoIterator<Item = (String, String)>, chosen: &str) -> Markup {
+pub(crate) fn options(choices: impl IntoIterator<Item = (String, String)>, chosen: &str) -> Markup {
     html! {
         @for (value, label) in choices {
             option value=(value) selected[value == chosen] { (label) }
@@ -151,7 +152,7 @@ fn department_options(
     )
 }
 
-fn refusal(staff: &Staff, error: &Error) -> Response {
+pub(crate) fn refusal(staff: &Staff, error: &Error) -> Response {
     let problem = error.problem();
     let mut response = staff_page(staff, problem.title, &[], problem_alert(&problem));
     *response.status_mut() = error.status();

@@ -124,6 +124,15 @@ impl Sessions {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         open.remove(&key(cookie));
     }
+
+    /// Keeps this session open across a change its own holder made (a new password), which
+    /// ends the account's other sessions.
+    pub(crate) fn carry_over(&self, cookie: &str, epoch: u32) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = open.get_mut(&key(cookie)) {
+            s.epoch = epoch;
+        }
+    }
 }
 
 /// The session cookie's value, if the request carries one.
