@@ -292,6 +292,35 @@ fn pages() -> axum::Router<AppState> {
             "/konto/passwort",
             get(staff::accounts::password_form).post(staff::accounts::change_password),
         )
+        .route(
+            "/konto/passwort/{token}",
+            get(staff::accounts::link_form).post(staff::accounts::set_password),
+        )
+        .route(
+            "/verwaltung/konten",
+            get(staff::accounts::accounts).post(staff::accounts::create),
+        )
+        .route("/verwaltung/konten/{login}", get(staff::accounts::detail))
+        .route(
+            "/verwaltung/konten/{login}/deaktivieren",
+            axum::routing::post(staff::accounts::deactivate),
+        )
+        .route(
+            "/verwaltung/konten/{login}/aktivieren",
+            axum::routing::post(staff::accounts::reactivate),
+        )
+        .route(
+            "/verwaltung/konten/{login}/rolle",
+            axum::routing::post(staff::accounts::change_role),
+        )
+        .route(
+            "/verwaltung/konten/{login}/zuruecksetzen",
+            axum::routing::post(staff::accounts::reset),
+        )
+        .route(
+            "/verwaltung/konten/{login}/entsperren",
+            axum::routing::post(staff::accounts::unlock),
+        )
         .route("/sachbearbeitung", get(staff::pages::clerk_day))
         .route("/sachbearbeitung/live", get(staff::pages::clerk_live))
         .route(

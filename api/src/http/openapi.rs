@@ -24,7 +24,8 @@ use super::staff::session as staff;
         (name = "Sachbearbeitung", description = "Terminplan, Warteraum, Termindetails, Einladung und Absage; nur eigene Bereiche"),
         (name = "Prüfung", description = "Suche und Prüfakte mit Zeitreise; jeder Lesezugriff wird protokolliert"),
         (name = "Datenschutz", description = "Löschbericht und Löschnachweise, ohne personenbezogene Daten"),
-        (name = "Statistik", description = "Pilotstatistik je Bereich und Kalenderwoche")
+        (name = "Statistik", description = "Pilotstatistik je Bereich und Kalenderwoche"),
+        (name = "Verwaltung", description = "Konten der Kommune: anlegen (mit Einmal-Link), Rollen und Bereiche, deaktivieren, Passwort zurücksetzen, entsperren")
     ),
     components(schemas(Problem, FieldError)),
     modifiers(&SessionCookie)
@@ -75,6 +76,13 @@ pub(crate) fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(retention_report))
         .routes(routes!(retention_subject))
         .routes(routes!(statistics))
+        .routes(routes!(accounts, create_account))
+        .routes(routes!(account))
+        .routes(routes!(deactivate_account))
+        .routes(routes!(reactivate_account))
+        .routes(routes!(change_account_role))
+        .routes(routes!(reset_account_password))
+        .routes(routes!(unlock_account))
         .split_for_parts()
 }
 

@@ -491,6 +491,447 @@ async fn staff_change_their_own_password_with_the_old_one_and_end_their_other_se
     assert_eq!(status, StatusCode::OK);
 }
 
+/// The one-time link on a page that shows one, as a path.
+fn link_in(html: &str) -> String {
+    let at = html.find("/konto/passwort/").expect("a link on the page");
+    html[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || "/-_".contains(*c))
+        .collect()
+}
+
+/// Sets the password through the link at `path`: (status, HTML).
+async fn set_through(api: &Api, path: &str, password: &str) -> (StatusCode, String) {
+    let form = format!("new_password={password}&new_password_repeat={password}");
+    let (status, _, html) = browse(api, "POST", path, None, Some(&form)).await;
+    (status, html)
+}
+
+#[tokio::test]
+async fn an_admin_creates_an_account_whose_holder_sets_the_password_once_through_a_link() {
+    let api = staffed().await;
+    catch_up(&api).await;
+    let admin = session(&api, "admin").await;
+    // The admin's page lists the municipality's accounts; nobody else gets it.
+    let (status, _, html) = browse(&api, "GET", "/verwaltung/konten", Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    for login in ["clerk.a", "clerk.b", "pruefer", "dsb", "admin"] {
+        assert!(
+            html.contains(&format!("href=\"/verwaltung/konten/{login}\"")),
+            "{login}: {html}"
+        );
+    }
+    assert!(
+        html.contains("Gewerbe- und Gaststättenbehörde"),
+        "departments by name: {html}"
+    );
+    let clerk = session(&api, "clerk.a").await;
+    let (status, _, html) = browse(&api, "GET", "/verwaltung/konten", Some(&clerk), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(html.contains("Keine Berechtigung"));
+    let (status, headers, _) = browse(&api, "GET", "/verwaltung/konten", None, None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/anmelden");
+
+    // Bad input is refused in German on the page, and nothing is written.
+    let before = api.last_position().await;
+    for (form, status, said) in [
+        (
+            "login=Neu+Kollege&role=clerk&departments=ordnung-gewerbe",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Der Anmeldename braucht 2 bis 48 Zeichen",
+        ),
+        (
+            "login=neu.kollege&role=clerk",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "mindestens einen Bereich",
+        ),
+        (
+            "login=neu.kollege&role=chef",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Diese Rolle gibt es nicht",
+        ),
+        (
+            "login=clerk.b&role=dpo",
+            StatusCode::CONFLICT,
+            "Dieses Konto gibt es bereits.",
+        ),
+    ] {
+        let (got, _, html) =
+            browse(&api, "POST", "/verwaltung/konten", Some(&admin), Some(form)).await;
+        assert_eq!(got, status, "{form}: {html}");
+        assert!(html.contains(said), "{said}: {html}");
+    }
+    assert_eq!(api.last_position().await, before);
+
+    // Created: the admin gets the link to pass on; the log has no password and no token.
+    let form = "login=neu.kollege&role=clerk&departments=ordnung-gewerbe";
+    let (status, _, html) =
+        browse(&api, "POST", "/verwaltung/konten", Some(&admin), Some(form)).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(
+        html.contains("Das Konto neu.kollege ist angelegt."),
+        "{html}"
+    );
+    assert!(html.contains("http://amt.test/konto/passwort/"), "{html}");
+    let link = link_in(&html);
+    let token = link.trim_start_matches("/konto/passwort/");
+    let written = api.state.store.read_all(before, 10).await.expect("read");
+    let types: Vec<&str> = written.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["AccountCreated", "PasswordLinkIssued"]);
+    assert_eq!(written[0].meta.actor.id.as_ref(), "admin");
+    for e in &written {
+        assert!(!e.payload.as_str().contains(token), "no token in the log");
+    }
+    assert!(
+        written[0]
+            .payload
+            .as_str()
+            .contains("\"password_hash\":null")
+    );
+    // Nobody logs in to it before the password is set.
+    let (status, _, _) = login(&api, "stuttgart", "neu.kollege", PASSWORD).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The link's page shows the rules; a short or mismatched password is refused beside the
+    // field; a good one is set, once.
+    let (status, _, html) = browse(&api, "GET", &link, None, None).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(
+        html.contains("Mindestens 12 und höchstens 256 Zeichen"),
+        "{html}"
+    );
+    let (status, html) = set_through(&api, &link, "kurz").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("mindestens 12 Zeichen"), "{html}");
+    let mismatch = "new_password=ein-eigenes-passwort&new_password_repeat=ein-anderes-passwort";
+    let (status, _, html) = browse(&api, "POST", &link, None, Some(mismatch)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("stimmen nicht überein"), "{html}");
+    let (status, html) = set_through(&api, &link, "ein-eigenes-passwort").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Ihr Passwort ist festgelegt."), "{html}");
+    let (status, body, _) = login(&api, "stuttgart", "neu.kollege", "ein-eigenes-passwort").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["departments"], json!(["ordnung-gewerbe"]));
+    // The second use is refused, and writes nothing.
+    let used = api.last_position().await;
+    let (status, html) = set_through(&api, &link, "noch-ein-passwort-hier").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        html.contains("ungültig oder wurde bereits verwendet"),
+        "{html}"
+    );
+    let (status, _, _) = browse(&api, "GET", &link, None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(api.last_position().await, used);
+    // A forged token is the same "invalid".
+    let (status, _, _) = browse(&api, "GET", "/konto/passwort/AAAA", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Through the API too; a link is good for 72 hours.
+    let (status, _, created) = api
+        .call(
+            "POST",
+            "/api/v1/accounts",
+            Some(
+                json!({"login": "spaet.dran", "role": "auditor"})
+                    .to_string()
+                    .into_bytes(),
+            ),
+            &[("cookie", &admin)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let link = created["link"]
+        .as_str()
+        .expect("link")
+        .replace("http://amt.test", "");
+    catch_up(&api).await;
+    let (_, _, listed) = api
+        .call("GET", "/api/v1/accounts", None, &[("cookie", &admin)])
+        .await;
+    let late = listed
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|a| a["login"] == "spaet.dran")
+        .expect("listed");
+    assert_eq!(late["role"], "auditor");
+    assert!(late["password_link_expires"].is_string(), "{late}");
+    api.now.fetch_add(72 * 3600, Ordering::SeqCst);
+    let (status, html) = set_through(&api, &link, "zu-spaet-gesetzt").await;
+    assert_eq!(status, StatusCode::GONE, "{html}");
+    assert!(html.contains("abgelaufen"), "{html}");
+}
+
+#[tokio::test]
+async fn an_admin_deactivates_reactivates_and_changes_roles_on_the_pages() {
+    let api = staffed().await;
+    catch_up(&api).await;
+    let admin = session(&api, "admin").await;
+    let clerk = session(&api, "clerk.a").await;
+    let page = "/verwaltung/konten/clerk.a";
+    let (status, _, html) = browse(&api, "GET", page, Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Konto deaktivieren"), "{html}");
+
+    // Deactivated: the clerk's open session is refused on its next request, and the login
+    // says why.
+    let (status, headers, _) = browse(
+        &api,
+        "POST",
+        &format!("{page}/deaktivieren"),
+        Some(&admin),
+        Some(""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let back = headers[header::LOCATION]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_eq!(back, format!("{page}?geaendert=deaktiviert"));
+    let (_, _, html) = browse(&api, "GET", &back, Some(&admin), None).await;
+    assert!(html.contains("Das Konto ist deaktiviert; seine Sitzungen sind beendet."));
+    assert!(html.contains("deaktiviert"), "{html}");
+    let (status, headers, _) = browse(&api, "GET", "/sachbearbeitung", Some(&clerk), None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/anmelden");
+    let form = format!("tenant=stuttgart&login=clerk.a&password={PASSWORD}");
+    let (status, _, html) = browse(&api, "POST", "/anmelden", None, Some(&form)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(html.contains("Dieses Konto ist deaktiviert."), "{html}");
+    // Twice is refused on the page, in German, writing nothing.
+    let before = api.last_position().await;
+    let (status, _, html) = browse(
+        &api,
+        "POST",
+        &format!("{page}/deaktivieren"),
+        Some(&admin),
+        Some(""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        html.contains("Das Konto ist bereits deaktiviert."),
+        "{html}"
+    );
+    assert_eq!(api.last_position().await, before);
+    // Reactivated, it logs in again.
+    let (status, _, _) = browse(
+        &api,
+        "POST",
+        &format!("{page}/aktivieren"),
+        Some(&admin),
+        Some(""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let clerk = session(&api, "clerk.a").await;
+
+    // A second department takes effect on the clerk's open session.
+    let schedule = "/api/v1/clerk/schedule?from=2026-11-23&days=1&department=versicherungsamt";
+    let (status, _, _) = api.call("GET", schedule, None, &[("cookie", &clerk)]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = browse(
+        &api,
+        "POST",
+        &format!("{page}/rolle"),
+        Some(&admin),
+        Some("role=clerk&departments=ordnung-gewerbe&departments=versicherungsamt"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, _) = api.call("GET", schedule, None, &[("cookie", &clerk)]).await;
+    assert_eq!(status, StatusCode::OK);
+    // A clerk without a department is refused, beside the form.
+    let before = api.last_position().await;
+    let (status, _, html) = browse(
+        &api,
+        "POST",
+        &format!("{page}/rolle"),
+        Some(&admin),
+        Some("role=clerk"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("mindestens einen Bereich"), "{html}");
+    assert_eq!(api.last_position().await, before);
+    // An unknown account is not found.
+    let (status, _, html) = browse(
+        &api,
+        "GET",
+        "/verwaltung/konten/niemand",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(html.contains("Dieses Konto gibt es nicht."));
+}
+
+#[tokio::test]
+async fn a_reset_voids_the_password_and_ends_sessions_and_an_admin_lifts_a_lock() {
+    let api = staffed().await;
+    catch_up(&api).await;
+    let admin = session(&api, "admin").await;
+    let clerk = session(&api, "clerk.a").await;
+    let page = "/verwaltung/konten/clerk.a";
+    let (status, _, html) = browse(
+        &api,
+        "POST",
+        &format!("{page}/zuruecksetzen"),
+        Some(&admin),
+        Some(""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("gilt nicht mehr"), "{html}");
+    let link = link_in(&html);
+    assert_eq!(me(&api, &clerk).await, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = login(&api, "stuttgart", "clerk.a", PASSWORD).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the old password stops working"
+    );
+    let (status, _) = set_through(&api, &link, "nach-dem-zuruecksetzen").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = login(&api, "stuttgart", "clerk.a", "nach-dem-zuruecksetzen").await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Five wrong passwords lock the auditor; the admin lifts the lock.
+    for _ in 0..5 {
+        login(&api, "stuttgart", "pruefer", "falsches-passwort").await;
+    }
+    let (status, _, _) = login(&api, "stuttgart", "pruefer", PASSWORD).await;
+    assert_eq!(status, StatusCode::LOCKED);
+    let (_, _, html) = browse(&api, "GET", "/verwaltung/konten", Some(&admin), None).await;
+    assert!(html.contains("gesperrt bis"), "{html}");
+    let (status, headers, _) = browse(
+        &api,
+        "POST",
+        "/verwaltung/konten/pruefer/entsperren",
+        Some(&admin),
+        Some(""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        headers[header::LOCATION],
+        "/verwaltung/konten/pruefer?geaendert=entsperrt"
+    );
+    let (status, _, _) = login(&api, "stuttgart", "pruefer", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    let before = api.last_position().await;
+    let (status, _, html) = browse(
+        &api,
+        "POST",
+        "/verwaltung/konten/pruefer/entsperren",
+        Some(&admin),
+        Some(""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(html.contains("Das Konto ist nicht gesperrt."), "{html}");
+    assert_eq!(api.last_position().await, before);
+}
+
+#[tokio::test]
+async fn the_last_active_admin_cannot_be_deactivated_or_demoted() {
+    let api = staffed().await;
+    catch_up(&api).await;
+    let admin = session(&api, "admin").await;
+    let before = api.last_position().await;
+    let (status, _, html) = browse(
+        &api,
+        "POST",
+        "/verwaltung/konten/admin/deaktivieren",
+        Some(&admin),
+        Some(""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{html}");
+    assert!(
+        html.contains("das letzte aktive Konto der Verwaltung"),
+        "{html}"
+    );
+    for (path, body) in [
+        ("/api/v1/accounts/admin/deactivate", None),
+        (
+            "/api/v1/accounts/admin/role",
+            Some(json!({"role": "auditor"}).to_string().into_bytes()),
+        ),
+    ] {
+        let response = api.call("POST", path, body, &[("cookie", &admin)]).await;
+        let problem = assert_refused(&api, response, StatusCode::CONFLICT, before).await;
+        assert_eq!(problem["title"], "Letztes Verwaltungskonto");
+    }
+    assert_eq!(me(&api, &admin).await, StatusCode::OK);
+
+    // With a second admin the first may go; the removal names who is left, and then the
+    // second is the last.
+    let (status, _, created) = api
+        .call(
+            "POST",
+            "/api/v1/accounts",
+            Some(
+                json!({"login": "admin.zwei", "role": "admin"})
+                    .to_string()
+                    .into_bytes(),
+            ),
+            &[("cookie", &admin)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let link = created["link"]
+        .as_str()
+        .expect("link")
+        .replace("http://amt.test", "");
+    let (status, _) = set_through(&api, &link, "zweites-verwaltungskonto").await;
+    assert_eq!(status, StatusCode::OK);
+    catch_up(&api).await;
+    let second = {
+        let (status, _, cookie) =
+            login(&api, "stuttgart", "admin.zwei", "zweites-verwaltungskonto").await;
+        assert_eq!(status, StatusCode::OK);
+        cookie_pair(&cookie.expect("cookie"))
+    };
+    let before = api.last_position().await;
+    let (status, _, view) = api
+        .call(
+            "POST",
+            "/api/v1/accounts/admin/deactivate",
+            None,
+            &[("cookie", &second)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["active"], false);
+    let written = api.state.store.read_all(before, 10).await.expect("read");
+    let types: Vec<&str> = written.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["AccountDeactivated", "AdminRemoved"]);
+    assert_eq!(written[1].stream_id.as_str(), "accounts-stuttgart");
+    assert!(
+        written[1]
+            .payload
+            .as_str()
+            .contains("\"remaining\":[\"admin.zwei\"]")
+    );
+    assert_eq!(me(&api, &admin).await, StatusCode::UNAUTHORIZED);
+    let before = api.last_position().await;
+    let response = api
+        .call(
+            "POST",
+            "/api/v1/accounts/admin.zwei/deactivate",
+            None,
+            &[("cookie", &second)],
+        )
+        .await;
+    assert_refused(&api, response, StatusCode::CONFLICT, before).await;
+}
+
 #[tokio::test]
 async fn the_session_cookie_is_secure_behind_https() {
     let mut api = staffed().await;
@@ -666,6 +1107,54 @@ async fn every_role_gets_exactly_its_endpoints() {
             None,
             [401, 401, 200, 200, 200, 200, 200],
         ),
+        (
+            "GET",
+            "/api/v1/accounts",
+            None,
+            [401, 401, 403, 403, 403, 403, 200],
+        ),
+        (
+            "POST",
+            "/api/v1/accounts",
+            Some(json!({"login": "neu.{n}", "role": "dpo"})),
+            [401, 401, 403, 403, 403, 403, 201],
+        ),
+        (
+            "GET",
+            "/api/v1/accounts/{account}",
+            None,
+            [401, 401, 403, 403, 403, 403, 200],
+        ),
+        (
+            "POST",
+            "/api/v1/accounts/{account}/deactivate",
+            None,
+            [401, 401, 403, 403, 403, 403, 200],
+        ),
+        (
+            "POST",
+            "/api/v1/accounts/{account}/reactivate",
+            None,
+            [401, 401, 403, 403, 403, 403, 409],
+        ),
+        (
+            "POST",
+            "/api/v1/accounts/{account}/role",
+            Some(json!({"role": "auditor"})),
+            [401, 401, 403, 403, 403, 403, 200],
+        ),
+        (
+            "POST",
+            "/api/v1/accounts/{account}/password-link",
+            None,
+            [401, 401, 403, 403, 403, 403, 201],
+        ),
+        (
+            "POST",
+            "/api/v1/accounts/{account}/unlock",
+            None,
+            [401, 401, 403, 403, 403, 403, 409],
+        ),
     ];
     let mut n = 0;
     let mut failures = vec![];
@@ -678,6 +1167,13 @@ async fn every_role_gets_exactly_its_endpoints() {
             let booked = book(&api, n).await;
             catch_up(&api).await;
             let other_start = start(n + 1);
+            // And an account of its own, a clerk of the trade office.
+            let target = format!("konto.{n}");
+            if template.contains("{account}") {
+                let departments = ["ordnung-gewerbe".to_owned()];
+                account(&api, "stuttgart", &target, StaffRole::Clerk, &departments).await;
+            }
+            let number = n.to_string();
             n += 2;
             let fill = |s: &str| {
                 s.replace(
@@ -691,6 +1187,8 @@ async fn every_role_gets_exactly_its_endpoints() {
                 .replace("{id}", &booked.appointment)
                 .replace("{subject}", &booked.subject)
                 .replace("{start}", &other_start)
+                .replace("{account}", &target)
+                .replace("{n}", &number)
             };
             let path = fill(template);
             let body = body.as_ref().map(|b| fill(&b.to_string()).into_bytes());
@@ -733,7 +1231,8 @@ async fn every_role_gets_exactly_its_endpoints() {
         let covered = documented.contains(path)
             || path == "/api/v1/login"
             || path == "/api/v1/logout"
-            || documented.contains(&path.replace("{subject}", "{id}"));
+            || documented.contains(&path.replace("{subject}", "{id}"))
+            || documented.contains(&path.replace("{login}", "{account}"));
         let alias = path.replace("/subjects/{id}", "/subjects/{subject}");
         assert!(
             covered || documented.contains(&alias),

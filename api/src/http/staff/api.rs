@@ -1,5 +1,5 @@
-//! The staff's JSON API under `/api/v1/`: login, the clerk's desk, audit, retention and
-//! statistics. Who may see what is decided in `desk`.
+//! The staff's JSON API under `/api/v1/`: login and one's own password, the clerk's desk,
+//! audit, retention, statistics and the admin's accounts. Who may see what is decided in `desk`.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -7,8 +7,9 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
 use super::desk::{
-    self, AuditQuery, ClerkCancelRequest, DetailView, EntryView, InvitationRequest, MeView,
-    PasswordChangeRequest, ReportQuery, ReportView, ScheduleQuery, ScheduleView, StatisticsQuery,
+    self, AccountChange, AccountView, AuditQuery, ClerkCancelRequest, DetailView, EntryView,
+    InvitationRequest, MeView, NewAccountRequest, PasswordChangeRequest, PasswordLinkView,
+    ReportQuery, ReportView, RoleRequest, ScheduleQuery, ScheduleView, StatisticsQuery,
     StatisticsRow, TimelineView, WaitingView,
 };
 use super::session::{self as staff, Staff};
@@ -314,4 +315,157 @@ pub(crate) async fn statistics(
         .map(|r| desk::statistics_row(tenant, r))
         .collect();
     Ok(Json(rows).into_response())
+}
+
+/// The municipality's staff accounts, by login; for its admins.
+#[utoipa::path(get, path = "/api/v1/accounts", security(("sitzung" = [])), tag = "Verwaltung",
+    responses(
+        (status = 200, description = "Konten der Kommune", body = Vec<AccountView>),
+        (status = 401, description = "Nicht angemeldet", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Nur für die Verwaltung", body = Problem, content_type = PROBLEM),
+    ))]
+pub(crate) async fn accounts(
+    State(state): State<AppState>,
+    staff: Staff,
+) -> Result<Json<Vec<AccountView>>, Error> {
+    desk::accounts(&state, &staff).await.map(Json)
+}
+
+/// Creates an account; its holder sets the password through the one-time link returned (72
+/// hours, used once). The admin never learns the password.
+#[utoipa::path(post, path = "/api/v1/accounts", security(("sitzung" = [])), tag = "Verwaltung", request_body = NewAccountRequest,
+    responses(
+        (status = 201, description = "Angelegt; der Link ist weiterzugeben", body = PasswordLinkView),
+        (status = 401, description = "Nicht angemeldet", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Nur für die Verwaltung", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "Den Anmeldenamen gibt es schon", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Ungültiger Anmeldename, Rolle oder Bereich", body = Problem, content_type = PROBLEM),
+    ))]
+pub(crate) async fn create_account(
+    State(state): State<AppState>,
+    staff: Staff,
+    ApiJson(request): ApiJson<NewAccountRequest>,
+) -> Result<impl IntoResponse, Error> {
+    let link = desk::create_account(&state, &staff, &request).await?;
+    Ok((StatusCode::CREATED, Json(link)))
+}
+
+/// One account of the municipality.
+#[utoipa::path(get, path = "/api/v1/accounts/{login}", security(("sitzung" = [])), tag = "Verwaltung",
+    params(("login" = String, Path, description = "Der Anmeldename")),
+    responses(
+        (status = 200, description = "Das Konto", body = AccountView),
+        (status = 401, description = "Nicht angemeldet", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Nur für die Verwaltung", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "Unbekanntes Konto", body = Problem, content_type = PROBLEM),
+    ))]
+pub(crate) async fn account(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(login): Path<String>,
+) -> Result<Json<AccountView>, Error> {
+    desk::account(&state, &staff, &login).await.map(Json)
+}
+
+/// Deactivates an account: it cannot log in, its open sessions end at their next request.
+/// Refused for the municipality's last active admin.
+#[utoipa::path(post, path = "/api/v1/accounts/{login}/deactivate", security(("sitzung" = [])), tag = "Verwaltung",
+    params(("login" = String, Path, description = "Der Anmeldename")),
+    responses(
+        (status = 200, description = "Deaktiviert", body = AccountView),
+        (status = 401, description = "Nicht angemeldet", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Nur für die Verwaltung", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "Unbekanntes Konto", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "Bereits deaktiviert, oder das letzte Verwaltungskonto", body = Problem, content_type = PROBLEM),
+    ))]
+pub(crate) async fn deactivate_account(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(login): Path<String>,
+) -> Result<Json<AccountView>, Error> {
+    desk::change_account(&state, &staff, &login, &AccountChange::Deactivate)
+        .await
+        .map(Json)
+}
+
+/// Reactivates a deactivated account; it logs in with its password again.
+#[utoipa::path(post, path = "/api/v1/accounts/{login}/reactivate", security(("sitzung" = [])), tag = "Verwaltung",
+    params(("login" = String, Path, description = "Der Anmeldename")),
+    responses(
+        (status = 200, description = "Wieder aktiviert", body = AccountView),
+        (status = 401, description = "Nicht angemeldet", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Nur für die Verwaltung", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "Unbekanntes Konto", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "Nicht deaktiviert", body = Problem, content_type = PROBLEM),
+    ))]
+pub(crate) async fn reactivate_account(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(login): Path<String>,
+) -> Result<Json<AccountView>, Error> {
+    desk::change_account(&state, &staff, &login, &AccountChange::Reactivate)
+        .await
+        .map(Json)
+}
+
+/// Gives an account another role or other departments: a clerk at least one department of
+/// the municipality, every other role none. Refused when it would take the last active admin.
+#[utoipa::path(post, path = "/api/v1/accounts/{login}/role", security(("sitzung" = [])), tag = "Verwaltung",
+    params(("login" = String, Path, description = "Der Anmeldename")), request_body = RoleRequest,
+    responses(
+        (status = 200, description = "Geändert", body = AccountView),
+        (status = 401, description = "Nicht angemeldet", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Nur für die Verwaltung", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "Unbekanntes Konto", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "Das letzte Verwaltungskonto", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Ungültige Rolle oder Bereiche", body = Problem, content_type = PROBLEM),
+    ))]
+pub(crate) async fn change_account_role(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(login): Path<String>,
+    ApiJson(request): ApiJson<RoleRequest>,
+) -> Result<Json<AccountView>, Error> {
+    desk::change_account(&state, &staff, &login, &AccountChange::Role(request))
+        .await
+        .map(Json)
+}
+
+/// Resets the password: the old one stops working at once, the account's sessions end, and
+/// the one-time link returned sets a new one.
+#[utoipa::path(post, path = "/api/v1/accounts/{login}/password-link", security(("sitzung" = [])), tag = "Verwaltung",
+    params(("login" = String, Path, description = "Der Anmeldename")),
+    responses(
+        (status = 201, description = "Zurückgesetzt; der Link ist weiterzugeben", body = PasswordLinkView),
+        (status = 401, description = "Nicht angemeldet", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Nur für die Verwaltung, oder das Konto ist deaktiviert", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "Unbekanntes Konto", body = Problem, content_type = PROBLEM),
+    ))]
+pub(crate) async fn reset_account_password(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(login): Path<String>,
+) -> Result<impl IntoResponse, Error> {
+    let link = desk::reset_password(&state, &staff, &login).await?;
+    Ok((StatusCode::CREATED, Json(link)))
+}
+
+/// Lifts the lock after too many failed logins.
+#[utoipa::path(post, path = "/api/v1/accounts/{login}/unlock", security(("sitzung" = [])), tag = "Verwaltung",
+    params(("login" = String, Path, description = "Der Anmeldename")),
+    responses(
+        (status = 200, description = "Entsperrt", body = AccountView),
+        (status = 401, description = "Nicht angemeldet", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Nur für die Verwaltung", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "Unbekanntes Konto", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "Nicht gesperrt", body = Problem, content_type = PROBLEM),
+    ))]
+pub(crate) async fn unlock_account(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(login): Path<String>,
+) -> Result<Json<AccountView>, Error> {
+    desk::change_account(&state, &staff, &login, &AccountChange::Unlock)
+        .await
+        .map(Json)
 }

@@ -15,7 +15,8 @@ use time::{Date, OffsetDateTime};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use videoamt_adapters::bus::Issued;
-use videoamt_core::domain::account::StaffRole;
+use videoamt_core::domain::DomainError;
+use videoamt_core::domain::account::{Login, StaffRole};
 use videoamt_core::domain::appointment::AppointmentCommand;
 use videoamt_core::domain::command::Command;
 use videoamt_core::domain::events::CancelledBy;
@@ -25,6 +26,7 @@ use videoamt_core::tenant::{BookingChannel, ClerkId, DepartmentId, Tenant};
 use videoamt_projections::schedule::{self, ScheduleEntry, VisitStatus};
 
 use super::session::Staff;
+use crate::app::accounts::{self as app_accounts, AccountInfo, IssuedLink};
 use crate::http::AppState;
 use crate::http::citizen::service::{
     self as citizen, Booked, BookingRequest, ContactInput, rfc3339,
@@ -877,4 +879,270 @@ pub(crate) async fn change_password(
     .map_err(|e| password_field(e.into(), "new_password"))?;
     state.sessions.carry_over(cookie, epoch);
     Ok(())
+}
+
+/// An account as the admin sees it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct AccountView {
+    pub login: String,
+    /// `clerk`, `auditor`, `dpo` or `admin`.
+    #[schema(value_type = String)]
+    pub role: StaffRole,
+    pub role_label: String,
+    /// A clerk's departments.
+    pub departments: Vec<String>,
+    pub department_names: Vec<String>,
+    /// A deactivated account cannot log in.
+    pub active: bool,
+    /// RFC 3339: locked after too many failed logins until then.
+    pub locked_until: Option<String>,
+    /// RFC 3339: the password waits for the one-time link that expires then.
+    pub password_link_expires: Option<String>,
+}
+
+/// A one-time link to set a password, for the admin to pass on; shown once.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct PasswordLinkView {
+    pub login: String,
+    /// Opens the page where the account holder sets the password; used once.
+    pub link: String,
+    /// RFC 3339, 72 hours after it was issued.
+    pub expires: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewAccountRequest {
+    /// 2 to 48 characters of `a-z`, `0-9`, `.`, `-`, `_`, starting with a letter.
+    #[schema(min_length = 2, max_length = 48, pattern = "^[a-z][a-z0-9._-]*$")]
+    pub login: String,
+    /// `clerk`, `auditor`, `dpo` or `admin`.
+    #[schema(pattern = "^(clerk|auditor|dpo|admin)$")]
+    pub role: String,
+    /// A clerk's departments (at least one); none for the other roles.
+    #[serde(default)]
+    pub departments: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RoleRequest {
+    /// `clerk`, `auditor`, `dpo` or `admin`.
+    #[schema(pattern = "^(clerk|auditor|dpo|admin)$")]
+    pub role: String,
+    /// A clerk's departments (at least one); none for the other roles.
+    #[serde(default)]
+    pub departments: Vec<String>,
+}
+
+/// The admin's municipality: only admins manage accounts, and only their own municipality's.
+fn admin_of<'a>(state: &'a AppState, staff: &Staff) -> Result<&'a Tenant, Error> {
+    staff.require(StaffRole::Admin)?;
+    staff.tenant(state)
+}
+
+/// A login in a path: one that cannot exist is an unknown account.
+fn account_login(raw: &str) -> Result<Login, Error> {
+    Login::parse(raw).ok_or(Error::Refused(DomainError::UnknownAccount))
+}
+
+fn role_of(raw: &str) -> Result<StaffRole, Error> {
+    StaffRole::parse(raw).ok_or_else(|| {
+        field(
+            "role",
+            "Diese Rolle gibt es nicht; möglich sind Sachbearbeitung (clerk), Prüfung (auditor), \
+             Datenschutz (dpo) und Verwaltung (admin).",
+        )
+    })
+}
+
+fn departments_of(raw: &[String]) -> Vec<DepartmentId> {
+    let given: Vec<String> = raw.iter().filter(|d| !d.is_empty()).cloned().collect();
+    videoamt_core::domain::account::departments(&given)
+}
+
+fn account_view(tenant: &Tenant, info: &AccountInfo) -> AccountView {
+    let local = |t: OffsetDateTime| rfc3339(tenant.zoned(t));
+    AccountView {
+        login: info.login.to_string(),
+        role: info.role,
+        role_label: info.role.label().to_owned(),
+        departments: info.departments.iter().map(ToString::to_string).collect(),
+        department_names: info
+            .departments
+            .iter()
+            .map(|d| department_name(tenant, d))
+            .collect(),
+        active: info.active,
+        locked_until: info.locked_until.map(local),
+        password_link_expires: info.link_expires.map(local),
+    }
+}
+
+fn link_view(
+    state: &AppState,
+    tenant: &Tenant,
+    login: &Login,
+    link: &IssuedLink,
+) -> PasswordLinkView {
+    PasswordLinkView {
+        login: login.to_string(),
+        link: link.url(&state.public_url),
+        expires: rfc3339(tenant.zoned(link.expires)),
+    }
+}
+
+/// The municipality's accounts, by login.
+pub(crate) async fn accounts(state: &AppState, staff: &Staff) -> Result<Vec<AccountView>, Error> {
+    let tenant = admin_of(state, staff)?;
+    let infos = app_accounts::list(&state.system, &tenant.id, state.now()).await?;
+    Ok(infos.iter().map(|i| account_view(tenant, i)).collect())
+}
+
+/// One account of the municipality.
+pub(crate) async fn account(
+    state: &AppState,
+    staff: &Staff,
+    login: &str,
+) -> Result<AccountView, Error> {
+    let tenant = admin_of(state, staff)?;
+    let login = account_login(login)?;
+    let info = app_accounts::info(&state.system, &tenant.id, &login, state.now())
+        .await?
+        .ok_or(Error::Refused(DomainError::UnknownAccount))?;
+    Ok(account_view(tenant, &info))
+}
+
+/// The admin creates an account; its holder sets the password through the link returned.
+pub(crate) async fn create_account(
+    state: &AppState,
+    staff: &Staff,
+    request: &NewAccountRequest,
+) -> Result<PasswordLinkView, Error> {
+    let tenant = admin_of(state, staff)?;
+    let login = Login::parse(request.login.trim()).ok_or_else(|| {
+        field(
+            "login",
+            "Der Anmeldename braucht 2 bis 48 Zeichen aus a–z, 0–9, Punkt, Bindestrich und \
+             Unterstrich und beginnt mit einem Buchstaben.",
+        )
+    })?;
+    let role = role_of(&request.role)?;
+    let link = app_accounts::create(
+        &state.system,
+        tenant,
+        &staff.actor(),
+        login.clone(),
+        role,
+        departments_of(&request.departments),
+        state.now(),
+    )
+    .await?;
+    Ok(link_view(state, tenant, &login, &link))
+}
+
+/// The admin resets the password: the old one stops working, the link returned sets a new one.
+pub(crate) async fn reset_password(
+    state: &AppState,
+    staff: &Staff,
+    login: &str,
+) -> Result<PasswordLinkView, Error> {
+    let tenant = admin_of(state, staff)?;
+    let login = account_login(login)?;
+    let link = app_accounts::reset(
+        &state.system,
+        tenant,
+        &staff.actor(),
+        login.clone(),
+        state.now(),
+    )
+    .await?;
+    Ok(link_view(state, tenant, &login, &link))
+}
+
+/// What an admin does to one account, besides creating it and resetting its password.
+#[derive(Debug, Clone)]
+pub(crate) enum AccountChange {
+    Deactivate,
+    Reactivate,
+    Unlock,
+    Role(RoleRequest),
+}
+
+/// The admin changes an account; the account as it is afterwards.
+pub(crate) async fn change_account(
+    state: &AppState,
+    staff: &Staff,
+    login: &str,
+    change: &AccountChange,
+) -> Result<AccountView, Error> {
+    let tenant = admin_of(state, staff)?;
+    let login = account_login(login)?;
+    let (system, actor, now) = (&state.system, staff.actor(), state.now());
+    match change {
+        AccountChange::Deactivate => {
+            app_accounts::deactivate(system, tenant, &actor, login.clone(), now).await?;
+        }
+        AccountChange::Reactivate => {
+            app_accounts::reactivate(system, tenant, &actor, login.clone(), now).await?;
+        }
+        AccountChange::Unlock => {
+            app_accounts::unlock(system, tenant, &actor, login.clone(), now).await?;
+        }
+        AccountChange::Role(r) => {
+            let role = role_of(&r.role)?;
+            let departments = departments_of(&r.departments);
+            app_accounts::change_role(
+                system,
+                tenant,
+                &actor,
+                login.clone(),
+                role,
+                departments,
+                now,
+            )
+            .await?;
+        }
+    }
+    account(state, staff, login.as_str()).await
+}
+
+/// The municipality and account a one-time link sets the password of, while it can.
+pub(crate) async fn password_link<'s>(
+    state: &'s AppState,
+    token: &str,
+) -> Result<(&'s Tenant, Login), Error> {
+    let invalid = || Error::Refused(DomainError::PasswordLinkInvalid);
+    let (tenant_id, login) =
+        videoamt_adapters::passwords::link_account(token).ok_or_else(invalid)?;
+    let tenant = state
+        .tenants
+        .iter()
+        .find(|t| t.id == tenant_id)
+        .ok_or_else(invalid)?;
+    let account = app_accounts::state(&state.system, &tenant.id, &login).await?;
+    let digest = videoamt_adapters::access::token_hash(token);
+    let link = account
+        .account
+        .as_ref()
+        .filter(|a| a.active)
+        .and_then(|a| a.link.as_ref())
+        .filter(|l| l.digest == digest)
+        .ok_or_else(invalid)?;
+    if state.now() >= link.expires {
+        return Err(Error::Refused(DomainError::PasswordLinkExpired));
+    }
+    Ok((tenant, login))
+}
+
+/// The account holder sets a password through the one-time link; the link is used up.
+pub(crate) async fn set_password(
+    state: &AppState,
+    token: &str,
+    password: &str,
+) -> Result<(), Error> {
+    let (tenant, login) = password_link(state, token).await?;
+    app_accounts::set_by_link(&state.system, tenant, login, token, password, state.now())
+        .await
+        .map_err(|e| password_field(e.into(), "new_password"))
 }

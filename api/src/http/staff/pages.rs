@@ -62,7 +62,7 @@ fn home(role: StaffRole) -> &'static str {
         StaffRole::Clerk => "/sachbearbeitung",
         StaffRole::Auditor => "/pruefung",
         StaffRole::Dpo => "/datenschutz",
-        StaffRole::Admin => "/statistik",
+        StaffRole::Admin => "/verwaltung/konten",
     }
 }
 
@@ -75,7 +75,7 @@ pub(crate) fn nav(staff: &Staff) -> Markup {
         ],
         StaffRole::Auditor => vec![("/pruefung", "Suche")],
         StaffRole::Dpo => vec![("/datenschutz", "Löschbericht")],
-        StaffRole::Admin => vec![],
+        StaffRole::Admin => vec![("/verwaltung/konten", "Konten")],
     };
     links.push(("/statistik", "Statistik"));
     links.push(("/konto/passwort", "Passwort ändern"));
