@@ -2,6 +2,7 @@
 
 pub(crate) mod ops;
 pub(crate) mod retention;
+pub(crate) mod users;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -110,6 +111,53 @@ enum UserCommand {
         /// The login name, e.g. `a.becker`.
         #[arg(long)]
         login: String,
+    },
+    /// The municipality's accounts: login, role, departments, active or deactivated, locked.
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deactivate an account: it cannot log in, its open sessions end at their next request.
+    /// Refused for the municipality's last active admin.
+    Disable {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        login: String,
+    },
+    /// Reactivate a deactivated account.
+    Enable {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        login: String,
+    },
+    /// Give an account a role and departments (a clerk at least one, other roles none).
+    /// Refused when it would take the last active admin away.
+    SetRoles {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        login: String,
+        /// `clerk`, `auditor`, `dpo` or `admin`.
+        #[arg(long)]
+        role: String,
+        /// A clerk's department; repeat for several.
+        #[arg(long = "department")]
+        departments: Vec<String>,
+    },
+    /// Reset the password: the old one stops working and a one-time link (72 hours, used
+    /// once) to set a new one is printed. With `--unlock`, lift a lockout instead.
+    Reset {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        login: String,
+        /// Only lift the lock after too many failed logins; the password stays.
+        #[arg(long)]
+        unlock: bool,
     },
 }
 
@@ -435,7 +483,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             role,
             departments,
             login,
-        }) => user_add(&system().await?, &tenant, &role, &departments, &login).await,
+        }) => users::add(&system().await?, &tenant, &role, &departments, &login).await,
+        Command::User(UserCommand::List { tenant, json }) => {
+            users::list(&system().await?, &tenant, json).await
+        }
+        Command::User(UserCommand::Disable { tenant, login }) => {
+            users::change(&system().await?, &tenant, &login, users::Change::Disable).await
+        }
+        Command::User(UserCommand::Enable { tenant, login }) => {
+            users::change(&system().await?, &tenant, &login, users::Change::Enable).await
+        }
+        Command::User(UserCommand::SetRoles {
+            tenant,
+            login,
+            role,
+            departments,
+        }) => {
+            let change = users::Change::SetRoles { role, departments };
+            users::change(&system().await?, &tenant, &login, change).await
+        }
+        Command::User(UserCommand::Reset {
+            tenant,
+            login,
+            unlock,
+        }) => {
+            let change = users::Change::Reset { unlock };
+            users::change(&system().await?, &tenant, &login, change).await
+        }
         Command::Stats { tenant, format } => {
             crate::cli::ops::stats(
                 &open(&location).await?,
@@ -699,44 +773,6 @@ fn media_relay(
     let relay = videoamt_adapters::media::Str0mRelay::start(config)
         .with_context(|| format!("cannot start the media relay on {}", settings.media_bind))?;
     Ok(std::sync::Arc::new(relay))
-}
-
-/// `videoamt user add`: the password comes from standard input, never from the command line
-/// (where other users of the machine could read it).
-async fn user_add(
-    system: &crate::app::System,
-    tenant: &str,
-    role: &str,
-    departments: &[String],
-    login: &str,
-) -> anyhow::Result<ExitCode> {
-    let Some(t) = system.tenants.iter().find(|t| t.id.as_str() == tenant) else {
-        let names: Vec<&str> = system.tenants.iter().map(|t| t.id.as_str()).collect();
-        anyhow::bail!(
-            "Die Kommune {tenant:?} gibt es nicht; bekannt: {}",
-            names.join(", ")
-        );
-    };
-    let Some(role) = videoamt_core::domain::account::StaffRole::parse(role) else {
-        anyhow::bail!("Die Rolle {role:?} gibt es nicht; möglich: clerk, auditor, dpo, admin");
-    };
-    let mut password = String::new();
-    std::io::stdin()
-        .read_line(&mut password)
-        .context("cannot read the password from standard input")?;
-    let password = password.trim_end_matches(['\r', '\n']);
-    crate::http::staff::create_account(
-        system,
-        t,
-        login,
-        role,
-        departments,
-        password,
-        OffsetDateTime::now_utc(),
-    )
-    .await?;
-    println!("Konto {login} ({}) in {} angelegt.", role.label(), t.name);
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn stats(location: &StoreLocation, json: bool) -> anyhow::Result<ExitCode> {

@@ -328,3 +328,197 @@ async fn user_add_creates_accounts_that_log_in_and_refuses_bad_ones_in_german() 
     assert!(payloads.iter().any(|p| p.contains("$argon2id$")));
     assert!(payloads.iter().all(|p| !p.contains("ein-gutes-passwort")));
 }
+
+/// `videoamt user VERB ARGS…`: (success, stdout, stderr).
+fn user(store: &str, data: &std::path::Path, verb: &str, args: &[&str]) -> (bool, String, String) {
+    let out = videoamt()
+        .arg("--store")
+        .arg(store)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["user", verb])
+        .args(args)
+        .output()
+        .expect("run videoamt");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn user_verbs_list_disable_enable_set_roles_and_reset_accounts_in_german() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = sqlite_store(&dir);
+    let data = dir.path().join("data");
+    let password = "ein-gutes-passwort";
+    let (ok, _, err) = user_add(
+        &store,
+        &data,
+        &[
+            "--tenant",
+            "ettlingen",
+            "--role",
+            "admin",
+            "--login",
+            "chef",
+        ],
+        password,
+    );
+    assert!(ok, "{err}");
+    let clerk = [
+        "--tenant",
+        "ettlingen",
+        "--role",
+        "clerk",
+        "--department",
+        "buergerbuero",
+        "--login",
+        "t.test",
+    ];
+    let (ok, _, err) = user_add(&store, &data, &clerk, password);
+    assert!(ok, "{err}");
+    let who = ["--tenant", "ettlingen", "--login", "t.test"];
+
+    let (ok, out, err) = user(&store, &data, "list", &["--tenant", "ettlingen"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Anmeldename"), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("t.test"))
+        .expect("listed");
+    assert!(
+        line.contains("Sachbearbeitung") && line.contains("buergerbuero") && line.contains("aktiv"),
+        "{line}"
+    );
+    let (ok, out, _) = user(&store, &data, "list", &["--tenant", "ettlingen", "--json"]);
+    assert!(ok);
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(rows.as_array().map(Vec::len), Some(2), "{rows}");
+
+    let location = videoamt_adapters::store::StoreLocation::parse(&store).expect("store");
+    let system = videoamt_api::app::System::open(&location, &data, Default::default())
+        .await
+        .expect("open");
+    let state = videoamt_api::http::AppState::new(system);
+    let log_in = |password: &'static str| {
+        let state = state.clone();
+        async move {
+            videoamt_api::http::staff::log_in(&state, "ettlingen", "t.test", password)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.status().as_u16())
+        }
+    };
+    assert_eq!(log_in("ein-gutes-passwort").await, Ok(()));
+
+    // Disabled, it cannot log in; the last admin cannot be disabled.
+    let (ok, out, err) = user(&store, &data, "disable", &who);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("Konto t.test in Stadt Ettlingen deaktiviert"),
+        "{out}"
+    );
+    assert_eq!(log_in("ein-gutes-passwort").await, Err(403));
+    let (ok, _, err) = user(&store, &data, "disable", &who);
+    assert!(!ok);
+    assert!(err.contains("Das Konto ist bereits deaktiviert."), "{err}");
+    let (ok, _, err) = user(
+        &store,
+        &data,
+        "disable",
+        &["--tenant", "ettlingen", "--login", "chef"],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("das letzte aktive Konto der Verwaltung"),
+        "{err}"
+    );
+    let (ok, _, err) = user(
+        &store,
+        &data,
+        "set-roles",
+        &["--tenant", "ettlingen", "--login", "chef", "--role", "dpo"],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("das letzte aktive Konto der Verwaltung"),
+        "{err}"
+    );
+    let (ok, _, err) = user(&store, &data, "enable", &who);
+    assert!(ok, "{err}");
+    assert_eq!(log_in("ein-gutes-passwort").await, Ok(()));
+
+    // Roles under the rule of their creation.
+    let mut set = who.to_vec();
+    set.extend(["--role", "clerk"]);
+    let (ok, _, err) = user(&store, &data, "set-roles", &set);
+    assert!(!ok);
+    assert!(err.contains("mindestens einen Bereich"), "{err}");
+    let mut set = who.to_vec();
+    set.extend(["--role", "auditor"]);
+    let (ok, _, err) = user(&store, &data, "set-roles", &set);
+    assert!(ok, "{err}");
+    let (_, out, _) = user(&store, &data, "list", &["--tenant", "ettlingen"]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("t.test"))
+        .expect("listed");
+    assert!(line.contains("Prüfung"), "{line}");
+
+    // Reset prints a one-time link and the old password stops working.
+    let (ok, out, err) = user(&store, &data, "reset", &who);
+    assert!(ok, "{err}");
+    assert!(out.contains("gilt nicht mehr"), "{out}");
+    let at = out.find("/konto/passwort/").expect("a link");
+    let token = out[at + "/konto/passwort/".len()..].trim().to_owned();
+    assert_eq!(log_in("ein-gutes-passwort").await, Err(401));
+    let response = {
+        use tower::ServiceExt as _;
+        videoamt_api::http::app(state.clone())
+            .oneshot(
+                axum::http::Request::post(format!("/konto/passwort/{token}"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(axum::body::Body::from(
+                        "new_password=ein-neues-passwort&new_password_repeat=ein-neues-passwort",
+                    ))
+                    .expect("request"),
+            )
+            .await
+            .expect("infallible")
+    };
+    assert_eq!(response.status(), 200);
+    assert_eq!(log_in("ein-neues-passwort").await, Ok(()));
+
+    // `--unlock` lifts a lock, and only a lock.
+    let mut unlock = who.to_vec();
+    unlock.push("--unlock");
+    let (ok, _, err) = user(&store, &data, "reset", &unlock);
+    assert!(!ok);
+    assert!(err.contains("Das Konto ist nicht gesperrt."), "{err}");
+    for _ in 0..5 {
+        let _ = log_in("falsches-passwort").await;
+    }
+    assert_eq!(log_in("ein-neues-passwort").await, Err(423));
+    let (ok, out, err) = user(&store, &data, "reset", &unlock);
+    assert!(ok, "{err}");
+    assert!(out.contains("Sperre von t.test"), "{out}");
+    assert_eq!(log_in("ein-neues-passwort").await, Ok(()));
+
+    // Unknown accounts and municipalities are named in German.
+    let (ok, _, err) = user(
+        &store,
+        &data,
+        "enable",
+        &["--tenant", "ettlingen", "--login", "niemand"],
+    );
+    assert!(!ok);
+    assert!(err.contains("Dieses Konto gibt es nicht."), "{err}");
+    let (ok, _, err) = user(&store, &data, "list", &["--tenant", "atlantis"]);
+    assert!(!ok);
+    assert!(
+        err.contains("Die Kommune \"atlantis\" gibt es nicht"),
+        "{err}"
+    );
+}
