@@ -240,6 +240,28 @@ pub async fn create(
     Ok(link)
 }
 
+/// The operator creates an account with a password they give (`videoamt user add`); only
+/// its hash is recorded.
+#[allow(clippy::too_many_arguments)]
+pub async fn create_with_password(
+    system: &System,
+    tenant: &Tenant,
+    actor: &Actor,
+    login: Login,
+    role: StaffRole,
+    departments: Vec<DepartmentId>,
+    password: &str,
+    now: OffsetDateTime,
+) -> Result<(), AccountError> {
+    let command = AccountCommand::CreateAccount {
+        login,
+        role,
+        departments,
+        password: FirstPassword::Hash(hash(password).await?),
+    };
+    execute(system, tenant, actor, command, now).await
+}
+
 /// An admin resets the password: the old one stops working, the returned link sets a new one.
 pub async fn reset(
     system: &System,

@@ -17,10 +17,9 @@ use sha2::Digest as _;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 use videoamt_adapters::bus::Issued;
-use videoamt_adapters::passwords;
 use videoamt_core::domain::DomainEvent;
 use videoamt_core::domain::account::{
-    AccountCommand, AccountState, FirstPassword, Login, PasswordHash, StaffRole,
+    AccountCommand, AccountState, Login, PasswordHash, StaffRole,
 };
 use videoamt_core::domain::command::Command;
 use videoamt_core::event::{Actor, ActorRole, StreamId, StreamVersion, TenantId};
@@ -247,17 +246,9 @@ pub fn log_out(headers: &HeaderMap, state: &AppState) {
 }
 
 /// Checks a password off the async threads: argon2id takes tens of milliseconds on purpose.
-async fn matches(password: &str, hash: Option<String>) -> Result<bool, Error> {
-    let password = password.to_owned();
-    tokio::task::spawn_blocking(move || match hash {
-        Some(hash) => passwords::verify(&password, &hash),
-        None => {
-            passwords::verify_nothing(&password);
-            false
-        }
-    })
-    .await
-    .map_err(|e| Error::internal(format!("password check: {e}")))
+/// Without a hash it spends the same time and matches nothing.
+async fn matches(password: &str, hash: Option<&PasswordHash>) -> Result<bool, Error> {
+    Ok(crate::app::accounts::verify(password, hash).await?)
 }
 
 /// A login attempt: every attempt on an existing account is recorded (`LoginSucceeded`,
@@ -290,14 +281,7 @@ pub async fn log_in(
             videoamt_core::domain::DomainError::AccountLocked,
         ));
     }
-    let ok = matches(
-        password,
-        created
-            .password_hash
-            .as_ref()
-            .map(|h| h.as_str().to_owned()),
-    )
-    .await?;
+    let ok = matches(password, created.password_hash.as_ref()).await?;
     let actor = Actor::new(created.role.actor_role(), login.as_str())
         .expect("a checked login is a valid actor id");
     let issued = Issued {
@@ -354,23 +338,18 @@ pub async fn create_account(
             "Der Anmeldename {login:?} ist ungültig: 2 bis 48 Zeichen aus a–z, 0–9, Punkt, Bindestrich und Unterstrich, beginnend mit einem Buchstaben."
         )
     })?;
-    let password = password.to_owned();
-    let password_hash = tokio::task::spawn_blocking(move || passwords::hash(&password)).await??;
-    let command: Command = AccountCommand::CreateAccount {
+    let actor = Actor::new(ActorRole::Admin, "cli")?;
+    crate::app::accounts::create_with_password(
+        system,
+        tenant,
+        &actor,
         login,
         role,
-        departments: videoamt_core::domain::account::departments(departments),
-        password: FirstPassword::Hash(PasswordHash::new(password_hash)),
-    }
-    .into();
-    let issued = Issued {
-        tenant: tenant.id.clone(),
-        actor: Actor::new(ActorRole::Admin, "cli")?,
-        correlation_id: Uuid::now_v7(),
-        command_id: Uuid::now_v7(),
+        videoamt_core::domain::account::departments(departments),
+        password,
         now,
-    };
-    system.bus().execute(&command, &issued).await?;
+    )
+    .await?;
     Ok(())
 }
 
