@@ -177,7 +177,7 @@ async fn operator_commands_answer_and_refuse_clearly() {
         .iter()
         .map(|p| p["projection"].as_str().expect("name"))
         .collect();
-    assert_eq!(names.len(), 8, "{names:?}");
+    assert_eq!(names.len(), 9, "{names:?}");
     assert!(
         status
             .as_array()
@@ -189,13 +189,13 @@ async fn operator_commands_answer_and_refuse_clearly() {
     let (ok, out, err) = run(&store, &["projections", "rebuild", "--all"]);
     assert!(ok, "{err}");
     assert!(
-        out.contains("rebuilt 8 projection(s) over 4 events"),
+        out.contains("rebuilt 9 projection(s) over 4 events"),
         "{out}"
     );
     let (ok, _, err) = run(&store, &["projections", "rebuild", "nosuch"]);
     assert!(!ok);
     assert!(
-        err.contains("unknown projection \"nosuch\"; known: audit-timeline"),
+        err.contains("unknown projection \"nosuch\"; known: accounts, audit-timeline"),
         "{err}"
     );
 
