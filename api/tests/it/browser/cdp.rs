@@ -58,7 +58,9 @@ use tokio_tungstenite::tungstenite::Message;
 /// How long one DevTools command may take before it is an error.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long Chromium may take to print its DevTools address.
-const LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
+// Generous: on the 2-core machine, with other tests and another browser starting beside it,
+// Chromium has taken over 30 s to print its DevTools address (CI of 2026-12-02).
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long a navigation may take until the new document's `load` event.
 pub(crate) const LOAD_TIMEOUT: Duration = Duration::from_secs(15);
 /// Interval of the polling loops (`wait_for`).
