@@ -262,10 +262,9 @@ pub fn summary(event: &DomainEvent, tenant: Option<&Tenant>) -> String {
         E::AppointmentBooked(e) => {
             // What was booked, as it was then: the names and fees of the booking's terms
             // (today's configuration for a version 1 booking).
-            let terms = match (&e.terms, tenant) {
-                (Some(terms), _) => Some(terms.as_ref().clone()),
-                (None, Some(t)) => e.terms(t),
-                (None, None) => None,
+            let terms = match tenant {
+                Some(t) => e.terms(t),
+                None => e.terms.as_deref().cloned(),
             };
             match terms.filter(|t| !t.services.is_empty()) {
                 Some(terms) => {
