@@ -76,8 +76,7 @@ impl std::fmt::Display for ExchangeError {
 }
 
 /// `method` on `target`'s path followed by `path` (and its query), with `headers` and a JSON
-/// `body`: the
-/// answer's status and body (at most `max_answer` bytes), all within `timeout`.
+/// `body`: the answer's status and body (at most `max_answer` bytes), all within `timeout`.
 pub(crate) async fn exchange(
     target: &Target,
     method: Method,
@@ -87,8 +86,42 @@ pub(crate) async fn exchange(
     timeout: Duration,
     max_answer: usize,
 ) -> Result<(StatusCode, Bytes), ExchangeError> {
+    let mut full = format!("{}{path}", target.path);
+    if full.is_empty() {
+        full.push('/');
+    }
+    if let Some(query) = &target.query {
+        full = format!("{full}?{query}");
+    }
+    let mut request = Request::builder()
+        .method(method)
+        .uri(full)
+        .header(header::HOST, &target.authority)
+        .header(header::ACCEPT, "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if body.is_some() {
+        request = request.header(header::CONTENT_TYPE, "application/json");
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .map_err(|e| ExchangeError::Request(e.to_string()))?;
+    let response = send(&target.host, target.port, request, timeout, max_answer).await?;
+    Ok((response.status(), response.into_body()))
+}
+
+/// Sends `request` (its URI the path and query, its `Host` header set) to `host:port` on a
+/// fresh connection and reads the answer, at most `max_answer` bytes, all within `timeout`.
+pub(crate) async fn send(
+    host: &str,
+    port: u16,
+    request: Request<Full<Bytes>>,
+    timeout: Duration,
+    max_answer: usize,
+) -> Result<hyper::Response<Bytes>, ExchangeError> {
     let exchange = async {
-        let stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
+        let stream = tokio::net::TcpStream::connect((host, port))
             .await
             .map_err(|e| ExchangeError::Connect(e.kind().to_string()))?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -97,38 +130,17 @@ pub(crate) async fn exchange(
         tokio::spawn(async move {
             let _ = connection.await;
         });
-        let mut full = format!("{}{path}", target.path);
-        if full.is_empty() {
-            full.push('/');
-        }
-        if let Some(query) = &target.query {
-            full = format!("{full}?{query}");
-        }
-        let mut request = Request::builder()
-            .method(method)
-            .uri(full)
-            .header(header::HOST, &target.authority)
-            .header(header::ACCEPT, "application/json");
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        if body.is_some() {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-        }
-        let request = request
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| ExchangeError::Request(e.to_string()))?;
         let response = sender
             .send_request(request)
             .await
             .map_err(|e| ExchangeError::Answer(e.to_string()))?;
-        let status = response.status();
-        let bytes = Limited::new(response.into_body(), max_answer)
+        let (parts, body) = response.into_parts();
+        let bytes = Limited::new(body, max_answer)
             .collect()
             .await
             .map_err(|e| ExchangeError::Answer(e.to_string()))?
             .to_bytes();
-        Ok((status, bytes))
+        Ok(hyper::Response::from_parts(parts, bytes))
     };
     tokio::time::timeout(timeout, exchange)
         .await

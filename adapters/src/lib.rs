@@ -1,14 +1,14 @@
 //! Implementations of the ports declared in `videoamt-core`.
 //!
 //! Heavy backends sit behind cargo features (`postgres`, `mail`, `media`, `turn`, `seal`,
-//! `payment`; later `kurrentdb`) so that crates which need only the embedded store build
+//! `payment`, `oidc`; later `kurrentdb`) so that crates which need only the embedded store build
 //! quickly. The `videoamt` binary enables all of them.
 
 pub mod access;
 pub mod blobs;
 pub mod bus;
 pub mod case_system;
-#[cfg(any(feature = "payment", feature = "sms-http"))]
+#[cfg(any(feature = "payment", feature = "sms-http", feature = "oidc"))]
 mod http;
 #[cfg(feature = "sms-http")]
 mod http_post;
@@ -17,6 +17,8 @@ pub mod keys;
 pub mod mail;
 #[cfg(feature = "media")]
 pub mod media;
+#[cfg(feature = "oidc")]
+pub mod oidc;
 pub mod passwords;
 #[cfg(feature = "payment")]
 pub mod payment;

@@ -21,6 +21,7 @@
 
 pub mod blobs;
 pub mod case_system;
+pub mod directory;
 pub mod domain;
 pub mod event;
 pub mod german;

@@ -14,6 +14,8 @@ use time::{Date, OffsetDateTime, PrimitiveDateTime, Time, Weekday};
 use time_tz::{OffsetDateTimeExt, OffsetResult, PrimitiveDateTimeExt, Tz};
 use toml::Spanned;
 
+use crate::directory::{ClientSecret, DirectorySignOn, RoleGrant};
+use crate::domain::account::StaffRole;
 use crate::event::TenantId;
 
 /// Money in euro cents. Never a float.
@@ -233,6 +235,8 @@ pub struct Tenant {
     pub services: BTreeMap<ServiceId, Service>,
     pub clerks: BTreeMap<ClerkId, Clerk>,
     pub forms: BTreeMap<FormTemplateId, FormTemplate>,
+    /// Staff sign-on through the municipality's directory (`[oidc]`), besides passwords.
+    pub oidc: Option<DirectorySignOn>,
 }
 
 /// A refused configuration file: where and why.
@@ -356,6 +360,139 @@ struct RawTenant {
     clerks: Vec<RawClerk>,
     #[serde(default)]
     forms: Vec<RawForm>,
+    #[serde(default)]
+    oidc: Option<Spanned<RawOidc>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOidc {
+    issuer: Spanned<String>,
+    client_id: Spanned<String>,
+    client_secret: Option<String>,
+    client_secret_env: Option<Spanned<String>>,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    login_claim: Option<String>,
+    #[serde(default)]
+    groups_claim: Option<String>,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+    grants: Spanned<Vec<Spanned<RawGrant>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGrant {
+    group: String,
+    role: String,
+    #[serde(default)]
+    departments: Vec<String>,
+}
+
+impl RawOidc {
+    fn check(
+        self,
+        span: Range<usize>,
+        departments: &BTreeMap<DepartmentId, Department>,
+    ) -> Result<DirectorySignOn, Problem> {
+        // Kept as given: discovery insists that the provider names itself exactly so.
+        let issuer = self.issuer.get_ref().clone();
+        let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+            .iter()
+            .any(|host| {
+                issuer
+                    .strip_prefix(host)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+            });
+        let https = issuer.len() > "https://".len() && issuer.starts_with("https://");
+        if !(https || loopback) {
+            return Err((
+                self.issuer.span(),
+                format!(
+                    "oidc issuer {issuer:?} must be an https:// URL (plain http only on loopback)"
+                ),
+            ));
+        }
+        if self.client_id.get_ref().trim().is_empty() {
+            return Err((
+                self.client_id.span(),
+                "oidc client_id must not be empty".into(),
+            ));
+        }
+        let client_secret = match (self.client_secret, self.client_secret_env) {
+            (Some(value), None) if !value.is_empty() => ClientSecret::Value(value),
+            (None, Some(env)) if !env.get_ref().is_empty() => ClientSecret::Env(env.into_inner()),
+            _ => {
+                return Err((
+                    span,
+                    "oidc needs exactly one of client_secret and client_secret_env".into(),
+                ));
+            }
+        };
+        let mut grants = Vec::new();
+        for g in self.grants.get_ref() {
+            let raw = g.get_ref();
+            let role = StaffRole::parse(&raw.role).ok_or_else(|| {
+                (
+                    g.span(),
+                    format!(
+                        "unknown role {:?}; use clerk, auditor, dpo or admin",
+                        raw.role
+                    ),
+                )
+            })?;
+            if raw.group.is_empty() {
+                return Err((g.span(), "a grant needs its group".into()));
+            }
+            let mut ids = Vec::new();
+            for d in &raw.departments {
+                let id = DepartmentId::from(d.as_str());
+                if !departments.contains_key(&id) {
+                    return Err((g.span(), format!("unknown department {d}")));
+                }
+                ids.push(id);
+            }
+            match (role, ids.is_empty()) {
+                (StaffRole::Clerk, true) => {
+                    return Err((g.span(), "a clerk's grant names its departments".into()));
+                }
+                (StaffRole::Clerk, false) => {}
+                (_, false) => {
+                    return Err((g.span(), "only a clerk's grant names departments".into()));
+                }
+                (_, true) => {}
+            }
+            grants.push(RoleGrant {
+                group: raw.group.clone(),
+                role,
+                departments: ids,
+            });
+        }
+        if grants.is_empty() {
+            return Err((
+                self.grants.span(),
+                "oidc needs at least one grant: nobody would be let in".into(),
+            ));
+        }
+        Ok(DirectorySignOn {
+            issuer,
+            client_id: self.client_id.into_inner(),
+            client_secret,
+            label: self
+                .label
+                .unwrap_or_else(|| "Mit dem Dienstkonto anmelden".to_owned()),
+            login_claim: self
+                .login_claim
+                .unwrap_or_else(|| "preferred_username".to_owned()),
+            groups_claim: self.groups_claim.unwrap_or_else(|| "groups".to_owned()),
+            scopes: self
+                .scopes
+                .unwrap_or_else(|| vec!["profile".to_owned(), "groups".to_owned()]),
+            grants,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -783,6 +920,14 @@ impl RawTenant {
             }
         }
 
+        let oidc = match self.oidc {
+            Some(raw) => {
+                let span = raw.span();
+                Some(raw.into_inner().check(span, &departments)?)
+            }
+            None => None,
+        };
+
         Ok(Tenant {
             id,
             name: self.name,
@@ -801,6 +946,7 @@ impl RawTenant {
             services,
             clerks,
             forms,
+            oidc,
         })
     }
 }
@@ -953,6 +1099,115 @@ fee_cents = 100
     fn the_minimal_file_is_accepted() {
         let t = Tenant::from_toml("test.toml", MINIMAL).expect("valid");
         assert_eq!(t.services[&ServiceId::from("a")].fee, Cents(100));
+    }
+
+    /// Appended to MINIMAL, the `[oidc]` table starts on line 26.
+    const OIDC: &str = r#"
+[oidc]
+issuer = "https://login.testheim.de/realms/rathaus"
+client_id = "videoamt"
+client_secret_env = "VIDEOAMT_OIDC_SECRET_TESTHEIM"
+grants = [
+  { group = "va-admin", role = "admin" },
+  { group = "va-amt", role = "clerk", departments = ["amt"] },
+]
+"#;
+
+    #[test]
+    fn a_directory_sign_on_is_read_with_its_grants_and_defaults() {
+        let t = Tenant::from_toml("test.toml", &format!("{MINIMAL}{OIDC}")).expect("valid");
+        let o = t.oidc.expect("an [oidc] table");
+        assert_eq!(o.issuer, "https://login.testheim.de/realms/rathaus");
+        assert_eq!(
+            o.client_secret,
+            ClientSecret::Env("VIDEOAMT_OIDC_SECRET_TESTHEIM".into())
+        );
+        assert_eq!(
+            (o.login_claim.as_str(), o.groups_claim.as_str()),
+            ("preferred_username", "groups")
+        );
+        assert_eq!(o.label, "Mit dem Dienstkonto anmelden");
+        assert_eq!(o.grants.len(), 2);
+        assert_eq!(
+            o.grant(&["va-amt".to_owned()]),
+            Some((StaffRole::Clerk, vec![DepartmentId::from("amt")]))
+        );
+        assert!(
+            Tenant::from_toml("test.toml", MINIMAL)
+                .expect("valid")
+                .oidc
+                .is_none()
+        );
+        // Plain http only on loopback, where the tests' provider runs.
+        let local = OIDC.replace(
+            "https://login.testheim.de/realms/rathaus",
+            "http://127.0.0.1:4011",
+        );
+        assert!(Tenant::from_toml("test.toml", &format!("{MINIMAL}{local}")).is_ok());
+    }
+
+    #[test]
+    fn a_directory_sign_on_is_refused_with_the_line_of_what_is_wrong() {
+        let oidc = |from: &str, to: &str| refused(&format!("{MINIMAL}{}", OIDC.replace(from, to)));
+        let e = oidc(
+            "https://login.testheim.de/realms/rathaus",
+            "http://login.testheim.de",
+        );
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (
+                27,
+                "oidc issuer \"http://login.testheim.de\" must be an https:// URL (plain http only on loopback)"
+            )
+        );
+        let e = oidc("role = \"admin\"", "role = \"chef\"");
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (
+                31,
+                "unknown role \"chef\"; use clerk, auditor, dpo or admin"
+            )
+        );
+        let e = oidc("[\"amt\"]", "[\"nirgends\"]");
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (32, "unknown department nirgends")
+        );
+        let e = oidc(", departments = [\"amt\"]", "");
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (32, "a clerk's grant names its departments")
+        );
+        let e = oidc(
+            "role = \"admin\" }",
+            "role = \"admin\", departments = [\"amt\"] }",
+        );
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (31, "only a clerk's grant names departments")
+        );
+        let e = oidc(
+            "client_secret_env = \"VIDEOAMT_OIDC_SECRET_TESTHEIM\"",
+            "client_secret_env = \"X\"\nclient_secret = \"y\"",
+        );
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (
+                26,
+                "oidc needs exactly one of client_secret and client_secret_env"
+            )
+        );
+        let none = OIDC
+            .split("grants = [")
+            .next()
+            .expect("the head")
+            .to_owned()
+            + "grants = []\n";
+        let e = refused(&format!("{MINIMAL}{none}"));
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (30, "oidc needs at least one grant: nobody would be let in")
+        );
     }
 
     #[test]

@@ -218,6 +218,10 @@ pub fn summary(event: &DomainEvent, tenant: Option<&Tenant>) -> String {
         }
     };
     match event {
+        E::AccountCreated(e) if e.directory => format!(
+            "Konto bei der ersten Anmeldung über den Verzeichnisdienst angelegt ({})",
+            e.role.label()
+        ),
         E::AccountCreated(e) => format!("Konto angelegt ({})", e.role.label()),
         E::LoginSucceeded(_) => "Anmeldung".into(),
         E::LoginFailed(e) => format!(
@@ -250,6 +254,10 @@ pub fn summary(event: &DomainEvent, tenant: Option<&Tenant>) -> String {
             }
         }
         E::AccountUnlocked(_) => "Sperre des Kontos aufgehoben".into(),
+        E::DirectorySignInRefused(e) => format!(
+            "Anmeldung über den Verzeichnisdienst abgelehnt: {} gehört keiner freigegebenen Gruppe an",
+            e.login
+        ),
         E::AdminRemoved(e) => format!(
             "Verwaltungskonto {} entfernt, verbleibend: {}",
             e.account,

@@ -54,6 +54,8 @@ pub struct AccountInfo {
     pub locked_until: Option<OffsetDateTime>,
     /// The password is still to be set through the link that expires then.
     pub link_expires: Option<OffsetDateTime>,
+    /// Signs in through the municipality's directory, which keeps its password and role.
+    pub directory: bool,
 }
 
 impl AccountInfo {
@@ -66,6 +68,7 @@ impl AccountInfo {
             active: a.active,
             locked_until: state.locked_until.filter(|_| state.is_locked(now)),
             link_expires: a.link.as_ref().map(|l| l.expires),
+            directory: a.directory,
         })
     }
 }
@@ -311,6 +314,27 @@ pub async fn deactivate(
         admins,
     };
     execute(system, tenant, actor, command, now).await
+}
+
+/// The municipality's directory vouched for `login`, whose groups grant `grant` (or nothing,
+/// which is recorded as a refusal): creates the directory account on its first sign-in and
+/// keeps its role as granted. The directory is the actor: the person is not signed in yet.
+pub async fn directory_sign_in(
+    system: &System,
+    tenant: &Tenant,
+    login: Login,
+    grant: Option<(StaffRole, Vec<DepartmentId>)>,
+    now: OffsetDateTime,
+) -> Result<(), AccountError> {
+    let admins = admins(system, &tenant.id).await?;
+    let actor = Actor::new(videoamt_core::event::ActorRole::System, "verzeichnis")
+        .expect("a fixed actor id is valid");
+    let command = AccountCommand::DirectorySignIn {
+        account: login,
+        grant,
+        admins,
+    };
+    execute(system, tenant, &actor, command, now).await
 }
 
 /// An admin reactivates a deactivated account.

@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use videoamt_core::directory::{ClientSecret, DirectorySignOn};
 use videoamt_core::tenant::{ConfigError, Tenant, example_tenants};
 
 /// Why a folder of tenant files was refused: every problem found, in file order.
@@ -88,6 +89,34 @@ pub fn load(dir: Option<&Path>) -> anyhow::Result<Vec<Tenant>> {
         None => Ok(example_tenants()?),
         Some(dir) => Ok(load_dir(dir)?.into_iter().map(|(_, t)| t).collect()),
     }
+}
+
+/// The client secret of a municipality's directory sign-on: as the tenant file gives it, or
+/// from the environment variable it names; the error names what is missing, never a value.
+pub fn client_secret(sign_on: &DirectorySignOn) -> Result<String, String> {
+    match &sign_on.client_secret {
+        ClientSecret::Value(secret) => Ok(secret.clone()),
+        ClientSecret::Env(name) => std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("the environment variable {name} is not set")),
+    }
+}
+
+/// The municipalities whose directory sign-on lacks its client secret, one line each.
+pub fn missing_secrets(tenants: &[Tenant]) -> Vec<String> {
+    tenants
+        .iter()
+        .filter_map(|t| {
+            let sign_on = t.oidc.as_ref()?;
+            client_secret(sign_on).err().map(|e| {
+                format!(
+                    "{}: the client secret of the [oidc] sign-on is missing: {e}",
+                    t.id.as_str()
+                )
+            })
+        })
+        .collect()
 }
 
 /// The appointments still to be held (booked, or in session) that the loaded configuration

@@ -243,9 +243,16 @@ pub(crate) fn tenants_check(dir: &std::path::Path) -> ExitCode {
         Ok(tenants) => {
             for (file, t) in &tenants {
                 let booked_online = t.departments.values().filter(|d| d.online_booking).count();
+                let sign_on = t.oidc.as_ref().map_or_else(String::new, |o| {
+                    format!(
+                        ", staff sign-on through {} ({} grants)",
+                        o.issuer,
+                        o.grants.len()
+                    )
+                });
                 println!(
                     "{}: {} ({}), {} departments ({} bookable online), {} services, {} \
-                     form templates, retention {} months",
+                     form templates, retention {} months{sign_on}",
                     file.display(),
                     t.id.as_str(),
                     t.name,

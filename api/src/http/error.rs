@@ -101,10 +101,115 @@ pub enum Error {
     /// 502 Bad Gateway: the SMS gateway did not take the Handy-TAN, and no TAN was recorded;
     /// the German detail says what to do. The cause is logged.
     Sms(SmsError),
+    /// A sign-on through the municipality's directory did not come through (ADR 0022); the
+    /// status and the German text come from the [`SignOnProblem`], the cause (never a token)
+    /// is logged.
+    SignOn {
+        problem: SignOnProblem,
+        cause: Option<String>,
+    },
     /// 503 Service Unavailable: the store does not answer. The cause is logged.
     Unavailable(String),
     /// 500 Internal Server Error: anything else the caller cannot fix. The cause is logged.
     Internal(String),
+}
+
+/// Why a sign-on through the municipality's directory was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignOnProblem {
+    /// 404: the municipality signs in with passwords only.
+    NotOffered,
+    /// 503: the provider does not answer.
+    Unreachable,
+    /// 502: the provider answers, but not as OpenID Connect says.
+    Provider,
+    /// 400: the browser came back with a `state` that is unknown, used, expired or not this
+    /// browser's, or without a code.
+    Invalid,
+    /// 401: the person cancelled at the provider, or the provider refused.
+    Cancelled,
+    /// 401: the ID token failed a check (signature, issuer, audience, nonce, expiry).
+    TokenRefused,
+    /// 403: the login claim is missing or not a login name here.
+    BadLogin,
+    /// 403: none of the person's groups is mapped to a role.
+    NoGrant,
+}
+
+impl SignOnProblem {
+    fn parts(self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::NotOffered => (
+                StatusCode::NOT_FOUND,
+                "/problems/sign-on-not-offered",
+                "Keine Anmeldung über den Verzeichnisdienst",
+            ),
+            Self::Unreachable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/sign-on-unreachable",
+                "Anmeldedienst nicht erreichbar",
+            ),
+            Self::Provider => (
+                StatusCode::BAD_GATEWAY,
+                "/problems/sign-on-provider",
+                "Anmeldedienst antwortet fehlerhaft",
+            ),
+            Self::Invalid => (
+                StatusCode::BAD_REQUEST,
+                "/problems/sign-on-invalid",
+                "Anmeldung ungültig",
+            ),
+            Self::Cancelled => (
+                StatusCode::UNAUTHORIZED,
+                "/problems/sign-on-cancelled",
+                "Anmeldung abgebrochen",
+            ),
+            Self::TokenRefused => (
+                StatusCode::UNAUTHORIZED,
+                "/problems/sign-on-token-refused",
+                "Anmeldung nicht bestätigt",
+            ),
+            Self::BadLogin => (
+                StatusCode::FORBIDDEN,
+                "/problems/sign-on-bad-login",
+                "Anmeldename nicht verwendbar",
+            ),
+            Self::NoGrant => (
+                StatusCode::FORBIDDEN,
+                "/problems/sign-on-no-grant",
+                "Keine Berechtigung für die Videoberatung",
+            ),
+        }
+    }
+
+    fn detail(self) -> &'static str {
+        match self {
+            Self::NotOffered => {
+                "Diese Kommune meldet ihre Mitarbeitenden nicht über einen Verzeichnisdienst an. Bitte melden Sie sich mit Anmeldename und Passwort an."
+            }
+            Self::Unreachable => {
+                "Der Verzeichnisdienst der Kommune antwortet gerade nicht. Bitte versuchen Sie es in einigen Minuten erneut, oder melden Sie sich mit Anmeldename und Passwort an, falls Sie ein solches Konto haben."
+            }
+            Self::Provider => {
+                "Der Verzeichnisdienst der Kommune hat unerwartet geantwortet. Bitte versuchen Sie es erneut; bleibt es dabei, wenden Sie sich an die IT Ihrer Kommune."
+            }
+            Self::Invalid => {
+                "Diese Anmeldung ist ungültig oder abgelaufen. Bitte starten Sie die Anmeldung erneut auf der Anmeldeseite."
+            }
+            Self::Cancelled => {
+                "Die Anmeldung beim Verzeichnisdienst wurde abgebrochen oder abgelehnt. Bitte starten Sie sie erneut auf der Anmeldeseite."
+            }
+            Self::TokenRefused => {
+                "Der Verzeichnisdienst hat die Anmeldung nicht gültig bestätigt (abgelaufen oder verändert). Bitte melden Sie sich erneut an."
+            }
+            Self::BadLogin => {
+                "Der Verzeichnisdienst nennt keinen Anmeldenamen, den diese Videoberatung verwenden kann (2 bis 48 Zeichen aus a–z, 0–9, Punkt, Bindestrich und Unterstrich). Bitte wenden Sie sich an die IT Ihrer Kommune."
+            }
+            Self::NoGrant => {
+                "Ihr Konto im Verzeichnisdienst gehört zu keiner Gruppe, die für die Videoberatung freigegeben ist. Bitte wenden Sie sich an die Verwaltung Ihrer Kommune."
+            }
+        }
+    }
 }
 
 /// The cause of a 500 or 503, handed from the response to the request middleware, which logs
@@ -222,6 +327,7 @@ impl Error {
                 "/problems/sms",
                 "SMS nicht gesendet",
             ),
+            Self::SignOn { problem, .. } => problem.parts(),
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "/problems/store-unavailable",
@@ -275,6 +381,7 @@ impl Error {
             Self::Payment(e) => e.to_string(),
             Self::CaseSystem { target, error } => error.german(target),
             Self::Sms(error) => error.german().to_owned(),
+            Self::SignOn { problem, .. } => problem.detail().to_owned(),
             Self::Unavailable(_) => "Bitte versuchen Sie es in einigen Minuten erneut.".to_owned(),
             Self::Internal(_) => {
                 "Die Anfrage konnte nicht bearbeitet werden. Bitte versuchen Sie es später erneut."
@@ -304,6 +411,7 @@ impl Error {
             Self::Payment(e) => e.cause().map(str::to_owned),
             Self::CaseSystem { target, error } => Some(format!("{target}: {error}")),
             Self::Sms(error) => Some(error.to_string()),
+            Self::SignOn { cause, .. } => cause.clone(),
             _ => None,
         };
         if let Some(cause) = cause {
@@ -365,6 +473,16 @@ pub fn refusal(error: &DomainError) -> (StatusCode, &'static str, &'static str) 
         ),
         D::NotLocked => (CONFLICT, "/problems/not-locked", "Konto nicht gesperrt"),
         D::LastAdmin => (CONFLICT, "/problems/last-admin", "Letztes Verwaltungskonto"),
+        D::DirectoryAccount => (
+            CONFLICT,
+            "/problems/directory-account",
+            "Konto des Verzeichnisdienstes",
+        ),
+        D::LocalAccountExists => (
+            CONFLICT,
+            "/problems/local-account-exists",
+            "Konto mit Passwort vorhanden",
+        ),
         D::WrongPassword => (
             INVALID,
             "/problems/wrong-password",
@@ -805,6 +923,8 @@ mod tests {
             D::NotDeactivated,
             D::NotLocked,
             D::LastAdmin,
+            D::DirectoryAccount,
+            D::LocalAccountExists,
             D::WrongPassword,
             D::PasswordLinkInvalid,
             D::PasswordLinkExpired,

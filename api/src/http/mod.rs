@@ -49,6 +49,8 @@ pub struct AppState {
     pub http_metrics: Arc<middleware::observe::HttpMetrics>,
     /// Logged-in staff, in memory only.
     pub sessions: Arc<staff::session::Sessions>,
+    /// The municipalities' OpenID providers and the sign-ons under way (ADR 0022).
+    pub sign_ons: Arc<staff::signon::SignOns>,
     /// Tells the live views (SSE, later the room's WebSocket) when the read models moved.
     pub live: crate::workers::live::LiveFeed,
     /// The room sockets this process serves.
@@ -85,6 +87,7 @@ impl std::fmt::Debug for Payments {
 
 impl AppState {
     pub fn new(system: System) -> Self {
+        let sign_ons = Arc::new(staff::signon::SignOns::new(directories(&system.tenants)));
         Self {
             store: system.store.clone(),
             projections: videoamt_projections::all(system.tenants.clone()),
@@ -96,6 +99,7 @@ impl AppState {
             dev_outbox: None,
             http_metrics: Arc::default(),
             sessions: Arc::default(),
+            sign_ons,
             live: crate::workers::live::LiveFeed::default(),
             hub: room::hub::RoomHub::default(),
             media: None,
@@ -201,6 +205,33 @@ impl AppState {
     }
 }
 
+/// An OpenID provider for each municipality whose `[oidc]` sign-on has its secret (`serve`
+/// refuses to start without it).
+fn directories(
+    tenants: &[Tenant],
+) -> std::collections::HashMap<
+    videoamt_core::event::TenantId,
+    Arc<dyn videoamt_core::directory::Directory>,
+> {
+    tenants
+        .iter()
+        .filter_map(|t| {
+            let sign_on = t.oidc.as_ref()?;
+            let secret = crate::app::tenants::client_secret(sign_on).ok()?;
+            let directory: Arc<dyn videoamt_core::directory::Directory> =
+                Arc::new(videoamt_adapters::oidc::OidcDirectory::new(
+                    &sign_on.issuer,
+                    &sign_on.client_id,
+                    &secret,
+                    &sign_on.login_claim,
+                    &sign_on.groups_claim,
+                    &sign_on.scopes,
+                ));
+            Some((t.id.clone(), directory))
+        })
+        .collect()
+}
+
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState").finish_non_exhaustive()
@@ -288,6 +319,8 @@ fn pages() -> axum::Router<AppState> {
             get(staff::pages::login_page).post(staff::pages::login),
         )
         .route("/abmelden", axum::routing::post(staff::pages::logout))
+        .route("/anmelden/verzeichnis/{tenant}", get(staff::signon::start))
+        .route(staff::signon::RETURN_PATH, get(staff::signon::finish))
         .route(
             "/konto/passwort",
             get(staff::accounts::password_form).post(staff::accounts::change_password),

@@ -17,6 +17,10 @@
 //!   keeps only the link's digest;
 //! - a deactivated account cannot log in, and every change of password or activity ends the
 //!   sessions opened before it ([`Account::sessions_epoch`]);
+//! - a directory account ([`AccountCommand::DirectorySignIn`]) has no password here: its
+//!   role and departments are what the tenant's mapping grants its directory groups at each
+//!   sign-in, so neither its holder nor an admin changes them, and its password stays the
+//!   directory's; a local account of the same name is never taken over;
 //! - the municipality keeps at least one active admin: deactivating or demoting the last one
 //!   is refused. Removals of an admin append [`AdminRemoved`] to the municipality's
 //!   `accounts-{tenant}` stream, so two of them can never both pass against the same count
@@ -30,8 +34,8 @@ use time::{Duration, OffsetDateTime};
 
 use super::events::{
     AccountCreated, AccountDeactivated, AccountLocked, AccountReactivated, AccountRoleChanged,
-    AccountUnlocked, AdminRemoved, LoginFailed, LoginSucceeded, PasswordChanged,
-    PasswordLinkIssued, PasswordLinkUsed,
+    AccountUnlocked, AdminRemoved, DirectoryRefusal, DirectorySignInRefused, LoginFailed,
+    LoginSucceeded, PasswordChanged, PasswordLinkIssued, PasswordLinkUsed,
 };
 use super::{Context, Decision, DomainError, DomainEvent, Histories};
 use crate::event::{ActorRole, StreamId, TenantId};
@@ -166,6 +170,9 @@ pub struct Account {
     /// The one-time link not yet used, if any.
     pub link: Option<PasswordLinkIssued>,
     pub active: bool,
+    /// Signs in through the municipality's directory, which keeps its password and decides
+    /// its role; it has no password here.
+    pub directory: bool,
     /// Counts the changes that end the sessions opened before them: a new password, a
     /// password link, a deactivation. A session remembers the count it was opened at.
     pub sessions_epoch: u32,
@@ -197,6 +204,7 @@ impl AccountState {
                 password_hash: e.password_hash.clone(),
                 link: None,
                 active: true,
+                directory: e.directory,
                 sessions_epoch: 0,
             });
             return self;
@@ -313,6 +321,15 @@ pub enum AccountCommand {
         departments: Vec<DepartmentId>,
         admins: Vec<Login>,
     },
+    /// The municipality's directory vouched for `account` (its ID token was checked outside)
+    /// and its groups grant `grant` under the tenant's mapping, or nothing. Creates the
+    /// directory account on its first sign-in and keeps its role and departments as the
+    /// directory grants them; `admins` as for [`AccountCommand::Deactivate`].
+    DirectorySignIn {
+        account: Login,
+        grant: Option<(StaffRole, Vec<DepartmentId>)>,
+        admins: Vec<Login>,
+    },
 }
 
 impl AccountCommand {
@@ -326,7 +343,8 @@ impl AccountCommand {
             | Self::Unlock { account }
             | Self::Deactivate { account, .. }
             | Self::Reactivate { account }
-            | Self::ChangeRole { account, .. } => account,
+            | Self::ChangeRole { account, .. }
+            | Self::DirectorySignIn { account, .. } => account,
         }
     }
 
@@ -338,6 +356,15 @@ impl AccountCommand {
         let admins = match self {
             Self::Deactivate { admins, .. } => admins,
             Self::ChangeRole { role, admins, .. } if *role != StaffRole::Admin => admins,
+            // A refusal is kept on the roster: the account may not exist.
+            Self::DirectorySignIn { grant: None, .. } => {
+                return vec![stream, roster_stream(tenant)];
+            }
+            Self::DirectorySignIn {
+                grant: Some((role, _)),
+                admins,
+                ..
+            } if *role != StaffRole::Admin => admins,
             _ => return vec![stream],
         };
         if !loaded.contains(&stream) || !self.removes_admin(loaded, &stream) {
@@ -383,6 +410,7 @@ impl AccountCommand {
                         FirstPassword::Hash(hash) => Some(hash.clone()),
                         FirstPassword::Link(_) => None,
                     },
+                    directory: false,
                 };
                 let mut decision: Decision = vec![(stream.clone(), created.into())];
                 if let FirstPassword::Link(link) = password {
@@ -398,7 +426,11 @@ impl AccountCommand {
                 password_hash,
                 ..
             } => {
-                if !existing()?.active {
+                let account = existing()?;
+                if account.directory {
+                    return Err(DomainError::DirectoryAccount);
+                }
+                if !account.active {
                     return Err(DomainError::AccountDisabled);
                 }
                 if !old_password_matches {
@@ -429,6 +461,9 @@ impl AccountCommand {
                 .into())
             }
             Self::IssuePasswordLink { link, .. } => {
+                if existing()?.directory {
+                    return Err(DomainError::DirectoryAccount);
+                }
                 if !existing()?.active {
                     return Err(DomainError::AccountDisabled);
                 }
@@ -460,6 +495,9 @@ impl AccountCommand {
                 role, departments, ..
             } => {
                 let account = existing()?;
+                if account.directory {
+                    return Err(DomainError::DirectoryAccount);
+                }
                 check_role(ctx.tenant, *role, departments)?;
                 if *role == account.role && *departments == account.departments {
                     return Ok(vec![]);
@@ -477,6 +515,50 @@ impl AccountCommand {
                 }
                 Ok(decision)
             }
+            Self::DirectorySignIn { account, grant, .. } => {
+                let Some((role, departments)) = grant else {
+                    return Ok(vec![(
+                        roster_stream(&ctx.tenant.id),
+                        DirectorySignInRefused {
+                            login: account.clone(),
+                            reason: DirectoryRefusal::NoGrant,
+                        }
+                        .into(),
+                    )]);
+                };
+                check_role(ctx.tenant, *role, departments)?;
+                let Some(existing) = &state.account else {
+                    return one(AccountCreated {
+                        login: account.clone(),
+                        role: *role,
+                        departments: departments.clone(),
+                        password_hash: None,
+                        directory: true,
+                    }
+                    .into());
+                };
+                if !existing.directory {
+                    return Err(DomainError::LocalAccountExists);
+                }
+                if !existing.active {
+                    return Err(DomainError::AccountDisabled);
+                }
+                if *role == existing.role && *departments == existing.departments {
+                    return Ok(vec![]);
+                }
+                let mut decision = vec![(
+                    stream.clone(),
+                    AccountRoleChanged {
+                        role: *role,
+                        departments: departments.clone(),
+                    }
+                    .into(),
+                )];
+                if *role != StaffRole::Admin {
+                    decision.extend(self.admin_removed(h, ctx, existing)?);
+                }
+                Ok(decision)
+            }
         }
     }
 
@@ -491,7 +573,10 @@ impl AccountCommand {
         if !account.is_active_admin() {
             return Ok(None);
         }
-        let (Self::Deactivate { admins, .. } | Self::ChangeRole { admins, .. }) = self else {
+        let (Self::Deactivate { admins, .. }
+        | Self::ChangeRole { admins, .. }
+        | Self::DirectorySignIn { admins, .. }) = self
+        else {
             return Ok(None);
         };
         let mut remaining: Vec<Login> = admins
@@ -621,6 +706,7 @@ mod tests {
             role,
             departments: departments.iter().map(|d| DepartmentId::from(*d)).collect(),
             password_hash: Some(hash(0)),
+            directory: false,
         }
     }
 
@@ -1054,6 +1140,192 @@ mod tests {
             .at(NOW)
             .when(deactivate(&[]))
             .then_expect(vec![(stream(), AccountDeactivated {}.into())]);
+    }
+
+    fn directory_sign_in(grant: Option<(StaffRole, &[&str])>) -> AccountCommand {
+        AccountCommand::DirectorySignIn {
+            account: login(),
+            grant: grant.map(|(role, departments)| {
+                (
+                    role,
+                    departments.iter().map(|d| DepartmentId::from(*d)).collect(),
+                )
+            }),
+            admins: vec![],
+        }
+    }
+
+    fn from_directory(role: StaffRole, departments: &[&str]) -> AccountCreated {
+        AccountCreated {
+            password_hash: None,
+            directory: true,
+            ..created(role, departments)
+        }
+    }
+
+    #[test]
+    fn a_directory_sign_in_creates_the_account_and_keeps_its_role_as_the_directory_grants() {
+        let t = ettlingen();
+        given(t, vec![])
+            .at(NOW)
+            .when(directory_sign_in(Some((
+                StaffRole::Clerk,
+                &["buergerbuero"],
+            ))))
+            .then_expect(vec![(
+                stream(),
+                from_directory(StaffRole::Clerk, &["buergerbuero"]).into(),
+            )]);
+        let known = vec![(
+            stream(),
+            from_directory(StaffRole::Clerk, &["buergerbuero"]).into(),
+        )];
+        // The same grant again records nothing: sign-ins are not kept, as with passwords.
+        given(t, known.clone())
+            .at(NOW)
+            .when(directory_sign_in(Some((
+                StaffRole::Clerk,
+                &["buergerbuero"],
+            ))))
+            .then_nothing();
+        // The directory moved the person: the account follows.
+        given(t, known.clone())
+            .at(NOW)
+            .when(directory_sign_in(Some((StaffRole::Auditor, &[]))))
+            .then_expect(vec![(
+                stream(),
+                AccountRoleChanged {
+                    role: StaffRole::Auditor,
+                    departments: vec![],
+                }
+                .into(),
+            )]);
+        // No mapped group: refused, and the refusal is kept on the roster with the login only.
+        given(t, known.clone())
+            .at(NOW)
+            .when(directory_sign_in(None))
+            .then_expect(vec![(
+                roster(),
+                DirectorySignInRefused {
+                    login: login(),
+                    reason: DirectoryRefusal::NoGrant,
+                }
+                .into(),
+            )]);
+        // A deactivated directory account stays out, whatever the directory says.
+        let mut deactivated = known.clone();
+        deactivated.push((stream(), AccountDeactivated {}.into()));
+        given(t, deactivated)
+            .at(NOW)
+            .when(directory_sign_in(Some((
+                StaffRole::Clerk,
+                &["buergerbuero"],
+            ))))
+            .then_error(DomainError::AccountDisabled);
+        // A local account of the same name is not taken over.
+        given(t, clerk())
+            .at(NOW)
+            .when(directory_sign_in(Some((
+                StaffRole::Clerk,
+                &["buergerbuero"],
+            ))))
+            .then_error(DomainError::LocalAccountExists);
+        // A grant against the tenant's rules is refused, not half applied.
+        given(t, vec![])
+            .at(NOW)
+            .when(directory_sign_in(Some((
+                StaffRole::Clerk,
+                &["standesamt-mars"],
+            ))))
+            .then_error(DomainError::UnknownDepartment("standesamt-mars".into()));
+    }
+
+    #[test]
+    fn a_directory_account_has_no_password_here_and_its_role_is_the_directorys() {
+        let t = ettlingen();
+        let known = vec![(
+            stream(),
+            from_directory(StaffRole::Clerk, &["buergerbuero"]).into(),
+        )];
+        given(t, known.clone())
+            .at(NOW)
+            .when(attempt(true))
+            .then_error(DomainError::LoginRefused);
+        given(t, known.clone())
+            .at(NOW)
+            .when(AccountCommand::ChangePassword {
+                account: login(),
+                old_password_matches: true,
+                password_hash: hash(1),
+            })
+            .then_error(DomainError::DirectoryAccount);
+        given(t, known.clone())
+            .at(NOW)
+            .when(AccountCommand::IssuePasswordLink {
+                account: login(),
+                link: link("d1"),
+            })
+            .then_error(DomainError::DirectoryAccount);
+        given(t, known.clone())
+            .at(NOW)
+            .when(AccountCommand::ChangeRole {
+                account: login(),
+                role: StaffRole::Admin,
+                departments: vec![],
+                admins: vec![],
+            })
+            .then_error(DomainError::DirectoryAccount);
+        // Deactivation is the municipality's own, and works.
+        given(t, known)
+            .at(NOW)
+            .when(AccountCommand::Deactivate {
+                account: login(),
+                admins: vec![],
+            })
+            .then_expect(vec![(stream(), AccountDeactivated {}.into())]);
+    }
+
+    #[test]
+    fn the_directory_cannot_demote_the_last_admin_either() {
+        let t = ettlingen();
+        let admin = vec![(stream(), from_directory(StaffRole::Admin, &[]).into())];
+        given(t, admin.clone())
+            .at(NOW)
+            .when(directory_sign_in(Some((
+                StaffRole::Clerk,
+                &["buergerbuero"],
+            ))))
+            .then_error(DomainError::LastAdmin);
+        let mut two = admin;
+        two.push((
+            stream_of("e.frank"),
+            created_as(named("e.frank"), StaffRole::Admin, &[]).into(),
+        ));
+        given(t, two)
+            .at(NOW)
+            .when(AccountCommand::DirectorySignIn {
+                account: login(),
+                grant: Some((StaffRole::Auditor, vec![])),
+                admins: vec![named("e.frank")],
+            })
+            .then_expect(vec![
+                (
+                    stream(),
+                    AccountRoleChanged {
+                        role: StaffRole::Auditor,
+                        departments: vec![],
+                    }
+                    .into(),
+                ),
+                (
+                    roster(),
+                    AdminRemoved {
+                        account: login(),
+                        remaining: vec![named("e.frank")],
+                    }
+                    .into(),
+                ),
+            ]);
     }
 
     #[test]

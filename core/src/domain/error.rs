@@ -32,6 +32,14 @@ pub enum DomainError {
         "Das ist das letzte aktive Konto der Verwaltung dieser Kommune. Bitte legen Sie zuerst ein weiteres Verwaltungskonto an, damit die Konten der Kommune verwaltet werden können."
     )]
     LastAdmin,
+    #[error(
+        "Dieses Konto wird über den Verzeichnisdienst der Kommune angemeldet: Passwort und Rolle werden dort verwaltet."
+    )]
+    DirectoryAccount,
+    #[error(
+        "Für diesen Anmeldenamen gibt es ein Konto mit Passwort. Bitte melden Sie sich mit Ihrem Passwort an oder wenden Sie sich an die Verwaltung Ihrer Kommune."
+    )]
+    LocalAccountExists,
     #[error("Das bisherige Passwort ist nicht richtig.")]
     WrongPassword,
     #[error(

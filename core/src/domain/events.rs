@@ -81,8 +81,13 @@ pub struct AccountCreated {
     pub role: StaffRole,
     /// The departments a clerk works for; empty for every other role.
     pub departments: Vec<DepartmentId>,
-    /// `None` (new in version 2) while the password is to be set through a one-time link.
+    /// `None` (new in version 2) while the password is to be set through a one-time link,
+    /// and always for a directory account.
     pub password_hash: Option<PasswordHash>,
+    /// New in version 3: created by a sign-on through the municipality's directory (OpenID
+    /// Connect), which keeps its password and decides its role. `false` in older versions.
+    #[serde(default)]
+    pub directory: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +154,22 @@ pub struct AccountUnlocked {}
 pub struct AdminRemoved {
     pub account: Login,
     pub remaining: Vec<Login>,
+}
+
+/// Somebody the municipality's directory vouched for was refused, on the municipality's
+/// `accounts-{tenant}` stream: the login name and why, never a token or another claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectorySignInRefused {
+    pub login: Login,
+    pub reason: DirectoryRefusal,
+}
+
+/// Why a directory sign-in was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectoryRefusal {
+    /// None of the person's groups is mapped to a role.
+    NoGrant,
 }
 
 // --- appointment ---
@@ -858,13 +879,14 @@ fn upcast<'p>(event_type: &str, version: u16, payload: &'p Payload) -> Option<&'
         ("AppointmentBooked", 1) => Some(payload),
         // Version 2 allows an account without a password (set through a one-time link); a
         // version 1 account always has its hash.
-        ("AccountCreated", 1) => Some(payload),
+        // Version 3 adds `directory`; older accounts are local ones.
+        ("AccountCreated", 1 | 2) => Some(payload),
         _ => None,
     }
 }
 
 domain_events! {
-    AccountCreated = 2,
+    AccountCreated = 3,
     LoginSucceeded = 1,
     LoginFailed = 1,
     AccountLocked = 1,
@@ -876,6 +898,7 @@ domain_events! {
     AccountRoleChanged = 1,
     AccountUnlocked = 1,
     AdminRemoved = 1,
+    DirectorySignInRefused = 1,
     AppointmentBooked = 2,
     AppointmentConfirmed = 1,
     AppointmentRescheduled = 1,

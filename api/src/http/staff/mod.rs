@@ -7,5 +7,6 @@ pub(crate) mod api;
 pub(crate) mod desk;
 pub(crate) mod pages;
 pub mod session;
+pub mod signon;
 
 pub use session::{create_account, log_in};

@@ -57,7 +57,7 @@ pub(crate) async fn script(Path(name): Path<String>) -> Response {
 }
 
 /// Where each role starts.
-fn home(role: StaffRole) -> &'static str {
+pub(crate) fn home(role: StaffRole) -> &'static str {
     match role {
         StaffRole::Clerk => "/sachbearbeitung",
         StaffRole::Auditor => "/pruefung",
@@ -78,7 +78,10 @@ pub(crate) fn nav(staff: &Staff) -> Markup {
         StaffRole::Admin => vec![("/verwaltung/konten", "Konten")],
     };
     links.push(("/statistik", "Statistik"));
-    links.push(("/konto/passwort", "Passwort ändern"));
+    // A directory account's password is the directory's.
+    if !staff.directory {
+        links.push(("/konto/passwort", "Passwort ändern"));
+    }
     html! {
         nav aria-label="Hauptnavigation" {
             ul { @for (href, label) in &links { li { a href=(href) { (label) } } } }
@@ -182,8 +185,29 @@ fn login_form(
             .map(|t| (t.id.to_string(), t.name.clone())),
         tenant,
     );
+    let directories: Vec<&Tenant> = state
+        .tenants
+        .iter()
+        .filter(|t| t.oidc.is_some() && state.sign_ons.offers(&t.id))
+        .collect();
     let body = html! {
         @if let Some(m) = message { (alert([m])) }
+        @if !directories.is_empty() {
+            section aria-labelledby="verzeichnis" {
+                h2 id="verzeichnis" { "Mit dem Verzeichnisdienst der Kommune" }
+                ul class="plain" {
+                    @for t in &directories {
+                        @let label = t.oidc.as_ref().map_or("", |o| o.label.as_str());
+                        li {
+                            a class="button" href={ "/anmelden/verzeichnis/" (t.id.as_str()) } {
+                                (label) " – " (t.name)
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "Mit Anmeldename und Passwort" }
+        }
         form method="post" action="/anmelden" {
             label for="tenant" { "Kommune" }
             select id="tenant" name="tenant" { (options) }
@@ -229,11 +253,18 @@ pub(crate) async fn login(State(state): State<AppState>, Form(form): Form<LoginF
     }
 }
 
+/// Ends the session; one that came from the municipality's directory also goes on to the
+/// provider's end-session page, which brings the browser back to the login page.
 pub(crate) async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let staff = staff::staff_of(&headers, &state).await.ok().flatten();
     staff::log_out(&headers, &state);
+    let next = match staff.filter(|s| s.directory) {
+        Some(s) => crate::http::staff::signon::end_session(&state, &s.tenant).await,
+        None => None,
+    };
     (
         [(header::SET_COOKIE, staff::cleared_cookie())],
-        Redirect::to("/anmelden"),
+        Redirect::to(next.as_deref().unwrap_or("/anmelden")),
     )
         .into_response()
 }

@@ -42,6 +42,9 @@ pub struct Staff {
     /// A clerk's departments; empty for the other roles.
     pub departments: BTreeSet<DepartmentId>,
     pub expires: OffsetDateTime,
+    /// Signed in through the municipality's directory: logging out ends the provider's
+    /// session too, and there is no password to change here.
+    pub directory: bool,
 }
 
 impl Staff {
@@ -311,15 +314,46 @@ pub async fn log_in(
             Error::Refused(videoamt_core::domain::DomainError::LoginRefused)
         });
     }
+    open_session(state, &tenant.id, login, &created, now)
+}
+
+/// Opens a session for `account`, as it is now.
+fn open_session(
+    state: &AppState,
+    tenant: &TenantId,
+    login: Login,
+    account: &videoamt_core::domain::account::Account,
+    now: OffsetDateTime,
+) -> Result<(String, Staff), Error> {
     let staff = Staff {
-        tenant: tenant.id.clone(),
+        tenant: tenant.clone(),
         login,
-        role: created.role,
-        departments: created.departments.into_iter().collect(),
+        role: account.role,
+        departments: account.departments.iter().cloned().collect(),
         expires: now + SESSION_LIFETIME,
+        directory: account.directory,
     };
-    let cookie = state.sessions.open(staff.clone(), created.sessions_epoch)?;
+    let cookie = state.sessions.open(staff.clone(), account.sessions_epoch)?;
     Ok((cookie, staff))
+}
+
+/// Opens a session for the directory account `login` of `tenant`, whose sign-in was just
+/// recorded: as its stream says now, so a deactivation in between keeps it out.
+pub(crate) async fn open_directory_session(
+    state: &AppState,
+    tenant: &TenantId,
+    login: Login,
+) -> Result<(String, Staff), Error> {
+    let account = account_now(state, tenant, &login).await?;
+    match account.account {
+        Some(a) if a.active && a.directory => open_session(state, tenant, login, &a, state.now()),
+        Some(a) if !a.directory => Err(Error::Refused(
+            videoamt_core::domain::DomainError::LocalAccountExists,
+        )),
+        _ => Err(Error::Refused(
+            videoamt_core::domain::DomainError::AccountDisabled,
+        )),
+    }
 }
 
 /// Creates an account (the admin's `videoamt user add`): the password is hashed here and

@@ -1,0 +1,301 @@
+//! Staff sign-on through the municipality's directory: OpenID Connect's authorization code
+//! flow with PKCE, beside the local passwords (ADR 0022).
+//!
+//! `GET /anmelden/verzeichnis/{tenant}` starts it: the state, nonce and PKCE verifier stay in
+//! this process's memory under the state, bound to the browser by a random cookie (SameSite=Lax,
+//! so that it comes back on the provider's redirect), for [`PENDING_LIFETIME`], and are used
+//! once. `GET /anmelden/verzeichnis/rueckkehr` finishes it: state and cookie must match, the
+//! code is redeemed, the ID token checked against the nonce and the server's clock, the groups
+//! mapped by the tenant's `[oidc]` grants, and the sign-in decided by the account's stream
+//! (`DirectorySignIn`). Only then is a session opened, as after a password.
+//!
+//! The session cookie is SameSite=Strict, and a browser does not send it on a navigation that
+//! began at another site, the provider's redirect included: the return page therefore answers
+//! with a page that moves on by itself (`Refresh`), a navigation from this site.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use maud::html;
+use serde::Deserialize;
+use sha2::Digest as _;
+use time::{Duration, OffsetDateTime};
+use videoamt_core::directory::{Authorization, Directory, DirectoryError};
+use videoamt_core::domain::account::Login;
+use videoamt_core::event::TenantId;
+
+use crate::app::accounts::{self, AccountError};
+use crate::http::AppState;
+use crate::http::error::{Error, SignOnProblem};
+use crate::http::html::{page, problem_page};
+
+/// The cookie that binds a started sign-on to its browser.
+pub const BINDING_COOKIE: &str = "videoamt_anmeldung";
+/// How long a started sign-on waits for the browser to come back.
+pub const PENDING_LIFETIME: Duration = Duration::minutes(10);
+/// Started sign-ons kept at most; the oldest go first.
+const MAX_PENDING: usize = 10_000;
+/// Where the provider sends the browser back to, under the public URL.
+pub const RETURN_PATH: &str = "/anmelden/verzeichnis/rueckkehr";
+
+/// A sign-on on its way through the provider.
+struct Pending {
+    tenant: TenantId,
+    started: Authorization,
+    /// SHA-256 of the binding cookie's value.
+    binding: [u8; 32],
+    since: OffsetDateTime,
+}
+
+/// The municipalities' providers and the sign-ons under way.
+#[derive(Default)]
+pub struct SignOns {
+    directories: HashMap<TenantId, Arc<dyn Directory>>,
+    pending: Mutex<HashMap<String, Pending>>,
+}
+
+impl std::fmt::Debug for SignOns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignOns")
+            .field("directories", &self.directories.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SignOns {
+    pub fn new(directories: HashMap<TenantId, Arc<dyn Directory>>) -> Self {
+        Self {
+            directories,
+            pending: Mutex::default(),
+        }
+    }
+
+    /// Whether `tenant` signs staff in through a directory.
+    pub fn offers(&self, tenant: &TenantId) -> bool {
+        self.directories.contains_key(tenant)
+    }
+
+    fn directory(&self, tenant: &TenantId) -> Option<Arc<dyn Directory>> {
+        self.directories.get(tenant).cloned()
+    }
+
+    fn keep(&self, pending: Pending, now: OffsetDateTime) {
+        let mut all = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        all.retain(|_, p| now - p.since < PENDING_LIFETIME);
+        if all.len() >= MAX_PENDING
+            && let Some(oldest) = all
+                .iter()
+                .min_by_key(|(_, p)| p.since)
+                .map(|(k, _)| k.clone())
+        {
+            all.remove(&oldest);
+        }
+        all.insert(pending.started.state.clone(), pending);
+    }
+
+    /// The sign-on started under `state` in the browser holding `binding`, taken out: a state
+    /// is good for one return only.
+    fn take(&self, state: &str, binding: Option<&str>, now: OffsetDateTime) -> Option<Pending> {
+        let mut all = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let pending = all.remove(state)?;
+        let bound = binding.is_some_and(|b| digest(b) == pending.binding);
+        (bound && now - pending.since < PENDING_LIFETIME).then_some(pending)
+    }
+}
+
+fn digest(value: &str) -> [u8; 32] {
+    sha2::Sha256::digest(value.as_bytes()).into()
+}
+
+fn refused(problem: SignOnProblem, cause: Option<String>) -> Response {
+    problem_page(&Error::SignOn { problem, cause })
+}
+
+/// A provider's failure as the page says it; the cause goes to the log.
+fn provider_failed(e: &DirectoryError) -> Response {
+    let problem = match e {
+        DirectoryError::Unreachable(_) => SignOnProblem::Unreachable,
+        DirectoryError::Protocol(_) => SignOnProblem::Provider,
+        DirectoryError::Token(_) => SignOnProblem::TokenRefused,
+    };
+    refused(problem, Some(e.to_string()))
+}
+
+fn callback_url(state: &AppState) -> String {
+    format!("{}{RETURN_PATH}", state.public_url)
+}
+
+fn binding_cookie(state: &AppState, value: &str, max_age: i64) -> String {
+    let secure = if state.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{BINDING_COOKIE}={value}; Path=/anmelden/verzeichnis; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+    )
+}
+
+fn binding_of(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(BINDING_COOKIE)?.strip_prefix('='))
+}
+
+/// `GET /anmelden/verzeichnis/{tenant}`: off to the municipality's provider.
+pub(crate) async fn start(State(state): State<AppState>, Path(tenant): Path<String>) -> Response {
+    let Some((tenant, directory)) = TenantId::parse(&tenant)
+        .ok()
+        .and_then(|t| state.sign_ons.directory(&t).map(|d| (t, d)))
+    else {
+        return refused(SignOnProblem::NotOffered, None);
+    };
+    let started = match directory.start(&callback_url(&state)).await {
+        Ok(started) => started,
+        Err(e) => return provider_failed(&e),
+    };
+    let mut bytes = [0u8; 32];
+    if let Err(e) = getrandom::fill(&mut bytes) {
+        return problem_page(&Error::internal(format!(
+            "no randomness for a sign-on: {e}"
+        )));
+    }
+    let binding = B64URL.encode(bytes);
+    let url = started.url.clone();
+    let now = state.now();
+    state.sign_ons.keep(
+        Pending {
+            tenant,
+            started,
+            binding: digest(&binding),
+            since: now,
+        },
+        now,
+    );
+    (
+        [(
+            header::SET_COOKIE,
+            binding_cookie(&state, &binding, PENDING_LIFETIME.whole_seconds()),
+        )],
+        Redirect::to(&url),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Return {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /anmelden/verzeichnis/rueckkehr`: back from the provider.
+pub(crate) async fn finish(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(back): Query<Return>,
+) -> Response {
+    let now = state.now();
+    let pending = back
+        .state
+        .as_deref()
+        .and_then(|s| state.sign_ons.take(s, binding_of(&headers), now));
+    let cleared = [(header::SET_COOKIE, binding_cookie(&state, "", 0))];
+    let Some(pending) = pending else {
+        return (cleared, refused(SignOnProblem::Invalid, None)).into_response();
+    };
+    if let Some(error) = back.error {
+        // The provider's error code (`access_denied`, `login_required`, …), never a token.
+        let cause = format!("the identity provider answered {error:?}");
+        return (cleared, refused(SignOnProblem::Cancelled, Some(cause))).into_response();
+    }
+    let Some(code) = back.code else {
+        return (cleared, refused(SignOnProblem::Invalid, None)).into_response();
+    };
+    (cleared, signed_on(&state, pending, &code, now).await).into_response()
+}
+
+async fn signed_on(
+    state: &AppState,
+    pending: Pending,
+    code: &str,
+    now: OffsetDateTime,
+) -> Response {
+    let Some(directory) = state.sign_ons.directory(&pending.tenant) else {
+        return refused(SignOnProblem::NotOffered, None);
+    };
+    let Some(tenant) = state.tenants.iter().find(|t| t.id == pending.tenant) else {
+        return refused(SignOnProblem::NotOffered, None);
+    };
+    let Some(mapping) = tenant.oidc.as_ref() else {
+        return refused(SignOnProblem::NotOffered, None);
+    };
+    let identity = match directory
+        .finish(&pending.started, code, &callback_url(state), now)
+        .await
+    {
+        Ok(identity) => identity,
+        Err(e) => return provider_failed(&e),
+    };
+    let Some(login) = identity
+        .login
+        .as_deref()
+        .and_then(|l| Login::parse(&l.trim().to_lowercase()))
+    else {
+        return refused(SignOnProblem::BadLogin, None);
+    };
+    let grant = mapping.grant(&identity.groups);
+    let granted = grant.is_some();
+    match accounts::directory_sign_in(&state.system, tenant, login.clone(), grant, now).await {
+        Ok(()) => {}
+        Err(AccountError::Bus(e)) => return problem_page(&Error::from(e)),
+        Err(e) => return problem_page(&Error::internal(e)),
+    }
+    if !granted {
+        return refused(SignOnProblem::NoGrant, None);
+    }
+    let (cookie, staff) =
+        match crate::http::staff::session::open_directory_session(state, &tenant.id, login).await {
+            Ok(opened) => opened,
+            Err(e) => return problem_page(&e),
+        };
+    let home = crate::http::staff::pages::home(staff.role);
+    let body = html! {
+        p { "Sie sind angemeldet als " strong { (staff.login.as_str()) } "." }
+        p { a href=(home) { "Weiter" } }
+    };
+    let mut response = page(StatusCode::OK, "Angemeldet", body);
+    let headers = response.headers_mut();
+    if let Ok(value) = crate::http::staff::session::session_cookie(state, &cookie).parse() {
+        headers.append(header::SET_COOKIE, value);
+    }
+    if let Ok(value) = format!("0; url={home}").parse() {
+        headers.insert("refresh", value);
+    }
+    response
+}
+
+/// Where logging out of a directory session goes: the provider's end-session endpoint, which
+/// brings the browser back to the login page; `None` without one, or when it does not answer
+/// (the local session is ended all the same).
+pub(crate) async fn end_session(state: &AppState, tenant: &TenantId) -> Option<String> {
+    let directory = state.sign_ons.directory(tenant)?;
+    match directory
+        .end_session(&format!("{}/anmelden", state.public_url))
+        .await
+    {
+        Ok(url) => url,
+        Err(e) => {
+            tracing::warn!(error = %e, "the identity provider's end-session URL is unknown");
+            None
+        }
+    }
+}
