@@ -37,6 +37,9 @@ try {
   fail(`cannot read the config ${process.argv[2]}: ${err.message}`);
 }
 const port = config.port ?? 0;
+// The name the issuer goes by: `localhost` puts the provider on another site than an app on
+// 127.0.0.1, as a real provider is, so SameSite cookies behave as they would there.
+const issuerHost = config.issuer_host ?? '127.0.0.1';
 if (!Number.isInteger(port) || port < 0 || port > 65535) fail('port must be an integer 0..65535');
 const idTokenTtl = config.id_token_ttl_seconds ?? 3600;
 if (!Number.isInteger(idTokenTtl) || idTokenTtl < 1) fail('id_token_ttl_seconds must be a positive integer');
@@ -367,7 +370,7 @@ try {
 
 server.on('error', (err) => fail(`cannot listen on 127.0.0.1:${port}: ${err.message}`));
 server.listen(port, '127.0.0.1', () => {
-  const issuer = `http://127.0.0.1:${server.address().port}`;
+  const issuer = `http://${issuerHost}:${server.address().port}`;
   provider = new Provider(issuer, providerConfiguration());
   for (const event of ['server_error', 'authorization.error', 'grant.error', 'end_session.error',
     'userinfo.error', 'discovery.error', 'jwks.error', 'introspection.error', 'revocation.error']) {

@@ -20,6 +20,7 @@ mod room_payment;
 mod room_signing;
 mod router;
 mod seal;
+mod signon;
 mod staff;
 mod timers;
 

@@ -89,6 +89,15 @@ pub(crate) async fn session(api: &Api, name: &str) -> String {
     cookie_pair(&cookie.expect("a session cookie"))
 }
 
+/// A local admin of Musterstadt, `notfall` (the break-glass account beside the directory),
+/// logged in: the session cookie.
+pub(crate) async fn musterstadt_admin(api: &Api) -> String {
+    account(api, "musterstadt", "notfall", StaffRole::Admin, &[]).await;
+    let (status, body, cookie) = login(api, "musterstadt", "notfall", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    cookie_pair(&cookie.expect("a session cookie"))
+}
+
 pub(crate) async fn catch_up(api: &Api) {
     api.state
         .runner()

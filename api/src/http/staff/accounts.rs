@@ -255,6 +255,9 @@ fn department_boxes(tenant: &Tenant, chosen: &[String]) -> Markup {
 
 fn state_label(tenant: &Tenant, a: &AccountView) -> String {
     let mut parts = vec![if a.active { "aktiv" } else { "deaktiviert" }.to_owned()];
+    if a.directory {
+        parts.push("Anmeldung über den Verzeichnisdienst".to_owned());
+    }
     if let Some(until) = &a.locked_until {
         parts.push(format!("gesperrt bis {}", format::moment(tenant, until)));
     }
@@ -420,24 +423,34 @@ async fn detail_page(
             dt { "Bereiche" } dd { (departments_label(&a)) }
             dt { "Zustand" } dd { (state_label(tenant, &a)) }
         }
-        h2 { "Rolle und Bereiche" }
-        form method="post" action={ (base) "/rolle" } {
-            label for="role" { "Rolle" }
-            select id="role" name="role" { (role_options(a.role)) }
-            (department_boxes(tenant, &a.departments))
-            p { button type="submit" { "Rolle und Bereiche speichern" } }
-        }
-        h2 { "Passwort" }
-        p {
-            "Zurücksetzen macht das bisherige Passwort sofort ungültig und beendet die Sitzungen \
-             des Kontos; Sie erhalten einen neuen Einmal-Link zum Weitergeben."
-        }
-        form method="post" action={ (base) "/zuruecksetzen" } {
-            button type="submit" class="secondary" { "Passwort zurücksetzen" }
-        }
-        @if a.locked_until.is_some() {
-            form method="post" action={ (base) "/entsperren" } {
-                p { button type="submit" class="secondary" { "Sperre aufheben" } }
+        @if a.directory {
+            h2 { "Rolle, Bereiche und Passwort" }
+            p {
+                "Dieses Konto meldet sich über den Verzeichnisdienst der Kommune an. Rolle und \
+                 Bereiche folgen bei jeder Anmeldung den Gruppen im Verzeichnis; das Passwort \
+                 wird dort verwaltet. Deaktivieren sperrt das Konto hier, was immer das \
+                 Verzeichnis sagt."
+            }
+        } @else {
+            h2 { "Rolle und Bereiche" }
+            form method="post" action={ (base) "/rolle" } {
+                label for="role" { "Rolle" }
+                select id="role" name="role" { (role_options(a.role)) }
+                (department_boxes(tenant, &a.departments))
+                p { button type="submit" { "Rolle und Bereiche speichern" } }
+            }
+            h2 { "Passwort" }
+            p {
+                "Zurücksetzen macht das bisherige Passwort sofort ungültig und beendet die Sitzungen \
+                 des Kontos; Sie erhalten einen neuen Einmal-Link zum Weitergeben."
+            }
+            form method="post" action={ (base) "/zuruecksetzen" } {
+                button type="submit" class="secondary" { "Passwort zurücksetzen" }
+            }
+            @if a.locked_until.is_some() {
+                form method="post" action={ (base) "/entsperren" } {
+                    p { button type="submit" class="secondary" { "Sperre aufheben" } }
+                }
             }
         }
         h2 { "Zugang" }

@@ -898,6 +898,9 @@ pub(crate) struct AccountView {
     pub locked_until: Option<String>,
     /// RFC 3339: the password waits for the one-time link that expires then.
     pub password_link_expires: Option<String>,
+    /// Signs in through the municipality's directory, which keeps its password and decides
+    /// its role and departments.
+    pub directory: bool,
 }
 
 /// A one-time link to set a password, for the admin to pass on; shown once.
@@ -976,6 +979,7 @@ fn account_view(tenant: &Tenant, info: &AccountInfo) -> AccountView {
         active: info.active,
         locked_until: info.locked_until.map(local),
         password_link_expires: info.link_expires.map(local),
+        directory: info.directory,
     }
 }
 

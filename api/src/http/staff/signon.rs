@@ -208,19 +208,22 @@ pub(crate) async fn finish(
         .state
         .as_deref()
         .and_then(|s| state.sign_ons.take(s, binding_of(&headers), now));
-    let cleared = [(header::SET_COOKIE, binding_cookie(&state, "", 0))];
-    let Some(pending) = pending else {
-        return (cleared, refused(SignOnProblem::Invalid, None)).into_response();
-    };
-    if let Some(error) = back.error {
+    let answer = match (pending, back.error, back.code) {
+        (None, _, _) => refused(SignOnProblem::Invalid, None),
         // The provider's error code (`access_denied`, `login_required`, …), never a token.
-        let cause = format!("the identity provider answered {error:?}");
-        return (cleared, refused(SignOnProblem::Cancelled, Some(cause))).into_response();
-    }
-    let Some(code) = back.code else {
-        return (cleared, refused(SignOnProblem::Invalid, None)).into_response();
+        (Some(_), Some(error), _) => refused(
+            SignOnProblem::Cancelled,
+            Some(format!("the identity provider answered {error:?}")),
+        ),
+        (Some(_), None, None) => refused(SignOnProblem::Invalid, None),
+        (Some(pending), None, Some(code)) => signed_on(&state, pending, &code, now).await,
     };
-    (cleared, signed_on(&state, pending, &code, now).await).into_response()
+    // The binding is spent either way; appended, so that a session cookie stays.
+    let mut answer = answer;
+    if let Ok(cleared) = binding_cookie(&state, "", 0).parse() {
+        answer.headers_mut().append(header::SET_COOKIE, cleared);
+    }
+    answer
 }
 
 async fn signed_on(

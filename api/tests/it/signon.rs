@@ -1,0 +1,763 @@
+//! Staff sign-on through a municipality's OpenID provider (ADR 0022), against a real one on
+//! loopback: panva's certified `oidc-provider` (`scripts/oidc-provider`, installed by
+//! `scripts/test`), started per test. The router runs in-process with its clock; the test plays
+//! the browser between the two, with a cookie jar for the provider's side.
+
+use std::collections::HashMap;
+use std::io::BufRead as _;
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+use axum::http::{StatusCode, header};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use videoamt_core::tenant::Tenant;
+
+use crate::router::Api;
+use crate::staff::browse;
+
+const MUSTERSTADT: &str = include_str!("fixtures/musterstadt.toml");
+/// The public URL of the in-process server (`Api`).
+const PUBLIC: &str = "http://amt.test";
+pub(crate) const CLIENT_SECRET: &str = "geheim-der-gemeinde-musterstadt";
+pub(crate) const PASSWORD: &str = "verzeichnis-passwort";
+
+/// The provider, stopped when dropped (closing its stdin stops it too, should the test die).
+pub(crate) struct Provider {
+    pub(crate) issuer: String,
+    child: Child,
+    _stdin: ChildStdin,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A user of the directory: login and groups (the password is [`PASSWORD`]).
+pub(crate) fn user(login: &str, groups: &[&str]) -> Value {
+    json!({"login": login, "password": PASSWORD, "name": "Maria Müller",
+           "email": format!("{login}@musterstadt.example"), "groups": groups})
+}
+
+impl Provider {
+    /// Starts the provider with one client, `client_id`, that returns to `public` (the app's
+    /// public URL), issuing ID tokens valid for `ttl_seconds`. `issuer_host` names the
+    /// provider (`127.0.0.1` or `localhost`) and `port` is where it listens (0: any).
+    pub(crate) fn start(
+        client_id: &str,
+        public: &str,
+        users: Vec<Value>,
+        ttl_seconds: u64,
+        issuer_host: &str,
+        port: u16,
+    ) -> Self {
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/oidc-provider");
+        assert!(
+            root.join("node_modules/oidc-provider").is_dir(),
+            "the test OpenID provider is needed (scripts/test installs it: npm ci --prefix scripts/oidc-provider)"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = json!({
+            "port": port,
+            "issuer_host": issuer_host,
+            "id_token_ttl_seconds": ttl_seconds,
+            "clients": [{
+                "client_id": client_id,
+                "client_secret": CLIENT_SECRET,
+                "redirect_uris": [format!("{public}/anmelden/verzeichnis/rueckkehr")],
+                "post_logout_redirect_uris": [format!("{public}/anmelden")],
+            }],
+            "users": users,
+        });
+        let file = dir.path().join("provider.json");
+        std::fs::write(&file, config.to_string()).expect("config written");
+        let mut child = Command::new("node")
+            .arg(root.join("provider.mjs"))
+            .arg(&file)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node runs the provider");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the provider's first line");
+        let issuer = serde_json::from_str::<Value>(&line)
+            .ok()
+            .and_then(|v| v["issuer"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        Self {
+            issuer,
+            child,
+            _stdin: stdin,
+            _dir: dir,
+        }
+    }
+}
+
+/// Musterstadt (`fixtures/musterstadt.toml`) signing its staff in through `issuer`: the group
+/// `va-rathaus` makes a clerk of the Bürgeramt, `va-admin` an admin.
+pub(crate) fn musterstadt(issuer: &str) -> Tenant {
+    let text = format!(
+        "{MUSTERSTADT}\n[oidc]\nissuer = \"{issuer}\"\nclient_id = \"videoamt-musterstadt\"\n\
+         client_secret = \"{CLIENT_SECRET}\"\nlabel = \"Mit dem Rathaus-Konto anmelden\"\n\
+         grants = [\n  {{ group = \"va-admin\", role = \"admin\" }},\n  \
+         {{ group = \"va-rathaus\", role = \"clerk\", departments = [\"rathaus\"] }},\n]\n"
+    );
+    Tenant::from_toml("musterstadt.toml", &text).expect("a valid tenant file")
+}
+
+/// The server of Musterstadt and the examples, its clock at the real time (the provider's
+/// tokens carry the real time).
+async fn api(issuer: &str) -> Api {
+    let mut tenants = videoamt_core::tenant::example_tenants().expect("examples");
+    tenants.push(musterstadt(issuer));
+    let api = Api::with_tenants(tenants).await;
+    api.now.store(
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+        std::sync::atomic::Ordering::SeqCst,
+    );
+    api
+}
+
+/// An answer of the provider.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) location: Option<String>,
+    pub(crate) body: String,
+}
+
+/// The browser's side at the provider: plain HTTP with a cookie jar (names only: the provider
+/// is one host, and its cookies' paths do not overlap in a way that matters here).
+pub(crate) struct Agent {
+    /// The provider's scheme, host and port.
+    base: String,
+    cookies: HashMap<String, String>,
+}
+
+impl Agent {
+    pub(crate) fn new(issuer: &str) -> Self {
+        Self {
+            base: issuer.trim_end_matches('/').to_owned(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    pub(crate) async fn request(&mut self, method: &str, url: &str, form: Option<&str>) -> Answer {
+        let uri: hyper::Uri = url.parse().expect("a URL");
+        let authority = uri.authority().expect("a host").as_str().to_owned();
+        let port = uri.port_u16().unwrap_or(80);
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {authority}: {e}"));
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("HTTP handshake");
+        tokio::spawn(connection);
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(uri.path_and_query().map_or("/", |p| p.as_str()))
+            .header(header::HOST, &authority)
+            .header(header::ACCEPT, "text/html");
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            request = request.header(header::COOKIE, jar.join("; "));
+        }
+        if form.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
+        let request = request
+            .body(Full::new(Bytes::from(form.unwrap_or_default().to_owned())))
+            .expect("a request");
+        let response = sender.send_request(request).await.expect("an answer");
+        for value in response.headers().get_all(header::SET_COOKIE) {
+            let value = value.to_str().expect("ascii");
+            let pair = value.split(';').next().expect("a pair");
+            let (name, v) = pair.split_once('=').expect("name=value");
+            if v.is_empty() || value.contains("Max-Age=0") || value.contains("1970") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), v.to_owned());
+            }
+        }
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .map(|l| l.to_str().expect("ascii").to_owned());
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("a body")
+            .to_bytes();
+        let location = location.map(|l| {
+            if l.starts_with('/') {
+                format!("http://{authority}{l}")
+            } else {
+                l
+            }
+        });
+        Answer {
+            status,
+            location,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    /// GETs `url` and follows the provider's redirects until an answer that is no redirect,
+    /// or one that leaves the provider (to `leave`, the app's public URL): that URL.
+    pub(crate) async fn follow(&mut self, url: &str, leave: &str) -> Result<String, Answer> {
+        let mut url = url.to_owned();
+        for _ in 0..10 {
+            if url.starts_with(leave) {
+                return Ok(url);
+            }
+            let answer = self.request("GET", &url, None).await;
+            match answer.location.clone() {
+                Some(next) if answer.status.is_redirection() => url = next,
+                _ => return Err(answer),
+            }
+        }
+        panic!("more than 10 redirects from {url}");
+    }
+
+    /// Signs in at the provider's login form (the answer `form`, at `at`), and follows on to
+    /// where the provider sends the browser back.
+    pub(crate) async fn log_in(&mut self, at: &Answer, login: &str, leave: &str) -> String {
+        assert_eq!(at.status, StatusCode::OK, "{}", at.body);
+        assert!(
+            at.body.contains("name=\"password\""),
+            "a login form: {}",
+            at.body
+        );
+        let action = at
+            .body
+            .split("action=\"")
+            .nth(1)
+            .and_then(|a| a.split('"').next())
+            .expect("the form's action")
+            .replace("&amp;", "&");
+        let base = self.base.clone();
+        let answer = self
+            .request(
+                "POST",
+                &format!("{base}{action}"),
+                Some(&format!("login={login}&password={PASSWORD}")),
+            )
+            .await;
+        let next = answer
+            .location
+            .unwrap_or_else(|| panic!("a redirect after the login: {}", answer.body));
+        self.follow(&next, leave)
+            .await
+            .unwrap_or_else(|a| panic!("back to the app: {} {}", a.status, a.body))
+    }
+}
+
+/// A sign-on the in-process server started: the browser's binding cookie and the provider's
+/// authorization URL.
+struct Started {
+    binding: String,
+    authorize: String,
+}
+
+async fn start(api: &Api, tenant: &str) -> Started {
+    let (status, headers, body) = browse(
+        api,
+        "GET",
+        &format!("/anmelden/verzeichnis/{tenant}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    Started {
+        binding: set_cookie(&headers, "videoamt_anmeldung").expect("the binding cookie"),
+        authorize: headers[header::LOCATION]
+            .to_str()
+            .expect("ascii")
+            .to_owned(),
+    }
+}
+
+/// The `name=value` of the `Set-Cookie` for `name`, unless it clears the cookie.
+fn set_cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().expect("ascii"))
+        .filter(|v| !v.contains("Max-Age=0"))
+        .find_map(|v| {
+            let pair = v.split(';').next()?;
+            pair.starts_with(&format!("{name}="))
+                .then(|| pair.to_owned())
+        })
+}
+
+/// The browser comes back to the server at `url` with `binding`.
+async fn back(api: &Api, binding: &str, url: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+    let path = url.strip_prefix(PUBLIC).expect("back at the server");
+    browse(api, "GET", path, Some(binding), None).await
+}
+
+/// `login` signs on at `tenant` all the way: the server's answer on the way back.
+async fn sign_on(
+    api: &Api,
+    agent: &mut Agent,
+    tenant: &str,
+    login: &str,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let started = start(api, tenant).await;
+    let returned = match agent.follow(&started.authorize, PUBLIC).await {
+        Ok(url) => url,
+        Err(form) => agent.log_in(&form, login, PUBLIC).await,
+    };
+    back(api, &started.binding, &returned).await
+}
+
+/// The account events of the log, as (type, payload).
+async fn events(api: &Api) -> Vec<(String, String)> {
+    api.state
+        .store
+        .read_all(0, 100_000)
+        .await
+        .expect("the log")
+        .into_iter()
+        .map(|e| {
+            (
+                e.event_type.as_str().to_owned(),
+                e.payload.as_str().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_clerk_signs_on_through_the_directory_with_the_role_the_mapping_grants() {
+    let idp = Provider::start(
+        "videoamt-musterstadt",
+        PUBLIC,
+        vec![user("m.mueller", &["Domain Users", "va-rathaus"])],
+        3600,
+        "127.0.0.1",
+        0,
+    );
+    let api = api(&idp.issuer).await;
+    // The login page offers the directory beside the password form.
+    let (_, _, page) = browse(&api, "GET", "/anmelden", None, None).await;
+    assert!(
+        page.contains("href=\"/anmelden/verzeichnis/musterstadt\"")
+            && page.contains("Mit dem Rathaus-Konto anmelden – Gemeinde Musterstadt")
+            && page.contains("name=\"password\""),
+        "{page}"
+    );
+    // The authorization request is the code flow with PKCE S256, a state and a nonce.
+    let started = start(&api, "musterstadt").await;
+    for part in [
+        "response_type=code",
+        "client_id=videoamt-musterstadt",
+        "code_challenge_method=S256",
+        "code_challenge=",
+        "state=",
+        "nonce=",
+        "redirect_uri=http%3A%2F%2Famt.test%2Fanmelden%2Fverzeichnis%2Frueckkehr",
+    ] {
+        assert!(
+            started.authorize.contains(part),
+            "{part}: {}",
+            started.authorize
+        );
+    }
+    assert!(
+        started
+            .authorize
+            .starts_with(&format!("{}/auth?", idp.issuer))
+    );
+
+    let mut agent = Agent::new(&idp.issuer);
+    let before = api.last_position().await;
+    let (status, headers, page) = sign_on(&api, &mut agent, "musterstadt", "m.mueller").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Sie sind angemeldet als"), "{page}");
+    assert_eq!(headers["refresh"], "0; url=/sachbearbeitung");
+    let session = set_cookie(&headers, "videoamt_sitzung").expect("a session");
+    // The session is a clerk's of the Bürgeramt, as the group grants.
+    let (status, _, me) = api
+        .call("GET", "/api/v1/me", None, &[("cookie", &session)])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(
+        (
+            me["login"].as_str(),
+            me["role"].as_str(),
+            &me["departments"]
+        ),
+        (Some("m.mueller"), Some("clerk"), &json!(["rathaus"])),
+        "{me}"
+    );
+    let (status, _, day) = browse(&api, "GET", "/sachbearbeitung", Some(&session), None).await;
+    assert_eq!(status, StatusCode::OK, "{day}");
+    assert!(
+        !day.contains("/konto/passwort"),
+        "no password to change here"
+    );
+    // The first sign-in created the directory account, and nothing else was written: no
+    // token, no name, no mail address.
+    let written: Vec<(String, String)> = events(&api).await.split_off(before as usize);
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert_eq!(written[0].0, "AccountCreated");
+    let created: Value = serde_json::from_str(&written[0].1).expect("JSON");
+    assert_eq!(
+        created,
+        json!({"login": "m.mueller", "role": "clerk", "departments": ["rathaus"],
+               "password_hash": null, "directory": true})
+    );
+    // The provider's session carries the next sign-on without a form; it records nothing.
+    let before = api.last_position().await;
+    let (status, headers, _) = sign_on(&api, &mut agent, "musterstadt", "m.mueller").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(set_cookie(&headers, "videoamt_sitzung").is_some());
+    assert_eq!(api.last_position().await, before);
+    // A password does not open a directory account.
+    let (status, _, page) = browse(
+        &api,
+        "POST",
+        "/anmelden",
+        None,
+        Some("tenant=musterstadt&login=m.mueller&password=verzeichnis-passwort"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{page}");
+}
+
+/// The title of a page.
+fn title(page: &str) -> &str {
+    page.split("<h1>")
+        .nth(1)
+        .and_then(|h| h.split("</h1>").next())
+        .unwrap_or("")
+}
+
+#[tokio::test]
+async fn somebody_without_a_mapped_group_is_refused_in_german_and_the_refusal_is_recorded() {
+    let idp = Provider::start(
+        "videoamt-musterstadt",
+        PUBLIC,
+        vec![user("k.schmidt", &["Domain Users", "va-kita"])],
+        3600,
+        "127.0.0.1",
+        0,
+    );
+    let api = api(&idp.issuer).await;
+    let mut agent = Agent::new(&idp.issuer);
+    let before = api.last_position().await;
+    let (status, headers, page) = sign_on(&api, &mut agent, "musterstadt", "k.schmidt").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert_eq!(title(&page), "Keine Berechtigung für die Videoberatung");
+    assert!(
+        page.contains("zu keiner Gruppe, die für die Videoberatung freigegeben ist"),
+        "{page}"
+    );
+    assert_eq!(set_cookie(&headers, "videoamt_sitzung"), None);
+    // Only the refusal is recorded, on the municipality's roster, with the login alone.
+    let written = events(&api).await.split_off(before as usize);
+    assert_eq!(
+        written,
+        [(
+            "DirectorySignInRefused".to_owned(),
+            r#"{"login":"k.schmidt","reason":"no_grant"}"#.to_owned()
+        )]
+    );
+    let (_, _, page) = browse(&api, "GET", "/sachbearbeitung", None, None).await;
+    assert!(!page.contains("k.schmidt"));
+}
+
+#[tokio::test]
+async fn a_tampered_state_or_nonce_a_second_return_and_another_browser_are_refused() {
+    let idp = Provider::start(
+        "videoamt-musterstadt",
+        PUBLIC,
+        vec![user("m.mueller", &["va-rathaus"])],
+        3600,
+        "127.0.0.1",
+        0,
+    );
+    let api = api(&idp.issuer).await;
+    let mut agent = Agent::new(&idp.issuer);
+    let invalid = |(status, headers, page): (StatusCode, axum::http::HeaderMap, String)| {
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+        assert_eq!(title(&page), "Anmeldung ungültig", "{page}");
+        assert_eq!(set_cookie(&headers, "videoamt_sitzung"), None);
+    };
+    let before = api.last_position().await;
+
+    // The state changed on the way back.
+    let started = start(&api, "musterstadt").await;
+    let form = agent
+        .follow(&started.authorize, PUBLIC)
+        .await
+        .expect_err("the login form");
+    let returned = agent.log_in(&form, "m.mueller", PUBLIC).await;
+    let state = returned
+        .split("state=")
+        .nth(1)
+        .and_then(|s| s.split('&').next())
+        .expect("a state")
+        .to_owned();
+    let tampered = returned.replace(&format!("state={state}"), "state=AAAAAAAAAAAAAAAAAAAAAA");
+    invalid(back(&api, &started.binding, &tampered).await);
+    // A tampered state also spends nothing: the real one still works, once.
+    let (status, headers, page) = back(&api, &started.binding, &returned).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let session = set_cookie(&headers, "videoamt_sitzung").expect("a session");
+    invalid(back(&api, &started.binding, &returned).await);
+    // The state of another browser's sign-on, without that browser's binding cookie.
+    let other = start(&api, "musterstadt").await;
+    let returned = agent.follow(&other.authorize, PUBLIC).await.expect("back");
+    invalid(back(&api, &started.binding, &returned).await);
+
+    // The nonce changed on the way to the provider: the ID token carries it, and it is not the
+    // one this sign-on was started with.
+    let started = start(&api, "musterstadt").await;
+    let nonce = started
+        .authorize
+        .split("nonce=")
+        .nth(1)
+        .and_then(|s| s.split('&').next())
+        .expect("a nonce")
+        .to_owned();
+    let changed = started
+        .authorize
+        .replace(&format!("nonce={nonce}"), "nonce=untergeschoben");
+    let returned = agent.follow(&changed, PUBLIC).await.expect("back");
+    let (status, headers, page) = back(&api, &started.binding, &returned).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{page}");
+    assert_eq!(title(&page), "Anmeldung nicht bestätigt", "{page}");
+    assert_eq!(set_cookie(&headers, "videoamt_sitzung"), None);
+
+    // The first sign-in's account is all that was written; the session of the good return
+    // is the only one.
+    let written = events(&api).await.split_off(before as usize);
+    assert_eq!(written.len(), 1, "{written:?}");
+    let (status, _, _) = api
+        .call("GET", "/api/v1/me", None, &[("cookie", &session)])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_expired_id_token_is_refused() {
+    // ID tokens valid for a minute; the server's clock is five minutes on when the browser
+    // comes back (the sign-on itself waits ten).
+    let idp = Provider::start(
+        "videoamt-musterstadt",
+        PUBLIC,
+        vec![user("m.mueller", &["va-rathaus"])],
+        60,
+        "127.0.0.1",
+        0,
+    );
+    let api = api(&idp.issuer).await;
+    let mut agent = Agent::new(&idp.issuer);
+    let started = start(&api, "musterstadt").await;
+    let form = agent
+        .follow(&started.authorize, PUBLIC)
+        .await
+        .expect_err("the login form");
+    let returned = agent.log_in(&form, "m.mueller", PUBLIC).await;
+    api.now.fetch_add(300, std::sync::atomic::Ordering::SeqCst);
+    let before = api.last_position().await;
+    let (status, headers, page) = back(&api, &started.binding, &returned).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{page}");
+    assert_eq!(title(&page), "Anmeldung nicht bestätigt", "{page}");
+    assert!(page.contains("abgelaufen oder verändert"), "{page}");
+    assert_eq!(set_cookie(&headers, "videoamt_sitzung"), None);
+    assert_eq!(api.last_position().await, before, "nothing written");
+    // Past the ten minutes the sign-on itself is gone.
+    let started = start(&api, "musterstadt").await;
+    let returned = agent
+        .follow(&started.authorize, PUBLIC)
+        .await
+        .expect("back");
+    api.now.fetch_add(601, std::sync::atomic::Ordering::SeqCst);
+    let (status, _, page) = back(&api, &started.binding, &returned).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+}
+
+#[tokio::test]
+async fn with_the_provider_down_the_page_says_so_and_passwords_still_work() {
+    // Nobody listens at the issuer's port.
+    let port = crate::mail::free_port();
+    let api = api(&format!("http://127.0.0.1:{port}")).await;
+    crate::staff::musterstadt_admin(&api).await;
+    let (status, _, page) =
+        browse(&api, "GET", "/anmelden/verzeichnis/musterstadt", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{page}");
+    assert_eq!(title(&page), "Anmeldedienst nicht erreichbar");
+    assert!(page.contains("mit Anmeldename und Passwort an"), "{page}");
+    // The login page still offers both, and the local password works.
+    let (status, _, page) = browse(&api, "GET", "/anmelden", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("/anmelden/verzeichnis/musterstadt"), "{page}");
+    let (status, headers, page) = browse(
+        &api,
+        "POST",
+        "/anmelden",
+        None,
+        Some("tenant=musterstadt&login=notfall&password=ein-gutes-passwort"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert_eq!(headers[header::LOCATION], "/verwaltung/konten");
+    // A municipality without [oidc] has no such sign-on.
+    let (status, _, page) =
+        browse(&api, "GET", "/anmelden/verzeichnis/ettlingen", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{page}");
+    assert_eq!(title(&page), "Keine Anmeldung über den Verzeichnisdienst");
+}
+
+#[tokio::test]
+async fn logging_out_ends_the_local_session_and_the_providers() {
+    let idp = Provider::start(
+        "videoamt-musterstadt",
+        PUBLIC,
+        vec![user("m.mueller", &["va-rathaus"])],
+        3600,
+        "127.0.0.1",
+        0,
+    );
+    let api = api(&idp.issuer).await;
+    let mut agent = Agent::new(&idp.issuer);
+    let (_, headers, _) = sign_on(&api, &mut agent, "musterstadt", "m.mueller").await;
+    let session = set_cookie(&headers, "videoamt_sitzung").expect("a session");
+    let (status, headers, _) = browse(&api, "POST", "/abmelden", Some(&session), None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let end = headers[header::LOCATION]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        end.starts_with(&format!("{}/session/end?", idp.issuer))
+            && end.contains("client_id=videoamt-musterstadt")
+            && end.contains("post_logout_redirect_uri=http%3A%2F%2Famt.test%2Fanmelden"),
+        "{end}"
+    );
+    let (status, _, _) = api
+        .call("GET", "/api/v1/me", None, &[("cookie", &session)])
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the local session is over"
+    );
+    // The provider asks, the person confirms, and is sent back to the login page.
+    let confirm = agent
+        .follow(&end, PUBLIC)
+        .await
+        .expect_err("the logout page");
+    assert!(confirm.body.contains("id=\"abmelden\""), "{}", confirm.body);
+    let action = confirm
+        .body
+        .split("action=\"")
+        .nth(1)
+        .and_then(|a| a.split('"').next())
+        .expect("the form's action")
+        .to_owned();
+    let xsrf = confirm
+        .body
+        .split("name=\"xsrf\" value=\"")
+        .nth(1)
+        .and_then(|a| a.split('"').next())
+        .expect("the form's xsrf")
+        .to_owned();
+    let action = if action.starts_with('/') {
+        format!("{}{action}", idp.issuer)
+    } else {
+        action
+    };
+    let answer = agent
+        .request("POST", &action, Some(&format!("xsrf={xsrf}&logout=yes")))
+        .await;
+    let back_at = agent
+        .follow(&answer.location.expect("a redirect"), PUBLIC)
+        .await
+        .expect("back");
+    assert_eq!(back_at, format!("{PUBLIC}/anmelden"));
+    // The provider's session is over too: the next sign-on asks for the password again.
+    let started = start(&api, "musterstadt").await;
+    let form = agent.follow(&started.authorize, PUBLIC).await;
+    assert!(
+        form.as_ref()
+            .is_err_and(|f| f.body.contains("name=\"password\"")),
+        "the login form again"
+    );
+}
+
+#[tokio::test]
+async fn a_deactivated_directory_account_loses_its_session_and_stays_out() {
+    let idp = Provider::start(
+        "videoamt-musterstadt",
+        PUBLIC,
+        vec![user("m.mueller", &["va-rathaus"])],
+        3600,
+        "127.0.0.1",
+        0,
+    );
+    let api = api(&idp.issuer).await;
+    let mut agent = Agent::new(&idp.issuer);
+    let (_, headers, _) = sign_on(&api, &mut agent, "musterstadt", "m.mueller").await;
+    let session = set_cookie(&headers, "videoamt_sitzung").expect("a session");
+    let admin = crate::staff::musterstadt_admin(&api).await;
+    crate::staff::catch_up(&api).await;
+    // The admin's page shows the account as the directory's, without a password reset.
+    let (status, _, page) = browse(
+        &api,
+        "GET",
+        "/verwaltung/konten/m.mueller",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Verzeichnisdienst"), "{page}");
+    assert!(
+        !page.contains("/verwaltung/konten/m.mueller/zuruecksetzen"),
+        "{page}"
+    );
+    let (status, _, page) = browse(
+        &api,
+        "POST",
+        "/verwaltung/konten/m.mueller/deaktivieren",
+        Some(&admin),
+        Some(""),
+    )
+    .await;
+    assert!(status.is_redirection(), "{status} {page}");
+    let (status, _, _) = api
+        .call("GET", "/api/v1/me", None, &[("cookie", &session)])
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the open session ended at once"
+    );
+    // The directory still vouches for the person, but the municipality said no.
+    let (status, headers, page) = sign_on(&api, &mut agent, "musterstadt", "m.mueller").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert_eq!(title(&page), "Konto deaktiviert");
+    assert_eq!(set_cookie(&headers, "videoamt_sitzung"), None);
+}
