@@ -116,9 +116,15 @@ impl Api {
     }
 
     pub(crate) async fn with_limits(limits: RateLimits) -> Self {
+        Self::with_tenants_and_limits(example_tenants().expect("examples are valid"), limits).await
+    }
+
+    pub(crate) async fn with_tenants_and_limits(
+        tenants: Vec<videoamt_core::tenant::Tenant>,
+        limits: RateLimits,
+    ) -> Self {
         let kek = Kek::ephemeral().expect("randomness");
-        let (dir, state) =
-            state_with_kek(example_tenants().expect("examples are valid"), kek.clone()).await;
+        let (dir, state) = state_with_kek(tenants, kek.clone()).await;
         Self::of(dir, state, limits, kek)
     }
 

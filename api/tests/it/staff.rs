@@ -40,12 +40,37 @@ async fn account(api: &Api, tenant: &str, login: &str, role: StaffRole, departme
 /// Stuttgart: clerk A works for the trade office (online booking and invitations), clerk B for
 /// the insurance office; one auditor, DPO and admin.
 pub(crate) async fn staffed() -> Api {
-    let api = Api::with_limits(RateLimits::new(
-        100_000,
-        100_000,
-        100_000,
-        std::time::Duration::from_secs(60),
-    ))
+    staffed_with(videoamt_core::tenant::example_tenants().expect("examples")).await
+}
+
+/// The examples, Stuttgart signing staff in through `issuer` too: the group `va-gewerbe`
+/// makes a clerk of the trade office.
+fn stuttgart_with_directory(issuer: &str) -> Vec<videoamt_core::tenant::Tenant> {
+    let [(ettlingen_file, ettlingen), (stuttgart_file, stuttgart)] =
+        videoamt_core::tenant::EXAMPLE_TENANTS;
+    let stuttgart = format!(
+        "{stuttgart}\n[oidc]\nissuer = \"{issuer}\"\nclient_id = \"videoamt-stuttgart\"\n\
+         client_secret = \"{}\"\n\
+         grants = [{{ group = \"va-gewerbe\", role = \"clerk\", departments = [\"ordnung-gewerbe\"] }}]\n",
+        crate::signon::CLIENT_SECRET
+    );
+    vec![
+        videoamt_core::tenant::Tenant::from_toml(ettlingen_file, ettlingen).expect("valid"),
+        videoamt_core::tenant::Tenant::from_toml(stuttgart_file, &stuttgart).expect("valid"),
+    ]
+}
+
+/// [`staffed`] with `tenants` (Stuttgart among them).
+async fn staffed_with(tenants: Vec<videoamt_core::tenant::Tenant>) -> Api {
+    let api = Api::with_tenants_and_limits(
+        tenants,
+        RateLimits::new(
+            100_000,
+            100_000,
+            100_000,
+            std::time::Duration::from_secs(60),
+        ),
+    )
     .await;
     for (login, role, department) in [
         ("clerk.a", StaffRole::Clerk, Some("ordnung-gewerbe")),
@@ -977,7 +1002,18 @@ const FOREIGN_TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 #[tokio::test]
 async fn every_role_gets_exactly_its_endpoints() {
     use Role::*;
-    let api = staffed().await;
+    // Stuttgart also signs staff in through its directory: a clerk of the trade office from
+    // there must get exactly what clerk A, who has a password, gets.
+    let idp = crate::signon::Provider::start(
+        "videoamt-stuttgart",
+        "http://amt.test",
+        vec![crate::signon::user("d.gewerbe", &["va-gewerbe"])],
+        3600,
+        "127.0.0.1",
+        0,
+    );
+    let api = staffed_with(stuttgart_with_directory(&idp.issuer)).await;
+    let directory_clerk = crate::signon::signed_on(&api, &idp, "stuttgart", "d.gewerbe").await;
     let mut cookies = std::collections::HashMap::new();
     for (role, name) in [
         (ClerkA, "clerk.a"),
@@ -1170,7 +1206,26 @@ async fn every_role_gets_exactly_its_endpoints() {
     let mut documented = std::collections::BTreeSet::new();
     for (method, template, body, expected) in &rows {
         documented.insert(template.split('?').next().expect("a path").to_owned());
-        for (role, want) in ROLES.iter().zip(expected) {
+        // Clerk A's column twice: with the password session and with the directory's.
+        let columns = ROLES.iter().zip(expected).flat_map(|(role, want)| {
+            let mut column = vec![(role, cookies.get(role).cloned(), want, "")];
+            if *role == ClerkA {
+                // But a password, which the directory keeps.
+                let directory_want = if *template == "/api/v1/me/password" {
+                    &409
+                } else {
+                    want
+                };
+                column.push((
+                    role,
+                    Some(directory_clerk.clone()),
+                    directory_want,
+                    " (Verzeichnis)",
+                ));
+            }
+            column
+        });
+        for (role, cookie, want, via) in columns {
             // Every cell gets an appointment of its own, so that a write in one cell cannot
             // change the answer of another.
             let booked = book(&api, n).await;
@@ -1201,14 +1256,13 @@ async fn every_role_gets_exactly_its_endpoints() {
             };
             let path = fill(template);
             let body = body.as_ref().map(|b| fill(&b.to_string()).into_bytes());
-            let cookie = cookies.get(role).cloned();
             let headers: Vec<(&str, &str)> =
                 cookie.iter().map(|c| ("cookie", c.as_str())).collect();
             let before = api.last_position().await;
             let (status, response_headers, answer) = api.call(method, &path, body, &headers).await;
             if status.as_u16() != *want {
                 failures.push(format!(
-                    "{role:?} {method} {path}: {status}, expected {want}: {answer}"
+                    "{role:?}{via} {method} {path}: {status}, expected {want}: {answer}"
                 ));
                 continue;
             }
@@ -1222,7 +1276,7 @@ async fn every_role_gets_exactly_its_endpoints() {
                     || api.last_position().await != before
                 {
                     failures.push(format!(
-                        "{role:?} {method} {path}: bad refusal {kind} {answer}"
+                        "{role:?}{via} {method} {path}: bad refusal {kind} {answer}"
                     ));
                 }
             }
@@ -1987,5 +2041,257 @@ async fn markup_in_what_a_citizen_enters_is_shown_as_text_on_every_page() {
         assert_eq!(status, StatusCode::OK, "{path}: {html}");
         raw_markup(&html, &path);
         assert!(!html.contains("Eve"), "no names for auditors: {html}");
+    }
+}
+
+/// The status and `Location` of a page request, without reading the body (the live view
+/// streams).
+async fn page_status(
+    api: &Api,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+) -> (StatusCode, Option<String>) {
+    use tower::ServiceExt as _;
+    let mut request = axum::http::Request::builder().method(method).uri(path);
+    if let Some(c) = cookie {
+        request = request.header("cookie", c);
+    }
+    if form.is_some() {
+        request = request.header("content-type", "application/x-www-form-urlencoded");
+    }
+    let response = videoamt_api::http::app(api.state.clone())
+        .oneshot(
+            request
+                .body(form.map_or_else(axum::body::Body::empty, |f| {
+                    axum::body::Body::from(f.to_owned())
+                }))
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    let location = response
+        .headers()
+        .get(header::LOCATION)
+        .map(|l| l.to_str().expect("ascii").to_owned());
+    (response.status(), location)
+}
+
+#[tokio::test]
+async fn every_role_gets_exactly_its_pages() {
+    // Columns: anonymous, clerk A, clerk B, auditor, DPO, admin; a clerk of the trade office
+    // signed in through the directory gets clerk A's column.
+    let idp = crate::signon::Provider::start(
+        "videoamt-stuttgart",
+        "http://amt.test",
+        vec![crate::signon::user("d.gewerbe", &["va-gewerbe"])],
+        3600,
+        "127.0.0.1",
+        0,
+    );
+    let api = staffed_with(stuttgart_with_directory(&idp.issuer)).await;
+    let directory = crate::signon::signed_on(&api, &idp, "stuttgart", "d.gewerbe").await;
+    let mut sessions = vec![None];
+    for name in ["clerk.a", "clerk.b", "pruefer", "dsb", "admin"] {
+        sessions.push(Some(session(&api, name).await));
+    }
+    type Row = (&'static str, &'static str, Option<&'static str>, [u16; 6]);
+    const STAFF: [u16; 6] = [303, 200, 200, 200, 200, 200];
+    let rows: Vec<Row> = vec![
+        ("GET", "/anmelden", None, [200, 303, 303, 303, 303, 303]),
+        ("GET", "/anmelden/verzeichnis/{tenant}", None, [303; 6]),
+        ("GET", "/anmelden/verzeichnis/rueckkehr", None, [400; 6]),
+        ("GET", "/konto/passwort", None, STAFF),
+        ("GET", "/konto/passwort/{token}", None, [404; 6]),
+        ("GET", "/statistik", None, STAFF),
+        (
+            "GET",
+            "/sachbearbeitung",
+            None,
+            [303, 200, 200, 403, 403, 403],
+        ),
+        (
+            "GET",
+            "/sachbearbeitung/live",
+            None,
+            [401, 200, 200, 403, 403, 403],
+        ),
+        (
+            "GET",
+            "/sachbearbeitung/einladen",
+            None,
+            [303, 200, 200, 403, 403, 403],
+        ),
+        (
+            "GET",
+            "/sachbearbeitung/termin/{id}",
+            None,
+            [303, 200, 403, 403, 403, 403],
+        ),
+        (
+            "POST",
+            "/sachbearbeitung/termin/{id}/absagen",
+            Some("reason=R%C3%BCckfrage+ergab%3A+nicht+n%C3%B6tig"),
+            [303, 303, 403, 403, 403, 403],
+        ),
+        ("GET", "/pruefung", None, [303, 403, 403, 200, 403, 403]),
+        (
+            "GET",
+            "/pruefung/termin/{id}",
+            None,
+            [303, 403, 403, 200, 403, 403],
+        ),
+        ("GET", "/datenschutz", None, [303, 403, 403, 403, 200, 403]),
+        (
+            "GET",
+            "/datenschutz/bericht.csv",
+            None,
+            [303, 403, 403, 403, 200, 403],
+        ),
+        (
+            "GET",
+            "/datenschutz/subjekt/{id}",
+            None,
+            [303, 403, 403, 403, 200, 403],
+        ),
+        (
+            "GET",
+            "/verwaltung/konten",
+            None,
+            [303, 403, 403, 403, 403, 200],
+        ),
+        (
+            "POST",
+            "/verwaltung/konten",
+            Some("login=neu.{n}&role=auditor"),
+            [303, 403, 403, 403, 403, 200],
+        ),
+        (
+            "GET",
+            "/verwaltung/konten/{login}",
+            None,
+            [303, 403, 403, 403, 403, 200],
+        ),
+        (
+            "POST",
+            "/verwaltung/konten/{login}/rolle",
+            Some("role=clerk&departments=versicherungsamt"),
+            [303, 403, 403, 403, 403, 303],
+        ),
+        (
+            "POST",
+            "/verwaltung/konten/{login}/zuruecksetzen",
+            Some(""),
+            [303, 403, 403, 403, 403, 200],
+        ),
+        (
+            "POST",
+            "/verwaltung/konten/{login}/entsperren",
+            Some(""),
+            [303, 403, 403, 403, 403, 409],
+        ),
+        (
+            "POST",
+            "/verwaltung/konten/{login}/deaktivieren",
+            Some(""),
+            [303, 403, 403, 403, 403, 303],
+        ),
+        (
+            "POST",
+            "/verwaltung/konten/{login}/aktivieren",
+            Some(""),
+            [303, 403, 403, 403, 403, 409],
+        ),
+        // Last: it ends the sessions.
+        ("POST", "/abmelden", None, [303; 6]),
+    ];
+    let mut failures = vec![];
+    let mut n = 500;
+    for (method, template, form, expected) in &rows {
+        let mut columns: Vec<(usize, Option<String>, u16)> = sessions
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, s)| (i, s, expected[i]))
+            .collect();
+        // The directory's clerk: clerk A's column, but no password to change here.
+        let directory_want = match *template {
+            "/konto/passwort" => 409,
+            // Logging out moves on to the provider by a page of its own.
+            "/abmelden" => 200,
+            _ => expected[1],
+        };
+        columns.push((6, Some(directory.clone()), directory_want));
+        for (column, cookie, want) in columns {
+            let booked = book(&api, n).await;
+            catch_up(&api).await;
+            let target = format!("konto.{n}");
+            if template.contains("{login}") {
+                let departments = ["ordnung-gewerbe".to_owned()];
+                account(&api, "stuttgart", &target, StaffRole::Clerk, &departments).await;
+            }
+            let number = n.to_string();
+            n += 1;
+            let fill = |s: &str| {
+                s.replace("/subjekt/{id}", &format!("/subjekt/{}", booked.subject))
+                    .replace("{id}", &booked.appointment)
+                    .replace("{login}", &target)
+                    .replace("{tenant}", "stuttgart")
+                    .replace("{token}", FOREIGN_TOKEN)
+                    .replace("{n}", &number)
+            };
+            let path = fill(template);
+            let form = form.map(fill);
+            let (status, location) =
+                page_status(&api, method, &path, cookie.as_deref(), form.as_deref()).await;
+            if status.as_u16() != want {
+                failures.push(format!(
+                    "column {column} {method} {path}: {status} (to {location:?}), expected {want}"
+                ));
+            }
+            // Nobody without a session gets further than the login page.
+            if column == 0
+                && status == StatusCode::SEE_OTHER
+                && template.starts_with("/sach")
+                && location.as_deref() != Some("/anmelden")
+            {
+                failures.push(format!("anonymous {method} {path}: to {location:?}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} cells wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // The matrix covers every staff page the router serves.
+    let source = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http/mod.rs"),
+    )
+    .expect("the router's source");
+    let covered: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.1).collect();
+    let staff_prefixes = [
+        "/anmelden",
+        "/abmelden",
+        "/konto",
+        "/statistik",
+        "/sachbearbeitung",
+        "/pruefung",
+        "/datenschutz",
+        "/verwaltung",
+    ];
+    let mut routes: Vec<String> = source
+        .split('"')
+        .filter(|s| staff_prefixes.iter().any(|p| s.starts_with(p)))
+        .map(str::to_owned)
+        .collect();
+    routes.push(videoamt_api::http::staff::signon::RETURN_PATH.to_owned());
+    for route in routes {
+        assert!(
+            covered.contains(route.as_str()),
+            "{route} is not in the page matrix"
+        );
     }
 }

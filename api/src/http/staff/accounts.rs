@@ -133,6 +133,13 @@ fn password_page(staff: &Staff, errors: &[FieldError], done: bool) -> Response {
 
 pub(crate) async fn password_form(State(state): State<AppState>, headers: HeaderMap) -> Page {
     let staff = require(&headers, &state, &EVERYBODY).await?;
+    if staff.directory {
+        // Its password is the directory's: the page says where it is changed.
+        return Err(refusal(
+            &staff,
+            &Error::Refused(videoamt_core::domain::DomainError::DirectoryAccount),
+        ));
+    }
     Ok(password_page(&staff, &[], false))
 }
 

@@ -28,7 +28,7 @@ use crate::http::citizen::booking::{all, pairs, urlencode};
 use crate::http::citizen::pages::slot_choices;
 use crate::http::citizen::service::{self as citizen, ContactInput};
 use crate::http::error::Error;
-use crate::http::html::{alert, charts, format, problem_alert, problem_page, shell};
+use crate::http::html::{alert, charts, format, page, problem_alert, problem_page, shell};
 
 /// A staff page, or the page that answers instead (the login, a refusal): both are pages.
 pub(crate) type Page = Result<Response, Response>;
@@ -254,19 +254,32 @@ pub(crate) async fn login(State(state): State<AppState>, Form(form): Form<LoginF
 }
 
 /// Ends the session; one that came from the municipality's directory also goes on to the
-/// provider's end-session page, which brings the browser back to the login page.
+/// provider's end-session page, which brings the browser back to the login page. That step is
+/// a page moving on by itself (`Refresh`), not a redirect: the pages' `form-action 'self'`
+/// forbids a form's redirect to another site.
 pub(crate) async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let staff = staff::staff_of(&headers, &state).await.ok().flatten();
     staff::log_out(&headers, &state);
+    let cleared = [(header::SET_COOKIE, staff::cleared_cookie())];
     let next = match staff.filter(|s| s.directory) {
         Some(s) => crate::http::staff::signon::end_session(&state, &s.tenant).await,
         None => None,
     };
-    (
-        [(header::SET_COOKIE, staff::cleared_cookie())],
-        Redirect::to(next.as_deref().unwrap_or("/anmelden")),
-    )
-        .into_response()
+    let Some(next) = next else {
+        return (cleared, Redirect::to("/anmelden")).into_response();
+    };
+    let body = html! {
+        p { "Sie sind hier abgemeldet. Weiter zur Abmeldung beim Verzeichnisdienst der Kommune …" }
+        p { a href=(next) { "Beim Verzeichnisdienst abmelden" } }
+    };
+    let mut response = page(StatusCode::OK, "Abgemeldet", body);
+    if let Ok(value) = cleared[0].1.parse() {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    if let Ok(value) = format!("0; url={next}").parse() {
+        response.headers_mut().insert("refresh", value);
+    }
+    response
 }
 
 // --- the clerk's day ---

@@ -8,6 +8,7 @@
 
 mod cdp;
 mod room;
+mod signon;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
