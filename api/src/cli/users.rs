@@ -100,6 +100,9 @@ fn state(tenant: &Tenant, a: &AccountInfo) -> String {
         )
     };
     let mut parts = vec![if a.active { "aktiv" } else { "deaktiviert" }.to_owned()];
+    if a.directory {
+        parts.push("Verzeichnisdienst".to_owned());
+    }
     if let Some(until) = a.locked_until {
         parts.push(format!("gesperrt bis {}", at(until)));
     }
@@ -130,6 +133,7 @@ pub(crate) async fn list(system: &System, tenant: &str, json: bool) -> anyhow::R
                     "active": a.active,
                     "locked_until": a.locked_until.map(rfc),
                     "password_link_expires": a.link_expires.map(rfc),
+                    "directory": a.directory,
                 })
             })
             .collect();

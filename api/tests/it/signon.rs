@@ -417,6 +417,7 @@ async fn a_clerk_signs_on_through_the_directory_with_the_role_the_mapping_grants
         (Some("m.mueller"), Some("clerk"), &json!(["rathaus"])),
         "{me}"
     );
+    assert_eq!(me["directory"], json!(true), "{me}");
     let (status, _, day) = browse(&api, "GET", "/sachbearbeitung", Some(&session), None).await;
     assert_eq!(status, StatusCode::OK, "{day}");
     assert!(

@@ -86,6 +86,8 @@ pub(crate) struct MeView {
     pub role_label: String,
     /// A clerk's departments.
     pub departments: Vec<String>,
+    /// Signed in through the municipality's directory: its password is changed there.
+    pub directory: bool,
 }
 
 pub(crate) fn me(state: &AppState, staff: &Staff) -> Result<MeView, Error> {
@@ -97,6 +99,7 @@ pub(crate) fn me(state: &AppState, staff: &Staff) -> Result<MeView, Error> {
         role: staff.role,
         role_label: staff.role.label().to_owned(),
         departments: staff.departments.iter().map(|d| d.to_string()).collect(),
+        directory: staff.directory,
     })
 }
 
