@@ -258,6 +258,7 @@ pub fn summary(event: &DomainEvent, tenant: Option<&Tenant>) -> String {
             "Anmeldung über den Verzeichnisdienst abgelehnt: {} gehört keiner freigegebenen Gruppe an",
             e.login
         ),
+        E::AccountHistoryViewed(e) => format!("Kontoverlauf von {} eingesehen", e.account),
         E::AdminRemoved(e) => format!(
             "Verwaltungskonto {} entfernt, verbleibend: {}",
             e.account,

@@ -337,6 +337,53 @@ pub async fn directory_sign_in(
     execute(system, tenant, &actor, command, now).await
 }
 
+/// The history of `login` for the auditor `viewer`, recorded first (`AccountHistoryViewed`, which
+/// is then part of it): every event of the account's stream and those of the municipality's
+/// roster that name it, in log order, worded for a person. `None` for an unknown account, and
+/// then nothing is written.
+pub async fn history(
+    system: &System,
+    tenant: &Tenant,
+    viewer: &Actor,
+    login: &Login,
+    now: OffsetDateTime,
+) -> Result<Option<Vec<videoamt_projections::audit::Entry>>, AccountError> {
+    if state(system, &tenant.id, login).await?.account.is_none() {
+        return Ok(None);
+    }
+    let command = AccountCommand::RecordHistoryView {
+        account: login.clone(),
+    };
+    execute(system, tenant, viewer, command, now).await?;
+    let streams = [
+        login.stream(&tenant.id),
+        videoamt_core::domain::account::roster_stream(&tenant.id),
+    ];
+    let mut entries = Vec::new();
+    for recorded in system.store.read_streams(&streams).await?.iter().flatten() {
+        let event = DomainEvent::from_payload(
+            recorded.event_type.as_str(),
+            recorded.schema_version,
+            &recorded.payload,
+        )?;
+        let names_it = match &event {
+            DomainEvent::AdminRemoved(e) => e.account == *login,
+            DomainEvent::DirectorySignInRefused(e) => e.login == *login,
+            DomainEvent::AccountHistoryViewed(e) => e.account == *login,
+            _ => recorded.stream_id == streams[0],
+        };
+        if names_it {
+            entries.push(videoamt_projections::audit::Entry::of(
+                recorded,
+                &event,
+                Some(tenant),
+            ));
+        }
+    }
+    entries.sort_by_key(|e| e.position);
+    Ok(Some(entries))
+}
+
 /// An admin reactivates a deactivated account.
 pub async fn reactivate(
     system: &System,

@@ -370,6 +370,8 @@ fn pages() -> axum::Router<AppState> {
         )
         .route("/pruefung", get(staff::pages::audit_search))
         .route("/pruefung/termin/{id}", get(staff::pages::audit_timeline))
+        .route("/pruefung/konten", get(staff::pages::audit_accounts))
+        .route("/pruefung/konten/{login}", get(staff::pages::audit_account))
         .route("/datenschutz", get(staff::pages::dpo_report))
         .route("/datenschutz/bericht.csv", get(staff::pages::dpo_csv))
         .route("/datenschutz/subjekt/{id}", get(staff::pages::dpo_subject))

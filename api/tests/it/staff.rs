@@ -2142,6 +2142,18 @@ async fn every_role_gets_exactly_its_pages() {
             None,
             [303, 403, 403, 200, 403, 403],
         ),
+        (
+            "GET",
+            "/pruefung/konten",
+            None,
+            [303, 403, 403, 200, 403, 403],
+        ),
+        (
+            "GET",
+            "/pruefung/konten/{login}",
+            None,
+            [303, 403, 403, 200, 403, 403],
+        ),
         ("GET", "/datenschutz", None, [303, 403, 403, 403, 200, 403]),
         (
             "GET",
@@ -2294,4 +2306,95 @@ async fn every_role_gets_exactly_its_pages() {
             "{route} is not in the page matrix"
         );
     }
+}
+
+#[tokio::test]
+async fn an_auditor_sees_every_change_of_an_account_and_the_reading_is_recorded_first() {
+    let api = staffed().await;
+    let admin = session(&api, "admin").await;
+    let auditor = session(&api, "pruefer").await;
+    let clerk = session(&api, "clerk.a").await;
+    // The admin makes an account, changes its role, resets it, deactivates and reactivates it.
+    let (status, _, page) = browse(
+        &api,
+        "POST",
+        "/verwaltung/konten",
+        Some(&admin),
+        Some("login=neu.konto&role=clerk&departments=ordnung-gewerbe"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    for (action, form) in [
+        ("rolle", "role=clerk&departments=versicherungsamt"),
+        ("zuruecksetzen", ""),
+        ("deaktivieren", ""),
+        ("aktivieren", ""),
+    ] {
+        let path = format!("/verwaltung/konten/neu.konto/{action}");
+        let (status, _, page) = browse(&api, "POST", &path, Some(&admin), Some(form)).await;
+        assert!(
+            status.is_success() || status.is_redirection(),
+            "{action}: {status} {page}"
+        );
+    }
+    catch_up(&api).await;
+    let (status, _, list) = browse(&api, "GET", "/pruefung/konten", Some(&auditor), None).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert!(
+        list.contains("href=\"/pruefung/konten/neu.konto\""),
+        "{list}"
+    );
+    let before = api.last_position().await;
+    let (status, _, page) = browse(
+        &api,
+        "GET",
+        "/pruefung/konten/neu.konto",
+        Some(&auditor),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    // One event more: the reading, which the page already shows as the last step.
+    assert_eq!(api.last_position().await, before + 1);
+    let order = [
+        "Konto angelegt (Sachbearbeitung)",
+        "Einmal-Link zum Setzen des Passworts ausgestellt",
+        "Rolle geändert: Sachbearbeitung (Sozialamt: Versicherungsamt)",
+        "Einmal-Link zum Setzen des Passworts ausgestellt",
+        "Konto deaktiviert",
+        "Konto wieder aktiviert",
+        "Kontoverlauf von neu.konto eingesehen",
+    ];
+    let mut at = 0;
+    for step in order {
+        let found = page[at..]
+            .find(step)
+            .unwrap_or_else(|| panic!("{step:?} after position {at}: {page}"));
+        at += found + step.len();
+    }
+    assert!(
+        page.contains("Verwaltung (admin)") && page.contains("Prüfung (pruefer)"),
+        "{page}"
+    );
+    // Only auditors read it, and a clerk's attempt writes nothing.
+    let before = api.last_position().await;
+    let (status, _, _) = browse(
+        &api,
+        "GET",
+        "/pruefung/konten/neu.konto",
+        Some(&clerk),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, page) = browse(
+        &api,
+        "GET",
+        "/pruefung/konten/niemand",
+        Some(&auditor),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{page}");
+    assert_eq!(api.last_position().await, before);
 }

@@ -33,9 +33,9 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 use super::events::{
-    AccountCreated, AccountDeactivated, AccountLocked, AccountReactivated, AccountRoleChanged,
-    AccountUnlocked, AdminRemoved, DirectoryRefusal, DirectorySignInRefused, LoginFailed,
-    LoginSucceeded, PasswordChanged, PasswordLinkIssued, PasswordLinkUsed,
+    AccountCreated, AccountDeactivated, AccountHistoryViewed, AccountLocked, AccountReactivated,
+    AccountRoleChanged, AccountUnlocked, AdminRemoved, DirectoryRefusal, DirectorySignInRefused,
+    LoginFailed, LoginSucceeded, PasswordChanged, PasswordLinkIssued, PasswordLinkUsed,
 };
 use super::{Context, Decision, DomainError, DomainEvent, Histories};
 use crate::event::{ActorRole, StreamId, TenantId};
@@ -330,6 +330,8 @@ pub enum AccountCommand {
         grant: Option<(StaffRole, Vec<DepartmentId>)>,
         admins: Vec<Login>,
     },
+    /// Before an auditor is shown the history of `account`.
+    RecordHistoryView { account: Login },
 }
 
 impl AccountCommand {
@@ -344,7 +346,8 @@ impl AccountCommand {
             | Self::Deactivate { account, .. }
             | Self::Reactivate { account }
             | Self::ChangeRole { account, .. }
-            | Self::DirectorySignIn { account, .. } => account,
+            | Self::DirectorySignIn { account, .. }
+            | Self::RecordHistoryView { account } => account,
         }
     }
 
@@ -356,8 +359,8 @@ impl AccountCommand {
         let admins = match self {
             Self::Deactivate { admins, .. } => admins,
             Self::ChangeRole { role, admins, .. } if *role != StaffRole::Admin => admins,
-            // A refusal is kept on the roster: the account may not exist.
-            Self::DirectorySignIn { grant: None, .. } => {
+            // A refusal is kept on the roster: the account may not exist. So is an audit read.
+            Self::DirectorySignIn { grant: None, .. } | Self::RecordHistoryView { .. } => {
                 return vec![stream, roster_stream(tenant)];
             }
             Self::DirectorySignIn {
@@ -514,6 +517,16 @@ impl AccountCommand {
                     decision.extend(self.admin_removed(h, ctx, account)?);
                 }
                 Ok(decision)
+            }
+            Self::RecordHistoryView { account } => {
+                existing()?;
+                Ok(vec![(
+                    roster_stream(&ctx.tenant.id),
+                    AccountHistoryViewed {
+                        account: account.clone(),
+                    }
+                    .into(),
+                )])
             }
             Self::DirectorySignIn { account, grant, .. } => {
                 let Some((role, departments)) = grant else {
@@ -1326,6 +1339,22 @@ mod tests {
                     .into(),
                 ),
             ]);
+    }
+
+    #[test]
+    fn an_audit_read_of_an_account_is_recorded_on_the_roster_first() {
+        let t = ettlingen();
+        given(t, clerk())
+            .at(NOW)
+            .when(AccountCommand::RecordHistoryView { account: login() })
+            .then_expect(vec![(
+                roster(),
+                AccountHistoryViewed { account: login() }.into(),
+            )]);
+        given(t, vec![])
+            .at(NOW)
+            .when(AccountCommand::RecordHistoryView { account: login() })
+            .then_error(DomainError::UnknownAccount);
     }
 
     #[test]

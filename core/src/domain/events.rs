@@ -164,6 +164,13 @@ pub struct DirectorySignInRefused {
     pub reason: DirectoryRefusal,
 }
 
+/// An auditor was shown the history of `account`, on the municipality's `accounts-{tenant}`
+/// stream; recorded before anything is shown, as `AuditRecordViewed` is for an appointment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountHistoryViewed {
+    pub account: Login,
+}
+
 /// Why a directory sign-in was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -899,6 +906,7 @@ domain_events! {
     AccountUnlocked = 1,
     AdminRemoved = 1,
     DirectorySignInRefused = 1,
+    AccountHistoryViewed = 1,
     AppointmentBooked = 2,
     AppointmentConfirmed = 1,
     AppointmentRescheduled = 1,

@@ -1006,6 +1006,36 @@ pub(crate) async fn accounts(state: &AppState, staff: &Staff) -> Result<Vec<Acco
     Ok(infos.iter().map(|i| account_view(tenant, i)).collect())
 }
 
+/// The municipality's accounts as the auditor sees them: who there is, to open the history of.
+pub(crate) async fn audited_accounts(
+    state: &AppState,
+    staff: &Staff,
+) -> Result<Vec<AccountView>, Error> {
+    staff.require(StaffRole::Auditor)?;
+    let tenant = staff.tenant(state)?;
+    let infos = app_accounts::list(&state.system, &tenant.id, state.now()).await?;
+    Ok(infos.iter().map(|i| account_view(tenant, i)).collect())
+}
+
+/// An account's history for the auditor, recorded before it is returned; the auditor's own
+/// municipality only.
+pub(crate) async fn account_history(
+    state: &AppState,
+    staff: &Staff,
+    login: &str,
+) -> Result<(AccountView, Vec<videoamt_projections::audit::Entry>), Error> {
+    staff.require(StaffRole::Auditor)?;
+    let tenant = staff.tenant(state)?;
+    let login = account_login(login)?;
+    let entries = app_accounts::history(&state.system, tenant, &staff.actor(), &login, state.now())
+        .await?
+        .ok_or(Error::Refused(DomainError::UnknownAccount))?;
+    let info = app_accounts::info(&state.system, &tenant.id, &login, state.now())
+        .await?
+        .ok_or(Error::Refused(DomainError::UnknownAccount))?;
+    Ok((account_view(tenant, &info), entries))
+}
+
 /// One account of the municipality.
 pub(crate) async fn account(
     state: &AppState,

@@ -73,7 +73,7 @@ pub(crate) fn nav(staff: &Staff) -> Markup {
             ("/sachbearbeitung?woche=1", "Woche"),
             ("/sachbearbeitung/einladen", "Einladen"),
         ],
-        StaffRole::Auditor => vec![("/pruefung", "Suche")],
+        StaffRole::Auditor => vec![("/pruefung", "Suche"), ("/pruefung/konten", "Konten")],
         StaffRole::Dpo => vec![("/datenschutz", "Löschbericht")],
         StaffRole::Admin => vec![("/verwaltung/konten", "Konten")],
     };
@@ -889,6 +889,87 @@ pub(crate) async fn audit_timeline(
     Ok(staff_page(&staff, "Prüfakte", &["zeitreise.js"], body))
 }
 
+/// The municipality's accounts, for the auditor to open one's history.
+pub(crate) async fn audit_accounts(State(state): State<AppState>, headers: HeaderMap) -> Page {
+    let staff = require(&headers, &state, &[StaffRole::Auditor]).await?;
+    let accounts = desk::audited_accounts(&state, &staff)
+        .await
+        .map_err(|p| refusal(&staff, &p))?;
+    let body = html! {
+        p { "Jede Änderung eines Kontos ist ein Ereignis; der Verlauf zeigt sie alle." }
+        table {
+            thead {
+                tr {
+                    th scope="col" { "Anmeldename" }
+                    th scope="col" { "Rolle" }
+                    th scope="col" { "Zustand" }
+                }
+            }
+            tbody {
+                @for a in &accounts {
+                    tr {
+                        td { a href={ "/pruefung/konten/" (a.login) } { (a.login) } }
+                        td { (a.role_label) }
+                        td {
+                            (if a.active { "aktiv" } else { "deaktiviert" })
+                            @if a.directory { ", Verzeichnisdienst" }
+                        }
+                    }
+                }
+            }
+        }
+        p class="notice" { "Jedes Öffnen eines Kontoverlaufs wird selbst protokolliert." }
+    };
+    Ok(staff_page(&staff, "Konten prüfen", &[], body))
+}
+
+/// One account's history for the auditor: every change, who made it and when.
+pub(crate) async fn audit_account(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(login): Path<String>,
+) -> Page {
+    let staff = require(&headers, &state, &[StaffRole::Auditor]).await?;
+    let tenant = staff.tenant(&state).map_err(|p| refusal(&staff, &p))?;
+    let (account, entries) = desk::account_history(&state, &staff, &login)
+        .await
+        .map_err(|p| refusal(&staff, &p))?;
+    let body = html! {
+        p {
+            "Konto " strong { (account.login) } ": " (account.role_label)
+            @if !account.department_names.is_empty() {
+                " (" (account.department_names.join(", ")) ")"
+            }
+            ", " (if account.active { "aktiv" } else { "deaktiviert" })
+            @if account.directory { ", Anmeldung über den Verzeichnisdienst" }
+            "."
+        }
+        h2 { "Verlauf" }
+        table {
+            thead {
+                tr {
+                    th scope="col" { "Position" }
+                    th scope="col" { "Zeit" }
+                    th scope="col" { "Wer" }
+                    th scope="col" { "Ereignis" }
+                }
+            }
+            tbody {
+                @for e in &entries {
+                    tr {
+                        td { (e.position) }
+                        td { (format::moment(tenant, &e.recorded_at)) }
+                        td { (actor(&e.actor)) }
+                        td { (e.summary) }
+                    }
+                }
+            }
+        }
+        p { a href="/pruefung/konten" { "Alle Konten" } }
+    };
+    Ok(staff_page(&staff, "Kontoverlauf", &[], body))
+}
+
 /// Who caused an event (`role:id` in the log) in German: staff with their account name, which
 /// the auditor can look up; citizens and the system without their internal ids.
 fn actor(raw: &str) -> String {
@@ -896,6 +977,8 @@ fn actor(raw: &str) -> String {
     match StaffRole::parse(role) {
         Some(staff) => format!("{} ({id})", staff.label()),
         None if role == "citizen" => "Bürgerin oder Bürger".to_owned(),
+        // The directory signs its accounts in (ADR 0022).
+        None if role == "system" && id == "verzeichnis" => "Verzeichnisdienst".to_owned(),
         None if role == "system" => "System".to_owned(),
         None => raw.to_owned(),
     }
