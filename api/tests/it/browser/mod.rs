@@ -436,7 +436,132 @@ async fn citizens_clerks_auditors_and_dpos_use_the_pages_in_a_real_browser() {
         "the statistics page draws charts for the demo data"
     );
 
-    let violations: Vec<String> = [citizen, clerk, auditor, dpo]
+    // --- the admin makes an account whose holder sets the password through the link ---
+    let mut admin = Person::new(&browser, &base, &axe, "verwaltung").await;
+    admin.log_in("verwaltung").await;
+    assert!(
+        admin
+            .page
+            .url()
+            .await
+            .expect("url")
+            .ends_with("/verwaltung/konten")
+    );
+    admin.check("konten").await;
+    admin.page.fill("#login", "j.neumann").await.expect("login");
+    admin
+        .page
+        .eval("document.querySelector('input[name=departments][value=buergerbuero]').click()")
+        .await
+        .expect("the Bürgerbüro");
+    admin
+        .submit("form[action='/verwaltung/konten'] button[type=submit]")
+        .await;
+    admin.check("konto-angelegt").await;
+    let link = admin
+        .page
+        .text("main code")
+        .await
+        .expect("the one-time link is shown once");
+    assert!(
+        link.starts_with(&format!("{base}/konto/passwort/")),
+        "{link}"
+    );
+    admin.goto("/verwaltung/konten/j.neumann").await;
+    admin.check("konto").await;
+    admin
+        .page
+        .eval("document.getElementById('role').value = 'auditor'; \
+               document.querySelectorAll('input[name=departments]').forEach(b => b.checked = false)")
+        .await
+        .expect("another role");
+    admin
+        .submit("form[action$='/rolle'] button[type=submit]")
+        .await;
+    assert!(
+        admin
+            .text()
+            .await
+            .contains("Rolle und Bereiche sind geändert")
+    );
+    admin.check("rolle-geaendert").await;
+
+    let mut holder = Person::new(&browser, &base, &axe, "kontoinhaber").await;
+    holder.page.goto(&link).await.expect("the link opens");
+    holder.check("passwort-setzen").await;
+    holder
+        .page
+        .fill("#new_password", "ein-eigenes-passwort")
+        .await
+        .expect("password");
+    holder
+        .page
+        .fill("#new_password_repeat", "ein-eigenes-passwort")
+        .await
+        .expect("again");
+    holder.submit("main form button[type=submit]").await;
+    holder.check("passwort-gesetzt").await;
+    holder.goto("/anmelden").await;
+    holder
+        .page
+        .eval("document.getElementById('tenant').value = 'ettlingen'")
+        .await
+        .expect("the municipality");
+    holder
+        .page
+        .fill("#login", "j.neumann")
+        .await
+        .expect("login");
+    holder
+        .page
+        .fill("#password", "ein-eigenes-passwort")
+        .await
+        .expect("password");
+    holder.submit("main form button[type=submit]").await;
+    assert!(holder.page.url().await.expect("url").ends_with("/pruefung"));
+    holder.goto("/konto/passwort").await;
+    holder.check("passwort-aendern").await;
+    holder
+        .page
+        .fill("#old_password", "ein-eigenes-passwort")
+        .await
+        .expect("old");
+    holder
+        .page
+        .fill("#new_password", "ein-zweites-passwort")
+        .await
+        .expect("new");
+    holder
+        .page
+        .fill("#new_password_repeat", "ein-zweites-passwort")
+        .await
+        .expect("again");
+    holder.submit("main form button[type=submit]").await;
+    assert!(holder.text().await.contains("Ihr Passwort ist geändert"));
+    // The new auditor reads the account's own history, every step in it.
+    holder.goto("/pruefung/konten").await;
+    holder.check("konten-pruefen").await;
+    holder.submit("a[href='/pruefung/konten/j.neumann']").await;
+    holder.check("kontoverlauf").await;
+    let history = holder.text().await;
+    for step in [
+        "Konto angelegt (Sachbearbeitung)",
+        "Rolle geändert: Prüfung",
+        "Passwort über den Einmal-Link gesetzt",
+        "Passwort geändert",
+        "Kontoverlauf von j.neumann eingesehen",
+    ] {
+        assert!(history.contains(step), "{step}: {history}");
+    }
+    // The admin deactivates it; the holder's open session ends with the next page.
+    admin
+        .submit("form[action$='/deaktivieren'] button[type=submit]")
+        .await;
+    admin.check("deaktiviert").await;
+    holder.goto("/pruefung").await;
+    assert!(holder.page.url().await.expect("url").ends_with("/anmelden"));
+
+    let violations: Vec<String> = [citizen, clerk, auditor, dpo, admin, holder]
         .into_iter()
         .flat_map(|p| p.violations)
         .collect();
