@@ -463,3 +463,64 @@ async fn the_pre_call_check_measures_the_upload_and_keeps_only_the_result() {
     assert!(day.contains("Technik-Check nicht bestanden"), "{day}");
     assert!(day.contains("/raum/einlassen"), "{day}");
 }
+
+#[tokio::test]
+async fn a_deactivated_clerks_room_socket_ends_with_its_next_message() {
+    let api = staffed().await;
+    let (booked, clerk) = waiting(&api, 0).await;
+    catch_up(&api).await;
+    let addr = serve(&api).await;
+    let mut socket = open(
+        addr,
+        &format!("/sachbearbeitung/termin/{}/raum/ws", booked.appointment),
+        Some(&clerk),
+    )
+    .await
+    .expect("the clerk's socket opens");
+    until(&mut socket, "room").await;
+    // Still signed in: a quality report is taken without an answer of its own.
+    socket
+        .send(Message::text(
+            r#"{"type":"quality","packets":10,"lost":0,"rtt_ms":12.5}"#,
+        ))
+        .await
+        .expect("sent");
+    socket
+        .send(Message::text(r#"{"type":"ping"}"#))
+        .await
+        .expect("sent");
+    until(&mut socket, "pong").await;
+    // The admin deactivates the clerk; the socket's next message is refused and it closes.
+    let admin = session(&api, "admin").await;
+    let (status, _, page) = browse(
+        &api,
+        "POST",
+        "/verwaltung/konten/clerk.a/deaktivieren",
+        Some(&admin),
+        Some(""),
+    )
+    .await;
+    assert!(status.is_redirection(), "{status} {page}");
+    let before = api.last_position().await;
+    socket
+        .send(Message::text(
+            r#"{"type":"media","camera":false,"microphone":true}"#,
+        ))
+        .await
+        .expect("sent");
+    let refused = until(&mut socket, "refused").await;
+    assert_eq!(refused["title"], "Anmeldung beendet", "{refused}");
+    assert_eq!(closed(&mut socket).await, Some(4401));
+    // Nothing was done for the message; at most the clerk counts as gone, as after a lost
+    // line.
+    let after = events(&api, before).await;
+    assert!(after.iter().all(|e| e == "ConnectionLost"), "{after:?}");
+    // And the socket cannot be opened again.
+    let again = open(
+        addr,
+        &format!("/sachbearbeitung/termin/{}/raum/ws", booked.appointment),
+        Some(&clerk),
+    )
+    .await;
+    assert_eq!(again.err(), Some(StatusCode::UNAUTHORIZED));
+}

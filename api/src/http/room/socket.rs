@@ -45,6 +45,8 @@ const DEAD_AFTER: Duration = Duration::from_secs(30);
 const REFUSED: u16 = 4403;
 const REPLACED: u16 = 4409;
 const ENDED: u16 = 4410;
+/// The clerk's staff session ended (deactivated, reset, logged out, another department).
+const SIGNED_OUT: u16 = 4401;
 const POLICY: u16 = 1008;
 
 /// `GET /termin/{token}/raum/ws`: the citizen's socket.
@@ -58,7 +60,7 @@ pub(crate) async fn citizen(
         return Error::ForeignOrigin.into_response();
     }
     match access::citizen(&state, &token).await {
-        Ok(room) => upgrade(state, room, ws),
+        Ok(room) => upgrade(state, room, ws, None),
         Err(e) => e.into_response(),
     }
 }
@@ -73,8 +75,9 @@ pub(crate) async fn clerk(
     if !same_origin(&headers) {
         return Error::ForeignOrigin.into_response();
     }
+    let cookie = crate::http::staff::session::cookie_of(&headers).map(str::to_owned);
     match access::clerk(&state, &headers, &id).await {
-        Ok(room) => upgrade(state, room, ws),
+        Ok(room) => upgrade(state, room, ws, cookie),
         Err(e) => e.into_response(),
     }
 }
@@ -94,7 +97,13 @@ fn same_origin(headers: &HeaderMap) -> bool {
         .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
 }
 
-fn upgrade(state: AppState, room: Room, ws: WebSocketUpgrade) -> Response {
+/// `staff_cookie`: the clerk's session cookie, checked again as the socket goes on.
+fn upgrade(
+    state: AppState,
+    room: Room,
+    ws: WebSocketUpgrade,
+    staff_cookie: Option<String>,
+) -> Response {
     if room.party == Party::Citizen && room.state.citizen_removed {
         return Error::Refused(videoamt_core::domain::DomainError::RemovedFromSession)
             .into_response();
@@ -106,7 +115,7 @@ fn upgrade(state: AppState, room: Room, ws: WebSocketUpgrade) -> Response {
         .on_upgrade(move |socket| async move {
             let session = room.session;
             let party = room.party;
-            if let Err(e) = run(&state, room, socket).await {
+            if let Err(e) = run(&state, room, socket, staff_cookie).await {
                 tracing::warn!(%session, ?party, error = %e, "room socket ended with an error");
             }
         })
@@ -404,7 +413,41 @@ async fn follow_admission(state: &AppState, room: &Room) {
     }
 }
 
-async fn run(state: &AppState, room: Room, mut socket: WebSocket) -> Result<(), axum::Error> {
+/// Whether the clerk of `cookie` may still be in `room`: the staff session, read against the
+/// account's stream as every request is (ADR 0021), is a clerk's; when `thorough`, also one of
+/// the appointment's department. A store that does not answer is no reason to drop a call.
+async fn clerk_still_in(state: &AppState, cookie: &str, room: &Room, thorough: bool) -> bool {
+    match crate::http::staff::session::session(state, cookie).await {
+        Ok(Some(staff)) if staff.role == videoamt_core::domain::account::StaffRole::Clerk => {
+            !thorough
+                || access::clerk_of(state, &staff, &room.appointment.to_string())
+                    .await
+                    .is_ok()
+        }
+        Ok(_) => false,
+        Err(_) => true,
+    }
+}
+
+/// Tells the clerk that their sign-in ended, and closes.
+async fn signed_out(socket: &mut WebSocket, session: videoamt_core::domain::SessionId) {
+    tracing::info!(%session, "the clerk's staff session ended; room socket closed");
+    let _ = socket
+        .send(text(&json!({
+            "type": "refused",
+            "title": "Anmeldung beendet",
+            "detail": "Ihre Anmeldung ist nicht mehr gültig. Bitte melden Sie sich erneut an.",
+        })))
+        .await;
+    close(socket, SIGNED_OUT, "Anmeldung beendet").await;
+}
+
+async fn run(
+    state: &AppState,
+    room: Room,
+    mut socket: WebSocket,
+    staff_cookie: Option<String>,
+) -> Result<(), axum::Error> {
     let session = room.session;
     let party = room.party;
     let mut seat = state.hub.take(session, party);
@@ -476,6 +519,15 @@ async fn run(state: &AppState, room: Room, mut socket: WebSocket) -> Result<(), 
                 if matches!(parsed, Incoming::Ping) {
                     socket.send(text(&json!({"type": "pong"}))).await?;
                     continue;
+                }
+                // A clerk acts only while signed in: a deactivation ends the socket with its
+                // next message, as it ends the session with its next request.
+                if let Some(cookie) = &staff_cookie
+                    && !clerk_still_in(state, cookie, &room, false).await
+                {
+                    // Lost, as far as the citizen can tell: the grace period runs.
+                    signed_out(&mut socket, session).await;
+                    break;
                 }
                 // Everything else is the call or the room: not before admission.
                 if party == Party::Citizen && current != Phase::Admitted {
@@ -598,10 +650,25 @@ async fn run(state: &AppState, room: Room, mut socket: WebSocket) -> Result<(), 
                 if heard.elapsed() > DEAD_AFTER {
                     break;
                 }
+                // A clerk who only listens is checked too, department included.
+                if let Some(cookie) = &staff_cookie
+                    && !clerk_still_in(state, cookie, &room, true).await
+                {
+                    // Lost, as far as the citizen can tell: the grace period runs.
+                    signed_out(&mut socket, session).await;
+                    break;
+                }
                 socket.send(Message::Ping(Default::default())).await?;
             }
         }
         if reread {
+            // Nothing more of the room for a clerk whose sign-in ended.
+            if let Some(cookie) = &staff_cookie
+                && !clerk_still_in(state, cookie, &room, false).await
+            {
+                signed_out(&mut socket, session).await;
+                break;
+            }
             let Ok(fresh) = room.clone().refreshed(state).await else {
                 continue;
             };
