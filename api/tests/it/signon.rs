@@ -103,6 +103,19 @@ impl Provider {
     }
 }
 
+/// Musterstadt's provider on 127.0.0.1 for the in-process server, with `users`, issuing ID
+/// tokens valid for `ttl_seconds`.
+fn idp(users: Vec<Value>, ttl_seconds: u64) -> Provider {
+    Provider::start(
+        "videoamt-musterstadt",
+        PUBLIC,
+        users,
+        ttl_seconds,
+        "127.0.0.1",
+        0,
+    )
+}
+
 /// Musterstadt (`fixtures/musterstadt.toml`) signing its staff in through `issuer`: the group
 /// `va-rathaus` makes a clerk of the Bürgeramt, `va-admin` an admin.
 pub(crate) fn musterstadt(issuer: &str) -> Tenant {
@@ -356,13 +369,9 @@ async fn events(api: &Api) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn a_clerk_signs_on_through_the_directory_with_the_role_the_mapping_grants() {
-    let idp = Provider::start(
-        "videoamt-musterstadt",
-        PUBLIC,
+    let idp = idp(
         vec![user("m.mueller", &["Domain Users", "va-rathaus"])],
         3600,
-        "127.0.0.1",
-        0,
     );
     let api = api(&idp.issuer).await;
     // The login page offers the directory beside the password form.
@@ -463,14 +472,7 @@ fn title(page: &str) -> &str {
 
 #[tokio::test]
 async fn somebody_without_a_mapped_group_is_refused_in_german_and_the_refusal_is_recorded() {
-    let idp = Provider::start(
-        "videoamt-musterstadt",
-        PUBLIC,
-        vec![user("k.schmidt", &["Domain Users", "va-kita"])],
-        3600,
-        "127.0.0.1",
-        0,
-    );
+    let idp = idp(vec![user("k.schmidt", &["Domain Users", "va-kita"])], 3600);
     let api = api(&idp.issuer).await;
     let mut agent = Agent::new(&idp.issuer);
     let before = api.last_position().await;
@@ -497,14 +499,7 @@ async fn somebody_without_a_mapped_group_is_refused_in_german_and_the_refusal_is
 
 #[tokio::test]
 async fn a_tampered_state_or_nonce_a_second_return_and_another_browser_are_refused() {
-    let idp = Provider::start(
-        "videoamt-musterstadt",
-        PUBLIC,
-        vec![user("m.mueller", &["va-rathaus"])],
-        3600,
-        "127.0.0.1",
-        0,
-    );
+    let idp = idp(vec![user("m.mueller", &["va-rathaus"])], 3600);
     let api = api(&idp.issuer).await;
     let mut agent = Agent::new(&idp.issuer);
     let invalid = |(status, headers, page): (StatusCode, axum::http::HeaderMap, String)| {
@@ -572,14 +567,7 @@ async fn a_tampered_state_or_nonce_a_second_return_and_another_browser_are_refus
 async fn an_expired_id_token_is_refused() {
     // ID tokens valid for a minute; the server's clock is five minutes on when the browser
     // comes back (the sign-on itself waits ten).
-    let idp = Provider::start(
-        "videoamt-musterstadt",
-        PUBLIC,
-        vec![user("m.mueller", &["va-rathaus"])],
-        60,
-        "127.0.0.1",
-        0,
-    );
+    let idp = idp(vec![user("m.mueller", &["va-rathaus"])], 60);
     let api = api(&idp.issuer).await;
     let mut agent = Agent::new(&idp.issuer);
     let started = start(&api, "musterstadt").await;
@@ -641,14 +629,7 @@ async fn with_the_provider_down_the_page_says_so_and_passwords_still_work() {
 
 #[tokio::test]
 async fn logging_out_ends_the_local_session_and_the_providers() {
-    let idp = Provider::start(
-        "videoamt-musterstadt",
-        PUBLIC,
-        vec![user("m.mueller", &["va-rathaus"])],
-        3600,
-        "127.0.0.1",
-        0,
-    );
+    let idp = idp(vec![user("m.mueller", &["va-rathaus"])], 3600);
     let api = api(&idp.issuer).await;
     let mut agent = Agent::new(&idp.issuer);
     let (_, headers, _) = sign_on(&api, &mut agent, "musterstadt", "m.mueller").await;
@@ -725,14 +706,7 @@ async fn logging_out_ends_the_local_session_and_the_providers() {
 
 #[tokio::test]
 async fn a_deactivated_directory_account_loses_its_session_and_stays_out() {
-    let idp = Provider::start(
-        "videoamt-musterstadt",
-        PUBLIC,
-        vec![user("m.mueller", &["va-rathaus"])],
-        3600,
-        "127.0.0.1",
-        0,
-    );
+    let idp = idp(vec![user("m.mueller", &["va-rathaus"])], 3600);
     let api = api(&idp.issuer).await;
     let mut agent = Agent::new(&idp.issuer);
     let (_, headers, _) = sign_on(&api, &mut agent, "musterstadt", "m.mueller").await;

@@ -1583,6 +1583,24 @@ pub(crate) async fn browse(
     cookie: Option<&str>,
     form: Option<&str>,
 ) -> (StatusCode, axum::http::HeaderMap, String) {
+    let response = page_response(api, method, path, cookie, form).await;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 22)
+        .await
+        .expect("body");
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A page request in-process, as a browser without JavaScript sends it: the response, its
+/// body not read yet.
+async fn page_response(
+    api: &Api,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+) -> axum::response::Response {
     use tower::ServiceExt as _;
     let mut request = axum::http::Request::builder().method(method).uri(path);
     if let Some(c) = cookie {
@@ -1591,7 +1609,7 @@ pub(crate) async fn browse(
     if form.is_some() {
         request = request.header("content-type", "application/x-www-form-urlencoded");
     }
-    let response = videoamt_api::http::app(api.state.clone())
+    videoamt_api::http::app(api.state.clone())
         .oneshot(
             request
                 .body(form.map_or_else(axum::body::Body::empty, |f| {
@@ -1600,13 +1618,7 @@ pub(crate) async fn browse(
                 .expect("request"),
         )
         .await
-        .expect("infallible");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = axum::body::to_bytes(response.into_body(), 1 << 22)
-        .await
-        .expect("body");
-    (status, headers, String::from_utf8_lossy(&body).into_owned())
+        .expect("infallible")
 }
 
 #[tokio::test]
@@ -2053,24 +2065,7 @@ async fn page_status(
     cookie: Option<&str>,
     form: Option<&str>,
 ) -> (StatusCode, Option<String>) {
-    use tower::ServiceExt as _;
-    let mut request = axum::http::Request::builder().method(method).uri(path);
-    if let Some(c) = cookie {
-        request = request.header("cookie", c);
-    }
-    if form.is_some() {
-        request = request.header("content-type", "application/x-www-form-urlencoded");
-    }
-    let response = videoamt_api::http::app(api.state.clone())
-        .oneshot(
-            request
-                .body(form.map_or_else(axum::body::Body::empty, |f| {
-                    axum::body::Body::from(f.to_owned())
-                }))
-                .expect("request"),
-        )
-        .await
-        .expect("infallible");
+    let response = page_response(api, method, path, cookie, form).await;
     let location = response
         .headers()
         .get(header::LOCATION)

@@ -502,21 +502,7 @@ impl AccountCommand {
                     return Err(DomainError::DirectoryAccount);
                 }
                 check_role(ctx.tenant, *role, departments)?;
-                if *role == account.role && *departments == account.departments {
-                    return Ok(vec![]);
-                }
-                let mut decision = vec![(
-                    stream.clone(),
-                    AccountRoleChanged {
-                        role: *role,
-                        departments: departments.clone(),
-                    }
-                    .into(),
-                )];
-                if *role != StaffRole::Admin {
-                    decision.extend(self.admin_removed(h, ctx, account)?);
-                }
-                Ok(decision)
+                self.role_changed(h, ctx, account, *role, departments)
             }
             Self::RecordHistoryView { account } => {
                 existing()?;
@@ -556,23 +542,36 @@ impl AccountCommand {
                 if !existing.active {
                     return Err(DomainError::AccountDisabled);
                 }
-                if *role == existing.role && *departments == existing.departments {
-                    return Ok(vec![]);
-                }
-                let mut decision = vec![(
-                    stream.clone(),
-                    AccountRoleChanged {
-                        role: *role,
-                        departments: departments.clone(),
-                    }
-                    .into(),
-                )];
-                if *role != StaffRole::Admin {
-                    decision.extend(self.admin_removed(h, ctx, existing)?);
-                }
-                Ok(decision)
+                self.role_changed(h, ctx, existing, *role, departments)
             }
         }
+    }
+
+    /// `account` gets `role` and `departments` (already checked): nothing when it has them,
+    /// else `AccountRoleChanged`, and `AdminRemoved` when an active admin stops being one.
+    fn role_changed(
+        &self,
+        h: &Histories,
+        ctx: &Context<'_>,
+        account: &Account,
+        role: StaffRole,
+        departments: &[DepartmentId],
+    ) -> Result<Decision, DomainError> {
+        if role == account.role && departments == account.departments.as_slice() {
+            return Ok(vec![]);
+        }
+        let mut decision = vec![(
+            account.login.stream(&ctx.tenant.id),
+            AccountRoleChanged {
+                role,
+                departments: departments.to_vec(),
+            }
+            .into(),
+        )];
+        if role != StaffRole::Admin {
+            decision.extend(self.admin_removed(h, ctx, account)?);
+        }
+        Ok(decision)
     }
 
     /// When `account` is an active admin, the fact that it stops being one, with the admins

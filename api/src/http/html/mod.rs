@@ -61,6 +61,17 @@ pub(crate) fn shell(
     (status, markup).into_response()
 }
 
+/// A page that moves on to `next` by itself (`Refresh`), with a link for the reader: a
+/// navigation that starts on this site, where a redirect would still count as the other
+/// site's (the Strict session cookie) or a form's (`form-action 'self'`), ADR 0022.
+pub(crate) fn moving_on(title: &str, body: Markup, next: &str) -> Response {
+    let mut response = page(StatusCode::OK, title, body);
+    if let Ok(value) = format!("0; url={next}").parse() {
+        response.headers_mut().insert("refresh", value);
+    }
+    response
+}
+
 /// Messages in an alert box, one paragraph each.
 pub(crate) fn alert<'a>(messages: impl IntoIterator<Item = &'a str>) -> Markup {
     html! {

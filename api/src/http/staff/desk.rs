@@ -590,6 +590,21 @@ pub(crate) struct TimelineEntry {
     pub summary: String,
 }
 
+/// A timeline as the auditor reads it, times in the municipality's zone.
+fn timeline(tenant: &Tenant, entries: &[videoamt_projections::audit::Entry]) -> Vec<TimelineEntry> {
+    entries
+        .iter()
+        .map(|e| TimelineEntry {
+            position: e.position,
+            stream: e.stream.clone(),
+            event_type: e.event_type.clone(),
+            actor: e.actor.clone(),
+            recorded_at: local_time(tenant, &e.recorded_at),
+            summary: e.summary.clone(),
+        })
+        .collect()
+}
+
 /// An auditor reads an appointment's record, as of a position if given. The read is recorded
 /// (`AuditRecordViewed`) before anything is shown; a refused read writes nothing.
 pub(crate) async fn audit_view(
@@ -643,18 +658,7 @@ pub(crate) async fn audit_view(
         as_of: replay.as_of,
         head: replay.head,
         positions,
-        entries: replay
-            .timeline
-            .iter()
-            .map(|e| TimelineEntry {
-                position: e.position,
-                stream: e.stream.clone(),
-                event_type: e.event_type.clone(),
-                actor: e.actor.clone(),
-                recorded_at: local_time(tenant, &e.recorded_at),
-                summary: e.summary.clone(),
-            })
-            .collect(),
+        entries: timeline(tenant, &replay.timeline),
         state: videoamt_projections::audit::describe(&replay.record, Some(tenant)),
     })
 }
@@ -1023,7 +1027,7 @@ pub(crate) async fn account_history(
     state: &AppState,
     staff: &Staff,
     login: &str,
-) -> Result<(AccountView, Vec<videoamt_projections::audit::Entry>), Error> {
+) -> Result<(AccountView, Vec<TimelineEntry>), Error> {
     staff.require(StaffRole::Auditor)?;
     let tenant = staff.tenant(state)?;
     let login = account_login(login)?;
@@ -1033,7 +1037,7 @@ pub(crate) async fn account_history(
     let info = app_accounts::info(&state.system, &tenant.id, &login, state.now())
         .await?
         .ok_or(Error::Refused(DomainError::UnknownAccount))?;
-    Ok((account_view(tenant, &info), entries))
+    Ok((account_view(tenant, &info), timeline(tenant, &entries)))
 }
 
 /// One account of the municipality.

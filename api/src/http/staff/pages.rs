@@ -28,7 +28,7 @@ use crate::http::citizen::booking::{all, pairs, urlencode};
 use crate::http::citizen::pages::slot_choices;
 use crate::http::citizen::service::{self as citizen, ContactInput};
 use crate::http::error::Error;
-use crate::http::html::{alert, charts, format, page, problem_alert, problem_page, shell};
+use crate::http::html::{alert, charts, format, moving_on, problem_alert, problem_page, shell};
 
 /// A staff page, or the page that answers instead (the login, a refusal): both are pages.
 pub(crate) type Page = Result<Response, Response>;
@@ -272,12 +272,9 @@ pub(crate) async fn logout(State(state): State<AppState>, headers: HeaderMap) ->
         p { "Sie sind hier abgemeldet. Weiter zur Abmeldung beim Verzeichnisdienst der Kommune …" }
         p { a href=(next) { "Beim Verzeichnisdienst abmelden" } }
     };
-    let mut response = page(StatusCode::OK, "Abgemeldet", body);
+    let mut response = moving_on("Abgemeldet", body, &next);
     if let Ok(value) = cleared[0].1.parse() {
         response.headers_mut().append(header::SET_COOKIE, value);
-    }
-    if let Ok(value) = format!("0; url={next}").parse() {
-        response.headers_mut().insert("refresh", value);
     }
     response
 }
@@ -863,6 +860,14 @@ pub(crate) async fn audit_timeline(
         h2 { "Zustand" }
         ul { @for line in &view.state { li { (line) } } }
         h2 { "Verlauf" }
+        (history_table(tenant, &view.entries))
+    };
+    Ok(staff_page(&staff, "Prüfakte", &["zeitreise.js"], body))
+}
+
+/// A history for the auditor: position, time, who and what, one event a row.
+fn history_table(tenant: &Tenant, entries: &[desk::TimelineEntry]) -> Markup {
+    html! {
         table {
             thead {
                 tr {
@@ -873,7 +878,7 @@ pub(crate) async fn audit_timeline(
                 }
             }
             tbody {
-                @for e in &view.entries {
+                @for e in entries {
                     tr {
                         td { (e.position) }
                         td { (format::moment(tenant, &e.recorded_at)) }
@@ -885,8 +890,7 @@ pub(crate) async fn audit_timeline(
                 }
             }
         }
-    };
-    Ok(staff_page(&staff, "Prüfakte", &["zeitreise.js"], body))
+    }
 }
 
 /// The municipality's accounts, for the auditor to open one's history.
@@ -945,26 +949,7 @@ pub(crate) async fn audit_account(
             "."
         }
         h2 { "Verlauf" }
-        table {
-            thead {
-                tr {
-                    th scope="col" { "Position" }
-                    th scope="col" { "Zeit" }
-                    th scope="col" { "Wer" }
-                    th scope="col" { "Ereignis" }
-                }
-            }
-            tbody {
-                @for e in &entries {
-                    tr {
-                        td { (e.position) }
-                        td { (format::moment(tenant, &e.recorded_at)) }
-                        td { (actor(&e.actor)) }
-                        td { (e.summary) }
-                    }
-                }
-            }
-        }
+        (history_table(tenant, &entries))
         p { a href="/pruefung/konten" { "Alle Konten" } }
     };
     Ok(staff_page(&staff, "Kontoverlauf", &[], body))

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -32,7 +32,7 @@ use videoamt_core::event::TenantId;
 use crate::app::accounts::{self, AccountError};
 use crate::http::AppState;
 use crate::http::error::{Error, SignOnProblem};
-use crate::http::html::{page, problem_page};
+use crate::http::html::{moving_on, problem_page};
 
 /// The cookie that binds a started sign-on to its browser.
 pub const BINDING_COOKIE: &str = "videoamt_anmeldung";
@@ -142,12 +142,7 @@ fn binding_cookie(state: &AppState, value: &str, max_age: i64) -> String {
 }
 
 fn binding_of(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(BINDING_COOKIE)?.strip_prefix('='))
+    crate::http::staff::session::cookie_named(headers, BINDING_COOKIE)
 }
 
 /// `GET /anmelden/verzeichnis/{tenant}`: off to the municipality's provider.
@@ -275,13 +270,9 @@ async fn signed_on(
         p { "Sie sind angemeldet als " strong { (staff.login.as_str()) } "." }
         p { a href=(home) { "Weiter" } }
     };
-    let mut response = page(StatusCode::OK, "Angemeldet", body);
-    let headers = response.headers_mut();
+    let mut response = moving_on("Angemeldet", body, home);
     if let Ok(value) = crate::http::staff::session::session_cookie(state, &cookie).parse() {
-        headers.append(header::SET_COOKIE, value);
-    }
-    if let Ok(value) = format!("0; url={home}").parse() {
-        headers.insert("refresh", value);
+        response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
 }
