@@ -1,7 +1,8 @@
 //! One HTTP/1.1 exchange on a fresh connection, for the adapters that call a service over
 //! plain HTTP (the gateways' JSON POST in `http_post.rs`, the payment provider): hyper's client
 //! connection over a tokio socket, which axum builds for the server anyway, within one timeout
-//! for the whole.
+//! for the whole. With the `oidc` feature also over TLS ([`send_tls`]): rustls on aws-lc-rs,
+//! for a municipality's OpenID provider at an `https://` address.
 
 use std::time::Duration;
 
@@ -121,30 +122,198 @@ pub(crate) async fn send(
     max_answer: usize,
 ) -> Result<hyper::Response<Bytes>, ExchangeError> {
     let exchange = async {
-        let stream = tokio::net::TcpStream::connect((host, port))
-            .await
-            .map_err(|e| ExchangeError::Connect(e.kind().to_string()))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| ExchangeError::Connect(e.to_string()))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| ExchangeError::Answer(e.to_string()))?;
-        let (parts, body) = response.into_parts();
-        let bytes = Limited::new(body, max_answer)
-            .collect()
-            .await
-            .map_err(|e| ExchangeError::Answer(e.to_string()))?
-            .to_bytes();
-        Ok(hyper::Response::from_parts(parts, bytes))
+        let stream = connect(host, port).await?;
+        over(stream, request, max_answer).await
     };
     tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| ExchangeError::Timeout)?
+}
+
+/// [`send`] over TLS: the server at `host:port` must show a certificate for `host` that chains
+/// to one of `tls`'s roots. The handshake counts towards `timeout`; a certificate that is not
+/// trusted, or not for `host`, is [`ExchangeError::Connect`] with the cause.
+#[cfg(feature = "oidc")]
+pub(crate) async fn send_tls(
+    tls: &Tls,
+    host: &str,
+    port: u16,
+    request: Request<Full<Bytes>>,
+    timeout: Duration,
+    max_answer: usize,
+) -> Result<hyper::Response<Bytes>, ExchangeError> {
+    let exchange = async {
+        let name = tls::server_name(host)?;
+        let stream = connect(host, port).await?;
+        let stream = tls
+            .0
+            .connect(name, stream)
+            .await
+            .map_err(|e| ExchangeError::Connect(tls::cause(&e)))?;
+        over(stream, request, max_answer).await
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| ExchangeError::Timeout)?
+}
+
+async fn connect(host: &str, port: u16) -> Result<tokio::net::TcpStream, ExchangeError> {
+    tokio::net::TcpStream::connect((host, port))
+        .await
+        .map_err(|e| ExchangeError::Connect(e.kind().to_string()))
+}
+
+/// One request and its answer on `stream`, plain or TLS.
+async fn over<S>(
+    stream: S,
+    request: Request<Full<Bytes>>,
+    max_answer: usize,
+) -> Result<hyper::Response<Bytes>, ExchangeError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| ExchangeError::Connect(e.to_string()))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| ExchangeError::Answer(e.to_string()))?;
+    let (parts, body) = response.into_parts();
+    let bytes = Limited::new(body, max_answer)
+        .collect()
+        .await
+        .map_err(|e| ExchangeError::Answer(e.to_string()))?
+        .to_bytes();
+    Ok(hyper::Response::from_parts(parts, bytes))
+}
+
+#[cfg(feature = "oidc")]
+pub(crate) use tls::{Tls, pem_roots};
+
+/// The client side of TLS: which certificates a server's must chain to.
+#[cfg(feature = "oidc")]
+mod tls {
+    use std::path::Path;
+    use std::sync::{Arc, OnceLock};
+
+    use tokio_rustls::TlsConnector;
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+    use tokio_rustls::rustls::{self, CertificateError, ClientConfig, RootCertStore};
+
+    use super::ExchangeError;
+
+    /// TLS 1.2 and 1.3 with aws-lc-rs's safe defaults, the server checked against a set of
+    /// roots (no client certificate). Cheap to clone.
+    #[derive(Clone)]
+    pub(crate) struct Tls(pub(super) TlsConnector);
+
+    impl std::fmt::Debug for Tls {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Tls").finish_non_exhaustive()
+        }
+    }
+
+    impl Tls {
+        /// The system's roots (rustls-native-certs: `SSL_CERT_FILE`, `SSL_CERT_DIR`, else the
+        /// distribution's bundle), read once per process. Certificates of the store that do
+        /// not parse are left out; with none at all, every server is of an unknown issuer.
+        pub(crate) fn system() -> Result<Self, String> {
+            static SYSTEM: OnceLock<Result<Tls, String>> = OnceLock::new();
+            SYSTEM
+                .get_or_init(|| {
+                    let found = rustls_native_certs::load_native_certs();
+                    if found.certs.is_empty() && !found.errors.is_empty() {
+                        tracing::warn!(
+                            errors = found.errors.len(),
+                            "no system root certificates could be read"
+                        );
+                    }
+                    let mut roots = RootCertStore::empty();
+                    roots.add_parsable_certificates(found.certs);
+                    Self::with_roots(roots)
+                })
+                .clone()
+        }
+
+        /// Only the certificates of the PEM file `path` as roots ([`pem_roots`]).
+        pub(crate) fn own_ca(path: &Path) -> Result<Self, String> {
+            Self::with_roots(pem_roots(path)?)
+        }
+
+        fn with_roots(roots: RootCertStore) -> Result<Self, String> {
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let mut config = ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| format!("TLS settings: {e}"))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Ok(Self(TlsConnector::from(Arc::new(config))))
+        }
+    }
+
+    /// The certificates of the PEM file `path` as roots. Every certificate in it must parse as
+    /// a trust anchor (other PEM sections, a key say, are passed over); a file without any is
+    /// refused.
+    pub(crate) fn pem_roots(path: &Path) -> Result<RootCertStore, String> {
+        let pem = std::fs::read(path).map_err(|e| format!("cannot be read: {e}"))?;
+        roots_of(&pem)
+    }
+
+    fn roots_of(pem: &[u8]) -> Result<RootCertStore, String> {
+        let mut roots = RootCertStore::empty();
+        for (n, cert) in CertificateDer::pem_slice_iter(pem).enumerate() {
+            let cert = cert.map_err(|e| format!("is not PEM: {e}"))?;
+            roots.add(cert).map_err(|e| {
+                format!(
+                    "holds certificate number {}, which cannot be used: {e}",
+                    n + 1
+                )
+            })?;
+        }
+        if roots.is_empty() {
+            return Err("holds no certificate (-----BEGIN CERTIFICATE-----)".into());
+        }
+        Ok(roots)
+    }
+
+    /// The name the server's certificate must be for: a DNS name or an IP address.
+    pub(super) fn server_name(host: &str) -> Result<ServerName<'static>, ExchangeError> {
+        ServerName::try_from(host.to_owned())
+            .map_err(|_| ExchangeError::Connect(format!("TLS: {host:?} is no server name")))
+    }
+
+    /// A failed handshake, shortly: what was wrong with the certificate, or rustls's word.
+    pub(super) fn cause(e: &std::io::Error) -> String {
+        let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
+            return format!("TLS: {}", e.kind());
+        };
+        let why = match tls {
+            rustls::Error::InvalidCertificate(c) => match c {
+                CertificateError::UnknownIssuer => "the certificate's issuer is not trusted",
+                CertificateError::NotValidForName
+                | CertificateError::NotValidForNameContext { .. } => {
+                    "the certificate is not for this host"
+                }
+                CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                    "the certificate has expired"
+                }
+                CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                    "the certificate is not valid yet"
+                }
+                CertificateError::Revoked => "the certificate is revoked",
+                CertificateError::BadSignature => "the certificate's signature is wrong",
+                other => return format!("TLS: bad certificate: {other:?}"),
+            },
+            other => return format!("TLS: {other}"),
+        };
+        format!("TLS: {why}")
+    }
 }
 
 #[cfg(test)]
@@ -217,5 +386,211 @@ mod tests {
             1024,
         );
         assert_eq!(answer.await, Err(ExchangeError::Timeout));
+    }
+
+    /// A test PKI made with the `openssl` command line: a CA, and certificates it signs.
+    #[cfg(feature = "oidc")]
+    struct TestPki {
+        dir: tempfile::TempDir,
+    }
+
+    #[cfg(feature = "oidc")]
+    impl TestPki {
+        /// `openssl` with `args` (split at spaces) in the PKI's folder.
+        fn openssl(&self, args: &str) {
+            let out = std::process::Command::new("openssl")
+                .current_dir(self.dir.path())
+                .args(args.split_whitespace())
+                .output()
+                .expect("the openssl command line");
+            assert!(
+                out.status.success(),
+                "openssl {args}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+
+        fn new() -> Self {
+            let pki = Self {
+                dir: tempfile::tempdir().expect("temp dir"),
+            };
+            pki.openssl(
+                "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
+                 -out ca.pem -days 2 -subj /CN=Test-CA-Rathaus \
+                 -addext basicConstraints=critical,CA:TRUE \
+                 -addext keyUsage=critical,keyCertSign,cRLSign",
+            );
+            pki
+        }
+
+        fn ca(&self) -> std::path::PathBuf {
+            self.dir.path().join("ca.pem")
+        }
+
+        /// A server certificate for the DNS name `name` and its key, as PEM files; `serial`
+        /// tells it from the PKI's others.
+        fn leaf(&self, name: &str, serial: u32) -> (std::path::PathBuf, std::path::PathBuf) {
+            std::fs::write(
+                self.dir.path().join(format!("{name}.ext")),
+                format!(
+                    "subjectAltName=DNS:{name}\nbasicConstraints=critical,CA:FALSE\n\
+                     keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+                ),
+            )
+            .expect("written");
+            self.openssl(&format!(
+                "req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout {name}.key \
+                 -out {name}.csr -subj /CN={name}"
+            ));
+            self.openssl(&format!(
+                "x509 -req -in {name}.csr -CA ca.pem -CAkey ca.key -set_serial {serial} -days 2 \
+                 -extfile {name}.ext -out {name}.pem"
+            ));
+            let file = |ext: &str| self.dir.path().join(format!("{name}.{ext}"));
+            (file("pem"), file("key"))
+        }
+    }
+
+    /// A TLS server on 127.0.0.1 showing `cert` that answers every request with `ok`: its port.
+    #[cfg(feature = "oidc")]
+    async fn tls_server((cert, key): (std::path::PathBuf, std::path::PathBuf)) -> u16 {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+        let chain = CertificateDer::pem_file_iter(&cert)
+            .expect("the certificate")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("PEM");
+        let key = PrivateKeyDer::from_pem_file(&key).expect("the key");
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocols")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("a server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let port = listener.local_addr().expect("bound").port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    // A client that refuses the certificate ends the handshake.
+                    let Ok(mut stream) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        .await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        port
+    }
+
+    #[cfg(feature = "oidc")]
+    async fn get_tls(tls: &Tls, host: &str, port: u16) -> Result<String, ExchangeError> {
+        let request = Request::builder()
+            .uri("/")
+            .header(header::HOST, format!("{host}:{port}"))
+            .body(Full::new(Bytes::new()))
+            .expect("a request");
+        let answer = send_tls(tls, host, port, request, Duration::from_secs(5), 1024).await?;
+        assert_eq!(answer.status(), StatusCode::OK);
+        Ok(String::from_utf8_lossy(answer.body()).into_owned())
+    }
+
+    #[cfg(feature = "oidc")]
+    #[tokio::test]
+    async fn over_tls_the_certificate_must_chain_to_the_roots_and_name_the_host() {
+        let pki = TestPki::new();
+        let port = tls_server(pki.leaf("localhost", 2)).await;
+        let own_ca = Tls::own_ca(&pki.ca()).expect("the CA file");
+        assert_eq!(get_tls(&own_ca, "localhost", port).await, Ok("ok".into()));
+        // The system's roots do not know the test CA.
+        let system = Tls::system().expect("the system's roots");
+        assert_eq!(
+            get_tls(&system, "localhost", port).await,
+            Err(ExchangeError::Connect(
+                "TLS: the certificate's issuer is not trusted".into()
+            ))
+        );
+        // A certificate of the right CA, but for another name.
+        let elsewhere = tls_server(pki.leaf("anderswo.example", 3)).await;
+        assert_eq!(
+            get_tls(&own_ca, "localhost", elsewhere).await,
+            Err(ExchangeError::Connect(
+                "TLS: the certificate is not for this host".into()
+            ))
+        );
+        // The name is the host's, an address included.
+        assert_eq!(
+            get_tls(&own_ca, "127.0.0.1", port).await,
+            Err(ExchangeError::Connect(
+                "TLS: the certificate is not for this host".into()
+            ))
+        );
+        // Plain http to a TLS server, and TLS to nobody, are no panic either.
+        let plain = Request::builder()
+            .uri("/")
+            .header(header::HOST, "localhost")
+            .body(Full::new(Bytes::new()))
+            .expect("a request");
+        assert!(
+            send("localhost", port, plain, Duration::from_secs(5), 1024)
+                .await
+                .is_err()
+        );
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a port")
+            .port();
+        assert!(matches!(
+            get_tls(&own_ca, "127.0.0.1", closed).await,
+            Err(ExchangeError::Connect(_))
+        ));
+    }
+
+    #[cfg(feature = "oidc")]
+    #[test]
+    fn a_ca_file_must_hold_certificates() {
+        let pki = TestPki::new();
+        assert_eq!(pem_roots(&pki.ca()).map(|r| r.len()), Ok(1));
+        // A bundle: every certificate in it counts, other sections are passed over.
+        let (leaf, key) = pki.leaf("localhost", 2);
+        let bundle = pki.dir.path().join("bundle.pem");
+        let text = [&pki.ca(), &key, &leaf]
+            .map(|p| std::fs::read_to_string(p).expect("PEM"))
+            .concat();
+        std::fs::write(&bundle, text).expect("written");
+        assert_eq!(pem_roots(&bundle).map(|r| r.len()), Ok(2));
+        let missing = pki.dir.path().join("gibt-es-nicht.pem");
+        let e = pem_roots(&missing).expect_err("missing");
+        assert!(e.starts_with("cannot be read: "), "{e}");
+        let e = pem_roots(&key).expect_err("only a key");
+        assert!(e.starts_with("holds no certificate"), "{e}");
+        let text = pki.dir.path().join("text.pem");
+        std::fs::write(&text, "kein Zertifikat\n").expect("written");
+        assert!(
+            pem_roots(&text)
+                .expect_err("text")
+                .starts_with("holds no certificate")
+        );
+        assert!(Tls::own_ca(&text).is_err());
     }
 }

@@ -2,9 +2,13 @@
 //! (cached for [`DISCOVERY_LIFETIME`]), the authorization code flow with PKCE S256, the ID
 //! token's checks (signature by the provider's published keys, issuer, audience, nonce and
 //! expiry against the server's clock) and RP-initiated logout. Requests go through the one
-//! HTTP exchange of `http.rs`; no token is kept or logged.
+//! HTTP exchange of `http.rs`, over TLS for an `https://` provider; no token is kept or logged.
+//!
+//! TLS trusts the system's roots, or, when the tenant file names the municipality's own CA
+//! (`ca_file`), only the certificates of that file: see [`OidcDirectory::new`].
 
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -28,7 +32,7 @@ use time::OffsetDateTime;
 use tokio::sync::Mutex;
 use videoamt_core::directory::{Authorization, Directory, DirectoryError, Identity};
 
-use crate::http::{ExchangeError, send};
+use crate::http::{ExchangeError, Tls, pem_roots, send, send_tls};
 
 /// How long a discovery document and its keys are believed before they are fetched again.
 pub const DISCOVERY_LIFETIME: Duration = Duration::from_secs(300);
@@ -92,6 +96,10 @@ pub struct OidcDirectory {
     login_claim: String,
     groups_claim: String,
     scopes: Vec<String>,
+    /// The municipality's own CA (PEM), if it has one.
+    ca_file: Option<PathBuf>,
+    /// The TLS settings for an `https://` provider, made at its first request.
+    tls: OnceLock<Result<Tls, String>>,
     discovered: Mutex<Option<(Instant, Arc<ProviderMetadataWithLogout>)>>,
 }
 
@@ -100,6 +108,7 @@ impl std::fmt::Debug for OidcDirectory {
         f.debug_struct("OidcDirectory")
             .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
+            .field("ca_file", &self.ca_file)
             .finish_non_exhaustive()
     }
 }
@@ -107,6 +116,14 @@ impl std::fmt::Debug for OidcDirectory {
 impl OidcDirectory {
     /// The provider `issuer`, for the client `client_id` with its secret; the login and the
     /// groups are read from the claims so named, and `scopes` are asked for besides `openid`.
+    ///
+    /// Over `https://` the provider's certificate must chain to the system's roots, or, with
+    /// `ca_file`, to the certificates of that PEM file *instead*: a municipality that names
+    /// its own CA runs its provider under that PKI, and trusting the public CAs as well would
+    /// let any of them vouch for the provider's name. Should the provider move to a publicly
+    /// trusted certificate, the tenant file drops `ca_file`. The file is read at the first
+    /// request (`serve` checks it at start, [`ca_certificates`]); should it be unusable then,
+    /// every request fails as [`DirectoryError::Unreachable`].
     pub fn new(
         issuer: &str,
         client_id: &str,
@@ -114,6 +131,7 @@ impl OidcDirectory {
         login_claim: &str,
         groups_claim: &str,
         scopes: &[String],
+        ca_file: Option<&Path>,
     ) -> Self {
         Self {
             issuer: issuer.to_owned(),
@@ -122,8 +140,22 @@ impl OidcDirectory {
             login_claim: login_claim.to_owned(),
             groups_claim: groups_claim.to_owned(),
             scopes: scopes.to_vec(),
+            ca_file: ca_file.map(Path::to_path_buf),
+            tls: OnceLock::new(),
             discovered: Mutex::new(None),
         }
+    }
+
+    /// The TLS settings: the municipality's CA, or the system's roots.
+    fn tls(&self) -> Result<Tls, String> {
+        self.tls
+            .get_or_init(|| match &self.ca_file {
+                Some(path) => {
+                    Tls::own_ca(path).map_err(|e| format!("ca_file {}: {e}", path.display()))
+                }
+                None => Tls::system(),
+            })
+            .clone()
     }
 
     /// The provider's metadata and keys, from the cache while it is fresh.
@@ -136,7 +168,7 @@ impl OidcDirectory {
         }
         let issuer = IssuerUrl::new(self.issuer.clone())
             .map_err(|e| DirectoryError::Protocol(format!("issuer: {e}")))?;
-        let metadata = ProviderMetadataWithLogout::discover_async(issuer, &call)
+        let metadata = ProviderMetadataWithLogout::discover_async(issuer, &self.http())
             .await
             .map_err(|e| match e {
                 openidconnect::DiscoveryError::Request(e) => DirectoryError::Unreachable(e.0),
@@ -212,7 +244,7 @@ impl Directory for OidcDirectory {
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|e| DirectoryError::Protocol(format!("token endpoint: {e}")))?
             .set_pkce_verifier(PkceCodeVerifier::new(started.pkce_verifier.clone()))
-            .request_async(&call)
+            .request_async(&self.http())
             .await
             .map_err(|e| match e {
                 openidconnect::RequestTokenError::Request(e) => DirectoryError::Unreachable(e.0),
@@ -238,8 +270,10 @@ impl Directory for OidcDirectory {
                 Some(claims.subject().clone()),
             )
         {
-            let info: UserInfoClaims<Claims, CoreGenderClaim> =
-                request.request_async(&call).await.map_err(|e| match e {
+            let info: UserInfoClaims<Claims, CoreGenderClaim> = request
+                .request_async(&self.http())
+                .await
+                .map_err(|e| match e {
                     openidconnect::UserInfoError::Request(e) => DirectoryError::Unreachable(e.0),
                     other => DirectoryError::Protocol(format!("userinfo: {}", chain(&other))),
                 })?;
@@ -286,8 +320,34 @@ fn chain(e: &dyn std::error::Error) -> String {
 #[error("{0}")]
 pub struct Unreachable(String);
 
+impl OidcDirectory {
+    /// What `openidconnect` sends its requests with: [`call`] over this provider's transport.
+    fn http(
+        &self,
+    ) -> impl Fn(
+        HttpRequest,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = Result<HttpResponse, Unreachable>> + Send + 'static>,
+    > + use<> {
+        let transport = Transport {
+            tls: self.issuer.starts_with("https://").then(|| self.tls()),
+        };
+        move |request| Box::pin(call(request, transport.clone()))
+    }
+}
+
+/// How the provider is called: over TLS when its issuer is `https://` (the tenant file allows
+/// plain `http://` only for a provider on loopback). Every request goes by the issuer's
+/// scheme, whatever the discovery document names: the client secret and the codes of an
+/// `https://` provider go over TLS or not at all.
+#[derive(Debug, Clone)]
+struct Transport {
+    /// `None` for a plain `http://` provider; else its TLS settings, or why there are none.
+    tls: Option<Result<Tls, String>>,
+}
+
 /// One request of `openidconnect` through `http.rs`.
-async fn call(request: HttpRequest) -> Result<HttpResponse, Unreachable> {
+async fn call(request: HttpRequest, transport: Transport) -> Result<HttpResponse, Unreachable> {
     let (parts, body) = request.into_parts();
     let uri = parts.uri.clone();
     let host = uri
@@ -296,18 +356,22 @@ async fn call(request: HttpRequest) -> Result<HttpResponse, Unreachable> {
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
-    let port = match (uri.scheme_str(), uri.port_u16()) {
-        (Some("http"), port) => port.unwrap_or(80),
-        (scheme, _) => {
-            return Err(Unreachable(format!(
-                "{uri}: the scheme {scheme:?} is not supported"
-            )));
-        }
-    };
     let authority = uri
         .authority()
         .map(|a| a.as_str().to_owned())
         .unwrap_or_else(|| host.clone());
+    let (port, tls) = match (uri.scheme_str(), transport.tls) {
+        (Some("https"), Some(tls)) => {
+            let tls = tls.map_err(|e| Unreachable(format!("{authority}: {e}")))?;
+            (uri.port_u16().unwrap_or(443), Some(tls))
+        }
+        (Some("http"), None) => (uri.port_u16().unwrap_or(80), None),
+        (scheme, _) => {
+            return Err(Unreachable(format!(
+                "{authority}: the scheme {scheme:?} is not the issuer's"
+            )));
+        }
+    };
     let path = uri
         .path_and_query()
         .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
@@ -320,10 +384,74 @@ async fn call(request: HttpRequest) -> Result<HttpResponse, Unreachable> {
     }
     let request = builder
         .body(Full::new(Bytes::from(body)))
-        .map_err(|e| Unreachable(format!("{uri}: {e}")))?;
-    let answer = send(&host, port, request, TIMEOUT, MAX_ANSWER)
-        .await
-        .map_err(|e: ExchangeError| Unreachable(format!("{authority}: {e}")))?;
+        .map_err(|e| Unreachable(format!("{authority}: {e}")))?;
+    let answer = match &tls {
+        Some(tls) => send_tls(tls, &host, port, request, TIMEOUT, MAX_ANSWER).await,
+        None => send(&host, port, request, TIMEOUT, MAX_ANSWER).await,
+    }
+    .map_err(|e: ExchangeError| Unreachable(format!("{authority}: {e}")))?;
     let (parts, body) = answer.into_parts();
     Ok(HttpResponse::from_parts(parts, body.to_vec()))
+}
+
+/// How many certificates the municipality's CA file `path` (`ca_file` of `[oidc]`) holds, read
+/// as the sign-on reads it; the error says why it cannot be used (not found, not PEM, no
+/// certificate in it), without the path.
+pub fn ca_certificates(path: &Path) -> Result<usize, String> {
+    pem_roots(path).map(|roots| roots.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_https_provider_is_never_called_over_plain_http() {
+        let request = |url: &str| {
+            hyper::Request::builder()
+                .uri(url)
+                .body(Vec::new())
+                .expect("a request")
+        };
+        let https = || Transport {
+            tls: Some(Err("not needed".into())),
+        };
+        let e = call(request("http://127.0.0.1:9/token"), https())
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            e.0,
+            "127.0.0.1:9: the scheme Some(\"http\") is not the issuer's"
+        );
+        // The TLS settings' failure (an unusable CA file) is the cause.
+        let e = call(request("https://login.example/token"), https())
+            .await
+            .expect_err("refused");
+        assert_eq!(e.0, "login.example: not needed");
+        // A plain provider (on loopback) is not called over TLS.
+        let plain = Transport { tls: None };
+        let e = call(request("https://127.0.0.1:9/token"), plain)
+            .await
+            .expect_err("refused");
+        assert!(e.0.contains("is not the issuer's"), "{}", e.0);
+    }
+
+    #[test]
+    fn the_ca_file_is_read_at_the_first_request_and_named_in_the_cause() {
+        let directory = OidcDirectory::new(
+            "https://login.example",
+            "videoamt",
+            "s3cret",
+            "preferred_username",
+            "groups",
+            &[],
+            Some(Path::new("/gibt-es-nicht/rathaus-ca.pem")),
+        );
+        let e = directory.tls().expect_err("no such file");
+        assert!(
+            e.starts_with("ca_file /gibt-es-nicht/rathaus-ca.pem: cannot be read: "),
+            "{e}"
+        );
+        assert!(!format!("{directory:?}").contains("s3cret"));
+    }
 }

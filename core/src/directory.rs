@@ -34,6 +34,10 @@ pub struct DirectorySignOn {
     pub scopes: Vec<String>,
     /// The mapping from groups to roles, in the file's order.
     pub grants: Vec<RoleGrant>,
+    /// The municipality's own CA, a PEM file (absolute path, as given): an `https://`
+    /// provider's certificate must chain to its certificates instead of the system's roots.
+    /// Only the path is kept here; `serve` reads it.
+    pub ca_file: Option<String>,
 }
 
 /// One line of the mapping: members of `group` get `role` (and a clerk `departments`).
@@ -157,6 +161,7 @@ mod tests {
             groups_claim: "groups".into(),
             scopes: vec!["profile".into()],
             grants,
+            ca_file: None,
         }
     }
 

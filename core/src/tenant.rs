@@ -380,6 +380,9 @@ struct RawOidc {
     #[serde(default)]
     scopes: Option<Vec<String>>,
     grants: Spanned<Vec<Spanned<RawGrant>>>,
+    /// The municipality's own CA (PEM) for an `https://` provider behind an internal PKI.
+    #[serde(default)]
+    ca_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -415,6 +418,23 @@ impl RawOidc {
                 ),
             ));
         }
+        // Only the path: whether the file holds certificates is `serve`'s to check (no IO here).
+        let ca_file = match self.ca_file {
+            None => None,
+            Some(file) => {
+                let path = file.get_ref();
+                if !std::path::Path::new(path).is_absolute() {
+                    return Err((
+                        file.span(),
+                        format!("oidc ca_file {path:?} must be an absolute path"),
+                    ));
+                }
+                if !https {
+                    return Err((file.span(), "oidc ca_file needs an https:// issuer".into()));
+                }
+                Some(file.into_inner())
+            }
+        };
         if self.client_id.get_ref().trim().is_empty() {
             return Err((
                 self.client_id.span(),
@@ -491,6 +511,7 @@ impl RawOidc {
                 .scopes
                 .unwrap_or_else(|| vec!["profile".to_owned(), "groups".to_owned()]),
             grants,
+            ca_file,
         })
     }
 }
@@ -1144,6 +1165,53 @@ grants = [
             "http://127.0.0.1:4011",
         );
         assert!(Tenant::from_toml("test.toml", &format!("{MINIMAL}{local}")).is_ok());
+    }
+
+    #[test]
+    fn a_directory_sign_on_may_name_the_municipalitys_own_ca() {
+        assert_eq!(
+            Tenant::from_toml("test.toml", &format!("{MINIMAL}{OIDC}"))
+                .expect("valid")
+                .oidc
+                .expect("an [oidc] table")
+                .ca_file,
+            None
+        );
+        let with_ca = |line: &str| {
+            format!(
+                "{MINIMAL}{}",
+                OIDC.replace("grants = [", &format!("{line}\ngrants = ["))
+            )
+        };
+        let t = Tenant::from_toml(
+            "test.toml",
+            &with_ca("ca_file = \"/etc/videoamt/rathaus-ca.pem\""),
+        )
+        .expect("valid");
+        assert_eq!(
+            t.oidc.expect("an [oidc] table").ca_file.as_deref(),
+            Some("/etc/videoamt/rathaus-ca.pem")
+        );
+        // The path as written, on its line; no file is read here.
+        let e = refused(&with_ca("ca_file = \"rathaus-ca.pem\""));
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (
+                30,
+                "oidc ca_file \"rathaus-ca.pem\" must be an absolute path"
+            )
+        );
+        let local = with_ca("ca_file = \"/etc/videoamt/rathaus-ca.pem\"").replace(
+            "https://login.testheim.de/realms/rathaus",
+            "http://127.0.0.1:4011",
+        );
+        let e = refused(&local);
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (30, "oidc ca_file needs an https:// issuer")
+        );
+        let e = refused(&with_ca("ca_file = [\"/etc/a.pem\"]"));
+        assert_eq!(e.line, 30, "{e}");
     }
 
     #[test]

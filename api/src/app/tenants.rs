@@ -103,9 +103,10 @@ pub fn client_secret(sign_on: &DirectorySignOn) -> Result<String, String> {
     }
 }
 
-/// The municipalities whose directory sign-on lacks its client secret, one line each.
-pub fn missing_secrets(tenants: &[Tenant]) -> Vec<String> {
-    tenants
+/// What keeps the municipalities' directory sign-ons from working, one line each: a missing
+/// client secret, a CA file ([`ca_file_problems`]).
+pub fn sign_on_problems(tenants: &[Tenant]) -> Vec<String> {
+    let mut problems: Vec<String> = tenants
         .iter()
         .filter_map(|t| {
             let sign_on = t.oidc.as_ref()?;
@@ -115,6 +116,27 @@ pub fn missing_secrets(tenants: &[Tenant]) -> Vec<String> {
                     t.id.as_str()
                 )
             })
+        })
+        .collect();
+    problems.extend(ca_file_problems(tenants));
+    problems
+}
+
+/// The municipalities whose `[oidc] ca_file` cannot be read or holds no certificate, one line
+/// each, with the path.
+pub fn ca_file_problems(tenants: &[Tenant]) -> Vec<String> {
+    tenants
+        .iter()
+        .filter_map(|t| {
+            let path = t.oidc.as_ref()?.ca_file.as_deref()?;
+            videoamt_adapters::oidc::ca_certificates(Path::new(path))
+                .err()
+                .map(|e| {
+                    format!(
+                        "{}: the CA file {path} of the [oidc] sign-on {e}",
+                        t.id.as_str()
+                    )
+                })
         })
         .collect()
 }

@@ -711,10 +711,11 @@ async fn serve(
         // The demo visits are history: nobody is waiting for their mails.
         crate::workers::outbox::skip_to_head(&system).await?;
     }
-    // A directory sign-on without its secret would only fail at the first sign-in.
-    let missing = crate::app::tenants::missing_secrets(&system.tenants);
-    if !missing.is_empty() {
-        anyhow::bail!("{}", missing.join("\n"));
+    // A directory sign-on without its secret, or with a CA file that is not one, would only
+    // fail at the first sign-in.
+    let problems = crate::app::tenants::sign_on_problems(&system.tenants);
+    if !problems.is_empty() {
+        anyhow::bail!("{}", problems.join("\n"));
     }
     // A configuration that removed what outstanding appointments were booked under, or
     // changed their department's slot grid, is refused before anything is served (ADR 0020).

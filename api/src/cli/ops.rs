@@ -244,8 +244,16 @@ pub(crate) fn tenants_check(dir: &std::path::Path) -> ExitCode {
             for (file, t) in &tenants {
                 let booked_online = t.departments.values().filter(|d| d.online_booking).count();
                 let sign_on = t.oidc.as_ref().map_or_else(String::new, |o| {
+                    let ca = o.ca_file.as_deref().map_or_else(String::new, |path| {
+                        match videoamt_adapters::oidc::ca_certificates(std::path::Path::new(path)) {
+                            Ok(n) => {
+                                format!(", trusting only the CA file {path} ({n} certificates)")
+                            }
+                            Err(_) => format!(", CA file {path} not usable"),
+                        }
+                    });
                     format!(
-                        ", staff sign-on through {} ({} grants)",
+                        ", staff sign-on through {} ({} grants{ca})",
                         o.issuer,
                         o.grants.len()
                     )
@@ -263,7 +271,18 @@ pub(crate) fn tenants_check(dir: &std::path::Path) -> ExitCode {
                     t.retention_months
                 );
             }
-            println!("{} municipalities, all valid", tenants.len());
+            // The CA file is read where the check runs: `serve` on the same machine refuses to
+            // start without it. (The client secret's variable is `serve`'s environment's only.)
+            let all: Vec<_> = tenants.into_iter().map(|(_, t)| t).collect();
+            let problems = crate::app::tenants::ca_file_problems(&all);
+            if !problems.is_empty() {
+                for problem in &problems {
+                    eprintln!("{problem}");
+                }
+                eprintln!("{} problems; serve would not start", problems.len());
+                return ExitCode::FAILURE;
+            }
+            println!("{} municipalities, all valid", all.len());
             ExitCode::SUCCESS
         }
         Err(problems) => {

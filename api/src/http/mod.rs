@@ -226,6 +226,7 @@ fn directories(
                     &sign_on.login_claim,
                     &sign_on.groups_claim,
                     &sign_on.scopes,
+                    sign_on.ca_file.as_deref().map(std::path::Path::new),
                 ));
             Some((t.id.clone(), directory))
         })
