@@ -3,13 +3,14 @@
 //
 //   node scripts/oidc-provider/provider.mjs CONFIG.json
 //
-// Prints exactly one line to stdout once it listens, {"issuer":"http://127.0.0.1:NNNNN"}, and
-// logs everything else to stderr. Exits on SIGTERM/SIGINT and when its stdin, if a pipe,
+// Prints exactly one line to stdout once it listens, {"issuer":"http://127.0.0.1:NNNNN"}
+// (https:// with "tls" in the config), and logs everything else to stderr. Exits on SIGTERM/SIGINT and when its stdin, if a pipe,
 // reaches its end, so a test that dies does not leave it running. See README.md.
 
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 
 // oidc-provider prints its notices with console.info, i.e. to stdout; stdout carries only the
 // issuer line, so everything the console prints goes to stderr. This has to happen before
@@ -45,6 +46,19 @@ const idTokenTtl = config.id_token_ttl_seconds ?? 3600;
 if (!Number.isInteger(idTokenTtl) || idTokenTtl < 1) fail('id_token_ttl_seconds must be a positive integer');
 if (!Array.isArray(config.clients) || config.clients.length === 0) fail('clients must be a non-empty array');
 if (!Array.isArray(config.users)) fail('users must be an array');
+// "tls": {"cert": PATH, "key": PATH} serves https with that certificate (PEM, its chain may
+// follow it in the file) and key, as a provider behind a municipality's own CA would.
+let tls;
+if (config.tls !== undefined) {
+  if (typeof config.tls?.cert !== 'string' || typeof config.tls?.key !== 'string') {
+    fail('tls must be {"cert": PATH, "key": PATH}');
+  }
+  try {
+    tls = { cert: fs.readFileSync(config.tls.cert), key: fs.readFileSync(config.tls.key) };
+  } catch (err) {
+    fail(`cannot read the TLS certificate or key: ${err.message}`);
+  }
+}
 
 for (const u of config.users) {
   if (typeof u.login !== 'string' || typeof u.password !== 'string') {
@@ -325,7 +339,7 @@ async function handleInteraction(provider, req, res, uid, action) {
 let provider;
 let providerCallback;
 
-const server = http.createServer((req, res) => {
+function handle(req, res) {
   if (!providerCallback) {
     res.writeHead(503);
     res.end();
@@ -342,6 +356,12 @@ const server = http.createServer((req, res) => {
     if (!res.headersSent) send(res, 500, errorPage('Interner Fehler.'));
     else res.destroy();
   });
+}
+
+const server = tls ? https.createServer(tls, handle) : http.createServer(handle);
+// A client that refuses the certificate (as the tests make videoamt do) is no failure here.
+server.on('tlsClientError', (err) => {
+  process.stderr.write(`oidc-provider: TLS handshake failed: ${err.message}\n`);
 });
 
 function shutdown(why) {
@@ -370,7 +390,7 @@ try {
 
 server.on('error', (err) => fail(`cannot listen on 127.0.0.1:${port}: ${err.message}`));
 server.listen(port, '127.0.0.1', () => {
-  const issuer = `http://${issuerHost}:${server.address().port}`;
+  const issuer = `${tls ? 'https' : 'http'}://${issuerHost}:${server.address().port}`;
   provider = new Provider(issuer, providerConfiguration());
   for (const event of ['server_error', 'authorization.error', 'grant.error', 'end_session.error',
     'userinfo.error', 'discovery.error', 'jwks.error', 'introspection.error', 'revocation.error']) {
