@@ -18,7 +18,7 @@ use crate::videoamt;
 const MUSTERSTADT: &str = include_str!("fixtures/musterstadt.toml");
 
 /// A tenants folder with the two examples and `musterstadt` as given.
-fn folder(root: &Path, musterstadt: Option<&str>) -> PathBuf {
+pub(crate) fn folder(root: &Path, musterstadt: Option<&str>) -> PathBuf {
     let dir = root.join("kommunen");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("the folder");
@@ -33,7 +33,7 @@ fn folder(root: &Path, musterstadt: Option<&str>) -> PathBuf {
 }
 
 /// `videoamt` with `args` on the store and data folder in `root`: (success, stdout, stderr).
-fn run(root: &Path, tenants: &Path, args: &[&str]) -> (bool, String, String) {
+pub(crate) fn run(root: &Path, tenants: &Path, args: &[&str]) -> (bool, String, String) {
     let out = videoamt()
         .arg("--store")
         .arg(format!("sqlite:{}", root.join("events.db").display()))

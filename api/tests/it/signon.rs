@@ -1,17 +1,20 @@
 //! Staff sign-on through a municipality's OpenID provider (ADR 0022), against a real one on
 //! loopback: panva's certified `oidc-provider` (`scripts/oidc-provider`, installed by
 //! `scripts/test`), started per test. The router runs in-process with its clock; the test plays
-//! the browser between the two, with a cookie jar for the provider's side.
+//! the browser between the two, with a cookie jar for the provider's side. One provider runs
+//! over https, with a certificate of a test CA that stands for a town hall's own PKI.
 
 use std::collections::HashMap;
 use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 use axum::http::{StatusCode, header};
 use http_body_util::{BodyExt as _, Full};
-use hyper::body::Bytes;
+use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+use tokio_rustls::rustls::pki_types::ServerName;
 use videoamt_core::tenant::Tenant;
 
 use crate::router::Api;
@@ -56,25 +59,36 @@ impl Provider {
         issuer_host: &str,
         port: u16,
     ) -> Self {
-        let root =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/oidc-provider");
+        Self::launch(config(
+            client_id,
+            public,
+            users,
+            ttl_seconds,
+            issuer_host,
+            port,
+        ))
+    }
+
+    /// [`Provider::start`] on any port over https as `localhost`, with the certificate
+    /// `cert` (for `localhost`) and its key.
+    pub(crate) fn start_over_tls(
+        client_id: &str,
+        public: &str,
+        users: Vec<Value>,
+        (cert, key): (&Path, &Path),
+    ) -> Self {
+        let mut config = config(client_id, public, users, 3600, "localhost", 0);
+        config["tls"] = json!({"cert": cert, "key": key});
+        Self::launch(config)
+    }
+
+    fn launch(config: Value) -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/oidc-provider");
         assert!(
             root.join("node_modules/oidc-provider").is_dir(),
             "the test OpenID provider is needed (scripts/test installs it: npm ci --prefix scripts/oidc-provider)"
         );
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = json!({
-            "port": port,
-            "issuer_host": issuer_host,
-            "id_token_ttl_seconds": ttl_seconds,
-            "clients": [{
-                "client_id": client_id,
-                "client_secret": CLIENT_SECRET,
-                "redirect_uris": [format!("{public}/anmelden/verzeichnis/rueckkehr")],
-                "post_logout_redirect_uris": [format!("{public}/anmelden")],
-            }],
-            "users": users,
-        });
         let file = dir.path().join("provider.json");
         std::fs::write(&file, config.to_string()).expect("config written");
         let mut child = Command::new("node")
@@ -116,14 +130,51 @@ fn idp(users: Vec<Value>, ttl_seconds: u64) -> Provider {
     )
 }
 
+/// The provider's config: one client, `client_id`, that returns to `public`, and `users`.
+fn config(
+    client_id: &str,
+    public: &str,
+    users: Vec<Value>,
+    ttl_seconds: u64,
+    issuer_host: &str,
+    port: u16,
+) -> Value {
+    json!({
+        "port": port,
+        "issuer_host": issuer_host,
+        "id_token_ttl_seconds": ttl_seconds,
+        "clients": [{
+            "client_id": client_id,
+            "client_secret": CLIENT_SECRET,
+            "redirect_uris": [format!("{public}/anmelden/verzeichnis/rueckkehr")],
+            "post_logout_redirect_uris": [format!("{public}/anmelden")],
+        }],
+        "users": users,
+    })
+}
+
 /// Musterstadt (`fixtures/musterstadt.toml`) signing its staff in through `issuer`: the group
 /// `va-rathaus` makes a clerk of the Bürgeramt, `va-admin` an admin.
 pub(crate) fn musterstadt(issuer: &str) -> Tenant {
-    let text = format!(
+    Tenant::from_toml("musterstadt.toml", &musterstadt_text(issuer)).expect("a valid tenant file")
+}
+
+/// The tenant file of [`musterstadt`].
+fn musterstadt_text(issuer: &str) -> String {
+    format!(
         "{MUSTERSTADT}\n[oidc]\nissuer = \"{issuer}\"\nclient_id = \"videoamt-musterstadt\"\n\
          client_secret = \"{CLIENT_SECRET}\"\nlabel = \"Mit dem Rathaus-Konto anmelden\"\n\
          grants = [\n  {{ group = \"va-admin\", role = \"admin\" }},\n  \
          {{ group = \"va-rathaus\", role = \"clerk\", departments = [\"rathaus\"] }},\n]\n"
+    )
+}
+
+/// [`musterstadt`] trusting its own CA, `ca_file` (the `[oidc]` table is the file's last).
+fn musterstadt_trusting(issuer: &str, ca_file: &Path) -> Tenant {
+    let text = format!(
+        "{}ca_file = \"{}\"\n",
+        musterstadt_text(issuer),
+        ca_file.display()
     );
     Tenant::from_toml("musterstadt.toml", &text).expect("a valid tenant file")
 }
@@ -131,8 +182,13 @@ pub(crate) fn musterstadt(issuer: &str) -> Tenant {
 /// The server of Musterstadt and the examples, its clock at the real time (the provider's
 /// tokens carry the real time).
 async fn api(issuer: &str) -> Api {
+    api_of(musterstadt(issuer)).await
+}
+
+/// [`api`] with this Musterstadt.
+async fn api_of(musterstadt: Tenant) -> Api {
     let mut tenants = videoamt_core::tenant::example_tenants().expect("examples");
-    tenants.push(musterstadt(issuer));
+    tenants.push(musterstadt);
     let api = Api::with_tenants(tenants).await;
     api.now.store(
         time::OffsetDateTime::now_utc().unix_timestamp(),
@@ -149,12 +205,14 @@ pub(crate) struct Answer {
     pub(crate) body: String,
 }
 
-/// The browser's side at the provider: plain HTTP with a cookie jar (names only: the provider
-/// is one host, and its cookies' paths do not overlap in a way that matters here).
+/// The browser's side at the provider: HTTP with a cookie jar (names only: the provider is
+/// one host, and its cookies' paths do not overlap in a way that matters here), over TLS to an
+/// `https://` provider when it trusts a CA.
 pub(crate) struct Agent {
     /// The provider's scheme, host and port.
     base: String,
     cookies: HashMap<String, String>,
+    tls: Option<tokio_rustls::TlsConnector>,
 }
 
 impl Agent {
@@ -162,20 +220,39 @@ impl Agent {
         Self {
             base: issuer.trim_end_matches('/').to_owned(),
             cookies: HashMap::new(),
+            tls: None,
+        }
+    }
+
+    /// A browser that trusts only the CA certificate `ca` (PEM).
+    pub(crate) fn trusting(issuer: &str, ca: &Path) -> Self {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::CertificateDer;
+        use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(ca).expect("the CA"))
+            .expect("a root");
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocols")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Self {
+            tls: Some(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+                config,
+            ))),
+            ..Self::new(issuer)
         }
     }
 
     pub(crate) async fn request(&mut self, method: &str, url: &str, form: Option<&str>) -> Answer {
         let uri: hyper::Uri = url.parse().expect("a URL");
         let authority = uri.authority().expect("a host").as_str().to_owned();
-        let port = uri.port_u16().unwrap_or(80);
-        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .unwrap_or_else(|e| panic!("connecting to {authority}: {e}"));
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .expect("HTTP handshake");
-        tokio::spawn(connection);
+        let scheme = uri.scheme_str().expect("a scheme").to_owned();
         let mut request = hyper::Request::builder()
             .method(method)
             .uri(uri.path_and_query().map_or("/", |p| p.as_str()))
@@ -195,7 +272,25 @@ impl Agent {
         let request = request
             .body(Full::new(Bytes::from(form.unwrap_or_default().to_owned())))
             .expect("a request");
-        let response = sender.send_request(request).await.expect("an answer");
+        // The provider listens on 127.0.0.1, whatever name the issuer gives it.
+        let port = uri
+            .port_u16()
+            .unwrap_or(if scheme == "https" { 443 } else { 80 });
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {authority}: {e}"));
+        let response = if scheme == "https" {
+            let tls = self.tls.as_ref().expect("a CA to trust over https");
+            let name = ServerName::try_from(uri.host().expect("a host").to_owned())
+                .expect("a server name");
+            let stream = tls
+                .connect(name, stream)
+                .await
+                .unwrap_or_else(|e| panic!("TLS to {authority}: {e}"));
+            exchange(stream, request).await
+        } else {
+            exchange(stream, request).await
+        };
         for value in response.headers().get_all(header::SET_COOKIE) {
             let value = value.to_str().expect("ascii");
             let pair = value.split(';').next().expect("a pair");
@@ -219,7 +314,7 @@ impl Agent {
             .to_bytes();
         let location = location.map(|l| {
             if l.starts_with('/') {
-                format!("http://{authority}{l}")
+                format!("{scheme}://{authority}{l}")
             } else {
                 l
             }
@@ -279,6 +374,18 @@ impl Agent {
             .await
             .unwrap_or_else(|a| panic!("back to the app: {} {}", a.status, a.body))
     }
+}
+
+/// `request` on a fresh HTTP/1.1 connection over `stream`: the answer.
+async fn exchange<S>(stream: S, request: hyper::Request<Full<Bytes>>) -> hyper::Response<Incoming>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("HTTP handshake");
+    tokio::spawn(connection);
+    sender.send_request(request).await.expect("an answer")
 }
 
 /// A sign-on the in-process server started: the browser's binding cookie and the provider's
@@ -750,4 +857,142 @@ async fn a_deactivated_directory_account_loses_its_session_and_stays_out() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
     assert_eq!(title(&page), "Konto deaktiviert");
     assert_eq!(set_cookie(&headers, "videoamt_sitzung"), None);
+}
+
+/// A town hall's own PKI, made with the `openssl` command line in `dir`: its CA (`ca.pem`) and
+/// a certificate for `localhost` that the CA signed, with its key.
+fn town_hall_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let openssl = |args: &str| {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args.split_whitespace())
+            .output()
+            .expect("the openssl command line");
+        assert!(
+            out.status.success(),
+            "openssl {args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(
+        "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
+         -days 2 -subj /CN=Test-CA-Gemeinde-Musterstadt -addext basicConstraints=critical,CA:TRUE \
+         -addext keyUsage=critical,keyCertSign,cRLSign",
+    );
+    std::fs::write(
+        dir.join("localhost.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=critical,CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("written");
+    openssl(
+        "req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout localhost.key \
+         -out localhost.csr -subj /CN=localhost",
+    );
+    openssl(
+        "x509 -req -in localhost.csr -CA ca.pem -CAkey ca.key -set_serial 2 -days 2 \
+         -extfile localhost.ext -out localhost.pem",
+    );
+    (
+        dir.join("ca.pem"),
+        dir.join("localhost.pem"),
+        dir.join("localhost.key"),
+    )
+}
+
+#[tokio::test]
+async fn a_provider_behind_the_town_halls_own_ca_is_reached_over_https() {
+    let pki = tempfile::tempdir().expect("temp dir");
+    let (ca, cert, key) = town_hall_pki(pki.path());
+    let idp = Provider::start_over_tls(
+        "videoamt-musterstadt",
+        PUBLIC,
+        vec![user("m.mueller", &["va-rathaus"])],
+        (&cert, &key),
+    );
+    assert!(
+        idp.issuer.starts_with("https://localhost:"),
+        "{}",
+        idp.issuer
+    );
+
+    // Without its CA, the server does not trust the provider's certificate: the sign-on page
+    // says the service cannot be reached, as for a provider that is down.
+    let untrusting = api(&idp.issuer).await;
+    let (status, _, page) = browse(
+        &untrusting,
+        "GET",
+        "/anmelden/verzeichnis/musterstadt",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{page}");
+    assert_eq!(title(&page), "Anmeldedienst nicht erreichbar");
+
+    // With `ca_file`, all the way: discovery, the browser at the provider, the code redeemed.
+    let api = api_of(musterstadt_trusting(&idp.issuer, &ca)).await;
+    let mut agent = Agent::trusting(&idp.issuer, &ca);
+    let (status, headers, page) = sign_on(&api, &mut agent, "musterstadt", "m.mueller").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Sie sind angemeldet als"), "{page}");
+    let session = set_cookie(&headers, "videoamt_sitzung").expect("a session");
+    let (status, _, me) = api
+        .call("GET", "/api/v1/me", None, &[("cookie", &session)])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(
+        (me["login"].as_str(), me["role"].as_str()),
+        (Some("m.mueller"), Some("clerk")),
+        "{me}"
+    );
+}
+
+#[test]
+fn a_ca_file_without_a_certificate_stops_serve_and_tenants_check_with_its_path() {
+    use crate::municipality::{folder, run};
+
+    let root = tempfile::tempdir().expect("temp dir");
+    let (ca, _, key) = town_hall_pki(root.path());
+    let tenant = |ca_file: &Path| {
+        format!(
+            "{MUSTERSTADT}\n[oidc]\nissuer = \"https://login.musterstadt.example/realms/rathaus\"\n\
+             client_id = \"videoamt-musterstadt\"\nclient_secret = \"{CLIENT_SECRET}\"\n\
+             ca_file = \"{}\"\n\
+             grants = [{{ group = \"va-admin\", role = \"admin\" }}]\n",
+            ca_file.display()
+        )
+    };
+    let missing = root.path().join("gibt-es-nicht.pem");
+    for (file, why) in [(&missing, "cannot be read"), (&key, "holds no certificate")] {
+        let tenants = folder(root.path(), Some(&tenant(file)));
+        let expected = format!(
+            "musterstadt: the CA file {} of the [oidc] sign-on {why}",
+            file.display()
+        );
+        let (ok, out, err) = run(
+            root.path(),
+            &tenants,
+            &["tenants", "check", &tenants.to_string_lossy()],
+        );
+        assert!(!ok, "refused: {out}");
+        assert!(err.contains(&expected), "{err}");
+        let (ok, _, err) = run(root.path(), &tenants, &["serve", "--listen", "127.0.0.1:0"]);
+        assert!(!ok, "serve does not start");
+        assert!(err.contains(&expected), "{err}");
+    }
+    let tenants = folder(root.path(), Some(&tenant(&ca)));
+    let (ok, out, err) = run(
+        root.path(),
+        &tenants,
+        &["tenants", "check", &tenants.to_string_lossy()],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!(
+            "trusting only the CA file {} (1 certificates)",
+            ca.display()
+        )),
+        "{out}"
+    );
 }
