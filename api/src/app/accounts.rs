@@ -339,18 +339,15 @@ pub async fn directory_sign_in(
 
 /// The history of `login` for the auditor `viewer`, recorded first (`AccountHistoryViewed`, which
 /// is then part of it): every event of the account's stream and those of the municipality's
-/// roster that name it, in log order, worded for a person. `None` for an unknown account, and
-/// then nothing is written.
+/// roster that name it, in log order, worded for a person. An unknown account is refused by the
+/// command (`UnknownAccount`), and then nothing is written.
 pub async fn history(
     system: &System,
     tenant: &Tenant,
     viewer: &Actor,
     login: &Login,
     now: OffsetDateTime,
-) -> Result<Option<Vec<videoamt_projections::audit::Entry>>, AccountError> {
-    if state(system, &tenant.id, login).await?.account.is_none() {
-        return Ok(None);
-    }
+) -> Result<Vec<videoamt_projections::audit::Entry>, AccountError> {
     let command = AccountCommand::RecordHistoryView {
         account: login.clone(),
     };
@@ -381,7 +378,7 @@ pub async fn history(
         }
     }
     entries.sort_by_key(|e| e.position);
-    Ok(Some(entries))
+    Ok(entries)
 }
 
 /// An admin reactivates a deactivated account.

@@ -352,11 +352,7 @@ impl Agent {
             "a login form: {}",
             at.body
         );
-        let action = at
-            .body
-            .split("action=\"")
-            .nth(1)
-            .and_then(|a| a.split('"').next())
+        let action = between(&at.body, "action=\"", "\"")
             .expect("the form's action")
             .replace("&amp;", "&");
         let base = self.base.clone();
@@ -571,10 +567,12 @@ async fn a_clerk_signs_on_through_the_directory_with_the_role_the_mapping_grants
 
 /// The title of a page.
 fn title(page: &str) -> &str {
-    page.split("<h1>")
-        .nth(1)
-        .and_then(|h| h.split("</h1>").next())
-        .unwrap_or("")
+    between(page, "<h1>", "</h1>").unwrap_or("")
+}
+
+/// What stands in `text` between the first `after` and the next `until`.
+fn between<'t>(text: &'t str, after: &str, until: &str) -> Option<&'t str> {
+    text.split_once(after)?.1.split(until).next()
 }
 
 #[tokio::test]
@@ -623,10 +621,7 @@ async fn a_tampered_state_or_nonce_a_second_return_and_another_browser_are_refus
         .await
         .expect_err("the login form");
     let returned = agent.log_in(&form, "m.mueller", PUBLIC).await;
-    let state = returned
-        .split("state=")
-        .nth(1)
-        .and_then(|s| s.split('&').next())
+    let state = between(&returned, "state=", "&")
         .expect("a state")
         .to_owned();
     let tampered = returned.replace(&format!("state={state}"), "state=AAAAAAAAAAAAAAAAAAAAAA");
@@ -644,11 +639,7 @@ async fn a_tampered_state_or_nonce_a_second_return_and_another_browser_are_refus
     // The nonce changed on the way to the provider: the ID token carries it, and it is not the
     // one this sign-on was started with.
     let started = start(&api, "musterstadt").await;
-    let nonce = started
-        .authorize
-        .split("nonce=")
-        .nth(1)
-        .and_then(|s| s.split('&').next())
+    let nonce = between(&started.authorize, "nonce=", "&")
         .expect("a nonce")
         .to_owned();
     let changed = started
@@ -774,18 +765,10 @@ async fn logging_out_ends_the_local_session_and_the_providers() {
         .await
         .expect_err("the logout page");
     assert!(confirm.body.contains("id=\"abmelden\""), "{}", confirm.body);
-    let action = confirm
-        .body
-        .split("action=\"")
-        .nth(1)
-        .and_then(|a| a.split('"').next())
+    let action = between(&confirm.body, "action=\"", "\"")
         .expect("the form's action")
         .to_owned();
-    let xsrf = confirm
-        .body
-        .split("name=\"xsrf\" value=\"")
-        .nth(1)
-        .and_then(|a| a.split('"').next())
+    let xsrf = between(&confirm.body, "name=\"xsrf\" value=\"", "\"")
         .expect("the form's xsrf")
         .to_owned();
     let action = if action.starts_with('/') {

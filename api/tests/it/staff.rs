@@ -999,6 +999,20 @@ const ROLES: [Role; 7] = [
 /// A token no appointment has: what everybody but the citizen holds.
 const FOREIGN_TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
+/// What one cell of a matrix works on, so that a write in one cell cannot change the answer
+/// of another: an appointment of its own (the `n`-th start), and with `with_account` an account
+/// of its own, `konto.{n}`, a clerk of the trade office.
+async fn cell(api: &Api, n: usize, with_account: bool) -> (Booked, String) {
+    let booked = book(api, n).await;
+    catch_up(api).await;
+    let target = format!("konto.{n}");
+    if with_account {
+        let departments = ["ordnung-gewerbe".to_owned()];
+        account(api, "stuttgart", &target, StaffRole::Clerk, &departments).await;
+    }
+    (booked, target)
+}
+
 #[tokio::test]
 async fn every_role_gets_exactly_its_endpoints() {
     use Role::*;
@@ -1228,15 +1242,8 @@ async fn every_role_gets_exactly_its_endpoints() {
         for (role, cookie, want, via) in columns {
             // Every cell gets an appointment of its own, so that a write in one cell cannot
             // change the answer of another.
-            let booked = book(&api, n).await;
-            catch_up(&api).await;
+            let (booked, target) = cell(&api, n, template.contains("{account}")).await;
             let other_start = start(n + 1);
-            // And an account of its own, a clerk of the trade office.
-            let target = format!("konto.{n}");
-            if template.contains("{account}") {
-                let departments = ["ordnung-gewerbe".to_owned()];
-                account(&api, "stuttgart", &target, StaffRole::Clerk, &departments).await;
-            }
             let number = n.to_string();
             n += 2;
             let fill = |s: &str| {
@@ -2231,13 +2238,7 @@ async fn every_role_gets_exactly_its_pages() {
         };
         columns.push((6, Some(directory.clone()), directory_want));
         for (column, cookie, want) in columns {
-            let booked = book(&api, n).await;
-            catch_up(&api).await;
-            let target = format!("konto.{n}");
-            if template.contains("{login}") {
-                let departments = ["ordnung-gewerbe".to_owned()];
-                account(&api, "stuttgart", &target, StaffRole::Clerk, &departments).await;
-            }
+            let (booked, target) = cell(&api, n, template.contains("{login}")).await;
             let number = n.to_string();
             n += 1;
             let fill = |s: &str| {

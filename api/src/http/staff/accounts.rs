@@ -260,6 +260,33 @@ fn department_boxes(tenant: &Tenant, chosen: &[String]) -> Markup {
     }
 }
 
+/// The municipality's accounts, each login linking to `href` and the login: the admin's
+/// page of the account, or the auditor's history of it.
+pub(crate) fn accounts_table(tenant: &Tenant, accounts: &[AccountView], href: &str) -> Markup {
+    html! {
+        table {
+            thead {
+                tr {
+                    th scope="col" { "Anmeldename" }
+                    th scope="col" { "Rolle" }
+                    th scope="col" { "Bereiche" }
+                    th scope="col" { "Zustand" }
+                }
+            }
+            tbody {
+                @for a in accounts {
+                    tr {
+                        td { a href={ (href) (a.login) } { (a.login) } }
+                        td { (a.role_label) }
+                        td { (departments_label(a)) }
+                        td { (state_label(tenant, a)) }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn state_label(tenant: &Tenant, a: &AccountView) -> String {
     let mut parts = vec![if a.active { "aktiv" } else { "deaktiviert" }.to_owned()];
     if a.directory {
@@ -299,26 +326,7 @@ async fn accounts_page(
     let role = StaffRole::parse(&value(form, "role")).unwrap_or(StaffRole::Clerk);
     let chosen = all(form, "departments");
     let body = html! {
-        table {
-            thead {
-                tr {
-                    th scope="col" { "Anmeldename" }
-                    th scope="col" { "Rolle" }
-                    th scope="col" { "Bereiche" }
-                    th scope="col" { "Zustand" }
-                }
-            }
-            tbody {
-                @for a in &list {
-                    tr {
-                        td { a href={ "/verwaltung/konten/" (a.login) } { (a.login) } }
-                        td { (a.role_label) }
-                        td { (departments_label(a)) }
-                        td { (state_label(tenant, a)) }
-                    }
-                }
-            }
-        }
+        (accounts_table(tenant, &list, "/verwaltung/konten/"))
         h2 id="neu" { "Konto anlegen" }
         @if let Some(e) = problem { (problem_alert(&e.problem())) }
         p {

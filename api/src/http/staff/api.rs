@@ -85,6 +85,7 @@ pub(crate) async fn whoami(
     responses(
         (status = 204, description = "Passwort geändert"),
         (status = 401, description = "Nicht angemeldet", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "Ein Konto des Verzeichnisdienstes: das Passwort wird dort geändert", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Bisheriges Passwort falsch, oder das neue zu kurz oder zu lang", body = Problem, content_type = PROBLEM),
     ))]
 pub(crate) async fn change_password(
@@ -417,7 +418,7 @@ pub(crate) async fn reactivate_account(
         (status = 401, description = "Nicht angemeldet", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Nur für die Verwaltung", body = Problem, content_type = PROBLEM),
         (status = 404, description = "Unbekanntes Konto", body = Problem, content_type = PROBLEM),
-        (status = 409, description = "Das letzte Verwaltungskonto", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "Das letzte Verwaltungskonto, oder ein Konto des Verzeichnisdienstes", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Ungültige Rolle oder Bereiche", body = Problem, content_type = PROBLEM),
     ))]
 pub(crate) async fn change_account_role(
@@ -440,6 +441,7 @@ pub(crate) async fn change_account_role(
         (status = 401, description = "Nicht angemeldet", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Nur für die Verwaltung, oder das Konto ist deaktiviert", body = Problem, content_type = PROBLEM),
         (status = 404, description = "Unbekanntes Konto", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "Ein Konto des Verzeichnisdienstes: das Passwort wird dort verwaltet", body = Problem, content_type = PROBLEM),
     ))]
 pub(crate) async fn reset_account_password(
     State(state): State<AppState>,

@@ -1031,9 +1031,8 @@ pub(crate) async fn account_history(
     staff.require(StaffRole::Auditor)?;
     let tenant = staff.tenant(state)?;
     let login = account_login(login)?;
-    let entries = app_accounts::history(&state.system, tenant, &staff.actor(), &login, state.now())
-        .await?
-        .ok_or(Error::Refused(DomainError::UnknownAccount))?;
+    let entries =
+        app_accounts::history(&state.system, tenant, &staff.actor(), &login, state.now()).await?;
     let info = app_accounts::info(&state.system, &tenant.id, &login, state.now())
         .await?
         .ok_or(Error::Refused(DomainError::UnknownAccount))?;

@@ -896,32 +896,13 @@ fn history_table(tenant: &Tenant, entries: &[desk::TimelineEntry]) -> Markup {
 /// The municipality's accounts, for the auditor to open one's history.
 pub(crate) async fn audit_accounts(State(state): State<AppState>, headers: HeaderMap) -> Page {
     let staff = require(&headers, &state, &[StaffRole::Auditor]).await?;
+    let tenant = staff.tenant(&state).map_err(|p| refusal(&staff, &p))?;
     let accounts = desk::audited_accounts(&state, &staff)
         .await
         .map_err(|p| refusal(&staff, &p))?;
     let body = html! {
         p { "Jede Änderung eines Kontos ist ein Ereignis; der Verlauf zeigt sie alle." }
-        table {
-            thead {
-                tr {
-                    th scope="col" { "Anmeldename" }
-                    th scope="col" { "Rolle" }
-                    th scope="col" { "Zustand" }
-                }
-            }
-            tbody {
-                @for a in &accounts {
-                    tr {
-                        td { a href={ "/pruefung/konten/" (a.login) } { (a.login) } }
-                        td { (a.role_label) }
-                        td {
-                            (if a.active { "aktiv" } else { "deaktiviert" })
-                            @if a.directory { ", Verzeichnisdienst" }
-                        }
-                    }
-                }
-            }
-        }
+        (crate::http::staff::accounts::accounts_table(tenant, &accounts, "/pruefung/konten/"))
         p class="notice" { "Jedes Öffnen eines Kontoverlaufs wird selbst protokolliert." }
     };
     Ok(staff_page(&staff, "Konten prüfen", &[], body))
