@@ -92,7 +92,13 @@ impl VerifyReport {
 
 /// A store plus its read models and the operations the `videoamt store` commands need.
 #[async_trait::async_trait]
-pub trait AdminStore: EventStore + ReadModelStore + crate::keys::WrappedKeys {
+pub trait AdminStore:
+    EventStore
+    + ReadModelStore
+    + crate::keys::WrappedKeys
+    + videoamt_core::staff_session::SessionStore
+    + videoamt_core::lease::Leases
+{
     async fn stats(&self) -> Result<StoreStats, StoreError>;
     async fn verify(&self) -> Result<VerifyReport, StoreError>;
 
@@ -105,6 +111,27 @@ pub trait AdminStore: EventStore + ReadModelStore + crate::keys::WrappedKeys {
     /// particular table to be the only place data went: `(table, row)` pairs, sent as they are
     /// read, so memory stays flat however large the store is. Returns the number of rows.
     async fn scan_rows(&self, out: mpsc::Sender<(String, String)>) -> Result<u64, StoreError>;
+}
+
+/// A stored session's columns, checked again on the way out.
+pub(crate) fn session_record(
+    tenant: &str,
+    login: &str,
+    epoch: u32,
+    directory: bool,
+    expires: OffsetDateTime,
+    seen: OffsetDateTime,
+) -> Result<videoamt_core::staff_session::SessionRecord, StoreError> {
+    let corrupt = |what: &str| StoreError::new(format!("stored session has an invalid {what}"));
+    Ok(videoamt_core::staff_session::SessionRecord {
+        tenant: TenantId::parse(tenant).map_err(|_| corrupt("tenant"))?,
+        login: videoamt_core::domain::account::Login::parse(login)
+            .ok_or_else(|| corrupt("login"))?,
+        epoch,
+        directory,
+        expires,
+        seen,
+    })
 }
 
 /// Where the log lives, as given by `--store` or `VIDEOAMT_STORE`.

@@ -26,9 +26,11 @@ use videoamt_core::domain::SubjectId;
 use videoamt_core::event::{
     EventType, GlobalPosition, Payload, RecordedEvent, StreamId, StreamVersion,
 };
+use videoamt_core::lease::{Duty, Leases};
 use videoamt_core::readmodel::{
     Change, DocKey, ProjectionCheckpoint, ReadModelError, ReadModelStore,
 };
+use videoamt_core::staff_session::{SessionKey, SessionRecord, SessionStore};
 use videoamt_core::store::{
     AppendBatch, AppendError, Appended, EventStore, EventStream, GroupSnapshot, PlannedOutcome,
     StoreError, StoredIdentity, group_keys, plan_group,
@@ -147,6 +149,38 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     BEGIN
         IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'videoamt_app') THEN
             GRANT SELECT, INSERT, DELETE ON subject_keys TO videoamt_app;
+        END IF;
+    END $$;
+    "#,
+    ),
+    (
+        4,
+        "staff sessions, sign-ons under way and the duties' leases",
+        r#"
+    CREATE TABLE staff_sessions (
+        key        bytea       PRIMARY KEY, -- SHA-256 of the cookie value
+        tenant     text        NOT NULL,
+        login      text        NOT NULL,
+        epoch      bigint      NOT NULL,
+        directory  boolean     NOT NULL,
+        expires_at timestamptz NOT NULL,
+        seen_at    timestamptz NOT NULL
+    );
+    CREATE TABLE sign_ons (
+        key        bytea       PRIMARY KEY, -- SHA-256 of the OpenID state
+        state      text        NOT NULL,
+        expires_at timestamptz NOT NULL
+    );
+    CREATE TABLE leases (
+        duty       text        PRIMARY KEY,
+        holder     text        NOT NULL,
+        expires_at timestamptz NOT NULL -- the database server's clock
+    );
+    DO $$
+    BEGIN
+        IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'videoamt_app') THEN
+            GRANT SELECT, INSERT, UPDATE, DELETE ON staff_sessions, sign_ons, leases
+                TO videoamt_app;
         END IF;
     END $$;
     "#,
@@ -1367,6 +1401,190 @@ impl crate::keys::WrappedKeys for PostgresStore {
         rows.iter()
             .map(|r| r.try_get(0).map(SubjectId).map_err(store_err))
             .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for PostgresStore {
+    async fn open_session(&self, key: SessionKey, record: SessionRecord) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO staff_sessions (key, tenant, login, epoch, directory, expires_at, \
+                 seen_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &key.as_slice(),
+                    &record.tenant.as_str(),
+                    &record.login.as_str(),
+                    &i64::from(record.epoch),
+                    &record.directory,
+                    &record.expires,
+                    &record.seen,
+                ],
+            )
+            .await
+            .map(|_| ())
+            .map_err(store_err)
+    }
+
+    async fn session(&self, key: SessionKey) -> Result<Option<SessionRecord>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT tenant, login, epoch, directory, expires_at, seen_at \
+                 FROM staff_sessions WHERE key = $1",
+            )
+            .await
+            .map_err(store_err)?;
+        let Some(row) = client
+            .query_opt(&statement, &[&key.as_slice()])
+            .await
+            .map_err(store_err)?
+        else {
+            return Ok(None);
+        };
+        let tenant: String = row.try_get(0).map_err(store_err)?;
+        let login: String = row.try_get(1).map_err(store_err)?;
+        let epoch: i64 = row.try_get(2).map_err(store_err)?;
+        super::session_record(
+            &tenant,
+            &login,
+            u32::try_from(epoch).map_err(store_err)?,
+            row.try_get(3).map_err(store_err)?,
+            row.try_get(4).map_err(store_err)?,
+            row.try_get(5).map_err(store_err)?,
+        )
+        .map(Some)
+    }
+
+    async fn touch_session(&self, key: SessionKey, seen: OffsetDateTime) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE staff_sessions SET seen_at = greatest(seen_at, $2) WHERE key = $1",
+                &[&key.as_slice(), &seen],
+            )
+            .await
+            .map(|_| ())
+            .map_err(store_err)
+    }
+
+    async fn carry_session_over(&self, key: SessionKey, epoch: u32) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE staff_sessions SET epoch = $2 WHERE key = $1",
+                &[&key.as_slice(), &i64::from(epoch)],
+            )
+            .await
+            .map(|_| ())
+            .map_err(store_err)
+    }
+
+    async fn close_session(&self, key: SessionKey) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM staff_sessions WHERE key = $1",
+                &[&key.as_slice()],
+            )
+            .await
+            .map(|_| ())
+            .map_err(store_err)
+    }
+
+    async fn close_stale_sessions(
+        &self,
+        now: OffsetDateTime,
+        idle: time::Duration,
+    ) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let sessions = client
+            .execute(
+                "DELETE FROM staff_sessions WHERE expires_at <= $1 OR seen_at <= $2",
+                &[&now, &(now - idle)],
+            )
+            .await
+            .map_err(store_err)?;
+        client
+            .execute("DELETE FROM sign_ons WHERE expires_at <= $1", &[&now])
+            .await
+            .map_err(store_err)?;
+        Ok(sessions)
+    }
+
+    async fn put_sign_on(
+        &self,
+        key: SessionKey,
+        state: String,
+        expires: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO sign_ons (key, state, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO UPDATE SET state = excluded.state, \
+                 expires_at = excluded.expires_at",
+                &[&key.as_slice(), &state, &expires],
+            )
+            .await
+            .map(|_| ())
+            .map_err(store_err)
+    }
+
+    async fn take_sign_on(
+        &self,
+        key: SessionKey,
+        now: OffsetDateTime,
+    ) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "DELETE FROM sign_ons WHERE key = $1 RETURNING state, expires_at",
+                &[&key.as_slice()],
+            )
+            .await
+            .map_err(store_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let expires: OffsetDateTime = row.try_get(1).map_err(store_err)?;
+        Ok((expires > now)
+            .then(|| row.try_get(0))
+            .transpose()
+            .map_err(store_err)?)
+    }
+}
+
+#[async_trait::async_trait]
+impl Leases for PostgresStore {
+    async fn acquire(&self, duty: Duty, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        // Taken when free, expired or already ours; the server's clock decides.
+        let row = client
+            .query_opt(
+                "INSERT INTO leases (duty, holder, expires_at) \
+                 VALUES ($1, $2, clock_timestamp() + $3::bigint * interval '1 millisecond') \
+                 ON CONFLICT (duty) DO UPDATE SET holder = excluded.holder, \
+                     expires_at = excluded.expires_at \
+                 WHERE leases.holder = excluded.holder OR leases.expires_at <= clock_timestamp() \
+                 RETURNING holder",
+                &[&duty, &holder, &ttl],
+            )
+            .await
+            .map_err(store_err)?;
+        Ok(row.is_some())
+    }
+
+    async fn release(&self, duty: Duty, holder: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM leases WHERE duty = $1 AND holder = $2",
+                &[&duty, &holder],
+            )
+            .await
+            .map(|_| ())
+            .map_err(store_err)
     }
 }
 

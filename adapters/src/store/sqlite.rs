@@ -15,9 +15,11 @@ use tokio::sync::watch;
 use uuid::Uuid;
 use videoamt_core::domain::SubjectId;
 use videoamt_core::event::{GlobalPosition, Payload, RecordedEvent, StreamId, StreamVersion};
+use videoamt_core::lease::{Duty, Leases};
 use videoamt_core::readmodel::{
     Change, DocKey, ProjectionCheckpoint, ReadModelError, ReadModelStore,
 };
+use videoamt_core::staff_session::{SessionKey, SessionRecord, SessionStore};
 use videoamt_core::store::{
     AppendBatch, AppendError, Appended, EventStore, EventStream, GroupSnapshot, PlannedOutcome,
     StoreError, StoredIdentity, group_keys, plan_group,
@@ -93,6 +95,31 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         subject   BLOB NOT NULL PRIMARY KEY,
         wrapped   BLOB NOT NULL,
         issued_at TEXT NOT NULL
+    ) STRICT;
+    "#,
+    ),
+    (
+        4,
+        "staff sessions, sign-ons under way and the duties' leases",
+        r#"
+    CREATE TABLE staff_sessions (
+        key        BLOB    NOT NULL PRIMARY KEY, -- SHA-256 of the cookie value
+        tenant     TEXT    NOT NULL,
+        login      TEXT    NOT NULL,
+        epoch      INTEGER NOT NULL,
+        directory  INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL, -- microseconds since the Unix epoch, UTC
+        seen_at    INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE sign_ons (
+        key        BLOB    NOT NULL PRIMARY KEY, -- SHA-256 of the OpenID state
+        state      TEXT    NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE leases (
+        duty       TEXT    NOT NULL PRIMARY KEY,
+        holder     TEXT    NOT NULL,
+        expires_at INTEGER NOT NULL -- milliseconds since the Unix epoch, the store's clock
     ) STRICT;
     "#,
     ),
@@ -1065,6 +1092,189 @@ impl crate::keys::WrappedKeys for SqliteStore {
             }
             tx.commit().map_err(store_err)?;
             Ok(deleted)
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for SqliteStore {
+    async fn open_session(&self, key: SessionKey, record: SessionRecord) -> Result<(), StoreError> {
+        self.with_writer(move |conn| {
+            conn.execute(
+                "INSERT INTO staff_sessions (key, tenant, login, epoch, directory, expires_at, \
+                 seen_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    key.as_slice(),
+                    record.tenant.as_str(),
+                    record.login.as_str(),
+                    record.epoch,
+                    record.directory,
+                    unix_micros(record.expires),
+                    unix_micros(record.seen),
+                ],
+            )
+            .map(|_| ())
+            .map_err(store_err)
+        })
+        .await
+    }
+
+    async fn session(&self, key: SessionKey) -> Result<Option<SessionRecord>, StoreError> {
+        let row = self
+            .with_reader(move |conn| {
+                conn.query_row(
+                    "SELECT tenant, login, epoch, directory, expires_at, seen_at \
+                     FROM staff_sessions WHERE key = ?1",
+                    [key.as_slice()],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, u32>(2)?,
+                            r.get::<_, bool>(3)?,
+                            from_unix_micros(r.get(4)?)?,
+                            from_unix_micros(r.get(5)?)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(store_err)
+            })
+            .await?;
+        row.map(|(tenant, login, epoch, directory, expires, seen)| {
+            super::session_record(&tenant, &login, epoch, directory, expires, seen)
+        })
+        .transpose()
+    }
+
+    async fn touch_session(&self, key: SessionKey, seen: OffsetDateTime) -> Result<(), StoreError> {
+        self.with_writer(move |conn| {
+            conn.execute(
+                "UPDATE staff_sessions SET seen_at = max(seen_at, ?2) WHERE key = ?1",
+                params![key.as_slice(), unix_micros(seen)],
+            )
+            .map(|_| ())
+            .map_err(store_err)
+        })
+        .await
+    }
+
+    async fn carry_session_over(&self, key: SessionKey, epoch: u32) -> Result<(), StoreError> {
+        self.with_writer(move |conn| {
+            conn.execute(
+                "UPDATE staff_sessions SET epoch = ?2 WHERE key = ?1",
+                params![key.as_slice(), epoch],
+            )
+            .map(|_| ())
+            .map_err(store_err)
+        })
+        .await
+    }
+
+    async fn close_session(&self, key: SessionKey) -> Result<(), StoreError> {
+        self.with_writer(move |conn| {
+            conn.execute(
+                "DELETE FROM staff_sessions WHERE key = ?1",
+                [key.as_slice()],
+            )
+            .map(|_| ())
+            .map_err(store_err)
+        })
+        .await
+    }
+
+    async fn close_stale_sessions(
+        &self,
+        now: OffsetDateTime,
+        idle: time::Duration,
+    ) -> Result<u64, StoreError> {
+        self.with_writer(move |conn| {
+            let sessions = conn
+                .execute(
+                    "DELETE FROM staff_sessions WHERE expires_at <= ?1 OR seen_at <= ?2",
+                    params![unix_micros(now), unix_micros(now - idle)],
+                )
+                .map_err(store_err)?;
+            conn.execute(
+                "DELETE FROM sign_ons WHERE expires_at <= ?1",
+                [unix_micros(now)],
+            )
+            .map_err(store_err)?;
+            Ok(sessions as u64)
+        })
+        .await
+    }
+
+    async fn put_sign_on(
+        &self,
+        key: SessionKey,
+        state: String,
+        expires: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.with_writer(move |conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO sign_ons (key, state, expires_at) VALUES (?1, ?2, ?3)",
+                params![key.as_slice(), state, unix_micros(expires)],
+            )
+            .map(|_| ())
+            .map_err(store_err)
+        })
+        .await
+    }
+
+    async fn take_sign_on(
+        &self,
+        key: SessionKey,
+        now: OffsetDateTime,
+    ) -> Result<Option<String>, StoreError> {
+        self.with_writer(move |conn| {
+            let taken: Option<(String, i64)> = conn
+                .query_row(
+                    "DELETE FROM sign_ons WHERE key = ?1 RETURNING state, expires_at",
+                    [key.as_slice()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(store_err)?;
+            Ok(taken.and_then(|(state, expires)| (expires > unix_micros(now)).then_some(state)))
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl Leases for SqliteStore {
+    async fn acquire(&self, duty: Duty, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let holder = holder.to_owned();
+        let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.with_writer(move |conn| {
+            // Taken when free, expired or already ours; the store's clock decides.
+            let changed = conn
+                .execute(
+                    "INSERT INTO leases (duty, holder, expires_at) \
+                     VALUES (?1, ?2, CAST(unixepoch('subsec') * 1000 AS INTEGER) + ?3) \
+                     ON CONFLICT (duty) DO UPDATE SET holder = excluded.holder, \
+                         expires_at = excluded.expires_at \
+                     WHERE leases.holder = excluded.holder \
+                        OR leases.expires_at <= CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+                    params![duty, holder, ttl],
+                )
+                .map_err(store_err)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn release(&self, duty: Duty, holder: &str) -> Result<(), StoreError> {
+        let holder = holder.to_owned();
+        self.with_writer(move |conn| {
+            conn.execute(
+                "DELETE FROM leases WHERE duty = ?1 AND holder = ?2",
+                params![duty, holder],
+            )
+            .map(|_| ())
+            .map_err(store_err)
         })
         .await
     }

@@ -855,6 +855,147 @@ pub(crate) async fn read_models_commit_with_their_checkpoint<B: Backend>(b: &B) 
     );
 }
 
+/// Staff sessions are seen by every process on the store, keep their epoch and last-seen time,
+/// and are gone after logout or once stale.
+pub(crate) async fn staff_sessions_are_shared_and_swept<B: Backend>(b: &B) {
+    use time::{Duration, OffsetDateTime};
+    use videoamt_core::domain::account::Login;
+    use videoamt_core::event::TenantId;
+    use videoamt_core::staff_session::SessionRecord;
+    let (one, other) = (b.open().await, b.open().await);
+    let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("a time");
+    let record = |login: &str, seen: OffsetDateTime| SessionRecord {
+        tenant: TenantId::parse("ettlingen").expect("tenant"),
+        login: Login::parse(login).expect("login"),
+        epoch: 2,
+        directory: false,
+        expires: now + Duration::hours(8),
+        seen,
+    };
+    let (a, b_key, c) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+    one.open_session(a, record("mueller", now))
+        .await
+        .expect("open");
+    one.open_session(b_key, record("schmidt", now - Duration::minutes(40)))
+        .await
+        .expect("open");
+    one.open_session(c, record("weber", now - Duration::hours(9)))
+        .await
+        .expect("open");
+    assert_eq!(
+        other.session(a).await.expect("read"),
+        Some(record("mueller", now)),
+        "another process sees the session as it was opened"
+    );
+    other
+        .touch_session(a, now + Duration::minutes(5))
+        .await
+        .expect("touch");
+    other.touch_session(a, now).await.expect("an older touch");
+    other.carry_session_over(a, 3).await.expect("carry over");
+    let seen = one.session(a).await.expect("read").expect("open");
+    assert_eq!((seen.seen, seen.epoch), (now + Duration::minutes(5), 3));
+    let mut expired = record("weber", now - Duration::hours(9));
+    expired.expires = now - Duration::hours(1);
+    one.close_session(c).await.expect("close");
+    one.open_session(c, expired).await.expect("open again");
+    let swept = other
+        .close_stale_sessions(now + Duration::minutes(6), Duration::minutes(30))
+        .await
+        .expect("sweep");
+    assert_eq!(swept, 2, "the idle one and the expired one");
+    assert!(one.session(b_key).await.expect("read").is_none());
+    assert!(one.session(c).await.expect("read").is_none());
+    other.close_session(a).await.expect("log out");
+    assert!(one.session(a).await.expect("read").is_none());
+}
+
+/// A sign-on under way is taken once, by any process, and not after it expired.
+pub(crate) async fn sign_ons_are_taken_once<B: Backend>(b: &B) {
+    use time::{Duration, OffsetDateTime};
+    let (one, other) = (b.open().await, b.open().await);
+    let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("a time");
+    one.put_sign_on([7; 32], "{\"n\":1}".into(), now + Duration::minutes(10))
+        .await
+        .expect("keep");
+    one.put_sign_on([8; 32], "{\"n\":2}".into(), now + Duration::minutes(10))
+        .await
+        .expect("keep");
+    assert_eq!(
+        other
+            .take_sign_on([7; 32], now)
+            .await
+            .expect("take")
+            .as_deref(),
+        Some("{\"n\":1}")
+    );
+    assert_eq!(one.take_sign_on([7; 32], now).await.expect("take"), None);
+    assert_eq!(
+        other
+            .take_sign_on([8; 32], now + Duration::minutes(11))
+            .await
+            .expect("take"),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        one.take_sign_on([8; 32], now).await.expect("take"),
+        None,
+        "and gone"
+    );
+}
+
+/// Of many processes asking for a duty at once, exactly one gets it; it keeps it by renewing,
+/// gives it up on release, and loses it to another once it stops renewing.
+pub(crate) async fn a_duty_has_one_holder_at_a_time<B: Backend>(b: &B) {
+    use std::time::Duration;
+    let stores: Vec<_> = futures::future::join_all((0..6).map(|_| b.open())).await;
+    let ttl = Duration::from_secs(60);
+    let asks = stores
+        .iter()
+        .enumerate()
+        .map(|(i, s)| async move { s.acquire("outbox", &format!("node-{i}"), ttl).await });
+    let won: Vec<usize> = futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.expect("acquire").then_some(i))
+        .collect();
+    assert_eq!(won.len(), 1, "one holder: {won:?}");
+    let holder = format!("node-{}", won[0]);
+    let (winner, loser) = (&stores[won[0]], &stores[(won[0] + 1) % 6]);
+    assert!(winner.acquire("outbox", &holder, ttl).await.expect("renew"));
+    assert!(!loser.acquire("outbox", "late", ttl).await.expect("acquire"));
+    assert!(
+        loser
+            .acquire("scheduler", "late", ttl)
+            .await
+            .expect("acquire"),
+        "another duty is free"
+    );
+    loser
+        .release("outbox", "late")
+        .await
+        .expect("not the holder: nothing happens");
+    assert!(!loser.acquire("outbox", "late", ttl).await.expect("acquire"));
+    winner.release("outbox", &holder).await.expect("release");
+    assert!(
+        loser
+            .acquire("outbox", "late", Duration::from_millis(300))
+            .await
+            .expect("acquire")
+    );
+    // "late" stops renewing: once its lease ran out by the store's clock, the duty is free.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        winner
+            .acquire("outbox", &holder, ttl)
+            .await
+            .expect("acquire after expiry")
+    );
+    assert!(!loser.acquire("outbox", "late", ttl).await.expect("acquire"));
+}
+
 /// Generates one `#[tokio::test]` per contract test for a backend type.
 #[macro_export]
 macro_rules! contract_suite {
@@ -874,6 +1015,9 @@ macro_rules! contract_suite {
             bad_input_is_refused_and_nothing_written,
             migrations_run_once_even_when_processes_start_together,
             read_models_commit_with_their_checkpoint,
+            staff_sessions_are_shared_and_swept,
+            sign_ons_are_taken_once,
+            a_duty_has_one_holder_at_a_time,
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {
