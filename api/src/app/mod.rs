@@ -13,3 +13,25 @@ pub mod tenants;
 
 pub use settings::Settings;
 pub use system::System;
+
+/// What a `serve` process does (`--role`): so that operators can run the pages and the API on
+/// some machines and the background work on others, all on one log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Pages, API and rooms; no background work (mails, timers, purges, read models).
+    Web,
+    /// The background work only; the listener answers `/healthz` and `/readyz`.
+    Worker,
+    /// Both (the default).
+    All,
+}
+
+impl Role {
+    pub fn serves_web(self) -> bool {
+        matches!(self, Self::Web | Self::All)
+    }
+
+    pub fn works(self) -> bool {
+        matches!(self, Self::Worker | Self::All)
+    }
+}

@@ -17,6 +17,8 @@ const SCHEDULER_INTERVAL_MS: u64 = 60_000;
 const PURGE_PAGE: u32 = 500;
 /// Two minutes, as OpenTalk keeps a participant's resumption.
 const RECONNECT_GRACE_SECONDS: u64 = 120;
+const SESSION_IDLE_MINUTES: u32 = 30;
+const LEASE_SECONDS: u64 = 15;
 const MEDIA_BIND: &str = "127.0.0.1:0";
 /// The largest number of calls `bench media` held under 1 % loss on the 2-core machine.
 const MEDIA_MAX_CALLS: usize = 40;
@@ -86,6 +88,16 @@ pub struct Settings {
     #[arg(long, global = true, env = "VIDEOAMT_RECONNECT_GRACE_SECONDS",
         default_value_t = RECONNECT_GRACE_SECONDS)]
     pub reconnect_grace_seconds: u64,
+    /// A staff session unused for this many minutes is over (it lasts 8 hours at most).
+    #[arg(long, global = true, env = "VIDEOAMT_SESSION_IDLE_MINUTES",
+        default_value_t = SESSION_IDLE_MINUTES)]
+    pub session_idle_minutes: u32,
+    /// How long a process holds a duty (the outbox, the scheduler) without renewing it, in
+    /// seconds. Another process serving the same log takes the duty over this long after the
+    /// holder died; the holder renews every third of it (ADR 0023).
+    #[arg(long, global = true, env = "VIDEOAMT_LEASE_SECONDS", default_value_t = LEASE_SECONDS,
+        value_parser = clap::value_parser!(u64).range(3..))]
+    pub lease_seconds: u64,
     /// The UDP address the media relay listens on, one socket for every call. A concrete
     /// address (browsers are told it as the candidate), port 0 picks one; the default serves
     /// browsers on this machine only.
@@ -205,6 +217,8 @@ impl Default for Settings {
             kek_file: None,
             tenants: None,
             reconnect_grace_seconds: RECONNECT_GRACE_SECONDS,
+            session_idle_minutes: SESSION_IDLE_MINUTES,
+            lease_seconds: LEASE_SECONDS,
             media_bind: MEDIA_BIND.parse().expect("a valid default"),
             media_announce_ip: None,
             media_max_calls: MEDIA_MAX_CALLS,
@@ -241,6 +255,8 @@ impl std::fmt::Debug for Settings {
             .field("kek", &self.kek.as_ref().map(|_| "…"))
             .field("kek_file", &self.kek_file)
             .field("reconnect_grace_seconds", &self.reconnect_grace_seconds)
+            .field("session_idle_minutes", &self.session_idle_minutes)
+            .field("lease_seconds", &self.lease_seconds)
             .field("media_bind", &self.media_bind)
             .field("media_announce_ip", &self.media_announce_ip)
             .field("media_max_calls", &self.media_max_calls)
@@ -289,6 +305,14 @@ impl Settings {
 
     pub fn scheduler_interval(&self) -> Duration {
         Duration::from_millis(self.retention_interval_ms)
+    }
+
+    pub fn session_idle(&self) -> time::Duration {
+        time::Duration::minutes(i64::from(self.session_idle_minutes.max(1)))
+    }
+
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_seconds)
     }
 
     pub fn reconnect_grace(&self) -> Duration {

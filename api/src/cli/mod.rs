@@ -51,6 +51,11 @@ enum Command {
         /// Do not fill an empty embedded store with demo visits.
         #[arg(long)]
         no_demo: bool,
+        /// What this process does: `web` the pages, API and rooms, `worker` the background
+        /// work (mails, timers, purges, read models), `all` both. Several processes may serve
+        /// one PostgreSQL log in any mix (ADR 0023).
+        #[arg(long, env = "VIDEOAMT_ROLE", value_enum, default_value = "all")]
+        role: crate::app::Role,
     },
     /// Inspect and check the event log.
     #[command(subcommand)]
@@ -440,9 +445,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         )?))
     };
     match cli.command {
-        Command::Serve { listen, no_demo } => {
-            serve(system().await?, &location, listen, !no_demo).await
-        }
+        Command::Serve {
+            listen,
+            no_demo,
+            role,
+        } => serve(system().await?, &location, listen, !no_demo, role).await,
         Command::Store(StoreCommand::Stats { json }) => stats(&location, json).await,
         Command::Store(StoreCommand::Verify) => verify(&location).await,
         Command::Store(StoreCommand::Probe { run, count }) => probe(&location, &run, count).await,
@@ -683,6 +690,7 @@ async fn serve(
     location: &StoreLocation,
     listen: SocketAddr,
     demo: bool,
+    role: crate::app::Role,
 ) -> anyhow::Result<ExitCode> {
     // A seal key or chain that cannot be used stops the start, not the first signature.
     system.check_seals()?;
@@ -764,7 +772,7 @@ async fn serve(
     if matches!(location, StoreLocation::Sqlite(_)) && !smtp {
         state = state.with_dev_outbox();
     }
-    server::serve(listener, state).await?;
+    server::serve(listener, state, role).await?;
     Ok(ExitCode::SUCCESS)
 }
 

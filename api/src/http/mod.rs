@@ -47,7 +47,7 @@ pub struct AppState {
     /// The outbox folder `/dev/outbox` lists; only in the embedded default mode (no SMTP).
     pub dev_outbox: Option<std::path::PathBuf>,
     pub http_metrics: Arc<middleware::observe::HttpMetrics>,
-    /// Logged-in staff, in memory only.
+    /// The session cookie's name and the accounts' states; the sessions are in the store.
     pub sessions: Arc<staff::session::Sessions>,
     /// The municipalities' OpenID providers and the sign-ons under way (ADR 0022).
     pub sign_ons: Arc<staff::signon::SignOns>,
@@ -88,6 +88,7 @@ impl std::fmt::Debug for Payments {
 impl AppState {
     pub fn new(system: System) -> Self {
         let sign_ons = Arc::new(staff::signon::SignOns::new(directories(&system.tenants)));
+        let idle = system.settings.session_idle();
         Self {
             store: system.store.clone(),
             projections: videoamt_projections::all(system.tenants.clone()),
@@ -98,7 +99,7 @@ impl AppState {
             public_url: "http://127.0.0.1:8080".to_owned(),
             dev_outbox: None,
             http_metrics: Arc::default(),
-            sessions: Arc::default(),
+            sessions: Arc::new(staff::session::Sessions::new(false, idle)),
             sign_ons,
             live: crate::workers::live::LiveFeed::default(),
             hub: room::hub::RoomHub::default(),
@@ -193,6 +194,10 @@ impl AppState {
 
     pub fn with_public_url(mut self, url: &str) -> Self {
         self.public_url = url.trim_end_matches('/').to_owned();
+        self.sessions = Arc::new(staff::session::Sessions::new(
+            self.public_url.starts_with("https://"),
+            self.sessions.idle_timeout(),
+        ));
         self
     }
 
@@ -442,42 +447,104 @@ async fn metrics(State(state): State<AppState>) -> axum::response::Response {
         .into_response()
 }
 
-/// Serves until Ctrl-C or SIGTERM, then finishes in-flight requests and returns.
-/// The projections are kept up to date in the background meanwhile, and stopped with it.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+/// Serves until Ctrl-C or SIGTERM, then finishes in-flight requests and returns. As `role`
+/// says, it serves the pages and the API, and runs the background work: the projections are
+/// kept up to date, and the outbox and the scheduler run while this process holds their
+/// duties (`workers::duty`), so that several processes can serve one log.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    role: crate::app::Role,
+) -> std::io::Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let runner = state.runner();
-    let projections = state.projections.clone();
-    let scheduler = tokio::spawn(crate::workers::retention::schedule(
-        state.system.clone(),
-        projections.clone(),
-        state.system.settings.scheduler_interval(),
-        stopped.clone(),
-    ));
-    let mailer = crate::workers::outbox::mailer(&state.system).map_err(std::io::Error::other)?;
-    let outbox =
-        crate::workers::outbox::Outbox::new(state.system.clone(), mailer, &state.public_url);
-    let mailing = tokio::spawn(outbox.run(stopped.clone()));
-    let projector = tokio::spawn(async move { runner.run(projections, stopped).await });
+    let mut background = Vec::new();
+    if role.works() {
+        background = work(&state, &stopped).map_err(std::io::Error::other)?;
+    }
+    let router = if role.serves_web() {
+        app(state)
+    } else {
+        probes(state)
+    };
     let served = axum::serve(
         listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await;
     let _ = stop.send(true);
-    if let Err(e) = scheduler.await {
-        tracing::error!(error = %e, "retention scheduler panicked");
-    }
-    if let Err(e) = mailing.await {
-        tracing::error!(error = %e, "outbox worker panicked");
-    }
-    match projector.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "projection runner failed"),
-        Err(e) => tracing::error!(error = %e, "projection runner panicked"),
+    for (what, task) in background {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "{what} panicked");
+        }
     }
     served
+}
+
+type Background = Vec<(&'static str, tokio::task::JoinHandle<()>)>;
+
+/// Starts the background work of a worker: the projection runner, and the outbox and the
+/// scheduler under their duties' leases.
+fn work(
+    state: &AppState,
+    stopped: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Background> {
+    use crate::workers::duty;
+    let system = state.system.clone();
+    let holder = duty::holder();
+    tracing::info!(holder, "background work of this process starts");
+    let ttl = system.settings.lease();
+    let projections = state.projections.clone();
+    let every = system.settings.scheduler_interval();
+    let scheduling = {
+        let (system, projections) = (system.clone(), projections.clone());
+        duty::hold(
+            system.store.clone(),
+            duty::SCHEDULER,
+            holder.clone(),
+            ttl,
+            stopped.clone(),
+            move |stop| {
+                crate::workers::retention::schedule(
+                    system.clone(),
+                    projections.clone(),
+                    every,
+                    stop,
+                )
+            },
+        )
+    };
+    let mailer = crate::workers::outbox::mailer(&system)?;
+    let outbox = crate::workers::outbox::Outbox::new(system.clone(), mailer, &state.public_url);
+    let mailing = duty::hold(
+        system.store.clone(),
+        duty::OUTBOX,
+        holder,
+        ttl,
+        stopped.clone(),
+        move |stop| outbox.clone().run(stop),
+    );
+    let runner = state.runner();
+    let stop = stopped.clone();
+    let projecting = async move {
+        if let Err(e) = runner.run(projections, stop).await {
+            tracing::error!(error = %e, "projection runner failed");
+        }
+    };
+    Ok(vec![
+        ("retention scheduler", tokio::spawn(scheduling)),
+        ("outbox worker", tokio::spawn(mailing)),
+        ("projection runner", tokio::spawn(projecting)),
+    ])
+}
+
+/// What a worker-only process answers: whether it lives and reaches its store.
+fn probes(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .with_state(state)
 }
 
 async fn shutdown_signal() {

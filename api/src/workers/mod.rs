@@ -2,6 +2,7 @@
 //! (reminders, no-shows), the retention scheduler (purge and verify) and the live feed of the
 //! clerks' views. Workers import neither `http` nor `cli`.
 
+pub mod duty;
 pub mod live;
 pub mod outbox;
 pub mod retention;

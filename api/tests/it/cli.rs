@@ -166,7 +166,7 @@ async fn serve_answers_and_stops_cleanly_on_ctrl_c() {
 }
 
 /// `videoamt user add` with `password` on standard input: (success, stdout, stderr).
-fn user_add(
+pub(crate) fn user_add(
     store: &str,
     data: &std::path::Path,
     args: &[&str],

@@ -10,25 +10,52 @@ use hyper_util::rt::TokioIo;
 #[derive(Debug)]
 pub(crate) struct Response {
     pub(crate) status: StatusCode,
+    pub(crate) headers: hyper::HeaderMap,
     pub(crate) body: String,
 }
 
 pub(crate) async fn get(addr: &str, path: &str) -> Response {
-    send(addr, Method::GET, path, None, "").await
+    send_with(addr, Method::GET, path, None, "", &[]).await
 }
 
 /// A POST of `body` as `content_type`, from a page of the server itself (its `Origin`).
 pub(crate) async fn post(addr: &str, path: &str, content_type: &str, body: &str) -> Response {
-    send(addr, Method::POST, path, Some(content_type), body).await
+    send_with(addr, Method::POST, path, Some(content_type), body, &[]).await
 }
 
-async fn send(
+/// A request with `headers` beside the usual ones (a session cookie, say).
+pub(crate) async fn send_with(
     addr: &str,
     method: Method,
     path: &str,
     content_type: Option<&str>,
     body: &str,
+    headers: &[(&str, &str)],
 ) -> Response {
+    let (parts, body) = open(addr, method.clone(), path, content_type, body, headers)
+        .await
+        .into_parts();
+    let body = body
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: reading the body: {e}"))
+        .to_bytes();
+    Response {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8(body.to_vec()).expect("a UTF-8 body"),
+    }
+}
+
+/// A request whose answer's body is left to the caller, to read as it streams in.
+pub(crate) async fn open(
+    addr: &str,
+    method: Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> hyper::Response<hyper::body::Incoming> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
@@ -44,21 +71,14 @@ async fn send(
     if let Some(kind) = content_type {
         request = request.header(header::CONTENT_TYPE, kind);
     }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
     let request = request
         .body(Full::new(Bytes::from(body.to_owned())))
         .expect("a valid request");
-    let (parts, body) = sender
+    sender
         .send_request(request)
         .await
         .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
-        .into_parts();
-    let body = body
-        .collect()
-        .await
-        .unwrap_or_else(|e| panic!("{method} {path}: reading the body: {e}"))
-        .to_bytes();
-    Response {
-        status: parts.status,
-        body: String::from_utf8(body.to_vec()).expect("a UTF-8 body"),
-    }
 }

@@ -86,6 +86,13 @@ pub(crate) fn server(
     for (k, v) in extra_env {
         command.env(k, v);
     }
+    listening(command, None)
+}
+
+/// Spawns `command`, a `videoamt … serve` with piped stdout, and waits for its first line:
+/// the address it listens on (`host:port`). `log`: where its standard error goes, shown if it
+/// ends before it listens.
+pub(crate) fn listening(mut command: Command, log: Option<&Path>) -> (Killed, String) {
     let mut child = command.spawn().expect("spawn serve");
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
@@ -95,7 +102,10 @@ pub(crate) fn server(
     let addr = line
         .trim()
         .strip_prefix("videoamt listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .unwrap_or_else(|| {
+            let log = log.map(std::fs::read_to_string).and_then(Result::ok);
+            panic!("unexpected first line {line:?}; standard error:\n{log:?}")
+        })
         .to_owned();
     (Killed(child), addr)
 }

@@ -9,6 +9,7 @@ mod http;
 mod layout;
 mod mail;
 mod municipality;
+mod nodes;
 mod projection_crash;
 mod purge_crash;
 mod retention;
@@ -36,12 +37,21 @@ async fn due_subjects(
     data: &std::path::Path,
     count: usize,
 ) -> Vec<videoamt_core::domain::SubjectId> {
-    use std::sync::Arc;
-    let store: Arc<dyn videoamt_adapters::store::AdminStore> = Arc::new(
+    let store: std::sync::Arc<dyn videoamt_adapters::store::AdminStore> = std::sync::Arc::new(
         videoamt_adapters::store::sqlite::SqliteStore::open(db)
             .await
             .expect("open"),
     );
+    due_subjects_in(store, data, count).await
+}
+
+/// [`due_subjects`] in any store.
+async fn due_subjects_in(
+    store: std::sync::Arc<dyn videoamt_adapters::store::AdminStore>,
+    data: &std::path::Path,
+    count: usize,
+) -> Vec<videoamt_core::domain::SubjectId> {
+    use std::sync::Arc;
     let kek = videoamt_adapters::keys::Kek::load(data).expect("kek");
     let system = videoamt_api::app::System::new(
         store.clone(),

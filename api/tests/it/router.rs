@@ -153,7 +153,7 @@ impl Api {
     }
 
     /// The server started again on the same store, key and data folder with `tenants`, as
-    /// after a change of the tenant files. Staff sessions are in memory and end with it.
+    /// after a change of the tenant files. Staff sessions are in the store and outlive it.
     pub(crate) fn restart_with(&mut self, tenants: Vec<videoamt_core::tenant::Tenant>) {
         let system = System::new(
             self.state.store.clone(),

@@ -967,12 +967,98 @@ async fn the_last_active_admin_cannot_be_deactivated_or_demoted() {
 }
 
 #[tokio::test]
-async fn the_session_cookie_is_secure_behind_https() {
+async fn the_session_cookie_is_a_host_cookie_behind_https() {
     let mut api = staffed().await;
     api.state = api.state.clone().with_public_url("https://amt.example");
     let (status, _, cookie) = login(&api, "stuttgart", "dsb", PASSWORD).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(cookie.expect("cookie").contains("; Secure"));
+    let cookie = cookie.expect("cookie");
+    // `__Host-`: Secure, Path=/ and no Domain, so that no sibling host and no plain-HTTP
+    // page can plant or overwrite it.
+    assert!(cookie.starts_with("__Host-videoamt_sitzung="), "{cookie}");
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("; Path=/;"),
+        "{cookie}"
+    );
+    assert!(!cookie.to_ascii_lowercase().contains("domain="), "{cookie}");
+    let pair = cookie_pair(&cookie);
+    assert_eq!(me(&api, &pair).await, StatusCode::OK);
+    // The same value under the unprefixed name, as a sibling host could set it, is no session.
+    let planted = pair.replacen("__Host-", "", 1);
+    assert_eq!(me(&api, &planted).await, StatusCode::UNAUTHORIZED);
+    let (status, headers, _) = api
+        .call("POST", "/api/v1/logout", None, &[("cookie", &pair)])
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let cleared = headers[header::SET_COOKIE].to_str().expect("ascii");
+    assert!(cleared.starts_with("__Host-videoamt_sitzung=;") && cleared.contains("; Secure"));
+    assert_eq!(me(&api, &pair).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_session_ends_after_thirty_idle_minutes_and_work_keeps_it_open() {
+    let api = staffed().await;
+    let busy = session(&api, "clerk.a").await;
+    let idle = session(&api, "pruefer").await;
+    // Five hours of work, a request every twenty minutes, keep a session open; a session
+    // left alone for thirty minutes is over.
+    for _ in 0..15 {
+        api.now.fetch_add(20 * 60, Ordering::SeqCst);
+        assert_eq!(me(&api, &busy).await, StatusCode::OK);
+    }
+    assert_eq!(me(&api, &idle).await, StatusCode::UNAUTHORIZED);
+    api.now.fetch_add(30 * 60, Ordering::SeqCst);
+    assert_eq!(me(&api, &busy).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        me(&api, &session(&api, "clerk.a").await).await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_lock_ends_the_accounts_open_sessions() {
+    use videoamt_core::domain::account::AccountCommand;
+    let api = staffed().await;
+    let clerk = session(&api, "clerk.a").await;
+    let other = session(&api, "clerk.b").await;
+    for _ in 0..5 {
+        as_admin(
+            &api,
+            AccountCommand::LogIn {
+                account: login_of("clerk.a"),
+                password_matches: false,
+            },
+        )
+        .await;
+    }
+    assert_eq!(me(&api, &clerk).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        me(&api, &other).await,
+        StatusCode::OK,
+        "only that account's"
+    );
+}
+
+#[tokio::test]
+async fn a_session_outlives_the_process_that_opened_it() {
+    let mut api = staffed().await;
+    let clerk = session(&api, "clerk.a").await;
+    // Another process on the same store: a state of its own, nothing shared in memory.
+    let first = api.state.clone();
+    api.state = videoamt_api::http::AppState::new(first.system.clone())
+        .with_clock(first.clock.clone())
+        .with_public_url(&first.public_url);
+    assert_eq!(me(&api, &clerk).await, StatusCode::OK);
+    let (status, _, _) = api
+        .call("POST", "/api/v1/logout", None, &[("cookie", &clerk)])
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    api.state = first;
+    assert_eq!(
+        me(&api, &clerk).await,
+        StatusCode::UNAUTHORIZED,
+        "logged out everywhere"
+    );
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -75,7 +75,7 @@ pub(crate) async fn clerk(
     if !same_origin(&headers) {
         return Error::ForeignOrigin.into_response();
     }
-    let cookie = crate::http::staff::session::cookie_of(&headers).map(str::to_owned);
+    let cookie = crate::http::staff::session::cookie_of(&state, &headers).map(str::to_owned);
     match access::clerk(&state, &headers, &id).await {
         Ok(room) => upgrade(state, room, ws, cookie),
         Err(e) => e.into_response(),

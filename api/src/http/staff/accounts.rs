@@ -156,7 +156,7 @@ pub(crate) async fn change_password(
                 old_password: value(&form, "old_password"),
                 new_password,
             };
-            let cookie = staff::cookie_of(&headers).unwrap_or_default();
+            let cookie = staff::cookie_of(&state, &headers).unwrap_or_default();
             desk::change_password(&state, &staff, cookie, &request).await
         }
         Err(e) => Err(e),

@@ -58,12 +58,12 @@ pub(crate) async fn login(
 pub(crate) async fn logout(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
-) -> impl IntoResponse {
-    staff::log_out(&headers, &state);
-    (
+) -> Result<impl IntoResponse, Error> {
+    staff::log_out(&headers, &state).await?;
+    Ok((
         StatusCode::NO_CONTENT,
-        [(header::SET_COOKIE, staff::cleared_cookie())],
-    )
+        [(header::SET_COOKIE, staff::cleared_cookie(&state))],
+    ))
 }
 
 /// The logged-in account.
@@ -94,7 +94,7 @@ pub(crate) async fn change_password(
     staff: Staff,
     ApiJson(request): ApiJson<PasswordChangeRequest>,
 ) -> Result<StatusCode, Error> {
-    let cookie = staff::cookie_of(&headers).unwrap_or_default();
+    let cookie = staff::cookie_of(&state, &headers).unwrap_or_default();
     desk::change_password(&state, &staff, cookie, &request).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -884,8 +884,7 @@ pub(crate) async fn change_password(
     )
     .await
     .map_err(|e| password_field(e.into(), "new_password"))?;
-    state.sessions.carry_over(cookie, epoch);
-    Ok(())
+    crate::http::staff::session::carry_over(state, cookie, epoch).await
 }
 
 /// An account as the admin sees it.

@@ -259,8 +259,10 @@ pub(crate) async fn login(State(state): State<AppState>, Form(form): Form<LoginF
 /// forbids a form's redirect to another site.
 pub(crate) async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let staff = staff::staff_of(&headers, &state).await.ok().flatten();
-    staff::log_out(&headers, &state);
-    let cleared = [(header::SET_COOKIE, staff::cleared_cookie())];
+    if let Err(e) = staff::log_out(&headers, &state).await {
+        return e.into_response();
+    }
+    let cleared = [(header::SET_COOKIE, staff::cleared_cookie(&state))];
     let next = match staff.filter(|s| s.directory) {
         Some(s) => crate::http::staff::signon::end_session(&state, &s.tenant).await,
         None => None,
@@ -443,7 +445,9 @@ pub(crate) async fn clerk_live(
         Ok(None) => return Error::LoginRequired.into_response(),
         Err(e) => return e.into_response(),
     };
-    let cookie = staff::cookie_of(&headers).unwrap_or_default().to_owned();
+    let cookie = staff::cookie_of(&state, &headers)
+        .unwrap_or_default()
+        .to_owned();
     let moved = state.live.subscribe(&state.store);
     let stream = futures::stream::unfold(
         (state, staff, q, cookie, moved, None::<(String, String)>),

@@ -1,9 +1,10 @@
 //! Staff logins: accounts in the log (`account-{tenant}:{login}`, decided by
-//! `core::domain::account`), passwords checked with argon2id, and sessions held in the
-//! server's memory behind an HttpOnly, SameSite=Strict cookie (Secure behind https).
+//! `core::domain::account`), passwords checked with argon2id, and sessions kept in the store
+//! behind an HttpOnly, SameSite=Strict cookie (`__Host-`, Secure behind https).
 //!
-//! A session lives in memory only, so a restart logs everybody out: nothing of it can leak
-//! from the database, and ending it is immediate.
+//! A session is a random cookie value; the store keeps only its SHA-256, the account it
+//! belongs to and its times (ADR 0023). So every process serving the log knows it, a restart
+//! keeps it, and ending it (logout, idle timeout, a lock or deactivation) holds everywhere.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -23,15 +24,22 @@ use videoamt_core::domain::account::{
 };
 use videoamt_core::domain::command::Command;
 use videoamt_core::event::{Actor, ActorRole, StreamId, StreamVersion, TenantId};
+use videoamt_core::staff_session::{SessionKey, SessionRecord};
 use videoamt_core::tenant::{DepartmentId, Tenant};
 
 use crate::http::AppState;
 use crate::http::error::Error;
 
-/// The session cookie's name.
+/// The session cookie's name over plain HTTP (a development or loopback server).
 pub const COOKIE: &str = "videoamt_sitzung";
+/// The session cookie's name behind https.
+pub const HOST_COOKIE: &str = "__Host-videoamt_sitzung";
 /// How long a session lasts after login: one working day.
 pub const SESSION_LIFETIME: Duration = Duration::hours(8);
+/// A session unused for this long is over, by default (`VIDEOAMT_SESSION_IDLE_MINUTES`).
+pub const IDLE_TIMEOUT: Duration = Duration::minutes(30);
+/// How stale a session's last-seen time may get before a request writes it again.
+const SEEN_EVERY: Duration = Duration::minutes(1);
 
 /// A logged-in staff member.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,64 +90,87 @@ impl Staff {
     }
 }
 
-/// A session as it was opened: who, and the account's `sessions_epoch` then.
-#[derive(Debug, Clone)]
-struct Open {
-    staff: Staff,
-    epoch: u32,
-}
-
-/// Open sessions by the SHA-256 of their cookie value, and the accounts they belong to as far
-/// as their streams were read.
-#[derive(Debug, Default)]
+/// Signed-in staff: the sessions themselves live in the store (ADR 0023), so that every
+/// process serving the log knows them; this keeps the cookie's name and the accounts' states
+/// as far as their streams were read.
+#[derive(Debug)]
 pub struct Sessions {
-    open: Mutex<HashMap<[u8; 32], Open>>,
+    /// `__Host-videoamt_sitzung` behind https, else [`COOKIE`].
+    cookie: &'static str,
+    /// A session nobody used for this long is over.
+    idle: Duration,
     /// Each account's state and the stream version to read on from.
     accounts: Mutex<HashMap<StreamId, (AccountState, StreamVersion)>>,
 }
 
-fn key(cookie: &str) -> [u8; 32] {
+impl Default for Sessions {
+    fn default() -> Self {
+        Self::new(false, IDLE_TIMEOUT)
+    }
+}
+
+fn key(cookie: &str) -> SessionKey {
     sha2::Sha256::digest(cookie.as_bytes()).into()
 }
 
 impl Sessions {
-    fn open(&self, staff: Staff, epoch: u32) -> Result<String, Error> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes)
-            .map_err(|e| Error::internal(format!("no randomness for a session: {e}")))?;
-        let cookie = B64URL.encode(bytes);
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let now = staff.expires - SESSION_LIFETIME;
-        open.retain(|_, s| s.staff.expires > now);
-        open.insert(key(&cookie), Open { staff, epoch });
-        Ok(cookie)
-    }
-
-    fn get(&self, cookie: &str, now: OffsetDateTime) -> Option<Open> {
-        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        open.get(&key(cookie))
-            .filter(|s| s.staff.expires > now)
-            .cloned()
-    }
-
-    fn close(&self, cookie: &str) {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        open.remove(&key(cookie));
-    }
-
-    /// Keeps this session open across a change its own holder made (a new password), which
-    /// ends the account's other sessions.
-    pub(crate) fn carry_over(&self, cookie: &str, epoch: u32) {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = open.get_mut(&key(cookie)) {
-            s.epoch = epoch;
+    /// `https`: the public URL is https, so the cookie can carry the `__Host-` prefix (Secure,
+    /// no Domain, Path=/: no other host and no plain-HTTP page can set or overwrite it).
+    pub fn new(https: bool, idle: Duration) -> Self {
+        Self {
+            cookie: if https { HOST_COOKIE } else { COOKIE },
+            idle,
+            accounts: Mutex::default(),
         }
+    }
+
+    /// The session cookie's name on this server.
+    pub fn cookie_name(&self) -> &'static str {
+        self.cookie
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle
     }
 }
 
+async fn open(
+    state: &AppState,
+    staff: &Staff,
+    epoch: u32,
+    now: OffsetDateTime,
+) -> Result<String, Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::internal(format!("no randomness for a session: {e}")))?;
+    let cookie = B64URL.encode(bytes);
+    // Whoever opens a session sweeps the stale ones: the table stays as small as the staff
+    // signed in, without a timer of its own.
+    state
+        .store
+        .close_stale_sessions(now, state.sessions.idle)
+        .await?;
+    let record = SessionRecord {
+        tenant: staff.tenant.clone(),
+        login: staff.login.clone(),
+        epoch,
+        directory: staff.directory,
+        expires: staff.expires,
+        seen: now,
+    };
+    state.store.open_session(key(&cookie), record).await?;
+    Ok(cookie)
+}
+
+/// Keeps this session open across a change its own holder made (a new password), which
+/// ends the account's other sessions.
+pub(crate) async fn carry_over(state: &AppState, cookie: &str, epoch: u32) -> Result<(), Error> {
+    Ok(state.store.carry_session_over(key(cookie), epoch).await?)
+}
+
 /// The session cookie's value, if the request carries one.
-pub fn cookie_of(headers: &HeaderMap) -> Option<&str> {
-    cookie_named(headers, COOKIE)
+pub fn cookie_of<'h>(state: &AppState, headers: &'h HeaderMap) -> Option<&'h str> {
+    cookie_named(headers, state.sessions.cookie)
 }
 
 /// The value of the cookie `name`, if the request carries one.
@@ -154,29 +185,48 @@ pub(crate) fn cookie_named<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h
 
 /// The staff member a request's cookie belongs to; `None` without a valid session.
 pub async fn staff_of(headers: &HeaderMap, state: &AppState) -> Result<Option<Staff>, Error> {
-    match cookie_of(headers) {
+    match cookie_of(state, headers) {
         Some(cookie) => session(state, cookie).await,
         None => Ok(None),
     }
 }
 
-/// The staff member of an open, unexpired session, with the role and departments the account
-/// has now. The account's stream is read on every call (only what is new since the last), so
-/// a deactivation, a reset or a new password ends the session at its next request, whichever
-/// process recorded it (ADR 0021).
+/// The staff member of an open session, with the role and departments the account has now.
+/// The session is over after its lifetime, after [`Sessions::idle_timeout`] without a
+/// request, and as soon as the account is deactivated, locked, or its sessions ended (a reset
+/// or new password): the account's stream is read on every call (only what is new since the
+/// last), so whichever process recorded the change, the next request sees it (ADR 0021,
+/// ADR 0023).
 pub async fn session(state: &AppState, cookie: &str) -> Result<Option<Staff>, Error> {
-    let Some(open) = state.sessions.get(cookie, state.now()) else {
+    let key = key(cookie);
+    let Some(open) = state.store.session(key).await? else {
         return Ok(None);
     };
-    let current = account_now(state, &open.staff.tenant, &open.staff.login).await?;
+    let now = state.now();
+    if open.expires <= now || now - open.seen >= state.sessions.idle {
+        state.store.close_session(key).await?;
+        return Ok(None);
+    }
+    let current = account_now(state, &open.tenant, &open.login).await?;
+    let locked = current.is_locked(now);
     match current.account {
-        Some(a) if a.active && a.sessions_epoch == open.epoch => Ok(Some(Staff {
-            role: a.role,
-            departments: a.departments.into_iter().collect(),
-            ..open.staff
-        })),
+        Some(a) if a.active && !locked && a.sessions_epoch == open.epoch => {
+            // The idle clock moves at most once a minute: one write per minute of work, not
+            // one per request.
+            if now - open.seen >= SEEN_EVERY {
+                state.store.touch_session(key, now).await?;
+            }
+            Ok(Some(Staff {
+                tenant: open.tenant,
+                login: open.login,
+                role: a.role,
+                departments: a.departments.into_iter().collect(),
+                expires: open.expires,
+                directory: open.directory,
+            }))
+        }
         _ => {
-            state.sessions.close(cookie);
+            state.store.close_session(key).await?;
             Ok(None)
         }
     }
@@ -236,21 +286,31 @@ pub fn session_cookie(state: &AppState, value: &str) -> String {
         ""
     };
     format!(
-        "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        state.sessions.cookie,
         SESSION_LIFETIME.whole_seconds()
     )
 }
 
 /// `Set-Cookie` that ends the session in the browser.
-pub fn cleared_cookie() -> String {
-    format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+pub fn cleared_cookie(state: &AppState) -> String {
+    let secure = if state.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}",
+        state.sessions.cookie
+    )
 }
 
 /// Ends the session of this request, if any.
-pub fn log_out(headers: &HeaderMap, state: &AppState) {
-    if let Some(cookie) = cookie_of(headers) {
-        state.sessions.close(cookie);
+pub async fn log_out(headers: &HeaderMap, state: &AppState) -> Result<(), Error> {
+    if let Some(cookie) = cookie_of(state, headers) {
+        state.store.close_session(key(cookie)).await?;
     }
+    Ok(())
 }
 
 /// Checks a password off the async threads: argon2id takes tens of milliseconds on purpose.
@@ -319,11 +379,11 @@ pub async fn log_in(
             Error::Refused(videoamt_core::domain::DomainError::LoginRefused)
         });
     }
-    open_session(state, &tenant.id, login, &created, now)
+    open_session(state, &tenant.id, login, &created, now).await
 }
 
 /// Opens a session for `account`, as it is now.
-fn open_session(
+async fn open_session(
     state: &AppState,
     tenant: &TenantId,
     login: Login,
@@ -338,7 +398,7 @@ fn open_session(
         expires: now + SESSION_LIFETIME,
         directory: account.directory,
     };
-    let cookie = state.sessions.open(staff.clone(), account.sessions_epoch)?;
+    let cookie = open(state, &staff, account.sessions_epoch, now).await?;
     Ok((cookie, staff))
 }
 
@@ -351,7 +411,9 @@ pub(crate) async fn open_directory_session(
 ) -> Result<(String, Staff), Error> {
     let account = account_now(state, tenant, &login).await?;
     match account.account {
-        Some(a) if a.active && a.directory => open_session(state, tenant, login, &a, state.now()),
+        Some(a) if a.active && a.directory => {
+            open_session(state, tenant, login, &a, state.now()).await
+        }
         Some(a) if !a.directory => Err(Error::Refused(
             videoamt_core::domain::DomainError::LocalAccountExists,
         )),
@@ -405,12 +467,12 @@ mod tests {
                 .parse()
                 .expect("a header value"),
         );
-        assert_eq!(cookie_of(&h), Some("abc-DEF_1"));
+        assert_eq!(cookie_named(&h, COOKIE), Some("abc-DEF_1"));
         let mut h = HeaderMap::new();
         h.insert(
             header::COOKIE,
             "videoamt_sitzungX=abc".parse().expect("a header value"),
         );
-        assert_eq!(cookie_of(&h), None);
+        assert_eq!(cookie_named(&h, COOKIE), None);
     }
 }

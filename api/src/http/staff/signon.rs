@@ -1,10 +1,10 @@
 //! Staff sign-on through the municipality's directory: OpenID Connect's authorization code
 //! flow with PKCE, beside the local passwords (ADR 0022).
 //!
-//! `GET /anmelden/verzeichnis/{tenant}` starts it: the state, nonce and PKCE verifier stay in
-//! this process's memory under the state, bound to the browser by a random cookie (SameSite=Lax,
-//! so that it comes back on the provider's redirect), for [`PENDING_LIFETIME`], and are used
-//! once. `GET /anmelden/verzeichnis/rueckkehr` finishes it: state and cookie must match, the
+//! `GET /anmelden/verzeichnis/{tenant}` starts it: the nonce and PKCE verifier are kept in the
+//! store under the SHA-256 of the state (so any process serving the log can finish it), bound
+//! to the browser by a random cookie (SameSite=Lax, so that it comes back on the provider's
+//! redirect), for [`PENDING_LIFETIME`], and are used once. `GET /anmelden/verzeichnis/rueckkehr` finishes it: state and cookie must match, the
 //! code is redeemed, the ID token checked against the nonce and the server's clock, the groups
 //! mapped by the tenant's `[oidc]` grants, and the sign-in decided by the account's stream
 //! (`DirectorySignIn`). Only then is a session opened, as after a password.
@@ -14,7 +14,7 @@
 //! with a page that moves on by itself (`Refresh`), a navigation from this site.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use maud::html;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 use time::{Duration, OffsetDateTime};
 use videoamt_core::directory::{Authorization, Directory, DirectoryError};
@@ -38,25 +38,26 @@ use crate::http::html::{moving_on, problem_page};
 pub const BINDING_COOKIE: &str = "videoamt_anmeldung";
 /// How long a started sign-on waits for the browser to come back.
 pub const PENDING_LIFETIME: Duration = Duration::minutes(10);
-/// Started sign-ons kept at most; the oldest go first.
-const MAX_PENDING: usize = 10_000;
 /// Where the provider sends the browser back to, under the public URL.
 pub const RETURN_PATH: &str = "/anmelden/verzeichnis/rueckkehr";
 
-/// A sign-on on its way through the provider.
+/// A sign-on on its way through the provider, as the store keeps it under the SHA-256 of its
+/// `state` (which is not kept itself).
+#[derive(Serialize, Deserialize)]
 struct Pending {
     tenant: TenantId,
-    started: Authorization,
-    /// SHA-256 of the binding cookie's value.
-    binding: [u8; 32],
-    since: OffsetDateTime,
+    url: String,
+    nonce: String,
+    pkce_verifier: String,
+    /// SHA-256 of the binding cookie's value, hex.
+    binding: String,
 }
 
-/// The municipalities' providers and the sign-ons under way.
+/// The municipalities' providers. The sign-ons under way are in the store (ADR 0023), so the
+/// provider may send the browser back to any process serving the log.
 #[derive(Default)]
 pub struct SignOns {
     directories: HashMap<TenantId, Arc<dyn Directory>>,
-    pending: Mutex<HashMap<String, Pending>>,
 }
 
 impl std::fmt::Debug for SignOns {
@@ -69,10 +70,7 @@ impl std::fmt::Debug for SignOns {
 
 impl SignOns {
     pub fn new(directories: HashMap<TenantId, Arc<dyn Directory>>) -> Self {
-        Self {
-            directories,
-            pending: Mutex::default(),
-        }
+        Self { directories }
     }
 
     /// Whether `tenant` signs staff in through a directory.
@@ -83,33 +81,64 @@ impl SignOns {
     fn directory(&self, tenant: &TenantId) -> Option<Arc<dyn Directory>> {
         self.directories.get(tenant).cloned()
     }
+}
 
-    fn keep(&self, pending: Pending, now: OffsetDateTime) {
-        let mut all = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        all.retain(|_, p| now - p.since < PENDING_LIFETIME);
-        if all.len() >= MAX_PENDING
-            && let Some(oldest) = all
-                .iter()
-                .min_by_key(|(_, p)| p.since)
-                .map(|(k, _)| k.clone())
-        {
-            all.remove(&oldest);
-        }
-        all.insert(pending.started.state.clone(), pending);
-    }
+async fn keep(
+    state: &AppState,
+    tenant: TenantId,
+    started: &Authorization,
+    binding: &str,
+    now: OffsetDateTime,
+) -> Result<(), Error> {
+    let pending = Pending {
+        tenant,
+        url: started.url.clone(),
+        nonce: started.nonce.clone(),
+        pkce_verifier: started.pkce_verifier.clone(),
+        binding: hex(&digest(binding)),
+    };
+    let text = serde_json::to_string(&pending)
+        .map_err(|e| Error::internal(format!("sign-on state not written: {e}")))?;
+    state
+        .store
+        .put_sign_on(digest(&started.state), text, now + PENDING_LIFETIME)
+        .await?;
+    Ok(())
+}
 
-    /// The sign-on started under `state` in the browser holding `binding`, taken out: a state
-    /// is good for one return only.
-    fn take(&self, state: &str, binding: Option<&str>, now: OffsetDateTime) -> Option<Pending> {
-        let mut all = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let pending = all.remove(state)?;
-        let bound = binding.is_some_and(|b| digest(b) == pending.binding);
-        (bound && now - pending.since < PENDING_LIFETIME).then_some(pending)
-    }
+/// The sign-on started under `state` in the browser holding `binding`, taken out: a state is
+/// good for one return only, and for [`PENDING_LIFETIME`].
+async fn take(
+    state: &AppState,
+    returned: &str,
+    binding: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<Option<(TenantId, Authorization)>, Error> {
+    let Some(text) = state.store.take_sign_on(digest(returned), now).await? else {
+        return Ok(None);
+    };
+    let pending: Pending = serde_json::from_str(&text)
+        .map_err(|e| Error::internal(format!("sign-on state unreadable: {e}")))?;
+    let bound = binding.is_some_and(|b| hex(&digest(b)) == pending.binding);
+    Ok(bound.then(|| {
+        (
+            pending.tenant,
+            Authorization {
+                url: pending.url,
+                state: returned.to_owned(),
+                nonce: pending.nonce,
+                pkce_verifier: pending.pkce_verifier,
+            },
+        )
+    }))
 }
 
 fn digest(value: &str) -> [u8; 32] {
     sha2::Sha256::digest(value.as_bytes()).into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn refused(problem: SignOnProblem, cause: Option<String>) -> Response {
@@ -165,16 +194,9 @@ pub(crate) async fn start(State(state): State<AppState>, Path(tenant): Path<Stri
     }
     let binding = B64URL.encode(bytes);
     let url = started.url.clone();
-    let now = state.now();
-    state.sign_ons.keep(
-        Pending {
-            tenant,
-            started,
-            binding: digest(&binding),
-            since: now,
-        },
-        now,
-    );
+    if let Err(e) = keep(&state, tenant, &started, &binding, state.now()).await {
+        return problem_page(&e);
+    }
     (
         [(
             header::SET_COOKIE,
@@ -199,10 +221,13 @@ pub(crate) async fn finish(
     Query(back): Query<Return>,
 ) -> Response {
     let now = state.now();
-    let pending = back
-        .state
-        .as_deref()
-        .and_then(|s| state.sign_ons.take(s, binding_of(&headers), now));
+    let pending = match back.state.as_deref() {
+        Some(returned) => match take(&state, returned, binding_of(&headers), now).await {
+            Ok(pending) => pending,
+            Err(e) => return problem_page(&e),
+        },
+        None => None,
+    };
     let answer = match (pending, back.error, back.code) {
         (None, _, _) => refused(SignOnProblem::Invalid, None),
         // The provider's error code (`access_denied`, `login_required`, …), never a token.
@@ -223,21 +248,21 @@ pub(crate) async fn finish(
 
 async fn signed_on(
     state: &AppState,
-    pending: Pending,
+    (tenant_id, started): (TenantId, Authorization),
     code: &str,
     now: OffsetDateTime,
 ) -> Response {
-    let Some(directory) = state.sign_ons.directory(&pending.tenant) else {
+    let Some(directory) = state.sign_ons.directory(&tenant_id) else {
         return refused(SignOnProblem::NotOffered, None);
     };
-    let Some(tenant) = state.tenants.iter().find(|t| t.id == pending.tenant) else {
+    let Some(tenant) = state.tenants.iter().find(|t| t.id == tenant_id) else {
         return refused(SignOnProblem::NotOffered, None);
     };
     let Some(mapping) = tenant.oidc.as_ref() else {
         return refused(SignOnProblem::NotOffered, None);
     };
     let identity = match directory
-        .finish(&pending.started, code, &callback_url(state), now)
+        .finish(&started, code, &callback_url(state), now)
         .await
     {
         Ok(identity) => identity,

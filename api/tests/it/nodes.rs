@@ -1,0 +1,434 @@
+//! More than one server on one log: two `videoamt serve` processes on one PostgreSQL database
+//! and one data folder, as behind a load balancer, with requests spread across them. Both run
+//! every background duty; the leases let one of them do each (ADR 0023). The SMTP server on
+//! loopback counts what really went out.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http_body_util::BodyExt as _;
+use hyper::{Method, StatusCode, header};
+
+use crate::http;
+use crate::mail::{Killed, listening, mails, smtp_server, wait_until};
+
+const PASSWORD: &str = "ein-gutes-passwort";
+const BOOKINGS: usize = 12;
+const DUE: usize = 40;
+
+/// A scratch PostgreSQL database, a data folder and an SMTP server on loopback, for servers
+/// to share.
+struct Cluster {
+    db: videoamt_adapters::store::postgres::ScratchDatabase,
+    url: String,
+    _dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    maildir: std::path::PathBuf,
+    smtp: String,
+    _smtp_server: Killed,
+}
+
+impl Cluster {
+    async fn new(purpose: &str) -> Option<Self> {
+        use videoamt_adapters::store::postgres::{ScratchDatabase, test_server_url};
+        let server = test_server_url().await?;
+        let db = ScratchDatabase::create(&server, purpose)
+            .await
+            .expect("scratch database");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let maildir = dir.path().join("maildir");
+        let (smtp_server, port) = smtp_server(&maildir);
+        Some(Self {
+            url: db.url(),
+            db,
+            data: dir.path().join("data"),
+            _dir: dir,
+            maildir,
+            smtp: format!("smtp://127.0.0.1:{port}"),
+            _smtp_server: smtp_server,
+        })
+    }
+
+    /// `videoamt serve` on the cluster's database, data folder and SMTP server, as `role`.
+    fn node(&self, role: &str) -> (Killed, String) {
+        let log = self
+            .data
+            .with_file_name(format!("serve-{}.log", uuid::Uuid::now_v7()));
+        let mut command = crate::videoamt();
+        command
+            .args(["--store", &self.url])
+            .arg("--data-dir")
+            .arg(&self.data)
+            .args(["serve", "--listen", "127.0.0.1:0", "--role", role])
+            .env("VIDEOAMT_SMTP_URL", &self.smtp)
+            .env("VIDEOAMT_RETENTION_INTERVAL_MS", "200")
+            .env("VIDEOAMT_LEASE_SECONDS", "3")
+            .env("VIDEOAMT_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        listening(command, Some(&log))
+    }
+
+    async fn drop_now(self) {
+        self.db.drop_now().await.expect("drop scratch database");
+    }
+}
+
+/// One SQL count on the scratch database.
+async fn count(url: &str, sql: &str) -> i64 {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    client.query_one(sql, &[]).await.expect("query").get(0)
+}
+
+/// Whether the outbox has worked through the whole log.
+async fn outbox_idle(url: &str) -> bool {
+    count(
+        url,
+        "SELECT (SELECT last FROM event_position) - \
+         coalesce((SELECT position FROM projection_checkpoints WHERE projection = 'mail-outbox'), 0)",
+    )
+    .await
+        == 0
+}
+
+async fn until_async<F, Fut>(what: &str, timeout: Duration, mut probe: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !probe().await {
+        assert!(start.elapsed() < timeout, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The first `n` free starts a week from now in Ettlingen's Bürgerbüro.
+async fn free_starts(addr: &str, n: usize) -> Vec<String> {
+    let from = (time::OffsetDateTime::now_utc() + time::Duration::days(7)).date();
+    let slots = http::get(
+        addr,
+        &format!("/api/v1/slots?tenant=ettlingen&services=personalausweis&from={from}&days=14"),
+    )
+    .await;
+    assert_eq!(slots.status, 200, "{}", slots.body);
+    let slots: serde_json::Value = serde_json::from_str(&slots.body).expect("json");
+    let starts: Vec<String> = slots["days"]
+        .as_array()
+        .expect("days")
+        .iter()
+        .flat_map(|d| d["starts"].as_array().expect("starts").clone())
+        .filter_map(|s| s.as_str().map(str::to_owned))
+        .take(n)
+        .collect();
+    assert_eq!(starts.len(), n, "free starts");
+    starts
+}
+
+async fn book(addr: &str, start: &str, n: usize) {
+    let booking = serde_json::json!({
+        "tenant": "ettlingen",
+        "services": ["personalausweis"],
+        "start": start,
+        "contact": {"name": format!("Erika Mustermann {n}"), "email": format!("erika.{n}@example.org")},
+        "privacy_accepted": true
+    });
+    let booked = http::post(
+        addr,
+        "/api/v1/appointments",
+        "application/json",
+        &booking.to_string(),
+    )
+    .await;
+    assert_eq!(booked.status, 201, "{}", booked.body);
+}
+
+/// Every mail the SMTP server received: the address it went to, its Message-ID, and the
+/// capability token of its link, if it has one.
+fn received(maildir: &Path) -> Vec<(String, String, Option<String>)> {
+    mails(maildir)
+        .iter()
+        .map(|file| {
+            let raw = std::fs::read(file).expect("mail");
+            let mail = mail_parser::MessageParser::default()
+                .parse(&raw)
+                .expect("an RFC 5322 message");
+            let to = mail
+                .to()
+                .and_then(|t| t.first())
+                .and_then(|a| a.address())
+                .expect("to")
+                .to_owned();
+            let id = mail.message_id().expect("a Message-ID").to_owned();
+            let text = mail.body_text(0).expect("text").into_owned();
+            let token = text.split("/termin/").nth(1).and_then(|rest| {
+                rest.split(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_')
+                    .next()
+                    .map(str::to_owned)
+            });
+            (to, id, token)
+        })
+        .collect()
+}
+
+/// Logs in on `addr`: the session cookie, `name=value`.
+async fn log_in(addr: &str, login: &str) -> String {
+    let answer = http::post(
+        addr,
+        "/api/v1/login",
+        "application/json",
+        &serde_json::json!({"tenant": "ettlingen", "login": login, "password": PASSWORD})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let set = answer.headers[header::SET_COOKIE].to_str().expect("ascii");
+    set.split(';').next().expect("a pair").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_log_share_sessions_and_live_views_and_send_every_mail_once() {
+    let Some(cluster) = Cluster::new("nodes").await else {
+        return;
+    };
+    let (url, maildir) = (cluster.url.clone(), cluster.maildir.clone());
+
+    // Before the servers start: a clerk of the Bürgerbüro, and subjects whose purge is due.
+    let (ok, _, err) = crate::cli::user_add(
+        &url,
+        &cluster.data,
+        &[
+            "--tenant",
+            "ettlingen",
+            "--role",
+            "clerk",
+            "--department",
+            "buergerbuero",
+            "--login",
+            "k.becker",
+        ],
+        PASSWORD,
+    );
+    assert!(ok, "{err}");
+    let store = videoamt_adapters::store::StoreLocation::parse(&url)
+        .expect("location")
+        .open()
+        .await
+        .expect("open");
+    crate::due_subjects_in(store, &cluster.data, DUE).await;
+
+    let (_a, a) = cluster.node("all");
+    let (_b, b) = cluster.node("all");
+
+    // A login on one server is a session on the other, and a logout on that one ends it on both.
+    let cookie = log_in(&a, "k.becker").await;
+    let me = |addr: String, cookie: String| async move {
+        http::send_with(
+            &addr,
+            Method::GET,
+            "/api/v1/me",
+            None,
+            "",
+            &[("cookie", &cookie)],
+        )
+        .await
+        .status
+    };
+    assert_eq!(me(b.clone(), cookie.clone()).await, StatusCode::OK);
+    let other = log_in(&b, "k.becker").await;
+    let out = http::send_with(
+        &b,
+        Method::POST,
+        "/api/v1/logout",
+        None,
+        "",
+        &[("cookie", &other)],
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    assert_eq!(me(a.clone(), other).await, StatusCode::UNAUTHORIZED);
+
+    // Bookings spread across both servers: each confirmation goes out exactly once, although
+    // both run the outbox.
+    let starts = free_starts(&a, BOOKINGS).await;
+    for (n, start) in starts.iter().enumerate() {
+        book(if n % 2 == 0 { &a } else { &b }, start, n).await;
+    }
+    let bookings = |got: &[(String, String, Option<String>)]| {
+        got.iter()
+            .filter(|(to, _, _)| to.starts_with("erika."))
+            .count()
+    };
+    wait_until("every confirmation", Duration::from_secs(60), || {
+        (bookings(&received(&maildir)) >= BOOKINGS).then_some(())
+    });
+    until_async(
+        "the outbox at the log's end",
+        Duration::from_secs(60),
+        || outbox_idle(&url),
+    )
+    .await;
+    // Both outboxes had every chance to send a second copy: one more lease period.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = received(&maildir);
+    let mut per_address: BTreeMap<&str, usize> = BTreeMap::new();
+    for (to, _, _) in got.iter().filter(|(to, _, _)| to.starts_with("erika.")) {
+        *per_address.entry(to.as_str()).or_default() += 1;
+    }
+    let ids: std::collections::HashSet<&str> = got.iter().map(|(_, id, _)| id.as_str()).collect();
+    eprintln!(
+        "two nodes: {BOOKINGS} bookings, {} mails received ({} of them confirmations), {} \
+         distinct Message-IDs",
+        got.len(),
+        bookings(&got),
+        ids.len()
+    );
+    assert_eq!(
+        bookings(&got),
+        BOOKINGS,
+        "one mail per booking: {per_address:?}"
+    );
+    assert_eq!(ids.len(), got.len(), "no mail twice");
+    assert!(per_address.values().all(|n| *n == 1), "{per_address:?}");
+
+    // The clerk's live waiting room on A shows a citizen who entered on B.
+    let live = http::open(
+        &a,
+        Method::GET,
+        "/sachbearbeitung/live",
+        None,
+        "",
+        &[("cookie", &cookie), ("accept", "text/event-stream")],
+    )
+    .await;
+    assert_eq!(live.status(), StatusCode::OK);
+    let seen = Arc::new(Mutex::new(String::new()));
+    let reading = {
+        let seen = seen.clone();
+        let mut body = live.into_body();
+        tokio::spawn(async move {
+            while let Some(Ok(frame)) = body.frame().await {
+                if let Some(bytes) = frame.data_ref() {
+                    seen.lock()
+                        .expect("lock")
+                        .push_str(&String::from_utf8_lossy(bytes));
+                }
+            }
+        })
+    };
+    wait_until(
+        "the live view's first events",
+        Duration::from_secs(20),
+        || {
+            seen.lock()
+                .expect("lock")
+                .contains("event: warteraum")
+                .then_some(())
+        },
+    );
+    let token = got
+        .iter()
+        .find(|(to, _, _)| to == "erika.3@example.org")
+        .and_then(|(_, _, token)| token.clone())
+        .expect("the mail to erika.3, with its link");
+    // The waiting room shows no names: somebody waits, in the Bürgerbüro.
+    assert!(seen.lock().expect("lock").contains("Niemand wartet."));
+    assert!(!seen.lock().expect("lock").contains("wartet seit"));
+    let entered = Instant::now();
+    let answer = http::post(
+        &b,
+        &format!("/termin/{token}/warteraum"),
+        "application/x-www-form-urlencoded",
+        "privacy_accepted=on",
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    wait_until(
+        "the citizen in the live waiting room",
+        Duration::from_secs(20),
+        || {
+            let seen = seen.lock().expect("lock");
+            (seen.contains("wartet seit") && seen.contains("Bürgerbüro")).then_some(())
+        },
+    );
+    eprintln!(
+        "two nodes: citizen entered on B, shown live on A after {} ms",
+        entered.elapsed().as_millis()
+    );
+    reading.abort();
+
+    // Every due purge ran once and was verified once, although both run the scheduler.
+    until_async("every purge verified", Duration::from_secs(90), || async {
+        count(
+            &url,
+            "SELECT count(*) FROM events WHERE event_type = 'DeletionVerified'",
+        )
+        .await
+            >= DUE as i64
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for kind in ["PurgeExecuted", "DeletionVerified"] {
+        let n = count(
+            &url,
+            &format!("SELECT count(*) FROM events WHERE event_type = '{kind}'"),
+        )
+        .await;
+        assert_eq!(n, DUE as i64, "{kind}");
+    }
+    // Each duty had one holder: one row per duty.
+    assert_eq!(
+        count(&url, "SELECT count(DISTINCT duty) FROM leases").await,
+        2
+    );
+    assert_eq!(count(&url, "SELECT count(*) FROM leases").await, 2);
+
+    drop((_a, _b));
+    cluster.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_server_leaves_the_background_work_to_a_worker() {
+    let Some(cluster) = Cluster::new("roles").await else {
+        return;
+    };
+    let (url, maildir) = (cluster.url.clone(), cluster.maildir.clone());
+
+    let (web_process, web) = cluster.node("web");
+    let start = free_starts(&web, 1).await.remove(0);
+    book(&web, &start, 1).await;
+    // The web server takes no duty and sends nothing, however long it runs.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(count(&url, "SELECT count(*) FROM leases").await, 0);
+    assert!(mails(&maildir).is_empty());
+
+    let (_worker_process, worker) = cluster.node("worker");
+    wait_until(
+        "the confirmation, sent by the worker",
+        Duration::from_secs(30),
+        || mails(&maildir).first().cloned(),
+    );
+    let health = http::get(&worker, "/healthz").await;
+    assert_eq!(
+        (health.status, health.body.as_str()),
+        (StatusCode::OK, "ok")
+    );
+    assert_eq!(http::get(&worker, "/readyz").await.status, StatusCode::OK);
+    // A worker serves no pages and no API.
+    assert_eq!(
+        http::get(&worker, "/api/v1/catalogue").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        http::get(&web, "/api/v1/catalogue").await.status,
+        StatusCode::OK
+    );
+    drop(web_process);
+    cluster.drop_now().await;
+}
