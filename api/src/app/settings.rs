@@ -25,6 +25,12 @@ const MEDIA_MAX_CALLS: usize = 40;
 const UPLOAD_MAX_BYTES: u64 = 10 * 1024 * 1024;
 /// Longer than any appointment: a browser's TURN allocation ends with its credentials.
 const TURN_LIFETIME_SECONDS: u64 = 6 * 3600;
+/// A browser sends a request's head at once; ten seconds is generous even on a bad line.
+const HEADER_READ_TIMEOUT_SECONDS: u64 = 10;
+const REQUEST_TIMEOUT_SECONDS: u64 = 30;
+/// Far above what one town hall's citizens and clerks open at once, far below the 1024 open
+/// files of a default `ulimit -n` less the store's, the relay's and the log's.
+const MAX_CONNECTIONS: usize = 768;
 
 /// The settings of a running product; `Settings::default()` is what an empty environment gives.
 #[derive(Clone, PartialEq, Eq, clap::Args)]
@@ -66,6 +72,23 @@ pub struct Settings {
         default_value = "20,120,10"
     )]
     pub rate_limits: RateLimitSetting,
+    /// Seconds a client has to send a request's head, and the longest a kept-alive connection
+    /// waits for its next request; then the connection is closed (at least 1).
+    #[arg(long, global = true, env = "VIDEOAMT_HEADER_READ_TIMEOUT_SECONDS",
+        default_value_t = HEADER_READ_TIMEOUT_SECONDS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_seconds: u64,
+    /// Seconds an ordinary request may take, its body included; past it the answer is 408 (at
+    /// least 1). The room's WebSocket and the clerk's live stream are long-lived and exempt;
+    /// so are document uploads, which may take longer but must keep sending: a body that stalls
+    /// for the header read timeout ends its request anywhere.
+    #[arg(long, global = true, env = "VIDEOAMT_REQUEST_TIMEOUT_SECONDS",
+        default_value_t = REQUEST_TIMEOUT_SECONDS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_seconds: u64,
+    /// Connections served at once (at least 1); further ones wait in the listen queue until
+    /// one closes. Every open room socket and live stream holds one.
+    #[arg(long, global = true, env = "VIDEOAMT_MAX_CONNECTIONS",
+        default_value_t = MAX_CONNECTIONS, value_parser = connections)]
+    pub max_connections: usize,
     /// The largest document a citizen or clerk may upload in the session room, in bytes (at
     /// least 1); a larger one is refused with 413.
     #[arg(long, global = true, env = "VIDEOAMT_UPLOAD_MAX_BYTES",
@@ -212,6 +235,9 @@ impl Default for Settings {
             retention_interval_ms: SCHEDULER_INTERVAL_MS,
             purge_page: PURGE_PAGE,
             rate_limits: RateLimitSetting::default(),
+            header_read_timeout_seconds: HEADER_READ_TIMEOUT_SECONDS,
+            request_timeout_seconds: REQUEST_TIMEOUT_SECONDS,
+            max_connections: MAX_CONNECTIONS,
             upload_max_bytes: UPLOAD_MAX_BYTES,
             kek: None,
             kek_file: None,
@@ -251,6 +277,12 @@ impl std::fmt::Debug for Settings {
             .field("retention_interval_ms", &self.retention_interval_ms)
             .field("purge_page", &self.purge_page)
             .field("rate_limits", &self.rate_limits)
+            .field(
+                "header_read_timeout_seconds",
+                &self.header_read_timeout_seconds,
+            )
+            .field("request_timeout_seconds", &self.request_timeout_seconds)
+            .field("max_connections", &self.max_connections)
             .field("upload_max_bytes", &self.upload_max_bytes)
             .field("kek", &self.kek.as_ref().map(|_| "…"))
             .field("kek_file", &self.kek_file)
@@ -315,6 +347,14 @@ impl Settings {
         Duration::from_secs(self.lease_seconds)
     }
 
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_seconds)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_seconds)
+    }
+
     pub fn reconnect_grace(&self) -> Duration {
         Duration::from_secs(self.reconnect_grace_seconds)
     }
@@ -336,6 +376,13 @@ impl Settings {
 
 fn page(raw: &str) -> Result<u32, String> {
     match raw.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("a number of at least 1".to_owned()),
+    }
+}
+
+fn connections(raw: &str) -> Result<usize, String> {
+    match raw.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err("a number of at least 1".to_owned()),
     }

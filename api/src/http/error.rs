@@ -81,6 +81,9 @@ pub enum Error {
     InvalidFields(Vec<FieldError>),
     /// 422 Unprocessable Content: well-formed JSON whose values do not fit the schema.
     InvalidData(String),
+    /// 408 Request Timeout: the request was not answered within the request timeout
+    /// (`VIDEOAMT_REQUEST_TIMEOUT_SECONDS`), its body included.
+    RequestTimeout,
     /// 429 Too Many Requests: wait this many seconds (also sent as `Retry-After`).
     TooManyRequests(u64),
     /// The workflow refused. Its status comes from [`refusal`]: 401, 403, 404, 409, 410, 422 or
@@ -310,6 +313,11 @@ impl Error {
                 "/problems/invalid-input",
                 "Ungültige Eingaben",
             ),
+            Self::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "/problems/request-timeout",
+                "Zeitüberschreitung",
+            ),
             Self::TooManyRequests(_) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "/problems/rate-limited",
@@ -374,6 +382,9 @@ impl Error {
             Self::FileTypeRefused(d) => (*d).to_owned(),
             Self::FileTypeMismatch(d) => d.clone(),
             Self::InvalidFields(_) => "Bitte prüfen Sie die markierten Angaben.".to_owned(),
+            Self::RequestTimeout => {
+                "Die Anfrage hat zu lange gedauert. Bitte versuchen Sie es erneut.".to_owned()
+            }
             Self::TooManyRequests(s) => {
                 format!("Bitte warten Sie {s} Sekunden und versuchen Sie es dann erneut.")
             }

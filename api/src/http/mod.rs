@@ -11,6 +11,7 @@ pub mod middleware;
 pub(crate) mod openapi;
 pub(crate) mod room;
 pub(crate) mod sandbox;
+pub mod server;
 pub mod staff;
 
 use std::net::SocketAddr;
@@ -248,7 +249,8 @@ impl std::fmt::Debug for AppState {
 pub fn app(state: AppState) -> Router {
     let (api, openapi) = openapi::api();
     let openapi = Arc::new(openapi::document(openapi, &state.tenants));
-    Router::new()
+    // Ordinary requests are answered within the request timeout.
+    let timed = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -263,7 +265,6 @@ pub fn app(state: AppState) -> Router {
         .merge(pages())
         // Room routes, like the pages, stay out of the OpenAPI document; so does the payment
         // provider's callback, and the sandbox, which plays a provider elsewhere.
-        .merge(room::documents::routes())
         .merge(room::forms::routes())
         .merge(room::signing::routes())
         .merge(room::feedback::routes())
@@ -277,10 +278,26 @@ pub fn app(state: AppState) -> Router {
         )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            middleware::timeouts::deadline,
+        ));
+    // The room's sockets and the clerk's live stream are long-lived by design; an upload may
+    // take longer on a slow line, as long as it keeps sending (`idle_bodies`).
+    let long_lived = Router::new()
+        .merge(room::sockets())
+        .route("/sachbearbeitung/live", get(staff::pages::clerk_live))
+        .merge(room::documents::routes());
+    timed
+        .merge(long_lived)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             middleware::observe::observe,
         ))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::timeouts::idle_bodies,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::guard::guard,
@@ -361,7 +378,6 @@ fn pages() -> axum::Router<AppState> {
             axum::routing::post(staff::accounts::unlock),
         )
         .route("/sachbearbeitung", get(staff::pages::clerk_day))
-        .route("/sachbearbeitung/live", get(staff::pages::clerk_live))
         .route(
             "/sachbearbeitung/termin/{id}",
             get(staff::pages::clerk_detail),
@@ -461,24 +477,29 @@ pub async fn serve(
     if role.works() {
         background = work(&state, &stopped).map_err(std::io::Error::other)?;
     }
+    let limits = server::ConnectionLimits::of(&state.system.settings);
     let router = if role.serves_web() {
         app(state)
     } else {
         probes(state)
     };
-    let served = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await;
+    let (signal, signalled) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = signal.send(true);
+    });
+    let stopping = |mut signalled: tokio::sync::watch::Receiver<bool>| async move {
+        // The sender is dropped only after it sent.
+        let _ = signalled.wait_for(|s| *s).await;
+    };
+    server::serve_connections(listener, router, limits, stopping(signalled)).await;
     let _ = stop.send(true);
     for (what, task) in background {
         if let Err(e) = task.await {
             tracing::error!(error = %e, "{what} panicked");
         }
     }
-    served
+    Ok(())
 }
 
 type Background = Vec<(&'static str, tokio::task::JoinHandle<()>)>;

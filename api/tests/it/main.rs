@@ -5,6 +5,7 @@ mod audit;
 mod browser;
 mod cli;
 mod crash;
+mod edge;
 mod http;
 mod layout;
 mod mail;

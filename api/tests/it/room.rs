@@ -18,16 +18,10 @@ use crate::staff::{Booked, book, browse, catch_up, session, staffed};
 pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Serves the app on a loopback port; the projections are caught up by the tests themselves.
+/// Serves the app on a loopback port, through the server's own accept loop; the projections
+/// are caught up by the tests themselves.
 pub(crate) async fn serve(api: &Api) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a port");
-    let addr = listener.local_addr().expect("bound");
-    let app = videoamt_api::http::app(api.state.clone())
-        .into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
+    crate::edge::serve(api).await
 }
 
 pub(crate) async fn open(
@@ -323,6 +317,23 @@ async fn a_socket_over_its_message_rate_or_sending_nonsense_is_closed() {
             .expect("sent");
     }
     assert_eq!(closed(&mut socket).await, Some(1008));
+}
+
+#[tokio::test]
+async fn a_message_over_64_kib_closes_the_socket_unread() {
+    let api = staffed().await;
+    let (booked, _) = waiting(&api, 4).await;
+    let addr = serve(&api).await;
+    let path = format!("/termin/{}/raum/ws", booked.token);
+    let mut socket = open(addr, &path, None).await.expect("opens");
+    until(&mut socket, "waiting").await;
+    // Well-formed JSON the room would answer as malformed, were it read at all.
+    let big = json!({"type": "ping", "pad": "x".repeat(100 * 1024)}).to_string();
+    let _ = socket.send(Message::Text(big.into())).await;
+    match next(&mut socket).await {
+        Err(code) => assert!(matches!(code, Some(1009) | None), "{code:?}"),
+        Ok(answer) => panic!("the message was read: {answer}"),
+    }
 }
 
 #[tokio::test]

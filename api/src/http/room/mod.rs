@@ -20,15 +20,21 @@ use axum::routing::{get, post};
 
 use crate::http::AppState;
 
-/// The room's routes. They are pages and a socket, not part of the JSON API, so they are not
+/// The room's WebSockets: long-lived, so outside the request deadline. Like the room's other
+/// routes, they are not part of the JSON API, so not in the OpenAPI document.
+pub(crate) fn sockets() -> Router<AppState> {
+    Router::new()
+        .route("/termin/{token}/raum/ws", get(socket::citizen))
+        .route("/sachbearbeitung/termin/{id}/raum/ws", get(socket::clerk))
+}
+
+/// The room's routes but its sockets. They are pages, not part of the JSON API, so they are not
 /// in the OpenAPI document (like the other pages).
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/termin/{token}/technik", get(precheck::page))
         .route("/termin/{token}/technik/messung", post(precheck::measure))
-        .route("/termin/{token}/raum/ws", get(socket::citizen))
         .route("/sachbearbeitung/termin/{id}/raum", get(pages::clerk_room))
-        .route("/sachbearbeitung/termin/{id}/raum/ws", get(socket::clerk))
         .route(
             "/sachbearbeitung/termin/{id}/raum/einlassen",
             post(pages::admit),

@@ -14,6 +14,7 @@
 
 use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
@@ -29,6 +30,7 @@ use super::access::{self, Room};
 use super::hub::Nudge;
 use crate::http::AppState;
 use crate::http::error::Error;
+use crate::http::server::ConnectionSlot;
 
 /// The largest message a browser may send (an SDP offer is a few KiB).
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -54,13 +56,14 @@ pub(crate) async fn citizen(
     State(state): State<AppState>,
     Path(token): Path<String>,
     headers: HeaderMap,
+    slot: Option<Extension<ConnectionSlot>>,
     ws: WebSocketUpgrade,
 ) -> Response {
     if !same_origin(&headers) {
         return Error::ForeignOrigin.into_response();
     }
     match access::citizen(&state, &token).await {
-        Ok(room) => upgrade(state, room, ws, None),
+        Ok(room) => upgrade(state, room, ws, None, slot),
         Err(e) => e.into_response(),
     }
 }
@@ -70,6 +73,7 @@ pub(crate) async fn clerk(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    slot: Option<Extension<ConnectionSlot>>,
     ws: WebSocketUpgrade,
 ) -> Response {
     if !same_origin(&headers) {
@@ -77,7 +81,7 @@ pub(crate) async fn clerk(
     }
     let cookie = crate::http::staff::session::cookie_of(&state, &headers).map(str::to_owned);
     match access::clerk(&state, &headers, &id).await {
-        Ok(room) => upgrade(state, room, ws, cookie),
+        Ok(room) => upgrade(state, room, ws, cookie, slot),
         Err(e) => e.into_response(),
     }
 }
@@ -97,12 +101,14 @@ fn same_origin(headers: &HeaderMap) -> bool {
         .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
 }
 
-/// `staff_cookie`: the clerk's session cookie, checked again as the socket goes on.
+/// `staff_cookie`: the clerk's session cookie, checked again as the socket goes on. `slot`:
+/// the connection's place under the server's cap, held as long as the socket is open.
 fn upgrade(
     state: AppState,
     room: Room,
     ws: WebSocketUpgrade,
     staff_cookie: Option<String>,
+    slot: Option<Extension<ConnectionSlot>>,
 ) -> Response {
     if room.party == Party::Citizen && room.state.citizen_removed {
         return Error::Refused(videoamt_core::domain::DomainError::RemovedFromSession)
@@ -111,13 +117,16 @@ fn upgrade(
     if room.state.ended.is_some() {
         return Error::Refused(videoamt_core::domain::DomainError::SessionEnded).into_response();
     }
+    // A frame is read whole before its message is measured: bound both.
     ws.max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
         .on_upgrade(move |socket| async move {
             let session = room.session;
             let party = room.party;
             if let Err(e) = run(&state, room, socket, staff_cookie).await {
                 tracing::warn!(%session, ?party, error = %e, "room socket ended with an error");
             }
+            drop(slot);
         })
         .into_response()
 }

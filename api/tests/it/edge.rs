@@ -1,0 +1,173 @@
+//! The edge against abuse, through the real accept loop on a loopback port: rate limits per
+//! client behind a trusted proxy, slow and stalled clients cut off, the connection cap, the
+//! body limit, the internal metrics listener, the security headers, and problem documents that
+//! never repeat the input.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use videoamt_api::app::Settings;
+use videoamt_api::http::server::{ConnectionLimits, serve_connections};
+
+use crate::router::Api;
+
+/// Far longer than any limit these tests set; only a server that never answers reaches it.
+const GENEROUS: Duration = Duration::from_secs(30);
+
+/// `api` with `change` made to its settings.
+fn with_settings(api: &mut Api, change: impl FnOnce(&mut Settings)) {
+    let mut settings = (*api.state.system.settings).clone();
+    change(&mut settings);
+    api.state.system.settings = Arc::new(settings);
+}
+
+/// Serves `api` through the server's own accept loop on a loopback port.
+pub(crate) async fn serve(api: &Api) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let addr = listener.local_addr().expect("bound");
+    let limits = ConnectionLimits::of(&api.state.system.settings);
+    let app = videoamt_api::http::app(api.state.clone());
+    tokio::spawn(serve_connections(
+        listener,
+        app,
+        limits,
+        std::future::pending(),
+    ));
+    addr
+}
+
+/// Sends `head` (and `body`) on a fresh connection that the request closes, and reads the
+/// answer to its end.
+async fn exchange(addr: SocketAddr, head: &str, body: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.expect("connected");
+    stream.write_all(head.as_bytes()).await.expect("head sent");
+    stream.write_all(body).await.expect("body sent");
+    let mut answer = Vec::new();
+    tokio::time::timeout(GENEROUS, stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn status_of(answer: &str) -> u16 {
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {answer:?}"))
+}
+
+fn body_of(answer: &str) -> Value {
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(body).unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn a_client_that_stops_in_the_middle_of_its_request_head_is_cut_off() {
+    let mut api = Api::new().await;
+    with_settings(&mut api, |s| s.header_read_timeout_seconds = 1);
+    let addr = serve(&api).await;
+    let mut stream = TcpStream::connect(addr).await.expect("connected");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: amt.test\r\nX-Langsam: ")
+        .await
+        .expect("part of a head");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(GENEROUS, stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the server kept the connection open");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_whose_body_stalls_ends_with_the_request_or_the_idle_timeout() {
+    let head = "POST /api/v1/appointments HTTP/1.1\r\nHost: amt.test\r\nConnection: close\r\n\
+                Content-Type: application/json\r\nContent-Length: 500\r\n\r\n";
+    // The request timeout: 408 with a problem document.
+    let mut api = Api::new().await;
+    with_settings(&mut api, |s| s.request_timeout_seconds = 1);
+    let answer = exchange(serve(&api).await, head, b"{\"tenant\":").await;
+    assert_eq!(status_of(&answer), 408, "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    assert_eq!(body_of(&answer)["title"], "Zeitüberschreitung");
+
+    // No piece of the body for the idle timeout: the request ends there, long before its
+    // deadline.
+    let mut api = Api::new().await;
+    with_settings(&mut api, |s| {
+        s.header_read_timeout_seconds = 1;
+        s.request_timeout_seconds = 600;
+    });
+    let answer = exchange(serve(&api).await, head, b"{\"tenant\":").await;
+    assert_eq!(status_of(&answer), 400, "{answer}");
+    assert_eq!(body_of(&answer)["title"], "Ungültige Anfrage");
+}
+
+#[tokio::test]
+async fn past_the_connection_cap_a_connection_waits_until_one_closes() {
+    let mut api = Api::new().await;
+    with_settings(&mut api, |s| s.max_connections = 1);
+    let addr = serve(&api).await;
+    let request = b"GET /healthz HTTP/1.1\r\nHost: amt.test\r\n\r\n";
+    let mut first = TcpStream::connect(addr).await.expect("connected");
+    first.write_all(request).await.expect("sent");
+    let mut buffer = [0u8; 512];
+    let n = tokio::time::timeout(GENEROUS, first.read(&mut buffer))
+        .await
+        .expect("served in time")
+        .expect("read");
+    assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
+
+    // The first stays open (keep-alive): the second is queued, not served.
+    let mut second = TcpStream::connect(addr)
+        .await
+        .expect("queued by the kernel");
+    second.write_all(request).await.expect("sent");
+    let waiting = tokio::time::timeout(Duration::from_millis(500), second.read(&mut buffer)).await;
+    assert!(waiting.is_err(), "served past the cap");
+
+    drop(first);
+    let n = tokio::time::timeout(GENEROUS, second.read(&mut buffer))
+        .await
+        .expect("served once the first closed")
+        .expect("read");
+    assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_with_a_problem_document() {
+    let api = Api::new().await;
+    let addr = serve(&api).await;
+    let body = vec![b' '; 100 * 1024];
+    let head = format!(
+        "POST /api/v1/appointments HTTP/1.1\r\nHost: amt.test\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let (mut reading, mut writing) = TcpStream::connect(addr)
+        .await
+        .expect("connected")
+        .into_split();
+    writing.write_all(head.as_bytes()).await.expect("head sent");
+    // The server answers and closes before it read everything: the rest may meet a closed
+    // socket, so it is sent while the answer is read.
+    tokio::spawn(async move { writing.write_all(&body).await });
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(GENEROUS, reading.read_to_end(&mut answer))
+        .await
+        .expect("an answer in time");
+    let answer = String::from_utf8_lossy(&answer);
+    assert_eq!(status_of(&answer), 413, "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    assert_eq!(body_of(&answer)["title"], "Anfrage zu groß");
+}
