@@ -4,6 +4,7 @@
 //! (`serve --listen`, `VIDEOAMT_LISTEN`) and the log filter (`VIDEOAMT_LOG`, read before
 //! anything else runs) are parsed beside these by the CLI.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -72,6 +73,19 @@ pub struct Settings {
         default_value = "20,120,10"
     )]
     pub rate_limits: RateLimitSetting,
+    /// The reverse proxies in front of the server, as IP addresses and CIDR ranges
+    /// (comma-separated, e.g. `10.0.0.0/8,::1`). A request from one of them is counted, for the
+    /// rate limits and login throttles, against the right-most `X-Forwarded-For` entry that is
+    /// not one of them; from any other peer the header is ignored, so nobody can choose whose
+    /// budget they spend. None by default: the TCP peer is the client. IPv6 clients are
+    /// counted by their /64.
+    #[arg(
+        long = "trusted-proxies",
+        global = true,
+        env = "VIDEOAMT_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<IpRange>,
     /// Seconds a client has to send a request's head, and the longest a kept-alive connection
     /// waits for its next request; then the connection is closed (at least 1).
     #[arg(long, global = true, env = "VIDEOAMT_HEADER_READ_TIMEOUT_SECONDS",
@@ -235,6 +249,7 @@ impl Default for Settings {
             retention_interval_ms: SCHEDULER_INTERVAL_MS,
             purge_page: PURGE_PAGE,
             rate_limits: RateLimitSetting::default(),
+            trusted_proxies: Vec::new(),
             header_read_timeout_seconds: HEADER_READ_TIMEOUT_SECONDS,
             request_timeout_seconds: REQUEST_TIMEOUT_SECONDS,
             max_connections: MAX_CONNECTIONS,
@@ -277,6 +292,7 @@ impl std::fmt::Debug for Settings {
             .field("retention_interval_ms", &self.retention_interval_ms)
             .field("purge_page", &self.purge_page)
             .field("rate_limits", &self.rate_limits)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field(
                 "header_read_timeout_seconds",
                 &self.header_read_timeout_seconds,
@@ -385,6 +401,61 @@ fn connections(raw: &str) -> Result<usize, String> {
     match raw.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err("a number of at least 1".to_owned()),
+    }
+}
+
+/// An IP address or a CIDR range of them (`192.0.2.7`, `10.0.0.0/8`, `2001:db8::/32`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRange {
+    base: IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    /// Whether `ip` lies in the range; an IPv4 address written as IPv6 (`::ffff:10.0.0.1`) is
+    /// the IPv4 address it names.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.base, ip.to_canonical()) {
+            (IpAddr::V4(base), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(base) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(base), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(base) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for IpRange {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let expected = || format!("{raw:?} is no IP address or CIDR range (`10.0.0.0/8`, `::1`)");
+        let (address, prefix) = match raw.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (raw.trim(), None),
+        };
+        let base = address
+            .parse::<IpAddr>()
+            .map_err(|_| expected())?
+            .to_canonical();
+        let bits = if base.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => bits,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= bits)
+                .ok_or_else(expected)?,
+        };
+        Ok(Self { base, prefix })
     }
 }
 

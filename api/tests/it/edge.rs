@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use videoamt_api::app::Settings;
+use videoamt_api::http::middleware::RateLimits;
 use videoamt_api::http::server::{ConnectionLimits, serve_connections};
 
 use crate::router::Api;
@@ -67,6 +68,47 @@ fn status_of(answer: &str) -> u16 {
 fn body_of(answer: &str) -> Value {
     let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
     serde_json::from_str(body).unwrap_or(Value::Null)
+}
+
+/// A login attempt that the login budget counts (its body is incomplete, so it does nothing
+/// else), forwarded for `forwarded`.
+async fn counted_login(addr: SocketAddr, forwarded: &str) -> u16 {
+    let head = format!(
+        "POST /api/v1/login HTTP/1.1\r\nHost: amt.test\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: 2\r\nX-Forwarded-For: {forwarded}\r\n\r\n"
+    );
+    status_of(&exchange(addr, &head, b"{}").await)
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_has_its_budget_and_nobody_else_can_pick_one() {
+    let limits = || RateLimits::new(100, 100, 2, Duration::from_secs(60));
+    let mut proxied = Api::with_limits(limits()).await;
+    with_settings(&mut proxied, |s| {
+        s.trusted_proxies = vec!["127.0.0.0/8".parse().expect("a range")];
+    });
+    let behind = serve(&proxied).await;
+    // Two citizens behind the town's proxy: each spends their own budget.
+    for _ in 0..2 {
+        assert_eq!(counted_login(behind, "198.51.100.1").await, 422);
+    }
+    assert_eq!(counted_login(behind, "198.51.100.1").await, 429);
+    assert_eq!(counted_login(behind, "198.51.100.2").await, 422);
+    // What the client itself wrote before the proxy's entry changes nothing.
+    assert_eq!(
+        counted_login(behind, "203.0.113.5, 198.51.100.1").await,
+        429
+    );
+
+    // A peer that is no trusted proxy cannot choose a budget by the header: all is its own.
+    let mut direct = Api::with_limits(limits()).await;
+    with_settings(&mut direct, |s| {
+        s.trusted_proxies = vec!["10.0.0.0/8".parse().expect("a range")];
+    });
+    let addr = serve(&direct).await;
+    assert_eq!(counted_login(addr, "198.51.100.1").await, 422);
+    assert_eq!(counted_login(addr, "198.51.100.2").await, 422);
+    assert_eq!(counted_login(addr, "198.51.100.3").await, 429);
 }
 
 #[tokio::test]
