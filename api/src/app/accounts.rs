@@ -50,8 +50,11 @@ pub struct AccountInfo {
     pub role: StaffRole,
     pub departments: Vec<DepartmentId>,
     pub active: bool,
-    /// Locked after too many failed logins, until then.
+    /// Locked until then by an `AccountLocked` of an older log (ADR 0025).
     pub locked_until: Option<OffsetDateTime>,
+    /// Failed logins since the last success or unlock; an admin may lift the throttles they
+    /// caused.
+    pub failed_logins: u32,
     /// The password is still to be set through the link that expires then.
     pub link_expires: Option<OffsetDateTime>,
     /// Signs in through the municipality's directory, which keeps its password and role.
@@ -67,6 +70,7 @@ impl AccountInfo {
             departments: a.departments.clone(),
             active: a.active,
             locked_until: state.locked_until.filter(|_| state.is_locked(now)),
+            failed_logins: state.failures,
             link_expires: a.link.as_ref().map(|l| l.expires),
             directory: a.directory,
         })

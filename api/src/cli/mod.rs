@@ -154,13 +154,15 @@ enum UserCommand {
         departments: Vec<String>,
     },
     /// Reset the password: the old one stops working and a one-time link (72 hours, used
-    /// once) to set a new one is printed. With `--unlock`, lift a lockout instead.
+    /// once) to set a new one is printed. With `--unlock`, lift the throttles after failed
+    /// logins instead.
     Reset {
         #[arg(long)]
         tenant: String,
         #[arg(long)]
         login: String,
-        /// Only lift the lock after too many failed logins; the password stays.
+        /// Only lift the throttles of the addresses that failed to log in (and a lock of an
+        /// older log); the password stays.
         #[arg(long)]
         unlock: bool,
     },

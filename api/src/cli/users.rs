@@ -106,6 +106,9 @@ fn state(tenant: &Tenant, a: &AccountInfo) -> String {
     if let Some(until) = a.locked_until {
         parts.push(format!("gesperrt bis {}", at(until)));
     }
+    if a.failed_logins > 0 {
+        parts.push(format!("{} Fehlversuche", a.failed_logins));
+    }
     if let Some(expires) = a.link_expires {
         parts.push(format!("Passwort offen, Link bis {}", at(expires)));
     }
@@ -132,6 +135,7 @@ pub(crate) async fn list(system: &System, tenant: &str, json: bool) -> anyhow::R
                     "departments": a.departments,
                     "active": a.active,
                     "locked_until": a.locked_until.map(rfc),
+                    "failed_logins": a.failed_logins,
                     "password_link_expires": a.link_expires.map(rfc),
                     "directory": a.directory,
                 })

@@ -50,6 +50,8 @@ pub struct AppState {
     pub http_metrics: Arc<middleware::observe::HttpMetrics>,
     /// The session cookie's name and the accounts' states; the sessions are in the store.
     pub sessions: Arc<staff::session::Sessions>,
+    /// Failed logins per login and client, in memory, by a keyed hash (ADR 0025).
+    pub(crate) login_throttle: Arc<staff::throttle::LoginThrottle>,
     /// The municipalities' OpenID providers and the sign-ons under way (ADR 0022).
     pub sign_ons: Arc<staff::signon::SignOns>,
     /// Tells the live views (SSE, later the room's WebSocket) when the read models moved.
@@ -101,6 +103,9 @@ impl AppState {
             dev_outbox: None,
             http_metrics: Arc::default(),
             sessions: Arc::new(staff::session::Sessions::new(false, idle)),
+            login_throttle: Arc::new(
+                staff::throttle::LoginThrottle::new().expect("the system gives randomness"),
+            ),
             sign_ons,
             live: crate::workers::live::LiveFeed::default(),
             hub: room::hub::RoomHub::default(),

@@ -307,14 +307,26 @@ async fn user_add_creates_accounts_that_log_in_and_refuses_bad_ones_in_german() 
         .await
         .expect("open");
     let state = videoamt_api::http::AppState::new(system);
-    let (_, staff) =
-        videoamt_api::http::staff::log_in(&state, "ettlingen", "t.test", "ein-gutes-passwort")
-            .await
-            .expect("the password works");
+    let here =
+        videoamt_api::http::middleware::guard::Client::of(std::net::Ipv4Addr::LOCALHOST.into());
+    let (_, staff) = videoamt_api::http::staff::log_in(
+        &state,
+        here,
+        "ettlingen",
+        "t.test",
+        "ein-gutes-passwort",
+    )
+    .await
+    .expect("the password works");
     assert_eq!(staff.departments.len(), 1);
-    let refused =
-        videoamt_api::http::staff::log_in(&state, "ettlingen", "t.test", "ein-anderes-passwort")
-            .await;
+    let refused = videoamt_api::http::staff::log_in(
+        &state,
+        here,
+        "ettlingen",
+        "t.test",
+        "ein-anderes-passwort",
+    )
+    .await;
     assert_eq!(refused.expect_err("a wrong password").status(), 401);
     // Only the hash is stored: the password is in no row of the log.
     let db = rusqlite::Connection::open(dir.path().join("events.db")).expect("open");
@@ -405,7 +417,10 @@ async fn user_verbs_list_disable_enable_set_roles_and_reset_accounts_in_german()
     let log_in = |password: &'static str| {
         let state = state.clone();
         async move {
-            videoamt_api::http::staff::log_in(&state, "ettlingen", "t.test", password)
+            let here = videoamt_api::http::middleware::guard::Client::of(
+                std::net::Ipv4Addr::LOCALHOST.into(),
+            );
+            videoamt_api::http::staff::log_in(&state, here, "ettlingen", "t.test", password)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.status().as_u16())
@@ -491,7 +506,7 @@ async fn user_verbs_list_disable_enable_set_roles_and_reset_accounts_in_german()
     assert_eq!(response.status(), 200);
     assert_eq!(log_in("ein-neues-passwort").await, Ok(()));
 
-    // `--unlock` lifts a lock, and only a lock.
+    // `--unlock` lifts the throttle after failed logins, and only then.
     let mut unlock = who.to_vec();
     unlock.push("--unlock");
     let (ok, _, err) = user(&store, &data, "reset", &unlock);
@@ -500,7 +515,11 @@ async fn user_verbs_list_disable_enable_set_roles_and_reset_accounts_in_german()
     for _ in 0..5 {
         let _ = log_in("falsches-passwort").await;
     }
-    assert_eq!(log_in("ein-neues-passwort").await, Err(423));
+    assert_eq!(
+        log_in("ein-neues-passwort").await,
+        Err(401),
+        "throttled here, answered like a wrong password"
+    );
     let (ok, out, err) = user(&store, &data, "reset", &unlock);
     assert!(ok, "{err}");
     assert!(out.contains("Sperre von t.test"), "{out}");

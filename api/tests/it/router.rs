@@ -173,7 +173,22 @@ impl Api {
         body: Option<Vec<u8>>,
         headers: &[(&str, &str)],
     ) -> (StatusCode, HeaderMap, Value) {
+        self.call_from(None, method, path, body, headers).await
+    }
+
+    /// [`Api::call`] over a connection from `peer`, as the server tells its handlers.
+    pub(crate) async fn call_from(
+        &self,
+        peer: Option<std::net::SocketAddr>,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, Value) {
         let mut request = Request::builder().method(method).uri(path);
+        if let Some(peer) = peer {
+            request = request.extension(axum::extract::ConnectInfo(peer));
+        }
         for (k, v) in headers {
             request = request.header(*k, *v);
         }

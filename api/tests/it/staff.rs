@@ -1,4 +1,4 @@
-//! Staff accounts, sessions and what each role may do: the login with its lockout, the
+//! Staff accounts, sessions and what each role may do: the login with its throttle, the
 //! authorization matrix over every API endpoint, and the staff endpoints' answers.
 
 use std::sync::atomic::Ordering;
@@ -103,6 +103,30 @@ async fn login(
     (status, body, cookie)
 }
 
+/// [`login`] over a connection from `peer`.
+async fn login_from(
+    api: &Api,
+    peer: std::net::SocketAddr,
+    tenant: &str,
+    login: &str,
+    password: &str,
+) -> (StatusCode, Value, Option<String>) {
+    let body = json!({"tenant": tenant, "login": login, "password": password});
+    let (status, headers, body) = api
+        .call_from(
+            Some(peer),
+            "POST",
+            "/api/v1/login",
+            Some(body.to_string().into_bytes()),
+            &[],
+        )
+        .await;
+    let cookie = headers
+        .get(header::SET_COOKIE)
+        .map(|v| v.to_str().expect("ascii").to_owned());
+    (status, body, cookie)
+}
+
 /// The `name=value` part of a `Set-Cookie` header, to send back.
 fn cookie_pair(set_cookie: &str) -> String {
     set_cookie.split(';').next().expect("a pair").to_owned()
@@ -180,7 +204,7 @@ pub(crate) async fn book(api: &Api, n: usize) -> Booked {
 }
 
 #[tokio::test]
-async fn five_wrong_passwords_lock_the_account_for_fifteen_minutes() {
+async fn five_wrong_passwords_throttle_that_address_and_never_lock_the_account() {
     let api = staffed().await;
     let before = api.last_position().await;
     // An unknown login and a wrong tenant are refused alike and write nothing.
@@ -203,8 +227,11 @@ async fn five_wrong_passwords_lock_the_account_for_fifteen_minutes() {
         .await;
     assert_refused(&api, response, StatusCode::BAD_REQUEST, before).await;
 
-    for attempt in 1..=4u64 {
-        let (status, body, cookie) = login(&api, "stuttgart", "clerk.a", "falsches-passwort").await;
+    // Somebody at address A guesses clerk A's password five times: each is recorded.
+    let a: std::net::SocketAddr = "198.51.100.7:40000".parse().expect("an address");
+    for attempt in 1..=5u64 {
+        let (status, body, cookie) =
+            login_from(&api, a, "stuttgart", "clerk.a", "falsches-passwort").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
         assert!(cookie.is_none());
         assert_eq!(
@@ -213,15 +240,7 @@ async fn five_wrong_passwords_lock_the_account_for_fifteen_minutes() {
             "LoginFailed recorded"
         );
     }
-    let (status, body, _) = login(&api, "stuttgart", "clerk.a", "falsches-passwort").await;
-    assert_eq!(status, StatusCode::LOCKED, "{body}");
-    assert_eq!(body["title"], "Konto vorübergehend gesperrt");
-    let locked_at = api.last_position().await;
-    assert_eq!(
-        locked_at,
-        before + 6,
-        "the fifth LoginFailed and AccountLocked"
-    );
+    let throttled_at = api.last_position().await;
     let types: Vec<String> = api
         .state
         .store
@@ -231,31 +250,42 @@ async fn five_wrong_passwords_lock_the_account_for_fifteen_minutes() {
         .iter()
         .map(|e| e.event_type.as_str().to_owned())
         .collect();
+    assert_eq!(types, ["LoginFailed"; 5], "no lock");
+
+    // From A even the right password is refused now, exactly like a wrong password and like a
+    // login that does not exist, and nothing is written.
+    let throttled = login_from(&api, a, "stuttgart", "clerk.a", PASSWORD).await;
+    assert_eq!(api.last_position().await, throttled_at);
+    let c: std::net::SocketAddr = "203.0.113.9:40000".parse().expect("an address");
+    let wrong = login_from(&api, c, "stuttgart", "clerk.b", "falsches-passwort").await;
+    let unknown = login_from(&api, c, "stuttgart", "niemand", PASSWORD).await;
+    assert_eq!(throttled.0, StatusCode::UNAUTHORIZED, "{}", throttled.1);
+    assert_eq!((&throttled.0, &throttled.1), (&wrong.0, &wrong.1));
+    assert_eq!((&throttled.0, &throttled.1), (&unknown.0, &unknown.1));
+    assert!(throttled.2.is_none());
+
+    // Clerk A at their own desk, another address (an IPv6 one), logs in as usual.
+    let b: std::net::SocketAddr = "[2001:db8:7:1::15]:40000".parse().expect("an address");
+    let (status, body, cookie) = login_from(&api, b, "stuttgart", "clerk.a", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(cookie.is_some());
+    // A stays throttled.
+    let again = login_from(&api, a, "stuttgart", "clerk.a", PASSWORD).await;
+    assert_eq!((&again.0, &again.1), (&unknown.0, &unknown.1));
+
+    // An unknown login is throttled the same way: its answer is that of a throttled account.
+    for _ in 0..5 {
+        login_from(&api, a, "stuttgart", "niemand", "falsches-passwort").await;
+    }
+    let unknown_throttled = login_from(&api, a, "stuttgart", "niemand", PASSWORD).await;
     assert_eq!(
-        types,
-        [
-            "LoginFailed",
-            "LoginFailed",
-            "LoginFailed",
-            "LoginFailed",
-            "LoginFailed",
-            "AccountLocked"
-        ]
+        (&unknown_throttled.0, &unknown_throttled.1),
+        (&throttled.0, &throttled.1)
     );
 
-    // Locked: the right password is refused too, and nothing is written.
-    api.now.fetch_add(15 * 60 - 1, Ordering::SeqCst);
-    let response = api
-        .post(
-            "/api/v1/login",
-            &json!({"tenant": "stuttgart", "login": "clerk.a", "password": PASSWORD}),
-        )
-        .await;
-    assert_refused(&api, response, StatusCode::LOCKED, locked_at).await;
-
-    // Fifteen minutes later the right password opens a session.
-    api.now.fetch_add(1, Ordering::SeqCst);
-    let (status, body, cookie) = login(&api, "stuttgart", "clerk.a", PASSWORD).await;
+    // Fifteen minutes later A may try again, and the right password opens a session.
+    api.now.fetch_add(15 * 60, Ordering::SeqCst);
+    let (status, body, cookie) = login_from(&api, a, "stuttgart", "clerk.a", PASSWORD).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["role"], "clerk");
     assert_eq!(body["departments"], json!(["ordnung-gewerbe"]));
@@ -835,14 +865,17 @@ async fn a_reset_voids_the_password_and_ends_sessions_and_an_admin_lifts_a_lock(
     let (status, _, _) = login(&api, "stuttgart", "clerk.a", "nach-dem-zuruecksetzen").await;
     assert_eq!(status, StatusCode::OK);
 
-    // Five wrong passwords lock the auditor; the admin lifts the lock.
+    // Five wrong passwords throttle the auditor's address; the admin lifts the throttle.
     for _ in 0..5 {
         login(&api, "stuttgart", "pruefer", "falsches-passwort").await;
     }
     let (status, _, _) = login(&api, "stuttgart", "pruefer", PASSWORD).await;
-    assert_eq!(status, StatusCode::LOCKED);
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (_, _, html) = browse(&api, "GET", "/verwaltung/konten", Some(&admin), None).await;
-    assert!(html.contains("gesperrt bis"), "{html}");
+    assert!(
+        html.contains("5 Fehlversuche seit der letzten Anmeldung"),
+        "{html}"
+    );
     let (status, headers, _) = browse(
         &api,
         "POST",

@@ -6,9 +6,15 @@
 //! - a login exists at most once per tenant;
 //! - a clerk names at least one department of the tenant, every other role none; an admin may
 //!   change role and departments later ([`AccountRoleChanged`]), under the same rule;
-//! - [`MAX_FAILURES`] failed logins in a row lock the account for [`LOCKOUT`]; while it is
-//!   locked even the right password is refused, and that refusal writes nothing, so the lock
-//!   cannot be extended or probed by guessing on; an admin may lift it ([`AccountUnlocked`]);
+//! - every wrong password is recorded ([`LoginFailed`], counting the failures in a row), but
+//!   failures never lock the account: a lock anybody can cause by guessing is a way to keep a
+//!   clerk out. The server throttles the source instead: [`MAX_FAILURES`] failures at one login
+//!   from one client (its /64) refuse that client's next attempts there for [`LOCKOUT`], in
+//!   memory, while the holder logs in from their own desk (ADR 0025). An
+//!   [`AccountLocked`](super::events::AccountLocked) of an older log still holds until its
+//!   `until`, refusing like a wrong password, writing nothing;
+//! - an admin lifts a lock and the throttles of an account that has failures in a row
+//!   ([`AccountUnlocked`]); so does a new password ([`AccountState::login_epoch`]);
 //! - a successful login resets the count of failures (`LoginSucceeded`, written only when there
 //!   were failures to reset);
 //! - a password is set by its holder only: with the old one ([`PasswordChanged`]) or through a
@@ -33,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 use super::events::{
-    AccountCreated, AccountDeactivated, AccountHistoryViewed, AccountLocked, AccountReactivated,
+    AccountCreated, AccountDeactivated, AccountHistoryViewed, AccountReactivated,
     AccountRoleChanged, AccountUnlocked, AdminRemoved, DirectoryRefusal, DirectorySignInRefused,
     LoginFailed, LoginSucceeded, PasswordChanged, PasswordLinkIssued, PasswordLinkUsed,
 };
@@ -41,9 +47,11 @@ use super::{Context, Decision, DomainError, DomainEvent, Histories};
 use crate::event::{ActorRole, StreamId, TenantId};
 use crate::tenant::{DepartmentId, Tenant};
 
-/// Failed logins in a row that lock an account.
+/// Failed logins at one login from one client after which the server refuses that client's
+/// attempts there (ADR 0025).
 pub const MAX_FAILURES: u32 = 5;
-/// How long a locked account stays locked.
+/// How long the server counts a client's failures at a login, and refuses it when they reached
+/// [`MAX_FAILURES`]; and how long an `AccountLocked` of an older log held.
 pub const LOCKOUT: Duration = Duration::minutes(15);
 /// How long a one-time link to set a password stays valid.
 pub const PASSWORD_LINK_LIFETIME: Duration = Duration::hours(72);
@@ -189,9 +197,14 @@ impl Account {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccountState {
     pub account: Option<Account>,
-    /// Failed logins since the last success or lock.
+    /// Failed logins since the last success, lock or unlock.
     pub failures: u32,
+    /// Until when an `AccountLocked` (only in older logs) holds.
     pub locked_until: Option<OffsetDateTime>,
+    /// Counts the events after which earlier guesses no longer matter: an admin's unlock
+    /// ([`AccountUnlocked`]) and every new password. The server's throttle keys include it, so
+    /// each starts every client's count afresh.
+    pub login_epoch: u32,
 }
 
 impl AccountState {
@@ -219,13 +232,16 @@ impl AccountState {
             DomainEvent::AccountUnlocked(_) => {
                 self.failures = 0;
                 self.locked_until = None;
+                self.login_epoch += 1;
             }
             // A new password through the link starts over, the lock included: it was about
             // guesses at the old one.
             DomainEvent::PasswordLinkUsed(_) => {
                 self.failures = 0;
                 self.locked_until = None;
+                self.login_epoch += 1;
             }
+            DomainEvent::PasswordChanged(_) => self.login_epoch += 1,
             _ => {}
         }
         if let Some(a) = self.account.as_mut() {
@@ -306,7 +322,8 @@ pub enum AccountCommand {
         account: Login,
         link: PasswordLinkIssued,
     },
-    /// An admin lifts the lock after too many failed logins.
+    /// An admin lifts a lock (of an older log) and the server's throttles of the account's
+    /// logins, after failed logins.
     Unlock { account: Login },
     /// An admin deactivates an account. `admins` are the municipality's other admin accounts
     /// as a read model knows them: their streams are read to count who is left (ADR 0021).
@@ -474,7 +491,9 @@ impl AccountCommand {
             }
             Self::Unlock { .. } => {
                 existing()?;
-                if !state.is_locked(ctx.now) {
+                // Only failures can have throttled anybody; without them there is nothing to
+                // lift, and an unlock would only be noise in the account's history.
+                if !state.is_locked(ctx.now) && state.failures == 0 {
                     return Err(DomainError::NotLocked);
                 }
                 one(AccountUnlocked {}.into())
@@ -670,18 +689,9 @@ fn log_in(
         }
         return Ok(vec![(stream, LoginSucceeded {}.into())]);
     }
-    let failures = state.failures + 1;
-    let mut decision: Decision = vec![(stream.clone(), LoginFailed { failures }.into())];
-    if failures >= MAX_FAILURES {
-        decision.push((
-            stream,
-            AccountLocked {
-                until: now + LOCKOUT,
-            }
-            .into(),
-        ));
-    }
-    Ok(decision)
+    // No lock however many fail: the server throttles where they come from (ADR 0025).
+    let failures = state.failures.saturating_add(1);
+    Ok(vec![(stream, LoginFailed { failures }.into())])
 }
 
 /// Departments as given on the command line or a form, checked when the command is decided.
@@ -694,6 +704,7 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+    use crate::domain::events::AccountLocked;
     use crate::domain::gwt::{ettlingen, given};
 
     fn login() -> Login {
@@ -1357,7 +1368,7 @@ mod tests {
     }
 
     #[test]
-    fn an_admin_lifts_a_lock_and_only_a_lock() {
+    fn an_admin_lifts_a_lock_of_an_older_log_and_only_a_lock() {
         let t = ettlingen();
         let mut history = clerk();
         history.push((
@@ -1379,16 +1390,37 @@ mod tests {
             .at(NOW)
             .when(unlock.clone())
             .then_expect(vec![(stream(), AccountUnlocked {}.into())]);
-        given(t, history.clone())
-            .at(NOW + LOCKOUT)
-            .when(unlock.clone())
-            .then_error(DomainError::NotLocked);
         given(t, clerk())
             .at(NOW)
             .when(unlock)
             .then_error(DomainError::NotLocked);
         history.push((stream(), AccountUnlocked {}.into()));
         given(t, history).at(NOW).when(attempt(true)).then_nothing();
+    }
+
+    #[test]
+    fn an_admin_lifts_the_throttles_after_failures_and_each_unlock_is_counted() {
+        let t = ettlingen();
+        let mut history = clerk();
+        let unlock = AccountCommand::Unlock { account: login() };
+        given(t, history.clone())
+            .at(NOW)
+            .when(unlock.clone())
+            .then_error(DomainError::NotLocked);
+        history.push((stream(), LoginFailed { failures: 1 }.into()));
+        given(t, history.clone())
+            .at(NOW)
+            .when(unlock.clone())
+            .then_expect(vec![(stream(), AccountUnlocked {}.into())]);
+        history.push((stream(), AccountUnlocked {}.into()));
+        given(t, history.clone())
+            .at(NOW)
+            .when(unlock)
+            .then_error(DomainError::NotLocked);
+        let state = history
+            .iter()
+            .fold(AccountState::default(), |s, (_, e)| s.evolve(e));
+        assert_eq!((state.failures, state.login_epoch), (0, 1));
     }
 
     #[test]
@@ -1411,35 +1443,27 @@ mod tests {
     }
 
     #[test]
-    fn the_fifth_failure_in_a_row_locks_the_account() {
+    fn failures_are_counted_and_never_lock_the_account() {
         let t = ettlingen();
         let mut history = clerk();
-        for failures in 1..MAX_FAILURES {
+        for failures in 1..=MAX_FAILURES * 2 {
             given(t, history.clone())
                 .at(NOW)
                 .when(attempt(false))
                 .then_expect(vec![(stream(), LoginFailed { failures }.into())]);
             history.push((stream(), LoginFailed { failures }.into()));
         }
-        given(t, history.clone())
+        // However many failed, the right password opens the account: no lock to wield.
+        given(t, history)
             .at(NOW)
-            .when(attempt(false))
-            .then_expect(vec![
-                (
-                    stream(),
-                    LoginFailed {
-                        failures: MAX_FAILURES,
-                    }
-                    .into(),
-                ),
-                (
-                    stream(),
-                    AccountLocked {
-                        until: NOW + LOCKOUT,
-                    }
-                    .into(),
-                ),
-            ]);
+            .when(attempt(true))
+            .then_expect(vec![(stream(), LoginSucceeded {}.into())]);
+    }
+
+    #[test]
+    fn a_lock_of_an_older_log_holds_until_its_time_and_then_the_count_starts_again() {
+        let t = ettlingen();
+        let mut history = clerk();
         history.push((
             stream(),
             LoginFailed {

@@ -26,7 +26,7 @@ pub enum DomainError {
     AlreadyDeactivated,
     #[error("Das Konto ist nicht deaktiviert.")]
     NotDeactivated,
-    #[error("Das Konto ist nicht gesperrt.")]
+    #[error("Das Konto ist nicht gesperrt. Seit der letzten Anmeldung gab es keine Fehlversuche.")]
     NotLocked,
     #[error(
         "Das ist das letzte aktive Konto der Verwaltung dieser Kommune. Bitte legen Sie zuerst ein weiteres Verwaltungskonto an, damit die Konten der Kommune verwaltet werden können."

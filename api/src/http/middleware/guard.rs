@@ -44,6 +44,14 @@ impl Client {
         }
     }
 
+    /// The bytes that name the client, for a keyed hash.
+    pub(crate) fn octets(&self) -> Vec<u8> {
+        match self.0 {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        }
+    }
+
     /// The client of a request whose TCP peer is `peer`: the peer itself, unless it is one of
     /// the `trusted` proxies. Then the proxies' `X-Forwarded-For` is read from the right, each
     /// entry added by the hop after it, and the first entry that is no trusted proxy is the
@@ -69,6 +77,22 @@ impl Client {
             }
         }
         Self::of(client)
+    }
+}
+
+/// The client the guard found for this request (the unspecified address outside the guard).
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<Client>()
+            .copied()
+            .unwrap_or(Self(IpAddr::V4(Ipv4Addr::UNSPECIFIED))))
     }
 }
 
@@ -146,6 +170,10 @@ impl<K: Eq + std::hash::Hash + Clone> Windows<K> {
                 Ok(())
             }
         }
+    }
+
+    pub(crate) fn forget(&mut self, key: &K) {
+        self.counts.remove(key);
     }
 
     fn sweep(&mut self, now: Duration) {
@@ -285,7 +313,7 @@ fn same_origin(headers: &HeaderMap) -> bool {
     authority == Some(host)
 }
 
-pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let changing = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     let peer = request
@@ -297,6 +325,8 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         request.headers(),
         &state.system.settings.trusted_proxies,
     );
+    // The handlers that count per client (the login throttle) read it from here.
+    request.extensions_mut().insert(client);
     let mut response = if changing && !same_origin(request.headers()) {
         Error::ForeignOrigin.into_response()
     } else if let Some(budget) = budget_of(&method, request.uri().path()) {

@@ -287,6 +287,13 @@ pub(crate) fn accounts_table(tenant: &Tenant, accounts: &[AccountView], href: &s
     }
 }
 
+fn failed_logins(n: u32) -> String {
+    match n {
+        1 => "1 Fehlversuch seit der letzten Anmeldung".to_owned(),
+        n => format!("{n} Fehlversuche seit der letzten Anmeldung"),
+    }
+}
+
 fn state_label(tenant: &Tenant, a: &AccountView) -> String {
     let mut parts = vec![if a.active { "aktiv" } else { "deaktiviert" }.to_owned()];
     if a.directory {
@@ -294,6 +301,9 @@ fn state_label(tenant: &Tenant, a: &AccountView) -> String {
     }
     if let Some(until) = &a.locked_until {
         parts.push(format!("gesperrt bis {}", format::moment(tenant, until)));
+    }
+    if a.failed_logins > 0 {
+        parts.push(failed_logins(a.failed_logins));
     }
     if let Some(expires) = &a.password_link_expires {
         parts.push(format!(
@@ -462,7 +472,11 @@ async fn detail_page(
             form method="post" action={ (base) "/zuruecksetzen" } {
                 button type="submit" class="secondary" { "Passwort zurücksetzen" }
             }
-            @if a.locked_until.is_some() {
+            @if a.locked_until.is_some() || a.failed_logins > 0 {
+                p {
+                    (failed_logins(a.failed_logins)) ". Fünf Fehlversuche von einer Adresse \
+                     sperren Anmeldungen von dort für 15 Minuten; andere Adressen bleiben frei."
+                }
                 form method="post" action={ (base) "/entsperren" } {
                     p { button type="submit" class="secondary" { "Sperre aufheben" } }
                 }

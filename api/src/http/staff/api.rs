@@ -35,16 +35,22 @@ pub(crate) struct LoginRequest {
 #[utoipa::path(post, path = "/api/v1/login", tag = "Anmeldung", request_body = LoginRequest,
     responses(
         (status = 200, description = "Angemeldet; Sitzungs-Cookie gesetzt", body = MeView),
-        (status = 401, description = "Anmeldename oder Passwort falsch", body = Problem, content_type = PROBLEM),
-        (status = 423, description = "Konto nach fünf Fehlversuchen für 15 Minuten gesperrt", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "Anmeldung fehlgeschlagen: Kommune, Anmeldename oder Passwort falsch, oder nach fünf Fehlversuchen von dieser Adresse für 15 Minuten gedrosselt; eine Antwort für alles", body = Problem, content_type = PROBLEM),
         (status = 429, description = "Zu viele Anfragen", body = Problem, content_type = PROBLEM),
     ))]
 pub(crate) async fn login(
     State(state): State<AppState>,
+    client: crate::http::middleware::guard::Client,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<impl IntoResponse, Error> {
-    let (cookie, staff) =
-        staff::log_in(&state, &request.tenant, &request.login, &request.password).await?;
+    let (cookie, staff) = staff::log_in(
+        &state,
+        client,
+        &request.tenant,
+        &request.login,
+        &request.password,
+    )
+    .await?;
     let me = desk::me(&state, &staff)?;
     Ok((
         [(header::SET_COOKIE, staff::session_cookie(&state, &cookie))],

@@ -900,8 +900,11 @@ pub(crate) struct AccountView {
     pub department_names: Vec<String>,
     /// A deactivated account cannot log in.
     pub active: bool,
-    /// RFC 3339: locked after too many failed logins until then.
+    /// RFC 3339: locked until then (only after an upgrade, by a lock of the old rules).
     pub locked_until: Option<String>,
+    /// Failed logins since the last success or unlock: five from one address throttle that
+    /// address for 15 minutes, which an unlock lifts.
+    pub failed_logins: u32,
     /// RFC 3339: the password waits for the one-time link that expires then.
     pub password_link_expires: Option<String>,
     /// Signs in through the municipality's directory, which keeps its password and decides
@@ -984,6 +987,7 @@ fn account_view(tenant: &Tenant, info: &AccountInfo) -> AccountView {
             .collect(),
         active: info.active,
         locked_until: info.locked_until.map(local),
+        failed_logins: info.failed_logins,
         password_link_expires: info.link_expires.map(local),
         directory: info.directory,
     }

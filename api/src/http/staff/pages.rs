@@ -29,6 +29,7 @@ use crate::http::citizen::pages::slot_choices;
 use crate::http::citizen::service::{self as citizen, ContactInput};
 use crate::http::error::Error;
 use crate::http::html::{alert, charts, format, moving_on, problem_alert, problem_page, shell};
+use crate::http::middleware::guard::Client;
 
 /// A staff page, or the page that answers instead (the login, a refusal): both are pages.
 pub(crate) type Page = Result<Response, Response>;
@@ -233,8 +234,12 @@ pub(crate) async fn login_page(State(state): State<AppState>, headers: HeaderMap
     login_form(&state, StatusCode::OK, None, "", "")
 }
 
-pub(crate) async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
-    match staff::log_in(&state, &form.tenant, &form.login, &form.password).await {
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    client: Client,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    match staff::log_in(&state, client, &form.tenant, &form.login, &form.password).await {
         Ok((cookie, staff)) => (
             [(header::SET_COOKIE, staff::session_cookie(&state, &cookie))],
             Redirect::to(home(staff.role)),

@@ -29,6 +29,7 @@ use videoamt_core::tenant::{DepartmentId, Tenant};
 
 use crate::http::AppState;
 use crate::http::error::Error;
+use crate::http::middleware::guard::Client;
 
 /// The session cookie's name over plain HTTP (a development or loopback server).
 pub const COOKIE: &str = "videoamt_sitzung";
@@ -319,36 +320,49 @@ async fn matches(password: &str, hash: Option<&PasswordHash>) -> Result<bool, Er
     Ok(crate::app::accounts::verify(password, hash).await?)
 }
 
-/// A login attempt: every attempt on an existing account is recorded (`LoginSucceeded`,
-/// `LoginFailed`, the fifth failure in a row also `AccountLocked`); an unknown account or a
-/// locked one writes nothing. Answers with the new session's cookie value.
+/// A login attempt from `client`. Every password checked against an existing account is
+/// recorded (`LoginSucceeded` after failures, `LoginFailed`); an unknown account writes nothing.
+/// Failures throttle the client at this login, never the account ([`LoginThrottle`], ADR
+/// 0025). Whatever was wrong (an unknown municipality or login, a wrong password, a throttled
+/// client, a lock of an older log), the answer is the same refusal; only the right password
+/// of a deactivated account learns that it is deactivated. Answers with the new session's
+/// cookie value.
+///
+/// [`LoginThrottle`]: crate::http::staff::throttle::LoginThrottle
 pub async fn log_in(
     state: &AppState,
+    client: Client,
     tenant: &str,
     login: &str,
     password: &str,
 ) -> Result<(String, Staff), Error> {
-    let tenant = crate::http::citizen::service::tenant(state, tenant);
-    let login = Login::parse(login.trim());
-    let (Some(tenant), Some(login)) = (tenant, login) else {
-        matches(password, None).await?;
-        return Err(Error::Refused(
-            videoamt_core::domain::DomainError::LoginRefused,
-        ));
-    };
-    let account = account_now(state, &tenant.id, &login).await?;
-    let Some(created) = account.account.clone() else {
-        matches(password, None).await?;
-        return Err(Error::Refused(
-            videoamt_core::domain::DomainError::LoginRefused,
-        ));
+    let refused = || Error::Refused(videoamt_core::domain::DomainError::LoginRefused);
+    let typed = login.trim();
+    let found = crate::http::citizen::service::tenant(state, tenant).zip(Login::parse(typed));
+    let account = match &found {
+        Some((tenant, login)) => Some(account_now(state, &tenant.id, login).await?),
+        None => None,
     };
     let now = state.now();
-    if account.is_locked(now) {
-        return Err(Error::Refused(
-            videoamt_core::domain::DomainError::AccountLocked,
-        ));
+    let clock = std::time::Duration::try_from(now - OffsetDateTime::UNIX_EPOCH).unwrap_or_default();
+    let epoch = account.as_ref().map_or(0, |a| a.login_epoch);
+    let attempt = state.login_throttle.attempt(tenant, typed, client, epoch);
+    // A throttled client learns nothing more, whether the login exists or not.
+    if state.login_throttle.throttled(&attempt, clock) {
+        return Err(refused());
     }
+    let fail = || {
+        state.login_throttle.failed(&attempt, clock);
+        refused()
+    };
+    let (Some((tenant, login)), Some(account)) = (found, account) else {
+        matches(password, None).await?;
+        return Err(fail());
+    };
+    let Some(created) = account.account.clone() else {
+        matches(password, None).await?;
+        return Err(fail());
+    };
     let ok = matches(password, created.password_hash.as_ref()).await?;
     let actor = Actor::new(created.role.actor_role(), login.as_str())
         .expect("a checked login is a valid actor id");
@@ -364,21 +378,17 @@ pub async fn log_in(
         password_matches: ok,
     }
     .into();
-    state
-        .system
-        .bus()
-        .execute(&command, &issued)
-        .await
-        .map_err(Error::from)?;
-    if !ok {
-        // The failure just recorded may have been the one that locked the account.
-        let after = account_now(state, &tenant.id, &login).await?;
-        return Err(if after.is_locked(now) {
-            Error::Refused(videoamt_core::domain::DomainError::AccountLocked)
-        } else {
-            Error::Refused(videoamt_core::domain::DomainError::LoginRefused)
-        });
+    match state.system.bus().execute(&command, &issued).await {
+        Ok(_) if ok => {}
+        Ok(_) => return Err(fail()),
+        // Whoever does not know the password learns nothing, a lock included.
+        Err(videoamt_adapters::bus::BusError::Refused(
+            videoamt_core::domain::DomainError::LoginRefused
+            | videoamt_core::domain::DomainError::AccountLocked,
+        )) => return Err(fail()),
+        Err(e) => return Err(e.into()),
     }
+    state.login_throttle.succeeded(&attempt);
     open_session(state, &tenant.id, login, &created, now).await
 }
 
