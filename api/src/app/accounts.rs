@@ -202,12 +202,59 @@ fn new_link(
     Ok((IssuedLink { token, expires }, recorded))
 }
 
+/// argon2id runs at most this many at once: one per core. Each takes 19 MiB and a core for
+/// tens of milliseconds; more at once would only share the cores slower, hold more memory and
+/// crowd the blocking pool that file and store work shares. Logins beyond it wait their turn.
+static ARGON2: std::sync::LazyLock<Argon2Pool> = std::sync::LazyLock::new(|| {
+    Argon2Pool::new(std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
+});
+
+/// The permits for argon2id, and how many run (for the test that the cap holds).
+struct Argon2Pool {
+    permits: tokio::sync::Semaphore,
+    #[cfg(test)]
+    cap: usize,
+    running: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+impl Argon2Pool {
+    fn new(cap: usize) -> Self {
+        Self {
+            permits: tokio::sync::Semaphore::new(cap),
+            #[cfg(test)]
+            cap,
+            running: std::sync::atomic::AtomicUsize::new(0),
+            most: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Runs `work` on the blocking pool once a permit is free.
+    async fn run<T: Send + 'static>(
+        &'static self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AccountError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let permit =
+            (self.permits.acquire().await).map_err(|e| AccountError::Task(e.to_string()))?;
+        let done = tokio::task::spawn_blocking(move || {
+            let now = self.running.fetch_add(1, SeqCst) + 1;
+            self.most.fetch_max(now, SeqCst);
+            let result = work();
+            self.running.fetch_sub(1, SeqCst);
+            result
+        })
+        .await
+        .map_err(|e| AccountError::Task(e.to_string()));
+        drop(permit);
+        done
+    }
+}
+
 /// Hashes a new password off the async threads, after checking the rules.
 pub async fn hash(password: &str) -> Result<PasswordHash, AccountError> {
     let password = password.to_owned();
-    let phc = tokio::task::spawn_blocking(move || passwords::hash(&password))
-        .await
-        .map_err(|e| AccountError::Task(e.to_string()))??;
+    let phc = ARGON2.run(move || passwords::hash(&password)).await??;
     Ok(PasswordHash::new(phc))
 }
 
@@ -215,15 +262,15 @@ pub async fn hash(password: &str) -> Result<PasswordHash, AccountError> {
 pub async fn verify(password: &str, hash: Option<&PasswordHash>) -> Result<bool, AccountError> {
     let password = password.to_owned();
     let hash = hash.map(|h| h.as_str().to_owned());
-    tokio::task::spawn_blocking(move || match hash {
-        Some(hash) => passwords::verify(&password, &hash),
-        None => {
-            passwords::verify_nothing(&password);
-            false
-        }
-    })
-    .await
-    .map_err(|e| AccountError::Task(e.to_string()))
+    ARGON2
+        .run(move || match hash {
+            Some(hash) => passwords::verify(&password, &hash),
+            None => {
+                passwords::verify_nothing(&password);
+                false
+            }
+        })
+        .await
 }
 
 /// An admin creates an account whose holder sets the password through the returned link.
@@ -473,4 +520,32 @@ pub async fn set_by_link(
         password_hash: hash,
     };
     execute(system, tenant, &actor, command, now).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering::SeqCst;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn argon2_runs_at_most_once_per_core_however_many_log_in() {
+        let hash = hash("ein-gutes-passwort").await.expect("hashed");
+        let attempts: Vec<_> = (0..ARGON2.cap * 4)
+            .map(|_| {
+                let hash = hash.clone();
+                tokio::spawn(async move { verify("ein-falsches-passwort", Some(&hash)).await })
+            })
+            .collect();
+        for attempt in attempts {
+            let matched = attempt.await.expect("joined").expect("checked");
+            assert!(!matched);
+        }
+        let most = ARGON2.most.load(SeqCst);
+        assert!(
+            (1..=ARGON2.cap).contains(&most),
+            "{most} at once, cap {}",
+            ARGON2.cap
+        );
+    }
 }
