@@ -1050,20 +1050,42 @@ async fn a_session_ends_after_thirty_idle_minutes_and_work_keeps_it_open() {
 
 #[tokio::test]
 async fn a_lock_ends_the_accounts_open_sessions() {
-    use videoamt_core::domain::account::AccountCommand;
+    use videoamt_core::domain::DomainEvent;
+    use videoamt_core::domain::events::AccountLocked;
+    use videoamt_core::event::{Actor, EventMetadata, EventType, NewEvent, TenantId};
+    use videoamt_core::store::{AppendBatch, ExpectedVersion};
     let api = staffed().await;
     let clerk = session(&api, "clerk.a").await;
     let other = session(&api, "clerk.b").await;
-    for _ in 0..5 {
-        as_admin(
-            &api,
-            AccountCommand::LogIn {
-                account: login_of("clerk.a"),
-                password_matches: false,
-            },
-        )
-        .await;
-    }
+    // Logins no longer lock an account (they throttle the client); a lock of an older log
+    // still holds until it runs out, and ends the account's sessions like a deactivation.
+    let now = time::OffsetDateTime::from_unix_timestamp(NOW).expect("valid");
+    let lock = DomainEvent::AccountLocked(AccountLocked {
+        until: now + time::Duration::minutes(15),
+    });
+    let tenant = TenantId::parse("stuttgart").expect("tenant");
+    let meta = EventMetadata::new(
+        tenant.clone(),
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+        Actor::system("test"),
+        now,
+    );
+    let event = NewEvent::new(
+        uuid::Uuid::now_v7(),
+        EventType::parse(lock.event_type()).expect("type"),
+        lock.schema_version(),
+        meta,
+        lock.to_payload().expect("payload"),
+    )
+    .expect("event");
+    let batch = AppendBatch::single(
+        login_of("clerk.a").stream(&tenant),
+        ExpectedVersion::Any,
+        vec![event],
+    )
+    .expect("batch");
+    api.state.store.append(batch).await.expect("appended");
     assert_eq!(me(&api, &clerk).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
         me(&api, &other).await,
