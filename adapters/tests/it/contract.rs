@@ -727,7 +727,7 @@ pub(crate) async fn migrations_run_once_even_when_processes_start_together<B: Ba
     let (first, second, third) = tokio::join!(b.open(), b.open(), b.open());
     for store in [&first, &second, &third] {
         let stats = store.stats().await.expect("stats");
-        assert_eq!(stats.schema_version, 3);
+        assert_eq!(stats.schema_version, 4);
         assert_eq!((stats.events, stats.last_position), (0, 0));
     }
     first
@@ -745,7 +745,7 @@ pub(crate) async fn migrations_run_once_even_when_processes_start_together<B: Ba
     // One row per migration: a no-op UPDATE reports the rows it matched.
     assert_eq!(
         b.raw_sql("UPDATE schema_migrations SET name = name").await,
-        Ok(3)
+        Ok(4)
     );
 }
 
