@@ -1,6 +1,28 @@
 //! Integration tests of the api crate, in one binary: the router in-process and the real
 //! `videoamt` binary as a child process.
 
+/// One test module per function named, each running it on SQLite and on PostgreSQL:
+/// `$site::sqlite()` gives the function's argument, `$site::postgres()` an `Option` of it
+/// (`None`: no server, and the test passes as skipped outside CI).
+macro_rules! on_both_backends {
+    ($site:ident: $($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(super::$site::sqlite().await).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let Some(site) = super::$site::postgres().await else { return };
+                    super::$name(site).await;
+                }
+            }
+        )*
+    };
+}
+
 mod audit;
 mod browser;
 mod cli;

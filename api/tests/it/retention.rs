@@ -861,26 +861,8 @@ async fn one_blob_is_deleted_and_its_siblings_stay(env: Env) {
     env.done().await;
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name(super::Env::sqlite().await).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    let Some(env) = super::Env::postgres().await else { return };
-                    super::$name(env).await;
-                }
-            }
-        )*
-    };
-}
-
 on_both_backends!(
+    Env:
     one_blob_is_deleted_and_its_siblings_stay,
     canaries_are_gone_after_the_purge,
     retention_periods_end_to_the_second,
