@@ -167,6 +167,25 @@ impl Kek {
     }
 }
 
+/// One row of the key store as the key backup carries it: the data key still wrapped under
+/// the KEK, so the backup opens nothing without the KEK, which is kept elsewhere.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WrappedKey {
+    pub subject: SubjectId,
+    pub wrapped: Vec<u8>,
+    pub issued_at: time::OffsetDateTime,
+}
+
+impl std::fmt::Debug for WrappedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WrappedKey")
+            .field("subject", &self.subject)
+            .field("wrapped", &format_args!("‹{} bytes›", self.wrapped.len()))
+            .field("issued_at", &self.issued_at)
+            .finish()
+    }
+}
+
 /// Where wrapped data keys are kept: a table beside the log. Deleting a row is the erasure.
 #[async_trait::async_trait]
 pub trait WrappedKeys: Send + Sync {
@@ -184,6 +203,18 @@ pub trait WrappedKeys: Send + Sync {
         &self,
         subjects: &[SubjectId],
     ) -> Result<Vec<SubjectId>, StoreError>;
+
+    /// Up to `limit` held keys in subject order, after `after` (from the first when `None`):
+    /// the key backup pages through the store with it.
+    async fn wrapped_keys_after(
+        &self,
+        after: Option<SubjectId>,
+        limit: u32,
+    ) -> Result<Vec<WrappedKey>, StoreError>;
+
+    /// Puts keys from a key backup back as they were, in one transaction; a subject that holds
+    /// a key already keeps it. How many were put back.
+    async fn restore_wrapped_keys(&self, keys: Vec<WrappedKey>) -> Result<u64, StoreError>;
 }
 
 /// The key store: data keys wrapped with the KEK (XChaCha20-Poly1305), values sealed with the

@@ -23,6 +23,7 @@ use videoamt_core::store::{
     AppendBatch, AppendError, Appended, EventStore, PlannedOutcome, StoreError,
 };
 
+pub mod backup;
 pub mod baseline;
 #[cfg(feature = "postgres")]
 pub mod postgres;

@@ -40,6 +40,7 @@ use super::{
     AdminStore, RawEvent, StoreStats, VerifyReport, WriteQueue, WriteRequest, advance, to_i64,
     to_u64,
 };
+use crate::keys::WrappedKey;
 
 /// The channel the append transaction notifies on commit.
 const CHANNEL: &str = "videoamt_events";
@@ -209,7 +210,7 @@ fn store_err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreErr
 }
 
 /// Opens one connection outside the pool and drives it on its own task.
-async fn dedicated(config: &Config) -> Result<Client, StoreError> {
+pub(super) async fn dedicated(config: &Config) -> Result<Client, StoreError> {
     let (client, connection) = config.connect(NoTls).await.map_err(store_err)?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
@@ -1401,6 +1402,48 @@ impl crate::keys::WrappedKeys for PostgresStore {
         rows.iter()
             .map(|r| r.try_get(0).map(SubjectId).map_err(store_err))
             .collect()
+    }
+
+    async fn wrapped_keys_after(
+        &self,
+        after: Option<SubjectId>,
+        limit: u32,
+    ) -> Result<Vec<WrappedKey>, StoreError> {
+        let client = self.client().await?;
+        let after: Option<Uuid> = after.map(|s| s.0);
+        let rows = client
+            .query(
+                "SELECT subject, wrapped, issued_at FROM subject_keys \
+                 WHERE $1::uuid IS NULL OR subject > $1 ORDER BY subject LIMIT $2",
+                &[&after, &i64::from(limit)],
+            )
+            .await
+            .map_err(store_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(WrappedKey {
+                    subject: SubjectId(r.try_get(0).map_err(store_err)?),
+                    wrapped: r.try_get(1).map_err(store_err)?,
+                    issued_at: r.try_get(2).map_err(store_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn restore_wrapped_keys(&self, keys: Vec<WrappedKey>) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let subjects: Vec<Uuid> = keys.iter().map(|k| k.subject.0).collect();
+        let issued: Vec<OffsetDateTime> = keys.iter().map(|k| k.issued_at).collect();
+        let wrapped: Vec<Vec<u8>> = keys.into_iter().map(|k| k.wrapped).collect();
+        client
+            .execute(
+                "INSERT INTO subject_keys (subject, wrapped, issued_at) \
+                 SELECT * FROM UNNEST($1::uuid[], $2::bytea[], $3::timestamptz[]) \
+                 ON CONFLICT (subject) DO NOTHING",
+                &[&subjects, &wrapped, &issued],
+            )
+            .await
+            .map_err(store_err)
     }
 }
 

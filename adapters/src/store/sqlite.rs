@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 use uuid::Uuid;
 use videoamt_core::domain::SubjectId;
@@ -28,6 +29,7 @@ use videoamt_core::store::{
 use super::{
     AdminStore, RawEvent, StoreStats, VerifyReport, WriteQueue, WriteRequest, to_i64, to_u64,
 };
+use crate::keys::WrappedKey;
 
 /// How long a writer waits for another process holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -1092,6 +1094,68 @@ impl crate::keys::WrappedKeys for SqliteStore {
             }
             tx.commit().map_err(store_err)?;
             Ok(deleted)
+        })
+        .await
+    }
+
+    async fn wrapped_keys_after(
+        &self,
+        after: Option<SubjectId>,
+        limit: u32,
+    ) -> Result<Vec<WrappedKey>, StoreError> {
+        // Subjects are 16-byte blobs, compared byte by byte: the empty blob sorts first.
+        let after = after.map_or_else(Vec::new, |s| s.0.as_bytes().to_vec());
+        self.with_reader(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT subject, wrapped, issued_at FROM subject_keys WHERE subject > ?1 \
+                     ORDER BY subject LIMIT ?2",
+                )
+                .map_err(store_err)?;
+            let rows = stmt
+                .query_map(params![after, limit], |r| {
+                    Ok((uuid_at(r, 0)?, r.get(1)?, r.get::<_, String>(2)?))
+                })
+                .map_err(store_err)?;
+            rows.map(|row| {
+                let (subject, wrapped, issued_at) = row.map_err(store_err)?;
+                let issued_at = OffsetDateTime::parse(&issued_at, &Rfc3339)
+                    .map_err(|_| store_err("a stored key has an invalid issued_at"))?;
+                Ok(WrappedKey {
+                    subject: SubjectId(subject),
+                    wrapped,
+                    issued_at,
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn restore_wrapped_keys(&self, keys: Vec<WrappedKey>) -> Result<u64, StoreError> {
+        self.with_writer(move |conn| {
+            let tx = conn.unchecked_transaction().map_err(store_err)?;
+            let mut restored = 0;
+            {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO subject_keys (subject, wrapped, issued_at) \
+                         VALUES (?1, ?2, ?3) ON CONFLICT (subject) DO NOTHING",
+                    )
+                    .map_err(store_err)?;
+                for key in keys {
+                    let issued_at = key.issued_at.format(&Rfc3339).map_err(store_err)?;
+                    restored += insert
+                        .execute(params![
+                            key.subject.0.as_bytes().as_slice(),
+                            key.wrapped,
+                            issued_at
+                        ])
+                        .map_err(store_err)? as u64;
+                }
+            }
+            tx.commit().map_err(store_err)?;
+            Ok(restored)
         })
         .await
     }
