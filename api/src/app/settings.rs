@@ -65,6 +65,12 @@ pub struct Settings {
     #[arg(long, global = true, env = "VIDEOAMT_PURGE_PAGE", default_value_t = PURGE_PAGE,
         value_parser = page)]
     pub purge_page: u32,
+    /// The key backup file the scheduler keeps (`videoamt backup keys`): written when this
+    /// process takes the scheduler's duty and after every purge round that destroyed keys,
+    /// each time replacing the previous file in one rename, so a destroyed key leaves the
+    /// backup with its round (ADR 0027). Unset: key backups are the operator's alone.
+    #[arg(long, global = true, env = "VIDEOAMT_KEY_BACKUP")]
+    pub key_backup: Option<PathBuf>,
     /// Requests per minute and client address: `booking,token,login`.
     #[arg(
         long,
@@ -248,6 +254,7 @@ impl Default for Settings {
             mail_retry_ms: MAIL_RETRY_MS,
             retention_interval_ms: SCHEDULER_INTERVAL_MS,
             purge_page: PURGE_PAGE,
+            key_backup: None,
             rate_limits: RateLimitSetting::default(),
             trusted_proxies: Vec::new(),
             header_read_timeout_seconds: HEADER_READ_TIMEOUT_SECONDS,

@@ -1,5 +1,6 @@
 //! The `videoamt` command line.
 
+pub(crate) mod backup;
 pub(crate) mod ops;
 pub(crate) mod retention;
 pub(crate) mod users;
@@ -69,6 +70,21 @@ enum Command {
     /// Retention: purge due subjects (crypto-shredding) and verify their deletion.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Back the store up, in two parts kept apart: the log, and the key store on its own
+    /// schedule (ADR 0027, docs/operations/backup.md).
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Restore a log backup and a key backup into an empty store. Exit code 2, with nothing
+    /// written, when the target holds events or keys, a file is not a complete backup of its
+    /// kind, or the key backup is older than the log backup.
+    Restore {
+        /// The log backup (`videoamt backup log`).
+        #[arg(long)]
+        log: std::path::PathBuf,
+        /// The newest key backup (`videoamt backup keys`), taken after the last purge round.
+        #[arg(long)]
+        keys: std::path::PathBuf,
+    },
     /// Pilot statistics per tenant, department and ISO week.
     Stats {
         /// Only this tenant, e.g. `ettlingen`.
@@ -86,6 +102,23 @@ enum Command {
     /// Measure the system against raw baselines on the same machine.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BackupCommand {
+    /// The database without the key store, staff sessions, sign-ons under way and leases:
+    /// SQLite's online backup API, beside the running server, or `pg_dump` in the custom
+    /// format. Written to `FILE.partial`, renamed to FILE when complete.
+    Log {
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
+    /// Every wrapped data key as JSON lines, still wrapped under the KEK (which is in no
+    /// backup). Replaces FILE in one rename; writers of one file take turns.
+    Keys {
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -452,6 +485,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             no_demo,
             role,
         } => serve(system().await?, &location, listen, !no_demo, role).await,
+        Command::Backup(BackupCommand::Log { to }) => backup::log(&location, &to).await,
+        Command::Backup(BackupCommand::Keys { to }) => backup::keys(&location, &to).await,
+        // Before anything opens the target: opening would migrate it.
+        Command::Restore { log, keys } => backup::restore(&location, &log, &keys).await,
         Command::Store(StoreCommand::Stats { json }) => stats(&location, json).await,
         Command::Store(StoreCommand::Verify) => verify(&location).await,
         Command::Store(StoreCommand::Probe { run, count }) => probe(&location, &run, count).await,

@@ -24,6 +24,7 @@ macro_rules! on_both_backends {
 }
 
 mod audit;
+mod backup;
 mod browser;
 mod cli;
 mod crash;

@@ -45,8 +45,9 @@ async fn due_verifications(
 }
 
 /// One round of the scheduler: purge what is due, then verify what was purged, once every
-/// projection has folded the purges (they scrub on `PurgeExecuted`).
-pub async fn tick(system: &System, projections: &[Arc<dyn Projection>]) -> anyhow::Result<()> {
+/// projection has folded the purges (they scrub on `PurgeExecuted`). Returns how many keys the
+/// round destroyed.
+pub async fn tick(system: &System, projections: &[Arc<dyn Projection>]) -> anyhow::Result<u64> {
     let now = OffsetDateTime::now_utc();
     // The same round fires the appointments' reminders and no-show checks.
     let fired = crate::workers::timers::fire_due(system, now).await?;
@@ -63,15 +64,16 @@ pub async fn tick(system: &System, projections: &[Arc<dyn Projection>]) -> anyho
             "retention purge"
         );
     }
+    let destroyed = summary.keys_destroyed;
     let timers_at = system.store.checkpoint(timers::NAME).await?.position;
     for p in projections {
         if system.store.checkpoint(p.name()).await?.position < timers_at {
-            return Ok(()); // the next round verifies
+            return Ok(destroyed); // the next round verifies
         }
     }
     let subjects = due_verifications(system, now, VERIFY_BATCH).await?;
     if subjects.is_empty() {
-        return Ok(());
+        return Ok(destroyed);
     }
     let verdicts = verify::Verifier::new(system).verify(&subjects, now).await?;
     let failed = verdicts.iter().filter(|v| !v.passed()).count();
@@ -80,20 +82,52 @@ pub async fn tick(system: &System, projections: &[Arc<dyn Projection>]) -> anyho
         failed,
         "retention verification"
     );
-    Ok(())
+    Ok(destroyed)
+}
+
+/// Writes the key backup the settings name, if any; false when that failed.
+async fn write_key_backup(system: &System) -> bool {
+    let Some(path) = &system.settings.key_backup else {
+        return true;
+    };
+    match videoamt_adapters::store::backup::backup_keys(system.store.as_ref(), path).await {
+        Ok(written) => {
+            tracing::info!(
+                keys = written.keys,
+                position = written.position,
+                "key backup written"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "key backup failed; retrying next round");
+            false
+        }
+    }
 }
 
 /// Runs [`tick`] every `every` until `stop` turns true. Errors are logged and retried: every
-/// step is idempotent.
+/// step is idempotent. After a round that destroyed keys the key backup is written anew, when
+/// the settings name one (ADR 0027).
 pub async fn schedule(
     system: System,
     projections: Vec<Arc<dyn Projection>>,
     every: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    // Due at once: a holder that died after purging may not have written it. Then after every
+    // round that destroyed keys, or failed part-way and may have; a failed write is retried.
+    let mut key_backup_due = true;
     loop {
-        if let Err(e) = tick(&system, &projections).await {
-            tracing::warn!(error = %e, "retention round failed; retrying");
+        match tick(&system, &projections).await {
+            Ok(destroyed) => key_backup_due |= destroyed > 0,
+            Err(e) => {
+                key_backup_due = true;
+                tracing::warn!(error = %e, "retention round failed; retrying");
+            }
+        }
+        if key_backup_due {
+            key_backup_due = !write_key_backup(&system).await;
         }
         tokio::select! {
             () = tokio::time::sleep(every) => {}
