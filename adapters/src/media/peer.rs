@@ -37,6 +37,11 @@ pub struct Traffic {
 }
 
 impl Traffic {
+    /// Sends no packet at all.
+    pub fn is_silent(&self) -> bool {
+        self.video_packets_per_s == 0 && self.audio_packets_per_s == 0
+    }
+
     pub const SILENT: Traffic = Traffic {
         video_packets_per_s: 0,
         video_payload_bytes: 0,
@@ -188,6 +193,9 @@ pub struct PeerCounters {
     pub keyframe_requests: AtomicU64,
     /// An RTCP BYE or DTLS close from the relay ended a stream.
     pub closed_by_remote: AtomicBool,
+    /// The runner has taken up a traffic setting that sends nothing: from here on the sent
+    /// counters stay put (`set_traffic` only asks; the runner takes it up between packets).
+    pub quiet: AtomicBool,
 }
 
 /// A running peer. Dropping it stops its task.
@@ -335,6 +343,11 @@ impl Peer {
         let _ = self.control.send(Control::Run(traffic));
     }
 
+    /// True once the runner has stopped sending after `set_traffic(Traffic::SILENT)`.
+    pub fn quiet(&self) -> bool {
+        self.counters.quiet.load(Ordering::Relaxed)
+    }
+
     pub fn connected(&self) -> bool {
         self.counters.connected.load(Ordering::Relaxed)
     }
@@ -395,6 +408,9 @@ impl Runner {
             Control::Run(t) => t,
             Control::Close => return,
         };
+        self.counters
+            .quiet
+            .store(traffic.is_silent(), Ordering::Relaxed);
         let mut next_video = Instant::now();
         let mut next_audio = Instant::now();
         // When a close began: it drains for at most CLOSE_DRAIN. str0m stays `Closing` until
@@ -445,6 +461,7 @@ impl Runner {
                     match next {
                         Control::Run(t) => {
                             traffic = t;
+                            self.counters.quiet.store(t.is_silent(), Ordering::Relaxed);
                             next_video = Instant::now();
                             next_audio = Instant::now();
                         }

@@ -145,13 +145,26 @@ async fn both_legs_connect_and_rtp_flows_both_ways_with_matching_counters() {
 
     citizen.set_traffic(Traffic::SILENT);
     clerk.set_traffic(Traffic::SILENT);
-    // Once quiet, every packet a peer sent reached the relay, and every packet the relay
-    // forwarded onto a leg reached that leg's peer.
+    // `set_traffic` only asks: a peer may send one more packet before its runner takes it
+    // up, so the counters are compared once both runners are quiet and nothing is in flight.
+    wait_until("both peers are quiet", async || {
+        citizen.quiet() && clerk.quiet()
+    })
+    .await;
+    // Once quiet, every packet and byte a peer sent reached the relay, and every packet the
+    // relay forwarded onto a leg reached that leg's peer.
+    let sent_bytes = |p: &Peer| {
+        p.counters
+            .sent_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
     wait_until("the counters agree", async || {
         let c = leg(&relay, call, Party::Citizen).await;
         let k = leg(&relay, call, Party::Clerk).await;
         c.packets_received == citizen.sent()
             && k.packets_received == clerk.sent()
+            && c.bytes_received == sent_bytes(&citizen)
+            && k.bytes_received == sent_bytes(&clerk)
             && c.packets_forwarded == citizen.received()
             && k.packets_forwarded == clerk.received()
     })
