@@ -25,13 +25,17 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// `None` unless `url` is plain `http://` with a host.
+    /// `None` unless `url` is plain `http://` with a host that may be called (not a cloud
+    /// metadata service: [`forbidden_host`]).
     pub(crate) fn parse(url: &str) -> Option<Self> {
         let uri: Uri = url.parse().ok()?;
         if uri.scheme_str() != Some("http") {
             return None;
         }
         let host = uri.host().filter(|h| !h.is_empty())?;
+        if forbidden_host(host) {
+            return None;
+        }
         let authority = uri.authority()?.as_str();
         // Only a host, or a host and a port number (hyper takes `host:anything`).
         let port = match uri.port_u16() {
@@ -157,10 +161,86 @@ pub(crate) async fn send_tls(
         .map_err(|_| ExchangeError::Timeout)?
 }
 
+/// The answer when every address of a host is one no service of ours lives at.
+pub(crate) const NOT_ALLOWED: &str = "address not allowed (link-local or metadata service)";
+
+/// Whether `host` (a name, or an address with or without brackets) names a cloud metadata
+/// service or another address no configured service lives at ([`forbidden_ip`]). The URLs of
+/// the gateways, the case system, the payment provider and the directory are configuration,
+/// and the directory's own discovery document names further URLs: none of them may turn the
+/// server into a client of the host's metadata service, which hands out credentials to
+/// whoever asks from the machine (SSRF).
+pub(crate) fn forbidden_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return forbidden_ip(ip);
+    }
+    let name = bare.trim_end_matches('.').to_ascii_lowercase();
+    // The names the clouds give their metadata services (GCP, Azure's wire server alias).
+    matches!(
+        name.as_str(),
+        "metadata" | "metadata.google.internal" | "metadata.goog" | "instance-data"
+    ) || name.ends_with(".metadata.google.internal")
+}
+
+/// Link-local (169.254.0.0/16 with the AWS, GCP, Azure and OpenStack metadata services at
+/// 169.254.169.254, fe80::/10), the metadata addresses outside it (Alibaba's 100.100.100.200,
+/// AWS's fd00:ec2::254), and addresses nothing listens at (unspecified, broadcast,
+/// multicast), also in IPv4-mapped form. Loopback and private ranges stay allowed: the
+/// gateways sit on the internal network, the sandboxes on loopback.
+pub(crate) fn forbidden_ip(ip: std::net::IpAddr) -> bool {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4 == Ipv4Addr::new(100, 100, 100, 200)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return forbidden_ip(IpAddr::V4(v4));
+            }
+            v6.is_unspecified()
+                || v6.is_multicast()
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+        }
+    }
+}
+
+/// Connects to the first address of `host` that answers, among those it resolves to that are
+/// not [`forbidden_ip`]: a name that resolves to a metadata address (DNS rebinding included,
+/// since the checked address is the one connected to) is refused like a literal one.
 async fn connect(host: &str, port: u16) -> Result<tokio::net::TcpStream, ExchangeError> {
-    tokio::net::TcpStream::connect((host, port))
+    if forbidden_host(host) {
+        return Err(ExchangeError::Connect(NOT_ALLOWED.into()));
+    }
+    let resolved: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| ExchangeError::Connect(e.kind().to_string()))?
+        .collect();
+    let allowed = allowed_addresses(&resolved);
+    if allowed.is_empty() {
+        return Err(ExchangeError::Connect(if resolved.is_empty() {
+            "the name has no address".into()
+        } else {
+            NOT_ALLOWED.into()
+        }));
+    }
+    tokio::net::TcpStream::connect(allowed.as_slice())
         .await
         .map_err(|e| ExchangeError::Connect(e.kind().to_string()))
+}
+
+/// The addresses of `resolved` a connection may go to.
+fn allowed_addresses(resolved: &[std::net::SocketAddr]) -> Vec<std::net::SocketAddr> {
+    resolved
+        .iter()
+        .copied()
+        .filter(|a| !forbidden_ip(a.ip()))
+        .collect()
 }
 
 /// One request and its answer on `stream`, plain or TLS.
@@ -352,6 +432,70 @@ mod tests {
         ] {
             assert_eq!(Target::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn metadata_services_and_link_local_addresses_are_no_target() {
+        for bad in [
+            "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+            "http://169.254.170.2/v2/credentials",
+            "http://100.100.100.200/latest/meta-data",
+            "http://[fd00:ec2::254]/latest/meta-data",
+            "http://[fe80::1]:8080/",
+            "http://[::ffff:169.254.169.254]/",
+            "http://0.0.0.0:80/",
+            "http://metadata.google.internal/computeMetadata/v1/",
+            "http://METADATA.google.internal./computeMetadata/v1/",
+            "http://metadata/",
+        ] {
+            assert_eq!(Target::parse(bad), None, "{bad}");
+        }
+        // The sandboxes on loopback and gateways on the internal network stay reachable.
+        for good in [
+            "http://127.0.0.1:9000/sms",
+            "http://[::1]:9000/",
+            "http://10.1.2.3/akte",
+            "http://192.168.0.10:8080/",
+            "http://sms.intern.example/",
+        ] {
+            assert!(Target::parse(good).is_some(), "{good}");
+        }
+        // A name that resolves to a metadata address is left with nothing to connect to.
+        let resolved: Vec<std::net::SocketAddr> = ["169.254.169.254:80", "[fe80::1]:80"]
+            .iter()
+            .map(|a| a.parse().expect("address"))
+            .collect();
+        assert!(allowed_addresses(&resolved).is_empty());
+        let mixed: Vec<std::net::SocketAddr> = ["169.254.169.254:80", "10.0.0.5:80"]
+            .iter()
+            .map(|a| a.parse().expect("address"))
+            .collect();
+        assert_eq!(allowed_addresses(&mixed), vec![mixed[1]]);
+    }
+
+    #[tokio::test]
+    async fn a_metadata_address_is_refused_before_any_packet() {
+        // Whatever listens there (nothing here), the exchange does not try.
+        let target = Target {
+            authority: "169.254.169.254".into(),
+            host: "169.254.169.254".into(),
+            port: 80,
+            path: String::new(),
+            query: None,
+        };
+        let answer = exchange(
+            &target,
+            Method::GET,
+            "/latest/meta-data",
+            &[],
+            None,
+            Duration::from_secs(5),
+            1024,
+        );
+        assert_eq!(
+            answer.await,
+            Err(ExchangeError::Connect(NOT_ALLOWED.into()))
+        );
     }
 
     #[tokio::test]

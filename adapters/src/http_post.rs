@@ -18,6 +18,9 @@ pub(crate) fn http_url(url: &str, what: &str) -> Result<hyper::Uri, String> {
     if parsed.scheme_str() != Some("http") || parsed.host().is_none() {
         return Err(format!("{what} URL: http://host:port/path"));
     }
+    if parsed.host().is_some_and(crate::http::forbidden_host) {
+        return Err(format!("{what} URL: {}", crate::http::NOT_ALLOWED));
+    }
     Ok(parsed)
 }
 

@@ -38,6 +38,11 @@ pub enum PaymentConfigError {
          this adapter does not speak yet: {0}"
     )]
     BadUrl(String),
+    /// A link-local or metadata-service address (SSRF, see `crate::http::forbidden_host`).
+    #[error(
+        "the payment provider's URL names an address not allowed (link-local or metadata service): {0}"
+    )]
+    ForbiddenUrl(String),
     #[error("the payment provider needs an API token and a callback secret")]
     NoCredentials,
 }
@@ -66,8 +71,15 @@ impl HttpPaymentProvider {
             return Err(PaymentConfigError::NoCredentials);
         }
         Ok(Self {
-            base: Target::parse(base_url)
-                .ok_or_else(|| PaymentConfigError::BadUrl(base_url.to_owned()))?,
+            base: Target::parse(base_url).ok_or_else(|| {
+                let host = base_url.parse::<hyper::Uri>().ok();
+                match host.as_ref().and_then(|u| u.host()) {
+                    Some(h) if crate::http::forbidden_host(h) => {
+                        PaymentConfigError::ForbiddenUrl(base_url.to_owned())
+                    }
+                    _ => PaymentConfigError::BadUrl(base_url.to_owned()),
+                }
+            })?,
             token: token.to_owned(),
             key: CallbackKey::new(secret.as_bytes()),
         })
@@ -299,6 +311,12 @@ mod tests {
             HttpPaymentProvider::new("https://epaybl.example/pay", "t", "s").err(),
             Some(PaymentConfigError::BadUrl(
                 "https://epaybl.example/pay".into()
+            ))
+        );
+        assert_eq!(
+            HttpPaymentProvider::new("http://169.254.169.254/latest", "t", "s").err(),
+            Some(PaymentConfigError::ForbiddenUrl(
+                "http://169.254.169.254/latest".into()
             ))
         );
         assert_eq!(

@@ -791,8 +791,10 @@ async fn serve(
     let smtp = system.settings.smtp().is_some();
     let relay = media_relay(&system.settings)?;
     let turn = system.settings.turn()?;
-    // A bad SMS gateway URL stops the start, not the first signature.
+    // A bad SMS gateway or case system URL stops the start, not the first signature or
+    // hand-over; so does one that names a metadata service (SSRF).
     system.sms()?;
+    system.case_system()?;
     // The built-in payment sandbox is reached at the bound address itself, plain HTTP on
     // loopback when bound to every interface, whatever the public URL behind a proxy is.
     let own = match addr.ip() {

@@ -23,6 +23,7 @@ macro_rules! on_both_backends {
     };
 }
 
+mod abuse;
 mod audit;
 mod backup;
 mod browser;
