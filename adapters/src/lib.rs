@@ -12,6 +12,7 @@ pub mod case_system;
 mod http;
 #[cfg(feature = "sms-http")]
 mod http_post;
+pub mod inspect;
 pub mod keys;
 #[cfg(feature = "mail")]
 pub mod mail;

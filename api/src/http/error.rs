@@ -76,6 +76,9 @@ pub enum Error {
     /// 422 Unprocessable Content: an uploaded document whose bytes are not what its name or
     /// declared type says (a PNG sent as a PDF); the German detail says what.
     FileTypeMismatch(String),
+    /// 422 Unprocessable Content: an allowed type that carries what the room does not pass
+    /// on (a PDF with a script, an embedded file, or streams that inflate without end).
+    FileContentRefused(&'static str),
     /// 422 Unprocessable Content: well-formed, but fields are invalid; each named with a
     /// German message for forms to show beside the field.
     InvalidFields(Vec<FieldError>),
@@ -308,6 +311,11 @@ impl Error {
                 "/problems/file-type-mismatch",
                 "Dateiinhalt passt nicht zum Dateityp",
             ),
+            Self::FileContentRefused(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "/problems/file-content-refused",
+                "Dateiinhalt nicht angenommen",
+            ),
             Self::InvalidFields(_) | Self::InvalidData(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "/problems/invalid-input",
@@ -381,6 +389,7 @@ impl Error {
             ),
             Self::FileTypeRefused(d) => (*d).to_owned(),
             Self::FileTypeMismatch(d) => d.clone(),
+            Self::FileContentRefused(d) => (*d).to_owned(),
             Self::InvalidFields(_) => "Bitte prüfen Sie die markierten Angaben.".to_owned(),
             Self::RequestTimeout => {
                 "Die Anfrage hat zu lange gedauert. Bitte versuchen Sie es erneut.".to_owned()

@@ -543,6 +543,69 @@ async fn too_large_programs_unknown_and_mismatched_files_are_refused() {
     assert_eq!(room.blobs(), stored, "nothing stored");
 }
 
+/// A PDF that carries a script (plainly, or in a compressed object stream), an embedded
+/// program, or streams that inflate a thousandfold is refused before anything is stored: the
+/// clerk's reader would run, unpack or choke on what the room passed on.
+#[tokio::test]
+async fn pdfs_with_scripts_embedded_files_or_a_decompression_bomb_are_refused() {
+    use std::io::Write as _;
+    let room = Room::admitted().await;
+    let before = room.api.last_position().await;
+    let stored = room.blobs();
+    let zlib = |data: &[u8]| {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(data).expect("in memory");
+        e.finish().expect("in memory")
+    };
+    let object_stream = |data: &[u8]| {
+        let mut pdf = b"%PDF-1.7\n1 0 obj << /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode >>\n\
+            stream\n"
+            .to_vec();
+        pdf.extend_from_slice(data);
+        pdf.extend_from_slice(b"\nendstream\nendobj\ntrailer << /Root 2 0 R >>\n%%EOF\n");
+        pdf
+    };
+    // A polyglot: a PDF whose catalogue runs JavaScript on opening.
+    let polyglot = b"%PDF-1.4\n1 0 obj << /Type /Catalog /OpenAction << /S /JavaScript /JS \
+        (app.launchURL('http://evil.example')) >> >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n\
+        <html><script>alert(1)</script></html>\n";
+    let hidden = object_stream(&zlib(
+        b"3 0 << /S /Java#53cript /JS (this.exportDataObject()) >>",
+    ));
+    let attached = b"%PDF-1.4\n1 0 obj << /Type /Catalog /Names << /EmbeddedFiles 2 0 R >> >> \
+        endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
+    // 80 MiB of zeros (past the 64 MiB bound) in about 80 KiB.
+    let bomb = object_stream(&zlib(&vec![0u8; 80 * 1024 * 1024]));
+    assert!(bomb.len() < 1024 * 1024, "{}", bomb.len());
+    for (name, bytes, says) in [
+        ("antrag.pdf", &polyglot[..], "aktive Inhalte"),
+        ("antrag.pdf", &hidden[..], "aktive Inhalte"),
+        ("antrag.pdf", &attached[..], "aktive Inhalte"),
+        ("antrag.pdf", &bomb[..], "Vielfaches seiner Größe"),
+    ] {
+        let response = room.citizen_uploads(name, None, bytes).await;
+        let problem = assert_refused(
+            &room.api,
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            before,
+        )
+        .await;
+        assert_eq!(
+            problem["title"], "Dateiinhalt nicht angenommen",
+            "{problem}"
+        );
+        assert!(
+            problem["detail"].as_str().expect("detail").contains(says),
+            "{problem}"
+        );
+    }
+    assert_eq!(room.blobs(), stored, "nothing stored");
+    // A plain PDF still goes through.
+    let (status, _, body) = room.citizen_uploads("Antrag.pdf", None, PDF).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
 #[tokio::test]
 async fn only_the_rooms_parties_reach_its_documents() {
     let room = Room::admitted().await;

@@ -33,6 +33,7 @@ use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 use uuid::Uuid;
+use videoamt_adapters::inspect::{PdfRefusal, inspect_pdf};
 use videoamt_core::blobs::{BlobContent, BlobName, BlobStore as _};
 use videoamt_core::domain::document::{MediaType, Sha256};
 use videoamt_core::domain::events::Party;
@@ -361,14 +362,32 @@ async fn upload(
         )]));
     }
     let media_type = accept(&upload.bytes, &file_name, upload.declared.as_deref())?;
+    let bytes = if media_type == MediaType::PDF {
+        // Inflating may take a while: off the request threads.
+        let (bytes, verdict) = tokio::task::spawn_blocking(move || {
+            let verdict = inspect_pdf(&upload.bytes, MAX_INFLATED);
+            (upload.bytes, verdict)
+        })
+        .await
+        .map_err(Error::internal)?;
+        match verdict {
+            Ok(()) => bytes,
+            Err(PdfRefusal::ActiveContent(_)) => {
+                return Err(Error::FileContentRefused(ACTIVE_CONTENT));
+            }
+            Err(PdfRefusal::Bomb) => return Err(Error::FileContentRefused(BOMB)),
+        }
+    } else {
+        upload.bytes
+    };
     let document = DocumentId(Uuid::now_v7());
     let blob = BlobName::parse(&document.0.to_string()).map_err(Error::internal)?;
-    let sha256 = Sha256::from_bytes(sha2::Sha256::digest(&upload.bytes).into());
-    let size_bytes = upload.bytes.len() as u64;
+    let sha256 = Sha256::from_bytes(sha2::Sha256::digest(&bytes).into());
+    let size_bytes = bytes.len() as u64;
     state
         .system
         .blobs
-        .put(room.subject, &blob, &upload.bytes)
+        .put(room.subject, &blob, &bytes)
         .await
         .map_err(|e| Error::unavailable(format!("document {document} not stored: {e}")))?;
     let recorded = room
@@ -557,6 +576,14 @@ fn label(media_type: MediaType) -> (&'static str, &'static str) {
         _ => ("ein PNG-Bild", ".png"),
     }
 }
+
+/// How far an uploaded PDF's streams may inflate in all (a decompression bomb beyond).
+const MAX_INFLATED: usize = 64 * 1024 * 1024;
+const ACTIVE_CONTENT: &str = "Das PDF enthält aktive Inhalte (ein Skript, eine eingebettete \
+     Datei oder eine Aktion, die etwas startet) und wird nicht angenommen. Bitte speichern oder \
+     drucken Sie es neu als PDF, oder laden Sie einen Scan hoch.";
+const BOMB: &str = "Das PDF entpackt sich auf ein Vielfaches seiner Größe und wird nicht \
+     angenommen. Bitte speichern oder drucken Sie es neu als PDF, oder laden Sie einen Scan hoch.";
 
 const WHAT_IS_ACCEPTED: &str =
     "Hochladen können Sie PDF-Dokumente sowie Bilder im Format JPEG oder PNG.";
