@@ -91,3 +91,200 @@ fn a_configured_url_pointing_at_a_metadata_service_stops_serve() {
         );
     }
 }
+
+/// A foreign page cannot make a clerk's browser post in the clerk's name, whatever it does
+/// with the `Origin` header: a browser that says where the request comes from
+/// (`Sec-Fetch-Site`) is believed, `Origin: null` alone (a sandboxed frame, a `data:` page) is
+/// not this site, and the session cookie is `SameSite=Strict` so that a cross-site request
+/// carries none anyway. Only a client that sends no browser headers at all (curl) gets
+/// through, and it needs the cookie itself.
+#[tokio::test]
+async fn a_foreign_page_cannot_post_in_a_clerks_name_even_without_an_origin_header() {
+    use axum::http::StatusCode;
+    let room = crate::room_documents::Room::waiting().await;
+    let before = room.api.last_position().await;
+    let admit = format!(
+        "/sachbearbeitung/termin/{}/raum/einlassen",
+        room.appointment.0
+    );
+    let cookie = room.clerk.clone();
+    for (why, headers) in [
+        (
+            "cross-site, no Origin",
+            vec![("sec-fetch-site", "cross-site")],
+        ),
+        (
+            "a sibling subdomain, no Origin",
+            vec![("sec-fetch-site", "same-site")],
+        ),
+        ("Origin: null alone", vec![("origin", "null")]),
+        (
+            "Origin: null from a cross-site frame",
+            vec![("origin", "null"), ("sec-fetch-site", "cross-site")],
+        ),
+        (
+            "an Origin that only ends like this host",
+            vec![("origin", "http://evil-localhost"), ("host", "localhost")],
+        ),
+    ] {
+        let mut all = vec![("cookie", cookie.as_str())];
+        all.extend(headers);
+        let (status, _, problem) = room.api.call("POST", &admit, None, &all).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{why}: {problem}");
+        assert_eq!(
+            room.api.last_position().await,
+            before,
+            "{why}: nothing written"
+        );
+    }
+    // The cookie never travels with a cross-site request.
+    let (_, headers, _) = room
+        .api
+        .post(
+            "/api/v1/login",
+            &serde_json::json!({"tenant": "ettlingen", "login": "g.kraus",
+                                "password": "ein-gutes-passwort"}),
+        )
+        .await;
+    let set_cookie = headers[axum::http::header::SET_COOKIE]
+        .to_str()
+        .expect("ascii");
+    assert!(set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    // The clerk's own page posts (Sec-Fetch-Site: same-origin) admit.
+    let (status, headers, _) = room
+        .api
+        .call(
+            "POST",
+            &admit,
+            None,
+            &[("cookie", &cookie), ("sec-fetch-site", "same-origin")],
+        )
+        .await;
+    assert!(
+        status.is_success() || status.is_redirection(),
+        "{status} {headers:?}"
+    );
+    assert!(room.api.last_position().await > before, "admitted");
+}
+
+/// Session fixation: a session id chosen before the login (planted by an attacker, or left
+/// from an earlier login in the same browser) is never the one the login hands out; the
+/// planted one opens nothing, and every login gets a fresh id.
+#[tokio::test]
+async fn a_login_never_takes_over_a_session_id_the_browser_brought() {
+    use axum::http::{StatusCode, header};
+    let room = crate::room_documents::Room::waiting().await;
+    let (name, earlier) = room.clerk.split_once('=').expect("name=value");
+    let planted = format!("{name}=angreifer-kennt-diese-sitzung");
+    let credentials = serde_json::json!({"tenant": "ettlingen", "login": "a.becker",
+                                         "password": "ein-gutes-passwort"});
+    let mut issued = vec![earlier.to_owned()];
+    for brought in [planted.as_str(), room.clerk.as_str()] {
+        let (status, headers, body) = room
+            .api
+            .call(
+                "POST",
+                "/api/v1/login",
+                Some(credentials.to_string().into_bytes()),
+                &[("cookie", brought)],
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let set = headers[header::SET_COOKIE].to_str().expect("ascii");
+        let pair = set.split(';').next().expect("a pair");
+        let (_, value) = pair.split_once('=').expect("name=value");
+        assert!(
+            !issued.iter().any(|v| v == value) && !brought.ends_with(value),
+            "a fresh id for every login: {value}"
+        );
+        issued.push(value.to_owned());
+    }
+    let (status, _, _) = room
+        .api
+        .call("GET", "/api/v1/me", None, &[("cookie", &planted)])
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the planted id opens nothing"
+    );
+    // The new ones work.
+    let newest = format!("{name}={}", issued.last().expect("issued"));
+    let (status, _, me) = room
+        .api
+        .call("GET", "/api/v1/me", None, &[("cookie", &newest)])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+}
+
+/// Every download and file route refuses a path that climbs out of where it reads (plain,
+/// percent-encoded, doubly encoded, backslashed, absolute), with a 4xx and never a byte of
+/// what lies outside: the data folder's key-encryption key is the prize here.
+#[tokio::test]
+async fn no_download_climbs_out_of_its_folder() {
+    let room = crate::room_documents::Room::admitted().await;
+    // The test server's KEK lives in memory: a canary stands where a real one would lie (in
+    // the data folder) and beside it.
+    let kek = b"KANARIENVOGEL-statt-des-KEK".to_vec();
+    let data = room.api.state.system.data_dir.clone();
+    for folder in [data.clone(), data.join("..")] {
+        std::fs::create_dir_all(&folder).expect("the data folder");
+        let path = folder.join("kek");
+        if !path.exists() {
+            std::fs::write(&path, &kek).expect("the canary");
+        }
+    }
+    let token = room.token.clone();
+    let id = room.appointment.0;
+    let climbs = [
+        "..%2F..%2Fkek",
+        "%2e%2e%2f%2e%2e%2fkek",
+        "%252e%252e%252fkek",
+        "..%5C..%5Ckek",
+        "%2Fetc%2Fpasswd",
+        "..",
+        "...",
+    ];
+    let mut routes: Vec<(String, bool)> = Vec::new();
+    for climb in climbs {
+        routes.push((format!("/termin/{token}/raum/dokumente/{climb}"), false));
+        routes.push((
+            format!("/sachbearbeitung/termin/{id}/raum/dokumente/{climb}"),
+            true,
+        ));
+        routes.push((format!("/termin/{token}/raum/formular/{climb}/pdf"), false));
+        routes.push((
+            format!("/sachbearbeitung/termin/{id}/raum/formular/{climb}/pdf"),
+            true,
+        ));
+        routes.push((format!("/static/{climb}"), false));
+        routes.push((format!("/termin/{climb}"), false));
+        routes.push((format!("/dev/outbox/{climb}/x.eml"), false));
+        routes.push((format!("/dev/outbox/{}/{climb}", room.subject_id()), false));
+    }
+    let state = room.api.state.clone().with_dev_outbox();
+    for (path, as_clerk) in routes {
+        let mut request = axum::http::Request::builder().uri(&path);
+        if as_clerk {
+            request = request.header("cookie", &room.clerk);
+        }
+        let request = request.body(axum::body::Body::empty()).expect("request");
+        let response = tower::ServiceExt::oneshot(videoamt_api::http::app(state.clone()), request)
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 24)
+            .await
+            .expect("body");
+        assert!(status.is_client_error(), "{path}: {status}");
+        assert!(
+            !body.windows(kek.len()).any(|w| w == kek.as_slice()),
+            "{path}: the key leaked"
+        );
+        assert!(
+            !body.windows(5).any(|w| w == b"root:"),
+            "{path}: /etc/passwd"
+        );
+    }
+}
