@@ -288,3 +288,88 @@ async fn no_download_climbs_out_of_its_folder() {
         );
     }
 }
+
+/// A clerk of another department of the same town, and one of another town, reach for every
+/// door of a room they have no business in: its page, socket, admission, send-back, removal,
+/// identity check, documents, forms, signature, payment, hand-over and end. Each answers as if
+/// the appointment did not exist, and nothing is written; the room's own clerk still gets in.
+#[tokio::test]
+async fn a_clerk_of_another_department_or_town_reaches_nothing_of_a_room() {
+    use axum::http::StatusCode;
+    let room = crate::room_documents::Room::admitted().await;
+    let form = room.attach().await.0;
+    let trade_office = crate::room_documents::login(&room.api, "ettlingen", "g.kraus").await;
+    let stuttgart = crate::room_documents::login(&room.api, "stuttgart", "s.wolf").await;
+    let before = room.api.last_position().await;
+    let own = format!("/sachbearbeitung/termin/{}/raum", room.appointment.0);
+    let none = format!("/sachbearbeitung/termin/{}/raum", uuid::Uuid::now_v7());
+    let doors: Vec<(&str, String, Option<&str>)> = vec![
+        ("GET", String::new(), None),
+        ("GET", "/dokumente".into(), None),
+        ("GET", "/zahlung/panel".into(), None),
+        ("GET", format!("/formular/{form}/pdf"), None),
+        ("POST", "/einlassen".into(), Some("")),
+        ("POST", "/zurueckschicken".into(), Some("")),
+        ("POST", "/entfernen".into(), Some("")),
+        ("POST", "/identitaet".into(), Some("ergebnis=bestaetigt")),
+        (
+            "POST",
+            "/formular".into(),
+            Some("vorlage=antrag-personalausweis"),
+        ),
+        ("POST", format!("/formular/{form}"), Some("nachname=Fremd")),
+        (
+            "POST",
+            format!("/formular/{form}/unterschrift"),
+            Some("methode=touchpad"),
+        ),
+        ("POST", "/zahlung".into(), Some("")),
+        ("POST", "/uebergabe".into(), Some("")),
+        ("POST", "/beenden".into(), Some("outcome=completed")),
+    ];
+    for (method, door, form_body) in &doors {
+        let (unknown_status, _, _) = crate::staff::browse(
+            &room.api,
+            method,
+            &format!("{none}{door}"),
+            Some(&room.clerk),
+            *form_body,
+        )
+        .await;
+        for (who, cookie) in [("g.kraus", &trade_office), ("s.wolf", &stuttgart)] {
+            let (status, _, body) = crate::staff::browse(
+                &room.api,
+                method,
+                &format!("{own}{door}"),
+                Some(cookie),
+                *form_body,
+            )
+            .await;
+            assert_eq!(
+                status,
+                StatusCode::NOT_FOUND,
+                "{who} {method} {door}: {body}"
+            );
+            assert_eq!(
+                status, unknown_status,
+                "{who} {method} {door}: as if there were no such appointment"
+            );
+            assert_eq!(
+                room.api.last_position().await,
+                before,
+                "{who} {method} {door}: nothing written"
+            );
+        }
+    }
+    // The socket neither, over a real connection (an upgrade needs one).
+    let addr = crate::room::serve(&room.api).await;
+    for cookie in [&trade_office, &stuttgart] {
+        let refused = crate::room::open(addr, &format!("{own}/ws"), Some(cookie)).await;
+        assert_eq!(refused.err(), Some(StatusCode::NOT_FOUND));
+    }
+    assert_eq!(room.api.last_position().await, before, "nothing written");
+    // The room's own clerk opens the page.
+    let (status, _, _) =
+        crate::staff::browse(&room.api, "GET", &own, Some(&room.clerk), None).await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -28,7 +28,7 @@ impl Room {
     }
 
     /// The clerk attaches the identity card form; its id, read from the citizen's page.
-    async fn attach(&self) -> FormId {
+    pub(crate) async fn attach(&self) -> FormId {
         let (status, _, body) = browse(
             &self.api,
             "POST",
