@@ -111,6 +111,7 @@ pub(crate) struct ScheduleQuery {
     /// The first day (`YYYY-MM-DD`, local); today when missing.
     pub from: Option<String>,
     /// How many days (1 to 7; 1 when missing).
+    #[param(minimum = 1, maximum = 7)]
     pub days: Option<u8>,
     /// Only this department (one of the clerk's own).
     pub department: Option<String>,
