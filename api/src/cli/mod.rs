@@ -1,6 +1,7 @@
 //! The `videoamt` command line.
 
 pub(crate) mod backup;
+pub(crate) mod exposure;
 pub(crate) mod ops;
 pub(crate) mod retention;
 pub(crate) mod users;
@@ -52,6 +53,13 @@ enum Command {
         /// Do not fill an empty embedded store with demo visits.
         #[arg(long)]
         no_demo: bool,
+        /// List the mails and SMS written instead of sent at `/dev/outbox`. They hold the
+        /// appointments' links, so only a server that nobody else reaches may list them: a
+        /// loopback listener whose public URL, if set, is plain HTTP on loopback; elsewhere
+        /// `serve` refuses to start. On by default in the embedded mode without a mail server
+        /// when the server is local in that sense, off otherwise (ADR 0026).
+        #[arg(long, env = "VIDEOAMT_DEV_OUTBOX")]
+        dev_outbox: bool,
         /// What this process does: `web` the pages, API and rooms, `worker` the background
         /// work (mails, timers, purges, read models), `all` both. Several processes may serve
         /// one PostgreSQL log in any mix (ADR 0023).
@@ -483,8 +491,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve {
             listen,
             no_demo,
+            dev_outbox,
             role,
-        } => serve(system().await?, &location, listen, !no_demo, role).await,
+        } => {
+            let options = ServeOptions {
+                listen,
+                demo: !no_demo,
+                dev_outbox,
+                role,
+            };
+            serve(system().await?, &location, options).await
+        }
         Command::Backup(BackupCommand::Log { to }) => backup::log(&location, &to).await,
         Command::Backup(BackupCommand::Keys { to }) => backup::keys(&location, &to).await,
         // Before anything opens the target: opening would migrate it.
@@ -687,12 +704,29 @@ async fn open(location: &StoreLocation) -> anyhow::Result<std::sync::Arc<dyn Adm
         .with_context(|| format!("cannot open the store {location:?}"))
 }
 
-/// The password of every demo account (README); only an empty embedded store gets them.
+/// The password of every demo account on a local server (README); only an empty embedded
+/// store gets them, and a server others can reach gets a random one instead (ADR 0026).
 pub const DEMO_PASSWORD: &str = "videoamt-demo";
 
+/// Random bytes of a reachable server's demo password: 144 bits, 24 characters base64url.
+const DEMO_SECRET_BYTES: usize = 18;
+
+/// The demo accounts' password for a server of this `exposure`: the README's on a local one, a
+/// random one for a server others can reach, where the published one would open every
+/// account to anyone who read the README.
+fn demo_password(exposure: &exposure::Exposure) -> anyhow::Result<String> {
+    use base64::Engine as _;
+    if *exposure == exposure::Exposure::Local {
+        return Ok(DEMO_PASSWORD.to_owned());
+    }
+    let mut secret = [0u8; DEMO_SECRET_BYTES];
+    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("randomness: {e}"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret))
+}
+
 /// Demo accounts for each example municipality: its clerks from the tenant file, and one
-/// auditor (`pruefung`), DPO (`datenschutz`) and admin (`verwaltung`).
-async fn demo_accounts(system: &crate::app::System) -> anyhow::Result<()> {
+/// auditor (`pruefung`), DPO (`datenschutz`) and admin (`verwaltung`), all with `password`.
+async fn demo_accounts(system: &crate::app::System, password: &str) -> anyhow::Result<()> {
     use videoamt_core::domain::account::StaffRole;
     let now = OffsetDateTime::now_utc();
     for tenant in system.tenants.iter() {
@@ -714,23 +748,57 @@ async fn demo_accounts(system: &crate::app::System) -> anyhow::Result<()> {
                 &login,
                 role,
                 &departments,
-                DEMO_PASSWORD,
+                password,
                 now,
             )
             .await?;
         }
     }
-    tracing::info!("demo accounts created");
     Ok(())
+}
+
+/// What `serve` was asked for on its command line.
+struct ServeOptions {
+    listen: SocketAddr,
+    demo: bool,
+    /// `--dev-outbox`: asked for explicitly.
+    dev_outbox: bool,
+    role: crate::app::Role,
 }
 
 async fn serve(
     system: crate::app::System,
     location: &StoreLocation,
-    listen: SocketAddr,
-    demo: bool,
-    role: crate::app::Role,
+    options: ServeOptions,
 ) -> anyhow::Result<ExitCode> {
+    let ServeOptions {
+        listen,
+        demo,
+        dev_outbox,
+        role,
+    } = options;
+    // Whether anybody but this machine reaches the server decides the demo password and the
+    // dev outbox (ADR 0026); the listen address is known before anything is bound.
+    let exposure = exposure::Exposure::of(listen.ip(), system.settings.public_url.as_deref());
+    let smtp = system.settings.smtp().is_some();
+    let embedded_default = matches!(location, StoreLocation::Sqlite(_)) && !smtp;
+    let dev_outbox = match (&exposure, dev_outbox) {
+        (exposure::Exposure::Reachable(why), true) => anyhow::bail!(
+            "--dev-outbox (VIDEOAMT_DEV_OUTBOX) lists every mail with the appointments' links \
+             and is only for a server nobody else reaches, but {why}; listen on 127.0.0.1 \
+             without an https or foreign public URL, or leave --dev-outbox out"
+        ),
+        (exposure::Exposure::Local, asked) => asked || embedded_default,
+        (exposure::Exposure::Reachable(why), false) => {
+            if embedded_default {
+                tracing::info!(
+                    reason = %why,
+                    "dev outbox off: the mails stay in the outbox folder, unlisted"
+                );
+            }
+            false
+        }
+    };
     // A seal key or chain that cannot be used stops the start, not the first signature.
     system.check_seals()?;
     let store = system.store.clone();
@@ -739,6 +807,8 @@ async fn serve(
     // those of the shipped examples: with a tenants folder of one's own there are none (and no
     // account with the README's demo password), accounts come from `user add`.
     let examples = system.settings.tenants.is_none();
+    // A generated demo password, shown once on standard output after the listening line.
+    let mut shown_password = None;
     if demo
         && examples
         && matches!(location, StoreLocation::Sqlite(_))
@@ -754,7 +824,21 @@ async fn serve(
             appointments = log.appointments.len(),
             "empty embedded store filled with demo visits"
         );
-        demo_accounts(&system).await?;
+        let password = demo_password(&exposure)?;
+        demo_accounts(&system, &password).await?;
+        let generated = password != DEMO_PASSWORD;
+        // The password itself never enters the log.
+        tracing::info!(
+            password = if generated {
+                "generated, shown once on standard output"
+            } else {
+                "the README's"
+            },
+            "demo accounts created"
+        );
+        if generated {
+            shown_password = Some(password);
+        }
         // The demo visits are history: nobody is waiting for their mails.
         crate::workers::outbox::skip_to_head(&system).await?;
     }
@@ -784,11 +868,16 @@ async fn serve(
     tracing::info!(%addr, store = ?location, "videoamt serving");
     // Scripts and tests read the bound address (port 0 picks one) from this line.
     println!("videoamt listening on http://{addr}");
+    if let Some(password) = shown_password {
+        println!(
+            "Passwort aller Demo-Konten, nur jetzt angezeigt (dieser Server ist nicht nur auf \
+             diesem Rechner erreichbar, das Passwort aus der README gilt hier nicht): {password}"
+        );
+    }
     std::io::stdout().flush()?;
     // Links in mails and pages: the public URL behind a proxy, else the bound address.
     let public_url =
         (system.settings.public_url.clone()).unwrap_or_else(|| format!("http://{addr}"));
-    let smtp = system.settings.smtp().is_some();
     let relay = media_relay(&system.settings)?;
     let turn = system.settings.turn()?;
     // A bad SMS gateway or case system URL stops the start, not the first signature or
@@ -809,8 +898,9 @@ async fn serve(
         .with_media(relay)
         .with_turn(turn)
         .with_payments(&format!("http://{own}"))?;
-    // The dev outbox page exists only in the embedded default mode: no mail server configured.
-    if matches!(location, StoreLocation::Sqlite(_)) && !smtp {
+    // The dev outbox page exists only on a local server, asked for or in the embedded default
+    // mode (no mail server configured).
+    if dev_outbox {
         state = state.with_dev_outbox();
     }
     server::serve(listener, state, role).await?;

@@ -1,7 +1,8 @@
 //! `/dev/outbox`: the mails and text messages the embedded default mode wrote instead of
-//! sending them (the SMS sandbox files its messages in the same folder). Exists only in that
-//! mode (no SMTP server configured, embedded store), for trying the product on one machine; a
-//! server with real mail never has it.
+//! sending them (the SMS sandbox files its messages in the same folder). The mails hold the
+//! appointments' links, so it exists only on a server nobody else reaches, for trying the
+//! product on one machine: `serve` sets it for `--dev-outbox` or the embedded default mode (no
+//! SMTP server configured), and only on a local server (ADR 0026).
 
 use std::path::{Path, PathBuf};
 

@@ -45,7 +45,7 @@ pub struct AppState {
     pub clock: Clock,
     /// Scheme, host and port the links in mails and pages point to, without a trailing slash.
     pub public_url: String,
-    /// The outbox folder `/dev/outbox` lists; only in the embedded default mode (no SMTP).
+    /// The outbox folder `/dev/outbox` lists; only on a local server (ADR 0026).
     pub dev_outbox: Option<std::path::PathBuf>,
     pub http_metrics: Arc<middleware::observe::HttpMetrics>,
     /// The session cookie's name and the accounts' states; the sessions are in the store.
@@ -182,7 +182,8 @@ impl AppState {
         self
     }
 
-    /// Shows the outbox folder at `/dev/outbox` (the embedded default mode).
+    /// Shows the outbox folder at `/dev/outbox`: `serve` asks for it only on a local server
+    /// (ADR 0026).
     pub fn with_dev_outbox(mut self) -> Self {
         self.dev_outbox = Some(self.system.outbox_dir());
         self

@@ -30,6 +30,7 @@ mod browser;
 mod cli;
 mod crash;
 mod edge;
+mod exposure;
 mod http;
 mod layout;
 mod mail;
