@@ -213,3 +213,63 @@ async fn an_oversized_body_is_refused_with_a_problem_document() {
     assert!(answer.contains("application/problem+json"), "{answer}");
     assert_eq!(body_of(&answer)["title"], "Anfrage zu groß");
 }
+
+/// A value of the wrong type is named by its field and the kind expected, never repeated:
+/// serde's own text quotes it.
+#[tokio::test]
+async fn a_wrong_typed_value_is_named_by_its_field_and_never_repeated() {
+    const SECRET: &str = "ZXQV-geheim-4711";
+    let api = Api::new().await;
+    let before = api.last_position().await;
+    let mut booking = crate::router::booking(crate::router::TUE_9);
+    booking["privacy_accepted"] = Value::from(SECRET);
+    let response = api.post("/api/v1/appointments", &booking).await;
+    let problem = crate::router::assert_refused(
+        &api,
+        response,
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        before,
+    )
+    .await;
+    let text = problem.to_string();
+    assert!(!text.contains(SECRET), "{text}");
+    let detail = problem["detail"].as_str().expect("detail");
+    assert!(detail.contains("„privacy_accepted“"), "{detail}");
+    assert!(detail.contains("true oder false"), "{detail}");
+
+    let mut booking = crate::router::booking(crate::router::TUE_9);
+    booking["services"] = Value::from(SECRET);
+    let (_, _, problem) = api.post("/api/v1/appointments", &booking).await;
+    let detail = problem["detail"].as_str().expect("detail");
+    assert!(!detail.contains(SECRET), "{detail}");
+    assert!(
+        detail.contains("„services“") && detail.contains("eine Liste"),
+        "{detail}"
+    );
+}
+
+/// A citizen page's form with a wrong or missing value is answered with a German page that
+/// names the field, not with axum's plain text, and does not repeat the value.
+#[tokio::test]
+async fn a_bad_form_on_a_citizen_page_gets_a_german_page_without_the_value() {
+    const SECRET: &str = "ZXQV-geheim-4711";
+    let api = Api::new().await;
+    let token = api.book(crate::router::TUE_9).await;
+    let path = format!("/termin/{token}/verlegen");
+    let (status, headers, html) =
+        crate::staff::browse(&api, "POST", &path, None, Some(&format!("start={SECRET}"))).await;
+    assert_eq!(status, 422, "{html}");
+    assert!(
+        headers[axum::http::header::CONTENT_TYPE]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/html"),
+        "{headers:?}"
+    );
+    assert!(html.contains("Ungültige Eingaben"), "{html}");
+    assert!(html.contains("„start“"), "{html}");
+    assert!(!html.contains(SECRET), "{html}");
+    let (status, _, html) = crate::staff::browse(&api, "POST", &path, None, Some("")).await;
+    assert_eq!(status, 422, "{html}");
+    assert!(html.contains("Die Angabe „start“ fehlt."), "{html}");
+}

@@ -1,8 +1,7 @@
 //! Server-rendered German pages for citizens. They work without JavaScript: every action is a
 //! form that posts and is answered with a redirect (post/redirect/get).
 
-use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
@@ -14,6 +13,7 @@ use super::service::{
 };
 use crate::http::AppState;
 use crate::http::error::Error;
+use crate::http::extract::{PageForm as Form, PageQuery as Query};
 use crate::http::html::{format, page, problem_page};
 
 /// The free starts as radio buttons (`start`), a fieldset per day, and the day after the last

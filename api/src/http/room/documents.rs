@@ -25,7 +25,7 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -44,6 +44,7 @@ use videoamt_core::keys::reveal;
 use super::access::{self, Room};
 use crate::http::AppState;
 use crate::http::error::{Error, FieldError};
+use crate::http::extract::PageQuery as Query;
 use crate::http::html::{format, page, problem_alert};
 
 /// The form field the file comes in.

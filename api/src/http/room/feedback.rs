@@ -3,7 +3,7 @@
 //! personal value. `FeedbackSubmitted` feeds the pilot statistics; once per session.
 
 use axum::Router;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
@@ -16,6 +16,7 @@ use videoamt_core::domain::session::SessionCommand;
 use super::access::{self, Room};
 use crate::http::AppState;
 use crate::http::error::Error;
+use crate::http::extract::PageForm as Form;
 use crate::http::html::problem_page;
 
 /// The longest free text kept, in characters.

@@ -16,7 +16,7 @@
 //! - Values are personal data: never logged; errors name the field's label, not its value.
 
 use axum::Router;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
@@ -34,6 +34,7 @@ use super::access::{self, Room};
 use super::hub::Nudge;
 use crate::http::AppState;
 use crate::http::error::Error;
+use crate::http::extract::PageForm as Form;
 use crate::http::html::problem_page;
 
 const CITIZEN: &str = "/termin/{token}/raum/formular";

@@ -4,7 +4,7 @@
 //! The call needs JavaScript (WebRTC); everything else on these pages is a plain form that
 //! works without it.
 
-use axum::extract::{Form, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
@@ -20,6 +20,7 @@ use super::{documents, feedback, forms, handover, payment};
 use crate::http::AppState;
 use crate::http::citizen::pages::{found_view, overview, requirements};
 use crate::http::error::Error;
+use crate::http::extract::PageForm as Form;
 use crate::http::html::{problem_page, shell};
 
 /// What both parties are told on every room page (the FAQs' wording).

@@ -21,7 +21,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -44,6 +44,7 @@ use videoamt_core::tenant::{Cents, Tenant};
 
 use super::access::{self, Room};
 use crate::http::error::Error;
+use crate::http::extract::PageQuery as Query;
 use crate::http::html::{alert, page, problem_page};
 use crate::http::{AppState, Payments};
 

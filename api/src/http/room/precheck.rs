@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt as _;
@@ -18,6 +18,7 @@ use videoamt_core::domain::session::SessionCommand;
 use super::access;
 use crate::http::AppState;
 use crate::http::error::Error;
+use crate::http::extract::PageQuery as Query;
 use crate::http::html::{problem_page, shell};
 
 /// The most a measurement may send: enough for a few seconds at the minimum rates, and a

@@ -18,7 +18,7 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -43,6 +43,7 @@ use super::forms::{self, FormView};
 use super::hub::Nudge;
 use crate::http::AppState;
 use crate::http::error::Error;
+use crate::http::extract::PageForm as Form;
 use crate::http::html::{page, problem_page};
 
 const CITIZEN: &str = "/termin/{token}/raum/formular/{form}";

@@ -1,7 +1,7 @@
 //! The sandbox's page for the citizen: what is to be paid, the tenant's methods, and
 //! Genehmigen / Ablehnen / Abbrechen. A plain form, no script.
 
-use axum::extract::{Form, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
@@ -12,6 +12,7 @@ use videoamt_core::tenant::Cents;
 use super::{TITLE, Transaction, reference, sandbox};
 use crate::http::AppState;
 use crate::http::error::Error;
+use crate::http::extract::PageForm as Form;
 use crate::http::html::{alert, page, problem_alert};
 
 /// What the sandbox says on every page, before anything else.

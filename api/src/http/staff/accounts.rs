@@ -5,7 +5,7 @@
 // A refusal is the page to answer with, as in `pages`.
 #![allow(clippy::result_large_err)]
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
@@ -22,6 +22,7 @@ use super::session::{self as staff, Staff};
 use crate::http::AppState;
 use crate::http::citizen::booking::{all, pairs};
 use crate::http::error::{Error, FieldError};
+use crate::http::extract::PageQuery as Query;
 use crate::http::html::{alert, format, page, problem_alert, problem_page};
 
 /// The first non-empty value of `key` in a form.

@@ -11,8 +11,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -28,6 +27,7 @@ use crate::http::citizen::booking::{all, pairs, urlencode};
 use crate::http::citizen::pages::slot_choices;
 use crate::http::citizen::service::{self as citizen, ContactInput};
 use crate::http::error::Error;
+use crate::http::extract::{PageForm as Form, PageQuery as Query};
 use crate::http::html::{alert, charts, format, moving_on, problem_alert, problem_page, shell};
 use crate::http::middleware::guard::Client;
 

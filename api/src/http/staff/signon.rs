@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
@@ -32,6 +32,7 @@ use videoamt_core::event::TenantId;
 use crate::app::accounts::{self, AccountError};
 use crate::http::AppState;
 use crate::http::error::{Error, SignOnProblem};
+use crate::http::extract::PageQuery as Query;
 use crate::http::html::{moving_on, problem_page};
 
 /// The cookie that binds a started sign-on to its browser.
