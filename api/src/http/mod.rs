@@ -66,6 +66,8 @@ pub struct AppState {
     /// The payment provider of the rooms (ADR 0019); `None` where none is set up (then the
     /// rooms say that payment is not available here).
     pub payments: Option<Payments>,
+    /// The Content-Security-Policy of every answer, with the WebSocket of the public URL.
+    pub(crate) csp: axum::http::HeaderValue,
 }
 
 /// The payment provider the rooms call, and the built-in sandbox when it is that provider.
@@ -112,6 +114,7 @@ impl AppState {
             media: None,
             turn: None,
             payments: None,
+            csp: middleware::guard::content_security_policy("http://127.0.0.1:8080"),
         }
     }
 
@@ -201,6 +204,7 @@ impl AppState {
 
     pub fn with_public_url(mut self, url: &str) -> Self {
         self.public_url = url.trim_end_matches('/').to_owned();
+        self.csp = middleware::guard::content_security_policy(&self.public_url);
         self.sessions = Arc::new(staff::session::Sessions::new(
             self.public_url.starts_with("https://"),
             self.sessions.idle_timeout(),

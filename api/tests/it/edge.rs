@@ -214,6 +214,51 @@ async fn an_oversized_body_is_refused_with_a_problem_document() {
     assert_eq!(body_of(&answer)["title"], "Anfrage zu groß");
 }
 
+/// The room's pages may use camera and microphone, on the server's own origin only, and every
+/// page may open the room's WebSocket of the own origin; other features are denied.
+#[tokio::test]
+async fn room_pages_alone_may_use_camera_and_microphone_and_the_socket_is_allowed() {
+    let api = Api::new().await;
+    let token = api.book(crate::router::TUE_9).await;
+    let policy = |headers: &axum::http::HeaderMap, name: &str| {
+        headers[name].to_str().expect("ascii").to_owned()
+    };
+    let (status, room, html) =
+        crate::staff::browse(&api, "GET", &format!("/termin/{token}/technik"), None, None).await;
+    assert_eq!(status, 200, "{html}");
+    let permissions = policy(&room, "permissions-policy");
+    for allowed in ["camera=(self)", "microphone=(self)"] {
+        assert!(permissions.contains(allowed), "{permissions}");
+    }
+    let (status, page, _) = crate::staff::browse(&api, "GET", "/", None, None).await;
+    assert_eq!(status, 200);
+    let ordinary = policy(&page, "permissions-policy");
+    for denied in ["camera=()", "microphone=()"] {
+        assert!(ordinary.contains(denied), "{ordinary}");
+    }
+    for permissions in [&permissions, &ordinary] {
+        for denied in [
+            "geolocation=()",
+            "payment=()",
+            "usb=()",
+            "display-capture=()",
+        ] {
+            assert!(permissions.contains(denied), "{permissions}");
+        }
+    }
+    // The test server's public URL is http://amt.test: its socket is ws://amt.test.
+    for headers in [&room, &page] {
+        let csp = policy(headers, "content-security-policy");
+        let connect = csp
+            .split(';')
+            .map(str::trim)
+            .find(|d| d.starts_with("connect-src"))
+            .unwrap_or_else(|| panic!("no connect-src: {csp}"));
+        assert_eq!(connect, "connect-src 'self' ws://amt.test", "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    }
+}
+
 /// A value of the wrong type is named by its field and the kind expected, never repeated:
 /// serde's own text quotes it.
 #[tokio::test]

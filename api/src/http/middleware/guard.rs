@@ -15,10 +15,66 @@ use crate::app::settings::IpRange;
 use crate::http::AppState;
 use crate::http::error::Error;
 
-/// No inline script or style anywhere, nothing from elsewhere, never framed.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-    connect-src 'self'; media-src 'self' blob:; object-src 'none'; base-uri 'none'; \
+/// No inline script or style anywhere, nothing from elsewhere, never framed. `connect-src`
+/// is completed by [`content_security_policy`] with the room's WebSocket.
+const CSP_BEFORE_CONNECT: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    connect-src 'self'";
+const CSP_AFTER_CONNECT: &str = "; media-src 'self' blob:; object-src 'none'; base-uri 'none'; \
     form-action 'self'; frame-ancestors 'none'";
+
+/// The features a page may use, each to the server's own origin: camera, microphone and the
+/// autoplay of the video on the room's pages (the call and the pre-call check), nothing on
+/// the others. Every other feature a browser knows is denied everywhere (ADR 0025).
+const PERMISSIONS_ROOM: &str = "camera=(self), microphone=(self), autoplay=(self), \
+    display-capture=(), fullscreen=(), geolocation=(), payment=(), usb=(), serial=(), hid=(), \
+    midi=(), accelerometer=(), gyroscope=(), magnetometer=(), picture-in-picture=(), \
+    publickey-credentials-get=(), screen-wake-lock=(), xr-spatial-tracking=(), \
+    encrypted-media=(), idle-detection=()";
+const PERMISSIONS_PAGE: &str = "camera=(), microphone=(), autoplay=(), \
+    display-capture=(), fullscreen=(), geolocation=(), payment=(), usb=(), serial=(), hid=(), \
+    midi=(), accelerometer=(), gyroscope=(), magnetometer=(), picture-in-picture=(), \
+    publickey-credentials-get=(), screen-wake-lock=(), xr-spatial-tracking=(), \
+    encrypted-media=(), idle-detection=()";
+
+/// The Content-Security-Policy for a server whose pages are at `public_url`: `connect-src`
+/// names, beside `'self'`, the WebSocket of the own origin (`ws://` for an http, `wss://` for
+/// an https URL), which browsers before CSP Level 3 do not count as `'self'`.
+pub(crate) fn content_security_policy(public_url: &str) -> HeaderValue {
+    let socket = public_url
+        .strip_prefix("https://")
+        .map(|rest| ("wss://", rest))
+        .or_else(|| {
+            public_url
+                .strip_prefix("http://")
+                .map(|rest| ("ws://", rest))
+        })
+        .map(|(scheme, rest)| (scheme, rest.split('/').next().unwrap_or("")))
+        .filter(|(_, authority)| {
+            !authority.is_empty()
+                && authority
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        });
+    let connect = match socket {
+        Some((scheme, authority)) => format!(" {scheme}{authority}"),
+        None => String::new(),
+    };
+    HeaderValue::from_str(&format!("{CSP_BEFORE_CONNECT}{connect}{CSP_AFTER_CONNECT}"))
+        .unwrap_or_else(|_| {
+            HeaderValue::from_str(&format!("{CSP_BEFORE_CONNECT}{CSP_AFTER_CONNECT}"))
+                .expect("the fixed policy is a valid header")
+        })
+}
+
+/// The room's pages: the pre-call check, the citizen's waiting room and call, the clerk's
+/// room. They may use camera and microphone.
+fn is_room_page(path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    matches!(
+        segments.as_slice(),
+        ["", "termin", _, "warteraum" | "technik"] | ["", "sachbearbeitung", "termin", _, "raum"]
+    )
+}
 
 /// Which budget a request draws on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -315,6 +371,7 @@ fn same_origin(headers: &HeaderMap) -> bool {
 
 pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let method = request.method().clone();
+    let room = is_room_page(request.uri().path());
     let changing = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     let peer = request
         .extensions()
@@ -338,8 +395,17 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         next.run(request).await
     };
     let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, state.csp.clone());
+    let permissions = if room {
+        PERMISSIONS_ROOM
+    } else {
+        PERMISSIONS_PAGE
+    };
     let fixed = [
-        (header::CONTENT_SECURITY_POLICY, CSP),
+        (
+            header::HeaderName::from_static("permissions-policy"),
+            permissions,
+        ),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
         // Links carry capability tokens: never send them on as a referrer.
