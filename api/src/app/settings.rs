@@ -109,6 +109,11 @@ pub struct Settings {
     #[arg(long, global = true, env = "VIDEOAMT_MAX_CONNECTIONS",
         default_value_t = MAX_CONNECTIONS, value_parser = connections)]
     pub max_connections: usize,
+    /// The internal address Prometheus scrapes `/metrics` at (e.g. `127.0.0.1:9100`), a
+    /// listener of its own that serves nothing else; the public listener answers 404 there.
+    /// Unset: no metrics are served (ADR 0025).
+    #[arg(long, global = true, env = "VIDEOAMT_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// The largest document a citizen or clerk may upload in the session room, in bytes (at
     /// least 1); a larger one is refused with 413.
     #[arg(long, global = true, env = "VIDEOAMT_UPLOAD_MAX_BYTES",
@@ -260,6 +265,7 @@ impl Default for Settings {
             header_read_timeout_seconds: HEADER_READ_TIMEOUT_SECONDS,
             request_timeout_seconds: REQUEST_TIMEOUT_SECONDS,
             max_connections: MAX_CONNECTIONS,
+            metrics_listen: None,
             upload_max_bytes: UPLOAD_MAX_BYTES,
             kek: None,
             kek_file: None,
@@ -306,6 +312,7 @@ impl std::fmt::Debug for Settings {
             )
             .field("request_timeout_seconds", &self.request_timeout_seconds)
             .field("max_connections", &self.max_connections)
+            .field("metrics_listen", &self.metrics_listen)
             .field("upload_max_bytes", &self.upload_max_bytes)
             .field("kek", &self.kek.as_ref().map(|_| "…"))
             .field("kek_file", &self.kek_file)

@@ -866,8 +866,24 @@ async fn serve(
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, store = ?location, "videoamt serving");
+    // Metrics only on their own, internal listener (ADR 0025).
+    let metrics = match system.settings.metrics_listen {
+        Some(at) => Some(
+            server::bind(at)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {at}"))?,
+        ),
+        None => None,
+    };
     // Scripts and tests read the bound address (port 0 picks one) from this line.
     println!("videoamt listening on http://{addr}");
+    // And the metrics listener's from the second, when there is one.
+    if let Some(metrics) = &metrics {
+        println!(
+            "videoamt metrics on http://{}/metrics",
+            metrics.local_addr()?
+        );
+    }
     if let Some(password) = shown_password {
         println!(
             "Passwort aller Demo-Konten, nur jetzt angezeigt (dieser Server ist nicht nur auf \
@@ -903,7 +919,7 @@ async fn serve(
     if dev_outbox {
         state = state.with_dev_outbox();
     }
-    server::serve(listener, state, role).await?;
+    server::serve(listener, metrics, state, role).await?;
     Ok(ExitCode::SUCCESS)
 }
 

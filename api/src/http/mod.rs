@@ -263,7 +263,6 @@ pub fn app(state: AppState) -> Router {
     let timed = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .route(
             "/api/openapi.json",
             get(move || {
@@ -429,6 +428,15 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// The internal listener's router (`VIDEOAMT_METRICS_LISTEN`): `/metrics` and nothing else.
+/// It is never merged into [`app`], so the public listener answers 404 there (ADR 0025).
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(state)
+}
+
 /// Prometheus text format: each projection's checkpoint and lag.
 async fn metrics(State(state): State<AppState>) -> axum::response::Response {
     let lags = match state.runner().lag(&state.projections).await {
@@ -476,9 +484,11 @@ async fn metrics(State(state): State<AppState>) -> axum::response::Response {
 /// Serves until Ctrl-C or SIGTERM, then finishes in-flight requests and returns. As `role`
 /// says, it serves the pages and the API, and runs the background work: the projections are
 /// kept up to date, and the outbox and the scheduler run while this process holds their
-/// duties (`workers::duty`), so that several processes can serve one log.
+/// duties (`workers::duty`), so that several processes can serve one log. `metrics`, the
+/// internal listener, serves [`metrics_app`] in every role.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    metrics: Option<tokio::net::TcpListener>,
     state: AppState,
     role: crate::app::Role,
 ) -> std::io::Result<()> {
@@ -488,6 +498,7 @@ pub async fn serve(
         background = work(&state, &stopped).map_err(std::io::Error::other)?;
     }
     let limits = server::ConnectionLimits::of(&state.system.settings);
+    let scraped = metrics_app(state.clone());
     let router = if role.serves_web() {
         app(state)
     } else {
@@ -502,7 +513,20 @@ pub async fn serve(
         // The sender is dropped only after it sent.
         let _ = signalled.wait_for(|s| *s).await;
     };
+    let metrics = metrics.map(|listener| {
+        tokio::spawn(server::serve_connections(
+            listener,
+            scraped,
+            limits,
+            stopping(signalled.clone()),
+        ))
+    });
     server::serve_connections(listener, router, limits, stopping(signalled)).await;
+    if let Some(metrics) = metrics
+        && let Err(e) = metrics.await
+    {
+        tracing::error!(error = %e, "metrics listener panicked");
+    }
     let _ = stop.send(true);
     for (what, task) in background {
         if let Err(e) = task.await {

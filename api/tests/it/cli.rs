@@ -541,3 +541,50 @@ async fn user_verbs_list_disable_enable_set_roles_and_reset_accounts_in_german()
         "{err}"
     );
 }
+
+/// With `VIDEOAMT_METRICS_LISTEN`, `serve` names the metrics listener on the line after the
+/// public one; the metrics are there, and the public listener answers 404 for them.
+#[tokio::test]
+async fn serve_prints_and_serves_the_internal_metrics_listener() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = videoamt()
+        .args([
+            "--store",
+            &sqlite_store(&dir),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-demo",
+        ])
+        .env("VIDEOAMT_METRICS_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let (mut first, mut second) = (String::new(), String::new());
+    stdout.read_line(&mut first).expect("read");
+    stdout.read_line(&mut second).expect("read");
+    let addr = first
+        .trim()
+        .strip_prefix("videoamt listening on http://")
+        .expect("address line")
+        .to_owned();
+    let metrics = second
+        .trim()
+        .strip_prefix("videoamt metrics on http://")
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("metrics line: {second:?}"))
+        .to_owned();
+    let scraped = http::get(&metrics, "/metrics").await;
+    let public = http::get(&addr, "/metrics").await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(scraped.status, 200, "{scraped:?}");
+    assert!(
+        scraped.body.contains("videoamt_projection_lag_events"),
+        "{}",
+        scraped.body
+    );
+    assert_eq!(public.status, 404, "{public:?}");
+}

@@ -71,7 +71,7 @@ async fn unknown_paths_are_not_found() {
 #[tokio::test]
 async fn metrics_export_each_projections_lag() {
     let (_dir, state) = state().await;
-    let (status, body) = get(state.clone(), "/metrics").await;
+    let (status, body) = scrape(state.clone()).await;
     assert_eq!(status, StatusCode::OK);
     for p in &state.projections {
         let line = format!(
@@ -81,6 +81,42 @@ async fn metrics_export_each_projections_lag() {
         assert!(body.contains(&line), "{line} missing in:\n{body}");
     }
     assert!(body.contains("# TYPE videoamt_projection_lag_seconds gauge"));
+}
+
+/// `/metrics` of the internal listener's router.
+async fn scrape(state: AppState) -> (StatusCode, String) {
+    let response = videoamt_api::http::metrics_app(state)
+        .oneshot(
+            Request::get("/metrics")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The metrics are served on the internal listener only: the public router has no
+/// `/metrics`, and the internal one nothing else.
+#[tokio::test]
+async fn metrics_are_not_public() {
+    let (_dir, state) = state().await;
+    let (status, body) = get(state.clone(), "/metrics").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(!body.contains("videoamt_projection_lag_events"), "{body}");
+    let response = videoamt_api::http::metrics_app(state)
+        .oneshot(
+            Request::get("/healthz")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
 // --- the citizen API ---
@@ -1095,7 +1131,7 @@ async fn metrics_count_requests_by_route_template_never_by_path() {
     api.get(&format!("/api/v1/appointments/by-token/{token}"))
         .await;
     api.get("/api/v1/appointments/by-token/falsch").await;
-    let (status, _, page) = page(&api.state, "GET", "/metrics", None).await;
+    let (status, page) = scrape(api.state.clone()).await;
     assert_eq!(status, StatusCode::OK);
     for line in [
         "videoamt_http_requests_total{method=\"POST\",route=\"/api/v1/appointments\",status=\"201\"} 1",
