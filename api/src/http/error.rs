@@ -89,6 +89,9 @@ pub enum Error {
     RequestTimeout,
     /// 429 Too Many Requests: wait this many seconds (also sent as `Retry-After`).
     TooManyRequests(u64),
+    /// 429 Too Many Requests: the staff session has as many live streams open as it may
+    /// ([`crate::http::staff::streams::PER_SESSION`]); closing one frees its place.
+    TooManyLiveStreams,
     /// The workflow refused. Its status comes from [`refusal`]: 401, 403, 404, 409, 410, 422 or
     /// 423.
     Refused(DomainError),
@@ -331,6 +334,11 @@ impl Error {
                 "/problems/rate-limited",
                 "Zu viele Anfragen",
             ),
+            Self::TooManyLiveStreams => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "/problems/too-many-live-streams",
+                "Zu viele Live-Ansichten",
+            ),
             Self::Refused(e) => refusal(e),
             Self::Payment(e) => payment_problem(e),
             Self::CaseSystem { .. } => (
@@ -397,6 +405,12 @@ impl Error {
             Self::TooManyRequests(s) => {
                 format!("Bitte warten Sie {s} Sekunden und versuchen Sie es dann erneut.")
             }
+            Self::TooManyLiveStreams => format!(
+                "Mit einer Anmeldung sind höchstens {} Live-Ansichten zugleich geöffnet. Bitte \
+                 schließen Sie eine andere Ansicht (einen Tab oder ein Fenster mit dem \
+                 Terminplan).",
+                crate::http::staff::streams::PER_SESSION
+            ),
             Self::Refused(e) => e.to_string(),
             Self::Payment(e) => e.to_string(),
             Self::CaseSystem { target, error } => error.german(target),

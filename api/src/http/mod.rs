@@ -56,6 +56,8 @@ pub struct AppState {
     pub sign_ons: Arc<staff::signon::SignOns>,
     /// Tells the live views (SSE, later the room's WebSocket) when the read models moved.
     pub live: crate::workers::live::LiveFeed,
+    /// The live streams each staff session holds open in this process, under their cap.
+    pub(crate) live_streams: staff::streams::LiveStreams,
     /// The room sockets this process serves.
     pub(crate) hub: room::hub::RoomHub,
     /// The media relay of the rooms' calls; `None` where none runs (then the room says the
@@ -110,6 +112,7 @@ impl AppState {
             ),
             sign_ons,
             live: crate::workers::live::LiveFeed::default(),
+            live_streams: staff::streams::LiveStreams::default(),
             hub: room::hub::RoomHub::default(),
             media: None,
             turn: None,

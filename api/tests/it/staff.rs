@@ -2535,3 +2535,74 @@ async fn an_auditor_sees_every_change_of_an_account_and_the_reading_is_recorded_
     assert_eq!(status, StatusCode::NOT_FOUND, "{page}");
     assert_eq!(api.last_position().await, before);
 }
+
+/// Reads the live stream `body` into `received` until `wanted` is in it.
+async fn read_stream_until(
+    body: &mut axum::body::BodyDataStream,
+    received: &mut String,
+    wanted: &str,
+) {
+    use futures::StreamExt as _;
+    while !received.contains(wanted) {
+        let chunk = body.next().await.expect("more events").expect("a chunk");
+        received.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+/// A session holds four live streams at once; the fifth is refused with a German problem
+/// document, and closing one frees its place. Another session has places of its own.
+#[tokio::test]
+async fn a_session_holds_four_live_streams_and_a_closed_one_frees_its_place() {
+    let api = staffed().await;
+    let clerk = session(&api, "clerk.a").await;
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        let response =
+            page_response(&api, "GET", "/sachbearbeitung/live", Some(&clerk), None).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        open.push(response);
+    }
+    let (status, headers, body) =
+        browse(&api, "GET", "/sachbearbeitung/live", Some(&clerk), None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+    let problem: Value = serde_json::from_str(&body).expect("a problem document");
+    assert_eq!(problem["title"], "Zu viele Live-Ansichten", "{problem}");
+    assert_eq!(problem["status"], 429);
+    // Another clerk's session is not counted against this one.
+    let other = session(&api, "clerk.b").await;
+    let response = page_response(&api, "GET", "/sachbearbeitung/live", Some(&other), None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // The page closes one stream: its place is free.
+    drop(open.pop());
+    let response = page_response(&api, "GET", "/sachbearbeitung/live", Some(&clerk), None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    open.push(response);
+    let (status, _, _) = browse(&api, "GET", "/sachbearbeitung/live", Some(&clerk), None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// A citizen entering the waiting room reaches the clerk's open stream: the event appended
+/// and folded is pushed by the live feed, and the stream sends the new waiting room.
+#[tokio::test]
+async fn a_change_in_the_log_is_pushed_to_an_open_live_stream() {
+    let api = staffed().await;
+    let clerk = session(&api, "clerk.a").await;
+    let booked = book(&api, 0).await;
+    catch_up(&api).await;
+    let response = page_response(&api, "GET", "/sachbearbeitung/live", Some(&clerk), None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body().into_data_stream();
+    let mut received = String::new();
+    read_stream_until(&mut body, &mut received, "event: warteraum").await;
+    read_stream_until(&mut body, &mut received, "event: plan").await;
+    assert!(received.contains("Niemand wartet."), "{received}");
+
+    let waiting = format!("/termin/{}/warteraum", booked.token);
+    let (status, _, _) = browse(&api, "POST", &waiting, None, Some("privacy_accepted=1")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    catch_up(&api).await;
+    let mut pushed = String::new();
+    read_stream_until(&mut body, &mut pushed, "wartet seit").await;
+    assert!(pushed.contains("event: warteraum"), "{pushed}");
+}

@@ -436,9 +436,16 @@ pub(crate) async fn clerk_day(
     Ok(staff_page(&staff, "Sachbearbeitung", &["live.js"], body))
 }
 
+/// How often an open live stream checks its session when nothing changed: a logout, an
+/// expiry or a deactivation ends it by then at the latest. A change in the log is pushed at
+/// once, and the session is checked then too.
+const SESSION_CHECK: Duration = Duration::from_secs(10);
+
 /// Server-Sent Events for the clerk's page: the waiting room and the plan, each sent again
 /// whenever it changed, until the session ends or the page closes. The shared live feed says
-/// when the read models moved; without news the session is still checked every few seconds.
+/// when the read models moved, and only then are they read again; without news the session
+/// alone is checked every [`SESSION_CHECK`]. A session holds at most
+/// [`super::streams::PER_SESSION`] streams at once (ADR 0025).
 pub(crate) async fn clerk_live(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -453,18 +460,36 @@ pub(crate) async fn clerk_live(
     let cookie = staff::cookie_of(&state, &headers)
         .unwrap_or_default()
         .to_owned();
+    let Some(slot) = state.live_streams.take(staff::key(&cookie)) else {
+        return Error::TooManyLiveStreams.into_response();
+    };
     let moved = state.live.subscribe(&state.store);
     let stream = futures::stream::unfold(
-        (state, staff, q, cookie, moved, None::<(String, String)>),
-        |(state, staff, q, cookie, mut moved, last)| async move {
-            let mut first = last.is_none();
+        (
+            state,
+            staff,
+            q,
+            cookie,
+            moved,
+            None::<(String, String)>,
+            slot,
+        ),
+        |(state, staff, q, cookie, mut moved, last, slot)| async move {
+            let mut render = last.is_none();
             loop {
-                if !first {
-                    // A closed feed cannot happen while we hold a receiver; a timeout is the
-                    // regular check of the session.
-                    let _ = tokio::time::timeout(Duration::from_secs(5), moved.changed()).await;
+                if !render {
+                    render = match tokio::time::timeout(SESSION_CHECK, moved.changed()).await {
+                        Ok(Ok(())) => true,
+                        // No news: only the session is checked.
+                        Err(_) => false,
+                        // The feed stopped (it cannot while a receiver is held, but a
+                        // panicked task would): follow a new one, and render from it.
+                        Ok(Err(_)) => {
+                            moved = state.live.subscribe(&state.store);
+                            true
+                        }
+                    };
                 }
-                first = false;
                 // A session that ended (logout, expiry, deactivation) ends the stream; one
                 // whose account cannot be read now is checked again next time.
                 let staff = match staff::session(&state, &cookie).await {
@@ -472,6 +497,10 @@ pub(crate) async fn clerk_live(
                     Ok(_) => return None,
                     Err(_) => staff.clone(),
                 };
+                if !render {
+                    continue;
+                }
+                render = false;
                 let Ok(now) = fragments(&state, &staff, &q).await else {
                     continue;
                 };
@@ -486,7 +515,7 @@ pub(crate) async fn clerk_live(
                     events.push(Event::default().event("warteraum").data(now.1.clone()));
                 }
                 let batch = futures::stream::iter(events.into_iter().map(Ok::<_, Infallible>));
-                return Some((batch, (state, staff, q, cookie, moved, Some(now))));
+                return Some((batch, (state, staff, q, cookie, moved, Some(now), slot)));
             }
         },
     );

@@ -110,7 +110,8 @@ impl Default for Sessions {
     }
 }
 
-fn key(cookie: &str) -> SessionKey {
+/// The key a session is kept under: the SHA-256 digest of its cookie.
+pub(crate) fn key(cookie: &str) -> SessionKey {
     sha2::Sha256::digest(cookie.as_bytes()).into()
 }
 
