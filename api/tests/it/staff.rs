@@ -2606,3 +2606,76 @@ async fn a_change_in_the_log_is_pushed_to_an_open_live_stream() {
     read_stream_until(&mut body, &mut pushed, "wartet seit").await;
     assert!(pushed.contains("event: warteraum"), "{pushed}");
 }
+
+/// The DPO's report is long (every subject of a municipality): the API hands it out in pages
+/// that together hold every row once, the page shows one page with the way on, and the CSV
+/// export stays whole.
+#[tokio::test]
+async fn the_dpo_report_comes_in_pages_that_hold_every_subject_once() {
+    let api = staffed().await;
+    let mut booked = std::collections::BTreeSet::new();
+    for n in 0..7 {
+        booked.insert(book(&api, n).await.subject);
+    }
+    let dpo = session(&api, "dsb").await;
+    let get = |path: String| {
+        let api = &api;
+        let dpo = dpo.clone();
+        async move { api.call("GET", &path, None, &[("cookie", &dpo)]).await }
+    };
+    let (status, _, whole) = get("/api/v1/retention/report".into()).await;
+    assert_eq!(status, StatusCode::OK, "{whole}");
+    let total = whole["total"].as_u64().expect("total");
+    assert!(total >= 7, "{whole}");
+    assert_eq!(whole["next_offset"], Value::Null, "one page of at most 100");
+
+    let mut seen = Vec::new();
+    let mut offset = Some(0);
+    let mut pages = 0;
+    while let Some(at) = offset {
+        let (status, _, page) = get(format!("/api/v1/retention/report?limit=3&offset={at}")).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["total"].as_u64(), Some(total));
+        assert_eq!(page["offset"].as_u64(), Some(at));
+        let rows = page["rows"].as_array().expect("rows");
+        assert!(rows.len() <= 3 && !rows.is_empty(), "{page}");
+        seen.extend(
+            rows.iter()
+                .map(|r| r["subject"].as_str().expect("subject").to_owned()),
+        );
+        offset = page["next_offset"].as_u64();
+        pages += 1;
+    }
+    assert_eq!(pages, total.div_ceil(3));
+    let distinct: std::collections::BTreeSet<_> = seen.iter().cloned().collect();
+    assert_eq!(seen.len() as u64, total, "every row once");
+    assert!(booked.is_subset(&distinct));
+
+    // Past the end: an empty last page.
+    let (status, _, beyond) = get(format!("/api/v1/retention/report?offset={total}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(beyond["rows"], json!([]));
+    assert_eq!(beyond["next_offset"], Value::Null);
+    for bad in ["limit=0", "limit=501"] {
+        let before = api.last_position().await;
+        let response = get(format!("/api/v1/retention/report?{bad}")).await;
+        assert_refused(&api, response, StatusCode::UNPROCESSABLE_ENTITY, before).await;
+    }
+    // The CSV export holds every row: a header line and one per subject.
+    let (status, _, _) = get("/api/v1/retention/report?format=csv&limit=1".into()).await;
+    assert_eq!(status, StatusCode::OK);
+    let csv = browse(&api, "GET", "/datenschutz/bericht.csv", Some(&dpo), None)
+        .await
+        .2;
+    assert_eq!(csv.lines().count() as u64, total + 1, "{csv}");
+
+    // The page: the range shown, and the way back from the second page.
+    let (status, _, html) = browse(&api, "GET", "/datenschutz?ab=2", Some(&dpo), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains(&format!("Einträge 3 bis {total} von {total}")),
+        "{html}"
+    );
+    assert!(html.contains("Vorherige Seite"), "{html}");
+    assert!(!html.contains("Nächste Seite"), "{html}");
+}

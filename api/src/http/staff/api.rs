@@ -241,12 +241,14 @@ pub(crate) async fn audit_timeline(
         .map(Json)
 }
 
-/// The retention report: counts per state and the subjects' rows; `format=csv` for the export.
+/// The retention report: counts per state and a page of the subjects' rows (`limit`, `offset`,
+/// `next_offset`); `format=csv` exports every matching row.
 #[utoipa::path(get, path = "/api/v1/retention/report", security(("sitzung" = [])), tag = "Datenschutz", params(ReportQuery),
     responses(
         (status = 200, description = "Löschbericht (JSON, oder CSV mit format=csv)", body = ReportView),
         (status = 401, description = "Nicht angemeldet", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Nur für den Datenschutz", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Ungültige Parameter", body = Problem, content_type = PROBLEM),
     ))]
 pub(crate) async fn retention_report(
     State(state): State<AppState>,
@@ -260,7 +262,7 @@ pub(crate) async fn retention_report(
             crate::app::export::retention_csv(&report.rows),
         ));
     }
-    Ok(Json(report).into_response())
+    Ok(Json(report.page(&query)?).into_response())
 }
 
 pub(crate) fn csv_response(file: &str, body: String) -> axum::response::Response {

@@ -673,15 +673,52 @@ pub(crate) struct ReportQuery {
     pub state: Option<String>,
     /// `json` (default) or `csv`.
     pub format: Option<String>,
+    /// At most this many rows (1 to 500; 100 when missing). The CSV export holds them all.
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// Skip this many of the matching rows first (0 when missing); `next_offset` of the
+    /// previous page.
+    #[param(minimum = 0, maximum = 1000000)]
+    pub offset: Option<u32>,
 }
+
+/// Rows of the report per page when the query names no limit, and the most a page holds.
+pub(crate) const REPORT_PAGE: u32 = 100;
+pub(crate) const REPORT_PAGE_MAX: u32 = 500;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct ReportView {
     pub tenant: String,
     /// Subjects per state (German), over all of the municipality's subjects.
     pub counts: Vec<StateCount>,
-    /// The rows matching the filter.
+    /// The page of the rows matching the filter: `offset` on, at most `limit` of them.
     pub rows: Vec<crate::app::retention::ReportRow>,
+    /// How many rows match the filter, over all pages.
+    pub total: u64,
+    /// Where this page starts among the matching rows.
+    pub offset: u64,
+    /// The `offset` of the next page; `null` on the last.
+    pub next_offset: Option<u64>,
+}
+
+impl ReportView {
+    /// This view cut to the page `q` asks for (the whole report holds every matching row).
+    pub(crate) fn page(mut self, q: &ReportQuery) -> Result<Self, Error> {
+        let limit = q.limit.unwrap_or(REPORT_PAGE);
+        if !(1..=REPORT_PAGE_MAX).contains(&limit) {
+            return Err(field(
+                "limit",
+                "Bitte zwischen 1 und 500 Zeilen je Seite angeben.",
+            ));
+        }
+        let offset = usize::try_from(q.offset.unwrap_or(0)).unwrap_or(usize::MAX);
+        let end = offset.saturating_add(limit as usize);
+        let rows = std::mem::take(&mut self.rows);
+        self.next_offset = (end < rows.len()).then_some(end as u64);
+        self.offset = offset as u64;
+        self.rows = rows.into_iter().skip(offset).take(limit as usize).collect();
+        Ok(self)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -702,6 +739,11 @@ pub(crate) async fn retention_report(
             .await
             .map_err(unavailable)?;
     let filter = q.state.as_deref().filter(|s| !s.is_empty());
+    let rows: Vec<_> = report
+        .rows
+        .into_iter()
+        .filter(|r| filter.is_none_or(|f| r.state == f))
+        .collect();
     Ok(ReportView {
         tenant: tenant.id.to_string(),
         counts: report
@@ -712,11 +754,10 @@ pub(crate) async fn retention_report(
                 subjects,
             })
             .collect(),
-        rows: report
-            .rows
-            .into_iter()
-            .filter(|r| filter.is_none_or(|f| r.state == f))
-            .collect(),
+        total: rows.len() as u64,
+        offset: 0,
+        next_offset: None,
+        rows,
     })
 }
 

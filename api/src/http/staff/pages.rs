@@ -993,6 +993,8 @@ fn actor(raw: &str) -> String {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct ReportForm {
     zustand: Option<String>,
+    /// The first row of the page shown (a page holds `desk::REPORT_PAGE` rows).
+    ab: Option<u32>,
 }
 
 pub(crate) async fn dpo_report(
@@ -1005,9 +1007,12 @@ pub(crate) async fn dpo_report(
     let query = ReportQuery {
         state: q.zustand.clone(),
         format: None,
+        limit: None,
+        offset: q.ab,
     };
     let report = desk::retention_report(&state, &staff, &query)
         .await
+        .and_then(|r| r.page(&query))
         .map_err(|p| refusal(&staff, &p))?;
     let chosen = q.zustand.clone().unwrap_or_default();
     let options = options(
@@ -1044,7 +1049,7 @@ pub(crate) async fn dpo_report(
                 }
             }
             tbody {
-                @for r in report.rows.iter().take(500) {
+                @for r in &report.rows {
                     tr {
                         td { a href={ "/datenschutz/subjekt/" (r.subject) } { (r.subject) } }
                         td { (r.state) }
@@ -1055,9 +1060,20 @@ pub(crate) async fn dpo_report(
                 }
             }
         }
-        @if report.rows.len() > 500 {
+        @if report.total > 0 {
             p {
-                "Die ersten 500 von " (report.rows.len()) " Einträgen; der CSV-Export enthält alle."
+                "Einträge " (report.offset + 1) " bis " (report.offset + report.rows.len() as u64)
+                " von " (report.total) "; der CSV-Export enthält alle."
+            }
+        }
+        nav aria-label="Seiten des Berichts" {
+            @if report.offset > 0 {
+                a href={ "/datenschutz?zustand=" (urlencode(&chosen)) "&ab="
+                    (report.offset.saturating_sub(u64::from(desk::REPORT_PAGE))) } { "Vorherige Seite" }
+                " "
+            }
+            @if let Some(next) = report.next_offset {
+                a href={ "/datenschutz?zustand=" (urlencode(&chosen)) "&ab=" (next) } { "Nächste Seite" }
             }
         }
     };
@@ -1073,6 +1089,8 @@ pub(crate) async fn dpo_csv(
     let query = ReportQuery {
         state: q.zustand,
         format: Some("csv".into()),
+        limit: None,
+        offset: None,
     };
     let report = desk::retention_report(&state, &staff, &query)
         .await
