@@ -2656,7 +2656,7 @@ async fn the_dpo_report_comes_in_pages_that_hold_every_subject_once() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(beyond["rows"], json!([]));
     assert_eq!(beyond["next_offset"], Value::Null);
-    for bad in ["limit=0", "limit=501"] {
+    for bad in ["limit=0", "limit=501", "offset=1000001"] {
         let before = api.last_position().await;
         let response = get(format!("/api/v1/retention/report?{bad}")).await;
         assert_refused(&api, response, StatusCode::UNPROCESSABLE_ENTITY, before).await;

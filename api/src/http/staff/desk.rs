@@ -685,6 +685,8 @@ pub(crate) struct ReportQuery {
 /// Rows of the report per page when the query names no limit, and the most a page holds.
 pub(crate) const REPORT_PAGE: u32 = 100;
 pub(crate) const REPORT_PAGE_MAX: u32 = 500;
+/// The furthest a page may start, as the schema says.
+const REPORT_OFFSET_MAX: u32 = 1_000_000;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct ReportView {
@@ -711,7 +713,14 @@ impl ReportView {
                 "Bitte zwischen 1 und 500 Zeilen je Seite angeben.",
             ));
         }
-        let offset = usize::try_from(q.offset.unwrap_or(0)).unwrap_or(usize::MAX);
+        let offset = q.offset.unwrap_or(0);
+        if offset > REPORT_OFFSET_MAX {
+            return Err(field(
+                "offset",
+                "Bitte einen Beginn zwischen 0 und 1000000 angeben.",
+            ));
+        }
+        let offset = offset as usize;
         let end = offset.saturating_add(limit as usize);
         let rows = std::mem::take(&mut self.rows);
         self.next_offset = (end < rows.len()).then_some(end as u64);
