@@ -38,7 +38,12 @@ async fn state_with_kek(
 }
 
 async fn get(state: AppState, path: &str) -> (StatusCode, String) {
-    let response = app(state)
+    get_from(app(state), path).await
+}
+
+/// A GET of `path` on `router`: its status and body.
+async fn get_from(router: axum::Router, path: &str) -> (StatusCode, String) {
+    let response = router
         .oneshot(Request::get(path).body(Body::empty()).expect("request"))
         .await
         .expect("infallible");
@@ -85,19 +90,7 @@ async fn metrics_export_each_projections_lag() {
 
 /// `/metrics` of the internal listener's router.
 async fn scrape(state: AppState) -> (StatusCode, String) {
-    let response = videoamt_api::http::metrics_app(state)
-        .oneshot(
-            Request::get("/metrics")
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await
-        .expect("infallible");
-    let status = response.status();
-    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .expect("body");
-    (status, String::from_utf8_lossy(&body).into_owned())
+    get_from(videoamt_api::http::metrics_app(state), "/metrics").await
 }
 
 /// The metrics are served on the internal listener only: the public router has no
@@ -108,15 +101,8 @@ async fn metrics_are_not_public() {
     let (status, body) = get(state.clone(), "/metrics").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert!(!body.contains("videoamt_projection_lag_events"), "{body}");
-    let response = videoamt_api::http::metrics_app(state)
-        .oneshot(
-            Request::get("/healthz")
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await
-        .expect("infallible");
-    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let (status, _) = get_from(videoamt_api::http::metrics_app(state), "/healthz").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 // --- the citizen API ---
