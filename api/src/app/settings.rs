@@ -79,6 +79,19 @@ pub struct Settings {
         default_value = "20,120,10"
     )]
     pub rate_limits: RateLimitSetting,
+    /// Online bookings a day: `mailbox,address`. One e-mail address books at most `mailbox`
+    /// appointments a day at one municipality, one client address (an IPv6 /64) at most
+    /// `address` in all; so nobody fills calendars, or has the municipality send its mails to
+    /// strangers, in bulk. Invitations by the clerks do not count. Each server counts its own
+    /// bookings, in memory: behind a load balancer with `n` servers a mailbox gets at most `n`
+    /// times as many.
+    #[arg(
+        long,
+        global = true,
+        env = "VIDEOAMT_BOOKING_CAPS",
+        default_value = "3,30"
+    )]
+    pub booking_caps: BookingCapSetting,
     /// The reverse proxies in front of the server, as IP addresses and CIDR ranges
     /// (comma-separated, e.g. `10.0.0.0/8,::1`). A request from one of them is counted, for the
     /// rate limits and login throttles, against the right-most `X-Forwarded-For` entry that is
@@ -261,6 +274,7 @@ impl Default for Settings {
             purge_page: PURGE_PAGE,
             key_backup: None,
             rate_limits: RateLimitSetting::default(),
+            booking_caps: BookingCapSetting::default(),
             trusted_proxies: Vec::new(),
             header_read_timeout_seconds: HEADER_READ_TIMEOUT_SECONDS,
             request_timeout_seconds: REQUEST_TIMEOUT_SECONDS,
@@ -305,6 +319,7 @@ impl std::fmt::Debug for Settings {
             .field("retention_interval_ms", &self.retention_interval_ms)
             .field("purge_page", &self.purge_page)
             .field("rate_limits", &self.rate_limits)
+            .field("booking_caps", &self.booking_caps)
             .field("trusted_proxies", &self.trusted_proxies)
             .field(
                 "header_read_timeout_seconds",
@@ -507,6 +522,39 @@ impl FromStr for RateLimitSetting {
     }
 }
 
+/// Online bookings a day per mailbox and municipality, and per client address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookingCapSetting {
+    pub mailbox: u32,
+    pub address: u32,
+}
+
+impl Default for BookingCapSetting {
+    fn default() -> Self {
+        Self {
+            mailbox: 3,
+            address: 30,
+        }
+    }
+}
+
+impl FromStr for BookingCapSetting {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let numbers: Result<Vec<u32>, _> = raw.split(',').map(|p| p.trim().parse()).collect();
+        match numbers.as_deref() {
+            Ok([mailbox, address]) if *mailbox > 0 && *address > 0 => Ok(Self {
+                mailbox: *mailbox,
+                address: *address,
+            }),
+            _ => {
+                Err("two numbers of at least 1: mailbox,address (online bookings a day)".to_owned())
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -544,6 +592,9 @@ mod tests {
         }
         if unset("VIDEOAMT_RATE_LIMITS") {
             assert_eq!(parsed.rate_limits, default.rate_limits);
+        }
+        if unset("VIDEOAMT_BOOKING_CAPS") {
+            assert_eq!(parsed.booking_caps, default.booking_caps);
         }
         if unset("VIDEOAMT_UPLOAD_MAX_BYTES") {
             assert_eq!(parsed.upload_max_bytes, default.upload_max_bytes);
@@ -628,6 +679,20 @@ mod tests {
                 booking: 1,
                 token: 2,
                 login: 3
+            }
+        );
+        for bad in ["3", "0,30", "3,0", "3,30,1", "drei,30"] {
+            let err = Only::try_parse_from(["videoamt", "--booking-caps", bad])
+                .err()
+                .expect("refused");
+            assert!(err.to_string().contains("mailbox,address"), "{bad}: {err}");
+        }
+        let ok = Only::try_parse_from(["videoamt", "--booking-caps", "5, 50"]).expect("parsed");
+        assert_eq!(
+            ok.settings.booking_caps,
+            BookingCapSetting {
+                mailbox: 5,
+                address: 50
             }
         );
     }

@@ -36,6 +36,10 @@ const CLERK: &str = "bench.clerk";
 const SESSION_COOKIE: &str = "videoamt_sitzung";
 /// Booking, token and login requests per minute and address: high enough not to throttle.
 const RATE_LIMITS: &str = "1000000,1000000,1000000";
+/// Online bookings a day per mailbox and address: every bench citizen books from one of both.
+const BOOKING_CAPS: &str = "1000000,1000000";
+/// How often the mails in the server's outbox folder are read for the citizens' links.
+const OUTBOX_EVERY: Duration = Duration::from_millis(200);
 /// Weekdays with places left that bookings and slot queries spread over (four weeks).
 const OPEN_DAYS: usize = 20;
 /// More than a run can fill; a guard against looking for free days forever.
@@ -173,7 +177,7 @@ async fn measure(
         server.addr, server.pid, options.clients, options.seconds
     );
     let sampling = sample_rss(server.pid);
-    let driven = drive(&server, options, &password).await;
+    let driven = drive(&server, options, &password, &data.path().join("outbox")).await;
     sampling
         .stop
         .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -275,6 +279,7 @@ impl Server {
             .arg(data)
             .args(["serve", "--listen", "127.0.0.1:0", "--no-demo"])
             .env("VIDEOAMT_RATE_LIMITS", RATE_LIMITS)
+            .env("VIDEOAMT_BOOKING_CAPS", BOOKING_CAPS)
             .env("VIDEOAMT_LOG", "warn")
             .env_remove("VIDEOAMT_LISTEN")
             .env_remove("VIDEOAMT_SMTP_URL")
@@ -608,6 +613,7 @@ async fn drive(
     server: &Server,
     options: &ApiBenchOptions,
     password: &str,
+    outbox: &Path,
 ) -> anyhow::Result<Driven> {
     // Connections and logins first: a clerk signs in once per client, not in the mix. One
     // after the other: concurrent logins of one account race on its stream (409).
@@ -632,6 +638,9 @@ async fn drive(
         .rate
         .filter(|r| *r > 0)
         .map(|r| Duration::from_secs_f64(f64::from(count) / f64::from(r)));
+    // A booking answers with no link: the citizens' links are read from their mails, as the
+    // citizens get them, while the clients run.
+    let reading = tokio::spawn(read_links(outbox.to_path_buf(), shared.clone(), deadline));
     let tasks: Vec<_> = clients
         .into_iter()
         .enumerate()
@@ -650,6 +659,7 @@ async fn drive(
         }
         stats.no_free_start += s.no_free_start;
     }
+    reading.abort();
     Ok(Driven {
         stats,
         elapsed: started.elapsed(),
@@ -697,9 +707,54 @@ struct DayAnswer {
     starts: Vec<String>,
 }
 
-#[derive(serde::Deserialize)]
-struct BookedAnswer {
-    token: String,
+/// Until `deadline`, adds the capability token of every new mail in the outbox folder
+/// `outbox` (one folder per data subject) to the shared tokens.
+async fn read_links(outbox: PathBuf, shared: Arc<Shared>, deadline: Instant) {
+    let mut read = std::collections::HashSet::new();
+    while Instant::now() < deadline {
+        let found = tokio::task::spawn_blocking({
+            let (outbox, mut read) = (outbox.clone(), std::mem::take(&mut read));
+            move || {
+                let tokens = new_links(&outbox, &mut read);
+                (read, tokens)
+            }
+        })
+        .await;
+        let Ok((seen, tokens)) = found else { return };
+        read = seen;
+        shared
+            .tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(tokens);
+        tokio::time::sleep(OUTBOX_EVERY).await;
+    }
+}
+
+/// The tokens of the `/termin/…` links in the mails under `outbox` not in `read` yet.
+fn new_links(outbox: &Path, read: &mut std::collections::HashSet<PathBuf>) -> Vec<String> {
+    let mut tokens = Vec::new();
+    let folders = std::fs::read_dir(outbox).into_iter().flatten().flatten();
+    for mail in folders.flat_map(|f| std::fs::read_dir(f.path()).into_iter().flatten().flatten()) {
+        let path = mail.path();
+        if read.contains(&path) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        read.insert(path);
+        if let Some(rest) = text.split("/termin/").nth(1) {
+            let token: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                .collect();
+            if !token.is_empty() {
+                tokens.push(token);
+            }
+        }
+    }
+    tokens
 }
 
 /// One client until the deadline: picks a route by the mix and sends it.
@@ -771,7 +826,8 @@ async fn client(
                     "contact": { "name": "Bench Bürger", "email": "bench@example.org" },
                     "privacy_accepted": true,
                 });
-                let answer = request(
+                // The answer carries no link: that comes by mail ([`read_links`]).
+                request(
                     &mut conn,
                     &mut stats,
                     Route::Book,
@@ -781,15 +837,6 @@ async fn client(
                     None,
                 )
                 .await?;
-                if let Some(answer) = answer.filter(|a| a.status == StatusCode::CREATED) {
-                    let booked: BookedAnswer = serde_json::from_slice(&answer.body)
-                        .context("a booking answered 201 without a token")?;
-                    shared
-                        .tokens
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(booked.token);
-                }
             }
             Route::Token => {
                 let path = format!(

@@ -89,6 +89,10 @@ pub enum Error {
     RequestTimeout,
     /// 429 Too Many Requests: wait this many seconds (also sent as `Retry-After`).
     TooManyRequests(u64),
+    /// 429 Too Many Requests: the day's online bookings for this e-mail address or client
+    /// address are used up ([`crate::http::citizen::caps`]); the next is possible in this many
+    /// seconds (also sent as `Retry-After`).
+    BookingCap(u64),
     /// 429 Too Many Requests: the staff session has as many live streams open as it may
     /// ([`crate::http::staff::streams::PER_SESSION`]); closing one frees its place.
     TooManyLiveStreams,
@@ -334,6 +338,11 @@ impl Error {
                 "/problems/rate-limited",
                 "Zu viele Anfragen",
             ),
+            Self::BookingCap(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "/problems/booking-cap",
+                "Zu viele Buchungen",
+            ),
             Self::TooManyLiveStreams => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "/problems/too-many-live-streams",
@@ -405,6 +414,14 @@ impl Error {
             Self::TooManyRequests(s) => {
                 format!("Bitte warten Sie {s} Sekunden und versuchen Sie es dann erneut.")
             }
+            Self::BookingCap(s) => format!(
+                "Mit diesen Angaben sind heute keine weiteren Online-Buchungen möglich. Bitte \
+                 versuchen Sie es in {} erneut oder vereinbaren Sie Ihren Termin telefonisch.",
+                match s.div_ceil(3600) {
+                    1 => "einer Stunde".to_owned(),
+                    hours => format!("{hours} Stunden"),
+                }
+            ),
             Self::TooManyLiveStreams => format!(
                 "Mit einer Anmeldung sind höchstens {} Live-Ansichten zugleich geöffnet. Bitte \
                  schließen Sie eine andere Ansicht (einen Tab oder ein Fenster mit dem \
@@ -432,7 +449,7 @@ impl Error {
                 _ => vec![],
             },
             retry_after: match self {
-                Self::TooManyRequests(s) => Some(*s),
+                Self::TooManyRequests(s) | Self::BookingCap(s) => Some(*s),
                 _ => None,
             },
         }

@@ -52,6 +52,8 @@ pub struct AppState {
     pub sessions: Arc<staff::session::Sessions>,
     /// Failed logins per login and client, in memory, by a keyed hash (ADR 0025).
     pub(crate) login_throttle: Arc<staff::throttle::LoginThrottle>,
+    /// Online bookings per mailbox and client address and day, in memory, by a keyed hash.
+    pub(crate) booking_caps: Arc<citizen::caps::BookingCaps>,
     /// The municipalities' OpenID providers and the sign-ons under way (ADR 0022).
     pub sign_ons: Arc<staff::signon::SignOns>,
     /// Tells the live views (SSE, later the room's WebSocket) when the read models moved.
@@ -96,6 +98,10 @@ impl AppState {
     pub fn new(system: System) -> Self {
         let sign_ons = Arc::new(staff::signon::SignOns::new(directories(&system.tenants)));
         let idle = system.settings.session_idle();
+        let booking_caps = Arc::new(
+            citizen::caps::BookingCaps::new(system.settings.booking_caps)
+                .expect("the system gives randomness"),
+        );
         Self {
             store: system.store.clone(),
             projections: videoamt_projections::all(system.tenants.clone()),
@@ -110,6 +116,7 @@ impl AppState {
             login_throttle: Arc::new(
                 staff::throttle::LoginThrottle::new().expect("the system gives randomness"),
             ),
+            booking_caps,
             sign_ons,
             live: crate::workers::live::LiveFeed::default(),
             live_streams: staff::streams::LiveStreams::default(),
@@ -202,6 +209,13 @@ impl AppState {
 
     pub fn with_limits(mut self, limits: RateLimits) -> Self {
         self.limits = Arc::new(limits);
+        self
+    }
+
+    /// With `caps` on online bookings instead of the settings' (counts start afresh).
+    pub fn with_booking_caps(mut self, caps: crate::app::settings::BookingCapSetting) -> Self {
+        self.booking_caps =
+            Arc::new(citizen::caps::BookingCaps::new(caps).expect("the system gives randomness"));
         self
     }
 
@@ -330,6 +344,7 @@ fn pages() -> axum::Router<AppState> {
         .route("/buchen/{tenant}", get(citizen::booking::concerns))
         .route("/buchen/{tenant}/zeit", get(citizen::booking::slots))
         .route("/buchen/{tenant}/kontakt", get(citizen::booking::contact))
+        .route("/buchen/{tenant}/gebucht", get(citizen::booking::booked))
         .route("/termin/{token}", get(citizen::pages::appointment))
         .route(
             "/termin/{token}/bestaetigen",

@@ -373,3 +373,141 @@ async fn a_clerk_of_another_department_or_town_reaches_nothing_of_a_room() {
         crate::staff::browse(&room.api, "GET", &own, Some(&room.clerk), None).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// POSTs the booking `body` over a connection from `peer`.
+async fn book_from(
+    api: &crate::router::Api,
+    body: serde_json::Value,
+    peer: Option<std::net::SocketAddr>,
+) -> (
+    axum::http::StatusCode,
+    axum::http::HeaderMap,
+    serde_json::Value,
+) {
+    api.call_from(
+        peer,
+        "POST",
+        "/api/v1/appointments",
+        Some(body.to_string().into_bytes()),
+        &[],
+    )
+    .await
+}
+
+/// Whoever books gets no link: it goes to the mailbox given, so a booking is confirmed, and
+/// its slots kept, only by whoever reads that mailbox. And nobody books in bulk: a mailbox
+/// books three appointments a day at a municipality, a client address thirty (the product's
+/// defaults; here the address cap is lowered to two for a short test).
+#[tokio::test]
+async fn a_booking_answers_without_its_link_and_mailboxes_and_addresses_have_a_daily_cap() {
+    use axum::http::{StatusCode, header};
+    use videoamt_api::app::settings::BookingCapSetting;
+
+    use crate::router::{Api, assert_refused, booking};
+
+    assert_eq!(
+        BookingCapSetting::default(),
+        BookingCapSetting {
+            mailbox: 3,
+            address: 30
+        }
+    );
+    let mut api = Api::new().await;
+    api.state = api.state.clone().with_booking_caps(BookingCapSetting {
+        mailbox: 3,
+        address: 1_000,
+    });
+    let start = |day: u8, hour: u8| format!("2026-11-{day}T{hour:02}:00:00+01:00");
+    let from = |last: u8| Some(std::net::SocketAddr::from(([192, 0, 2, last], 40_000)));
+
+    // Three bookings of one mailbox, from three addresses: each answers without the link.
+    for (n, hour) in [8, 9, 10].into_iter().enumerate() {
+        let (status, headers, body) =
+            book_from(&api, booking(&start(24, hour)), from(n as u8 + 1)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert!(!headers.contains_key(header::LOCATION), "{headers:?}");
+        let token = api.token_of(&body);
+        let text = format!("{body} {headers:?}");
+        assert!(!text.contains(&token), "the answer holds the link: {text}");
+        assert!(!text.contains("/termin/"), "{text}");
+    }
+    // The fourth, in other letters and from yet another address: refused, nothing written.
+    let mut shouted = booking(&start(24, 11));
+    shouted["contact"]["email"] = "Erika@Example.ORG".into();
+    let before = api.last_position().await;
+    let response = book_from(&api, shouted.clone(), from(4)).await;
+    let retry = response.1[header::RETRY_AFTER]
+        .to_str()
+        .expect("ascii")
+        .parse::<u64>()
+        .expect("seconds");
+    assert!((1..=24 * 3600).contains(&retry), "{retry}");
+    let problem = assert_refused(&api, response, StatusCode::TOO_MANY_REQUESTS, before).await;
+    assert_eq!(problem["type"], "/problems/booking-cap");
+    assert_eq!(problem["title"], "Zu viele Buchungen");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("telefonisch") && !d.contains("rika")),
+        "{problem}"
+    );
+    // The same through the pages: the form again, filled in, with the reason.
+    let form = format!(
+        "tenant=ettlingen&anliegen=personalausweis&anliegen=meldebescheinigung&start={}\
+         &name=Erika+Mustermann&email=erika%40example.org&phone=&privacy_accepted=true",
+        start(24, 11).replace('+', "%2B").replace(':', "%3A")
+    );
+    let (status, _, html) = crate::staff::browse(&api, "POST", "/buchen", None, Some(&form)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{html}");
+    assert!(
+        html.contains("keine weiteren Online-Buchungen")
+            && html.contains("value=\"Erika Mustermann\""),
+        "{html}"
+    );
+    assert_eq!(api.last_position().await, before);
+    // Another mailbox books; so does another municipality for the same one.
+    let mut other = booking(&start(24, 11));
+    other["contact"]["email"] = "max@example.org".into();
+    assert_eq!(book_from(&api, other, from(4)).await.0, StatusCode::CREATED);
+    let stuttgart = serde_json::json!({
+        "tenant": "stuttgart",
+        "services": ["gewerbeanmeldung"],
+        "start": "2026-11-24T10:00:00+01:00",
+        "contact": {"name": "Erika Mustermann", "email": "erika@example.org"},
+        "privacy_accepted": true
+    });
+    let (status, _, body) = book_from(&api, stuttgart, from(4)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // A day later the mailbox books again.
+    api.now
+        .fetch_add(24 * 3600, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        book_from(&api, shouted, from(4)).await.0,
+        StatusCode::CREATED,
+        "the next day"
+    );
+
+    // One address, many mailboxes: its cap (two here) ends it, and another address books.
+    api.state = api.state.clone().with_booking_caps(BookingCapSetting {
+        mailbox: 3,
+        address: 2,
+    });
+    let mailbox = |n: u32| {
+        let mut b = booking(&start(26, 9 + n as u8));
+        b["contact"]["email"] = format!("person.{n}@example.org").into();
+        b
+    };
+    for n in 0..2 {
+        assert_eq!(
+            book_from(&api, mailbox(n), from(9)).await.0,
+            StatusCode::CREATED
+        );
+    }
+    let before = api.last_position().await;
+    let response = book_from(&api, mailbox(2), from(9)).await;
+    assert_refused(&api, response, StatusCode::TOO_MANY_REQUESTS, before).await;
+    assert_eq!(
+        book_from(&api, mailbox(2), from(10)).await.0,
+        StatusCode::CREATED
+    );
+}

@@ -110,6 +110,80 @@ pub(crate) fn listening(mut command: Command, log: Option<&Path>) -> (Killed, St
     (Killed(child), addr)
 }
 
+/// Every file under `dir`, at any depth: an SMTP server's maildir, or a server's outbox
+/// folder, which files each data subject's mails in a folder of its own.
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = vec![];
+    let mut open = vec![dir.to_path_buf()];
+    while let Some(folder) = open.pop() {
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                open.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// The address the mail `file` went to, and the capability tokens of its `/termin/…` links.
+fn tokens_in(file: &Path) -> (String, Vec<String>) {
+    let Some((to, text)) = std::fs::read(file).ok().and_then(|raw| {
+        let mail = mail_parser::MessageParser::default().parse(&raw)?;
+        let to = mail.to()?.first()?.address()?.to_owned();
+        Some((to, mail.body_text(0)?.into_owned()))
+    }) else {
+        return (String::new(), vec![]);
+    };
+    let tokens = text
+        .split("/termin/")
+        .skip(1)
+        .filter_map(|rest| {
+            rest.split(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_')
+                .next()
+                .map(str::to_owned)
+        })
+        .collect();
+    (to, tokens)
+}
+
+/// Every capability token in the mails under `dir` (an SMTP server's maildir, or a server's
+/// outbox folder) to `to`.
+pub(crate) fn tokens_to(dir: &Path, to: &str) -> std::collections::BTreeSet<String> {
+    files_under(dir)
+        .iter()
+        .map(|file| tokens_in(file))
+        .filter(|(address, _)| address == to)
+        .flat_map(|(_, tokens)| tokens)
+        .collect()
+}
+
+/// The capability token of `appointment`'s link, as its citizen gets it: from the mail under
+/// `dir` (an SMTP server's maildir, or a server's outbox folder) whose link names that
+/// appointment. A token begins with the appointment's id (ADR 0010). Waits for the mail.
+pub(crate) fn token_by_mail(dir: &Path, appointment: &str) -> String {
+    use base64::Engine as _;
+    let names = |token: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()
+            .and_then(|bytes| uuid::Uuid::from_slice(bytes.get(..16)?).ok())
+            .is_some_and(|id| id.to_string() == appointment)
+    };
+    wait_until(
+        &format!("the mail with the link of {appointment}"),
+        Duration::from_secs(30),
+        || {
+            files_under(dir)
+                .iter()
+                .flat_map(|file| tokens_in(file).1)
+                .find(|token| names(token))
+        },
+    )
+}
+
 pub(crate) fn mails(maildir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(maildir.join("new"))
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
@@ -150,6 +224,7 @@ async fn free_start(addr: &str) -> String {
         .expect("a free start within a week")
 }
 
+/// Books `start` on `addr`; returns the appointment's id.
 async fn book(addr: &str, start: &str) -> String {
     let booking = serde_json::json!({
         "tenant": "ettlingen",
@@ -167,7 +242,11 @@ async fn book(addr: &str, start: &str) -> String {
     .await;
     assert_eq!(booked.status, 201, "{}", booked.body);
     let booked: serde_json::Value = serde_json::from_str(&booked.body).expect("json");
-    booked["token"].as_str().expect("token").to_owned()
+    assert!(booked.get("token").is_none(), "the link goes by mail only");
+    booked["appointment"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned()
 }
 
 fn property<'a>(
@@ -210,7 +289,8 @@ async fn confirmation_and_cancellation_mails_arrive_over_smtp_in_german_with_wor
     let (_server, addr) = server(dir.path(), &format!("smtp://127.0.0.1:{port}"), false, &[]);
 
     let start = free_start(&addr).await;
-    let token = book(&addr, &start).await;
+    let appointment = book(&addr, &start).await;
+    let token = token_by_mail(&maildir, &appointment);
     let first = wait_until("the confirmation mail", Duration::from_secs(30), || {
         mails(&maildir).first().cloned()
     });

@@ -55,7 +55,8 @@ pub(crate) fn run(root: &Path, tenants: &Path, args: &[&str]) -> (bool, String, 
 /// Books `services` of Musterstadt at its first free start at least an hour from now, `days`
 /// days on (so that two bookings never meet, whatever the free-slot read model knows yet); the
 /// appointment's token and id.
-async fn book(addr: &str, services: &[&str], days: i64) -> (String, String) {
+/// Books on `addr`, whose mails go to the outbox folder under `root`: (token, appointment id).
+async fn book(root: &Path, addr: &str, services: &[&str], days: i64) -> (String, String) {
     let today = (time::OffsetDateTime::now_utc() + time::Duration::days(days)).date();
     let slots = get(
         addr,
@@ -95,12 +96,13 @@ async fn book(addr: &str, services: &[&str], days: i64) -> (String, String) {
     .await;
     assert_eq!(booked.status, 201, "{}", booked.body);
     let booked: Value = serde_json::from_str(&booked.body).expect("JSON");
+    let id = booked["appointment"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
     (
-        booked["token"].as_str().expect("a token").to_owned(),
-        booked["appointment"]["id"]
-            .as_str()
-            .expect("an id")
-            .to_owned(),
+        crate::mail::token_by_mail(&root.join("data/outbox"), &id),
+        id,
     )
 }
 
@@ -177,7 +179,7 @@ async fn a_third_municipality_books_online_and_a_fee_change_keeps_what_was_booke
         let page = get(&addr, "/buchen/musterstadt").await;
         assert_eq!(page.status, 200);
         assert!(page.body.contains("Bürgeramt im Rathaus"), "{}", page.body);
-        let booked = book(&addr, &["meldebescheinigung"], 0).await;
+        let booked = book(root.path(), &addr, &["meldebescheinigung"], 0).await;
         let seen = appointment(&addr, &booked.0).await;
         assert_eq!(seen["tenant_name"], "Gemeinde Musterstadt");
         assert_eq!(seen["fee_total_cents"], 800);
@@ -195,7 +197,13 @@ async fn a_third_municipality_books_online_and_a_fee_change_keeps_what_was_booke
             "the first keeps its fee: {seen}"
         );
         assert_eq!(seen["services"][0]["fee_cents"], 800, "{seen}");
-        let booked = book(&addr, &["meldebescheinigung", "beglaubigung"], 2).await;
+        let booked = book(
+            root.path(),
+            &addr,
+            &["meldebescheinigung", "beglaubigung"],
+            2,
+        )
+        .await;
         let seen = appointment(&addr, &booked.0).await;
         assert_eq!(seen["fee_total_cents"], 1700, "the new fee: {seen}");
         booked

@@ -1,7 +1,7 @@
 //! Retention and provable erasure against real stores: canaries gone after the purge,
 //! retention periods to the second, a blocked handover, a planted leak, tampering.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use time::{Duration, OffsetDateTime};
@@ -106,7 +106,7 @@ impl Env {
         );
         let mut all = String::from_utf8_lossy(&output.stdout).into_owned();
         assert!(all.contains("events"), "the dump holds the log");
-        for file in files(self.dir.path()) {
+        for file in crate::mail::files_under(self.dir.path()) {
             all.push_str(&String::from_utf8_lossy(
                 &std::fs::read(&file).expect("read"),
             ));
@@ -128,22 +128,6 @@ fn kek() -> Kek {
 
 fn tenants() -> Vec<videoamt_core::tenant::Tenant> {
     example_tenants().expect("examples are valid")
-}
-
-fn files(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 fn visit(system: &System, tenant: &str, now: OffsetDateTime) -> Visit {

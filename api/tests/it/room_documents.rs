@@ -66,7 +66,7 @@ impl Room {
     ) -> Self {
         let (status, _, body) = api.post("/api/v1/appointments", booked).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
-        let token = body["token"].as_str().expect("token").to_owned();
+        let token = api.token_of(&body);
         let appointment = AppointmentId(
             body["appointment"]["id"]
                 .as_str()

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
 use super::service::{
@@ -13,6 +13,7 @@ use super::service::{
 use crate::http::AppState;
 use crate::http::error::{Error, Problem};
 use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::middleware::guard::Client;
 
 /// The catalogue: municipalities, their departments and the services offered by video.
 #[utoipa::path(get, path = "/api/v1/catalogue", tag = "Bürger",
@@ -35,33 +36,25 @@ pub(crate) async fn slots(
     citizen::free_slots(&state, &query).await.map(Json)
 }
 
-/// Books an appointment online. Answers with the capability token (also sent by mail).
+/// Books an appointment online. The link to it, its capability, goes out by mail only: the
+/// booking holds its slots for 30 minutes until it is confirmed through that link. A mailbox
+/// books at most a few appointments a day at one municipality, a client address a few dozen.
 #[utoipa::path(post, path = "/api/v1/appointments", tag = "Bürger", request_body = BookingRequest,
     responses(
-        (status = 201, description = "Gebucht", body = Booked),
+        (status = 201, description = "Gebucht; der Link zum Termin kommt per E-Mail", body = Booked),
         (status = 400, description = "Kein gültiges JSON", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Der Termin wurde gerade vergeben", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Anfrage zu groß", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Ungültige Angaben", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Zu viele Anfragen", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Zu viele Anfragen oder Buchungen", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn book(
     State(state): State<AppState>,
+    client: Client,
     ApiJson(request): ApiJson<BookingRequest>,
 ) -> Result<impl IntoResponse, Error> {
-    let booked = citizen::book(
-        &state,
-        request,
-        videoamt_core::tenant::BookingChannel::Online,
-        None,
-    )
-    .await?;
-    let location = format!("/api/v1/appointments/by-token/{}", booked.token);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(booked),
-    ))
+    let booked = citizen::book(&state, request, citizen::Booker::Online(client)).await?;
+    Ok((StatusCode::CREATED, Json(booked)))
 }
 
 /// The appointment a capability link opens.

@@ -13,6 +13,7 @@ use super::service::{self as citizen, BookingRequest, ContactInput, SlotQuery};
 use crate::http::AppState;
 use crate::http::error::{Error, FieldError};
 use crate::http::html::{alert, format, page, problem_page};
+use crate::http::middleware::guard::Client;
 
 /// The query or form fields in order, repeated keys kept (`anliegen=a&anliegen=b`).
 pub(crate) fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
@@ -278,9 +279,10 @@ pub(crate) async fn contact(
     page(StatusCode::OK, "Ihre Angaben", body)
 }
 
-/// Books, then shows the citizen's appointment page; invalid input comes back with its
-/// messages beside the fields and nothing written.
-pub(crate) async fn book(State(state): State<AppState>, body: String) -> Response {
+/// Books, then says that the link comes by mail; invalid input comes back with its messages
+/// beside the fields and nothing written. The appointment's page is not shown here: its link
+/// is the capability, and only whoever reads the mailbox given may hold it.
+pub(crate) async fn book(State(state): State<AppState>, client: Client, body: String) -> Response {
     let q = pairs(Some(&body));
     let tenant = one(&q, "tenant").unwrap_or_default();
     let services = all(&q, "anliegen");
@@ -305,16 +307,10 @@ pub(crate) async fn book(State(state): State<AppState>, body: String) -> Respons
         contact: contact.clone(),
         privacy_accepted: one(&q, "privacy_accepted").as_deref() == Some("true"),
     };
-    match citizen::book(
-        &state,
-        request,
-        videoamt_core::tenant::BookingChannel::Online,
-        None,
-    )
-    .await
-    {
-        Ok(booked) => Redirect::to(&format!("/termin/{}?gebucht=1", booked.token)).into_response(),
-        Err(e) if matches!(e.status().as_u16(), 409 | 422) => {
+    match citizen::book(&state, request, citizen::Booker::Online(client)).await {
+        Ok(_) => Redirect::to(&format!("/buchen/{tenant}/gebucht")).into_response(),
+        // Slot taken, a field wrong, or the day's bookings used up: the form again, filled in.
+        Err(e) if matches!(e.status().as_u16(), 409 | 422 | 429) => {
             let problem = e.problem();
             let mut errors = problem.errors.clone();
             if errors.is_empty() {
@@ -334,4 +330,35 @@ pub(crate) async fn book(State(state): State<AppState>, body: String) -> Respons
         }
         Err(e) => problem_page(&e),
     }
+}
+
+/// After a booking: the link to the appointment is in the mail.
+pub(crate) async fn booked(State(state): State<AppState>, Path(tenant): Path<String>) -> Response {
+    let Some(t) = citizen::tenant(&state, &tenant) else {
+        return problem_page(&Error::not_found("Diese Kommune gibt es hier nicht."));
+    };
+    let minutes = videoamt_core::domain::process::SLOT_HOLD.whole_minutes();
+    let body = html! {
+        div class="notice" role="status" {
+            p {
+                strong { "Ihr Termin ist gebucht." }
+                " Wir haben Ihnen eine E-Mail mit dem Link zu Ihrem Termin geschickt."
+            }
+        }
+        p {
+            "Bitte öffnen Sie den Link und bestätigen Sie den Termin innerhalb von "
+            (minutes) " Minuten. Ohne Bestätigung geben wir die Zeit wieder frei."
+        }
+        p {
+            "Bewahren Sie die E-Mail auf: Der Link ist Ihr Zugang zum Termin, zum Verlegen, "
+            "zum Absagen und zur Videoberatung."
+        }
+        p {
+            "Keine E-Mail angekommen? Bitte sehen Sie auch im Spam-Ordner nach. Sonst hilft "
+            (t.name) " Ihnen unter "
+            a href={ "tel:" (t.support.phone.replace(' ', "")) } { (t.support.phone) }
+            ", " (t.support.hours) "."
+        }
+    };
+    page(StatusCode::OK, "Termin gebucht", body)
 }

@@ -2,5 +2,6 @@
 
 pub(crate) mod api;
 pub(crate) mod booking;
+pub(crate) mod caps;
 pub(crate) mod pages;
 pub(crate) mod service;

@@ -109,7 +109,6 @@ pub(crate) async fn found_view<'a>(
 pub(crate) async fn appointment(
     State(state): State<AppState>,
     Path(token): Path<String>,
-    Query(q): Query<AppointmentQuery>,
 ) -> Response {
     let (v, tenant) = match found_view(&state, &token).await {
         Ok(found) => found,
@@ -117,15 +116,6 @@ pub(crate) async fn appointment(
     };
     let base = format!("/termin/{token}");
     let body = html! {
-        @if q.gebucht.is_some() {
-            div class="notice" role="status" {
-                p {
-                    strong { "Ihr Termin ist gebucht." }
-                    " Wir haben Ihnen eine Bestätigung mit dem Link zu dieser Seite geschickt. \
-                     Bitte bewahren Sie die E-Mail auf; der Link ist Ihr Zugang."
-                }
-            }
-        }
         (overview(tenant, &v))
         @if v.status == AppointmentStatus::Booked {
             @if !v.confirmed {
@@ -190,12 +180,6 @@ pub(crate) async fn cancel(
         Ok(_) => Redirect::to(&format!("/termin/{token}")).into_response(),
         Err(p) => problem_page(&p),
     }
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct AppointmentQuery {
-    /// Set after the booking redirected here.
-    gebucht: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

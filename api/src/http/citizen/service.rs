@@ -22,6 +22,7 @@ use videoamt_core::tenant::{BookingChannel, DepartmentId, ServiceId, Tenant};
 
 use crate::http::AppState;
 use crate::http::error::{Error, FieldError};
+use crate::http::middleware::guard::Client;
 
 /// Days one slot query may cover.
 pub(crate) const MAX_SLOT_DAYS: u8 = 14;
@@ -281,10 +282,9 @@ pub(crate) struct ContactInput {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct Booked {
-    /// The capability token: the only way to this appointment. Also sent by mail.
-    pub token: String,
-    /// The citizen's page for this appointment.
-    pub manage_url: String,
+    /// What happens next, in German. The link to the appointment, its capability, goes out
+    /// by mail only.
+    pub notice: String,
     pub appointment: AppointmentView,
 }
 
@@ -364,12 +364,27 @@ fn issued(state: &AppState, tenant: &Tenant, actor: Actor, correlation: Uuid) ->
     }
 }
 
+/// Who books.
+pub(crate) enum Booker {
+    /// A citizen online, from this client address: counted against the daily caps.
+    Online(Client),
+    /// A clerk, for a citizen after a call or mail (the clerk-invitation channel).
+    Clerk(videoamt_core::tenant::ClerkId, Actor),
+}
+
+/// Books; the capability link goes out by mail only, so that a booking is confirmed by
+/// whoever reads that mailbox.
 pub(crate) async fn book(
     state: &AppState,
     req: BookingRequest,
-    channel: BookingChannel,
-    invited_by: Option<(videoamt_core::tenant::ClerkId, Actor)>,
+    booker: Booker,
 ) -> Result<Booked, Error> {
+    let (channel, invited_by, client) = match booker {
+        Booker::Online(client) => (BookingChannel::Online, None, Some(client)),
+        Booker::Clerk(clerk, actor) => {
+            (BookingChannel::ClerkInvitation, Some((clerk, actor)), None)
+        }
+    };
     let tenant = tenant(state, &req.tenant).ok_or_else(unknown_tenant)?;
     let mut errors = match check_contact(&req.contact) {
         Ok(_) => vec![],
@@ -391,6 +406,19 @@ pub(crate) async fn book(
         return Err(Error::invalid_fields(errors));
     }
     let contact = check_contact(&req.contact).map_err(Error::invalid_fields)?;
+    let since_epoch = |now: time::OffsetDateTime| {
+        std::time::Duration::from_secs(u64::try_from(now.unix_timestamp()).unwrap_or(0))
+    };
+    let counted = client
+        .map(|client| {
+            state.booking_caps.check(
+                tenant.id.as_str(),
+                &req.contact.email,
+                client,
+                since_epoch(state.now()),
+            )
+        })
+        .transpose()?;
     let services: Vec<ServiceId> = req
         .services
         .iter()
@@ -430,11 +458,22 @@ pub(crate) async fn book(
         .execute(&command, &issued(state, tenant, actor, appointment.0))
         .await
         .map_err(Error::from)?;
+    if let Some(counted) = counted {
+        state.booking_caps.count(counted, since_epoch(state.now()));
+    }
     let found = by_token(state, &token).await?;
     Ok(Booked {
-        manage_url: format!("{}/termin/{token}", state.public_url),
+        notice: if channel == BookingChannel::Online {
+            format!(
+                "Wir haben Ihnen eine E-Mail mit dem Link zu Ihrem Termin geschickt. Bitte \
+                 bestätigen Sie den Termin über diesen Link innerhalb von {} Minuten; sonst \
+                 wird er wieder freigegeben.",
+                videoamt_core::domain::process::SLOT_HOLD.whole_minutes()
+            )
+        } else {
+            "Die Bürgerin oder der Bürger erhält eine E-Mail mit dem Link zum Termin.".to_owned()
+        },
         appointment: view(state, &found).await?,
-        token,
     })
 }
 

@@ -487,8 +487,7 @@ pub(crate) async fn invite(
     citizen::book(
         state,
         booking,
-        BookingChannel::ClerkInvitation,
-        Some((ClerkId::from(staff.login.as_str()), staff.actor())),
+        citizen::Booker::Clerk(ClerkId::from(staff.login.as_str()), staff.actor()),
     )
     .await
 }

@@ -311,6 +311,7 @@ async fn a_citizen_and_a_clerk_meet_by_video_in_two_browsers() {
     citizen.goto("/buchen/ettlingen").await;
     let token = citizen
         .book(
+            &dir.path().join("data/outbox"),
             &["personalausweis", "meldebescheinigung"],
             "Erika Mustermann",
             "erika@example.org",
@@ -858,6 +859,7 @@ async fn without_udp_a_call_goes_through_the_turn_server_over_tcp() {
     citizen.goto("/buchen/ettlingen").await;
     let token = citizen
         .book(
+            &dir.path().join("data/outbox"),
             &["meldebescheinigung"],
             "Max Mustermann",
             "max@example.org",
@@ -999,6 +1001,7 @@ async fn a_weapons_card_visit_in_stuttgart_is_signed_by_touchpad_and_handy_tan_a
     citizen.goto("/buchen/stuttgart").await;
     let token = citizen
         .book_with_phone(
+            &dir.path().join("data/outbox"),
             &["waffenbesitzkarte", "jagdschein"],
             "Karl Jäger",
             "karl.jaeger@example.org",
