@@ -26,7 +26,7 @@ use videoamt_core::domain::SubjectId;
 use videoamt_core::event::{
     EventType, GlobalPosition, Payload, RecordedEvent, StreamId, StreamVersion,
 };
-use videoamt_core::lease::{Duty, Leases};
+use videoamt_core::lease::Leases;
 use videoamt_core::readmodel::{
     Change, DocKey, ProjectionCheckpoint, ReadModelError, ReadModelStore,
 };
@@ -1599,7 +1599,7 @@ impl SessionStore for PostgresStore {
 
 #[async_trait::async_trait]
 impl Leases for PostgresStore {
-    async fn acquire(&self, duty: Duty, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+    async fn acquire(&self, duty: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         // Taken when free, expired or already ours; the server's clock decides.
@@ -1618,7 +1618,7 @@ impl Leases for PostgresStore {
         Ok(row.is_some())
     }
 
-    async fn release(&self, duty: Duty, holder: &str) -> Result<(), StoreError> {
+    async fn release(&self, duty: &str, holder: &str) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
             .execute(
@@ -1628,6 +1628,18 @@ impl Leases for PostgresStore {
             .await
             .map(|_| ())
             .map_err(store_err)
+    }
+
+    async fn holder(&self, duty: &str) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT holder FROM leases WHERE duty = $1 AND expires_at > clock_timestamp()",
+                &[&duty],
+            )
+            .await
+            .map_err(store_err)?;
+        Ok(row.map(|r| r.get(0)))
     }
 }
 

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 use videoamt_core::domain::SubjectId;
 use videoamt_core::event::{GlobalPosition, Payload, RecordedEvent, StreamId, StreamVersion};
-use videoamt_core::lease::{Duty, Leases};
+use videoamt_core::lease::Leases;
 use videoamt_core::readmodel::{
     Change, DocKey, ProjectionCheckpoint, ReadModelError, ReadModelStore,
 };
@@ -1309,8 +1309,8 @@ impl SessionStore for SqliteStore {
 
 #[async_trait::async_trait]
 impl Leases for SqliteStore {
-    async fn acquire(&self, duty: Duty, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let holder = holder.to_owned();
+    async fn acquire(&self, duty: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let (duty, holder) = (duty.to_owned(), holder.to_owned());
         let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         self.with_writer(move |conn| {
             // Taken when free, expired or already ours; the store's clock decides.
@@ -1330,14 +1330,29 @@ impl Leases for SqliteStore {
         .await
     }
 
-    async fn release(&self, duty: Duty, holder: &str) -> Result<(), StoreError> {
-        let holder = holder.to_owned();
+    async fn release(&self, duty: &str, holder: &str) -> Result<(), StoreError> {
+        let (duty, holder) = (duty.to_owned(), holder.to_owned());
         self.with_writer(move |conn| {
             conn.execute(
                 "DELETE FROM leases WHERE duty = ?1 AND holder = ?2",
                 params![duty, holder],
             )
             .map(|_| ())
+            .map_err(store_err)
+        })
+        .await
+    }
+
+    async fn holder(&self, duty: &str) -> Result<Option<String>, StoreError> {
+        let duty = duty.to_owned();
+        self.with_writer(move |conn| {
+            conn.query_row(
+                "SELECT holder FROM leases WHERE duty = ?1 \
+                 AND expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+                params![duty],
+                |r| r.get(0),
+            )
+            .optional()
             .map_err(store_err)
         })
         .await

@@ -994,6 +994,30 @@ pub(crate) async fn a_duty_has_one_holder_at_a_time<B: Backend>(b: &B) {
             .expect("acquire after expiry")
     );
     assert!(!loser.acquire("outbox", "late", ttl).await.expect("acquire"));
+
+    // A lease named at run time (a room's media node) answers with whoever holds it.
+    let room = format!("room:{}", uuid::Uuid::now_v7());
+    assert_eq!(loser.holder(&room).await.expect("holder"), None);
+    assert_eq!(
+        loser.claim(&room, "node-b", ttl).await.expect("claim"),
+        "node-b",
+        "a free lease goes to the first who claims it"
+    );
+    assert_eq!(
+        winner.claim(&room, "node-a", ttl).await.expect("claim"),
+        "node-b",
+        "a running lease names its holder"
+    );
+    assert_eq!(
+        winner.holder(&room).await.expect("holder").as_deref(),
+        Some("node-b")
+    );
+    loser.release(&room, "node-b").await.expect("release");
+    assert_eq!(
+        winner.claim(&room, "node-a", ttl).await.expect("claim"),
+        "node-a",
+        "released, it goes to the next"
+    );
 }
 
 /// Generates one `#[tokio::test]` per contract test for a backend type.
