@@ -63,6 +63,9 @@ pub enum Error {
     InvalidLink,
     /// 410 Gone: the link's appointment is closed and its data deleted or due for deletion.
     ExpiredLink,
+    /// 403 Forbidden: the visit is over; the link still reads, but changes nothing. `aftercare`:
+    /// it was the feedback or the payment, which stay open a day longer.
+    LinkReadOnly { aftercare: bool },
     /// 413 Content Too Large: above [`crate::http::MAX_BODY_BYTES`].
     TooLarge,
     /// 415 Unsupported Media Type: a JSON operation was sent something else.
@@ -293,6 +296,11 @@ impl Error {
                 "/problems/expired-link",
                 "Der Link ist abgelaufen",
             ),
+            Self::LinkReadOnly { .. } => (
+                StatusCode::FORBIDDEN,
+                "/problems/link-read-only",
+                "Der Termin ist vorbei",
+            ),
             Self::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "/problems/too-large",
@@ -391,6 +399,17 @@ impl Error {
             }
             Self::ExpiredLink => {
                 "Dieser Termin ist abgeschlossen; die Daten wurden gelöscht oder werden gelöscht."
+                    .to_owned()
+            }
+            Self::LinkReadOnly { aftercare: false } => {
+                "Über diesen Link können Sie Ihre Unterlagen weiter ansehen und herunterladen, \
+                 aber nichts mehr ändern. Für ein neues Anliegen buchen Sie bitte einen neuen \
+                 Termin."
+                    .to_owned()
+            }
+            Self::LinkReadOnly { aftercare: true } => {
+                "Bewertung und Zahlung sind bis einen Tag nach dem Termin möglich. Bitte wenden \
+                 Sie sich an das Amt."
                     .to_owned()
             }
             Self::TooLarge => format!(

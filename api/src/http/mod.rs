@@ -314,6 +314,11 @@ pub fn app(state: AppState) -> Router {
         .merge(room::documents::routes());
     timed
         .merge(long_lived)
+        // A link writes only until the visit is over; it reads as long as the data is kept.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            citizen::lifetime::writes,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::observe::observe,

@@ -431,6 +431,138 @@ fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// Opens the citizen's room socket (as far as a router without a connection can): the status
+/// and the body.
+async fn socket(api: &crate::router::Api, token: &str) -> (StatusCode, String) {
+    let request = Request::builder()
+        .uri(format!("/termin/{token}/raum/ws"))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .body(Body::empty())
+        .expect("request");
+    let response = app(api.state.clone())
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn location_of(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Whether an answer is the refusal of a link whose visit is over (page or problem document).
+fn read_only(status: StatusCode, body: &str) -> bool {
+    status == StatusCode::FORBIDDEN && body.contains("Der Termin ist vorbei")
+}
+
+#[tokio::test]
+async fn the_link_writes_until_the_visit_is_over_and_reads_on() {
+    let room = Room::admitted().await;
+    let api = &room.api;
+    let token = &room.token;
+    let (_, _, shown) = api
+        .get(&format!("/api/v1/appointments/by-token/{token}"))
+        .await;
+    let end = time::OffsetDateTime::parse(
+        shown["end"].as_str().expect("an end"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("RFC 3339")
+    .unix_timestamp();
+    let feedback = format!("/termin/{token}/feedback");
+    let answers = "bild_und_ton=5&bedienung=4&wartezeit=3&ergebnis=5";
+    // Ten minutes past the appointment's end the call still runs: the room's writes go on. The
+    // feedback route answers for itself (not before the end of the conversation).
+    api.now.store(end + 600, Ordering::SeqCst);
+    let (status, _, page) = browse(api, "POST", &feedback, None, Some(answers)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    let (status, body) = socket(api, token).await;
+    assert!(!read_only(status, &body), "{status} {body}");
+    // The clerk's sign-in of the morning is long idle: a fresh one ends the session.
+    let (status, body, cookie) =
+        crate::staff::login(api, "ettlingen", "a.becker", crate::staff::PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let clerk = crate::staff::cookie_pair(&cookie.expect("a session cookie"));
+    let (status, ended, body) = browse(
+        api,
+        "POST",
+        &format!(
+            "/sachbearbeitung/termin/{}/raum/beenden",
+            room.appointment.0
+        ),
+        Some(&clerk),
+        Some("outcome=aborted"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert!(
+        location_of(&ended).ends_with("/raum"),
+        "ended, back in the room: {ended:?}"
+    );
+
+    // A second after the session ended, the link changes nothing: neither the room, nor an
+    // upload, nor the appointment itself; the JSON API answers with the problem document.
+    api.now.store(end + 601, Ordering::SeqCst);
+    let before = api.last_position().await;
+    let (status, body) = socket(api, token).await;
+    assert!(read_only(status, &body), "{status} {body}");
+    let (status, _, page) = browse(
+        api,
+        "POST",
+        &format!("/termin/{token}/absagen"),
+        None,
+        Some(""),
+    )
+    .await;
+    assert!(read_only(status, &page), "{status} {page}");
+    assert!(page.contains("nichts mehr ändern"), "{page}");
+    let (status, headers, body) = api
+        .post(
+            &format!("/api/v1/appointments/by-token/{token}/cancel"),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["type"], "/problems/link-read-only");
+    assert_eq!(body["title"], "Der Termin ist vorbei");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(api.last_position().await, before, "nothing written");
+    // Reading goes on: the appointment and the room's page with its documents.
+    let (status, _, _) = api
+        .get(&format!("/api/v1/appointments/by-token/{token}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, page) = browse(
+        api,
+        "GET",
+        &format!("/termin/{token}/warteraum"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+
+    // The feedback follows the visit: open for a day after its end, not longer.
+    api.now.store(end + 600 + 86_399, Ordering::SeqCst);
+    let (status, _, page) = browse(api, "POST", &feedback, None, Some(answers)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    api.now.store(end + 600 + 86_400, Ordering::SeqCst);
+    let (status, _, page) = browse(api, "POST", &feedback, None, Some(answers)).await;
+    assert!(read_only(status, &page), "{status} {page}");
+    assert!(page.contains("bis einen Tag nach dem Termin"), "{page}");
+}
+
 #[tokio::test]
 async fn feedback_comes_after_the_end_once_with_a_mark_for_each_aspect() {
     let room = Room::admitted().await;

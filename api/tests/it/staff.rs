@@ -11,7 +11,7 @@ use videoamt_core::domain::account::StaffRole;
 
 use crate::router::{Api, NOW, assert_refused};
 
-const PASSWORD: &str = "ein-gutes-passwort";
+pub(crate) const PASSWORD: &str = "ein-gutes-passwort";
 
 fn tenant(api: &Api, id: &str) -> videoamt_core::tenant::Tenant {
     api.state
@@ -85,7 +85,7 @@ async fn staffed_with(tenants: Vec<videoamt_core::tenant::Tenant>) -> Api {
     api
 }
 
-async fn login(
+pub(crate) async fn login(
     api: &Api,
     tenant: &str,
     login: &str,
@@ -128,7 +128,7 @@ async fn login_from(
 }
 
 /// The `name=value` part of a `Set-Cookie` header, to send back.
-fn cookie_pair(set_cookie: &str) -> String {
+pub(crate) fn cookie_pair(set_cookie: &str) -> String {
     set_cookie.split(';').next().expect("a pair").to_owned()
 }
 

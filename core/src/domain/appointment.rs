@@ -4,7 +4,7 @@
 //! Invariants: a finished appointment (completed, no-show) cannot be cancelled or moved;
 //! rescheduling goes only to a free slot (checked by the calendar).
 
-use time::{Duration, OffsetDateTime};
+use time::{Duration, OffsetDateTime, PrimitiveDateTime};
 
 use super::calendar::{self, Placement, Slots};
 use super::events::{
@@ -344,6 +344,56 @@ impl AppointmentCommand {
 /// deletion at the earliest (a day after the start plus the municipality's retention).
 pub fn link_expiry(tenant: &Tenant, start: OffsetDateTime) -> OffsetDateTime {
     tenant.add_months(start + Duration::days(1), tenant.retention_months)
+}
+
+/// What a citizen's link is asked to change, for [`writes_end`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CitizenWrite {
+    /// The visit itself: confirming, cancelling, moving, the waiting room, the pre-call check,
+    /// the room's socket, documents, forms, signatures.
+    Visit,
+    /// What follows the visit by nature: the feedback, and paying the fees.
+    Aftercare,
+}
+
+/// How long after the visit's end the feedback and the payment stay open.
+pub const AFTERCARE: Duration = Duration::days(1);
+
+/// The appointment's video session, as far as the link's lifetime asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visit {
+    /// No session was opened.
+    NotHeld,
+    /// The session is open: the citizen waits or talks.
+    Running,
+    /// The session ended at this instant.
+    Ended(OffsetDateTime),
+}
+
+/// Until when a citizen's link may change anything (reads go on until [`link_expiry`]): the
+/// appointment's end; a session that ran over keeps its writes until it ended, a running one
+/// until the end of the appointment's day in the municipality at the latest, so that a session
+/// nobody ended does not keep the link writable. Aftercare writes get [`AFTERCARE`] more.
+pub fn writes_end(
+    tenant: &Tenant,
+    scheduled_end: OffsetDateTime,
+    visit: Visit,
+    write: CitizenWrite,
+) -> OffsetDateTime {
+    let local = tenant.local(scheduled_end);
+    let day_end = tenant.instant(PrimitiveDateTime::new(
+        local.date().next_day().unwrap_or(local.date()),
+        time::Time::MIDNIGHT,
+    ));
+    let end = match visit {
+        Visit::NotHeld => scheduled_end,
+        Visit::Running => day_end.max(scheduled_end),
+        Visit::Ended(at) => at.min(day_end).max(scheduled_end),
+    };
+    match write {
+        CitizenWrite::Visit => end,
+        CitizenWrite::Aftercare => end + AFTERCARE,
+    }
 }
 
 /// Checks the chosen concerns and sizes them: the department and the number of slots.
@@ -1105,6 +1155,34 @@ pub(crate) mod tests {
             link_expiry(stuttgart(), TUE_9),
             datetime!(2027-05-25 07:00 UTC)
         );
+    }
+
+    #[test]
+    fn a_link_writes_until_the_visit_ends_and_aftercare_a_day_longer() {
+        use CitizenWrite::{Aftercare, Visit as Write};
+        // Tuesday 24 November 2026, 09:00–09:30 in Ettlingen (UTC+1).
+        let end = datetime!(2026-11-24 08:30 UTC);
+        let midnight = datetime!(2026-11-24 23:00 UTC);
+        let t = ettlingen();
+        assert_eq!(writes_end(t, end, Visit::NotHeld, Write), end);
+        assert_eq!(
+            writes_end(t, end, Visit::NotHeld, Aftercare),
+            end + Duration::days(1)
+        );
+        // Ended early: the appointment's end still counts.
+        let early = datetime!(2026-11-24 08:10 UTC);
+        assert_eq!(writes_end(t, end, Visit::Ended(early), Write), end);
+        // Ran over by 20 minutes: until it ended.
+        let late = datetime!(2026-11-24 08:50 UTC);
+        assert_eq!(writes_end(t, end, Visit::Ended(late), Write), late);
+        assert_eq!(
+            writes_end(t, end, Visit::Ended(late), Aftercare),
+            late + Duration::days(1)
+        );
+        // Still running, or ended only the next day: the appointment's day, no longer.
+        assert_eq!(writes_end(t, end, Visit::Running, Write), midnight);
+        let next_day = datetime!(2026-11-25 10:00 UTC);
+        assert_eq!(writes_end(t, end, Visit::Ended(next_day), Write), midnight);
     }
 
     #[test]

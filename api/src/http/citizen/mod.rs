@@ -3,5 +3,6 @@
 pub(crate) mod api;
 pub(crate) mod booking;
 pub(crate) mod caps;
+pub(crate) mod lifetime;
 pub(crate) mod pages;
 pub(crate) mod service;
