@@ -65,6 +65,12 @@ enum Command {
         /// one PostgreSQL log in any mix (ADR 0023).
         #[arg(long, env = "VIDEOAMT_ROLE", value_enum, default_value = "all")]
         role: crate::app::Role,
+        /// This server as the other servers on the same log reach it (`http://host:port`,
+        /// on the internal network): a room's sockets are steered to the server that runs its
+        /// call, whichever server the browser reached (ADR 0028). By default the bound
+        /// address, loopback when bound to every interface: enough for one machine only.
+        #[arg(long, env = "VIDEOAMT_NODE_URL")]
+        node_url: Option<String>,
     },
     /// Inspect and check the event log.
     #[command(subcommand)]
@@ -493,12 +499,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             no_demo,
             dev_outbox,
             role,
+            node_url,
         } => {
             let options = ServeOptions {
                 listen,
                 demo: !no_demo,
                 dev_outbox,
                 role,
+                node_url,
             };
             serve(system().await?, &location, options).await
         }
@@ -764,6 +772,8 @@ struct ServeOptions {
     /// `--dev-outbox`: asked for explicitly.
     dev_outbox: bool,
     role: crate::app::Role,
+    /// `--node-url`: where the other servers reach this one.
+    node_url: Option<String>,
 }
 
 async fn serve(
@@ -776,7 +786,12 @@ async fn serve(
         demo,
         dev_outbox,
         role,
+        node_url,
     } = options;
+    // A node URL the other servers could not use stops the start.
+    let node_url = node_url
+        .map(|url| crate::http::room::steer::node_url(&url))
+        .transpose()?;
     // Whether anybody but this machine reaches the server decides the demo password and the
     // dev outbox (ADR 0026); the listen address is known before anything is bound.
     let exposure = exposure::Exposure::of(listen.ip(), system.settings.public_url.as_deref());
@@ -909,10 +924,13 @@ async fn serve(
         ip if ip.is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port())),
         _ => addr,
     };
+    // The room's sockets meet on one server, the one that runs the call (ADR 0028).
+    let node = node_url.unwrap_or_else(|| format!("http://{own}"));
     let mut state = server::AppState::new(system)
         .with_public_url(&public_url)
         .with_media(relay)
         .with_turn(turn)
+        .with_node(&node)
         .with_payments(&format!("http://{own}"))?;
     // The dev outbox page exists only on a local server, asked for or in the embedded default
     // mode (no mail server configured).

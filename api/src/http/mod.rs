@@ -62,6 +62,10 @@ pub struct AppState {
     pub(crate) live_streams: staff::streams::LiveStreams,
     /// The room sockets this process serves.
     pub(crate) hub: room::hub::RoomHub,
+    /// This process as the other processes on the log reach it (`http://host:port`), the
+    /// holder's name of the rooms it runs; `None`: it serves every room's sockets itself
+    /// (ADR 0028).
+    pub(crate) node: Option<String>,
     /// The media relay of the rooms' calls; `None` where none runs (then the room says the
     /// video service is unavailable).
     pub media: Option<Arc<dyn videoamt_core::media::MediaRelay>>,
@@ -121,6 +125,7 @@ impl AppState {
             live: crate::workers::live::LiveFeed::default(),
             live_streams: staff::streams::LiveStreams::default(),
             hub: room::hub::RoomHub::default(),
+            node: None,
             media: None,
             turn: None,
             payments: None,
@@ -186,6 +191,13 @@ impl AppState {
     /// Carries the rooms' calls through `relay`.
     pub fn with_media(mut self, relay: Arc<dyn videoamt_core::media::MediaRelay>) -> Self {
         self.media = Some(relay);
+        self
+    }
+
+    /// Steers each room's sockets to the process that runs its call; `url` is how the other
+    /// processes on the log reach this one (ADR 0028).
+    pub fn with_node(mut self, url: &str) -> Self {
+        self.node = Some(url.to_owned());
         self
     }
 

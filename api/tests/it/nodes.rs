@@ -432,3 +432,185 @@ async fn a_web_server_leaves_the_background_work_to_a_worker() {
     drop(web_process);
     cluster.drop_now().await;
 }
+
+/// The next message of `kind` on `socket`, within 30 seconds in all (pings do not count).
+async fn heard(socket: &mut crate::room::Socket, kind: &str) -> serde_json::Value {
+    tokio::time::timeout(Duration::from_secs(30), crate::room::until(socket, kind))
+        .await
+        .unwrap_or_else(|_| panic!("no {kind:?} message within 30 s"))
+}
+
+/// The UDP ports the relay's answer names as its candidates.
+fn candidate_ports(sdp: &str) -> Vec<u16> {
+    sdp.lines()
+        .filter(|l| l.starts_with("a=candidate"))
+        .filter_map(|l| l.split_whitespace().nth(5)?.parse().ok())
+        .collect()
+}
+
+/// A party's offer over its room socket, the relay's answer, and the peer started with it.
+async fn call(socket: &mut crate::room::Socket) -> (videoamt_adapters::media::peer::Peer, String) {
+    use futures::SinkExt as _;
+    use videoamt_adapters::media::peer::{self, PeerOptions, Traffic};
+    let (offer, sdp) = peer::offer(PeerOptions::default()).expect("a peer offers");
+    let message = serde_json::json!({"type": "offer", "sdp": sdp}).to_string();
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::text(message))
+        .await
+        .expect("offer sent");
+    let answer = heard(socket, "answer").await;
+    let sdp = answer["sdp"].as_str().expect("an SDP answer").to_owned();
+    let started = offer.start(&sdp, Traffic::LIGHT).expect("the peer starts");
+    (started, sdp)
+}
+
+async fn say(socket: &mut crate::room::Socket, message: serde_json::Value) {
+    use futures::SinkExt as _;
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::text(
+            message.to_string(),
+        ))
+        .await
+        .expect("sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_goes_through_with_the_citizens_socket_on_one_server_and_the_clerks_on_another() {
+    let Some(cluster) = Cluster::new("room_nodes").await else {
+        return;
+    };
+    let (url, maildir) = (cluster.url.clone(), cluster.maildir.clone());
+    let (ok, _, err) = crate::cli::user_add(
+        &url,
+        &cluster.data,
+        &[
+            "--tenant",
+            "ettlingen",
+            "--role",
+            "clerk",
+            "--department",
+            "buergerbuero",
+            "--login",
+            "k.becker",
+        ],
+        PASSWORD,
+    );
+    assert!(ok, "{err}");
+    // Two servers, each with its own media relay and room hub.
+    let (_a, a) = cluster.node("all");
+    let (_b, b) = cluster.node("all");
+    let start = free_starts(&a, 1).await.remove(0);
+    book(&a, &start, 0).await;
+    let token = wait_until("the confirmation", Duration::from_secs(30), || {
+        received(&maildir)
+            .into_iter()
+            .find_map(|(_, _, token)| token)
+    });
+    let entered = http::post(
+        &a,
+        &format!("/termin/{token}/warteraum"),
+        "application/x-www-form-urlencoded",
+        "privacy_accepted=on",
+    )
+    .await;
+    assert_eq!(entered.status, StatusCode::SEE_OTHER, "{}", entered.body);
+    let appointment = http::get(&a, &format!("/api/v1/appointments/by-token/{token}")).await;
+    assert_eq!(appointment.status, StatusCode::OK, "{}", appointment.body);
+    let appointment: serde_json::Value = serde_json::from_str(&appointment.body).expect("json");
+    let appointment = appointment["id"].as_str().expect("an id").to_owned();
+    let cookie = log_in(&b, "k.becker").await;
+
+    // The citizen's socket on A, the clerk's on B.
+    let (addr_a, addr_b) = (
+        a.parse().expect("A's address"),
+        b.parse().expect("B's address"),
+    );
+    let mut citizen = crate::room::open(addr_a, &format!("/termin/{token}/raum/ws"), None)
+        .await
+        .expect("the citizen's socket on A");
+    assert_eq!(heard(&mut citizen, "waiting").await["type"], "waiting");
+    let room = format!("/sachbearbeitung/termin/{appointment}/raum");
+    let mut clerk = crate::room::open(addr_b, &format!("{room}/ws"), Some(&cookie))
+        .await
+        .expect("the clerk's socket on B");
+    let seen = heard(&mut clerk, "room").await;
+    assert_eq!(seen["admitted"], false);
+    // The room is A's, where its first socket arrived; B carries the clerk's socket there.
+    let holders = count(
+        &url,
+        &format!("SELECT count(*) FROM leases WHERE duty LIKE 'room:%' AND holder = 'http://{a}'"),
+    )
+    .await;
+    assert_eq!(holders, 1, "the room's lease is A's");
+
+    // The clerk admits on B; the citizen's socket on A hears it.
+    let admitted = http::send_with(
+        &b,
+        Method::POST,
+        &format!("{room}/einlassen"),
+        Some("application/x-www-form-urlencoded"),
+        "",
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(admitted.status, StatusCode::SEE_OTHER, "{}", admitted.body);
+    loop {
+        let m = heard(&mut citizen, "room").await;
+        if m["admitted"] == true {
+            break;
+        }
+    }
+
+    // What one side's socket says reaches the other's, across the servers.
+    say(
+        &mut citizen,
+        serde_json::json!({"type": "media", "camera": false, "microphone": true}),
+    )
+    .await;
+    let muted = heard(&mut clerk, "peer-media").await;
+    assert_eq!(
+        (muted["camera"].clone(), muted["microphone"].clone()),
+        (false.into(), true.into())
+    );
+    say(
+        &mut clerk,
+        serde_json::json!({"type": "quality", "packets": 900, "lost": 3, "rtt_ms": 12.5}),
+    )
+    .await;
+    let quality = heard(&mut citizen, "peer-quality").await;
+    assert_eq!(quality["lost"], 3);
+
+    // Both legs of the call are on one relay: the two answers name the same UDP port, and
+    // media flows both ways.
+    let (citizen_peer, citizen_sdp) = call(&mut citizen).await;
+    let (clerk_peer, clerk_sdp) = call(&mut clerk).await;
+    let (ports_citizen, ports_clerk) = (candidate_ports(&citizen_sdp), candidate_ports(&clerk_sdp));
+    assert!(!ports_citizen.is_empty(), "{citizen_sdp}");
+    assert_eq!(ports_citizen, ports_clerk, "one relay answers both offers");
+    until_async("media both ways", Duration::from_secs(30), || async {
+        citizen_peer.received() > 20 && clerk_peer.received() > 20
+    })
+    .await;
+    eprintln!(
+        "room across nodes: citizen on A, clerk on B, both legs on A's relay (port {}): \
+         {} packets to the citizen, {} to the clerk",
+        ports_citizen[0],
+        citizen_peer.received(),
+        clerk_peer.received()
+    );
+    citizen_peer.close().await;
+    clerk_peer.close().await;
+
+    // Both sockets close, the clerk's on B: A sees both go, and with the room's last socket
+    // it gives the room up.
+    clerk.close(None).await.expect("closed");
+    citizen.close(None).await.expect("closed");
+    until_async(
+        "the room's lease given up",
+        Duration::from_secs(20),
+        || async { count(&url, "SELECT count(*) FROM leases WHERE duty LIKE 'room:%'").await == 0 },
+    )
+    .await;
+    drop((_a, _b));
+    cluster.drop_now().await;
+}

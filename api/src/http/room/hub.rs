@@ -109,6 +109,11 @@ impl RoomHub {
             .is_some_and(|s| s.of(party).is_some())
     }
 
+    /// Whether `session` has a socket here at all.
+    pub(crate) fn occupied(&self, session: SessionId) -> bool {
+        self.lock().rooms.contains_key(&session)
+    }
+
     /// Hands `nudge` to `party`'s socket, if it has one.
     pub(crate) fn tell(&self, session: SessionId, party: Party, nudge: Nudge) {
         let mut inner = self.lock();
@@ -153,5 +158,6 @@ mod tests {
         assert!(hub.leave(session, Party::Citizen, second.generation));
         assert!(!hub.seated(session, Party::Citizen));
         assert_eq!(hub.rooms(), 0, "nothing is kept for an empty room");
+        assert!(!hub.occupied(session));
     }
 }

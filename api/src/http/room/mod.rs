@@ -14,6 +14,7 @@ pub(crate) mod payment;
 pub(crate) mod precheck;
 pub(crate) mod signing;
 pub(crate) mod socket;
+pub(crate) mod steer;
 
 use axum::Router;
 use axum::routing::{get, post};

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use axum::Extension;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt as _;
 use serde::Deserialize;
@@ -28,6 +28,7 @@ use videoamt_core::media::{MediaEvent, MediaEventKind};
 
 use super::access::{self, Room};
 use super::hub::Nudge;
+use super::steer;
 use crate::http::AppState;
 use crate::http::error::Error;
 use crate::http::server::ConnectionSlot;
@@ -55,6 +56,7 @@ const POLICY: u16 = 1008;
 pub(crate) async fn citizen(
     State(state): State<AppState>,
     Path(token): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     slot: Option<Extension<ConnectionSlot>>,
     ws: WebSocketUpgrade,
@@ -63,7 +65,7 @@ pub(crate) async fn citizen(
         return Error::ForeignOrigin.into_response();
     }
     match access::citizen(&state, &token).await {
-        Ok(room) => upgrade(state, room, ws, None, slot),
+        Ok(room) => upgrade(state, room, ws, Caller::new(&uri, &headers, None), slot).await,
         Err(e) => e.into_response(),
     }
 }
@@ -72,6 +74,7 @@ pub(crate) async fn citizen(
 pub(crate) async fn clerk(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     slot: Option<Extension<ConnectionSlot>>,
     ws: WebSocketUpgrade,
@@ -81,8 +84,36 @@ pub(crate) async fn clerk(
     }
     let cookie = crate::http::staff::session::cookie_of(&state, &headers).map(str::to_owned);
     match access::clerk(&state, &headers, &id).await {
-        Ok(room) => upgrade(state, room, ws, cookie, slot),
+        Ok(room) => upgrade(state, room, ws, Caller::new(&uri, &headers, cookie), slot).await,
         Err(e) => e.into_response(),
+    }
+}
+
+/// Who opened a socket, as far as carrying it to another server needs.
+struct Caller {
+    /// The socket's path, the same on every server.
+    path: String,
+    /// The request's `Cookie` header, for the clerk's sign-in there.
+    cookie_header: Option<String>,
+    /// The clerk's session cookie, checked again as the socket goes on.
+    staff_cookie: Option<String>,
+    /// Another server carried this socket here (ADR 0028).
+    steered: bool,
+}
+
+impl Caller {
+    fn new(uri: &Uri, headers: &HeaderMap, staff_cookie: Option<String>) -> Self {
+        Self {
+            path: uri
+                .path_and_query()
+                .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned()),
+            cookie_header: headers
+                .get(header::COOKIE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            staff_cookie,
+            steered: headers.contains_key(steer::HEADER),
+        }
     }
 }
 
@@ -101,13 +132,13 @@ fn same_origin(headers: &HeaderMap) -> bool {
         .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
 }
 
-/// `staff_cookie`: the clerk's session cookie, checked again as the socket goes on. `slot`:
-/// the connection's place under the server's cap, held as long as the socket is open.
-fn upgrade(
+/// `slot`: the connection's place under the server's cap, held as long as the socket is open.
+/// A room that another server runs gets the socket carried there (ADR 0028).
+async fn upgrade(
     state: AppState,
     room: Room,
     ws: WebSocketUpgrade,
-    staff_cookie: Option<String>,
+    caller: Caller,
     slot: Option<Extension<ConnectionSlot>>,
 ) -> Response {
     if room.party == Party::Citizen && room.state.citizen_removed {
@@ -117,18 +148,33 @@ fn upgrade(
     if room.state.ended.is_some() {
         return Error::Refused(videoamt_core::domain::DomainError::SessionEnded).into_response();
     }
+    let owner = steer::owner(&state, room.session, caller.steered).await;
     // A frame is read whole before its message is measured: bound both.
-    ws.max_message_size(MAX_MESSAGE)
-        .max_frame_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| async move {
+    let ws = ws.max_message_size(MAX_MESSAGE).max_frame_size(MAX_MESSAGE);
+    match owner {
+        steer::Owner::Here => ws.on_upgrade(move |socket| async move {
             let session = room.session;
             let party = room.party;
-            if let Err(e) = run(&state, room, socket, staff_cookie).await {
+            if let Err(e) = run(&state, room, socket, caller.staff_cookie).await {
                 tracing::warn!(%session, ?party, error = %e, "room socket ended with an error");
             }
             drop(slot);
-        })
-        .into_response()
+        }),
+        steer::Owner::There(node) => ws.on_upgrade(move |socket| async move {
+            let cookie = caller.cookie_header.as_deref();
+            steer::carry(
+                room.session,
+                socket,
+                &node,
+                &caller.path,
+                cookie,
+                MAX_MESSAGE,
+            )
+            .await;
+            drop(slot);
+        }),
+    }
+    .into_response()
 }
 
 /// What a browser may send.
@@ -460,6 +506,7 @@ async fn run(
     let session = room.session;
     let party = room.party;
     let mut seat = state.hub.take(session, party);
+    steer::renew(state, session).await;
     arrive(state, &room).await;
     let mut room = match room.clone().refreshed(state).await {
         Ok(fresh) => fresh,
@@ -471,6 +518,9 @@ async fn run(
     if matches!(current, Phase::Removed | Phase::Ended(_)) {
         close(&mut socket, ENDED, "Sitzung beendet").await;
         state.hub.leave(session, party, seat.generation);
+        if !state.hub.occupied(session) {
+            steer::release(state, session).await;
+        }
         return Ok(());
     }
     follow_admission(state, &room).await;
@@ -668,6 +718,7 @@ async fn run(
                     break;
                 }
                 socket.send(Message::Ping(Default::default())).await?;
+                steer::renew(state, session).await;
             }
         }
         if reread {
@@ -705,6 +756,9 @@ async fn run(
         depart(state, &room).await;
     } else if let (Some(relay), true) = (&state.media, own) {
         let _ = relay.leave(session, party).await;
+    }
+    if !state.hub.occupied(session) {
+        steer::release(state, session).await;
     }
     Ok(())
 }
