@@ -31,6 +31,7 @@ mod cli;
 mod crash;
 mod edge;
 mod exposure;
+mod failover;
 mod http;
 mod layout;
 mod mail;
