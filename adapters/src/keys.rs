@@ -22,6 +22,10 @@ pub const KEK_FILE_ENV: &str = "VIDEOAMT_KEK_FILE";
 const NONCE: usize = 24;
 const WRAP_LABEL: &[u8] = b"videoamt key wrapping v1";
 const FINGERPRINT_LABEL: &[u8] = b"videoamt fingerprint v1";
+/// The label of a subject's own fingerprint key, derived from its data key (ADR 0024).
+const SUBJECT_FINGERPRINT_LABEL: &[u8] = b"videoamt fingerprint v2";
+/// What a per-subject fingerprint starts with; the ones under the KEK's key have no prefix.
+pub const SUBJECT_FINGERPRINT_PREFIX: &str = "2.";
 const ACCESS_LABEL: &[u8] = b"videoamt citizen access v1";
 const TAN_LABEL: &[u8] = b"videoamt signature tan v1";
 
@@ -215,11 +219,29 @@ pub trait WrappedKeys: Send + Sync {
     /// Puts keys from a key backup back as they were, in one transaction; a subject that holds
     /// a key already keeps it. How many were put back.
     async fn restore_wrapped_keys(&self, keys: Vec<WrappedKey>) -> Result<u64, StoreError>;
+
+    /// Adds the deletion verifier's fingerprints of subjects' values to its manifest, a table
+    /// beside the keys and outside the log (ADR 0024); rows already there stay.
+    async fn add_to_manifest(&self, rows: Vec<(SubjectId, String)>) -> Result<(), StoreError>;
+
+    /// The manifest's fingerprints of `subjects`.
+    async fn manifest_of(
+        &self,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<(SubjectId, String)>, StoreError>;
+
+    /// Deletes the manifest rows of `subjects`, once their deletion is verified.
+    async fn drop_manifests(&self, subjects: &[SubjectId]) -> Result<(), StoreError>;
+
+    /// Up to `limit` subjects with manifest rows, in subject order.
+    async fn manifest_subjects(&self, limit: u32) -> Result<Vec<SubjectId>, StoreError>;
 }
 
 /// The key store: data keys wrapped with the KEK (XChaCha20-Poly1305), values sealed with the
-/// data keys (XChaCha20-Poly1305, subject and fingerprint as associated data), fingerprints
-/// HMAC-SHA256 under a key derived from the KEK.
+/// data keys (XChaCha20-Poly1305, subject and fingerprint as associated data). A sealed value's
+/// fingerprint is HMAC-SHA256 under a key derived from the subject's data key, so it dies with
+/// the key; the verifier's fingerprints are HMAC-SHA256 under a key derived from the KEK, kept
+/// outside the log only until the deletion is verified (ADR 0024).
 pub struct Keyring<K: WrappedKeys + ?Sized> {
     kek: Kek,
     keys: Arc<K>,
@@ -334,10 +356,14 @@ impl<K: WrappedKeys + ?Sized + 'static> KeyStore for Keyring<K> {
             .data_key(subject)
             .await?
             .ok_or(KeyError::NoKey(subject))?;
+        let subject_key = mac(&key, &[SUBJECT_FINGERPRINT_LABEL]);
         plaintexts
             .iter()
             .map(|plaintext| {
-                let fingerprint = self.fingerprint(plaintext);
+                let fingerprint = format!(
+                    "{SUBJECT_FINGERPRINT_PREFIX}{}",
+                    B64.encode(mac(&subject_key, &[plaintext]))
+                );
                 let sealed = encrypt(&key, plaintext, &value_aad(subject, &fingerprint))?;
                 Ok(Sealed {
                     subject,

@@ -1,9 +1,12 @@
 //! The key store port: one data key per data subject, and erasure by destroying it.
 //!
 //! Personal values are sealed with their subject's key (AEAD). A sealed value names its subject
-//! and carries a keyed fingerprint of the plaintext, so that a verifier can later search every
-//! table for the plaintext without holding it. Once the key is destroyed the value opens as
-//! [`Opened::Erased`]: readers show "[gelöscht]", they never fail.
+//! and carries a fingerprint of the plaintext under a key of that subject's own, which dies with
+//! the data key: after erasure it confirms no guess and links no two subjects (ADR 0024). The
+//! deletion verifier searches every table for the plaintext with fingerprints of its own
+//! ([`KeyStore::fingerprint`]), taken before the purge and deleted once it verified. Once the
+//! key is destroyed the value opens as [`Opened::Erased`]: readers show "[gelöscht]", they
+//! never fail.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +20,8 @@ pub const ERASED_TEXT: &str = "[gelöscht]";
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sealed {
     pub subject: SubjectId,
-    /// Keyed fingerprint of the plaintext (see [`KeyStore::fingerprint`]).
+    /// Fingerprint of the plaintext under the subject's own fingerprint key (`2.` and base64),
+    /// or, for values sealed before ADR 0024, under the KEK's (base64 only).
     pub fingerprint: String,
     /// Nonce, ciphertext and tag, base64. Subject and fingerprint are authenticated with it.
     pub sealed: String,
@@ -105,8 +109,9 @@ pub trait KeyStore: Send + Sync {
     /// does not authenticate.
     async fn open(&self, sealed: &Sealed) -> Result<Opened, KeyError>;
 
-    /// The keyed fingerprint of a plaintext, as recorded in [`Sealed::fingerprint`]. It does
-    /// not depend on the subject's key, so it can still be computed after erasure.
+    /// The verifier's fingerprint of a plaintext, under a key derived from the KEK: the same for
+    /// every subject, so it is kept only in the verifier's manifest, never in the log, and only
+    /// until the deletion is verified (ADR 0024). It can still be computed after erasure.
     fn fingerprint(&self, plaintext: &[u8]) -> String;
 }
 

@@ -29,8 +29,16 @@ use super::{AdminStore, StoreLocation};
 use crate::keys::WrappedKey;
 
 /// Tables a log backup carries without their rows: the wrapped keys, which have their own
-/// backup, and what lives only minutes (staff sessions, sign-ons under way, duty leases).
-pub const TABLES_WITHOUT_ROWS: [&str; 4] = ["subject_keys", "staff_sessions", "sign_ons", "leases"];
+/// backup; the deletion verifier's manifests, which must not outlive a verification in a
+/// backup (ADR 0024); and what lives only minutes (staff sessions, sign-ons under way, duty
+/// leases).
+pub const TABLES_WITHOUT_ROWS: [&str; 5] = [
+    "subject_keys",
+    "deletion_manifests",
+    "staff_sessions",
+    "sign_ons",
+    "leases",
+];
 
 /// The first line of a key backup names its format.
 const KEY_BACKUP_FORMAT: u32 = 1;

@@ -186,6 +186,23 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     END $$;
     "#,
     ),
+    (
+        5,
+        "the deletion verifier's manifests (ADR 0024)",
+        r#"
+    CREATE TABLE deletion_manifests (
+        subject     uuid NOT NULL,
+        fingerprint text NOT NULL, -- the verifier's, under the KEK's key
+        PRIMARY KEY (subject, fingerprint)
+    );
+    DO $$
+    BEGIN
+        IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'videoamt_app') THEN
+            GRANT SELECT, INSERT, DELETE ON deletion_manifests TO videoamt_app;
+        END IF;
+    END $$;
+    "#,
+    ),
 ];
 
 const EVENT_COLUMNS: &str = "global_position, stream_id, stream_version, event_id, event_type, \
@@ -817,7 +834,7 @@ impl AdminStore for PostgresStore {
     async fn forget_deleted(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
-            .batch_execute("VACUUM subject_keys")
+            .batch_execute("VACUUM subject_keys, deletion_manifests")
             .await
             .map_err(store_err)
     }
@@ -1444,6 +1461,74 @@ impl crate::keys::WrappedKeys for PostgresStore {
             )
             .await
             .map_err(store_err)
+    }
+
+    async fn add_to_manifest(&self, rows: Vec<(SubjectId, String)>) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let client = self.client().await?;
+        let (subjects, fingerprints): (Vec<Uuid>, Vec<String>) =
+            rows.into_iter().map(|(s, f)| (s.0, f)).unzip();
+        client
+            .execute(
+                "INSERT INTO deletion_manifests (subject, fingerprint) \
+                 SELECT * FROM UNNEST($1::uuid[], $2::text[]) ON CONFLICT DO NOTHING",
+                &[&subjects, &fingerprints],
+            )
+            .await
+            .map(|_| ())
+            .map_err(store_err)
+    }
+
+    async fn manifest_of(
+        &self,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<(SubjectId, String)>, StoreError> {
+        let client = self.client().await?;
+        let ids: Vec<Uuid> = subjects.iter().map(|s| s.0).collect();
+        let rows = client
+            .query(
+                "SELECT subject, fingerprint FROM deletion_manifests WHERE subject = ANY($1)",
+                &[&ids],
+            )
+            .await
+            .map_err(store_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    SubjectId(r.try_get(0).map_err(store_err)?),
+                    r.try_get(1).map_err(store_err)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn drop_manifests(&self, subjects: &[SubjectId]) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let ids: Vec<Uuid> = subjects.iter().map(|s| s.0).collect();
+        client
+            .execute(
+                "DELETE FROM deletion_manifests WHERE subject = ANY($1)",
+                &[&ids],
+            )
+            .await
+            .map(|_| ())
+            .map_err(store_err)
+    }
+
+    async fn manifest_subjects(&self, limit: u32) -> Result<Vec<SubjectId>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT DISTINCT subject FROM deletion_manifests ORDER BY subject LIMIT $1",
+                &[&i64::from(limit)],
+            )
+            .await
+            .map_err(store_err)?;
+        rows.iter()
+            .map(|r| Ok(SubjectId(r.try_get(0).map_err(store_err)?)))
+            .collect()
     }
 }
 

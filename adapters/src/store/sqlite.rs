@@ -125,6 +125,17 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     ) STRICT;
     "#,
     ),
+    (
+        5,
+        "the deletion verifier's manifests (ADR 0024)",
+        r#"
+    CREATE TABLE deletion_manifests (
+        subject     BLOB NOT NULL,
+        fingerprint TEXT NOT NULL, -- the verifier's, under the KEK's key
+        PRIMARY KEY (subject, fingerprint)
+    ) STRICT, WITHOUT ROWID;
+    "#,
+    ),
 ];
 
 /// The triggers `verify` insists on.
@@ -1156,6 +1167,87 @@ impl crate::keys::WrappedKeys for SqliteStore {
             }
             tx.commit().map_err(store_err)?;
             Ok(restored)
+        })
+        .await
+    }
+
+    async fn add_to_manifest(&self, rows: Vec<(SubjectId, String)>) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.with_writer(move |conn| {
+            let tx = conn.unchecked_transaction().map_err(store_err)?;
+            {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO deletion_manifests (subject, fingerprint) VALUES (?1, ?2) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .map_err(store_err)?;
+                for (subject, fingerprint) in rows {
+                    insert
+                        .execute(params![subject.0.as_bytes().as_slice(), fingerprint])
+                        .map_err(store_err)?;
+                }
+            }
+            tx.commit().map_err(store_err)
+        })
+        .await
+    }
+
+    async fn manifest_of(
+        &self,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<(SubjectId, String)>, StoreError> {
+        let subjects = subjects.to_vec();
+        self.with_reader(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT fingerprint FROM deletion_manifests WHERE subject = ?1")
+                .map_err(store_err)?;
+            let mut out = Vec::new();
+            for subject in subjects {
+                let rows = stmt
+                    .query_map([subject.0.as_bytes().as_slice()], |r| r.get::<_, String>(0))
+                    .map_err(store_err)?;
+                for row in rows {
+                    out.push((subject, row.map_err(store_err)?));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn drop_manifests(&self, subjects: &[SubjectId]) -> Result<(), StoreError> {
+        let subjects = subjects.to_vec();
+        self.with_writer(move |conn| {
+            let tx = conn.unchecked_transaction().map_err(store_err)?;
+            {
+                let mut delete = tx
+                    .prepare_cached("DELETE FROM deletion_manifests WHERE subject = ?1")
+                    .map_err(store_err)?;
+                for subject in subjects {
+                    delete
+                        .execute([subject.0.as_bytes().as_slice()])
+                        .map_err(store_err)?;
+                }
+            }
+            tx.commit().map_err(store_err)
+        })
+        .await
+    }
+
+    async fn manifest_subjects(&self, limit: u32) -> Result<Vec<SubjectId>, StoreError> {
+        self.with_reader(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT DISTINCT subject FROM deletion_manifests ORDER BY subject LIMIT ?1",
+                )
+                .map_err(store_err)?;
+            let rows = stmt
+                .query_map([limit], |r| uuid_at(r, 0))
+                .map_err(store_err)?;
+            rows.map(|r| r.map(SubjectId).map_err(store_err)).collect()
         })
         .await
     }

@@ -427,7 +427,27 @@ pub(crate) async fn data_keys_seal_open_and_shred<B: Backend>(b: &B) {
     );
     let json = serde_json::to_string(&sealed).expect("json");
     assert!(!json.contains("Erika") && !json.contains("canary"));
-    assert_eq!(sealed.fingerprint, keyring.fingerprint(canary.as_bytes()));
+    // The log's fingerprint is the subject's own (ADR 0024): the same for the same value of
+    // one subject, another for another subject's same value, and not the KEK's, which only
+    // the verifier's manifest holds.
+    assert!(
+        sealed.fingerprint.starts_with("2."),
+        "{}",
+        sealed.fingerprint
+    );
+    let again = keyring.seal(erika, canary.as_bytes()).await.expect("seal");
+    assert_eq!(again.fingerprint, sealed.fingerprint);
+    let of_max = keyring.seal(max, canary.as_bytes()).await.expect("seal");
+    assert_ne!(
+        of_max.fingerprint, sealed.fingerprint,
+        "subjects are not linked"
+    );
+    assert_ne!(sealed.fingerprint, keyring.fingerprint(canary.as_bytes()));
+    assert!(
+        !sealed
+            .fingerprint
+            .contains(&keyring.fingerprint(canary.as_bytes()))
+    );
     assert_ne!(
         keyring
             .seal(erika, canary.as_bytes())
@@ -727,7 +747,7 @@ pub(crate) async fn migrations_run_once_even_when_processes_start_together<B: Ba
     let (first, second, third) = tokio::join!(b.open(), b.open(), b.open());
     for store in [&first, &second, &third] {
         let stats = store.stats().await.expect("stats");
-        assert_eq!(stats.schema_version, 4);
+        assert_eq!(stats.schema_version, 5);
         assert_eq!((stats.events, stats.last_position), (0, 0));
     }
     first
@@ -745,7 +765,7 @@ pub(crate) async fn migrations_run_once_even_when_processes_start_together<B: Ba
     // One row per migration: a no-op UPDATE reports the rows it matched.
     assert_eq!(
         b.raw_sql("UPDATE schema_migrations SET name = name").await,
-        Ok(4)
+        Ok(5)
     );
 }
 

@@ -214,6 +214,8 @@ async fn canaries_are_gone_after_the_purge(env: Env) {
     };
     let mut subjects = Vec::new();
     let mut appointments = Vec::new();
+    // What somebody holding the KEK might guess about a subject.
+    let mut guesses: Vec<String> = Vec::new();
     for tenant in ["ettlingen", "stuttgart"] {
         let personal = PersonalValues {
             name: format!("{} {}", canary("vorname"), canary("nachname")),
@@ -227,6 +229,8 @@ async fn canaries_are_gone_after_the_purge(env: Env) {
             feedback: canary("feedback"),
             identity_failure: Some(canary("ausweisgrund")),
         };
+        guesses.extend([personal.name.clone(), personal.email.clone()]);
+        guesses.extend(personal.phone.clone());
         let ids = VisitIds::fresh();
         let mut v = visit(&system, tenant, visit_times(tenant).0);
         complete_visit(&mut v, tenant, &personal, ids, Handover::Done)
@@ -376,6 +380,20 @@ async fn canaries_are_gone_after_the_purge(env: Env) {
         "{summary:?}"
     );
     env.catch_up().await;
+    // Purged, not yet verified: the verifier's manifest holds its fingerprints of the values
+    // (under the KEK's key), and only it; the log's are the subjects' own.
+    let confirmed = |all: &str| -> Vec<String> {
+        guesses
+            .iter()
+            .filter(|g| all.contains(&system.keys.fingerprint(g.as_bytes())))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        confirmed(&env.everything()).len(),
+        guesses.len(),
+        "the manifest holds every value's fingerprint before the verification"
+    );
     let verdicts = Verifier::new(&system)
         .verify(&subjects, last)
         .await
@@ -383,6 +401,9 @@ async fn canaries_are_gone_after_the_purge(env: Env) {
     for v in &verdicts {
         assert!(v.passed() && v.recorded, "{v:?}");
     }
+    // Verified: nothing left lets the KEK confirm a guess (ADR 0024).
+    let left = confirmed(&env.everything());
+    assert!(left.is_empty(), "the KEK still confirms {left:?}");
 
     // After: not one canary anywhere.
     env.catch_up().await;
@@ -568,8 +589,10 @@ async fn a_missing_handover_blocks_the_purge(env: Env) {
     env.done().await;
 }
 
-/// A canary copied into a projection table by hand, and a sealed value copied into another:
-/// the verifier fails and names the table and projection.
+/// A canary copied into a projection table by hand, and a log line naming the address: the
+/// verifier fails and names the table and projection, then the file. The manifest it needs
+/// for that stays until a verification passes; then it goes, and with it every way to find
+/// the values by their fingerprints (ADR 0024).
 async fn the_verifier_finds_a_planted_leak(env: Env) {
     let system = env.system.clone();
     let ids = VisitIds::fresh();
@@ -587,8 +610,6 @@ async fn the_verifier_finds_a_planted_leak(env: Env) {
     assert_eq!(purge_at(&env, due).await.purged, 1);
     env.catch_up().await;
     let verifier = Verifier::new(&system);
-    let clean = verifier.verify(&[ids.subject], due).await.expect("verify");
-    assert!(clean[0].passed(), "{:?}", clean[0]);
 
     let detail = "appointment-detail";
     let at = system.store.checkpoint(detail).await.expect("checkpoint");
@@ -648,6 +669,38 @@ async fn the_verifier_finds_a_planted_leak(env: Env) {
             .any(|p| p == "Protokolldateien: Datei videoamt.log"),
         "{:?}",
         logged[0].places
+    );
+
+    // Both removed, the verification passes; the manifest is gone with it, and a later
+    // verification (the DPO's `retention verify --all`) still passes on what it can check.
+    std::fs::remove_file(logs.join("videoamt.log")).expect("removed");
+    let at = system.store.checkpoint(detail).await.expect("checkpoint");
+    system
+        .store
+        .commit(
+            detail,
+            at.position,
+            at.clone(),
+            vec![Change::Delete(DocKey::new("notiz", "leck"))],
+        )
+        .await
+        .expect("removed");
+    let clean = verifier.verify(&[ids.subject], due).await.expect("verify");
+    assert!(clean[0].passed(), "{:?}", clean[0]);
+    assert!(
+        system
+            .store
+            .manifest_of(&[ids.subject])
+            .await
+            .expect("manifest")
+            .is_empty()
+    );
+    let again = verifier.verify(&[ids.subject], due).await.expect("verify");
+    assert!(again[0].passed(), "{:?}", again[0]);
+    assert!(
+        again[0].checks.iter().any(|c| c.contains("Manifest")),
+        "{:?}",
+        again[0].checks
     );
     env.done().await;
 }

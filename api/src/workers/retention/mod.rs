@@ -71,11 +71,16 @@ pub async fn tick(system: &System, projections: &[Arc<dyn Projection>]) -> anyho
             return Ok(destroyed); // the next round verifies
         }
     }
+    let verifier = verify::Verifier::new(system);
+    let swept = verifier.sweep().await?;
+    if swept > 0 {
+        tracing::info!(swept, "manifests of verified deletions removed");
+    }
     let subjects = due_verifications(system, now, VERIFY_BATCH).await?;
     if subjects.is_empty() {
         return Ok(destroyed);
     }
-    let verdicts = verify::Verifier::new(system).verify(&subjects, now).await?;
+    let verdicts = verifier.verify(&subjects, now).await?;
     let failed = verdicts.iter().filter(|v| !v.passed()).count();
     tracing::info!(
         verified = verdicts.len() - failed,

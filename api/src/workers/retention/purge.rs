@@ -2,7 +2,9 @@
 //!
 //! 1. `CheckPurge` decides whether it may run (due, not yet purged, every required case-system
 //!    handover done); a missing handover appends `PurgeBlocked` and moves the timer;
-//! 2. the subject's key is destroyed, its blobs deleted and its outbox mail scrubbed;
+//! 2. the deletion verifier prepares its manifest (ADR 0024: it takes the fingerprints it will
+//!    look for while the values still open), then the subject's key is destroyed, its blobs
+//!    deleted and its outbox mail scrubbed;
 //! 3. `ExecutePurge` appends `PurgeExecuted` with the counts.
 //!
 //! Every step can be repeated: a run killed between 2 and 3 is finished by the next one (the
@@ -70,6 +72,8 @@ pub enum PurgeError {
     Task(String),
     #[error("unknown tenant {0:?} in a timer")]
     Tenant(String),
+    #[error("the deletion verifier's manifest: {0}")]
+    Manifest(String),
 }
 
 #[derive(Clone)]
@@ -80,6 +84,8 @@ pub struct PurgeJob {
     blobs: Arc<dyn BlobStore>,
     outbox: PathBuf,
     page: u32,
+    /// Prepares its manifest before the keys go; the purge shares no code with it.
+    verifier: super::verify::Verifier,
 }
 
 impl std::fmt::Debug for PurgeJob {
@@ -131,6 +137,7 @@ impl PurgeJob {
             blobs: system.blobs.clone(),
             outbox: system.outbox_dir(),
             page: system.settings.purge_page.max(1),
+            verifier: super::verify::Verifier::new(system),
         }
     }
 
@@ -182,6 +189,10 @@ impl PurgeJob {
             });
         }
         let subjects: Vec<SubjectId> = allowed.iter().map(|t| t.subject).collect();
+        self.verifier
+            .prepare(&subjects)
+            .await
+            .map_err(|e| PurgeError::Manifest(e.to_string()))?;
         let destroyed: HashSet<SubjectId> = self
             .keys
             .destroy_all(&subjects)

@@ -10,6 +10,13 @@
 //!   the log, nor a plaintext whose keyed fingerprint is the subject's (every text is cut into
 //!   candidates and each candidate fingerprinted).
 //!
+//! The fingerprints it looks for are its own (ADR 0024): before the purge destroys a subject's
+//! key, [`Verifier::prepare`] finds the subject's values in the log, opens them and keeps their
+//! fingerprints under the KEK's key in the manifest, a table outside the log. The log's own
+//! fingerprints are keyed by the subject's data key and die with it. Once a deletion is
+//! verified, the subject's manifest goes too: then nothing lets the KEK confirm a guess about
+//! the subject or link it to another.
+//!
 //! Then it appends `DeletionVerified` with the checks, or `DeletionVerificationFailed` naming
 //! the places (tables, projections, files; never the values). Subjects are verified in batches
 //! that share one scan of everything.
@@ -23,6 +30,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use videoamt_adapters::bus::{BusError, CommandBus, Issued};
+use videoamt_adapters::keys::SUBJECT_FINGERPRINT_PREFIX;
 use videoamt_adapters::store::AdminStore;
 use videoamt_core::domain::subject::SubjectCommand;
 use videoamt_core::domain::{DomainError, SubjectId};
@@ -33,6 +41,11 @@ use crate::app::System;
 
 /// The log table: sealed values belong there; only plaintext in it is a finding.
 const LOG_TABLE: &str = "events";
+/// The verifier's own manifests: the fingerprints it looks for, not a finding.
+const MANIFEST_TABLE: &str = "deletion_manifests";
+/// Manifests of verified subjects swept per round (left by a verification that stopped
+/// between its verdict and deleting them).
+const SWEEP: u32 = 1_000;
 /// Longer texts are not personal values (they are ciphertext or documents).
 const MAX_CANDIDATE: usize = 1024;
 /// Words per candidate phrase, so that a name inside a sentence is found.
@@ -80,6 +93,8 @@ impl Verdict {
 struct Evidence {
     tenant: TenantId,
     sealed: Vec<(StreamId, Sealed)>,
+    /// The log records the deletion as verified already (then the manifest is gone).
+    verified: bool,
 }
 
 #[derive(Clone)]
@@ -256,6 +271,9 @@ impl Verifier {
         let events = self.store.read_stream(&subject.stream(), 0).await?;
         let first = events.first().ok_or(VerifyError::UnknownSubject(subject))?;
         let tenant = first.meta.tenant.clone();
+        let verified = events
+            .iter()
+            .any(|e| e.event_type.as_str() == "DeletionVerified");
         let payload = |e: &videoamt_core::event::RecordedEvent| -> serde_json::Value {
             e.payload.parse().unwrap_or(serde_json::Value::Null)
         };
@@ -296,7 +314,56 @@ impl Verifier {
             }
             streams.push(stream);
         }
-        Ok(Evidence { tenant, sealed })
+        Ok(Evidence {
+            tenant,
+            sealed,
+            verified,
+        })
+    }
+
+    /// Before the purge: the verifier's fingerprints of each subject's values, opened while the
+    /// key still exists, into the manifest. Values that no longer open (a purge that stopped
+    /// half-way and is run again) add nothing; the manifest kept what they had. How many
+    /// fingerprints the manifest got.
+    pub async fn prepare(&self, subjects: &[SubjectId]) -> Result<usize, VerifyError> {
+        let mut rows = Vec::new();
+        for &subject in subjects {
+            let e = self.evidence(subject).await?;
+            for (_, sealed) in &e.sealed {
+                match self.keys.open(sealed).await {
+                    Ok(Opened::Plain(plain)) => {
+                        rows.push((subject, self.keys.fingerprint(&plain)));
+                    }
+                    // The verification reports what does not open as it should.
+                    Ok(Opened::Erased) | Err(KeyError::Tampered { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        rows.sort();
+        rows.dedup();
+        let added = rows.len();
+        self.store.add_to_manifest(rows).await?;
+        Ok(added)
+    }
+
+    /// Deletes the manifests of subjects whose deletion the log records as verified; how many.
+    pub async fn sweep(&self) -> Result<usize, VerifyError> {
+        let mut verified = Vec::new();
+        for subject in self.store.manifest_subjects(SWEEP).await? {
+            let events = self.store.read_stream(&subject.stream(), 0).await?;
+            if events
+                .iter()
+                .any(|e| e.event_type.as_str() == "DeletionVerified")
+            {
+                verified.push(subject);
+            }
+        }
+        if !verified.is_empty() {
+            self.store.drop_manifests(&verified).await?;
+            self.store.forget_deleted().await?;
+        }
+        Ok(verified.len())
     }
 
     /// Verifies a batch of subjects with one scan of the database and the data folder, and
@@ -309,12 +376,38 @@ impl Verifier {
         let mut evidence = Vec::with_capacity(subjects.len());
         let mut places: Vec<BTreeSet<String>> = vec![BTreeSet::new(); subjects.len()];
         let mut fingerprints = HashMap::new();
+        let index: HashMap<SubjectId, usize> =
+            subjects.iter().enumerate().map(|(i, s)| (*s, i)).collect();
+        let mut manifested = vec![0usize; subjects.len()];
+        for (subject, fingerprint) in self.store.manifest_of(subjects).await? {
+            if let Some(&i) = index.get(&subject) {
+                fingerprints.insert(fingerprint, i);
+                manifested[i] += 1;
+            }
+        }
         for (i, &subject) in subjects.iter().enumerate() {
             let e = self.evidence(subject).await?;
             if self.keys.holds(subject).await? {
                 places[i].insert("Schlüsselablage (Tabelle subject_keys)".to_owned());
             }
+            // Values sealed under the subject's own fingerprint key can only be looked for
+            // through the manifest prepared before the purge.
+            let own = e
+                .sealed
+                .iter()
+                .any(|(_, s)| s.fingerprint.starts_with(SUBJECT_FINGERPRINT_PREFIX));
+            // Once verified, the manifest is gone on purpose: a later check still finds the key
+            // gone, the values shut and copies of them, but no plaintext by its fingerprint.
+            if own && manifested[i] == 0 && !e.verified {
+                places[i].insert(
+                    "Manifest der Löschprüfung fehlt (Tabelle deletion_manifests): \
+                     Klartextkopien können nicht gesucht werden"
+                        .to_owned(),
+                );
+            }
             for (stream, sealed) in &e.sealed {
+                // Verbatim copies of the log's fingerprints outside the log; before ADR 0024
+                // they were the KEK's, and so they serve as the verifier's too.
                 fingerprints.insert(sealed.fingerprint.clone(), i);
                 match self.keys.open(sealed).await {
                     Ok(Opened::Erased) => {}
@@ -331,9 +424,10 @@ impl Verifier {
         }
         let (rows, files_scanned) = self.scan(fingerprints, &mut places, subjects).await?;
         let mut verdicts = Vec::with_capacity(subjects.len());
+        let mut dropped = 0usize;
         for (i, &subject) in subjects.iter().enumerate() {
             let sealed = evidence[i].sealed.len();
-            let checks = vec![
+            let mut checks = vec![
                 "Schlüssel vernichtet".to_owned(),
                 format!("{sealed} versiegelte Werte im Protokoll lassen sich nicht mehr öffnen"),
                 format!("{rows} Tabellenzeilen ohne Fingerabdruck der Person"),
@@ -341,6 +435,13 @@ impl Verifier {
                     "{files_scanned} Dateien (Blobs, Postausgang, Protokolldateien) ohne Fingerabdruck der Person"
                 ),
             ];
+            if manifested[i] == 0 && evidence[i].verified {
+                checks.push(
+                    "Klartextsuche beim ersten Nachweis erledigt; ihr Manifest ist seither \
+                     gelöscht"
+                        .to_owned(),
+                );
+            }
             let places: Vec<String> = std::mem::take(&mut places[i]).into_iter().collect();
             let command = if places.is_empty() {
                 SubjectCommand::VerifyDeletion {
@@ -368,12 +469,22 @@ impl Verifier {
                 Err(BusError::Refused(DomainError::NotYetPurged)) => false,
                 Err(e) => return Err(e.into()),
             };
+            // Verified: the manifest has done its work and goes (a stop in between leaves it
+            // to the next round's sweep). A failed verification keeps it for the next try.
+            if recorded && places.is_empty() && manifested[i] > 0 {
+                self.store.drop_manifests(&[subject]).await?;
+                dropped += 1;
+            }
             verdicts.push(Verdict {
                 subject,
                 places,
                 checks,
                 recorded,
             });
+        }
+        if dropped > 0 {
+            // Deleted rows are no copy either (the WAL on SQLite).
+            self.store.forget_deleted().await?;
         }
         Ok(verdicts)
     }
@@ -414,6 +525,9 @@ impl Verifier {
             let mut found: Vec<(usize, String)> = Vec::new();
             let mut hits = BTreeSet::new();
             while let Some((table, row)) = rx.blocking_recv() {
+                if table == MANIFEST_TABLE {
+                    continue;
+                }
                 scanner.scan(&row, table == LOG_TABLE, &mut hits);
                 for i in std::mem::take(&mut hits) {
                     found.push((i, table_place(&table, &row)));
