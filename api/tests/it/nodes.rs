@@ -72,6 +72,26 @@ impl Cluster {
         listening(command, Some(&log))
     }
 
+    /// `k.becker`, a clerk of Ettlingen's Bürgerbüro, added before the servers start.
+    fn clerk_k_becker(&self) {
+        let (ok, _, err) = crate::cli::user_add(
+            &self.url,
+            &self.data,
+            &[
+                "--tenant",
+                "ettlingen",
+                "--role",
+                "clerk",
+                "--department",
+                "buergerbuero",
+                "--login",
+                "k.becker",
+            ],
+            PASSWORD,
+        );
+        assert!(ok, "{err}");
+    }
+
     async fn drop_now(self) {
         self.db.drop_now().await.expect("drop scratch database");
     }
@@ -200,22 +220,7 @@ async fn two_servers_on_one_log_share_sessions_and_live_views_and_send_every_mai
     let (url, maildir) = (cluster.url.clone(), cluster.maildir.clone());
 
     // Before the servers start: a clerk of the Bürgerbüro, and subjects whose purge is due.
-    let (ok, _, err) = crate::cli::user_add(
-        &url,
-        &cluster.data,
-        &[
-            "--tenant",
-            "ettlingen",
-            "--role",
-            "clerk",
-            "--department",
-            "buergerbuero",
-            "--login",
-            "k.becker",
-        ],
-        PASSWORD,
-    );
-    assert!(ok, "{err}");
+    cluster.clerk_k_becker();
     let store = videoamt_adapters::store::StoreLocation::parse(&url)
         .expect("location")
         .open()
@@ -480,22 +485,7 @@ async fn a_call_goes_through_with_the_citizens_socket_on_one_server_and_the_cler
         return;
     };
     let (url, maildir) = (cluster.url.clone(), cluster.maildir.clone());
-    let (ok, _, err) = crate::cli::user_add(
-        &url,
-        &cluster.data,
-        &[
-            "--tenant",
-            "ettlingen",
-            "--role",
-            "clerk",
-            "--department",
-            "buergerbuero",
-            "--login",
-            "k.becker",
-        ],
-        PASSWORD,
-    );
-    assert!(ok, "{err}");
+    cluster.clerk_k_becker();
     // Two servers, each with its own media relay and room hub.
     let (_a, a) = cluster.node("all");
     let (_b, b) = cluster.node("all");

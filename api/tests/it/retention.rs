@@ -589,6 +589,20 @@ async fn a_missing_handover_blocks_the_purge(env: Env) {
     env.done().await;
 }
 
+/// Changes a projection's documents by hand, at its checkpoint.
+async fn by_hand(system: &System, projection: &str, change: Change) {
+    let at = system
+        .store
+        .checkpoint(projection)
+        .await
+        .expect("checkpoint");
+    system
+        .store
+        .commit(projection, at.position, at.clone(), vec![change])
+        .await
+        .expect("changed by hand");
+}
+
 /// A canary copied into a projection table by hand, and a log line naming the address: the
 /// verifier fails and names the table and projection, then the file. The manifest it needs
 /// for that stays until a verification passes; then it goes, and with it every way to find
@@ -612,20 +626,15 @@ async fn the_verifier_finds_a_planted_leak(env: Env) {
     let verifier = Verifier::new(&system);
 
     let detail = "appointment-detail";
-    let at = system.store.checkpoint(detail).await.expect("checkpoint");
-    system
-        .store
-        .commit(
-            detail,
-            at.position,
-            at.clone(),
-            vec![Change::Put(
-                DocKey::new("notiz", "leck"),
-                serde_json::json!({ "bemerkung": personal.name }).to_string(),
-            )],
-        )
-        .await
-        .expect("planted");
+    by_hand(
+        &system,
+        detail,
+        Change::Put(
+            DocKey::new("notiz", "leck"),
+            serde_json::json!({ "bemerkung": personal.name }).to_string(),
+        ),
+    )
+    .await;
     let leaked = verifier.verify(&[ids.subject], due).await.expect("verify");
     assert!(!leaked[0].passed());
     assert!(
@@ -674,17 +683,12 @@ async fn the_verifier_finds_a_planted_leak(env: Env) {
     // Both removed, the verification passes; the manifest is gone with it, and a later
     // verification (the DPO's `retention verify --all`) still passes on what it can check.
     std::fs::remove_file(logs.join("videoamt.log")).expect("removed");
-    let at = system.store.checkpoint(detail).await.expect("checkpoint");
-    system
-        .store
-        .commit(
-            detail,
-            at.position,
-            at.clone(),
-            vec![Change::Delete(DocKey::new("notiz", "leck"))],
-        )
-        .await
-        .expect("removed");
+    by_hand(
+        &system,
+        detail,
+        Change::Delete(DocKey::new("notiz", "leck")),
+    )
+    .await;
     let clean = verifier.verify(&[ids.subject], due).await.expect("verify");
     assert!(clean[0].passed(), "{:?}", clean[0]);
     assert!(
