@@ -25,6 +25,8 @@ use videoamt_core::store::{
 
 pub mod backup;
 pub mod baseline;
+#[cfg(feature = "kurrentdb")]
+pub mod kurrentdb;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;

@@ -2,6 +2,8 @@
 
 mod bus;
 mod contract;
+#[cfg(feature = "kurrentdb")]
+mod kurrent;
 #[cfg(feature = "media")]
 mod media;
 mod payment;
