@@ -209,23 +209,18 @@ impl KurrentStore {
         // `Any` would let the server append a retry a second time if other events came after
         // it (its own id check is best effort); look for the batch's ids first and write with
         // the head we saw as the expectation, so a retry is found whatever came after.
-        let mut state = match expected {
-            ExpectedVersion::Any => None,
-            other => Some(to_stream_state(other)),
-        };
         loop {
-            if state.is_none() {
+            let stream_state = if expected == ExpectedVersion::Any {
                 let stored = self.read_from(stream, 0).await?;
                 if let Some(outcome) = retry_outcome(stream, events, &stored) {
                     return outcome;
                 }
-                state = Some(match stored.last() {
+                match stored.last() {
                     Some(last) => StreamState::StreamRevision(last.stream_version),
                     None => StreamState::NoStream,
-                });
-            }
-            let Some(stream_state) = state else {
-                unreachable!("set above")
+                }
+            } else {
+                to_stream_state(expected)
             };
             let data = events
                 .iter()
@@ -262,7 +257,6 @@ impl KurrentStore {
                     }
                     if expected == ExpectedVersion::Any {
                         // Someone appended between our look and our write: look again.
-                        state = None;
                         continue;
                     }
                     return Err(AppendError::Conflict {
@@ -526,8 +520,7 @@ impl EventStore for KurrentStore {
         // includes the first event, which is above 0 anyway. The client resubscribes after a
         // dropped connection from the last event it delivered; `last` drops anything at or
         // below what was already handed on, so each event comes once and in order.
-        let stream = async_stream_events(store, after);
-        Box::pin(stream)
+        subscription_stream(store, after)
     }
 }
 
@@ -537,7 +530,7 @@ enum Step {
     Deliver,
     /// At or below what was handed on: the client's resubscription sent it again.
     Replayed,
-    /// Under the position just handed on but a different event: positions are not unique.
+    /// At the position just handed on but a different event: positions are not unique.
     Refuse(StoreError),
 }
 
@@ -555,10 +548,7 @@ fn subscription_step(last: GlobalPosition, last_id: Option<Uuid>, e: &RecordedEv
     }
 }
 
-fn async_stream_events(
-    store: KurrentStore,
-    after: GlobalPosition,
-) -> impl futures::Stream<Item = Result<RecordedEvent, StoreError>> + Send {
+fn subscription_stream(store: KurrentStore, after: GlobalPosition) -> EventStream {
     struct State {
         store: KurrentStore,
         subscription: Option<kurrentdb::Subscription>,
@@ -577,17 +567,17 @@ fn async_stream_events(
         if s.failed {
             return None;
         }
-        if s.subscription.is_none() {
-            let options = SubscribeToAllOptions::default()
-                .position(to_all_position(s.last))
-                .filter(s.store.filter())
-                .retry_options(kurrentdb::RetryOptions::default().retry_forever());
-            s.subscription = Some(s.store.client.subscribe_to_all(&options).await);
-        }
+        let mut subscription = match s.subscription.take() {
+            Some(open) => open,
+            None => {
+                let options = SubscribeToAllOptions::default()
+                    .position(to_all_position(s.last))
+                    .filter(s.store.filter())
+                    .retry_options(kurrentdb::RetryOptions::default().retry_forever());
+                s.store.client.subscribe_to_all(&options).await
+            }
+        };
         loop {
-            let Some(subscription) = s.subscription.as_mut() else {
-                unreachable!("set above")
-            };
             let next = subscription.next().await;
             let item = match next {
                 Ok(resolved) => match s.store.decode(&resolved) {
@@ -606,6 +596,7 @@ fn async_stream_events(
             };
             // The contract's streams end only with an error.
             s.failed = item.is_err();
+            s.subscription = Some(subscription);
             return Some((item, s));
         }
     })
