@@ -3,9 +3,11 @@
 //! - [`OutboxSms`], the **sandbox**: no SMS gateway is reachable from the development machines,
 //!   so by default each SMS is filed as `{dir}/{subject}/{id}.sms.txt` in the data folder's
 //!   outbox, beside the mails, listed at `/dev/outbox`, and scrubbed by the purge with the
-//!   subject's folder.
+//!   subject's folder. Each copy is a file of its own with its idempotency key in the
+//!   `Schlüssel:` line, so a message sent twice shows as two files with one key.
 //! - [`HttpSms`] (feature `sms-http`), a generic HTTP gateway: `POST {url}` with
-//!   `{"to": …, "text": …}` and `Authorization: Bearer {token}`; 2xx is sent, 4xx refused,
+//!   `{"to": …, "text": …, "reference": key}` and `Authorization: Bearer {token}`, the
+//!   reference being the idempotency key that gateways which deduplicate take; 2xx is sent, 4xx refused,
 //!   anything else worth another try. Most SMS providers' REST APIs take this shape or sit
 //!   behind a small relay that gives it.
 
@@ -30,7 +32,7 @@ impl SmsGateway for OutboxSms {
     async fn send(&self, sms: &OutgoingSms) -> Result<(), SmsError> {
         let folder = self.dir.join(sms.owner.to_string());
         let path = folder.join(format!("{}.sms.txt", uuid::Uuid::now_v7()));
-        let body = format!("An: {}\n\n{}\n", sms.to, sms.text);
+        let body = format!("An: {}\nSchlüssel: {}\n\n{}\n", sms.to, sms.key, sms.text);
         tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&folder)?;
             // Written beside and renamed, so a reader never sees half a message.
@@ -83,7 +85,8 @@ mod http {
     #[async_trait::async_trait]
     impl SmsGateway for HttpSms {
         async fn send(&self, sms: &OutgoingSms) -> Result<(), SmsError> {
-            let body = serde_json::json!({ "to": sms.to, "text": sms.text }).to_string();
+            let body = serde_json::json!({ "to": sms.to, "text": sms.text, "reference": sms.key })
+                .to_string();
             let (status, _) = post_json(
                 &self.url,
                 &self.token,

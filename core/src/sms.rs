@@ -15,12 +15,18 @@ pub struct OutgoingSms {
     /// Whose data the message is: a copy kept on disk is filed under this subject, so the
     /// purge finds it.
     pub owner: SubjectId,
+    /// The idempotency key, the TAN's id: every copy of one message carries it, so a gateway
+    /// (and whoever reads the sandbox) tells a second copy from a second message. The SMS is
+    /// sent before the TAN is recorded; a crash in between leaves a message under a key the
+    /// log never names, and the citizen asks for a new TAN under a new key.
+    pub key: uuid::Uuid,
 }
 
 impl std::fmt::Debug for OutgoingSms {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutgoingSms")
             .field("owner", &self.owner)
+            .field("key", &self.key)
             .finish_non_exhaustive()
     }
 }
@@ -74,6 +80,7 @@ mod tests {
             to: "+49 721 1234567".into(),
             text: "TAN 123456".into(),
             owner: SubjectId(uuid::Uuid::nil()),
+            key: uuid::Uuid::nil(),
         };
         let debug = format!("{sms:?}");
         assert!(

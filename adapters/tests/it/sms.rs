@@ -14,6 +14,7 @@ fn sms() -> OutgoingSms {
         to: "+49 721 1234567".into(),
         text: "Ihre TAN: 123456".into(),
         owner: SubjectId(Uuid::from_u128(1)),
+        key: Uuid::from_u128(7),
     }
 }
 
@@ -41,7 +42,7 @@ async fn an_sms_is_posted_as_json_with_the_token_and_refusals_read_as_such() {
     let body: Value = serde_json::from_slice(&sent.body).expect("JSON");
     assert_eq!(
         body,
-        json!({"to": "+49 721 1234567", "text": "Ihre TAN: 123456"})
+        json!({"to": "+49 721 1234567", "text": "Ihre TAN: 123456", "reference": Uuid::from_u128(7)})
     );
     assert!(matches!(
         gateway.send(&sms()).await,

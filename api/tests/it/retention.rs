@@ -285,6 +285,7 @@ async fn canaries_are_gone_after_the_purge(env: Env) {
                 to: personal.phone.clone().unwrap_or_default(),
                 text: format!("Ihre TAN: 123456 {}", canary("sms")),
                 owner: ids.subject,
+                key: uuid::Uuid::now_v7(),
             })
             .await
             .expect("filed");

@@ -963,6 +963,7 @@ async fn the_dev_outbox_lists_written_mails_and_sms_only_in_the_embedded_default
             to: "0171 2345678".into(),
             text: "Ihre TAN: 123456".into(),
             owner: subject,
+            key: uuid::Uuid::now_v7(),
         })
         .await
         .expect("filed");

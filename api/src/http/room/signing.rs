@@ -277,6 +277,7 @@ async fn issue_tan(
                         room.tenant.name, tan.code
                     ),
                     owner: room.subject,
+                    key: tan.id,
                 };
                 // Sent first, recorded after: a TAN that never arrived is not recorded, so a
                 // failed send leaves nothing behind and the citizen simply asks again.
