@@ -32,19 +32,34 @@ pub(crate) async fn send_with(
     body: &str,
     headers: &[(&str, &str)],
 ) -> Response {
-    let (parts, body) = open(addr, method.clone(), path, content_type, body, headers)
+    try_send_with(addr, method.clone(), path, content_type, body, headers)
         .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// [`send_with`] for a server that may be gone: a connection refused or cut, or a body cut
+/// short, is an `Err` with what happened.
+pub(crate) async fn try_send_with(
+    addr: &str,
+    method: Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> Result<Response, String> {
+    let (parts, body) = try_open(addr, method, path, content_type, body, headers)
+        .await?
         .into_parts();
     let body = body
         .collect()
         .await
-        .unwrap_or_else(|e| panic!("{method} {path}: reading the body: {e}"))
+        .map_err(|e| format!("reading the body: {e}"))?
         .to_bytes();
-    Response {
+    Ok(Response {
         status: parts.status,
         headers: parts.headers,
-        body: String::from_utf8(body.to_vec()).expect("a UTF-8 body"),
-    }
+        body: String::from_utf8(body.to_vec()).map_err(|_| "a body not in UTF-8".to_owned())?,
+    })
 }
 
 /// A request whose answer's body is left to the caller, to read as it streams in.
@@ -56,12 +71,25 @@ pub(crate) async fn open(
     body: &str,
     headers: &[(&str, &str)],
 ) -> hyper::Response<hyper::body::Incoming> {
+    try_open(addr, method.clone(), path, content_type, body, headers)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+async fn try_open(
+    addr: &str,
+    method: Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> Result<hyper::Response<hyper::body::Incoming>, String> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
-        .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+        .map_err(|e| format!("connecting to {addr}: {e}"))?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .expect("HTTP handshake");
+        .map_err(|e| format!("HTTP handshake: {e}"))?;
     tokio::spawn(connection);
     let mut request = Request::builder()
         .method(&method)
@@ -80,5 +108,5 @@ pub(crate) async fn open(
     sender
         .send_request(request)
         .await
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+        .map_err(|e| e.to_string())
 }

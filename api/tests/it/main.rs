@@ -29,6 +29,7 @@ mod backup;
 mod browser;
 mod cli;
 mod crash;
+mod crash_loop;
 mod edge;
 mod exposure;
 mod failover;

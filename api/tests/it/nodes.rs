@@ -15,7 +15,7 @@ use hyper::{Method, StatusCode, header};
 use crate::http;
 use crate::mail::{Killed, listening, mails, smtp_server, wait_until};
 
-const PASSWORD: &str = "ein-gutes-passwort";
+pub(crate) const PASSWORD: &str = "ein-gutes-passwort";
 const BOOKINGS: usize = 12;
 const DUE: usize = 40;
 
@@ -74,27 +74,33 @@ impl Cluster {
 
     /// `k.becker`, a clerk of Ettlingen's Bürgerbüro, added before the servers start.
     fn clerk_k_becker(&self) {
-        let (ok, _, err) = crate::cli::user_add(
-            &self.url,
-            &self.data,
-            &[
-                "--tenant",
-                "ettlingen",
-                "--role",
-                "clerk",
-                "--department",
-                "buergerbuero",
-                "--login",
-                "k.becker",
-            ],
-            PASSWORD,
-        );
-        assert!(ok, "{err}");
+        add_clerk_k_becker(&self.url, &self.data);
     }
 
     async fn drop_now(self) {
         self.db.drop_now().await.expect("drop scratch database");
     }
+}
+
+/// Adds `k.becker` (password [`PASSWORD`]), a clerk of Ettlingen's Bürgerbüro, to the store at
+/// `store` with the data folder `data`.
+pub(crate) fn add_clerk_k_becker(store: &str, data: &Path) {
+    let (ok, _, err) = crate::cli::user_add(
+        store,
+        data,
+        &[
+            "--tenant",
+            "ettlingen",
+            "--role",
+            "clerk",
+            "--department",
+            "buergerbuero",
+            "--login",
+            "k.becker",
+        ],
+        PASSWORD,
+    );
+    assert!(ok, "{err}");
 }
 
 /// One SQL count on the scratch database.
@@ -169,9 +175,17 @@ async fn book(addr: &str, start: &str, n: usize) {
     assert_eq!(booked.status, 201, "{}", booked.body);
 }
 
-/// Every mail the SMTP server received: the address it went to, its Message-ID, and the
-/// capability token of its link, if it has one.
-fn received(maildir: &Path) -> Vec<(String, String, Option<String>)> {
+/// A mail as the SMTP server received it.
+pub(crate) struct Received {
+    pub(crate) to: String,
+    pub(crate) id: String,
+    pub(crate) subject: String,
+    /// The capability token of its `/termin/…` link, if it has one.
+    pub(crate) token: Option<String>,
+}
+
+/// Every mail the SMTP server received into `maildir`.
+pub(crate) fn received(maildir: &Path) -> Vec<Received> {
     mails(maildir)
         .iter()
         .map(|file| {
@@ -185,14 +199,18 @@ fn received(maildir: &Path) -> Vec<(String, String, Option<String>)> {
                 .and_then(|a| a.address())
                 .expect("to")
                 .to_owned();
-            let id = mail.message_id().expect("a Message-ID").to_owned();
             let text = mail.body_text(0).expect("text").into_owned();
             let token = text.split("/termin/").nth(1).and_then(|rest| {
                 rest.split(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_')
                     .next()
                     .map(str::to_owned)
             });
-            (to, id, token)
+            Received {
+                to,
+                id: mail.message_id().expect("a Message-ID").to_owned(),
+                subject: mail.subject().unwrap_or_default().to_owned(),
+                token,
+            }
         })
         .collect()
 }
@@ -265,11 +283,7 @@ async fn two_servers_on_one_log_share_sessions_and_live_views_and_send_every_mai
     for (n, start) in starts.iter().enumerate() {
         book(if n % 2 == 0 { &a } else { &b }, start, n).await;
     }
-    let bookings = |got: &[(String, String, Option<String>)]| {
-        got.iter()
-            .filter(|(to, _, _)| to.starts_with("erika."))
-            .count()
-    };
+    let bookings = |got: &[Received]| got.iter().filter(|m| m.to.starts_with("erika.")).count();
     wait_until("every confirmation", Duration::from_secs(60), || {
         (bookings(&received(&maildir)) >= BOOKINGS).then_some(())
     });
@@ -283,10 +297,10 @@ async fn two_servers_on_one_log_share_sessions_and_live_views_and_send_every_mai
     tokio::time::sleep(Duration::from_secs(3)).await;
     let got = received(&maildir);
     let mut per_address: BTreeMap<&str, usize> = BTreeMap::new();
-    for (to, _, _) in got.iter().filter(|(to, _, _)| to.starts_with("erika.")) {
-        *per_address.entry(to.as_str()).or_default() += 1;
+    for m in got.iter().filter(|m| m.to.starts_with("erika.")) {
+        *per_address.entry(m.to.as_str()).or_default() += 1;
     }
-    let ids: std::collections::HashSet<&str> = got.iter().map(|(_, id, _)| id.as_str()).collect();
+    let ids: std::collections::HashSet<&str> = got.iter().map(|m| m.id.as_str()).collect();
     eprintln!(
         "two nodes: {BOOKINGS} bookings, {} mails received ({} of them confirmations), {} \
          distinct Message-IDs",
@@ -339,8 +353,8 @@ async fn two_servers_on_one_log_share_sessions_and_live_views_and_send_every_mai
     );
     let token = got
         .iter()
-        .find(|(to, _, _)| to == "erika.3@example.org")
-        .and_then(|(_, _, token)| token.clone())
+        .find(|m| m.to == "erika.3@example.org")
+        .and_then(|m| m.token.clone())
         .expect("the mail to erika.3, with its link");
     // The waiting room shows no names: somebody waits, in the Bürgerbüro.
     assert!(seen.lock().expect("lock").contains("Niemand wartet."));
@@ -492,9 +506,7 @@ async fn a_call_goes_through_with_the_citizens_socket_on_one_server_and_the_cler
     let start = free_starts(&a, 1).await.remove(0);
     book(&a, &start, 0).await;
     let token = wait_until("the confirmation", Duration::from_secs(30), || {
-        received(&maildir)
-            .into_iter()
-            .find_map(|(_, _, token)| token)
+        received(&maildir).into_iter().find_map(|m| m.token)
     });
     let entered = http::post(
         &a,

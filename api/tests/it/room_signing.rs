@@ -115,6 +115,17 @@ impl Room {
     }
 }
 
+/// The TAN in the text of a Handy-TAN's SMS, as the sandbox filed it.
+pub(crate) fn tan_in_sms(text: &str) -> String {
+    text.split("TAN für die Unterschrift")
+        .nth(1)
+        .expect("the TAN sentence")
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(6)
+        .collect()
+}
+
 /// Reads the seven-segment digits back from the TAN image, as a person reads them.
 pub(crate) fn read_tan(image: &str) -> String {
     let svg = base64::engine::general_purpose::STANDARD
@@ -369,14 +380,33 @@ async fn a_handy_tan_goes_through_the_sms_sandbox_and_the_touchpad_signs_with_st
     assert_eq!(sms.len(), 1, "{sms:?}");
     let text = std::fs::read_to_string(&sms[0]).expect("readable");
     assert!(text.starts_with("An: +49 721 1234567"), "{text}");
-    let code: String = text
-        .split("TAN für die Unterschrift")
+    // Its idempotency key is the id of the TAN the log records, so a second copy would show.
+    let key = text
+        .lines()
         .nth(1)
-        .expect("the TAN sentence")
-        .chars()
-        .filter(char::is_ascii_digit)
-        .take(6)
+        .and_then(|l| l.strip_prefix("Schlüssel: "))
+        .expect("the key line");
+    let recorded: Vec<String> = room
+        .api
+        .state
+        .store
+        .read_all(0, 10_000)
+        .await
+        .expect("read")
+        .iter()
+        .filter_map(|e| {
+            match videoamt_core::domain::DomainEvent::from_payload(
+                e.event_type.as_str(),
+                e.schema_version,
+                &e.payload,
+            ) {
+                Ok(videoamt_core::domain::DomainEvent::TanIssued(t)) => Some(t.tan.to_string()),
+                _ => None,
+            }
+        })
         .collect();
+    assert_eq!(recorded, [key], "the SMS's key is the recorded TAN's id");
+    let code = tan_in_sms(&text);
     let (status, signed) = room
         .script_posts(&format!("{path}/unterschreiben"), &format!("tan={code}"))
         .await;
