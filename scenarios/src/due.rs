@@ -1,6 +1,7 @@
 //! Many data subjects whose retention has run out, for the purge crash test and the retention
 //! benchmark: each one a cancelled online booking with sealed contact data, a purge timer that
-//! is already due, and one encrypted blob.
+//! is already due, and one encrypted blob. And bookings whose reminder or no-show timer is
+//! due, for the test that two servers fire each timer once.
 //!
 //! Going through the command bus would need a free calendar place per subject; these are
 //! written straight to the log instead (the same events the bus would write, sealed with a
@@ -93,18 +94,10 @@ fn new_event(
     )?)
 }
 
-async fn one(
-    keys: &dyn KeyStore,
-    blobs: &dyn BlobStore,
-    tenant: &TenantId,
-    final_at: OffsetDateTime,
-    start: OffsetDateTime,
-    due: OffsetDateTime,
-) -> Result<(SubjectId, Vec<StreamAppend>), GenerateError> {
-    let subject = SubjectId(Uuid::now_v7());
-    let appointment = AppointmentId(Uuid::now_v7());
+/// `subject`'s contact data, sealed under its key: a name, a mail address and a phone number,
+/// each with the subject's id in it.
+async fn sealed_contact(keys: &dyn KeyStore, subject: SubjectId) -> Result<Contact, GenerateError> {
     let failed = |e: &dyn std::fmt::Display| crate::generate::template_error(e.to_string());
-    keys.issue(subject).await.map_err(|e| failed(&e))?;
     let tag = subject.0.simple();
     let plain = [
         format!("Person {tag}"),
@@ -123,17 +116,111 @@ async fn one(
             .next()
             .ok_or_else(|| failed(&"sealing gave too few values"))
     };
-    let contact = Contact {
+    Ok(Contact {
         name: next()?,
         email: next()?,
         phone: Some(next()?),
-    };
+    })
+}
+
+/// Bookings of Ettlingen whose timers are due at `now`, written straight to the log as the bus
+/// would have written them earlier: `count` booked three days before `now` for two hours after
+/// it, whose reminder (a day before) is due, and `count` booked 90 minutes before `now` for an
+/// hour before it, whose no-show check (a quarter of an hour after the start) is due and which
+/// have no reminder. The ids of the first, then of the second.
+pub async fn due_timers(
+    store: &Arc<dyn EventStore>,
+    keys: &Arc<dyn KeyStore>,
+    count: usize,
+    now: OffsetDateTime,
+) -> Result<(Vec<AppointmentId>, Vec<AppointmentId>), GenerateError> {
+    let tenant = TenantId::parse("ettlingen")?;
+    let failed = |e: &dyn std::fmt::Display| crate::generate::template_error(e.to_string());
+    let mut made = (Vec::new(), Vec::new());
+    let mut streams = Vec::new();
+    for (booked, start, ids) in [
+        (
+            now - Duration::days(3),
+            now + Duration::hours(2),
+            &mut made.0,
+        ),
+        (
+            now - Duration::minutes(90),
+            now - Duration::hours(1),
+            &mut made.1,
+        ),
+    ] {
+        for _ in 0..count {
+            let subject = SubjectId(Uuid::now_v7());
+            let appointment = AppointmentId(Uuid::now_v7());
+            keys.issue(subject).await.map_err(|e| failed(&e))?;
+            let contact = sealed_contact(keys.as_ref(), subject).await?;
+            let ev = |e: DomainEvent| new_event(&e, &tenant, appointment.0, booked);
+            let appointment_events = vec![ev(booking(appointment, subject, start, contact))?];
+            let subject_events = vec![ev(SubjectKeyIssued {
+                subject,
+                appointment,
+            }
+            .into())?];
+            streams.push(StreamAppend {
+                stream: appointment.stream(),
+                expected: ExpectedVersion::NoStream,
+                events: appointment_events,
+            });
+            streams.push(StreamAppend {
+                stream: subject.stream(),
+                expected: ExpectedVersion::NoStream,
+                events: subject_events,
+            });
+            ids.push(appointment);
+        }
+    }
+    store.append(AppendBatch::new(streams)?).await?;
+    Ok(made)
+}
+
+/// A Meldebescheinigung in the Bürgerbüro at `start`, booked online. Without terms (as in a
+/// version 1 booking): nothing is decided under them here, so none are recorded.
+fn booking(
+    appointment: AppointmentId,
+    subject: SubjectId,
+    start: OffsetDateTime,
+    contact: Contact,
+) -> DomainEvent {
+    AppointmentBooked {
+        appointment,
+        subject,
+        department: "buergerbuero".into(),
+        services: vec!["meldebescheinigung".into()],
+        start,
+        end: start + Duration::minutes(15),
+        channel: BookingChannel::Online,
+        invited_by: None,
+        contact,
+        terms: None,
+    }
+    .into()
+}
+
+async fn one(
+    keys: &dyn KeyStore,
+    blobs: &dyn BlobStore,
+    tenant: &TenantId,
+    final_at: OffsetDateTime,
+    start: OffsetDateTime,
+    due: OffsetDateTime,
+) -> Result<(SubjectId, Vec<StreamAppend>), GenerateError> {
+    let subject = SubjectId(Uuid::now_v7());
+    let appointment = AppointmentId(Uuid::now_v7());
+    let failed = |e: &dyn std::fmt::Display| crate::generate::template_error(e.to_string());
+    keys.issue(subject).await.map_err(|e| failed(&e))?;
+    let contact = sealed_contact(keys, subject).await?;
     let name = BlobName::parse("nachweis.pdf").map_err(|e| failed(&e))?;
     blobs
         .put(
             subject,
             &name,
-            format!("%PDF-1.7 Nachweis {tag}").as_bytes(),
+            format!("%PDF-1.7 Nachweis {}", subject.0.simple()).as_bytes(),
         )
         .await
         .map_err(|e| failed(&e))?;
@@ -141,24 +228,7 @@ async fn one(
     let booked = final_at - Duration::days(1);
     let ev = |e: DomainEvent, at| new_event(&e, tenant, correlation, at);
     let appointment_events = vec![
-        ev(
-            AppointmentBooked {
-                appointment,
-                subject,
-                department: "buergerbuero".into(),
-                services: vec!["meldebescheinigung".into()],
-                start,
-                end: start + Duration::minutes(15),
-                channel: BookingChannel::Online,
-                invited_by: None,
-                contact,
-                // Cancelled right away: nothing is decided under these terms, so none are
-                // recorded (as in a version 1 booking).
-                terms: None,
-            }
-            .into(),
-            booked,
-        )?,
+        ev(booking(appointment, subject, start, contact), booked)?,
         ev(
             AppointmentCancelled {
                 by: CancelledBy::CitizenByLink,

@@ -1,7 +1,8 @@
 //! More than one server on one log: two `videoamt serve` processes on one PostgreSQL database
 //! and one data folder, as behind a load balancer, with requests spread across them. Both run
-//! every background duty; the leases let one of them do each (ADR 0023). The SMTP server on
-//! loopback counts what really went out.
+//! every background duty; the leases let one of them do each (ADR 0023): every mail goes out
+//! once, every due timer fires once, every due purge runs once. The SMTP server on loopback
+//! counts what really went out.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,6 +19,8 @@ use crate::mail::{Killed, listening, mails, smtp_server, wait_until};
 pub(crate) const PASSWORD: &str = "ein-gutes-passwort";
 const BOOKINGS: usize = 12;
 const DUE: usize = 40;
+/// Reminders due, and no-show checks due, planted before the servers start.
+const TIMERS: usize = 10;
 
 /// A scratch PostgreSQL database, a data folder and an SMTP server on loopback, for servers
 /// to share.
@@ -231,7 +234,7 @@ async fn log_in(addr: &str, login: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_servers_on_one_log_share_sessions_and_live_views_and_send_every_mail_once() {
+async fn two_servers_on_one_log_share_sessions_and_live_views_and_do_each_duty_once() {
     let Some(cluster) = Cluster::new("nodes").await else {
         return;
     };
@@ -244,7 +247,26 @@ async fn two_servers_on_one_log_share_sessions_and_live_views_and_send_every_mai
         .open()
         .await
         .expect("open");
-    crate::due_subjects_in(store, &cluster.data, DUE).await;
+    crate::due_subjects_in(store.clone(), &cluster.data, DUE).await;
+    // And bookings whose reminder is due, and others whose no-show check is.
+    let (remind, no_shows) = {
+        let kek = videoamt_adapters::keys::Kek::load(&cluster.data).expect("kek");
+        let system = videoamt_api::app::System::new(
+            store.clone(),
+            kek,
+            &cluster.data,
+            videoamt_core::tenant::example_tenants().expect("valid"),
+        );
+        let events: Arc<dyn videoamt_core::store::EventStore> = store.clone();
+        videoamt_scenarios::due::due_timers(
+            &events,
+            &system.keys,
+            TIMERS,
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .expect("due timers")
+    };
 
     let (_a, a) = cluster.node("all");
     let (_b, b) = cluster.node("all");
@@ -401,6 +423,58 @@ async fn two_servers_on_one_log_share_sessions_and_live_views_and_send_every_mai
         .await;
         assert_eq!(n, DUE as i64, "{kind}");
     }
+    // Every due timer fired once: one reminder each, and its mail once; one no-show each.
+    until_async("every timer fired", Duration::from_secs(60), || async {
+        let fired = count(
+            &url,
+            "SELECT count(*) FROM events WHERE event_type IN ('ReminderSent', 'NoShowRecorded')",
+        )
+        .await;
+        let reminded = received(&maildir)
+            .iter()
+            .filter(|m| m.subject.starts_with("Erinnerung"))
+            .count();
+        fired >= 2 * TIMERS as i64 && reminded >= TIMERS
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for (kind, appointments) in [("ReminderSent", &remind), ("NoShowRecorded", &no_shows)] {
+        for appointment in appointments {
+            let n = count(
+                &url,
+                &format!(
+                    "SELECT count(*) FROM events WHERE event_type = '{kind}' \
+                     AND stream_id = 'appointment-{}'",
+                    appointment.0
+                ),
+            )
+            .await;
+            assert_eq!(n, 1, "{kind} of {}", appointment.0);
+        }
+        let all = count(
+            &url,
+            &format!("SELECT count(*) FROM events WHERE event_type = '{kind}'"),
+        )
+        .await;
+        assert_eq!(all, TIMERS as i64, "{kind}: no other");
+    }
+    let reminders: Vec<_> = received(&maildir)
+        .into_iter()
+        .filter(|m| m.subject.starts_with("Erinnerung"))
+        .collect();
+    let ids: std::collections::HashSet<&str> = reminders.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(
+        (reminders.len(), ids.len()),
+        (TIMERS, TIMERS),
+        "one reminder mail each"
+    );
+    eprintln!(
+        "two nodes: {TIMERS} reminders and {TIMERS} no-show checks due, each fired once; \
+         {} reminder mails, {} Message-IDs",
+        reminders.len(),
+        ids.len()
+    );
+
     // Each duty had one holder: one row per duty.
     assert_eq!(
         count(&url, "SELECT count(DISTINCT duty) FROM leases").await,
