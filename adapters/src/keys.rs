@@ -2,6 +2,7 @@
 //! key (KEK) that never enters the database. Destroying the wrapped key erases every value
 //! sealed with it, in the log and in its copies, without touching the append-only log.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -202,6 +203,13 @@ pub trait WrappedKeys: Send + Sync {
 
     async fn wrapped_key(&self, subject: SubjectId) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// The wrapped keys of those of `subjects` that hold one, in one query: the deletion
+    /// verifier opens the values of thousands of subjects at a time.
+    async fn wrapped_keys_of(
+        &self,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<(SubjectId, Vec<u8>)>, StoreError>;
+
     /// Deletes the subjects' wrapped keys in one transaction; the subjects that had one.
     async fn delete_wrapped_keys(
         &self,
@@ -293,6 +301,16 @@ fn decrypt(key: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
         .ok()
 }
 
+/// A sealed value opened with its subject's data key; `Tampered` when it does not authenticate.
+fn open_with(key: &[u8; 32], sealed: &Sealed) -> Result<Opened, KeyError> {
+    let subject = sealed.subject;
+    B64.decode(&sealed.sealed)
+        .ok()
+        .and_then(|bytes| decrypt(key, &bytes, &value_aad(subject, &sealed.fingerprint)))
+        .map(Opened::Plain)
+        .ok_or(KeyError::Tampered { subject })
+}
+
 impl<K: WrappedKeys + ?Sized> Keyring<K> {
     pub fn new(kek: Kek, keys: Arc<K>) -> Self {
         Self { kek, keys }
@@ -310,14 +328,17 @@ impl<K: WrappedKeys + ?Sized> Keyring<K> {
         let Some(wrapped) = self.keys.wrapped_key(subject).await? else {
             return Ok(None);
         };
-        let key = decrypt(&self.kek.wrap, &wrapped, &key_aad(subject))
+        self.unwrap(subject, &wrapped).map(Some)
+    }
+
+    fn unwrap(&self, subject: SubjectId, wrapped: &[u8]) -> Result<[u8; 32], KeyError> {
+        decrypt(&self.kek.wrap, wrapped, &key_aad(subject))
             .and_then(|k| <[u8; 32]>::try_from(k).ok())
             .ok_or_else(|| {
                 KeyError::Kek(format!(
                     "the data key of subject {subject} does not open under this KEK"
                 ))
-            })?;
-        Ok(Some(key))
+            })
     }
 }
 
@@ -339,6 +360,11 @@ impl<K: WrappedKeys + ?Sized + 'static> KeyStore for Keyring<K> {
 
     async fn holds(&self, subject: SubjectId) -> Result<bool, KeyError> {
         Ok(self.keys.wrapped_key(subject).await?.is_some())
+    }
+
+    async fn held_among(&self, subjects: &[SubjectId]) -> Result<HashSet<SubjectId>, KeyError> {
+        let held = self.keys.wrapped_keys_of(subjects).await?;
+        Ok(held.into_iter().map(|(subject, _)| subject).collect())
     }
 
     async fn seal(&self, subject: SubjectId, plaintext: &[u8]) -> Result<Sealed, KeyError> {
@@ -375,15 +401,27 @@ impl<K: WrappedKeys + ?Sized + 'static> KeyStore for Keyring<K> {
     }
 
     async fn open(&self, sealed: &Sealed) -> Result<Opened, KeyError> {
-        let subject = sealed.subject;
-        let Some(key) = self.data_key(subject).await? else {
+        let Some(key) = self.data_key(sealed.subject).await? else {
             return Ok(Opened::Erased);
         };
-        B64.decode(&sealed.sealed)
-            .ok()
-            .and_then(|bytes| decrypt(&key, &bytes, &value_aad(subject, &sealed.fingerprint)))
-            .map(Opened::Plain)
-            .ok_or(KeyError::Tampered { subject })
+        open_with(&key, sealed)
+    }
+
+    async fn open_all(&self, sealed: &[Sealed]) -> Result<Vec<Result<Opened, KeyError>>, KeyError> {
+        let mut subjects: Vec<SubjectId> = sealed.iter().map(|s| s.subject).collect();
+        subjects.sort_unstable();
+        subjects.dedup();
+        let mut keys = HashMap::with_capacity(subjects.len());
+        for (subject, wrapped) in self.keys.wrapped_keys_of(&subjects).await? {
+            keys.insert(subject, self.unwrap(subject, &wrapped)?);
+        }
+        Ok(sealed
+            .iter()
+            .map(|s| match keys.get(&s.subject) {
+                None => Ok(Opened::Erased),
+                Some(key) => open_with(key, s),
+            })
+            .collect())
     }
 
     fn fingerprint(&self, plaintext: &[u8]) -> String {

@@ -8,6 +8,8 @@
 //! key is destroyed the value opens as [`Opened::Erased`]: readers show "[gelöscht]", they
 //! never fail.
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Personal, SubjectId};
@@ -89,6 +91,17 @@ pub trait KeyStore: Send + Sync {
     /// Whether the subject's key exists.
     async fn holds(&self, subject: SubjectId) -> Result<bool, KeyError>;
 
+    /// Those of `subjects` whose key exists; stores override it to ask once for all.
+    async fn held_among(&self, subjects: &[SubjectId]) -> Result<HashSet<SubjectId>, KeyError> {
+        let mut held = HashSet::new();
+        for &subject in subjects {
+            if self.holds(subject).await? {
+                held.insert(subject);
+            }
+        }
+        Ok(held)
+    }
+
     /// Seals `plaintext` with the subject's key.
     async fn seal(&self, subject: SubjectId, plaintext: &[u8]) -> Result<Sealed, KeyError>;
 
@@ -108,6 +121,21 @@ pub trait KeyStore: Send + Sync {
     /// Opens a sealed value: its plaintext, `Erased` when the key is gone, `Tampered` when it
     /// does not authenticate.
     async fn open(&self, sealed: &Sealed) -> Result<Opened, KeyError>;
+
+    /// Opens several values, each as [`KeyStore::open`] would, in their order: the inner error
+    /// is a value's own ([`KeyError::Tampered`]), the outer one stops all (the store failed).
+    /// Stores override it to look up all the subjects' keys at once.
+    async fn open_all(&self, sealed: &[Sealed]) -> Result<Vec<Result<Opened, KeyError>>, KeyError> {
+        let mut opened = Vec::with_capacity(sealed.len());
+        for s in sealed {
+            opened.push(match self.open(s).await {
+                Err(KeyError::Tampered { subject }) => Err(KeyError::Tampered { subject }),
+                Err(e) => return Err(e),
+                Ok(o) => Ok(o),
+            });
+        }
+        Ok(opened)
+    }
 
     /// The verifier's fingerprint of a plaintext, under a key derived from the KEK: the same for
     /// every subject, so it is kept only in the verifier's manifest, never in the log, and only

@@ -1403,6 +1403,29 @@ impl crate::keys::WrappedKeys for PostgresStore {
         row.map(|r| r.try_get(0).map_err(store_err)).transpose()
     }
 
+    async fn wrapped_keys_of(
+        &self,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<(SubjectId, Vec<u8>)>, StoreError> {
+        let client = self.client().await?;
+        let ids: Vec<Uuid> = subjects.iter().map(|s| s.0).collect();
+        let rows = client
+            .query(
+                "SELECT subject, wrapped FROM subject_keys WHERE subject = ANY($1)",
+                &[&ids],
+            )
+            .await
+            .map_err(store_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    SubjectId(r.try_get(0).map_err(store_err)?),
+                    r.try_get(1).map_err(store_err)?,
+                ))
+            })
+            .collect()
+    }
+
     async fn delete_wrapped_keys(
         &self,
         subjects: &[SubjectId],

@@ -1080,6 +1080,31 @@ impl crate::keys::WrappedKeys for SqliteStore {
         .await
     }
 
+    async fn wrapped_keys_of(
+        &self,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<(SubjectId, Vec<u8>)>, StoreError> {
+        let subjects = subjects.to_vec();
+        // One connection and one prepared statement for the whole set.
+        self.with_reader(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT wrapped FROM subject_keys WHERE subject = ?1")
+                .map_err(store_err)?;
+            let mut out = Vec::new();
+            for subject in subjects {
+                if let Some(wrapped) = stmt
+                    .query_row([subject.0.as_bytes().as_slice()], |r| r.get(0))
+                    .optional()
+                    .map_err(store_err)?
+                {
+                    out.push((subject, wrapped));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn delete_wrapped_keys(
         &self,
         subjects: &[SubjectId],

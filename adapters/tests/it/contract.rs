@@ -474,12 +474,43 @@ pub(crate) async fn data_keys_seal_open_and_shred<B: Backend>(b: &B) {
         subject: max,
         ..sealed.clone()
     };
-    for tampered in [flipped, refiled, moved] {
+    for tampered in [flipped.clone(), refiled, moved] {
         assert!(matches!(
             keyring.open(&tampered).await,
             Err(KeyError::Tampered { .. })
         ));
     }
+
+    // Opened together (the verifier's way), each value comes out as it does alone, in order;
+    // a subject without a key is erased, and only the subjects with keys are held.
+    let keyless = SubjectId(uuid::Uuid::now_v7());
+    let orphan = Sealed {
+        subject: keyless,
+        ..of_max.clone()
+    };
+    let together = keyring
+        .open_all(&[sealed.clone(), flipped, orphan, of_max.clone()])
+        .await
+        .expect("open all");
+    assert_eq!(together.len(), 4);
+    assert_eq!(
+        together[0].as_ref().expect("opens"),
+        &Opened::Plain(canary.as_bytes().to_vec())
+    );
+    assert!(matches!(together[1], Err(KeyError::Tampered { subject }) if subject == erika));
+    assert_eq!(together[2].as_ref().expect("erased"), &Opened::Erased);
+    assert_eq!(
+        together[3].as_ref().expect("opens"),
+        &Opened::Plain(canary.as_bytes().to_vec())
+    );
+    assert!(keyring.open_all(&[]).await.expect("none").is_empty());
+    assert_eq!(
+        keyring
+            .held_among(&[keyless, erika, max])
+            .await
+            .expect("held"),
+        [erika, max].into_iter().collect()
+    );
 
     // Another KEK cannot open the wrapped key: an error, never a silent `Erased`.
     let stranger = Keyring::new(Kek::from_secret(&[8u8; 32]), store.clone());
@@ -487,10 +518,25 @@ pub(crate) async fn data_keys_seal_open_and_shred<B: Backend>(b: &B) {
         stranger.open(&sealed).await,
         Err(KeyError::Kek(_))
     ));
+    assert!(matches!(
+        stranger.open_all(std::slice::from_ref(&sealed)).await,
+        Err(KeyError::Kek(_))
+    ));
 
     assert!(keyring.destroy(erika).await.expect("destroy"));
     assert!(!keyring.holds(erika).await.expect("holds"));
     assert_eq!(keyring.open(&sealed).await.expect("open"), Opened::Erased);
+    assert!(matches!(
+        keyring
+            .open_all(std::slice::from_ref(&sealed))
+            .await
+            .expect("open all")[..],
+        [Ok(Opened::Erased)]
+    ));
+    assert_eq!(
+        keyring.held_among(&[erika, max]).await.expect("held"),
+        [max].into_iter().collect()
+    );
     assert!(
         !keyring.destroy(erika).await.expect("destroy again"),
         "final"
