@@ -41,8 +41,14 @@ mod queue;
 pub const MAX_ATTEMPTS: u32 = 32;
 /// Streams a command may name, over all its loading rounds.
 const MAX_STREAMS: usize = 64;
-/// Commands of [`CommandBus::execute_all`] loaded and decided at the same time.
+/// Commands loaded and decided at the same time when [`CommandBus::execute_all`] falls back to
+/// loading them one by one.
 const LOAD_PARALLEL: usize = 16;
+/// Streams read in one round trip when many commands are loaded together.
+const LOAD_CHUNK: usize = 1_000;
+
+/// A command's streams as loaded: their events, and the version each was read at.
+type Loaded = (Histories, BTreeMap<StreamId, Option<StreamVersion>>);
 
 /// Who issues a command, for whom, when, and as part of which flow.
 #[derive(Debug, Clone)]
@@ -181,16 +187,7 @@ impl CommandBus {
         &self,
         commands: &[(Command, Issued)],
     ) -> Vec<Result<Executed, BusError>> {
-        // The futures are made up front: a borrowing closure inside the stream would make the
-        // caller's future not `Send` for every lifetime.
-        let preparing: Vec<_> = commands
-            .iter()
-            .map(|(command, issued)| self.prepare(command, issued, None))
-            .collect();
-        let prepared: Vec<_> = futures::stream::iter(preparing)
-            .buffered(LOAD_PARALLEL)
-            .collect()
-            .await;
+        let prepared = self.prepare_all(commands).await;
         let mut results: Vec<Option<Result<Executed, BusError>>> =
             Vec::with_capacity(commands.len());
         let mut combined: Vec<(usize, AppendBatch)> = Vec::new();
@@ -263,21 +260,146 @@ impl CommandBus {
         issued: &Issued,
         held: Option<&mut Held>,
     ) -> Result<Option<AppendBatch>, BusError> {
+        let ctx = self.context(issued)?;
+        let loaded = self.load(command, &ctx, held).await?;
+        self.decided(command, issued, &ctx, loaded).await
+    }
+
+    fn context(&self, issued: &Issued) -> Result<Context<'_>, BusError> {
         let tenant = self
             .tenants
             .get(&issued.tenant)
             .ok_or_else(|| BusError::UnknownTenant(issued.tenant.clone()))?;
-        let ctx = Context {
+        Ok(Context {
             tenant,
             now: issued.now,
-        };
-        let (histories, versions) = self.load(command, &ctx, held).await?;
-        let mut decision = command.decide(&histories, &ctx)?;
+        })
+    }
+
+    /// Decides and seals a loaded command.
+    async fn decided(
+        &self,
+        command: &Command,
+        issued: &Issued,
+        ctx: &Context<'_>,
+        (histories, versions): Loaded,
+    ) -> Result<Option<AppendBatch>, BusError> {
+        let mut decision = command.decide(&histories, ctx)?;
         self.seal(&mut decision, &histories).await?;
         if decision.is_empty() {
             return Ok(None);
         }
         Ok(Some(batch(decision, &versions, issued)?))
+    }
+
+    /// [`CommandBus::prepare`] for many commands, without queueing: their streams are loaded
+    /// together ([`CommandBus::load_all`]). Should that fail as a whole, each command is
+    /// loaded on its own, so a failure is reported for the commands it concerns.
+    async fn prepare_all(
+        &self,
+        commands: &[(Command, Issued)],
+    ) -> Vec<Result<Option<AppendBatch>, BusError>> {
+        if let Ok(loaded) = self.load_all(commands).await {
+            let mut prepared = Vec::with_capacity(commands.len());
+            for ((command, issued), loaded) in commands.iter().zip(loaded) {
+                prepared.push(match (self.context(issued), loaded) {
+                    (Ok(ctx), Ok(loaded)) => self.decided(command, issued, &ctx, loaded).await,
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                });
+            }
+            return prepared;
+        }
+        // The futures are made up front: a borrowing closure inside the stream would make the
+        // caller's future not `Send` for every lifetime.
+        let preparing: Vec<_> = commands
+            .iter()
+            .map(|(command, issued)| self.prepare(command, issued, None))
+            .collect();
+        futures::stream::iter(preparing)
+            .buffered(LOAD_PARALLEL)
+            .collect()
+            .await
+    }
+
+    /// Loads the streams of many commands in rounds shared by all of them: each round reads
+    /// what every unfinished command names next, in one `read_streams` per [`LOAD_CHUNK`]
+    /// streams. A page of commands costs as many round trips as its deepest command needs
+    /// rounds, instead of that many per command. Each command's result is what
+    /// [`CommandBus::load`] gives it without queueing; an unreadable stream or a failed read
+    /// fails the whole.
+    async fn load_all(
+        &self,
+        commands: &[(Command, Issued)],
+    ) -> Result<Vec<Result<Loaded, BusError>>, BusError> {
+        let contexts: Vec<Result<Context<'_>, BusError>> = commands
+            .iter()
+            .map(|(_, issued)| self.context(issued))
+            .collect();
+        let mut state: Vec<Loaded> = vec![Loaded::default(); commands.len()];
+        let mut done: Vec<Option<Result<Loaded, BusError>>> = contexts
+            .iter()
+            .map(|ctx| ctx.as_ref().err().map(|_| Ok(Loaded::default())))
+            .collect();
+        loop {
+            let mut wanted_by = Vec::new();
+            let mut union = std::collections::BTreeSet::new();
+            for (i, ((command, _), ctx)) in commands.iter().zip(&contexts).enumerate() {
+                let (Ok(ctx), None) = (ctx, &done[i]) else {
+                    continue;
+                };
+                let (histories, versions) = &state[i];
+                let mut wanted = command.streams_to_load(histories, ctx);
+                wanted.sort_unstable();
+                wanted.dedup();
+                if wanted.is_empty() {
+                    done[i] = Some(Ok(std::mem::take(&mut state[i])));
+                } else if versions.len() + wanted.len() > MAX_STREAMS {
+                    done[i] = Some(Err(BusError::TooManyStreams));
+                } else {
+                    union.extend(wanted.iter().cloned());
+                    wanted_by.push((i, wanted));
+                }
+            }
+            if wanted_by.is_empty() {
+                break;
+            }
+            let union: Vec<StreamId> = union.into_iter().collect();
+            let mut read = std::collections::HashMap::with_capacity(union.len());
+            for chunk in union.chunks(LOAD_CHUNK) {
+                for (stream, recorded) in chunk.iter().zip(self.store.read_streams(chunk).await?) {
+                    let events = recorded
+                        .iter()
+                        .map(|e| {
+                            DomainEvent::from_payload(
+                                e.event_type.as_str(),
+                                e.schema_version,
+                                &e.payload,
+                            )
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    read.insert(stream, (recorded.last().map(|e| e.stream_version), events));
+                }
+            }
+            for (i, wanted) in wanted_by {
+                let (histories, versions) = &mut state[i];
+                for stream in wanted {
+                    let (version, events) = read
+                        .get(&stream)
+                        .ok_or_else(|| StoreError::new(format!("{stream} was not read")))?;
+                    versions.insert(stream.clone(), *version);
+                    histories.insert(stream, events.clone());
+                }
+            }
+        }
+        Ok(contexts
+            .into_iter()
+            .zip(done)
+            .map(|(ctx, done)| match (ctx, done) {
+                (Err(e), _) => Err(e),
+                (Ok(_), Some(done)) => done,
+                (Ok(_), None) => Err(StoreError::new("a command was left unloaded").into()),
+            })
+            .collect())
     }
 
     /// Issues the keys of subjects the decision starts, then seals every plain personal value
@@ -331,7 +453,7 @@ impl CommandBus {
         command: &Command,
         ctx: &Context<'_>,
         mut held: Option<&mut Held>,
-    ) -> Result<(Histories, BTreeMap<StreamId, Option<StreamVersion>>), BusError> {
+    ) -> Result<Loaded, BusError> {
         'fresh: loop {
             let mut histories = Histories::default();
             let mut versions = BTreeMap::new();

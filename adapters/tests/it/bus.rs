@@ -482,6 +482,8 @@ pub(crate) async fn personal_values_are_sealed_before_they_are_stored<B: Backend
 struct Interfering {
     inner: Arc<dyn EventStore>,
     interference: std::sync::Mutex<Option<(CommandBus, Command)>>,
+    /// Reads of streams asked of the store, one per call whatever its number of streams.
+    round_trips: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait::async_trait]
@@ -504,7 +506,17 @@ impl EventStore for Interfering {
         stream: &StreamId,
         from: StreamVersion,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.round_trips
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.inner.read_stream(stream, from).await
+    }
+    async fn read_streams(
+        &self,
+        streams: &[StreamId],
+    ) -> Result<Vec<Vec<RecordedEvent>>, StoreError> {
+        self.round_trips
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.read_streams(streams).await
     }
     async fn read_all(
         &self,
@@ -557,6 +569,7 @@ pub(crate) async fn commands_executed_together<B: Backend>(b: &B) {
     let interfering = Arc::new(Interfering {
         inner: inner.clone(),
         interference: std::sync::Mutex::new(None),
+        round_trips: std::sync::atomic::AtomicUsize::new(0),
     });
     let bus = CommandBus::new(
         interfering.clone(),
@@ -579,6 +592,11 @@ pub(crate) async fn commands_executed_together<B: Backend>(b: &B) {
     .collect();
     let results = bus.execute_all(&commands).await;
     assert_eq!(results.len(), 5);
+    // The five are loaded together: a read per round of loading a booking, not one per
+    // command and round; only the one on the first's slot is loaded again on its own.
+    let round_trips = interfering
+        .round_trips
+        .load(std::sync::atomic::Ordering::Relaxed);
     assert!(matches!(
         results[2],
         Err(BusError::Refused(DomainError::OutsideOpeningHours))
@@ -610,11 +628,32 @@ pub(crate) async fn commands_executed_together<B: Backend>(b: &B) {
         );
     }
 
+    // A booking on its own: the five together took the reads of two (one loading for all,
+    // one for the command decided after the first); one by one they would take six.
+    let alone = Arc::new(Interfering {
+        inner: inner.clone(),
+        interference: std::sync::Mutex::new(None),
+        round_trips: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let one = CommandBus::new(
+        alone.clone(),
+        keys.clone(),
+        example_tenants().expect("valid"),
+    );
+    one.execute(&booking_at(friday + half_hour * 3, 9), &issued(NOW))
+        .await
+        .expect("a lone booking");
+    let rounds = alone.round_trips.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        (1..=2 * rounds).contains(&round_trips),
+        "{round_trips} reads for five bookings, {rounds} for one"
+    );
+
     // Another writer books Friday 08:30 just before the next combined append: the combined
     // batch conflicts on Friday's calendar, nothing of it is written, and each command is
     // decided again on its own.
     *interfering.interference.lock().expect("lock") = Some((
-        CommandBus::new(inner, keys, example_tenants().expect("valid")),
+        CommandBus::new(inner.clone(), keys, example_tenants().expect("valid")),
         booking_at(friday + half_hour, 5),
     ));
     let commands: Vec<(Command, Issued)> = [
@@ -636,7 +675,7 @@ pub(crate) async fn commands_executed_together<B: Backend>(b: &B) {
         "{:?}",
         results[2]
     );
-    assert_eq!(store.last_position().await.expect("head"), 9 + 3 + 6);
+    assert_eq!(store.last_position().await.expect("head"), 9 + 3 + 3 + 6);
     let report = store.verify().await.expect("verify");
     assert!(report.is_ok(), "{:?}", report.problems);
 }
