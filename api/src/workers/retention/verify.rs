@@ -34,7 +34,7 @@ use videoamt_adapters::keys::SUBJECT_FINGERPRINT_PREFIX;
 use videoamt_adapters::store::AdminStore;
 use videoamt_core::domain::subject::SubjectCommand;
 use videoamt_core::domain::{DomainError, SubjectId};
-use videoamt_core::event::{Actor, StreamId, TenantId};
+use videoamt_core::event::{Actor, RecordedEvent, StreamId, TenantId};
 use videoamt_core::keys::{KeyError, KeyStore, Opened, Sealed};
 
 use crate::app::System;
@@ -52,6 +52,8 @@ const MAX_CANDIDATE: usize = 1024;
 const MAX_WORDS: usize = 4;
 /// Candidates remembered as already fingerprinted before the memory is cleared.
 const SEEN_LIMIT: usize = 2_000_000;
+/// Streams read in one round trip.
+const READ_CHUNK: usize = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -103,6 +105,8 @@ pub struct Verifier {
     store: Arc<dyn AdminStore>,
     keys: Arc<dyn KeyStore>,
     data_dir: PathBuf,
+    /// Subjects whose streams, keys and verdicts are handled together: the purge's page.
+    page: usize,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -179,11 +183,49 @@ fn candidates(text: &str, mut each: impl FnMut(&str)) {
     }
 }
 
+/// A fingerprint's place in the index: the first 128 of its 256 bits, whichever key made it (the
+/// KEK's, base64, or the subject's, `2.` and base64). Fingerprints are MACs, so 128 bits tell a
+/// batch's million apart as well as 256 do, in a sixth of the memory of the text; a collision
+/// could only report a trace that is not there, never hide one. `None` for a text that is no
+/// fingerprint.
+fn fingerprint_bits(text: &str) -> Option<u128> {
+    use base64::Engine as _;
+    let b64 = text
+        .strip_prefix(SUBJECT_FINGERPRINT_PREFIX)
+        .unwrap_or(text);
+    // 32 bytes in padded base64.
+    if b64.len() != 44 {
+        return None;
+    }
+    let mut bytes = [0u8; 33];
+    let n = base64::engine::general_purpose::STANDARD
+        .decode_slice(b64, &mut bytes)
+        .ok()?;
+    let head: [u8; 16] = bytes[..n].get(..16)?.try_into().ok()?;
+    (n == 32).then_some(u128::from_le_bytes(head))
+}
+
+/// The fingerprints a batch looks for, each with the index of its subject in the batch.
+#[derive(Default)]
+struct Fingerprints(HashMap<u128, u32>);
+
+impl Fingerprints {
+    fn insert(&mut self, fingerprint: &str, subject: usize) {
+        if let (Some(bits), Ok(subject)) = (fingerprint_bits(fingerprint), u32::try_from(subject)) {
+            self.0.insert(bits, subject);
+        }
+    }
+
+    fn get(&self, text: &str) -> Option<usize> {
+        let bits = fingerprint_bits(text)?;
+        self.0.get(&bits).map(|&i| i as usize)
+    }
+}
+
 /// Looks for the batch's fingerprints in texts.
 struct Scanner<'k> {
     keys: &'k dyn KeyStore,
-    /// Fingerprint → index of its subject in the batch.
-    fingerprints: HashMap<String, usize>,
+    fingerprints: Fingerprints,
     seen: HashSet<u64>,
 }
 
@@ -193,7 +235,7 @@ impl Scanner<'_> {
     fn scan(&mut self, text: &str, sealed_allowed: bool, found: &mut BTreeSet<usize>) {
         let (keys, fingerprints, seen) = (self.keys, &self.fingerprints, &mut self.seen);
         candidates(text, |candidate| {
-            if !sealed_allowed && let Some(&i) = fingerprints.get(candidate) {
+            if !sealed_allowed && let Some(i) = fingerprints.get(candidate) {
                 found.insert(i);
             }
             let mut h = DefaultHasher::new();
@@ -201,7 +243,7 @@ impl Scanner<'_> {
             if !seen.insert(h.finish()) {
                 return;
             }
-            if let Some(&i) = fingerprints.get(&keys.fingerprint(candidate.as_bytes())) {
+            if let Some(i) = fingerprints.get(&keys.fingerprint(candidate.as_bytes())) {
                 found.insert(i);
             }
         });
@@ -263,62 +305,95 @@ impl Verifier {
             store: system.store.clone(),
             keys: system.keys.clone(),
             data_dir: system.data_dir.clone(),
+            page: usize::try_from(system.settings.purge_page.max(1)).unwrap_or(1),
         }
     }
 
-    /// The subject's tenant and sealed values, from its streams in the log.
-    async fn evidence(&self, subject: SubjectId) -> Result<Evidence, VerifyError> {
-        let events = self.store.read_stream(&subject.stream(), 0).await?;
-        let first = events.first().ok_or(VerifyError::UnknownSubject(subject))?;
-        let tenant = first.meta.tenant.clone();
-        let verified = events
-            .iter()
-            .any(|e| e.event_type.as_str() == "DeletionVerified");
-        let payload = |e: &videoamt_core::event::RecordedEvent| -> serde_json::Value {
+    /// Whole streams in round trips of [`READ_CHUNK`], in the order of `streams`.
+    async fn read_whole(
+        &self,
+        streams: &[StreamId],
+    ) -> Result<Vec<Vec<RecordedEvent>>, VerifyError> {
+        let mut read = Vec::with_capacity(streams.len());
+        for chunk in streams.chunks(READ_CHUNK) {
+            read.extend(self.store.read_streams(chunk).await?);
+        }
+        Ok(read)
+    }
+
+    /// Each subject's tenant and sealed values, from its streams in the log: its own stream
+    /// names the appointment, the appointment its sessions, a session its forms. One level of
+    /// that chain is read for all the subjects together, so a page of subjects costs a few round
+    /// trips, not a few per subject.
+    async fn evidence(&self, subjects: &[SubjectId]) -> Result<Vec<Evidence>, VerifyError> {
+        let payload = |e: &RecordedEvent| -> serde_json::Value {
             e.payload.parse().unwrap_or(serde_json::Value::Null)
         };
-        let appointment = events
+        let own: Vec<StreamId> = subjects.iter().map(|s| s.stream()).collect();
+        let mut evidence = Vec::with_capacity(subjects.len());
+        let mut visited: Vec<HashSet<StreamId>> = Vec::with_capacity(subjects.len());
+        let mut pending: Vec<(usize, StreamId)> = Vec::new();
+        for (i, (&subject, events)) in subjects
             .iter()
-            .find_map(|e| payload(e)["appointment"].as_str().map(str::to_owned))
-            .and_then(|id| StreamId::of("appointment", &id).ok());
-        let mut streams: Vec<StreamId> = vec![subject.stream()];
-        let mut queue: Vec<StreamId> = appointment.into_iter().collect();
-        let mut sealed = Vec::new();
-        while let Some(stream) = queue.pop() {
-            if streams.contains(&stream) {
-                continue;
-            }
-            let events = self.store.read_stream(&stream, 0).await?;
-            for event in &events {
-                let value = payload(event);
-                // Sessions hang off the appointment, forms off the session; the linking
-                // event names the stream's category as its field.
-                let linked = match event.event_type.as_str() {
-                    "SessionLinked" => Some("session"),
-                    "FormAttached" => Some("form"),
-                    _ => None,
-                };
-                if let Some(kind) = linked
-                    && let Some(id) = value[kind].as_str()
-                {
-                    queue.extend(StreamId::of(kind, id).ok());
-                }
-                let mut found = Vec::new();
-                sealed_values(&value, &mut found);
-                sealed.extend(
-                    found
-                        .into_iter()
-                        .filter(|s| s.subject == subject)
-                        .map(|s| (stream.clone(), s)),
-                );
-            }
-            streams.push(stream);
+            .zip(self.read_whole(&own).await?)
+            .enumerate()
+        {
+            let first = events.first().ok_or(VerifyError::UnknownSubject(subject))?;
+            evidence.push(Evidence {
+                tenant: first.meta.tenant.clone(),
+                sealed: Vec::new(),
+                verified: events
+                    .iter()
+                    .any(|e| e.event_type.as_str() == "DeletionVerified"),
+            });
+            visited.push(HashSet::from([subject.stream()]));
+            pending.extend(
+                events
+                    .iter()
+                    .find_map(|e| payload(e)["appointment"].as_str().map(str::to_owned))
+                    .and_then(|id| StreamId::of("appointment", &id).ok())
+                    .map(|stream| (i, stream)),
+            );
         }
-        Ok(Evidence {
-            tenant,
-            sealed,
-            verified,
-        })
+        while !pending.is_empty() {
+            pending.retain(|(i, stream)| visited[*i].insert(stream.clone()));
+            let mut unique = HashSet::new();
+            let streams: Vec<StreamId> = pending
+                .iter()
+                .filter(|(_, stream)| unique.insert(stream.clone()))
+                .map(|(_, stream)| stream.clone())
+                .collect();
+            let read: HashMap<StreamId, Vec<RecordedEvent>> = streams
+                .iter()
+                .cloned()
+                .zip(self.read_whole(&streams).await?)
+                .collect();
+            for (i, stream) in std::mem::take(&mut pending) {
+                for event in read.get(&stream).map_or(&[][..], Vec::as_slice) {
+                    let value = payload(event);
+                    // The linking event names the linked stream's category as its field.
+                    let linked = match event.event_type.as_str() {
+                        "SessionLinked" => Some("session"),
+                        "FormAttached" => Some("form"),
+                        _ => None,
+                    };
+                    if let Some(kind) = linked
+                        && let Some(id) = value[kind].as_str()
+                    {
+                        pending.extend(StreamId::of(kind, id).ok().map(|s| (i, s)));
+                    }
+                    let mut found = Vec::new();
+                    sealed_values(&value, &mut found);
+                    evidence[i].sealed.extend(
+                        found
+                            .into_iter()
+                            .filter(|s| s.subject == subjects[i])
+                            .map(|s| (stream.clone(), s)),
+                    );
+                }
+            }
+        }
+        Ok(evidence)
     }
 
     /// Before the purge: the verifier's fingerprints of each subject's values, opened while the
@@ -327,16 +402,17 @@ impl Verifier {
     /// fingerprints the manifest got.
     pub async fn prepare(&self, subjects: &[SubjectId]) -> Result<usize, VerifyError> {
         let mut rows = Vec::new();
-        for &subject in subjects {
-            let e = self.evidence(subject).await?;
-            for (_, sealed) in &e.sealed {
-                match self.keys.open(sealed).await {
-                    Ok(Opened::Plain(plain)) => {
-                        rows.push((subject, self.keys.fingerprint(&plain)));
-                    }
-                    // The verification reports what does not open as it should.
-                    Ok(Opened::Erased) | Err(KeyError::Tampered { .. }) => {}
-                    Err(e) => return Err(e.into()),
+        for page in subjects.chunks(self.page) {
+            let sealed: Vec<Sealed> = self
+                .evidence(page)
+                .await?
+                .into_iter()
+                .flat_map(|e| e.sealed.into_iter().map(|(_, sealed)| sealed))
+                .collect();
+            for (sealed, opened) in sealed.iter().zip(self.keys.open_all(&sealed).await?) {
+                // The verification reports what does not open as it should.
+                if let Ok(Opened::Plain(plain)) = opened {
+                    rows.push((sealed.subject, self.keys.fingerprint(&plain)));
                 }
             }
         }
@@ -349,16 +425,18 @@ impl Verifier {
 
     /// Deletes the manifests of subjects whose deletion the log records as verified; how many.
     pub async fn sweep(&self) -> Result<usize, VerifyError> {
-        let mut verified = Vec::new();
-        for subject in self.store.manifest_subjects(SWEEP).await? {
-            let events = self.store.read_stream(&subject.stream(), 0).await?;
-            if events
-                .iter()
-                .any(|e| e.event_type.as_str() == "DeletionVerified")
-            {
-                verified.push(subject);
-            }
-        }
+        let subjects = self.store.manifest_subjects(SWEEP).await?;
+        let streams: Vec<StreamId> = subjects.iter().map(|s| s.stream()).collect();
+        let verified: Vec<SubjectId> = subjects
+            .into_iter()
+            .zip(self.read_whole(&streams).await?)
+            .filter(|(_, events)| {
+                events
+                    .iter()
+                    .any(|e| e.event_type.as_str() == "DeletionVerified")
+            })
+            .map(|(subject, _)| subject)
+            .collect();
         if !verified.is_empty() {
             self.store.drop_manifests(&verified).await?;
             self.store.forget_deleted().await?;
@@ -367,120 +445,153 @@ impl Verifier {
     }
 
     /// Verifies a batch of subjects with one scan of the database and the data folder, and
-    /// records each verdict in the log (purged subjects only).
+    /// records each verdict in the log (purged subjects only). Everything but the scan goes
+    /// page by page for all the page's subjects at once: their streams, whether their keys
+    /// are gone, opening their values, appending the verdicts, deleting the manifests.
     pub async fn verify(
         &self,
         subjects: &[SubjectId],
         now: OffsetDateTime,
     ) -> Result<Vec<Verdict>, VerifyError> {
-        let mut evidence = Vec::with_capacity(subjects.len());
         let mut places: Vec<BTreeSet<String>> = vec![BTreeSet::new(); subjects.len()];
-        let mut fingerprints = HashMap::new();
+        let mut fingerprints = Fingerprints::default();
         let index: HashMap<SubjectId, usize> =
             subjects.iter().enumerate().map(|(i, s)| (*s, i)).collect();
         let mut manifested = vec![0usize; subjects.len()];
         for (subject, fingerprint) in self.store.manifest_of(subjects).await? {
             if let Some(&i) = index.get(&subject) {
-                fingerprints.insert(fingerprint, i);
+                fingerprints.insert(&fingerprint, i);
                 manifested[i] += 1;
             }
         }
-        for (i, &subject) in subjects.iter().enumerate() {
-            let e = self.evidence(subject).await?;
-            if self.keys.holds(subject).await? {
-                places[i].insert("Schlüsselablage (Tabelle subject_keys)".to_owned());
-            }
-            // Values sealed under the subject's own fingerprint key can only be looked for
-            // through the manifest prepared before the purge.
-            let own = e
-                .sealed
+        // Per subject only what the verdict needs: tenant, count of sealed values, verified.
+        let mut found = Vec::with_capacity(subjects.len());
+        for (first, page) in (0..).step_by(self.page).zip(subjects.chunks(self.page)) {
+            let evidence = self.evidence(page).await?;
+            let held = self.keys.held_among(page).await?;
+            let sealed: Vec<Sealed> = evidence
                 .iter()
-                .any(|(_, s)| s.fingerprint.starts_with(SUBJECT_FINGERPRINT_PREFIX));
-            // Once verified, the manifest is gone on purpose: a later check still finds the key
-            // gone, the values shut and copies of them, but no plaintext by its fingerprint.
-            if own && manifested[i] == 0 && !e.verified {
-                places[i].insert(
-                    "Manifest der Löschprüfung fehlt (Tabelle deletion_manifests): \
-                     Klartextkopien können nicht gesucht werden"
-                        .to_owned(),
-                );
-            }
-            for (stream, sealed) in &e.sealed {
-                // Verbatim copies of the log's fingerprints outside the log; before ADR 0024
-                // they were the KEK's, and so they serve as the verifier's too.
-                fingerprints.insert(sealed.fingerprint.clone(), i);
-                match self.keys.open(sealed).await {
-                    Ok(Opened::Erased) => {}
-                    Ok(Opened::Plain(_)) => {
-                        places[i].insert(format!("Protokoll: Wert in {stream} lässt sich öffnen"));
-                    }
-                    Err(KeyError::Tampered { .. }) => {
-                        places[i].insert(format!("Protokoll: Wert in {stream} ist manipuliert"));
-                    }
-                    Err(e) => return Err(e.into()),
+                .flat_map(|e| e.sealed.iter().map(|(_, sealed)| sealed.clone()))
+                .collect();
+            let mut opened = self.keys.open_all(&sealed).await?.into_iter();
+            for (i, (subject, e)) in (first..).zip(page.iter().zip(evidence)) {
+                if held.contains(subject) {
+                    places[i].insert("Schlüsselablage (Tabelle subject_keys)".to_owned());
                 }
+                // Values sealed under the subject's own fingerprint key can only be looked for
+                // through the manifest prepared before the purge.
+                let own = e
+                    .sealed
+                    .iter()
+                    .any(|(_, s)| s.fingerprint.starts_with(SUBJECT_FINGERPRINT_PREFIX));
+                // Once verified, the manifest is gone on purpose: a later check still finds the
+                // key gone, the values shut and copies of them, but no plaintext by its
+                // fingerprint.
+                if own && manifested[i] == 0 && !e.verified {
+                    places[i].insert(
+                        "Manifest der Löschprüfung fehlt (Tabelle deletion_manifests): \
+                         Klartextkopien können nicht gesucht werden"
+                            .to_owned(),
+                    );
+                }
+                for ((stream, sealed), opened) in e.sealed.iter().zip(opened.by_ref()) {
+                    // Verbatim copies of the log's fingerprints outside the log; before ADR
+                    // 0024 they were the KEK's, and so they serve as the verifier's too.
+                    fingerprints.insert(&sealed.fingerprint, i);
+                    match opened {
+                        Ok(Opened::Erased) => {}
+                        Ok(Opened::Plain(_)) => {
+                            places[i]
+                                .insert(format!("Protokoll: Wert in {stream} lässt sich öffnen"));
+                        }
+                        Err(KeyError::Tampered { .. }) => {
+                            places[i]
+                                .insert(format!("Protokoll: Wert in {stream} ist manipuliert"));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                found.push((e.tenant, e.sealed.len(), e.verified));
             }
-            evidence.push(e);
         }
         let (rows, files_scanned) = self.scan(fingerprints, &mut places, subjects).await?;
         let mut verdicts = Vec::with_capacity(subjects.len());
         let mut dropped = 0usize;
-        for (i, &subject) in subjects.iter().enumerate() {
-            let sealed = evidence[i].sealed.len();
-            let mut checks = vec![
-                "Schlüssel vernichtet".to_owned(),
-                format!("{sealed} versiegelte Werte im Protokoll lassen sich nicht mehr öffnen"),
-                format!("{rows} Tabellenzeilen ohne Fingerabdruck der Person"),
-                format!(
-                    "{files_scanned} Dateien (Blobs, Postausgang, Protokolldateien) ohne Fingerabdruck der Person"
-                ),
-            ];
-            if manifested[i] == 0 && evidence[i].verified {
-                checks.push(
-                    "Klartextsuche beim ersten Nachweis erledigt; ihr Manifest ist seither \
-                     gelöscht"
-                        .to_owned(),
-                );
-            }
-            let places: Vec<String> = std::mem::take(&mut places[i]).into_iter().collect();
-            let command = if places.is_empty() {
-                SubjectCommand::VerifyDeletion {
-                    subject,
-                    checks: checks.clone(),
+        for (first, page) in (0..).step_by(self.page).zip(subjects.chunks(self.page)) {
+            let mut commands = Vec::with_capacity(page.len());
+            let mut page_verdicts = Vec::with_capacity(page.len());
+            for (i, &subject) in (first..).zip(page) {
+                let (tenant, sealed, verified) = &found[i];
+                let mut checks = vec![
+                    "Schlüssel vernichtet".to_owned(),
+                    format!(
+                        "{sealed} versiegelte Werte im Protokoll lassen sich nicht mehr öffnen"
+                    ),
+                    format!("{rows} Tabellenzeilen ohne Fingerabdruck der Person"),
+                    format!(
+                        "{files_scanned} Dateien (Blobs, Postausgang, Protokolldateien) ohne Fingerabdruck der Person"
+                    ),
+                ];
+                if manifested[i] == 0 && *verified {
+                    checks.push(
+                        "Klartextsuche beim ersten Nachweis erledigt; ihr Manifest ist seither \
+                         gelöscht"
+                            .to_owned(),
+                    );
                 }
-                .into()
-            } else {
-                SubjectCommand::FailDeletionVerification {
+                let places: Vec<String> = std::mem::take(&mut places[i]).into_iter().collect();
+                let command = if places.is_empty() {
+                    SubjectCommand::VerifyDeletion {
+                        subject,
+                        checks: checks.clone(),
+                    }
+                    .into()
+                } else {
+                    SubjectCommand::FailDeletionVerification {
+                        subject,
+                        places: places.clone(),
+                    }
+                    .into()
+                };
+                let id = Uuid::now_v7();
+                let issued = Issued {
+                    tenant: tenant.clone(),
+                    actor: Actor::system("verifier"),
+                    correlation_id: id,
+                    command_id: id,
+                    now,
+                };
+                commands.push((command, issued));
+                page_verdicts.push(Verdict {
                     subject,
-                    places: places.clone(),
-                }
-                .into()
-            };
-            let id = Uuid::now_v7();
-            let issued = Issued {
-                tenant: evidence[i].tenant.clone(),
-                actor: Actor::system("verifier"),
-                correlation_id: id,
-                command_id: id,
-                now,
-            };
-            let recorded = match self.bus.execute(&command, &issued).await {
-                Ok(_) => true,
-                Err(BusError::Refused(DomainError::NotYetPurged)) => false,
-                Err(e) => return Err(e.into()),
-            };
-            // Verified: the manifest has done its work and goes (a stop in between leaves it
-            // to the next round's sweep). A failed verification keeps it for the next try.
-            if recorded && places.is_empty() && manifested[i] > 0 {
-                self.store.drop_manifests(&[subject]).await?;
-                dropped += 1;
+                    places,
+                    checks,
+                    recorded: false,
+                });
             }
-            verdicts.push(Verdict {
-                subject,
-                places,
-                checks,
-                recorded,
-            });
+            // One combined append for the page's verdicts.
+            let mut verified = Vec::new();
+            for (verdict, done) in page_verdicts
+                .iter_mut()
+                .zip(self.bus.execute_all(&commands).await)
+            {
+                verdict.recorded = match done {
+                    Ok(_) => true,
+                    Err(BusError::Refused(DomainError::NotYetPurged)) => false,
+                    Err(e) => return Err(e.into()),
+                };
+                // Verified: the manifest has done its work and goes (a stop in between leaves
+                // it to the next round's sweep). A failed verification keeps it for the next
+                // try.
+                if verdict.recorded && verdict.passed() && manifested[index[&verdict.subject]] > 0 {
+                    verified.push(verdict.subject);
+                }
+            }
+            if !verified.is_empty() {
+                self.store.drop_manifests(&verified).await?;
+                dropped += verified.len();
+            }
+            verdicts.extend(page_verdicts);
         }
         if dropped > 0 {
             // Deleted rows are no copy either (the WAL on SQLite).
@@ -492,7 +603,7 @@ impl Verifier {
     /// One pass over every table and every file of the data folder; the rows and files seen.
     async fn scan(
         &self,
-        fingerprints: HashMap<String, usize>,
+        fingerprints: Fingerprints,
         places: &mut [BTreeSet<String>],
         subjects: &[SubjectId],
     ) -> Result<(u64, u64), VerifyError> {
@@ -575,6 +686,27 @@ impl Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as B64;
+
+    #[test]
+    fn fingerprints_are_found_by_their_bits_whichever_key_made_them() {
+        let kek_made = B64.encode([7u8; 32]);
+        let subject_made = format!("{SUBJECT_FINGERPRINT_PREFIX}{}", B64.encode([9u8; 32]));
+        let mut index = Fingerprints::default();
+        index.insert(&kek_made, 3);
+        index.insert(&subject_made, 5);
+        assert_eq!(index.get(&kek_made), Some(3));
+        assert_eq!(index.get(&subject_made), Some(5));
+        let other = B64.encode([8u8; 32]);
+        let short = B64.encode([7u8; 31]);
+        for text in ["Erika Mustermann", &kek_made[..43], "2.", &short, &other] {
+            assert_eq!(index.get(text), None, "{text}");
+        }
+        // What is no fingerprint is not indexed (and so never found).
+        index.insert("Erika Mustermann", 1);
+        assert_eq!(index.0.len(), 2);
+    }
 
     #[test]
     fn candidates_are_pieces_and_runs_of_words() {
