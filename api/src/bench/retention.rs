@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use futures::StreamExt as _;
+
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 use videoamt_adapters::keys::Kek;
@@ -40,6 +42,7 @@ struct Report {
     blobs_deleted: u64,
     verify_seconds: f64,
     verify_subjects_per_second: f64,
+    verify_target_subjects_per_second: u64,
     verified: usize,
     verification_failed: usize,
     rss_before_purge_mb: f64,
@@ -47,6 +50,13 @@ struct Report {
     rss_max_during_purge_mb: f64,
     rss_after_purge_mb: f64,
     peak_rss_mb: f64,
+    /// The baseline, measured in the same run: as many fresh keys deleted in a raw loop, one
+    /// statement and commit per key, as a purge without batching would at least do.
+    baseline_key_delete_loop_per_second: f64,
+    purge_ratio_to_key_delete_loop: f64,
+    /// The same number of keys deleted page by page (the purge's page), nothing else: the
+    /// floor of the purge's own key deletes.
+    paged_key_deletes_per_second: f64,
 }
 
 pub(crate) async fn retention(options: RetentionBenchOptions) -> anyhow::Result<()> {
@@ -116,23 +126,63 @@ pub(crate) async fn retention(options: RetentionBenchOptions) -> anyhow::Result<
     }
     let verify_seconds = started.elapsed().as_secs_f64();
     let n = options.subjects as f64;
+
+    // The baselines: as many fresh keys deleted one by one, then as many in pages of the
+    // purge's size.
+    let fresh: Vec<videoamt_core::domain::SubjectId> = (0..2 * options.subjects)
+        .map(|_| videoamt_core::domain::SubjectId(uuid::Uuid::now_v7()))
+        .collect();
+    futures::stream::iter(fresh.iter().copied())
+        .map(|subject| {
+            let keys = system.keys.clone();
+            async move { keys.issue(subject).await }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>, _>>()?;
+    let (one_by_one, paged) = fresh.split_at(options.subjects);
+    let started = Instant::now();
+    let mut deleted = 0;
+    for &subject in one_by_one {
+        deleted += usize::from(system.keys.destroy(subject).await?);
+    }
+    let loop_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    for page in paged.chunks(system.settings.purge_page.max(1) as usize) {
+        deleted += system.keys.destroy_all(page).await?.len();
+    }
+    let paged_seconds = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        deleted == fresh.len(),
+        "the baselines deleted {deleted} keys"
+    );
+    let baseline_key_delete_loop_per_second = n / loop_seconds;
+    let purge_subjects_per_second = summary.purged as f64 / purge_seconds;
     let report = Report {
         backend: scratch.name,
         subjects: options.subjects,
         generate_seconds: round(generate_seconds),
         purge_seconds: round(purge_seconds),
-        purge_subjects_per_second: round(summary.purged as f64 / purge_seconds),
+        purge_subjects_per_second: round(purge_subjects_per_second),
         purge_target_subjects_per_second: 2_000,
         keys_destroyed: summary.keys_destroyed,
         blobs_deleted: summary.blobs_deleted,
         verify_seconds: round(verify_seconds),
         verify_subjects_per_second: round(n / verify_seconds),
+        verify_target_subjects_per_second: 2_000,
         verified,
         verification_failed: failed,
         rss_before_purge_mb: round(rss_before_purge_mb),
         rss_max_during_purge_mb: round(max_rss.load(Ordering::Relaxed) as f64 / 1024.0),
         rss_after_purge_mb: round(rss_after_purge_mb),
         peak_rss_mb: round(rss_mb("VmHWM")),
+        baseline_key_delete_loop_per_second: round(baseline_key_delete_loop_per_second),
+        purge_ratio_to_key_delete_loop: round(
+            purge_subjects_per_second / baseline_key_delete_loop_per_second,
+        ),
+        paged_key_deletes_per_second: round(n / paged_seconds),
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
     write_json(
