@@ -367,16 +367,7 @@ impl CommandBus {
             let mut read = std::collections::HashMap::with_capacity(union.len());
             for chunk in union.chunks(LOAD_CHUNK) {
                 for (stream, recorded) in chunk.iter().zip(self.store.read_streams(chunk).await?) {
-                    let events = recorded
-                        .iter()
-                        .map(|e| {
-                            DomainEvent::from_payload(
-                                e.event_type.as_str(),
-                                e.schema_version,
-                                &e.payload,
-                            )
-                        })
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let events = decoded(&recorded)?;
                     read.insert(stream, (recorded.last().map(|e| e.stream_version), events));
                 }
             }
@@ -475,21 +466,22 @@ impl CommandBus {
                 let reads = self.store.read_streams(&wanted).await?;
                 for (stream, recorded) in wanted.into_iter().zip(reads) {
                     versions.insert(stream.clone(), recorded.last().map(|e| e.stream_version));
-                    let events = recorded
-                        .iter()
-                        .map(|e| {
-                            DomainEvent::from_payload(
-                                e.event_type.as_str(),
-                                e.schema_version,
-                                &e.payload,
-                            )
-                        })
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let events = decoded(&recorded)?;
                     histories.insert(stream, events);
                 }
             }
         }
     }
+}
+
+/// A stream's recorded events as domain events.
+fn decoded(
+    recorded: &[videoamt_core::event::RecordedEvent],
+) -> Result<Vec<DomainEvent>, DecodeError> {
+    recorded
+        .iter()
+        .map(|e| DomainEvent::from_payload(e.event_type.as_str(), e.schema_version, &e.payload))
+        .collect()
 }
 
 /// The streams commands queue for: all but the calendar-day streams, which every booking of
