@@ -61,6 +61,35 @@ pub struct Issued {
     pub now: OffsetDateTime,
 }
 
+/// The position a piece of work (one HTTP request) wrote up to, so that what it answers can
+/// tell the caller's next read which position that read must see (ADR 0029).
+pub mod written {
+    use std::cell::Cell;
+
+    use videoamt_core::event::GlobalPosition;
+
+    tokio::task_local! {
+        static WRITTEN: Cell<GlobalPosition>;
+    }
+
+    /// Runs `work` and tells the highest position the bus appended during it; 0 for none.
+    pub async fn noting<F: std::future::Future>(work: F) -> (F::Output, GlobalPosition) {
+        WRITTEN
+            .scope(Cell::new(0), async {
+                let out = work.await;
+                (out, WRITTEN.with(Cell::get))
+            })
+            .await
+    }
+
+    /// Outside [`noting`] nothing is noted.
+    pub(super) fn note(positions: &[GlobalPosition]) {
+        if let Some(last) = positions.iter().copied().max() {
+            let _ = WRITTEN.try_with(|w| w.set(w.get().max(last)));
+        }
+    }
+}
+
 /// What a command did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Executed {
@@ -157,6 +186,7 @@ impl CommandBus {
             };
             match self.store.append(batch).await {
                 Ok(appended) => {
+                    written::note(&appended.positions);
                     return Ok(Executed {
                         positions: appended.positions,
                         attempts: attempt,

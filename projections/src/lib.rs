@@ -11,6 +11,7 @@ use videoamt_core::readmodel::{DocKey, Docs};
 pub mod accounts;
 pub mod audit;
 pub mod detail;
+pub mod memory;
 mod owner;
 pub mod retention;
 pub mod runner;

@@ -90,6 +90,16 @@ fn day_name(tenant: &Tenant, department: &DepartmentId, date: Date) -> String {
     format!("{}/{department}/{date}", tenant.id)
 }
 
+/// The local day of a document, for the memory bound ([`crate::memory`]): an entry's from its
+/// key, a place's from the entry it names.
+pub fn day_of(key: &DocKey, doc: Option<&serde_json::Value>) -> Option<Date> {
+    match key.kind.as_str() {
+        "entry" => crate::memory::day_in(&key.key, 2),
+        "place" => crate::memory::day_in(doc?.get("entry")?.as_str()?, 2),
+        _ => None,
+    }
+}
+
 fn place_key(appointment: AppointmentId) -> DocKey {
     DocKey::new("place", appointment.to_string())
 }

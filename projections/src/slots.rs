@@ -33,6 +33,11 @@ fn day_key(tenant: &str, stream: &str) -> Option<DocKey> {
     Some(DocKey::new("day", format!("{tenant}/{department}/{date}")))
 }
 
+/// The local day of a document, for the memory bound ([`crate::memory`]).
+pub fn day_of(key: &DocKey, _doc: Option<&serde_json::Value>) -> Option<Date> {
+    crate::memory::day_in(&key.key, 2)
+}
+
 fn key_of(tenant: &str, department: &DepartmentId, date: Date) -> DocKey {
     DocKey::new("day", format!("{tenant}/{department}/{date}"))
 }

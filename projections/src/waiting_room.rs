@@ -40,6 +40,12 @@ struct Place {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WaitingRoom;
 
+/// Waiting is of no day: a citizen leaves the room when the session ends, so the documents
+/// held are the citizens waiting now ([`crate::memory`]).
+pub fn day_of(_key: &DocKey, _doc: Option<&serde_json::Value>) -> Option<time::Date> {
+    None
+}
+
 fn place_key(stream: &str) -> DocKey {
     DocKey::new("place", stream)
 }

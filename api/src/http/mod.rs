@@ -39,6 +39,9 @@ pub type Clock = Arc<dyn Fn() -> time::OffsetDateTime + Send + Sync>;
 pub struct AppState {
     pub system: System,
     pub store: Arc<dyn AdminStore>,
+    /// The hot read models in memory over the store's copy (ADR 0029); `serve` seeds them and
+    /// runs their runner, and until then every read goes to the store.
+    pub reads: Arc<videoamt_projections::memory::MemoryModels>,
     pub tenants: Arc<Vec<Tenant>>,
     pub projections: Vec<Arc<dyn Projection>>,
     pub limits: Arc<RateLimits>,
@@ -108,6 +111,11 @@ impl AppState {
         );
         Self {
             store: system.store.clone(),
+            reads: Arc::new(videoamt_projections::memory::MemoryModels::new(
+                videoamt_projections::memory::hot(system.tenants.clone()),
+                system.store.clone(),
+                Arc::new(videoamt_projections::memory::today_utc),
+            )),
             projections: videoamt_projections::all(system.tenants.clone()),
             tenants: system.tenants.clone(),
             limits: Arc::new(RateLimits::per_minute(system.settings.rate_limits)),
@@ -215,6 +223,12 @@ impl AppState {
     }
 
     pub fn with_clock(mut self, clock: Clock) -> Self {
+        let today = clock.clone();
+        self.reads = Arc::new(videoamt_projections::memory::MemoryModels::new(
+            videoamt_projections::memory::hot(self.tenants.clone()),
+            self.store.clone(),
+            Arc::new(move || today().date()),
+        ));
         self.clock = clock;
         self
     }
@@ -336,6 +350,10 @@ pub fn app(state: AppState) -> Router {
             middleware::observe::observe,
         ))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::stand::read_your_writes,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -505,6 +523,16 @@ async fn metrics(State(state): State<AppState>) -> axum::response::Response {
         "Age of the oldest event the projection has not applied yet.",
         &|l| format!("{:.3}", l.seconds_behind),
     );
+    out.push_str(
+        "# HELP videoamt_memory_documents Documents of a hot read model held in memory (ADR 0029).\n\
+         # TYPE videoamt_memory_documents gauge\n",
+    );
+    for held in state.reads.holding() {
+        out.push_str(&format!(
+            "videoamt_memory_documents{{projection=\"{}\"}} {}\n",
+            held.projection, held.documents
+        ));
+    }
     out.push_str(&state.http_metrics.render());
     (
         [(
@@ -531,6 +559,9 @@ pub async fn serve(
     let mut background = Vec::new();
     if role.works() {
         background = work(&state, &stopped).map_err(std::io::Error::other)?;
+    }
+    if role.serves_web() {
+        background.push(remember(&state, &stopped).await?);
     }
     let limits = server::ConnectionLimits::of(&state.system.settings);
     let scraped = metrics_app(state.clone());
@@ -572,6 +603,23 @@ pub async fn serve(
 }
 
 type Background = Vec<(&'static str, tokio::task::JoinHandle<()>)>;
+
+/// Seeds the hot read models in memory from the store's copy and starts the runner that keeps
+/// them current (ADR 0029); this process's reads are served from them from now on.
+async fn remember(
+    state: &AppState,
+    stopped: &tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<(&'static str, tokio::task::JoinHandle<()>)> {
+    state.reads.seed().await.map_err(std::io::Error::other)?;
+    let runner = Runner::new(state.store.clone(), state.reads.clone());
+    let (projections, stop) = (state.reads.projections(), stopped.clone());
+    let task = tokio::spawn(async move {
+        if let Err(e) = runner.run(projections, stop).await {
+            tracing::error!(error = %e, "runner of the read models in memory failed");
+        }
+    });
+    Ok(("read models in memory", task))
+}
 
 /// Starts the background work of a worker: the projection runner, and the outbox and the
 /// scheduler under their duties' leases.

@@ -2,7 +2,8 @@
 //! over Server-Sent Events and the session room's WebSocket. One task per process follows the
 //! log through the store's live subscription (woken by the store's own writer, or by
 //! PostgreSQL's NOTIFY for another node's writes) and, after each change, reads the
-//! checkpoints of the schedule and waiting-room projections until they have folded it; then
+//! checkpoints of the schedule and waiting-room projections (their copies in memory, which
+//! the views read, ADR 0029) until they have folded it; then
 //! it tells the views the new position, and each view renders once. While the log is quiet
 //! nothing is read (ADR 0025). The task starts with the first subscriber and ends when the
 //! last one is gone.
@@ -12,6 +13,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use videoamt_adapters::store::AdminStore;
+use videoamt_core::readmodel::ReadModelStore as _;
+use videoamt_projections::memory::MemoryModels;
 
 /// How soon the checkpoints are read again while they are behind the log; doubled each time
 /// up to [`BEHIND_AT_MOST`]. The projections usually fold a change within milliseconds.
@@ -40,23 +43,27 @@ impl std::fmt::Debug for LiveFeed {
 impl LiveFeed {
     /// A receiver whose value is the sum of the watched checkpoints; it changes whenever one of
     /// them moves. Starts the reading task if none runs.
-    pub fn subscribe(&self, store: &Arc<dyn AdminStore>) -> watch::Receiver<u64> {
+    pub fn subscribe(
+        &self,
+        store: &Arc<dyn AdminStore>,
+        models: &Arc<MemoryModels>,
+    ) -> watch::Receiver<u64> {
         let mut sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(running) = sender.as_ref().filter(|s| !s.is_closed()) {
             return running.subscribe();
         }
         let (tx, rx) = watch::channel(0);
-        tokio::spawn(follow(store.clone(), tx.clone()));
+        tokio::spawn(follow(store.clone(), models.clone(), tx.clone()));
         *sender = Some(tx);
         rx
     }
 }
 
 /// The sum of the watched checkpoints (the feed's value) and the lowest of them.
-async fn checkpoints(store: &Arc<dyn AdminStore>) -> Option<(u64, u64)> {
+async fn checkpoints(models: &MemoryModels) -> Option<(u64, u64)> {
     let (mut sum, mut low) = (0u64, u64::MAX);
     for name in WATCHED {
-        match store.checkpoint(name).await {
+        match models.checkpoint(name).await {
             Ok(c) => {
                 sum = sum.saturating_add(c.position);
                 low = low.min(c.position);
@@ -71,7 +78,7 @@ async fn checkpoints(store: &Arc<dyn AdminStore>) -> Option<(u64, u64)> {
     Some((sum, low))
 }
 
-async fn follow(store: Arc<dyn AdminStore>, tx: watch::Sender<u64>) {
+async fn follow(store: Arc<dyn AdminStore>, models: Arc<MemoryModels>, tx: watch::Sender<u64>) {
     use futures::{FutureExt as _, StreamExt as _};
     let publish = |sum: u64| {
         tx.send_if_modified(|last| {
@@ -83,7 +90,7 @@ async fn follow(store: Arc<dyn AdminStore>, tx: watch::Sender<u64>) {
     // Where the read models are: the log is followed from there, so that a change made
     // before this task ran is not missed.
     let low = loop {
-        if let Some((sum, low)) = checkpoints(&store).await {
+        if let Some((sum, low)) = checkpoints(&models).await {
             publish(sum);
             break low;
         }
@@ -128,7 +135,7 @@ async fn follow(store: Arc<dyn AdminStore>, tx: watch::Sender<u64>) {
         while let Some(Some(Ok(event))) = log.next().now_or_never() {
             head = head.max(event.global_position);
         }
-        if let Some((sum, low)) = checkpoints(&store).await {
+        if let Some((sum, low)) = checkpoints(&models).await {
             publish(sum);
             folded = low;
         }

@@ -1196,8 +1196,8 @@ async fn framing_is_refused_and_hsts_is_sent_only_behind_https() {
 async fn the_live_feed_moves_when_the_clerks_read_models_do() {
     let api = Api::new().await;
     let state = &api.state;
-    let mut first = state.live.subscribe(&state.store);
-    let mut second = state.live.subscribe(&state.store);
+    let mut first = state.live.subscribe(&state.store, &state.reads);
+    let mut second = state.live.subscribe(&state.store, &state.reads);
     let start = *first.borrow_and_update();
     second.borrow_and_update();
 

@@ -2685,3 +2685,104 @@ async fn the_dpo_report_comes_in_pages_that_hold_every_subject_once() {
     assert!(html.contains("Vorherige Seite"), "{html}");
     assert!(!html.contains("Nächste Seite"), "{html}");
 }
+
+/// The schedule's appointment ids of clerk A's week, as the API answers with these headers.
+async fn week_of(api: &Api, headers: &[(&str, &str)]) -> Vec<String> {
+    let (status, _, plan) = api
+        .call(
+            "GET",
+            "/api/v1/clerk/schedule?from=2026-11-23&days=7",
+            None,
+            headers,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{plan}");
+    plan["days"]
+        .as_array()
+        .expect("days")
+        .iter()
+        .flat_map(|d| d["appointments"].as_array().expect("list"))
+        .map(|e| e["appointment"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_schedule_is_read_from_memory_and_a_booking_names_the_position_to_wait_for() {
+    // Given the server's read models in memory, kept by their own runner, and the database
+    // copy caught up once and then left alone
+    let api = staffed().await;
+    let first = book(&api, 3).await;
+    catch_up(&api).await;
+    api.state.reads.seed().await.expect("seeded");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let runner =
+        videoamt_projections::runner::Runner::new(api.state.store.clone(), api.state.reads.clone());
+    let projections = api.state.reads.projections();
+    let running = tokio::spawn(async move { runner.run(projections, stopped).await });
+    let clerk = session(&api, "clerk.a").await;
+
+    // When a citizen books
+    let (status, headers, body) = api
+        .post("/api/v1/appointments", &stuttgart_booking(&start(4)))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let second = body["appointment"]["id"].as_str().expect("id").to_owned();
+
+    // Then the answer names the position the booking reached, in a cookie of no person
+    let stand = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("videoamt_stand="))
+        .expect("the position of the write")
+        .to_owned();
+    assert!(
+        stand.contains("HttpOnly") && stand.contains("Max-Age=30"),
+        "{stand}"
+    );
+    let pair = cookie_pair(&stand);
+    assert_eq!(
+        pair,
+        format!("videoamt_stand={}", api.last_position().await)
+    );
+
+    // And a read carrying it sees the booking, from memory: the database copy has not got it
+    let cookies = format!("{clerk}; {pair}");
+    let week = week_of(&api, &[("cookie", &cookies)]).await;
+    assert_eq!(week, [first.appointment.clone(), second.clone()]);
+    let tenant = tenant(&api, "stuttgart");
+    let stored = videoamt_projections::schedule::for_departments(
+        api.state.store.as_ref(),
+        &tenant,
+        [&"ordnung-gewerbe".into()],
+        time::macros::date!(2026 - 11 - 23),
+        7,
+    )
+    .await
+    .expect("schedule");
+    let stored: Vec<String> = stored
+        .into_iter()
+        .flat_map(|d| d.appointments)
+        .map(|a| a.appointment.to_string())
+        .collect();
+    assert_eq!(stored, std::slice::from_ref(&first.appointment));
+
+    // And a read, which writes nothing, sets no position
+    let (_, headers, _) = api
+        .call(
+            "GET",
+            "/api/v1/clerk/schedule?from=2026-11-23&days=7",
+            None,
+            &[("cookie", &cookies)],
+        )
+        .await;
+    assert!(
+        !headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.starts_with("videoamt_stand="))),
+        "{headers:?}"
+    );
+    stop.send(true).expect("runner listens");
+    running.await.expect("joined").expect("ran");
+}

@@ -1,5 +1,6 @@
 //! Integration tests of the projections: rebuild equals incremental on both backends.
 
+mod memory;
 mod rebuild;
 mod statistics;
 mod timetravel;

@@ -22,7 +22,7 @@ use videoamt_projections::audit::{self, Timeline};
 use videoamt_projections::runner::Runner;
 use videoamt_projections::waiting_room::{self, Waiting};
 
-fn issued(now: OffsetDateTime, role: ActorRole) -> Issued {
+pub(crate) fn issued(now: OffsetDateTime, role: ActorRole) -> Issued {
     Issued {
         tenant: TenantId::parse("ettlingen").expect("valid"),
         actor: Actor::new(role, "tester").expect("valid"),

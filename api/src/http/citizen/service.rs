@@ -207,7 +207,7 @@ pub(crate) async fn free_slots(state: &AppState, q: &SlotQuery) -> Result<SlotsV
     for offset in 0..days {
         let date = from + Duration::days(i64::from(offset));
         let starts = videoamt_projections::slots::free_slots(
-            state.store.as_ref(),
+            state.reads.as_ref(),
             tenant,
             &services,
             date,

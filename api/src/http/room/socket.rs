@@ -295,7 +295,7 @@ fn other(party: Party) -> Party {
 async fn place(state: &AppState, room: &Room) -> Option<usize> {
     let opened = room.state.opened.as_ref()?;
     let waiting = videoamt_projections::waiting_room::waiting(
-        state.store.as_ref(),
+        state.reads.as_ref(),
         room.tenant.id.as_str(),
         opened.department.as_str(),
     )
@@ -525,7 +525,7 @@ async fn run(
     }
     follow_admission(state, &room).await;
 
-    let mut live = state.live.subscribe(&state.store);
+    let mut live = state.live.subscribe(&state.store, &state.reads);
     let mut media = state.media.as_ref().map(|m| m.events());
     let mut bucket = Bucket::new();
     let mut bad = 0u32;
@@ -686,7 +686,7 @@ async fn run(
             },
             changed = live.changed() => {
                 if changed.is_err() {
-                    live = state.live.subscribe(&state.store);
+                    live = state.live.subscribe(&state.store, &state.reads);
                 }
                 reread = true;
             }

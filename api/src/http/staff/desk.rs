@@ -208,7 +208,7 @@ pub(crate) async fn schedule(
         ));
     }
     let plans = schedule::for_departments(
-        state.store.as_ref(),
+        state.reads.as_ref(),
         tenant,
         &departments,
         from,
@@ -261,7 +261,7 @@ pub(crate) async fn waiting_room(
     let mut waiting = Vec::new();
     for d in &departments {
         let of = videoamt_projections::waiting_room::waiting(
-            state.store.as_ref(),
+            state.reads.as_ref(),
             tenant.id.as_str(),
             d.as_str(),
         )
@@ -528,7 +528,7 @@ pub(crate) async fn audit_search(
         };
         let date = tenant.local(b.start).date();
         let plans =
-            schedule::for_departments(state.store.as_ref(), tenant, [&b.department], date, 1)
+            schedule::for_departments(state.reads.as_ref(), tenant, [&b.department], date, 1)
                 .await
                 .map_err(unavailable)?;
         return Ok(plans
@@ -553,7 +553,7 @@ pub(crate) async fn audit_search(
         }
         None => tenant.departments.keys().cloned().collect(),
     };
-    let plans = schedule::for_departments(state.store.as_ref(), tenant, &departments, date, 1)
+    let plans = schedule::for_departments(state.reads.as_ref(), tenant, &departments, date, 1)
         .await
         .map_err(unavailable)?;
     let mut hits: Vec<EntryView> = plans

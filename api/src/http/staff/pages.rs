@@ -463,7 +463,7 @@ pub(crate) async fn clerk_live(
     let Some(slot) = state.live_streams.take(staff::key(&cookie)) else {
         return Error::TooManyLiveStreams.into_response();
     };
-    let moved = state.live.subscribe(&state.store);
+    let moved = state.live.subscribe(&state.store, &state.reads);
     let stream = futures::stream::unfold(
         (
             state,
@@ -485,7 +485,7 @@ pub(crate) async fn clerk_live(
                         // The feed stopped (it cannot while a receiver is held, but a
                         // panicked task would): follow a new one, and render from it.
                         Ok(Err(_)) => {
-                            moved = state.live.subscribe(&state.store);
+                            moved = state.live.subscribe(&state.store, &state.reads);
                             true
                         }
                     };
