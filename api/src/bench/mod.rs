@@ -4,6 +4,7 @@
 //! Benchmarks never touch a real log: the SQLite case works in a temporary folder, the
 //! PostgreSQL case in a scratch database created on the given server and dropped afterwards.
 
+pub(crate) mod all;
 pub(crate) mod api;
 pub(crate) mod media;
 pub(crate) mod media_relay;

@@ -44,6 +44,10 @@ pub(crate) struct ProjectionsBenchOptions {
 struct Report {
     backend: &'static str,
     log_events: u64,
+    /// Complete visits in the log (booking to feedback, recorded from the scenarios), and the
+    /// events one takes on average: the load model of `docs/operations/scaling.md`.
+    visits: usize,
+    events_per_visit: f64,
     generate_seconds: f64,
     rebuild: Rebuild,
     live: Live,
@@ -59,6 +63,11 @@ struct Rebuild {
     seconds: f64,
     events_per_s: f64,
     target_events_per_s: f64,
+    /// The baseline, measured in the same run right before: the store's own `read_all` over
+    /// the whole log, in the rebuild's page size, nothing decoded or folded.
+    read_all_events_per_s: f64,
+    ratio_to_read_all: f64,
+    target_ratio_to_read_all: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -99,6 +108,9 @@ pub(crate) async fn projections(options: ProjectionsBenchOptions) -> anyhow::Res
     let log = bulk_log(store.clone(), &spec, |_| {}).await?;
     let generate_seconds = started.elapsed().as_secs_f64();
 
+    eprintln!("(a) read_all over the log, the baseline …");
+    let read_all_events_per_s = read_all_rate(store.as_ref()).await?;
+    eprintln!("    {read_all_events_per_s:.0} events/s");
     eprintln!("(a) rebuilding {} projections …", projections.len());
     let runner = Runner::new(store.clone(), store.clone());
     let started = Instant::now();
@@ -110,6 +122,9 @@ pub(crate) async fn projections(options: ProjectionsBenchOptions) -> anyhow::Res
         seconds: round(seconds),
         events_per_s: round(read as f64 / seconds),
         target_events_per_s: 100_000.0,
+        read_all_events_per_s: round(read_all_events_per_s),
+        ratio_to_read_all: round(read as f64 / seconds / read_all_events_per_s.max(f64::EPSILON)),
+        target_ratio_to_read_all: 0.5,
     };
     eprintln!("    {:.0} events/s", rebuild.events_per_s);
 
@@ -127,6 +142,8 @@ pub(crate) async fn projections(options: ProjectionsBenchOptions) -> anyhow::Res
     let report = Report {
         backend: scratch.name,
         log_events: log.events,
+        visits: log.appointments.len(),
+        events_per_visit: round(log.events as f64 / log.appointments.len().max(1) as f64),
         generate_seconds: round(generate_seconds),
         rebuild,
         live,
@@ -146,6 +163,21 @@ pub(crate) async fn projections(options: ProjectionsBenchOptions) -> anyhow::Res
     )?;
     drop((store, runner));
     scratch.cleanup.run().await
+}
+
+/// Events per second of reading the whole log page by page, as a rebuild reads it.
+async fn read_all_rate(store: &dyn videoamt_core::store::EventStore) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let (mut after, mut read) = (0, 0u64);
+    loop {
+        let page = store
+            .read_all(after, videoamt_projections::runner::REBUILD_BATCH)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.global_position;
+        read += page.len() as u64;
+    }
+    Ok(read as f64 / started.elapsed().as_secs_f64().max(f64::EPSILON))
 }
 
 async fn replays(

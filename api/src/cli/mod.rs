@@ -400,6 +400,28 @@ enum BenchCommand {
         #[arg(long, default_value_t = 150)]
         max_calls: usize,
     },
+    /// Every benchmark in sequence (the API from 200 to 2,000 req/s, projections, retention on
+    /// SQLite and, with a PostgreSQL `--store`, on PostgreSQL; media), then one summary
+    /// against the targets: `summary.md` and `api-latency.svg` in the output folder.
+    All {
+        /// Offered loads of the API sweep, requests per second.
+        #[arg(long, value_delimiter = ',', default_value = "200,600,1200,1600,2000")]
+        rates: Vec<u32>,
+        /// Seconds per API load step.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Log size of the projections benchmark.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Subjects of the retention benchmark.
+        #[arg(long, default_value_t = 100_000)]
+        subjects: usize,
+        /// The media ramp's last step.
+        #[arg(long, default_value_t = 150)]
+        max_calls: usize,
+        #[arg(long, default_value = "target/bench")]
+        out: std::path::PathBuf,
+    },
     /// The HTTP API against a `serve` child process: slot queries, bookings, token lookups and
     /// clerk schedule reads from concurrent keep-alive clients; latencies and server RSS.
     Api {
@@ -682,6 +704,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(BenchCommand::MediaRelay { bind, max_calls }) => {
             crate::bench::media_relay::serve(bind, max_calls).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::All {
+            rates,
+            seconds,
+            events,
+            subjects,
+            max_calls,
+            out,
+        }) => {
+            crate::bench::all::all(crate::bench::all::AllOptions {
+                server: location,
+                rates,
+                seconds,
+                events,
+                subjects,
+                max_calls,
+                out,
+            })
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Api {
