@@ -18,7 +18,8 @@ pub use system::System;
 /// some machines and the background work on others, all on one log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
-    /// Pages, API and rooms; no background work (mails, timers, purges, read models).
+    /// Pages, API and rooms, with the hot read models in memory (ADR 0029); no background
+    /// work (mails, timers, purges, the database copy of the read models).
     Web,
     /// The background work only; the listener answers `/healthz` and `/readyz`.
     Worker,
