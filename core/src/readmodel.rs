@@ -36,6 +36,10 @@ impl DocKey {
 pub enum Change {
     /// The document as JSON text.
     Put(DocKey, String),
+    /// The same, for a document the store does not hold: the projection's only writer knows it
+    /// is new (looked up and absent, or never written since a reset), so a store may write it
+    /// without looking for an older one, in bulk.
+    Insert(DocKey, String),
     Delete(DocKey),
 }
 
@@ -148,6 +152,15 @@ enum Slot {
 struct Held {
     slot: Slot,
     dirty: bool,
+    stored: Stored,
+}
+
+/// Whether the store holds a document, as far as this cache knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    Unknown,
+    Yes,
+    No,
 }
 
 /// The documents a projection reads and writes: loaded before the fold, changed by it in their
@@ -155,7 +168,8 @@ struct Held {
 /// cache for the next batch.
 #[derive(Default)]
 pub struct Docs {
-    docs: HashMap<DocKey, Held>,
+    /// Keys come from the log, not from a caller who could choose them to collide.
+    docs: HashMap<DocKey, Held, foldhash::fast::RandomState>,
     dirty: Vec<DocKey>,
     /// Every document of the projection is held: what is not here does not exist.
     complete: bool,
@@ -183,21 +197,29 @@ impl Docs {
     /// Registers what the store returned for `requested`; keys it did not return are absent.
     pub fn load(&mut self, requested: &[DocKey], found: Vec<(DocKey, serde_json::Value)>) {
         for key in requested {
-            self.docs.entry(key.clone()).or_insert(Held {
+            let held = self.docs.entry(key.clone()).or_insert(Held {
                 slot: Slot::Absent,
                 dirty: false,
+                stored: Stored::No,
             });
+            if held.stored == Stored::Unknown {
+                held.stored = Stored::No;
+            }
         }
         for (key, value) in found {
             match self.docs.get_mut(&key) {
-                Some(held) if held.dirty => {}
-                Some(held) => held.slot = Slot::Stored(value),
+                Some(held) if held.dirty => held.stored = Stored::Yes,
+                Some(held) => {
+                    held.slot = Slot::Stored(value);
+                    held.stored = Stored::Yes;
+                }
                 None => {
                     self.docs.insert(
                         key,
                         Held {
                             slot: Slot::Stored(value),
                             dirty: false,
+                            stored: Stored::Yes,
                         },
                     );
                 }
@@ -250,6 +272,11 @@ impl Docs {
         self.complete = false;
     }
 
+    /// Documents changed since the last [`Docs::take_changes`].
+    pub fn changed(&self) -> usize {
+        self.dirty.len()
+    }
+
     /// Documents held, loaded or written.
     pub fn len(&self) -> usize {
         self.docs.len()
@@ -269,7 +296,20 @@ impl Docs {
                 }
             }
             None => {
-                self.docs.insert(key.clone(), Held { slot, dirty: true });
+                // In a complete cache, what is not held does not exist.
+                let stored = if self.complete {
+                    Stored::No
+                } else {
+                    Stored::Unknown
+                };
+                self.docs.insert(
+                    key.clone(),
+                    Held {
+                        slot,
+                        dirty: true,
+                        stored,
+                    },
+                );
                 self.dirty.push(key);
             }
         }
@@ -321,12 +361,24 @@ impl Docs {
                 continue;
             };
             held.dirty = false;
-            let change = match &held.slot {
-                Slot::Absent => Change::Delete(key.clone()),
-                Slot::Stored(value) => Change::Put(key.clone(), value.to_string()),
-                Slot::Typed(doc) => Change::Put(key.clone(), doc.to_json()),
+            let json = match &held.slot {
+                // Deleting what the store does not hold changes nothing.
+                Slot::Absent if held.stored == Stored::No => continue,
+                Slot::Absent => {
+                    held.stored = Stored::No;
+                    changes.push(Change::Delete(key));
+                    continue;
+                }
+                Slot::Stored(value) => value.to_string(),
+                Slot::Typed(doc) => doc.to_json(),
             };
-            changes.push(change);
+            let new = held.stored == Stored::No;
+            held.stored = Stored::Yes;
+            changes.push(if new {
+                Change::Insert(key, json)
+            } else {
+                Change::Put(key, json)
+            });
         }
         changes
     }
@@ -364,13 +416,8 @@ mod tests {
         docs.update(key("b"), |c: &mut Counter| c.n += 1);
         docs.delete(key("b"));
         let changes = docs.take_changes();
-        assert_eq!(
-            changes,
-            [
-                Change::Put(key("a"), r#"{"n":7}"#.to_owned()),
-                Change::Delete(key("b"))
-            ]
-        );
+        // b was looked up, absent, and is absent again: nothing to write.
+        assert_eq!(changes, [Change::Put(key("a"), r#"{"n":7}"#.to_owned())]);
         assert!(docs.take_changes().is_empty(), "nothing changed since");
         assert_eq!(docs.get::<Counter>(&key("a")), Some(Counter { n: 7 }));
         assert_eq!(docs.get::<Counter>(&key("b")), None);
@@ -389,6 +436,51 @@ mod tests {
         assert_eq!(
             docs.take_changes(),
             [Change::Put(key("a"), r#"{"n":2,"label":"x"}"#.to_owned())]
+        );
+    }
+
+    #[test]
+    fn documents_known_to_be_new_are_inserts_and_then_puts() {
+        let mut docs = Docs::default();
+        docs.load(
+            &[key("a"), key("b")],
+            vec![(key("b"), serde_json::json!({ "n": 1 }))],
+        );
+        docs.put(key("a"), Counter { n: 1 });
+        docs.put(key("b"), Counter { n: 2 });
+        // Not looked up: the store may hold it.
+        docs.put(key("c"), Counter { n: 3 });
+        assert_eq!(
+            docs.take_changes(),
+            [
+                Change::Insert(key("a"), r#"{"n":1}"#.to_owned()),
+                Change::Put(key("b"), r#"{"n":2}"#.to_owned()),
+                Change::Put(key("c"), r#"{"n":3}"#.to_owned()),
+            ]
+        );
+        docs.put(key("a"), Counter { n: 4 });
+        docs.delete(key("b"));
+        assert_eq!(
+            docs.take_changes(),
+            [
+                Change::Put(key("a"), r#"{"n":4}"#.to_owned()),
+                Change::Delete(key("b")),
+            ]
+        );
+        // Deleted, then written again: new once more.
+        docs.put(key("b"), Counter { n: 5 });
+        assert_eq!(
+            docs.take_changes(),
+            [Change::Insert(key("b"), r#"{"n":5}"#.to_owned())]
+        );
+
+        let mut rebuilt = Docs::complete();
+        rebuilt.put(key("x"), Counter { n: 1 });
+        rebuilt.put(key("y"), Counter { n: 1 });
+        rebuilt.delete(key("y"));
+        assert_eq!(
+            rebuilt.take_changes(),
+            [Change::Insert(key("x"), r#"{"n":1}"#.to_owned())]
         );
     }
 

@@ -360,7 +360,7 @@ impl ReadModelStore for MemoryModels {
         let changes: Vec<(DocKey, Option<serde_json::Value>)> = changes
             .into_iter()
             .map(|c| match c {
-                Change::Put(key, json) => {
+                Change::Put(key, json) | Change::Insert(key, json) => {
                     let value = serde_json::from_str(&json).map_err(|e| {
                         StoreError::new(format!(
                             "document {}/{} unreadable: {e}",

@@ -1,7 +1,7 @@
 //! Feeds projections from the log: catch-up in batches, then live.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use videoamt_core::domain::DomainEvent;
 use videoamt_core::domain::events::DecodeError;
@@ -15,13 +15,20 @@ use crate::{Projection, Recorded};
 
 /// Events per committed batch when following the log.
 pub const BATCH: usize = 500;
-/// Events per committed batch when rebuilding: fewer, larger transactions.
+/// Events per page read when rebuilding.
 pub const REBUILD_BATCH: usize = 20_000;
+/// Events a rebuild folds in memory before it writes: each document changed in the window is
+/// written once, in one transaction, however often its events changed it.
+const REBUILD_WINDOW: usize = 200_000;
+/// The same bound in changed documents, so that one commit stays a bounded size.
+const REBUILD_WINDOW_DOCS: usize = 50_000;
 /// Documents a projection keeps cached between batches before starting over.
 const CACHE_LIMIT: usize = 100_000;
 /// The same while rebuilding: as long as the cache holds every document, nothing is read
 /// back from the store.
 const REBUILD_CACHE_LIMIT: usize = 1_000_000;
+/// Tasks that decode one page of a rebuild at once.
+const DECODE_PARTS: usize = 2;
 /// Rounds of index lookups one event may need.
 const MAX_KEY_ROUNDS: usize = 4;
 
@@ -44,6 +51,28 @@ pub enum RunnerError {
 pub struct Runner {
     events: Arc<dyn EventStore>,
     models: Arc<dyn ReadModelStore>,
+    rebuild: RebuildSizes,
+}
+
+/// How a rebuild cuts the log: pages read, and windows folded in memory between commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RebuildSizes {
+    /// Events per page read.
+    pub page: usize,
+    /// Events folded before a commit.
+    pub window: usize,
+    /// Changed documents of one projection before a commit, whatever the events.
+    pub window_docs: usize,
+}
+
+impl Default for RebuildSizes {
+    fn default() -> Self {
+        Self {
+            page: REBUILD_BATCH,
+            window: REBUILD_WINDOW,
+            window_docs: REBUILD_WINDOW_DOCS,
+        }
+    }
 }
 
 impl std::fmt::Debug for Runner {
@@ -60,6 +89,29 @@ pub struct Lag {
     pub events_behind: u64,
     /// Age of the oldest event not yet applied; 0 when caught up.
     pub seconds_behind: f64,
+}
+
+/// What a rebuild did and where its time went.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Rebuilt {
+    pub events: u64,
+    pub seconds: f64,
+    /// Until the last page was read and handed on (reading, decoding, and waiting for the
+    /// slowest projection's queue).
+    pub read_seconds: f64,
+    pub projections: Vec<Spent>,
+}
+
+/// One projection's share of a rebuild.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Spent {
+    pub projection: &'static str,
+    /// Folding the events into documents in memory.
+    pub fold_seconds: f64,
+    /// Serialising the changed documents and writing them with the checkpoint.
+    pub commit_seconds: f64,
+    pub commits: u32,
+    pub documents_written: u64,
 }
 
 /// One projection being fed: its cache of documents and the checkpoint it last committed.
@@ -127,6 +179,51 @@ struct Page {
     recorded_at: time::OffsetDateTime,
 }
 
+/// The page of `events` (`None` when there are none), decoded in `parts` tasks at once.
+async fn page_of(
+    events: Vec<RecordedEvent>,
+    parts: usize,
+) -> Result<Option<Arc<Page>>, RunnerError> {
+    let Some(last) = events.last() else {
+        return Ok(None);
+    };
+    let (position, recorded_at) = (last.global_position, last.meta.recorded_at);
+    let (events, decoded) = if parts <= 1 || events.len() < 2 * parts {
+        let decoded = decode(&events)?;
+        (events, decoded)
+    } else {
+        let events = Arc::new(events);
+        let per_part = events.len().div_ceil(parts);
+        let tasks: Vec<_> = (0..parts)
+            .map(|part| {
+                let events = events.clone();
+                tokio::spawn(async move {
+                    let from = (part * per_part).min(events.len());
+                    let to = (from + per_part).min(events.len());
+                    let mut found = decode(&events[from..to])?;
+                    for (i, _) in &mut found {
+                        *i += from;
+                    }
+                    Ok::<_, RunnerError>(found)
+                })
+            })
+            .collect();
+        let mut decoded = Vec::with_capacity(events.len());
+        for task in tasks {
+            decoded.extend(task.await.map_err(|e| RunnerError::Task(e.to_string()))??);
+        }
+        // The tasks are done, so this is the only reference left.
+        let events = Arc::try_unwrap(events).unwrap_or_else(|shared| (*shared).clone());
+        (events, decoded)
+    };
+    Ok(Some(Arc::new(Page {
+        events,
+        decoded,
+        position,
+        recorded_at,
+    })))
+}
+
 /// Resolves once `stop` turns true (or its sender is gone). The guard `wait_for` returns is
 /// dropped here, so the future stays `Send` for `tokio::spawn`.
 async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
@@ -135,7 +232,17 @@ async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
 
 impl Runner {
     pub fn new(events: Arc<dyn EventStore>, models: Arc<dyn ReadModelStore>) -> Self {
-        Self { events, models }
+        Self {
+            events,
+            models,
+            rebuild: RebuildSizes::default(),
+        }
+    }
+
+    /// The same runner with other rebuild sizes: tests make windows small to see several.
+    pub fn with_rebuild_sizes(mut self, sizes: RebuildSizes) -> Self {
+        self.rebuild = sizes;
+        self
     }
 
     /// Up to `batch` events after `after`; `None` at the end of the log.
@@ -145,17 +252,7 @@ impl Runner {
         batch: usize,
     ) -> Result<Option<Arc<Page>>, RunnerError> {
         let events = self.events.read_all(after, batch).await?;
-        let Some(last) = events.last() else {
-            return Ok(None);
-        };
-        let (position, recorded_at) = (last.global_position, last.meta.recorded_at);
-        let decoded = decode(&events)?;
-        Ok(Some(Arc::new(Page {
-            events,
-            decoded,
-            position,
-            recorded_at,
-        })))
+        page_of(events, 1).await
     }
 
     /// Loads `missing` keys of a projection in one query.
@@ -269,22 +366,37 @@ impl Runner {
     }
 
     async fn fold_and_commit(&self, feed: &mut Feed, page: &Page) -> Result<(), RunnerError> {
+        if self.fold_page(feed, page).await? {
+            self.commit(feed, page).await?;
+        }
+        Ok(())
+    }
+
+    /// Folds the page's events after the feed's position into its documents, without writing;
+    /// whether there was anything to fold.
+    async fn fold_page(&self, feed: &mut Feed, page: &Page) -> Result<bool, RunnerError> {
         let after = feed.at.unwrap_or_default();
-        let position = page.position;
-        if after >= position {
-            return Ok(());
+        if after >= page.position {
+            return Ok(false);
         }
         self.fold(feed, &page.events, &page.decoded, after).await?;
+        Ok(true)
+    }
+
+    /// Writes what the feed folded since its checkpoint, and moves the checkpoint to the end of
+    /// `page`, the last page folded.
+    async fn commit(&self, feed: &mut Feed, page: &Page) -> Result<(), RunnerError> {
+        let after = feed.at.unwrap_or_default();
         let to = ProjectionCheckpoint {
             projection: feed.projection.name().to_owned(),
-            position,
+            position: page.position,
             event_recorded_at: Some(page.recorded_at),
         };
         let changes = feed.docs.take_changes();
         self.models
             .commit(feed.projection.name(), after, to, changes)
             .await?;
-        feed.at = Some(position);
+        feed.at = Some(page.position);
         if feed.docs.len() > feed.cache_limit {
             feed.docs.clear();
         }
@@ -313,16 +425,27 @@ impl Runner {
     ///
     /// One reader and one task per projection, joined by short queues: each projection folds
     /// and commits at its own pace, so one projection's commit overlaps the others' folds and
-    /// the next read, and the slowest sets the pace.
+    /// the next read, and the slowest sets the pace. A projection folds a window of pages in
+    /// memory before it commits ([`RebuildSizes`]), so `progress` moves a window at a time.
     pub async fn rebuild(
         &self,
         projections: &[Arc<dyn Projection>],
-        mut progress: impl FnMut(GlobalPosition),
+        progress: impl FnMut(GlobalPosition),
     ) -> Result<u64, RunnerError> {
+        Ok(self.rebuild_measured(projections, progress).await?.events)
+    }
+
+    /// [`Runner::rebuild`], telling where the time went.
+    pub async fn rebuild_measured(
+        &self,
+        projections: &[Arc<dyn Projection>],
+        mut progress: impl FnMut(GlobalPosition),
+    ) -> Result<Rebuilt, RunnerError> {
         use std::sync::atomic::{AtomicU64, Ordering};
         for p in projections {
             self.models.reset(p.name()).await?;
         }
+        let sizes = self.rebuild;
         let committed: Arc<Vec<AtomicU64>> =
             Arc::new(projections.iter().map(|_| AtomicU64::new(0)).collect());
         let mut queues = Vec::with_capacity(projections.len());
@@ -333,11 +456,31 @@ impl Runner {
             let mut feed = Feed::rebuilding(projection.clone());
             feed.at = Some(0);
             tasks.push(tokio::spawn(async move {
+                let mut spent = Spent {
+                    projection: feed.projection.name(),
+                    ..Spent::default()
+                };
+                // The feed's checkpoint stays at the last commit while a window is folded.
+                let (mut folded, mut last) = (0, None);
                 while let Some(page) = pages.recv().await {
-                    runner.fold_and_commit(&mut feed, &page).await?;
+                    let started = Instant::now();
+                    runner.fold_page(&mut feed, &page).await?;
+                    spent.fold_seconds += started.elapsed().as_secs_f64();
+                    folded += page.events.len();
+                    if folded >= sizes.window || feed.docs.changed() >= sizes.window_docs {
+                        runner.commit_measured(&mut feed, &page, &mut spent).await?;
+                        committed[i].store(page.position, Ordering::Release);
+                        folded = 0;
+                        last = None;
+                    } else {
+                        last = Some(page);
+                    }
+                }
+                if let Some(page) = last {
+                    runner.commit_measured(&mut feed, &page, &mut spent).await?;
                     committed[i].store(page.position, Ordering::Release);
                 }
-                Ok::<(), RunnerError>(())
+                Ok::<Spent, RunnerError>(spent)
             }));
             queues.push(queue);
         }
@@ -347,18 +490,48 @@ impl Runner {
                 .min()
                 .unwrap_or_default()
         };
-        let (mut after, mut read, mut failure) = (0, 0, None);
-        'pages: loop {
-            let page = match self.read_page(after, REBUILD_BATCH).await {
-                Ok(Some(page)) => page,
-                Ok(None) => break,
+        let started = Instant::now();
+        let mut rebuilt = Rebuilt::default();
+        // The next page is read while this one is decoded: the database and the decoding work
+        // at once, not in turn.
+        let (raw_pages, mut raw) = tokio::sync::mpsc::channel(2);
+        let reader = tokio::spawn({
+            let events = self.events.clone();
+            async move {
+                let mut after = 0;
+                loop {
+                    let page = events.read_all(after, sizes.page).await;
+                    let end = match &page {
+                        Ok(page) => page.last().map(|e| e.global_position),
+                        Err(_) => None,
+                    };
+                    if raw_pages.send(page).await.is_err() {
+                        return;
+                    }
+                    match end {
+                        Some(end) => after = end,
+                        None => return,
+                    }
+                }
+            }
+        });
+        let mut failure = None;
+        'pages: while let Some(events) = raw.recv().await {
+            let page = match events.map_err(RunnerError::from) {
+                Ok(events) => match page_of(events, DECODE_PARTS).await {
+                    Ok(Some(page)) => page,
+                    Ok(None) => break,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                },
                 Err(e) => {
                     failure = Some(e);
                     break;
                 }
             };
-            after = page.position;
-            read += page.events.len() as u64;
+            rebuilt.events += page.events.len() as u64;
             for queue in &queues {
                 // A closed queue means that projection failed; its task tells why.
                 if queue.send(page.clone()).await.is_err() {
@@ -367,23 +540,42 @@ impl Runner {
             }
             progress(slowest(&committed));
         }
-        drop(queues);
+        rebuilt.read_seconds = started.elapsed().as_secs_f64();
+        drop((queues, raw));
+        reader.abort();
         for task in tasks {
-            let outcome = match task.await {
-                Ok(outcome) => outcome,
-                Err(e) => Err(RunnerError::Task(e.to_string())),
-            };
-            if let Err(e) = outcome {
-                failure.get_or_insert(e);
+            match task.await {
+                Ok(Ok(spent)) => rebuilt.projections.push(spent),
+                Ok(Err(e)) => {
+                    failure.get_or_insert(e);
+                }
+                Err(e) => {
+                    failure.get_or_insert(RunnerError::Task(e.to_string()));
+                }
             }
         }
+        rebuilt.seconds = started.elapsed().as_secs_f64();
         match failure {
             Some(e) => Err(e),
             None => {
                 progress(slowest(&committed));
-                Ok(read)
+                Ok(rebuilt)
             }
         }
+    }
+
+    async fn commit_measured(
+        &self,
+        feed: &mut Feed,
+        page: &Page,
+        spent: &mut Spent,
+    ) -> Result<(), RunnerError> {
+        let started = Instant::now();
+        spent.documents_written += feed.docs.changed() as u64;
+        self.commit(feed, page).await?;
+        spent.commits += 1;
+        spent.commit_seconds += started.elapsed().as_secs_f64();
+        Ok(())
     }
 
     /// Keeps the projections up to date until `stop` turns true: catch-up, then a batch

@@ -1021,7 +1021,8 @@ fn apply_changes(
         .map_err(store_err)?;
     for change in changes {
         match change {
-            Change::Put(key, value) => {
+            // A new document costs the same unique check here either way.
+            Change::Put(key, value) | Change::Insert(key, value) => {
                 put.execute(params![projection, key.kind, key.key, value])
                     .map_err(store_err)?;
             }

@@ -19,6 +19,8 @@ use crate::support::{event, event_with, multi, single, stream};
 /// A fresh, empty database of one backend.
 #[async_trait::async_trait]
 pub(crate) trait Backend: Send + Sync + Sized + 'static {
+    /// The schema version a fresh database reaches: the backend's last migration.
+    const SCHEMA_VERSION: u32;
     /// Creates a new empty database, or `None` where the backend is not reachable outside CI.
     async fn fresh() -> Option<Self>;
     /// Opens a new store handle on this database, as a separate process would.
@@ -793,7 +795,7 @@ pub(crate) async fn migrations_run_once_even_when_processes_start_together<B: Ba
     let (first, second, third) = tokio::join!(b.open(), b.open(), b.open());
     for store in [&first, &second, &third] {
         let stats = store.stats().await.expect("stats");
-        assert_eq!(stats.schema_version, 5);
+        assert_eq!(stats.schema_version, B::SCHEMA_VERSION);
         assert_eq!((stats.events, stats.last_position), (0, 0));
     }
     first
@@ -811,7 +813,7 @@ pub(crate) async fn migrations_run_once_even_when_processes_start_together<B: Ba
     // One row per migration: a no-op UPDATE reports the rows it matched.
     assert_eq!(
         b.raw_sql("UPDATE schema_migrations SET name = name").await,
-        Ok(5)
+        Ok(u64::from(B::SCHEMA_VERSION))
     );
 }
 
@@ -919,6 +921,77 @@ pub(crate) async fn read_models_commit_with_their_checkpoint<B: Backend>(b: &B) 
             .position,
         0
     );
+}
+
+/// New documents in bulk (a rebuild's window: more than a store's bulk threshold) commit with
+/// the puts and deletes beside them and the checkpoint, and read back as written.
+pub(crate) async fn new_read_model_documents_commit_in_bulk<B: Backend>(b: &B) {
+    use videoamt_core::readmodel::{Change, DocKey, ProjectionCheckpoint, ReadModelError};
+    let store = b.open().await;
+    let at = |position| ProjectionCheckpoint {
+        projection: "detail".into(),
+        position,
+        event_recorded_at: None,
+    };
+    let doc = |i: usize| DocKey::new("appointment", format!("{i:05}"));
+    // Quotes, a backslash and non-ASCII text travel in the JSON as written.
+    let value = |i: usize| serde_json::json!({ "n": i, "name": "Zoë \"Müller\" \\ 東京" });
+    let first: Vec<Change> = (0..2_500)
+        .map(|i| Change::Insert(doc(i), value(i).to_string()))
+        .collect();
+    store
+        .commit("detail", 0, at(10), first)
+        .await
+        .expect("first window");
+    let mut second: Vec<Change> = (2_500..4_000)
+        .map(|i| Change::Insert(doc(i), value(i).to_string()))
+        .collect();
+    second.push(Change::Put(
+        doc(7),
+        serde_json::json!({ "n": -7 }).to_string(),
+    ));
+    second.push(Change::Delete(doc(8)));
+    store
+        .commit("detail", 10, at(20), second)
+        .await
+        .expect("second window");
+    let dumped = store.dump("detail").await.expect("dump");
+    assert_eq!(dumped.len(), 3_999, "4,000 written, one deleted");
+    let got = store
+        .get("detail", &[doc(0), doc(7), doc(8), doc(3_999)])
+        .await
+        .expect("get");
+    assert_eq!(
+        got,
+        vec![
+            (doc(0), value(0)),
+            (doc(7), serde_json::json!({ "n": -7 })),
+            (doc(3_999), value(3_999)),
+        ]
+    );
+    assert_eq!(
+        store.checkpoint("detail").await.expect("checkpoint"),
+        at(20)
+    );
+    // A stale window writes nothing, bulk or not.
+    let stale = store
+        .commit(
+            "detail",
+            10,
+            at(30),
+            (4_000..6_000)
+                .map(|i| Change::Insert(doc(i), value(i).to_string()))
+                .collect(),
+        )
+        .await;
+    assert!(
+        matches!(
+            stale,
+            Err(ReadModelError::CheckpointMoved { actual: 20, .. })
+        ),
+        "{stale:?}"
+    );
+    assert_eq!(store.dump("detail").await.expect("dump").len(), 3_999);
 }
 
 /// Staff sessions are seen by every process on the store, keep their epoch and last-seen time,
@@ -1105,6 +1178,7 @@ macro_rules! contract_suite {
             bad_input_is_refused_and_nothing_written,
             migrations_run_once_even_when_processes_start_together,
             read_models_commit_with_their_checkpoint,
+            new_read_model_documents_commit_in_bulk,
             staff_sessions_are_shared_and_swept,
             sign_ons_are_taken_once,
             a_duty_has_one_holder_at_a_time,
@@ -1141,6 +1215,8 @@ pub(crate) mod sqlite {
 
     #[async_trait::async_trait]
     impl super::Backend for Sqlite {
+        const SCHEMA_VERSION: u32 = 5;
+
         async fn fresh() -> Option<Self> {
             Some(Self {
                 dir: tempfile::tempdir().expect("temp dir"),
@@ -1205,6 +1281,9 @@ pub(crate) mod postgres {
 
     #[async_trait::async_trait]
     impl super::Backend for Postgres {
+        // 6: read model keys in the "C" collation.
+        const SCHEMA_VERSION: u32 = 6;
+
         async fn fresh() -> Option<Self> {
             let server = test_server_url().await?;
             Some(Self(
