@@ -290,11 +290,18 @@ pub(crate) fn summary(r: &Results, failures: &[String]) -> String {
         Some(v) => {
             let _ = writeln!(
                 s,
-                "Largest number of two-party calls under 1 % loss: {}; RSS per call {} MB; peak {} MB. \
-                 No plain-UDP-relay baseline is measured yet (see the closing note).",
+                "Largest number of two-party calls under 1 % loss: {}; RSS per call {} MB; peak {} MB.\n\n\
+                 Baseline, the same packets through a plain UDP forwarder with as many calls: {} \
+                 forwarded per server CPU-second, loss {} %; the relay reaches {} of that.",
                 fmt(num(v, &["largest_calls_under_1_percent_loss"])),
                 fmt(num(v, &["server_rss_per_call_mb"])),
                 fmt(num(v, &["server_hwm_mb"])),
+                fmt(num(
+                    v,
+                    &["plain_udp_baseline", "forwarded_per_server_cpu_s"]
+                )),
+                fmt(num(v, &["plain_udp_baseline", "loss_percent"])),
+                fmt(num(v, &["ratio_to_plain_udp"])),
             );
         }
         None => s.push_str("Not measured.\n"),

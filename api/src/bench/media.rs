@@ -18,6 +18,9 @@
 //!    after.
 //! 3. **Overload:** a relay configured for `capacity` calls is offered 1.5 × that; the extra
 //!    joins must be refused `Full` while the running calls keep their loss under 1 %.
+//!
+//! Between 1 and 2, the baseline: the same packets of as many calls as the ramp found through a
+//! plain UDP forwarder (`bench/udp_relay.rs`), and the relay's ratio to it.
 
 use std::time::{Duration, Instant};
 
@@ -121,6 +124,11 @@ struct Report {
     server_hwm_mb: f64,
     churn: Churn,
     overload: Overload,
+    /// The same packets through a plain UDP forwarder (no ICE, DTLS, SRTP or RTP handling),
+    /// measured in the same run with as many calls as `largest_calls_under_1_percent_loss`.
+    plain_udp_baseline: crate::bench::udp_relay::PlainUdp,
+    /// The relay's forwarded packets per server CPU-second at that size over the baseline's.
+    ratio_to_plain_udp: Option<f64>,
 }
 
 struct Call {
@@ -269,7 +277,7 @@ fn since(now: Option<Duration>, earlier: Option<Duration>) -> Option<Duration> {
 }
 
 /// utime + stime of a `/proc/…/stat` file: a process's counts all its threads.
-fn cpu_time(stat: &str) -> Duration {
+pub(super) fn cpu_time(stat: &str) -> Duration {
     let stat = std::fs::read_to_string(stat).unwrap_or_default();
     // Fields after the parenthesised name: state is the 3rd field, utime the 14th.
     let Some((_, rest)) = stat.rsplit_once(')') else {
@@ -482,6 +490,24 @@ pub(crate) async fn media(options: MediaBenchOptions) -> anyhow::Result<()> {
     let server_hwm = proc_status_mb(server, "VmHWM");
     relay.stop().await?;
 
+    // The baseline: the same packets through a plain UDP forwarder, at the largest size found.
+    let baseline_calls = largest.max(options.step.min(options.max_calls)).max(1);
+    let plain = crate::bench::udp_relay::baseline(baseline_calls, traffic, options.seconds).await?;
+    let ratio_to_plain_udp = ramp
+        .iter()
+        .find(|s| s.calls == baseline_calls)
+        .map(|s| round3(s.forwarded_per_server_cpu_s / plain.forwarded_per_server_cpu_s.max(1.0)));
+    println!(
+        "plain UDP relay, {} calls: {} fwd/s, loss {} %, server CPU {} %, {} fwd per server CPU-s; relay's figure at {} calls is {} of that",
+        plain.calls,
+        plain.forwarded_per_s,
+        plain.loss_percent,
+        plain.server_cpu_percent,
+        plain.forwarded_per_server_cpu_s,
+        baseline_calls,
+        fmt_opt(ratio_to_plain_udp)
+    );
+
     // 2. Churn: set-ups and tear-downs, ten at a time, without media.
     let relay = start_relay(64, program).await?;
     let server = relay.pid();
@@ -608,6 +634,8 @@ pub(crate) async fn media(options: MediaBenchOptions) -> anyhow::Result<()> {
         server_hwm_mb: server_hwm,
         churn,
         overload,
+        plain_udp_baseline: plain,
+        ratio_to_plain_udp,
     };
     write_json(&options.out, "media.json".into(), &report)
 }

@@ -10,6 +10,7 @@ pub(crate) mod media;
 pub(crate) mod media_relay;
 pub(crate) mod projections;
 pub(crate) mod retention;
+pub(crate) mod udp_relay;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -400,6 +400,13 @@ enum BenchCommand {
         #[arg(long, default_value_t = 150)]
         max_calls: usize,
     },
+    /// The baseline relay of `bench media`: plain UDP forwarding between the two addresses
+    /// of a call, until stdin closes (see `bench/udp_relay.rs`).
+    #[command(hide = true)]
+    UdpRelay {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: SocketAddr,
+    },
     /// Every benchmark in sequence (the API from 200 to 2,000 req/s, projections, retention on
     /// SQLite and, with a PostgreSQL `--store`, on PostgreSQL; media), then one summary
     /// against the targets: `summary.md` and `api-latency.svg` in the output folder.
@@ -704,6 +711,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(BenchCommand::MediaRelay { bind, max_calls }) => {
             crate::bench::media_relay::serve(bind, max_calls).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::UdpRelay { bind }) => {
+            tokio::task::spawn_blocking(move || crate::bench::udp_relay::serve(bind)).await??;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::All {
