@@ -193,7 +193,9 @@ impl Drop for Str0mRelay {
     }
 }
 
-fn bind_socket(config: &MediaConfig) -> Result<std::net::UdpSocket, MediaError> {
+/// The relay's UDP socket as `config` asks for it (buffers, address), non-blocking; also the
+/// plain forwarder of `bench media`'s baseline binds with it, to be measured alike.
+pub fn bind_socket(config: &MediaConfig) -> Result<std::net::UdpSocket, MediaError> {
     use socket2::{Domain, Protocol, Socket, Type};
     let fail = |what: &str, e: std::io::Error| MediaError::Internal(format!("{what}: {e}"));
     let socket = Socket::new(

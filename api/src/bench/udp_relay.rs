@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::io::BufRead;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,21 +29,31 @@ const WIRE_OVERHEAD_BYTES: usize = 40;
 
 /// `videoamt bench udp-relay`.
 pub(crate) fn serve(bind: SocketAddr) -> anyhow::Result<()> {
-    let socket = UdpSocket::bind(bind).context("cannot bind the UDP relay")?;
+    // With the str0m relay's socket options (buffer sizes), so that both lose alike.
+    let socket =
+        videoamt_adapters::media::bind_socket(&videoamt_adapters::media::MediaConfig::new(bind, 1))
+            .map_err(|e| anyhow::anyhow!("cannot bind the UDP relay: {e}"))?;
+    socket.set_nonblocking(false)?;
     socket.set_read_timeout(Some(Duration::from_millis(200)))?;
     println!(
         "{}",
         serde_json::json!({ "ready": socket.local_addr()?.to_string() })
     );
     let closed = Arc::new(AtomicBool::new(false));
+    let forwarded = Arc::new(AtomicU64::new(0));
     std::thread::spawn({
-        let closed = closed.clone();
+        let (closed, forwarded) = (closed.clone(), forwarded.clone());
         move || {
-            // Stdin closing is the signal to stop.
+            // Each line asks for the datagrams sent on so far; stdin closing is the signal to
+            // stop.
             for line in std::io::stdin().lock().lines() {
                 if line.is_err() {
                     break;
                 }
+                println!(
+                    "{}",
+                    serde_json::json!({ "forwarded": forwarded.load(Ordering::Relaxed) })
+                );
             }
             closed.store(true, Ordering::Release);
         }
@@ -66,7 +76,9 @@ pub(crate) fn serve(bind: SocketAddr) -> anyhow::Result<()> {
         };
         if let Some(to) = partner.get(&from) {
             // A full socket buffer on the other side is the relay's loss, as for str0m.
-            let _ = socket.send_to(&buffer[..n], to);
+            if socket.send_to(&buffer[..n], to).is_ok() {
+                forwarded.fetch_add(1, Ordering::Relaxed);
+            }
             continue;
         }
         if n == PAIR.len() + 8 && buffer.starts_with(PAIR) {
@@ -94,7 +106,11 @@ pub(crate) struct PlainUdp {
     pub seconds: f64,
     pub packet_bytes: (usize, usize),
     pub sent: u64,
+    /// Datagrams the relay sent on, by its own count.
     pub forwarded: u64,
+    /// Datagrams the peers received; fewer than forwarded when the load generator, on the same
+    /// cores, fell behind reading them.
+    pub received: u64,
     pub loss_percent: f64,
     pub forwarded_per_s: f64,
     /// The relay process, in percent of one core.
@@ -107,6 +123,20 @@ struct Side {
     socket: Arc<tokio::net::UdpSocket>,
     sent: Arc<AtomicU64>,
     received: Arc<AtomicU64>,
+}
+
+/// The relay's count of datagrams sent on, asked for over its stdin.
+async fn relayed(
+    stdin: &mut tokio::process::ChildStdin,
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) -> anyhow::Result<u64> {
+    use tokio::io::AsyncWriteExt;
+    stdin.write_all(b"count\n").await?;
+    stdin.flush().await?;
+    let line = lines.next_line().await?.context("the UDP relay ended")?;
+    serde_json::from_str::<serde_json::Value>(&line)?["forwarded"]
+        .as_u64()
+        .context("no count in the UDP relay's answer")
 }
 
 /// Runs `calls` calls of `traffic` through a plain UDP relay child for `seconds`.
@@ -177,15 +207,12 @@ pub(crate) async fn baseline(
                 }
             }));
         }
-        let (socket, received, stop) = (side.socket.clone(), side.received.clone(), stop.clone());
+        let (socket, received) = (side.socket.clone(), side.received.clone());
         tasks.push(tokio::spawn(async move {
             let mut buffer = [0u8; 2048];
-            while !stop.load(Ordering::Relaxed) {
-                if let Ok(Ok(_)) =
-                    tokio::time::timeout(Duration::from_millis(200), socket.recv(&mut buffer)).await
-                {
-                    received.fetch_add(1, Ordering::Relaxed);
-                }
+            // Aborted at the end.
+            while socket.recv(&mut buffer).await.is_ok() {
+                received.fetch_add(1, Ordering::Relaxed);
             }
         }));
     }
@@ -199,22 +226,26 @@ pub(crate) async fn baseline(
             )
         })
     };
+    let mut stdin = child.stdin.take().context("no stdin")?;
     let stat = format!("/proc/{pid}/stat");
     let (sent0, received0) = count(&sides);
+    let forwarded0 = relayed(&mut stdin, &mut lines).await?;
     let cpu0 = super::media::cpu_time(&stat);
     let started = std::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let (sent1, received1) = count(&sides);
+    let forwarded1 = relayed(&mut stdin, &mut lines).await?;
     let cpu = super::media::cpu_time(&stat).saturating_sub(cpu0);
     let wall = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     for task in tasks {
-        let _ = task.await;
+        task.abort();
     }
-    drop(child.stdin.take());
+    drop(stdin);
     let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
 
-    let (sent, forwarded) = (sent1 - sent0, received1 - received0);
+    let (sent, received) = (sent1 - sent0, received1 - received0);
+    let forwarded = forwarded1.saturating_sub(forwarded0);
     let round = super::round;
     Ok(PlainUdp {
         relay: "plain UDP forwarder (videoamt bench udp-relay): one socket, one thread",
@@ -223,7 +254,8 @@ pub(crate) async fn baseline(
         packet_bytes: (video, audio),
         sent,
         forwarded,
-        loss_percent: round(sent.saturating_sub(forwarded) as f64 * 100.0 / sent.max(1) as f64),
+        received,
+        loss_percent: round(sent.saturating_sub(received) as f64 * 100.0 / sent.max(1) as f64),
         forwarded_per_s: round(forwarded as f64 / wall),
         server_cpu_percent: round(cpu.as_secs_f64() / wall * 100.0),
         forwarded_per_server_cpu_s: round(forwarded as f64 / cpu.as_secs_f64().max(0.01)),
