@@ -103,6 +103,10 @@ impl State {
     }
 }
 
+/// Copies of a projection [`MemoryModels::seed`] takes before it gives up on one that holds
+/// still.
+const SEED_ATTEMPTS: usize = 5;
+
 /// The hot read models in memory over the database copy (the `fallback`), which serves every
 /// other projection and the days no longer held.
 pub struct MemoryModels {
@@ -169,18 +173,36 @@ impl MemoryModels {
     }
 
     /// Loads each hot projection's database copy: its checkpoint and its documents of the
-    /// horizon. The copy is taken again if a commit moved its checkpoint meanwhile.
+    /// horizon. The copy is taken again if a commit moved its checkpoint meanwhile, up to
+    /// `SEED_ATTEMPTS` times; a copy that never holds still is left aside, and the projection
+    /// starts empty at position 0, folded from the log by this process's runner.
     pub async fn seed(&self) -> Result<(), StoreError> {
         let cutoff = self.cutoff();
         for (name, held) in &self.held {
-            let (checkpoint, docs) = loop {
+            let mut taken = None;
+            for _ in 0..SEED_ATTEMPTS {
                 let before = self.fallback.checkpoint(name).await?;
                 let docs = self.fallback.dump(name).await?;
                 let after = self.fallback.checkpoint(name).await?;
                 if before.position == after.position {
-                    break (after, docs);
+                    taken = Some((after, docs));
+                    break;
                 }
-            };
+            }
+            let (checkpoint, docs) = taken.unwrap_or_else(|| {
+                tracing::warn!(
+                    projection = name,
+                    "the database copy kept moving while it was read; folding from the log"
+                );
+                (
+                    ProjectionCheckpoint {
+                        projection: (*name).to_owned(),
+                        position: 0,
+                        event_recorded_at: None,
+                    },
+                    Vec::new(),
+                )
+            });
             let position = checkpoint.position;
             let mut state = State {
                 checkpoint: Some(checkpoint),
@@ -486,6 +508,89 @@ mod tests {
         assert_eq!(
             crate::schedule::day_of(&DocKey::new("place", "x"), Some(&place)),
             Some(date!(2026 - 11 - 24))
+        );
+    }
+
+    /// A database copy whose checkpoint moves on every look, as under constant commits.
+    struct Restless(std::sync::atomic::AtomicU64);
+
+    #[async_trait::async_trait]
+    impl ReadModelStore for Restless {
+        async fn checkpoint(&self, projection: &str) -> Result<ProjectionCheckpoint, StoreError> {
+            let position = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            Ok(ProjectionCheckpoint {
+                projection: projection.to_owned(),
+                position,
+                event_recorded_at: None,
+            })
+        }
+        async fn checkpoints(&self) -> Result<Vec<ProjectionCheckpoint>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn get(
+            &self,
+            _: &str,
+            _: &[DocKey],
+        ) -> Result<Vec<(DocKey, serde_json::Value)>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn list(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+        ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn list_range(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: u32,
+        ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn commit(
+            &self,
+            _: &str,
+            _: GlobalPosition,
+            _: ProjectionCheckpoint,
+            _: Vec<Change>,
+        ) -> Result<(), ReadModelError> {
+            Ok(())
+        }
+        async fn reset(&self, _: &str) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn dump(&self, _: &str) -> Result<Vec<(DocKey, serde_json::Value)>, StoreError> {
+            Ok(vec![(
+                DocKey::new("day", "a/b/2026-12-21"),
+                serde_json::json!({}),
+            )])
+        }
+    }
+
+    #[tokio::test]
+    async fn a_copy_that_never_holds_still_is_left_for_the_log() {
+        let tenants = Arc::new(videoamt_core::tenant::example_tenants().expect("tenants"));
+        let restless = Arc::new(Restless(Default::default()));
+        let memory = MemoryModels::new(
+            hot(tenants),
+            restless.clone(),
+            Arc::new(|| date!(2026 - 12 - 01)),
+        );
+        memory.seed().await.expect("seed ends");
+        let holding = memory.holding();
+        assert_eq!(holding.len(), 3);
+        for h in holding {
+            assert_eq!((h.documents, h.position), (0, 0), "{}", h.projection);
+        }
+        // Two looks at the checkpoint per attempt, for each of the three projections.
+        assert_eq!(
+            restless.0.load(std::sync::atomic::Ordering::SeqCst),
+            3 * 2 * SEED_ATTEMPTS as u64
         );
     }
 
