@@ -75,6 +75,9 @@ struct State {
     docs: BTreeMap<DocKey, serde_json::Value>,
     /// Documents of days before this one were dropped, or never loaded.
     cutoff: Option<Date>,
+    /// Reads are served from here only from this position on: a copy folded from the log
+    /// after a failed seed is behind the database copy until then.
+    serve_from: GlobalPosition,
 }
 
 impl State {
@@ -175,20 +178,24 @@ impl MemoryModels {
     /// Loads each hot projection's database copy: its checkpoint and its documents of the
     /// horizon. The copy is taken again if a commit moved its checkpoint meanwhile, up to
     /// `SEED_ATTEMPTS` times; a copy that never holds still is left aside, and the projection
-    /// starts empty at position 0, folded from the log by this process's runner.
+    /// starts empty at position 0, folded from the log by this process's runner, its reads
+    /// going to the database copy until the fold has passed the position last seen there.
     pub async fn seed(&self) -> Result<(), StoreError> {
         let cutoff = self.cutoff();
         for (name, held) in &self.held {
-            let mut taken = None;
+            let (mut taken, mut seen) = (None, 0);
             for _ in 0..SEED_ATTEMPTS {
                 let before = self.fallback.checkpoint(name).await?;
                 let docs = self.fallback.dump(name).await?;
                 let after = self.fallback.checkpoint(name).await?;
+                seen = after.position;
                 if before.position == after.position {
                     taken = Some((after, docs));
                     break;
                 }
             }
+            // Until the log is folded past what the database copy showed, reads go there.
+            let serve_from = if taken.is_some() { 0 } else { seen };
             let (checkpoint, docs) = taken.unwrap_or_else(|| {
                 tracing::warn!(
                     projection = name,
@@ -208,6 +215,7 @@ impl MemoryModels {
                 checkpoint: Some(checkpoint),
                 docs: docs.into_iter().collect(),
                 cutoff: None,
+                serve_from,
             };
             state.evict(cutoff, held.day_of);
             *write(&held.state) = state;
@@ -238,8 +246,15 @@ impl MemoryModels {
     /// or the wait ran out.
     async fn ready(&self, projection: &str) -> Option<&Held> {
         let held = self.held.get(projection)?;
-        // Not seeded: this process does not serve from memory (a tool, a worker).
-        read(&held.state).checkpoint.as_ref()?;
+        {
+            let state = read(&held.state);
+            // Not seeded: this process does not serve from memory (a tool, a worker).
+            state.checkpoint.as_ref()?;
+            // Folding from the log after a failed seed, still behind the database copy.
+            if state.position() < state.serve_from {
+                return None;
+            }
+        }
         let Ok(position) = MUST_SEE.try_with(|p| *p) else {
             return Some(held);
         };
@@ -586,6 +601,12 @@ mod tests {
         assert_eq!(holding.len(), 3);
         for h in holding {
             assert_eq!((h.documents, h.position), (0, 0), "{}", h.projection);
+            // Empty and behind: reads go to the database copy, not to this.
+            assert!(
+                memory.ready(h.projection).await.is_none(),
+                "{}",
+                h.projection
+            );
         }
         // Two looks at the checkpoint per attempt, for each of the three projections.
         assert_eq!(
