@@ -73,16 +73,7 @@ struct Rebuild {
     read_seconds: f64,
     /// Where each projection's time went: folding in memory, and committing (serialising and
     /// writing the changed documents of a window with the checkpoint).
-    by_projection: Vec<Spent>,
-}
-
-#[derive(Debug, Serialize)]
-struct Spent {
-    projection: &'static str,
-    fold_seconds: f64,
-    commit_seconds: f64,
-    commits: u32,
-    documents_written: u64,
+    by_projection: Vec<videoamt_projections::runner::Spent>,
 }
 
 #[derive(Debug, Serialize)]
@@ -149,12 +140,10 @@ pub(crate) async fn projections(options: ProjectionsBenchOptions) -> anyhow::Res
         by_projection: rebuilt
             .projections
             .iter()
-            .map(|p| Spent {
-                projection: p.projection,
+            .map(|p| videoamt_projections::runner::Spent {
                 fold_seconds: round(p.fold_seconds),
                 commit_seconds: round(p.commit_seconds),
-                commits: p.commits,
-                documents_written: p.documents_written,
+                ..p.clone()
             })
             .collect(),
     };

@@ -10,17 +10,17 @@ use videoamt_adapters::bus::CommandBus;
 use videoamt_adapters::keys::Keyring;
 use videoamt_adapters::store::AdminStore;
 use videoamt_adapters::store::sqlite::SqliteStore;
-use videoamt_core::domain::appointment::{AppointmentCommand, BookAppointment};
-use videoamt_core::domain::events::{CancelledBy, Contact};
-use videoamt_core::domain::{AppointmentId, Personal, SubjectId};
+use videoamt_core::domain::AppointmentId;
+use videoamt_core::domain::appointment::AppointmentCommand;
+use videoamt_core::domain::events::CancelledBy;
 use videoamt_core::event::ActorRole;
 use videoamt_core::readmodel::{DocKey, ReadModelStore};
-use videoamt_core::tenant::{BookingChannel, Tenant, example_tenants};
+use videoamt_core::tenant::{Tenant, example_tenants};
 use videoamt_projections::memory::{self, MemoryModels};
 use videoamt_projections::runner::Runner;
 use videoamt_projections::{Projection, all, schedule, slots};
 
-use crate::rebuild::{issued, tenants};
+use crate::rebuild::{booking, issued, tenants};
 
 struct World {
     store: Arc<dyn AdminStore>,
@@ -50,21 +50,7 @@ impl World {
 
     async fn book(&self, start: OffsetDateTime) -> AppointmentId {
         let appointment = AppointmentId(Uuid::now_v7());
-        let command = AppointmentCommand::BookAppointment(BookAppointment {
-            appointment,
-            subject: SubjectId(Uuid::now_v7()),
-            department: "buergerbuero".into(),
-            services: vec!["meldebescheinigung".into()],
-            start,
-            channel: BookingChannel::Online,
-            invited_by: None,
-            contact: Contact {
-                name: Personal::plain("Erika Muster".to_owned()),
-                email: Personal::plain("erika@example.org".to_owned()),
-                phone: None,
-            },
-            access: None,
-        });
+        let command = booking(appointment, start, "Erika Muster", "erika@example.org");
         self.bus
             .execute(
                 &command.into(),

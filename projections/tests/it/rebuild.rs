@@ -34,6 +34,30 @@ pub(crate) fn issued(now: OffsetDateTime, role: ActorRole) -> Issued {
 
 /// Twelve appointments in various states, with the projections catching up after every
 /// command (the incremental run).
+/// An online booking at the Bürgerbüro, for a registration certificate.
+pub(crate) fn booking(
+    appointment: AppointmentId,
+    start: OffsetDateTime,
+    name: &str,
+    email: &str,
+) -> AppointmentCommand {
+    AppointmentCommand::BookAppointment(BookAppointment {
+        appointment,
+        subject: SubjectId(Uuid::now_v7()),
+        department: "buergerbuero".into(),
+        services: vec!["meldebescheinigung".into()],
+        start,
+        channel: BookingChannel::Online,
+        invited_by: None,
+        contact: Contact {
+            name: Personal::plain(name.to_owned()),
+            email: Personal::plain(email.to_owned()),
+            phone: None,
+        },
+        access: None,
+    })
+}
+
 async fn generate(store: Arc<dyn AdminStore>) -> (Vec<AppointmentId>, Vec<SessionId>) {
     let bus = CommandBus::new(
         store.clone(),
@@ -50,21 +74,12 @@ async fn generate(store: Arc<dyn AdminStore>) -> (Vec<AppointmentId>, Vec<Sessio
         let start = datetime!(2026-11-24 07:00 UTC) + Duration::minutes(15 * i);
         let mut commands = vec![(
             ActorRole::Citizen,
-            AppointmentCommand::BookAppointment(BookAppointment {
+            booking(
                 appointment,
-                subject: SubjectId(Uuid::now_v7()),
-                department: "buergerbuero".into(),
-                services: vec!["meldebescheinigung".into()],
                 start,
-                channel: BookingChannel::Online,
-                invited_by: None,
-                contact: Contact {
-                    name: Personal::plain(format!("B{i}")),
-                    email: Personal::plain(format!("b{i}@example.org")),
-                    phone: None,
-                },
-                access: None,
-            })
+                &format!("B{i}"),
+                &format!("b{i}@example.org"),
+            )
             .into(),
         )];
         if i % 6 == 0 {
