@@ -7,7 +7,12 @@ const roomRole = document.getElementById('raum').dataset.role;
 const otherSide = roomRole === 'citizen' ? 'der Sachbearbeitung' : 'der Bürgerin oder dem Bürger';
 // Fields typed in but not sent yet: their timers.
 const pending = new Map();
-let formsCount = null;
+// The session's number of forms the panel shows: the page came with it, so the socket's first
+// message fetches the panel only if a form was attached since. A fetch on every page load
+// would swap the panel under the clerk's hands and reset the template just chosen.
+let formsCount = Number(document.getElementById('formulare')?.dataset.count ?? 0);
+window.videoamt.forms = formsCount;
+window.videoamt.formsFetches = 0;
 
 function formOf(input) {
   return input.closest && input.closest('form[data-form]');
@@ -85,18 +90,53 @@ document.addEventListener('submit', (e) => {
 
 // A form was attached or locked: the panel comes again from the server, as the page shows it.
 // One fetch at a time, the last one started after the last call (`serialized`, in raum.js).
+// A fetch that fails is tried again a few times: the change it was for is told only once.
 const refreshForms = window.videoamtRoom.serialized(async () => {
-  const response = await fetch(location.href, { headers: { Accept: 'text/html' } });
-  if (!response.ok) return;
-  const fresh = new DOMParser().parseFromString(await response.text(), 'text/html');
+  window.videoamt.formsFetches += 1;
+  for (let attempt = 0; ; attempt += 1) {
+    const response = await fetch(location.href, { headers: { Accept: 'text/html' } }).catch(() => null);
+    if (response && response.ok) {
+      swapPanel(new DOMParser().parseFromString(await response.text(), 'text/html'));
+      return;
+    }
+    if (attempt === 4) return;
+    await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** attempt));
+  }
+});
+
+function swapPanel(fresh) {
   const incoming = fresh.getElementById('formulare');
   const here = document.getElementById('formulare');
-  if (incoming && here) here.replaceWith(incoming);
+  if (incoming && here) {
+    keepWhatIsUnsent(here, incoming);
+    here.replaceWith(incoming);
+  }
   window.videoamt.forms = Number((incoming || here).dataset.count);
   // Field messages that came while the panel was fetched are newer than the page it replaced
   // the old one with: apply them again.
   for (const m of latest.values()) showField(m, false);
-});
+}
+
+// What this page holds that the server has not seen: the template chosen and not attached
+// yet, and fields typed in and not sent. The new panel keeps them, and a pending field is
+// sent from its new input.
+function keepWhatIsUnsent(here, incoming) {
+  const chosen = here.querySelector('#vorlage');
+  const choice = incoming.querySelector('#vorlage');
+  if (chosen && choice && [...choice.options].some((o) => o.value === chosen.value)) {
+    choice.value = chosen.value;
+  }
+  for (const [input, timer] of [...pending]) {
+    if (!here.contains(input)) continue;
+    const form = incoming.querySelector(`form[data-form="${formOf(input).dataset.form}"]`);
+    const twin = form && inputOf(form.querySelector(`.feld[data-field="${CSS.escape(input.name)}"]`));
+    clearTimeout(timer);
+    pending.delete(input);
+    if (!twin || twin.disabled) continue;
+    twin.value = input.value;
+    pending.set(twin, setTimeout(() => sendField(twin), 1500));
+  }
+}
 
 // The newest field message per field, so that a panel read a moment too early catches up.
 const latest = new Map();
@@ -122,6 +162,8 @@ function showField(m, fresh) {
 window.videoamtRoom.listeners.push((m) => {
   switch (m.type) {
     case 'room':
+      // A waiting citizen's page shows no forms yet; admission brings them.
+      if (roomRole === 'citizen' && !m.admitted) break;
       if (m.forms !== formsCount) {
         formsCount = m.forms;
         refreshForms();

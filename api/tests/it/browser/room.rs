@@ -1029,6 +1029,47 @@ async fn a_weapons_card_visit_in_stuttgart_is_signed_by_touchpad_and_handy_tan_a
         .submit(&format!("form[action='{room}/identitaet'] button"))
         .await;
 
+    // --- the panel the page came with stays: the socket's first message fetches nothing ---
+    // (It did once, and swapped the panel under the clerk's hands: the template just chosen
+    // went back to the first one, and the wrong form was attached.)
+    until(
+        &clerk,
+        "window.videoamt.state === 'admitted'",
+        "the room after the reload",
+    )
+    .await;
+    let fetched = clerk
+        .page
+        .eval("[window.videoamt.formsFetches, window.videoamt.forms]")
+        .await
+        .expect("the panel's record");
+    assert_eq!(fetched, serde_json::json!([0, 0]), "no fetch on arrival");
+    // When the panel does come again, a template chosen and not attached yet stays chosen.
+    clerk
+        .page
+        .eval(
+            "document.getElementById('vorlage').value = 'antrag-waffenbesitzkarte'; \
+             document.getElementById('formulare').dataset.before = 'ja'; \
+             for (const listen of window.videoamtRoom.listeners) listen({ type: 'forms' });",
+        )
+        .await
+        .expect("choose a template, then the panel comes again");
+    until(
+        &clerk,
+        "window.videoamt.formsFetches === 1 && !document.getElementById('formulare').dataset.before",
+        "the panel read again",
+    )
+    .await;
+    let chosen = clerk
+        .page
+        .eval("document.getElementById('vorlage').value")
+        .await
+        .expect("the choice");
+    assert_eq!(
+        chosen, "antrag-waffenbesitzkarte",
+        "the choice survives the new panel"
+    );
+
     // --- both forms attached; the citizen fills in the person, the clerk the weapon ---
     for (n, template) in ["antrag-waffenbesitzkarte", "antrag-jagdschein"]
         .iter()
@@ -1083,6 +1124,38 @@ async fn a_weapons_card_visit_in_stuttgart_is_signed_by_touchpad_and_handy_tan_a
             ("dauer", "3 Jagdjahre"),
             ("versicherer", "Jagdhaftpflicht AG"),
         ],
+    )
+    .await;
+    // Typed and not sent yet (no `change`, the pause not over) when the panel comes again: the
+    // text stays, and goes out after the pause from the new panel.
+    const TYPED: &str =
+        "#formulare .formular-eintrag[data-service=jagdschein] [name=versicherungsschein]";
+    citizen
+        .page
+        .eval(&format!(
+            "(() => {{ const el = document.querySelector('{TYPED}'); el.focus(); \
+               el.value = 'VS-4711'; el.dispatchEvent(new Event('input', {{ bubbles: true }})); \
+               document.getElementById('formulare').dataset.before = 'ja'; \
+               for (const listen of window.videoamtRoom.listeners) listen({{ type: 'forms' }}); }})()"
+        ))
+        .await
+        .expect("type without leaving the field, then the panel comes again");
+    until(
+        &citizen,
+        "!document.getElementById('formulare').dataset.before",
+        "the panel read again",
+    )
+    .await;
+    let kept = citizen
+        .page
+        .eval(&format!("document.querySelector('{TYPED}').value"))
+        .await
+        .expect("the typed field");
+    assert_eq!(kept, "VS-4711", "typed text stays in the new panel");
+    until(
+        &clerk,
+        &format!("document.querySelector('{TYPED}').value === 'VS-4711'"),
+        "the typed field on the clerk's page, sent after the pause",
     )
     .await;
     until(
