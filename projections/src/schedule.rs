@@ -81,13 +81,14 @@ impl ClerkSchedule {
         appointment: AppointmentId,
     ) -> Option<String> {
         let tenant = tenant_of(&self.tenants, &event.envelope.meta.tenant)?;
-        let day = day_name(tenant, department, tenant.local(at).date());
+        let day = day_name(tenant.id.as_str(), department, tenant.local(at).date());
         Some(format!("{day}/{appointment}"))
     }
 }
 
-fn day_name(tenant: &Tenant, department: &DepartmentId, date: Date) -> String {
-    format!("{}/{department}/{date}", tenant.id)
+/// The name of a department's day: its entries' keys start with it and a `/`.
+pub fn day_name(tenant: &str, department: &DepartmentId, date: Date) -> String {
+    format!("{tenant}/{department}/{date}")
 }
 
 /// The local day of a document, for the memory bound ([`crate::memory`]): an entry's from its
@@ -253,7 +254,7 @@ pub async fn for_departments<'a>(
     for date in dates {
         let mut appointments = Vec::new();
         for department in departments.clone() {
-            let prefix = format!("{}/", day_name(tenant, department, date));
+            let prefix = format!("{}/", day_name(tenant.id.as_str(), department, date));
             appointments.extend(
                 models
                     .list(NAME, "entry", &prefix)

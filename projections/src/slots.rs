@@ -38,7 +38,8 @@ pub fn day_of(key: &DocKey, _doc: Option<&serde_json::Value>) -> Option<Date> {
     crate::memory::day_in(&key.key, 2)
 }
 
-fn key_of(tenant: &str, department: &DepartmentId, date: Date) -> DocKey {
+/// The document of a department's day: its calendar, whose free starts a slot query reads.
+pub fn key_of(tenant: &str, department: &DepartmentId, date: Date) -> DocKey {
     DocKey::new("day", format!("{tenant}/{department}/{date}"))
 }
 

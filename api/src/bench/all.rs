@@ -245,6 +245,31 @@ pub(crate) fn summary(r: &Results, failures: &[String]) -> String {
             );
         }
     }
+    s.push_str(
+        "\nThe baseline of the same run: the same clients, rate and mix against a server that \
+         makes one store call per request and nothing else (`bench/api_baseline.rs`). Its p99 \
+         in ms, and the product's p99 over it:\n\n",
+    );
+    s.push_str("| backend | offered req/s | book | slots | token | schedule | ratio book | ratio slots | ratio token | ratio schedule |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    for (backend, runs) in &r.api {
+        for (rate, v) in runs {
+            let base = v.get("baseline").unwrap_or(&Value::Null);
+            let ratio = |route: &str| num(base, &["ratio_p99", route]);
+            let _ = writeln!(
+                s,
+                "| {backend} | {rate} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                fmt(route_p99(base, "book")),
+                fmt(route_p99(base, "slots")),
+                fmt(route_p99(base, "token")),
+                fmt(route_p99(base, "schedule")),
+                fmt(ratio("book")),
+                fmt(ratio("slots")),
+                fmt(ratio("token")),
+                fmt(ratio("schedule")),
+            );
+        }
+    }
     s.push_str("\nThe plot: `api-latency.svg`.\n\n## Projections\n\n");
     s.push_str("| backend | log events | rebuild events/s | `read_all` events/s (baseline) | ratio | target ≥ 0.5 and ≥ 100k/s | live lag p99 ms | audit replay p99 ms | target < 5 ms |\n");
     s.push_str("|---|---|---|---|---|---|---|---|---|\n");
@@ -442,6 +467,15 @@ mod tests {
                 {"route": "token", "p99_ms": read / 2.0},
                 {"route": "schedule", "p99_ms": read / 3.0},
             ],
+            "baseline": {
+                "routes": [
+                    {"route": "slots", "p99_ms": 2.0},
+                    {"route": "book", "p99_ms": 10.0},
+                    {"route": "token", "p99_ms": 2.0},
+                    {"route": "schedule", "p99_ms": 2.0},
+                ],
+                "ratio_p99": {"slots": read / 2.0, "book": book / 10.0, "token": read / 4.0, "schedule": read / 6.0},
+            },
         })
     }
 
@@ -459,8 +493,9 @@ mod tests {
             ..Results::default()
         };
         let s = summary(&results, &[]);
+        // The API table comes first, then the baseline's.
         let rows: Vec<&str> = s.lines().filter(|l| l.starts_with("| sqlite |")).collect();
-        assert_eq!(rows.len(), 3, "{s}");
+        assert_eq!(rows.len(), 6, "{s}");
         assert!(
             rows[0].ends_with("(below the target load) |"),
             "{}",
@@ -472,6 +507,15 @@ mod tests {
             rows[1].contains("| 30.00 | 8.00 | 4.00 | 2.67 |"),
             "{}",
             rows[1]
+        );
+        let baseline: Vec<&str> = s
+            .lines()
+            .filter(|l| l.starts_with("| sqlite | 1200 | 10.00 |"))
+            .collect();
+        assert_eq!(
+            baseline,
+            ["| sqlite | 1200 | 10.00 | 2.00 | 2.00 | 2.00 | 3.00 | 4.00 | 2.00 | 1.33 |"],
+            "{s}"
         );
     }
 

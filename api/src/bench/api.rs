@@ -4,7 +4,9 @@
 //! temporary SQLite file or a scratch PostgreSQL database, as for the other benchmarks) with a
 //! clerk account added by `user add`. Concurrent clients, each on one keep-alive HTTP/1.1
 //! connection, run a mix of slot queries, bookings, token lookups and clerk schedule reads.
-//! The server's resident memory is sampled along the way.
+//! The server's resident memory is sampled along the way. Then the baseline
+//! (`bench/api_baseline.rs`, one store call per request) takes its place on the same store
+//! and gets the same load; the report gives each route's p99 beside the baseline's.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -29,11 +31,11 @@ use videoamt_adapters::store::postgres::ScratchDatabase;
 use crate::bench::Backend;
 use crate::bench::{Cleanup, percentile_ms, proc_status_mb, round, write_json};
 
-const TENANT: &str = "ettlingen";
+pub(super) const TENANT: &str = "ettlingen";
 const SERVICE: &str = "personalausweis";
-const DEPARTMENT: &str = "buergerbuero";
+pub(super) const DEPARTMENT: &str = "buergerbuero";
 const CLERK: &str = "bench.clerk";
-const SESSION_COOKIE: &str = "videoamt_sitzung";
+pub(super) const SESSION_COOKIE: &str = "videoamt_sitzung";
 /// Booking, token and login requests per minute and address: high enough not to throttle.
 const RATE_LIMITS: &str = "1000000,1000000,1000000";
 /// Online bookings a day per mailbox and address: every bench citizen books from one of both.
@@ -131,6 +133,17 @@ struct ApiReport {
     /// Highest `VmRSS` of the server sampled every 200 ms, and its `VmHWM` at the end.
     server_rss_peak_mb: f64,
     server_hwm_mb: f64,
+    /// The same load on the baseline server, and each route's p99 over the baseline's.
+    baseline: BaselineReport,
+}
+
+#[derive(Debug, Serialize)]
+struct BaselineReport {
+    requests_per_s: f64,
+    routes: Vec<RouteReport>,
+    /// The route's p99 divided by the baseline's p99 for it: 1 is the floor of one query.
+    ratio_p99: BTreeMap<&'static str, f64>,
+    unexpected: u64,
 }
 
 pub(crate) async fn api(options: ApiBenchOptions) -> anyhow::Result<()> {
@@ -171,7 +184,7 @@ async fn measure(
     let exe = std::env::current_exe().context("cannot find this program's binary")?;
     let password = format!("Bench-{}-Pw1", Uuid::now_v7().simple());
     add_clerk(&exe, &store_url, data.path(), &password).await?;
-    let server = Server::start(&exe, &store_url, data.path()).await?;
+    let server = Server::start(&exe, &store_url, data.path(), Serving::Product).await?;
     eprintln!(
         "bench api {name}: server at http://{} (pid {}), {} clients for {} s",
         server.addr, server.pid, options.clients, options.seconds
@@ -187,21 +200,24 @@ async fn measure(
     let stopped = server.stop().await;
     let driven = driven.map_err(|e| with_tail(e, &tail))?;
     stopped?;
+    let (routes, requests, unexpected) = tally(&driven);
+    let baseline = Server::start(&exe, &store_url, data.path(), Serving::Baseline).await?;
+    eprintln!(
+        "bench api {name}: baseline at http://{} (pid {}), the same load",
+        baseline.addr, baseline.pid
+    );
+    let base = drive(&baseline, options, &password, &data.path().join("outbox")).await;
+    let tail = baseline.stderr_tail();
+    let stopped = baseline.stop().await;
+    let base = base.map_err(|e| with_tail(e, &tail))?;
+    stopped?;
+    let (base_routes, base_requests, base_unexpected) = tally(&base);
+    let ratio_p99 = routes
+        .iter()
+        .zip(&base_routes)
+        .map(|(r, b)| (r.route, round(r.p99_ms / b.p99_ms.max(0.001))))
+        .collect();
     let elapsed = driven.elapsed.as_secs_f64().max(f64::EPSILON);
-    let mut routes = Vec::new();
-    let mut requests = 0;
-    let mut unexpected = 0;
-    for (route, _) in ROUTES {
-        let stats = &driven.stats.routes[route.index()];
-        requests += stats.latencies.len() as u64;
-        unexpected += stats
-            .statuses
-            .iter()
-            .filter(|(status, _)| !route.expected(**status))
-            .map(|(_, n)| n)
-            .sum::<u64>();
-        routes.push(stats.report(route.name(), elapsed));
-    }
     let book = &driven.stats.routes[Route::Book.index()];
     Ok(ApiReport {
         backend: name,
@@ -220,7 +236,35 @@ async fn measure(
         unexpected,
         server_rss_peak_mb,
         server_hwm_mb,
+        baseline: BaselineReport {
+            requests_per_s: round(
+                base_requests as f64 / base.elapsed.as_secs_f64().max(f64::EPSILON),
+            ),
+            routes: base_routes,
+            ratio_p99,
+            unexpected: base_unexpected,
+        },
     })
+}
+
+/// Each route's report, all requests and the unexpected answers among them.
+fn tally(driven: &Driven) -> (Vec<RouteReport>, u64, u64) {
+    let elapsed = driven.elapsed.as_secs_f64().max(f64::EPSILON);
+    let mut routes = Vec::new();
+    let mut requests = 0;
+    let mut unexpected = 0;
+    for (route, _) in ROUTES {
+        let stats = &driven.stats.routes[route.index()];
+        requests += stats.latencies.len() as u64;
+        unexpected += stats
+            .statuses
+            .iter()
+            .filter(|(status, _)| !route.expected(**status))
+            .map(|(_, n)| n)
+            .sum::<u64>();
+        routes.push(stats.report(route.name(), elapsed));
+    }
+    (routes, requests, unexpected)
 }
 
 fn with_tail(e: anyhow::Error, tail: &str) -> anyhow::Error {
@@ -261,6 +305,13 @@ async fn add_clerk(exe: &Path, store: &str, data: &Path, password: &str) -> anyh
     Ok(())
 }
 
+/// What the child process serves: the product, or the baseline of one store call a request.
+#[derive(Debug, Clone, Copy)]
+enum Serving {
+    Product,
+    Baseline,
+}
+
 /// The server as a child process; killed when dropped, stopped with SIGTERM by `stop`.
 #[derive(Debug)]
 struct Server {
@@ -271,13 +322,17 @@ struct Server {
 }
 
 impl Server {
-    async fn start(exe: &Path, store: &str, data: &Path) -> anyhow::Result<Self> {
+    async fn start(exe: &Path, store: &str, data: &Path, serving: Serving) -> anyhow::Result<Self> {
+        let command: &[&str] = match serving {
+            Serving::Product => &["serve", "--listen", "127.0.0.1:0", "--no-demo"],
+            Serving::Baseline => &["bench", "api-baseline", "--listen", "127.0.0.1:0"],
+        };
         let mut child = tokio::process::Command::new(exe)
             .arg("--store")
             .arg(store)
             .arg("--data-dir")
             .arg(data)
-            .args(["serve", "--listen", "127.0.0.1:0", "--no-demo"])
+            .args(command)
             .env("VIDEOAMT_RATE_LIMITS", RATE_LIMITS)
             .env("VIDEOAMT_BOOKING_CAPS", BOOKING_CAPS)
             .env("VIDEOAMT_LOG", "warn")
@@ -289,7 +344,7 @@ impl Server {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .context("cannot start `videoamt serve`")?;
+            .with_context(|| format!("cannot start `videoamt {}`", command.join(" ")))?;
         let pid = child.id().context("the server exited at once")?;
         // Keep the last lines of its log for error messages; draining also keeps it writing.
         let stderr = Arc::new(Mutex::new(VecDeque::new()));
@@ -975,11 +1030,33 @@ fn print_table(r: &ApiReport) {
         "server RSS: peak {:.1} MiB (sampled every 200 ms), VmHWM {:.1} MiB",
         r.server_rss_peak_mb, r.server_hwm_mb
     );
+    let b = &r.baseline;
+    println!(
+        "baseline (one store call per request, same load): {:.0} requests/s",
+        b.requests_per_s
+    );
+    for route in &b.routes {
+        println!(
+            "{:<10} {:>9} {:>9.0} {:>9.2} {:>9.2}  p99 ratio {:.2}",
+            route.route,
+            route.requests,
+            route.requests_per_s,
+            route.p50_ms,
+            route.p99_ms,
+            b.ratio_p99.get(route.route).copied().unwrap_or(f64::NAN)
+        );
+    }
 }
 
 /// Fails the run when more than 1 % of the requests got an unexpected answer.
 fn check(r: &ApiReport) -> anyhow::Result<()> {
     anyhow::ensure!(r.requests > 0, "no request was answered");
+    let base: u64 = r.baseline.routes.iter().map(|route| route.requests).sum();
+    anyhow::ensure!(
+        base > 0 && r.baseline.unexpected as f64 <= MAX_UNEXPECTED * base as f64,
+        "the baseline answered {} of {base} requests unexpectedly",
+        r.baseline.unexpected
+    );
     if r.unexpected == 0 {
         return Ok(());
     }

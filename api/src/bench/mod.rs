@@ -6,6 +6,7 @@
 
 pub(crate) mod all;
 pub(crate) mod api;
+pub(crate) mod api_baseline;
 pub(crate) mod media;
 pub(crate) mod media_relay;
 pub(crate) mod projections;

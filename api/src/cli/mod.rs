@@ -407,6 +407,13 @@ enum BenchCommand {
         #[arg(long, default_value = "127.0.0.1:0")]
         bind: SocketAddr,
     },
+    /// The baseline server of `bench api`: the mix's routes, each one store call on `--store`
+    /// and nothing else, until SIGTERM (see `bench/api_baseline.rs`).
+    #[command(hide = true)]
+    ApiBaseline {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
     /// Every benchmark in sequence (the API from 200 to 2,000 req/s, projections, retention on
     /// SQLite and, with a PostgreSQL `--store`, on PostgreSQL; media), then one summary
     /// against the targets: `summary.md` and `api-latency.svg` in the output folder.
@@ -711,6 +718,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(BenchCommand::MediaRelay { bind, max_calls }) => {
             crate::bench::media_relay::serve(bind, max_calls).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::ApiBaseline { listen }) => {
+            crate::bench::api_baseline::serve(&location, listen).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::UdpRelay { bind }) => {
