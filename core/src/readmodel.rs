@@ -52,6 +52,15 @@ pub struct ProjectionCheckpoint {
     pub event_recorded_at: Option<OffsetDateTime>,
 }
 
+/// One projection's part of [`ReadModelStore::commit_all`]: its changes and the move of its
+/// checkpoint from `from` to `to` (which names the projection).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Commit {
+    pub from: GlobalPosition,
+    pub to: ProjectionCheckpoint,
+    pub changes: Vec<Change>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReadModelError {
     /// Someone else moved the checkpoint (a second runner, or a rebuild): nothing was written.
@@ -110,6 +119,18 @@ pub trait ReadModelStore: Send + Sync {
         to: ProjectionCheckpoint,
         changes: Vec<Change>,
     ) -> Result<(), ReadModelError>;
+
+    /// Several projections' commits, each as [`commit`](Self::commit) would make it. A
+    /// backend with round trips makes them one transaction, all or none; this default commits
+    /// one after the other and stops at the first refusal, so after a refusal a caller reads
+    /// the checkpoints again.
+    async fn commit_all(&self, commits: Vec<Commit>) -> Result<(), ReadModelError> {
+        for c in commits {
+            let projection = c.to.projection.clone();
+            self.commit(&projection, c.from, c.to, c.changes).await?;
+        }
+        Ok(())
+    }
 
     /// Drops every document and the checkpoint of a projection, for a rebuild from 0.
     async fn reset(&self, projection: &str) -> Result<(), StoreError>;

@@ -7,7 +7,7 @@ use videoamt_core::domain::DomainEvent;
 use videoamt_core::domain::events::DecodeError;
 use videoamt_core::event::{GlobalPosition, RecordedEvent};
 use videoamt_core::readmodel::{
-    DocKey, Docs, ProjectionCheckpoint, ReadModelError, ReadModelStore,
+    Commit, DocKey, Docs, ProjectionCheckpoint, ReadModelError, ReadModelStore,
 };
 use videoamt_core::store::{EventStore, StoreError};
 
@@ -333,12 +333,14 @@ impl Runner {
         let Some(page) = self.read_page(from, batch).await? else {
             return Ok(0);
         };
-        // Each projection folds and commits in its own task, so folds use every core.
+        // Each projection folds in its own task, so folds use every core; then what they
+        // folded is committed together, in one transaction where the store has them (on
+        // PostgreSQL two round trips instead of some seven per projection).
         let mut tasks = Vec::with_capacity(feeds.len());
         for mut feed in std::mem::take(feeds) {
             let (runner, page) = (self.clone(), page.clone());
             tasks.push(tokio::spawn(async move {
-                let outcome = runner.fold_and_commit(&mut feed, &page).await;
+                let outcome = runner.fold_page(&mut feed, &page).await;
                 if outcome.is_err() {
                     feed.reset();
                 }
@@ -346,18 +348,26 @@ impl Runner {
             }));
         }
         let mut failure = None;
+        let mut folded = Vec::new();
         for task in tasks {
             match task.await {
                 Ok((feed, outcome)) => {
-                    feeds.push(feed);
-                    if let Err(e) = outcome {
-                        failure.get_or_insert(e);
+                    match outcome {
+                        Ok(true) => folded.push(feeds.len()),
+                        Ok(false) => {}
+                        Err(e) => {
+                            failure.get_or_insert(e);
+                        }
                     }
+                    feeds.push(feed);
                 }
                 Err(e) => {
                     failure.get_or_insert(RunnerError::Task(e.to_string()));
                 }
             }
+        }
+        if let Err(e) = self.commit_folded(feeds, &folded, &page).await {
+            failure.get_or_insert(e);
         }
         match failure {
             Some(e) => Err(e),
@@ -365,9 +375,45 @@ impl Runner {
         }
     }
 
-    async fn fold_and_commit(&self, feed: &mut Feed, page: &Page) -> Result<(), RunnerError> {
-        if self.fold_page(feed, page).await? {
-            self.commit(feed, page).await?;
+    /// Commits what the feeds at `folded` folded of `page`, together. On a refusal every one of
+    /// them starts again from its stored checkpoint: with the default `commit_all` some may
+    /// have been written.
+    async fn commit_folded(
+        &self,
+        feeds: &mut [Feed],
+        folded: &[usize],
+        page: &Page,
+    ) -> Result<(), RunnerError> {
+        if folded.is_empty() {
+            return Ok(());
+        }
+        let commits = folded
+            .iter()
+            .map(|&i| {
+                let feed = &mut feeds[i];
+                Commit {
+                    from: feed.at.unwrap_or_default(),
+                    to: ProjectionCheckpoint {
+                        projection: feed.projection.name().to_owned(),
+                        position: page.position,
+                        event_recorded_at: Some(page.recorded_at),
+                    },
+                    changes: feed.docs.take_changes(),
+                }
+            })
+            .collect();
+        if let Err(e) = self.models.commit_all(commits).await {
+            for &i in folded {
+                feeds[i].reset();
+            }
+            return Err(e.into());
+        }
+        for &i in folded {
+            let feed = &mut feeds[i];
+            feed.at = Some(page.position);
+            if feed.docs.len() > feed.cache_limit {
+                feed.docs.clear();
+            }
         }
         Ok(())
     }

@@ -28,7 +28,7 @@ use videoamt_core::event::{
 };
 use videoamt_core::lease::Leases;
 use videoamt_core::readmodel::{
-    Change, DocKey, ProjectionCheckpoint, ReadModelError, ReadModelStore,
+    Change, Commit, DocKey, ProjectionCheckpoint, ReadModelError, ReadModelStore,
 };
 use videoamt_core::staff_session::{SessionKey, SessionRecord, SessionStore};
 use videoamt_core::store::{
@@ -1208,6 +1208,130 @@ async fn copy_new_documents(
     Ok(())
 }
 
+/// [`ReadModelStore::commit_all`] in two round trips on one connection, each of pipelined
+/// statements: begin, claim and lock every checkpoint (in the projections' name order, the
+/// same on every node, so two runners cannot deadlock); then the documents of all projections,
+/// the checkpoints and the commit. A moved checkpoint refuses the whole commit.
+async fn try_commit_all(
+    client: &deadpool_postgres::Object,
+    commits: &[Commit],
+) -> Result<(), ReadModelError> {
+    let names: Vec<&str> = commits.iter().map(|c| c.to.projection.as_str()).collect();
+    let claim = client
+        .prepare_cached(
+            "INSERT INTO projection_checkpoints (projection, position) \
+             SELECT p, 0 FROM unnest($1::text[]) AS u(p) ORDER BY p COLLATE \"C\" \
+             ON CONFLICT (projection) DO NOTHING",
+        )
+        .await
+        .map_err(store_err)?;
+    let lock = client
+        .prepare_cached(
+            "SELECT projection, position FROM projection_checkpoints \
+             WHERE projection = ANY($1::text[]) ORDER BY projection COLLATE \"C\" FOR UPDATE",
+        )
+        .await
+        .map_err(store_err)?;
+    let names_param: [&(dyn ToSql + Sync); 1] = [&names];
+    let ((), _, locked) = futures::try_join!(
+        // A read model is derived from the log: see `claim_checkpoint` for why the commit
+        // need not wait for its WAL flush.
+        client.batch_execute("BEGIN; SET LOCAL synchronous_commit = off"),
+        client.execute(&claim, &names_param),
+        client.query(&lock, &names_param),
+    )
+    .map_err(store_err)?;
+    let mut at = std::collections::HashMap::with_capacity(locked.len());
+    for row in &locked {
+        let name: String = row.try_get(0).map_err(store_err)?;
+        at.insert(name, to_u64(row.try_get(1).map_err(store_err)?));
+    }
+    for c in commits {
+        let actual = at.get(&c.to.projection).copied().unwrap_or(0);
+        if actual != c.from {
+            return Err(ReadModelError::CheckpointMoved {
+                projection: c.to.projection.clone(),
+                expected: c.from,
+                actual,
+            });
+        }
+    }
+    let (mut put_projections, mut put_kinds, mut put_keys, mut put_values) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut del_projections, mut del_kinds, mut del_keys) = (Vec::new(), Vec::new(), Vec::new());
+    for c in commits {
+        for change in &c.changes {
+            match change {
+                Change::Put(k, v) | Change::Insert(k, v) => {
+                    put_projections.push(c.to.projection.as_str());
+                    put_kinds.push(k.kind.as_str());
+                    put_keys.push(k.key.as_str());
+                    put_values.push(v.as_str());
+                }
+                Change::Delete(k) => {
+                    del_projections.push(c.to.projection.as_str());
+                    del_kinds.push(k.kind.as_str());
+                    del_keys.push(k.key.as_str());
+                }
+            }
+        }
+    }
+    let positions: Vec<i64> = commits.iter().map(|c| to_i64(c.to.position)).collect();
+    let recorded: Vec<Option<OffsetDateTime>> =
+        commits.iter().map(|c| c.to.event_recorded_at).collect();
+    let upsert = client
+        .prepare_cached(
+            "INSERT INTO read_models (projection, kind, key, value) \
+             SELECT p, k, n, v::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) \
+             AS u(p, k, n, v) \
+             ON CONFLICT (projection, kind, key) DO UPDATE SET value = excluded.value",
+        )
+        .await
+        .map_err(store_err)?;
+    let delete = client
+        .prepare_cached(
+            "DELETE FROM read_models r USING unnest($1::text[], $2::text[], $3::text[]) AS u(p, k, n) \
+             WHERE r.projection = u.p AND r.kind = u.k AND r.key = u.n",
+        )
+        .await
+        .map_err(store_err)?;
+    let moved = client
+        .prepare_cached(
+            "UPDATE projection_checkpoints c SET position = u.pos, event_recorded_at = u.at, \
+             updated_at = now() \
+             FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS u(p, pos, at) \
+             WHERE c.projection = u.p",
+        )
+        .await
+        .map_err(store_err)?;
+    let put_params: [&(dyn ToSql + Sync); 4] =
+        [&put_projections, &put_kinds, &put_keys, &put_values];
+    let del_params: [&(dyn ToSql + Sync); 3] = [&del_projections, &del_kinds, &del_keys];
+    let move_params: [&(dyn ToSql + Sync); 3] = [&names, &positions, &recorded];
+    // If a statement fails, the pipelined COMMIT finds an aborted transaction and rolls it
+    // back: nothing of any projection is written, and the statement's error is reported.
+    futures::try_join!(
+        async {
+            if put_keys.is_empty() {
+                Ok(0)
+            } else {
+                client.execute(&upsert, &put_params).await
+            }
+        },
+        async {
+            if del_keys.is_empty() {
+                Ok(0)
+            } else {
+                client.execute(&delete, &del_params).await
+            }
+        },
+        client.execute(&moved, &move_params),
+        client.batch_execute("COMMIT"),
+    )
+    .map_err(store_err)?;
+    Ok(())
+}
+
 /// Ends a read model commit: the checkpoint moves to `to`.
 async fn move_checkpoint(
     tx: &deadpool_postgres::Transaction<'_>,
@@ -1431,6 +1555,32 @@ impl ReadModelStore for PostgresStore {
         move_checkpoint(&tx, projection, &to).await?;
         tx.commit().await.map_err(store_err)?;
         Ok(())
+    }
+
+    async fn commit_all(&self, mut commits: Vec<Commit>) -> Result<(), ReadModelError> {
+        let bulk = commits.iter().any(|c| {
+            c.changes
+                .iter()
+                .filter(|ch| matches!(ch, Change::Insert(..)))
+                .count()
+                >= COPY_FROM
+        });
+        if commits.len() <= 1 || bulk {
+            // One projection, or a catch-up with documents enough for `COPY`: one by one.
+            for c in commits {
+                let projection = c.to.projection.clone();
+                self.commit(&projection, c.from, c.to, c.changes).await?;
+            }
+            return Ok(());
+        }
+        commits.sort_by(|a, b| a.to.projection.cmp(&b.to.projection));
+        let client = self.client().await?;
+        let outcome = try_commit_all(&client, &commits).await;
+        if outcome.is_err() && !client.is_closed() {
+            // Leave the connection clean for its next user; the failure itself is reported.
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        outcome
     }
 
     async fn reset(&self, projection: &str) -> Result<(), StoreError> {

@@ -994,6 +994,105 @@ pub(crate) async fn new_read_model_documents_commit_in_bulk<B: Backend>(b: &B) {
     assert_eq!(store.dump("detail").await.expect("dump").len(), 3_999);
 }
 
+/// Several projections' commits go in together: each projection's documents and checkpoint as
+/// its own commit would write them, the same key kept apart per projection; a moved checkpoint
+/// refuses (here the first, so no backend writes anything of the call).
+pub(crate) async fn read_models_of_several_projections_commit_together<B: Backend>(b: &B) {
+    use videoamt_core::readmodel::{Change, Commit, DocKey, ProjectionCheckpoint, ReadModelError};
+    let store = b.open().await;
+    let at = |projection: &str, position| ProjectionCheckpoint {
+        projection: projection.into(),
+        position,
+        event_recorded_at: None,
+    };
+    let key = DocKey::new("day", "ettlingen/buergerbuero/2026-12-07");
+    let other = DocKey::new("day", "ettlingen/buergerbuero/2026-12-08");
+    store
+        .commit_all(vec![
+            Commit {
+                from: 0,
+                to: at("schedule", 5),
+                changes: vec![
+                    Change::Insert(key.clone(), r#"{"of":"schedule"}"#.into()),
+                    Change::Put(other.clone(), r#"{"gone":false}"#.into()),
+                ],
+            },
+            Commit {
+                from: 0,
+                to: at("free-slots", 5),
+                changes: vec![Change::Put(key.clone(), r#"{"of":"slots"}"#.into())],
+            },
+        ])
+        .await
+        .expect("both from 0");
+    store
+        .commit_all(vec![
+            Commit {
+                from: 5,
+                to: at("schedule", 9),
+                changes: vec![Change::Delete(other.clone())],
+            },
+            Commit {
+                from: 5,
+                to: at("free-slots", 9),
+                changes: vec![],
+            },
+        ])
+        .await
+        .expect("both from 5");
+    let read = |projection: &'static str| {
+        let store = &store;
+        let keys = [key.clone(), other.clone()];
+        async move { store.get(projection, &keys).await.expect("get") }
+    };
+    assert_eq!(
+        read("schedule").await,
+        vec![(key.clone(), serde_json::json!({"of": "schedule"}))]
+    );
+    assert_eq!(
+        read("free-slots").await,
+        vec![(key.clone(), serde_json::json!({"of": "slots"}))]
+    );
+    for name in ["schedule", "free-slots"] {
+        assert_eq!(
+            store.checkpoint(name).await.expect("checkpoint"),
+            at(name, 9)
+        );
+    }
+    let refused = store
+        .commit_all(vec![
+            Commit {
+                from: 7,
+                to: at("free-slots", 12),
+                changes: vec![Change::Put(key.clone(), r#"{"of":"stale"}"#.into())],
+            },
+            Commit {
+                from: 9,
+                to: at("schedule", 12),
+                changes: vec![Change::Put(key.clone(), r#"{"of":"later"}"#.into())],
+            },
+        ])
+        .await;
+    assert!(
+        matches!(
+            &refused,
+            Err(ReadModelError::CheckpointMoved { projection, expected: 7, actual: 9 })
+                if projection == "free-slots"
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(
+        read("schedule").await,
+        vec![(key.clone(), serde_json::json!({"of": "schedule"}))]
+    );
+    for name in ["schedule", "free-slots"] {
+        assert_eq!(
+            store.checkpoint(name).await.expect("checkpoint"),
+            at(name, 9)
+        );
+    }
+}
+
 /// Staff sessions are seen by every process on the store, keep their epoch and last-seen time,
 /// and are gone after logout or once stale.
 pub(crate) async fn staff_sessions_are_shared_and_swept<B: Backend>(b: &B) {
@@ -1179,6 +1278,7 @@ macro_rules! contract_suite {
             migrations_run_once_even_when_processes_start_together,
             read_models_commit_with_their_checkpoint,
             new_read_model_documents_commit_in_bulk,
+            read_models_of_several_projections_commit_together,
             staff_sessions_are_shared_and_swept,
             sign_ons_are_taken_once,
             a_duty_has_one_holder_at_a_time,
