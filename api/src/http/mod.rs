@@ -490,7 +490,8 @@ pub fn metrics_app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Prometheus text format: each projection's checkpoint and lag.
+/// Prometheus text format: each projection's checkpoint and lag, and what the hot read models
+/// hold in memory.
 async fn metrics(State(state): State<AppState>) -> axum::response::Response {
     let lags = match state.runner().lag(&state.projections).await {
         Ok(lags) => lags,
@@ -527,10 +528,23 @@ async fn metrics(State(state): State<AppState>) -> axum::response::Response {
         "# HELP videoamt_memory_documents Documents of a hot read model held in memory (ADR 0029).\n\
          # TYPE videoamt_memory_documents gauge\n",
     );
-    for held in state.reads.holding() {
+    let holding = state.reads.holding();
+    for held in &holding {
         out.push_str(&format!(
             "videoamt_memory_documents{{projection=\"{}\"}} {}\n",
             held.projection, held.documents
+        ));
+    }
+    // Beside the checkpoint: a memory copy behind its database copy is what a read that
+    // waits for its own write waits on.
+    out.push_str(
+        "# HELP videoamt_memory_position Global position a hot read model's memory copy has applied up to.\n\
+         # TYPE videoamt_memory_position gauge\n",
+    );
+    for held in &holding {
+        out.push_str(&format!(
+            "videoamt_memory_position{{projection=\"{}\"}} {}\n",
+            held.projection, held.position
         ));
     }
     out.push_str(&state.http_metrics.render());

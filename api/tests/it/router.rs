@@ -88,6 +88,48 @@ async fn metrics_export_each_projections_lag() {
     assert!(body.contains("# TYPE videoamt_projection_lag_seconds gauge"));
 }
 
+/// Each hot read model's memory copy tells how far it has applied the log, and after a
+/// catch-up that is where its database copy's checkpoint is.
+#[tokio::test]
+async fn metrics_tell_how_far_the_memory_copies_are() {
+    let api = Api::new().await;
+    let state = &api.state;
+    api.book(TUE_9).await;
+    state
+        .runner()
+        .catch_up(&state.projections)
+        .await
+        .expect("caught up");
+    // The memory copies as `serve` keeps them: seeded, then fed by their own runner.
+    state.reads.seed().await.expect("seeded");
+    videoamt_projections::runner::Runner::new(state.store.clone(), state.reads.clone())
+        .catch_up(&state.reads.projections())
+        .await
+        .expect("memory caught up");
+    let (status, body) = scrape(state.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("# TYPE videoamt_memory_position gauge"),
+        "{body}"
+    );
+    let holding = state.reads.holding();
+    assert!(!holding.is_empty(), "hot read models are held");
+    for held in holding {
+        let checkpoint = state
+            .store
+            .checkpoint(held.projection)
+            .await
+            .expect("checkpoint")
+            .position;
+        assert!(checkpoint > 0, "{} folded the booking", held.projection);
+        let line = format!(
+            "videoamt_memory_position{{projection=\"{}\"}} {checkpoint}\n",
+            held.projection
+        );
+        assert!(body.contains(&line), "{line} missing in:\n{body}");
+    }
+}
+
 /// `/metrics` of the internal listener's router.
 async fn scrape(state: AppState) -> (StatusCode, String) {
     get_from(videoamt_api::http::metrics_app(state), "/metrics").await
