@@ -125,11 +125,7 @@ pub trait ReadModelStore: Send + Sync {
     /// one after the other and stops at the first refusal, so after a refusal a caller reads
     /// the checkpoints again.
     async fn commit_all(&self, commits: Vec<Commit>) -> Result<(), ReadModelError> {
-        for c in commits {
-            let projection = c.to.projection.clone();
-            self.commit(&projection, c.from, c.to, c.changes).await?;
-        }
-        Ok(())
+        commit_in_turn(self, commits).await
     }
 
     /// Drops every document and the checkpoint of a projection, for a rebuild from 0.
@@ -137,6 +133,19 @@ pub trait ReadModelStore: Send + Sync {
 
     /// Every document of a projection, ordered, for comparisons.
     async fn dump(&self, projection: &str) -> Result<Vec<(DocKey, serde_json::Value)>, StoreError>;
+}
+
+/// Commits one after the other, stopping at the first refusal: [`ReadModelStore::commit_all`]
+/// without a joint transaction, and what a backend falls back to where one does not pay.
+pub async fn commit_in_turn<S: ReadModelStore + ?Sized>(
+    store: &S,
+    commits: Vec<Commit>,
+) -> Result<(), ReadModelError> {
+    for c in commits {
+        let projection = c.to.projection.clone();
+        store.commit(&projection, c.from, c.to, c.changes).await?;
+    }
+    Ok(())
 }
 
 /// A document as a projection holds it: its own type, turned into JSON only when committed.

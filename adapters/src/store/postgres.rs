@@ -1567,11 +1567,7 @@ impl ReadModelStore for PostgresStore {
         });
         if commits.len() <= 1 || bulk {
             // One projection, or a catch-up with documents enough for `COPY`: one by one.
-            for c in commits {
-                let projection = c.to.projection.clone();
-                self.commit(&projection, c.from, c.to, c.changes).await?;
-            }
-            return Ok(());
+            return videoamt_core::readmodel::commit_in_turn(self, commits).await;
         }
         commits.sort_by(|a, b| a.to.projection.cmp(&b.to.projection));
         let client = self.client().await?;

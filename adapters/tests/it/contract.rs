@@ -1045,6 +1045,15 @@ pub(crate) async fn read_models_of_several_projections_commit_together<B: Backen
         let keys = [key.clone(), other.clone()];
         async move { store.get(projection, &keys).await.expect("get") }
     };
+    // Both checkpoints stand at 9.
+    let both_at_9 = || async {
+        for name in ["schedule", "free-slots"] {
+            assert_eq!(
+                store.checkpoint(name).await.expect("checkpoint"),
+                at(name, 9)
+            );
+        }
+    };
     assert_eq!(
         read("schedule").await,
         vec![(key.clone(), serde_json::json!({"of": "schedule"}))]
@@ -1053,12 +1062,7 @@ pub(crate) async fn read_models_of_several_projections_commit_together<B: Backen
         read("free-slots").await,
         vec![(key.clone(), serde_json::json!({"of": "slots"}))]
     );
-    for name in ["schedule", "free-slots"] {
-        assert_eq!(
-            store.checkpoint(name).await.expect("checkpoint"),
-            at(name, 9)
-        );
-    }
+    both_at_9().await;
     let refused = store
         .commit_all(vec![
             Commit {
@@ -1085,12 +1089,7 @@ pub(crate) async fn read_models_of_several_projections_commit_together<B: Backen
         read("schedule").await,
         vec![(key.clone(), serde_json::json!({"of": "schedule"}))]
     );
-    for name in ["schedule", "free-slots"] {
-        assert_eq!(
-            store.checkpoint(name).await.expect("checkpoint"),
-            at(name, 9)
-        );
-    }
+    both_at_9().await;
 }
 
 /// Staff sessions are seen by every process on the store, keep their epoch and last-seen time,
