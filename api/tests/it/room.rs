@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 use crate::router::Api;
-use crate::staff::{Booked, book, browse, catch_up, session, staffed};
+use crate::staff::{Booked, book, browse, session, staffed};
 
 pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -128,7 +128,7 @@ async fn clerk_posts(api: &Api, clerk: &str, booked: &Booked, action: &str) {
 async fn a_waiting_citizen_hears_only_its_place_and_is_refused_for_a_call_message() {
     let api = staffed().await;
     let (booked, _clerk) = waiting(&api, 0).await;
-    catch_up(&api).await;
+    api.fold().await;
     let addr = serve(&api).await;
     let mut citizen = open(addr, &format!("/termin/{}/raum/ws", booked.token), None)
         .await
@@ -468,7 +468,7 @@ async fn the_pre_call_check_measures_the_upload_and_keeps_only_the_result() {
     )
     .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    catch_up(&api).await;
+    api.fold().await;
     let clerk = session(&api, "clerk.a").await;
     let (_, _, day) = browse(&api, "GET", "/sachbearbeitung", Some(&clerk), None).await;
     assert!(day.contains("Technik-Check nicht bestanden"), "{day}");
@@ -479,7 +479,7 @@ async fn the_pre_call_check_measures_the_upload_and_keeps_only_the_result() {
 async fn a_deactivated_clerks_room_socket_ends_with_its_next_message() {
     let api = staffed().await;
     let (booked, clerk) = waiting(&api, 0).await;
-    catch_up(&api).await;
+    api.fold().await;
     let addr = serve(&api).await;
     let mut socket = open(
         addr,

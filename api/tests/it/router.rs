@@ -95,11 +95,7 @@ async fn metrics_tell_how_far_the_memory_copies_are() {
     let api = Api::new().await;
     let state = &api.state;
     api.book(TUE_9).await;
-    state
-        .runner()
-        .catch_up(&state.projections)
-        .await
-        .expect("caught up");
+    api.fold().await;
     // The memory copies as `serve` keeps them: seeded, then fed by their own runner.
     state.reads.seed().await.expect("seeded");
     videoamt_projections::runner::Runner::new(state.store.clone(), state.reads.clone())
@@ -170,6 +166,15 @@ pub(crate) struct Api {
 impl Api {
     pub(crate) async fn new() -> Self {
         Self::with_limits(RateLimits::default()).await
+    }
+
+    /// Folds what the log holds into every projection's database copy.
+    pub(crate) async fn fold(&self) {
+        self.state
+            .runner()
+            .catch_up(&self.state.projections)
+            .await
+            .expect("caught up");
     }
 
     /// The server of `tenants` instead of the examples.
@@ -581,11 +586,7 @@ async fn free_slots_are_offered_and_a_booked_one_disappears() {
     for _ in 0..capacity {
         api.book(TUE_9).await;
     }
-    api.state
-        .runner()
-        .catch_up(&api.state.projections)
-        .await
-        .expect("catch up");
+    api.fold().await;
     let (_, _, body) = api.get(query).await;
     let starts = body["days"][0]["starts"].as_array().expect("starts");
     assert!(!starts.iter().any(|s| s == TUE_9), "{body}");
@@ -1244,11 +1245,7 @@ async fn the_live_feed_moves_when_the_clerks_read_models_do() {
     second.borrow_and_update();
 
     api.book(TUE_9).await;
-    state
-        .runner()
-        .catch_up(&state.projections)
-        .await
-        .expect("caught up");
+    api.fold().await;
     // The feed may pass through a position where one read model has folded the booking and
     // the other not yet; every subscriber ends on the sum of both checkpoints.
     let mut folded = 0;

@@ -802,7 +802,7 @@ async fn a_deactivated_directory_account_loses_its_session_and_stays_out() {
     let (_, headers, _) = sign_on(&api, &mut agent, "musterstadt", "m.mueller").await;
     let session = set_cookie(&headers, "videoamt_sitzung").expect("a session");
     let admin = crate::staff::musterstadt_admin(&api).await;
-    crate::staff::catch_up(&api).await;
+    api.fold().await;
     // The admin's page shows the account as the directory's, without a password reset.
     let (status, _, page) = browse(
         &api,

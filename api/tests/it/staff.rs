@@ -147,14 +147,6 @@ pub(crate) async fn musterstadt_admin(api: &Api) -> String {
     cookie_pair(&cookie.expect("a session cookie"))
 }
 
-pub(crate) async fn catch_up(api: &Api) {
-    api.state
-        .runner()
-        .catch_up(&api.state.projections)
-        .await
-        .expect("projections caught up");
-}
-
 fn stuttgart_booking(start: &str) -> Value {
     json!({
         "tenant": "stuttgart",
@@ -574,7 +566,7 @@ async fn set_through(api: &Api, path: &str, password: &str) -> (StatusCode, Stri
 #[tokio::test]
 async fn an_admin_creates_an_account_whose_holder_sets_the_password_once_through_a_link() {
     let api = staffed().await;
-    catch_up(&api).await;
+    api.fold().await;
     let admin = session(&api, "admin").await;
     // The admin's page lists the municipality's accounts; nobody else gets it.
     let (status, _, html) = browse(&api, "GET", "/verwaltung/konten", Some(&admin), None).await;
@@ -711,7 +703,7 @@ async fn an_admin_creates_an_account_whose_holder_sets_the_password_once_through
         .as_str()
         .expect("link")
         .replace("http://amt.test", "");
-    catch_up(&api).await;
+    api.fold().await;
     let (_, _, listed) = api
         .call("GET", "/api/v1/accounts", None, &[("cookie", &admin)])
         .await;
@@ -732,7 +724,7 @@ async fn an_admin_creates_an_account_whose_holder_sets_the_password_once_through
 #[tokio::test]
 async fn an_admin_deactivates_reactivates_and_changes_roles_on_the_pages() {
     let api = staffed().await;
-    catch_up(&api).await;
+    api.fold().await;
     let admin = session(&api, "admin").await;
     let clerk = session(&api, "clerk.a").await;
     let page = "/verwaltung/konten/clerk.a";
@@ -838,7 +830,7 @@ async fn an_admin_deactivates_reactivates_and_changes_roles_on_the_pages() {
 #[tokio::test]
 async fn a_reset_voids_the_password_and_ends_sessions_and_an_admin_lifts_a_lock() {
     let api = staffed().await;
-    catch_up(&api).await;
+    api.fold().await;
     let admin = session(&api, "admin").await;
     let clerk = session(&api, "clerk.a").await;
     let page = "/verwaltung/konten/clerk.a";
@@ -908,7 +900,7 @@ async fn a_reset_voids_the_password_and_ends_sessions_and_an_admin_lifts_a_lock(
 #[tokio::test]
 async fn the_last_active_admin_cannot_be_deactivated_or_demoted() {
     let api = staffed().await;
-    catch_up(&api).await;
+    api.fold().await;
     let admin = session(&api, "admin").await;
     let before = api.last_position().await;
     let (status, _, html) = browse(
@@ -958,7 +950,7 @@ async fn the_last_active_admin_cannot_be_deactivated_or_demoted() {
         .replace("http://amt.test", "");
     let (status, _) = set_through(&api, &link, "zweites-verwaltungskonto").await;
     assert_eq!(status, StatusCode::OK);
-    catch_up(&api).await;
+    api.fold().await;
     let second = {
         let (status, _, cookie) =
             login(&api, "stuttgart", "admin.zwei", "zweites-verwaltungskonto").await;
@@ -1145,7 +1137,7 @@ const FOREIGN_TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 /// of its own, `konto.{n}`, a clerk of the trade office.
 async fn cell(api: &Api, n: usize, with_account: bool) -> (Booked, String) {
     let booked = book(api, n).await;
-    catch_up(api).await;
+    api.fold().await;
     let target = format!("konto.{n}");
     if with_account {
         let departments = ["ordnung-gewerbe".to_owned()];
@@ -1456,7 +1448,7 @@ async fn every_role_gets_exactly_its_endpoints() {
 async fn clerks_see_their_departments_auditors_are_recorded_and_dpos_see_no_names() {
     let api = staffed().await;
     let booked = book(&api, 3).await;
-    catch_up(&api).await;
+    api.fold().await;
     let a = session(&api, "clerk.a").await;
     let b = session(&api, "clerk.b").await;
     let get = |path: String, cookie: String| {
@@ -1813,7 +1805,7 @@ async fn staff_pages_log_in_show_the_day_and_work_without_javascript() {
 
     // A booking appears in the week's plan; after the citizen enters the waiting room, there.
     let booked = book(&api, 0).await;
-    catch_up(&api).await;
+    api.fold().await;
     let (status, _, html) =
         browse(&api, "GET", "/sachbearbeitung?woche=1", Some(&clerk), None).await;
     assert_eq!(status, StatusCode::OK);
@@ -1838,7 +1830,7 @@ async fn staff_pages_log_in_show_the_day_and_work_without_javascript() {
     let (status, _, html) = browse(&api, "GET", &waiting, None, None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("Sie sind im Warteraum."));
-    catch_up(&api).await;
+    api.fold().await;
     let (_, _, html) = browse(&api, "GET", "/sachbearbeitung?woche=1", Some(&clerk), None).await;
     assert!(html.contains("wartet seit"), "{html}");
     assert!(html.contains("Datenschutzhinweis bestätigt"));
@@ -2182,7 +2174,7 @@ async fn markup_in_what_a_citizen_enters_is_shown_as_text_on_every_page() {
     let (_, _, html) = browse(&api, "GET", &waiting, None, None).await;
     raw_markup(&html, "the citizen's waiting room");
     assert!(html.contains(&escaped(&name)), "{html}");
-    catch_up(&api).await;
+    api.fold().await;
 
     // The clerk's day with its waiting room, and the appointment's page.
     let clerk = session(&api, "clerk.a").await;
@@ -2480,7 +2472,7 @@ async fn an_auditor_sees_every_change_of_an_account_and_the_reading_is_recorded_
             "{action}: {status} {page}"
         );
     }
-    catch_up(&api).await;
+    api.fold().await;
     let (status, _, list) = browse(&api, "GET", "/pruefung/konten", Some(&auditor), None).await;
     assert_eq!(status, StatusCode::OK, "{list}");
     assert!(
@@ -2595,7 +2587,7 @@ async fn a_change_in_the_log_is_pushed_to_an_open_live_stream() {
     let api = staffed().await;
     let clerk = session(&api, "clerk.a").await;
     let booked = book(&api, 0).await;
-    catch_up(&api).await;
+    api.fold().await;
     let response = page_response(&api, "GET", "/sachbearbeitung/live", Some(&clerk), None).await;
     assert_eq!(response.status(), StatusCode::OK);
     let mut body = response.into_body().into_data_stream();
@@ -2607,7 +2599,7 @@ async fn a_change_in_the_log_is_pushed_to_an_open_live_stream() {
     let waiting = format!("/termin/{}/warteraum", booked.token);
     let (status, _, _) = browse(&api, "POST", &waiting, None, Some("privacy_accepted=1")).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    catch_up(&api).await;
+    api.fold().await;
     let mut pushed = String::new();
     read_stream_until(&mut body, &mut pushed, "wartet seit").await;
     assert!(pushed.contains("event: warteraum"), "{pushed}");
@@ -2712,7 +2704,7 @@ async fn the_schedule_is_read_from_memory_and_a_booking_names_the_position_to_wa
     // copy caught up once and then left alone
     let api = staffed().await;
     let first = book(&api, 3).await;
-    catch_up(&api).await;
+    api.fold().await;
     api.state.reads.seed().await.expect("seeded");
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let runner =

@@ -26,14 +26,6 @@ async fn types(api: &Api, appointment: AppointmentId) -> Vec<String> {
         .collect()
 }
 
-async fn catch_up(api: &Api) {
-    api.state
-        .runner()
-        .catch_up(&api.state.projections)
-        .await
-        .expect("caught up");
-}
-
 async fn id_of(api: &Api, token: &str) -> AppointmentId {
     let (_, _, body) = api
         .get(&format!("/api/v1/appointments/by-token/{token}"))
@@ -90,7 +82,7 @@ async fn reminders_and_no_shows_fire_on_time_and_final_states_schedule_the_purge
             id_of(&api, &cancelled).await
         },
     );
-    catch_up(&api).await;
+    api.fold().await;
     let system = &api.state.system;
 
     // The reminder is due a day before the start (Monday 09:00 in Ettlingen = 08:00 UTC).
@@ -107,7 +99,7 @@ async fn reminders_and_no_shows_fire_on_time_and_final_states_schedule_the_purge
             .await
             .contains(&"ReminderSent".to_owned())
     );
-    catch_up(&api).await;
+    api.fold().await;
     assert_eq!(
         fire_due(system, monday_9).await.expect("fires"),
         0,
@@ -131,7 +123,7 @@ async fn reminders_and_no_shows_fire_on_time_and_final_states_schedule_the_purge
             .await
             .contains(&"NoShowRecorded".to_owned())
     );
-    catch_up(&api).await;
+    api.fold().await;
     // The moved appointment is reminded a day before its new start, the cancelled one never.
     assert!(
         !types(&api, moved)
@@ -154,7 +146,7 @@ async fn reminders_and_no_shows_fire_on_time_and_final_states_schedule_the_purge
             .await
             .contains(&"ReminderSent".to_owned())
     );
-    catch_up(&api).await;
+    api.fold().await;
     assert_eq!(
         fire_due(system, datetime!(2026-11-24 23:00 UTC))
             .await
