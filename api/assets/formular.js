@@ -118,9 +118,22 @@ function swapPanel(fresh) {
 }
 
 // What this page holds that the server has not seen: the template chosen and not attached
-// yet, and fields typed in and not sent. The new panel keeps them, and a pending field is
-// sent from its new input.
+// yet, fields typed in and not sent, and a TAN asked for and typed in but not signed with
+// yet (its image or SMS note lives only on this page). The new panel keeps them, and a
+// pending field is sent from its new input.
 function keepWhatIsUnsent(here, incoming) {
+  for (const tan of here.querySelectorAll('.tan-eingabe input[name=tan]')) {
+    const twin = incoming.querySelector(`#${CSS.escape(tan.id)}`);
+    const section = twin && twin.closest('.unterschrift');
+    if (!section || twin.disabled) continue;
+    twin.value = tan.value;
+    const old = tan.closest('.unterschrift');
+    for (const part of ['.tan-bild', '.unterschrift-meldung']) {
+      const from = old.querySelector(part);
+      const to = section.querySelector(part);
+      if (from && to && !to.hasChildNodes()) to.replaceChildren(...from.childNodes);
+    }
+  }
   const chosen = here.querySelector('#vorlage');
   const choice = incoming.querySelector('#vorlage');
   if (chosen && choice && [...choice.options].some((o) => o.value === chosen.value)) {

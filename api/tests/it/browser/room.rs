@@ -167,6 +167,24 @@ async fn sign_with_tan(citizen: &Person, clerk: &Person, section: &str, code: &s
         .expect("sign");
 }
 
+/// The page fetches its forms panel again, as on the socket's `forms` message, and swaps it in.
+async fn panel_again(person: &Person) {
+    person
+        .page
+        .eval(
+            "document.getElementById('formulare').dataset.before = 'ja'; \
+             window.videoamtRoom.listeners.forEach((l) => l({ type: 'forms' })); true",
+        )
+        .await
+        .expect("the forms message");
+    until(
+        person,
+        "document.getElementById('formulare').dataset.before === undefined",
+        "the panel swapped",
+    )
+    .await;
+}
+
 /// The clerk asks for a signature by `method` for the form in `section`.
 async fn request_signature(clerk: &Person, section: &str, method: &str) {
     clerk
@@ -1270,6 +1288,27 @@ async fn a_weapons_card_visit_in_stuttgart_is_signed_by_touchpad_and_handy_tan_a
         .await
         .expect("the note");
     assert!(!sent.contains("2345678"), "the number is masked: {sent}");
+    // Another change to the forms brings the panel again while the citizen waits for the SMS:
+    // the note where it went stays, and so does a TAN half typed.
+    citizen
+        .page
+        .fill(&format!("{HUNTING} input[name=tan]"), "12")
+        .await
+        .expect("start typing");
+    panel_again(&citizen).await;
+    let kept = citizen
+        .page
+        .eval(&format!(
+            "[document.querySelector('{HUNTING} .tan-bild').textContent, \
+              document.querySelector('{HUNTING} input[name=tan]').value]"
+        ))
+        .await
+        .expect("the signing part after the refresh");
+    assert!(
+        kept[0].as_str().is_some_and(|t| t.contains("per SMS an")),
+        "{kept}"
+    );
+    assert_eq!(kept[1], "12", "{kept}");
     citizen.check("handy-tan").await;
     // The phone: the sandbox files the SMS in the outbox, listed at /dev/outbox.
     let mut phone = Person::new(&browser, &base, &axe, "waffen-handy").await;
