@@ -118,10 +118,19 @@ function swapPanel(fresh) {
 }
 
 // What this page holds that the server has not seen: the template chosen and not attached
-// yet, fields typed in and not sent, and a TAN asked for and typed in but not signed with
-// yet (its image or SMS note lives only on this page). The new panel keeps them, and a
-// pending field is sent from its new input.
+// yet, fields typed in and not sent, a TAN asked for and typed in but not signed with yet
+// (its image or SMS note lives only on this page), and a signature drawn on the touchpad and
+// not sent. The new panel keeps them, and a pending field is sent from its new input.
 function keepWhatIsUnsent(here, incoming) {
+  for (const send of here.querySelectorAll('.unterschrift-senden')) {
+    const canvas = send.closest('.unterschrift').querySelector('.unterschrift-feld');
+    const twin = [...incoming.querySelectorAll('.unterschrift-senden')].find((b) => b.dataset.action === send.dataset.action);
+    const fresh = twin && twin.closest('.unterschrift').querySelector('.unterschrift-feld');
+    if (!canvas || !fresh || !(canvas.strokes || []).length) continue;
+    fresh.strokes = canvas.strokes;
+    fresh.started = canvas.started;
+    fresh.getContext('2d').drawImage(canvas, 0, 0);
+  }
   for (const tan of here.querySelectorAll('.tan-eingabe input[name=tan]')) {
     const twin = incoming.querySelector(`#${CSS.escape(tan.id)}`);
     const section = twin && twin.closest('.unterschrift');

@@ -1224,6 +1224,23 @@ async fn a_weapons_card_visit_in_stuttgart_is_signed_by_touchpad_and_handy_tan_a
         serde_json::json!([5, 5, 5]),
         "every point was taken"
     );
+    // A refresh of the panel before it is sent keeps the signature, strokes and ink.
+    panel_again(&citizen).await;
+    let kept = citizen
+        .page
+        .eval(&format!(
+            "(() => {{ const c = document.querySelector('{WEAPON} .unterschrift-feld'); \
+              const ink = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; \
+              let painted = 0; for (let i = 3; i < ink.length; i += 4) if (ink[i] > 0) painted += 1; \
+              return [c.strokes.map(s => s.length), painted > 0]; }})()"
+        ))
+        .await
+        .expect("the signature after the refresh");
+    assert_eq!(
+        kept,
+        serde_json::json!([[5, 5, 5], true]),
+        "the signature is kept"
+    );
     citizen
         .page
         .click(&format!("{WEAPON} .unterschrift-senden"))
