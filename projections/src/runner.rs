@@ -430,23 +430,10 @@ impl Runner {
     }
 
     /// Writes what the feed folded since its checkpoint, and moves the checkpoint to the end of
-    /// `page`, the last page folded.
+    /// `page`, the last page folded: [`Runner::commit_folded`] of this one feed.
     async fn commit(&self, feed: &mut Feed, page: &Page) -> Result<(), RunnerError> {
-        let after = feed.at.unwrap_or_default();
-        let to = ProjectionCheckpoint {
-            projection: feed.projection.name().to_owned(),
-            position: page.position,
-            event_recorded_at: Some(page.recorded_at),
-        };
-        let changes = feed.docs.take_changes();
-        self.models
-            .commit(feed.projection.name(), after, to, changes)
-            .await?;
-        feed.at = Some(page.position);
-        if feed.docs.len() > feed.cache_limit {
-            feed.docs.clear();
-        }
-        Ok(())
+        self.commit_folded(std::slice::from_mut(feed), &[0], page)
+            .await
     }
 
     async fn drain(&self, feeds: &mut Vec<Feed>, batch: usize) -> Result<u64, RunnerError> {
