@@ -1427,4 +1427,69 @@ pub(crate) mod postgres {
     }
 
     crate::contract_suite!(Postgres);
+
+    /// PostgreSQL's joint commit is all or none: when the second projection (in name order)
+    /// is refused, the first one's documents and checkpoint are not written either, which a
+    /// commit one after the other would have done.
+    #[tokio::test]
+    async fn a_joint_commit_refused_for_one_projection_writes_none() {
+        use super::Backend;
+        use videoamt_core::readmodel::{
+            Change, Commit, DocKey, ProjectionCheckpoint, ReadModelError,
+        };
+        let Some(b) = Postgres::fresh().await else {
+            return;
+        };
+        let store = b.open().await;
+        let at = |projection: &str, position| ProjectionCheckpoint {
+            projection: projection.into(),
+            position,
+            event_recorded_at: None,
+        };
+        let key = DocKey::new("day", "ettlingen/buergerbuero/2026-12-07");
+        store
+            .commit("schedule", 0, at("schedule", 5), vec![])
+            .await
+            .expect("schedule at 5");
+        let refused = store
+            .commit_all(vec![
+                Commit {
+                    from: 0,
+                    to: at("free-slots", 6),
+                    changes: vec![Change::Put(key.clone(), r#"{"of":"slots"}"#.into())],
+                },
+                Commit {
+                    from: 0,
+                    to: at("schedule", 6),
+                    changes: vec![Change::Put(key.clone(), r#"{"of":"schedule"}"#.into())],
+                },
+            ])
+            .await;
+        assert!(
+            matches!(
+                &refused,
+                Err(ReadModelError::CheckpointMoved { projection, expected: 0, actual: 5 })
+                    if projection == "schedule"
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(
+            store
+                .get("free-slots", std::slice::from_ref(&key))
+                .await
+                .expect("get"),
+            vec![]
+        );
+        assert_eq!(
+            store
+                .checkpoint("free-slots")
+                .await
+                .expect("checkpoint")
+                .position,
+            0
+        );
+        assert_eq!(store.get("schedule", &[key]).await.expect("get"), vec![]);
+        drop(store);
+        b.drop_database().await;
+    }
 }
