@@ -90,6 +90,7 @@ impl Env {
     fn everything(&self) -> String {
         let output = match &self.dump {
             Dump::Sqlite(db) => std::process::Command::new("sqlite3")
+                .arg("-readonly")
                 .arg(db)
                 .arg(".dump")
                 .output(),
