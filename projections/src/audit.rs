@@ -19,7 +19,7 @@ use videoamt_core::readmodel::{DocKey, Docs, ReadModelStore};
 use videoamt_core::store::{EventStore, StoreError};
 use videoamt_core::tenant::Tenant;
 
-use crate::{Projection, Recorded, owner};
+use crate::{Projection, Recorded};
 
 pub const NAME: &str = "audit-timeline";
 
@@ -82,19 +82,18 @@ impl Projection for AuditTimeline {
         NAME
     }
 
-    fn keys(&self, event: Recorded<'_>, docs: &Docs) -> Vec<DocKey> {
-        let mut keys = owner::keys(event);
-        if let Some(appointment) = owner::appointment(event, docs) {
-            keys.push(entries_key(appointment, event.envelope.global_position));
-        }
-        keys
+    fn keys(&self, event: Recorded<'_>, _: &Docs) -> Vec<DocKey> {
+        event
+            .appointment
+            .map(|appointment| entries_key(appointment, event.envelope.global_position))
+            .into_iter()
+            .collect()
     }
 
     fn apply(&self, event: Recorded<'_>, docs: &mut Docs) {
-        let Some(appointment) = owner::appointment(event, docs) else {
+        let Some(appointment) = event.appointment else {
             return;
         };
-        owner::remember(event, docs, appointment);
         let position = event.envelope.global_position;
         docs.update(
             entries_key(appointment, position),

@@ -14,7 +14,7 @@ use videoamt_core::tenant::{
 };
 
 use crate::schedule::VisitStatus;
-use crate::{Projection, Recorded, audit::rfc3339, owner};
+use crate::{Projection, Recorded, audit::rfc3339};
 
 pub const NAME: &str = "appointment-detail";
 
@@ -111,8 +111,10 @@ fn shown(event: &DomainEvent) -> bool {
             | DomainEvent::AuditRecordViewed(_)
             | DomainEvent::SubjectKeyIssued(_)
             | DomainEvent::PurgeScheduled(_)
+            | DomainEvent::PurgeBlocked(_)
             | DomainEvent::PurgeExecuted(_)
             | DomainEvent::DeletionVerified(_)
+            | DomainEvent::DeletionVerificationFailed(_)
     )
 }
 
@@ -121,23 +123,20 @@ impl Projection for Detail {
         NAME
     }
 
-    fn keys(&self, event: Recorded<'_>, docs: &Docs) -> Vec<DocKey> {
+    fn keys(&self, event: Recorded<'_>, _: &Docs) -> Vec<DocKey> {
         if !shown(event.event) {
             return vec![];
         }
-        let mut keys = owner::keys(event);
-        keys.extend(owner::appointment(event, docs).map(detail_key));
-        keys
+        event.appointment.map(detail_key).into_iter().collect()
     }
 
     fn apply(&self, event: Recorded<'_>, docs: &mut Docs) {
         if !shown(event.event) {
             return;
         }
-        let Some(appointment) = owner::appointment(event, docs) else {
+        let Some(appointment) = event.appointment else {
             return;
         };
-        owner::remember(event, docs, appointment);
         let stream = event.envelope.stream_id.as_str();
         let tenant = event.envelope.meta.tenant.as_str();
         docs.update(detail_key(appointment), |d: &mut AppointmentDetail| {

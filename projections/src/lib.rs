@@ -26,11 +26,13 @@ use std::sync::Arc;
 use videoamt_core::event::TenantId;
 use videoamt_core::tenant::Tenant;
 
-/// An event as projections see it: the envelope and the decoded domain event.
+/// An event as projections see it: the envelope, the decoded domain event, and the
+/// appointment it belongs to, which the runner works out from the stream (see `owner`).
 #[derive(Debug, Clone, Copy)]
 pub struct Recorded<'a> {
     pub envelope: &'a RecordedEvent,
     pub event: &'a DomainEvent,
+    pub appointment: Option<videoamt_core::domain::AppointmentId>,
 }
 
 pub trait Projection: Send + Sync {

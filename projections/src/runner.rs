@@ -3,14 +3,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use videoamt_core::domain::DomainEvent;
 use videoamt_core::domain::events::DecodeError;
+use videoamt_core::domain::{AppointmentId, DomainEvent};
 use videoamt_core::event::{GlobalPosition, RecordedEvent};
 use videoamt_core::readmodel::{
     Commit, DocKey, Docs, ProjectionCheckpoint, ReadModelError, ReadModelStore,
 };
 use videoamt_core::store::{EventStore, StoreError};
 
+use crate::owner::Owners;
 use crate::{Projection, Recorded};
 
 /// Events per committed batch when following the log.
@@ -52,6 +53,8 @@ pub struct Runner {
     events: Arc<dyn EventStore>,
     models: Arc<dyn ReadModelStore>,
     rebuild: RebuildSizes,
+    /// Which appointment the streams seen so far belong to, shared by every feed.
+    owners: Arc<Owners>,
 }
 
 /// How a rebuild cuts the log: pages read, and windows folded in memory between commits.
@@ -174,16 +177,19 @@ fn decode(page: &[RecordedEvent]) -> Result<Vec<(usize, DomainEvent)>, RunnerErr
 struct Page {
     events: Vec<RecordedEvent>,
     decoded: Vec<(usize, DomainEvent)>,
+    /// The appointment of each decoded event, in the same order.
+    owners: Vec<Option<AppointmentId>>,
     /// Position and time of the last event.
     position: GlobalPosition,
     recorded_at: time::OffsetDateTime,
 }
 
-/// The page of `events` (`None` when there are none), decoded in `parts` tasks at once.
-async fn page_of(
+/// The page of `events` (`None` when there are none), decoded in `parts` tasks at once; its
+/// owners are left to [`Runner::page_of`].
+async fn decoded_page(
     events: Vec<RecordedEvent>,
     parts: usize,
-) -> Result<Option<Arc<Page>>, RunnerError> {
+) -> Result<Option<Page>, RunnerError> {
     let Some(last) = events.last() else {
         return Ok(None);
     };
@@ -216,12 +222,13 @@ async fn page_of(
         let events = Arc::try_unwrap(events).unwrap_or_else(|shared| (*shared).clone());
         (events, decoded)
     };
-    Ok(Some(Arc::new(Page {
+    Ok(Some(Page {
         events,
         decoded,
+        owners: Vec::new(),
         position,
         recorded_at,
-    })))
+    }))
 }
 
 /// Resolves once `stop` turns true (or its sender is gone). The guard `wait_for` returns is
@@ -236,6 +243,7 @@ impl Runner {
             events,
             models,
             rebuild: RebuildSizes::default(),
+            owners: Arc::default(),
         }
     }
 
@@ -252,7 +260,27 @@ impl Runner {
         batch: usize,
     ) -> Result<Option<Arc<Page>>, RunnerError> {
         let events = self.events.read_all(after, batch).await?;
-        page_of(events, 1).await
+        self.page_of(events, 1).await
+    }
+
+    /// The page of `events`, decoded in `parts` tasks at once and with each event's
+    /// appointment; `None` when there are none.
+    async fn page_of(
+        &self,
+        events: Vec<RecordedEvent>,
+        parts: usize,
+    ) -> Result<Option<Arc<Page>>, RunnerError> {
+        let Some(mut page) = decoded_page(events, parts).await? else {
+            return Ok(None);
+        };
+        let events: Vec<_> = page
+            .decoded
+            .iter()
+            .map(|(i, event)| (&page.events[*i], event))
+            .collect();
+        let owners = self.owners.resolve(self.events.as_ref(), &events).await?;
+        page.owners = owners;
+        Ok(Some(Arc::new(page)))
     }
 
     /// Loads `missing` keys of a projection in one query.
@@ -271,16 +299,18 @@ impl Runner {
     async fn fold(
         &self,
         feed: &mut Feed,
-        page: &[RecordedEvent],
-        decoded: &[(usize, DomainEvent)],
+        page: &Page,
         after: GlobalPosition,
     ) -> Result<(), RunnerError> {
-        let events: Vec<Recorded<'_>> = decoded
+        let events: Vec<Recorded<'_>> = page
+            .decoded
             .iter()
-            .filter(|(i, _)| page[*i].global_position > after)
-            .map(|(i, event)| Recorded {
-                envelope: &page[*i],
+            .zip(&page.owners)
+            .filter(|((i, _), _)| page.events[*i].global_position > after)
+            .map(|((i, event), appointment)| Recorded {
+                envelope: &page.events[*i],
                 event,
+                appointment: *appointment,
             })
             .collect();
         if feed.docs.is_complete() {
@@ -425,7 +455,7 @@ impl Runner {
         if after >= page.position {
             return Ok(false);
         }
-        self.fold(feed, &page.events, &page.decoded, after).await?;
+        self.fold(feed, page, after).await?;
         Ok(true)
     }
 
@@ -551,7 +581,7 @@ impl Runner {
         let mut failure = None;
         'pages: while let Some(events) = raw.recv().await {
             let page = match events.map_err(RunnerError::from) {
-                Ok(events) => match page_of(events, DECODE_PARTS).await {
+                Ok(events) => match self.page_of(events, DECODE_PARTS).await {
                     Ok(Some(page)) => page,
                     Ok(None) => break,
                     Err(e) => {

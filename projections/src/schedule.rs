@@ -12,7 +12,7 @@ use videoamt_core::readmodel::{DocKey, Docs, ReadModelStore};
 use videoamt_core::store::StoreError;
 use videoamt_core::tenant::{BookingChannel, ClerkId, DepartmentId, ServiceId, Tenant};
 
-use crate::{Projection, Recorded, owner, tenant_of};
+use crate::{Projection, Recorded, tenant_of};
 
 pub const NAME: &str = "clerk-schedule";
 
@@ -132,11 +132,10 @@ impl Projection for ClerkSchedule {
         if !relevant(event.event) || matches!(event.event, DomainEvent::AppointmentBooked(_)) {
             return vec![];
         }
-        let mut keys = owner::keys(event);
-        let Some(appointment) = owner::appointment(event, docs) else {
-            return keys;
+        let Some(appointment) = event.appointment else {
+            return vec![];
         };
-        keys.push(place_key(appointment));
+        let mut keys = vec![place_key(appointment)];
         if let Some(place) = docs.get::<Place>(&place_key(appointment)) {
             keys.push(entry_key(place.entry));
         }
@@ -147,12 +146,9 @@ impl Projection for ClerkSchedule {
         if !relevant(event.event) {
             return;
         }
-        let Some(appointment) = owner::appointment(event, docs) else {
+        let Some(appointment) = event.appointment else {
             return;
         };
-        if matches!(event.event, DomainEvent::SessionOpened(_)) {
-            owner::remember(event, docs, appointment);
-        }
         if let DomainEvent::AppointmentBooked(e) = event.event {
             let Some(key) = self.entry_at(event, &e.department, e.start, appointment) else {
                 return;

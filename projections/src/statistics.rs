@@ -18,7 +18,7 @@ use videoamt_core::readmodel::{DocKey, Docs, ReadModelStore};
 use videoamt_core::store::StoreError;
 use videoamt_core::tenant::{DepartmentId, Tenant};
 
-use crate::{Projection, Recorded, owner, tenant_of};
+use crate::{Projection, Recorded, tenant_of};
 
 pub const NAME: &str = "pilot-statistics";
 
@@ -128,11 +128,10 @@ impl Projection for PilotStatistics {
         if !relevant(event.event) {
             return vec![];
         }
-        let mut keys = owner::keys(event);
-        let Some(appointment) = owner::appointment(event, docs) else {
-            return keys;
+        let Some(appointment) = event.appointment else {
+            return vec![];
         };
-        keys.push(facts_key(appointment));
+        let mut keys = vec![facts_key(appointment)];
         if let Some(facts) = docs.get::<Facts>(&facts_key(appointment))
             && (facts.bucket.is_some() || finalizes(event.event))
         {
@@ -149,10 +148,9 @@ impl Projection for PilotStatistics {
         if !relevant(event.event) {
             return;
         }
-        let Some(appointment) = owner::appointment(event, docs) else {
+        let Some(appointment) = event.appointment else {
             return;
         };
-        owner::remember(event, docs, appointment);
         let at = event.envelope.meta.recorded_at;
         let mut facts: Facts = docs.get(&facts_key(appointment)).unwrap_or_default();
         let visit = &mut facts.visit;

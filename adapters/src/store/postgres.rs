@@ -216,6 +216,12 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         ALTER COLUMN key TYPE text COLLATE "C";
     "#,
     ),
+    (
+        7,
+        "drop the projections' own indexes of stream owners (ADR 0032)",
+        // The runner finds an event's appointment itself now; nothing reads these any more.
+        "DELETE FROM read_models WHERE kind = 'owner';",
+    ),
 ];
 
 const EVENT_COLUMNS: &str = "global_position, stream_id, stream_version, event_id, event_type, \

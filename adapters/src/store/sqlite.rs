@@ -136,6 +136,12 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     ) STRICT, WITHOUT ROWID;
     "#,
     ),
+    (
+        6,
+        "drop the projections' own indexes of stream owners (ADR 0032)",
+        // The runner finds an event's appointment itself now; nothing reads these any more.
+        "DELETE FROM read_models WHERE kind = 'owner';",
+    ),
 ];
 
 /// The triggers `verify` insists on.

@@ -817,6 +817,58 @@ pub(crate) async fn migrations_run_once_even_when_processes_start_together<B: Ba
     );
 }
 
+/// The last migration drops the `owner` documents projections used to keep (ADR 0032) and
+/// leaves every other document.
+pub(crate) async fn the_owner_indexes_of_old_read_models_are_dropped<B: Backend>(b: &B) {
+    use videoamt_core::readmodel::{Change, DocKey, ProjectionCheckpoint};
+    let store = b.open().await;
+    let kept = DocKey::new("detail", "a");
+    let owner = DocKey::new("owner", "session-1");
+    store
+        .commit(
+            "appointment-detail",
+            0,
+            ProjectionCheckpoint {
+                projection: "appointment-detail".into(),
+                position: 3,
+                event_recorded_at: None,
+            },
+            vec![
+                Change::Put(kept.clone(), "{}".into()),
+                Change::Put(owner.clone(), r#"{"appointment":"x"}"#.into()),
+            ],
+        )
+        .await
+        .expect("commit");
+    drop(store);
+    // As a database left by the release before: the last migration not yet run.
+    assert_eq!(
+        b.raw_sql(&format!(
+            "DELETE FROM schema_migrations WHERE version = {}",
+            B::SCHEMA_VERSION
+        ))
+        .await,
+        Ok(1)
+    );
+    let store = b.open().await;
+    let found = store
+        .get("appointment-detail", &[kept.clone(), owner])
+        .await
+        .expect("get");
+    assert_eq!(
+        found.into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
+        [kept]
+    );
+    assert_eq!(
+        store
+            .checkpoint("appointment-detail")
+            .await
+            .expect("checkpoint")
+            .position,
+        3
+    );
+}
+
 pub(crate) async fn read_models_commit_with_their_checkpoint<B: Backend>(b: &B) {
     use videoamt_core::readmodel::{Change, DocKey, ProjectionCheckpoint, ReadModelError};
     let store = b.open().await;
@@ -1275,6 +1327,7 @@ macro_rules! contract_suite {
             database_refuses_update_and_delete,
             bad_input_is_refused_and_nothing_written,
             migrations_run_once_even_when_processes_start_together,
+            the_owner_indexes_of_old_read_models_are_dropped,
             read_models_commit_with_their_checkpoint,
             new_read_model_documents_commit_in_bulk,
             read_models_of_several_projections_commit_together,
@@ -1314,7 +1367,8 @@ pub(crate) mod sqlite {
 
     #[async_trait::async_trait]
     impl super::Backend for Sqlite {
-        const SCHEMA_VERSION: u32 = 5;
+        // 6: owner indexes dropped.
+        const SCHEMA_VERSION: u32 = 6;
 
         async fn fresh() -> Option<Self> {
             Some(Self {
@@ -1380,8 +1434,8 @@ pub(crate) mod postgres {
 
     #[async_trait::async_trait]
     impl super::Backend for Postgres {
-        // 6: read model keys in the "C" collation.
-        const SCHEMA_VERSION: u32 = 6;
+        // 6: read model keys in the "C" collation; 7: owner indexes dropped.
+        const SCHEMA_VERSION: u32 = 7;
 
         async fn fresh() -> Option<Self> {
             let server = test_server_url().await?;
