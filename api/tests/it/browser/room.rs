@@ -37,15 +37,26 @@ fn inside_namespace(name: &str) -> bool {
     false
 }
 
-/// Waits until the page's own record of the call (`window.videoamt`) says `condition`.
+/// Waits until the page's own record of the call (`window.videoamt`) says `condition`. On a
+/// timeout the panic shows what the forms panel (or else the page) said then.
 async fn until(person: &Person, condition: &str, what: &str) {
-    person
+    let Err(e) = person
         .page
         .wait_for(condition, Duration::from_secs(45))
         .await
-        .unwrap_or_else(|e| {
-            panic!("{} waited for {what}: {e:#}", person.who);
-        });
+    else {
+        return;
+    };
+    let shown = person
+        .page
+        .eval("(document.getElementById('formulare') || document.body).innerText.slice(0, 3000)")
+        .await
+        .map(|v| v.as_str().unwrap_or_default().to_owned())
+        .unwrap_or_else(|e| format!("(unreadable: {e:#})"));
+    panic!(
+        "{} waited for {what}: {e:#}\nthe page showed:\n{shown}",
+        person.who
+    );
 }
 
 async fn inbound(person: &Person) -> u64 {
@@ -1337,7 +1348,10 @@ async fn a_weapons_card_visit_in_stuttgart_is_signed_by_touchpad_and_handy_tan_a
         sms.contains("An: 0171 2345678") && sms.contains("bei der Landeshauptstadt Stuttgart"),
         "{sms}"
     );
-    let code: String = sms
+    // The TAN is in the message, below the headers: the `Schlüssel` header is the TAN's id, a
+    // UUID whose hex digits may hold six decimal digits in a row.
+    let message = sms.split_once("\n\n").map_or("", |(_, message)| message);
+    let code: String = message
         .split(|c: char| !c.is_ascii_digit())
         .find(|part| part.len() == 6)
         .unwrap_or_else(|| panic!("a six-digit TAN in {sms:?}"))
