@@ -194,6 +194,37 @@ fn decoded(e: &RecordedEvent) -> DomainEvent {
     DomainEvent::from_payload(e.event_type.as_str(), e.schema_version, &e.payload).expect("decodes")
 }
 
+/// The Message-IDs among `arrived` that the log never records as sent, leaving out the mails of
+/// appointments whose data subject was purged. Such a mail may have gone out just before a
+/// kill; the next server finds the contact erased and rightly sends and records nothing.
+fn unrecorded(
+    log: &[RecordedEvent],
+    arrived: &BTreeSet<String>,
+    recorded: &BTreeSet<String>,
+) -> Vec<String> {
+    let purged: BTreeSet<&str> = log
+        .iter()
+        .filter(|e| e.event_type.as_str() == "PurgeExecuted")
+        .filter_map(|e| e.stream_id.as_str().strip_prefix("subject-"))
+        .collect();
+    let erased: BTreeSet<String> = log
+        .iter()
+        .filter_map(|e| match decoded(e) {
+            DomainEvent::AppointmentBooked(b)
+                if purged.contains(b.subject.to_string().as_str()) =>
+            {
+                Some(b.appointment.to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    arrived
+        .difference(recorded)
+        .filter(|id| !id.split('.').next().is_some_and(|a| erased.contains(a)))
+        .cloned()
+        .collect()
+}
+
 /// What the citizens and the clerk were told, and what the requests met.
 #[derive(Default)]
 struct Ledger {
@@ -794,7 +825,13 @@ async fn twenty_kills_lose_nothing_acknowledged_and_repeat_no_side_effect(site: 
             .iter()
             .map(|m| bracketed(&m.id))
             .collect();
-        if outbox == head && verified >= planted.len() && arrived == recorded {
+        let unrecorded = unrecorded(&log, &arrived, &recorded);
+        let unarrived: Vec<&String> = recorded.difference(&arrived).collect();
+        if outbox == head
+            && verified >= planted.len()
+            && unrecorded.is_empty()
+            && unarrived.is_empty()
+        {
             break;
         }
         assert!(
@@ -804,8 +841,8 @@ async fn twenty_kills_lose_nothing_acknowledged_and_repeat_no_side_effect(site: 
              {:?}",
             site.name,
             planted.len(),
-            arrived.difference(&recorded).collect::<Vec<_>>(),
-            recorded.difference(&arrived).collect::<Vec<_>>(),
+            unrecorded,
+            unarrived,
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -841,7 +878,18 @@ async fn twenty_kills_lose_nothing_acknowledged_and_repeat_no_side_effect(site: 
     let arrived: BTreeSet<String> = copies.keys().map(|id| bracketed(id)).collect();
     let recorded: BTreeSet<String> = sent.keys().map(|id| bracketed(id)).collect();
     assert_eq!(failed, 0, "{}: no mail failed", site.name);
-    assert_eq!(arrived, recorded, "{}: arrived against recorded", site.name);
+    assert_eq!(
+        unrecorded(&log, &arrived, &recorded),
+        Vec::<String>::new(),
+        "{}: arrived and never recorded",
+        site.name
+    );
+    assert_eq!(
+        recorded.difference(&arrived).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "{}: recorded and never arrived",
+        site.name
+    );
     let twice: Vec<_> = sent.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "{}: recorded twice: {twice:?}", site.name);
     let split: Vec<_> = ids_per_mail
