@@ -1046,6 +1046,28 @@ pub(crate) async fn new_read_model_documents_commit_in_bulk<B: Backend>(b: &B) {
     assert_eq!(store.dump("detail").await.expect("dump").len(), 3_999);
 }
 
+/// A commit of `projection` from checkpoint `from` to `to` that puts `value` under `key`.
+pub(crate) fn put_commit(
+    projection: &str,
+    from: u64,
+    to: u64,
+    key: &videoamt_core::readmodel::DocKey,
+    value: &str,
+) -> videoamt_core::readmodel::Commit {
+    videoamt_core::readmodel::Commit {
+        from,
+        to: videoamt_core::readmodel::ProjectionCheckpoint {
+            projection: projection.into(),
+            position: to,
+            event_recorded_at: None,
+        },
+        changes: vec![videoamt_core::readmodel::Change::Put(
+            key.clone(),
+            value.into(),
+        )],
+    }
+}
+
 /// Several projections' commits go in together: each projection's documents and checkpoint as
 /// its own commit would write them, the same key kept apart per projection; a moved checkpoint
 /// refuses (here the first, so no backend writes anything of the call).
@@ -1117,16 +1139,8 @@ pub(crate) async fn read_models_of_several_projections_commit_together<B: Backen
     both_at_9().await;
     let refused = store
         .commit_all(vec![
-            Commit {
-                from: 7,
-                to: at("free-slots", 12),
-                changes: vec![Change::Put(key.clone(), r#"{"of":"stale"}"#.into())],
-            },
-            Commit {
-                from: 9,
-                to: at("schedule", 12),
-                changes: vec![Change::Put(key.clone(), r#"{"of":"later"}"#.into())],
-            },
+            put_commit("free-slots", 7, 12, &key, r#"{"of":"stale"}"#),
+            put_commit("schedule", 9, 12, &key, r#"{"of":"later"}"#),
         ])
         .await;
     assert!(
@@ -1488,9 +1502,7 @@ pub(crate) mod postgres {
     #[tokio::test]
     async fn a_joint_commit_refused_for_one_projection_writes_none() {
         use super::Backend;
-        use videoamt_core::readmodel::{
-            Change, Commit, DocKey, ProjectionCheckpoint, ReadModelError,
-        };
+        use videoamt_core::readmodel::{DocKey, ProjectionCheckpoint, ReadModelError};
         let Some(b) = Postgres::fresh().await else {
             return;
         };
@@ -1507,16 +1519,8 @@ pub(crate) mod postgres {
             .expect("schedule at 5");
         let refused = store
             .commit_all(vec![
-                Commit {
-                    from: 0,
-                    to: at("free-slots", 6),
-                    changes: vec![Change::Put(key.clone(), r#"{"of":"slots"}"#.into())],
-                },
-                Commit {
-                    from: 0,
-                    to: at("schedule", 6),
-                    changes: vec![Change::Put(key.clone(), r#"{"of":"schedule"}"#.into())],
-                },
+                super::put_commit("free-slots", 0, 6, &key, r#"{"of":"slots"}"#),
+                super::put_commit("schedule", 0, 6, &key, r#"{"of":"schedule"}"#),
             ])
             .await;
         assert!(
